@@ -1,0 +1,300 @@
+"""The engine every model shares: folds, protocols, the training loop, evaluation and weight files.
+
+The fold loop (``cross_validate``) is the one place where the test fold is touched, and only
+where the protocol's name says so: ``paper`` looks at it after every epoch (that is what the
+name warns about), ``last_epoch`` only once, after training. Which network is trained is the
+``ModelSpec``'s business (Model.py); this file never names one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.model_selection import KFold
+
+import legacy_weights
+import results
+from errors import UserError
+from Model import Hyper, ModelSpec, build_model, legacy_weight_groups
+
+PROTOCOLS = {
+    "last_epoch": "last_epoch: train the fixed number of epochs and evaluate the last one; the test fold is used "
+                  "once, after training (TIM-Net's code since Aug 2023)",
+    "paper": "paper: SELECTS ON THE TEST FOLD - the test fold is the validation data and the epoch with the best "
+             "test-fold accuracy is kept, as the original code made its published tables and weights; "
+             "optimistic, not an honest estimate",
+}
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; written into every results JSON."""
+
+    model: str
+    data: str
+    classes: list
+    feature_path: str
+    split_fold: int = 10
+    random_seed: int = 46
+    epochs: int = 500
+    batch_size: int = 64
+    lr: float = 0.001
+    beta1: float = 0.93
+    beta2: float = 0.98
+    epsilon: float = 1e-8
+    label_smoothing: float = 0.1
+    protocol: str = "last_epoch"
+    hyper: Hyper = field(default_factory=Hyper)
+    synthetic: bool = False
+
+
+def make_folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """KFold(k, shuffle=True, random_state=seed) over the file's sample order, as the original (SPEC §4)."""
+    if not 2 <= k <= n:
+        raise UserError(f"--split_fold {k}: must be between 2 and the number of samples ({n})")
+    return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(n)))
+
+
+def smooth_labels(y: np.ndarray, amount: float) -> np.ndarray:
+    """y (1 - amount) + amount / C on a new array: the original once did this in place, across folds."""
+    return y * (1.0 - amount) + amount / y.shape[1]
+
+
+class Trainer:
+    """One compiled training step reused by every fold.
+
+    Building and tracing a Keras model costs seconds; the original paid it ten times per run.
+    Here the model, the optimiser and the traced step are made once, and ``reset`` gives every
+    fold fresh weights (a newly built model's initial values, from the fold's seed) and a
+    fresh optimiser state, which is what a new model per fold computes.
+    """
+
+    def __init__(self, build: Callable[[], keras.Model], config: RunConfig):
+        self.build = build
+        self.model = build()
+        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, beta_1=config.beta1, beta_2=config.beta2,
+                                               epsilon=config.epsilon)
+        self.optimizer.build(self.model.trainable_variables)
+        frames, features = self.model.input_shape[1:]
+        x_spec = tf.TensorSpec((None, frames, features), tf.float32)
+        y_spec = tf.TensorSpec((None, self.model.output_shape[-1]), tf.float32)
+        self._step = tf.function(self._train_step, input_signature=[x_spec, y_spec])
+        self._predict = tf.function(lambda x: self.model(x, training=False), input_signature=[x_spec])
+
+    def _train_step(self, x, y):
+        with tf.GradientTape() as tape:
+            probs = self.model(x, training=True)  # (B, C)
+            loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, probs))
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        correct = tf.reduce_sum(tf.cast(tf.argmax(probs, -1) == tf.argmax(y, -1), tf.float32))
+        return loss, correct
+
+    def reset(self, seed: int) -> None:
+        """Fresh initial weights (and dropout RNG state) drawn from ``seed``; optimiser moments and step to zero."""
+        keras.utils.set_random_seed(seed)
+        fresh = self.build()
+        for target, source in zip(self.model.variables, fresh.variables):
+            target.assign(source)
+        for variable in self.optimizer.variables:
+            if variable.name != "learning_rate":  # iterations and the Adam moments
+                variable.assign(tf.zeros_like(variable))
+
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int) -> tuple[float, float]:
+        """One pass over the rows ``order`` of x (gathered batch by batch, never copied whole); (loss, accuracy)."""
+        total_loss = total_correct = 0.0
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            loss, correct = self._step(x[rows], y[rows])
+            total_loss += float(loss) * len(rows)
+            total_correct += float(correct)
+        return total_loss / len(order), total_correct / len(order)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Softmax outputs (N, C) in inference mode (BatchNorm moving statistics, no dropout)."""
+        return np.concatenate([self._predict(x[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self.model.variables]
+
+    def set_weights(self, values: list[np.ndarray]) -> None:
+        for variable, value in zip(self.model.variables, values):
+            variable.assign(value)
+
+
+def _loss_and_accuracy(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    clipped = np.clip(probs, 1e-7, 1 - 1e-7)  # Keras' categorical cross-entropy clipping
+    loss = float(np.mean(-np.sum(y * np.log(clipped), axis=1)))
+    return loss, float(np.mean(probs.argmax(1) == y.argmax(1)))
+
+
+class EpochProgress:
+    """Per-epoch progress: rewritten in place on a terminal, every tenth of the epochs otherwise (logs, CI)."""
+
+    def __init__(self, label: str, epochs: int, stream=sys.stderr):
+        self.label, self.epochs, self.stream = label, epochs, stream
+        self.in_place = stream.isatty()
+        self.every = 1 if self.in_place else max(1, epochs // 10)
+        self.start = time.time()
+
+    def update(self, epoch: int, logs: dict) -> None:
+        if epoch % self.every and epoch != self.epochs:
+            return
+        figures = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
+        rate = (time.time() - self.start) / epoch
+        line = f"{self.label} epoch {epoch}/{self.epochs}  {figures}  ({rate:.2f} s/epoch)"
+        end = "\r" if self.in_place and epoch != self.epochs else "\n"
+        self.stream.write(line + end)
+        self.stream.flush()
+
+
+def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray,
+               config: RunConfig, fold_seed: int, label: str) -> dict:
+    """Train one fold under ``config.protocol``; returns the per-epoch history and the kept epoch."""
+    trainer.reset(fold_seed)
+    y_train = y.copy()
+    y_train[train_idx] = smooth_labels(y[train_idx], config.label_smoothing)  # training labels only, on a copy
+    rng = np.random.default_rng(fold_seed)
+    history = {"loss": [], "accuracy": []}
+    selects_on_test = config.protocol == "paper"
+    if selects_on_test:
+        history.update(val_loss=[], val_accuracy=[])
+    best_accuracy, best_epoch, best_weights = -1.0, config.epochs, None
+    progress = EpochProgress(label, config.epochs)
+    for epoch in range(1, config.epochs + 1):
+        loss, accuracy = trainer.train_epoch(x, y_train, rng.permutation(train_idx), config.batch_size)
+        history["loss"].append(loss)
+        history["accuracy"].append(accuracy)
+        logs = {"loss": loss, "acc": accuracy}
+        if selects_on_test:  # the paper protocol: the test fold is the validation data
+            val_loss, val_accuracy = _loss_and_accuracy(trainer.predict(x[test_idx]), y[test_idx])
+            history["val_loss"].append(val_loss)
+            history["val_accuracy"].append(val_accuracy)
+            logs.update(test_loss=val_loss, test_acc=val_accuracy)
+            if val_accuracy > best_accuracy:  # strictly better, as Keras' ModelCheckpoint(save_best_only)
+                best_accuracy, best_epoch, best_weights = val_accuracy, epoch, trainer.get_weights()
+        progress.update(epoch, logs)
+    if best_weights is not None:
+        trainer.set_weights(best_weights)
+    return {"history": history, "kept_epoch": best_epoch}
+
+
+def new_run_folder(parent: str, name: str) -> str:
+    """Create ``parent/name`` (or ``name_2``, ``name_3`` ...): a run never writes into another run's folder."""
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{parent}: cannot create the folder ({exc.strerror})") from None
+    for suffix in [""] + [f"_{i}" for i in range(2, 1000)]:
+        path = os.path.join(parent, name + suffix)
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserError(f"{path}: cannot create the folder ({exc.strerror})") from None
+    raise UserError(f"{parent}: too many runs named {name}")
+
+
+def weights_file(folder: str, k: int, fold: int) -> str:
+    """The original's name: ``<k>-fold_weights_best_<i>.hdf5``, folds numbered from 1."""
+    return os.path.join(folder, f"{k}-fold_weights_best_{fold}.hdf5")
+
+
+def library_versions() -> dict:
+    import librosa
+    import sklearn
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "librosa": librosa.__version__, "scikit-learn": sklearn.__version__}
+
+
+def _title(config: RunConfig, mode: str) -> str:
+    synthetic = "SYNTHETIC DATA - " if config.synthetic else ""
+    return f"{synthetic}{config.model} on {config.data}, {config.split_fold}-fold, seed {config.random_seed}, {mode}"
+
+
+def _record(config: RunConfig, spec: ModelSpec, mode: str, folds: list, weights_folder: str) -> dict:
+    return {"title": _title(config, mode), "mode": mode, "model": spec.name, "paper": spec.paper,
+            "protocol": config.protocol if mode == "train" else "test",
+            "protocol_description": PROTOCOLS.get(config.protocol) if mode == "train" else
+            f"re-test of the weights in {weights_folder} on the same KFold split",
+            "synthetic": config.synthetic, "weights_folder": weights_folder,
+            "config": asdict(config), "versions": library_versions(),
+            "folds": folds, "summary": results.summarize(folds)}
+
+
+def _finish(config: RunConfig, record: dict, result_dir: str, time_str: str) -> dict:
+    summary = record["summary"]
+    stem = results.results_stem(config.data, config.split_fold, summary["war_mean_of_folds"], config.random_seed,
+                                time_str, config.model, record["protocol"])
+    paths = results.write_results(result_dir, stem, record, config.classes)
+    histories = [f["history"] for f in record["folds"] if f.get("history")]
+    if histories:
+        curves = os.path.join(result_dir, stem + "_curves.png")
+        results.plot_training_curves(histories, curves, record["title"])
+        paths["curves"] = curves
+    print(results.format_summary(summary, record["protocol_description"]))
+    for kind, path in paths.items():
+        print(f"wrote {kind}: {path}")
+    return {"record": record, "paths": paths}
+
+
+def cross_validate(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, model_path: str,
+                   result_path: str) -> dict:
+    """Train ``spec`` on every fold under ``config.protocol``, save each fold's weights, write the results."""
+    if config.protocol not in PROTOCOLS:
+        raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    folds = make_folds(len(x), config.split_fold, config.random_seed)
+    time_str = time.strftime("%Y-%m-%d_%H-%M-%S")
+    run_folder = new_run_folder(model_path, f"{config.data}_{config.random_seed}_{time_str}_{spec.name}")
+    print(f"{_title(config, 'train')}\nprotocol {PROTOCOLS[config.protocol]}\nweights -> {run_folder}")
+    started = time.time()
+    trainer = Trainer(lambda: build_model(spec, x.shape[1], x.shape[2], y.shape[1], config.hyper), config)
+    print(f"model {spec.name}: {trainer.model.count_params():,} parameters, built in {time.time() - started:.1f} s")
+    records = []
+    for i, (train_idx, test_idx) in enumerate(folds):
+        label = f"[{spec.name} {config.data} fold {i + 1}/{len(folds)}]"
+        fold = train_fold(trainer, x, y, train_idx, test_idx, config, config.random_seed * 1000 + i, label)
+        legacy_weights.save_legacy_weights(weights_file(run_folder, len(folds), i + 1),
+                                           legacy_weight_groups(trainer.model))
+        probs = trainer.predict(x[test_idx])  # the kept epoch's weights, evaluated once on the test fold
+        metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
+        records.append({**metrics, **fold, "y_true": y[test_idx].argmax(1).tolist(),
+                        "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})
+        print(results.format_fold_line(i, len(folds), records[-1]) + f"  kept epoch {fold['kept_epoch']}")
+    print(f"trained {len(folds)} folds in {time.time() - started:.0f} s")
+    return _finish(config, _record(config, spec, "train", records, run_folder), result_path, time_str)
+
+
+def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, test_path: str,
+                 result_path: str) -> dict:
+    """Rebuild the KFold split of ``config.random_seed``, load fold i's weights, evaluate on test fold i."""
+    folds = make_folds(len(x), config.split_fold, config.random_seed)
+    files = [weights_file(test_path, len(folds), i + 1) for i in range(len(folds))]
+    missing = [os.path.basename(f) for f in files if not os.path.isfile(f)]
+    if missing:
+        raise UserError(f"{test_path}: missing weight files {', '.join(missing)} "
+                        f"(expected {len(folds)} files for --split_fold {len(folds)})")
+    model = build_model(spec, x.shape[1], x.shape[2], y.shape[1], config.hyper)
+    groups = legacy_weight_groups(model)
+    predict = tf.function(lambda batch: model(batch, training=False))
+    print(f"{_title(config, 'test')}\nweights <- {test_path}")
+    records = []
+    for i, ((_, test_idx), path) in enumerate(zip(folds, files)):
+        legacy_weights.load_legacy_weights(path, groups)
+        probs = np.concatenate([predict(x[test_idx][s:s + 256]).numpy() for s in range(0, len(test_idx), 256)])
+        metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
+        records.append({**metrics, "weights": path, "y_true": y[test_idx].argmax(1).tolist(),
+                        "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})
+        print(results.format_fold_line(i, len(folds), records[-1]))
+    return _finish(config, _record(config, spec, "test", records, test_path), result_path,
+                   time.strftime("%Y-%m-%d_%H-%M-%S"))

@@ -1,0 +1,67 @@
+"""Causal dilated 1-D convolution written as matrix products, shared by TIM-Net and GM-TCNet.
+
+Keras ``Conv1D(padding="causal", dilation_rate=d)`` with kernel size k computes
+``y[t] = b + sum_j x[t - (k-1-j) d] @ W[j]`` with zeros before the first frame. For the
+kernel sizes of these models (1 and 2) that is one or two dense products over the
+channel axis of the sequence and a copy of it shifted right by ``d`` frames; on CPU
+this runs much faster than the generic dilated convolution (which TensorFlow lowers to
+space-to-batch, a 2-D convolution and batch-to-space). The variables keep Keras'
+``Conv1D`` shapes, kernel (k, C_in, C_out) and bias (C_out,), so weights map one to one.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="ser")
+class CausalConv1D(keras.layers.Layer):
+    """Causal dilated convolution, numerically the same function as Keras' causal ``Conv1D``.
+
+    Args:
+        filters: output channels.
+        kernel_size: taps of the filter (>= 1).
+        dilation_rate: spacing between taps in frames (>= 1).
+        use_bias: add a bias vector (initialised to zeros).
+        kernel_initializer: initializer of the (kernel_size, C_in, filters) kernel.
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 2, dilation_rate: int = 1, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation_rate", dilation_rate)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"CausalConv1D: {arg} must be a positive integer, received {arg}={value!r}")
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.dilation_rate = dilation_rate
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.kernel = self.add_weight(name="kernel", shape=(self.kernel_size, channels, self.filters),
+                                      initializer=self.kernel_initializer)
+        self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+                     if self.use_bias else None)
+
+    def call(self, x):  # (B, T, C_in) -> (B, T, filters)
+        steps = ops.shape(x)[1]
+        y = ops.matmul(x, self.kernel[-1])  # the tap at lag 0
+        for j in range(self.kernel_size - 1):
+            lag = (self.kernel_size - 1 - j) * self.dilation_rate
+            # x shifted right by `lag` frames, zeros in front: x[t - lag]; a lag >= T contributes nothing
+            shifted = ops.pad(x, [[0, 0], [lag, 0], [0, 0]])[:, :steps, :]
+            y = y + ops.matmul(shifted, self.kernel[j])
+        if self.use_bias:
+            y = y + self.bias
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "dilation_rate": self.dilation_rate, "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}

@@ -1,0 +1,105 @@
+"""main.py: the published-weights re-test against the authors' numbers, and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import CODE
+from main import main
+
+
+def reference(shared, *parts):
+    return os.path.join(shared, "reference", *parts)
+
+
+def test_retest_of_published_emodb_weights_prints_the_authors_numbers(shared, tmp_path, capsys):
+    code = main(["--mode", "test", "--data", "EMODB", "--random_seed", "46",
+                 "--test_path", reference(shared, "Test_Models", "EMODB_46"),
+                 "--feature_path", reference(shared, "EMODB_2s.npy"), "--result_path", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    with open(reference(shared, "golden_timnet_emodb46.json")) as f:
+        golden = json.load(f)
+    [result_json] = [p for p in os.listdir(tmp_path) if p.endswith(".json")]
+    assert result_json.startswith("EMODB_10fold_80.92_46_") and "TIMNET_test" in result_json
+    with open(tmp_path / result_json) as f:
+        record = json.load(f)
+    np.testing.assert_allclose([f["war"] for f in record["folds"]], golden["fold_war"], atol=5e-7)
+    np.testing.assert_allclose([f["uar"] for f in record["folds"]], golden["fold_uar"], atol=5e-7)
+    summary = record["summary"]
+    for key in ("war_mean_of_folds", "uar_mean_of_folds", "uar_pooled", "war_pooled"):
+        assert summary[key] == pytest.approx(golden[key], abs=5e-7), key
+    for printed in ("80.92", "79.41", "79.46"):
+        assert printed in out
+    assert {".xlsx", ".json"} <= {os.path.splitext(p)[1] for p in os.listdir(tmp_path)}
+
+
+def run_cli(*args):
+    """main.py in a real process: exit status and stderr lines."""
+    done = subprocess.run([sys.executable, os.path.join(CODE, "main.py"), *args], capture_output=True, text=True,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}, timeout=300)
+    return done.returncode, [line for line in done.stderr.splitlines() if line.strip()]
+
+
+def test_help_explains_every_flag():
+    done = subprocess.run([sys.executable, os.path.join(CODE, "main.py"), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for flag in ("--mode", "--data", "--split_fold", "--random_seed", "--epoch", "--batch_size", "--lr", "--beta1",
+                 "--beta2", "--dropout", "--activation", "--filter_size", "--dilation_size", "--kernel_size",
+                 "--stack_size", "--model_path", "--result_path", "--test_path", "--gpu", "--feature_path",
+                 "--protocol", "--model"):
+        assert flag in done.stdout
+
+
+def test_unknown_corpus_is_one_line():
+    code, err = run_cli("--data", "FOO")
+    assert code == 2 and len(err) == 1 and "--data 'FOO'" in err[0] and "EMODB" in err[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--batch_size", "0"], "--batch_size 0"),
+    (["--epoch", "-3"], "--epoch -3"),
+    (["--split_fold", "1"], "--split_fold 1"),
+    (["--model", "RNN"], "--model 'RNN'"),
+    (["--dropout", "1.5"], "--dropout 1.5"),
+])
+def test_impossible_flags_name_themselves(args, expected, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0]
+
+
+def test_missing_feature_file_says_how_to_make_it(tmp_path, capsys):
+    missing = str(tmp_path / "EMODB.npy")
+    assert main(["--mode", "train", "--feature_path", missing]) == 2
+    err = capsys.readouterr().err.strip()
+    assert missing in err and "--mode extract" in err and "\n" not in err
+
+
+def test_feature_file_of_another_corpus_is_refused(shared, capsys):
+    assert main(["--mode", "train", "--data", "CASIA", "--feature_path", reference(shared, "EMODB_2s.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "EMODB_2s.npy" in err and "7" in err and "6" in err and "\n" not in err
+
+
+def test_split_fold_larger_than_the_corpus(shared, tmp_path, capsys):
+    assert main(["--mode", "test", "--split_fold", "1000", "--feature_path", reference(shared, "EMODB_2s.npy"),
+                 "--test_path", reference(shared, "Test_Models", "EMODB_46"), "--result_path", str(tmp_path)]) == 2
+    assert "--split_fold 1000" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_weights_of_another_class_count_name_the_layer(shared, tmp_path, capsys):
+    x = np.load(reference(shared, "EMODB_2s.npy"), allow_pickle=True).item()["x"][:60]
+    y = np.eye(6, dtype="float32")[np.arange(60) % 6]
+    fake = tmp_path / "CASIA.npy"
+    np.save(fake, {"x": x, "y": y})
+    assert main(["--mode", "test", "--data", "CASIA", "--feature_path", str(fake), "--random_seed", "46",
+                 "--test_path", reference(shared, "Test_Models", "EMODB_46"), "--result_path", str(tmp_path / "R")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "dense" in err and "(39, 7)" in err and "(39, 6)" in err
+    assert not os.path.exists(tmp_path / "R")

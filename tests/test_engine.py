@@ -1,0 +1,121 @@
+"""The shared engine: fold split, label smoothing, fresh weights per fold, protocols, save -> re-test round trip."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from sklearn.model_selection import KFold
+
+import legacy_weights
+from Common_Model import RunConfig, Trainer, cross_validate, make_folds, smooth_labels, retest_weights
+from errors import UserError
+from Model import MODELS, Hyper, build_model, legacy_weight_groups
+
+CLASSES = ["a", "b", "c"]
+
+
+def toy_data(n=36, frames=24, seed=0):
+    """Three classes whose MFCC-like frames differ in mean: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    x = rng.normal(size=(n, frames, 39)).astype("float32") + labels[:, None, None].astype("float32")
+    return x, np.eye(3, dtype="float32")[labels]
+
+
+def config(model="TIMNET", **overrides):
+    base = dict(model=model, data="TOY", classes=CLASSES, feature_path="toy.npy", split_fold=3, random_seed=7,
+                epochs=3, batch_size=8, label_smoothing=0.1, hyper=Hyper(dilation_size=3))
+    return RunConfig(**{**base, **overrides})
+
+
+@pytest.mark.parametrize("n, k, seed", [(535, 10, 46), (100, 5, 1)])
+def test_folds_equal_sklearn_kfold(n, k, seed):
+    ours = make_folds(n, k, seed)
+    theirs = list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n)))
+    assert len(ours) == k
+    for (a_train, a_test), (b_train, b_test) in zip(ours, theirs):
+        np.testing.assert_array_equal(a_train, b_train)
+        np.testing.assert_array_equal(a_test, b_test)
+
+
+@pytest.mark.parametrize("k", [1, 37])
+def test_impossible_fold_counts_name_the_flag(k):
+    with pytest.raises(UserError, match=f"--split_fold {k}"):
+        make_folds(36, k, 0)
+
+
+def test_label_smoothing_is_on_a_copy():
+    y = np.eye(4, dtype="float32")[[0, 1, 2, 3, 0]]
+    original = y.copy()
+    smoothed = smooth_labels(y, 0.1)
+    np.testing.assert_array_equal(y, original)
+    np.testing.assert_allclose(smoothed[0], [0.925, 0.025, 0.025, 0.025])
+    np.testing.assert_allclose(smoothed.sum(1), 1.0, rtol=1e-6)
+
+
+def test_reset_gives_fresh_seeded_weights_and_optimiser_state():
+    x, y = toy_data()
+    cfg = config()
+    trainer = Trainer(lambda: build_model(MODELS["TIMNET"], 24, 39, 3, cfg.hyper), cfg)
+    trainer.reset(5)
+    first = trainer.get_weights()
+    trainer.train_epoch(x, y, np.arange(len(x)), 8)
+    assert int(trainer.optimizer.iterations.numpy()) == 5
+    trainer.reset(5)
+    assert int(trainer.optimizer.iterations.numpy()) == 0
+    assert all(np.array_equal(a, b) for a, b in zip(first, trainer.get_weights()))
+    trainer.reset(6)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, trainer.get_weights()))
+
+
+@pytest.mark.parametrize("model", ["TIMNET", "GMTCN"])
+def test_train_then_retest_reproduces_every_fold(tmp_path, model):
+    x, y = toy_data()
+    cfg = config(model)
+    trained = cross_validate(MODELS[model], cfg, x, y, str(tmp_path / "Models"), str(tmp_path / "Results"))
+    record = trained["record"]
+    folder = record["weights_folder"]
+    assert os.path.basename(folder).startswith(f"TOY_7_") and folder.endswith(model)
+    assert sorted(os.listdir(folder)) == [f"3-fold_weights_best_{i}.hdf5" for i in (1, 2, 3)]
+    assert record["protocol"] == "last_epoch" and all(f["kept_epoch"] == 3 for f in record["folds"])
+    for path in trained["paths"].values():
+        assert os.path.getsize(path) > 0 and model in os.path.basename(path)
+    with open(trained["paths"]["json"]) as f:
+        stored = json.load(f)
+    assert stored["config"]["model"] == model and stored["versions"]["tensorflow"]
+    retested = retest_weights(MODELS[model], cfg, x, y, folder, str(tmp_path / "Results"))["record"]
+    assert [f["war"] for f in retested["folds"]] == [f["war"] for f in record["folds"]]
+    assert [f["y_pred"] for f in retested["folds"]] == [f["y_pred"] for f in record["folds"]]
+
+
+def test_same_seed_same_run(tmp_path):
+    x, y = toy_data()
+    runs = [cross_validate(MODELS["TIMNET"], config(), x, y, str(tmp_path / "M"), str(tmp_path / f"R{i}"))
+            for i in range(2)]
+    folders = [r["record"]["weights_folder"] for r in runs]
+    assert folders[0] != folders[1], "a run never writes into another run's folder"
+    a, b = (legacy_weights.read_weight_arrays(os.path.join(f, "3-fold_weights_best_2.hdf5")) for f in folders)
+    assert all(np.array_equal(u, v) for (_, us), (_, vs) in zip(a, b) for u, v in zip(us, vs))
+    assert runs[0]["record"]["folds"][1]["history"] == runs[1]["record"]["folds"][1]["history"]
+
+
+def test_paper_protocol_keeps_the_best_test_fold_epoch_and_says_so(tmp_path):
+    x, y = toy_data()
+    run = cross_validate(MODELS["TIMNET"], config(protocol="paper", epochs=4), x, y, str(tmp_path / "M"),
+                         str(tmp_path / "R"))["record"]
+    assert "SELECTS ON THE TEST FOLD" in run["protocol_description"]
+    for fold in run["folds"]:
+        accuracies = fold["history"]["val_accuracy"]
+        assert fold["kept_epoch"] == int(np.argmax(accuracies)) + 1  # first best, strictly greater
+        assert fold["war"] == pytest.approx(accuracies[fold["kept_epoch"] - 1])
+
+
+def test_missing_fold_file_is_named(tmp_path):
+    x, y = toy_data()
+    model = build_model(MODELS["TIMNET"], 24, 39, 3, Hyper(dilation_size=3))
+    for i in (1, 3):
+        legacy_weights.save_legacy_weights(str(tmp_path / f"3-fold_weights_best_{i}.hdf5"), legacy_weight_groups(model))
+    with pytest.raises(UserError, match="3-fold_weights_best_2.hdf5"):
+        retest_weights(MODELS["TIMNET"], config(), x, y, str(tmp_path), str(tmp_path / "R"))
+    assert not os.path.exists(tmp_path / "R"), "nothing written for a failed test run"
