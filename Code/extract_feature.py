@@ -14,6 +14,7 @@ import os
 import pickle
 import sys
 import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -28,7 +29,9 @@ def load_centered(path: str, signal_length: int) -> np.ndarray:
     """``librosa.load`` (mono, 22 050 Hz), then centred to exactly ``signal_length`` samples (SPEC §1.2)."""
     import librosa
     try:
-        signal, _ = librosa.load(path)  # librosa's defaults, as the original: sr=22050, mono=True
+        with warnings.catch_warnings():  # librosa warns before falling back to audioread; the error says it all
+            warnings.simplefilter("ignore")
+            signal, _ = librosa.load(path)  # librosa's defaults, as the original: sr=22050, mono=True
     except Exception as exc:  # soundfile and audioread raise many types; all mean "not decodable"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: cannot be decoded as audio ({reason})") from None

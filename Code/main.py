@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--split_fold", type=int, default=10, help="number of cross-validation folds")
     a("--random_seed", type=int, default=46, help="seed of the fold split, the initial weights and the shuffling")
     a("--epoch", type=int, default=None, help="training epochs (default: the model's recipe, TIMNET 500, GMTCN 300)")
-    a("--batch_size", type=int, default=64, help="mini-batch size")
+    a("--batch_size", type=int, default=None, help="mini-batch size (default 64; the demo 16)")
     a("--lr", type=float, default=0.001, help="Adam learning rate")
     a("--beta1", type=float, default=0.93, help="Adam beta_1")
     a("--beta2", type=float, default=0.98, help="Adam beta_2")
@@ -136,7 +136,7 @@ def run_config(args: argparse.Namespace, x_shape: tuple):
                   args.dropout, args.activation)
     config = RunConfig(model=spec.name, data=args.data, classes=list(corpus.classes), feature_path=feature_path(args),
                        split_fold=args.split_fold, random_seed=args.random_seed, epochs=args.epoch or recipe.epochs,
-                       batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
+                       batch_size=args.batch_size or recipe.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
                        epsilon=recipe.epsilon,
                        label_smoothing=recipe.label_smoothing if args.label_smoothing is None else args.label_smoothing,
                        protocol=args.protocol, hyper=hyper, synthetic=corpus.synthetic)
@@ -172,7 +172,10 @@ def run_demo(args: argparse.Namespace) -> dict:
     import synthetic_corpus
     args.data = "SYNTH"
     args.wav_path = args.wav_path or os.path.join(HERE, "synthetic_wav")
-    args.epoch = args.epoch or 20
+    # 108 training utterances per fold: batches of 16 give BatchNorm's moving statistics (momentum 0.99)
+    # about 200 updates in 30 epochs; with batches of 64 they would barely leave their initial values.
+    args.epoch = args.epoch or 30
+    args.batch_size = args.batch_size or 16
     print("=== SYNTHETIC DEMO: generated harmonic signals, not speech; its numbers say nothing about any corpus ===")
     paths = synthetic_corpus.generate(args.wav_path)
     print(f"generated {len(paths)} synthetic utterances in {args.wav_path}")
