@@ -8,6 +8,7 @@ name warns about), ``last_epoch`` only once, after training. Which network is tr
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -18,12 +19,12 @@ from typing import Callable, Optional
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.model_selection import KFold
+from sklearn.model_selection import GroupKFold, KFold, train_test_split
 
 import legacy_weights
 import results
 from errors import UserError
-from Model import Hyper, ModelSpec, build_model, legacy_weight_groups
+from Model import Hyper, ModelSpec, build_model, legacy_weight_groups, predict_in_batches
 
 PROTOCOLS = {
     "last_epoch": "last_epoch: train the fixed number of epochs and evaluate the last one; the test fold is used "
@@ -31,7 +32,10 @@ PROTOCOLS = {
     "paper": "paper: SELECTS ON THE TEST FOLD - the test fold is the validation data and the epoch with the best "
              "test-fold accuracy is kept, as the original code made its published tables and weights; "
              "optimistic, not an honest estimate",
+    "inner_val": "inner_val: a stratified validation split of each training fold picks the epoch with the best "
+                 "validation accuracy; the test fold is used once, after training",
 }
+RUN_FILE = "run.json"  # in each weights folder: the configuration and every finished fold, for --resume
 
 
 @dataclass
@@ -52,15 +56,27 @@ class RunConfig:
     epsilon: float = 1e-8
     label_smoothing: float = 0.1
     protocol: str = "last_epoch"
+    val_fraction: float = 0.1  # inner_val: share of each training fold held out for epoch selection
+    cv: str = "kfold"  # kfold (the original's split) or speaker (whole speakers held out)
     hyper: Hyper = field(default_factory=Hyper)
     synthetic: bool = False
 
 
-def make_folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """KFold(k, shuffle=True, random_state=seed) over the file's sample order, as the original (SPEC §4)."""
-    if not 2 <= k <= n:
-        raise UserError(f"--split_fold {k}: must be between 2 and the number of samples ({n})")
-    return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(n)))
+def make_folds(n: int, k: int, seed: int, speakers=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train rows, test rows) of each fold.
+
+    Without ``speakers``: KFold(k, shuffle=True, random_state=seed) over the file's sample order, as the
+    original (SPEC §4). With ``speakers`` (one id per row): whole speakers are held out, one per fold
+    when k equals their number (leave-one-speaker-out), else k groups of speakers (GroupKFold).
+    """
+    if speakers is None:
+        if not 2 <= k <= n:
+            raise UserError(f"--split_fold {k}: must be between 2 and the number of samples ({n})")
+        return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(n)))
+    count = len(set(speakers))
+    if not 2 <= k <= count:
+        raise UserError(f"--split_fold {k}: --cv speaker needs between 2 and the number of speakers ({count})")
+    return list(GroupKFold(n_splits=k).split(np.arange(n), groups=np.asarray(speakers)))
 
 
 def smooth_labels(y: np.ndarray, amount: float) -> np.ndarray:
@@ -83,8 +99,7 @@ class Trainer:
         self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, beta_1=config.beta1, beta_2=config.beta2,
                                                epsilon=config.epsilon)
         self.optimizer.build(self.model.trainable_variables)
-        frames, features = self.model.input_shape[1:]
-        x_spec = tf.TensorSpec((None, frames, features), tf.float32)
+        x_spec = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
         y_spec = tf.TensorSpec((None, self.model.output_shape[-1]), tf.float32)
         self._step = tf.function(self._train_step, input_signature=[x_spec, y_spec])
         self._predict = tf.function(lambda x: self.model(x, training=False), input_signature=[x_spec])
@@ -139,9 +154,9 @@ def _loss_and_accuracy(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 class EpochProgress:
     """Per-epoch progress: rewritten in place on a terminal, every tenth of the epochs otherwise (logs, CI)."""
 
-    def __init__(self, label: str, epochs: int, stream=sys.stderr):
-        self.label, self.epochs, self.stream = label, epochs, stream
-        self.in_place = stream.isatty()
+    def __init__(self, label: str, epochs: int, stream=None):
+        self.label, self.epochs, self.stream = label, epochs, stream or sys.stderr
+        self.in_place = self.stream.isatty()
         self.every = 1 if self.in_place else max(1, epochs // 10)
         self.start = time.time()
 
@@ -156,35 +171,56 @@ class EpochProgress:
         self.stream.flush()
 
 
+def validation_rows(config: RunConfig, train_idx: np.ndarray, test_idx: np.ndarray, y: np.ndarray,
+                    fold_seed: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(rows to fit, rows that pick the kept epoch or None) under ``config.protocol``.
+
+    This is the one place where the protocol decides whether the test fold is looked at during training.
+    """
+    if config.protocol == "paper":
+        return train_idx, test_idx  # the original's choice: selects on the test fold
+    if config.protocol == "inner_val":
+        labels = y[train_idx].argmax(1)
+        try:
+            fit, val = train_test_split(train_idx, test_size=config.val_fraction, random_state=fold_seed,
+                                        stratify=labels)
+        except ValueError:  # a class too small to stratify: an unstratified split still never sees the test fold
+            fit, val = train_test_split(train_idx, test_size=config.val_fraction, random_state=fold_seed)
+        return np.sort(fit), np.sort(val)
+    return train_idx, None
+
+
 def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray,
                config: RunConfig, fold_seed: int, label: str) -> dict:
     """Train one fold under ``config.protocol``; returns the per-epoch history and the kept epoch."""
     trainer.reset(fold_seed)
+    fit_idx, monitor_idx = validation_rows(config, train_idx, test_idx, y, fold_seed)
     y_train = y.copy()
-    y_train[train_idx] = smooth_labels(y[train_idx], config.label_smoothing)  # training labels only, on a copy
+    y_train[fit_idx] = smooth_labels(y[fit_idx], config.label_smoothing)  # training labels only, on a copy
     rng = np.random.default_rng(fold_seed)
     history = {"loss": [], "accuracy": []}
-    selects_on_test = config.protocol == "paper"
-    if selects_on_test:
+    if monitor_idx is not None:
         history.update(val_loss=[], val_accuracy=[])
+    monitor_name = "test" if config.protocol == "paper" else "val"
     best_accuracy, best_epoch, best_weights = -1.0, config.epochs, None
     progress = EpochProgress(label, config.epochs)
     for epoch in range(1, config.epochs + 1):
-        loss, accuracy = trainer.train_epoch(x, y_train, rng.permutation(train_idx), config.batch_size)
+        loss, accuracy = trainer.train_epoch(x, y_train, rng.permutation(fit_idx), config.batch_size)
         history["loss"].append(loss)
         history["accuracy"].append(accuracy)
         logs = {"loss": loss, "acc": accuracy}
-        if selects_on_test:  # the paper protocol: the test fold is the validation data
-            val_loss, val_accuracy = _loss_and_accuracy(trainer.predict(x[test_idx]), y[test_idx])
+        if monitor_idx is not None:
+            val_loss, val_accuracy = _loss_and_accuracy(trainer.predict(x[monitor_idx]), y[monitor_idx])
             history["val_loss"].append(val_loss)
             history["val_accuracy"].append(val_accuracy)
-            logs.update(test_loss=val_loss, test_acc=val_accuracy)
+            logs.update({f"{monitor_name}_loss": val_loss, f"{monitor_name}_acc": val_accuracy})
             if val_accuracy > best_accuracy:  # strictly better, as Keras' ModelCheckpoint(save_best_only)
                 best_accuracy, best_epoch, best_weights = val_accuracy, epoch, trainer.get_weights()
         progress.update(epoch, logs)
     if best_weights is not None:
         trainer.set_weights(best_weights)
-    return {"history": history, "kept_epoch": best_epoch}
+    return {"history": history, "kept_epoch": best_epoch,
+            "validation_rows": None if monitor_idx is None or monitor_idx is test_idx else monitor_idx.tolist()}
 
 
 def new_run_folder(parent: str, name: str) -> str:
@@ -219,7 +255,8 @@ def library_versions() -> dict:
 
 def _title(config: RunConfig, mode: str) -> str:
     synthetic = "SYNTHETIC DATA - " if config.synthetic else ""
-    return f"{synthetic}{config.model} on {config.data}, {config.split_fold}-fold, seed {config.random_seed}, {mode}"
+    folds = f"{config.split_fold}-fold" + (" speaker-independent" if config.cv == "speaker" else "")
+    return f"{synthetic}{config.model} on {config.data}, {folds}, seed {config.random_seed}, {mode}"
 
 
 def _record(config: RunConfig, spec: ModelSpec, mode: str, folds: list, weights_folder: str) -> dict:
@@ -248,20 +285,55 @@ def _finish(config: RunConfig, record: dict, result_dir: str, time_str: str) -> 
     return {"record": record, "paths": paths}
 
 
+def run_config_from_dict(values: dict) -> RunConfig:
+    """The RunConfig stored in a run's JSON (for --resume)."""
+    return RunConfig(**{**values, "hyper": Hyper(**values["hyper"])})
+
+
+def _save_run_state(folder: str, config: RunConfig, time_str: str, records: list) -> None:
+    results.write_json(os.path.join(folder, RUN_FILE), {"config": asdict(config), "time": time_str,
+                                                        "folds_done": records})
+
+
+def load_run_state(folder: str) -> tuple[RunConfig, str, list]:
+    """(config, start time, finished fold records) of an interrupted run, from its weights folder."""
+    path = os.path.join(folder, RUN_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"--resume {folder}: no {RUN_FILE} there (not a weights folder written by this program)")
+    try:
+        with open(path) as f:
+            state = json.load(f)
+        return run_config_from_dict(state["config"]), state["time"], state["folds_done"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: damaged run file ({type(exc).__name__}: {exc})") from None
+
+
 def cross_validate(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, model_path: str,
-                   result_path: str) -> dict:
-    """Train ``spec`` on every fold under ``config.protocol``, save each fold's weights, write the results."""
+                   result_path: str, speakers=None, resume: Optional[str] = None) -> dict:
+    """Train ``spec`` on every fold under ``config.protocol``, save each fold's weights, write the results.
+
+    After every fold its weights and record are on disk (written atomically), so an interrupted run
+    continues with ``resume=<its weights folder>`` and ends with the same results as an uninterrupted one:
+    every fold draws its initial weights, dropout and shuffling from its own seed.
+    """
     if config.protocol not in PROTOCOLS:
         raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-    folds = make_folds(len(x), config.split_fold, config.random_seed)
-    time_str = time.strftime("%Y-%m-%d_%H-%M-%S")
-    run_folder = new_run_folder(model_path, f"{config.data}_{config.random_seed}_{time_str}_{spec.name}")
+    folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
+    if resume:
+        _, time_str, records = load_run_state(resume)
+        run_folder = resume
+    else:
+        time_str, records = time.strftime("%Y-%m-%d_%H-%M-%S"), []
+        run_folder = new_run_folder(model_path, f"{config.data}_{config.random_seed}_{time_str}_{spec.name}")
+        _save_run_state(run_folder, config, time_str, records)
     print(f"{_title(config, 'train')}\nprotocol {PROTOCOLS[config.protocol]}\nweights -> {run_folder}")
     started = time.time()
-    trainer = Trainer(lambda: build_model(spec, x.shape[1], x.shape[2], y.shape[1], config.hyper), config)
+    trainer = Trainer(lambda: build_model(spec, x.shape[1:], y.shape[1], config.hyper), config)
     print(f"model {spec.name}: {trainer.model.count_params():,} parameters, built in {time.time() - started:.1f} s")
-    records = []
     for i, (train_idx, test_idx) in enumerate(folds):
+        if i < len(records):
+            print(results.format_fold_line(i, len(folds), records[i]) + "  (finished before the interruption)")
+            continue
         label = f"[{spec.name} {config.data} fold {i + 1}/{len(folds)}]"
         fold = train_fold(trainer, x, y, train_idx, test_idx, config, config.random_seed * 1000 + i, label)
         legacy_weights.save_legacy_weights(weights_file(run_folder, len(folds), i + 1),
@@ -270,28 +342,29 @@ def cross_validate(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
         records.append({**metrics, **fold, "y_true": y[test_idx].argmax(1).tolist(),
                         "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})
+        _save_run_state(run_folder, config, time_str, records)  # after the weights: a listed fold has its file
         print(results.format_fold_line(i, len(folds), records[-1]) + f"  kept epoch {fold['kept_epoch']}")
     print(f"trained {len(folds)} folds in {time.time() - started:.0f} s")
     return _finish(config, _record(config, spec, "train", records, run_folder), result_path, time_str)
 
 
 def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, test_path: str,
-                 result_path: str) -> dict:
-    """Rebuild the KFold split of ``config.random_seed``, load fold i's weights, evaluate on test fold i."""
-    folds = make_folds(len(x), config.split_fold, config.random_seed)
+                   result_path: str, speakers=None) -> dict:
+    """Rebuild the split of ``config`` (KFold of ``config.random_seed``, or speakers), load fold i's weights,
+    evaluate on test fold i."""
+    folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
     files = [weights_file(test_path, len(folds), i + 1) for i in range(len(folds))]
     missing = [os.path.basename(f) for f in files if not os.path.isfile(f)]
     if missing:
         raise UserError(f"{test_path}: missing weight files {', '.join(missing)} "
                         f"(expected {len(folds)} files for --split_fold {len(folds)})")
-    model = build_model(spec, x.shape[1], x.shape[2], y.shape[1], config.hyper)
+    model = build_model(spec, x.shape[1:], y.shape[1], config.hyper)
     groups = legacy_weight_groups(model)
-    predict = tf.function(lambda batch: model(batch, training=False))
     print(f"{_title(config, 'test')}\nweights <- {test_path}")
     records = []
     for i, ((_, test_idx), path) in enumerate(zip(folds, files)):
         legacy_weights.load_legacy_weights(path, groups)
-        probs = np.concatenate([predict(x[test_idx][s:s + 256]).numpy() for s in range(0, len(test_idx), 256)])
+        probs = predict_in_batches(model, x[test_idx])
         metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
         records.append({**metrics, "weights": path, "y_true": y[test_idx].argmax(1).tolist(),
                         "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import keras
+import numpy as np
 
 from GTCM import GTCM
 from TIMNET import TIMNET, WeightLayer
@@ -81,9 +82,9 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def build_model(spec: ModelSpec, frames: int, features: int, num_classes: int, hyper: Hyper) -> keras.Model:
-    """Input (T, features) -> network -> Dense(C, softmax), named ``<MODEL>``; layer names are deterministic."""
-    inputs = keras.Input((frames, features), name="mfcc")  # (B, T, 39)
+def build_model(spec: ModelSpec, input_shape: tuple, num_classes: int, hyper: Hyper) -> keras.Model:
+    """Input (one sample's shape, e.g. (T, 39)) -> network -> Dense(C, softmax); layer names are deterministic."""
+    inputs = keras.Input(tuple(input_shape), name="features")  # (B, T, 39) for the MFCC models
     x = inputs
     for layer in spec.network(hyper):
         x = layer(x)  # TIM-Net: (B, n, 39) then (B, 39); GM-TCNet: (B, 39)
@@ -105,3 +106,9 @@ def legacy_weight_groups(model: keras.Model) -> list:
         elif layer.weights:
             groups.append((layer.name, list(layer.weights)))
     return groups
+
+
+def predict_in_batches(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Softmax outputs (N, C) in inference mode, batch by batch: no tf.data pipeline, no progress bar."""
+    return np.concatenate([np.asarray(model(x[s:s + batch_size], training=False))
+                           for s in range(0, len(x), batch_size)])

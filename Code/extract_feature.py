@@ -63,12 +63,68 @@ def _wav_files(folder: str) -> list[str]:
     return found
 
 
+def read_manifest(path: str) -> list[tuple[str, str, str]]:
+    """(path, label, speaker) rows of a CSV manifest ``path,label[,speaker]``; relative paths from its folder."""
+    import csv
+    folder = os.path.dirname(os.path.abspath(path))
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for number, row in enumerate(csv.reader(f), start=1):
+            if not row or row[0].strip().startswith("#") or (number == 1 and row[0].strip().lower() == "path"):
+                continue
+            if len(row) not in (2, 3) or not row[0].strip() or not row[1].strip():
+                raise UserError(f"{path}: line {number} is not 'path,label[,speaker]': {','.join(row)!r}")
+            wav = os.path.join(folder, row[0].strip())
+            if not os.path.isfile(wav):
+                raise UserError(f"{path}: line {number} names {row[0].strip()!r}, which does not exist")
+            rows.append((wav, row[1].strip(), row[2].strip() if len(row) == 3 else ""))
+    if not rows:
+        raise UserError(f"{path}: the manifest lists no files")
+    return rows
+
+
+def dataset_classes(wav_path: str) -> tuple[str, ...]:
+    """A user dataset's labels, natural-sorted: its manifest's labels, or its sub-folders that hold wav files."""
+    if wav_path.lower().endswith(".csv"):
+        return tuple(sorted({label for _, label, _ in read_manifest(wav_path)}, key=natural_key))
+    if not os.path.isdir(wav_path):
+        raise UserError(f"{wav_path}: no such folder of wav files")
+    classes = [d for d in os.listdir(wav_path) if os.path.isdir(os.path.join(wav_path, d))
+               and _wav_files(os.path.join(wav_path, d))]
+    if len(classes) < 2:
+        raise UserError(f"{wav_path}: a dataset of your own needs <label>/*.wav folders for at least 2 labels, "
+                        f"found {len(classes)}")
+    return tuple(sorted(classes, key=natural_key))
+
+
+def mean_signal_length(paths: list[str]) -> int:
+    """Mean duration of the files in samples at 22 050 Hz (the default length for a dataset of your own)."""
+    import soundfile
+    lengths = []
+    for path in paths:
+        try:
+            info = soundfile.info(path)
+        except Exception as exc:
+            raise UserError(f"{path}: cannot be decoded as audio ({exc})") from None
+        lengths.append(info.frames * SAMPLE_RATE / info.samplerate)
+    return int(round(np.mean(lengths)))
+
+
 def list_corpus_files(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
     """(path, label, speaker) in the authors' order: by class in ``corpus.classes`` order, then natural file name.
 
-    Two layouts: the original's ``<wav_path>/<class>/*.wav`` (used when class-named folders exist),
-    or the corpus' own file naming anywhere below ``wav_path`` (EMODB letters, RAVDESS codes, ...).
+    Three layouts: a CSV manifest ``path,label[,speaker]``; the original's ``<wav_path>/<class>/*.wav``
+    (used when class-named folders exist); or the corpus' own file naming anywhere below ``wav_path``
+    (EMODB letters, RAVDESS codes, ...).
     """
+    if wav_path.lower().endswith(".csv") and os.path.isfile(wav_path):
+        items = read_manifest(wav_path)
+        unknown = sorted({label for _, label, _ in items} - set(corpus.classes))
+        if unknown:
+            raise UserError(f"{wav_path}: label(s) {', '.join(unknown)} are not classes of {corpus.key} "
+                            f"({', '.join(corpus.classes)})")
+        order = {c: i for i, c in enumerate(corpus.classes)}
+        return sorted(items, key=lambda item: (order[item[1]], natural_key(os.path.basename(item[0]))))
     if not os.path.isdir(wav_path):
         raise UserError(f"{wav_path}: no such folder of wav files")
     class_dirs = {c: os.path.join(wav_path, c) for c in corpus.classes if os.path.isdir(os.path.join(wav_path, c))}
@@ -135,7 +191,8 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
                 bar.step()
     index = {c: i for i, c in enumerate(corpus.classes)}
     y = np.eye(corpus.num_classes, dtype=np.float32)[[index[label] for _, label, _ in items]]
-    return {"x": x, "y": y, "files": np.array([os.path.relpath(p, wav_path) for p in paths]),
+    root = os.path.dirname(os.path.abspath(wav_path)) if os.path.isfile(wav_path) else wav_path
+    return {"x": x, "y": y, "files": np.array([os.path.relpath(p, root) for p in paths]),
             "speakers": np.array([s for _, _, s in items]), "classes": np.array(corpus.classes),
             "signal_length": np.int64(length)}
 

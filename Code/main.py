@@ -10,32 +10,42 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from errors import UserError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODES = ("train", "test", "extract", "demo")
+MODES = ("train", "test", "extract", "predict", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="TIM-Net and GM-TCNet speech emotion recognition: extract MFCC features, "
-                                            "train with k-fold cross-validation, re-test saved weights.")
+                                            "train with k-fold cross-validation, re-test saved weights, predict "
+                                            "wav files, tabulate results.")
     a = p.add_argument
     a("--mode", default="train", choices=MODES,
-      help="extract: wav -> MFCC file; train: k-fold training; test: re-test saved weights; "
-           "demo: the whole pipeline on a generated synthetic corpus")
+      help="extract: wav -> MFCC file; train: k-fold training; test: re-test saved weights; predict: classify wav "
+           "files; report: results table; demo: the whole pipeline on a generated synthetic corpus")
     a("--model", default="TIMNET", help="network: TIMNET (default) or GMTCN; each brings its paper's recipe")
-    a("--data", default="EMODB", help="corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE (or SYNTH)")
+    a("--data", default="EMODB", help="corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own")
     a("--feature_path", default=None, help="MFCC feature file to read or write (default ./MFCC/<DATA>.npy)")
-    a("--wav_path", default=None, help="extract: folder of wav files, <folder>/<class>/*.wav or the corpus' own naming")
+    a("--wav_path", default=None,
+      help="extract: folder of wav files (<folder>/<class>/*.wav or the corpus' own naming) or a CSV manifest "
+           "path,label[,speaker]")
     a("--mean_signal_length", type=int, default=None,
-      help="extract: samples every utterance is centred to (default: the corpus' value, SPEC §1)")
+      help="extract: samples every utterance is centred to (default: the corpus' value; own data: the mean length)")
     a("--workers", type=int, default=None, help="extract: parallel processes (default: all cores)")
-    a("--protocol", default="last_epoch", choices=("last_epoch", "paper"),
-      help="model selection: last_epoch (honest, default) or paper (keeps the epoch best on the TEST fold)")
+    a("--protocol", default="last_epoch", choices=("last_epoch", "paper", "inner_val"),
+      help="model selection: last_epoch (default), inner_val (best epoch on a validation split of the training "
+           "fold) or paper (best epoch on the TEST fold, as the published numbers)")
+    a("--val_fraction", type=float, default=0.1, help="inner_val: share of each training fold used for validation")
+    a("--cv", default="kfold", choices=("kfold", "speaker"),
+      help="folds: kfold (the original's shuffled KFold) or speaker (whole speakers held out)")
     a("--split_fold", type=int, default=10, help="number of cross-validation folds")
-    a("--random_seed", type=int, default=46, help="seed of the fold split, the initial weights and the shuffling")
+    a("--random_seed", default="46",
+      help="seed of the fold split, the initial weights and the shuffling; several train runs: 46,47,48")
+    a("--resume", default=None, help="train: weights folder of an interrupted run to continue")
     a("--epoch", type=int, default=None, help="training epochs (default: the model's recipe, TIMNET 500, GMTCN 300)")
     a("--batch_size", type=int, default=None, help="mini-batch size (default 64; the demo 16)")
     a("--lr", type=float, default=0.001, help="Adam learning rate")
@@ -53,33 +63,43 @@ def build_parser() -> argparse.ArgumentParser:
     a("--model_path", default=os.path.join(HERE, "Models"), help="folder that receives each run's weights folder")
     a("--result_path", default=os.path.join(HERE, "Results"), help="folder that receives results (xlsx, json, png)")
     a("--test_path", default=os.path.join(HERE, "Test_Models", "EMODB_46"),
-      help="test: folder of <k>-fold_weights_best_<i>.hdf5 files")
+      help="test/predict: folder of <k>-fold_weights_best_<i>.hdf5 files")
+    a("--wav", default=None, help="predict: a wav file or a folder of them")
+    a("--fold", type=int, default=None, help="predict: use only fold i's weights (default: average all folds)")
+    a("--output", default=None, help="predict: also write the predictions to this .csv or .json file")
     a("--gpu", default="0", help="CUDA_VISIBLE_DEVICES value; -1 runs on the CPU")
     return p
 
 
-def _check_positive(name: str, value, allow_zero: bool = False) -> None:
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-        raise UserError(f"--{name} {value}: must be {'>= 0' if allow_zero else 'positive'}")
+def parse_seeds(text: str) -> list[int]:
+    if not re.fullmatch(r"\s*-?\d+(\s*,\s*-?\d+)*\s*", text or ""):
+        raise UserError(f"--random_seed {text!r}: expected an integer or a comma-separated list like 46,47,48")
+    return [int(s) for s in text.split(",")]
 
 
 def validate(args: argparse.Namespace) -> None:
     """Flag checks that need no data; each failure is one line naming the flag."""
-    import corpora
-    corpora.get_corpus(args.data)
-    if args.mode != "extract":  # extract never imports TensorFlow
-        from Model import MODELS
-        if args.model not in MODELS:
-            raise UserError(f"--model {args.model!r}: choose one of {', '.join(MODELS)}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", args.data):
+        raise UserError(f"--data {args.data!r}: use letters, digits, '_' or '-'")
+    args.seeds = parse_seeds(args.random_seed)
+    if len(args.seeds) > 1 and args.mode != "train":
+        raise UserError(f"--random_seed {args.random_seed}: several seeds work with --mode train only")
+    args.seed = args.seeds[0]
     for name in ("epoch", "batch_size", "lr", "filter_size", "dilation_size", "kernel_size", "stack_size",
-                 "mean_signal_length", "workers"):
-        _check_positive(name, getattr(args, name))
+                 "mean_signal_length", "workers", "fold"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UserError(f"--{name} {value}: must be positive")
     if args.split_fold < 2:
         raise UserError(f"--split_fold {args.split_fold}: must be at least 2")
-    for name in ("dropout", "label_smoothing", "beta1", "beta2"):
+    for name in ("dropout", "label_smoothing", "beta1", "beta2", "val_fraction"):
         value = getattr(args, name)
         if value is not None and not 0.0 <= value < 1.0:
             raise UserError(f"--{name} {value}: must be in [0, 1)")
+    if args.mode not in ("extract", "report"):  # the others build a model
+        from Model import MODELS
+        if args.model not in MODELS:
+            raise UserError(f"--model {args.model!r}: choose one of {', '.join(MODELS)}")
 
 
 def quietly(action):
@@ -111,60 +131,132 @@ def feature_path(args: argparse.Namespace) -> str:
     return args.feature_path or os.path.join(HERE, "MFCC", f"{args.data}.npy")
 
 
+def known_corpora() -> str:
+    import corpora
+    return ", ".join(corpora.CORPORA)
+
+
+def corpus_of(args: argparse.Namespace, data: dict, path: str):
+    """The Corpus of ``--data``: a known one (checked against the file's labels), or the file's own labels."""
+    import corpora
+    stored = [str(c) for c in data["classes"]] if "classes" in data else None
+    if args.data in corpora.CORPORA:
+        corpus = corpora.CORPORA[args.data]
+        if stored is not None and stored != list(corpus.classes):
+            raise UserError(f"{path}: made for labels {', '.join(stored)}, not those of --data {args.data} "
+                            f"({', '.join(corpus.classes)})")
+        return corpus
+    if stored is None or "signal_length" not in data:
+        raise UserError(f"{path}: has no 'classes'/'signal_length' keys, so --data {args.data} (not one of "
+                        f"{known_corpora()}) cannot be read from it; make it with --mode extract")
+    return corpora.custom_corpus(args.data, stored, int(data["signal_length"]))
+
+
+def load_data(args: argparse.Namespace, path: str = None):
+    """(x, y, speakers or None, corpus) from the feature file, every check done."""
+    import extract_feature
+    import corpora
+    path = path or feature_path(args)
+    if args.data not in corpora.CORPORA and not os.path.isfile(path):
+        raise UserError(f"--data {args.data!r} is not a known corpus ({known_corpora()}) and has no feature file "
+                        f"at {path}; for a dataset of your own run --mode extract --data {args.data} "
+                        "--wav_path <folder or manifest.csv> first")
+    data = extract_feature.load_features(path, data_key=args.data)
+    corpus = corpus_of(args, data, path)
+    x, y = extract_feature.validate_features(data, path, corpus)
+    speakers = [str(s) for s in data["speakers"]] if "speakers" in data else None
+    if args.cv == "speaker" and (speakers is None or len(speakers) != len(x) or "" in speakers):
+        raise UserError(f"{path}: no speaker for every row (key 'speakers'), which --cv speaker needs; re-extract "
+                        "it with --mode extract (speakers come from the file names or the manifest)")
+    return x, y, speakers, corpus
+
+
 def run_extract(args: argparse.Namespace) -> dict:
     import corpora
     import extract_feature
     if not args.wav_path:
-        raise UserError("--wav_path: required for --mode extract (the folder holding the wav files)")
-    corpus = corpora.get_corpus(args.data)
+        raise UserError("--wav_path: required for --mode extract (the folder or manifest of the wav files)")
+    if args.data in corpora.CORPORA:
+        corpus = corpora.CORPORA[args.data]
+    else:  # a dataset of your own: labels from its folders or manifest, length from its files
+        classes = extract_feature.dataset_classes(args.wav_path)
+        provisional = corpora.custom_corpus(args.data, classes, 1)
+        paths = [p for p, _, _ in extract_feature.list_corpus_files(args.wav_path, provisional)]
+        length = args.mean_signal_length or extract_feature.mean_signal_length(paths)
+        corpus = corpora.custom_corpus(args.data, classes, length)
+        print(f"dataset {args.data} of your own: labels {', '.join(classes)}; signal length {length} samples")
     data = extract_feature.extract_corpus(args.wav_path, corpus, args.mean_signal_length, args.workers)
     path = feature_path(args)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    extract_feature.save_features(path, data)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        extract_feature.save_features(path, data)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the feature file ({exc.strerror or exc})") from None
     print(f"wrote {path}: x {data['x'].shape}, y {data['y'].shape} ({', '.join(corpus.classes)})")
     return data
 
 
-def run_config(args: argparse.Namespace, x_shape: tuple):
-    """The RunConfig of a train or test run: the model's recipe, overridden by every flag given."""
-    import corpora
+def run_config(args: argparse.Namespace, corpus, seed: int):
+    """The RunConfig of a run: the model's recipe, overridden by every flag given."""
     from Common_Model import RunConfig
     from Model import MODELS, Hyper
-    spec, corpus = MODELS[args.model], corpora.get_corpus(args.data)
+    spec = MODELS[args.model]
     recipe = spec.recipe
     hyper = Hyper(args.filter_size, args.kernel_size, args.dilation_size or corpus.tab_count, args.stack_size,
                   args.dropout, args.activation)
+    smoothing = recipe.label_smoothing if args.label_smoothing is None else args.label_smoothing
     config = RunConfig(model=spec.name, data=args.data, classes=list(corpus.classes), feature_path=feature_path(args),
-                       split_fold=args.split_fold, random_seed=args.random_seed, epochs=args.epoch or recipe.epochs,
-                       batch_size=args.batch_size or recipe.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
-                       epsilon=recipe.epsilon,
-                       label_smoothing=recipe.label_smoothing if args.label_smoothing is None else args.label_smoothing,
-                       protocol=args.protocol, hyper=hyper, synthetic=corpus.synthetic)
+                       split_fold=args.split_fold, random_seed=seed, epochs=args.epoch or recipe.epochs,
+                       batch_size=args.batch_size or recipe.batch_size, lr=args.lr, beta1=args.beta1,
+                       beta2=args.beta2, epsilon=recipe.epsilon, label_smoothing=smoothing, protocol=args.protocol,
+                       val_fraction=args.val_fraction, cv=args.cv, hyper=hyper, synthetic=corpus.synthetic)
     return spec, config
 
 
-def load_data(args: argparse.Namespace):
-    import corpora
-    import extract_feature
-    path = feature_path(args)
-    data = extract_feature.load_features(path, data_key=args.data)
-    return extract_feature.validate_features(data, path, corpora.get_corpus(args.data))
-
-
-def run_train(args: argparse.Namespace) -> dict:
-    from Common_Model import cross_validate
-    x, y = load_data(args)
-    spec, config = run_config(args, x.shape)
-    return cross_validate(spec, config, x, y, args.model_path, args.result_path)
+def run_train(args: argparse.Namespace) -> list[dict]:
+    from Common_Model import cross_validate, load_run_state
+    from Model import MODELS
+    if args.resume:  # everything comes from the interrupted run's own record
+        config, _, _ = load_run_state(args.resume)
+        args.data, args.cv = config.data, config.cv
+        x, y, speakers, _ = load_data(args, config.feature_path)
+        return [cross_validate(MODELS[config.model], config, x, y, args.model_path, args.result_path, speakers,
+                               resume=args.resume)]
+    x, y, speakers, corpus = load_data(args)
+    runs = []
+    for seed in args.seeds:
+        spec, config = run_config(args, corpus, seed)
+        runs.append(cross_validate(spec, config, x, y, args.model_path, args.result_path, speakers))
+    return runs
 
 
 def run_test(args: argparse.Namespace) -> dict:
     from Common_Model import retest_weights
-    x, y = load_data(args)
-    spec, config = run_config(args, x.shape)
+    x, y, speakers, corpus = load_data(args)
+    spec, config = run_config(args, corpus, args.seed)
     if not os.path.isdir(args.test_path):
         raise UserError(f"--test_path {args.test_path}: no such folder of weight files")
-    return retest_weights(spec, config, x, y, args.test_path, args.result_path)
+    return retest_weights(spec, config, x, y, args.test_path, args.result_path, speakers)
+
+
+def run_predict(args: argparse.Namespace) -> list[dict]:
+    import corpora
+    import predict
+    if not args.wav:
+        raise UserError("--wav: required for --mode predict (a wav file or a folder of them)")
+    if args.data in corpora.CORPORA:
+        corpus = corpora.CORPORA[args.data]
+    else:  # labels and length of a dataset of your own live in its feature file
+        import extract_feature
+        path = feature_path(args)
+        corpus = corpus_of(args, extract_feature.load_features(path, data_key=args.data), path)
+    spec, config = run_config(args, corpus, args.seed)
+    return predict.predict_files(spec, config.hyper, corpus, args.wav, args.test_path, args.fold, args.output)
+
+
+def run_report(args: argparse.Namespace) -> dict:
+    import report
+    return report.write_report(args.result_path)
 
 
 def run_demo(args: argparse.Namespace) -> dict:
@@ -180,13 +272,13 @@ def run_demo(args: argparse.Namespace) -> dict:
     paths = synthetic_corpus.generate(args.wav_path)
     print(f"generated {len(paths)} synthetic utterances in {args.wav_path}")
     run_extract(args)
-    trained = run_train(args)
+    [trained] = run_train(args)
     args.test_path = trained["record"]["weights_folder"]
     tested = run_test(args)
-    same = [f["war"] for f in trained["record"]["folds"]] == [f["war"] for f in tested["record"]["folds"]]
-    print(f"test mode on the saved weights reproduces every fold's accuracy: {'yes' if same else 'NO'}")
+    same = [f["y_pred"] for f in trained["record"]["folds"]] == [f["y_pred"] for f in tested["record"]["folds"]]
+    print(f"test mode on the saved weights reproduces every fold's predictions: {'yes' if same else 'NO'}")
     if not same:
-        raise UserError(f"{args.test_path}: re-tested accuracies differ from the training run's")
+        raise UserError(f"{args.test_path}: re-tested predictions differ from the training run's")
     return tested
 
 
@@ -195,15 +287,17 @@ def main(argv=None) -> int:
     os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # before anything imports TensorFlow
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        if args.mode != "extract":
+        if args.mode not in ("extract", "report"):
             setup_tensorflow()
         validate(args)
-        {"extract": run_extract, "train": run_train, "test": run_test, "demo": run_demo}[args.mode](args)
+        {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict,
+         "report": run_report, "demo": run_demo}[args.mode](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the weights of every finished fold are saved", file=sys.stderr)
+        print("interrupted: every finished fold is saved; continue with --mode train --resume <weights folder>",
+              file=sys.stderr)
         return 130
     return 0
 

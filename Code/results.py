@@ -133,7 +133,7 @@ def _jsonable(value):
     return value
 
 
-def _write_json(path: str, record: dict) -> None:
+def write_json(path: str, record: dict) -> None:
     """The whole run record as JSON, indent 1 (readable, yet compact for long per-epoch histories)."""
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as file:
@@ -233,7 +233,7 @@ def write_results(result_dir: str, stem: str, record: dict, classes: Sequence[st
     writers = {"xlsx": lambda path: _write_xlsx(path, record["folds"], classes),
                "confusion": lambda path: plot_confusion(record["summary"]["confusion_pooled"], classes, path,
                                                         f"{record.get('title', stem)}\npooled over {k} folds"),
-               "json": lambda path: _write_json(path, record)}
+               "json": lambda path: write_json(path, record)}
     written = []
     try:
         for kind, write in writers.items():  # JSON last: its presence means the set is complete

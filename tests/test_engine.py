@@ -57,7 +57,7 @@ def test_label_smoothing_is_on_a_copy():
 def test_reset_gives_fresh_seeded_weights_and_optimiser_state():
     x, y = toy_data()
     cfg = config()
-    trainer = Trainer(lambda: build_model(MODELS["TIMNET"], 24, 39, 3, cfg.hyper), cfg)
+    trainer = Trainer(lambda: build_model(MODELS["TIMNET"], (24, 39), 3, cfg.hyper), cfg)
     trainer.reset(5)
     first = trainer.get_weights()
     trainer.train_epoch(x, y, np.arange(len(x)), 8)
@@ -77,7 +77,7 @@ def test_train_then_retest_reproduces_every_fold(tmp_path, model):
     record = trained["record"]
     folder = record["weights_folder"]
     assert os.path.basename(folder).startswith(f"TOY_7_") and folder.endswith(model)
-    assert sorted(os.listdir(folder)) == [f"3-fold_weights_best_{i}.hdf5" for i in (1, 2, 3)]
+    assert sorted(os.listdir(folder)) == [f"3-fold_weights_best_{i}.hdf5" for i in (1, 2, 3)] + ["run.json"]
     assert record["protocol"] == "last_epoch" and all(f["kept_epoch"] == 3 for f in record["folds"])
     for path in trained["paths"].values():
         assert os.path.getsize(path) > 0 and model in os.path.basename(path)
@@ -113,7 +113,7 @@ def test_paper_protocol_keeps_the_best_test_fold_epoch_and_says_so(tmp_path):
 
 def test_missing_fold_file_is_named(tmp_path):
     x, y = toy_data()
-    model = build_model(MODELS["TIMNET"], 24, 39, 3, Hyper(dilation_size=3))
+    model = build_model(MODELS["TIMNET"], (24, 39), 3, Hyper(dilation_size=3))
     for i in (1, 3):
         legacy_weights.save_legacy_weights(str(tmp_path / f"3-fold_weights_best_{i}.hdf5"), legacy_weight_groups(model))
     with pytest.raises(UserError, match="3-fold_weights_best_2.hdf5"):

@@ -12,7 +12,7 @@ from Model import MODELS, Hyper, build_model, embedding_model, legacy_weight_gro
 
 
 def gmtcn(frames=188, classes=7):
-    return build_model(MODELS["GMTCN"], frames, 39, classes, Hyper())
+    return build_model(MODELS["GMTCN"], (frames, 39), classes, Hyper())
 
 
 def test_parameter_count_and_receptive_field():

@@ -13,7 +13,7 @@ from TIMNET import TIMNET, TemporalAwareBlock, WeightLayer
 
 
 def timnet(frames=188, classes=7, blocks=8):
-    return build_model(MODELS["TIMNET"], frames, 39, classes, Hyper(dilation_size=blocks))
+    return build_model(MODELS["TIMNET"], (frames, 39), classes, Hyper(dilation_size=blocks))
 
 
 @pytest.mark.parametrize("frames, classes, blocks, total, trainable", [

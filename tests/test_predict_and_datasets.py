@@ -1,0 +1,120 @@
+"""Prediction on wav files, datasets of your own (folders and manifests), several seeds, and the results table."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from main import main
+
+
+def reference(shared, *parts):
+    return os.path.join(shared, "reference", *parts)
+
+
+def test_predict_matches_the_original_on_the_same_files(shared, tmp_path, capsys):
+    with open(reference(shared, "EMODB_2s_order.txt")) as f:
+        order = f.read().split()
+    golden = np.load(reference(shared, "golden_timnet_emodb46.npz"))["probs"]  # (10, 535, 7)
+    names = ["03a01Wa.wav", "16b10Tb.wav", "11a05Lc.wav"]
+    folder = tmp_path / "wavs"
+    folder.mkdir()
+    for name in names:
+        os.symlink(os.path.join(shared, "data", "emodb_2s", name), folder / name)
+    out = tmp_path / "p.json"
+    assert main(["--mode", "predict", "--data", "EMODB", "--wav", str(folder), "--output", str(out),
+                 "--test_path", reference(shared, "Test_Models", "EMODB_46")]) == 0
+    with open(out) as f:
+        rows = json.load(f)
+    assert [os.path.basename(r["file"]) for r in rows] == sorted(names, key=lambda n: (n[:2], n))
+    classes = ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"]
+    for row in rows:
+        expected = golden[:, order.index(os.path.basename(row["file"]))].mean(axis=0)  # mean over the 10 folds
+        np.testing.assert_allclose([row["probabilities"][c] for c in classes], expected, atol=1e-3)
+        assert row["prediction"] == classes[int(expected.argmax())]
+    printed = capsys.readouterr().out
+    assert "mean of 10 folds" in printed and "03a01Wa.wav: angry" in printed
+    assert main(["--mode", "predict", "--data", "EMODB", "--wav", str(folder / names[0]), "--fold", "4",
+                 "--output", str(tmp_path / "p.csv"), "--test_path", reference(shared, "Test_Models", "EMODB_46")]) == 0
+    with open(tmp_path / "p.csv") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["file", "prediction", *classes] and len(table) == 2
+    np.testing.assert_allclose([float(v) for v in table[1][2:]], golden[3, order.index(names[0])], atol=1e-3)
+
+
+def tone(path, pitch, seconds):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    t = np.arange(int(seconds * 22050)) / 22050
+    sf.write(path, 0.3 * np.sin(2 * np.pi * pitch * t), 22050)
+
+
+def test_a_dataset_of_your_own_from_folders_and_from_a_manifest(tmp_path, capsys):
+    wavs = tmp_path / "mine"
+    for i in range(8):
+        tone(str(wavs / "calm" / f"c{i}.wav"), 120 + 5 * i, 0.5)
+        tone(str(wavs / "tense" / f"t{i}.wav"), 300 + 5 * i, 0.7)
+    features = str(tmp_path / "MINE.npy")
+    assert main(["--mode", "extract", "--data", "MINE", "--wav_path", str(wavs), "--feature_path", features,
+                 "--workers", "1"]) == 0
+    data = np.load(features, allow_pickle=True).item()
+    assert list(data["classes"]) == ["calm", "tense"] and int(data["signal_length"]) == int(0.6 * 22050)
+    common = ["--data", "MINE", "--feature_path", features, "--epoch", "2", "--split_fold", "2", "--batch_size", "4",
+              "--model_path", str(tmp_path / "M"), "--result_path", str(tmp_path / "R")]
+    assert main(["--mode", "train", *common]) == 0
+    assert main(["--mode", "predict", "--data", "MINE", "--feature_path", features, "--wav",
+                 str(wavs / "calm" / "c0.wav"), "--test_path", os.path.join(tmp_path, "M", os.listdir(tmp_path / "M")[0])]) == 0
+    assert "c0.wav:" in capsys.readouterr().out
+
+    manifest = tmp_path / "list.csv"
+    with open(manifest, "w") as f:
+        f.write("path,label,speaker\n")
+        for i in range(8):
+            f.write(f"mine/calm/c{i}.wav,calm,spk{i % 4}\nmine/tense/t{i}.wav,tense,spk{i % 4}\n")
+    by_manifest = str(tmp_path / "MAN.npy")
+    assert main(["--mode", "extract", "--data", "MAN", "--wav_path", str(manifest), "--feature_path", by_manifest,
+                 "--workers", "1", "--mean_signal_length", "11025"]) == 0
+    assert main(["--mode", "train", "--cv", "speaker", "--split_fold", "4", "--data", "MAN", "--feature_path",
+                 by_manifest, "--epoch", "1", "--batch_size", "4", "--model_path", str(tmp_path / "M"),
+                 "--result_path", str(tmp_path / "R")]) == 0
+    assert "4-fold speaker-independent" in capsys.readouterr().out
+    # the original's feature file has no speakers: --cv speaker says so
+    plain = str(tmp_path / "PLAIN.npy")
+    np.save(plain, {k: data[k] for k in ("x", "y", "classes", "signal_length")})
+    assert main(["--mode", "train", "--cv", "speaker", "--data", "MINE", "--feature_path", plain]) == 2
+    assert "--cv speaker needs" in capsys.readouterr().err
+
+
+def test_several_seeds_then_the_report_table(shared, tmp_path, capsys):
+    results = str(tmp_path / "R")
+    assert main(["--mode", "train", "--data", "EMODB", "--feature_path", reference(shared, "EMODB_2s.npy"),
+                 "--random_seed", "1,2", "--epoch", "1", "--split_fold", "2", "--protocol", "paper",
+                 "--model_path", str(tmp_path / "M"), "--result_path", results]) == 0
+    assert len(os.listdir(tmp_path / "M")) == 2
+    assert main(["--mode", "report", "--result_path", results]) == 0
+    with open(os.path.join(results, "report.csv")) as f:
+        [row] = list(csv.DictReader(f))
+    assert row["model"] == "TIMNET" and row["corpus"] == "EMODB" and row["protocol"] == "paper"
+    assert row["runs"] == "2" and row["seeds"] == "1 2" and "±" in row["UAR % (pooled)"]
+    assert row["published UAR %"] == "95.17" and row["published WAR %"] == "95.70"
+    for kind in ("md", "tex"):
+        with open(os.path.join(results, f"report.{kind}")) as f:
+            assert "95.70" in f.read()
+    assert "| TIMNET | EMODB | paper |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode", "report", "--result_path", "{tmp}/empty"], "no results JSON found"),
+    (["--mode", "predict", "--wav", "{tmp}/none.wav", "--test_path", "{tmp}"], "holds no <k>-fold_weights"),
+    (["--mode", "train", "--data", "NEWSET"], "--data 'NEWSET' is not a known corpus"),
+    (["--mode", "train", "--random_seed", "4x"], "--random_seed '4x'"),
+    (["--mode", "test", "--random_seed", "1,2"], "several seeds work with --mode train only"),
+    (["--mode", "train", "--resume", "{tmp}"], "no run.json there"),
+])
+def test_new_modes_answer_bad_input_in_one_line(tmp_path, capsys, args, message):
+    os.makedirs(tmp_path / "empty")
+    assert main([a.format(tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

@@ -1,0 +1,47 @@
+"""Honest model selection (inner_val) and speaker-independent folds."""
+
+import numpy as np
+import pytest
+
+from Common_Model import RunConfig, cross_validate, make_folds, validation_rows
+from errors import UserError
+from Model import MODELS, Hyper
+from test_engine import toy_data
+
+
+def test_inner_val_never_touches_the_test_fold():
+    x, y = toy_data(60)
+    config = RunConfig(model="TIMNET", data="TOY", classes=list("abc"), feature_path="-", protocol="inner_val",
+                       val_fraction=0.2)
+    for train_idx, test_idx in make_folds(60, 5, 1):
+        fit, val = validation_rows(config, train_idx, test_idx, y, 3)
+        assert set(fit) | set(val) == set(train_idx) and not set(fit) & set(val)
+        assert not set(val) & set(test_idx)
+        assert len(val) == int(np.ceil(0.2 * len(train_idx)))
+        # stratified: every class keeps its share of the training fold in the validation rows (to one utterance)
+        expected = np.bincount(y[train_idx].argmax(1)) * len(val) / len(train_idx)
+        assert np.abs(np.bincount(y[val].argmax(1), minlength=3) - expected).max() <= 1
+    paper = RunConfig(model="TIMNET", data="TOY", classes=list("abc"), feature_path="-", protocol="paper")
+    train_idx, test_idx = make_folds(60, 5, 1)[0]
+    assert validation_rows(paper, train_idx, test_idx, y, 3)[1] is test_idx  # the paper protocol, by its name
+
+
+def test_inner_val_run_keeps_the_best_validation_epoch(tmp_path):
+    x, y = toy_data()
+    config = RunConfig(model="TIMNET", data="TOY", classes=list("abc"), feature_path="-", split_fold=3, epochs=4,
+                       batch_size=8, protocol="inner_val", val_fraction=0.25, hyper=Hyper(dilation_size=3))
+    record = cross_validate(MODELS["TIMNET"], config, x, y, str(tmp_path / "M"), str(tmp_path / "R"))["record"]
+    assert record["protocol"] == "inner_val" and "used once, after training" in record["protocol_description"]
+    for fold in record["folds"]:
+        assert fold["kept_epoch"] == int(np.argmax(fold["history"]["val_accuracy"])) + 1
+        assert not set(fold["validation_rows"]) & set(fold["test_rows"])
+
+
+def test_speaker_folds_hold_out_whole_speakers():
+    speakers = [f"s{i % 5}" for i in range(50)]
+    loso = make_folds(50, 5, 46, speakers)
+    assert sorted(sorted({speakers[i] for i in test}) for _, test in loso) == [[f"s{i}"] for i in range(5)]
+    for train, test in make_folds(50, 2, 46, speakers):
+        assert not {speakers[i] for i in train} & {speakers[i] for i in test}
+    with pytest.raises(UserError, match="--split_fold 6: --cv speaker needs between 2 and the number of speakers"):
+        make_folds(50, 6, 46, speakers)

@@ -1,0 +1,78 @@
+"""An interrupted run, killed by a real signal, resumes after its last complete fold to the same results."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import legacy_weights
+from conftest import CODE
+from test_engine import toy_data
+
+
+def toy_feature_file(path):
+    x, y = toy_data(40)
+    np.save(path, {"x": x, "y": y, "classes": np.array(["a", "b", "c"]), "signal_length": np.int64(24 * 512)})
+    return str(path)
+
+
+def train_command(features, models, results, *extra):
+    return [sys.executable, os.path.join(CODE, "main.py"), "--mode", "train", "--data", "TOY", "--feature_path",
+            features, "--split_fold", "4", "--epoch", "12", "--batch_size", "8", "--dilation_size", "3",
+            "--random_seed", "5", "--model_path", models, "--result_path", results, *extra]
+
+
+def only_folder(parent):
+    [name] = os.listdir(parent)
+    return os.path.join(parent, name)
+
+
+def test_kill_then_resume_equals_an_uninterrupted_run(tmp_path):
+    features = toy_feature_file(tmp_path / "TOY.npy")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
+    models, results = str(tmp_path / "M"), str(tmp_path / "R")
+    run = subprocess.Popen(train_command(features, models, results), env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    done = []
+    while time.time() < deadline and run.poll() is None:
+        time.sleep(0.05)
+        if os.path.isdir(models) and os.listdir(models):
+            state = os.path.join(only_folder(models), "run.json")
+            if os.path.exists(state):
+                with open(state) as f:
+                    done = json.load(f)["folds_done"]
+                if done:
+                    run.send_signal(signal.SIGKILL)  # no clean-up: only what was already on disk survives
+                    break
+    run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL and 1 <= len(done) < 4, "the run was not interrupted mid-way"
+    folder = only_folder(models)
+    assert not [n for n in os.listdir(folder) if "tmp" in n], "no half-written file"
+    assert not os.path.exists(results) or not os.listdir(results), "no results before the run ends"
+
+    resumed = subprocess.run([sys.executable, os.path.join(CODE, "main.py"), "--mode", "train", "--resume", folder,
+                              "--result_path", results], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "finished before the interruption" in resumed.stdout
+    straight = subprocess.run(train_command(features, str(tmp_path / "M2"), str(tmp_path / "R2")), env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr
+
+    def record(parent):
+        [name] = [n for n in os.listdir(parent) if n.endswith(".json")]
+        with open(os.path.join(parent, name)) as f:
+            return json.load(f)
+
+    a, b = record(results), record(str(tmp_path / "R2"))
+    assert [f["y_pred"] for f in a["folds"]] == [f["y_pred"] for f in b["folds"]]
+    assert a["summary"] == b["summary"]
+    for i in range(1, 5):
+        ours = legacy_weights.read_weight_arrays(os.path.join(folder, f"4-fold_weights_best_{i}.hdf5"))
+        theirs = legacy_weights.read_weight_arrays(
+            os.path.join(only_folder(str(tmp_path / "M2")), f"4-fold_weights_best_{i}.hdf5"))
+        assert all(np.array_equal(u, v) for (_, us), (_, vs) in zip(ours, theirs) for u, v in zip(us, vs))
