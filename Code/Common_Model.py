@@ -319,6 +319,7 @@ def cross_validate(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
     if config.protocol not in PROTOCOLS:
         raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
+    results.prepare_folder(result_path)  # an unwritable results folder fails now, not after hours of training
     if resume:
         _, time_str, records = load_run_state(resume)
         run_folder = resume
@@ -360,6 +361,9 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
                         f"(expected {len(folds)} files for --split_fold {len(folds)})")
     model = build_model(spec, x.shape[1:], y.shape[1], config.hyper)
     groups = legacy_weight_groups(model)
+    for path in files:  # every file checked before anything is written
+        legacy_weights.check_legacy_weights(path, groups)
+    results.prepare_folder(result_path)
     print(f"{_title(config, 'test')}\nweights <- {test_path}")
     records = []
     for i, ((_, test_idx), path) in enumerate(zip(folds, files)):

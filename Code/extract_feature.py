@@ -28,12 +28,16 @@ N_MFCC = 39
 def load_centered(path: str, signal_length: int) -> np.ndarray:
     """``librosa.load`` (mono, 22 050 Hz), then centred to exactly ``signal_length`` samples (SPEC §1.2)."""
     import librosa
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise UserError(f"{path}: the file is empty")
     try:
         with warnings.catch_warnings():  # librosa warns before falling back to audioread; the error says it all
             warnings.simplefilter("ignore")
             signal, _ = librosa.load(path)  # librosa's defaults, as the original: sr=22050, mono=True
     except Exception as exc:  # soundfile and audioread raise many types; all mean "not decodable"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        name = type(exc).__name__  # some decoders raise without a message: say what the exception means
+        reason = (str(exc).strip().splitlines()[0] if str(exc).strip() else
+                  {"NoBackendError": "no decoder recognises it", "EOFError": "the file ends early"}.get(name, name))
         raise UserError(f"{path}: cannot be decoded as audio ({reason})") from None
     if signal.size == 0:
         raise UserError(f"{path}: holds no audio samples")

@@ -48,12 +48,9 @@ def read_weight_arrays(path: str) -> list[tuple[str, list[np.ndarray]]]:
         raise UserError(f"{path}: damaged weights file, missing {exc}") from None
 
 
-def load_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> None:
-    """Assign the arrays of ``path`` to the variables of ``groups``, layer by layer in order.
-
-    Raises a ``UserError`` naming the layer and both shapes on the first mismatch, before
-    anything is assigned, so a failed load never leaves a model half-loaded.
-    """
+def check_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> list:
+    """The arrays of ``path`` if they fit ``groups`` layer by layer in order; a ``UserError`` naming the
+    first layer that does not, with both shapes."""
     layers = read_weight_arrays(path)
     if len(layers) != len(groups):
         raise UserError(f"{path}: holds {len(layers)} layers with weights, the model has {len(groups)} "
@@ -64,7 +61,15 @@ def load_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> No
         if file_shapes != model_shapes:
             raise UserError(f"{path}: layer {file_name!r} has weight shapes {file_shapes}, the model's layer "
                             f"{model_name!r} expects {model_shapes} (another class count or model?)")
-    for (_, arrays), (_, variables) in zip(layers, groups):
+    return layers
+
+
+def load_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> None:
+    """Assign the arrays of ``path`` to the variables of ``groups``, layer by layer in order.
+
+    Everything is checked before anything is assigned, so a failed load never leaves a model half-loaded.
+    """
+    for (_, arrays), (_, variables) in zip(check_legacy_weights(path, groups), groups):
         for variable, array in zip(variables, arrays):
             variable.assign(array.astype(np.float32))
 

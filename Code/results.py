@@ -207,7 +207,7 @@ def plot_training_curves(histories: list[dict], path: str, title: str) -> None:
     _save_png(figure, path, dpi=110)
 
 
-def _prepare_folder(folder: str) -> None:
+def prepare_folder(folder: str) -> None:
     """Create ``folder`` if needed and prove it writable before any results file is started."""
     try:
         os.makedirs(folder, exist_ok=True)
@@ -225,7 +225,7 @@ def write_results(result_dir: str, stem: str, record: dict, classes: Sequence[st
     written atomically; if one fails, the files this call already wrote are removed too, so a run
     leaves either its complete set of results or none. Returns ``{"xlsx"|"confusion"|"json": path}``.
     """
-    _prepare_folder(result_dir)
+    prepare_folder(result_dir)
     paths = {"xlsx": os.path.join(result_dir, f"{stem}.xlsx"),
              "confusion": os.path.join(result_dir, f"{stem}_confusion.png"),
              "json": os.path.join(result_dir, f"{stem}.json")}

@@ -1,0 +1,212 @@
+"""Every bad input through the real command line: one line naming the file or flag, exit 2, nothing half-written.
+
+Each case builds its own input under tmp_path, runs ``main.py`` in-process, and checks the message, the
+status and that no output file appeared. Audio that is unusual but valid (stereo, 8-bit, 8 or 96 kHz,
+silence) must work instead.
+"""
+
+import os
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from main import main
+
+OUTPUTS = ("out", "MFCC.npy")  # what a case may leave behind only when it succeeds
+
+
+def tone(path, rate=22050, channels=1, subtype="PCM_16", seconds=0.3, silent=False):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    signal = np.zeros_like(t) if silent else 0.3 * np.sin(2 * np.pi * 200 * t)
+    sf.write(path, np.stack([signal] * channels, 1) if channels > 1 else signal, rate, subtype=subtype)
+
+
+def synth_folder(tmp, odd=None):
+    """A SYNTH-layout folder of short tones; ``odd(path)`` writes the first file of class 'sad' instead."""
+    for label in ("angry", "happy", "neutral", "sad"):
+        for i in range(2):
+            path = os.path.join(tmp, "wav", label, f"{label}{i}.wav")
+            if odd is not None and label == "sad" and i == 0:
+                odd(path)
+            else:
+                tone(path)
+    return os.path.join(tmp, "wav")
+
+
+def write_bytes(content):
+    def odd(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(content)
+    return odd
+
+
+def unsupported_codec(path):
+    """A RIFF/WAVE header announcing a codec (format tag 0x7777) that no decoder knows."""
+    data = b"\x00" * 400
+    fmt = struct.pack("<HHIIHH", 0x7777, 1, 22050, 44100, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)(path)
+
+
+def extract(tmp, odd):
+    return ["--mode", "extract", "--data", "SYNTH", "--workers", "1", "--wav_path", synth_folder(tmp, odd),
+            "--feature_path", os.path.join(tmp, "MFCC.npy")]
+
+
+BAD_AUDIO = {
+    "truncated wav": (write_bytes(b"RIFF\x24\x10\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00"), "sad0.wav: cannot be decoded"),
+    "empty wav": (write_bytes(b""), "sad0.wav: the file is empty"),
+    "non-audio wav": (write_bytes(b"<html>not a sound</html>" * 40), "sad0.wav: cannot be decoded"),
+    "unsupported codec": (unsupported_codec, "sad0.wav: cannot be decoded"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_AUDIO))
+def test_audio_that_cannot_be_decoded_is_named(tmp_path, capsys, case):
+    odd, message = BAD_AUDIO[case]
+    assert main(extract(str(tmp_path), odd)) == 2
+    check_one_line(capsys, message)
+    assert not os.path.exists(tmp_path / "MFCC.npy")
+
+
+GOOD_AUDIO = {
+    "stereo": lambda p: tone(p, channels=2),
+    "8-bit": lambda p: tone(p, subtype="PCM_U8"),
+    "8 kHz": lambda p: tone(p, rate=8000),
+    "96 kHz": lambda p: tone(p, rate=96000, subtype="PCM_24"),
+    "silence only": lambda p: tone(p, silent=True),
+}
+
+
+@pytest.mark.parametrize("case", list(GOOD_AUDIO))
+def test_unusual_but_valid_audio_works(tmp_path, case):
+    assert main(extract(str(tmp_path), GOOD_AUDIO[case])) == 0
+    data = np.load(tmp_path / "MFCC.npy", allow_pickle=True).item()
+    assert data["x"].shape == (8, 65, 39) and np.isfinite(data["x"]).all()
+
+
+def check_one_line(capsys, *fragments):
+    """stderr ends with exactly one ``error:`` line (progress lines may precede it), and no traceback."""
+    err = capsys.readouterr().err.strip()
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and err.splitlines()[-1].startswith("error: ") and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, err)
+
+
+def features(tmp, **change):
+    """An EMODB-shaped feature file with one thing changed (None removes a key)."""
+    data = {"x": np.zeros((20, 30, 39), "float32"), "y": np.eye(7, dtype="float32")[np.arange(20) % 7]}
+    for key, value in change.items():
+        if value is None:
+            data.pop(key)
+        else:
+            data[key] = value
+    path = os.path.join(tmp, "bad.npy")
+    np.save(path, data, allow_pickle=True)
+    return path
+
+
+def with_nan(value):
+    x = np.zeros((20, 30, 39), "float32")
+    x[3, 4, 5] = value
+    return x
+
+
+BAD_FEATURES = {
+    "NaN": ({"x": with_nan(np.nan)}, "1 row(s) of x hold NaN or Inf"),
+    "Inf": ({"x": with_nan(np.inf)}, "1 row(s) of x hold NaN or Inf"),
+    "no y": ({"y": None}, "missing key(s) y"),
+    "rank 2 x": ({"x": np.zeros((20, 39), "float32")}, "expected (N, T, 39)"),
+    "40 coefficients": ({"x": np.zeros((20, 30, 40), "float32")}, "expected (N, T, 39)"),
+    "integer x": ({"x": np.zeros((20, 30, 39), "int16")}, "x has dtype int16"),
+    "6 classes for EMODB": ({"y": np.eye(6, dtype="float32")[np.arange(20) % 6]}, "y has 6 classes, --data EMODB has 7"),
+    "fewer labels than rows": ({"y": np.eye(7, dtype="float32")[np.arange(19) % 7]}, "x has 20 rows but y has 19"),
+    "labels not one-hot": ({"y": np.full((20, 7), 1 / 7, "float32")}, "y is not one-hot"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FEATURES))
+def test_bad_feature_files_are_named(tmp_path, capsys, case):
+    change, message = BAD_FEATURES[case]
+    path = features(str(tmp_path), **change)
+    out = str(tmp_path / "out")
+    assert main(["--mode", "train", "--data", "EMODB", "--feature_path", path, "--model_path", out,
+                 "--result_path", out]) == 2
+    check_one_line(capsys, "bad.npy", message)
+    assert not os.path.exists(out)
+
+
+def weights_folder(tmp, model, classes, drop=None):
+    """Weights of ``model`` for ``classes`` classes in a 10-fold folder, fold ``drop`` missing."""
+    from Model import MODELS, Hyper, build_model, legacy_weight_groups
+    import legacy_weights
+    folder = os.path.join(tmp, "weights")
+    os.makedirs(folder)
+    net = build_model(MODELS[model], (30, 39), classes, Hyper())
+    for i in range(1, 11):
+        if i != drop:
+            legacy_weights.save_legacy_weights(os.path.join(folder, f"10-fold_weights_best_{i}.hdf5"),
+                                               legacy_weight_groups(net))
+    return folder
+
+
+WEIGHTS = {
+    "another class count": (("TIMNET", 6, None), "has weight shapes [(39, 6), (6,)]"),
+    "another model": (("GMTCN", 7, None), "layers with weights, the model has"),
+    "a missing fold file": (("TIMNET", 7, 4), "missing weight files 10-fold_weights_best_4.hdf5"),
+}
+
+
+@pytest.mark.parametrize("case", list(WEIGHTS))
+def test_bad_weights_are_named(tmp_path, capsys, case):
+    (model, classes, drop), message = WEIGHTS[case]
+    folder = weights_folder(str(tmp_path), model, classes, drop)
+    out = str(tmp_path / "out")
+    assert main(["--mode", "test", "--data", "EMODB", "--feature_path", features(str(tmp_path)), "--test_path",
+                 folder, "--result_path", out]) == 2
+    check_one_line(capsys, message)
+    assert not os.path.exists(out)
+
+
+FLAGS = {
+    "unknown --data": (["--data", "EMODBX"], "--data EMODBX (not one of CASIA, EMODB"),
+    "--split_fold above the sample count": (["--split_fold", "21"], "--split_fold 21: must be between 2 and the"),
+    "--split_fold 1": (["--split_fold", "1"], "--split_fold 1: must be at least 2"),
+    "--batch_size 0": (["--batch_size", "0"], "--batch_size 0: must be positive"),
+    "--epoch 0": (["--epoch", "0"], "--epoch 0: must be positive"),
+}
+
+
+@pytest.mark.parametrize("case", list(FLAGS))
+def test_impossible_flags_are_named(tmp_path, capsys, case):
+    flags, message = FLAGS[case]
+    out = str(tmp_path / "out")
+    assert main(["--mode", "train", "--feature_path", features(str(tmp_path)), "--model_path", out,
+                 "--result_path", out, *flags]) == 2
+    check_one_line(capsys, message)
+    assert not os.path.exists(out)
+
+
+def test_unwritable_results_folder_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    models = str(tmp_path / "models")
+    assert main(["--mode", "train", "--feature_path", features(str(tmp_path)), "--model_path", models,
+                 "--result_path", str(blocker / "results"), "--epoch", "1"]) == 2
+    check_one_line(capsys, "a_file/results: results folder is not writable")
+    assert not os.path.exists(models)
+
+
+def test_empty_class_folder_is_named(tmp_path, capsys):
+    wav = synth_folder(str(tmp_path))
+    for name in os.listdir(os.path.join(wav, "neutral")):
+        os.remove(os.path.join(wav, "neutral", name))
+    assert main(["--mode", "extract", "--data", "SYNTH", "--wav_path", wav, "--feature_path",
+                 str(tmp_path / "MFCC.npy")]) == 2
+    check_one_line(capsys, "neutral: no wav files for class 'neutral'")
+    assert not os.path.exists(tmp_path / "MFCC.npy")
