@@ -16,7 +16,7 @@ import sys
 from errors import UserError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODES = ("train", "test", "extract", "predict", "report", "demo")
+MODES = ("train", "test", "extract", "predict", "report", "download", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--mode", default="train", choices=MODES,
       help="extract: wav -> MFCC file; train: k-fold training; test: re-test saved weights; predict: classify wav "
-           "files; report: results table; demo: the whole pipeline on a generated synthetic corpus")
+           "files; report: results table; download: fetch EMODB or RAVDE; demo: the whole pipeline on a generated "
+           "synthetic corpus")
     a("--model", default="TIMNET", help="network: TIMNET (default) or GMTCN; each brings its paper's recipe")
     a("--data", default="EMODB", help="corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own")
     a("--feature_path", default=None, help="MFCC feature file to read or write (default ./MFCC/<DATA>.npy)")
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--wav", default=None, help="predict: a wav file or a folder of them")
     a("--fold", type=int, default=None, help="predict: use only fold i's weights (default: average all folds)")
     a("--output", default=None, help="predict: also write the predictions to this .csv or .json file")
+    a("--download_path", default=os.path.join(HERE, "Corpora"), help="download: folder that receives the corpus")
+    a("--url", default=None, help="download: a mirror of the archive (give its MD5 with --md5)")
+    a("--md5", default=None, help="download: the MD5 of the mirror's archive")
     a("--gpu", default="0", help="CUDA_VISIBLE_DEVICES value; -1 runs on the CPU")
     return p
 
@@ -96,7 +100,7 @@ def validate(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and not 0.0 <= value < 1.0:
             raise UserError(f"--{name} {value}: must be in [0, 1)")
-    if args.mode not in ("extract", "report"):  # the others build a model
+    if args.mode not in ("extract", "report", "download"):  # the others build a model
         from Model import MODELS
         if args.model not in MODELS:
             raise UserError(f"--model {args.model!r}: choose one of {', '.join(MODELS)}")
@@ -259,6 +263,11 @@ def run_report(args: argparse.Namespace) -> dict:
     return report.write_report(args.result_path)
 
 
+def run_download(args: argparse.Namespace) -> str:
+    import download
+    return download.download(args.data, args.download_path, args.url, args.md5)
+
+
 def run_demo(args: argparse.Namespace) -> dict:
     """The embedded default: synthetic wavs -> MFCC -> k-fold training -> results -> re-test of the saved weights."""
     import synthetic_corpus
@@ -287,11 +296,11 @@ def main(argv=None) -> int:
     os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # before anything imports TensorFlow
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        if args.mode not in ("extract", "report"):
+        if args.mode not in ("extract", "report", "download"):
             setup_tensorflow()
         validate(args)
         {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict,
-         "report": run_report, "demo": run_demo}[args.mode](args)
+         "report": run_report, "download": run_download, "demo": run_demo}[args.mode](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

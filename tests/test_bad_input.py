@@ -58,7 +58,8 @@ def extract(tmp, odd):
 
 
 BAD_AUDIO = {
-    "truncated wav": (write_bytes(b"RIFF\x24\x10\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00"), "sad0.wav: cannot be decoded"),
+    "truncated wav": (write_bytes(b"RIFF\x24\x10\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00"),
+                      "sad0.wav: cannot be decoded"),
     "empty wav": (write_bytes(b""), "sad0.wav: the file is empty"),
     "non-audio wav": (write_bytes(b"<html>not a sound</html>" * 40), "sad0.wav: cannot be decoded"),
     "unsupported codec": (unsupported_codec, "sad0.wav: cannot be decoded"),
@@ -124,7 +125,8 @@ BAD_FEATURES = {
     "rank 2 x": ({"x": np.zeros((20, 39), "float32")}, "expected (N, T, 39)"),
     "40 coefficients": ({"x": np.zeros((20, 30, 40), "float32")}, "expected (N, T, 39)"),
     "integer x": ({"x": np.zeros((20, 30, 39), "int16")}, "x has dtype int16"),
-    "6 classes for EMODB": ({"y": np.eye(6, dtype="float32")[np.arange(20) % 6]}, "y has 6 classes, --data EMODB has 7"),
+    "6 classes for EMODB": ({"y": np.eye(6, dtype="float32")[np.arange(20) % 6]},
+                            "y has 6 classes, --data EMODB has 7"),
     "fewer labels than rows": ({"y": np.eye(7, dtype="float32")[np.arange(19) % 7]}, "x has 20 rows but y has 19"),
     "labels not one-hot": ({"y": np.full((20, 7), 1 / 7, "float32")}, "y is not one-hot"),
 }

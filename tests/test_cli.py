@@ -99,7 +99,8 @@ def test_weights_of_another_class_count_name_the_layer(shared, tmp_path, capsys)
     fake = tmp_path / "CASIA.npy"
     np.save(fake, {"x": x, "y": y})
     assert main(["--mode", "test", "--data", "CASIA", "--feature_path", str(fake), "--random_seed", "46",
-                 "--test_path", reference(shared, "Test_Models", "EMODB_46"), "--result_path", str(tmp_path / "R")]) == 2
+                 "--test_path", reference(shared, "Test_Models", "EMODB_46"),
+                 "--result_path", str(tmp_path / "R")]) == 2
     err = capsys.readouterr().err.strip()
     assert "dense" in err and "(39, 7)" in err and "(39, 6)" in err
     assert not os.path.exists(tmp_path / "R")

@@ -76,7 +76,7 @@ def test_train_then_retest_reproduces_every_fold(tmp_path, model):
     trained = cross_validate(MODELS[model], cfg, x, y, str(tmp_path / "Models"), str(tmp_path / "Results"))
     record = trained["record"]
     folder = record["weights_folder"]
-    assert os.path.basename(folder).startswith(f"TOY_7_") and folder.endswith(model)
+    assert os.path.basename(folder).startswith("TOY_7_") and folder.endswith(model)
     assert sorted(os.listdir(folder)) == [f"3-fold_weights_best_{i}.hdf5" for i in (1, 2, 3)] + ["run.json"]
     assert record["protocol"] == "last_epoch" and all(f["kept_epoch"] == 3 for f in record["folds"])
     for path in trained["paths"].values():

@@ -1,7 +1,6 @@
 """MFCC extraction against the reference features, file layouts, and feature files read without running code."""
 
 import os
-import pickle
 
 import numpy as np
 import pytest

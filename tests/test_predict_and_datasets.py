@@ -64,8 +64,9 @@ def test_a_dataset_of_your_own_from_folders_and_from_a_manifest(tmp_path, capsys
     common = ["--data", "MINE", "--feature_path", features, "--epoch", "2", "--split_fold", "2", "--batch_size", "4",
               "--model_path", str(tmp_path / "M"), "--result_path", str(tmp_path / "R")]
     assert main(["--mode", "train", *common]) == 0
+    [run_folder] = os.listdir(tmp_path / "M")
     assert main(["--mode", "predict", "--data", "MINE", "--feature_path", features, "--wav",
-                 str(wavs / "calm" / "c0.wav"), "--test_path", os.path.join(tmp_path, "M", os.listdir(tmp_path / "M")[0])]) == 0
+                 str(wavs / "calm" / "c0.wav"), "--test_path", os.path.join(tmp_path, "M", run_folder)]) == 0
     assert "c0.wav:" in capsys.readouterr().out
 
     manifest = tmp_path / "list.csv"
