@@ -1,9 +1,10 @@
 """The engine every model shares: folds, protocols, the training loop, evaluation and weight files.
 
-The fold loop (``cross_validate``) is the one place where the test fold is touched, and only
-where the protocol's name says so: ``paper`` looks at it after every epoch (that is what the
-name warns about), ``last_epoch`` only once, after training. Which network is trained is the
-``ModelSpec``'s business (Model.py); this file never names one.
+The test fold is touched in two places only: ``validation_rows`` hands it to the epoch loop when,
+and only when, the protocol is ``paper`` (that is what the name warns about), and ``cross_validate``
+evaluates the kept weights on it once per fold. ``last_epoch`` and ``inner_val`` (which picks the
+epoch on a split of the training fold) never see it during training. Which network is trained is
+the ``ModelSpec``'s business (Model.py); this file never names one.
 """
 
 from __future__ import annotations

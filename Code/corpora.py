@@ -40,7 +40,7 @@ def _ravdess(path: str) -> LabelSpeaker:
     fields = os.path.splitext(os.path.basename(path))[0].split("-")
     codes = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad",
              "05": "angry", "06": "fear", "07": "disgust", "08": "surprise"}
-    if len(fields) != 7:
+    if len(fields) != 7 or fields[:2] != ["03", "01"]:  # audio-only (03) speech (01); not song or video files
         return None, None
     return codes.get(fields[2]), fields[6]
 

@@ -9,13 +9,14 @@ and numbers, and refuses anything else. Knows nothing about models.
 
 from __future__ import annotations
 
-import io
+import itertools
 import os
 import pickle
+import secrets
 import sys
-import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from typing import BinaryIO
 
 import numpy as np
 
@@ -25,27 +26,46 @@ from errors import UserError
 N_MFCC = 39
 
 
+def _decode_reason(exc: BaseException) -> str:
+    """The most telling short reason in an exception chain.
+
+    librosa tries libsndfile first and then audioread, whose errors often carry no message; the libsndfile
+    error it raised on the way (the chain's context) says what is wrong with the file.
+    """
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__context__
+    for error in chain:
+        if getattr(error, "error_string", ""):  # soundfile.LibsndfileError without the path
+            return error.error_string.strip()
+    for error in chain:
+        if str(error).strip():
+            return str(error).strip().splitlines()[0]
+    names = {"NoBackendError": "no decoder recognises it", "EOFError": "the file ends early"}
+    return names.get(type(chain[0]).__name__, type(chain[0]).__name__)
+
+
 def load_centered(path: str, signal_length: int) -> np.ndarray:
-    """``librosa.load`` (mono, 22 050 Hz), then centred to exactly ``signal_length`` samples (SPEC §1.2)."""
+    """``librosa.load`` (mono, 22 050 Hz), then centred to exactly ``signal_length`` samples (SPEC §1.2): (L,)."""
     import librosa
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such audio file")
+    if os.path.getsize(path) == 0:
         raise UserError(f"{path}: the file is empty")
     try:
         with warnings.catch_warnings():  # librosa warns before falling back to audioread; the error says it all
             warnings.simplefilter("ignore")
             signal, _ = librosa.load(path)  # librosa's defaults, as the original: sr=22050, mono=True
     except Exception as exc:  # soundfile and audioread raise many types; all mean "not decodable"
-        name = type(exc).__name__  # some decoders raise without a message: say what the exception means
-        reason = (str(exc).strip().splitlines()[0] if str(exc).strip() else
-                  {"NoBackendError": "no decoder recognises it", "EOFError": "the file ends early"}.get(name, name))
-        raise UserError(f"{path}: cannot be decoded as audio ({reason})") from None
+        raise UserError(f"{path}: cannot be decoded as audio ({_decode_reason(exc)})") from None
     if signal.size == 0:
         raise UserError(f"{path}: holds no audio samples")
     s = len(signal)
     if s < signal_length:  # zero-pad floor((L - s) / 2) on the left, the rest on the right
         left = (signal_length - s) // 2
         return np.pad(signal, (left, signal_length - s - left)).astype(np.float32)
-    start = (s - signal_length) // 2
+    start = (s - signal_length) // 2  # crop the middle: signal[p : p + L], p = floor((s - L) / 2)
     return signal[start:start + signal_length].astype(np.float32)
 
 
@@ -60,11 +80,29 @@ def extract_file(path: str, signal_length: int) -> np.ndarray:
     return mfcc(load_centered(path, signal_length))
 
 
+def _hidden(name: str) -> bool:
+    # macOS archives carry "._03a01Wa.wav" resource forks and __MACOSX/ copies that are not audio
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _wav_files(folder: str) -> list[str]:
+    """Every ``*.wav`` (any case) below ``folder``, hidden files and folders left out, in a fixed order."""
     found = []
-    for root, _, names in os.walk(folder):
-        found += [os.path.join(root, n) for n in names if n.lower().endswith(".wav")]
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        found += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(".wav") and not _hidden(n)]
     return found
+
+
+def _authors_order(items: list[tuple[str, str, str]], corpus: Corpus, root: str) -> list[tuple[str, str, str]]:
+    """By class in one-hot column order, then the file's own name compared naturally (SPEC §1.4).
+
+    Equal names in different folders (SAVEE ``DC/a01.wav``, ``JE/a01.wav``) are ordered by their path,
+    so the order, and with it the fold split, never depends on the file system.
+    """
+    column = {c: i for i, c in enumerate(corpus.classes)}
+    return sorted(items, key=lambda item: (column[item[1]], natural_key(os.path.basename(item[0])),
+                                           natural_key(os.path.relpath(item[0], root))))
 
 
 def read_manifest(path: str) -> list[tuple[str, str, str]]:
@@ -93,7 +131,7 @@ def dataset_classes(wav_path: str) -> tuple[str, ...]:
         return tuple(sorted({label for _, label, _ in read_manifest(wav_path)}, key=natural_key))
     if not os.path.isdir(wav_path):
         raise UserError(f"{wav_path}: no such folder of wav files")
-    classes = [d for d in os.listdir(wav_path) if os.path.isdir(os.path.join(wav_path, d))
+    classes = [d for d in os.listdir(wav_path) if not _hidden(d) and os.path.isdir(os.path.join(wav_path, d))
                and _wav_files(os.path.join(wav_path, d))]
     if len(classes) < 2:
         raise UserError(f"{wav_path}: a dataset of your own needs <label>/*.wav folders for at least 2 labels, "
@@ -109,92 +147,139 @@ def mean_signal_length(paths: list[str]) -> int:
         try:
             info = soundfile.info(path)
         except Exception as exc:
-            raise UserError(f"{path}: cannot be decoded as audio ({exc})") from None
+            raise UserError(f"{path}: cannot be decoded as audio ({_decode_reason(exc)})") from None
         lengths.append(info.frames * SAMPLE_RATE / info.samplerate)
     return int(round(np.mean(lengths)))
 
 
+def _manifest_items(path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
+    """The manifest's rows, every label one of the corpus' classes."""
+    items = read_manifest(path)
+    unknown = sorted({label for _, label, _ in items} - set(corpus.classes))
+    if unknown:
+        raise UserError(f"{path}: label(s) {', '.join(unknown)} are not classes of {corpus.key} "
+                        f"({', '.join(corpus.classes)})")
+    return items
+
+
+def _class_folder_items(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
+    """The original's layout ``<wav_path>/<class>/*.wav``; every class needs its folder with files in it."""
+    items = []
+    for label in corpus.classes:
+        folder = os.path.join(wav_path, label)
+        files = _wav_files(folder) if os.path.isdir(folder) else []
+        if not files:
+            raise UserError(f"{folder}: no wav files for class {label!r}")
+        items += [(p, label, corpus.parse_name(p)[1] or "") for p in files]
+    return items
+
+
+def _named_items(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
+    """The corpus' own naming anywhere below ``wav_path``; files whose name gives none of its labels are skipped."""
+    items = []
+    for path in _wav_files(wav_path):
+        label, speaker = corpus.parse_name(path)
+        if label in corpus.classes:
+            items.append((path, label, speaker or ""))
+    if not items:
+        raise UserError(f"{wav_path}: no wav files named like {corpus.key} files and no <class>/ folders "
+                        f"({', '.join(corpus.classes)})")
+    return items
+
+
 def list_corpus_files(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
-    """(path, label, speaker) in the authors' order: by class in ``corpus.classes`` order, then natural file name.
+    """(path, label, speaker or '') in the authors' order: by class in ``corpus.classes`` order, then file name.
 
     Three layouts: a CSV manifest ``path,label[,speaker]``; the original's ``<wav_path>/<class>/*.wav``
-    (used when class-named folders exist); or the corpus' own file naming anywhere below ``wav_path``
-    (EMODB letters, RAVDESS codes, ...).
+    (chosen when a class-named folder exists); or the corpus' own file naming anywhere below ``wav_path``
+    (EMODB letters, RAVDESS codes, SAVEE and EMOVO prefixes, CASIA emotion folders).
     """
     if wav_path.lower().endswith(".csv") and os.path.isfile(wav_path):
-        items = read_manifest(wav_path)
-        unknown = sorted({label for _, label, _ in items} - set(corpus.classes))
-        if unknown:
-            raise UserError(f"{wav_path}: label(s) {', '.join(unknown)} are not classes of {corpus.key} "
-                            f"({', '.join(corpus.classes)})")
-        order = {c: i for i, c in enumerate(corpus.classes)}
-        return sorted(items, key=lambda item: (order[item[1]], natural_key(os.path.basename(item[0]))))
-    if not os.path.isdir(wav_path):
+        items, root = _manifest_items(wav_path, corpus), os.path.dirname(os.path.abspath(wav_path))
+    elif not os.path.isdir(wav_path):
         raise UserError(f"{wav_path}: no such folder of wav files")
-    class_dirs = {c: os.path.join(wav_path, c) for c in corpus.classes if os.path.isdir(os.path.join(wav_path, c))}
-    items = []
-    if class_dirs:
-        for label in corpus.classes:
-            folder = class_dirs.get(label)
-            files = _wav_files(folder) if folder else []
-            if not files:
-                raise UserError(f"{folder or os.path.join(wav_path, label)}: no wav files for class {label!r}")
-            items += [(p, label, corpus.parse_name(p)[1] or "") for p in files]
+    elif any(os.path.isdir(os.path.join(wav_path, c)) for c in corpus.classes):
+        items, root = _class_folder_items(wav_path, corpus), wav_path
     else:
-        for path in _wav_files(wav_path):
-            label, speaker = corpus.parse_name(path)
-            if label in corpus.classes:
-                items.append((path, label, speaker or ""))
-        if not items:
-            raise UserError(f"{wav_path}: no wav files named like {corpus.key} files and no <class>/ folders "
-                            f"({', '.join(corpus.classes)})")
-        missing = sorted(set(corpus.classes) - {label for _, label, _ in items})
-        if missing:
-            raise UserError(f"{wav_path}: no wav files for class(es) {', '.join(missing)} of {corpus.key}")
-    order = {c: i for i, c in enumerate(corpus.classes)}
-    return sorted(items, key=lambda item: (order[item[1]], natural_key(os.path.basename(item[0]))))
+        items, root = _named_items(wav_path, corpus), wav_path
+    missing = [c for c in corpus.classes if c not in {label for _, label, _ in items}]
+    if missing:  # a class without examples would be a one-hot column that is never 1
+        raise UserError(f"{wav_path}: no wav files for class(es) {', '.join(missing)} of {corpus.key}")
+    return _authors_order(items, corpus, root)
 
 
 class _Progress:
-    """A progress bar on stderr: rewritten in place on a terminal, a line per tenth otherwise (logs, CI)."""
+    """``extract EMODB: 120/535 files [####................] 22%`` on stderr.
+
+    Rewritten in place on a terminal; in a log (not a terminal) one line per tenth, so CI logs stay short.
+    """
 
     def __init__(self, label: str, total: int, enabled: bool):
         self.label, self.total, self.enabled, self.done = label, total, enabled, 0
-        self.in_place = sys.stderr.isatty()
+        self.in_place = enabled and sys.stderr.isatty()
 
     def step(self) -> None:
         self.done += 1
-        percent = 100 * self.done // self.total
-        tenth_reached = percent // 10 > 100 * (self.done - 1) // self.total // 10
-        if self.enabled and (self.in_place or tenth_reached or self.done == self.total):
-            filled = int(20 * self.done / self.total)
-            end = "\n" if self.done == self.total or not self.in_place else ""
-            sys.stderr.write(f"\r{self.label}: {self.done}/{self.total} files [{'#' * filled}{'.' * (20 - filled)}] "
-                             f"{percent}%{end}")
+        tenth_reached = 10 * self.done // self.total > 10 * (self.done - 1) // self.total
+        if not self.enabled or not (self.in_place or tenth_reached):
+            return
+        filled = 20 * self.done // self.total
+        line = (f"{self.label}: {self.done}/{self.total} files [{'#' * filled}{'.' * (20 - filled)}] "
+                f"{100 * self.done // self.total}%")
+        end = "\n" if self.done == self.total or not self.in_place else ""
+        sys.stderr.write(f"\r{line}{end}" if self.in_place else f"{line}{end}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        """End an unfinished in-place line, so that an error message starts on a line of its own."""
+        if self.in_place and 0 < self.done < self.total:
+            sys.stderr.write("\n")
             sys.stderr.flush()
 
 
-def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = None, workers: int | None = None,
-                   progress: bool = True) -> dict:
-    """All files of ``wav_path`` -> the feature dict, in parallel; holds features only, never all the audio."""
-    length = signal_length or corpus.signal_length
-    items = list_corpus_files(wav_path, corpus)
-    frames = 1 + length // 512
-    x = np.empty((len(items), frames, N_MFCC), np.float32)  # (N, T, 39), allocated once
-    bar = _Progress(f"extract {corpus.key}", len(items), progress)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
-    paths = [p for p, _, _ in items]
+def _extract_into(x: np.ndarray, paths: list[str], length: int, workers: int, bar: _Progress) -> None:
+    """x[i] = features of paths[i]; with workers > 1 each process sends back only its (T, 39), never audio."""
     if workers == 1:
         for i, path in enumerate(paths):
             x[i] = extract_file(path, length)
             bar.step()
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for i, features in enumerate(pool.map(extract_file, paths, [length] * len(paths), chunksize=4)):
-                x[i] = features
-                bar.step()
-    index = {c: i for i, c in enumerate(corpus.classes)}
-    y = np.eye(corpus.num_classes, dtype=np.float32)[[index[label] for _, label, _ in items]]
+        return
+    pool = ProcessPoolExecutor(workers)
+    try:
+        for i, features in enumerate(pool.map(extract_file, paths, itertools.repeat(length), chunksize=4)):
+            x[i] = features  # results arrive in file order
+            bar.step()
+    finally:
+        # after an undecodable file (or Ctrl-C), drop the queued files instead of decoding the rest first
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = None, workers: int | None = None,
+                   progress: bool = True) -> dict:
+    """Every file of ``wav_path`` -> the feature dict of the authors' format plus metadata, in parallel.
+
+    Args:
+        wav_path: folder (class folders or the corpus' own naming) or CSV manifest.
+        corpus: gives the classes, their order and the default signal length.
+        signal_length: samples each utterance is centred to (default ``corpus.signal_length``).
+        workers: processes (default: all cores; 1 runs in this process).
+        progress: show a progress bar on stderr.
+
+    Returns:
+        ``x`` float32 (N, T, 39), ``y`` float32 one-hot (N, C), ``files`` (paths relative to ``wav_path``),
+        ``speakers`` ('' when unknown), ``classes`` and ``signal_length``.
+    """
+    length = signal_length or corpus.signal_length
+    items = list_corpus_files(wav_path, corpus)
+    paths = [p for p, _, _ in items]
+    x = np.empty((len(items), 1 + length // 512, N_MFCC), np.float32)  # (N, T, 39), allocated once
+    bar = _Progress(f"extract {corpus.key}", len(items), progress)
+    try:
+        _extract_into(x, paths, length, max(1, min(workers or os.cpu_count() or 1, len(items))), bar)
+    finally:
+        bar.close()
+    column = {c: i for i, c in enumerate(corpus.classes)}
+    y = np.eye(corpus.num_classes, dtype=np.float32)[[column[label] for _, label, _ in items]]  # (N, C)
     root = os.path.dirname(os.path.abspath(wav_path)) if os.path.isfile(wav_path) else wav_path
     return {"x": x, "y": y, "files": np.array([os.path.relpath(p, root) for p in paths]),
             "speakers": np.array([s for _, _, s in items]), "classes": np.array(corpus.classes),
@@ -202,19 +287,25 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
 
 
 def save_features(path: str, data: dict) -> None:
-    """``np.save`` of the dict (the authors' format), written to a temporary file and renamed into place."""
+    """``np.save`` of the dict (the authors' format), written to a temporary file and renamed into place.
+
+    An interrupted run never leaves a half-written feature file under ``path``.
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".npy", dir=folder)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:  # "x": created with the umask's permissions (mkstemp's would be 0600)
             np.save(f, data, allow_pickle=True)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-# What a genuine feature file's pickle may name: numpy's array and scalar reconstruction, nothing else.
+# What a genuine feature file's pickle may name: numpy's array, dtype and scalar reconstruction
+# (``numpy._core`` since numpy 2, ``numpy.core`` before), nothing else.
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
@@ -223,51 +314,81 @@ _ALLOWED = {
 
 
 class _ArraysOnly(pickle.Unpickler):
-    def __init__(self, file, path: str):
+    """An unpickler that can rebuild numpy arrays, dicts, strings and numbers, and call nothing else."""
+
+    def __init__(self, file: BinaryIO, path: str):
         super().__init__(file)
         self.path = path
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str):
+        # every callable a pickle can run is looked up here (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*)
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         raise UserError(f"{self.path}: refused to load: the file asks to run {module}.{name} "
                         "(a feature file holds only arrays)")
 
 
+def _read_npy(path: str) -> object:
+    """The object stored in a .npy file; a pickled one goes through ``_ArraysOnly``."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version not in readers:
+            raise UserError(f"{path}: .npy format version {version[0]}.{version[1]} is not supported (1.0 or 2.0)")
+        _, _, dtype = readers[version](f)
+        if not dtype.hasobject:  # a plain numeric array holds no pickle, hence no code
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+        stored = _ArraysOnly(f, path).load()  # np.save pickles object arrays; the dict is a 0-d one
+    return stored.item() if isinstance(stored, np.ndarray) and stored.shape == () else stored
+
+
+def _require_dict(data: object, path: str) -> None:
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: holds a {type(data).__name__}, not the dict {{'x': ..., 'y': ...}} of a feature file")
+
+
 def load_features(path: str, data_key: str | None = None) -> dict:
-    """Read a feature file without letting it run code; one-line ``UserError`` for anything else."""
+    """Read a feature file without letting it run code; one-line ``UserError`` for anything else.
+
+    ``data_key`` (the ``--data`` of the caller) completes the hint given when the file does not exist.
+    """
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a folder, not a feature file (.npy)")
     if not os.path.isfile(path):
         hint = f"python main.py --mode extract --data {data_key or '<KEY>'} --wav_path <folder>"
         raise UserError(f"{path}: feature file not found; make it with: {hint}")
     try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}[version]
-            shape, _, dtype = read_header(f)
-            if dtype.hasobject and shape == ():
-                data = _ArraysOnly(io.BytesIO(f.read()), path).load()  # np.save pickles a 0-d object array
-                data = data.item() if isinstance(data, np.ndarray) and data.shape == () else data
-            else:  # a bare array: never holds code, read it plainly
-                f.seek(0)
-                data = np.load(f, allow_pickle=False)
+        data = _read_npy(path)
     except UserError:
         raise
-    except Exception as exc:
-        raise UserError(f"{path}: not a readable .npy feature file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: holds a {type(data).__name__}, not the dict {{'x': ..., 'y': ...}} of a feature file")
+    except Exception as exc:  # a truncated or foreign file fails in numpy or pickle in many ways
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+        raise UserError(f"{path}: not a readable .npy feature file ({type(exc).__name__}: {reason})") from None
+    _require_dict(data, path)
     return data
 
 
-def validate_features(data: dict, path: str, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
-    """(x float32 (N, T, 39), y float32 (N, C)) after checking keys, ranks, dtypes, class count and values."""
+def _arrays(data: dict, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """``data["x"]``, ``data["y"]`` once they are known to be numpy arrays."""
+    _require_dict(data, path)
     missing = [k for k in ("x", "y") if k not in data]
     if missing:
         raise UserError(f"{path}: missing key(s) {', '.join(missing)}; a feature file holds 'x' and 'y'")
-    x, y = np.asarray(data["x"]), np.asarray(data["y"])
-    if x.ndim != 3 or x.shape[-1] != N_MFCC:
-        raise UserError(f"{path}: x has shape {x.shape}, expected (N, T, {N_MFCC})")
+    for key in ("x", "y"):
+        if not isinstance(data[key], np.ndarray):
+            raise UserError(f"{path}: {key} is a {type(data[key]).__name__}, not a numpy array")
+    return data["x"], data["y"]
+
+
+def validate_features(data: dict, path: str, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
+    """(x float32 (N, T, 39), y float32 (N, C)) after checking keys, ranks, dtypes, class count and values.
+
+    Every failure is a one-line ``UserError`` naming ``path``, raised before a model sees the data.
+    """
+    x, y = _arrays(data, path)
+    if x.ndim != 3 or x.shape[1] == 0 or x.shape[2] != N_MFCC:
+        raise UserError(f"{path}: x has shape {x.shape}, expected (N, T, {N_MFCC}) MFCC frames")
     if y.ndim != 2:
         raise UserError(f"{path}: y has shape {y.shape}, expected one-hot (N, C)")
     for key, array in (("x", x), ("y", y)):

@@ -58,7 +58,11 @@ def utterance(label: str, rng: np.random.Generator, seconds: float = 1.5) -> np.
 
 
 def generate(folder: str, per_class: int = 30, seed: int = 0) -> list[str]:
-    """Write ``per_class`` utterances of each class under ``folder``; the same seed gives identical files."""
+    """Write ``per_class`` utterances of each class as ``folder/<class>/<class>_<nn>.wav`` and return their paths.
+
+    Files already there are overwritten. Utterance ``i`` of class ``c`` draws from its own generator
+    ``default_rng([seed, c, i])``: the same seed gives byte-identical files, whatever ``per_class`` is.
+    """
     paths = []
     for c, label in enumerate(CORPUS.classes):
         os.makedirs(os.path.join(folder, label), exist_ok=True)
