@@ -61,6 +61,7 @@ class RunConfig:
     cv: str = "kfold"  # kfold (the original's split) or speaker (whole speakers held out)
     hyper: Hyper = field(default_factory=Hyper)
     synthetic: bool = False
+    xla: bool = False  # compile the training step with XLA: faster epochs, a one-off compilation per run
 
 
 def make_folds(n: int, k: int, seed: int, speakers=None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -102,7 +103,7 @@ class Trainer:
         self.optimizer.build(self.model.trainable_variables)
         x_spec = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
         y_spec = tf.TensorSpec((None, self.model.output_shape[-1]), tf.float32)
-        self._step = tf.function(self._train_step, input_signature=[x_spec, y_spec])
+        self._step = tf.function(self._train_step, input_signature=[x_spec, y_spec], jit_compile=config.xla)
         self._predict = tf.function(lambda x: self.model(x, training=False), input_signature=[x_spec])
 
     def _train_step(self, x, y):

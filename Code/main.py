@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--download_path", default=os.path.join(HERE, "Corpora"), help="download: folder that receives the corpus")
     a("--url", default=None, help="download: a mirror of the archive (give its MD5 with --md5)")
     a("--md5", default=None, help="download: the MD5 of the mirror's archive")
+    a("--xla", action="store_true", help="compile the training step with XLA (faster epochs after a one-off compile)")
     a("--gpu", default="0", help="CUDA_VISIBLE_DEVICES value; -1 runs on the CPU")
     return p
 
@@ -213,7 +214,8 @@ def run_config(args: argparse.Namespace, corpus, seed: int):
                        split_fold=args.split_fold, random_seed=seed, epochs=args.epoch or recipe.epochs,
                        batch_size=args.batch_size or recipe.batch_size, lr=args.lr, beta1=args.beta1,
                        beta2=args.beta2, epsilon=recipe.epsilon, label_smoothing=smoothing, protocol=args.protocol,
-                       val_fraction=args.val_fraction, cv=args.cv, hyper=hyper, synthetic=corpus.synthetic)
+                       val_fraction=args.val_fraction, cv=args.cv, hyper=hyper, synthetic=corpus.synthetic,
+                       xla=args.xla)
     return spec, config
 
 

@@ -68,5 +68,6 @@ def reference_gmtcn(frames: int, classes: int, filters: int = 39, dilations=(1, 
         x = layers.Add()([x, level_input])
     pooled = layers.GlobalAveragePooling1D()(layers.LeakyReLU(negative_slope=0.05)(layers.Add()(skips)))
     dense = layers.Dense(classes, activation="softmax")
+    outputs = dense(pooled)  # (B, C); the Dense has weights only once called
     groups.append(("dense", dense.weights))
-    return keras.Model(inputs, dense(pooled)), groups
+    return keras.Model(inputs, outputs), groups

@@ -1,0 +1,186 @@
+"""Training and inference speed: our training path against the original graph, side by side in one run.
+
+    .venv/bin/python bench/benchmark.py [--quick] [--markdown PATH]
+
+On an EMODB-shaped fold (481 training and 54 test utterances, T = 188, 39 MFCCs, 7 classes, batch 64,
+random values with a fixed seed) it measures, each in a fresh process (so peak memory does not mix):
+the reference graph (bench/reference_graph.py: plain Keras Conv1D/BatchNorm/SpatialDropout1D layers,
+``model.compile`` + ``model.fit``, as the authors' code trains) and our default path (Common_Model.Trainer:
+one traced step reused across folds, causal convolutions as matrix products): seconds per epoch (median
+after a warm-up epoch), utterances per second, time to build the fold's model and run its first step,
+peak resident memory; for TIM-Net and GM-TCNet. Then inference at batch 1 and 64, MFCC extraction with
+one process and with all cores, and the projected wall time of a full 10-fold x 500-epoch TIM-Net run
+at the EMODB, RAVDESS and IEMOCAP shapes. It prints figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CODE = os.path.join(os.path.dirname(HERE), "Code")
+SHARED = os.environ.get("SER_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
+
+# Each job runs in its own interpreter and prints one JSON line.
+PRELUDE = f"""
+import json, os, resource, statistics, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+sys.path[:0] = [{CODE!r}, {HERE!r}]
+import numpy as np
+def peak_mb():
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+def data(n, frames, classes):
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((n, frames, 39), dtype=np.float32),
+            np.eye(classes, dtype=np.float32)[rng.integers(0, classes, n)])
+"""
+
+TRAIN_REFERENCE = PRELUDE + """
+import keras
+from reference_graph import reference_gmtcn, reference_timnet
+x, y = data(481, 188, 7)
+start = time.time()
+model, _ = {{"TIMNET": reference_timnet, "GMTCN": reference_gmtcn}}["{model}"](188, 7)
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001, beta_1=0.93, beta_2=0.98, epsilon=1e-8),
+              loss="categorical_crossentropy", metrics=["accuracy"])
+model.train_on_batch(x[:64], y[:64])
+build = time.time() - start
+model.fit(x, y, batch_size=64, epochs=1, verbose=0)  # warm-up: traces the last, smaller batch too
+times = []
+for _ in range({epochs}):
+    start = time.time()
+    model.fit(x, y, batch_size=64, epochs=1, shuffle=True, verbose=0)
+    times.append(time.time() - start)
+print(json.dumps({{"build": build, "epoch": statistics.median(times), "peak": peak_mb()}}))
+"""
+
+TRAIN_OURS = PRELUDE + """
+from Common_Model import RunConfig, Trainer
+from Model import MODELS, Hyper, build_model
+x, y = data(481, 188, 7)
+config = RunConfig(model="{model}", data="BENCH", classes=list("abcdefg"), feature_path="-", xla={xla})
+start = time.time()
+trainer = Trainer(lambda: build_model(MODELS["{model}"], (188, 39), 7, Hyper()), config)
+trainer.reset(0)
+trainer.train_epoch(x, y, np.arange(64), 64)
+build = time.time() - start
+rng = np.random.default_rng(0)
+trainer.train_epoch(x, y, rng.permutation(481), 64)  # warm-up: traces nothing new, fills caches
+times = []
+for _ in range({epochs}):
+    start = time.time()
+    trainer.train_epoch(x, y, rng.permutation(481), 64)
+    times.append(time.time() - start)
+start = time.time()
+trainer.reset(1)  # the next fold: fresh weights, no new tracing
+trainer.train_epoch(x, y, np.arange(64), 64)
+next_fold = time.time() - start
+print(json.dumps({{"build": build, "epoch": statistics.median(times), "peak": peak_mb(), "next_fold": next_fold}}))
+"""
+
+INFERENCE = PRELUDE + """
+from Model import MODELS, Hyper, build_model
+import tensorflow as tf
+model = build_model(MODELS["{model}"], (188, 39), 7, Hyper())
+call = tf.function(lambda batch: model(batch, training=False))
+result = {{}}
+for batch in (1, 64):
+    x, _ = data(batch, 188, 7)
+    call(x)
+    start = time.time()
+    for _ in range(20):
+        call(x)
+    result[str(batch)] = (time.time() - start) / 20 / batch * 1000
+print(json.dumps(result))
+"""
+
+STEP_AT_SHAPE = PRELUDE + """
+from Common_Model import RunConfig, Trainer
+from Model import MODELS, Hyper, build_model
+x, y = data(128, {frames}, {classes})
+config = RunConfig(model="TIMNET", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",
+                   hyper=Hyper(dilation_size={blocks}))
+trainer = Trainer(lambda: build_model(MODELS["TIMNET"], ({frames}, 39), {classes}, config.hyper), config)
+trainer.reset(0)
+trainer.train_epoch(x, y, np.arange(64), 64)
+start = time.time()
+trainer.train_epoch(x, y, np.arange(128), 64)
+print(json.dumps({{"step": (time.time() - start) / 2}}))
+"""
+
+EXTRACT = PRELUDE + """
+import corpora, extract_feature
+start = time.time()
+data = extract_feature.extract_corpus({folder!r}, corpora.get_corpus("EMODB"), workers={workers}, progress=False)
+print(json.dumps({{"files_per_s": len(data["x"]) / (time.time() - start), "files": len(data["x"])}}))
+"""
+
+
+def run(code: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"benchmark job failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer epochs per measurement (about 3 minutes)")
+    parser.add_argument("--markdown", help="also write the tables to this Markdown file")
+    args = parser.parse_args()
+    epochs = 2 if args.quick else 5
+    from importlib.metadata import version
+    lines = [f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+             f"TensorFlow {version('tensorflow')}; EMODB-shaped fold: 481 training utterances, T=188, batch 64", "",
+             "| model | training path | s/epoch | utterances/s | build + first step, s | next fold, s | "
+             "peak memory, MB | speed-up |", "|---|---|---|---|---|---|---|---|"]
+    for model in ("TIMNET", "GMTCN"):
+        reference = run(TRAIN_REFERENCE.format(model=model, epochs=epochs))
+        ours = run(TRAIN_OURS.format(model=model, epochs=epochs, xla=False))
+        ours_xla = run(TRAIN_OURS.format(model=model, epochs=epochs, xla=True))
+        for name, figures in (("reference graph (Keras fit)", reference), ("ours (default)", ours),
+                              ("ours, --xla", ours_xla)):
+            speedup = reference["epoch"] / figures["epoch"]
+            lines.append(f"| {model} | {name} | {figures['epoch']:.2f} | {481 / figures['epoch']:.0f} | "
+                         f"{figures['build']:.1f} | {figures.get('next_fold', float('nan')):.2f} | "
+                         f"{figures['peak']:.0f} | {speedup:.2f}x |")
+    lines += ["", "| model | inference ms per utterance, batch 1 | batch 64 |", "|---|---|---|"]
+    for model in ("TIMNET", "GMTCN"):
+        inference = run(INFERENCE.format(model=model))
+        lines.append(f"| {model} | {inference['1']:.2f} | {inference['64']:.3f} |")
+    folder = os.path.join(SHARED, "data", "emodb_2s")
+    if os.path.isdir(folder):
+        lines += ["", "| MFCC extraction of emodb_2s (535 files) | files/s |", "|---|---|"]
+        for workers in (1, os.cpu_count()):
+            extraction = run(EXTRACT.format(folder=folder, workers=workers))
+            lines.append(f"| {workers} process{'es' if workers > 1 else ''} | {extraction['files_per_s']:.1f} |")
+    lines += ["", "| TIM-Net, 10 folds x 500 epochs, ours | utterances | T | blocks | s/epoch | projected wall time |",
+              "|---|---|---|---|---|---|"]
+    for name, n, frames, blocks, classes in (("EMODB", 535, 188, 8, 7), ("RAVDESS", 1440, 215, 8, 8),
+                                             ("IEMOCAP", 5531, 606, 10, 4)):
+        step = run(STEP_AT_SHAPE.format(frames=frames, blocks=blocks, classes=classes))["step"]
+        epoch = step * -(-int(n * 0.9) // 64)
+        lines.append(f"| {name} | {n} | {frames} | {blocks} | {epoch:.1f} | {10 * 500 * epoch / 3600:.1f} h |")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Our training path computes the same training as the original graph: one Adam step, compared weight by weight."""
+
+import os
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import legacy_weights
+from Common_Model import RunConfig, Trainer, smooth_labels
+from conftest import ROOT
+from Model import MODELS, Hyper, build_model, legacy_weight_groups
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from reference_graph import reference_gmtcn, reference_timnet  # noqa: E402
+
+REFERENCES = {"TIMNET": lambda: reference_timnet(188, 7, dropout=0.0), "GMTCN": lambda: reference_gmtcn(188, 7)}
+
+
+def batch(shared):
+    """64 rows of the shared features, standardised per coefficient: raw MFCCs (c0 near -700) saturate an
+    untrained network's softmax, and then float rounding alone decides the gradient's sign."""
+    data = np.load(os.path.join(shared, "reference", "EMODB_2s.npy"), allow_pickle=True).item()
+    x = data["x"][:64]
+    x = (x - x.mean(axis=(0, 1))) / x.std(axis=(0, 1))
+    return x.astype("float32"), smooth_labels(data["y"][:64], 0.1)
+
+
+def gradients(model, variables, x, y):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, model(x, training=True)))
+    return [g.numpy() for g in tape.gradient(loss, variables)]
+
+
+@pytest.mark.parametrize("model", ["TIMNET", "GMTCN"])
+@pytest.mark.parametrize("xla", [False, True])
+def test_one_adam_step_equals_the_original_graphs(shared, model, xla):
+    """Same gradients, and the same weights after one Adam step, as the original graph from the same weights.
+
+    The gradients must agree everywhere (to 1e-5 of each variable's largest gradient). Adam's first step,
+    lr * g / (|g| + 1e-8), is then compared where it is well conditioned, |g| > 1e-5: below that its
+    sensitivity lr * 1e-8 / g^2 turns float rounding of tiny gradients (a conv bias feeding a BatchNorm
+    has a true gradient of exactly 0) into differences up to ~1e-4 between two equally exact graphs;
+    there the difference is bounded by two opposite steps instead.
+    """
+    x, y = batch(shared)
+    hyper = Hyper(dropout=0.0)  # dropout off: the two graphs draw different masks
+    config = RunConfig(model=model, data="EMODB", classes=list("abcdefg"), feature_path="-", hyper=hyper, xla=xla)
+    trainer = Trainer(lambda: build_model(MODELS[model], (188, 39), 7, hyper), config)
+    trainer.reset(3)
+    reference, reference_groups = REFERENCES[model]()
+    ours = [v for _, group in legacy_weight_groups(trainer.model) for v in group]
+    theirs = [v for _, group in reference_groups for v in group]
+    for a, b in zip(ours, theirs):  # same starting weights
+        b.assign(a.numpy())
+    trainable = [i for i, v in enumerate(theirs) if v.trainable]
+    g_ref = gradients(reference, [theirs[i] for i in trainable], x, y)
+    g_ours = gradients(trainer.model, [ours[i] for i in trainable], x, y)
+    for i, a, b in zip(trainable, g_ours, g_ref):
+        assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max() + 1e-7, f"gradient of {ours[i].path}"
+    reference.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001, beta_1=0.93, beta_2=0.98, epsilon=1e-8),
+                      loss="categorical_crossentropy")
+    reference.train_on_batch(x, y)
+    trainer.train_epoch(x, y, np.arange(64), 64)
+    well_conditioned = {i: np.abs(g) > 1e-5 for i, g in zip(trainable, g_ref)}
+    share = sum(m.sum() for m in well_conditioned.values()) / sum(m.size for m in well_conditioned.values())
+    assert share > 0.25, f"only {share:.1%} of the gradients are above 1e-5"  # TIM-Net: 33 %
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        difference = np.abs(a.numpy() - b.numpy())
+        mask = well_conditioned.get(i, np.ones(difference.shape, bool))  # BN moving statistics: everywhere
+        assert difference[mask].max(initial=0) < 1e-5, f"{a.path}: {difference[mask].max()}"
+        assert difference.max() <= 2e-3 + 1e-6, a.path  # two opposite Adam steps at most
+
+
+def test_the_fast_path_reproduces_the_published_outputs(shared):
+    golden = np.load(os.path.join(shared, "reference", "golden_timnet_emodb46.npz"))["probs"][0]
+    x = np.load(os.path.join(shared, "reference", "EMODB_2s.npy"), allow_pickle=True).item()["x"]
+    config = RunConfig(model="TIMNET", data="EMODB", classes=list("abcdefg"), feature_path="-")
+    trainer = Trainer(lambda: build_model(MODELS["TIMNET"], (188, 39), 7, Hyper()), config)
+    legacy_weights.load_legacy_weights(
+        os.path.join(shared, "reference", "Test_Models", "EMODB_46", "10-fold_weights_best_1.hdf5"),
+        legacy_weight_groups(trainer.model))
+    assert np.abs(trainer.predict(x) - golden).max() < 1e-4
