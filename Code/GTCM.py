@@ -26,14 +26,9 @@ from typing import Sequence
 import keras
 from keras import ops
 
-from causal_conv import CausalConv1D
+from causal_conv import CausalConv1D, check_positive_int, shift_right
 
 DEFAULT_DILATIONS = (1, 2, 4, 8, 16, 32, 64)
-
-
-def _check_positive_int(owner: str, name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, received {name}={value!r}")
 
 
 def _check_bool(owner: str, name: str, value) -> None:
@@ -44,12 +39,6 @@ def _check_bool(owner: str, name: str, value) -> None:
 def receptive_field(kernel_size: int = 2, dilations: Sequence[int] = DEFAULT_DILATIONS) -> int:
     """Frames that one output frame of the GTCM sees: 1 + sum over blocks of (k - 1)(i + 2i); 382 for the paper."""
     return 1 + sum((kernel_size - 1) * 3 * d for d in dilations)
-
-
-def _shift_right(x, lag: int):
-    """x[t - lag] with zeros before the first frame; (B, T, C) -> (B, T, C). A lag >= T gives zeros."""
-    steps = ops.shape(x)[1]
-    return ops.pad(x, [[0, 0], [lag, 0], [0, 0]])[:, :steps, :]
 
 
 @keras.saving.register_keras_serializable(package="ser")
@@ -83,7 +72,7 @@ class GatedUnit(keras.layers.Layer):
             block_dilation = dilation_rate
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation_rate", dilation_rate),
                            ("block_dilation", block_dilation)):
-            _check_positive_int("GatedUnit", arg, value)
+            check_positive_int("GatedUnit", arg, value)
         if level not in (1, 2) or isinstance(level, bool):
             raise ValueError(f"GatedUnit: level must be 1 or 2, received level={level!r}")
         _check_bool("GatedUnit", "fused", fused)
@@ -123,7 +112,7 @@ class GatedUnit(keras.layers.Layer):
         channels = x.shape[-1]
         convs = self.value_convs + self.gate_convs  # values first: the split below relies on it
         # tap j of a causal conv reads x[t - (k-1-j) d]; the last tap (j = k-1) reads x[t]
-        taps = [_shift_right(x, (k - 1 - j) * self.dilation_rate) for j in range(k - 1)] + [x]
+        taps = [shift_right(x, (k - 1 - j) * self.dilation_rate) for j in range(k - 1)] + [x]
         stacked = taps[0] if k == 1 else ops.concatenate(taps, axis=-1)  # (B, T, k*C)
         # kernel (k, C, F) -> (k*C, F): row j*C + c multiplies channel c of tap j, as `stacked` is laid out
         kernel = ops.concatenate([ops.reshape(c.kernel, (k * channels, f)) for c in convs], axis=-1)  # (k*C, 6F)
@@ -170,7 +159,7 @@ class GatedBlock(keras.layers.Layer):
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation", dilation)):
-            _check_positive_int("GatedBlock", arg, value)
+            check_positive_int("GatedBlock", arg, value)
         _check_bool("GatedBlock", "fused", fused)
         self.filters, self.kernel_size, self.dilation, self.fused = filters, kernel_size, dilation, fused
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -226,8 +215,8 @@ class GTCM(keras.layers.Layer):
     def __init__(self, filters: int = 39, kernel_size: int = 2, dilations: Sequence[int] = DEFAULT_DILATIONS,
                  leaky_alpha: float = 0.05, fused: bool = True, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("GTCM", "filters", filters)
-        _check_positive_int("GTCM", "kernel_size", kernel_size)
+        check_positive_int("GTCM", "filters", filters)
+        check_positive_int("GTCM", "kernel_size", kernel_size)
         try:
             dilations = tuple(dilations)
         except TypeError:

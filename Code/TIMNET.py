@@ -17,12 +17,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from causal_conv import CausalConv1D
-
-
-def _check_positive_int(owner: str, name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, received {name}={value!r}")
+from causal_conv import CausalConv1D, check_positive_int
 
 
 def _check_rate(owner: str, value) -> None:
@@ -48,7 +43,7 @@ class TemporalAwareBlock(keras.layers.Layer):
                  activation: str = "relu", **kwargs):
         super().__init__(**kwargs)
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation_rate", dilation_rate)):
-            _check_positive_int("TemporalAwareBlock", arg, value)
+            check_positive_int("TemporalAwareBlock", arg, value)
         _check_rate("TemporalAwareBlock", dropout_rate)
         self.filters, self.kernel_size, self.dilation_rate = filters, kernel_size, dilation_rate
         self.dropout_rate, self.activation = float(dropout_rate), activation
@@ -103,7 +98,7 @@ class TIMNET(keras.layers.Layer):
         super().__init__(**kwargs)
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilations", dilations),
                            ("stacks", stacks)):
-            _check_positive_int("TIMNET", arg, value)
+            check_positive_int("TIMNET", arg, value)
         _check_rate("TIMNET", dropout_rate)
         self.filters, self.kernel_size, self.dilations, self.stacks = filters, kernel_size, dilations, stacks
         self.dropout_rate, self.activation = float(dropout_rate), activation

@@ -15,6 +15,18 @@ import keras
 from keras import ops
 
 
+def check_positive_int(owner: str, name: str, value) -> None:
+    """The layers' argument check: a ValueError that names the layer and echoes the received value."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, received {name}={value!r}")
+
+
+def shift_right(x, lag: int):
+    """x[t - lag] with zeros before the first frame: (B, T, C) -> (B, T, C); a lag >= T gives zeros."""
+    steps = ops.shape(x)[1]
+    return ops.pad(x, [[0, 0], [lag, 0], [0, 0]])[:, :steps, :]
+
+
 @keras.saving.register_keras_serializable(package="ser")
 class CausalConv1D(keras.layers.Layer):
     """Causal dilated convolution, numerically the same function as Keras' causal ``Conv1D``.
@@ -31,8 +43,7 @@ class CausalConv1D(keras.layers.Layer):
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation_rate", dilation_rate)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"CausalConv1D: {arg} must be a positive integer, received {arg}={value!r}")
+            check_positive_int("CausalConv1D", arg, value)
         self.filters = filters
         self.kernel_size = kernel_size
         self.dilation_rate = dilation_rate
@@ -47,13 +58,10 @@ class CausalConv1D(keras.layers.Layer):
                      if self.use_bias else None)
 
     def call(self, x):  # (B, T, C_in) -> (B, T, filters)
-        steps = ops.shape(x)[1]
         y = ops.matmul(x, self.kernel[-1])  # the tap at lag 0
         for j in range(self.kernel_size - 1):
             lag = (self.kernel_size - 1 - j) * self.dilation_rate
-            # x shifted right by `lag` frames, zeros in front: x[t - lag]; a lag >= T contributes nothing
-            shifted = ops.pad(x, [[0, 0], [lag, 0], [0, 0]])[:, :steps, :]
-            y = y + ops.matmul(shifted, self.kernel[j])
+            y = y + ops.matmul(shift_right(x, lag), self.kernel[j])
         if self.use_bias:
             y = y + self.bias
         return y

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
-import secrets
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from corpora import SAMPLE_RATE, Corpus, natural_key
+from atomic_file import atomic_write
 from errors import UserError
 
 N_MFCC = 39
@@ -296,21 +296,11 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
 
 
 def save_features(path: str, data: dict) -> None:
-    """``np.save`` of the dict (the authors' format), written to a temporary file and renamed into place.
-
-    An interrupted run never leaves a half-written feature file under ``path``.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # "x": created with the umask's permissions (mkstemp's would be 0600)
+    """``np.save`` of the dict (the authors' format), written atomically: never half-written under ``path``."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a handle, not a name: np.save would append ".npy" to other names
             np.save(f, data, allow_pickle=True)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, write)
 
 
 # What a genuine feature file's pickle may name: numpy's array, dtype and scalar reconstruction

@@ -13,12 +13,12 @@ A model hands this module its weights as ``groups``: a list, in legacy order, of
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Sequence
 
 import h5py
 import numpy as np
 
+from atomic_file import atomic_write
 from errors import UserError
 
 
@@ -75,11 +75,8 @@ def load_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> No
 
 
 def save_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]], keras_version: str = "2.4.0") -> None:
-    """Write ``groups`` in the Keras-2 layout, atomically (a temporary file renamed into place)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".hdf5.tmp", dir=folder)
-    os.close(fd)
-    try:
+    """Write ``groups`` in the Keras-2 layout, atomically."""
+    def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             f.attrs["layer_names"] = np.array([name.encode("utf8") for name, _ in groups])
             f.attrs["backend"] = b"tensorflow"
@@ -90,11 +87,7 @@ def save_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]], keras
                 group.attrs["weight_names"] = np.array([w.encode("utf8") for w in weight_names])
                 for weight_name, variable in zip(weight_names, variables):
                     group.create_dataset(weight_name, data=np.asarray(variable, dtype=np.float32))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, write)
 
 
 def _variable_name(variable) -> str:

@@ -15,6 +15,7 @@ import re
 import numpy as np
 
 import legacy_weights
+from atomic_file import atomic_write
 from corpora import Corpus, natural_key
 from errors import UserError
 from extract_feature import extract_file
@@ -52,8 +53,7 @@ def wav_list(wav: str) -> list[str]:
 
 
 def _write_output(path: str, rows: list[dict], classes) -> None:
-    tmp = path + ".tmp"
-    try:
+    def write(tmp: str) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             if path.lower().endswith(".json"):
                 json.dump(rows, f, indent=1)
@@ -62,10 +62,9 @@ def _write_output(path: str, rows: list[dict], classes) -> None:
                 writer.writerow(["file", "prediction", *classes])
                 writer.writerows([[r["file"], r["prediction"], *(f"{r['probabilities'][c]:.6f}" for c in classes)]
                                   for r in rows])
-        os.replace(tmp, path)
+    try:
+        atomic_write(path, write)
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
 
 

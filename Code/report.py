@@ -16,6 +16,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from atomic_file import atomic_write
 from errors import UserError
 
 # (model, corpus key, protocol) -> (UAR %, WAR %) as published; None where a paper gives no figure.
@@ -102,6 +103,11 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines)
 
 
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def write_report(result_path: str) -> dict:
     """``report.md``, ``report.tex`` and ``report.csv`` in ``result_path``; returns their paths."""
     records = load_records(result_path)
@@ -113,10 +119,7 @@ def write_report(result_path: str) -> dict:
             "Published figures (SPEC §5) are shown for the matching protocol only; `paper` selects on the test fold.")
     texts = {"md": to_markdown(table) + f"\n\n{note}\n", "tex": to_latex(table, note), "csv": table.to_csv(index=False)}
     for kind, path in paths.items():
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(texts[kind])
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp, text=texts[kind]: _write_text(tmp, text))
     print(texts["md"])
     for kind, path in paths.items():
         print(f"wrote {kind}: {path}")

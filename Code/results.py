@@ -25,12 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, recall_score
 
+from atomic_file import atomic_write
 from errors import UserError
-
-# mkstemp creates files readable by the owner only; results files get the usual umask-based mode instead.
-# os.umask can only be read by setting it, so it is read once, at import.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def _war_uar(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[float, float]:
@@ -94,28 +90,11 @@ def _not_writable(folder: str, exc: OSError) -> UserError:
 
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``.
-
-    The temporary file lives in the same folder so ``os.replace`` is a rename, never a copy; on any
-    failure it is removed, so neither a partial ``path`` nor a stray temporary file remains.
-    """
-    folder = os.path.dirname(path) or "."
+    """``atomic_write`` with a file-system failure reported as the results folder's one-line error."""
     try:
-        # keep the extension: writers such as pandas choose the file format by it
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=os.path.splitext(path)[1],
-                                   dir=folder)
+        atomic_write(path, write)
     except OSError as exc:
-        raise _not_writable(folder, exc) from None
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _not_writable(folder, exc) from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        raise _not_writable(os.path.dirname(path) or ".", exc) from None
 
 
 def _jsonable(value):

@@ -1,0 +1,36 @@
+"""One way to write a file so that it is either complete or absent: write beside it, then rename.
+
+Every results, weights, feature and run file of the project goes through ``atomic_write``: an
+interrupted run (Ctrl-C, SIGKILL, a full disk) never leaves a half-written file under a real name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable
+
+# mkstemp creates files readable by their owner only; ours get the usual umask-based mode instead.
+# os.umask can only be read by setting it, so it is read once, at import.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it onto ``path``.
+
+    The temporary file lives in the same folder, so ``os.replace`` is a rename, never a copy, and it keeps
+    ``path``'s extension (writers such as pandas choose the format by it). On any failure it is removed.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=os.path.splitext(path)[1], dir=folder)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        write(tmp)
+        with open(tmp, "rb+") as f:  # the bytes are on disk before the name points at them
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
