@@ -12,11 +12,12 @@ No BatchNorm, no dropout; the softmax head is added by the model builder. Every 
 (``GTCM.legacy_weight_groups``). This file knows nothing about data, files or the command line.
 
 Speed: a GatedUnit's six convolutions all read the same input with the same dilation, so by default
-(``fused=True``) it computes them as ONE matrix product: the input and its copy shifted by the
-dilation, side by side (B, T, k*C), times the six kernels concatenated along their output axis
-(k*C, 6F). The six kernels and biases remain separate variables with Keras' Conv1D shapes; they are
-only concatenated inside the call, so gradients reach each one and weights still map one to one.
-``fused=False`` runs the six convolutions one by one (the plain reference form; same function).
+(``fused=True``) it computes them as two matrix products (values, gates): the input and its copy
+shifted by the dilation, side by side (B, T, k*C), times three kernels concatenated along their output
+axis (k*C, 3F), with a hand-written backward pass (``training_kernels.gated_unit``). The six kernels
+and biases remain separate variables with Keras' Conv1D shapes; they are only concatenated inside the
+call, so gradients reach each one and weights still map one to one. ``fused=False`` runs the six
+convolutions one by one with automatic differentiation (the plain reference form; same function).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Sequence
 import keras
 from keras import ops
 
-from causal_conv import CausalConv1D, check_positive_int, shift_right
+import training_kernels
+from causal_conv import CausalConv1D, check_positive_int
 
 DEFAULT_DILATIONS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -58,7 +60,7 @@ class GatedUnit(keras.layers.Layer):
         dilation_rate: dilation actually used by all six convolutions.
         level: 1 or 2, the unit's place in its block (used only in the sub-layers' names).
         block_dilation: the dilation i written in the names; defaults to ``dilation_rate``.
-        fused: compute the six convolutions as one matrix product (same function, separate variables).
+        fused: compute the six convolutions as two products with a hand-written backward pass (same function).
         kernel_initializer: initializer of each (kernel_size, C_in, filters) kernel; biases start at zero.
     """
 
@@ -108,24 +110,15 @@ class GatedUnit(keras.layers.Layer):
         return total * (1.0 / self.branches)  # (B, T, F)
 
     def _call_fused(self, x):  # (B, T, C) -> (B, T, F)
-        k, f = self.kernel_size, self.filters
-        channels = x.shape[-1]
-        convs = self.value_convs + self.gate_convs  # values first: the split below relies on it
-        # tap j of a causal conv reads x[t - (k-1-j) d]; the last tap (j = k-1) reads x[t]
-        taps = [shift_right(x, (k - 1 - j) * self.dilation_rate) for j in range(k - 1)] + [x]
-        stacked = taps[0] if k == 1 else ops.concatenate(taps, axis=-1)  # (B, T, k*C)
-        # kernel (k, C, F) -> (k*C, F): row j*C + c multiplies channel c of tap j, as `stacked` is laid out
-        kernel = ops.concatenate([ops.reshape(c.kernel, (k * channels, f)) for c in convs], axis=-1)  # (k*C, 6F)
-        bias = ops.concatenate([c.bias for c in convs], axis=0)  # (6F,)
-        y = ops.matmul(stacked, kernel) + bias  # (B, T, 6F): 3 value convs, then 3 gate convs
-        # split (not slices): its gradient is one concatenation, where each slice's gradient would be a
-        # zero-padded full-width tensor (measured 2.3x slower forward+backward on CPU)
-        values, gates = ops.split(y, 2, axis=-1)  # (B, T, 3F) each
-        gated = ops.relu(values) * ops.sigmoid(ops.relu(gates))  # (B, T, 3F)
-        total = None
-        for branch in ops.split(gated, self.branches, axis=-1):  # (B, T, F) each
-            total = branch if total is None else total + branch
-        return total * (1.0 / self.branches)  # (B, T, F)
+        k, f, channels = self.kernel_size, self.filters, x.shape[-1]
+
+        def side_by_side(convs):  # n kernels (k, C, F) -> (k*C, n*F): row j*C + c multiplies channel c of tap j
+            return ops.concatenate([ops.reshape(c.kernel, (k * channels, f)) for c in convs], axis=-1)
+
+        return training_kernels.gated_unit(
+            x, side_by_side(self.value_convs), ops.concatenate([c.bias for c in self.value_convs], axis=0),
+            side_by_side(self.gate_convs), ops.concatenate([c.bias for c in self.gate_convs], axis=0),
+            self.dilation_rate, self.branches)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+import training_kernels
 from causal_conv import CausalConv1D, check_positive_int
 
 
@@ -31,22 +32,30 @@ class TemporalAwareBlock(keras.layers.Layer):
 
     a = SpatialDropout1D(act(BN(CausalConv(x))));  b = the same on a;  output = x * sigmoid(b).
 
+    The sub-layers hold the weights and compute inference. Training with ReLU runs, by default, the same
+    function as one unit with a hand-written backward pass (``training_kernels.temporal_aware_block``),
+    several times faster on a CPU than automatic differentiation of the sub-layers; ``fused=False`` trains
+    through the sub-layers (the plain reference form).
+
     Args:
         filters: channels of both convolutions; must equal the input channels (the gate multiplies x).
         kernel_size: taps of the causal convolutions (2 in the paper).
         dilation_rate: dilation of both convolutions, 2^(j-1) for block j.
         dropout_rate: SpatialDropout1D rate after each activation (0.1 in the paper).
         activation: activation after each BatchNorm ("relu" in the paper).
+        fused: train with the hand-written backward pass (ReLU only; any other activation trains the plain way).
     """
 
     def __init__(self, filters: int = 39, kernel_size: int = 2, dilation_rate: int = 1, dropout_rate: float = 0.1,
-                 activation: str = "relu", **kwargs):
+                 activation: str = "relu", fused: bool = True, **kwargs):
         super().__init__(**kwargs)
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation_rate", dilation_rate)):
             check_positive_int("TemporalAwareBlock", arg, value)
         _check_rate("TemporalAwareBlock", dropout_rate)
+        if not isinstance(fused, bool):
+            raise ValueError(f"TemporalAwareBlock: fused must be True or False, received fused={fused!r}")
         self.filters, self.kernel_size, self.dilation_rate = filters, kernel_size, dilation_rate
-        self.dropout_rate, self.activation = float(dropout_rate), activation
+        self.dropout_rate, self.activation, self.fused = float(dropout_rate), activation, fused
         self.act = keras.activations.get(activation)
         self.conv1 = CausalConv1D(filters, kernel_size, dilation_rate, name="conv1")
         self.conv2 = CausalConv1D(filters, kernel_size, dilation_rate, name="conv2")
@@ -65,9 +74,35 @@ class TemporalAwareBlock(keras.layers.Layer):
             layer.build(shape)
 
     def call(self, x, training=None):  # (B, T, F) -> (B, T, F)
+        if training and self.fused and self.activation == "relu" and self.trainable and not self._mixed_precision:
+            return self._train_fused(x)
         a = self.drop1(self.act(self.bn1(self.conv1(x), training=training)), training=training)
         b = self.drop2(self.act(self.bn2(self.conv2(a), training=training)), training=training)
         return x * ops.sigmoid(b)
+
+    @property
+    def _mixed_precision(self) -> bool:
+        """Computing in a narrower type than the variables: Keras' BatchNormalization then keeps its statistics in
+        float32, which the fused path (one type throughout) does not; such runs train through the sub-layers."""
+        return self.dtype_policy.compute_dtype != self.dtype_policy.variable_dtype
+
+    def _dropout_mask(self, x, dropout: keras.layers.SpatialDropout1D):
+        """SpatialDropout1D's mask (B, 1, F): 0 with probability ``rate``, else 1 / (1 - rate)."""
+        if self.dropout_rate == 0.0:
+            return None
+        noise = keras.random.uniform((ops.shape(x)[0], 1, self.filters), seed=dropout.seed_generator)
+        return ops.cast(noise >= self.dropout_rate, x.dtype) / (1.0 - self.dropout_rate)
+
+    def _train_fused(self, x):  # (B, T, F) -> (B, T, F); updates the BatchNorm moving statistics as Keras does
+        out, stats = training_kernels.temporal_aware_block(
+            x, self.conv1.kernel, self.conv1.bias, self.bn1.gamma, self.bn1.beta,
+            self.conv2.kernel, self.conv2.bias, self.bn2.gamma, self.bn2.beta,
+            self._dropout_mask(x, self.drop1), self._dropout_mask(x, self.drop2), self.dilation_rate,
+            keep_scale=1.0 / (1.0 - self.dropout_rate), epsilon=self.bn1.epsilon)
+        for bn, mean, variance in ((self.bn1, *stats[:2]), (self.bn2, *stats[2:])):
+            bn.moving_mean.assign(bn.moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
+            bn.moving_variance.assign(bn.moving_variance * bn.momentum + variance * (1.0 - bn.momentum))
+        return out
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -75,7 +110,7 @@ class TemporalAwareBlock(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "dilation_rate": self.dilation_rate, "dropout_rate": self.dropout_rate,
-                "activation": self.activation}
+                "activation": self.activation, "fused": self.fused}
 
 
 @keras.saving.register_keras_serializable(package="ser")
@@ -91,23 +126,24 @@ class TIMNET(keras.layers.Layer):
         stacks: how many times the n blocks are repeated (1 in the paper).
         dropout_rate: SpatialDropout1D rate inside each TAB.
         activation: activation inside each TAB.
+        fused: each TAB trains with its hand-written backward pass (same function; see TemporalAwareBlock).
     """
 
     def __init__(self, filters: int = 39, kernel_size: int = 2, dilations: int = 8, stacks: int = 1,
-                 dropout_rate: float = 0.1, activation: str = "relu", **kwargs):
+                 dropout_rate: float = 0.1, activation: str = "relu", fused: bool = True, **kwargs):
         super().__init__(**kwargs)
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilations", dilations),
                            ("stacks", stacks)):
             check_positive_int("TIMNET", arg, value)
         _check_rate("TIMNET", dropout_rate)
         self.filters, self.kernel_size, self.dilations, self.stacks = filters, kernel_size, dilations, stacks
-        self.dropout_rate, self.activation = float(dropout_rate), activation
+        self.dropout_rate, self.activation, self.fused = float(dropout_rate), activation, fused
         self.forward_conv = CausalConv1D(filters, 1, name="forward_conv1x1")
         self.backward_conv = CausalConv1D(filters, 1, name="backward_conv1x1")
         rates = [2 ** j for j in range(dilations)] * stacks
 
         def tab(direction, j, rate):
-            return TemporalAwareBlock(filters, kernel_size, rate, dropout_rate, activation,
+            return TemporalAwareBlock(filters, kernel_size, rate, dropout_rate, activation, fused,
                                       name=f"tab{j + 1}_{direction}")
 
         self.forward_blocks = [tab("forward", j, rate) for j, rate in enumerate(rates)]
@@ -156,7 +192,7 @@ class TIMNET(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "dilations": self.dilations, "stacks": self.stacks, "dropout_rate": self.dropout_rate,
-                "activation": self.activation}
+                "activation": self.activation, "fused": self.fused}
 
 
 @keras.saving.register_keras_serializable(package="ser")

@@ -12,6 +12,7 @@ space-to-batch, a 2-D convolution and batch-to-space). The variables keep Keras'
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -22,9 +23,27 @@ def check_positive_int(owner: str, name: str, value) -> None:
 
 
 def shift_right(x, lag: int):
-    """x[t - lag] with zeros before the first frame: (B, T, C) -> (B, T, C); a lag >= T gives zeros."""
-    steps = ops.shape(x)[1]
-    return ops.pad(x, [[0, 0], [lag, 0], [0, 0]])[:, :steps, :]
+    """x[:, t - lag] with zeros before the first frame: (B, T, C) -> (B, T, C); a lag >= T gives zeros.
+
+    A slice, then a zero pad: the gradient of each is the other, where a strided slice's gradient would
+    be a slow scatter into a zero tensor. T must be known when the graph is built.
+    """
+    steps = x.shape[1]
+    if lag == 0:
+        return x
+    if lag >= steps:
+        return tf.zeros_like(x)
+    return tf.pad(tf.slice(x, [0, 0, 0], [-1, steps - lag, -1]), [[0, 0], [lag, 0], [0, 0]])
+
+
+def shift_left(x, lag: int):
+    """x[:, t + lag] with zeros after the last frame, the adjoint of ``shift_right``: (B, T, C) -> (B, T, C)."""
+    steps = x.shape[1]
+    if lag == 0:
+        return x
+    if lag >= steps:
+        return tf.zeros_like(x)
+    return tf.pad(tf.slice(x, [0, lag, 0], [-1, steps - lag, -1]), [[0, 0], [0, lag], [0, 0]])
 
 
 @keras.saving.register_keras_serializable(package="ser")

@@ -31,15 +31,40 @@ def batch(shared):
 def gradients(model, variables, x, y):
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, model(x, training=True)))
-    return [g.numpy() for g in tape.gradient(loss, variables)]
+    return [g.numpy().astype("float64") for g in tape.gradient(loss, variables)]
+
+
+def float64_gradients(model_name, hyper, weights, x, y):
+    """The exact gradients (to float64 rounding) of our model at ``weights``: the yardstick of float32 errors."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = build_model(MODELS[model_name], (188, 39), 7, hyper)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    variables = [v for _, group in legacy_weight_groups(model) for v in group]
+    for variable, value in zip(variables, weights):
+        variable.assign(value.astype("float64"))
+    return gradients(model, [v for v in variables if v.trainable], x.astype("float64"), y.astype("float64"))
+
+
+def relative_errors(computed, exact, names):
+    """Per variable |computed - exact| / |exact| (Euclidean norms), leaving out the conv biases that feed a
+    BatchNorm: their exact gradient is 0 and both graphs return rounding noise there."""
+    return np.array([np.linalg.norm(c - e) / np.linalg.norm(e) for c, e, name in zip(computed, exact, names)
+                     if not ("/tab" in name and name.endswith("bias"))])
 
 
 @pytest.mark.parametrize("model", ["TIMNET", "GMTCN"])
 @pytest.mark.parametrize("xla", [False, True])
 def test_one_adam_step_equals_the_original_graphs(shared, model, xla):
-    """Same gradients, and the same weights after one Adam step, as the original graph from the same weights.
+    """As accurate gradients as the original graph, and the same weights after one Adam step from the same weights.
 
-    The gradients must agree everywhere (to 1e-5 of each variable's largest gradient). Adam's first step,
+    Gradients: both float32 graphs are measured against float64 gradients of the same function (our
+    hand-written backward passes equal autodiff in float64, test_training_kernels.py). Our error may not
+    exceed three times the original graph's, at the worst variable and at the median one: TIM-Net's
+    BatchNorm backward subtracts nearly equal sums, so float32 leaves ~1e-5 relative error in either graph,
+    and the two graphs' rounding differs from each other by as much. Adam's first step,
     lr * g / (|g| + 1e-8), is then compared where it is well conditioned, |g| > 1e-5: below that its
     sensitivity lr * 1e-8 / g^2 turns float rounding of tiny gradients (a conv bias feeding a BatchNorm
     has a true gradient of exactly 0) into differences up to ~1e-4 between two equally exact graphs;
@@ -56,10 +81,13 @@ def test_one_adam_step_equals_the_original_graphs(shared, model, xla):
     for a, b in zip(ours, theirs):  # same starting weights
         b.assign(a.numpy())
     trainable = [i for i, v in enumerate(theirs) if v.trainable]
+    names = [ours[i].path for i in trainable]
     g_ref = gradients(reference, [theirs[i] for i in trainable], x, y)
     g_ours = gradients(trainer.model, [ours[i] for i in trainable], x, y)
-    for i, a, b in zip(trainable, g_ours, g_ref):
-        assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max() + 1e-7, f"gradient of {ours[i].path}"
+    g_exact = float64_gradients(model, hyper, [v.numpy() for v in ours], x, y)
+    error_ours, error_ref = relative_errors(g_ours, g_exact, names), relative_errors(g_ref, g_exact, names)
+    assert error_ours.max() <= 3 * error_ref.max() + 1e-6, (error_ours.max(), error_ref.max())
+    assert np.median(error_ours) <= 3 * np.median(error_ref) + 1e-7, (np.median(error_ours), np.median(error_ref))
     reference.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001, beta_1=0.93, beta_2=0.98, epsilon=1e-8),
                       loss="categorical_crossentropy")
     reference.train_on_batch(x, y)
