@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,10 +23,11 @@ import numpy as np
 import tensorflow as tf
 from sklearn.model_selection import GroupKFold, KFold, train_test_split
 
+import augment
 import legacy_weights
 import results
 from errors import UserError
-from Model import Hyper, ModelSpec, build_model, legacy_weight_groups, predict_in_batches
+from Model import Hyper, ModelSpec, build_model, legacy_weight_groups, predict_in_batches, without_pretrained
 
 PROTOCOLS = {
     "last_epoch": "last_epoch: train the fixed number of epochs and evaluate the last one; the test fold is used "
@@ -62,6 +64,8 @@ class RunConfig:
     hyper: Hyper = field(default_factory=Hyper)
     synthetic: bool = False
     xla: bool = False  # compile the training step with XLA: faster epochs, a one-off compilation per run
+    balance: bool = False  # oversample the training rows of every class to the largest class' count
+    augment: int = 0  # masked copies of every training utterance (log-Mel segments only)
 
 
 def make_folds(n: int, k: int, seed: int, speakers=None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -117,7 +121,11 @@ class Trainer:
 
     def reset(self, seed: int) -> None:
         """Fresh initial weights (and dropout RNG state) drawn from ``seed``; optimiser moments and step to zero."""
-        keras.utils.set_random_seed(seed)
+        # A new Keras 3 model takes every initial value and dropout seed from Python's generator (NumPy's is
+        # seeded too, for anything else). keras.utils.set_random_seed would also reset TensorFlow's seed, which
+        # discards TensorFlow's compiled functions: seconds of re-optimising the traced step in every fold.
+        random.seed(seed)
+        np.random.seed(seed)
         fresh = self.build()
         for target, source in zip(self.model.variables, fresh.variables):
             target.assign(source)
@@ -192,6 +200,24 @@ def validation_rows(config: RunConfig, train_idx: np.ndarray, test_idx: np.ndarr
     return train_idx, None
 
 
+def training_set(config: RunConfig, x: np.ndarray, y_train: np.ndarray, fit_idx: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, rows) that the epochs draw their batches from; only rows of ``fit_idx`` and copies of them.
+
+    With neither ``--augment`` nor ``--balance`` that is ``x`` itself and ``fit_idx`` (no copy, no random
+    draw). ``--augment k`` makes a new array of the fit rows and k masked copies of each; ``--balance``
+    then repeats rows of the smaller classes.
+    """
+    if config.augment:
+        fit_x = x[fit_idx]
+        x, y_train = (np.concatenate([fit_x, augment.masked_copies(fit_x, config.augment, rng)]),
+                      np.concatenate([y_train[fit_idx]] * (config.augment + 1)))
+        fit_idx = np.arange(len(x))
+    if config.balance:
+        fit_idx = augment.oversample(fit_idx, y_train.argmax(1), rng)
+    return x, y_train, fit_idx
+
+
 def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray,
                config: RunConfig, fold_seed: int, label: str) -> dict:
     """Train one fold under ``config.protocol``; returns the per-epoch history and the kept epoch."""
@@ -200,6 +226,7 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, train_idx: np.nda
     y_train = y.copy()
     y_train[fit_idx] = smooth_labels(y[fit_idx], config.label_smoothing)  # training labels only, on a copy
     rng = np.random.default_rng(fold_seed)
+    x_fit, y_fit, fit_rows = training_set(config, x, y_train, fit_idx, rng)
     history = {"loss": [], "accuracy": []}
     if monitor_idx is not None:
         history.update(val_loss=[], val_accuracy=[])
@@ -207,7 +234,7 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, train_idx: np.nda
     best_accuracy, best_epoch, best_weights = -1.0, config.epochs, None
     progress = EpochProgress(label, config.epochs)
     for epoch in range(1, config.epochs + 1):
-        loss, accuracy = trainer.train_epoch(x, y_train, rng.permutation(fit_idx), config.batch_size)
+        loss, accuracy = trainer.train_epoch(x_fit, y_fit, rng.permutation(fit_rows), config.batch_size)
         history["loss"].append(loss)
         history["accuracy"].append(accuracy)
         logs = {"loss": loss, "acc": accuracy}
@@ -265,9 +292,11 @@ def _record(config: RunConfig, spec: ModelSpec, mode: str, folds: list, weights_
     return {"title": _title(config, mode), "mode": mode, "model": spec.name, "paper": spec.paper,
             "protocol": config.protocol if mode == "train" else "test",
             "protocol_description": PROTOCOLS.get(config.protocol) if mode == "train" else
-            f"re-test of the weights in {weights_folder} on the same KFold split",
+            f"re-test of the weights in {weights_folder} on the same "
+            f"{'speaker' if config.cv == 'speaker' else 'KFold'} split",
             "synthetic": config.synthetic, "weights_folder": weights_folder,
-            "config": asdict(config), "versions": library_versions(),
+            "variant": spec.variant(config.hyper, mode == "train"), "config": asdict(config),
+            "versions": library_versions(),
             "folds": folds, "summary": results.summarize(folds)}
 
 
@@ -322,6 +351,9 @@ def cross_validate(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
     results.prepare_folder(result_path)  # an unwritable results folder fails now, not after hours of training
+    started = time.time()
+    # before any file is written: a pretrained backbone that cannot be loaded fails here
+    trainer = Trainer(lambda: build_model(spec, x.shape[1:], y.shape[1], config.hyper), config)
     if resume:
         _, time_str, records = load_run_state(resume)
         run_folder = resume
@@ -330,9 +362,9 @@ def cross_validate(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         run_folder = new_run_folder(model_path, f"{config.data}_{config.random_seed}_{time_str}_{spec.name}")
         _save_run_state(run_folder, config, time_str, records)
     print(f"{_title(config, 'train')}\nprotocol {PROTOCOLS[config.protocol]}\nweights -> {run_folder}")
-    started = time.time()
-    trainer = Trainer(lambda: build_model(spec, x.shape[1:], y.shape[1], config.hyper), config)
-    print(f"model {spec.name}: {trainer.model.count_params():,} parameters, built in {time.time() - started:.1f} s")
+    variant = f" ({spec.variant(config.hyper)})" if spec.variant(config.hyper) else ""
+    print(f"model {spec.name}{variant}: {trainer.model.count_params():,} parameters, "
+          f"built in {time.time() - started:.1f} s")
     for i, (train_idx, test_idx) in enumerate(folds):
         if i < len(records):
             print(results.format_fold_line(i, len(folds), records[i]) + "  (finished before the interruption)")
@@ -361,7 +393,7 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
     if missing:
         raise UserError(f"{test_path}: missing weight files {', '.join(missing)} "
                         f"(expected {len(folds)} files for --split_fold {len(folds)})")
-    model = build_model(spec, x.shape[1:], y.shape[1], config.hyper)
+    model = build_model(spec, x.shape[1:], y.shape[1], without_pretrained(config.hyper))  # weights come from files
     groups = legacy_weight_groups(model)
     for path in files:  # every file checked before anything is written
         legacy_weights.check_legacy_weights(path, groups)

@@ -8,12 +8,15 @@ the authors' legacy ``.hdf5`` files. Adding a model means a network file and one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import keras
 import numpy as np
 
+from DCNN import BackboneWeightsError, DCNNBLSTMwA
+from errors import UserError
 from GTCM import GTCM
 from TIMNET import TIMNET, WeightLayer
 
@@ -41,6 +44,10 @@ class Hyper:
     stack_size: int = 1
     dropout: float = 0.1
     activation: str = "relu"
+    backbone: str = "mobilenetv2"  # DCNN_BLSTMwA: the segment CNN (DCNN.BACKBONES)
+    backbone_alpha: float = 1.0  # DCNN_BLSTMwA: MobileNetV2's width multiplier
+    backbone_weights: str = "imagenet"  # DCNN_BLSTMwA: the CNN's initial weights: imagenet, none or a file
+    image_size: int = 64  # DCNN_BLSTMwA: segments resized to image_size x image_size (64: not resized)
 
 
 def _timnet(hyper: Hyper) -> list[keras.layers.Layer]:
@@ -53,6 +60,30 @@ def _gmtcn(hyper: Hyper) -> list[keras.layers.Layer]:
     return [GTCM(filters=hyper.filter_size, kernel_size=hyper.kernel_size, name="gtcm")]
 
 
+def _dcnn(hyper: Hyper) -> list[keras.layers.Layer]:
+    weights = None if hyper.backbone_weights == "none" else hyper.backbone_weights
+    try:
+        return [DCNNBLSTMwA(hyper.backbone, hyper.backbone_alpha, weights, hyper.image_size, name="dcnn_blstmwa")]
+    except BackboneWeightsError as exc:
+        hint = ("; download that file where the internet is reachable and pass it with --backbone_weights <file>, "
+                "or start from random weights with --backbone_weights none") if weights == "imagenet" else ""
+        raise UserError(f"--backbone_weights {hyper.backbone_weights}: {exc}{hint}") from None
+
+
+def _no_variant(hyper: Hyper, trained: bool = True) -> str:
+    return ""
+
+
+def _dcnn_variant(hyper: Hyper, trained: bool = True) -> str:
+    """The backbone, its width, the input size and (for a training run) its initial weights,
+    e.g. ``mobilenetv2 alpha 1, ImageNet init``."""
+    width = f" alpha {hyper.backbone_alpha:g}" if hyper.backbone == "mobilenetv2" else ""
+    size = f", {hyper.image_size}px" if hyper.image_size != 64 else ""
+    source = {"imagenet": "ImageNet init", "none": "random init"}.get(
+        hyper.backbone_weights, f"init from {os.path.basename(hyper.backbone_weights)}")
+    return f"{hyper.backbone}{width}{size}" + (f", {source}" if trained else "")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model as the engine sees it.
@@ -63,6 +94,9 @@ class ModelSpec:
         network: hyper-parameters -> the layers between the input and the softmax Dense.
         recipe: the paper's training settings.
         protocol_note: how the original chose its published weights.
+        features: the feature kind it reads (extract_feature.FEATURE_KINDS): a file of another kind is refused.
+        variant: (hyper-parameters, whether the run trains) -> what tells runs of this model apart in results
+            (empty: nothing); a re-test leaves out what only matters to training.
     """
 
     name: str
@@ -70,6 +104,8 @@ class ModelSpec:
     network: Callable[[Hyper], list]
     recipe: Recipe
     protocol_note: str
+    features: str = "mfcc"
+    variant: Callable[..., str] = _no_variant
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -79,21 +115,35 @@ MODELS: dict[str, ModelSpec] = {
     "GMTCN": ModelSpec("GMTCN", "Ye et al., GM-TCNet, Speech Communication 145, 2022", _gmtcn,
                        Recipe(epochs=300, label_smoothing=0.0),
                        "the original always selected the epoch on the test fold"),
+    # The paper's optimiser, epochs and batch size were not available to us: fine-tuning settings of our choice
+    # (README, "DCNN-BLSTMwA").
+    "DCNN_BLSTMwA": ModelSpec("DCNN_BLSTMwA", "Zhang et al., DCNN-BLSTMwA, Frontiers in Physiology 12:643202, 2021",
+                              _dcnn, Recipe(epochs=50, label_smoothing=0.0, lr=1e-4, beta1=0.9, beta2=0.999,
+                                            epsilon=1e-7, batch_size=32),
+                              "no code published; how the paper chose its epoch is not known to us",
+                              features="logmel3", variant=_dcnn_variant),
 }
 
 
 def build_model(spec: ModelSpec, input_shape: tuple, num_classes: int, hyper: Hyper) -> keras.Model:
     """Input (one sample's shape, e.g. (T, 39)) -> network -> Dense(C, softmax); layer names are deterministic."""
-    inputs = keras.Input(tuple(input_shape), name="features")  # (B, T, 39) for the MFCC models
+    inputs = keras.Input(tuple(input_shape), name="features")  # (B, T, 39) MFCC; (B, S, 64, 64, 3) logmel3
     x = inputs
     for layer in spec.network(hyper):
-        x = layer(x)  # TIM-Net: (B, n, 39) then (B, 39); GM-TCNet: (B, 39)
+        x = layer(x)  # TIM-Net: (B, n, 39) then (B, 39); GM-TCNet: (B, 39); DCNN-BLSTMwA: (B, 128)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="dense")(x)  # (B, C)
     return keras.Model(inputs, outputs, name=spec.name)
 
 
+def without_pretrained(hyper: Hyper) -> Hyper:
+    """``hyper`` with the backbone built from random weights: for a model whose weights all come from a file
+    next (test mode, prediction), so that no ImageNet download is attempted."""
+    return replace(hyper, backbone_weights="none")
+
+
 def embedding_model(model: keras.Model) -> keras.Model:
-    """The same graph returning (embedding before the Dense, softmax): TIM-Net's fusion, GM-TCNet's pooling."""
+    """The same graph returning (embedding before the Dense, softmax): TIM-Net's fusion, GM-TCNet's pooling,
+    DCNN-BLSTMwA's last dense layer."""
     return keras.Model(model.inputs, [model.get_layer("dense").input, model.outputs[0]])
 
 

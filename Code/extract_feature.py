@@ -1,10 +1,17 @@
-"""wav -> 39-D MFCC exactly as the original (SPEC §1), and the feature files, read and written safely.
+"""wav -> features, and the feature files, read and written safely.
 
-Feature file: ``np.save`` of a dict ``{"x": float32 (N, T, 39), "y": float32 one-hot (N, C)}`` (the
+Two feature kinds (``FEATURE_KINDS``), both from the same centred signal (SPEC §1.1-1.2):
+
+- ``mfcc``: 39-D MFCCs exactly as the original (SPEC §1.3), (T, 39) per utterance;
+- ``logmel3``: DCNN-BLSTMwA's input (Zhang et al., 2021): a 64-band log-Mel spectrogram with its delta and
+  delta-delta as three channels, cut into 64-frame segments with 50 % overlap, (S, 64, 64, 3) per utterance.
+
+Feature file: ``np.save`` of a dict ``{"x": float32 (N, ...), "y": float32 one-hot (N, C)}`` (the
 authors' format; their loader is ``np.load(path, allow_pickle=True).item()``), plus metadata keys
-``files``, ``speakers``, ``classes``, ``signal_length`` that their loader ignores. Such a file is a
-pickle, and unpickling can run code: ``load_features`` admits only numpy arrays, dicts, strings
-and numbers, and refuses anything else. Knows nothing about models.
+``files``, ``speakers``, ``classes``, ``signal_length`` and ``features`` (the kind; a file without it,
+such as the authors' own, holds MFCCs) that their loader ignores. Such a file is a pickle, and
+unpickling can run code: ``load_features`` admits only numpy arrays, dicts, strings and numbers, and
+refuses anything else. Knows nothing about models.
 """
 
 from __future__ import annotations
@@ -24,6 +31,22 @@ from atomic_file import atomic_write
 from errors import UserError
 
 N_MFCC = 39
+
+# logmel3 (Zhang et al., 2021). From the paper's abstract and SPEC §5: 64 mel bands, 3 channels, 64-frame
+# segments, 50 % overlap. Its full text was not available to us; from the public prototype's utils.py:
+# 25 ms Hamming window, 10 ms hop, 20-8000 Hz. Ours: 22 050 Hz like every corpus here, librosa's
+# power_to_db (top_db 80) and delta (width 9).
+N_MELS = 64
+SEGMENT_FRAMES = 64
+SEGMENT_HOP = 32  # 50 % overlap
+WIN_LENGTH = 551  # 25 ms at 22 050 Hz
+HOP_LENGTH = 220  # 10 ms
+N_FFT = 1024  # the smallest power of two holding the window
+FMIN, FMAX = 20.0, 8000.0
+
+# kind -> what x holds, for messages
+FEATURE_KINDS = {"mfcc": f"(N, T, {N_MFCC}) MFCC frames",
+                 "logmel3": f"(N, S, {SEGMENT_FRAMES}, {N_MELS}, 3) log-Mel segments"}
 
 
 def _decode_reason(exc: BaseException) -> str:
@@ -75,9 +98,39 @@ def mfcc(signal: np.ndarray) -> np.ndarray:
     return librosa.feature.mfcc(y=signal, sr=SAMPLE_RATE, n_mfcc=N_MFCC).T.astype(np.float32)
 
 
-def extract_file(path: str, signal_length: int) -> np.ndarray:
-    """One file's (T, 39) features; the unit of work of the process pool."""
-    return mfcc(load_centered(path, signal_length))
+def logmel3(signal: np.ndarray) -> np.ndarray:
+    """(L,) -> (S, 64 frames, 64 mel bands, 3): log-Mel, delta, delta-delta, in 64-frame segments hopping 32.
+
+    The frames are librosa's centred STFT frames, T = 1 + floor(L / 220); segment s holds frames
+    32 s .. 32 s + 63, S = 1 + floor((T - 64) / 32). The last (T - 64) mod 32 frames fall in no segment.
+    """
+    import librosa
+    power = librosa.feature.melspectrogram(y=signal, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
+                                           win_length=WIN_LENGTH, window="hamming", n_mels=N_MELS, fmin=FMIN,
+                                           fmax=FMAX)  # (64, T)
+    static = librosa.power_to_db(power)  # (64, T) dB, floored 80 dB below the utterance's peak
+    channels = np.stack([static, librosa.feature.delta(static), librosa.feature.delta(static, order=2)],
+                        axis=-1).transpose(1, 0, 2)  # (T, 64, 3)
+    starts = range(0, len(channels) - SEGMENT_FRAMES + 1, SEGMENT_HOP)
+    return np.stack([channels[s:s + SEGMENT_FRAMES] for s in starts]).astype(np.float32)  # (S, 64, 64, 3)
+
+
+def feature_shape(kind: str, signal_length: int) -> tuple:
+    """One utterance's feature shape for a signal of ``signal_length`` samples."""
+    if kind == "mfcc":
+        return 1 + signal_length // 512, N_MFCC
+    frames = 1 + signal_length // HOP_LENGTH
+    if frames < SEGMENT_FRAMES:
+        raise UserError(f"--features logmel3: utterances of {signal_length} samples give {frames} frames, fewer "
+                        f"than one segment of {SEGMENT_FRAMES} (at least {(SEGMENT_FRAMES - 1) * HOP_LENGTH} "
+                        "samples, 0.63 s; set --mean_signal_length)")
+    return 1 + (frames - SEGMENT_FRAMES) // SEGMENT_HOP, SEGMENT_FRAMES, N_MELS, 3
+
+
+def extract_file(path: str, signal_length: int, kind: str = "mfcc") -> np.ndarray:
+    """One file's features, (T, 39) or (S, 64, 64, 3); the unit of work of the process pool."""
+    signal = load_centered(path, signal_length)
+    return mfcc(signal) if kind == "mfcc" else logmel3(signal)
 
 
 def _hidden(name: str) -> bool:
@@ -244,18 +297,19 @@ def _one_thread_each() -> None:
     threadpool_limits(1)
 
 
-def _extract_into(x: np.ndarray, paths: list[str], length: int, workers: int, bar: _Progress) -> None:
-    """x[i] = features of paths[i]; with workers > 1 each process sends back only its (T, 39), never audio."""
+def _extract_into(x: np.ndarray, paths: list[str], length: int, kind: str, workers: int, bar: _Progress) -> None:
+    """x[i] = features of paths[i]; with workers > 1 each process sends back only its features, never audio."""
     if workers == 1:
         from threadpoolctl import threadpool_limits
         with threadpool_limits(1):  # as in the workers, so that 1 and n processes give identical bits
             for i, path in enumerate(paths):
-                x[i] = extract_file(path, length)
+                x[i] = extract_file(path, length, kind)
                 bar.step()
         return
     pool = ProcessPoolExecutor(workers, initializer=_one_thread_each)
     try:
-        for i, features in enumerate(pool.map(extract_file, paths, itertools.repeat(length), chunksize=4)):
+        for i, features in enumerate(pool.map(extract_file, paths, itertools.repeat(length), itertools.repeat(kind),
+                                              chunksize=4)):
             x[i] = features  # results arrive in file order
             bar.step()
     finally:
@@ -264,7 +318,7 @@ def _extract_into(x: np.ndarray, paths: list[str], length: int, workers: int, ba
 
 
 def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = None, workers: int | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, kind: str = "mfcc") -> dict:
     """Every file of ``wav_path`` -> the feature dict of the authors' format plus metadata, in parallel.
 
     Args:
@@ -273,18 +327,20 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
         signal_length: samples each utterance is centred to (default ``corpus.signal_length``).
         workers: processes (default: all cores; 1 runs in this process).
         progress: show a progress bar on stderr.
+        kind: a key of ``FEATURE_KINDS``.
 
     Returns:
-        ``x`` float32 (N, T, 39), ``y`` float32 one-hot (N, C), ``files`` (paths relative to ``wav_path``),
-        ``speakers`` ('' when unknown), ``classes`` and ``signal_length``.
+        ``x`` float32 (N, T, 39) or (N, S, 64, 64, 3), ``y`` float32 one-hot (N, C), ``files`` (paths relative
+        to ``wav_path``), ``speakers`` ('' when unknown), ``classes``, ``signal_length`` and ``features`` (kind).
     """
     length = signal_length or corpus.signal_length
+    shape = feature_shape(kind, length)  # before any file is read: a too short length fails at once
     items = list_corpus_files(wav_path, corpus)
     paths = [p for p, _, _ in items]
-    x = np.empty((len(items), 1 + length // 512, N_MFCC), np.float32)  # (N, T, 39), allocated once
+    x = np.empty((len(items), *shape), np.float32)  # (N, T, 39) or (N, S, 64, 64, 3), allocated once
     bar = _Progress(f"extract {corpus.key}", len(items), progress)
     try:
-        _extract_into(x, paths, length, max(1, min(workers or os.cpu_count() or 1, len(items))), bar)
+        _extract_into(x, paths, length, kind, max(1, min(workers or os.cpu_count() or 1, len(items))), bar)
     finally:
         bar.close()
     column = {c: i for i, c in enumerate(corpus.classes)}
@@ -292,7 +348,7 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
     root = os.path.dirname(os.path.abspath(wav_path)) if os.path.isfile(wav_path) else wav_path
     return {"x": x, "y": y, "files": np.array([os.path.relpath(p, root) for p in paths]),
             "speakers": np.array([s for _, _, s in items]), "classes": np.array(corpus.classes),
-            "signal_length": np.int64(length)}
+            "signal_length": np.int64(length), "features": kind}
 
 
 def save_features(path: str, data: dict) -> None:
@@ -380,14 +436,37 @@ def _arrays(data: dict, path: str) -> tuple[np.ndarray, np.ndarray]:
     return data["x"], data["y"]
 
 
-def validate_features(data: dict, path: str, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
-    """(x float32 (N, T, 39), y float32 (N, C)) after checking keys, ranks, dtypes, class count and values.
+def stored_kind(data: dict, path: str) -> str:
+    """The feature kind a file records under ``features``; "mfcc" for files without it (the authors')."""
+    kind = str(data.get("features", "mfcc"))
+    if kind not in FEATURE_KINDS:
+        raise UserError(f"{path}: 'features' is {kind!r}, not one of {', '.join(FEATURE_KINDS)}")
+    return kind
 
-    Every failure is a one-line ``UserError`` naming ``path``, raised before a model sees the data.
+
+def _shape_fits(x: np.ndarray, kind: str) -> bool:
+    if kind == "mfcc":
+        return x.ndim == 3 and x.shape[1] > 0 and x.shape[2] == N_MFCC
+    return x.ndim == 5 and x.shape[1] > 0 and x.shape[2:] == (SEGMENT_FRAMES, N_MELS, 3)
+
+
+def validate_features(data: dict, path: str, corpus: Corpus, kind: str = "mfcc",
+                      model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x float32 (N, T, 39) or (N, S, 64, 64, 3), y float32 (N, C)) after checking the feature kind, keys,
+    ranks, dtypes, class count and values.
+
+    ``kind`` is what the model reads; ``model`` (its ``--model`` name) completes the message when the file
+    holds another kind. Every failure is a one-line ``UserError`` naming ``path``, raised before a model
+    sees the data.
     """
     x, y = _arrays(data, path)
-    if x.ndim != 3 or x.shape[1] == 0 or x.shape[2] != N_MFCC:
-        raise UserError(f"{path}: x has shape {x.shape}, expected (N, T, {N_MFCC}) MFCC frames")
+    stored = stored_kind(data, path)
+    if stored != kind:
+        reader = f"--model {model}" if model else "the model"
+        raise UserError(f"{path}: holds {stored} features; {reader} needs {kind}: extract them with "
+                        f"--mode extract --features {kind}")
+    if not _shape_fits(x, kind):
+        raise UserError(f"{path}: x has shape {x.shape}, expected {FEATURE_KINDS[kind]}")
     if y.ndim != 2:
         raise UserError(f"{path}: y has shape {y.shape}, expected one-hot (N, C)")
     for key, array in (("x", x), ("y", y)):
@@ -400,7 +479,7 @@ def validate_features(data: dict, path: str, corpus: Corpus) -> tuple[np.ndarray
         raise UserError(f"{path}: x has {len(x)} rows but y has {len(y)}")
     if len(x) == 0:
         raise UserError(f"{path}: holds no samples")
-    bad = int((~np.isfinite(x).all(axis=(1, 2))).sum())
+    bad = int((~np.isfinite(x).reshape(len(x), -1).all(axis=1)).sum())
     if bad:
         raise UserError(f"{path}: {bad} row(s) of x hold NaN or Inf")
     if not (np.isin(y, (0.0, 1.0)).all() and (y.sum(axis=1) == 1).all()):

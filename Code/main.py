@@ -1,4 +1,4 @@
-"""Command line of the TIM-Net / GM-TCNet reference implementation: parse, validate, dispatch one mode.
+"""Command line of the TIM-Net / GM-TCNet / DCNN-BLSTMwA reference implementation: parse, validate, dispatch.
 
 The original's flags keep their spellings and defaults (``--mode train --data EMODB --split_fold 10
 --random_seed 46`` ...). Default paths are relative to this folder, as when the original is run
@@ -20,17 +20,24 @@ MODES = ("train", "test", "extract", "predict", "report", "download", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="TIM-Net and GM-TCNet speech emotion recognition: extract MFCC features, "
-                                            "train with k-fold cross-validation, re-test saved weights, predict "
-                                            "wav files, tabulate results.")
+    p = argparse.ArgumentParser(description="TIM-Net, GM-TCNet and DCNN-BLSTMwA speech emotion recognition: "
+                                            "extract MFCC or log-Mel features, train with k-fold cross-validation, "
+                                            "re-test saved weights, predict wav files, tabulate results.")
     a = p.add_argument
     a("--mode", default="train", choices=MODES,
-      help="extract: wav -> MFCC file; train: k-fold training; test: re-test saved weights; predict: classify wav "
+      help="extract: wav -> feature file; train: k-fold training; test: re-test saved weights; predict: classify wav "
            "files; report: results table; download: fetch EMODB or RAVDE; demo: the whole pipeline on a generated "
            "synthetic corpus")
-    a("--model", default="TIMNET", help="network: TIMNET (default) or GMTCN; each brings its paper's recipe")
+    a("--model", default="TIMNET",
+      help="network: TIMNET (default), GMTCN (both read MFCC features) or DCNN_BLSTMwA (reads logmel3 features); "
+           "each brings its paper's recipe")
     a("--data", default="EMODB", help="corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own")
-    a("--feature_path", default=None, help="MFCC feature file to read or write (default ./MFCC/<DATA>.npy)")
+    a("--feature_path", default=None,
+      help="feature file to read or write (default ./MFCC/<DATA>.npy for MFCCs, ./MFCC/<DATA>_logmel3.npy for "
+           "log-Mel segments)")
+    a("--features", default=None,
+      help="extract: mfcc (default; TIMNET, GMTCN) or logmel3 (DCNN_BLSTMwA: 64-band log-Mel, delta, delta-delta "
+           "in 64-frame segments); other modes: the model's kind")
     a("--wav_path", default=None,
       help="extract: folder of wav files (<folder>/<class>/*.wav or the corpus' own naming) or a CSV manifest "
            "path,label[,speaker]")
@@ -49,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--resume", default=None, help="train: weights folder of an interrupted run to continue")
     a("--epoch", type=int, default=None, help="training epochs (default: the model's recipe, TIMNET 500, GMTCN 300)")
     a("--batch_size", type=int, default=None, help="mini-batch size (default 64; the demo 16)")
-    a("--lr", type=float, default=0.001, help="Adam learning rate")
-    a("--beta1", type=float, default=0.93, help="Adam beta_1")
-    a("--beta2", type=float, default=0.98, help="Adam beta_2")
+    a("--lr", type=float, default=None, help="Adam learning rate (default: the recipe, 0.001; DCNN_BLSTMwA 1e-4)")
+    a("--beta1", type=float, default=None, help="Adam beta_1 (default: the recipe, 0.93; DCNN_BLSTMwA 0.9)")
+    a("--beta2", type=float, default=None, help="Adam beta_2 (default: the recipe, 0.98; DCNN_BLSTMwA 0.999)")
     a("--label_smoothing", type=float, default=None,
       help="label smoothing of the training labels (default: the model's recipe, TIMNET 0.1, GMTCN 0)")
     a("--dropout", type=float, default=0.1, help="TIMNET: SpatialDropout1D rate in each temporal-aware block")
@@ -61,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
       help="TIMNET: temporal-aware blocks per direction (default: the corpus' value, 8; IEMOCAP 10)")
     a("--kernel_size", type=int, default=2, help="taps of the dilated causal convolutions")
     a("--stack_size", type=int, default=1, help="TIMNET: repetitions of the block stack")
+    a("--backbone", default="mobilenetv2", help="DCNN_BLSTMwA: the CNN applied to every segment: mobilenetv2 "
+                                                "(default) or resnet50v2 (Keras Applications)")
+    a("--backbone_alpha", type=float, default=1.0,
+      help="DCNN_BLSTMwA: MobileNetV2's width multiplier (ImageNet weights exist for 0.35 0.5 0.75 1.0 1.3 1.4)")
+    a("--backbone_weights", default="imagenet",
+      help="DCNN_BLSTMwA: the CNN's initial weights: imagenet (downloaded once into ~/.keras/models), none "
+           "(random), or a weights file (.weights.h5, or the _no_top.h5 file Keras downloads)")
+    a("--image_size", type=int, default=64,
+      help="DCNN_BLSTMwA: resize the 64x64 segments to this size before the CNN (the paper: 227 for AlexNet)")
+    a("--balance", action="store_true",
+      help="oversample every class of each training fold to the size of the largest (off by default)")
+    a("--augment", type=int, default=0,
+      help="DCNN_BLSTMwA: add this many copies of every training utterance with a random frequency and time mask "
+           "(default 0: none)")
     a("--model_path", default=os.path.join(HERE, "Models"), help="folder that receives each run's weights folder")
     a("--result_path", default=os.path.join(HERE, "Results"), help="folder that receives results (xlsx, json, png)")
     a("--test_path", default=os.path.join(HERE, "Test_Models", "EMODB_46"),
@@ -91,7 +112,7 @@ def validate(args: argparse.Namespace) -> None:
         raise UserError(f"--random_seed {args.random_seed}: several seeds work with --mode train only")
     args.seed = args.seeds[0]
     for name in ("epoch", "batch_size", "lr", "filter_size", "dilation_size", "kernel_size", "stack_size",
-                 "mean_signal_length", "workers", "fold"):
+                 "mean_signal_length", "workers", "fold", "backbone_alpha", "image_size"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise UserError(f"--{name} {value}: must be positive")
@@ -101,10 +122,45 @@ def validate(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and not 0.0 <= value < 1.0:
             raise UserError(f"--{name} {value}: must be in [0, 1)")
-    if args.mode not in ("extract", "report", "download"):  # the others build a model
-        from Model import MODELS
-        if args.model not in MODELS:
-            raise UserError(f"--model {args.model!r}: choose one of {', '.join(MODELS)}")
+    if args.augment < 0:
+        raise UserError(f"--augment {args.augment}: must be 0 or more")
+    from extract_feature import FEATURE_KINDS
+    if args.features is not None and args.features not in FEATURE_KINDS:
+        raise UserError(f"--features {args.features!r}: choose one of {', '.join(FEATURE_KINDS)}")
+    if args.mode in ("extract", "report", "download"):
+        args.features = args.features or "mfcc"
+        return
+    from Model import MODELS  # the other modes build a model
+    if args.model not in MODELS:
+        raise UserError(f"--model {args.model!r}: choose one of {', '.join(MODELS)}")
+    kind = MODELS[args.model].features
+    if args.features not in (None, kind):
+        raise UserError(f"--features {args.features}: --model {args.model} reads {kind} features")
+    args.features = kind
+    if args.augment and kind != "logmel3":
+        raise UserError(f"--augment {args.augment}: masks log-Mel segments; --model {args.model} reads {kind}")
+    validate_backbone(args)
+
+
+def validate_backbone(args: argparse.Namespace) -> None:
+    """--backbone, --backbone_alpha, --backbone_weights, --image_size; a weights file becomes an absolute path."""
+    from DCNN import BACKBONES, IMAGENET_ALPHAS
+    if args.backbone not in BACKBONES:
+        raise UserError(f"--backbone {args.backbone!r}: choose one of {', '.join(BACKBONES)}")
+    has_alpha = BACKBONES[args.backbone][1]
+    if not has_alpha and args.backbone_alpha != 1.0:
+        raise UserError(f"--backbone_alpha {args.backbone_alpha:g}: {args.backbone} has no width multiplier "
+                        "(only mobilenetv2 has)")
+    if args.backbone_weights not in ("imagenet", "none"):
+        if not os.path.isfile(args.backbone_weights):
+            raise UserError(f"--backbone_weights {args.backbone_weights}: not imagenet, none or an existing "
+                            "weights file")
+        args.backbone_weights = os.path.abspath(args.backbone_weights)
+    if has_alpha and args.backbone_weights == "imagenet" and args.backbone_alpha not in IMAGENET_ALPHAS:
+        raise UserError(f"--backbone_alpha {args.backbone_alpha:g}: ImageNet weights exist for "
+                        f"{' '.join(f'{a:g}' for a in IMAGENET_ALPHAS)} only (or use --backbone_weights none)")
+    if args.image_size < 32:
+        raise UserError(f"--image_size {args.image_size}: must be at least 32 (the backbones' smallest input)")
 
 
 def quietly(action):
@@ -133,7 +189,9 @@ def setup_tensorflow() -> None:
 
 
 def feature_path(args: argparse.Namespace) -> str:
-    return args.feature_path or os.path.join(HERE, "MFCC", f"{args.data}.npy")
+    """--feature_path, or the default of the feature kind: MFCC/<DATA>.npy, MFCC/<DATA>_logmel3.npy."""
+    suffix = "" if args.features == "mfcc" else f"_{args.features}"
+    return args.feature_path or os.path.join(HERE, "MFCC", f"{args.data}{suffix}.npy")
 
 
 def known_corpora() -> str:
@@ -158,7 +216,7 @@ def corpus_of(args: argparse.Namespace, data: dict, path: str):
 
 
 def load_data(args: argparse.Namespace, path: str = None):
-    """(x, y, speakers or None, corpus) from the feature file, every check done."""
+    """(x, y, speakers or None, corpus) from the feature file, every check done (its kind: --model's)."""
     import extract_feature
     import corpora
     path = path or feature_path(args)
@@ -168,7 +226,7 @@ def load_data(args: argparse.Namespace, path: str = None):
                         "--wav_path <folder or manifest.csv> first")
     data = extract_feature.load_features(path, data_key=args.data)
     corpus = corpus_of(args, data, path)
-    x, y = extract_feature.validate_features(data, path, corpus)
+    x, y = extract_feature.validate_features(data, path, corpus, args.features, args.model)
     speakers = [str(s) for s in data["speakers"]] if "speakers" in data else None
     if args.cv == "speaker" and (speakers is None or len(speakers) != len(x) or "" in speakers):
         raise UserError(f"{path}: no speaker for every row (key 'speakers'), which --cv speaker needs; re-extract "
@@ -190,7 +248,8 @@ def run_extract(args: argparse.Namespace) -> dict:
         length = args.mean_signal_length or extract_feature.mean_signal_length(paths)
         corpus = corpora.custom_corpus(args.data, classes, length)
         print(f"dataset {args.data} of your own: labels {', '.join(classes)}; signal length {length} samples")
-    data = extract_feature.extract_corpus(args.wav_path, corpus, args.mean_signal_length, args.workers)
+    data = extract_feature.extract_corpus(args.wav_path, corpus, args.mean_signal_length, args.workers,
+                                          kind=args.features)
     path = feature_path(args)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -208,14 +267,19 @@ def run_config(args: argparse.Namespace, corpus, seed: int):
     spec = MODELS[args.model]
     recipe = spec.recipe
     hyper = Hyper(args.filter_size, args.kernel_size, args.dilation_size or corpus.tab_count, args.stack_size,
-                  args.dropout, args.activation)
-    smoothing = recipe.label_smoothing if args.label_smoothing is None else args.label_smoothing
+                  args.dropout, args.activation, args.backbone, args.backbone_alpha, args.backbone_weights,
+                  args.image_size)
+
+    def given(value, default):
+        return default if value is None else value
+
     config = RunConfig(model=spec.name, data=args.data, classes=list(corpus.classes), feature_path=feature_path(args),
                        split_fold=args.split_fold, random_seed=seed, epochs=args.epoch or recipe.epochs,
-                       batch_size=args.batch_size or recipe.batch_size, lr=args.lr, beta1=args.beta1,
-                       beta2=args.beta2, epsilon=recipe.epsilon, label_smoothing=smoothing, protocol=args.protocol,
-                       val_fraction=args.val_fraction, cv=args.cv, hyper=hyper, synthetic=corpus.synthetic,
-                       xla=args.xla)
+                       batch_size=args.batch_size or recipe.batch_size, lr=given(args.lr, recipe.lr),
+                       beta1=given(args.beta1, recipe.beta1), beta2=given(args.beta2, recipe.beta2),
+                       epsilon=recipe.epsilon, label_smoothing=given(args.label_smoothing, recipe.label_smoothing),
+                       protocol=args.protocol, val_fraction=args.val_fraction, cv=args.cv, hyper=hyper,
+                       synthetic=corpus.synthetic, xla=args.xla, balance=args.balance, augment=args.augment)
     return spec, config
 
 
@@ -224,7 +288,8 @@ def run_train(args: argparse.Namespace) -> list[dict]:
     from Model import MODELS
     if args.resume:  # everything comes from the interrupted run's own record
         config, _, _ = load_run_state(args.resume)
-        args.data, args.cv = config.data, config.cv
+        args.data, args.cv, args.model = config.data, config.cv, config.model
+        args.features = MODELS[config.model].features
         x, y, speakers, _ = load_data(args, config.feature_path)
         return [cross_validate(MODELS[config.model], config, x, y, args.model_path, args.result_path, speakers,
                                resume=args.resume)]

@@ -1,8 +1,8 @@
 """Emotion of single wav files from saved fold weights: the training pipeline's features, the folds' votes averaged.
 
 Each file goes through exactly what training saw (librosa at 22 050 Hz, centred to the corpus' signal
-length, 39 MFCCs); every fold model of the weights folder gives softmax probabilities, and their mean
-is the prediction (or one fold's, with ``--fold``).
+length, then the model's features: 39 MFCCs, or DCNN-BLSTMwA's log-Mel segments); every fold model of the
+weights folder gives softmax probabilities, and their mean is the prediction (or one fold's, with ``--fold``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from atomic_file import atomic_write
 from corpora import Corpus, natural_key
 from errors import UserError
 from extract_feature import extract_file
-from Model import Hyper, ModelSpec, build_model, legacy_weight_groups, predict_in_batches
+from Model import Hyper, ModelSpec, build_model, legacy_weight_groups, predict_in_batches, without_pretrained
 
 
 def weight_files(folder: str, fold: int | None = None) -> list[tuple[int, str]]:
@@ -73,8 +73,8 @@ def predict_files(spec: ModelSpec, hyper: Hyper, corpus: Corpus, wav: str, test_
     """Print and return, per file, the predicted emotion and every class probability."""
     folds = weight_files(test_path, fold)
     files = wav_list(wav)
-    x = np.stack([extract_file(f, corpus.signal_length) for f in files])  # (N, T, 39)
-    model = build_model(spec, x.shape[1:], corpus.num_classes, hyper)
+    x = np.stack([extract_file(f, corpus.signal_length, spec.features) for f in files])  # (N, T, 39), (N, S, 64, 64, 3)
+    model = build_model(spec, x.shape[1:], corpus.num_classes, without_pretrained(hyper))  # weights from the folds
     groups = legacy_weight_groups(model)
     probs = np.zeros((len(files), corpus.num_classes))
     for _, path in folds:

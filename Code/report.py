@@ -32,6 +32,13 @@ PUBLISHED = {
     ("GMTCN", "RAVDE", "paper"): (87.30, 87.64), ("GMTCN", "RAVDE", "last_epoch"): (82.78, 82.62),
     ("GMTCN", "SAVEE", "paper"): (84.40, 86.01), ("GMTCN", "SAVEE", "last_epoch"): (75.83, 73.57),
 }
+# Speaker-independent results: (model, corpus, protocol) -> (folds, (UAR %, WAR %)), shown for --cv speaker runs
+# with one fold per speaker (EMO-DB: 10) or per IEMOCAP session (5). DCNN-BLSTMwA (Zhang et al., 2021) reports
+# UAR only; that its protocol is speaker-independent and its epoch fixed is our reading, not verified (README).
+PUBLISHED_SPEAKER = {
+    ("DCNN_BLSTMwA", "EMODB", "last_epoch"): (10, (87.86, None)),
+    ("DCNN_BLSTMwA", "IEMOCAP", "last_epoch"): (5, (68.50, None)),
+}
 
 
 def load_records(result_path: str) -> list[dict]:
@@ -59,28 +66,41 @@ def _published(value) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def published(model: str, data: str, protocol: str, cv: str, folds: int, synthetic: bool) -> tuple:
+    """(UAR %, WAR %) published for the same model, corpus, protocol and fold scheme ("kfold": the papers'
+    shuffled 10-fold, shown whatever --split_fold; "speaker": one fold per speaker); (None, None) otherwise."""
+    if synthetic:
+        return None, None
+    if cv == "kfold":
+        return PUBLISHED.get((model, data, protocol), (None, None))
+    speaker_folds, figures = PUBLISHED_SPEAKER.get((model, data, protocol), (None, (None, None)))
+    return figures if folds == speaker_folds else (None, None)
+
+
 def build_table(records: list[dict]) -> pd.DataFrame:
-    """One row per (model, corpus, protocol, cv, synthetic) with our figures and the published ones."""
+    """One row per (model and its variant, corpus, protocol, cv, folds, synthetic) with our figures and the
+    published ones."""
     groups = defaultdict(list)
     for record in records:
         config = record["config"]
         protocol = record["protocol"]
         if record.get("mode") == "test":  # a re-test is labelled by the weights it re-tested
             protocol = f"test of {os.path.basename(os.path.normpath(record['weights_folder']))}"
-        key = (record["model"], config["data"], protocol, config.get("cv", "kfold"), bool(record.get("synthetic")))
+        key = (record["model"], record.get("variant", ""), config["data"], protocol, config.get("cv", "kfold"),
+               config["split_fold"], bool(record.get("synthetic")))
         groups[key].append(record)
     rows = []
-    for (model, data, protocol, cv, synthetic), runs in sorted(groups.items()):
-        published = PUBLISHED.get((model, data, protocol), (None, None)) if cv == "kfold" and not synthetic else (
-            None, None)
+    for (model, variant, data, protocol, cv, folds, synthetic), runs in sorted(groups.items()):
+        uar, war = published(model, data, protocol, cv, folds, synthetic)
         rows.append({
-            "model": model, "corpus": data + (" (synthetic)" if synthetic else ""), "protocol": protocol,
+            "model": model + (f" ({variant})" if variant else ""),
+            "corpus": data + (" (synthetic)" if synthetic else ""), "protocol": protocol,
             "cv": cv, "runs": len(runs), "seeds": " ".join(str(r["config"]["random_seed"]) for r in runs),
-            "folds": runs[0]["config"]["split_fold"],
+            "folds": folds,
             "epochs": "–" if protocol.startswith("test") else runs[0]["config"]["epochs"],
             "UAR % (pooled)": _cell([r["summary"]["uar_pooled"] for r in runs]),
             "WAR % (mean of folds)": _cell([r["summary"]["war_mean_of_folds"] for r in runs]),
-            "published UAR %": _published(published[0]), "published WAR %": _published(published[1]),
+            "published UAR %": _published(uar), "published WAR %": _published(war),
         })
     return pd.DataFrame(rows)
 
@@ -116,7 +136,8 @@ def write_report(result_path: str) -> dict:
     table = build_table(records)
     paths = {kind: os.path.join(result_path, f"report.{kind}") for kind in ("md", "tex", "csv")}
     note = ("UAR: macro recall pooled over folds; WAR: mean of per-fold accuracies; ± is the std over runs. "
-            "Published figures (SPEC §5) are shown for the matching protocol only; `paper` selects on the test fold.")
+            "Published figures (SPEC §5; DCNN-BLSTMwA: Zhang et al. 2021, speaker-independent) are shown for the "
+            "matching protocol and folds only; `paper` selects on the test fold.")
     texts = {"md": to_markdown(table) + f"\n\n{note}\n", "tex": to_latex(table, note), "csv": table.to_csv(index=False)}
     for kind, path in paths.items():
         atomic_write(path, lambda tmp, text=texts[kind]: _write_text(tmp, text))

@@ -226,7 +226,8 @@ def test_feature_file_round_trip_keeps_the_authors_format(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["SYNTH.npy", "wav"]  # no temporary file left behind
     theirs = np.load(path, allow_pickle=True).item()  # how the original reads it
     ours = ef.load_features(path)
-    assert set(ours) == {"x", "y", "files", "speakers", "classes", "signal_length"}
+    assert set(ours) == {"x", "y", "files", "speakers", "classes", "signal_length", "features"}
+    assert ours["features"] == theirs["features"] == "mfcc"
     for key in ("x", "y", "files", "speakers", "classes"):
         np.testing.assert_array_equal(theirs[key], data[key])
         np.testing.assert_array_equal(ours[key], data[key])
