@@ -8,8 +8,8 @@ textbook derivation written out with as few passes as the algebra allows:
 
 - causal dilated convolution = one matrix product per tap on the input shifted in time
   (``shift_right``: slice, then zero-pad; never strided slicing, whose gradient is a slow scatter);
-- BatchNorm (training mode) in its centred form d = z - mean(z), with mean(z) computed from the
-  input's column sums *before* the product (the mean of a linear map is the map of the mean);
+- BatchNorm (training mode) in its centred form d = z - mean(z), from which the backward pass
+  gets the normalised values without keeping them;
 - SpatialDropout's mask takes the values 0 or 1/(1-rate) only, and the ReLU after it is zero
   wherever the mask is: in the backward pass the mask is the scalar 1/(1-rate).
 
@@ -86,13 +86,9 @@ class _BatchNormReLU:
         self.kernel, self.gamma, self.lags = kernel, gamma, lags
         self.taps = [shift_right(x, lag) for lag in lags]  # (B, T, C) each, kept for the weight gradient
         self.count = count = tf.cast(tf.shape(x)[0] * x.shape[1], x.dtype)  # M = B T
-        # mean(z) = sum_j mean(tap_j) @ W_j: known before the product, so the product yields d directly
-        mean = tf.add_n([tf.linalg.matvec(kernel[j], column_sum(t), transpose_a=True)
-                         for j, t in enumerate(self.taps)]) / count  # (F,)
-        products = [_matmul(t, kernel[j]) for j, t in enumerate(self.taps[:-1])]
-        products.append(_matmul(self.taps[-1], kernel[-1], bias=-mean))  # the lag-0 tap, centring fused in
-        self.d = tf.add_n(products)  # (B, T, F) centred conv output
-        self.mean = mean
+        z = tf.add_n([_matmul(t, kernel[j]) for j, t in enumerate(self.taps)])  # (B, T, F) without its bias
+        self.mean = column_sum(z) / count  # (F,)
+        self.d = z - self.mean  # (B, T, F) centred conv output
         self.variance = column_sum(self.d * self.d) / count  # (F,) biased, as Keras' BatchNormalization
         self.inv = tf.math.rsqrt(self.variance + epsilon)
         scale, offset = gamma * self.inv, beta
