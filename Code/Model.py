@@ -97,6 +97,8 @@ class ModelSpec:
         features: the feature kind it reads (extract_feature.FEATURE_KINDS): a file of another kind is refused.
         variant: (hyper-parameters, whether the run trains) -> what tells runs of this model apart in results
             (empty: nothing); a re-test leaves out what only matters to training.
+        parallel_chains: independent chains of small operations in a training step (TIM-Net's two directions;
+            GM-TCNet's values and gates): TensorFlow runs that many at once, each on its share of the cores.
     """
 
     name: str
@@ -106,15 +108,17 @@ class ModelSpec:
     protocol_note: str
     features: str = "mfcc"
     variant: Callable[..., str] = _no_variant
+    parallel_chains: int = 1
 
 
 MODELS: dict[str, ModelSpec] = {
     "TIMNET": ModelSpec("TIMNET", "Ye et al., TIM-Net, ICASSP 2023", _timnet,
                         Recipe(epochs=500, label_smoothing=0.1),
-                        "published weights selected on the test fold before Aug 2023; last epoch since"),
+                        "published weights selected on the test fold before Aug 2023; last epoch since",
+                        parallel_chains=2),
     "GMTCN": ModelSpec("GMTCN", "Ye et al., GM-TCNet, Speech Communication 145, 2022", _gmtcn,
                        Recipe(epochs=300, label_smoothing=0.0),
-                       "the original always selected the epoch on the test fold"),
+                       "the original always selected the epoch on the test fold", parallel_chains=2),
     # The paper's optimiser, epochs and batch size were not available to us: fine-tuning settings of our choice
     # (README, "DCNN-BLSTMwA").
     "DCNN_BLSTMwA": ModelSpec("DCNN_BLSTMwA", "Zhang et al., DCNN-BLSTMwA, Frontiers in Physiology 12:643202, 2021",
@@ -131,7 +135,9 @@ def build_model(spec: ModelSpec, input_shape: tuple, num_classes: int, hyper: Hy
     x = inputs
     for layer in spec.network(hyper):
         x = layer(x)  # TIM-Net: (B, n, 39) then (B, 39); GM-TCNet: (B, 39); DCNN-BLSTMwA: (B, 128)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="dense")(x)  # (B, C)
+    # under mixed precision the softmax still computes in float32, as Keras recommends
+    head_dtype = "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype=head_dtype, name="dense")(x)  # (B, C)
     return keras.Model(inputs, outputs, name=spec.name)
 
 

@@ -92,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--download_path", default=os.path.join(HERE, "Corpora"), help="download: folder that receives the corpus")
     a("--url", default=None, help="download: a mirror of the archive (give its MD5 with --md5)")
     a("--md5", default=None, help="download: the MD5 of the mirror's archive")
-    a("--xla", action="store_true", help="compile the training step with XLA (faster epochs after a one-off compile)")
+    a("--xla", action="store_true",
+      help="compile the training step with XLA (on our CPU slower than the default; see the README's speed table)")
+    a("--mixed_precision", action="store_true",
+      help="compute in float16 with float32 weights and loss scaling (Keras mixed_float16), for GPUs; off by default")
     a("--gpu", default="0", help="CUDA_VISIBLE_DEVICES value; -1 runs on the CPU")
     return p
 
@@ -188,6 +191,19 @@ def setup_tensorflow() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def configure_run(args: argparse.Namespace) -> None:
+    """Threads, graph optimiser and precision for the run's model (a resumed run's own), before TensorFlow runs."""
+    import keras
+    from Common_Model import configure_tensorflow, load_run_state
+    from Model import MODELS
+    model, mixed = args.model, args.mixed_precision
+    if args.mode == "train" and args.resume:
+        config = load_run_state(args.resume)[0]
+        model, mixed = config.model, config.mixed_precision
+    configure_tensorflow(MODELS[model])
+    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
+
+
 def feature_path(args: argparse.Namespace) -> str:
     """--feature_path, or the default of the feature kind: MFCC/<DATA>.npy, MFCC/<DATA>_logmel3.npy."""
     suffix = "" if args.features == "mfcc" else f"_{args.features}"
@@ -279,7 +295,8 @@ def run_config(args: argparse.Namespace, corpus, seed: int):
                        beta1=given(args.beta1, recipe.beta1), beta2=given(args.beta2, recipe.beta2),
                        epsilon=recipe.epsilon, label_smoothing=given(args.label_smoothing, recipe.label_smoothing),
                        protocol=args.protocol, val_fraction=args.val_fraction, cv=args.cv, hyper=hyper,
-                       synthetic=corpus.synthetic, xla=args.xla, balance=args.balance, augment=args.augment)
+                       synthetic=corpus.synthetic, xla=args.xla, mixed_precision=args.mixed_precision,
+                       balance=args.balance, augment=args.augment)
     return spec, config
 
 
@@ -366,6 +383,8 @@ def main(argv=None) -> int:
         if args.mode not in ("extract", "report", "download"):
             setup_tensorflow()
         validate(args)
+        if args.mode in ("train", "test", "predict", "demo"):
+            configure_run(args)
         {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict,
          "report": run_report, "download": run_download, "demo": run_demo}[args.mode](args)
     except UserError as exc:

@@ -31,9 +31,10 @@ import json, os, statistics, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {code!r})
 import numpy as np
-from Common_Model import RunConfig, Trainer
+from Common_Model import RunConfig, Trainer, configure_tensorflow
 from Model import MODELS, Hyper, build_model
 spec = MODELS["DCNN_BLSTMwA"]
+configure_tensorflow(spec)  # as main.py does
 recipe = spec.recipe
 rng = np.random.default_rng(0)
 x = rng.standard_normal(({n}, {segments}, 64, 64, 3), dtype=np.float32)  # (N, S, 64, 64, 3)

@@ -119,3 +119,29 @@ def test_missing_fold_file_is_named(tmp_path):
     with pytest.raises(UserError, match="3-fold_weights_best_2.hdf5"):
         retest_weights(MODELS["TIMNET"], config(), x, y, str(tmp_path), str(tmp_path / "R"))
     assert not os.path.exists(tmp_path / "R"), "nothing written for a failed test run"
+
+
+@pytest.mark.parametrize("model", ["TIMNET", "GMTCN"])
+def test_mixed_precision_trains_and_retests(tmp_path, model):
+    """--mixed_precision: float16 compute with loss scaling; the saved weights are float32 and re-test the same."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        x, y = toy_data()
+        run = cross_validate(MODELS[model], config(model, mixed_precision=True, epochs=2), x, y,
+                             str(tmp_path / "M"), str(tmp_path / "R"))["record"]
+        folder = run["weights_folder"]
+        arrays = [a for _, group in legacy_weights.read_weight_arrays(os.path.join(folder, "3-fold_weights_best_1.hdf5"))
+                  for a in group]
+        assert all(a.dtype == np.float32 for a in arrays)
+        assert all(np.isfinite(loss) for fold in run["folds"] for loss in fold["history"]["loss"])
+        retested = retest_weights(MODELS[model], config(model, mixed_precision=True), x, y, folder,
+                                  str(tmp_path / "R"))["record"]
+        assert [f["y_pred"] for f in retested["folds"]] == [f["y_pred"] for f in run["folds"]]
+        built = build_model(MODELS[model], x.shape[1:], 3, Hyper(dilation_size=3))
+        assert built.get_layer("dense").compute_dtype == "float32"  # the softmax stays in float32
+        assert built.layers[1].compute_dtype == "float16"
+    finally:
+        keras.config.set_dtype_policy(previous)
