@@ -34,8 +34,9 @@ class TemporalAwareBlock(keras.layers.Layer):
 
     The sub-layers hold the weights and compute inference. Training with ReLU runs, by default, the same
     function as one unit with a hand-written backward pass (``training_kernels.temporal_aware_block``),
-    several times faster on a CPU than automatic differentiation of the sub-layers; ``fused=False`` trains
-    through the sub-layers (the plain reference form).
+    which makes far fewer passes over memory than automatic differentiation of the sub-layers (TIM-Net's
+    training step on one CPU core: 110 ms instead of 200 ms); ``fused=False`` trains through the sub-layers
+    (the plain reference form).
 
     Args:
         filters: channels of both convolutions; must equal the input channels (the gate multiplies x).

@@ -181,7 +181,9 @@ def plot_training_curves(histories: list[dict], path: str, title: str) -> None:
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=6, ncol=2)
-    figure.suptitle(f"{title}\nsolid: training, dashed: validation data of the protocol", fontsize=8)
+    validated = any(history.get("val_loss") for history in histories)
+    key = "solid: training, dashed: the protocol's validation data" if validated else "training (no validation data)"
+    figure.suptitle(f"{title}\n{key}", fontsize=8)
     figure.tight_layout()
     _save_png(figure, path, dpi=110)
 

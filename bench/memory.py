@@ -32,8 +32,9 @@ print(data["x"].shape)
 TRAIN = """
 import os, sys, time; sys.path.insert(0, {code!r}); os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
-from Common_Model import RunConfig, Trainer, make_folds
+from Common_Model import RunConfig, Trainer, configure_tensorflow, make_folds
 from Model import MODELS, Hyper, build_model
+configure_tensorflow(MODELS["TIMNET"])  # as main.py does
 rng = np.random.default_rng(0)
 x = rng.standard_normal((5531, 606, 39), dtype=np.float32)  # (N, T, 39): IEMOCAP's size
 y = np.eye(4, dtype="float32")[rng.integers(0, 4, 5531)]
