@@ -1,6 +1,6 @@
 """Training and inference speed: our training path against the original graph, side by side in one run.
 
-    .venv/bin/python bench/benchmark.py [--quick] [--markdown PATH]
+    .venv/bin/python bench/benchmark.py [--quick] [--jax] [--markdown PATH]
 
 On an EMODB-shaped fold (481 training and 54 test utterances, T = 188, 39 MFCCs, 7 classes, batch 64,
 random values with a fixed seed) it measures, each in a fresh process (so peak memory does not mix):
@@ -12,12 +12,14 @@ peak resident memory; for TIM-Net and GM-TCNet. Then inference at batch 1 and 64
 one process and with all cores, and the projected wall time of a full 10-fold run with the recipe's epochs
 (TIM-Net 500, GM-TCNet 300) at the EMODB, RAVDESS and IEMOCAP shapes. Our jobs split the cores as main.py
 does (Common_Model.configure_tensorflow); the reference graph runs with TensorFlow's defaults, as the
-authors' code did. It prints figures; it asserts nothing.
+authors' code did. With --jax, the reference graph is also timed on Keras 3's JAX backend (the same layers
+and model.fit, compiled by XLA), the lead the speed issue named. It prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -131,8 +133,9 @@ print(json.dumps({{"files_per_s": len(data["x"]) / (time.time() - start), "files
 """
 
 
-def run(code: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+def run(code: str, backend: str = "tensorflow") -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"benchmark job failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -151,14 +154,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="2 epochs per measurement and one run of each training path (about 4 minutes)")
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")
+    parser.add_argument("--jax", action="store_true",
+                        help="also time the reference graph on Keras 3's JAX backend (needs: pip install 'jax[cpu]')")
     args = parser.parse_args()
+    if args.jax and importlib.util.find_spec("jax") is None:
+        raise SystemExit("error: --jax: jax is not installed; pip install 'jax[cpu]' into this environment first")
     epochs, runs = (2, 1) if args.quick else (5, 3)
 
-    def fastest(code: str) -> dict:
+    def fastest(code: str, backend: str = "tensorflow") -> dict:
         # On this shared machine one process of the same graph can run 1.8x slower than the next (the reference
         # GM-TCNet measured 2.58 and 1.46 s per epoch in consecutive runs): each path is timed in `runs` fresh
         # processes and its fastest run counts, the reference's too, so no speed-up comes from its slow runs.
-        return min((run(code) for _ in range(runs)), key=lambda figures: figures["epoch"])
+        return min((run(code, backend) for _ in range(runs)), key=lambda figures: figures["epoch"])
     from importlib.metadata import version
     lines = [f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
              f"TensorFlow {version('tensorflow')}; EMODB-shaped fold: 481 training utterances, T=188, batch 64; "
@@ -170,8 +177,12 @@ def main() -> None:
         ours = fastest(TRAIN_OURS.format(model=model, epochs=epochs, xla=False, mixed=False))
         ours_xla = fastest(TRAIN_OURS.format(model=model, epochs=epochs, xla=True, mixed=False))
         ours_mixed = fastest(TRAIN_OURS.format(model=model, epochs=epochs, xla=False, mixed=True))
-        for name, figures in (("reference graph (Keras fit)", reference), ("ours (default)", ours),
-                              ("ours, --xla", ours_xla), ("ours, --mixed_precision", ours_mixed)):
+        rows = [("reference graph (Keras fit)", reference)]
+        if args.jax:  # the same graph and model.fit, compiled by JAX/XLA instead of run by TensorFlow
+            rows.append(("reference graph, Keras JAX backend", fastest(TRAIN_REFERENCE.format(model=model, epochs=epochs),
+                                                                       backend="jax")))
+        rows += [("ours (default)", ours), ("ours, --xla", ours_xla), ("ours, --mixed_precision", ours_mixed)]
+        for name, figures in rows:
             speedup = reference["epoch"] / figures["epoch"]
             lines.append(f"| {model} | {name} | {figures['epoch']:.2f} | {481 / figures['epoch']:.0f} | "
                          f"{figures['build']:.1f} | {figures.get('next_fold', float('nan')):.2f} | "
