@@ -54,13 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     a("--random_seed", default="46",
       help="seed of the fold split, the initial weights and the shuffling; several train runs: 46,47,48")
     a("--resume", default=None, help="train: weights folder of an interrupted run to continue")
-    a("--epoch", type=int, default=None, help="training epochs (default: the model's recipe, TIMNET 500, GMTCN 300)")
-    a("--batch_size", type=int, default=None, help="mini-batch size (default 64; the demo 16)")
+    a("--epoch", type=int, default=None,
+      help="training epochs (default: the model's recipe, TIMNET 500, GMTCN 300, DCNN_BLSTMwA 50)")
+    a("--batch_size", type=int, default=None,
+      help="mini-batch size (default: the recipe, 64; DCNN_BLSTMwA 32; the demo 16)")
     a("--lr", type=float, default=None, help="Adam learning rate (default: the recipe, 0.001; DCNN_BLSTMwA 1e-4)")
     a("--beta1", type=float, default=None, help="Adam beta_1 (default: the recipe, 0.93; DCNN_BLSTMwA 0.9)")
     a("--beta2", type=float, default=None, help="Adam beta_2 (default: the recipe, 0.98; DCNN_BLSTMwA 0.999)")
     a("--label_smoothing", type=float, default=None,
-      help="label smoothing of the training labels (default: the model's recipe, TIMNET 0.1, GMTCN 0)")
+      help="label smoothing of the training labels (default: the recipe, TIMNET 0.1, GMTCN and DCNN_BLSTMwA 0)")
     a("--dropout", type=float, default=0.1, help="TIMNET: SpatialDropout1D rate in each temporal-aware block")
     a("--activation", default="relu", help="TIMNET: activation in each temporal-aware block")
     a("--filter_size", type=int, default=39, help="channels of every convolution")

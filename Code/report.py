@@ -1,6 +1,6 @@
 """The papers' results table, regenerated from the JSON records that runs wrote under ``Results/``.
 
-One row per (model, corpus, protocol, cross-validation): our UAR and WAR as mean ± std over the runs
+One row per (model, corpus, feature file, protocol, cross-validation): our UAR and WAR as mean ± std over the runs
 (seeds) found, next to the published numbers of the matching protocol (SPEC §5). Per run, WAR is the
 mean of the per-fold accuracies (the authors' "Average ACC") and UAR the macro recall pooled over all
 folds (what the authors' UAR matches). Written as Markdown, LaTeX and CSV. Knows nothing about TensorFlow.
@@ -78,23 +78,25 @@ def published(model: str, data: str, protocol: str, cv: str, folds: int, synthet
 
 
 def build_table(records: list[dict]) -> pd.DataFrame:
-    """One row per (model and its variant, corpus, protocol, cv, folds, synthetic) with our figures and the
-    published ones."""
+    """One row per (model and its variant, corpus, feature file, protocol, cv, folds, synthetic) with our figures
+    and the published ones."""
     groups = defaultdict(list)
     for record in records:
         config = record["config"]
         protocol = record["protocol"]
         if record.get("mode") == "test":  # a re-test is labelled by the weights it re-tested
             protocol = f"test of {os.path.basename(os.path.normpath(record['weights_folder']))}"
-        key = (record["model"], record.get("variant", ""), config["data"], protocol, config.get("cv", "kfold"),
-               config["split_fold"], bool(record.get("synthetic")))
+        # Runs on different feature files (the full corpus, 2-s cuts, another extraction) are never averaged.
+        features = os.path.basename(config.get("feature_path") or "") or "–"
+        key = (record["model"], record.get("variant", ""), config["data"], features, protocol,
+               config.get("cv", "kfold"), config["split_fold"], bool(record.get("synthetic")))
         groups[key].append(record)
     rows = []
-    for (model, variant, data, protocol, cv, folds, synthetic), runs in sorted(groups.items()):
+    for (model, variant, data, features, protocol, cv, folds, synthetic), runs in sorted(groups.items()):
         uar, war = published(model, data, protocol, cv, folds, synthetic)
         rows.append({
             "model": model + (f" ({variant})" if variant else ""),
-            "corpus": data + (" (synthetic)" if synthetic else ""), "protocol": protocol,
+            "corpus": data + (" (synthetic)" if synthetic else ""), "features": features, "protocol": protocol,
             "cv": cv, "runs": len(runs), "seeds": " ".join(str(r["config"]["random_seed"]) for r in runs),
             "folds": folds,
             "epochs": "–" if protocol.startswith("test") else runs[0]["config"]["epochs"],

@@ -357,15 +357,24 @@ def test_train_retest_predict_report(tmp_path, capsys):
     assert "DCNN_BLSTMwA SYNTH weights" in capsys.readouterr().out
 
     assert main(["--mode", "report", "--result_path", str(tmp_path / "R")]) == 0
-    assert "| DCNN_BLSTMwA (mobilenetv2 alpha 0.35, random init) | SYNTH (synthetic) | last_epoch |" in \
+    assert "| DCNN_BLSTMwA (mobilenetv2 alpha 0.35, random init) | SYNTH (synthetic) | SYNTH_logmel3.npy | " \
+           "last_epoch |" in \
         capsys.readouterr().out
 
 
-def record(cv, folds, protocol="last_epoch", data="EMODB"):
+def record(cv, folds, protocol="last_epoch", data="EMODB", feature_path="MFCC/EMODB_logmel3.npy", uar=0.5):
     return {"model": "DCNN_BLSTMwA", "variant": "mobilenetv2 alpha 1, ImageNet init", "protocol": protocol,
             "mode": "train", "synthetic": False, "weights_folder": "M/x",
-            "config": {"data": data, "cv": cv, "split_fold": folds, "random_seed": 1, "epochs": 50},
-            "summary": {"uar_pooled": 0.5, "war_mean_of_folds": 0.5}}
+            "config": {"data": data, "cv": cv, "split_fold": folds, "random_seed": 1, "epochs": 50,
+                       "feature_path": feature_path},
+            "summary": {"uar_pooled": uar, "war_mean_of_folds": 0.5}}
+
+
+def test_report_never_averages_runs_on_different_feature_files():
+    table = report.build_table([record("speaker", 10, uar=0.4), record("speaker", 10, uar=0.6),
+                                record("speaker", 10, feature_path="/data/EMODB_2s_logmel3.npy", uar=0.9)])
+    shown = {r["features"]: (r["runs"], r["UAR % (pooled)"]) for _, r in table.iterrows()}
+    assert shown == {"EMODB_logmel3.npy": (2, "50.00 ± 10.00"), "EMODB_2s_logmel3.npy": (1, "90.00")}
 
 
 def test_report_shows_the_papers_numbers_for_speaker_independent_runs_only():
