@@ -1,14 +1,17 @@
-"""Where a TIM-Net training step's time goes on this CPU: the floor under any TensorFlow training path.
+"""Where a training step's time goes on this CPU: the floor under any TensorFlow training path.
 
     .venv/bin/python bench/kernel_floor.py
 
-Prints, each measured in a fresh process with the given number of TensorFlow threads:
-- the matrix products of one temporal-aware block, (64 x 188, 39) @ (39, 39), in GFLOP/s, on one and two
-  threads (the products of the forward pass, the input gradient and the weight gradient have this shape);
-- one element-wise pass over a (64, 188, 39) tensor (an addition, a sigmoid), with and without XLA;
-- one temporal-aware block's forward and backward pass with the hand-written backward
-  (training_kernels.py) on one thread, and the share of it that its twelve matrix products take.
-It prints figures; it asserts nothing.
+Each column is measured in a fresh process with its own thread layout:
+- "1 thread": one operation at a time on one core;
+- "2 threads, one product": each operation spread over both cores (intra-op threads);
+- "2 streams": two independent chains side by side, one core each, as our training runs TIM-Net's two
+  directions and GM-TCNet's values and gates (Common_Model.configure_tensorflow).
+It prints the rates of the matrix products of TIM-Net's temporal-aware block, (64 x 188, 39) @ (39, 39), and
+of GM-TCNet's gated level, (64 x 188, 78) @ (78, 117); the cost of one element-wise pass over a (64, 188, 39)
+tensor with and without XLA; one block's and one level's forward and backward pass with the hand-written
+backward (training_kernels.py) on one thread; and the time that the matrix products alone need per EMODB
+epoch on two cores, for each model. It prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import os
 import subprocess
 import sys
 
+M, C = 64 * 188, 39  # the rows of one batch (64 utterances of T = 188 frames) and the channels
+EPOCH_BATCHES = 481 / 64  # an EMODB training fold in batches of 64
 CODE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Code")
+LAYOUTS = {"1 thread": (1, 1), "2 threads, one product": (2, 1), "2 streams": (1, 2)}  # (intra-op, inter-op)
 
 JOB = """
 import json, os, sys, time
@@ -26,10 +32,11 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {code!r})
 import numpy as np
 import tensorflow as tf
-tf.config.threading.set_intra_op_parallelism_threads({threads})
-tf.config.threading.set_inter_op_parallelism_threads(1)
+tf.config.threading.set_intra_op_parallelism_threads({intra})
+tf.config.threading.set_inter_op_parallelism_threads({inter})
 tf.config.optimizer.set_experimental_options({{"disable_meta_optimizer": True}})  # as our training runs: no rewriting
 rng = np.random.default_rng(0)
+M, C, streams = {rows}, {channels}, {inter}
 
 
 def seconds(function, *args, repeat=50):
@@ -41,63 +48,99 @@ def seconds(function, *args, repeat=50):
     return (time.perf_counter() - start) / repeat
 
 
-M, C = 64 * 188, 39
-a = tf.constant(rng.standard_normal((M, C), dtype=np.float32))
-w = tf.constant(rng.standard_normal((C, C), dtype=np.float32) / np.float32(np.sqrt(C)))  # values stay in range
+def normal(*shape):
+    return tf.constant(rng.standard_normal(shape, dtype=np.float32) / np.float32(np.sqrt(shape[0])))
 
 
-def products(v):  # ten products in a row inside one graph: no Python call overhead per product
-    for _ in range(10):
-        v = tf.matmul(v, w)
-    return v
+# TIM-Net's shape: ten products in a row per stream, inside one graph (no Python call overhead per product).
+square = normal(C, C)
+def chains(*starts):
+    outs = []
+    for v in starts:
+        for _ in range(10):
+            v = tf.matmul(v, square)
+        outs.append(v)
+    return outs
+starts = [normal(M, C) for _ in range(streams)]
+result = {{"timnet_gflops": streams * 10 * 2 * M * C * C / seconds(tf.function(chains), *starts) / 1e9}}
 
+# GM-TCNet's shape: ten different kernels per stream (TensorFlow's graph optimiser merges identical products).
+kernels = [normal(2 * C, 3 * C) for _ in range(10 * streams)]
+def fan(*inputs):
+    return [tf.matmul(v, k) for s, v in enumerate(inputs) for k in kernels[10 * s:10 * (s + 1)]]
+inputs = [normal(M, 2 * C) for _ in range(streams)]
+result["gmtcn_gflops"] = streams * 10 * 2 * M * 2 * C * 3 * C / seconds(tf.function(fan), *inputs) / 1e9
 
-result = {{"matmul_gflops": 10 * 2 * M * C * C / seconds(tf.function(products), a) / 1e9}}
-x = tf.constant(rng.standard_normal((64, 188, 39), dtype=np.float32))
-for xla in (False, True):
-    ten = {{"add": lambda v: v + x, "sigmoid": tf.sigmoid}}
-    for name, op in ten.items():
-        def chain(v, op=op):  # ten passes in a row: XLA fuses them into one loop, TensorFlow runs ten kernels
-            for _ in range(10):
-                v = op(v)
-            return v
-        result[f"{{name}}_{{'xla' if xla else 'tf'}}_ms"] = seconds(tf.function(chain, jit_compile=xla), x) / 10 * 1e3
-if {threads} == 1:
+if streams == 1:
+    x = normal(64, 188, C)
+    for xla in (False, True):
+        for name, op in {{"add": lambda v: v + x, "sigmoid": tf.sigmoid}}.items():
+            def passes(v, op=op):  # ten in a row: XLA fuses them into one loop, TensorFlow runs ten kernels
+                for _ in range(10):
+                    v = op(v)
+                return v
+            key = f"{{name}}_{{'xla' if xla else 'tf'}}_ms"
+            result[key] = seconds(tf.function(passes, jit_compile=xla), x) / 10 * 1e3
+
+if {intra} == 1 and streams == 1:
     import training_kernels
-    params = [tf.constant(rng.normal(scale=0.2, size=s).astype("float32")) for s in
-              [(2, C, C), (C,), (C,), (C,)] * 2]
+    block_params = [normal(*s) for s in [(2, C, C), (C,), (C,), (C,)] * 2]
     masks = [tf.constant((rng.random((64, 1, C)) >= 0.1).astype("float32") / 0.9) for _ in range(2)]
+    level_params = [normal(*s) for s in [(2 * C, 3 * C), (3 * C,)] * 2]
 
-    @tf.function
-    def block(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            out, _ = training_kernels.temporal_aware_block(x, *params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)
-            loss = tf.reduce_sum(out * out)
-        return tape.gradient(loss, x)
-    result["block_ms"] = seconds(block, x) * 1e3
-    result["block_matmul_ms"] = 12 * 2 * M * C * C / result["matmul_gflops"] / 1e9 * 1e3
+    def with_backward(unit):
+        @tf.function
+        def step(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                out = unit(x)
+                loss = tf.reduce_sum(out * out)
+            return tape.gradient(loss, x)
+        return step
+    result["block_ms"] = 1e3 * seconds(with_backward(lambda x: training_kernels.temporal_aware_block(
+        x, *block_params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)[0]), x)
+    result["level_ms"] = 1e3 * seconds(with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3)), x)
 print(json.dumps(result))
 """
 
+# Matrix-product arithmetic per batch of 64: TIM-Net's 16 blocks make 12 products of (M, C) @ (C, C) each
+# (forward, input gradient, kernel gradient of two kernel-2 convolutions); GM-TCNet's 14 gated levels make
+# 4 products of (M, 2C) @ (2C, 3C) (values and gates: forward and kernel gradient) and 4 of (M, 3C) @ (3C, C)
+# (the input gradient, per tap).
+TIMNET_FLOP = 16 * 12 * 2 * M * C * C
+GMTCN_FLOP = 14 * (4 * 2 * M * 2 * C * 3 * C + 4 * 2 * M * 3 * C * C)
 
-def measure(threads: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", JOB.format(code=CODE, threads=threads)], capture_output=True, text=True)
+
+def measure(intra: int, inter: int) -> dict:
+    job = JOB.format(code=CODE, intra=intra, inter=inter, rows=M, channels=C)
+    done = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"the timing job failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    one, two = measure(1), measure(2)
-    print("| measurement | 1 thread | 2 threads |\n|---|---|---|")
-    print(f"| matrix product (12032, 39) @ (39, 39), GFLOP/s | {one['matmul_gflops']:.0f} | {two['matmul_gflops']:.0f} |")
+    figures = {name: measure(*layout) for name, layout in LAYOUTS.items()}
+    one, spread, streams = figures.values()
+    print("| measurement | " + " | ".join(LAYOUTS) + " |\n|---|---|---|---|")
+    for key, label in (("timnet_gflops", "TIM-Net product (12032, 39) @ (39, 39), GFLOP/s"),
+                       ("gmtcn_gflops", "GM-TCNet product (12032, 78) @ (78, 117), GFLOP/s")):
+        print(f"| {label} | {one[key]:.0f} | {spread[key]:.0f} | {streams[key]:.0f} |")
     for name in ("add", "sigmoid"):
         for engine, label in (("tf", "TensorFlow"), ("xla", "XLA")):
             key = f"{name}_{engine}_ms"
-            print(f"| one {name} pass over (64, 188, 39), {label}, ms | {one[key]:.3f} | {two[key]:.3f} |")
-    print(f"| temporal-aware block, forward + backward (hand-written), ms | {one['block_ms']:.2f} | |")
-    print(f"| of which its 12 matrix products at the rate above, ms | {one['block_matmul_ms']:.2f} | |")
+            print(f"| one {name} pass over (64, 188, 39), {label}, ms | {one[key]:.3f} | {spread[key]:.3f} | |")
+    block_products = TIMNET_FLOP / 16 / one["timnet_gflops"] / 1e6
+    level_products = GMTCN_FLOP / 14 / one["gmtcn_gflops"] / 1e6
+    print(f"| temporal-aware block, forward + backward (hand-written), ms | {one['block_ms']:.2f} | | |")
+    print(f"| of which its 12 matrix products, ms | {block_products:.2f} | | |")
+    print(f"| GM-TCNet gated level, forward + backward (hand-written), ms | {one['level_ms']:.2f} | | |")
+    print(f"| of which its 8 matrix products, ms | {level_products:.2f} | | |")
+    print("\nmatrix products alone per EMODB epoch (481 utterances) on 2 cores, at the faster 2-core rate above:")
+    for model, flop, key in (("TIM-Net", TIMNET_FLOP, "timnet_gflops"), ("GM-TCNet", GMTCN_FLOP, "gmtcn_gflops")):
+        rate = max(spread[key], streams[key])
+        print(f"  {model}: {flop * EPOCH_BATCHES / 1e9:.0f} GFLOP at {rate:.0f} GFLOP/s = "
+              f"{flop * EPOCH_BATCHES / rate / 1e9:.2f} s")
 
 
 if __name__ == "__main__":
