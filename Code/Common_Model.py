@@ -74,8 +74,9 @@ def configure_tensorflow(spec: ModelSpec) -> None:
 
     Threads: the cores are split between ``spec.parallel_chains`` concurrent operations (inter-op threads),
     each on its share (intra-op threads). On 2 cores TIM-Net trains an epoch in 0.46 s with its two
-    directions side by side on one core each, against 0.56 s with every operation spread over both cores;
-    a CNN such as DCNN-BLSTMwA's backbone, one chain of large operations, is faster on all cores.
+    directions side by side on one core each, against 0.56 s with every operation spread over both cores
+    (GM-TCNet, its values and gates side by side: 0.83 s against 0.90 s); a CNN such as DCNN-BLSTMwA's
+    backbone, one chain of large operations, is faster on all cores.
 
     Grappler, TensorFlow's graph optimiser, is switched off: it spent 1.2 s on TIM-Net's training step
     before the first fold and made no step faster (TIM-Net, GM-TCNet and DCNN-BLSTMwA measured).
