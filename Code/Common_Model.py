@@ -390,8 +390,8 @@ def cross_validate(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         run_folder = new_run_folder(model_path, f"{config.data}_{config.random_seed}_{time_str}_{spec.name}")
         _save_run_state(run_folder, config, time_str, records)
     print(f"{_title(config, 'train')}\nprotocol {PROTOCOLS[config.protocol]}\nweights -> {run_folder}")
-    variant = f" ({spec.variant(config.hyper)})" if spec.variant(config.hyper) else ""
-    print(f"model {spec.name}{variant}: {trainer.model.count_params():,} parameters, "
+    variant = spec.variant(config.hyper)
+    print(f"model {spec.name}{f' ({variant})' if variant else ''}: {trainer.model.count_params():,} parameters, "
           f"built in {time.time() - started:.1f} s")
     for i, (train_idx, test_idx) in enumerate(folds):
         if i < len(records):

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import keras
 from keras import ops
 
-from causal_conv import check_positive_int
+from layer_args import check_positive_int, check_positive_number, check_rate
 
 # name -> (Keras Applications constructor, whether it has MobileNet's width multiplier ``alpha``).
 # Both expect ImageNet inputs scaled to [-1, 1] (their preprocess_input mode "tf").
@@ -44,18 +44,12 @@ class BackboneWeightsError(ValueError):
     """The backbone's pretrained weights could not be obtained or do not fit it."""
 
 
-def _check_rate(owner: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}: dropout_rate must be in [0, 1), received dropout_rate={value!r}")
-
-
 def check_backbone(owner: str, backbone: str, alpha: float, weights: Optional[str], image_size: int) -> None:
     """The backbone arguments' check: a ValueError naming the argument and echoing the received value."""
     if backbone not in BACKBONES:
         raise ValueError(f"{owner}: backbone must be one of {', '.join(BACKBONES)}, received backbone={backbone!r}")
     has_alpha = BACKBONES[backbone][1]
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
-        raise ValueError(f"{owner}: alpha must be a positive number, received alpha={alpha!r}")
+    check_positive_number(owner, "alpha", alpha)
     if not has_alpha and alpha != 1.0:
         raise ValueError(f"{owner}: {backbone} has no width multiplier, alpha must be 1.0, received alpha={alpha!r}")
     if has_alpha and weights == "imagenet" and float(alpha) not in IMAGENET_ALPHAS:
@@ -121,9 +115,7 @@ class UtteranceStandardization(keras.layers.Layer):
     def __init__(self, scale: float = INPUT_SCALE, epsilon: float = 1e-6, **kwargs):
         super().__init__(**kwargs)
         for arg, value in (("scale", scale), ("epsilon", epsilon)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"UtteranceStandardization: {arg} must be a positive number, "
-                                 f"received {arg}={value!r}")
+            check_positive_number("UtteranceStandardization", arg, value)
         self.scale, self.epsilon = float(scale), float(epsilon)
 
     def call(self, x):  # (B, S, 64, 64, 3) -> (B, S, 64, 64, 3)
@@ -246,7 +238,7 @@ class DCNNBLSTMwA(keras.layers.Layer):
                              f"dense_units={dense_units!r}")
         for value in dense_units:
             check_positive_int("DCNNBLSTMwA", "dense_units", value)
-        _check_rate("DCNNBLSTMwA", dropout_rate)
+        check_rate("DCNNBLSTMwA", "dropout_rate", dropout_rate)
         check_backbone("DCNNBLSTMwA", backbone, alpha, weights, image_size)
         self.lstm_units, self.attention_units = lstm_units, attention_units
         self.dense_units, self.dropout_rate = tuple(dense_units), float(dropout_rate)

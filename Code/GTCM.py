@@ -28,14 +28,10 @@ import keras
 from keras import ops
 
 import training_kernels
-from causal_conv import CausalConv1D, check_positive_int
+from causal_conv import CausalConv1D
+from layer_args import check_bool, check_positive_int
 
 DEFAULT_DILATIONS = (1, 2, 4, 8, 16, 32, 64)
-
-
-def _check_bool(owner: str, name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{owner}: {name} must be True or False, received {name}={value!r}")
 
 
 def receptive_field(kernel_size: int = 2, dilations: Sequence[int] = DEFAULT_DILATIONS) -> int:
@@ -77,7 +73,7 @@ class GatedUnit(keras.layers.Layer):
             check_positive_int("GatedUnit", arg, value)
         if level not in (1, 2) or isinstance(level, bool):
             raise ValueError(f"GatedUnit: level must be 1 or 2, received level={level!r}")
-        _check_bool("GatedUnit", "fused", fused)
+        check_bool("GatedUnit", "fused", fused)
         self.filters, self.kernel_size, self.dilation_rate = filters, kernel_size, dilation_rate
         self.level, self.block_dilation, self.fused = level, block_dilation, fused
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -153,7 +149,7 @@ class GatedBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation", dilation)):
             check_positive_int("GatedBlock", arg, value)
-        _check_bool("GatedBlock", "fused", fused)
+        check_bool("GatedBlock", "fused", fused)
         self.filters, self.kernel_size, self.dilation, self.fused = filters, kernel_size, dilation, fused
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         common = dict(filters=filters, kernel_size=kernel_size, block_dilation=dilation, fused=fused,
@@ -220,7 +216,7 @@ class GTCM(keras.layers.Layer):
                              f"received dilations={dilations!r}")
         if isinstance(leaky_alpha, bool) or not isinstance(leaky_alpha, (int, float)) or not 0 <= leaky_alpha < 1:
             raise ValueError(f"GTCM: leaky_alpha must be a number in [0, 1), received leaky_alpha={leaky_alpha!r}")
-        _check_bool("GTCM", "fused", fused)
+        check_bool("GTCM", "fused", fused)
         self.filters, self.kernel_size, self.dilations = filters, kernel_size, dilations
         self.leaky_alpha, self.fused = float(leaky_alpha), fused
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

@@ -18,12 +18,8 @@ import keras
 from keras import ops
 
 import training_kernels
-from causal_conv import CausalConv1D, check_positive_int
-
-
-def _check_rate(owner: str, value) -> None:
-    if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}: dropout_rate must be in [0, 1), received dropout_rate={value!r}")
+from causal_conv import CausalConv1D
+from layer_args import check_bool, check_positive_int, check_rate
 
 
 @keras.saving.register_keras_serializable(package="ser")
@@ -52,9 +48,8 @@ class TemporalAwareBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation_rate", dilation_rate)):
             check_positive_int("TemporalAwareBlock", arg, value)
-        _check_rate("TemporalAwareBlock", dropout_rate)
-        if not isinstance(fused, bool):
-            raise ValueError(f"TemporalAwareBlock: fused must be True or False, received fused={fused!r}")
+        check_rate("TemporalAwareBlock", "dropout_rate", dropout_rate)
+        check_bool("TemporalAwareBlock", "fused", fused)
         self.filters, self.kernel_size, self.dilation_rate = filters, kernel_size, dilation_rate
         self.dropout_rate, self.activation, self.fused = float(dropout_rate), activation, fused
         self.act = keras.activations.get(activation)
@@ -136,7 +131,7 @@ class TIMNET(keras.layers.Layer):
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilations", dilations),
                            ("stacks", stacks)):
             check_positive_int("TIMNET", arg, value)
-        _check_rate("TIMNET", dropout_rate)
+        check_rate("TIMNET", "dropout_rate", dropout_rate)
         self.filters, self.kernel_size, self.dilations, self.stacks = filters, kernel_size, dilations, stacks
         self.dropout_rate, self.activation, self.fused = float(dropout_rate), activation, fused
         self.forward_conv = CausalConv1D(filters, 1, name="forward_conv1x1")

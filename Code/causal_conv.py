@@ -15,11 +15,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-
-def check_positive_int(owner: str, name: str, value) -> None:
-    """The layers' argument check: a ValueError that names the layer and echoes the received value."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, received {name}={value!r}")
+from layer_args import check_positive_int
 
 
 def shift_right(x, lag: int):
