@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
-import subprocess
-import sys
+
+from fresh_process import cpu_name, run_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CODE = os.path.join(os.path.dirname(HERE), "Code")
@@ -134,19 +133,7 @@ print(json.dumps({{"files_per_s": len(data["x"]) / (time.time() - start), "files
 
 
 def run(code: str, backend: str = "tensorflow") -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    if done.returncode:
-        raise SystemExit(f"benchmark job failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
+    return run_json(code, "benchmark job", {"KERAS_BACKEND": backend})
 
 
 def main() -> None:

@@ -15,11 +15,10 @@ it asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
-import sys
+
+from fresh_process import run_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CODE = os.path.join(os.path.dirname(HERE), "Code")
@@ -64,10 +63,7 @@ print(json.dumps({{"params": trainer.model.count_params(), "first": first, "epoc
 
 def run_job(backbone: str, alpha: float, utterances: int, epochs: int) -> dict:
     code = JOB.format(code=CODE, n=utterances, segments=SEGMENTS, backbone=backbone, alpha=alpha, epochs=epochs)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"{backbone}: the timing job failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json(code, f"{backbone}: the timing job")
 
 
 def main() -> None:

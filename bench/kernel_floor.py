@@ -16,10 +16,9 @@ epoch on two cores, for each model. It prints figures; it asserts nothing.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
+
+from fresh_process import run_json
 
 M, C = 64 * 188, 39  # the rows of one batch (64 utterances of T = 188 frames) and the channels
 EPOCH_BATCHES = 481 / 64  # an EMODB training fold in batches of 64
@@ -112,11 +111,7 @@ GMTCN_FLOP = 14 * (4 * 2 * M * 2 * C * 3 * C + 4 * 2 * M * 3 * C * C)
 
 
 def measure(intra: int, inter: int) -> dict:
-    job = JOB.format(code=CODE, intra=intra, inter=inter, rows=M, channels=C)
-    done = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"the timing job failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json(JOB.format(code=CODE, intra=intra, inter=inter, rows=M, channels=C), "the timing job")
 
 
 def main() -> None:
