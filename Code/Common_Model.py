@@ -1,21 +1,19 @@
-"""The engine every model shares: folds, protocols, the training loop, evaluation and weight files.
+"""The engine every model shares: folds, protocols, training labels, the training loop.
 
 The test fold is touched in two places only: ``validation_rows`` hands it to the epoch loop when,
-and only when, the protocol is ``paper`` (that is what the name warns about), and ``cross_validate``
+and only when, the protocol is ``paper`` (that is what the name warns about), and ``train_and_save_fold``
 evaluates the kept weights on it once per fold. ``last_epoch`` and ``inner_val`` (which picks the
 epoch on a split of the training fold) never see it during training. Which network is trained is
-the ``ModelSpec``'s business (Model.py); this file never names one.
+the ``ModelSpec``'s business (Model.py); where a run's files go, the run folder's (run_folder.py);
+what its results files hold, results.py's. This file never names a network or a file.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 import keras
@@ -24,10 +22,12 @@ import tensorflow as tf
 from sklearn.model_selection import GroupKFold, KFold, train_test_split
 
 import augment
-import legacy_weights
 import results
-from errors import UserError
-from Model import Hyper, ModelSpec, build_model, legacy_weight_groups, predict_in_batches, without_pretrained
+import run_folder
+from errors import TrainingInterrupted, UserError
+from extract_feature import row_signatures
+from Model import ModelSpec, build_model, legacy_weight_groups
+from run_folder import RunConfig, RunFolder, TrainingData
 
 PROTOCOLS = {
     "last_epoch": "last_epoch: train the fixed number of epochs and evaluate the last one; the test fold is used "
@@ -38,35 +38,14 @@ PROTOCOLS = {
     "inner_val": "inner_val: a stratified validation split of each training fold picks the epoch with the best "
                  "validation accuracy; the test fold is used once, after training",
 }
-RUN_FILE = "run.json"  # in each weights folder: the configuration and every finished fold, for --resume
+CUMULATIVE_NOTE = ("CUMULATIVE label smoothing: the labels are smoothed in place fold after fold, as the code behind "
+                   "the ICASSP table and the published weights did (fold k trains on labels smoothed up to k times)")
 
 
-@dataclass
-class RunConfig:
-    """Everything that defines a run; written into every results JSON."""
-
-    model: str
-    data: str
-    classes: list
-    feature_path: str
-    split_fold: int = 10
-    random_seed: int = 46
-    epochs: int = 500
-    batch_size: int = 64
-    lr: float = 0.001
-    beta1: float = 0.93
-    beta2: float = 0.98
-    epsilon: float = 1e-8
-    label_smoothing: float = 0.1
-    protocol: str = "last_epoch"
-    val_fraction: float = 0.1  # inner_val: share of each training fold held out for epoch selection
-    cv: str = "kfold"  # kfold (the original's split) or speaker (whole speakers held out)
-    hyper: Hyper = field(default_factory=Hyper)
-    synthetic: bool = False
-    xla: bool = False  # compile the training step with XLA (measured slower than the default on our CPU)
-    mixed_precision: bool = False  # compute in float16, keep float32 variables; for GPUs (slower on our CPU)
-    balance: bool = False  # oversample the training rows of every class to the largest class' count
-    augment: int = 0  # masked copies of every training utterance (log-Mel segments only)
+def protocol_description(config: RunConfig) -> str:
+    """The protocol's description, with the label-smoothing history when it is the original's cumulative one."""
+    text = PROTOCOLS[config.protocol]
+    return f"{text}; {CUMULATIVE_NOTE}" if config.label_smoothing_history == "cumulative" else text
 
 
 def configure_tensorflow(spec: ModelSpec) -> None:
@@ -109,8 +88,33 @@ def make_folds(n: int, k: int, seed: int, speakers=None) -> list[tuple[np.ndarra
 
 
 def smooth_labels(y: np.ndarray, amount: float) -> np.ndarray:
-    """y (1 - amount) + amount / C on a new array: the original once did this in place, across folds."""
+    """y (1 - amount) + amount / C on a new array (the original's smooth_labels, which worked in place)."""
     return y * (1.0 - amount) + amount / y.shape[1]
+
+
+def fold_labels(y: np.ndarray, folds: list, fold: int, fit_idx: np.ndarray, amount: float,
+                history: str = "per_fold") -> np.ndarray:
+    """The labels (N, C) that fold ``fold`` trains on (its rows ``fit_idx``) and computes validation losses with.
+
+    ``per_fold`` (the default): a copy of ``y`` whose fit rows are smoothed once, y (1 - a) + a / C.
+
+    ``cumulative``: what the TIM-Net code behind the ICASSP table and the published weights computed (until
+    TIM-Net_SER PR #14, Aug 2023). Its fold loop ran ``y[train] = smooth_labels(y[train], 0.1)`` on the one label
+    array, so at fold k a row has been smoothed once for every fold j <= k whose training rows held it:
+    y 0.9^m + (1 - 0.9^m) / C. Replayed here step by step in the original's order and float32 arithmetic, so the
+    arrays are the original's bit for bit. The whole training fold is smoothed, as in the original, also where
+    ``inner_val`` then fits on part of it. Test rows were smoothed by the earlier folds that trained on them: the
+    argmax, hence every accuracy and the paper protocol's epoch choice (best validation accuracy), is unchanged;
+    the validation loss under ``paper`` is computed with those smoothed labels, as the original's was.
+    """
+    if history == "per_fold":
+        labels = y.copy()
+        labels[fit_idx] = smooth_labels(y[fit_idx], amount)
+        return labels
+    labels = y.copy()
+    for train_idx, _ in folds[:fold + 1]:
+        labels[train_idx] = smooth_labels(labels[train_idx], amount)
+    return labels
 
 
 class Trainer:
@@ -246,15 +250,21 @@ def training_set(config: RunConfig, x: np.ndarray, y_train: np.ndarray, fit_idx:
     return x, y_train, fit_idx
 
 
-def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray,
-               config: RunConfig, fold_seed: int, label: str) -> dict:
-    """Train one fold under ``config.protocol``; returns the per-epoch history and the kept epoch."""
-    trainer.reset(fold_seed)
-    fit_idx, monitor_idx = validation_rows(config, train_idx, test_idx, y, fold_seed)
-    y_train = y.copy()
-    y_train[fit_idx] = smooth_labels(y[fit_idx], config.label_smoothing)  # training labels only, on a copy
-    rng = np.random.default_rng(fold_seed)
-    x_fit, y_fit, fit_rows = training_set(config, x, y_train, fit_idx, rng)
+def fold_seed(config: RunConfig, fold: int) -> int:
+    """The seed of fold ``fold`` (from 0): its initial weights, dropout masks and batch order."""
+    return config.random_seed * 1000 + fold
+
+
+def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold: int, config: RunConfig,
+               label: str) -> dict:
+    """Train fold ``fold`` of ``folds`` under ``config.protocol``; returns the per-epoch history and the kept epoch."""
+    seed = fold_seed(config, fold)
+    train_idx, test_idx = folds[fold]
+    trainer.reset(seed)
+    fit_idx, monitor_idx = validation_rows(config, train_idx, test_idx, y, seed)
+    labels = fold_labels(y, folds, fold, fit_idx, config.label_smoothing, config.label_smoothing_history)
+    rng = np.random.default_rng(seed)
+    x_fit, y_fit, fit_rows = training_set(config, x, labels, fit_idx, rng)
     history = {"loss": [], "accuracy": []}
     if monitor_idx is not None:
         history.update(val_loss=[], val_accuracy=[])
@@ -267,7 +277,7 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, train_idx: np.nda
         history["accuracy"].append(accuracy)
         logs = {"loss": loss, "acc": accuracy}
         if monitor_idx is not None:
-            val_loss, val_accuracy = _loss_and_accuracy(trainer.predict(x[monitor_idx]), y[monitor_idx])
+            val_loss, val_accuracy = _loss_and_accuracy(trainer.predict(x[monitor_idx]), labels[monitor_idx])
             history["val_loss"].append(val_loss)
             history["val_accuracy"].append(val_accuracy)
             logs.update({f"{monitor_name}_loss": val_loss, f"{monitor_name}_acc": val_accuracy})
@@ -280,160 +290,69 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, train_idx: np.nda
             "validation_rows": None if monitor_idx is None or monitor_idx is test_idx else monitor_idx.tolist()}
 
 
-def new_run_folder(parent: str, name: str) -> str:
-    """Create ``parent/name`` (or ``name_2``, ``name_3`` ...): a run never writes into another run's folder."""
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{parent}: cannot create the folder ({exc.strerror})") from None
-    for suffix in [""] + [f"_{i}" for i in range(2, 1000)]:
-        path = os.path.join(parent, name + suffix)
-        try:
-            os.mkdir(path)
-            return path
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise UserError(f"{path}: cannot create the folder ({exc.strerror})") from None
-    raise UserError(f"{parent}: too many runs named {name}")
+def build_trainer(spec: ModelSpec, config: RunConfig, input_shape: tuple, num_classes: int) -> Trainer:
+    """The model and its compiled step for ``config``; a pretrained backbone that cannot be loaded fails here,
+    before any file is written."""
+    return Trainer(lambda: build_model(spec, input_shape, num_classes, config.hyper), config)
 
 
-def weights_file(folder: str, k: int, fold: int) -> str:
-    """The original's name: ``<k>-fold_weights_best_<i>.hdf5``, folds numbered from 1."""
-    return os.path.join(folder, f"{k}-fold_weights_best_{fold}.hdf5")
-
-
-def library_versions() -> dict:
-    import librosa
-    import sklearn
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__, "librosa": librosa.__version__, "scikit-learn": sklearn.__version__}
-
-
-def _title(config: RunConfig, mode: str) -> str:
-    synthetic = "SYNTHETIC DATA - " if config.synthetic else ""
-    folds = f"{config.split_fold}-fold" + (" speaker-independent" if config.cv == "speaker" else "")
-    return f"{synthetic}{config.model} on {config.data}, {folds}, seed {config.random_seed}, {mode}"
-
-
-def _record(config: RunConfig, spec: ModelSpec, mode: str, folds: list, weights_folder: str) -> dict:
-    return {"title": _title(config, mode), "mode": mode, "model": spec.name, "paper": spec.paper,
-            "protocol": config.protocol if mode == "train" else "test",
-            "protocol_description": PROTOCOLS.get(config.protocol) if mode == "train" else
-            f"re-test of the weights in {weights_folder} on the same "
-            f"{'speaker' if config.cv == 'speaker' else 'KFold'} split",
-            "synthetic": config.synthetic, "weights_folder": weights_folder,
-            "variant": spec.variant(config.hyper, mode == "train"), "config": asdict(config),
-            "versions": library_versions(),
-            "folds": folds, "summary": results.summarize(folds)}
-
-
-def _finish(config: RunConfig, record: dict, result_dir: str, time_str: str) -> dict:
-    summary = record["summary"]
-    stem = results.results_stem(config.data, config.split_fold, summary["war_mean_of_folds"], config.random_seed,
-                                time_str, config.model, record["protocol"])
-    paths = results.write_results(result_dir, stem, record, config.classes)
-    histories = [f["history"] for f in record["folds"] if f.get("history")]
-    if histories:
-        curves = os.path.join(result_dir, stem + "_curves.png")
-        results.plot_training_curves(histories, curves, record["title"])
-        paths["curves"] = curves
-    print(results.format_summary(summary, record["protocol_description"]))
-    for kind, path in paths.items():
-        print(f"wrote {kind}: {path}")
-    return {"record": record, "paths": paths}
-
-
-def run_config_from_dict(values: dict) -> RunConfig:
-    """The RunConfig stored in a run's JSON (for --resume)."""
-    return RunConfig(**{**values, "hyper": Hyper(**values["hyper"])})
-
-
-def _save_run_state(folder: str, config: RunConfig, time_str: str, records: list) -> None:
-    results.write_json(os.path.join(folder, RUN_FILE), {"config": asdict(config), "time": time_str,
-                                                        "folds_done": records})
-
-
-def load_run_state(folder: str) -> tuple[RunConfig, str, list]:
-    """(config, start time, finished fold records) of an interrupted run, from its weights folder."""
-    path = os.path.join(folder, RUN_FILE)
-    if not os.path.isfile(path):
-        raise UserError(f"--resume {folder}: no {RUN_FILE} there (not a weights folder written by this program)")
-    try:
-        with open(path) as f:
-            state = json.load(f)
-        return run_config_from_dict(state["config"]), state["time"], state["folds_done"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: damaged run file ({type(exc).__name__}: {exc})") from None
-
-
-def cross_validate(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, model_path: str,
-                   result_path: str, speakers=None, resume: Optional[str] = None) -> dict:
-    """Train ``spec`` on every fold under ``config.protocol``, save each fold's weights, write the results.
-
-    After every fold its weights and record are on disk (written atomically), so an interrupted run
-    continues with ``resume=<its weights folder>`` and ends with the same results as an uninterrupted one:
-    every fold draws its initial weights, dropout and shuffling from its own seed.
-    """
+def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarray, speakers, model_path: str,
+              result_path: str) -> RunFolder:
+    """A new run folder for ``config``: its folds drawn, its results folder proven writable, nothing trained."""
     if config.protocol not in PROTOCOLS:
         raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
     results.prepare_folder(result_path)  # an unwritable results folder fails now, not after hours of training
+    return run_folder.create(model_path, config, data, [test for _, test in folds], row_signatures(x), result_path)
+
+
+def train_and_save_fold(spec: ModelSpec, run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray,
+                        fold: int) -> dict:
+    """Train fold ``fold`` of ``run``, evaluate its kept weights once on its test fold, save weights and record."""
+    config = run.config
+    folds = run.folds(len(x))
+    test_idx = folds[fold][1]
+    kept = train_fold(trainer, x, y, folds, fold, config, f"[{spec.name} {config.data} fold {fold + 1}/{run.k}]")
+    probs = trainer.predict(x[test_idx])  # the kept epoch's weights, evaluated once on the test fold
+    metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
+    record = {**metrics, **kept, "y_true": y[test_idx].argmax(1).tolist(), "y_pred": probs.argmax(1).tolist(),
+              "test_rows": test_idx.tolist()}
+    run.save_fold(fold, legacy_weight_groups(trainer.model), record)
+    return record
+
+
+def cross_validate(spec: ModelSpec, run: RunFolder, x: np.ndarray, y: np.ndarray,
+                   trainer: Optional[Trainer] = None) -> dict:
+    """Train every fold of ``run`` that is not on disk yet, then write the run's results.
+
+    After every fold its weights and record are on disk (written atomically), so an interrupted run
+    continues from its folder and ends with the same results as an uninterrupted one: every fold draws its
+    initial weights, dropout and shuffling from its own seed.
+    """
+    config = run.config
     started = time.time()
-    # before any file is written: a pretrained backbone that cannot be loaded fails here
-    trainer = Trainer(lambda: build_model(spec, x.shape[1:], y.shape[1], config.hyper), config)
-    if resume:
-        _, time_str, records = load_run_state(resume)
-        run_folder = resume
-    else:
-        time_str, records = time.strftime("%Y-%m-%d_%H-%M-%S"), []
-        run_folder = new_run_folder(model_path, f"{config.data}_{config.random_seed}_{time_str}_{spec.name}")
-        _save_run_state(run_folder, config, time_str, records)
-    print(f"{_title(config, 'train')}\nprotocol {PROTOCOLS[config.protocol]}\nweights -> {run_folder}")
+    trainer = trainer or build_trainer(spec, config, x.shape[1:], y.shape[1])
+    print(f"{results.run_title(config, 'train')}\nprotocol {protocol_description(config)}\nweights -> {run.path}")
     variant = spec.variant(config.hyper)
     print(f"model {spec.name}{f' ({variant})' if variant else ''}: {trainer.model.count_params():,} parameters, "
           f"built in {time.time() - started:.1f} s")
-    for i, (train_idx, test_idx) in enumerate(folds):
-        if i < len(records):
-            print(results.format_fold_line(i, len(folds), records[i]) + "  (finished before the interruption)")
-            continue
-        label = f"[{spec.name} {config.data} fold {i + 1}/{len(folds)}]"
-        fold = train_fold(trainer, x, y, train_idx, test_idx, config, config.random_seed * 1000 + i, label)
-        legacy_weights.save_legacy_weights(weights_file(run_folder, len(folds), i + 1),
-                                           legacy_weight_groups(trainer.model))
-        probs = trainer.predict(x[test_idx])  # the kept epoch's weights, evaluated once on the test fold
-        metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
-        records.append({**metrics, **fold, "y_true": y[test_idx].argmax(1).tolist(),
-                        "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})
-        _save_run_state(run_folder, config, time_str, records)  # after the weights: a listed fold has its file
-        print(results.format_fold_line(i, len(folds), records[-1]) + f"  kept epoch {fold['kept_epoch']}")
-    print(f"trained {len(folds)} folds in {time.time() - started:.0f} s")
-    return _finish(config, _record(config, spec, "train", records, run_folder), result_path, time_str)
+    done = run.finished_folds()
+    try:
+        for fold in range(run.k):
+            if fold in done:
+                print(results.format_fold_line(fold, run.k, done[fold]) + "  (finished before the interruption)")
+                continue
+            record = train_and_save_fold(spec, run, trainer, x, y, fold)
+            print(results.format_fold_line(fold, run.k, record) + f"  kept epoch {record['kept_epoch']}")
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run.path, sorted(run.finished_folds()), run.k, run.resume_command) from None
+    print(f"trained {run.k} folds in {time.time() - started:.0f} s")
+    return finish_run(spec, run)
 
 
-def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, test_path: str,
-                   result_path: str, speakers=None) -> dict:
-    """Rebuild the split of ``config`` (KFold of ``config.random_seed``, or speakers), load fold i's weights,
-    evaluate on test fold i."""
-    folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
-    files = [weights_file(test_path, len(folds), i + 1) for i in range(len(folds))]
-    missing = [os.path.basename(f) for f in files if not os.path.isfile(f)]
-    if missing:
-        raise UserError(f"{test_path}: missing weight files {', '.join(missing)} "
-                        f"(expected {len(folds)} files for --split_fold {len(folds)})")
-    model = build_model(spec, x.shape[1:], y.shape[1], without_pretrained(config.hyper))  # weights come from files
-    groups = legacy_weight_groups(model)
-    for path in files:  # every file checked before anything is written
-        legacy_weights.check_legacy_weights(path, groups)
-    results.prepare_folder(result_path)
-    print(f"{_title(config, 'test')}\nweights <- {test_path}")
-    records = []
-    for i, ((_, test_idx), path) in enumerate(zip(folds, files)):
-        legacy_weights.load_legacy_weights(path, groups)
-        probs = predict_in_batches(model, x[test_idx])
-        metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
-        records.append({**metrics, "weights": path, "y_true": y[test_idx].argmax(1).tolist(),
-                        "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})
-        print(results.format_fold_line(i, len(folds), records[-1]))
-    return _finish(config, _record(config, spec, "test", records, test_path), result_path,
-                   time.strftime("%Y-%m-%d_%H-%M-%S"))
+def finish_run(spec: ModelSpec, run: RunFolder) -> dict:
+    """The run's results files (xlsx, JSON, pictures) from its fold records, once its last fold is finished."""
+    config = run.config
+    record = results.run_record(config, spec.describe(config.hyper, trained=True), "train", run.fold_records(),
+                                run.path, config.protocol, protocol_description(config))
+    return results.write_run_results(record, run.result_path, run.created, config.variant_suffix)

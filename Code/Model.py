@@ -110,6 +110,10 @@ class ModelSpec:
     variant: Callable[..., str] = _no_variant
     parallel_chains: int = 1
 
+    def describe(self, hyper: Hyper, trained: bool) -> dict:
+        """What results records say about the model: its name, paper and variant."""
+        return {"model": self.name, "paper": self.paper, "variant": self.variant(hyper, trained)}
+
 
 MODELS: dict[str, ModelSpec] = {
     "TIMNET": ModelSpec("TIMNET", "Ye et al., TIM-Net, ICASSP 2023", _timnet,
@@ -150,7 +154,7 @@ def without_pretrained(hyper: Hyper) -> Hyper:
 def embedding_model(model: keras.Model) -> keras.Model:
     """The same graph returning (embedding before the Dense, softmax): TIM-Net's fusion, GM-TCNet's pooling,
     DCNN-BLSTMwA's last dense layer."""
-    return keras.Model(model.inputs, [model.get_layer("dense").input, model.outputs[0]])
+    return keras.Model(model.input, [model.get_layer("dense").input, model.output])
 
 
 def legacy_weight_groups(model: keras.Model) -> list:

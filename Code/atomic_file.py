@@ -34,3 +34,21 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def check_writable(path: str, flag: str) -> None:
+    """Prove, before any work, that ``path`` can be written: its folder is created and a file made in it.
+
+    A one-line ``UserError`` names ``flag`` and ``path`` otherwise, so that a long extraction or prediction never
+    ends in an unwritable output.
+    """
+    from errors import UserError
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path}: is a folder, not a file")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot be written ({exc.strerror or exc})") from None

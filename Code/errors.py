@@ -9,3 +9,18 @@ else in the project prints tracebacks for bad input.
 
 class UserError(Exception):
     """Bad input that the user can fix; the message is shown as one line."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: the folds on disk are kept; ``main.py`` prints how to continue.
+
+    Args:
+        folder: the run folder.
+        finished: the finished folds (from 0).
+        k: the run's fold count.
+        resume_command: the exact command that continues the run.
+    """
+
+    def __init__(self, folder: str, finished: list, k: int, resume_command: str):
+        super().__init__(folder)
+        self.folder, self.finished, self.k, self.resume_command = folder, finished, k, resume_command

@@ -44,6 +44,8 @@ HOP_LENGTH = 220  # 10 ms
 N_FFT = 1024  # the smallest power of two holding the window
 FMIN, FMAX = 20.0, 8000.0
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
 # kind -> what x holds, for messages
 FEATURE_KINDS = {"mfcc": f"(N, T, {N_MFCC}) MFCC frames",
                  "logmel3": f"(N, S, {SEGMENT_FRAMES}, {N_MELS}, 3) log-Mel segments"}
@@ -69,8 +71,8 @@ def _decode_reason(exc: BaseException) -> str:
     return names.get(type(chain[0]).__name__, type(chain[0]).__name__)
 
 
-def load_centered(path: str, signal_length: int) -> np.ndarray:
-    """``librosa.load`` (mono, 22 050 Hz), then centred to exactly ``signal_length`` samples (SPEC §1.2): (L,)."""
+def load_audio(path: str) -> np.ndarray:
+    """``librosa.load`` with its defaults, as the original: mono, resampled to 22 050 Hz; (s,) float32."""
     import librosa
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such audio file")
@@ -84,12 +86,35 @@ def load_centered(path: str, signal_length: int) -> np.ndarray:
         raise UserError(f"{path}: cannot be decoded as audio ({_decode_reason(exc)})") from None
     if signal.size == 0:
         raise UserError(f"{path}: holds no audio samples")
+    return signal
+
+
+def resample(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Samples of any rate, (s,) or (s, channels), as ``librosa.load`` would return them: mono at 22 050 Hz."""
+    import librosa
+    signal = np.asarray(samples, dtype=np.float32)
+    if signal.ndim == 2:  # (s, channels), soundfile's layout; librosa.load averages the channels
+        signal = signal.mean(axis=1)
+    if signal.ndim != 1 or signal.size == 0:
+        raise UserError(f"audio array of shape {np.shape(samples)}: expected (samples,) or (samples, channels)")
+    if sample_rate != SAMPLE_RATE:
+        signal = librosa.resample(signal, orig_sr=sample_rate, target_sr=SAMPLE_RATE)  # librosa.load's soxr_hq
+    return signal
+
+
+def centre(signal: np.ndarray, signal_length: int) -> np.ndarray:
+    """Centred to exactly ``signal_length`` samples (SPEC §1.2): zero-padded around, or its middle cut: (L,)."""
     s = len(signal)
     if s < signal_length:  # zero-pad floor((L - s) / 2) on the left, the rest on the right
         left = (signal_length - s) // 2
         return np.pad(signal, (left, signal_length - s - left)).astype(np.float32)
     start = (s - signal_length) // 2  # crop the middle: signal[p : p + L], p = floor((s - L) / 2)
     return signal[start:start + signal_length].astype(np.float32)
+
+
+def load_centered(path: str, signal_length: int) -> np.ndarray:
+    """``librosa.load`` (mono, 22 050 Hz), then centred to exactly ``signal_length`` samples (SPEC §1.2): (L,)."""
+    return centre(load_audio(path), signal_length)
 
 
 def mfcc(signal: np.ndarray) -> np.ndarray:
@@ -127,10 +152,26 @@ def feature_shape(kind: str, signal_length: int) -> tuple:
     return 1 + (frames - SEGMENT_FRAMES) // SEGMENT_HOP, SEGMENT_FRAMES, N_MELS, 3
 
 
+def signal_features(signal: np.ndarray, signal_length: int, kind: str = "mfcc") -> np.ndarray:
+    """A 22 050 Hz signal's features after centring: (T, 39) MFCCs or (S, 64, 64, 3) log-Mel segments."""
+    centred = centre(signal, signal_length)
+    return mfcc(centred) if kind == "mfcc" else logmel3(centred)
+
+
 def extract_file(path: str, signal_length: int, kind: str = "mfcc") -> np.ndarray:
     """One file's features, (T, 39) or (S, 64, 64, 3); the unit of work of the process pool."""
-    signal = load_centered(path, signal_length)
-    return mfcc(signal) if kind == "mfcc" else logmel3(signal)
+    return signal_features(load_audio(path), signal_length, kind)
+
+
+def row_signatures(x: np.ndarray) -> np.ndarray:
+    """One short fingerprint per utterance: its features averaged over frames (and segments), float32.
+
+    (N, T, 39) MFCCs -> (N, 39); (N, S, 64, 64, 3) log-Mel segments -> (N, 64 * 3). A run keeps those of its
+    training rows, and prediction compares a file's with them to tell a file the run trained on from a new one:
+    re-extracting the same audio gives the same averages to about 1e-4, other utterances differ by far more.
+    """
+    averaged = x.mean(axis=1) if x.ndim == 3 else x.mean(axis=(1, 2))
+    return averaged.reshape(len(x), -1).astype(np.float32)
 
 
 def _hidden(name: str) -> bool:
@@ -138,12 +179,18 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def _wav_files(folder: str) -> list[str]:
-    """Every ``*.wav`` (any case) below ``folder``, hidden files and folders left out, in a fixed order."""
+def is_audio(name: str) -> bool:
+    """The one rule for what counts as an audio file, in a folder as given one by one: a visible file whose
+    extension libsndfile (wav, flac, ogg) or librosa's fallback (mp3) decodes."""
+    return name.lower().endswith(AUDIO_EXTENSIONS) and not _hidden(os.path.basename(name))
+
+
+def audio_files(folder: str) -> list[str]:
+    """Every audio file (``is_audio``) below ``folder``, hidden files and folders left out, in a fixed order."""
     found = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not _hidden(d))
-        found += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(".wav") and not _hidden(n)]
+        found += [os.path.join(root, n) for n in sorted(names) if is_audio(n)]
     return found
 
 
@@ -185,7 +232,7 @@ def dataset_classes(wav_path: str) -> tuple[str, ...]:
     if not os.path.isdir(wav_path):
         raise UserError(f"{wav_path}: no such folder of wav files")
     classes = [d for d in os.listdir(wav_path) if not _hidden(d) and os.path.isdir(os.path.join(wav_path, d))
-               and _wav_files(os.path.join(wav_path, d))]
+               and audio_files(os.path.join(wav_path, d))]
     if len(classes) < 2:
         raise UserError(f"{wav_path}: a dataset of your own needs <label>/*.wav folders for at least 2 labels, "
                         f"found {len(classes)}")
@@ -220,7 +267,7 @@ def _class_folder_items(wav_path: str, corpus: Corpus) -> list[tuple[str, str, s
     items = []
     for label in corpus.classes:
         folder = os.path.join(wav_path, label)
-        files = _wav_files(folder) if os.path.isdir(folder) else []
+        files = audio_files(folder) if os.path.isdir(folder) else []
         if not files:
             raise UserError(f"{folder}: no wav files for class {label!r}")
         items += [(p, label, corpus.parse_name(p)[1] or "") for p in files]
@@ -230,7 +277,7 @@ def _class_folder_items(wav_path: str, corpus: Corpus) -> list[tuple[str, str, s
 def _named_items(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
     """The corpus' own naming anywhere below ``wav_path``; files whose name gives none of its labels are skipped."""
     items = []
-    for path in _wav_files(wav_path):
+    for path in audio_files(wav_path):
         label, speaker = corpus.parse_name(path)
         if label in corpus.classes:
             items.append((path, label, speaker or ""))
@@ -297,28 +344,51 @@ def _one_thread_each() -> None:
     threadpool_limits(1)
 
 
-def _extract_into(x: np.ndarray, paths: list[str], length: int, kind: str, workers: int, bar: _Progress) -> None:
-    """x[i] = features of paths[i]; with workers > 1 each process sends back only its features, never audio."""
+def _extract_or_skip(path: str, length: int, kind: str):
+    """(features, None), or (None, the one-line reason) for a file that cannot be decoded (--skip_bad_files)."""
+    try:
+        return extract_file(path, length, kind), None
+    except UserError as exc:
+        return None, str(exc)
+
+
+def _extract_into(x: np.ndarray, paths: list[str], length: int, kind: str, workers: int, bar: _Progress,
+                  skip_bad_files: bool) -> list[str]:
+    """x[i] = features of paths[i]; with workers > 1 each process sends back only its features, never audio.
+
+    Returns (row, reason) of the files left out (``skip_bad_files``; their rows of x stay unset); without it the
+    first bad file ends the extraction with its ``UserError``.
+    """
+    work = _extract_or_skip if skip_bad_files else extract_file
+    skipped = []
+
+    def store(i: int, result) -> None:
+        features, reason = result if skip_bad_files else (result, None)
+        if reason is None:
+            x[i] = features
+        else:
+            skipped.append((i, reason))
+        bar.step()
+
     if workers == 1:
         from threadpoolctl import threadpool_limits
         with threadpool_limits(1):  # as in the workers, so that 1 and n processes give identical bits
             for i, path in enumerate(paths):
-                x[i] = extract_file(path, length, kind)
-                bar.step()
-        return
+                store(i, work(path, length, kind))
+        return skipped
     pool = ProcessPoolExecutor(workers, initializer=_one_thread_each)
     try:
-        for i, features in enumerate(pool.map(extract_file, paths, itertools.repeat(length), itertools.repeat(kind),
-                                              chunksize=4)):
-            x[i] = features  # results arrive in file order
-            bar.step()
+        for i, result in enumerate(pool.map(work, paths, itertools.repeat(length), itertools.repeat(kind),
+                                            chunksize=4)):
+            store(i, result)  # results arrive in file order
     finally:
         # after an undecodable file (or Ctrl-C), drop the queued files instead of decoding the rest first
         pool.shutdown(wait=True, cancel_futures=True)
+    return skipped
 
 
 def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = None, workers: int | None = None,
-                   progress: bool = True, kind: str = "mfcc") -> dict:
+                   progress: bool = True, kind: str = "mfcc", skip_bad_files: bool = False) -> dict:
     """Every file of ``wav_path`` -> the feature dict of the authors' format plus metadata, in parallel.
 
     Args:
@@ -328,6 +398,8 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
         workers: processes (default: all cores; 1 runs in this process).
         progress: show a progress bar on stderr.
         kind: a key of ``FEATURE_KINDS``.
+        skip_bad_files: leave out the files that cannot be decoded and list them on stderr. Off by default: a
+            corpus with a file missing has other rows, hence other folds, than the published one.
 
     Returns:
         ``x`` float32 (N, T, 39) or (N, S, 64, 64, 3), ``y`` float32 one-hot (N, C), ``files`` (paths relative
@@ -340,9 +412,20 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
     x = np.empty((len(items), *shape), np.float32)  # (N, T, 39) or (N, S, 64, 64, 3), allocated once
     bar = _Progress(f"extract {corpus.key}", len(items), progress)
     try:
-        _extract_into(x, paths, length, kind, max(1, min(workers or os.cpu_count() or 1, len(items))), bar)
+        skipped = _extract_into(x, paths, length, kind, max(1, min(workers or os.cpu_count() or 1, len(items))), bar,
+                                skip_bad_files)
     finally:
         bar.close()
+    if skipped:
+        bad = {i for i, _ in skipped}
+        keep = [i for i in range(len(paths)) if i not in bad]
+        if not keep:
+            raise UserError(f"{wav_path}: none of its {len(paths)} files could be decoded")
+        print(f"skipped {len(skipped)} file(s) that could not be decoded (the corpus has other rows, hence other "
+              "folds, than with them):", file=sys.stderr)
+        for _, reason in skipped:
+            print(f"  {reason}", file=sys.stderr)
+        x, items, paths = x[keep], [items[i] for i in keep], [paths[i] for i in keep]
     column = {c: i for i, c in enumerate(corpus.classes)}
     y = np.eye(corpus.num_classes, dtype=np.float32)[[column[label] for _, label, _ in items]]  # (N, C)
     root = os.path.dirname(os.path.abspath(wav_path)) if os.path.isfile(wav_path) else wav_path

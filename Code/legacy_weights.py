@@ -64,14 +64,19 @@ def check_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> l
     return layers
 
 
+def assign_weight_arrays(layers: list, groups: Sequence[tuple[str, Sequence]]) -> None:
+    """Assign ``check_legacy_weights``' arrays to the variables of ``groups``, layer by layer in order."""
+    for (_, arrays), (_, variables) in zip(layers, groups):
+        for variable, array in zip(variables, arrays):
+            variable.assign(array.astype(np.float32))
+
+
 def load_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> None:
     """Assign the arrays of ``path`` to the variables of ``groups``, layer by layer in order.
 
     Everything is checked before anything is assigned, so a failed load never leaves a model half-loaded.
     """
-    for (_, arrays), (_, variables) in zip(check_legacy_weights(path, groups), groups):
-        for variable, array in zip(variables, arrays):
-            variable.assign(array.astype(np.float32))
+    assign_weight_arrays(check_legacy_weights(path, groups), groups)
 
 
 def save_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]], keras_version: str = "2.4.0") -> None:

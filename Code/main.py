@@ -1,223 +1,32 @@
-"""Command line of the TIM-Net / GM-TCNet / DCNN-BLSTMwA reference implementation: parse, validate, dispatch.
+"""Command line of the TIM-Net / GM-TCNet / DCNN-BLSTMwA reference implementation: dispatch one mode.
 
-The original's flags keep their spellings and defaults (``--mode train --data EMODB --split_fold 10
---random_seed 46`` ...). Default paths are relative to this folder, as when the original is run
-from ``Code/``; paths you type are relative to where you are. Bad input ends with one line
-``error: <file or flag>: <what is wrong>`` and exit status 2.
+The flags, their defaults and checks live in settings.py; a run folder (``Models/<run>``) is created and opened
+through run_folder.py, which every mode that uses one goes through. Bad input ends with one line
+``error: <file or flag>: <what is wrong>`` and exit status 2; Ctrl-C says what was kept and how to go on.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import sys
+from dataclasses import dataclass, replace
 
-from errors import UserError
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-MODES = ("train", "test", "extract", "predict", "report", "download", "demo")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="TIM-Net, GM-TCNet and DCNN-BLSTMwA speech emotion recognition: "
-                                            "extract MFCC or log-Mel features, train with k-fold cross-validation, "
-                                            "re-test saved weights, predict wav files, tabulate results.")
-    a = p.add_argument
-    a("--mode", default="train", choices=MODES,
-      help="extract: wav -> feature file; train: k-fold training; test: re-test saved weights; predict: classify wav "
-           "files; report: results table; download: fetch EMODB or RAVDE; demo: the whole pipeline on a generated "
-           "synthetic corpus")
-    a("--model", default="TIMNET",
-      help="network: TIMNET (default), GMTCN (both read MFCC features) or DCNN_BLSTMwA (reads logmel3 features); "
-           "each brings its paper's recipe")
-    a("--data", default="EMODB", help="corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own")
-    a("--feature_path", default=None,
-      help="feature file to read or write (default ./MFCC/<DATA>.npy for MFCCs, ./MFCC/<DATA>_logmel3.npy for "
-           "log-Mel segments)")
-    a("--features", default=None,
-      help="extract: mfcc (default; TIMNET, GMTCN) or logmel3 (DCNN_BLSTMwA: 64-band log-Mel, delta, delta-delta "
-           "in 64-frame segments); other modes: the model's kind")
-    a("--wav_path", default=None,
-      help="extract: folder of wav files (<folder>/<class>/*.wav or the corpus' own naming) or a CSV manifest "
-           "path,label[,speaker]")
-    a("--mean_signal_length", type=int, default=None,
-      help="extract: samples every utterance is centred to (default: the corpus' value; own data: the mean length)")
-    a("--workers", type=int, default=None, help="extract: parallel processes (default: all cores)")
-    a("--protocol", default="last_epoch", choices=("last_epoch", "paper", "inner_val"),
-      help="model selection: last_epoch (default), inner_val (best epoch on a validation split of the training "
-           "fold) or paper (best epoch on the TEST fold, as the published numbers)")
-    a("--val_fraction", type=float, default=0.1, help="inner_val: share of each training fold used for validation")
-    a("--cv", default="kfold", choices=("kfold", "speaker"),
-      help="folds: kfold (the original's shuffled KFold) or speaker (whole speakers held out)")
-    a("--split_fold", type=int, default=10, help="number of cross-validation folds")
-    a("--random_seed", default="46",
-      help="seed of the fold split, the initial weights and the shuffling; several train runs: 46,47,48")
-    a("--resume", default=None, help="train: weights folder of an interrupted run to continue")
-    a("--epoch", type=int, default=None,
-      help="training epochs (default: the model's recipe, TIMNET 500, GMTCN 300, DCNN_BLSTMwA 50)")
-    a("--batch_size", type=int, default=None,
-      help="mini-batch size (default: the recipe, 64; DCNN_BLSTMwA 32; the demo 16)")
-    a("--lr", type=float, default=None, help="Adam learning rate (default: the recipe, 0.001; DCNN_BLSTMwA 1e-4)")
-    a("--beta1", type=float, default=None, help="Adam beta_1 (default: the recipe, 0.93; DCNN_BLSTMwA 0.9)")
-    a("--beta2", type=float, default=None, help="Adam beta_2 (default: the recipe, 0.98; DCNN_BLSTMwA 0.999)")
-    a("--label_smoothing", type=float, default=None,
-      help="label smoothing of the training labels (default: the recipe, TIMNET 0.1, GMTCN and DCNN_BLSTMwA 0)")
-    a("--dropout", type=float, default=0.1, help="TIMNET: SpatialDropout1D rate in each temporal-aware block")
-    a("--activation", default="relu", help="TIMNET: activation in each temporal-aware block")
-    a("--filter_size", type=int, default=39, help="channels of every convolution")
-    a("--dilation_size", type=int, default=None,
-      help="TIMNET: temporal-aware blocks per direction (default: the corpus' value, 8; IEMOCAP 10)")
-    a("--kernel_size", type=int, default=2, help="taps of the dilated causal convolutions")
-    a("--stack_size", type=int, default=1, help="TIMNET: repetitions of the block stack")
-    a("--backbone", default="mobilenetv2", help="DCNN_BLSTMwA: the CNN applied to every segment: mobilenetv2 "
-                                                "(default) or resnet50v2 (Keras Applications)")
-    a("--backbone_alpha", type=float, default=1.0,
-      help="DCNN_BLSTMwA: MobileNetV2's width multiplier (ImageNet weights exist for 0.35 0.5 0.75 1.0 1.3 1.4)")
-    a("--backbone_weights", default="imagenet",
-      help="DCNN_BLSTMwA: the CNN's initial weights: imagenet (downloaded once into ~/.keras/models), none "
-           "(random), or a weights file (.weights.h5, or the _no_top.h5 file Keras downloads)")
-    a("--image_size", type=int, default=64,
-      help="DCNN_BLSTMwA: resize the 64x64 segments to this size before the CNN (the paper: 227 for AlexNet)")
-    a("--balance", action="store_true",
-      help="oversample every class of each training fold to the size of the largest (off by default)")
-    a("--augment", type=int, default=0,
-      help="DCNN_BLSTMwA: add this many copies of every training utterance with a random frequency and time mask "
-           "(default 0: none)")
-    a("--model_path", default=os.path.join(HERE, "Models"), help="folder that receives each run's weights folder")
-    a("--result_path", default=os.path.join(HERE, "Results"), help="folder that receives results (xlsx, json, png)")
-    a("--test_path", default=os.path.join(HERE, "Test_Models", "EMODB_46"),
-      help="test/predict: folder of <k>-fold_weights_best_<i>.hdf5 files")
-    a("--wav", default=None, help="predict: a wav file or a folder of them")
-    a("--fold", type=int, default=None, help="predict: use only fold i's weights (default: average all folds)")
-    a("--output", default=None, help="predict: also write the predictions to this .csv or .json file")
-    a("--download_path", default=os.path.join(HERE, "Corpora"), help="download: folder that receives the corpus")
-    a("--url", default=None, help="download: a mirror of the archive (give its MD5 with --md5)")
-    a("--md5", default=None, help="download: the MD5 of the mirror's archive")
-    a("--xla", action="store_true",
-      help="compile the training step with XLA (on our CPU slower than the default; see the README's speed table)")
-    a("--mixed_precision", action="store_true",
-      help="compute in float16 with float32 weights and loss scaling (Keras mixed_float16), for GPUs; off by default")
-    a("--gpu", default="0", help="CUDA_VISIBLE_DEVICES value; -1 runs on the CPU")
-    return p
+import settings
+from errors import TrainingInterrupted, UserError
 
 
-def parse_seeds(text: str) -> list[int]:
-    if not re.fullmatch(r"\s*-?\d+(\s*,\s*-?\d+)*\s*", text or ""):
-        raise UserError(f"--random_seed {text!r}: expected an integer or a comma-separated list like 46,47,48")
-    return [int(s) for s in text.split(",")]
+@dataclass
+class Features:
+    """A feature file, read and checked: its arrays, speakers, corpus and what a run records of it."""
+
+    x: object
+    y: object
+    speakers: object
+    corpus: object
+    info: object  # run_folder.TrainingData
 
 
-def validate(args: argparse.Namespace) -> None:
-    """Flag checks that need no data; each failure is one line naming the flag."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", args.data):
-        raise UserError(f"--data {args.data!r}: use letters, digits, '_' or '-'")
-    args.seeds = parse_seeds(args.random_seed)
-    if len(args.seeds) > 1 and args.mode != "train":
-        raise UserError(f"--random_seed {args.random_seed}: several seeds work with --mode train only")
-    args.seed = args.seeds[0]
-    for name in ("epoch", "batch_size", "lr", "filter_size", "dilation_size", "kernel_size", "stack_size",
-                 "mean_signal_length", "workers", "fold", "backbone_alpha", "image_size"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UserError(f"--{name} {value}: must be positive")
-    if args.split_fold < 2:
-        raise UserError(f"--split_fold {args.split_fold}: must be at least 2")
-    for name in ("dropout", "label_smoothing", "beta1", "beta2", "val_fraction"):
-        value = getattr(args, name)
-        if value is not None and not 0.0 <= value < 1.0:
-            raise UserError(f"--{name} {value}: must be in [0, 1)")
-    if args.augment < 0:
-        raise UserError(f"--augment {args.augment}: must be 0 or more")
-    from extract_feature import FEATURE_KINDS
-    if args.features is not None and args.features not in FEATURE_KINDS:
-        raise UserError(f"--features {args.features!r}: choose one of {', '.join(FEATURE_KINDS)}")
-    if args.mode in ("extract", "report", "download"):
-        args.features = args.features or "mfcc"
-        return
-    from Model import MODELS  # the other modes build a model
-    if args.model not in MODELS:
-        raise UserError(f"--model {args.model!r}: choose one of {', '.join(MODELS)}")
-    kind = MODELS[args.model].features
-    if args.features not in (None, kind):
-        raise UserError(f"--features {args.features}: --model {args.model} reads {kind} features")
-    args.features = kind
-    if args.augment and kind != "logmel3":
-        raise UserError(f"--augment {args.augment}: masks log-Mel segments; --model {args.model} reads {kind}")
-    validate_backbone(args)
-
-
-def validate_backbone(args: argparse.Namespace) -> None:
-    """--backbone, --backbone_alpha, --backbone_weights, --image_size; a weights file becomes an absolute path."""
-    from DCNN import BACKBONES, IMAGENET_ALPHAS
-    if args.backbone not in BACKBONES:
-        raise UserError(f"--backbone {args.backbone!r}: choose one of {', '.join(BACKBONES)}")
-    has_alpha = BACKBONES[args.backbone][1]
-    if not has_alpha and args.backbone_alpha != 1.0:
-        raise UserError(f"--backbone_alpha {args.backbone_alpha:g}: {args.backbone} has no width multiplier "
-                        "(only mobilenetv2 has)")
-    if args.backbone_weights not in ("imagenet", "none"):
-        if not os.path.isfile(args.backbone_weights):
-            raise UserError(f"--backbone_weights {args.backbone_weights}: not imagenet, none or an existing "
-                            "weights file")
-        args.backbone_weights = os.path.abspath(args.backbone_weights)
-    if has_alpha and args.backbone_weights == "imagenet" and args.backbone_alpha not in IMAGENET_ALPHAS:
-        raise UserError(f"--backbone_alpha {args.backbone_alpha:g}: ImageNet weights exist for "
-                        f"{' '.join(f'{a:g}' for a in IMAGENET_ALPHAS)} only (or use --backbone_weights none)")
-    if args.image_size < 32:
-        raise UserError(f"--image_size {args.image_size}: must be at least 32 (the backbones' smallest input)")
-
-
-def quietly(action):
-    """Run ``action()`` with TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) kept off the terminal.
-
-    Those lines are written to file descriptor 2 before any log setting applies, so stderr is
-    pointed at /dev/null for the call only; an exception still propagates and prints normally.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            return action()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def setup_tensorflow() -> None:
-    """Grow GPU memory on demand; make CPU runs repeatable (same seed, same numbers)."""
-    tf = quietly(lambda: __import__("tensorflow"))
-    for device in quietly(lambda: tf.config.list_physical_devices("GPU")):  # CUDA probing is chatty too
-        tf.config.experimental.set_memory_growth(device, True)
-    tf.config.experimental.enable_op_determinism()
-
-
-def configure_run(args: argparse.Namespace) -> None:
-    """Threads, graph optimiser and precision for the run's model (a resumed run's own), before TensorFlow runs."""
-    import keras
-    from Common_Model import configure_tensorflow, load_run_state
-    from Model import MODELS
-    model, mixed = args.model, args.mixed_precision
-    if args.mode == "train" and args.resume:
-        config = load_run_state(args.resume)[0]
-        model, mixed = config.model, config.mixed_precision
-    configure_tensorflow(MODELS[model])
-    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
-
-
-def feature_path(args: argparse.Namespace) -> str:
-    """--feature_path, or the default of the feature kind: MFCC/<DATA>.npy, MFCC/<DATA>_logmel3.npy."""
-    suffix = "" if args.features == "mfcc" else f"_{args.features}"
-    return args.feature_path or os.path.join(HERE, "MFCC", f"{args.data}{suffix}.npy")
-
-
-def known_corpora() -> str:
-    import corpora
-    return ", ".join(corpora.CORPORA)
-
-
-def corpus_of(args: argparse.Namespace, data: dict, path: str):
+def corpus_of(args, data: dict, path: str):
     """The Corpus of ``--data``: a known one (checked against the file's labels), or the file's own labels."""
     import corpora
     stored = [str(c) for c in data["classes"]] if "classes" in data else None
@@ -229,19 +38,21 @@ def corpus_of(args: argparse.Namespace, data: dict, path: str):
         return corpus
     if stored is None or "signal_length" not in data:
         raise UserError(f"{path}: has no 'classes'/'signal_length' keys, so --data {args.data} (not one of "
-                        f"{known_corpora()}) cannot be read from it; make it with --mode extract")
+                        f"{', '.join(corpora.CORPORA)}) cannot be read from it; make it with --mode extract")
     return corpora.custom_corpus(args.data, stored, int(data["signal_length"]))
 
 
-def load_data(args: argparse.Namespace, path: str = None):
-    """(x, y, speakers or None, corpus) from the feature file, every check done (its kind: --model's)."""
-    import extract_feature
+def load_data(args, path: str = None) -> Features:
+    """The feature file of ``--data`` (or ``path``), every check done (its kind: --model's)."""
     import corpora
-    path = path or feature_path(args)
+    import extract_feature
+    import run_folder
+    path = path or settings.feature_path(args)
     if args.data not in corpora.CORPORA and not os.path.isfile(path):
-        raise UserError(f"--data {args.data!r} is not a known corpus ({known_corpora()}) and has no feature file "
-                        f"at {path}; for a dataset of your own run --mode extract --data {args.data} "
-                        "--wav_path <folder or manifest.csv> first")
+        raise UserError(f"--data {args.data!r} is not a known corpus ({', '.join(corpora.CORPORA)})"
+                        f"{settings.suggestion(args.data, corpora.CORPORA)} and has no feature file at {path}; for a "
+                        f"dataset of your own run --mode extract --data {args.data} --wav_path <folder or "
+                        "manifest.csv> first")
     data = extract_feature.load_features(path, data_key=args.data)
     corpus = corpus_of(args, data, path)
     x, y = extract_feature.validate_features(data, path, corpus, args.features, args.model)
@@ -249,14 +60,30 @@ def load_data(args: argparse.Namespace, path: str = None):
     if args.cv == "speaker" and (speakers is None or len(speakers) != len(x) or "" in speakers):
         raise UserError(f"{path}: no speaker for every row (key 'speakers'), which --cv speaker needs; re-extract "
                         "it with --mode extract (speakers come from the file names or the manifest)")
-    return x, y, speakers, corpus
+    info = run_folder.TrainingData(
+        signal_length=int(data.get("signal_length", corpus.signal_length)), features=args.features,
+        input_shape=tuple(x.shape[1:]), size=os.path.getsize(path), sha256=run_folder.features_digest(x, y),
+        files=[str(f) for f in data["files"]] if "files" in data else None)
+    return Features(x, y, speakers, corpus, info)
 
 
-def run_extract(args: argparse.Namespace) -> dict:
+def configure_run(model: str, mixed_precision: bool) -> None:
+    """Threads, graph optimiser and precision for ``model``, before TensorFlow runs anything."""
+    import keras
+    from Common_Model import configure_tensorflow
+    from Model import MODELS
+    configure_tensorflow(MODELS[model])
+    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+
+
+def run_extract(args) -> dict:
     import corpora
     import extract_feature
+    from atomic_file import check_writable
     if not args.wav_path:
-        raise UserError("--wav_path: required for --mode extract (the folder or manifest of the wav files)")
+        raise UserError("--wav_path: required for --mode extract (the folder or manifest of the audio files)")
+    path = settings.feature_path(args)
+    check_writable(path, "--feature_path")  # before the work, not after it
     if args.data in corpora.CORPORA:
         corpus = corpora.CORPORA[args.data]
     else:  # a dataset of your own: labels from its folders or manifest, length from its files
@@ -267,10 +94,8 @@ def run_extract(args: argparse.Namespace) -> dict:
         corpus = corpora.custom_corpus(args.data, classes, length)
         print(f"dataset {args.data} of your own: labels {', '.join(classes)}; signal length {length} samples")
     data = extract_feature.extract_corpus(args.wav_path, corpus, args.mean_signal_length, args.workers,
-                                          kind=args.features)
-    path = feature_path(args)
+                                          kind=args.features, skip_bad_files=args.skip_bad_files)
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         extract_feature.save_features(path, data)
     except OSError as exc:
         raise UserError(f"{path}: cannot write the feature file ({exc.strerror or exc})") from None
@@ -278,10 +103,10 @@ def run_extract(args: argparse.Namespace) -> dict:
     return data
 
 
-def run_config(args: argparse.Namespace, corpus, seed: int):
-    """The RunConfig of a run: the model's recipe, overridden by every flag given."""
-    from Common_Model import RunConfig
+def run_config(args, corpus, seed: int):
+    """(ModelSpec, RunConfig) of a new run: the model's recipe, overridden by every flag given."""
     from Model import MODELS, Hyper
+    from run_folder import RunConfig
     spec = MODELS[args.model]
     recipe = spec.recipe
     hyper = Hyper(args.filter_size, args.kernel_size, args.dilation_size or corpus.tab_count, args.stack_size,
@@ -291,74 +116,195 @@ def run_config(args: argparse.Namespace, corpus, seed: int):
     def given(value, default):
         return default if value is None else value
 
-    config = RunConfig(model=spec.name, data=args.data, classes=list(corpus.classes), feature_path=feature_path(args),
-                       split_fold=args.split_fold, random_seed=seed, epochs=args.epoch or recipe.epochs,
+    smoothing = given(args.label_smoothing, recipe.label_smoothing)
+    if args.label_smoothing_history == "cumulative" and smoothing == 0:
+        raise UserError(f"--label_smoothing_history cumulative: {spec.name} trains without label smoothing "
+                        "(--label_smoothing 0), so there is nothing to accumulate")
+    config = RunConfig(model=spec.name, data=args.data, classes=list(corpus.classes),
+                       feature_path=os.path.abspath(settings.feature_path(args)), split_fold=args.split_fold,
+                       random_seed=seed, epochs=args.epoch or recipe.epochs,
                        batch_size=args.batch_size or recipe.batch_size, lr=given(args.lr, recipe.lr),
                        beta1=given(args.beta1, recipe.beta1), beta2=given(args.beta2, recipe.beta2),
-                       epsilon=recipe.epsilon, label_smoothing=given(args.label_smoothing, recipe.label_smoothing),
-                       protocol=args.protocol, val_fraction=args.val_fraction, cv=args.cv, hyper=hyper,
-                       synthetic=corpus.synthetic, xla=args.xla, mixed_precision=args.mixed_precision,
-                       balance=args.balance, augment=args.augment)
+                       epsilon=recipe.epsilon, label_smoothing=smoothing,
+                       label_smoothing_history=args.label_smoothing_history, protocol=args.protocol,
+                       val_fraction=args.val_fraction, cv=args.cv, hyper=hyper, synthetic=corpus.synthetic,
+                       xla=args.xla, mixed_precision=args.mixed_precision, balance=args.balance, augment=args.augment)
     return spec, config
 
 
-def run_train(args: argparse.Namespace) -> list[dict]:
-    from Common_Model import cross_validate, load_run_state
+def open_run_settings(args, folder: str, flag: str, allow_other_split: bool = False):
+    """The run in ``folder`` with the typed flags checked against it and the others set from it; None for a
+    folder without run.json."""
+    import run_folder
+    run = run_folder.open_run(folder, flag)
+    if run is not None:
+        settings.check_against_run(args, run, allow_other_split)
+    return run
+
+
+def run_features(args, run) -> tuple[Features, bool]:
+    """The features a run-folder mode reads: ``--feature_path`` if typed, else the run's own; and whether their
+    content is the run's (refused otherwise, unless --retest_other_features)."""
+    typed = "feature_path" in args.given
+    path = args.feature_path if typed else run.config.feature_path
+    if not typed and not os.path.isfile(path):
+        raise UserError(f"{path}: the feature file of the run in {run.path} is gone; pass a copy with --feature_path "
+                        "(its content is checked against the run's)")
+    features = load_data(args, path)
+    own = features.info.sha256 == run.feature_sha256
+    if not own and not getattr(args, "retest_other_features", False):
+        raise UserError(f"--feature_path {path}: its content differs from the features the run in {run.path} was "
+                        f"trained on ({run.config.feature_path}); to re-test on other features add "
+                        "--retest_other_features (labelled OTHER FEATURES everywhere)")
+    return features, own
+
+
+def run_train(args) -> list[dict]:
+    from Common_Model import build_trainer, cross_validate, start_run
     from Model import MODELS
     if args.resume:  # everything comes from the interrupted run's own record
-        config, _, _ = load_run_state(args.resume)
-        args.data, args.cv, args.model = config.data, config.cv, config.model
-        args.features = MODELS[config.model].features
-        x, y, speakers, _ = load_data(args, config.feature_path)
-        return [cross_validate(MODELS[config.model], config, x, y, args.model_path, args.result_path, speakers,
-                               resume=args.resume)]
-    x, y, speakers, corpus = load_data(args)
-    runs = []
+        run = open_run_settings(args, args.resume, "--resume")
+        if run is None:
+            raise UserError(f"--resume {args.resume}: no run.json there (not a run folder written by this program)")
+        if "result_path" in args.given and os.path.abspath(args.result_path) != run.result_path:
+            raise UserError(f"--result_path {args.result_path}: the run in {run.path} writes its results to "
+                            f"{run.result_path}; a resumed run keeps its own")
+        configure_run(run.config.model, run.config.mixed_precision)
+        features, _ = run_features(args, run)
+        return [cross_validate(MODELS[run.config.model], run, features.x, features.y)]
+    configure_run(args.model, args.mixed_precision)
+    features = load_data(args)
+    runs, trainer = [], None
     for seed in args.seeds:
-        spec, config = run_config(args, corpus, seed)
-        runs.append(cross_validate(spec, config, x, y, args.model_path, args.result_path, speakers))
+        spec, config = run_config(args, features.corpus, seed)
+        trainer = trainer or build_trainer(spec, config, features.x.shape[1:], features.y.shape[1])
+        run = start_run(config, features.info, features.x, features.y, features.speakers, args.model_path,
+                        args.result_path)
+        runs.append(cross_validate(spec, run, features.x, features.y, trainer))
     return runs
 
 
-def run_test(args: argparse.Namespace) -> dict:
-    from Common_Model import retest_weights
-    x, y, speakers, corpus = load_data(args)
-    spec, config = run_config(args, corpus, args.seed)
-    if not os.path.isdir(args.test_path):
-        raise UserError(f"--test_path {args.test_path}: no such folder of weight files")
-    return retest_weights(spec, config, x, y, args.test_path, args.result_path, speakers)
+def run_test(args) -> dict:
+    from Common_Model import make_folds
+    from Model import MODELS
+    from retest import retest_label, retest_weights
+    import run_folder
+    run = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
+    if run is None:  # the authors' folder: its settings come from the flags
+        configure_run(args.model, args.mixed_precision)
+        features = load_data(args)
+        spec, config = run_config(args, features.corpus, args.seed)
+        folds = make_folds(len(features.x), config.split_fold, config.random_seed,
+                           features.speakers if config.cv == "speaker" else None)
+        files = [os.path.join(args.test_path, run_folder.weights_name(len(folds), i + 1)) for i in range(len(folds))]
+        missing = [os.path.basename(f) for f in files if not os.path.isfile(f)]
+        if missing:
+            raise UserError(f"{args.test_path}: missing weight files {', '.join(missing)} "
+                            f"(expected {len(folds)} files for --split_fold {len(folds)})")
+        scheme = "speaker" if config.cv == "speaker" else "KFold"
+        description = (f"re-test of the weights in {args.test_path} on the {scheme} split of seed {config.random_seed} "
+                       f"(the split they were trained on only if that is the seed they were trained with)")
+        return retest_weights(spec, config, features.x, features.y, folds, files, args.test_path, args.result_path,
+                              description)
+    configure_run(run.config.model, run.config.mixed_precision)
+    features, own_features = run_features(args, run)
+    config = replace(run.config, random_seed=args.seed, split_fold=args.split_fold, cv=args.cv,
+                     feature_path=os.path.abspath(args.feature_path) if "feature_path" in args.given
+                     else run.config.feature_path)
+    folds = run.folds(len(features.x)) if own_features else None
+    if folds is None or (config.random_seed, config.split_fold, config.cv) != (
+            run.config.random_seed, run.config.split_fold, run.config.cv):
+        folds = make_folds(len(features.x), config.split_fold, config.random_seed,
+                           features.speakers if config.cv == "speaker" else None)
+    own_split = own_features and [t.tolist() for _, t in folds] == run.description["test_rows"]
+    retest = retest_label(own_split, own_features, config)
+    description = (f"re-test of the run in {run.path} on its own split (the test rows of its run.json)"
+                   if own_split and own_features else f"re-test of the run in {run.path}: {retest['label']}")
+    result_path = args.result_path if "result_path" in args.given else run.result_path
+    files = [run.weights_file(i) for i in range(len(folds))]
+    return retest_weights(MODELS[config.model], config, features.x, features.y, folds, files, run.path, result_path,
+                          description, retest)
 
 
-def run_predict(args: argparse.Namespace) -> list[dict]:
-    import corpora
+def load_weights(args):
+    """The api.Run of ``--test_path``: a run folder (flags checked against it) or the authors' folder (--data,
+    --model and the network flags say what it is)."""
+    import api
+    from Model import MODELS, Hyper
+    run = open_run_settings(args, args.test_path, "--test_path")
+    model = run.config.model if run is not None else args.model
+    configure_run(model, False)
+    if run is not None:
+        return api.load_run(args.test_path)
+    corpus = api.corpus_for_weights(args.data, MODELS[args.model].features, args.feature_path)
+    hyper = Hyper(args.filter_size, args.kernel_size, args.dilation_size or corpus.tab_count, args.stack_size,
+                  args.dropout, args.activation, args.backbone, args.backbone_alpha, "none", args.image_size)
+    return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)
+
+
+def run_predict(args) -> list[dict]:
     import predict
+    from atomic_file import check_writable
     if not args.wav:
-        raise UserError("--wav: required for --mode predict (a wav file or a folder of them)")
-    if args.data in corpora.CORPORA:
-        corpus = corpora.CORPORA[args.data]
-    else:  # labels and length of a dataset of your own live in its feature file
-        import extract_feature
-        path = feature_path(args)
-        corpus = corpus_of(args, extract_feature.load_features(path, data_key=args.data), path)
-    spec, config = run_config(args, corpus, args.seed)
-    return predict.predict_files(spec, config.hyper, corpus, args.wav, args.test_path, args.fold, args.output)
+        raise UserError("--wav: required for --mode predict (an audio file or a folder of them)")
+    if args.output:
+        check_writable(args.output, "--output")
+    weights = load_weights(args)
+    rows = weights.predict(args.wav, args.fold)
+    used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
+    print(f"{weights.model_name} {weights.data} weights {weights.folder} ({used})")
+    for row in rows:
+        if row.get("warning"):
+            print(f"warning: {row['warning']}", file=sys.stderr)
+        if not row.get("error"):
+            print(predict.format_row(row, weights.classes))
+    skipped = [row for row in rows if row.get("error")]
+    if skipped:
+        print(f"skipped {len(skipped)} file(s) that could not be decoded:", file=sys.stderr)
+        for row in skipped:
+            print(f"  {row['error']}", file=sys.stderr)
+    if args.output:
+        predict.write_output(args.output, rows, weights.classes)
+        print(f"wrote {args.output}")
+    if len(skipped) == len(rows):
+        raise UserError(f"--wav {args.wav}: none of its {len(rows)} file(s) could be decoded")
+    return rows
 
 
-def run_report(args: argparse.Namespace) -> dict:
+def run_export(args) -> list[str]:
+    from atomic_file import check_writable
+    if not args.format or not args.output:
+        raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
+    check_writable(args.output, "--output")
+    weights = load_weights(args)
+    paths = weights.export(args.output, args.format, args.fold)
+    for path in paths:
+        print(f"wrote {path}")
+    return paths
+
+
+def run_grid(args) -> dict:
+    import grid
+    if not args.grid:
+        raise UserError("--grid: required for --mode grid (a TOML file of flags; a list is an axis)")
+    return grid.run_grid(args)
+
+
+def run_report(args) -> dict:
     import report
     return report.write_report(args.result_path)
 
 
-def run_download(args: argparse.Namespace) -> str:
+def run_download(args) -> str:
     import download
     return download.download(args.data, args.download_path, args.url, args.md5)
 
 
-def run_demo(args: argparse.Namespace) -> dict:
+def run_demo(args) -> dict:
     """The embedded default: synthetic wavs -> MFCC -> k-fold training -> results -> re-test of the saved weights."""
     import synthetic_corpus
     args.data = "SYNTH"
-    args.wav_path = args.wav_path or os.path.join(HERE, "synthetic_wav")
+    args.wav_path = args.wav_path or os.path.join(settings.HERE, "synthetic_wav")
     # 108 training utterances per fold: batches of 16 give BatchNorm's moving statistics (momentum 0.99)
     # about 200 updates in 30 epochs; with batches of 64 they would barely leave their initial values.
     args.epoch = args.epoch or 30
@@ -369,6 +315,7 @@ def run_demo(args: argparse.Namespace) -> dict:
     run_extract(args)
     [trained] = run_train(args)
     args.test_path = trained["record"]["weights_folder"]
+    args.given = set()  # the re-test takes every setting from the run folder
     tested = run_test(args)
     same = [f["y_pred"] for f in trained["record"]["folds"]] == [f["y_pred"] for f in tested["record"]["folds"]]
     print(f"test mode on the saved weights reproduces every fold's predictions: {'yes' if same else 'NO'}")
@@ -377,24 +324,33 @@ def run_demo(args: argparse.Namespace) -> dict:
     return tested
 
 
+INTERRUPTED = {
+    "extract": "interrupted: no feature file was written",
+    "grid": "interrupted: every finished fold is saved; run the same grid command again to continue",
+}
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = settings.parse(argv)
     os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # before anything imports TensorFlow
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         if args.mode not in ("extract", "report", "download"):
-            setup_tensorflow()
-        validate(args)
-        if args.mode in ("train", "test", "predict", "demo"):
-            configure_run(args)
-        {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict,
-         "report": run_report, "download": run_download, "demo": run_demo}[args.mode](args)
+            from tensorflow_setup import start_tensorflow
+            start_tensorflow()
+        settings.validate(args)
+        {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict, "export": run_export,
+         "grid": run_grid, "report": run_report, "download": run_download, "demo": run_demo}[args.mode](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        done = ", ".join(str(i + 1) for i in stop.finished) or "none"
+        print(f"interrupted: finished folds ({done} of {stop.k}) are saved in {stop.folder}; continue with:\n"
+              f"  {stop.resume_command}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("interrupted: every finished fold is saved; continue with --mode train --resume <weights folder>",
-              file=sys.stderr)
+        print(INTERRUPTED.get(args.mode, "interrupted: nothing was written"), file=sys.stderr)
         return 130
     return 0
 

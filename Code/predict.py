@@ -1,8 +1,14 @@
-"""Emotion of single wav files from saved fold weights: the training pipeline's features, the folds' votes averaged.
+"""Emotion of audio files from saved fold weights: the training pipeline's features, the folds' votes averaged.
 
-Each file goes through exactly what training saw (librosa at 22 050 Hz, centred to the corpus' signal
-length, then the model's features: 39 MFCCs, or DCNN-BLSTMwA's log-Mel segments); every fold model of the
-weights folder gives softmax probabilities, and their mean is the prediction (or one fold's, with ``--fold``).
+Each file goes through exactly what training saw (librosa at 22 050 Hz, centred to the run's signal length, then
+the model's features: 39 MFCCs, or DCNN-BLSTMwA's log-Mel segments); every fold model gives softmax probabilities,
+and their mean is the prediction (or one fold's). A file the run trained on is recognised by its features
+(``extract_feature.row_signatures``): nine of ten fold models trained on it, so its fold mean is no held-out score;
+the row says so and gives the prediction of the one fold that held it out.
+
+Inputs: an audio file, a folder (every audio file below it, ``extract_feature.is_audio``), a list of paths, or
+``(samples, sample_rate)``. One file given alone must decode (one-line error otherwise); among several, a file
+that cannot be decoded is skipped and reported in its row (``error``), and the others are predicted.
 """
 
 from __future__ import annotations
@@ -10,86 +16,121 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-import legacy_weights
 from atomic_file import atomic_write
-from corpora import Corpus, natural_key
+from corpora import SAMPLE_RATE, natural_key
 from errors import UserError
-from extract_feature import extract_file
-from Model import Hyper, ModelSpec, build_model, legacy_weight_groups, predict_in_batches, without_pretrained
+from extract_feature import audio_files, is_audio, load_audio, resample, row_signatures, signal_features
+
+SEEN_TOLERANCE = 0.05  # largest difference of a signature to a training row's that still means "the same audio"
+SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
 
 
-def weight_files(folder: str, fold: int | None = None) -> list[tuple[int, str]]:
-    """(fold number, path) of every ``<k>-fold_weights_best_<i>.hdf5`` in ``folder``, or only fold ``fold``."""
-    if not os.path.isdir(folder):
-        raise UserError(f"--test_path {folder}: no such folder of weight files")
-    found = []
-    for name in os.listdir(folder):
-        match = re.fullmatch(r"\d+-fold_weights_best_(\d+)\.hdf5", name)
-        if match:
-            found.append((int(match.group(1)), os.path.join(folder, name)))
-    if not found:
-        raise UserError(f"--test_path {folder}: holds no <k>-fold_weights_best_<i>.hdf5 files")
-    if fold is not None:
-        found = [(i, p) for i, p in found if i == fold]
-        if not found:
-            raise UserError(f"--fold {fold}: {folder} has no weights for fold {fold}")
-    return sorted(found)
+@dataclass
+class Clip:
+    """One input: its name, its duration, and its features (None with ``error`` when it could not be read)."""
+
+    name: str
+    seconds: float = 0.0
+    features: Optional[np.ndarray] = None
+    error: Optional[str] = None
 
 
-def wav_list(wav: str) -> list[str]:
-    if os.path.isfile(wav):
-        return [wav]
-    if os.path.isdir(wav):
-        files = sorted((os.path.join(wav, n) for n in os.listdir(wav) if n.lower().endswith(".wav")),
-                       key=lambda p: natural_key(os.path.basename(p)))
-        if files:
-            return files
-        raise UserError(f"--wav {wav}: the folder holds no .wav files")
-    raise UserError(f"--wav {wav}: no such file or folder")
+def _paths(source) -> tuple[list[str], bool]:
+    """(paths, whether a bad one is skipped) of a path, a folder or a list of paths."""
+    if isinstance(source, (list, tuple)):
+        return [os.fspath(p) for p in source], True
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        files = sorted(audio_files(source), key=lambda p: natural_key(os.path.relpath(p, source)))
+        if not files:
+            raise UserError(f"--wav {source}: the folder holds no audio files ({', '.join(_extensions())})")
+        return files, True
+    if os.path.isfile(source):
+        if not is_audio(source):
+            raise UserError(f"--wav {source}: not an audio file ({', '.join(_extensions())})")
+        return [source], False
+    raise UserError(f"--wav {source}: no such file or folder")
 
 
-def _write_output(path: str, rows: list[dict], classes) -> None:
+def _extensions() -> list[str]:
+    from extract_feature import AUDIO_EXTENSIONS
+    return [e.lstrip(".") for e in AUDIO_EXTENSIONS]
+
+
+def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
+    """The inputs' features (the run's signal length and feature kind), in order; see the module's docstring."""
+    if isinstance(source, tuple) and len(source) == 2 and not isinstance(source[0], (str, os.PathLike)):
+        samples, rate = source
+        signal = resample(samples, int(rate))
+        return [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind))]
+    paths, skip_bad = _paths(source)
+    clips = []
+    for path in paths:
+        try:
+            signal = load_audio(path)
+        except UserError as exc:
+            if not skip_bad:
+                raise
+            clips.append(Clip(path, error=str(exc)))
+            continue
+        clips.append(Clip(path, len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind)))
+    return clips
+
+
+def short_clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
+    """A warning for a clip much shorter than the utterances the model was trained on, else None."""
+    trained = signal_length / SAMPLE_RATE
+    if clip.error is None and clip.seconds < SHORT_CLIP * trained:
+        return (f"{clip.name}: {clip.seconds:.2f} s, much shorter than the {trained:.2f} s the model was trained on "
+                "(zero-padded to that length): its prediction is unreliable")
+    return None
+
+
+def seen_rows(features: np.ndarray, signatures: np.ndarray) -> np.ndarray:
+    """Indices of the training rows whose signature matches ``features`` (one utterance), empty if none."""
+    [signature] = row_signatures(features[None])
+    distance = np.abs(signatures - signature).max(axis=1)
+    return np.flatnonzero(distance <= SEEN_TOLERANCE)
+
+
+def write_output(path: str, rows: list[dict], classes) -> None:
+    """The predictions as CSV or JSON (by the extension), written atomically."""
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             if path.lower().endswith(".json"):
                 json.dump(rows, f, indent=1)
-            else:
-                writer = csv.writer(f)
-                writer.writerow(["file", "prediction", *classes])
-                writer.writerows([[r["file"], r["prediction"], *(f"{r['probabilities'][c]:.6f}" for c in classes)]
-                                  for r in rows])
+                return
+            writer = csv.writer(f)
+            writer.writerow(["file", "prediction", *classes, "in_training_corpus", "held_out_by_fold",
+                             "held_out_prediction", "error"])
+            for r in rows:
+                probabilities = r["probabilities"] or {}
+                seen = r.get("training_corpus") or {}
+                writer.writerow([r["file"], r["label"] or "", *(f"{probabilities[c]:.6f}" if probabilities else ""
+                                                                 for c in classes),
+                                 "yes" if seen else "no", seen.get("held_out_by_fold", ""),
+                                 seen.get("held_out_label", ""), r.get("error") or ""])
     try:
         atomic_write(path, write)
     except OSError as exc:
         raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
 
 
-def predict_files(spec: ModelSpec, hyper: Hyper, corpus: Corpus, wav: str, test_path: str, fold: int | None = None,
-                  output: str | None = None) -> list[dict]:
-    """Print and return, per file, the predicted emotion and every class probability."""
-    folds = weight_files(test_path, fold)
-    files = wav_list(wav)
-    x = np.stack([extract_file(f, corpus.signal_length, spec.features) for f in files])  # (N, T, 39), (N, S, 64, 64, 3)
-    model = build_model(spec, x.shape[1:], corpus.num_classes, without_pretrained(hyper))  # weights from the folds
-    groups = legacy_weight_groups(model)
-    probs = np.zeros((len(files), corpus.num_classes))
-    for _, path in folds:
-        legacy_weights.load_legacy_weights(path, groups)
-        probs += predict_in_batches(model, x) / len(folds)
-    used = "fold " + str(folds[0][0]) if fold is not None else f"mean of {len(folds)} folds"
-    print(f"{spec.name} {corpus.key} weights {test_path} ({used})")
-    rows = []
-    for path, p in zip(files, probs):
-        label = corpus.classes[int(p.argmax())]
-        rows.append({"file": path, "prediction": label,
-                     "probabilities": {c: float(v) for c, v in zip(corpus.classes, p)}})
-        shares = "  ".join(f"{c} {v:.3f}" for c, v in zip(corpus.classes, p))
-        print(f"{os.path.basename(path)}: {label}   ({shares})")
-    if output:
-        _write_output(output, rows, corpus.classes)
-        print(f"wrote {output}")
-    return rows
+def format_row(row: dict, classes) -> str:
+    """The console line of one prediction."""
+    name = os.path.basename(row["file"])
+    if row.get("error"):
+        return f"{name}: skipped ({row['error']})"
+    shares = "  ".join(f"{c} {row['probabilities'][c]:.3f}" for c in classes)
+    line = f"{name}: {row['label']}   ({shares})"
+    seen = row.get("training_corpus")
+    if seen:
+        line += (f"\n    in the run's training corpus: {seen['trained_on_by']} of {seen['folds']} fold models trained "
+                 f"on it, so this is no held-out score; fold {seen['held_out_by_fold']}, which held it out, predicts "
+                 f"{seen['held_out_label']}")
+    return line

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import pandas as pd
@@ -82,6 +85,69 @@ def results_stem(data: str, k: int, war_mean: float, seed: int, time_str: str, m
     The appended parts keep runs of different models or selection protocols from ever sharing a name.
     """
     return f"{data}_{k}fold_{war_mean * 100:.2f}_{seed}_{time_str}_{model}_{protocol}"
+
+
+def library_versions() -> dict:
+    """Versions of the libraries that make a run's numbers (read from the installed packages, nothing imported)."""
+    versions = {"python": platform.python_version()}
+    for package in ("tensorflow", "keras", "numpy", "librosa", "scikit-learn"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def run_title(config, mode: str, retest: dict | None = None) -> str:
+    """``TIMNET on EMODB, 10-fold, seed 46, train`` with every qualifier a reader must not miss: synthetic data,
+    speaker-independent folds, the original's cumulative label smoothing, a re-test on another split or features."""
+    synthetic = "SYNTHETIC DATA - " if config.synthetic else ""
+    folds = f"{config.split_fold}-fold" + (" speaker-independent" if config.cv == "speaker" else "")
+    notes = [" CUMULATIVE label smoothing"] if getattr(config, "label_smoothing_history", "") == "cumulative" else []
+    if retest and retest.get("label"):
+        notes.append(f" {retest['label']}")
+    return f"{synthetic}{config.model} on {config.data}, {folds}, seed {config.random_seed}, {mode}{','.join(notes)}"
+
+
+def run_record(config, model: dict, mode: str, folds: list[dict], weights_folder: str, protocol: str,
+               description: str, retest: dict | None = None) -> dict:
+    """The results JSON of a training run or a re-test.
+
+    Args:
+        config: the RunConfig (a dataclass) that made or re-tests the run.
+        model: ``ModelSpec.describe``: model name, paper, variant.
+        mode: "train" or "test".
+        folds: the fold records (``fold_metrics`` plus predictions).
+        weights_folder: the run folder or weights folder.
+        protocol: the training protocol, or "test".
+        description: the protocol's description as printed.
+        retest: for a re-test, whether it used the run's own split and features (and its label); else None.
+    """
+    return {"title": run_title(config, mode, retest), "mode": mode, **model, "protocol": protocol,
+            "protocol_description": description, "synthetic": config.synthetic, "weights_folder": weights_folder,
+            "config": asdict(config), "retest": retest, "versions": library_versions(), "folds": folds,
+            "summary": summarize(folds)}
+
+
+def write_run_results(record: dict, result_dir: str, time_str: str, suffix: str = "") -> dict:
+    """Write a run's xlsx, JSON and pictures (``write_results``, plus the training curves), print its summary.
+
+    ``suffix`` is appended to the file names (the original's cumulative smoothing, a re-test on another split).
+    """
+    config = record["config"]
+    summary = record["summary"]
+    stem = results_stem(config["data"], config["split_fold"], summary["war_mean_of_folds"], config["random_seed"],
+                        time_str, config["model"], record["protocol"]) + suffix
+    paths = write_results(result_dir, stem, record, config["classes"])
+    histories = [f["history"] for f in record["folds"] if f.get("history")]
+    if histories:
+        curves = os.path.join(result_dir, stem + "_curves.png")
+        plot_training_curves(histories, curves, record["title"])
+        paths["curves"] = curves
+    print(format_summary(summary, record["protocol_description"]))
+    for kind, path in paths.items():
+        print(f"wrote {kind}: {path}")
+    return {"record": record, "paths": paths}
 
 
 def _not_writable(folder: str, exc: OSError) -> UserError:

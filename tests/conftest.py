@@ -21,3 +21,22 @@ def shared() -> str:
     if not os.path.isdir(reference):
         pytest.fail(f"shared reference folder not found at {reference}: set SER_SHARED to the shared/ folder")
     return SHARED
+
+
+def train_toy_run(spec, config, x, y, model_path, result_path, speakers=None) -> dict:
+    """A run of ``config`` on in-memory features, as main.py starts one: a new run folder, every fold, results."""
+    from Common_Model import cross_validate, start_run
+    from run_folder import TrainingData, features_digest
+    info = TrainingData(signal_length=(x.shape[1] - 1) * 512, features=spec.features, input_shape=x.shape[1:],
+                        size=0, sha256=features_digest(x, y), files=None)
+    run = start_run(config, info, x, y, speakers, model_path, result_path)
+    return cross_validate(spec, run, x, y)
+
+
+def retest_toy_run(spec, config, x, y, folder, result_path) -> dict:
+    """Test mode on a run folder's own split, as main.py runs it."""
+    from retest import retest_weights
+    from run_folder import require_run
+    run = require_run(folder, "--test_path")
+    files = [run.weights_file(i) for i in range(run.k)]
+    return retest_weights(spec, config, x, y, run.folds(len(x)), files, folder, result_path, "re-test")

@@ -8,7 +8,9 @@ import pytest
 from sklearn.model_selection import KFold
 
 import legacy_weights
-from Common_Model import RunConfig, Trainer, cross_validate, make_folds, smooth_labels, retest_weights
+from Common_Model import RunConfig, Trainer, make_folds, smooth_labels
+from conftest import retest_toy_run, train_toy_run
+from run_folder import fold_weight_files
 from errors import UserError
 from Model import MODELS, Hyper, build_model, legacy_weight_groups
 
@@ -73,25 +75,27 @@ def test_reset_gives_fresh_seeded_weights_and_optimiser_state():
 def test_train_then_retest_reproduces_every_fold(tmp_path, model):
     x, y = toy_data()
     cfg = config(model)
-    trained = cross_validate(MODELS[model], cfg, x, y, str(tmp_path / "Models"), str(tmp_path / "Results"))
+    trained = train_toy_run(MODELS[model], cfg, x, y, str(tmp_path / "Models"), str(tmp_path / "Results"))
     record = trained["record"]
     folder = record["weights_folder"]
     assert os.path.basename(folder).startswith("TOY_7_") and folder.endswith(model)
-    assert sorted(os.listdir(folder)) == [f"3-fold_weights_best_{i}.hdf5" for i in (1, 2, 3)] + ["run.json"]
+    assert sorted(os.listdir(folder)) == sorted([f"3-fold_weights_best_{i}.hdf5" for i in (1, 2, 3)] +
+                                                [f"3-fold_record_{i}.json" for i in (1, 2, 3)] +
+                                                ["run.json", "training_rows.npy"])
     assert record["protocol"] == "last_epoch" and all(f["kept_epoch"] == 3 for f in record["folds"])
     for path in trained["paths"].values():
         assert os.path.getsize(path) > 0 and model in os.path.basename(path)
     with open(trained["paths"]["json"]) as f:
         stored = json.load(f)
     assert stored["config"]["model"] == model and stored["versions"]["tensorflow"]
-    retested = retest_weights(MODELS[model], cfg, x, y, folder, str(tmp_path / "Results"))["record"]
+    retested = retest_toy_run(MODELS[model], cfg, x, y, folder, str(tmp_path / "Results"))["record"]
     assert [f["war"] for f in retested["folds"]] == [f["war"] for f in record["folds"]]
     assert [f["y_pred"] for f in retested["folds"]] == [f["y_pred"] for f in record["folds"]]
 
 
 def test_same_seed_same_run(tmp_path):
     x, y = toy_data()
-    runs = [cross_validate(MODELS["TIMNET"], config(), x, y, str(tmp_path / "M"), str(tmp_path / f"R{i}"))
+    runs = [train_toy_run(MODELS["TIMNET"], config(), x, y, str(tmp_path / "M"), str(tmp_path / f"R{i}"))
             for i in range(2)]
     folders = [r["record"]["weights_folder"] for r in runs]
     assert folders[0] != folders[1], "a run never writes into another run's folder"
@@ -102,7 +106,7 @@ def test_same_seed_same_run(tmp_path):
 
 def test_paper_protocol_keeps_the_best_test_fold_epoch_and_says_so(tmp_path):
     x, y = toy_data()
-    run = cross_validate(MODELS["TIMNET"], config(protocol="paper", epochs=4), x, y, str(tmp_path / "M"),
+    run = train_toy_run(MODELS["TIMNET"], config(protocol="paper", epochs=4), x, y, str(tmp_path / "M"),
                          str(tmp_path / "R"))["record"]
     assert "SELECTS ON THE TEST FOLD" in run["protocol_description"]
     for fold in run["folds"]:
@@ -117,8 +121,7 @@ def test_missing_fold_file_is_named(tmp_path):
     for i in (1, 3):
         legacy_weights.save_legacy_weights(str(tmp_path / f"3-fold_weights_best_{i}.hdf5"), legacy_weight_groups(model))
     with pytest.raises(UserError, match="3-fold_weights_best_2.hdf5"):
-        retest_weights(MODELS["TIMNET"], config(), x, y, str(tmp_path), str(tmp_path / "R"))
-    assert not os.path.exists(tmp_path / "R"), "nothing written for a failed test run"
+        fold_weight_files(str(tmp_path))
 
 
 @pytest.mark.parametrize("model", ["TIMNET", "GMTCN"])
@@ -130,14 +133,14 @@ def test_mixed_precision_trains_and_retests(tmp_path, model):
     keras.config.set_dtype_policy("mixed_float16")
     try:
         x, y = toy_data()
-        run = cross_validate(MODELS[model], config(model, mixed_precision=True, epochs=2), x, y,
+        run = train_toy_run(MODELS[model], config(model, mixed_precision=True, epochs=2), x, y,
                              str(tmp_path / "M"), str(tmp_path / "R"))["record"]
         folder = run["weights_folder"]
         arrays = [a for _, group in legacy_weights.read_weight_arrays(os.path.join(folder, "3-fold_weights_best_1.hdf5"))
                   for a in group]
         assert all(a.dtype == np.float32 for a in arrays)
         assert all(np.isfinite(loss) for fold in run["folds"] for loss in fold["history"]["loss"])
-        retested = retest_weights(MODELS[model], config(model, mixed_precision=True), x, y, folder,
+        retested = retest_toy_run(MODELS[model], config(model, mixed_precision=True), x, y, folder,
                                   str(tmp_path / "R"))["record"]
         assert [f["y_pred"] for f in retested["folds"]] == [f["y_pred"] for f in run["folds"]]
         built = build_model(MODELS[model], x.shape[1:], 3, Hyper(dilation_size=3))

@@ -34,15 +34,16 @@ def test_predict_matches_the_original_on_the_same_files(shared, tmp_path, capsys
     for row in rows:
         expected = golden[:, order.index(os.path.basename(row["file"]))].mean(axis=0)  # mean over the 10 folds
         np.testing.assert_allclose([row["probabilities"][c] for c in classes], expected, atol=1e-3)
-        assert row["prediction"] == classes[int(expected.argmax())]
+        assert row["label"] == classes[int(expected.argmax())]
     printed = capsys.readouterr().out
     assert "mean of 10 folds" in printed and "03a01Wa.wav: angry" in printed
     assert main(["--mode", "predict", "--data", "EMODB", "--wav", str(folder / names[0]), "--fold", "4",
                  "--output", str(tmp_path / "p.csv"), "--test_path", reference(shared, "Test_Models", "EMODB_46")]) == 0
     with open(tmp_path / "p.csv") as f:
         table = list(csv.reader(f))
-    assert table[0] == ["file", "prediction", *classes] and len(table) == 2
-    np.testing.assert_allclose([float(v) for v in table[1][2:]], golden[3, order.index(names[0])], atol=1e-3)
+    assert table[0][:2 + len(classes)] == ["file", "prediction", *classes] and len(table) == 2
+    np.testing.assert_allclose([float(v) for v in table[1][2:2 + len(classes)]], golden[3, order.index(names[0])],
+                               atol=1e-3)
 
 
 def tone(path, pitch, seconds):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from Common_Model import RunConfig, cross_validate, make_folds, validation_rows
+from Common_Model import RunConfig, make_folds, validation_rows
+from conftest import train_toy_run
 from errors import UserError
 from Model import MODELS, Hyper
 from test_engine import toy_data
@@ -30,7 +31,7 @@ def test_inner_val_run_keeps_the_best_validation_epoch(tmp_path):
     x, y = toy_data()
     config = RunConfig(model="TIMNET", data="TOY", classes=list("abc"), feature_path="-", split_fold=3, epochs=4,
                        batch_size=8, protocol="inner_val", val_fraction=0.25, hyper=Hyper(dilation_size=3))
-    record = cross_validate(MODELS["TIMNET"], config, x, y, str(tmp_path / "M"), str(tmp_path / "R"))["record"]
+    record = train_toy_run(MODELS["TIMNET"], config, x, y, str(tmp_path / "M"), str(tmp_path / "R"))["record"]
     assert record["protocol"] == "inner_val" and "used once, after training" in record["protocol_description"]
     for fold in record["folds"]:
         assert fold["kept_epoch"] == int(np.argmax(fold["history"]["val_accuracy"])) + 1

@@ -1,0 +1,246 @@
+"""Statistics of ``--mode report``: the corrected CV interval, Wilcoxon and McNemar against scipy on hand-made fold
+results, refusal of unpaired runs, and a report over hand-written result JSONs (columns, paired table, figure, rows
+that must stay apart)."""
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import recall_score
+from sklearn.model_selection import KFold
+
+import report
+import results
+import significance
+
+CLASSES = ["angry", "happy", "sad"]
+LABELS = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]  # 12 utterances, 4 per class
+FEATURES = "/data/TOY_features.npy"
+
+
+# --- the interval ------------------------------------------------------------------------------------------------
+
+def test_corrected_interval_is_the_nadeau_bengio_t_interval():
+    values = [0.80, 0.85, 0.78, 0.90, 0.82, 0.88]  # r = 2 seeds x k = 3 folds
+    ratio = 1 / 2  # 3-fold: each test fold is half the size of its training set
+    interval = significance.corrected_t_interval(values, ratio)
+    scale = math.sqrt(np.var(values, ddof=1) * (1 / 6 + ratio))
+    low, high = stats.t.interval(0.95, df=5, loc=np.mean(values), scale=scale)
+    assert interval.mean == pytest.approx(np.mean(values))
+    assert interval.std == pytest.approx(np.std(values, ddof=1))
+    assert (interval.low, interval.high) == pytest.approx((low, high))
+    assert interval.high - interval.low == pytest.approx(2 * stats.t.ppf(0.975, 5) * scale)
+    assert "Nadeau & Bengio" in interval.method
+    # the plain t-interval over folds (variance s^2 / n) is narrower: the correction widens it
+    plain = stats.t.interval(0.95, df=5, loc=np.mean(values), scale=np.std(values, ddof=1) / math.sqrt(6))
+    assert plain[1] - plain[0] < interval.high - interval.low
+
+
+def test_one_value_has_no_interval():
+    interval = significance.corrected_t_interval([0.7], 1 / 9)
+    assert interval.mean == pytest.approx(0.7) and interval.n == 1
+    assert math.isnan(interval.std) and math.isnan(interval.low) and math.isnan(interval.high)
+
+
+def test_interval_of_runs_takes_the_test_train_ratio_from_the_fold_sizes():
+    runs = [{"folds": [{"uar": 0.5, "n": 4}, {"uar": 0.7, "n": 4}, {"uar": 0.6, "n": 5}]},
+            {"folds": [{"uar": 0.9, "n": 4}, {"uar": 0.8, "n": 4}, {"uar": 0.4, "n": 5}]}]
+    ratio = np.mean([4 / 9, 4 / 9, 5 / 8] * 2)  # 13 utterances: a fold of 4 trains on 9, one of 5 on 8
+    values = [0.5, 0.7, 0.6, 0.9, 0.8, 0.4]
+    expected = significance.corrected_t_interval(values, ratio)
+    assert significance.run_interval(runs, "uar") == expected
+    half = stats.t.ppf(0.975, 5) * math.sqrt(np.var(values, ddof=1) * (1 / 6 + ratio))
+    assert expected.high == pytest.approx(np.mean(values) + half)
+
+
+@pytest.mark.parametrize("values, ratio, confidence", [([], 0.5, 0.95), ([0.5, 0.6], -1, 0.95),
+                                                       ([0.5, 0.6], 0.5, 1.0)])
+def test_interval_refuses_bad_arguments(values, ratio, confidence):
+    with pytest.raises(ValueError):
+        significance.corrected_t_interval(values, ratio, confidence)
+
+
+# --- paired tests --------------------------------------------------------------------------------------------------
+
+def test_wilcoxon_matches_scipy_and_identical_sides_give_p_one():
+    a = [0.81, 0.77, 0.90, 0.85, 0.70, 0.88, 0.79]
+    b = [0.75, 0.78, 0.84, 0.80, 0.71, 0.80, 0.72]
+    expected = stats.wilcoxon(a, b)
+    assert significance.wilcoxon_signed_rank(a, b) == pytest.approx((expected.statistic, expected.pvalue))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy divides by zero here; ours must not get that far
+        assert significance.wilcoxon_signed_rank(a, a) == (0.0, 1.0)
+
+
+def test_mcnemar_counts_the_discordant_pairs_and_matches_binomtest():
+    correct_a = [1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1]
+    correct_b = [1, 0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1]
+    # A right and B wrong: positions 1, 2, 5, 7, 9 -> b = 5; A wrong and B right: position 6 -> c = 1
+    b, c, p = significance.mcnemar_exact(correct_a, correct_b)
+    assert (b, c) == (5, 1)
+    assert p == pytest.approx(stats.binomtest(5, 6, 0.5, alternative="two-sided").pvalue)
+    assert significance.mcnemar_exact([1, 0], [1, 0]) == (0, 0, 1.0)
+
+
+# --- hand-made runs ------------------------------------------------------------------------------------------------
+
+def _predict(model: str, seed: int, rows) -> list[int]:
+    """Hand-made predictions: ``A`` errs on every fourth utterance, ``B`` on every third (shifted by the seed)."""
+    step = {"A": 4, "B": 3}[model]
+    return [(LABELS[row] + 1) % 3 if (row + seed) % step == 0 else LABELS[row] for row in rows]
+
+
+def _run(model: str, seed: int, predictor: str = "", **extra) -> dict:
+    """A results record as the training code writes it, on 3 KFold folds of the 12 utterances."""
+    folds = []
+    for _, test_rows in KFold(3, shuffle=True, random_state=seed).split(np.arange(len(LABELS))):
+        y_true = [LABELS[row] for row in test_rows]
+        y_pred = _predict(predictor or model[-1], seed, test_rows)
+        folds.append({**results.fold_metrics(y_true, y_pred, CLASSES), "y_true": y_true, "y_pred": y_pred,
+                      "test_rows": test_rows.tolist()})
+    config = {"model": model, "data": "TOY", "feature_path": FEATURES, "split_fold": 3, "random_seed": seed,
+              "cv": "kfold", "protocol": "last_epoch", "epochs": 5, "classes": CLASSES, **extra.pop("config", {})}
+    return {"mode": "train", "model": model, "protocol": config["protocol"], "variant": "", "synthetic": False,
+            "weights_folder": f"/models/TOY_{seed}_{model}", "config": config, "folds": folds,
+            "summary": results.summarize(folds), **extra}
+
+
+def _uar(y_true, y_pred) -> float:
+    return recall_score(y_true, y_pred, labels=sorted(set(y_true)), average="macro")
+
+
+def test_compare_matches_scipy_on_the_paired_cells():
+    runs_a, runs_b = [_run("MODEL_A", s) for s in (1, 2)], [_run("MODEL_B", s) for s in (2, 1)]
+    result = significance.compare(runs_a, runs_b)
+    uar_a, uar_b, correct_a, correct_b = [], [], [], []
+    for seed in (1, 2):
+        for _, rows in KFold(3, shuffle=True, random_state=seed).split(np.arange(len(LABELS))):
+            y_true = [LABELS[row] for row in rows]
+            pred_a, pred_b = _predict("A", seed, rows), _predict("B", seed, rows)
+            uar_a.append(_uar(y_true, pred_a))
+            uar_b.append(_uar(y_true, pred_b))
+            correct_a += [p == t for p, t in zip(pred_a, y_true)]
+            correct_b += [p == t for p, t in zip(pred_b, y_true)]
+    b = sum(x and not y for x, y in zip(correct_a, correct_b))
+    c = sum(y and not x for x, y in zip(correct_a, correct_b))
+    assert result.seeds == (1, 2) and result.cells == 6
+    assert result.mean_difference == pytest.approx(np.mean(np.subtract(uar_a, uar_b)))
+    assert (result.wilcoxon_statistic, result.wilcoxon_p) == pytest.approx(tuple(stats.wilcoxon(uar_a, uar_b)))
+    assert (result.mcnemar_b, result.mcnemar_c) == (b, c) and b + c > 0
+    assert result.mcnemar_p == pytest.approx(stats.binomtest(b, b + c, 0.5).pvalue)
+
+
+def _other_rows(run: dict) -> dict:
+    folds = [{**fold, "test_rows": fold["test_rows"][::-1]} for fold in run["folds"]]
+    return {**run, "folds": folds}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda run: _run("MODEL_B", 3), "different seeds"),
+    (lambda run: {**run, "config": {**run["config"], "data": "OTHER"}}, "different corpus"),
+    (lambda run: {**run, "config": {**run["config"], "feature_path": "/data/TOY_full.npy"}}, "different feature file"),
+    (_other_rows, "different test rows"),
+    (lambda run: {**run, "folds": [{k: v for k, v in f.items() if k != "test_rows"} for f in run["folds"]]},
+     "without test_rows"),
+])
+def test_compare_refuses_runs_that_are_not_on_the_same_cells(change, message):
+    with pytest.raises(significance.PairingError, match=message):
+        significance.compare([_run("MODEL_A", 1)], [change(_run("MODEL_B", 1))])
+
+
+def test_compare_refuses_a_seed_twice():
+    with pytest.raises(significance.PairingError, match="two runs of seed 1"):
+        significance.compare([_run("MODEL_A", 1), _run("MODEL_A", 1)], [_run("MODEL_B", 1)])
+
+
+# --- the report ----------------------------------------------------------------------------------------------------
+
+def _write(folder, name: str, record: dict) -> None:
+    with open(folder / f"{name}.json", "w") as f:
+        json.dump(record, f)
+
+
+def _retest(seed: int, trained_seed: int, retest) -> dict:
+    record = _run("MODEL_A", seed, retest=retest)
+    return {**record, "mode": "test", "protocol": "test", "weights_folder": f"/models/TOY_{trained_seed}_MODEL_A"}
+
+
+def test_report_statistics_paired_table_figure_and_rows_kept_apart(tmp_path, capsys):
+    for seed in (1, 2):
+        _write(tmp_path, f"a{seed}", _run("MODEL_A", seed))
+        _write(tmp_path, f"b{seed}", _run("MODEL_B", seed))
+    _write(tmp_path, "cumulative", _run("MODEL_A", 1, config={"label_smoothing_history": "cumulative"}))
+    _write(tmp_path, "own", _retest(1, 1, None))  # an older re-test record: no "retest" field
+    _write(tmp_path, "other", _retest(47, 1, {"split": "other", "features": "own", "label": "seed 47"}))
+    # other features under the same file name: told apart by the record's "retest", never by the name
+    _write(tmp_path, "features", _retest(1, 1, {"split": "own", "features": "other",
+                                                 "label": "OTHER FEATURES (TOY_features.npy, not the run's)"}))
+    paths = report.write_report(str(tmp_path))
+    printed = capsys.readouterr().out
+
+    with open(paths["csv"]) as f:
+        table = list(csv.DictReader(f))
+    assert {"UAR % 95% CI", "WAR % 95% CI", "UAR % mean ± std", "WAR % mean ± std", "UAR % (pooled)"} <= set(table[0])
+    by_protocol = {(row["model"], row["protocol"]): row for row in table}
+    assert len(table) == 6
+    assert by_protocol[("MODEL_A", "last_epoch")]["runs"] == "2"
+    assert by_protocol[("MODEL_A", "last_epoch, cumulative smoothing")]["seeds"] == "1"
+    assert by_protocol[("MODEL_A", "test of TOY_1_MODEL_A")]["seeds"] == "1"
+    assert by_protocol[("MODEL_A", "test of TOY_1_MODEL_A (OTHER SPLIT; seed 47)")]["seeds"] == "47"
+    assert by_protocol[("MODEL_A", "test of TOY_1_MODEL_A (OTHER FEATURES (TOY_features.npy, not the run's))")][
+        "runs"] == "1"
+    # the CI cell is the corrected interval of the 6 per-fold UAR values of MODEL_A (3-fold of 12: ratio 4/8)
+    values = [fold["uar"] for seed in (1, 2) for fold in _run("MODEL_A", seed)["folds"]]
+    half = stats.t.ppf(0.975, 5) * math.sqrt(np.var(values, ddof=1) * (1 / 6 + 4 / 8))
+    low, high = 100 * (np.mean(values) - half), 100 * (np.mean(values) + half)
+    assert by_protocol[("MODEL_A", "last_epoch")]["UAR % 95% CI"] == f"[{low:.2f}, {high:.2f}]"
+
+    with open(paths["paired_csv"]) as f:
+        paired = {(row["A"], row["B"]): row for row in csv.DictReader(f)}
+    row = paired[("MODEL_A, last_epoch", "MODEL_B, last_epoch")]
+    expected = significance.compare([_run("MODEL_A", s) for s in (1, 2)], [_run("MODEL_B", s) for s in (1, 2)])
+    uar_a = [fold["uar"] for s in (1, 2) for fold in _run("MODEL_A", s)["folds"]]
+    uar_b = [fold["uar"] for s in (1, 2) for fold in _run("MODEL_B", s)["folds"]]
+    assert row["seeds"] == "1 2" and row["pairs (seed, fold)"] == "6"
+    assert row["Wilcoxon p"] == f"{stats.wilcoxon(uar_a, uar_b).pvalue:.3g}"
+    b, c = expected.mcnemar_b, expected.mcnemar_c
+    assert (row["McNemar b (A right, B wrong)"], row["McNemar c (A wrong, B right)"]) == (str(b), str(c))
+    assert row["McNemar p"] == f"{stats.binomtest(b, b + c, 0.5).pvalue:.3g}"
+    # the re-test on its own split pairs with seed 1 of the training rows; the other split pairs with nothing
+    assert ("MODEL_A, last_epoch", "MODEL_A, test of TOY_1_MODEL_A") in paired
+    assert not any("OTHER SPLIT" in a + b for a, b in paired)
+
+    with open(paths["md"]) as f:
+        markdown = f.read()
+    assert "| UAR % 95% CI |" in markdown and "Nadeau & Bengio 2003" in markdown
+    assert "## Paired comparisons" in markdown and "Wilcoxon p" in markdown
+    assert "not paired: MODEL_A, last_epoch vs MODEL_A, test of TOY_1_MODEL_A (OTHER SPLIT; seed 47)" in markdown
+    assert "different seeds" in markdown  # seed 47 shares no seed with the training runs
+    assert "Wilcoxon p" in printed and "wrote figure" in printed
+    with open(paths["tex"]) as f:
+        assert "tab:ser-paired" in f.read()
+    with open(paths["figure"], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(paths["figure"]) > 5000
+
+
+def test_differing_training_settings_are_separate_rows_with_a_settings_column(tmp_path, capsys):
+    _write(tmp_path, "short", _run("MODEL_A", 1))
+    _write(tmp_path, "long", _run("MODEL_A", 2, config={"epochs": 50}))
+    table = report.build_table(report.load_records(str(tmp_path)))
+    assert list(table["settings"]) == ["epochs=5", "epochs=50"] and list(table["runs"]) == [1, 1]
+    capsys.readouterr()
+
+
+def test_report_does_not_import_tensorflow():
+    code = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Code")
+    check = f"import sys; sys.path.insert(0, {code!r}); import report; print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

@@ -1,0 +1,248 @@
+"""A run folder describes itself: test, predict and resume take everything from its run.json and refuse flags that
+contradict it; re-tests on another split or other features happen only when asked for by name, and say so.
+
+Everything goes through the real command line (``main.main`` in this process, or ``main.py`` in a child process
+where a signal or another working directory is part of the test)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import CODE
+from main import main
+from test_engine import toy_data
+
+
+def toy_feature_file(path, n=40, seed=0):
+    x, y = toy_data(n, seed=seed)
+    np.save(path, {"x": x, "y": y, "classes": np.array(["a", "b", "c"]), "signal_length": np.int64(23 * 512)})
+    return str(path)
+
+
+def only(folder):
+    [name] = os.listdir(folder)
+    return os.path.join(folder, name)
+
+
+def results_json(folder, contains=""):
+    [name] = [n for n in os.listdir(folder) if n.endswith(".json") and contains in n and not n.startswith("report")]
+    with open(os.path.join(folder, name)) as f:
+        return name, json.load(f)
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: ") and not any("Traceback" in line for line in err), err
+    return err[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 4-fold TIM-Net run of seed 46 on a toy corpus, and its paths."""
+    tmp = tmp_path_factory.mktemp("run")
+    features = toy_feature_file(tmp / "TOY.npy")
+    models, results = str(tmp / "M"), str(tmp / "R")
+    assert main(["--mode", "train", "--data", "TOY", "--feature_path", features, "--split_fold", "4", "--epoch", "2",
+                 "--batch_size", "8", "--dilation_size", "3", "--random_seed", "46", "--model_path", models,
+                 "--result_path", results]) == 0
+    return {"features": features, "folder": only(models), "results": results, "tmp": tmp}
+
+
+def test_run_json_describes_the_run(trained):
+    with open(os.path.join(trained["folder"], "run.json")) as f:
+        run = json.load(f)
+    config = run["config"]
+    assert (config["model"], config["data"], config["random_seed"], config["split_fold"], config["cv"]) == \
+           ("TIMNET", "TOY", 46, 4, "kfold")
+    assert config["classes"] == ["a", "b", "c"] and config["hyper"]["dilation_size"] == 3
+    assert config["feature_path"] == os.path.abspath(trained["features"])
+    assert run["feature_file"]["size"] == os.path.getsize(trained["features"]) and len(run["feature_file"]["sha256"]) == 64
+    assert run["corpus"] == {"signal_length": 23 * 512, "sample_rate": 22050, "features": "mfcc",
+                             "input_shape": [24, 39], "synthetic": False}
+    assert sorted(r for rows in run["test_rows"] for r in rows) == list(range(40))
+    assert run["result_path"] == os.path.abspath(trained["results"]) and run["versions"]["tensorflow"]
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--random_seed", "47"], "--random_seed 47: the run in"),
+    (["--random_seed", "47", "--split_fold", "4"], "--random_seed 47"),
+    (["--split_fold", "5"], "--split_fold 5"),
+    (["--cv", "speaker"], "--cv speaker"),
+    (["--model", "GMTCN"], "--model GMTCN"),
+    (["--data", "EMODB"], "--data EMODB"),
+])
+def test_a_flag_that_contradicts_the_run_is_refused(trained, tmp_path, capsys, flags, named):
+    out = str(tmp_path / "R")
+    assert main(["--mode", "test", "--test_path", trained["folder"], "--result_path", out, *flags]) == 2
+    line = error_line(capsys)
+    assert named in line and trained["folder"] in line
+    assert not os.path.exists(out)
+
+
+def test_the_run_alone_retests_to_the_training_figures(trained, tmp_path, capsys):
+    out = str(tmp_path / "R")
+    assert main(["--mode", "test", "--test_path", trained["folder"], "--result_path", out]) == 0
+    printed = capsys.readouterr().out
+    _, tested = results_json(out)
+    _, trained_record = results_json(trained["results"], "last_epoch")
+    assert tested["summary"] == trained_record["summary"]
+    assert [f["y_pred"] for f in tested["folds"]] == [f["y_pred"] for f in trained_record["folds"]]
+    assert tested["retest"]["split"] == "own" and "on its own split" in printed
+    pooled = trained_record["summary"]
+    assert f"pooled over folds: WAR {pooled['war_pooled'] * 100:.2f}%  UAR {pooled['uar_pooled'] * 100:.2f}%" in printed
+
+
+def test_another_split_only_by_name_and_labelled(trained, tmp_path, capsys):
+    out = str(tmp_path / "R")
+    assert main(["--mode", "test", "--test_path", trained["folder"], "--random_seed", "47", "--retest_other_split",
+                 "--result_path", out]) == 0
+    printed = capsys.readouterr().out
+    name, record = results_json(out)
+    assert record["retest"]["split"] == "other" and "OTHER SPLIT (seed 47" in printed
+    assert "other-split" in name and "OTHER SPLIT" in record["title"]
+    with open(os.path.join(trained["folder"], "run.json")) as f:
+        own_rows = json.load(f)["test_rows"]
+    assert [f["test_rows"] for f in record["folds"]] != own_rows
+
+
+def test_other_features_only_by_name_and_labelled(trained, tmp_path, capsys):
+    copy = str(tmp_path / "copy.npy")
+    shutil.copy(trained["features"], copy)  # the same content elsewhere: the run's own features
+    assert main(["--mode", "test", "--test_path", trained["folder"], "--feature_path", copy, "--result_path",
+                 str(tmp_path / "R1")]) == 0
+    assert results_json(str(tmp_path / "R1"))[1]["retest"] == {"split": "own", "features": "own", "label": ""}
+    other = toy_feature_file(tmp_path / "other.npy", seed=3)
+    assert main(["--mode", "test", "--test_path", trained["folder"], "--feature_path", other, "--result_path",
+                 str(tmp_path / "R2")]) == 2
+    assert "--retest_other_features" in error_line(capsys) and not os.path.exists(tmp_path / "R2")
+    assert main(["--mode", "test", "--test_path", trained["folder"], "--feature_path", other,
+                 "--retest_other_features", "--result_path", str(tmp_path / "R2")]) == 0
+    assert "OTHER FEATURES" in capsys.readouterr().out
+    assert results_json(str(tmp_path / "R2"))[1]["retest"]["features"] == "other"
+
+
+def tone(path, pitch, seconds=0.6):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    t = np.arange(int(seconds * 22050)) / 22050
+    sf.write(path, 0.3 * np.sin(2 * np.pi * pitch * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)), 22050)
+
+
+def test_gmtcn_run_of_your_own_predicts_from_its_folder_alone(tmp_path, capsys):
+    """Acceptance: a GM-TCNet run on a 4-class folder dataset predicts with only --test_path and --wav, after its
+    feature file was deleted; a file of its training corpus is said to be one."""
+    wavs = tmp_path / "mine"
+    for c, label in enumerate(("calm", "glad", "sad", "tense")):
+        for i in range(4):
+            tone(str(wavs / label / f"{label}{i}.wav"), 150 + 90 * c + 7 * i)
+    features = str(tmp_path / "MYSET.npy")
+    assert main(["--mode", "extract", "--data", "MYSET", "--wav_path", str(wavs), "--feature_path", features,
+                 "--workers", "1"]) == 0
+    assert main(["--mode", "train", "--data", "MYSET", "--model", "GMTCN", "--feature_path", features,
+                 "--split_fold", "2", "--epoch", "1", "--batch_size", "8", "--model_path", str(tmp_path / "M"),
+                 "--result_path", str(tmp_path / "R")]) == 0
+    os.remove(features)
+    folder = only(str(tmp_path / "M"))
+    capsys.readouterr()
+    assert main(["--mode", "predict", "--test_path", folder, "--wav", str(wavs / "sad" / "sad2.wav")]) == 0
+    printed = capsys.readouterr().out
+    assert "GMTCN MYSET" in printed and "sad2.wav: " in printed
+    assert "in the run's training corpus: 1 of 2 fold models trained on it" in printed
+    new = str(tmp_path / "new.wav")
+    tone(new, 505)
+    assert main(["--mode", "predict", "--test_path", folder, "--wav", new]) == 0
+    printed = capsys.readouterr().out
+    assert "new.wav: " in printed and "training corpus" not in printed
+    assert main(["--mode", "predict", "--test_path", folder, "--wav", new, "--model", "TIMNET"]) == 2
+    assert "--model TIMNET: the run in" in error_line(capsys)
+    assert main(["--mode", "test", "--test_path", folder]) == 2
+    assert "MYSET.npy: the feature file of the run in" in error_line(capsys)
+
+
+def run_main(*args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, os.path.join(CODE, "main.py"), *args], capture_output=True, text=True,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}, cwd=cwd, timeout=timeout)
+
+
+def test_resume_from_anywhere_into_its_own_results_and_refusing_contradictions(trained, tmp_path, capsys):
+    folder = str(tmp_path / "run")
+    shutil.copytree(trained["folder"], folder)
+    for i in (3, 4):  # as if the run had been stopped after its second fold
+        os.remove(os.path.join(folder, f"4-fold_record_{i}.json"))
+    results = os.path.join(str(tmp_path), "own_results")
+    with open(os.path.join(folder, "run.json")) as f:
+        description = json.load(f)
+    description["result_path"] = results  # the copy's own results folder
+    with open(os.path.join(folder, "run.json"), "w") as f:
+        json.dump(description, f)
+    for flags, named in ((["--epoch", "5"], "--epoch 5: the run in"), (["--data", "MYSET"], "--data MYSET"),
+                         (["--result_path", str(tmp_path / "elsewhere")], "--result_path")):
+        assert main(["--mode", "train", "--resume", folder, *flags]) == 2
+        assert named in error_line(capsys)
+    done = run_main("--mode", "train", "--resume", folder, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("finished before the interruption") == 2
+    _, resumed = results_json(results)
+    _, straight = results_json(trained["results"], "last_epoch")
+    assert [f["y_pred"] for f in resumed["folds"]] == [f["y_pred"] for f in straight["folds"]]
+
+
+def test_ctrl_c_during_training_prints_the_exact_resume_command(tmp_path):
+    features = toy_feature_file(tmp_path / "TOY.npy")
+    models = str(tmp_path / "M")
+    child = subprocess.Popen([sys.executable, os.path.join(CODE, "main.py"), "--mode", "train", "--data", "TOY",
+                              "--feature_path", features, "--split_fold", "4", "--epoch", "300", "--batch_size", "8",
+                              "--dilation_size", "2", "--model_path", models, "--result_path", str(tmp_path / "R")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "CUDA_VISIBLE_DEVICES": "-1"})
+    deadline = time.time() + 240
+    while time.time() < deadline and child.poll() is None:
+        time.sleep(0.1)
+        if os.path.isdir(models) and os.listdir(models) and \
+                os.path.isfile(os.path.join(only(models), "run.json")):
+            time.sleep(2)  # inside the first fold's epochs
+            child.send_signal(signal.SIGINT)
+            break
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    folder = only(models)
+    assert f"main.py --mode train --resume {folder}" in err and "continue with" in err
+
+
+@pytest.mark.parametrize("mode, message", [("extract", "interrupted: no feature file was written"),
+                                           ("predict", "interrupted: nothing was written")])
+def test_ctrl_c_message_fits_the_mode(monkeypatch, tmp_path, capsys, mode, message):
+    import extract_feature
+    import main as cli
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(extract_feature, "extract_corpus", stop)
+    monkeypatch.setattr(cli, "load_weights", stop)
+    args = ["--wav_path", str(tmp_path), "--feature_path", str(tmp_path / "f.npy")] if mode == "extract" else \
+        ["--wav", str(tmp_path)]
+    assert cli.main(["--mode", mode, "--data", "SYNTH", *args]) == 130
+    assert capsys.readouterr().err.strip() == message
+
+
+def test_outputs_are_checked_before_the_work(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    wavs = tmp_path / "wav"
+    for label in ("angry", "happy", "neutral", "sad"):
+        tone(str(wavs / label / f"{label}.wav"), 200)
+    assert main(["--mode", "extract", "--data", "SYNTH", "--wav_path", str(wavs), "--workers", "1",
+                 "--feature_path", str(blocker / "F.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "--feature_path" in err and "cannot be written" in err and "extract SYNTH" not in err
+    assert main(["--mode", "predict", "--data", "EMODB", "--wav", str(wavs / "sad" / "sad.wav"),
+                 "--output", str(blocker / "p.csv")]) == 2
+    captured = capsys.readouterr()
+    assert "--output" in captured.err and "cannot be written" in captured.err and "sad.wav" not in captured.out
