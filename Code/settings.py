@@ -45,7 +45,7 @@ def version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="main.py", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="TIM-Net, GM-TCNet and DCNN-BLSTMwA speech emotion recognition: extract MFCC or log-Mel "
                     "features, train with k-fold cross-validation, re-test saved weights, predict audio files, export "
                     "models, run grids of runs on Ray, tabulate results.")

@@ -1,0 +1,149 @@
+"""The Python API (timnet_ser.load_run -> Run) against the authors' code, the installed package and console command,
+and one rule for audio files in a folder and alone."""
+
+import os
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import legacy_weights
+from conftest import CODE, ROOT
+from main import main
+
+CLASSES = ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"]
+
+
+@pytest.fixture(scope="module")
+def emodb46(shared):
+    import timnet_ser
+    return timnet_ser.load_run(os.path.join(shared, "reference", "Test_Models", "EMODB_46"), data="EMODB")
+
+
+@pytest.fixture(scope="module")
+def golden(shared):
+    with open(os.path.join(shared, "reference", "EMODB_2s_order.txt")) as f:
+        order = f.read().split()
+    return order, np.load(os.path.join(shared, "reference", "golden_timnet_emodb46.npz"))
+
+
+def wav(shared, name):
+    return os.path.join(shared, "data", "emodb_2s", name)
+
+
+def test_predict_embed_and_arrays_equal_the_authors_code(emodb46, golden, shared, monkeypatch, capfd):
+    order, reference = golden
+    capfd.readouterr()
+    names = ["03a01Wa.wav", "16b10Tb.wav"]
+    rows = emodb46.predict([wav(shared, n) for n in names])
+    assert emodb46.classes == CLASSES and [os.path.basename(r["file"]) for r in rows] == names
+    for name, row in zip(names, rows):
+        expected = reference["probs"][:, order.index(name)].mean(axis=0)  # the 10 folds' mean
+        np.testing.assert_allclose([row["probabilities"][c] for c in CLASSES], expected, atol=1e-4)
+        assert row["label"] == CLASSES[int(expected.argmax())] and set(row) == {"file", "label", "probabilities"}
+    assert rows[0]["label"] == "angry"
+    embedded = emodb46.embed(wav(shared, names[0]))  # (folds, N, 39): the dynamic fusion's output
+    np.testing.assert_allclose(embedded[:, 0], reference["fusion"][:, order.index(names[0])], atol=1e-4)
+    assert emodb46.embed(wav(shared, names[0]), fold=3).shape == (1, 39)
+    samples, rate = sf.read(wav(shared, names[0]), dtype="float32")
+    [from_array] = emodb46.predict((samples, rate))
+    assert from_array["probabilities"] == pytest.approx(rows[0]["probabilities"], abs=1e-6)
+    out = capfd.readouterr()
+    assert out.out == "" and out.err == "", "the API prints nothing"
+
+    def no_reading(*args):
+        raise AssertionError("weights are read once, when the run is loaded")
+    monkeypatch.setattr(legacy_weights, "read_weight_arrays", no_reading)
+    assert emodb46.predict(wav(shared, names[1]))[0]["label"] == rows[1]["label"]
+
+
+def test_a_resampled_array_equals_the_same_file_on_disk(emodb46, shared, tmp_path):
+    import librosa
+    signal, _ = librosa.load(wav(shared, "03a01Wa.wav"))
+    low = librosa.resample(signal, orig_sr=22050, target_sr=16000)
+    path = str(tmp_path / "16k.wav")
+    sf.write(path, low, 16000, subtype="FLOAT")
+    [from_file] = emodb46.predict(path)
+    [from_array] = emodb46.predict((low, 16000))
+    assert from_array["probabilities"] == pytest.approx(from_file["probabilities"], abs=1e-6)
+
+
+def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, shared, tmp_path, capsys):
+    signal, rate = sf.read(wav(shared, "03a01Wa.wav"))
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    sf.write(str(folder / "a.wav"), signal, rate)
+    sf.write(str(folder / "b.flac"), signal, rate)
+    sf.write(str(folder / "c.ogg"), signal, rate)
+    (folder / "d.wav").write_bytes(b"<html>not a sound</html>" * 40)
+    (folder / "notes.txt").write_text("not audio")
+    rows = emodb46.predict(str(folder))
+    assert [os.path.basename(r["file"]) for r in rows] == ["a.wav", "b.flac", "c.ogg", "d.wav"]
+    assert [r["label"] for r in rows[:3]] == ["angry"] * 3 and rows[3]["label"] is None
+    assert "d.wav: cannot be decoded" in rows[3]["error"]
+    for row in rows[:3]:  # the same files given one by one give the same rows
+        assert emodb46.predict(row["file"]) == [row]
+    test_path = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
+    assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count(": angry") == 3 and "skipped 1 file(s)" in captured.err and "d.wav" in captured.err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.wav").write_bytes(b"nothing")
+    assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", str(bad)]) == 2
+    assert "none of its 1 file(s) could be decoded" in capsys.readouterr().err
+    short = str(tmp_path / "short.wav")
+    sf.write(short, signal[:2205], rate)  # 0.1 s
+    assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", short]) == 0
+    assert "short.wav: 0.10 s, much shorter than the 4.35 s the model was trained on" in capsys.readouterr().err
+
+
+def test_extraction_stops_at_a_bad_file_unless_told_to_skip(tmp_path, capsys):
+    from test_bad_input import synth_folder, write_bytes
+    folder = synth_folder(str(tmp_path), write_bytes(b"<html>not a sound</html>" * 40))
+    features = str(tmp_path / "F.npy")
+    assert main(["--mode", "extract", "--data", "SYNTH", "--wav_path", folder, "--feature_path", features,
+                 "--workers", "1"]) == 2
+    assert "sad0.wav: cannot be decoded" in capsys.readouterr().err and not os.path.exists(features)
+    assert main(["--mode", "extract", "--data", "SYNTH", "--wav_path", folder, "--feature_path", features,
+                 "--workers", "1", "--skip_bad_files"]) == 0
+    assert "skipped 1 file(s)" in capsys.readouterr().err
+    data = np.load(features, allow_pickle=True).item()
+    assert len(data["x"]) == 7 and not any("sad0" in f for f in data["files"])
+
+
+def test_help_is_grouped_with_examples_and_typos_get_a_suggestion(capsys):
+    done = subprocess.run([sys.executable, os.path.join(CODE, "main.py"), "--help"], capture_output=True, text=True)
+    for group in ("common:", "training:", "model-specific:", "feature extraction:", "test, predict, export:",
+                  "grid on Ray:", "output folders, download:", "examples (run from Code/):"):
+        assert group in done.stdout
+    assert main(["--mode", "test", "--model", "TIMET"]) == 2
+    assert "(did you mean TIMNET?)" in capsys.readouterr().err
+    assert main(["--mode", "train", "--data", "EMDB"]) == 2
+    assert "(did you mean EMODB?)" in capsys.readouterr().err
+
+
+def test_the_installed_package_and_command_from_another_directory(shared, tmp_path):
+    """Acceptance: after `pip install --no-deps -e .` (setup.sh), from another directory, load_run(EMODB_46,
+    data="EMODB").predict(03a01Wa.wav)[0]["label"] == "angry"; and the console command runs the same CLI."""
+    code = ("import timnet_ser; "
+            f"run = timnet_ser.load_run({os.path.join(shared, 'reference', 'Test_Models', 'EMODB_46')!r}, data='EMODB'); "
+            f"print(timnet_ser.__file__, run.predict({wav(shared, '03a01Wa.wav')!r})[0]['label'])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": "", "CUDA_VISIBLE_DEVICES": "-1"})
+    assert done.returncode == 0, done.stderr
+    path, label = done.stdout.split()
+    assert label == "angry" and path.startswith(os.path.join(CODE, "timnet_ser"))
+    command = os.path.join(os.path.dirname(sys.executable), "timnet-ser")
+    version = subprocess.run([command, "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    import timnet_ser
+    assert version.returncode == 0 and version.stdout.strip() == f"timnet-ser {timnet_ser.__version__}"
+
+
+def test_every_module_of_code_is_in_the_package():
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["py-modules"])
+    assert listed == {n[:-3] for n in os.listdir(CODE) if n.endswith(".py")}
