@@ -7,6 +7,7 @@ interrupted run (Ctrl-C, SIGKILL, a full disk) never leaves a half-written file 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Callable
 
@@ -34,6 +35,32 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_directory(path: str, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a new folder beside ``path``, then rename it onto ``path`` (``atomic_write`` for folders).
+
+    A folder already at ``path`` is first renamed aside and removed after the swap: a crash between the two
+    renames leaves ``path`` absent, never half-written.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    old = None
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        write(tmp)
+        for root, _, names in os.walk(tmp):  # the bytes are on disk before the name points at them
+            for name in names:
+                with open(os.path.join(root, name), "rb+") as f:
+                    os.fsync(f.fileno())
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old.", dir=folder)
+            os.replace(path, old)  # an empty folder is replaced by a rename
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover and os.path.exists(leftover):
+                shutil.rmtree(leftover)
 
 
 def check_writable(path: str, flag: str) -> None:

@@ -272,11 +272,9 @@ def run_predict(args) -> list[dict]:
 
 
 def run_export(args) -> list[str]:
-    from atomic_file import check_writable
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
-    check_writable(args.output, "--output")
-    weights = load_weights(args)
+    weights = load_weights(args)  # export_model checks --output before converting
     paths = weights.export(args.output, args.format, args.fold)
     for path in paths:
         print(f"wrote {path}")

@@ -1,0 +1,271 @@
+"""Export: ONNX Runtime, the LiteRT interpreter and the reloaded SavedModel compute what the Keras fold-mean model
+computes; the authors' EMODB_46 weights exported to ONNX give the original code's fold-mean probabilities; the
+sidecar says enough to make the input; bad formats and paths are one-line errors; nothing is left half-written."""
+
+import json
+import os
+from dataclasses import replace
+
+import librosa
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import export
+import extract_feature
+import legacy_weights
+from corpora import CORPORA, SAMPLE_RATE
+from errors import UserError
+from GTCM import GTCM
+from Model import MODELS, Hyper, build_model, legacy_weight_groups
+
+FRAMES = 24
+
+
+def _tiny_gmtcn(hyper: Hyper) -> list:
+    return [GTCM(filters=hyper.filter_size, kernel_size=hyper.kernel_size, dilations=(1, 2), name="gtcm")]
+
+
+# name -> (spec, hyper, one sample's shape, signal length giving that shape, weight scale). Few blocks, channels
+# and frames: the exporters' cost grows with the number of operations, not with what they mean.
+TINY = {
+    "TIMNET": (MODELS["TIMNET"], Hyper(filter_size=8, dilation_size=2), (FRAMES, 39), (FRAMES - 1) * 512, 0.3),
+    "GMTCN": (replace(MODELS["GMTCN"], network=_tiny_gmtcn), Hyper(filter_size=8), (FRAMES, 39),
+              (FRAMES - 1) * 512, 0.3),
+    "DCNN_BLSTMwA": (MODELS["DCNN_BLSTMwA"], Hyper(backbone_alpha=0.35, backbone_weights="none"), (2, 64, 64, 3),
+                     22000, 0.1),
+}
+CLASSES = ("a", "b", "c", "d")
+
+
+def randomise(model, seed: int, scale: float) -> None:
+    """Weights far from their initial values (BatchNorm statistics included), so that an exporter that drops or
+    mixes up any variable changes the output; ``scale`` small enough that the softmax is not saturated."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if variable.path.endswith("moving_variance"):
+            variable.assign(rng.uniform(0.5, 2.0, variable.shape).astype("float32"))
+        else:
+            variable.assign(rng.normal(0.0, scale, variable.shape).astype("float32"))
+
+
+def save_folds(name: str, folder, folds) -> list[tuple[int, str]]:
+    """Fold files in the authors' layout, each fold its own random weights."""
+    spec, hyper, shape, _, scale = TINY[name]
+    files = []
+    for fold in folds:
+        model = build_model(spec, shape, len(CLASSES), hyper)
+        randomise(model, fold, scale)
+        path = str(folder / f"{len(folds)}-fold_weights_best_{fold}.hdf5")
+        legacy_weights.save_legacy_weights(path, legacy_weight_groups(model))
+        files.append((fold, path))
+    return files
+
+
+def tiny_model(name: str, folder, folds) -> tuple:
+    spec, hyper, shape, _, _ = TINY[name]
+    files = save_folds(name, folder, folds)
+    return export.fold_mean_model(spec, hyper, shape, len(CLASSES), files), files
+
+
+def run_artefact(path: str, fmt: str, x: np.ndarray) -> np.ndarray:
+    """The exported graph's probabilities on x, by the runtime a consumer would use."""
+    if fmt == "onnx":
+        import onnxruntime
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return session.run([export.OUTPUT_NAME], {export.INPUT_NAME: x})[0]
+    if fmt == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+        runner = Interpreter(model_path=path).get_signature_runner(export.ENDPOINT)
+        return runner(**{export.INPUT_NAME: x})[export.OUTPUT_NAME]
+    loaded = tf.saved_model.load(path)
+    return loaded.signatures[export.ENDPOINT](**{export.INPUT_NAME: tf.constant(x)})[export.OUTPUT_NAME].numpy()
+
+
+def sidecar(name: str, folds) -> dict:
+    spec, _, shape, signal_length, _ = TINY[name]
+    return export.sidecar_for(spec, "TOY", CLASSES, signal_length, shape, folds, "/somewhere/TOY_run")
+
+
+def described(path: str) -> dict:
+    with open(path + ".json") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def tiny_timnet(tmp_path_factory):
+    return tiny_model("TIMNET", tmp_path_factory.mktemp("timnet"), (1, 2))
+
+
+def test_the_graph_is_the_mean_of_the_folds_softmax(tiny_timnet):
+    model, files = tiny_timnet
+    spec, hyper, shape, _, _ = TINY["TIMNET"]
+    x = np.random.default_rng(7).normal(size=(6, *shape)).astype("float32")
+    folds = []
+    for _, path in files:  # predict's way: one network, each fold's file loaded in turn
+        network = build_model(spec, shape, len(CLASSES), hyper)
+        legacy_weights.load_legacy_weights(path, legacy_weight_groups(network))
+        folds.append(np.asarray(network(x, training=False)))
+    assert np.abs(folds[0] - folds[1]).max() > 0.05  # the folds differ, so the mean is a real test
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(folds, axis=0), atol=1e-6)
+    assert [layer.name for layer in model.layers] == ["features", "fold_1", "fold_2", "probabilities"]
+    single = export.fold_mean_model(spec, hyper, shape, len(CLASSES), files[1:2])
+    assert single.name == "TIMNET_fold_2"
+    np.testing.assert_allclose(np.asarray(single(x, training=False)), folds[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("name, fmt", [("TIMNET", "onnx"), ("TIMNET", "tflite"), ("TIMNET", "savedmodel"),
+                                       ("GMTCN", "onnx"), ("GMTCN", "tflite"), ("GMTCN", "savedmodel")])
+def test_each_format_computes_the_keras_fold_mean(tmp_path, tiny_timnet, name, fmt):
+    model, files = tiny_timnet if name == "TIMNET" else tiny_model(name, tmp_path, (1, 2))
+    shape = TINY[name][2]
+    path = str(tmp_path / f"model.{fmt}")
+    written = export.export_model(model, path, fmt, sidecar(name, [f for f, _ in files]))
+    assert written == [path, path + ".json"]
+    for batch in (5, 1):  # the batch axis is free
+        x = np.random.default_rng(batch).normal(size=(batch, *shape)).astype("float32")
+        expected = np.asarray(model(x, training=False))
+        assert expected.max() < 0.99  # not saturated: a wrong weight shows
+        np.testing.assert_allclose(run_artefact(path, fmt, x), expected, atol=1e-5, rtol=0)
+    meta = described(path)
+    assert meta["format"] == fmt and meta["artefact"] == f"model.{fmt}" and meta["model"] == name
+    assert meta["input"]["shape"] == [None, *shape] and meta["output"]["shape"] == [None, len(CLASSES)]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary file or folder left
+
+
+def test_dcnn_blstmwa_exports_with_one_utterance_per_tflite_call(tmp_path):
+    """Its LSTMs lower to TFLite only with a static batch: that file takes batch 1, ONNX keeps the free batch."""
+    model, _ = tiny_model("DCNN_BLSTMwA", tmp_path, (1,))
+    shape = TINY["DCNN_BLSTMwA"][2]
+    x = np.random.default_rng(0).normal(0.0, 10.0, size=(3, *shape)).astype("float32")
+    expected = np.asarray(model(x, training=False))
+    assert expected.max() < 0.99
+    for fmt, batch in (("onnx", None), ("tflite", 1)):
+        path = str(tmp_path / f"dcnn.{fmt}")
+        export.export_model(model, path, fmt, sidecar("DCNN_BLSTMwA", [1]))
+        assert described(path)["input"]["shape"] == [batch, *shape]
+        assert described(path)["features"]["kind"] == "logmel3"
+        rows = [x] if batch is None else [x[i:i + 1] for i in range(len(x))]
+        got = np.concatenate([run_artefact(path, fmt, r) for r in rows])
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_emodb46_onnx_gives_the_original_codes_fold_mean(shared, tmp_path):
+    """The authors' weights: ONNX Runtime on the first 64 rows of EMODB_2s.npy against the original code's
+    probabilities of the same folds, averaged. Folds 1 and 10 keep the conversion short; the 10-fold graph is
+    the same code with more copies."""
+    reference = os.path.join(shared, "reference")
+    folder = os.path.join(reference, "Test_Models", "EMODB_46")
+    chosen = (1, 10)
+    files = [(fold, os.path.join(folder, f"10-fold_weights_best_{fold}.hdf5")) for fold in chosen]
+    corpus = CORPORA["EMODB"]
+    model = export.fold_mean_model(MODELS["TIMNET"], Hyper(), (corpus.frames, 39), corpus.num_classes, files)
+    path = str(tmp_path / "emodb46.onnx")
+    export.export_model(model, path, "onnx", export.sidecar_for(
+        MODELS["TIMNET"], "EMODB", corpus.classes, corpus.signal_length, (corpus.frames, 39), chosen, folder))
+    x = np.load(os.path.join(reference, "EMODB_2s.npy"), allow_pickle=True).item()["x"][:64]
+    golden = np.load(os.path.join(reference, "golden_timnet_emodb46.npz"))["probs"][[f - 1 for f in chosen], :64]
+    got = run_artefact(path, "onnx", x)
+    assert np.abs(golden[0] - golden[1]).max() > 0.01  # two different folds: the mean is tested
+    np.testing.assert_allclose(got, golden.mean(axis=0), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(got, np.asarray(model(x, training=False)), atol=1e-5, rtol=0)
+    meta = described(path)
+    assert meta["classes"] == list(corpus.classes) and meta["folds_averaged"] == [1, 10]
+    assert (meta["sample_rate"], meta["signal_length"]) == (22050, 96000)
+    assert meta["input"] == {"name": "features", "shape": [None, 188, 39], "dtype": "float32"}
+    assert meta["weights"] == "EMODB_46" and meta["model"] == "TIMNET"
+
+
+def test_the_sidecar_recipe_makes_the_mfcc_input():
+    """The recipe's numbers, passed explicitly to librosa, reproduce the features the model was trained on."""
+    meta = sidecar("TIMNET", [1])
+    recipe = meta["features"]
+    signal = np.random.default_rng(0).normal(0.0, 0.1, meta["signal_length"]).astype("float32")
+    power = librosa.feature.melspectrogram(y=signal, sr=meta["sample_rate"], n_fft=recipe["n_fft"],
+                                           hop_length=recipe["hop_length"], window=recipe["window"],
+                                           center=recipe["center"], pad_mode=recipe["pad_mode"],
+                                           power=recipe["power"], n_mels=recipe["n_mels"], fmin=recipe["fmin"],
+                                           fmax=recipe["fmax"], htk=recipe["htk"], norm=recipe["mel_norm"])
+    decibels = librosa.power_to_db(power, ref=recipe["ref"], amin=recipe["amin"], top_db=recipe["top_db"])
+    made = librosa.feature.mfcc(S=decibels, n_mfcc=recipe["n_mfcc"], dct_type=recipe["dct_type"],
+                                norm=recipe["norm"], lifter=recipe["lifter"]).T
+    np.testing.assert_allclose(made, extract_feature.mfcc(signal), atol=1e-4)
+    assert made.shape == tuple(meta["input"]["shape"][1:]) == (FRAMES, 39)
+    assert recipe["librosa"] == librosa.__version__ and meta["sample_rate"] == SAMPLE_RATE
+    assert meta["classes"] == list(CLASSES) and meta["folds_averaged"] == [1]
+
+
+def test_the_sidecar_recipe_makes_the_logmel3_input():
+    meta = sidecar("DCNN_BLSTMwA", [1])
+    recipe = meta["features"]
+    signal = np.random.default_rng(0).normal(0.0, 0.1, meta["signal_length"]).astype("float32")
+    power = librosa.feature.melspectrogram(y=signal, sr=meta["sample_rate"], n_fft=recipe["n_fft"],
+                                           hop_length=recipe["hop_length"], win_length=recipe["win_length"],
+                                           window=recipe["window"], n_mels=recipe["n_mels"], fmin=recipe["fmin"],
+                                           fmax=recipe["fmax"])
+    static = librosa.power_to_db(power, ref=recipe["ref"], amin=recipe["amin"], top_db=recipe["top_db"])
+    channels = np.stack([static, librosa.feature.delta(static, width=recipe["width"]),
+                         librosa.feature.delta(static, width=recipe["width"], order=2)], axis=-1).transpose(1, 0, 2)
+    starts = range(0, len(channels) - recipe["segment_frames"] + 1, recipe["segment_hop"])
+    made = np.stack([channels[s:s + recipe["segment_frames"]] for s in starts])
+    np.testing.assert_allclose(made, extract_feature.logmel3(signal), atol=1e-5)
+    assert made.shape == tuple(meta["input"]["shape"][1:]) == (2, 64, 64, 3)
+
+
+@pytest.fixture(scope="module")
+def any_model():
+    spec, hyper, shape, _, _ = TINY["TIMNET"]
+    return build_model(spec, shape, len(CLASSES), hyper)
+
+
+@pytest.mark.parametrize("fmt, target, message", [
+    ("pt", "m.pt", "--format 'pt': choose one of onnx, tflite, savedmodel"),
+    ("onnx", "a_file/m.onnx", "--output"),  # its folder would have to be made inside a file
+    ("savedmodel", "a_file", "is a file; a SavedModel is a folder"),
+    ("tflite", "a_folder", "is a folder"),
+])
+def test_bad_format_or_output_is_one_line(tmp_path, any_model, fmt, target, message):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(UserError) as error:
+        export.export_model(any_model, str(tmp_path / target), fmt, {})
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "a_folder"]
+
+
+@pytest.mark.parametrize("fmt, writer", [("onnx", "_write_onnx"), ("savedmodel", "_write_saved_model")])
+def test_a_failed_export_leaves_nothing_half_written(tmp_path, any_model, monkeypatch, fmt, writer):
+    path = tmp_path / f"m.{fmt}"
+    if fmt == "savedmodel":  # a previous export stays whole
+        path.mkdir()
+        (path / "saved_model.pb").write_text("previous")
+
+    def fail_halfway(model, signature, target):
+        if os.path.isdir(target):
+            target = os.path.join(target, "saved_model.pb")
+        with open(target, "w") as f:
+            f.write("half")
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(export, writer, fail_halfway)
+    with pytest.raises(RuntimeError):
+        export.export_model(any_model, str(path), fmt, {})
+    if fmt == "savedmodel":
+        assert os.listdir(tmp_path) == [path.name] and (path / "saved_model.pb").read_text() == "previous"
+    else:
+        assert os.listdir(tmp_path) == []
+
+
+def test_a_savedmodel_replaces_the_previous_one(tmp_path, any_model, monkeypatch):
+    path = tmp_path / "m"
+    path.mkdir()
+    (path / "stale.txt").write_text("from an older export")
+
+    def write(model, signature, folder):
+        with open(os.path.join(folder, "saved_model.pb"), "w") as f:
+            f.write("new")
+
+    monkeypatch.setattr(export, "_write_saved_model", write)
+    export.export_model(any_model, str(path) + "/", "savedmodel", {})
+    assert os.listdir(path) == ["saved_model.pb"] and (path / "saved_model.pb").read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["m", "m.json"]
