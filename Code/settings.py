@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
            "in 64-frame segments); other modes: the model's kind")
     a("--mean_signal_length", type=int, default=None,
       help="extract: samples every utterance is centred to (default: the corpus' value; own data: the mean length)")
-    a("--workers", type=int, default=None, help="extract: parallel processes (default: all cores)")
+    a("--workers", type=int, default=None,
+      help="extract: parallel processes (default: all cores); grid: Ray workers on a local Ray (default: one per "
+           "2 cores, docs/grid.md)")
     a("--skip_bad_files", action="store_true",
       help="extract: leave out files that cannot be decoded and list them (default: stop at the first, because "
            "leaving files out changes the folds)")

@@ -1,0 +1,292 @@
+"""The grid (--mode grid): the TOML's axes and corpus tables, one local Ray shared by every Ray test, a worker
+killed mid-fold, a repeated grid that trains nothing, Ray against this process, failures that stop nothing."""
+
+import contextlib
+import glob
+import io
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import grid
+from errors import UserError
+from main import main
+
+# 2 models x 2 seeds x 3 folds x 1 epoch of tiny networks on 30 generated utterances
+GRID = """
+data = "TOY"
+feature_path = "TOY.npy"
+model = ["TIMNET", "GMTCN"]
+random_seed = [1, 2]
+split_fold = 3
+epoch = 1
+batch_size = 8
+dilation_size = 2
+filter_size = 8
+"""
+RAY_DEADLINE_S = 150  # the killed-worker grid must be done by then, else the test fails rather than hangs
+
+
+def toy_features(path, n=30, frames=24, seed=0):
+    """Three classes of MFCC-like frames that differ in mean, in a feature file of a dataset of our own."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    x = rng.normal(size=(n, frames, 39)).astype("float32") + labels[:, None, None].astype("float32")
+    np.save(path, {"x": x, "y": np.eye(3, dtype="float32")[labels], "classes": np.array(["a", "b", "c"]),
+                   "signal_length": np.int64((frames - 1) * 512)}, allow_pickle=True)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A folder with TOY.npy and grid.toml."""
+    path = tmp_path_factory.mktemp("grid")
+    toy_features(path / "TOY.npy")
+    (path / "grid.toml").write_text(GRID)
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray (loopback only, 2 CPUs, no GPU) for every Ray test of this file; shut down at the end."""
+    grid.start_local_ray(cpus=2, gpus=0, object_store_bytes=256 * 2 ** 20)
+    import ray  # after the start: a local Ray's settings are read when Ray is imported
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}  # reachable from here only
+    yield ray
+    ray.shutdown()
+
+
+def run_grid(folder, name: str, *flags, toml: str = "grid.toml") -> tuple[int, str]:
+    """main.py --mode grid into folder/<name>-models and folder/<name>-results: (exit status, its stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main(["--mode", "grid", "--grid", str(folder / toml), "--gpu", "-1",
+                       "--model_path", str(folder / f"{name}-models"), "--result_path",
+                       str(folder / f"{name}-results"), *flags])
+    return status, err.getvalue()
+
+
+def fold_records(model_path) -> dict:
+    """{(model, seed, fold record file): (predictions, training losses)} of every run under ``model_path``."""
+    found = {}
+    for run_file in glob.glob(os.path.join(model_path, "*", "run.json")):
+        with open(run_file) as f:
+            config = json.load(f)["config"]
+        for path in glob.glob(os.path.join(os.path.dirname(run_file), "*-fold_record_*.json")):
+            with open(path) as f:
+                record = json.load(f)
+            found[(config["model"], config["random_seed"], os.path.basename(path))] = (
+                record["y_pred"], record["history"]["loss"])
+    return found
+
+
+def weight_times(model_path) -> dict:
+    return {path: os.stat(path).st_mtime_ns for path in glob.glob(os.path.join(model_path, "*", "*.hdf5"))}
+
+
+def parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])  # the field after the state; the name may hold spaces
+
+
+def ours(pid: int) -> bool:
+    """Whether ``pid`` descends from this process (the local Ray that this test started), not another's Ray."""
+    while pid > 1:
+        pid = parent(pid)
+        if pid == os.getpid():
+            return True
+    return False
+
+
+def kill_first_training_worker(killed: list, stop: threading.Event) -> None:
+    """SIGKILL the first of our Ray worker processes seen inside FoldWorker.train (Ray titles it so meanwhile)."""
+    while not stop.is_set():
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    title = f.read()
+                mine = title.startswith(b"ray::FoldWorker.train") and ours(int(pid))
+            except OSError:  # the process ended meanwhile
+                continue
+            if mine:
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def in_process(folder):
+    """The grid with --address none: every fold in this process, one after the other."""
+    status, err = run_grid(folder, "here", "--address", "none")
+    assert status == 0, err
+    return fold_records(folder / "here-models")
+
+
+@pytest.fixture(scope="module")
+def on_ray(folder, local_ray):
+    """The grid on the shared local Ray, with one worker killed by SIGKILL while it trains a fold."""
+    killed, stop = [], threading.Event()
+    killer = threading.Thread(target=kill_first_training_worker, args=(killed, stop), daemon=True)
+    killer.start()
+    timer = threading.Timer(RAY_DEADLINE_S, lambda: os.kill(os.getpid(), signal.SIGINT))  # Ctrl-C, not a hang
+    timer.start()
+    try:
+        status, err = run_grid(folder, "ray", "--workers", "2")  # a pool of two: one dies, one goes on
+    finally:
+        timer.cancel()
+        stop.set()
+    assert status == 0, err
+    return {"records": fold_records(folder / "ray-models"), "stderr": err, "killed": killed}
+
+
+# --- the grid file ----------------------------------------------------------------------------------------------
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "g.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def points_of(path: str, **typed) -> list:
+    return grid.expand(path, grid.read_grid(path), typed)
+
+
+def test_axes_make_a_cartesian_product_and_corpus_tables_pair_data_with_their_file(tmp_path):
+    path = write(tmp_path, """
+model = ["TIMNET", "GMTCN"]
+random_seed = [1, 2]
+lr = 0.01
+balance = true
+[[corpus]]
+data = "EMODB"
+feature_path = "features/EMODB.npy"
+[[corpus]]
+data = "CASIA"
+feature_path = "/data/CASIA.npy"
+""")
+    points = points_of(path, lr=0.5, epoch=7)
+    got = sorted((p.args.model, p.args.data, p.args.seed, p.args.feature_path) for p in points)
+    assert got == sorted((model, data, seed, feature) for model in ("TIMNET", "GMTCN") for seed in (1, 2)
+                         for data, feature in (("EMODB", str(tmp_path / "features" / "EMODB.npy")),
+                                               ("CASIA", "/data/CASIA.npy")))
+    for point in points:  # the grid file wins over the command line, which fills in the rest
+        assert (point.args.lr, point.args.epoch, point.args.balance) == (0.01, 7, True)
+        assert point.error == "" and point.args.seeds == [point.args.seed]
+    assert {p.label for p in points} >= {"TIMNET on EMODB, seed 1", "GMTCN on CASIA, seed 2"}
+
+
+def test_a_comma_list_of_seeds_is_an_axis_and_other_axes_name_the_run(tmp_path):
+    points = points_of(write(tmp_path, 'random_seed = "46,47"\nlr = [0.1, 0.2]\n'))
+    assert sorted(p.label for p in points) == ["TIMNET on EMODB, seed 46, lr=0.1", "TIMNET on EMODB, seed 46, lr=0.2",
+                                               "TIMNET on EMODB, seed 47, lr=0.1", "TIMNET on EMODB, seed 47, lr=0.2"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("epochs = 3", "unknown key 'epochs' (did you mean epoch?)"),
+    ("model = [", "not valid TOML"),
+    ("mode = 'train'", "unknown key 'mode'"),
+    ('data = "EMODB"\n[[corpus]]\ndata = "CASIA"', "data at the top level and in [[corpus]] tables"),
+    ("[[corpus]]\nfeature_path = 'x.npy'", "[[corpus]] table 1 has no data key"),
+    ("epoch = true", "epoch = true: --epoch takes a value"),
+    ("balance = 1", "balance = 1: expected true or false"),
+    ("lr = []", "lr = []: an axis needs at least one value"),
+    ("lr = [[0.1]]", "expected a string, a number or a boolean"),
+])
+def test_a_bad_grid_file_is_one_line_naming_it(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as error:
+        points_of(path)
+    assert str(error.value).startswith(f"--grid {path}: ") and message in str(error.value)
+
+
+def test_a_point_whose_flags_are_refused_is_reported_and_the_others_stay(tmp_path):
+    points = points_of(write(tmp_path, "dilation_size = [0, 2]"))
+    [bad] = [p for p in points if p.args is None]
+    [good] = [p for p in points if p.args is not None]
+    assert "--dilation_size 0: must be positive" in bad.error and good.args.dilation_size == 2
+
+
+@pytest.mark.parametrize("nodes, workers, gpus, expected", [
+    ([{"CPU": 2}], None, 0, (1, 2)),  # the measured default: two threads per worker
+    ([{"CPU": 2}], 2, 0, (2, 1)),
+    ([{"CPU": 16}, {"CPU": 16}], None, 0, (16, 2)),
+    ([{"CPU": 16}, {"CPU": 4}], 2, 0, (1, 10)),  # a worker of 10 threads fits on the larger node only
+    ([{"CPU": 16, "GPU": 1.0}], None, 0.25, (4, 2)),  # four folds share the GPU
+])
+def test_the_pool_fits_the_nodes(nodes, workers, gpus, expected):
+    assert grid.pool_size(nodes, workers, gpus) == expected
+
+
+@pytest.mark.parametrize("nodes, workers, gpus, message", [
+    ([{"CPU": 2}], 3, 0, "--workers 3: more than the 2 CPUs"),
+    ([{"CPU": 8}], None, 0.5, "--gpus_per_task 0.5: no node"),
+])
+def test_a_pool_that_cannot_be_made_is_one_line(nodes, workers, gpus, message):
+    with pytest.raises(UserError, match=message):
+        grid.pool_size(nodes, workers, gpus)
+
+
+def test_a_missing_grid_file_names_itself(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        grid.read_grid(str(tmp_path / "none.toml"))
+
+
+# --- running it -------------------------------------------------------------------------------------------------
+
+def test_a_killed_worker_costs_one_fold_and_ray_equals_this_process(in_process, on_ray, folder):
+    assert on_ray["killed"], "no worker was seen training a fold"
+    assert "its worker process died" in on_ray["stderr"] and "trying it again" in on_ray["stderr"]
+    assert "12/12 folds done, 0 running, 0 failed, 1 retried" in on_ray["stderr"]
+    assert len(in_process) == 12
+    assert on_ray["records"] == in_process  # every fold's predictions and losses, bit for bit
+    assert len(weight_times(folder / "ray-models")) == 12
+    report = (folder / "ray-results" / "report.md").read_text()
+    assert "95% CI" in report and "TIMNET" in report and "GMTCN" in report
+    assert len(glob.glob(str(folder / "ray-results" / "TOY_3fold_*_last_epoch.json"))) == 4
+
+
+def test_a_repeated_grid_trains_nothing(on_ray, folder):
+    before = weight_times(folder / "ray-models")
+    runs = sorted(os.listdir(folder / "ray-models"))
+    status, err = run_grid(folder, "ray")
+    assert status == 0, err
+    assert weight_times(folder / "ray-models") == before  # no weight file rewritten
+    assert sorted(os.listdir(folder / "ray-models")) == runs  # the same run folders, none added
+    assert "started" not in err
+
+
+def test_failures_are_reported_and_the_other_runs_finish(folder, local_ray):
+    (folder / "broken.npy").write_text("not a feature file")
+    (folder / "bad.toml").write_text("""
+model = "TIMNET"
+random_seed = 3
+split_fold = 3
+epoch = 1
+batch_size = 8
+dilation_size = 2
+filter_size = 8
+protocol = ["last_epoch", "inner_val"]
+val_fraction = 0.0   # inner_val cannot split off no rows: every fold of that run fails
+[[corpus]]
+data = "TOY"
+feature_path = "TOY.npy"
+[[corpus]]
+data = "TOY"
+feature_path = "broken.npy"
+""")
+    status, err = run_grid(folder, "bad", "--workers", "2", toml="bad.toml")
+    assert status == 2
+    assert f"{folder / 'broken.npy'}: not a readable .npy feature file" in err  # the two points of that file
+    failures = err[err.index("grid: "):]
+    assert "protocol=inner_val" in failures and ("test_size" in failures or "--val_fraction" in failures)
+    assert "the other runs are done" in err
+    [good] = [path for path in glob.glob(str(folder / "bad-models" / "*" / "run.json"))
+              if json.load(open(path))["config"]["protocol"] == "last_epoch"]
+    assert len(glob.glob(os.path.join(os.path.dirname(good), "*.hdf5"))) == 3
+    assert glob.glob(str(folder / "bad-results" / "TOY_3fold_*_3_*_TIMNET_last_epoch.json"))
+    assert "95% CI" in (folder / "bad-results" / "report.md").read_text()
