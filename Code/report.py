@@ -251,8 +251,9 @@ def _shared_seeds(runs_a: list[dict], runs_b: list[dict]) -> tuple[list[dict], l
 def build_comparisons(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     """Paired tests of every two rows on the same corpus, feature file, fold scheme and synthetic flag, over the
     seeds they share; and, for each such pair that cannot be paired, a line saying why (``significance.compare``
-    checks the seeds and every fold's test rows)."""
-    groups = group_runs(records)
+    checks the seeds and every fold's test rows). Training runs only: a re-test repeats a run's predictions, and
+    a test of it against that run would test nothing."""
+    groups = group_runs([r for r in records if r.get("mode", "train") == "train"])
     varying = _varying_settings(groups)
     same_data = defaultdict(list)
     for key, runs in groups:
