@@ -217,7 +217,8 @@ def build_table(records: list[dict]) -> pd.DataFrame:
         if varying:
             row["settings"] = _settings_text(key, varying) or "–"
         rows.append({
-            **row, "cv": key.cv, "runs": len(runs), "seeds": " ".join(str(r["config"]["random_seed"]) for r in runs),
+            **row, "cv": key.cv, "runs": len(runs),
+            "seeds": " ".join(str(seed) for seed in sorted(r["config"]["random_seed"] for r in runs)),
             "folds": key.folds, "epochs": "–" if runs[0].get("mode") == "test" else runs[0]["config"]["epochs"],
             "UAR % (pooled)": _cell([r["summary"]["uar_pooled"] for r in runs]),
             "WAR % (mean of folds)": _cell([r["summary"]["war_mean_of_folds"] for r in runs]),
