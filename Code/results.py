@@ -103,10 +103,11 @@ def run_title(config, mode: str, retest: dict | None = None) -> str:
     speaker-independent folds, the original's cumulative label smoothing, a re-test on another split or features."""
     synthetic = "SYNTHETIC DATA - " if config.synthetic else ""
     folds = f"{config.split_fold}-fold" + (" speaker-independent" if config.cv == "speaker" else "")
-    notes = [" CUMULATIVE label smoothing"] if getattr(config, "label_smoothing_history", "") == "cumulative" else []
+    notes = ["CUMULATIVE label smoothing"] if getattr(config, "label_smoothing_history", "") == "cumulative" else []
     if retest and retest.get("label"):
-        notes.append(f" {retest['label']}")
-    return f"{synthetic}{config.model} on {config.data}, {folds}, seed {config.random_seed}, {mode}{','.join(notes)}"
+        notes.append(retest["label"])
+    return f"{synthetic}{config.model} on {config.data}, {folds}, seed {config.random_seed}, {mode}" + \
+        "".join(f", {note}" for note in notes)
 
 
 def run_record(config, model: dict, mode: str, folds: list[dict], weights_folder: str, protocol: str,
