@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import keras
@@ -21,13 +22,13 @@ import numpy as np
 import tensorflow as tf
 from sklearn.model_selection import GroupKFold, KFold, train_test_split
 
-import augment
-import results
-import run_folder
-from errors import TrainingInterrupted, UserError
-from extract_feature import row_signatures
-from Model import ModelSpec, build_model, legacy_weight_groups
-from run_folder import RunConfig, RunFolder, TrainingData
+from . import augment
+from . import results
+from . import run_folder
+from .errors import TrainingInterrupted, UserError
+from .extract_feature import row_signatures
+from .Model import ModelSpec, build_model, legacy_weight_groups
+from .run_folder import RunConfig, RunFolder, TrainingData
 
 PROTOCOLS = {
     "last_epoch": "last_epoch: train the fixed number of epochs and evaluate the last one; the test fold is used "
@@ -255,29 +256,63 @@ def fold_seed(config: RunConfig, fold: int) -> int:
     return config.random_seed * 1000 + fold
 
 
-def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold: int, config: RunConfig,
-               label: str) -> dict:
-    """Train fold ``fold`` of ``folds`` under ``config.protocol``; returns the per-epoch history and the kept epoch."""
+@dataclass
+class FoldPlan:
+    """What fold ``fold`` trains on, all drawn from its seed; ``train_fold`` and the stacked path start from it.
+
+    Args:
+        seed: the fold's seed (initial weights, dropout masks, batch order).
+        x_fit, y_fit: the features and labels the batches come from (x and the fold's labels, unless --augment).
+        fit_rows: the rows of ``x_fit`` the epochs draw their batches from (repeats: --balance).
+        monitor_rows: the rows of x whose accuracy picks the kept epoch (inner_val, paper), or None.
+        labels: (N, C) the fold's labels of x (``fold_labels``), for the validation losses.
+        rng: the batch-order generator, in its state before the first epoch.
+    """
+
+    seed: int
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    fit_rows: np.ndarray
+    monitor_rows: Optional[np.ndarray]
+    labels: np.ndarray
+    rng: np.random.Generator
+
+    def recorded_validation_rows(self, config: RunConfig) -> Optional[list]:
+        """The validation rows a fold record lists: inner_val's (the paper protocol's are the test rows)."""
+        return self.monitor_rows.tolist() if config.protocol == "inner_val" else None
+
+
+def plan_fold(config: RunConfig, x: np.ndarray, y: np.ndarray, folds: list, fold: int) -> FoldPlan:
+    """The ``FoldPlan`` of fold ``fold`` of ``folds``."""
     seed = fold_seed(config, fold)
     train_idx, test_idx = folds[fold]
-    trainer.reset(seed)
     fit_idx, monitor_idx = validation_rows(config, train_idx, test_idx, y, seed)
     labels = fold_labels(y, folds, fold, fit_idx, config.label_smoothing, config.label_smoothing_history)
     rng = np.random.default_rng(seed)
     x_fit, y_fit, fit_rows = training_set(config, x, labels, fit_idx, rng)
+    return FoldPlan(seed, x_fit, y_fit, fit_rows, monitor_idx, labels, rng)
+
+
+def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold: int, config: RunConfig,
+               label: str) -> dict:
+    """Train fold ``fold`` of ``folds`` under ``config.protocol``; returns the per-epoch history and the kept epoch."""
+    plan = plan_fold(config, x, y, folds, fold)
+    trainer.reset(plan.seed)
+    monitor = plan.monitor_rows
     history = {"loss": [], "accuracy": []}
-    if monitor_idx is not None:
+    if monitor is not None:
         history.update(val_loss=[], val_accuracy=[])
     monitor_name = "test" if config.protocol == "paper" else "val"
     best_accuracy, best_epoch, best_weights = -1.0, config.epochs, None
     progress = EpochProgress(label, config.epochs)
     for epoch in range(1, config.epochs + 1):
-        loss, accuracy = trainer.train_epoch(x_fit, y_fit, rng.permutation(fit_rows), config.batch_size)
+        loss, accuracy = trainer.train_epoch(plan.x_fit, plan.y_fit, plan.rng.permutation(plan.fit_rows),
+                                             config.batch_size)
         history["loss"].append(loss)
         history["accuracy"].append(accuracy)
         logs = {"loss": loss, "acc": accuracy}
-        if monitor_idx is not None:
-            val_loss, val_accuracy = _loss_and_accuracy(trainer.predict(x[monitor_idx]), labels[monitor_idx])
+        if monitor is not None:
+            val_loss, val_accuracy = _loss_and_accuracy(trainer.predict(x[monitor]), plan.labels[monitor])
             history["val_loss"].append(val_loss)
             history["val_accuracy"].append(val_accuracy)
             logs.update({f"{monitor_name}_loss": val_loss, f"{monitor_name}_acc": val_accuracy})
@@ -286,8 +321,7 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
         progress.update(epoch, logs)
     if best_weights is not None:
         trainer.set_weights(best_weights)
-    return {"history": history, "kept_epoch": best_epoch,
-            "validation_rows": None if monitor_idx is None or monitor_idx is test_idx else monitor_idx.tolist()}
+    return {"history": history, "kept_epoch": best_epoch, "validation_rows": plan.recorded_validation_rows(config)}
 
 
 def build_trainer(spec: ModelSpec, config: RunConfig, input_shape: tuple, num_classes: int) -> Trainer:
@@ -306,13 +340,14 @@ def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarra
     return run_folder.create(model_path, config, data, [test for _, test in folds], row_signatures(x), result_path)
 
 
-def train_and_save_fold(spec: ModelSpec, run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray,
-                        fold: int) -> dict:
-    """Train fold ``fold`` of ``run``, evaluate its kept weights once on its test fold, save weights and record."""
+def _fold_label(spec: ModelSpec, run: RunFolder, fold: int) -> str:
+    return f"[{spec.name} {run.config.data} fold {fold + 1}/{run.k}]"
+
+
+def save_trained_fold(run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray, fold: int, kept: dict) -> dict:
+    """Evaluate the trainer's weights (fold ``fold``'s kept epoch) once on its test fold; save weights and record."""
     config = run.config
-    folds = run.folds(len(x))
-    test_idx = folds[fold][1]
-    kept = train_fold(trainer, x, y, folds, fold, config, f"[{spec.name} {config.data} fold {fold + 1}/{run.k}]")
+    test_idx = run.folds(len(x))[fold][1]
     probs = trainer.predict(x[test_idx])  # the kept epoch's weights, evaluated once on the test fold
     metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
     record = {**metrics, **kept, "y_true": y[test_idx].argmax(1).tolist(), "y_pred": probs.argmax(1).tolist(),
@@ -321,13 +356,39 @@ def train_and_save_fold(spec: ModelSpec, run: RunFolder, trainer: Trainer, x: np
     return record
 
 
+def train_and_save_fold(spec: ModelSpec, run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray,
+                        fold: int) -> dict:
+    """Train fold ``fold`` of ``run``, evaluate its kept weights once on its test fold, save weights and record."""
+    kept = train_fold(trainer, x, y, run.folds(len(x)), fold, run.config, _fold_label(spec, run, fold))
+    return save_trained_fold(run, trainer, x, y, fold, {**kept, "training": "sequential"})
+
+
+def train_and_save_stacked(spec: ModelSpec, run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray,
+                           todo: list) -> list[dict]:
+    """Train the folds ``todo`` of ``run`` together (stacked_training.py), then evaluate and save each as
+    ``train_and_save_fold`` does. Nothing is saved before the whole stack has trained."""
+    from .stacked_training import plan_member, train_members
+    config, folds = run.config, run.folds(len(x))
+    plans = [plan_fold(config, x, y, folds, fold) for fold in todo]
+    members = [plan_member(plan, _fold_label(spec, run, fold)) for fold, plan in zip(todo, plans)]
+    records = []
+    for fold, plan, result in zip(todo, plans, train_members(spec, config, x, members)):
+        trainer.set_weights(result.weights)
+        kept = {"history": result.history, "kept_epoch": result.kept_epoch,
+                "validation_rows": plan.recorded_validation_rows(config), "training": "stacked"}
+        records.append(save_trained_fold(run, trainer, x, y, fold, kept))
+    return records
+
+
 def cross_validate(spec: ModelSpec, run: RunFolder, x: np.ndarray, y: np.ndarray,
-                   trainer: Optional[Trainer] = None) -> dict:
+                   trainer: Optional[Trainer] = None, stacked: bool = False) -> dict:
     """Train every fold of ``run`` that is not on disk yet, then write the run's results.
 
-    After every fold its weights and record are on disk (written atomically), so an interrupted run
-    continues from its folder and ends with the same results as an uninterrupted one: every fold draws its
-    initial weights, dropout and shuffling from its own seed.
+    Sequentially (the reference path), every fold's weights and record are on disk (written atomically) as soon
+    as it is trained, so an interrupted run continues from its folder and ends with the same results as an
+    uninterrupted one: every fold draws its initial weights, dropout and shuffling from its own seed. With
+    ``stacked`` the unfinished folds train together in one compiled step (stacked_training.py) and are saved when
+    the stack is done.
     """
     config = run.config
     started = time.time()
@@ -337,12 +398,16 @@ def cross_validate(spec: ModelSpec, run: RunFolder, x: np.ndarray, y: np.ndarray
     print(f"model {spec.name}{f' ({variant})' if variant else ''}: {trainer.model.count_params():,} parameters, "
           f"built in {time.time() - started:.1f} s")
     done = run.finished_folds()
+    for fold in sorted(done):
+        print(results.format_fold_line(fold, run.k, done[fold]) + "  (finished before the interruption)")
+    todo = [fold for fold in range(run.k) if fold not in done]
     try:
-        for fold in range(run.k):
-            if fold in done:
-                print(results.format_fold_line(fold, run.k, done[fold]) + "  (finished before the interruption)")
-                continue
-            record = train_and_save_fold(spec, run, trainer, x, y, fold)
+        if stacked and todo:
+            print(f"training folds {', '.join(str(f + 1) for f in todo)} stacked in one step")
+            records = train_and_save_stacked(spec, run, trainer, x, y, todo)
+        else:  # one after the other, each saved (and printed) as soon as it is trained
+            records = (train_and_save_fold(spec, run, trainer, x, y, fold) for fold in todo)
+        for fold, record in zip(todo, records):
             print(results.format_fold_line(fold, run.k, record) + f"  kept epoch {record['kept_epoch']}")
     except KeyboardInterrupt:
         raise TrainingInterrupted(run.path, sorted(run.finished_folds()), run.k, run.resume_command) from None

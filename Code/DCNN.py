@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import keras
 from keras import ops
 
-from layer_args import check_positive_int, check_positive_number, check_rate
+from .layer_args import check_positive_int, check_positive_number, check_rate
 
 # name -> (Keras Applications constructor, whether it has MobileNet's width multiplier ``alpha``).
 # Both expect ImageNet inputs scaled to [-1, 1] (their preprocess_input mode "tf").

@@ -15,10 +15,10 @@ from typing import Callable
 import keras
 import numpy as np
 
-from DCNN import BackboneWeightsError, DCNNBLSTMwA
-from errors import UserError
-from GTCM import GTCM
-from TIMNET import TIMNET, WeightLayer
+from .DCNN import BackboneWeightsError, DCNNBLSTMwA
+from .errors import UserError
+from .GTCM import GTCM
+from .TIMNET import TIMNET, WeightLayer
 
 
 @dataclass(frozen=True)

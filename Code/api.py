@@ -20,8 +20,8 @@ from typing import Optional
 
 import numpy as np
 
-from errors import UserError
-from tensorflow_setup import start_tensorflow
+from .errors import UserError
+from .tensorflow_setup import start_tensorflow
 
 
 class Run:
@@ -32,9 +32,9 @@ class Run:
 
     def __init__(self, folder: str, spec, hyper, data: str, classes: list, signal_length: int,
                  weight_files: list[tuple[int, str]], run=None):
-        import legacy_weights
-        from Model import build_model, embedding_model, legacy_weight_groups, without_pretrained
-        from extract_feature import feature_shape
+        from . import legacy_weights
+        from .Model import build_model, embedding_model, legacy_weight_groups, without_pretrained
+        from .extract_feature import feature_shape
         self.folder, self.spec, self.hyper, self.data = folder, spec, hyper, data
         self.classes, self.signal_length, self.run = list(classes), int(signal_length), run
         self.input_shape = feature_shape(spec.features, self.signal_length)
@@ -64,7 +64,7 @@ class Run:
     def fold_outputs(self, features: np.ndarray, fold: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (F, N, D), probabilities (F, N, C)) of every fold model (or fold ``fold``) on features
         (N, T, 39) or (N, S, 64, 64, 3)."""
-        import legacy_weights
+        from . import legacy_weights
         wanted = self._fold_numbers(fold)
         embeddings, probabilities = [], []
         for number, _, arrays in self.folds:
@@ -85,7 +85,7 @@ class Run:
         than the training utterances carries a ``warning``. A file the run trained on carries ``training_corpus``:
         how many fold models trained on it and what the fold that held it out predicts.
         """
-        import predict
+        from . import predict
         clips = predict.read_clips(source, self.signal_length, self.feature_kind)
         good = [c for c in clips if c.error is None]
         rows = {}
@@ -108,7 +108,7 @@ class Run:
 
     def _training_corpus(self, features: np.ndarray) -> Optional[dict]:
         """For a clip that is a row of the run's training corpus: which fold held it out and what it predicts."""
-        import predict
+        from . import predict
         signatures = self.run.training_signatures() if self.run is not None else None
         if signatures is None:
             return None
@@ -123,7 +123,7 @@ class Run:
     def embed(self, source, fold: Optional[int] = None) -> np.ndarray:
         """The fused utterance embeddings (the layer before the softmax: TIM-Net's dynamic fusion, GM-TCNet's
         pooling), (F, N, D) for every fold model, or (N, D) for fold ``fold``. Every input must decode."""
-        import predict
+        from . import predict
         clips = predict.read_clips(source, self.signal_length, self.feature_kind)
         bad = [c for c in clips if c.error is not None]
         if bad:
@@ -134,7 +134,7 @@ class Run:
     def export(self, path: str, format: str, fold: Optional[int] = None) -> list[str]:
         """Write one graph averaging the folds' softmax (or fold ``fold``'s) as ONNX, TFLite or a SavedModel, and a
         JSON beside it that says how to make its input; returns the paths written."""
-        import export
+        from . import export
         files = [p for number, p, _ in self.folds if number in self._fold_numbers(fold)]
         return export.export_run(self, files, path, format)
 
@@ -153,8 +153,8 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         feature_path: for a dataset of your own without ``run.json``: its feature file (default MFCC/<data>.npy).
     """
     start_tensorflow()
-    import run_folder
-    from Model import MODELS
+    from . import run_folder
+    from .Model import MODELS
     run = run_folder.open_run(folder)
     if run is not None:
         config = run.config
@@ -175,7 +175,7 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
     if spec is None:
         raise UserError(f"--model {model!r}: choose one of {', '.join(MODELS)}")
     corpus = corpus_for_weights(data, spec.features, feature_path)
-    from Model import Hyper
+    from .Model import Hyper
     hyper = hyper or Hyper(dilation_size=corpus.tab_count)
     return Run(os.path.abspath(folder), spec, hyper, data, list(corpus.classes), corpus.signal_length,
                run_folder.fold_weight_files(folder), None)
@@ -184,9 +184,9 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
 def corpus_for_weights(data: str, kind: str, feature_path: Optional[str] = None):
     """The Corpus a weights folder without ``run.json`` was trained on: a known corpus, or a dataset of your own
     whose labels and signal length are stored in its feature file."""
-    import corpora
-    import extract_feature
-    from settings import HERE, suggestion
+    from . import corpora
+    from . import extract_feature
+    from .settings import HERE, suggestion
     if data in corpora.CORPORA:
         return corpora.CORPORA[data]
     suffix = "" if kind == "mfcc" else f"_{kind}"

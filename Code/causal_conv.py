@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from layer_args import check_positive_int
+from .layer_args import check_positive_int
 
 
 def shift_right(x, lag: int):

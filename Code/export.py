@@ -35,13 +35,13 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
-import legacy_weights
-from atomic_file import atomic_directory, atomic_write, check_writable
-from corpora import SAMPLE_RATE
-from errors import UserError
-from extract_feature import (FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP,
+from . import legacy_weights
+from .atomic_file import atomic_directory, atomic_write, check_writable
+from .corpora import SAMPLE_RATE
+from .errors import UserError
+from .extract_feature import (FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP,
                              WIN_LENGTH)
-from Model import Hyper, ModelSpec, build_model, legacy_weight_groups, without_pretrained
+from .Model import Hyper, ModelSpec, build_model, legacy_weight_groups, without_pretrained
 
 FORMATS = ("onnx", "tflite", "savedmodel")
 INPUT_NAME = "features"

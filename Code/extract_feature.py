@@ -26,9 +26,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from corpora import SAMPLE_RATE, Corpus, natural_key
-from atomic_file import atomic_write
-from errors import UserError
+from .corpora import SAMPLE_RATE, Corpus, natural_key
+from .atomic_file import atomic_write
+from .errors import UserError
 
 N_MFCC = 39
 

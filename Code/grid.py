@@ -42,10 +42,28 @@ import tomllib
 from collections import deque
 from dataclasses import dataclass, field
 
-import settings
-from errors import UserError
+from . import settings
+from .errors import UserError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def package_parent() -> str:
+    """A folder whose ``timnet_ser`` is this package's folder (``Code/``): Ray workers on this machine import the
+    project from there by its package name, whether it is installed or ``main.py`` loaded it as a script. The
+    folder is made once per user and package location; other nodes of a cluster import their installed copy."""
+    import hashlib
+    import tempfile
+    folder = os.path.join(tempfile.gettempdir(),
+                          f"timnet_ser-{os.getuid()}-{hashlib.sha1(HERE.encode()).hexdigest()[:12]}")
+    link = os.path.join(folder, "timnet_ser")
+    if not os.path.islink(link):
+        os.makedirs(folder, exist_ok=True)
+        try:
+            os.symlink(HERE, link)
+        except FileExistsError:  # made at the same time by another grid
+            pass
+    return folder
 # Flags a grid file may set: a run's settings, its feature file and its output folders.
 GRID_KEYS = (*settings.RUN_SETTINGS, "feature_path", "features", "model_path", "result_path")
 PATH_KEYS = ("feature_path", "model_path", "result_path")  # relative to the grid file's folder
@@ -224,9 +242,9 @@ def trainer_key(config, input_shape: tuple, num_classes: int) -> str:
 
 def plan(points: list[Point]) -> Plan:
     """Load every point's features once, find or create its run folder and list the folds it has left."""
-    import main
-    from Common_Model import start_run
-    from run_folder import find_run
+    from . import main
+    from .Common_Model import start_run
+    from .run_folder import find_run
     loaded, features, runs, failures, seen, before = {}, {}, [], [], set(), 0
     for point in points:
         if point.args is None:
@@ -272,14 +290,14 @@ class FoldWorker:
         self.threads = threads
         self.warm = None  # (trainer_key, Trainer) of the last fold
         if threads is not None:  # a fresh worker process: TensorFlow started as the command line starts it
-            from tensorflow_setup import start_tensorflow
+            from .tensorflow_setup import start_tensorflow
             start_tensorflow()
 
     def _configure(self, config) -> None:
         """Threads and precision before this process' first TensorFlow operation (later: precision only)."""
-        import main
+        from . import main
         import tensorflow as tf
-        from Model import MODELS
+        from .Model import MODELS
         main.configure_run(config.model, config.mixed_precision)
         if self.threads is None or self.warm is not None:
             return
@@ -292,9 +310,9 @@ class FoldWorker:
 
     def train(self, run_path: str, fold: int, features: tuple) -> dict:
         """Train fold ``fold`` (from 0) of the run in ``run_path`` on ``features`` (x, y); its WAR, UAR, seconds."""
-        from Common_Model import build_trainer, train_and_save_fold
-        from Model import MODELS
-        from run_folder import require_run
+        from .Common_Model import build_trainer, train_and_save_fold
+        from .Model import MODELS
+        from .run_folder import require_run
         started = time.time()
         x, y = features
         run = require_run(run_path, "--grid")
@@ -403,8 +421,8 @@ class Grid:
 
 def finish(planned: PlannedRun, failures: list) -> None:
     """A run's results files (xlsx, JSON, pictures) once all its folds are on disk; a failure is recorded."""
-    from Common_Model import finish_run
-    from Model import MODELS
+    from .Common_Model import finish_run
+    from .Model import MODELS
     try:
         finish_run(MODELS[planned.run.config.model], planned.run)
     except UserError as exc:
@@ -451,7 +469,7 @@ def run_on_ray(grid: Grid, workers: int, threads: int, gpus_per_task: float) -> 
     """
     import ray
     from ray.exceptions import RayError, RayTaskError
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")])),
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_parent(), os.environ.get("PYTHONPATH")])),
            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     if not gpus_per_task:  # Ray hides GPUs only from tasks that ask for none if told so
         env["CUDA_VISIBLE_DEVICES"] = "-1"
@@ -570,7 +588,7 @@ def run_grid(args: argparse.Namespace) -> dict:
     Returns {"runs": the run folders, "failures": [(what, error)], "reports": {result_path: report paths}}.
     A ``UserError`` at the end lists the failures (the other runs have finished and been reported).
     """
-    import report
+    from . import report
     points = expand(args.grid, read_grid(args.grid), command_line_flags(args))
     the_plan = plan(points)
     for planned in _without_results(the_plan.runs):  # every fold was done before, the results files were not
@@ -610,7 +628,7 @@ def run_grid(args: argparse.Namespace) -> dict:
 
 def _without_results(runs: list[PlannedRun]) -> list[PlannedRun]:
     """The runs with every fold on disk whose results folder holds no training results JSON of their folder."""
-    import report
+    from . import report
     complete = [planned for planned in runs if not planned.left]
     written = {(record.get("mode"), record.get("weights_folder"))
                for path in {planned.run.result_path for planned in complete}

@@ -11,8 +11,19 @@ import os
 import sys
 from dataclasses import dataclass, replace
 
-import settings
-from errors import TrainingInterrupted, UserError
+if __name__ == "__main__" and not __package__:
+    # `cd Code && python main.py`: this folder is the package timnet_ser; load it under that name and run its main
+    import importlib.util
+    _folder = os.path.dirname(os.path.abspath(__file__))
+    _spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(_folder, "__init__.py"),
+                                                   submodule_search_locations=[_folder])
+    sys.modules["timnet_ser"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["timnet_ser"])
+    from timnet_ser.main import main as _main
+    sys.exit(_main())
+
+from . import settings
+from .errors import TrainingInterrupted, UserError
 
 
 @dataclass
@@ -28,7 +39,7 @@ class Features:
 
 def corpus_of(args, data: dict, path: str):
     """The Corpus of ``--data``: a known one (checked against the file's labels), or the file's own labels."""
-    import corpora
+    from . import corpora
     stored = [str(c) for c in data["classes"]] if "classes" in data else None
     if args.data in corpora.CORPORA:
         corpus = corpora.CORPORA[args.data]
@@ -44,9 +55,9 @@ def corpus_of(args, data: dict, path: str):
 
 def load_data(args, path: str = None) -> Features:
     """The feature file of ``--data`` (or ``path``), every check done (its kind: --model's)."""
-    import corpora
-    import extract_feature
-    import run_folder
+    from . import corpora
+    from . import extract_feature
+    from . import run_folder
     path = path or settings.feature_path(args)
     if args.data not in corpora.CORPORA and not os.path.isfile(path):
         raise UserError(f"--data {args.data!r} is not a known corpus ({', '.join(corpora.CORPORA)})"
@@ -70,16 +81,16 @@ def load_data(args, path: str = None) -> Features:
 def configure_run(model: str, mixed_precision: bool) -> None:
     """Threads, graph optimiser and precision for ``model``, before TensorFlow runs anything."""
     import keras
-    from Common_Model import configure_tensorflow
-    from Model import MODELS
+    from .Common_Model import configure_tensorflow
+    from .Model import MODELS
     configure_tensorflow(MODELS[model])
     keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
 
 
 def run_extract(args) -> dict:
-    import corpora
-    import extract_feature
-    from atomic_file import check_writable
+    from . import corpora
+    from . import extract_feature
+    from .atomic_file import check_writable
     if not args.wav_path:
         raise UserError("--wav_path: required for --mode extract (the folder or manifest of the audio files)")
     path = settings.feature_path(args)
@@ -105,8 +116,8 @@ def run_extract(args) -> dict:
 
 def run_config(args, corpus, seed: int):
     """(ModelSpec, RunConfig) of a new run: the model's recipe, overridden by every flag given."""
-    from Model import MODELS, Hyper
-    from run_folder import RunConfig
+    from .Model import MODELS, Hyper
+    from .run_folder import RunConfig
     spec = MODELS[args.model]
     recipe = spec.recipe
     hyper = Hyper(args.filter_size, args.kernel_size, args.dilation_size or corpus.tab_count, args.stack_size,
@@ -135,7 +146,7 @@ def run_config(args, corpus, seed: int):
 def open_run_settings(args, folder: str, flag: str, allow_other_split: bool = False):
     """The run in ``folder`` with the typed flags checked against it and the others set from it; None for a
     folder without run.json."""
-    import run_folder
+    from . import run_folder
     run = run_folder.open_run(folder, flag)
     if run is not None:
         settings.check_against_run(args, run, allow_other_split)
@@ -160,8 +171,8 @@ def run_features(args, run) -> tuple[Features, bool]:
 
 
 def run_train(args) -> list[dict]:
-    from Common_Model import build_trainer, cross_validate, start_run
-    from Model import MODELS
+    from .Common_Model import build_trainer, cross_validate, start_run
+    from .Model import MODELS
     if args.resume:  # everything comes from the interrupted run's own record
         run = open_run_settings(args, args.resume, "--resume")
         if run is None:
@@ -171,7 +182,8 @@ def run_train(args) -> list[dict]:
                             f"{run.result_path}; a resumed run keeps its own")
         configure_run(run.config.model, run.config.mixed_precision)
         features, _ = run_features(args, run)
-        return [cross_validate(MODELS[run.config.model], run, features.x, features.y)]
+        return [cross_validate(MODELS[run.config.model], run, features.x, features.y,
+                               stacked=args.training == "stacked")]
     configure_run(args.model, args.mixed_precision)
     features = load_data(args)
     runs, trainer = [], None
@@ -180,15 +192,15 @@ def run_train(args) -> list[dict]:
         trainer = trainer or build_trainer(spec, config, features.x.shape[1:], features.y.shape[1])
         run = start_run(config, features.info, features.x, features.y, features.speakers, args.model_path,
                         args.result_path)
-        runs.append(cross_validate(spec, run, features.x, features.y, trainer))
+        runs.append(cross_validate(spec, run, features.x, features.y, trainer, stacked=args.training == "stacked"))
     return runs
 
 
 def run_test(args) -> dict:
-    from Common_Model import make_folds
-    from Model import MODELS
-    from retest import retest_label, retest_weights
-    import run_folder
+    from .Common_Model import make_folds
+    from .Model import MODELS
+    from .retest import retest_label, retest_weights
+    from . import run_folder
     run = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
     if run is None:  # the authors' folder: its settings come from the flags
         configure_run(args.model, args.mixed_precision)
@@ -229,8 +241,8 @@ def run_test(args) -> dict:
 def load_weights(args):
     """The api.Run of ``--test_path``: a run folder (flags checked against it) or the authors' folder (--data,
     --model and the network flags say what it is)."""
-    import api
-    from Model import MODELS, Hyper
+    from . import api
+    from .Model import MODELS, Hyper
     run = open_run_settings(args, args.test_path, "--test_path")
     model = run.config.model if run is not None else args.model
     configure_run(model, False)
@@ -243,8 +255,8 @@ def load_weights(args):
 
 
 def run_predict(args) -> list[dict]:
-    import predict
-    from atomic_file import check_writable
+    from . import predict
+    from .atomic_file import check_writable
     if not args.wav:
         raise UserError("--wav: required for --mode predict (an audio file or a folder of them)")
     if args.output:
@@ -282,25 +294,25 @@ def run_export(args) -> list[str]:
 
 
 def run_grid(args) -> dict:
-    import grid
+    from . import grid
     if not args.grid:
         raise UserError("--grid: required for --mode grid (a TOML file of flags; a list is an axis)")
     return grid.run_grid(args)
 
 
 def run_report(args) -> dict:
-    import report
+    from . import report
     return report.write_report(args.result_path)
 
 
 def run_download(args) -> str:
-    import download
+    from . import download
     return download.download(args.data, args.download_path, args.url, args.md5)
 
 
 def run_demo(args) -> dict:
     """The embedded default: synthetic wavs -> MFCC -> k-fold training -> results -> re-test of the saved weights."""
-    import synthetic_corpus
+    from . import synthetic_corpus
     args.data = "SYNTH"
     args.wav_path = args.wav_path or os.path.join(settings.HERE, "synthetic_wav")
     # 108 training utterances per fold: batches of 16 give BatchNorm's moving statistics (momentum 0.99)
@@ -334,7 +346,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         if args.mode not in ("extract", "report", "download"):
-            from tensorflow_setup import start_tensorflow
+            from .tensorflow_setup import start_tensorflow
             start_tensorflow()
         settings.validate(args)
         {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict, "export": run_export,

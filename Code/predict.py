@@ -21,10 +21,10 @@ from typing import Optional
 
 import numpy as np
 
-from atomic_file import atomic_write
-from corpora import SAMPLE_RATE, natural_key
-from errors import UserError
-from extract_feature import audio_files, is_audio, load_audio, resample, row_signatures, signal_features
+from .atomic_file import atomic_write
+from .corpora import SAMPLE_RATE, natural_key
+from .errors import UserError
+from .extract_feature import audio_files, is_audio, load_audio, resample, row_signatures, signal_features
 
 SEEN_TOLERANCE = 0.05  # largest difference of a signature to a training row's that still means "the same audio"
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
@@ -58,7 +58,7 @@ def _paths(source) -> tuple[list[str], bool]:
 
 
 def _extensions() -> list[str]:
-    from extract_feature import AUDIO_EXTENSIONS
+    from .extract_feature import AUDIO_EXTENSIONS
     return [e.lstrip(".") for e in AUDIO_EXTENSIONS]
 
 

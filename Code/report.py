@@ -28,9 +28,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-import significance
-from atomic_file import atomic_write
-from errors import UserError
+from . import significance
+from .atomic_file import atomic_write
+from .errors import UserError
 
 # (model, corpus key, protocol) -> (UAR %, WAR %) as published; None where a paper gives no figure.
 PUBLISHED = {

@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-import legacy_weights
-import results
-from Model import ModelSpec, build_model, legacy_weight_groups, predict_in_batches, without_pretrained
-from run_folder import RunConfig
+from . import legacy_weights
+from . import results
+from .Model import ModelSpec, build_model, legacy_weight_groups, predict_in_batches, without_pretrained
+from .run_folder import RunConfig
 
 
 def retest_label(own_split: bool, own_features: bool, config: RunConfig) -> dict:

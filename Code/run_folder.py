@@ -31,11 +31,11 @@ from typing import Optional
 
 import numpy as np
 
-import legacy_weights
-import results
-from corpora import SAMPLE_RATE
-from errors import UserError
-from Model import Hyper
+from . import legacy_weights
+from . import results
+from .corpora import SAMPLE_RATE
+from .errors import UserError
+from .Model import Hyper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN_FILE = "run.json"

@@ -17,7 +17,7 @@ import os
 import re
 from typing import Callable
 
-from errors import UserError
+from .errors import UserError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
@@ -39,7 +39,7 @@ EXAMPLES = """examples (run from Code/):
 
 
 def version() -> str:
-    from timnet_ser import __version__
+    from . import __version__
     return __version__
 
 
@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
       help="per_fold (default): each fold smooths a copy of its training labels; cumulative: the labels are "
            "smoothed in place fold after fold, as the code behind the ICASSP table and the published weights did "
            "(fold k trains on labels smoothed up to k times)")
+    a("--training", default="sequential", choices=("sequential", "stacked"),
+      help="sequential (default): one fold after the other, each saved when trained (the reference path); "
+           "stacked: TIMNET/GMTCN's unfinished folds train together in one compiled step (the same training, "
+           "saved when the stack is done; docs/speed.md has where it is faster)")
     a("--balance", action="store_true",
       help="oversample every class of each training fold to the size of the largest (off by default)")
     a("--xla", action="store_true",
@@ -226,28 +230,37 @@ def validate(args: argparse.Namespace) -> None:
         raise UserError(f"--augment {args.augment}: must be 0 or more")
     if args.gpus_per_task < 0:
         raise UserError(f"--gpus_per_task {args.gpus_per_task:g}: must be 0 or more")
-    from extract_feature import FEATURE_KINDS
+    from .extract_feature import FEATURE_KINDS
     if args.features is not None and args.features not in FEATURE_KINDS:
         raise UserError(f"--features {args.features!r}: choose one of {', '.join(FEATURE_KINDS)}"
                         f"{suggestion(args.features, FEATURE_KINDS)}")
     if args.mode in ("extract", "report", "download"):
         args.features = args.features or "mfcc"
         return
-    from Model import MODELS  # the other modes build a model
+    from .Model import MODELS  # the other modes build a model
     if args.model not in MODELS:
         raise UserError(f"--model {args.model!r}: choose one of {', '.join(MODELS)}{suggestion(args.model, MODELS)}")
     kind = MODELS[args.model].features
     if args.features not in (None, kind):
         raise UserError(f"--features {args.features}: --model {args.model} reads {kind} features")
     args.features = kind
+    check_training(args)
     if args.augment and kind != "logmel3":
         raise UserError(f"--augment {args.augment}: masks log-Mel segments; --model {args.model} reads {kind}")
     validate_backbone(args)
 
 
+def check_training(args: argparse.Namespace) -> None:
+    """--training stacked: TIM-Net and GM-TCNet only, without --augment and --mixed_precision."""
+    from .stacked_training import STACKED_MODELS
+    if args.training == "stacked" and (args.model not in STACKED_MODELS or args.augment or args.mixed_precision):
+        raise UserError(f"--training stacked: trains {' and '.join(STACKED_MODELS)} without --augment and "
+                        f"--mixed_precision; --model {args.model} trains with --training sequential")
+
+
 def validate_backbone(args: argparse.Namespace) -> None:
     """--backbone, --backbone_alpha, --backbone_weights, --image_size; a weights file becomes an absolute path."""
-    from DCNN import BACKBONES, IMAGENET_ALPHAS
+    from .DCNN import BACKBONES, IMAGENET_ALPHAS
     if args.backbone not in BACKBONES:
         raise UserError(f"--backbone {args.backbone!r}: choose one of {', '.join(BACKBONES)}")
     has_alpha = BACKBONES[args.backbone][1]
@@ -335,6 +348,7 @@ def check_against_run(args: argparse.Namespace, run, allow_other_split: bool = F
     args.random_seed = ",".join(map(str, args.seeds))
     args.seed = args.seeds[0]
     args.features = run.feature_kind
+    check_training(args)
 
 
 def _shown(value) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
-from corpora import CORPORA, SAMPLE_RATE
+from .corpora import CORPORA, SAMPLE_RATE
 
 CORPUS = CORPORA["SYNTH"]
 

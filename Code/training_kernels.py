@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from causal_conv import shift_left, shift_right
+from .causal_conv import shift_left, shift_right
 
 
 def column_sum(x: tf.Tensor) -> tf.Tensor:

@@ -33,7 +33,7 @@ SHARED = os.environ.get("SER_SHARED", os.path.join(os.path.dirname(HERE), "..", 
 PRELUDE = f"""
 import json, os, resource, statistics, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-sys.path[:0] = [{CODE!r}, {HERE!r}]
+sys.path.insert(0, {HERE!r})
 import numpy as np
 def peak_mb():
     return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -64,8 +64,8 @@ print(json.dumps({{"build": build, "epoch": statistics.median(times), "peak": pe
 """
 
 TRAIN_OURS = PRELUDE + """
-from Common_Model import RunConfig, Trainer, configure_tensorflow
-from Model import MODELS, Hyper, build_model
+from timnet_ser.Common_Model import RunConfig, Trainer, configure_tensorflow
+from timnet_ser.Model import MODELS, Hyper, build_model
 import keras
 configure_tensorflow(MODELS["{model}"])  # as main.py does
 keras.config.set_dtype_policy("mixed_float16" if {mixed} else "float32")
@@ -92,8 +92,8 @@ print(json.dumps({{"build": build, "epoch": statistics.median(times), "peak": pe
 """
 
 INFERENCE = PRELUDE + """
-from Common_Model import configure_tensorflow
-from Model import MODELS, Hyper, build_model
+from timnet_ser.Common_Model import configure_tensorflow
+from timnet_ser.Model import MODELS, Hyper, build_model
 import tensorflow as tf
 configure_tensorflow(MODELS["{model}"])
 model = build_model(MODELS["{model}"], (188, 39), 7, Hyper())
@@ -110,8 +110,8 @@ print(json.dumps(result))
 """
 
 STEP_AT_SHAPE = PRELUDE + """
-from Common_Model import RunConfig, Trainer, configure_tensorflow
-from Model import MODELS, Hyper, build_model
+from timnet_ser.Common_Model import RunConfig, Trainer, configure_tensorflow
+from timnet_ser.Model import MODELS, Hyper, build_model
 configure_tensorflow(MODELS["{model}"])
 x, y = data(128, {frames}, {classes})
 config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",

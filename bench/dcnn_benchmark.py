@@ -20,18 +20,15 @@ import platform
 
 from fresh_process import run_json
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CODE = os.path.join(os.path.dirname(HERE), "Code")
 FOLD = 481  # training utterances of an EMODB fold (535 - 54)
 SEGMENTS = 12  # log-Mel segments of an EMO-DB utterance (extract_feature.feature_shape("logmel3", 96000))
 
 JOB = """
 import json, os, statistics, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-sys.path.insert(0, {code!r})
 import numpy as np
-from Common_Model import RunConfig, Trainer, configure_tensorflow
-from Model import MODELS, Hyper, build_model
+from timnet_ser.Common_Model import RunConfig, Trainer, configure_tensorflow
+from timnet_ser.Model import MODELS, Hyper, build_model
 spec = MODELS["DCNN_BLSTMwA"]
 configure_tensorflow(spec)  # as main.py does
 recipe = spec.recipe
@@ -62,7 +59,7 @@ print(json.dumps({{"params": trainer.model.count_params(), "first": first, "epoc
 
 
 def run_job(backbone: str, alpha: float, utterances: int, epochs: int) -> dict:
-    code = JOB.format(code=CODE, n=utterances, segments=SEGMENTS, backbone=backbone, alpha=alpha, epochs=epochs)
+    code = JOB.format(n=utterances, segments=SEGMENTS, backbone=backbone, alpha=alpha, epochs=epochs)
     return run_json(code, f"{backbone}: the timing job")
 
 

@@ -22,13 +22,11 @@ from fresh_process import run_json
 
 M, C = 64 * 188, 39  # the rows of one batch (64 utterances of T = 188 frames) and the channels
 EPOCH_BATCHES = 481 / 64  # an EMODB training fold in batches of 64
-CODE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Code")
 LAYOUTS = {"1 thread": (1, 1), "2 threads, one product": (2, 1), "2 streams": (1, 2)}  # (intra-op, inter-op)
 
 JOB = """
 import json, os, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-sys.path.insert(0, {code!r})
 import numpy as np
 import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads({intra})
@@ -82,7 +80,7 @@ if streams == 1:
             result[key] = seconds(tf.function(passes, jit_compile=xla), x) / 10 * 1e3
 
 if {intra} == 1 and streams == 1:
-    import training_kernels
+    from timnet_ser import training_kernels
     block_params = [normal(*s) for s in [(2, C, C), (C,), (C,), (C,)] * 2]
     masks = [tf.constant((rng.random((64, 1, C)) >= 0.1).astype("float32") / 0.9) for _ in range(2)]
     level_params = [normal(*s) for s in [(2 * C, 3 * C), (3 * C,)] * 2]
@@ -111,7 +109,7 @@ GMTCN_FLOP = 14 * (4 * 2 * M * 2 * C * 3 * C + 4 * 2 * M * 3 * C * C)
 
 
 def measure(intra: int, inter: int) -> dict:
-    return run_json(JOB.format(code=CODE, intra=intra, inter=inter, rows=M, channels=C), "the timing job")
+    return run_json(JOB.format(intra=intra, inter=inter, rows=M, channels=C), "the timing job")
 
 
 def main() -> None:

@@ -17,11 +17,9 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CODE = os.path.join(os.path.dirname(HERE), "Code")
 
 EXTRACT = """
-import sys; sys.path.insert(0, {code!r})
+import sys
 import corpora, extract_feature
 corpus = corpora.custom_corpus("IEMOCAP_SHAPE", ("a", "b"), 310000)
 data = extract_feature.extract_corpus({folder!r}, corpus, progress=False)
@@ -30,10 +28,10 @@ print(data["x"].shape)
 """
 
 TRAIN = """
-import os, sys, time; sys.path.insert(0, {code!r}); os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import os, sys, time; os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
-from Common_Model import RunConfig, Trainer, configure_tensorflow, make_folds
-from Model import MODELS, Hyper, build_model
+from timnet_ser.Common_Model import RunConfig, Trainer, configure_tensorflow, make_folds
+from timnet_ser.Model import MODELS, Hyper, build_model
 configure_tensorflow(MODELS["TIMNET"])  # as main.py does
 rng = np.random.default_rng(0)
 x = rng.standard_normal((5531, 606, 39), dtype=np.float32)  # (N, T, 39): IEMOCAP's size
@@ -84,12 +82,12 @@ def main() -> None:
         for count in (args.files, 2 * args.files):
             folder = os.path.join(tmp, f"wav{count}")
             write_files(folder, count)
-            peak, shape = peak_of(EXTRACT.format(code=CODE, folder=folder, out=os.path.join(tmp, f"{count}.npy")))
+            peak, shape = peak_of(EXTRACT.format(folder=folder, out=os.path.join(tmp, f"{count}.npy")))
             features_mb = count * 606 * 39 * 4 / 2 ** 20
             audio_mb = count * 310000 * 4 / 2 ** 20
             rows.append((f"extract {count} files of 14 s, all cores", f"{peak:.0f} MB",
                          f"features {features_mb:.0f} MB, audio would be {audio_mb:.0f} MB; x {shape}"))
-    peak, step = peak_of(TRAIN.format(code=CODE, steps=args.steps))
+    peak, step = peak_of(TRAIN.format(steps=args.steps))
     rows.append(("train TIM-Net fold, x (5531, 606, 39)", f"{peak:.0f} MB",
                  f"features {5531 * 606 * 39 * 4 / 2 ** 20:.0f} MB; {step}"))
     print("| measurement | peak resident memory | notes |\n|---|---|---|")

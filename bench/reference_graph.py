@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from TIMNET import WeightLayer
+from timnet_ser.TIMNET import WeightLayer
 
 
 def _conv(filters, kernel, dilation=1):

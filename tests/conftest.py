@@ -1,5 +1,6 @@
 """Test set-up: Code/ on the import path, the shared reference folder located, TensorFlow quiet and on the CPU."""
 
+import importlib.util
 import os
 import sys
 
@@ -7,7 +8,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE = os.path.join(ROOT, "Code")
-sys.path.insert(0, CODE)
+# the package timnet_ser of this checkout's Code/, whatever else is installed (main.py loads it the same way)
+_spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(CODE, "__init__.py"),
+                                               submodule_search_locations=[CODE])
+sys.modules["timnet_ser"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sys.modules["timnet_ser"])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
@@ -25,8 +30,8 @@ def shared() -> str:
 
 def train_toy_run(spec, config, x, y, model_path, result_path, speakers=None) -> dict:
     """A run of ``config`` on in-memory features, as main.py starts one: a new run folder, every fold, results."""
-    from Common_Model import cross_validate, start_run
-    from run_folder import TrainingData, features_digest
+    from timnet_ser.Common_Model import cross_validate, start_run
+    from timnet_ser.run_folder import TrainingData, features_digest
     info = TrainingData(signal_length=(x.shape[1] - 1) * 512, features=spec.features, input_shape=x.shape[1:],
                         size=0, sha256=features_digest(x, y), files=None)
     run = start_run(config, info, x, y, speakers, model_path, result_path)
@@ -35,8 +40,8 @@ def train_toy_run(spec, config, x, y, model_path, result_path, speakers=None) ->
 
 def retest_toy_run(spec, config, x, y, folder, result_path) -> dict:
     """Test mode on a run folder's own split, as main.py runs it."""
-    from retest import retest_weights
-    from run_folder import require_run
+    from timnet_ser.retest import retest_weights
+    from timnet_ser.run_folder import require_run
     run = require_run(folder, "--test_path")
     files = [run.weights_file(i) for i in range(run.k)]
     return retest_weights(spec, config, x, y, run.folds(len(x)), files, folder, result_path, "re-test")

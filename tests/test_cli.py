@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import CODE
-from main import main
+from timnet_ser.main import main
 
 
 def reference(shared, *parts):

@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import augment
-import extract_feature as ef
-import legacy_weights
-import report
-from Common_Model import RunConfig, training_set
-from corpora import CORPORA
-from DCNN import AttentionPooling, DCNNBLSTMwA, UtteranceStandardization, build_backbone
-from errors import UserError
-from main import main
-from settings import feature_path
-from Model import MODELS, Hyper, build_model, legacy_weight_groups, without_pretrained
-from synthetic_corpus import utterance
+from timnet_ser import augment
+from timnet_ser import extract_feature as ef
+from timnet_ser import legacy_weights
+from timnet_ser import report
+from timnet_ser.Common_Model import RunConfig, training_set
+from timnet_ser.corpora import CORPORA
+from timnet_ser.DCNN import AttentionPooling, DCNNBLSTMwA, UtteranceStandardization, build_backbone
+from timnet_ser.errors import UserError
+from timnet_ser.main import main
+from timnet_ser.settings import feature_path
+from timnet_ser.Model import MODELS, Hyper, build_model, legacy_weight_groups, without_pretrained
+from timnet_ser.synthetic_corpus import utterance
 
 SPEC = MODELS["DCNN_BLSTMwA"]
 TINY = Hyper(backbone_alpha=0.35, backbone_weights="none")  # the smallest MobileNetV2: fast on a CPU

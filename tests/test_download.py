@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from main import main
+from timnet_ser.main import main
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 
-import legacy_weights
-from Common_Model import RunConfig, Trainer, make_folds, smooth_labels
+from timnet_ser import legacy_weights
+from timnet_ser.Common_Model import RunConfig, Trainer, make_folds, smooth_labels
 from conftest import retest_toy_run, train_toy_run
-from run_folder import fold_weight_files
-from errors import UserError
-from Model import MODELS, Hyper, build_model, legacy_weight_groups
+from timnet_ser.run_folder import fold_weight_files
+from timnet_ser.errors import UserError
+from timnet_ser.Model import MODELS, Hyper, build_model, legacy_weight_groups
 
 CLASSES = ["a", "b", "c"]
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import export
-import extract_feature
-import legacy_weights
-from corpora import CORPORA, SAMPLE_RATE
-from errors import UserError
-from GTCM import GTCM
-from Model import MODELS, Hyper, build_model, legacy_weight_groups
+from timnet_ser import export
+from timnet_ser import extract_feature
+from timnet_ser import legacy_weights
+from timnet_ser.corpora import CORPORA, SAMPLE_RATE
+from timnet_ser.errors import UserError
+from timnet_ser.GTCM import GTCM
+from timnet_ser.Model import MODELS, Hyper, build_model, legacy_weight_groups
 
 FRAMES = 24
 

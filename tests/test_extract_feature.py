@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import corpora
-import extract_feature as ef
-from errors import UserError
+from timnet_ser import corpora
+from timnet_ser import extract_feature as ef
+from timnet_ser.errors import UserError
 
 EMODB = corpora.get_corpus("EMODB")
 SYNTH = corpora.get_corpus("SYNTH")

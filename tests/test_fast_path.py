@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import legacy_weights
-from Common_Model import RunConfig, Trainer, smooth_labels
+from timnet_ser import legacy_weights
+from timnet_ser.Common_Model import RunConfig, Trainer, smooth_labels
 from conftest import ROOT
-from Model import MODELS, Hyper, build_model, legacy_weight_groups
+from timnet_ser.Model import MODELS, Hyper, build_model, legacy_weight_groups
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from reference_graph import reference_gmtcn, reference_timnet  # noqa: E402

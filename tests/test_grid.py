@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-import grid
-from errors import UserError
-from main import main
+from timnet_ser import grid
+from timnet_ser.errors import UserError
+from timnet_ser.main import main
 
 # 2 models x 2 seeds x 3 folds x 1 epoch of tiny networks on 30 generated utterances
 GRID = """

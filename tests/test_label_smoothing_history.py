@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 
-from Common_Model import fold_labels
-from main import main
+from timnet_ser.Common_Model import fold_labels
+from timnet_ser.main import main
 from test_run_folder import toy_feature_file
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from main import main
+from timnet_ser.main import main
 
 
 def reference(shared, *parts):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from Common_Model import RunConfig, make_folds, validation_rows
+from timnet_ser.Common_Model import RunConfig, make_folds, validation_rows
 from conftest import train_toy_run
-from errors import UserError
-from Model import MODELS, Hyper
+from timnet_ser.errors import UserError
+from timnet_ser.Model import MODELS, Hyper
 from test_engine import toy_data
 
 

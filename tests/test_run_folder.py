@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from conftest import CODE
-from main import main
+from timnet_ser.main import main
 from test_engine import toy_data
 
 
@@ -219,9 +219,8 @@ def test_ctrl_c_during_training_prints_the_exact_resume_command(tmp_path):
 @pytest.mark.parametrize("mode, message", [("extract", "interrupted: no feature file was written"),
                                            ("predict", "interrupted: nothing was written")])
 def test_ctrl_c_message_fits_the_mode(monkeypatch, tmp_path, capsys, mode, message):
-    import extract_feature
-    import main as cli
-
+    from timnet_ser import extract_feature
+    from timnet_ser import main as cli
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(extract_feature, "extract_corpus", stop)

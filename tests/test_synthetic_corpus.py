@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import corpora
-import extract_feature as ef
-import synthetic_corpus
-
+from timnet_ser import corpora
+from timnet_ser import extract_feature as ef
+from timnet_ser import synthetic_corpus
 SYNTH = corpora.get_corpus("SYNTH")
 PER_CLASS = 6
 

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-import legacy_weights
-from errors import UserError
-from Model import MODELS, Hyper, build_model, embedding_model, legacy_weight_groups
-from TIMNET import TIMNET, TemporalAwareBlock, WeightLayer
+from timnet_ser import legacy_weights
+from timnet_ser.errors import UserError
+from timnet_ser.Model import MODELS, Hyper, build_model, embedding_model, legacy_weight_groups
+from timnet_ser.TIMNET import TIMNET, TemporalAwareBlock, WeightLayer
 
 
 def timnet(frames=188, classes=7, blocks=8):

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import training_kernels
-from causal_conv import shift_left, shift_right
-from GTCM import GatedUnit
-from TIMNET import TemporalAwareBlock
+from timnet_ser import training_kernels
+from timnet_ser.causal_conv import shift_left, shift_right
+from timnet_ser.GTCM import GatedUnit
+from timnet_ser.TIMNET import TemporalAwareBlock
 
 FRAMES = 40
 
