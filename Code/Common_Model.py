@@ -188,7 +188,7 @@ class Trainer:
             variable.assign(value)
 
 
-def _loss_and_accuracy(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def loss_and_accuracy(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     clipped = np.clip(probs, 1e-7, 1 - 1e-7)  # Keras' categorical cross-entropy clipping
     loss = float(np.mean(-np.sum(y * np.log(clipped), axis=1)))
     return loss, float(np.mean(probs.argmax(1) == y.argmax(1)))
@@ -277,9 +277,10 @@ class FoldPlan:
     labels: np.ndarray
     rng: np.random.Generator
 
-    def recorded_validation_rows(self, config: RunConfig) -> Optional[list]:
-        """The validation rows a fold record lists: inner_val's (the paper protocol's are the test rows)."""
-        return self.monitor_rows.tolist() if config.protocol == "inner_val" else None
+
+def recorded_validation_rows(config: RunConfig, monitor_rows: Optional[np.ndarray]) -> Optional[list]:
+    """The validation rows a fold record lists: inner_val's (the paper protocol's are the test rows)."""
+    return monitor_rows.tolist() if config.protocol == "inner_val" else None
 
 
 def plan_fold(config: RunConfig, x: np.ndarray, y: np.ndarray, folds: list, fold: int) -> FoldPlan:
@@ -312,7 +313,7 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
         history["accuracy"].append(accuracy)
         logs = {"loss": loss, "acc": accuracy}
         if monitor is not None:
-            val_loss, val_accuracy = _loss_and_accuracy(trainer.predict(x[monitor]), plan.labels[monitor])
+            val_loss, val_accuracy = loss_and_accuracy(trainer.predict(x[monitor]), plan.labels[monitor])
             history["val_loss"].append(val_loss)
             history["val_accuracy"].append(val_accuracy)
             logs.update({f"{monitor_name}_loss": val_loss, f"{monitor_name}_acc": val_accuracy})
@@ -321,7 +322,7 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
         progress.update(epoch, logs)
     if best_weights is not None:
         trainer.set_weights(best_weights)
-    return {"history": history, "kept_epoch": best_epoch, "validation_rows": plan.recorded_validation_rows(config)}
+    return {"history": history, "kept_epoch": best_epoch, "validation_rows": recorded_validation_rows(config, monitor)}
 
 
 def build_trainer(spec: ModelSpec, config: RunConfig, input_shape: tuple, num_classes: int) -> Trainer:
@@ -369,13 +370,12 @@ def train_and_save_stacked(spec: ModelSpec, run: RunFolder, trainer: Trainer, x:
     ``train_and_save_fold`` does. Nothing is saved before the whole stack has trained."""
     from .stacked_training import plan_member, train_members
     config, folds = run.config, run.folds(len(x))
-    plans = [plan_fold(config, x, y, folds, fold) for fold in todo]
-    members = [plan_member(plan, _fold_label(spec, run, fold)) for fold, plan in zip(todo, plans)]
+    members = [plan_member(config, x, y, folds, fold, _fold_label(spec, run, fold)) for fold in todo]
     records = []
-    for fold, plan, result in zip(todo, plans, train_members(spec, config, x, members)):
+    for fold, member, result in zip(todo, members, train_members(spec, config, x, members)):
         trainer.set_weights(result.weights)
         kept = {"history": result.history, "kept_epoch": result.kept_epoch,
-                "validation_rows": plan.recorded_validation_rows(config), "training": "stacked"}
+                "validation_rows": recorded_validation_rows(config, member.monitor_rows), "training": "stacked"}
         records.append(save_trained_fold(run, trainer, x, y, fold, kept))
     return records
 

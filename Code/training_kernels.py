@@ -52,7 +52,7 @@ def _matmul(x: tf.Tensor, w: tf.Tensor, bias: Optional[tf.Tensor] = None, relu: 
     return tf.reshape(flat, [-1, x.shape[1], out])
 
 
-def _tap_lags(kernel_size: int, dilation: int) -> list[int]:
+def tap_lags(kernel_size: int, dilation: int) -> list[int]:
     """Tap j of a causal convolution reads x[t - (k-1-j) d] (Keras' kernel layout); the last tap reads x[t]."""
     return [(kernel_size - 1 - j) * dilation for j in range(kernel_size)]
 
@@ -131,7 +131,7 @@ def temporal_aware_block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma
         out (B, T, C) and the batch statistics (mean1, var1, mean2, var2) of the two conv outputs, bias
         included, for the moving averages. Gradients flow to every argument but the masks.
     """
-    lags = _tap_lags(kernel1.shape[0], dilation)
+    lags = tap_lags(kernel1.shape[0], dilation)
 
     @tf.custom_gradient
     def block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2):
@@ -173,7 +173,7 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
     """
     channels = x.shape[-1]
     features = value_bias.shape[0] // branches
-    lags = _tap_lags(value_kernel.shape[0] // channels, dilation)
+    lags = tap_lags(value_kernel.shape[0] // channels, dilation)
 
     @tf.custom_gradient
     def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):

@@ -16,7 +16,6 @@ epoch on two cores, for each model. It prints figures; it asserts nothing.
 
 from __future__ import annotations
 
-import os
 
 from fresh_process import run_json
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from timnet_ser import legacy_weights
-from conftest import CODE, ROOT
+from conftest import CODE
 from timnet_ser.main import main
 
 CLASSES = ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"]
