@@ -47,7 +47,7 @@ from .causal_conv import shift_left, shift_right
 from .Common_Model import EpochProgress, RunConfig, loss_and_accuracy, plan_fold
 from .errors import UserError
 from .Model import ModelSpec, build_model
-from .training_kernels import tap_lags
+from .training_kernels import gated_pair, tap_lags
 
 STACKED_MODELS = ("TIMNET", "GMTCN")
 
@@ -200,25 +200,8 @@ def stacked_temporal_aware_block(x, params, masks, rows, count, dilation: int, k
         out (M, B, T, C) and the per-member batch statistics (mean1, var1, mean2, var2), each (M, C).
     """
     lags = tap_lags(params[0].shape[1], dilation)
-
-    @tf.custom_gradient
-    def block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2):
-        first = _MaskedBatchNormReLU(x, kernel1, gamma1, beta1, masks[0], rows, count, lags, epsilon)
-        second = _MaskedBatchNormReLU(first.y, kernel2, gamma2, beta2, masks[1], rows, count, lags, epsilon)
-        gate = tf.sigmoid(second.y)
-        out = x * gate
-        stats = (first.mean + bias1, first.variance, second.mean + bias2, second.variance)
-
-        def backward(dout, *unused_stat_gradients):
-            dgate_in = tf.raw_ops.SigmoidGrad(y=gate, dy=dout * x)
-            da, dk2, db2, dg2, dbe2 = second.backward(dgate_in, keep_scale)
-            dx, dk1, db1, dg1, dbe1 = first.backward(da, keep_scale)
-            return dout * gate + dx, dk1, db1, dg1, dbe1, dk2, db2, dg2, dbe2
-
-        return (out, *[tf.stop_gradient(s) for s in stats]), backward
-
-    out, *stats = block(x, *[tf.convert_to_tensor(p) for p in params])
-    return out, stats
+    return gated_pair(x, params, lambda inputs, kernel, gamma, beta, i: _MaskedBatchNormReLU(
+        inputs, kernel, gamma, beta, masks[i], rows, count, lags, epsilon), keep_scale)
 
 
 def stacked_gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: int, branches: int):

@@ -132,11 +132,30 @@ def temporal_aware_block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma
         included, for the moving averages. Gradients flow to every argument but the masks.
     """
     lags = tap_lags(kernel1.shape[0], dilation)
+    masks = (mask1, mask2)
+    return gated_pair(x, (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2),
+                      lambda inputs, kernel, gamma, beta, i: _BatchNormReLU(inputs, kernel, gamma, beta, masks[i], lags,
+                                                                            epsilon), keep_scale)
 
+
+def gated_pair(x, params, unit, keep_scale: float):
+    """out = x * sigmoid(b), a = unit 0 on x, b = unit 1 on a: a temporal-aware block's structure with its
+    backward pass, whatever its BatchNorm-ReLU units are (one fold's ``_BatchNormReLU``, or stacked_training's
+    masked units for many members).
+
+    Args:
+        x: the block's input.
+        params: (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2), tensors or variables.
+        unit: (input, kernel, gamma, beta, i) -> a unit with ``y``, ``mean``, ``variance`` and ``backward``.
+        keep_scale: 1 / (1 - dropout rate).
+
+    Returns:
+        out and the batch statistics (mean1, var1, mean2, var2) of the two conv outputs, bias included.
+    """
     @tf.custom_gradient
     def block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2):
-        first = _BatchNormReLU(x, kernel1, gamma1, beta1, mask1, lags, epsilon)  # a = first.y
-        second = _BatchNormReLU(first.y, kernel2, gamma2, beta2, mask2, lags, epsilon)
+        first = unit(x, kernel1, gamma1, beta1, 0)  # a = first.y
+        second = unit(first.y, kernel2, gamma2, beta2, 1)
         gate = tf.sigmoid(second.y)
         out = x * gate
         stats = (first.mean + bias1, first.variance, second.mean + bias2, second.variance)
@@ -150,8 +169,7 @@ def temporal_aware_block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma
         return (out, *[tf.stop_gradient(s) for s in stats]), backward
 
     # variables enter as their values, so the gradients reach them through the tape's read operations
-    params = [tf.convert_to_tensor(p) for p in (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2)]
-    out, *stats = block(x, *params)
+    out, *stats = block(x, *[tf.convert_to_tensor(p) for p in params])
     return out, stats
 
 

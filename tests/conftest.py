@@ -45,3 +45,13 @@ def retest_toy_run(spec, config, x, y, folder, result_path) -> dict:
     run = require_run(folder, "--test_path")
     files = [run.weights_file(i) for i in range(run.k)]
     return retest_weights(spec, config, x, y, run.folds(len(x)), files, folder, result_path, "re-test")
+
+
+@pytest.fixture
+def float64():
+    """Keras layers built inside the test compute in float64; the global policy is restored afterwards."""
+    import keras
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    yield
+    keras.config.set_dtype_policy(previous)

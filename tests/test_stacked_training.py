@@ -11,7 +11,6 @@ differently).
 
 import functools
 
-import keras
 import numpy as np
 import pytest
 
@@ -22,14 +21,6 @@ from timnet_ser.Model import MODELS, Hyper, build_model, predict_in_batches
 
 FRAMES, CHANNELS, CLASSES = 24, 39, 4
 
-
-@pytest.fixture
-def float64():
-    """Keras layers built inside the test compute in float64; the global policy is restored afterwards."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_dtype_policy(previous)
 
 
 def data(n: int):

@@ -6,7 +6,6 @@ including dilations beyond the sequence and a kernel of three taps. In float32 t
 operations round differently; test_fast_path.py shows the fast path is as accurate as the original graph.
 """
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,14 +17,6 @@ from timnet_ser.TIMNET import TemporalAwareBlock
 
 FRAMES = 40
 
-
-@pytest.fixture
-def float64():
-    """Keras layers built inside the test compute in float64; the global policy is restored afterwards."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_dtype_policy(previous)
 
 
 def random_like(variable, rng):
