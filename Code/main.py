@@ -114,15 +114,21 @@ def run_extract(args) -> dict:
     return data
 
 
+def hyper_of(args, corpus):
+    """The network's hyper-parameters from the flags (TIM-Net's block count: the corpus' unless given)."""
+    from .Model import Hyper
+    return Hyper(args.filter_size, args.kernel_size, args.dilation_size or corpus.tab_count, args.stack_size,
+                 args.dropout, args.activation, args.backbone, args.backbone_alpha, args.backbone_weights,
+                 args.image_size)
+
+
 def run_config(args, corpus, seed: int):
     """(ModelSpec, RunConfig) of a new run: the model's recipe, overridden by every flag given."""
-    from .Model import MODELS, Hyper
+    from .Model import MODELS
     from .run_folder import RunConfig
     spec = MODELS[args.model]
     recipe = spec.recipe
-    hyper = Hyper(args.filter_size, args.kernel_size, args.dilation_size or corpus.tab_count, args.stack_size,
-                  args.dropout, args.activation, args.backbone, args.backbone_alpha, args.backbone_weights,
-                  args.image_size)
+    hyper = hyper_of(args, corpus)
 
     def given(value, default):
         return default if value is None else value
@@ -242,15 +248,14 @@ def load_weights(args):
     """The api.Run of ``--test_path``: a run folder (flags checked against it) or the authors' folder (--data,
     --model and the network flags say what it is)."""
     from . import api
-    from .Model import MODELS, Hyper
+    from .Model import MODELS
     run = open_run_settings(args, args.test_path, "--test_path")
     model = run.config.model if run is not None else args.model
     configure_run(model, False)
     if run is not None:
         return api.load_run(args.test_path)
     corpus = api.corpus_for_weights(args.data, MODELS[args.model].features, args.feature_path)
-    hyper = Hyper(args.filter_size, args.kernel_size, args.dilation_size or corpus.tab_count, args.stack_size,
-                  args.dropout, args.activation, args.backbone, args.backbone_alpha, "none", args.image_size)
+    hyper = replace(hyper_of(args, corpus), backbone_weights="none")  # every weight comes from the folds
     return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)
 
 
