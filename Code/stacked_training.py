@@ -20,10 +20,10 @@ Two layouts of the step (``LAYOUTS``):
   member's own rows, exactly as Trainer._train_step (the same operations: the same numbers, bit for bit);
   only the optimiser, the moving averages and the seeds are stacked. Tensors stay one fold's size.
 - ``batched``: every operation computes all members, convolutions as batched products (M, B*T, K) @ (M, K, N)
-  with the hand-written backward passes of training_kernels.py written per member. A member's short last
+  through the hand-written backward passes of training_kernels.py, addressed per member (``MemberBatches``). A member's short last
   batch is padded to B rows of row weight 0, which never reach a statistic: the loss is the mean over the
   member's own rows, BatchNorm's mean and variance are sums over them divided by their count
-  (``_MaskedBatchNormReLU``). Few, large operations: the layout for a GPU.
+  (``training_kernels._BatchNormReLU`` with row weights). Few, large operations: the layout for a GPU.
 
 Folds differ in size: a member whose epoch has fewer batches than another's sits the extra steps out (no
 weight, moment, step-count, moving-average or seed update). Members under ``inner_val``/``paper`` are evaluated
@@ -43,11 +43,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .causal_conv import shift_left, shift_right
+from .causal_conv import shift_right
 from .Common_Model import EpochProgress, RunConfig, loss_and_accuracy, plan_fold
 from .errors import UserError
 from .Model import ModelSpec, build_model
-from .training_kernels import gated_pair, tap_lags
+from .training_kernels import gated_unit, tap_lags, temporal_aware_block
 
 STACKED_MODELS = ("TIMNET", "GMTCN")
 
@@ -141,114 +141,22 @@ def _causal_conv(x, kernel, bias, dilation: int):
     return y + _per_member(bias)
 
 
-class _MaskedBatchNormReLU:
-    """``training_kernels._BatchNormReLU`` per member, with row weights w (M, B, 1, 1) of 1 (a member's row)
-    or 0 (padding): conv -> BatchNorm over the member's own rows -> ReLU -> SpatialDropout.
+class MemberBatches:
+    """How the kernels of training_kernels.py address M members' batches: activations (M, B, T, C), kernels
+    (M, k, C, F), channel vectors (M, C); the counterpart of ``training_kernels.SingleBatch``."""
 
-    Forward, with n_m T the member's count of frames:
-        z = sum_j shift(x, lag_j) @ W_j,  d = (z - mean(z)) w,  inv = 1 / sqrt(sum(d^2) / (n_m T) + eps),
-        y = relu(d * gamma * inv + beta) * mask
-    Padding rows have d = 0, so they add nothing to the variance nor, in the backward pass, to d gamma;
-    their gradient arrives as 0 (they reach no loss), and the backward pass keeps their dz at 0.
-    """
+    @staticmethod
+    def products(x, w, bias=None, relu: bool = False, transpose_b: bool = False):
+        """relu?(x @ w + bias) per member: (M, B, T, K) @ (M, K, N) -> (M, B, T, N)."""
+        out = _products(x, w, transpose_b)
+        if bias is not None:
+            out = out + _per_member(bias)
+        return tf.nn.relu(out) if relu else out
 
-    def __init__(self, x, kernel, gamma, beta, mask, rows, count, lags, epsilon):
-        self.kernel, self.gamma, self.lags, self.rows, self.count = kernel, gamma, lags, rows, count
-        self.taps = [_shift(x, lag, shift_right) for lag in lags]  # (M, B, T, C) each
-        z = tf.add_n([_products(t, kernel[:, j]) for j, t in enumerate(self.taps)]) * rows  # (M, B, T, F)
-        self.mean = _member_sum(z) / count  # (M, F)
-        self.d = z - rows * _per_member(self.mean)  # (M, B, T, F), 0 on padding rows
-        self.variance = _member_sum(self.d * self.d) / count  # (M, F) biased, as Keras' BatchNormalization
-        self.inv = tf.math.rsqrt(self.variance + epsilon)
-        scale, offset = _per_member(gamma * self.inv), _per_member(beta)
-        if mask is not None:  # (M, B, 1, F) of 0 or 1/(1-rate)
-            scale, offset = scale * mask, offset * mask
-        self.y = tf.nn.relu(self.d * scale + offset)
-
-    def backward(self, dy, keep_scale: float):
-        """(dx, d kernel, d bias, d gamma, d beta) from dy; the derivation of training_kernels._BatchNormReLU."""
-        r = tf.raw_ops.ReluGrad(gradients=dy, features=self.y)
-        dbeta = _member_sum(r) * keep_scale  # (M, F)
-        dgamma = _member_sum(r * self.d) * (keep_scale * self.inv)
-        scale = self.gamma * self.inv
-        # dz = gamma inv (r keep - dbeta / n - xhat dgamma / n) on the member's rows, 0 on padding rows
-        dz = (r * _per_member(scale * keep_scale) - self.d * _per_member(scale * self.inv * dgamma / self.count)
-              - self.rows * _per_member(scale * dbeta / self.count))
-        dkernel = tf.stack([_weight_products(t, dz) for t in self.taps], axis=1)  # (M, k, C, F)
-        dbias = _member_sum(dz)
-        dx = None
-        for j, lag in enumerate(self.lags):
-            if lag >= dz.shape[2]:
-                continue  # the tap only ever saw zeros
-            part = _shift(_products(dz, self.kernel[:, j], transpose_b=True), lag, shift_left)
-            dx = part if dx is None else dx + part
-        return dx, dkernel, dbias, dgamma, dbeta
-
-
-def stacked_temporal_aware_block(x, params, masks, rows, count, dilation: int, keep_scale: float, epsilon: float):
-    """M temporal-aware blocks in training mode (``training_kernels.temporal_aware_block`` per member).
-
-    Args:
-        x: (M, B, T, C) block inputs.
-        params: stacked (kernel1 (M, k, C, C), bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2), vectors (M, C).
-        masks: two (M, B, 1, C) SpatialDropout masks, or (None, None) without dropout.
-        rows: (M, B, 1, 1) row weights, 1 for a member's row, 0 for padding.
-        count: (M, 1) frames of each member's batch (its rows times T).
-        dilation, keep_scale, epsilon: as training_kernels.temporal_aware_block.
-
-    Returns:
-        out (M, B, T, C) and the per-member batch statistics (mean1, var1, mean2, var2), each (M, C).
-    """
-    lags = tap_lags(params[0].shape[1], dilation)
-    return gated_pair(x, params, lambda inputs, kernel, gamma, beta, i: _MaskedBatchNormReLU(
-        inputs, kernel, gamma, beta, masks[i], rows, count, lags, epsilon), keep_scale)
-
-
-def stacked_gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: int, branches: int):
-    """M GM-TCNet gated units (``training_kernels.gated_unit`` per member); no statistic, so padding rows need
-    no mask: their gradient arrives as 0.
-
-    Args:
-        x: (M, B, T, C).
-        value_kernel, gate_kernel: (M, k*C, n*F), each member's n kernels side by side as in gated_unit.
-        value_bias, gate_bias: (M, n*F).
-        dilation, branches: as training_kernels.gated_unit.
-
-    Returns:
-        (M, B, T, F).
-    """
-    members, steps, channels = x.shape[0], x.shape[2], x.shape[3]
-    features = value_bias.shape[-1] // branches
-    lags = tap_lags(value_kernel.shape[1] // channels, dilation)
-
-    @tf.custom_gradient
-    def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
-        stacked = tf.concat([_shift(x, lag, shift_right) for lag in lags], axis=-1)  # (M, B, T, k*C)
-        values = tf.nn.relu(_products(stacked, value_kernel) + _per_member(value_bias))  # (M, B, T, n*F)
-        gate_inputs = tf.nn.relu(_products(stacked, gate_kernel) + _per_member(gate_bias))
-        gates = tf.sigmoid(gate_inputs)
-        branched = tf.reshape(values * gates, [members, -1, steps, branches, features])  # (M, B, T, n, F)
-        out = tf.reduce_sum(branched, axis=3) * (1.0 / branches)  # (M, B, T, F)
-
-        def backward(dout):
-            dbranch = tf.tile(dout * (1.0 / branches), [1, 1, 1, branches])  # (M, B, T, n*F)
-            dvalues = tf.raw_ops.ReluGrad(gradients=dbranch * gates, features=values)
-            dgates = tf.raw_ops.ReluGrad(gradients=tf.raw_ops.SigmoidGrad(y=gates, dy=dbranch * values),
-                                         features=gate_inputs)
-            dx = None
-            for j, lag in enumerate(lags):
-                if lag >= steps:
-                    continue
-                rows = slice(j * channels, (j + 1) * channels)
-                part = _shift(_products(dvalues, value_kernel[:, rows], transpose_b=True)
-                              + _products(dgates, gate_kernel[:, rows], transpose_b=True), lag, shift_left)
-                dx = part if dx is None else dx + part
-            return (dx, _weight_products(stacked, dvalues), _member_sum(dvalues),
-                    _weight_products(stacked, dgates), _member_sum(dgates))
-
-        return out, backward
-
-    return unit(x, *[tf.convert_to_tensor(p) for p in (value_kernel, value_bias, gate_kernel, gate_bias)])
+    weight_products = staticmethod(_weight_products)  # (M, B, T, K), (M, B, T, N) -> (M, K, N)
+    shift = staticmethod(_shift)
+    total = staticmethod(_member_sum)  # (M, B, T, C) -> (M, C)
+    channels = staticmethod(_per_member)  # (M, C) -> (M, 1, 1, C)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -284,7 +192,7 @@ class Stack:
 
 class _StackedTIMNET:
     """TIM-Net + WeightLayer + Dense (Model._timnet), stacked; the TABs train through
-    ``stacked_temporal_aware_block`` (the fused path of TemporalAwareBlock)."""
+    ``training_kernels.temporal_aware_block`` on ``MemberBatches`` (the fused path of TemporalAwareBlock)."""
 
     def __init__(self, stack: Stack):
         self.stack = stack
@@ -323,9 +231,9 @@ class _StackedTIMNET:
         def block(layer, h):
             params = [self.stack[v] for v in (layer.conv1.kernel, layer.conv1.bias, layer.bn1.gamma, layer.bn1.beta,
                                                layer.conv2.kernel, layer.conv2.bias, layer.bn2.gamma, layer.bn2.beta)]
-            out, (mean1, var1, mean2, var2) = stacked_temporal_aware_block(
-                h, params, (masks.get(id(layer.drop1)), masks.get(id(layer.drop2))), rows, count,
-                layer.dilation_rate, 1.0 / (1.0 - layer.dropout_rate), layer.bn1.epsilon)
+            out, (mean1, var1, mean2, var2) = temporal_aware_block(
+                h, *params, masks.get(id(layer.drop1)), masks.get(id(layer.drop2)), layer.dilation_rate,
+                1.0 / (1.0 - layer.dropout_rate), layer.bn1.epsilon, MemberBatches, rows, count)
             stats.extend([(layer.bn1, mean1, var1), (layer.bn2, mean2, var2)])
             return out
 
@@ -351,7 +259,8 @@ class _StackedTIMNET:
 
 
 class _StackedGTCM:
-    """GTCM + Dense (Model._gmtcn), stacked; the gated units compute through ``stacked_gated_unit``."""
+    """GTCM + Dense (Model._gmtcn), stacked; the gated units compute through ``training_kernels.gated_unit``
+    on ``MemberBatches``."""
 
     def __init__(self, stack: Stack):
         self.stack = stack
@@ -365,10 +274,10 @@ class _StackedGTCM:
             return tf.concat([tf.reshape(self.stack[c.kernel], [members, k * x.shape[-1], unit.filters])
                               for c in convs], axis=-1)
 
-        return stacked_gated_unit(
+        return gated_unit(
             x, side_by_side(unit.value_convs), tf.concat([self.stack[c.bias] for c in unit.value_convs], axis=-1),
             side_by_side(unit.gate_convs), tf.concat([self.stack[c.bias] for c in unit.gate_convs], axis=-1),
-            unit.dilation_rate, unit.branches)
+            unit.dilation_rate, unit.branches, MemberBatches)
 
     def infer(self, x):
         """Softmax (M, B, classes); GM-TCNet computes the same in training and inference."""
