@@ -44,20 +44,37 @@ class BackboneWeightsError(ValueError):
     """The backbone's pretrained weights could not be obtained or do not fit it."""
 
 
+class BackboneArgumentError(ValueError):
+    """A backbone argument that cannot work.
+
+    Args:
+        owner: who received it (the layer, or the function).
+        argument: its name: backbone, alpha or image_size.
+        value: the received value.
+        reason: what it must be, as a predicate ("must be at least 32 (...)"), so that the command line can
+            name its own flag with it.
+    """
+
+    def __init__(self, owner: str, argument: str, value, reason: str):
+        super().__init__(f"{owner}: {argument} {reason}, received {argument}={value!r}")
+        self.argument, self.value, self.reason = argument, value, reason
+
+
 def check_backbone(owner: str, backbone: str, alpha: float, weights: Optional[str], image_size: int) -> None:
-    """The backbone arguments' check: a ValueError naming the argument and echoing the received value."""
+    """The backbone arguments' one check (the layer's and the command line's): a BackboneArgumentError."""
     if backbone not in BACKBONES:
-        raise ValueError(f"{owner}: backbone must be one of {', '.join(BACKBONES)}, received backbone={backbone!r}")
+        raise BackboneArgumentError(owner, "backbone", backbone, f"must be one of {', '.join(BACKBONES)}")
     has_alpha = BACKBONES[backbone][1]
-    check_positive_number(owner, "alpha", alpha)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
+        raise BackboneArgumentError(owner, "alpha", alpha, "must be a positive number")
     if not has_alpha and alpha != 1.0:
-        raise ValueError(f"{owner}: {backbone} has no width multiplier, alpha must be 1.0, received alpha={alpha!r}")
+        raise BackboneArgumentError(owner, "alpha", alpha, f"must be 1.0 ({backbone} has no width multiplier)")
     if has_alpha and weights == "imagenet" and float(alpha) not in IMAGENET_ALPHAS:
-        raise ValueError(f"{owner}: ImageNet weights exist for alpha in {IMAGENET_ALPHAS}, received alpha={alpha!r}")
-    check_positive_int(owner, "image_size", image_size)
-    if image_size < 32:
-        raise ValueError(f"{owner}: image_size must be at least 32 (the backbones' smallest input), "
-                         f"received image_size={image_size!r}")
+        widths = " ".join(f"{a:g}" for a in IMAGENET_ALPHAS)
+        raise BackboneArgumentError(owner, "alpha", alpha, f"must be one of {widths} to load ImageNet weights")
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 32:
+        raise BackboneArgumentError(owner, "image_size", image_size,
+                                    "must be an integer of at least 32 (the backbones' smallest input)")
 
 
 def build_backbone(backbone: str, alpha: float = 1.0, weights: Optional[str] = None,

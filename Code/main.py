@@ -179,6 +179,7 @@ def run_features(args, run) -> tuple[Features, bool]:
 def run_train(args) -> list[dict]:
     from .Common_Model import build_trainer, cross_validate, start_run
     from .Model import MODELS
+    from .run_folder import RunFolder
     if args.resume:  # everything comes from the interrupted run's own record
         run = open_run_settings(args, args.resume, "--resume")
         if run is None:
@@ -188,18 +189,23 @@ def run_train(args) -> list[dict]:
                             f"{run.result_path}; a resumed run keeps its own")
         configure_run(run.config.model, run.config.mixed_precision)
         features, _ = run_features(args, run)
-        return [cross_validate(MODELS[run.config.model], run, features.x, features.y,
-                               stacked=args.training == "stacked")]
+        return cross_validate(MODELS[run.config.model], [run], features.x, features.y,
+                              stacked=args.training == "stacked", max_members=args.stack_members)
     configure_run(args.model, args.mixed_precision)
     features = load_data(args)
-    runs, trainer = [], None
-    for seed in args.seeds:
-        spec, config = run_config(args, features.corpus, seed)
-        trainer = trainer or build_trainer(spec, config, features.x.shape[1:], features.y.shape[1])
-        run = start_run(config, features.info, features.x, features.y, features.speakers, args.model_path,
-                        args.result_path)
-        runs.append(cross_validate(spec, run, features.x, features.y, trainer, stacked=args.training == "stacked"))
-    return runs
+    spec = MODELS[args.model]
+
+    def new_run(seed: int) -> RunFolder:
+        return start_run(run_config(args, features.corpus, seed)[1], features.info, features.x, features.y,
+                         features.speakers, args.model_path, args.result_path)
+    if args.training == "stacked":  # the folds of every seed in one stack (or stacks of --stack_members)
+        return cross_validate(spec, [new_run(seed) for seed in args.seeds], features.x, features.y, stacked=True,
+                              max_members=args.stack_members)
+    summaries, trainer = [], build_trainer(spec, run_config(args, features.corpus, args.seeds[0])[1],
+                                           features.x.shape[1:], features.y.shape[1])
+    for seed in args.seeds:  # a seed's run folder is made when its turn comes (one compiled step serves all)
+        summaries += cross_validate(spec, [new_run(seed)], features.x, features.y, trainer)
+    return summaries
 
 
 def run_test(args) -> dict:

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="sequential (default): one fold after the other, each saved when trained (the reference path); "
            "stacked: TIMNET/GMTCN's unfinished folds train together in one compiled step (the same training, "
            "saved when the stack is done; docs/speed.md has where it is faster)")
+    a("--stack_members", type=int, default=None,
+      help="--training stacked: at most this many folds (of all --seeds) in one stack; the rest follow in further "
+           "stacks of that size (default: all in one; the batched layout needs ~1.1 GB per member at IEMOCAP's shape)")
     a("--balance", action="store_true",
       help="oversample every class of each training fold to the size of the largest (off by default)")
     a("--xla", action="store_true",
@@ -251,32 +254,36 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def check_training(args: argparse.Namespace) -> None:
-    """--training stacked: TIM-Net and GM-TCNet only, without --augment and --mixed_precision."""
+    """--training stacked: TIM-Net and GM-TCNet only, without --augment and --mixed_precision, not in a grid;
+    --stack_members: a positive number, with --training stacked."""
     from .stacked_training import STACKED_MODELS
+    if args.stack_members is not None and (args.training != "stacked" or args.stack_members < 1):
+        raise UserError(f"--stack_members {args.stack_members}: a positive number of folds per stack, with "
+                        f"--training stacked")
+    if args.training == "stacked" and args.mode == "grid":
+        raise UserError("--training stacked: a grid trains every fold as its own unit of work; leave the flag out "
+                        "(docs/grid.md)")
     if args.training == "stacked" and (args.model not in STACKED_MODELS or args.augment or args.mixed_precision):
         raise UserError(f"--training stacked: trains {' and '.join(STACKED_MODELS)} without --augment and "
                         f"--mixed_precision; --model {args.model} trains with --training sequential")
 
 
 def validate_backbone(args: argparse.Namespace) -> None:
-    """--backbone, --backbone_alpha, --backbone_weights, --image_size; a weights file becomes an absolute path."""
-    from .DCNN import BACKBONES, IMAGENET_ALPHAS
-    if args.backbone not in BACKBONES:
-        raise UserError(f"--backbone {args.backbone!r}: choose one of {', '.join(BACKBONES)}")
-    has_alpha = BACKBONES[args.backbone][1]
-    if not has_alpha and args.backbone_alpha != 1.0:
-        raise UserError(f"--backbone_alpha {args.backbone_alpha:g}: {args.backbone} has no width multiplier "
-                        "(only mobilenetv2 has)")
+    """--backbone, --backbone_alpha, --backbone_weights, --image_size (DCNN.check_backbone, named by their flags);
+    a weights file becomes an absolute path."""
+    from .DCNN import BackboneArgumentError, check_backbone
     if args.backbone_weights not in ("imagenet", "none"):
         if not os.path.isfile(args.backbone_weights):
             raise UserError(f"--backbone_weights {args.backbone_weights}: not imagenet, none or an existing "
                             "weights file")
         args.backbone_weights = os.path.abspath(args.backbone_weights)
-    if has_alpha and args.backbone_weights == "imagenet" and args.backbone_alpha not in IMAGENET_ALPHAS:
-        raise UserError(f"--backbone_alpha {args.backbone_alpha:g}: ImageNet weights exist for "
-                        f"{' '.join(f'{a:g}' for a in IMAGENET_ALPHAS)} only (or use --backbone_weights none)")
-    if args.image_size < 32:
-        raise UserError(f"--image_size {args.image_size}: must be at least 32 (the backbones' smallest input)")
+    try:
+        check_backbone("settings", args.backbone, args.backbone_alpha, args.backbone_weights, args.image_size)
+    except BackboneArgumentError as error:
+        flag = {"backbone": "--backbone", "alpha": "--backbone_alpha", "image_size": "--image_size"}[error.argument]
+        shown = repr(error.value) if isinstance(error.value, str) else f"{error.value:g}"
+        hint = " (or --backbone_weights none)" if "ImageNet" in error.reason else ""
+        raise UserError(f"{flag} {shown}: {error.reason}{hint}") from None
 
 
 def feature_path(args: argparse.Namespace) -> str:

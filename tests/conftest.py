@@ -35,7 +35,7 @@ def train_toy_run(spec, config, x, y, model_path, result_path, speakers=None) ->
     info = TrainingData(signal_length=(x.shape[1] - 1) * 512, features=spec.features, input_shape=x.shape[1:],
                         size=0, sha256=features_digest(x, y), files=None)
     run = start_run(config, info, x, y, speakers, model_path, result_path)
-    return cross_validate(spec, run, x, y)
+    return cross_validate(spec, [run], x, y)[0]
 
 
 def retest_toy_run(spec, config, x, y, folder, result_path) -> dict:

@@ -174,9 +174,9 @@ def test_standardisation_per_utterance_and_channel():
 
 @pytest.mark.parametrize("args, message", [
     (dict(backbone="vgg16"), "backbone must be one of mobilenetv2, resnet50v2, received backbone='vgg16'"),
-    (dict(backbone="resnet50v2", alpha=0.5), "resnet50v2 has no width multiplier, alpha must be 1.0"),
-    (dict(alpha=0.6, weights="imagenet"), "ImageNet weights exist for alpha in"),
-    (dict(image_size=16), "image_size must be at least 32"),
+    (dict(backbone="resnet50v2", alpha=0.5), "alpha must be 1.0 (resnet50v2 has no width multiplier), received alpha=0.5"),
+    (dict(alpha=0.6, weights="imagenet"), "alpha must be one of 0.35 0.5 0.75 1 1.3 1.4 to load ImageNet weights"),
+    (dict(image_size=16), "image_size must be an integer of at least 32"),
     (dict(lstm_units=0), "lstm_units must be a positive integer, received lstm_units=0"),
     (dict(dropout_rate=1.0), "dropout_rate must be in [0, 1), received dropout_rate=1.0"),
 ])
@@ -248,11 +248,12 @@ def test_backbone_weights_from_a_local_file(tmp_path, name):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--backbone", "alexnet"], "--backbone 'alexnet': choose one of mobilenetv2, resnet50v2"),
-    (["--backbone", "resnet50v2", "--backbone_alpha", "0.5"], "--backbone_alpha 0.5: resnet50v2 has no width"),
-    (["--backbone_alpha", "0.6"], "--backbone_alpha 0.6: ImageNet weights exist for 0.35 0.5 0.75 1 1.3 1.4 only"),
+    (["--backbone", "alexnet"], "--backbone 'alexnet': must be one of mobilenetv2, resnet50v2"),
+    (["--backbone", "resnet50v2", "--backbone_alpha", "0.5"], "--backbone_alpha 0.5: must be 1.0 (resnet50v2 has no width"),
+    (["--backbone_alpha", "0.6"], "--backbone_alpha 0.6: must be one of 0.35 0.5 0.75 1 1.3 1.4 to load ImageNet "
+                                  "weights (or --backbone_weights none)"),
     (["--backbone_weights", "nowhere.h5"], "--backbone_weights nowhere.h5: not imagenet, none or an existing"),
-    (["--image_size", "16"], "--image_size 16: must be at least 32"),
+    (["--image_size", "16"], "--image_size 16: must be an integer of at least 32"),
     (["--augment", "-1"], "--augment -1: must be 0 or more"),
     (["--features", "mfcc"], "--features mfcc: --model DCNN_BLSTMwA reads logmel3 features"),
     (["--model", "TIMNET", "--augment", "1"], "--augment 1: masks log-Mel segments; --model TIMNET reads mfcc"),

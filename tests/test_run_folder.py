@@ -27,8 +27,8 @@ def toy_feature_file(path, n=40, seed=0):
     return str(path)
 
 
-def only(folder):
-    [name] = os.listdir(folder)
+def only(folder, contains=""):
+    [name] = [n for n in os.listdir(folder) if contains in n]
     return os.path.join(folder, name)
 
 

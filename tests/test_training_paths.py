@@ -12,34 +12,45 @@ from timnet_ser.main import main
 from test_run_folder import only, toy_feature_file
 
 
-@pytest.mark.parametrize("model, protocol", [("TIMNET", "inner_val"), ("GMTCN", "last_epoch")])
-def test_stacked_folds_equal_the_sequential_run(tmp_path, capsys, model, protocol):
+@pytest.mark.parametrize("model, protocol, seeds, stack", [("TIMNET", "inner_val", "46", []),
+                                                           ("GMTCN", "last_epoch", "46,47", ["--stack_members", "4"])])
+def test_stacked_folds_equal_the_sequential_run(tmp_path, capsys, model, protocol, seeds, stack):
+    """GM-TCNet: the 6 folds of two seeds in stacks of 4 and 2 (members of both seeds in the first stack)."""
     features = toy_feature_file(tmp_path / "TOY.npy", n=30)
-    runs = {}
     for training in ("sequential", "stacked"):
         assert main(["--mode", "train", "--data", "TOY", "--model", model, "--feature_path", features,
                      "--split_fold", "3", "--epoch", "2", "--batch_size", "8", "--dilation_size", "2",
                      "--protocol", protocol, "--val_fraction", "0.25", "--training", training,
+                     "--random_seed", seeds, *(stack if training == "stacked" else []),
                      "--model_path", str(tmp_path / training), "--result_path", str(tmp_path / f"R_{training}")]) == 0
-        runs[training] = only(str(tmp_path / training))
-    assert "stacked in one step" in capsys.readouterr().out
-    for fold in (1, 2, 3):
-        records = {}
-        for training, folder in runs.items():
-            with open(os.path.join(folder, f"3-fold_record_{fold}.json")) as f:
-                records[training] = json.load(f)
-        assert records["stacked"]["training"] == "stacked" and records["sequential"]["training"] == "sequential"
-        for key in ("y_pred", "kept_epoch", "validation_rows"):
-            assert records["stacked"][key] == records["sequential"][key], key
-        np.testing.assert_allclose(records["stacked"]["history"]["loss"], records["sequential"]["history"]["loss"],
-                                   rtol=1e-5)
-        a, b = (legacy_weights.read_weight_arrays(os.path.join(folder, f"3-fold_weights_best_{fold}.hdf5"))
-                for folder in runs.values())
-        for (_, us), (_, vs) in zip(a, b):
-            for u, v in zip(us, vs):
-                np.testing.assert_allclose(u, v, atol=1e-5)
+    out = capsys.readouterr().out
+    assert ("training 6 folds stacked in stacks of 4" if stack else "training 3 folds stacked in one step") in out
+    for seed in seeds.split(","):
+        runs = {training: only(str(tmp_path / training), f"TOY_{seed}_") for training in ("sequential", "stacked")}
+        for fold in (1, 2, 3):
+            records = {}
+            for training, folder in runs.items():
+                with open(os.path.join(folder, f"3-fold_record_{fold}.json")) as f:
+                    records[training] = json.load(f)
+            assert records["stacked"]["training"] == "stacked" and records["sequential"]["training"] == "sequential"
+            for key in ("y_pred", "kept_epoch", "validation_rows"):
+                assert records["stacked"][key] == records["sequential"][key], key
+            np.testing.assert_allclose(records["stacked"]["history"]["loss"],
+                                       records["sequential"]["history"]["loss"], rtol=1e-5)
+            a, b = (legacy_weights.read_weight_arrays(os.path.join(folder, f"3-fold_weights_best_{fold}.hdf5"))
+                    for folder in runs.values())
+            for (_, us), (_, vs) in zip(a, b):
+                for u, v in zip(us, vs):
+                    np.testing.assert_allclose(u, v, atol=1e-5)
 
 
-def test_stacked_is_refused_where_it_cannot_train(tmp_path, capsys):
-    assert main(["--mode", "train", "--model", "DCNN_BLSTMwA", "--training", "stacked"]) == 2
-    assert "--training stacked: trains TIMNET and GMTCN" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["--mode", "train", "--model", "DCNN_BLSTMwA", "--training", "stacked"], "--training stacked: trains TIMNET and GMTCN"),
+    (["--mode", "train", "--stack_members", "4"], "--stack_members 4: a positive number of folds per stack, with "
+                                                  "--training stacked"),
+    (["--mode", "train", "--training", "stacked", "--stack_members", "0"], "--stack_members 0: a positive number"),
+    (["--mode", "grid", "--grid", "any.toml", "--training", "stacked"], "--training stacked: a grid trains every fold"),
+])
+def test_stacked_is_refused_where_it_cannot_train(capsys, argv, message):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
