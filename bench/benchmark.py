@@ -1,19 +1,21 @@
-"""Training and inference speed: our training path against the original graph, side by side in one run.
+"""Training and inference speed: our training paths against the original graph, side by side in one run.
 
     .venv/bin/python bench/benchmark.py [--quick] [--jax] [--markdown PATH]
 
-On an EMODB-shaped fold (481 training and 54 test utterances, T = 188, 39 MFCCs, 7 classes, batch 64,
-random values with a fixed seed) it measures, each in a fresh process (so peak memory does not mix):
-the reference graph (bench/reference_graph.py: plain Keras Conv1D/BatchNorm/SpatialDropout1D layers,
-``model.compile`` + ``model.fit``, as the authors' code trains) and our default path (Common_Model.Trainer:
-one traced step reused across folds, the hand-written backward passes of training_kernels.py): seconds per epoch (median
-after a warm-up epoch), utterances per second, time to build the fold's model and run its first step,
-peak resident memory; for TIM-Net and GM-TCNet. Then inference at batch 1 and 64, MFCC extraction with
-one process and with all cores, and the projected wall time of a full 10-fold run with the recipe's epochs
-(TIM-Net 500, GM-TCNet 300) at the EMODB, RAVDESS and IEMOCAP shapes. Our jobs split the cores as main.py
-does (Common_Model.configure_tensorflow); the reference graph runs with TensorFlow's defaults, as the
-authors' code did. With --jax, the reference graph is also timed on Keras 3's JAX backend (the same layers
-and model.fit, compiled by XLA), the lead the speed issue named. It prints figures; it asserts nothing.
+On EMODB-shaped folds (KFold(10) of 535 utterances: 481-482 training rows, T = 188, 39 MFCCs, 7 classes,
+batch 64, random values with a fixed seed) it measures, each job in a fresh process (so peak memory does not
+mix): the reference graph (bench/reference_graph.py: plain Keras Conv1D/BatchNorm/SpatialDropout1D layers,
+``model.compile`` + ``model.fit``, as the authors' code trains); our sequential path (Common_Model.Trainer: one
+traced step reused across folds, the hand-written backward passes of training_kernels.py), also with --xla and
+--mixed_precision; and our stacked path (``--training stacked``: the 10 folds as one stack, in both layouts of
+stacked_training.LAYOUTS). For each: seconds per fold-epoch (one fold trained for one epoch: the median epoch
+after a warm-up epoch; a stacked epoch trains ten), fold-epochs and utterances per second, the time to build
+the model(s) and run the first step, peak resident memory; for TIM-Net and GM-TCNet. Then inference at batch 1
+and 64, MFCC extraction with one process and with all cores, and the projected wall time of a full 10-fold run
+with the recipe's epochs (TIM-Net 500, GM-TCNet 300) at the EMODB, RAVDESS and IEMOCAP shapes. Our jobs split
+the cores as main.py does (Common_Model.configure_tensorflow); the reference graph runs with TensorFlow's
+defaults, as the authors' code did. With --jax, the reference graph is also timed on Keras 3's JAX backend
+(the same layers and model.fit, compiled by XLA). It prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -124,8 +126,46 @@ trainer.train_epoch(x, y, np.arange(128), 64)
 print(json.dumps({{"step": (time.time() - start) / 2}}))
 """
 
+STACKED = PRELUDE + """
+from timnet_ser.Common_Model import RunConfig, configure_tensorflow, make_folds
+from timnet_ser.Model import MODELS, Hyper
+from timnet_ser import stacked_training
+configure_tensorflow(MODELS["{model}"])  # as main.py does
+x, y = data({n}, {frames}, {classes})
+config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",
+                   hyper=Hyper(dilation_size={blocks}))
+folds = make_folds(len(x), 10, 46)
+plans = [stacked_training.plan_member(config, x, y, folds, f, "") for f in range({members})]
+labels = [p.y_train for p in plans]
+start = time.time()
+trainer = stacked_training.StackedTrainer(MODELS["{model}"], config, x.shape[1:], {classes},
+                                          [p.fold_seed for p in plans], "{layout}")
+if {steps}:  # a few steps only (memory)
+    trainer.train_epoch(x, labels, [p.fit_rows[:64] for p in plans])  # the trace
+    start = time.time()
+    trainer.train_epoch(x, labels, [p.rng.permutation(p.fit_rows)[:64 * {steps}] for p in plans])
+    print(json.dumps({{"step": (time.time() - start) / {steps}, "peak": peak_mb()}}))
+    raise SystemExit
+trainer.train_epoch(x, labels, [p.fit_rows[:64] for p in plans])  # one step: the trace
+build = time.time() - start
+trainer.train_epoch(x, labels, [p.rng.permutation(p.fit_rows) for p in plans])  # warm-up, as the other paths
+times = []
+for _ in range({epochs}):
+    start = time.time()
+    trainer.train_epoch(x, labels, [p.rng.permutation(p.fit_rows) for p in plans])
+    times.append(time.time() - start)
+print(json.dumps({{"build": build, "epoch": statistics.median(times), "peak": peak_mb()}}))
+"""
+
+
+def stacked_job(model: str, layout: str, members: int, epochs: int = 0, steps: int = 0, n: int = 535,
+                frames: int = 188, classes: int = 7, blocks: int = 8) -> str:
+    return STACKED.format(model=model, layout=layout, members=members, epochs=epochs, steps=steps, n=n,
+                          frames=frames, classes=classes, blocks=blocks)
+
+
 EXTRACT = PRELUDE + """
-import corpora, extract_feature
+from timnet_ser import corpora, extract_feature
 start = time.time()
 data = extract_feature.extract_corpus({folder!r}, corpora.get_corpus("EMODB"), workers={workers}, progress=False)
 print(json.dumps({{"files_per_s": len(data["x"]) / (time.time() - start), "files": len(data["x"])}}))
@@ -155,25 +195,28 @@ def main() -> None:
         return min((run(code, backend) for _ in range(runs)), key=lambda figures: figures["epoch"])
     from importlib.metadata import version
     lines = [f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-             f"TensorFlow {version('tensorflow')}; EMODB-shaped fold: 481 training utterances, T=188, batch 64; "
+             f"TensorFlow {version('tensorflow')}; EMODB-shaped folds: 481-482 training utterances, T=188, batch 64; "
              f"training paths: fastest of {runs} run(s), median of {epochs} epochs each", "",
-             "| model | training path | s/epoch | utterances/s | build + first step, s | next fold, s | "
-             "peak memory, MB | speed-up |", "|---|---|---|---|---|---|---|---|"]
+             "| model | training path | s per fold-epoch | fold-epochs/s | utterances/s | build + first step, s | "
+             "next fold, s | peak memory, MB | speed-up |", "|---|---|---|---|---|---|---|---|---|"]
     for model in ("TIMNET", "GMTCN"):
         reference = fastest(TRAIN_REFERENCE.format(model=model, epochs=epochs))
-        ours = fastest(TRAIN_OURS.format(model=model, epochs=epochs, xla=False, mixed=False))
-        ours_xla = fastest(TRAIN_OURS.format(model=model, epochs=epochs, xla=True, mixed=False))
-        ours_mixed = fastest(TRAIN_OURS.format(model=model, epochs=epochs, xla=False, mixed=True))
-        rows = [("reference graph (Keras fit)", reference)]
+        rows = [("reference graph (Keras fit)", reference, 1)]
         if args.jax:  # the same graph and model.fit, compiled by JAX/XLA instead of run by TensorFlow
-            rows.append(("reference graph, Keras JAX backend", fastest(TRAIN_REFERENCE.format(model=model, epochs=epochs),
-                                                                       backend="jax")))
-        rows += [("ours (default)", ours), ("ours, --xla", ours_xla), ("ours, --mixed_precision", ours_mixed)]
-        for name, figures in rows:
-            speedup = reference["epoch"] / figures["epoch"]
-            lines.append(f"| {model} | {name} | {figures['epoch']:.2f} | {481 / figures['epoch']:.0f} | "
-                         f"{figures['build']:.1f} | {figures.get('next_fold', float('nan')):.2f} | "
-                         f"{figures['peak']:.0f} | {speedup:.2f}x |")
+            rows.append(("reference graph, Keras JAX backend",
+                         fastest(TRAIN_REFERENCE.format(model=model, epochs=epochs), backend="jax"), 1))
+        rows += [(name, fastest(TRAIN_OURS.format(model=model, epochs=epochs, xla=xla, mixed=mixed)), 1)
+                 for name, xla, mixed in (("ours (default)", False, False), ("ours, --xla", True, False),
+                                          ("ours, --mixed_precision", False, True))]
+        # the 10 folds of a run in one step (--training stacked): a stacked epoch trains 10 fold-epochs
+        rows += [(f"ours, --training stacked, 10 folds, {layout}",
+                  fastest(stacked_job(model, layout, 10, epochs=epochs)), 10) for layout in ("grouped", "batched")]
+        for name, figures, folds in rows:
+            per_fold = figures["epoch"] / folds
+            next_fold = f"{figures['next_fold']:.2f}" if "next_fold" in figures else "-"
+            lines.append(f"| {model} | {name} | {per_fold:.3f} | {1 / per_fold:.2f} | {481 / per_fold:.0f} | "
+                         f"{figures['build']:.1f} | {next_fold} | {figures['peak']:.0f} | "
+                         f"{reference['epoch'] / per_fold:.2f}x |")
     lines += ["", "| model | inference ms per utterance, batch 1 | batch 64 |", "|---|---|---|"]
     for model in ("TIMNET", "GMTCN"):
         inference = run(INFERENCE.format(model=model))

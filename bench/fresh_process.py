@@ -31,3 +31,28 @@ def cpu_name() -> str:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or "unknown CPU"
+
+
+# Timing helpers for jobs that time TensorFlow functions; the job imports time and tensorflow as tf first.
+TIMING = """
+def timed(function, *args, repeat=20, clock=time.perf_counter):
+    \"\"\"Seconds per call of ``function(*args)`` after one call that traces it (``clock``: wall or CPU time).\"\"\"
+    function(*args)
+    start = clock()
+    for _ in range(repeat):
+        out = function(*args)
+    tf.nest.map_structure(lambda t: t.numpy(), out)
+    return (clock() - start) / repeat
+
+
+def with_backward(unit):
+    \"\"\"A compiled step: ``unit``'s forward pass and the gradient of a scalar of its output for its input.\"\"\"
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = unit(x)
+            loss = tf.reduce_sum(out * out)
+        return tape.gradient(loss, x)
+    return step
+"""

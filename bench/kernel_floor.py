@@ -17,7 +17,7 @@ epoch on two cores, for each model. It prints figures; it asserts nothing.
 from __future__ import annotations
 
 
-from fresh_process import run_json
+from fresh_process import TIMING, run_json
 
 M, C = 64 * 188, 39  # the rows of one batch (64 utterances of T = 188 frames) and the channels
 EPOCH_BATCHES = 481 / 64  # an EMODB training fold in batches of 64
@@ -35,14 +35,7 @@ rng = np.random.default_rng(0)
 M, C, streams = {rows}, {channels}, {inter}
 
 
-def seconds(function, *args, repeat=50):
-    function(*args)  # trace
-    start = time.perf_counter()
-    for _ in range(repeat):
-        out = function(*args)
-    tf.nest.map_structure(lambda t: t.numpy(), out)
-    return (time.perf_counter() - start) / repeat
-
+{timing}
 
 def normal(*shape):
     return tf.constant(rng.standard_normal(shape, dtype=np.float32) / np.float32(np.sqrt(shape[0])))
@@ -58,14 +51,14 @@ def chains(*starts):
         outs.append(v)
     return outs
 starts = [normal(M, C) for _ in range(streams)]
-result = {{"timnet_gflops": streams * 10 * 2 * M * C * C / seconds(tf.function(chains), *starts) / 1e9}}
+result = {{"timnet_gflops": streams * 10 * 2 * M * C * C / timed(tf.function(chains), *starts, repeat=50) / 1e9}}
 
 # GM-TCNet's shape: ten different kernels per stream (TensorFlow's graph optimiser merges identical products).
 kernels = [normal(2 * C, 3 * C) for _ in range(10 * streams)]
 def fan(*inputs):
     return [tf.matmul(v, k) for s, v in enumerate(inputs) for k in kernels[10 * s:10 * (s + 1)]]
 inputs = [normal(M, 2 * C) for _ in range(streams)]
-result["gmtcn_gflops"] = streams * 10 * 2 * M * 2 * C * 3 * C / seconds(tf.function(fan), *inputs) / 1e9
+result["gmtcn_gflops"] = streams * 10 * 2 * M * 2 * C * 3 * C / timed(tf.function(fan), *inputs, repeat=50) / 1e9
 
 if streams == 1:
     x = normal(64, 188, C)
@@ -76,7 +69,7 @@ if streams == 1:
                     v = op(v)
                 return v
             key = f"{{name}}_{{'xla' if xla else 'tf'}}_ms"
-            result[key] = seconds(tf.function(passes, jit_compile=xla), x) / 10 * 1e3
+            result[key] = timed(tf.function(passes, jit_compile=xla), x, repeat=50) / 10 * 1e3
 
 if {intra} == 1 and streams == 1:
     from timnet_ser import training_kernels
@@ -84,18 +77,11 @@ if {intra} == 1 and streams == 1:
     masks = [tf.constant((rng.random((64, 1, C)) >= 0.1).astype("float32") / 0.9) for _ in range(2)]
     level_params = [normal(*s) for s in [(2 * C, 3 * C), (3 * C,)] * 2]
 
-    def with_backward(unit):
-        @tf.function
-        def step(x):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                out = unit(x)
-                loss = tf.reduce_sum(out * out)
-            return tape.gradient(loss, x)
-        return step
-    result["block_ms"] = 1e3 * seconds(with_backward(lambda x: training_kernels.temporal_aware_block(
-        x, *block_params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)[0]), x)
-    result["level_ms"] = 1e3 * seconds(with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3)), x)
+    block = with_backward(lambda x: training_kernels.temporal_aware_block(
+        x, *block_params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)[0])
+    result["block_ms"] = 1e3 * timed(block, x, repeat=50)
+    level = with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3))
+    result["level_ms"] = 1e3 * timed(level, x, repeat=50)
 print(json.dumps(result))
 """
 
@@ -108,7 +94,7 @@ GMTCN_FLOP = 14 * (4 * 2 * M * 2 * C * 3 * C + 4 * 2 * M * 3 * C * C)
 
 
 def measure(intra: int, inter: int) -> dict:
-    return run_json(JOB.format(intra=intra, inter=inter, rows=M, channels=C), "the timing job")
+    return run_json(JOB.format(intra=intra, inter=inter, rows=M, channels=C, timing=TIMING), "the timing job")
 
 
 def main() -> None:
