@@ -1,4 +1,5 @@
-"""Two runs side by side, fold by fold: the WAR and UAR of every fold both have finished, and their means.
+"""Two runs side by side, fold by fold: the WAR and UAR of every fold both have finished, their means, and the
+WAR and UAR of those folds' test predictions pooled (the authors' UAR: macro recall over all test utterances).
 
     .venv/bin/python bench/compare_folds.py Models/<run A> Models/<run B>
 
@@ -15,6 +16,7 @@ import os
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the run folder's module imports Keras
+from timnet_ser.results import fold_metrics  # noqa: E402
 from timnet_ser.run_folder import require_run  # noqa: E402
 
 
@@ -38,6 +40,12 @@ def main() -> None:
         print(f"| mean | {100 * mean['war'][0]:.2f} | {100 * mean['war'][1]:.2f} | "
               f"{100 * (mean['war'][1] - mean['war'][0]):+.2f} | {100 * mean['uar'][0]:.2f} | "
               f"{100 * mean['uar'][1]:.2f} | {100 * (mean['uar'][1] - mean['uar'][0]):+.2f} |")
+        pooled = [fold_metrics(np.concatenate([done[f]["y_true"] for f in folds]),
+                               np.concatenate([done[f]["y_pred"] for f in folds]), a.config.classes)
+                  for done in (done_a, done_b)]
+        print(f"| pooled | {100 * pooled[0]['war']:.2f} | {100 * pooled[1]['war']:.2f} | "
+              f"{100 * (pooled[1]['war'] - pooled[0]['war']):+.2f} | {100 * pooled[0]['uar']:.2f} | "
+              f"{100 * pooled[1]['uar']:.2f} | {100 * (pooled[1]['uar'] - pooled[0]['uar']):+.2f} |")
 
 
 if __name__ == "__main__":
