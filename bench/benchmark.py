@@ -23,9 +23,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 
-from fresh_process import cpu_name, run_json
+from fresh_process import Tables, run_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CODE = os.path.join(os.path.dirname(HERE), "Code")
@@ -193,12 +192,10 @@ def main() -> None:
         # GM-TCNet measured 2.58 and 1.46 s per epoch in consecutive runs): each path is timed in `runs` fresh
         # processes and its fastest run counts, the reference's too, so no speed-up comes from its slow runs.
         return min((run(code, backend) for _ in range(runs)), key=lambda figures: figures["epoch"])
-    from importlib.metadata import version
-    lines = [f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-             f"TensorFlow {version('tensorflow')}; EMODB-shaped folds: 481-482 training utterances, T=188, batch 64; "
-             f"training paths: fastest of {runs} run(s), median of {epochs} epochs each", "",
-             "| model | training path | s per fold-epoch | fold-epochs/s | utterances/s | build + first step, s | "
-             "next fold, s | peak memory, MB | speed-up |", "|---|---|---|---|---|---|---|---|---|"]
+    tables = Tables(f"EMODB-shaped folds: 481-482 training utterances, T=188, batch 64; training paths: fastest "
+                    f"of {runs} run(s), median of {epochs} epochs each", args.markdown)
+    tables.emit("", "| model | training path | s per fold-epoch | fold-epochs/s | utterances/s | build + first step, s | "
+             "next fold, s | peak memory, MB | speed-up |", "|---|---|---|---|---|---|---|---|---|")
     for model in ("TIMNET", "GMTCN"):
         reference = fastest(TRAIN_REFERENCE.format(model=model, epochs=epochs))
         rows = [("reference graph (Keras fit)", reference, 1)]
@@ -214,34 +211,29 @@ def main() -> None:
         for name, figures, folds in rows:
             per_fold = figures["epoch"] / folds
             next_fold = f"{figures['next_fold']:.2f}" if "next_fold" in figures else "-"
-            lines.append(f"| {model} | {name} | {per_fold:.3f} | {1 / per_fold:.2f} | {481 / per_fold:.0f} | "
+            tables.emit(f"| {model} | {name} | {per_fold:.3f} | {1 / per_fold:.2f} | {481 / per_fold:.0f} | "
                          f"{figures['build']:.1f} | {next_fold} | {figures['peak']:.0f} | "
                          f"{reference['epoch'] / per_fold:.2f}x |")
-    lines += ["", "| model | inference ms per utterance, batch 1 | batch 64 |", "|---|---|---|"]
+    tables.emit("", "| model | inference ms per utterance, batch 1 | batch 64 |", "|---|---|---|")
     for model in ("TIMNET", "GMTCN"):
         inference = run(INFERENCE.format(model=model))
-        lines.append(f"| {model} | {inference['1']:.2f} | {inference['64']:.3f} |")
+        tables.emit(f"| {model} | {inference['1']:.2f} | {inference['64']:.3f} |")
     folder = os.path.join(SHARED, "data", "emodb_2s")
     if os.path.isdir(folder):
-        lines += ["", "| MFCC extraction of emodb_2s (535 files) | files/s |", "|---|---|"]
+        tables.emit("", "| MFCC extraction of emodb_2s (535 files) | files/s |", "|---|---|")
         for workers in (1, os.cpu_count()):
             extraction = run(EXTRACT.format(folder=folder, workers=workers))
-            lines.append(f"| {workers} process{'es' if workers > 1 else ''} | {extraction['files_per_s']:.1f} |")
-    lines += ["", "| 10 folds x the recipe's epochs, ours | corpus | utterances | T | s/epoch | projected wall time |",
-              "|---|---|---|---|---|---|"]
+            tables.emit(f"| {workers} process{'es' if workers > 1 else ''} | {extraction['files_per_s']:.1f} |")
+    tables.emit("", "| 10 folds x the recipe's epochs, ours | corpus | utterances | T | s/epoch | projected wall time |",
+                "|---|---|---|---|---|---|")
     for model, epochs in (("TIMNET", 500), ("GMTCN", 300)):
         for name, n, frames, blocks, classes in (("EMODB", 535, 188, 8, 7), ("RAVDESS", 1440, 215, 8, 8),
                                                  ("IEMOCAP", 5531, 606, 10, 4)):
             step = run(STEP_AT_SHAPE.format(model=model, frames=frames, blocks=blocks, classes=classes))["step"]
             epoch = step * -(-int(n * 0.9) // 64)
-            lines.append(f"| {model} x {epochs} | {name} | {n} | {frames} | {epoch:.1f} | "
+            tables.emit(f"| {model} x {epochs} | {name} | {n} | {frames} | {epoch:.1f} | "
                          f"{10 * epochs * epoch / 3600:.1f} h |")
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
-
+    tables.save()
 
 if __name__ == "__main__":
     main()

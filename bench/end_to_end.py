@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
-from fresh_process import cpu_name
+from fresh_process import Tables
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAIN = os.path.join(os.path.dirname(HERE), "Code", "main.py")
@@ -103,20 +102,13 @@ def main() -> None:
     rows = [("the authors' loop (original graph, Keras fit), Keras 3", authors)]
     rows += [(f"ours, --training {training}", fastest(ours(training), f"ours, {training}"))
              for training in ("sequential", "stacked")]
-    from importlib.metadata import version
-    lines = [f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-             f"TensorFlow {version('tensorflow')}; {args.model} on EMODB_2s.npy (535 utterances), 10 folds x "
-             f"{args.epochs} epochs, the test fold evaluated after every epoch; wall time from start to exit, "
-             f"fastest of {args.runs} run(s)", "",
-             "| job | wall time, s | fold-epochs/s | speed-up |", "|---|---|---|---|"]
-    for name, seconds in rows:
-        lines.append(f"| {name} | {seconds:.0f} | {10 * args.epochs / seconds:.2f} | {authors / seconds:.2f}x |")
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
-
+    tables = Tables(f"{args.model} on EMODB_2s.npy (535 utterances), 10 folds x {args.epochs} epochs, the test fold "
+                    f"evaluated after every epoch; wall time from start to exit, fastest of {args.runs} run(s)",
+                    args.markdown)
+    tables.emit("", "| job | wall time, s | fold-epochs/s | speed-up |", "|---|---|---|---|",
+                *(f"| {name} | {seconds:.0f} | {10 * args.epochs / seconds:.2f} | {authors / seconds:.2f}x |"
+                  for name, seconds in rows))
+    tables.save()
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,28 @@ def run_json(code: str, what: str, env: dict | None = None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+class Tables:
+    """What a benchmark prints: each group of lines as soon as it is measured (a later failure keeps it on
+    screen), all of them also written to ``markdown`` (a path, or None) by ``save``; the first line names the
+    machine and the versions, followed by ``setting``."""
+
+    def __init__(self, setting: str, markdown: str | None = None):
+        from importlib.metadata import version
+        self.lines: list[str] = []
+        self.markdown = markdown
+        self.emit(f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+                  f"TensorFlow {version('tensorflow')}; {setting}")
+
+    def emit(self, *rows: str) -> None:
+        self.lines.extend(rows)
+        print("\n".join(rows), flush=True)
+
+    def save(self) -> None:
+        if self.markdown:
+            with open(self.markdown, "w") as f:
+                f.write("\n".join(self.lines) + "\n")
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -17,11 +17,9 @@ It prints figures; it asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 
 from benchmark import PRELUDE, run, stacked_job
-from fresh_process import TIMING, cpu_name
+from fresh_process import TIMING, Tables
 
 BREAKDOWN = PRELUDE + """
 import tensorflow as tf
@@ -76,15 +74,8 @@ def main() -> None:
     sections = set(args.sections.split(","))
     if not sections <= {"breakdown", "memory"}:
         parser.error(f"--sections {args.sections}: choose from breakdown, memory")
-    from importlib.metadata import version
-    lines = []
-
-    def emit(*rows: str) -> None:  # each table as soon as it is measured: a later failure keeps it on screen
-        lines.extend(rows)
-        print("\n".join(rows), flush=True)
-
-    emit(f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-         f"TensorFlow {version('tensorflow')}")
+    tables = Tables("one TIM-Net temporal-aware block (B 64, T 188, C 39); IEMOCAP-shaped stacks", args.markdown)
+    emit = tables.emit
     if "breakdown" in sections:
         figures = run(BREAKDOWN)
         emit("", "| one thread, CPU ms per member | 1 member | 2 | 4 | 10 | sequential kernel |",
@@ -103,10 +94,7 @@ def main() -> None:
                                           blocks=10))
                 emit(f"| {members} member(s), {layout} | {figures['step']:.1f} | "
                      f"{figures['step'] / members:.2f} | {figures['peak']:.0f} |")
-    text = "\n".join(lines)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    tables.save()
 
 
 if __name__ == "__main__":
