@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (once), install Code/requirement.txt and tests/requirements.txt into it, and the project itself
-# (editable: the package timnet_ser and the command timnet-ser). Sourced by run_demo.sh and run_tests.sh.
+# (editable, with its extras [onnx,tflite]: the package timnet_ser and the command timnet-ser).
+# Sourced by run_demo.sh and run_tests.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3.11}"
@@ -12,8 +13,13 @@ fi
 STAMP="$ROOT/.venv/.requirements.sha"
 WANT="$(cat "$ROOT/Code/requirement.txt" "$ROOT/tests/requirements.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
-  "$ROOT/.venv/bin/python" -m pip install --quiet --upgrade pip
-  "$ROOT/.venv/bin/python" -m pip install --quiet -r "$ROOT/Code/requirement.txt" -r "$ROOT/tests/requirements.txt"
-  "$ROOT/.venv/bin/python" -m pip install --quiet --no-deps -e "$ROOT"
+  # pip's and setuptools' chatter (the editable-install notice among it) goes to a log, shown only if a step fails
+  LOG="$ROOT/.venv/setup.log"
+  echo "setup.sh: installing the requirements into .venv (log: .venv/setup.log)"
+  {
+    "$ROOT/.venv/bin/python" -m pip install --upgrade pip &&
+    "$ROOT/.venv/bin/python" -m pip install -r "$ROOT/Code/requirement.txt" -r "$ROOT/tests/requirements.txt" &&
+    "$ROOT/.venv/bin/python" -m pip install -e "$ROOT[onnx,tflite]"
+  } > "$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; echo "setup.sh: installing failed (whole log: $LOG)" >&2; exit 1; }
   echo "$WANT" > "$STAMP"
 fi
