@@ -1,10 +1,13 @@
 """The papers' results table, regenerated from the JSON records that runs wrote under ``Results/``, with statistics.
 
 One row per (model, corpus, feature file, protocol, cross-validation, training settings): our UAR and WAR as
-mean ± std over the runs (seeds) found, next to the published numbers of the matching protocol (SPEC §5). Per run,
-WAR is the mean of the per-fold accuracies (the authors' "Average ACC") and UAR the macro recall pooled over all
-folds (what the authors' UAR matches). Over the r seeds x k folds of a row, the per-fold UAR and WAR also get their
-mean ± std and a 95 % confidence interval (``significance.CI_METHOD``). A second table compares, with paired tests
+mean ± std over the distinct runs (seeds) found, next to the published numbers where the run repeats the papers'
+experiment (``published``). A row counts each seed once: records of the same row and seed (re-tests, copies, the
+same run trained again bit for bit) are one sample, and the report lists what it merged (``merge_notices``). Per
+run, WAR is the mean of the per-fold accuracies (the authors' "Average ACC") and UAR the macro recall pooled over
+all folds (what the authors' UAR matches). Over the r seeds x k folds of a row, the per-fold UAR and WAR also get
+their mean ± std and a 95 % confidence interval that never leaves [0, 100] (``significance.CI_METHOD``); the
+formulae and their sources are in docs/statistics.md. A second table compares, with paired tests
 (Wilcoxon, McNemar), every two rows run on the same corpus, feature file, seeds and test folds; a figure shows each
 corpus' UAR with its interval per row. Written as Markdown, LaTeX, CSV and PNG. Knows nothing about TensorFlow.
 
@@ -31,6 +34,7 @@ from matplotlib.figure import Figure
 from . import significance
 from .atomic_file import atomic_write
 from .errors import UserError
+from .extract_feature import FEATURE_KINDS
 
 # (model, corpus key, protocol) -> (UAR %, WAR %) as published; None where a paper gives no figure.
 PUBLISHED = {
@@ -45,6 +49,10 @@ PUBLISHED = {
     ("GMTCN", "RAVDE", "paper"): (87.30, 87.64), ("GMTCN", "RAVDE", "last_epoch"): (82.78, 82.62),
     ("GMTCN", "SAVEE", "paper"): (84.40, 86.01), ("GMTCN", "SAVEE", "last_epoch"): (75.83, 73.57),
 }
+# The papers' experiments ran on the full-length corpora with shuffled 10-fold KFold; N, their number of utterances
+# (one row of the feature file each), is what tells a full corpus from a subset.
+PUBLISHED_FOLDS = 10
+CORPUS_ROWS = {"CASIA": 1200, "EMODB": 535, "EMOVO": 588, "IEMOCAP": 5531, "RAVDE": 1440, "SAVEE": 480}
 # Speaker-independent results: (model, corpus, protocol) -> (folds, (UAR %, WAR %)), shown for --cv speaker runs
 # with one fold per speaker (EMO-DB: 10) or per IEMOCAP session (5). DCNN-BLSTMwA (Zhang et al., 2021) reports
 # UAR only; that its protocol is speaker-independent and its epoch fixed is our reading, not verified (README).
@@ -102,15 +110,34 @@ def _published(value) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def published(model: str, data: str, protocol: str, cv: str, folds: int, synthetic: bool) -> tuple:
-    """(UAR %, WAR %) published for the same model, corpus, protocol and fold scheme ("kfold": the papers'
-    shuffled 10-fold, shown whatever --split_fold; "speaker": one fold per speaker); (None, None) otherwise."""
-    if synthetic:
+def full_corpus(record: dict) -> bool:
+    """Whether ``record`` ran on the full-length corpus the papers used, as far as a record can tell.
+
+    Its feature file must be the program's default one for the corpus, ``MFCC/<KEY>.npy`` (``MFCC/<KEY>_<kind>.npy``
+    for another feature kind), where ``--mode extract`` writes a downloaded corpus and the authors' feature files
+    go, and hold the corpus' N rows (``CORPUS_ROWS``). A cut of the audio under its own name (``EMODB_2s.npy``,
+    535 rows too) never passes; the record cannot tell what audio a file under the default name came from.
+    """
+    data, path = record["config"]["data"], record["config"].get("feature_path") or ""
+    defaults = {f"{data}.npy"} | {f"{data}_{kind}.npy" for kind in FEATURE_KINDS if kind != "mfcc"}
+    rows = sum(fold["n"] for fold in record["folds"])
+    return (os.path.basename(os.path.dirname(path)) == "MFCC" and os.path.basename(path) in defaults
+            and rows == CORPUS_ROWS.get(data))
+
+
+def published(record: dict) -> tuple:
+    """(UAR %, WAR %) published for the experiment ``record`` repeats; (None, None) unless it is a training run on
+    real data with the same model and protocol, on the full corpus (``full_corpus``) and with the papers' folds:
+    shuffled KFold with ``PUBLISHED_FOLDS`` folds, or for "speaker" one fold per speaker (``PUBLISHED_SPEAKER``).
+    The smoothing history does not matter: the code behind the ICASSP table smoothed cumulatively."""
+    config = record["config"]
+    if record.get("mode", "train") != "train" or record.get("synthetic") or not full_corpus(record):
         return None, None
-    if cv == "kfold":
-        return PUBLISHED.get((model, data, protocol), (None, None))
-    speaker_folds, figures = PUBLISHED_SPEAKER.get((model, data, protocol), (None, (None, None)))
-    return figures if folds == speaker_folds else (None, None)
+    key = (record["model"], config["data"], record["protocol"])
+    if config.get("cv", "kfold") == "kfold":
+        return PUBLISHED.get(key, (None, None)) if config["split_fold"] == PUBLISHED_FOLDS else (None, None)
+    speaker_folds, figures = PUBLISHED_SPEAKER.get(key, (None, (None, None)))
+    return figures if config["split_fold"] == speaker_folds else (None, None)
 
 
 def protocol_label(record: dict) -> str:
@@ -154,13 +181,51 @@ def group_key(record: dict) -> GroupKey:
                     run_settings(record))
 
 
-def group_runs(records: list[dict]) -> list[tuple[GroupKey, list[dict]]]:
-    """The records grouped by ``group_key``, ordered by model, corpus, features, protocol, cv and folds."""
-    groups = defaultdict(list)
+def _samples(records: list[dict]) -> dict[tuple, list[dict]]:
+    """(``group_key``, seed) -> the records of that one sample, in the order given (``load_records``: by path).
+
+    Within a row, model, corpus, feature file, protocol (a re-test's: its weights folder, split and features),
+    folds and settings are equal; with the seed, so are the split and the initial weights. Several records of
+    such a (row, seed) are re-tests or copies of one run, or the same run trained again; they are one sample.
+    """
+    samples = defaultdict(list)
     for record in records:
-        groups[group_key(record)].append(record)
+        samples[(group_key(record), record["config"]["random_seed"])].append(record)
+    return samples
+
+
+def group_runs(records: list[dict]) -> list[tuple[GroupKey, list[dict]]]:
+    """One record per sample (the first of ``_samples``) grouped by ``group_key``, ordered by model, corpus,
+    features, protocol, cv and folds."""
+    groups = defaultdict(list)
+    for (key, _), same in _samples(records).items():
+        groups[key].append(same[0])
     # settings may hold None (a record without a field): ordered by their text, never compared as values
     return sorted(groups.items(), key=lambda item: (*item[0][:-1], repr(item[0].settings)))
+
+
+def _fold_results(record: dict) -> list[tuple]:
+    return [(fold.get("test_rows"), fold.get("y_pred"), fold["uar"], fold["war"]) for fold in record["folds"]]
+
+
+def merge_notices(records: list[dict]) -> list[str]:
+    """One line per sample that several records gave: which records were merged, and whether their per-fold
+    results are identical (else the largest per-fold UAR difference, and which record the report used)."""
+    varying = _varying_settings(group_runs(records))
+    notices = []
+    for (key, seed), same in _samples(records).items():
+        if len(same) < 2:
+            continue
+        names = ", ".join(os.path.basename(record.get("path") or record["weights_folder"]) for record in same)
+        if all(_fold_results(record) == _fold_results(same[0]) for record in same):
+            how = "identical per-fold results"
+        else:
+            gap = max(abs(a["uar"] - b["uar"]) for record in same for a, b in zip(record["folds"], same[0]["folds"]))
+            how = f"per-fold UAR differs by up to {100 * gap:.2f} points; the first is used"
+        notices.append(f"merged {len(same)} records of the same run/seed: {_row_label(key, varying)} on "
+                       f"{_corpus_label(key)} {key.features}, {key.cv} {key.folds}-fold, seed {seed} ({names}): "
+                       f"{how}; counted once")
+    return notices
 
 
 def _varying_settings(groups: list[tuple[GroupKey, list[dict]]]) -> set[str]:
@@ -209,8 +274,9 @@ def build_table(records: list[dict]) -> pd.DataFrame:
     varying = _varying_settings(groups)
     rows = []
     for key, runs in groups:
-        # published for the base protocol: the smoothing history in the label does not change what was published
-        uar, war = published(key.model, key.data, runs[0]["protocol"], key.cv, key.folds, key.synthetic)
+        # shown only when every run of the row repeats the same published experiment
+        figures = {published(run) for run in runs}
+        uar, war = figures.pop() if len(figures) == 1 else (None, None)
         uar_interval, war_interval = significance.run_interval(runs, "uar"), significance.run_interval(runs, "war")
         row = {"model": _model_label(key), "corpus": _corpus_label(key), "features": key.features,
                "protocol": key.protocol}
@@ -291,18 +357,18 @@ def plot_uar_ci(records: list[dict], path: str) -> None:
     FigureCanvasAgg(figure)  # before tight_layout, which measures the labels with the canvas' renderer
     axes = figure.subplots(len(panels), 1, squeeze=False, height_ratios=[size + 1 for size in sizes])[:, 0]
     for ax, (corpus, rows) in zip(axes, panels.items()):
-        means = np.array([100 * interval.mean for _, interval in rows])
-        lows = np.array([100 * interval.low for _, interval in rows])
-        highs = np.array([100 * interval.high for _, interval in rows])
-        # errorbar takes distances from the mean; a row without an interval (NaN) draws no bar
-        ax.errorbar(means, np.arange(len(rows)), xerr=[np.nan_to_num(means - lows), np.nan_to_num(highs - means)],
-                    fmt="o", capsize=4)
+        places = np.arange(len(rows))
+        # the interval is drawn from its own ends: from the logits, it need not be symmetric about the mean;
+        # a row without an interval (NaN) draws no line
+        ax.hlines(places, [100 * interval.low for _, interval in rows], [100 * interval.high for _, interval in rows])
+        ax.plot([100 * interval.mean for _, interval in rows], places, "o")
         ax.set_yticks(np.arange(len(rows)), [label for label, _ in rows], fontsize=7)
         ax.invert_yaxis()  # the table's order, top down
         ax.set_title(corpus, fontsize=9)
         ax.set_xlabel("UAR % (mean of the per-fold UAR over seeds and folds)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
-    figure.suptitle("UAR with its 95% CI (corrected repeated k-fold t-interval, Nadeau & Bengio 2003)", fontsize=9)
+    figure.suptitle("UAR with its 95% CI (corrected repeated k-fold t-interval on the logit scale, "
+                    "Nadeau & Bengio 2003; docs/statistics.md)", fontsize=9)
     figure.tight_layout()
     # bbox_inches="tight": the longest row label is never cut at the left edge
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
@@ -341,11 +407,16 @@ def write_report(result_path: str) -> dict:
     comparisons, refused = build_comparisons(records)
     paths = {kind: os.path.join(result_path, f"report.{kind}") for kind in ("md", "tex", "csv")}
     paths["paired_csv"] = os.path.join(result_path, "report_paired.csv")
-    note = ("UAR % (pooled): macro recall pooled over folds; WAR % (mean of folds): mean of per-fold accuracies; "
-            "there ± is the std over runs. `mean ± std` and `95% CI`: over the per-fold values of every seed and "
-            f"fold of a row, ± the sample std; the interval is the {significance.CI_METHOD}. Published figures "
-            "(SPEC §5; DCNN-BLSTMwA: Zhang et al. 2021, speaker-independent) are shown for the matching protocol "
-            "and folds only; `paper` selects on the test fold.")
+    note = ("`runs`: distinct runs, one per seed: re-tests, copies and repeats of a run with the same settings, "
+            "seed and feature file count once (merged records are listed below the table). UAR % (pooled): macro "
+            "recall pooled over folds; WAR % (mean of folds): mean of per-fold accuracies; there ± is the std over "
+            "runs. `mean ± std` and `95% CI`: over the per-fold values of every seed and fold of a row, ± the sample "
+            f"std; the interval is the {significance.CI_METHOD}. Published figures (TIM-Net: Ye et al., ICASSP "
+            "2023; GM-TCNet: Ye et al., Speech Communication 2022; DCNN-BLSTMwA: Zhang et al. 2021, "
+            "speaker-independent) appear only beside training runs that repeat the papers' experiment: the same "
+            f"protocol, {PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. "
+            "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances; `paper` selects on the "
+            "test fold. Formulae, merging and sources: docs/statistics.md in the repository.")
     paired_note = (f"Rows on the same corpus, feature file and folds, over the seeds they share. "
                    f"{significance.WILCOXON_METHOD}; {significance.MCNEMAR_METHOD} (an utterance counts once per "
                    "seed, which makes that p optimistic over several seeds).")
@@ -354,8 +425,10 @@ def write_report(result_path: str) -> dict:
     else:
         paired = f"{to_markdown(comparisons)}\n\n{paired_note}"
     paired += "".join(f"\n- not paired: {line}" for line in refused)
-    markdown = f"{to_markdown(table)}\n\n{note}\n\n## Paired comparisons\n\n{paired}\n"
-    latex = to_latex(table, note)
+    notices = merge_notices(records)
+    merged = "".join(f"\n- {line}" for line in notices)
+    markdown = f"{to_markdown(table)}\n\n{note}\n{merged}\n\n## Paired comparisons\n\n{paired}\n"
+    latex = to_latex(table, " ".join([note, *(f"{line[0].upper()}{line[1:]}." for line in notices)]))
     if not comparisons.empty:
         latex += to_latex(comparisons, f"Paired comparisons. {paired_note}", label="tab:ser-paired")
     texts = {"md": markdown, "tex": latex, "csv": table.to_csv(index=False),

@@ -5,7 +5,8 @@ t-interval (s / sqrt(r*k)) treats them as independent, but every two folds share
 the r repetitions reuse the same utterances), so it is too narrow: Nadeau & Bengio (2003, "Inference for the
 generalization error", Machine Learning 52) show the variance of the mean is underestimated, and Bouckaert & Frank
 (2004, "Evaluating the replicability of significance tests for comparing learning algorithms", PAKDD) give the
-corrected repeated k-fold t-test used here.
+corrected repeated k-fold t-test used here. The per-fold figures are proportions, so the interval is computed on
+their logit scale and mapped back: it always lies inside (0, 1) (docs/statistics.md gives the formulae).
 
 Two configurations are compared only on the same (seed, fold) cells: same corpus and feature file, same seeds,
 the same test rows in every fold (checked, never assumed). Both paired tests take their units (cells, utterances)
@@ -23,11 +24,15 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
-CI_METHOD = ("corrected repeated k-fold t-interval (Nadeau & Bengio 2003; Bouckaert & Frank 2004): mean of the "
-             "r x k per-fold values, variance (1/(r k) + n_test/n_train) times their sample variance, "
-             "t with r k - 1 degrees of freedom")
+T_METHOD = ("corrected repeated k-fold t-interval (Nadeau & Bengio 2003; Bouckaert & Frank 2004): mean of the "
+            "r x k per-fold values, variance (1/(r k) + n_test/n_train) times their sample variance, "
+            "t with r k - 1 degrees of freedom")
+CI_METHOD = ("corrected repeated k-fold t-interval (Nadeau & Bengio 2003; Bouckaert & Frank 2004) on the logit "
+             "scale: each per-fold proportion p, held half an utterance inside [0, 1], becomes log(p / (1 - p)); "
+             "mean of the r x k logits ± t(r k - 1) x sqrt((1/(r k) + n_test/n_train) x their sample variance), "
+             "mapped back with 1 / (1 + exp(-z)), so the interval never leaves [0, 100] %")
 WILCOXON_METHOD = ("Wilcoxon signed-rank test over the paired per-(seed, fold) UAR values "
                    "(scipy, zero differences dropped)")
 MCNEMAR_METHOD = ("McNemar's exact test on the per-utterance correctness pooled over all (seed, fold) cells: "
@@ -47,7 +52,7 @@ class Interval:
     low: float
     high: float
     n: int
-    method: str = CI_METHOD
+    method: str = T_METHOD
 
 
 @dataclass(frozen=True)
@@ -95,26 +100,52 @@ def corrected_t_interval(values, test_train_ratio: float, confidence: float = 0.
     return Interval(mean, std, mean - float(half), mean + float(half), n)
 
 
-def fold_values(runs: list[dict], metric: str) -> tuple[list[float], float]:
-    """The per-fold ``metric`` ("uar" or "war") of every fold of every run, and their mean n_test / n_train.
+def logit_t_interval(values, sizes, test_train_ratio: float, confidence: float = 0.95) -> Interval:
+    """``corrected_t_interval`` computed on the logits of the per-fold proportions ``values``, mapped back.
+
+    Args:
+        values: the r*k per-fold figures, proportions in [0, 1].
+        sizes: each fold's number of test utterances: a value of 0 or 1 is moved half an utterance, 0.5 / size,
+            inside the bounds, the least that gives it a finite logit.
+        test_train_ratio, confidence: as for ``corrected_t_interval``.
+
+    ``mean`` and ``std`` stay those of the values themselves; ``low`` and ``high`` come from the logits, so they
+    never leave [0, 1]. Values without spread (all equal) have the point interval [mean, mean], as on the
+    plain scale: the clamp of a 0 or 1 would otherwise move that point.
+    """
+    plain = corrected_t_interval(values, test_train_ratio, confidence)
+    if plain.n == 1 or plain.std == 0:
+        return Interval(plain.mean, plain.std, plain.low, plain.high, plain.n, CI_METHOD)
+    half = 0.5 / np.asarray(sizes, dtype=float)
+    p = np.clip(np.asarray(values, dtype=float), half, 1 - half)  # (r*k,)
+    on_logits = corrected_t_interval(special.logit(p), test_train_ratio, confidence)
+    return Interval(plain.mean, plain.std, float(special.expit(on_logits.low)), float(special.expit(on_logits.high)),
+                    plain.n, CI_METHOD)
+
+
+def fold_values(runs: list[dict], metric: str) -> tuple[list[float], list[int], float]:
+    """The per-fold ``metric`` ("uar" or "war") of every fold of every run, each fold's test size, and their mean
+    n_test / n_train.
 
     A run's folds partition its corpus (k-fold and speaker folds alike), so a fold's training set is every row
     outside its test fold: n_train = (sum of the run's fold sizes) - n_test. The training code may hold part of
     that out for validation; the correction concerns which rows the folds share, so it uses the split itself.
     """
-    values, ratios = [], []
+    values, sizes, ratios = [], [], []
     for run in runs:
         total = sum(fold["n"] for fold in run["folds"])
         for fold in run["folds"]:
             values.append(float(fold[metric]))
+            sizes.append(int(fold["n"]))
             ratios.append(fold["n"] / (total - fold["n"]))
-    return values, float(np.mean(ratios))
+    return values, sizes, float(np.mean(ratios))
 
 
 def run_interval(runs: list[dict], metric: str, confidence: float = 0.95) -> Interval:
-    """``corrected_t_interval`` of the per-fold ``metric`` over all seeds and folds of ``runs``."""
-    values, ratio = fold_values(runs, metric)
-    return corrected_t_interval(values, ratio, confidence)
+    """``logit_t_interval`` of the per-fold ``metric`` over all seeds and folds of ``runs`` (one run per sample:
+    the report merges repeats of a run before it gets here)."""
+    values, sizes, ratio = fold_values(runs, metric)
+    return logit_t_interval(values, sizes, ratio, confidence)
 
 
 def wilcoxon_signed_rank(a, b) -> tuple[float, float]:

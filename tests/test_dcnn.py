@@ -364,17 +364,19 @@ def test_train_retest_predict_report(tmp_path, capsys):
         capsys.readouterr().out
 
 
-def record(cv, folds, protocol="last_epoch", data="EMODB", feature_path="MFCC/EMODB_logmel3.npy", uar=0.5):
+def record(cv, folds, protocol="last_epoch", data="EMODB", feature_path=None, uar=0.5, seed=1):
+    """A training record on the corpus' default feature file with its full number of rows (two folds shown)."""
+    rows = report.CORPUS_ROWS[data]
     return {"model": "DCNN_BLSTMwA", "variant": "mobilenetv2 alpha 1, ImageNet init", "protocol": protocol,
             "mode": "train", "synthetic": False, "weights_folder": "M/x",
-            "config": {"data": data, "cv": cv, "split_fold": folds, "random_seed": 1, "epochs": 50,
-                       "feature_path": feature_path},
+            "config": {"data": data, "cv": cv, "split_fold": folds, "random_seed": seed, "epochs": 50,
+                       "feature_path": feature_path or f"MFCC/{data}_logmel3.npy"},
             "summary": {"uar_pooled": uar, "war_mean_of_folds": 0.5},
-            "folds": [{"n": 10, "uar": uar, "war": 0.5} for _ in range(2)]}
+            "folds": [{"n": n, "uar": uar, "war": 0.5} for n in (rows // 2, rows - rows // 2)]}
 
 
 def test_report_never_averages_runs_on_different_feature_files():
-    table = report.build_table([record("speaker", 10, uar=0.4), record("speaker", 10, uar=0.6),
+    table = report.build_table([record("speaker", 10, uar=0.4), record("speaker", 10, uar=0.6, seed=2),
                                 record("speaker", 10, feature_path="/data/EMODB_2s_logmel3.npy", uar=0.9)])
     shown = {r["features"]: (r["runs"], r["UAR % (pooled)"]) for _, r in table.iterrows()}
     assert shown == {"EMODB_logmel3.npy": (2, "50.00 ± 10.00"), "EMODB_2s_logmel3.npy": (1, "90.00")}

@@ -1,11 +1,13 @@
-"""Statistics of ``--mode report``: the corrected CV interval, Wilcoxon and McNemar against scipy on hand-made fold
-results, refusal of unpaired runs, and a report over hand-written result JSONs (columns, paired table, figure, rows
-that must stay apart)."""
+"""Statistics of ``--mode report``: the corrected CV interval (plain and on the logit scale, never outside [0, 100]),
+Wilcoxon and McNemar against scipy on hand-made fold results, refusal of unpaired runs, and a report over
+hand-written result JSONs (columns, paired table, figure, rows that must stay apart, repeats of a run counted once,
+published figures only beside the papers' experiment, references that exist in the repository)."""
 
 import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -19,6 +21,7 @@ from sklearn.model_selection import KFold
 from timnet_ser import report
 from timnet_ser import results
 from timnet_ser import significance
+
 CLASSES = ["angry", "happy", "sad"]
 LABELS = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]  # 12 utterances, 4 per class
 FEATURES = "/data/TOY_features.npy"
@@ -48,15 +51,59 @@ def test_one_value_has_no_interval():
     assert math.isnan(interval.std) and math.isnan(interval.low) and math.isnan(interval.high)
 
 
+def _logit_interval(values, sizes, ratio):
+    """The report's interval computed by hand: values held half an utterance inside [0, 1], their logits, the
+    corrected t-interval of those, mapped back."""
+    p = [min(max(v, 0.5 / n), 1 - 0.5 / n) for v, n in zip(values, sizes)]
+    z = [math.log(q / (1 - q)) for q in p]
+    scale = math.sqrt(np.var(z, ddof=1) * (1 / len(z) + ratio))
+    low, high = stats.t.interval(0.95, df=len(z) - 1, loc=np.mean(z), scale=scale)
+    return 1 / (1 + math.exp(-low)), 1 / (1 + math.exp(-high))
+
+
 def test_interval_of_runs_takes_the_test_train_ratio_from_the_fold_sizes():
     runs = [{"folds": [{"uar": 0.5, "n": 4}, {"uar": 0.7, "n": 4}, {"uar": 0.6, "n": 5}]},
             {"folds": [{"uar": 0.9, "n": 4}, {"uar": 0.8, "n": 4}, {"uar": 0.4, "n": 5}]}]
     ratio = np.mean([4 / 9, 4 / 9, 5 / 8] * 2)  # 13 utterances: a fold of 4 trains on 9, one of 5 on 8
     values = [0.5, 0.7, 0.6, 0.9, 0.8, 0.4]
-    expected = significance.corrected_t_interval(values, ratio)
-    assert significance.run_interval(runs, "uar") == expected
-    half = stats.t.ppf(0.975, 5) * math.sqrt(np.var(values, ddof=1) * (1 / 6 + ratio))
-    assert expected.high == pytest.approx(np.mean(values) + half)
+    interval = significance.run_interval(runs, "uar")
+    assert interval == significance.logit_t_interval(values, [4, 4, 5] * 2, ratio)
+    assert (interval.mean, interval.std, interval.n) == pytest.approx((np.mean(values), np.std(values, ddof=1), 6))
+    assert (interval.low, interval.high) == pytest.approx(_logit_interval(values, [4, 4, 5] * 2, ratio))
+    assert "logit" in interval.method and "Nadeau & Bengio" in interval.method
+
+
+# every case: (per-fold values, fold size), folds of a 5-fold split (n_test / n_train = 1/4)
+EXTREMES = {
+    "all folds 0 %": ([0.0] * 10, 54),
+    "near 0 %": ([0.0, 0.02, 0.0, 0.0, 0.04, 0.0, 0.0, 0.02, 0.0, 0.0], 54),
+    "all folds 100 %": ([1.0] * 10, 54),
+    "near 100 %": ([1.0, 0.98, 1.0, 1.0, 0.96, 1.0, 1.0, 0.98, 1.0, 1.0], 54),
+    # two seeds of a near-chance 5-fold run: the plain interval goes below 0 (the issue's [-1.49, 36.83])
+    "near chance, wide spread": ([0.0, 0.40, 0.02, 0.45, 0.0, 0.38, 0.01, 0.42, 0.0, 0.36], 107),
+    "one fold at 0, one at 100": ([0.0, 1.0], 12),
+}
+
+
+@pytest.mark.parametrize("case", EXTREMES)
+def test_no_interval_leaves_0_to_100(case):
+    values, size = EXTREMES[case]
+    ratio = 1 / 4
+    interval = significance.logit_t_interval(values, [size] * len(values), ratio)
+    assert 0 <= interval.low <= interval.high <= 1
+    assert interval.mean == pytest.approx(np.mean(values))
+    if len(set(values)) == 1:  # no spread: the point itself, not the clamped value
+        assert interval.low == interval.high == values[0]
+    else:
+        assert (interval.low, interval.high) == pytest.approx(_logit_interval(values, [size] * len(values), ratio))
+        assert interval.low < interval.mean < interval.high
+
+
+def test_the_plain_interval_of_a_near_chance_grid_would_leave_0_to_100():
+    """What the logit scale is for: the same values on the plain scale give a negative percentage."""
+    values, size = EXTREMES["near chance, wide spread"]
+    assert significance.corrected_t_interval(values, 1 / 4).low < 0
+    assert significance.corrected_t_interval(EXTREMES["near 100 %"][0], 1 / 4).high > 1
 
 
 @pytest.mark.parametrize("values, ratio, confidence", [([], 0.5, 0.95), ([0.5, 0.6], -1, 0.95),
@@ -195,11 +242,11 @@ def test_report_statistics_paired_table_figure_and_rows_kept_apart(tmp_path, cap
     assert by_protocol[("MODEL_A", "test of TOY_1_MODEL_A (OTHER SPLIT; seed 47)")]["seeds"] == "47"
     assert by_protocol[("MODEL_A", "test of TOY_1_MODEL_A (OTHER FEATURES (TOY_features.npy, not the run's))")][
         "runs"] == "1"
-    # the CI cell is the corrected interval of the 6 per-fold UAR values of MODEL_A (3-fold of 12: ratio 4/8)
+    # the CI cell is the logit-scale corrected interval of the 6 per-fold UAR values of MODEL_A (3-fold of 12:
+    # folds of 4, ratio 4/8)
     values = [fold["uar"] for seed in (1, 2) for fold in _run("MODEL_A", seed)["folds"]]
-    half = stats.t.ppf(0.975, 5) * math.sqrt(np.var(values, ddof=1) * (1 / 6 + 4 / 8))
-    low, high = 100 * (np.mean(values) - half), 100 * (np.mean(values) + half)
-    assert by_protocol[("MODEL_A", "last_epoch")]["UAR % 95% CI"] == f"[{low:.2f}, {high:.2f}]"
+    low, high = _logit_interval(values, [4] * 6, 4 / 8)
+    assert by_protocol[("MODEL_A", "last_epoch")]["UAR % 95% CI"] == f"[{100 * low:.2f}, {100 * high:.2f}]"
 
     with open(paths["paired_csv"]) as f:
         paired = {(row["A"], row["B"]): row for row in csv.DictReader(f)}
@@ -240,3 +287,137 @@ def test_report_does_not_import_tensorflow():
     check = "import sys, timnet_ser.report; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+# --- one sample per distinct run -------------------------------------------------------------------------------
+
+def _table_of(folder) -> dict:
+    """{(model, protocol): row} of the report written in ``folder``."""
+    with open(report.write_report(str(folder))["csv"]) as f:
+        return {(row["model"], row["protocol"]): row for row in csv.DictReader(f)}
+
+
+def test_a_run_retested_three_times_and_trained_twice_gives_the_interval_of_the_run_alone(tmp_path, capsys):
+    alone, repeated = tmp_path / "alone", tmp_path / "repeated"
+    alone.mkdir()
+    repeated.mkdir()
+    _write(alone, "run", _run("MODEL_A", 1))
+    _write(alone, "retest", _retest(1, 1, {"split": "own", "features": "own", "label": ""}))
+    # the same run trained again bit for bit (another run folder, another results file) and re-tested three times
+    _write(repeated, "run", _run("MODEL_A", 1))
+    _write(repeated, "run_again", {**_run("MODEL_A", 1), "weights_folder": "/models/TOY_1_again_MODEL_A"})
+    for i in range(3):
+        _write(repeated, f"retest{i}", _retest(1, 1, {"split": "own", "features": "own", "label": ""}))
+    expected, rows = _table_of(alone), _table_of(repeated)
+    printed = capsys.readouterr().out
+    assert set(rows) == set(expected) == {("MODEL_A", "last_epoch"), ("MODEL_A", "test of TOY_1_MODEL_A")}
+    for key, row in rows.items():
+        assert row["runs"] == "1" and row["seeds"] == "1"
+        for column in ("UAR % 95% CI", "WAR % 95% CI", "UAR % mean ± std", "WAR % mean ± std", "UAR % (pooled)"):
+            assert row[column] == expected[key][column]
+    assert "merged 2 records of the same run/seed: MODEL_A, last_epoch on TOY TOY_features.npy, kfold 3-fold, " \
+           "seed 1 (run.json, run_again.json): identical per-fold results; counted once" in printed
+    assert "merged 3 records of the same run/seed: MODEL_A, test of TOY_1_MODEL_A" in printed
+    assert "(retest0.json, retest1.json, retest2.json)" in printed
+    assert not re.search(r"^- merged", (alone / "report.md").read_text(), re.M)
+    assert re.search(r"^- merged 2 records", (repeated / "report.md").read_text(), re.M)
+
+
+def test_other_seeds_stay_samples_and_a_differing_repeat_is_named(tmp_path, capsys):
+    _write(tmp_path, "a1", _run("MODEL_A", 1))
+    _write(tmp_path, "a2", _run("MODEL_A", 2))
+    # the same seed and settings with other predictions (another feature file under the same name, or a
+    # non-deterministic device): still one seed, one sample; the first file's results are used
+    _write(tmp_path, "a2_other", _run("MODEL_A", 2, predictor="B"))
+    rows = _table_of(tmp_path)
+    printed = capsys.readouterr().out
+    assert rows[("MODEL_A", "last_epoch")]["runs"] == "2" and rows[("MODEL_A", "last_epoch")]["seeds"] == "1 2"
+    expected = significance.run_interval([_run("MODEL_A", 1), _run("MODEL_A", 2)], "uar")
+    assert rows[("MODEL_A", "last_epoch")]["UAR % 95% CI"] == f"[{100 * expected.low:.2f}, {100 * expected.high:.2f}]"
+    gap = max(abs(a["uar"] - b["uar"]) for a, b in zip(_run("MODEL_A", 2)["folds"],
+                                                      _run("MODEL_A", 2, predictor="B")["folds"]))
+    assert gap > 0
+    assert f"seed 2 (a2.json, a2_other.json): per-fold UAR differs by up to {100 * gap:.2f} points; the first " \
+           "is used; counted once" in printed
+
+
+def test_merged_repeats_can_be_paired(tmp_path, capsys):
+    """A repeat of a run is one sample for the paired tests too, not 'two runs of seed 1'."""
+    _write(tmp_path, "a", _run("MODEL_A", 1))
+    _write(tmp_path, "a_again", {**_run("MODEL_A", 1), "weights_folder": "/models/again"})
+    _write(tmp_path, "b", _run("MODEL_B", 1))
+    comparisons, refused = report.build_comparisons(report.load_records(str(tmp_path)))
+    assert refused == [] and list(comparisons["pairs (seed, fold)"]) == [3]
+    capsys.readouterr()
+
+
+def test_no_interval_of_a_near_chance_grid_leaves_0_to_100(tmp_path, capsys):
+    """Runs that err on most utterances, as a short grid gives: every interval cell of the report in [0, 100]."""
+    for seed in range(1, 5):
+        record = _run("MODEL_A", seed)
+        for fold in record["folds"]:  # wrong on every utterance but one (seed 1: all of them)
+            fold["y_pred"] = [(t + 1) % 3 for t in fold["y_true"]]
+            fold["y_pred"][0] = fold["y_true"][0] if seed > 1 else fold["y_pred"][0]
+            fold.update(results.fold_metrics(fold["y_true"], fold["y_pred"], CLASSES))
+        _write(tmp_path, f"a{seed}", {**record, "summary": results.summarize(record["folds"])})
+    rows = _table_of(tmp_path)
+    capsys.readouterr()
+    cells = [row[column] for row in rows.values() for column in ("UAR % 95% CI", "WAR % 95% CI")]
+    bounds = [float(x) for cell in cells for x in re.findall(r"-?\d+\.\d+", cell)]
+    assert len(bounds) == 4 and all(0 <= x <= 100 for x in bounds)
+    # on the plain scale the WAR interval of these folds would be negative
+    values, _, ratio = significance.fold_values(report.group_runs(report.load_records(str(tmp_path)))[0][1], "war")
+    assert significance.corrected_t_interval(values, ratio).low < 0
+
+
+# --- published figures -------------------------------------------------------------------------------------------
+
+def _emodb(folds=10, feature_path="/home/u/Code/MFCC/EMODB.npy", rows=535, **extra) -> dict:
+    """A TIM-Net training record on EMO-DB with ``rows`` utterances in ``folds`` folds (sizes as KFold makes them)."""
+    sizes = [len(test) for _, test in KFold(folds).split(np.arange(rows))]
+    config = {"model": "TIMNET", "data": "EMODB", "feature_path": feature_path, "split_fold": folds,
+              "random_seed": 46, "cv": "kfold", "protocol": "last_epoch", "epochs": 500, **extra.pop("config", {})}
+    return {"mode": "train", "model": "TIMNET", "protocol": config["protocol"], "variant": "", "synthetic": False,
+            "weights_folder": "/models/EMODB_46", "config": config,
+            "folds": [{"n": n, "uar": 0.8, "war": 0.8} for n in sizes],
+            "summary": {"uar_pooled": 0.8, "war_mean_of_folds": 0.8}, **extra}
+
+
+@pytest.mark.parametrize("record, shown", [
+    (_emodb(), True),  # the papers' experiment: full corpus, 10-fold, last_epoch
+    (_emodb(config={"epochs": 3}), True),  # fewer epochs is still the protocol; the settings column says so
+    (_emodb(config={"label_smoothing_history": "cumulative"}), True),
+    (_emodb(folds=5, config={"epochs": 3}), False),  # the issue's 5-fold, 3-epoch run
+    (_emodb(feature_path="/data/EMODB_2s.npy"), False),  # the 2 s cuts: 535 rows and T = 188 as well
+    (_emodb(feature_path="/data/EMODB.npy"), False),  # not the default feature file MFCC/EMODB.npy
+    (_emodb(rows=300), False),  # the default name, but a subset of the corpus
+    (_emodb(config={"cv": "speaker"}), False),  # TIM-Net published no speaker-independent figures
+    (_emodb(mode="test", protocol="test"), False),  # a re-test is not the training experiment
+    (_emodb(synthetic=True), False),
+    (_emodb(config={"protocol": "inner_val"}, protocol="inner_val"), False),  # no published figure
+])
+def test_published_figures_only_beside_the_papers_experiment(record, shown):
+    assert report.full_corpus(_emodb()) and not report.full_corpus(_emodb(feature_path="/data/EMODB_2s.npy"))
+    row = report.build_table([record]).iloc[0]
+    assert (row["published UAR %"], row["published WAR %"]) == (("89.19", "90.28") if shown else ("–", "–"))
+
+
+def test_a_row_shows_published_figures_only_when_all_its_runs_match():
+    full = _emodb()
+    subset = {**_emodb(rows=300, config={"random_seed": 47}), "weights_folder": "/models/EMODB_47"}
+    table = report.build_table([full, subset])
+    assert list(table["runs"]) == [2] and list(table["published UAR %"]) == ["–"]
+
+
+# --- references ----------------------------------------------------------------------------------------------------
+
+def test_every_reference_the_report_prints_is_in_the_repository(tmp_path, capsys):
+    _write(tmp_path, "a", _run("MODEL_A", 1))
+    paths = report.write_report(str(tmp_path))
+    printed = capsys.readouterr().out
+    text = printed + "".join(open(paths[kind], encoding="utf-8").read() for kind in ("md", "tex"))
+    assert "SPEC" not in text
+    cited = set(re.findall(r"docs/[\w./-]+\.md", text))
+    assert cited == {"docs/statistics.md"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert all(os.path.isfile(os.path.join(root, path)) for path in cited)
