@@ -509,16 +509,18 @@ def run_on_ray(grid: Grid, workers: int, threads: int, gpus_per_task: float) -> 
 # --- Ray: a local one, or a cluster -----------------------------------------------------------------------------
 
 def start_local_ray(cpus: int, gpus: int | None = 0, object_store_bytes: int = 512 * 2 ** 20) -> None:
-    """A Ray on this machine only: loopback addresses, no dashboard, ``cpus`` CPUs, ``gpus`` GPUs (None: the
-    machine's), an object store of ``object_store_bytes``; no usage statistics are sent."""
-    # Ray advertises, and its servers listen on, this machine's network address, except where it runs without
-    # clusters (its choice on macOS and Windows): then on the loopback address only. Read when Ray is imported.
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    """A Ray on this machine only: every process listening on 127.0.0.1, a token of its own, no dashboard,
+    ``cpus`` CPUs, ``gpus`` GPUs (None: the machine's), an object store of ``object_store_bytes``; no usage
+    statistics are sent. ``tests/test_grid_network.py`` lists its listening sockets (docs/grid.md)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from . import ray_security
     import ray
+    ray_security.use_new_token()
     # address "local": a new Ray even where `ray start` runs one on this machine (that one is --address auto)
-    ray.init(address="local", num_cpus=cpus, num_gpus=gpus, object_store_memory=object_store_bytes,
-             include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="ERROR")
+    with ray_security.loopback_node():
+        ray.init(address="local", num_cpus=cpus, num_gpus=gpus, object_store_memory=object_store_bytes,
+                 include_dashboard=False, _node_ip_address=ray_security.LOOPBACK, log_to_driver=False,
+                 logging_level="ERROR")
 
 
 def join_cluster(address: str) -> None:
@@ -529,8 +531,9 @@ def join_cluster(address: str) -> None:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise UserError(f"--address {address}: cannot reach a Ray cluster there ({_error(exc)}); start one with "
-                        "`ray start --head`, and where it asks for a token set RAY_AUTH_MODE=token here too "
-                        "(docs/grid.md); or leave --address out for a local Ray") from None
+                        "`ray start --head`; where it asks for a token set RAY_AUTH_MODE=token and the cluster's token "
+                        "(RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH) here too (docs/grid.md); or leave --address out "
+                        "for a local Ray") from None
 
 
 def _cores() -> int:
