@@ -27,9 +27,9 @@ from typing import Sequence
 import keras
 from keras import ops
 
-from . import training_kernels
-from .causal_conv import CausalConv1D
-from .layer_args import check_bool, check_positive_int
+from .nn import training_kernels
+from .nn.causal_conv import CausalConv1D
+from .nn.layer_args import check_bool, check_positive_int
 
 DEFAULT_DILATIONS = (1, 2, 4, 8, 16, 32, 64)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timnet_ser import legacy_weights
+from timnet_ser.nn import legacy_weights
 from conftest import CODE
 from timnet_ser.main import main
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from timnet_ser import legacy_weights
+from timnet_ser.nn import legacy_weights
 from timnet_ser.GTCM import GTCM, GatedBlock, GatedUnit, receptive_field
 
 FRAMES, CLASSES = 188, 7

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from timnet_ser import legacy_weights
+from timnet_ser.nn import legacy_weights
 from conftest import CODE
 from test_engine import toy_data
 

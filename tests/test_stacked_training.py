@@ -14,10 +14,13 @@ import functools
 import numpy as np
 import pytest
 
-from timnet_ser import stacked_training
-from timnet_ser.Common_Model import RunConfig, Trainer, make_folds, train_fold
-from timnet_ser.errors import UserError
-from timnet_ser.Model import MODELS, Hyper, build_model, predict_in_batches
+from timnet_ser.engine import stacked_training
+from timnet_ser.Common_Model import Trainer, train_fold
+from timnet_ser.core.config import RunConfig
+from timnet_ser.engine.protocol import make_folds
+from timnet_ser.core.errors import UserError
+from timnet_ser.Model import MODELS, build_model, predict_in_batches
+from timnet_ser.core.config import Hyper
 
 FRAMES, CHANNELS, CLASSES = 24, 39, 4
 

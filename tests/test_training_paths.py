@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from timnet_ser import legacy_weights
+from timnet_ser.nn import legacy_weights
 from timnet_ser.main import main
 from test_run_folder import only, toy_feature_file
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .extract_feature import SEGMENT_HOP
+from ..data.features import SEGMENT_HOP
 
 
 def oversample(rows: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -18,8 +18,8 @@ from typing import Sequence
 import h5py
 import numpy as np
 
-from .atomic_file import atomic_write
-from .errors import UserError
+from ..core.atomic_file import atomic_write
+from ..core.errors import UserError
 
 
 def _text(value) -> str:

@@ -20,8 +20,9 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import UserError
-from .tensorflow_setup import start_tensorflow
+from ..core.errors import UserError, did_you_mean, named
+from ..data.resolve import corpus_for_weights
+from ..core.tensorflow_setup import start_tensorflow
 
 
 class Run:
@@ -32,18 +33,16 @@ class Run:
 
     def __init__(self, folder: str, spec, hyper, data: str, classes: list, signal_length: int,
                  weight_files: list[tuple[int, str]], run=None):
-        from . import legacy_weights
-        from .Model import build_model, embedding_model, legacy_weight_groups, without_pretrained
-        from .extract_feature import feature_shape
+        from ..data.features import feature_shape
+        from ..engine.fold_weights import FoldWeights
+        from ..Model import embedding_model
         self.folder, self.spec, self.hyper, self.data = folder, spec, hyper, data
         self.classes, self.signal_length, self.run = list(classes), int(signal_length), run
         self.input_shape = feature_shape(spec.features, self.signal_length)
-        self.model = build_model(spec, self.input_shape, len(self.classes), without_pretrained(hyper))
-        self._groups = legacy_weight_groups(self.model)
+        self.weights = FoldWeights(spec, hyper, self.input_shape, len(self.classes), weight_files)
+        self.model = self.weights.model
         self._embedding = embedding_model(self.model)  # (fused embedding, softmax)
-        # every fold's arrays, read and checked once: (fold number from 1, path, arrays by layer)
-        self.folds = [(fold, path, legacy_weights.check_legacy_weights(path, self._groups))
-                      for fold, path in weight_files]
+        self.folds = self.weights.folds  # (fold number from 1, path, arrays by layer), read and checked once
 
     @property
     def model_name(self) -> str:
@@ -64,13 +63,12 @@ class Run:
     def fold_outputs(self, features: np.ndarray, fold: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (F, N, D), probabilities (F, N, C)) of every fold model (or fold ``fold``) on features
         (N, T, 39) or (N, S, 64, 64, 3)."""
-        from . import legacy_weights
         wanted = self._fold_numbers(fold)
         embeddings, probabilities = [], []
-        for number, _, arrays in self.folds:
+        for index, (number, _, _) in enumerate(self.folds):
             if number not in wanted:
                 continue
-            legacy_weights.assign_weight_arrays(arrays, self._groups)
+            self.weights.load(index)
             parts = [self._embedding(features[s:s + 256], training=False) for s in range(0, len(features), 256)]
             embeddings.append(np.concatenate([np.asarray(e) for e, _ in parts]))
             probabilities.append(np.concatenate([np.asarray(p) for _, p in parts]))
@@ -153,14 +151,15 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         feature_path: for a dataset of your own without ``run.json``: its feature file (default MFCC/<data>.npy).
     """
     start_tensorflow()
-    from . import run_folder
-    from .Model import MODELS
+    from ..core import config
+    from ..runs import run_folder
+    from ..Model import MODELS
     run = run_folder.open_run(folder)
     if run is not None:
         config = run.config
         for name, given, own in (("data", data, config.data), ("model", model, config.model)):
             if given is not None and given != own:
-                raise UserError(f"--{name} {given}: the run in {folder} has {own}")
+                raise UserError(f"{named(name, given, api=True)}: the run in {folder} has {own}")
         files = [(i + 1, run.weights_file(i)) for i in range(run.k)]
         missing = [os.path.basename(p) for _, p in files if not os.path.isfile(p)]
         if missing:
@@ -169,32 +168,14 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         return Run(run.path, MODELS[config.model], config.hyper, config.data, config.classes, run.signal_length,
                    files, run)
     if data is None:
-        raise UserError(f"--data: {folder} has no run.json, so the corpus its weights were trained on must be given "
-                        "(e.g. --data EMODB)")
+        raise UserError(f"data: {folder} has no run.json, so the corpus its weights were trained on must be given "
+                        "(e.g. data='EMODB')")
     spec = MODELS.get(model or "TIMNET")
     if spec is None:
-        raise UserError(f"--model {model!r}: choose one of {', '.join(MODELS)}")
-    corpus = corpus_for_weights(data, spec.features, feature_path)
-    from .Model import Hyper
+        raise UserError(f"{named('model', model, api=True)}: choose one of {', '.join(MODELS)}"
+                        f"{did_you_mean(model, MODELS)}")
+    corpus = corpus_for_weights(data, spec.features, feature_path, api=True)
+    from ..core.config import Hyper
     hyper = hyper or Hyper(dilation_size=corpus.tab_count)
     return Run(os.path.abspath(folder), spec, hyper, data, list(corpus.classes), corpus.signal_length,
                run_folder.fold_weight_files(folder), None)
-
-
-def corpus_for_weights(data: str, kind: str, feature_path: Optional[str] = None):
-    """The Corpus a weights folder without ``run.json`` was trained on: a known corpus, or a dataset of your own
-    whose labels and signal length are stored in its feature file."""
-    from . import corpora
-    from . import extract_feature
-    from .settings import HERE, suggestion
-    if data in corpora.CORPORA:
-        return corpora.CORPORA[data]
-    suffix = "" if kind == "mfcc" else f"_{kind}"
-    path = feature_path or os.path.join(HERE, "MFCC", f"{data}{suffix}.npy")
-    if not os.path.isfile(path):
-        raise UserError(f"--data {data!r} is not a known corpus ({', '.join(corpora.CORPORA)})"
-                        f"{suggestion(data, corpora.CORPORA)} and has no feature file at {path} to read its labels from")
-    stored = extract_feature.load_features(path, data_key=data)
-    if "classes" not in stored or "signal_length" not in stored:
-        raise UserError(f"{path}: has no 'classes'/'signal_length' keys; make it with --mode extract")
-    return corpora.custom_corpus(data, [str(c) for c in stored["classes"]], int(stored["signal_length"]))

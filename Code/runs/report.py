@@ -29,8 +29,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from . import significance
-from .atomic_file import atomic_write
-from .errors import UserError
+from ..core.atomic_file import atomic_write
+from ..core.errors import UserError
 
 # (model, corpus key, protocol) -> (UAR %, WAR %) as published; None where a paper gives no figure.
 PUBLISHED = {

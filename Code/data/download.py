@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import UserError
+from ..core.errors import UserError
 
 
 @dataclass(frozen=True)

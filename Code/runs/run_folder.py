@@ -26,64 +26,22 @@ import json
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Optional
 
 import numpy as np
 
-from . import legacy_weights
+from ..nn import legacy_weights
 from . import results
-from .corpora import SAMPLE_RATE
-from .errors import UserError
-from .Model import Hyper
+from ..data.corpora import SAMPLE_RATE
+from ..core.config import RunConfig, TrainingData
+from ..core.errors import UserError
+from ..core.paths import MAIN
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+
 RUN_FILE = "run.json"
 SIGNATURES_FILE = "training_rows.npy"
 FORMAT = 2  # run.json layout; an earlier layout (format 1: "folds_done" inside run.json) is read as fold files only
-LABEL_SMOOTHING_HISTORIES = ("per_fold", "cumulative")
-
-
-@dataclass
-class RunConfig:
-    """Everything that defines a run's training; stored in ``run.json`` and in every results JSON."""
-
-    model: str
-    data: str
-    classes: list
-    feature_path: str
-    split_fold: int = 10
-    random_seed: int = 46
-    epochs: int = 500
-    batch_size: int = 64
-    lr: float = 0.001
-    beta1: float = 0.93
-    beta2: float = 0.98
-    epsilon: float = 1e-8
-    label_smoothing: float = 0.1
-    # per_fold: each fold smooths a copy of its training labels (this project's default); cumulative: the labels
-    # are smoothed in place, fold after fold, as the code behind the ICASSP table did (issue: SPEC §4)
-    label_smoothing_history: str = "per_fold"
-    protocol: str = "last_epoch"
-    val_fraction: float = 0.1  # inner_val: share of each training fold held out for epoch selection
-    cv: str = "kfold"  # kfold (the original's split) or speaker (whole speakers held out)
-    hyper: Hyper = field(default_factory=Hyper)
-    synthetic: bool = False
-    xla: bool = False  # compile the training step with XLA (measured slower than the default on our CPU)
-    mixed_precision: bool = False  # compute in float16, keep float32 variables; for GPUs (slower on our CPU)
-    balance: bool = False  # oversample the training rows of every class to the largest class' count
-    augment: int = 0  # masked copies of every training utterance (log-Mel segments only)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "RunConfig":
-        return cls(**{**values, "hyper": Hyper(**values["hyper"])})
-
-    @property
-    def variant_suffix(self) -> str:
-        """What is appended to folder and file names of a run trained with the original's cumulative smoothing."""
-        return "_cumulative-smoothing" if self.label_smoothing_history == "cumulative" else ""
-
-
 def weights_name(k: int, fold: int) -> str:
     """The original's name of fold ``fold``'s weights (folds numbered from 1): ``<k>-fold_weights_best_<i>.hdf5``."""
     return f"{k}-fold_weights_best_{fold}.hdf5"
@@ -114,28 +72,6 @@ def fold_weight_files(folder: str, flag: str = "--test_path") -> list[tuple[int,
     if missing:
         raise UserError(f"{folder}: missing weight files {', '.join(missing)} (expected {k} files)")
     return sorted(files.items())
-
-
-def features_digest(x: np.ndarray, y: np.ndarray) -> str:
-    """SHA-256 of the features and labels (shape, dtype and bytes): the same for any copy of the same file."""
-    digest = hashlib.sha256()
-    for array in (x, y):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """What a run is trained on, as recorded in ``run.json``: the feature file and its rows."""
-
-    signal_length: int
-    features: str  # the feature kind, extract_feature.FEATURE_KINDS
-    input_shape: tuple  # one utterance's features: (T, 39) or (S, 64, 64, 3)
-    size: int  # bytes of the feature file
-    sha256: str  # features_digest of x and y
-    files: Optional[list]  # the corpus' file names in row order, when the feature file has them
 
 
 class RunFolder:
@@ -223,7 +159,7 @@ class RunFolder:
     @property
     def resume_command(self) -> str:
         """The exact command that continues this run, from any folder."""
-        return f"python {os.path.join(HERE, 'main.py')} --mode train --resume {self.path}"
+        return f"python {MAIN} --mode train --resume {self.path}"
 
 
 def _read_json(path: str) -> dict:

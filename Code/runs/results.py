@@ -28,8 +28,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, recall_score
 
-from .atomic_file import atomic_write
-from .errors import UserError
+from ..core.atomic_file import atomic_write
+from ..core.errors import UserError
 
 
 def _war_uar(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[float, float]:

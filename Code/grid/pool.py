@@ -1,6 +1,6 @@
 """A grid of runs: ``--mode grid --grid FILE.toml``, every fold a unit of work, on Ray or in this process.
 
-The grid file (read with ``tomllib``) holds flag names as keys. A list is an axis: the grid is the cartesian
+Its points come from the grid file (cli/grid_file.py), their plan from grid/plan.py. The grid file holds flag names as keys. A list is an axis: the grid is the cartesian
 product of its axes, one run per point (docs/grid.md)::
 
     model = ["TIMNET", "GMTCN"]
@@ -32,20 +32,15 @@ thread layout, so Ray and ``--address none`` give the same results.
 
 from __future__ import annotations
 
-import argparse
-import itertools
-import json
 import os
 import sys
 import time
-import tomllib
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from . import settings
-from .errors import UserError
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from ..core.errors import UserError
+from ..core.paths import PACKAGE
+from .plan import Plan, PlannedRun, plan, trainer_key
 
 
 def package_parent() -> str:
@@ -55,225 +50,21 @@ def package_parent() -> str:
     import hashlib
     import tempfile
     folder = os.path.join(tempfile.gettempdir(),
-                          f"timnet_ser-{os.getuid()}-{hashlib.sha1(HERE.encode()).hexdigest()[:12]}")
+                          f"timnet_ser-{os.getuid()}-{hashlib.sha1(PACKAGE.encode()).hexdigest()[:12]}")
     link = os.path.join(folder, "timnet_ser")
     if not os.path.islink(link):
         os.makedirs(folder, exist_ok=True)
         try:
-            os.symlink(HERE, link)
+            os.symlink(PACKAGE, link)
         except FileExistsError:  # made at the same time by another grid
             pass
     return folder
 # Flags a grid file may set: a run's settings, its feature file and its output folders.
-GRID_KEYS = (*settings.RUN_SETTINGS, "feature_path", "features", "model_path", "result_path")
-PATH_KEYS = ("feature_path", "model_path", "result_path")  # relative to the grid file's folder
-# Flags of the grid command itself, never handed to its runs.
-GRID_ONLY = {"mode", "grid", "address", "gpus_per_task", "workers", "gpu"}
-# Measured on our 2-core machine (docs/grid.md): one worker of two threads trained a grid of TIM-Net and GM-TCNet
+
+
 # folds in 184 s and 170 s, two workers of one thread in 190 s and 203 s. A local Ray gets CPUs / 2 workers.
 THREADS_PER_WORKER = 2
 FOLD_ATTEMPTS = 3  # a fold whose worker process dies is given to a new worker up to this many times in all
-
-
-# --- the grid file ----------------------------------------------------------------------------------------------
-
-def read_grid(path: str) -> dict:
-    """The grid file's table; a one-line ``UserError`` for a missing or malformed file."""
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise UserError(f"--grid {path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"--grid {path}: is a folder, not a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"--grid {path}: not valid TOML ({exc})") from None
-
-
-def _check_key(path: str, key: str) -> None:
-    if key not in GRID_KEYS:
-        raise UserError(f"--grid {path}: unknown key {key!r}{settings.suggestion(key, GRID_KEYS)}; a grid sets "
-                        f"{', '.join(GRID_KEYS)}, or [[corpus]] tables of them")
-
-
-def _check_value(path: str, key: str, value) -> None:
-    """A flag value: a string, a number or a boolean (lists and tables are the grid's own structure)."""
-    if isinstance(value, (list, dict)) or not isinstance(value, (str, int, float, bool)):
-        raise UserError(f"--grid {path}: {key} = {value!r}: expected a string, a number or a boolean here")
-
-
-def _resolved(path: str, key: str, value):
-    """A path value relative to the grid file's folder, as in other configuration files; anything else as is."""
-    if key in PATH_KEYS and isinstance(value, str):
-        return os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(value))
-    return value
-
-
-def grid_axes(path: str, table: dict) -> list[tuple[str, list]]:
-    """(name, values) of every axis in the file's order; a scalar is an axis of one value. Each value of the
-    ``corpus`` axis is a dict of flags (its ``[[corpus]]`` table), every other value a flag's."""
-    corpora = table.get("corpus")
-    if corpora is not None:
-        if not isinstance(corpora, list) or not corpora or not all(isinstance(c, dict) for c in corpora):
-            raise UserError(f"--grid {path}: corpus must be [[corpus]] tables, each with a data and a feature_path")
-        clash = sorted({"data", "feature_path"} & set(table))
-        if clash:
-            raise UserError(f"--grid {path}: {', '.join(clash)} at the top level and in [[corpus]] tables; set "
-                            "them in the tables only")
-    axes = []
-    for key, value in table.items():
-        if key == "corpus":
-            for i, corpus in enumerate(corpora, 1):
-                if "data" not in corpus:
-                    raise UserError(f"--grid {path}: [[corpus]] table {i} has no data key")
-                for name, item in corpus.items():
-                    _check_key(path, name)
-                    _check_value(path, f"[[corpus]] {i} {name}", item)
-            axes.append((key, [{name: _resolved(path, name, item) for name, item in corpus.items()}
-                               for corpus in corpora]))
-            continue
-        _check_key(path, key)
-        values = value if isinstance(value, list) else [value]
-        if not values:
-            raise UserError(f"--grid {path}: {key} = []: an axis needs at least one value")
-        for item in values:
-            _check_value(path, key, item)
-        axes.append((key, [_resolved(path, key, item) for item in values]))
-    return axes
-
-
-def _switches() -> set[str]:
-    """The flags that take no value (--balance, --xla ...): true is the bare flag, false leaves it out."""
-    return {action.dest for action in settings.build_parser()._actions if action.nargs == 0}
-
-
-def flag_argv(name: str, value, switches: set[str], path: str = "the command line") -> list[str]:
-    """The command-line words of flag ``name`` set to ``value``."""
-    if name in switches:
-        if not isinstance(value, bool):
-            raise UserError(f"--grid {path}: {name} = {value!r}: expected true or false")
-        return [f"--{name}"] if value else []
-    if isinstance(value, bool):
-        raise UserError(f"--grid {path}: {name} = {str(value).lower()}: --{name} takes a value, not true/false")
-    return [f"--{name}", str(value)]
-
-
-def command_line_flags(args: argparse.Namespace) -> dict:
-    """{flag: value} of the flags typed next to ``--mode grid`` that its runs take."""
-    return {name: getattr(args, name) for name in sorted(args.given - GRID_ONLY)}
-
-
-@dataclass
-class Point:
-    """One run of the grid: its label and its checked flags; or, for a point whose flags are refused, its error
-    (reported, and the other points run)."""
-
-    label: str
-    args: argparse.Namespace | None
-    error: str = ""
-
-
-NAMED_AXES = ("model", "random_seed", "corpus")  # shown in every label as "TIMNET on EMODB, seed 1"
-
-
-def expand(path: str, table: dict, typed: dict) -> list[Point]:
-    """Every point of the grid, its flags checked by settings.py. ``typed``: the command line's flags."""
-    axes = grid_axes(path, table)
-    switches = _switches()
-    points = []
-    for combination in itertools.product(*[values for _, values in axes]):
-        flags, others = dict(typed), []
-        for (key, values), value in zip(axes, combination):
-            flags.update(value if key == "corpus" else {key: value})
-            if len(values) > 1 and key not in NAMED_AXES:
-                others.append(f"{key}={value}")
-        argv = ["--mode", "train"]
-        for name, value in flags.items():
-            argv += flag_argv(name, value, switches, path)
-        points += _seed_points(argv, others)
-    return points
-
-
-def _seed_points(argv: list[str], others: list[str]) -> list[Point]:
-    """The runs of one point's command line: one per seed of its --random_seed (a comma list is an axis too).
-    ``others``: the values of the other axes, for the label."""
-    try:
-        args = settings.parse(argv)
-    except SystemExit:  # argparse has printed its message (a bad choice or number) on stderr
-        return [Point(f"point {' '.join(argv[2:])}", None, "flags refused (argparse's message above)")]
-    try:
-        settings.validate(args)
-    except UserError as exc:
-        return [Point(f"point {' '.join(argv[2:])}", None, str(exc))]
-    points = []
-    for seed in args.seeds:
-        one = argparse.Namespace(**vars(args))
-        one.seeds, one.seed, one.random_seed = [seed], seed, str(seed)
-        points.append(Point(", ".join([f"{args.model} on {args.data}", f"seed {seed}", *others]), one))
-    return points
-
-
-# --- the plan: runs, their folders and the folds left -----------------------------------------------------------
-
-@dataclass
-class PlannedRun:
-    """A point's run folder and what its folds train on."""
-
-    label: str
-    run: object  # run_folder.RunFolder
-    features: str  # the sha256 of its features (the key of Plan.features)
-    trainer_key: str  # runs with the same key can share a compiled training step
-    left: set = field(default_factory=set)  # folds not finished yet
-
-
-@dataclass
-class Plan:
-    runs: list
-    features: dict  # sha256 -> (x, y)
-    failures: list  # (what, error) of points and folds that failed
-    finished_before: int  # folds already on disk when the grid started
-
-
-def trainer_key(config, input_shape: tuple, num_classes: int) -> str:
-    """What a compiled Trainer depends on (Common_Model.Trainer): model, shapes, network and optimiser settings."""
-    return json.dumps([config.model, list(input_shape), num_classes, vars(config.hyper), config.lr, config.beta1,
-                       config.beta2, config.epsilon, config.mixed_precision, config.xla], sort_keys=True)
-
-
-def plan(points: list[Point]) -> Plan:
-    """Load every point's features once, find or create its run folder and list the folds it has left."""
-    from . import main
-    from .Common_Model import start_run
-    from .run_folder import find_run
-    loaded, features, runs, failures, seen, before = {}, {}, [], [], set(), 0
-    for point in points:
-        if point.args is None:
-            failures.append((point.label, point.error))
-            print(f"grid: {point.label}: not run: {point.error}", file=sys.stderr)
-            continue
-        args = point.args
-        try:
-            path = os.path.abspath(settings.feature_path(args))
-            source = (path, args.data, args.features, args.cv)  # the model only words load_data's messages
-            if source not in loaded:
-                loaded[source] = main.load_data(args, path)
-            data = loaded[source]
-            spec, config = main.run_config(args, data.corpus, args.seed)
-            run = (find_run(args.model_path, config, data.info.sha256, args.result_path)
-                   or start_run(config, data.info, data.x, data.y, data.speakers, args.model_path, args.result_path))
-        except UserError as exc:
-            failures.append((point.label, str(exc)))
-            print(f"grid: {point.label}: not run: {exc}", file=sys.stderr)
-            continue
-        if run.path in seen:  # the same settings twice in the grid: one run
-            continue
-        seen.add(run.path)
-        features.setdefault(data.info.sha256, (data.x, data.y))
-        done = run.finished_folds()
-        before += len(done)
-        key = trainer_key(config, data.x.shape[1:], data.y.shape[1])
-        runs.append(PlannedRun(point.label, run, data.info.sha256, key, set(range(run.k)) - set(done)))
-    return Plan(runs, features, failures, before)
 
 
 # --- the worker: trains one fold at a time, keeps its last compiled step ------------------------------------------
@@ -290,15 +81,15 @@ class FoldWorker:
         self.threads = threads
         self.warm = None  # (trainer_key, Trainer) of the last fold
         if threads is not None:  # a fresh worker process: TensorFlow started as the command line starts it
-            from .tensorflow_setup import start_tensorflow
+            from ..core.tensorflow_setup import start_tensorflow
             start_tensorflow()
 
     def _configure(self, config) -> None:
         """Threads and precision before this process' first TensorFlow operation (later: precision only)."""
-        from . import main
         import tensorflow as tf
-        from .Model import MODELS
-        main.configure_run(config.model, config.mixed_precision)
+        from ..Common_Model import configure_run
+        from ..Model import MODELS
+        configure_run(MODELS[config.model], config.mixed_precision)
         if self.threads is None or self.warm is not None:
             return
         chains = min(MODELS[config.model].parallel_chains, self.threads)
@@ -310,9 +101,9 @@ class FoldWorker:
 
     def train(self, run_path: str, fold: int, features: tuple) -> dict:
         """Train fold ``fold`` (from 0) of the run in ``run_path`` on ``features`` (x, y); its WAR, UAR, seconds."""
-        from .Common_Model import build_trainer, train_and_save_fold
-        from .Model import MODELS
-        from .run_folder import require_run
+        from ..Common_Model import build_trainer, train_and_save_fold
+        from ..Model import MODELS
+        from ..runs.run_folder import require_run
         started = time.time()
         x, y = features
         run = require_run(run_path, "--grid")
@@ -421,8 +212,8 @@ class Grid:
 
 def finish(planned: PlannedRun, failures: list) -> None:
     """A run's results files (xlsx, JSON, pictures) once all its folds are on disk; a failure is recorded."""
-    from .Common_Model import finish_run
-    from .Model import MODELS
+    from ..engine.cross_validation import finish_run
+    from ..Model import MODELS
     try:
         finish_run(MODELS[planned.run.config.model], planned.run)
     except UserError as exc:
@@ -556,59 +347,68 @@ def pool_size(nodes: list[dict], workers: int | None, gpus_per_task: float) -> t
     return min(wanted, fits), threads
 
 
-def connect(args: argparse.Namespace, feature_bytes: int) -> tuple[bool, int, int, str]:
+@dataclass(frozen=True)
+class Pool:
+    """Where the folds train: ``address`` (None: a local Ray; "none": this process; "auto" or ray://host:port: a
+    cluster), ``workers`` (None: one per THREADS_PER_WORKER cores) and ``gpus_per_task``."""
+
+    address: str | None = None
+    workers: int | None = None
+    gpus_per_task: float = 0.0
+
+
+def connect(pool: Pool, feature_bytes: int) -> tuple[bool, int, int, str]:
     """Reach Ray as ``--address`` says: (whether this grid started it, workers, threads per worker, where).
 
     An already connected Ray (a program that embeds the grid) is used as it is.
     """
     # not imported before it is known which Ray this is: a local one needs its settings first (start_local_ray)
     started = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
-    if started and args.address is None:
+    if started and pool.address is None:
         # the features once, plus room for Ray's own objects
-        start_local_ray(_cores(), None if args.gpus_per_task else 0, max(256 * 2 ** 20, 2 * feature_bytes))
+        start_local_ray(_cores(), None if pool.gpus_per_task else 0, max(256 * 2 ** 20, 2 * feature_bytes))
     elif started:
-        join_cluster(args.address)
+        join_cluster(pool.address)
     import ray
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     try:
-        workers, threads = pool_size(nodes, args.workers, args.gpus_per_task)
+        workers, threads = pool_size(nodes, pool.workers, pool.gpus_per_task)
     except UserError:
         if started:
             ray.shutdown()
         raise
-    where = "a local Ray" if started and args.address is None else f"Ray at {args.address or 'the running Ray'}"
+    where = "a local Ray" if started and pool.address is None else f"Ray at {pool.address or 'the running Ray'}"
     return started, workers, threads, f"{where}, {workers} worker(s) x {threads} thread(s)"
 
 
 # --- the command ------------------------------------------------------------------------------------------------
 
-def run_grid(args: argparse.Namespace) -> dict:
+def run_grid(path: str, points: list, pool: Pool) -> dict:
     """``--mode grid``: train every fold the grid's runs still lack, write their results and the report.
 
     Returns {"runs": the run folders, "failures": [(what, error)], "reports": {result_path: report paths}}.
     A ``UserError`` at the end lists the failures (the other runs have finished and been reported).
     """
-    from . import report
-    points = expand(args.grid, read_grid(args.grid), command_line_flags(args))
+    from ..runs import report
     the_plan = plan(points)
     for planned in _without_results(the_plan.runs):  # every fold was done before, the results files were not
         finish(planned, the_plan.failures)
     grid = Grid(the_plan)
     todo = len(grid.units)
     total = grid.progress.total
-    print(f"grid {args.grid}: {len(points)} points, {len(the_plan.runs)} runs, {total} folds: "
+    print(f"grid {path}: {len(points)} points, {len(the_plan.runs)} runs, {total} folds: "
           f"{the_plan.finished_before} finished before, {todo} to train")
     if todo:
-        if args.address == "none":
+        if pool.address == "none":
             print("training in this process, one fold after another")
             run_in_process(grid)
         else:
             import ray
             feature_bytes = sum(x.nbytes + y.nbytes for x, y in the_plan.features.values())
-            started, workers, threads, where = connect(args, feature_bytes)
+            started, workers, threads, where = connect(pool, feature_bytes)
             try:
                 print(f"training on {where}")
-                run_on_ray(grid, min(workers, todo), threads, args.gpus_per_task)
+                run_on_ray(grid, min(workers, todo), threads, pool.gpus_per_task)
             finally:
                 if started:
                     ray.shutdown()
@@ -619,7 +419,7 @@ def run_grid(args: argparse.Namespace) -> dict:
         print(f"grid: {len(the_plan.failures)} failed:", file=sys.stderr)
         for what, error in the_plan.failures:
             print(f"  {what}: {error}", file=sys.stderr)
-        raise UserError(f"--grid {args.grid}: {len(the_plan.failures)} point(s) or fold(s) failed (listed above); "
+        raise UserError(f"--grid {path}: {len(the_plan.failures)} point(s) or fold(s) failed (listed above); "
                         "the other runs are done. Fix them and run the same grid command again: finished folds "
                         "are kept")
     return {"runs": [planned.run.path for planned in the_plan.runs], "failures": the_plan.failures,
@@ -628,7 +428,7 @@ def run_grid(args: argparse.Namespace) -> dict:
 
 def _without_results(runs: list[PlannedRun]) -> list[PlannedRun]:
     """The runs with every fold on disk whose results folder holds no training results JSON of their folder."""
-    from . import report
+    from ..runs import report
     complete = [planned for planned in runs if not planned.left]
     written = {(record.get("mode"), record.get("weights_folder"))
                for path in {planned.run.result_path for planned in complete}

@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from . import legacy_weights
-from . import results
-from .Model import ModelSpec, build_model, legacy_weight_groups, predict_in_batches, without_pretrained
-from .run_folder import RunConfig
+from ..runs import results
+from ..Model import ModelSpec, predict_in_batches
+from .fold_weights import FoldWeights
+from ..core.config import RunConfig
 
 
 def retest_label(own_split: bool, own_features: bool, config: RunConfig) -> dict:
@@ -55,16 +55,13 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         description: what split the re-test uses, as printed and recorded.
         retest: ``retest_label``'s entry (None for the authors' folders).
     """
-    model = build_model(spec, x.shape[1:], y.shape[1], without_pretrained(config.hyper))  # weights come from files
-    groups = legacy_weight_groups(model)
-    for path in weight_files:  # every file checked before anything is written
-        legacy_weights.check_legacy_weights(path, groups)
+    # every file checked before anything is written
+    weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)))
     results.prepare_folder(result_path)
     print(f"{results.run_title(config, 'test', retest)}\nweights <- {weights_folder}")
     records = []
     for i, ((_, test_idx), path) in enumerate(zip(folds, weight_files)):
-        legacy_weights.load_legacy_weights(path, groups)
-        probs = predict_in_batches(model, x[test_idx])
+        probs = predict_in_batches(weights.load(i), x[test_idx])
         metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
         records.append({**metrics, "weights": path, "y_true": y[test_idx].argmax(1).tolist(),
                         "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})

@@ -1,8 +1,8 @@
 """Every setting of the command line: the flags, their defaults, their checks, and their agreement with a run.
 
 The original's flags keep their spellings and defaults (``--mode train --data EMODB --split_fold 10
---random_seed 46`` ...). Default paths are relative to ``Code/``, as when the original is run from there; paths
-you type are relative to where you are. A setting is read and checked here, once:
+--random_seed 46`` ...). Default folders are relative to the current directory (core/paths.py): ``Code/MFCC`` and
+so on when run from ``Code/`` as the original is, the user's own folder for the installed ``timnet-ser``. A setting is read and checked here, once:
 
 - ``parse`` reads the flags and records which ones were typed (``args.given``): a run folder's own settings
   fill in the others, and a typed flag that contradicts the run is refused (``check_against_run``);
@@ -17,13 +17,16 @@ import os
 import re
 from typing import Callable
 
-from .errors import UserError
+from ..core import paths
+from ..core.errors import UserError, did_you_mean
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
 
-EXAMPLES = """examples (run from Code/):
+EXAMPLES = """default folders (MFCC/, Models/, Results/, Test_Models/, Corpora/) are relative to the current
+directory: Code/MFCC ... when run from Code/ as below, your own folder for the installed timnet-ser.
+
+examples (run from Code/):
   python main.py --mode demo                                              # the whole pipeline on a synthetic corpus
   python main.py --mode extract --data EMODB --wav_path <EMO-DB wav folder>   # -> MFCC/EMODB.npy
   python main.py --mode train --data EMODB --split_fold 10 --random_seed 46   # TIM-Net, last epoch of 500
@@ -38,13 +41,48 @@ EXAMPLES = """examples (run from Code/):
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors are one line with a suggestion (a UserError) instead of the usage and exit 2."""
+
+    def error(self, message: str):
+        raise UserError(_one_line(self, message))
+
+
+def _one_line(parser: argparse.ArgumentParser, message: str) -> str:
+    """argparse's message as ``unknown flag --epochs (did you mean --epoch?)``, ``--mode 'tets': choose one of
+    ... (did you mean test?)`` or ``--epoch 'x': invalid int value``."""
+    flags = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+    unknown = re.match(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        words = unknown.group(1).split()
+        word = next((w for w in words if w.startswith("-")), words[0])
+        if not word.startswith("-"):
+            return f"{word}: unexpected word (every value follows its flag, e.g. --epoch 2)"
+        close = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.6)
+        return f"unknown flag {word}" + (f" (did you mean {close[0]}?)" if close else "; see --help")
+    argument = re.match(r"argument ([^:]+): (.*)", message)
+    if not argument:
+        return message
+    flag = argument.group(1).split("/")[-1]
+    action = next((a for a in parser._actions if flag in a.option_strings), None)
+    choice = re.match(r"invalid choice: '?([^' ]*)'?", argument.group(2))
+    if choice and action is not None and action.choices:
+        value = choice.group(1)
+        return (f"{flag} {value!r}: choose one of {', '.join(action.choices)}"
+                f"{did_you_mean(value, action.choices)}")
+    value = re.search(r"invalid \w+ value: '([^']*)'", argument.group(2))
+    if value:
+        return f"{flag} {value.group(1)!r}: {argument.group(2).split(':')[0]}"
+    return f"{flag}: {argument.group(2)}"
+
+
 def version() -> str:
-    from . import __version__
+    from .. import __version__
     return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="TIM-Net, GM-TCNet and DCNN-BLSTMwA speech emotion recognition: extract MFCC or log-Mel "
                     "features, train with k-fold cross-validation, re-test saved weights, predict audio files, export "
@@ -63,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--feature_path", default=None,
       help="feature file to read or write (default ./MFCC/<DATA>.npy for MFCCs, ./MFCC/<DATA>_logmel3.npy for "
            "log-Mel segments; a run folder knows its own)")
-    a("--test_path", default=os.path.join(HERE, "Test_Models", "EMODB_46"),
+    a("--test_path", default=paths.AUTHORS_WEIGHTS,
       help="test/predict/export: a run folder (Models/<run>) or the authors' folder of "
            "<k>-fold_weights_best_<i>.hdf5 files (then --data and --model say what they are)")
     a("--random_seed", default="46",
@@ -171,10 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = p.add_argument_group("output folders, download")
     a = output.add_argument
-    a("--model_path", default=os.path.join(HERE, "Models"), help="folder that receives each run's folder")
-    a("--result_path", default=os.path.join(HERE, "Results"),
+    a("--model_path", default=paths.MODELS, help="folder that receives each run's folder")
+    a("--result_path", default=paths.RESULTS,
       help="folder that receives results (xlsx, json, png); a resumed or re-tested run uses its own by default")
-    a("--download_path", default=os.path.join(HERE, "Corpora"), help="download: folder that receives the corpus")
+    a("--download_path", default=paths.CORPORA, help="download: folder that receives the corpus")
     a("--url", default=None, help="download: a mirror of the archive (give its MD5 with --md5)")
     a("--md5", default=None, help="download: the MD5 of the mirror's archive")
     return p
@@ -201,15 +239,6 @@ def parse_seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def suggestion(value: str, choices) -> str:
-    """' (did you mean X?)' for a near miss of one of ``choices``, else ''."""
-    close = difflib.get_close_matches(value.upper(), [c.upper() for c in choices], n=1, cutoff=0.6)
-    if not close:
-        return ""
-    [match] = [c for c in choices if c.upper() == close[0]]
-    return f" (did you mean {match}?)"
-
-
 def validate(args: argparse.Namespace) -> None:
     """Flag checks that need no data; each failure is one line naming the flag."""
     if not re.fullmatch(r"[A-Za-z0-9_-]+", args.data):
@@ -233,16 +262,16 @@ def validate(args: argparse.Namespace) -> None:
         raise UserError(f"--augment {args.augment}: must be 0 or more")
     if args.gpus_per_task < 0:
         raise UserError(f"--gpus_per_task {args.gpus_per_task:g}: must be 0 or more")
-    from .extract_feature import FEATURE_KINDS
+    from ..data.features import FEATURE_KINDS
     if args.features is not None and args.features not in FEATURE_KINDS:
         raise UserError(f"--features {args.features!r}: choose one of {', '.join(FEATURE_KINDS)}"
-                        f"{suggestion(args.features, FEATURE_KINDS)}")
+                        f"{did_you_mean(args.features, FEATURE_KINDS)}")
     if args.mode in ("extract", "report", "download"):
         args.features = args.features or "mfcc"
         return
-    from .Model import MODELS  # the other modes build a model
+    from ..Model import MODELS
     if args.model not in MODELS:
-        raise UserError(f"--model {args.model!r}: choose one of {', '.join(MODELS)}{suggestion(args.model, MODELS)}")
+        raise UserError(f"--model {args.model!r}: choose one of {', '.join(MODELS)}{did_you_mean(args.model, MODELS)}")
     kind = MODELS[args.model].features
     if args.features not in (None, kind):
         raise UserError(f"--features {args.features}: --model {args.model} reads {kind} features")
@@ -256,7 +285,7 @@ def validate(args: argparse.Namespace) -> None:
 def check_training(args: argparse.Namespace) -> None:
     """--training stacked: TIM-Net and GM-TCNet only, without --augment and --mixed_precision, not in a grid;
     --stack_members: a positive number, with --training stacked."""
-    from .stacked_training import STACKED_MODELS
+    from ..Model import STACKED_MODELS
     if args.stack_members is not None and (args.training != "stacked" or args.stack_members < 1):
         raise UserError(f"--stack_members {args.stack_members}: a positive number of folds per stack, with "
                         f"--training stacked")
@@ -271,7 +300,7 @@ def check_training(args: argparse.Namespace) -> None:
 def validate_backbone(args: argparse.Namespace) -> None:
     """--backbone, --backbone_alpha, --backbone_weights, --image_size (DCNN.check_backbone, named by their flags);
     a weights file becomes an absolute path."""
-    from .DCNN import BackboneArgumentError, check_backbone
+    from ..nn.layer_args import BackboneArgumentError, check_backbone
     if args.backbone_weights not in ("imagenet", "none"):
         if not os.path.isfile(args.backbone_weights):
             raise UserError(f"--backbone_weights {args.backbone_weights}: not imagenet, none or an existing "
@@ -288,8 +317,7 @@ def validate_backbone(args: argparse.Namespace) -> None:
 
 def feature_path(args: argparse.Namespace) -> str:
     """--feature_path, or the default of the feature kind: MFCC/<DATA>.npy, MFCC/<DATA>_logmel3.npy."""
-    suffix = "" if args.features == "mfcc" else f"_{args.features}"
-    return args.feature_path or os.path.join(HERE, "MFCC", f"{args.data}{suffix}.npy")
+    return paths.feature_path(args.data, args.features, args.feature_path)
 
 
 # --- a run's own settings --------------------------------------------------------------------------------------

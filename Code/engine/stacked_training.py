@@ -43,13 +43,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .causal_conv import shift_right
-from .Common_Model import EpochProgress, RunConfig, loss_and_accuracy, plan_fold
-from .errors import UserError
-from .Model import ModelSpec, build_model
-from .training_kernels import gated_unit, tap_lags, temporal_aware_block
+from ..nn.causal_conv import shift_right
+from ..core.config import RunConfig
+from .protocol import EpochProgress, loss_and_accuracy, plan_fold
+from ..core.errors import UserError
+from ..Model import STACKED_MODELS, ModelSpec, build_model
+from ..nn.training_kernels import gated_unit, tap_lags, temporal_aware_block
 
-STACKED_MODELS = ("TIMNET", "GMTCN")
 
 
 @dataclass

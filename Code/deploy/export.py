@@ -35,13 +35,12 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from . import legacy_weights
-from .atomic_file import atomic_directory, atomic_write, check_writable
-from .corpora import SAMPLE_RATE
-from .errors import UserError
-from .extract_feature import (FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP,
-                             WIN_LENGTH)
-from .Model import Hyper, ModelSpec, build_model, legacy_weight_groups, without_pretrained
+from ..core.atomic_file import atomic_directory, atomic_write, check_writable
+from ..data.corpora import SAMPLE_RATE
+from ..core.errors import UserError
+from ..data.features import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP, WIN_LENGTH
+from ..engine.fold_weights import FoldWeights
+from ..Model import ModelSpec
 
 FORMATS = ("onnx", "tflite", "savedmodel")
 INPUT_NAME = "features"
@@ -50,42 +49,29 @@ ENDPOINT = "serve"  # the SavedModel signature and the TFLite signature runner
 ONNX_OPSET = 17  # run by ONNX Runtime >= 1.11 and most other ONNX runtimes
 
 
-def fold_mean_model(spec: ModelSpec, hyper: Hyper, input_shape: Sequence[int], num_classes: int,
-                    weight_files: Sequence[tuple[int, str]]) -> keras.Model:
+def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) -> keras.Model:
     """One model holding a copy of the network per fold, returning the mean of their softmax outputs.
 
     Args:
-        spec: the model (``Model.MODELS``).
-        hyper: its hyper-parameters; the backbone is built without pretrained weights (all come from the files).
-        input_shape: one sample's shape, (T, 39) or (S, 64, 64, 3).
-        num_classes: C.
-        weight_files: (fold number, path) of the legacy weight files, as ``run_folder.fold_weight_files`` lists
-            them; one file gives that fold's softmax.
+        weights: the run's checked fold weights (engine/fold_weights.py).
+        indices: which of ``weights.folds`` (default: all); one gives that fold's softmax.
 
     Returns:
         A model with input ``features`` (B, *input_shape) and output ``probabilities`` (B, C); the copies are
         the sub-models ``fold_<i>``.
     """
-    if not weight_files:
-        raise ValueError("fold_mean_model: weight_files must name at least one file, received weight_files=[]")
-    inputs = keras.Input(tuple(input_shape), name=INPUT_NAME)  # (B, T, 39); (B, S, 64, 64, 3)
-    fold_outputs = [_fold_network(spec, hyper, input_shape, num_classes, fold, path)(inputs)
-                    for fold, path in weight_files]  # C each (B, C)
+    indices = list(range(len(weights.folds))) if indices is None else list(indices)
+    if not indices:
+        raise ValueError("fold_mean_model: indices must name at least one fold, received indices=[]")
+    inputs = keras.Input(weights.input_shape, name=INPUT_NAME)  # (B, T, 39); (B, S, 64, 64, 3)
+    fold_outputs = [weights.copy(i)(inputs) for i in indices]  # C each (B, C)
     if len(fold_outputs) == 1:
         outputs = keras.layers.Identity(name=OUTPUT_NAME)(fold_outputs[0])
-        name = f"{spec.name}_fold_{weight_files[0][0]}"
+        name = f"{weights.spec.name}_fold_{weights.folds[indices[0]][0]}"
     else:
         outputs = keras.layers.Average(name=OUTPUT_NAME)(fold_outputs)  # (B, C)
-        name = f"{spec.name}_mean_of_{len(fold_outputs)}_folds"
+        name = f"{weights.spec.name}_mean_of_{len(fold_outputs)}_folds"
     return keras.Model(inputs, outputs, name=name)
-
-
-def _fold_network(spec: ModelSpec, hyper: Hyper, input_shape: Sequence[int], num_classes: int, fold: int,
-                  path: str) -> keras.Model:
-    """The network with one fold's weights, renamed ``fold_<i>`` so that the copies' names differ."""
-    network = build_model(spec, input_shape, num_classes, without_pretrained(hyper))
-    legacy_weights.load_legacy_weights(path, legacy_weight_groups(network))
-    return keras.Model(network.input, network.output, name=f"fold_{fold}")
 
 
 def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict) -> list[str]:
@@ -241,11 +227,10 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
 def export_run(run, weight_files: Sequence[str], path: str, fmt: str) -> list[str]:
     """``api.Run.export``: the fold-mean graph of the run's files ``weight_files`` (paths among ``run.folds``),
     exported as ``fmt`` at ``path`` with its sidecar; returns the paths written."""
-    numbers = {file: number for number, file, _ in run.folds}
-    folds = [(numbers[file], file) for file in weight_files]
-    model = fold_mean_model(run.spec, run.hyper, run.input_shape, len(run.classes), folds)
+    indices = [i for i, (_, file, _) in enumerate(run.folds) if file in weight_files]
+    model = fold_mean_model(run.weights, indices)
     sidecar = sidecar_for(run.spec, run.data, run.classes, run.signal_length, run.input_shape,
-                          [number for number, _ in folds], run.folder)
+                          [run.folds[i][0] for i in indices], run.folder)
     return export_model(model, path, fmt, sidecar)
 
 

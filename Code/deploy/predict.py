@@ -21,10 +21,11 @@ from typing import Optional
 
 import numpy as np
 
-from .atomic_file import atomic_write
-from .corpora import SAMPLE_RATE, natural_key
-from .errors import UserError
-from .extract_feature import audio_files, is_audio, load_audio, resample, row_signatures, signal_features
+from ..core.atomic_file import atomic_write
+from ..data.corpora import SAMPLE_RATE, natural_key
+from ..core.errors import UserError
+from ..data.audio import audio_files, is_audio, load_audio, resample
+from ..data.features import row_signatures, signal_features
 
 SEEN_TOLERANCE = 0.05  # largest difference of a signature to a training row's that still means "the same audio"
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
@@ -58,7 +59,7 @@ def _paths(source) -> tuple[list[str], bool]:
 
 
 def _extensions() -> list[str]:
-    from .extract_feature import AUDIO_EXTENSIONS
+    from ..data.audio import AUDIO_EXTENSIONS
     return [e.lstrip(".") for e in AUDIO_EXTENSIONS]
 
 

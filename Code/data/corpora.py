@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .errors import UserError
+from ..core.errors import UserError
 
 SAMPLE_RATE = 22050  # librosa.load's default rate, used by the original for every corpus
 
