@@ -30,6 +30,20 @@ def configure_run(model: str, mixed_precision: bool) -> None:
     configure(MODELS[model], mixed_precision)
 
 
+def authors_corpus(args) -> None:
+    """For the authors' folder (no run.json) without --data: the corpus of a folder named ``<KEY>_<seed>``
+    (EMODB_46), said on the output; otherwise one line asking for --data."""
+    from ..data.corpora import CORPORA
+    if "data" in args.given:
+        return
+    key = os.path.basename(os.path.normpath(args.test_path)).rsplit("_", 1)[0]
+    if key not in CORPORA:
+        raise UserError(f"--data: {args.test_path} has no run.json, so the corpus its weights were trained on must "
+                        f"be given (e.g. --data EMODB)")
+    args.data = key
+    print(f"corpus {key} from the folder name; give --data to override")
+
+
 def run_extract(args) -> dict:
     from ..data import corpora
     from ..data import corpus_files, extraction, feature_files
@@ -125,6 +139,7 @@ def run_test(args) -> dict:
     from ..runs import run_folder
     run = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
     if run is None:  # the authors' folder: its settings come from the flags
+        authors_corpus(args)
         configure_run(args.model, args.mixed_precision)
         features = load_data(args)
         spec, config = run_config(args, features.corpus, args.seed)
@@ -171,6 +186,7 @@ def load_weights(args):
     configure_run(model, False)
     if run is not None:
         return api.load_run(args.test_path)
+    authors_corpus(args)
     corpus = corpus_for_weights(args.data, MODELS[args.model].features, args.feature_path)
     hyper = replace(hyper_of(args, corpus), backbone_weights="none")  # every weight comes from the folds
     return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)

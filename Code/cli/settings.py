@@ -243,6 +243,8 @@ def validate(args: argparse.Namespace) -> None:
     """Flag checks that need no data; each failure is one line naming the flag."""
     if not re.fullmatch(r"[A-Za-z0-9_-]+", args.data):
         raise UserError(f"--data {args.data!r}: use letters, digits, '_' or '-'")
+    from ..data.resolve import check_corpus_key
+    check_corpus_key(args.data)
     args.seeds = parse_seeds(args.random_seed)
     if len(args.seeds) > 1 and args.mode not in ("train", "grid"):
         raise UserError(f"--random_seed {args.random_seed}: several seeds work with --mode train only")

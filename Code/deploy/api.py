@@ -39,7 +39,8 @@ class Run:
         self.folder, self.spec, self.hyper, self.data = folder, spec, hyper, data
         self.classes, self.signal_length, self.run = list(classes), int(signal_length), run
         self.input_shape = feature_shape(spec.features, self.signal_length)
-        self.weights = FoldWeights(spec, hyper, self.input_shape, len(self.classes), weight_files)
+        self.weights = FoldWeights(spec, hyper, self.input_shape, len(self.classes), weight_files,
+                                   None if run is not None else data)
         self.model = self.weights.model
         self._embedding = embedding_model(self.model)  # (fused embedding, softmax)
         self.folds = self.weights.folds  # (fold number from 1, path, arrays by layer), read and checked once

@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from ..core.config import Hyper
+from ..core.errors import UserError
+from ..data.corpora import CORPORA
 from ..Model import ModelSpec, build_model, legacy_weight_groups, without_pretrained
-from ..nn.legacy_weights import assign_weight_arrays, check_legacy_weights
+from ..nn.legacy_weights import assign_weight_arrays, check_legacy_weights, read_weight_arrays
 
 if TYPE_CHECKING:
     import keras
@@ -22,10 +24,13 @@ class FoldWeights:
         input_shape: one sample's shape, (T, 39) or (S, 64, 64, 3).
         num_classes: C.
         files: (fold number from 1, path) of the weight files, in fold order.
+        data: the corpus they are loaded for, named in the message when their class count is another's.
     """
 
     def __init__(self, spec: ModelSpec, hyper: Hyper, input_shape: Sequence[int], num_classes: int,
-                 files: Sequence[tuple[int, str]]):
+                 files: Sequence[tuple[int, str]], data: str | None = None):
+        if files and data is not None:
+            check_class_count(files[0][1], num_classes, data)
         self.spec, self.hyper = spec, without_pretrained(hyper)
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.model = build_model(spec, self.input_shape, num_classes, self.hyper)
@@ -45,3 +50,15 @@ class FoldWeights:
         assign_weight_arrays(self.folds[index][2], legacy_weight_groups(network))
         number = self.folds[index][0]
         return keras.Model(network.input, network.output, name=f"fold_{number}")
+
+
+def check_class_count(path: str, num_classes: int, data: str) -> None:
+    """Weights whose softmax layer has another class count than corpus ``data``: one line with the corpora that
+    have their count (the authors' CASIA_32 has 6 classes: --data CASIA)."""
+    dense = [arrays for name, arrays in read_weight_arrays(path) if name == "dense"]
+    if not dense or dense[0][-1].shape[-1] == num_classes:
+        return  # no softmax layer of that name: check_legacy_weights names what does not fit
+    count = dense[0][-1].shape[-1]
+    fits = [key for key, corpus in CORPORA.items() if corpus.num_classes == count]
+    hint = f"; corpora with {count} classes: {', '.join('--data ' + k for k in fits)}" if fits else ""
+    raise UserError(f"{path}: its weights classify {count} classes, not the {num_classes} of --data {data}{hint}")

@@ -56,7 +56,8 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         retest: ``retest_label``'s entry (None for the authors' folders).
     """
     # every file checked before anything is written
-    weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)))
+    weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
+                          config.data)
     results.prepare_folder(result_path)
     print(f"{results.run_title(config, 'test', retest)}\nweights <- {weights_folder}")
     records = []
