@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np

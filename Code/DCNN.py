@@ -17,7 +17,8 @@ the README. This file knows nothing about data, files or the command line.
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import keras
 from keras import ops

@@ -22,7 +22,7 @@ convolutions one by one with automatic differentiation (the plain reference form
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import ops

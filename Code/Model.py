@@ -9,8 +9,9 @@ the authors' legacy ``.hdf5`` files. Adding a model means a network file and one
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .core.config import Hyper
 from .core.errors import UserError

@@ -16,7 +16,6 @@ epoch on two cores, for each model. It prints figures; it asserts nothing.
 
 from __future__ import annotations
 
-
 from fresh_process import TIMING, run_json
 
 M, C = 64 * 188, 39  # the rows of one batch (64 utterances of T = 188 frames) and the channels

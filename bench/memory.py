@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 
-
 EXTRACT = """
 import sys
 import corpora, extract_feature

@@ -145,8 +145,8 @@ def test_bad_feature_files_are_named(tmp_path, capsys, case):
 
 def weights_folder(tmp, model, classes, drop=None):
     """Weights of ``model`` for ``classes`` classes in a 10-fold folder, fold ``drop`` missing."""
-    from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
     from timnet_ser.core.config import Hyper
+    from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
     from timnet_ser.nn import legacy_weights
     folder = os.path.join(tmp, "weights")
     os.makedirs(folder)

@@ -11,20 +11,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timnet_ser.engine import augment
+from timnet_ser.cli.settings import feature_path
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.core.errors import UserError
 from timnet_ser.data import feature_files, features
+from timnet_ser.data.corpora import CORPORA
+from timnet_ser.data.synthetic_corpus import utterance
+from timnet_ser.DCNN import AttentionPooling, DCNNBLSTMwA, UtteranceStandardization, build_backbone
+from timnet_ser.engine import augment
+from timnet_ser.engine.protocol import training_set
+from timnet_ser.main import main
+from timnet_ser.Model import MODELS, build_model, legacy_weight_groups, without_pretrained
 from timnet_ser.nn import legacy_weights
 from timnet_ser.runs import report
-from timnet_ser.core.config import RunConfig
-from timnet_ser.engine.protocol import training_set
-from timnet_ser.data.corpora import CORPORA
-from timnet_ser.DCNN import AttentionPooling, DCNNBLSTMwA, UtteranceStandardization, build_backbone
-from timnet_ser.core.errors import UserError
-from timnet_ser.main import main
-from timnet_ser.cli.settings import feature_path
-from timnet_ser.Model import MODELS, build_model, legacy_weight_groups, without_pretrained
-from timnet_ser.core.config import Hyper
-from timnet_ser.data.synthetic_corpus import utterance
 
 SPEC = MODELS["DCNN_BLSTMwA"]
 TINY = Hyper(backbone_alpha=0.35, backbone_weights="none")  # the smallest MobileNetV2: fast on a CPU

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from timnet_ser.deploy import export
-from timnet_ser.data import features
-from timnet_ser.nn import legacy_weights
-from timnet_ser.data.corpora import CORPORA, SAMPLE_RATE
-from timnet_ser.core.errors import UserError
-from timnet_ser.GTCM import GTCM
-from timnet_ser.engine.fold_weights import FoldWeights
-from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
 from timnet_ser.core.config import Hyper
+from timnet_ser.core.errors import UserError
+from timnet_ser.data import features
+from timnet_ser.data.corpora import CORPORA, SAMPLE_RATE
+from timnet_ser.deploy import export
+from timnet_ser.engine.fold_weights import FoldWeights
+from timnet_ser.GTCM import GTCM
+from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
+from timnet_ser.nn import legacy_weights
 
 FRAMES = 24
 

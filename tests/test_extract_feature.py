@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timnet_ser.data import corpora
-from timnet_ser.data import audio, corpus_files, extraction, feature_files, features
 from timnet_ser.core.errors import UserError
+from timnet_ser.data import audio, corpora, corpus_files, extraction, feature_files, features
 
 EMODB = corpora.get_corpus("EMODB")
 SYNTH = corpora.get_corpus("SYNTH")
@@ -133,7 +132,7 @@ def test_ravdess_actor_folders_are_searched(tmp_path):
     codes = {"angry": "05", "calm": "02", "disgust": "07", "fear": "06", "happy": "03", "neutral": "01",
              "sad": "04", "surprise": "08"}
     for actor in ("02", "10"):
-        for label, code in codes.items():
+        for _label, code in codes.items():
             write_wav(str(tmp_path / f"Actor_{actor}" / f"03-01-{code}-01-01-01-{actor}.wav"), seconds=0.05)
     write_wav(str(tmp_path / "Actor_02" / "03-01-09-01-01-01-02.wav"), seconds=0.05)  # no such emotion: skipped
     items = corpus_files.list_corpus_files(str(tmp_path), corpus)

@@ -16,9 +16,8 @@ from scipy import stats
 from sklearn.metrics import recall_score
 from sklearn.model_selection import KFold
 
-from timnet_ser.runs import report
-from timnet_ser.runs import results
-from timnet_ser.runs import significance
+from timnet_ser.runs import report, results, significance
+
 CLASSES = ["angry", "happy", "sad"]
 LABELS = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]  # 12 utterances, 4 per class
 FEATURES = "/data/TOY_features.npy"

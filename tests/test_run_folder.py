@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 
 from conftest import CODE
-from timnet_ser.main import main
 from test_engine import toy_data
+from timnet_ser.main import main
 
 
 def toy_feature_file(path, n=40, seed=0):

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timnet_ser.data import corpora
-from timnet_ser.data import extraction
-from timnet_ser.data import synthetic_corpus
+from timnet_ser.data import corpora, extraction, synthetic_corpus
+
 SYNTH = corpora.get_corpus("SYNTH")
 PER_CLASS = 6
 

@@ -11,10 +11,10 @@ import os
 import sys
 from dataclasses import replace
 
-from . import settings
+from ..core.errors import TrainingInterrupted, UserError
 from ..core.paths import SYNTHETIC_WAV, feature_path
 from ..engine.run_config import hyper_of, run_config
-from ..core.errors import TrainingInterrupted, UserError
+from . import settings
 
 
 def load_data(args, path: str | None = None):
@@ -45,9 +45,8 @@ def authors_corpus(args) -> None:
 
 
 def run_extract(args) -> dict:
-    from ..data import corpora
-    from ..data import corpus_files, extraction, feature_files
     from ..core.atomic_file import check_writable
+    from ..data import corpora, corpus_files, extraction, feature_files
     if not args.wav_path:
         raise UserError("--wav_path: required for --mode extract (the folder or manifest of the audio files)")
     path = feature_path(args.data, args.features, args.feature_path)
@@ -132,10 +131,10 @@ def run_train(args) -> list[dict]:
 
 
 def run_test(args) -> dict:
-    from ..engine.protocol import make_folds
-    from ..Model import MODELS
-    from ..engine.retest import retest_label, retest_weights
     from ..core import config
+    from ..engine.protocol import make_folds
+    from ..engine.retest import retest_label, retest_weights
+    from ..Model import MODELS
     from ..runs import run_folder
     run = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
     if run is None:  # the authors' folder: its settings come from the flags
@@ -193,8 +192,8 @@ def load_weights(args):
 
 
 def run_predict(args) -> list[dict]:
-    from ..deploy import predict
     from ..core.atomic_file import check_writable
+    from ..deploy import predict
     if not args.wav:
         raise UserError("--wav: required for --mode predict (an audio file or a folder of them)")
     if args.output:
@@ -232,7 +231,8 @@ def run_export(args) -> list[str]:
 
 
 def run_grid(args) -> dict:
-    from ..grid.pool import Pool, run_grid as train_grid
+    from ..grid.pool import Pool
+    from ..grid.pool import run_grid as train_grid
     from . import grid_file
     if not args.grid:
         raise UserError("--grid: required for --mode grid (a TOML file of flags; a list is an axis)")

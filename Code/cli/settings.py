@@ -2,7 +2,8 @@
 
 The original's flags keep their spellings and defaults (``--mode train --data EMODB --split_fold 10
 --random_seed 46`` ...). Default folders are relative to the current directory (core/paths.py): ``Code/MFCC`` and
-so on when run from ``Code/`` as the original is, the user's own folder for the installed ``timnet-ser``. A setting is read and checked here, once:
+so on when run from ``Code/`` as the original is, the user's own folder for the installed ``timnet-ser``. A
+setting is read and checked here, once:
 
 - ``parse`` reads the flags and records which ones were typed (``args.given``): a run folder's own settings
   fill in the others, and a typed flag that contradicts the run is refused (``check_against_run``);
@@ -15,7 +16,7 @@ import argparse
 import difflib
 import os
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from ..core import paths
 from ..core.errors import UserError, did_you_mean

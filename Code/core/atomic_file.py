@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 # mkstemp creates files readable by their owner only; ours get the usual umask-based mode instead.
 # os.umask can only be read by setting it, so it is read once, at import.

@@ -59,7 +59,7 @@ class RunConfig:
     augment: int = 0  # masked copies of every training utterance (log-Mel segments only)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "RunConfig":
+    def from_dict(cls, values: dict) -> RunConfig:
         return cls(**{**values, "hyper": Hyper(**values["hyper"])})
 
     @property

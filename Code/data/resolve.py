@@ -44,11 +44,13 @@ def corpus_of(data: str, stored: dict, path: str, api: bool = False) -> corpora.
     if data in corpora.CORPORA:
         corpus = corpora.CORPORA[data]
         if classes is not None and classes != list(corpus.classes):
-            raise UserError(f"{path}: made for labels {', '.join(classes)}, not those of {named('data', data, api, quoted=False)} "
+            flag = named("data", data, api, quoted=False)
+            raise UserError(f"{path}: made for labels {', '.join(classes)}, not those of {flag} "
                             f"({', '.join(corpus.classes)})")
         return corpus
     if classes is None or "signal_length" not in stored:
-        raise UserError(f"{path}: has no 'classes'/'signal_length' keys, so {named('data', data, api, quoted=False)} (not one of "
+        flag = named("data", data, api, quoted=False)
+        raise UserError(f"{path}: has no 'classes'/'signal_length' keys, so {flag} (not one of "
                         f"{', '.join(corpora.CORPORA)}) cannot be read from it; make it with --mode extract")
     return corpora.custom_corpus(data, classes, int(stored["signal_length"]))
 

@@ -21,8 +21,8 @@ from typing import Optional
 import numpy as np
 
 from ..core.errors import UserError, did_you_mean, named
-from ..data.resolve import corpus_for_weights
 from ..core.tensorflow_setup import start_tensorflow
+from ..data.resolve import corpus_for_weights
 
 
 class Run:
@@ -153,8 +153,8 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
     """
     start_tensorflow()
     from ..core import config
-    from ..runs import run_folder
     from ..Model import MODELS
+    from ..runs import run_folder
     run = run_folder.open_run(folder)
     if run is not None:
         config = run.config

@@ -30,14 +30,14 @@ import logging
 import os
 import tempfile
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
 from ..core.atomic_file import atomic_directory, atomic_write, check_writable
-from ..data.corpora import SAMPLE_RATE
 from ..core.errors import UserError
+from ..data.corpora import SAMPLE_RATE
 from ..data.features import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP, WIN_LENGTH
 from ..engine.fold_weights import FoldWeights
 from ..Model import ModelSpec

@@ -22,9 +22,9 @@ from typing import Optional
 import numpy as np
 
 from ..core.atomic_file import atomic_write
-from ..data.corpora import SAMPLE_RATE, natural_key
 from ..core.errors import UserError
 from ..data.audio import audio_files, is_audio, load_audio, resample
+from ..data.corpora import SAMPLE_RATE, natural_key
 from ..data.features import row_signatures, signal_features
 
 SEEN_TOLERANCE = 0.05  # largest difference of a signature to a training row's that still means "the same audio"

@@ -10,10 +10,10 @@ from typing import Optional
 
 import numpy as np
 
+from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fold, train_and_save_fold
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import TrainingInterrupted, UserError
 from ..data.features import row_signatures
-from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fold, train_and_save_fold
 from ..Model import ModelSpec
 from ..runs import results, run_folder
 from ..runs.run_folder import RunFolder

@@ -4,7 +4,8 @@ before anything is used, then one fold's arrays assigned, or a separate copy of 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..core.config import Hyper
 from ..core.errors import UserError

@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from ..runs import results
-from ..Model import ModelSpec, predict_in_batches
-from .fold_weights import FoldWeights
 from ..core.config import RunConfig
+from ..Model import ModelSpec, predict_in_batches
+from ..runs import results
+from .fold_weights import FoldWeights
 
 
 def retest_label(own_split: bool, own_features: bool, config: RunConfig) -> dict:

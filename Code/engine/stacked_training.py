@@ -20,9 +20,9 @@ Two layouts of the step (``LAYOUTS``):
   member's own rows, exactly as Trainer._train_step (the same operations: the same numbers, bit for bit);
   only the optimiser, the moving averages and the seeds are stacked. Tensors stay one fold's size.
 - ``batched``: every operation computes all members, convolutions as batched products (M, B*T, K) @ (M, K, N)
-  through the hand-written backward passes of training_kernels.py, addressed per member (``MemberBatches``). A member's short last
-  batch is padded to B rows of row weight 0, which never reach a statistic: the loss is the mean over the
-  member's own rows, BatchNorm's mean and variance are sums over them divided by their count
+  through the hand-written backward passes of nn/training_kernels.py, addressed per member (``MemberBatches``).
+  A member's short last batch is padded to B rows of row weight 0, which never reach a statistic: the loss is the
+  mean over the member's own rows, BatchNorm's mean and variance are sums over them divided by their count
   (``training_kernels._BatchNormReLU`` with row weights). Few, large operations: the layout for a GPU.
 
 Folds differ in size: a member whose epoch has fewer batches than another's sits the extra steps out (no
@@ -43,13 +43,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..nn.causal_conv import shift_right
 from ..core.config import RunConfig
-from .protocol import EpochProgress, loss_and_accuracy, plan_fold
 from ..core.errors import UserError
 from ..Model import STACKED_MODELS, ModelSpec, build_model
+from ..nn.causal_conv import shift_right
 from ..nn.training_kernels import gated_unit, tap_lags, temporal_aware_block
-
+from .protocol import EpochProgress, loss_and_accuracy, plan_fold
 
 
 @dataclass

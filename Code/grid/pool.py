@@ -1,7 +1,7 @@
 """A grid of runs: ``--mode grid --grid FILE.toml``, every fold a unit of work, on Ray or in this process.
 
-Its points come from the grid file (cli/grid_file.py), their plan from grid/plan.py. The grid file holds flag names as keys. A list is an axis: the grid is the cartesian
-product of its axes, one run per point (docs/grid.md)::
+Its points come from the grid file (cli/grid_file.py), their plan from grid/plan.py. The grid file holds flag
+names as keys. A list is an axis: the grid is the cartesian product of its axes, one run per point (docs/grid.md)::
 
     model = ["TIMNET", "GMTCN"]
     random_seed = [1, 2, 3, 4, 5]
@@ -87,6 +87,7 @@ class FoldWorker:
     def _configure(self, config) -> None:
         """Threads and precision before this process' first TensorFlow operation (later: precision only)."""
         import tensorflow as tf
+
         from ..Common_Model import configure_run
         from ..Model import MODELS
         configure_run(MODELS[config.model], config.mixed_precision)

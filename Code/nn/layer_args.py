@@ -1,5 +1,6 @@
-"""The layers' argument checks (no TensorFlow: the command line runs them before it starts): each raises a ValueError that names the layer and the argument and echoes
-the received value, as keras-tcn's layers do. Shared by every network file (TIMNET, GTCM, DCNN, causal_conv).
+"""The layers' argument checks (no TensorFlow: the command line runs them before it starts): each raises a
+ValueError that names the layer and the argument and echoes the received value, as keras-tcn's layers do. Shared
+by every network file (TIMNET, GTCM, DCNN, causal_conv).
 """
 
 from __future__ import annotations

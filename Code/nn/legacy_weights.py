@@ -13,7 +13,7 @@ A model hands this module its weights as ``groups``: a list, in legacy order, of
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import h5py
 import numpy as np

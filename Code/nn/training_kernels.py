@@ -20,7 +20,8 @@ layers, and one Adam step with the authors' original graph. TensorFlow only; flo
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import tensorflow as tf
 

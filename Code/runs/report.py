@@ -28,9 +28,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import significance
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
+from . import significance
 
 # (model, corpus key, protocol) -> (UAR %, WAR %) as published; None where a paper gives no figure.
 PUBLISHED = {

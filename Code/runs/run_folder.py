@@ -31,13 +31,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..nn import legacy_weights
-from . import results
-from ..data.corpora import SAMPLE_RATE
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
 from ..core.paths import MAIN
-
+from ..data.corpora import SAMPLE_RATE
+from ..nn import legacy_weights
+from . import results
 
 RUN_FILE = "run.json"
 SIGNATURES_FILE = "training_rows.npy"

@@ -1,0 +1,182 @@
+"""The trainer every model shares and one fold of it: the compiled training step (``Trainer``), the epoch loop of a
+fold under its protocol (``train_fold``), and one fold evaluated once on its test fold and saved.
+
+``train_and_save_fold`` evaluates the kept weights on the test fold once per fold. Which network is trained is the
+``ModelSpec``'s business (Model.py); the folds, protocols and labels, engine/protocol.py's; where a run's files go,
+the run folder's (runs/run_folder.py); what its results files hold, runs/results.py's. This file never names a
+network or a file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .core.config import RunConfig
+from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
+from .Model import ModelSpec, build_model, legacy_weight_groups
+from .runs import results
+from .runs.run_folder import RunFolder
+
+
+def configure_tensorflow(spec: ModelSpec) -> None:
+    """Start-up settings for training ``spec``; they must precede TensorFlow's first operation (else: kept as is).
+
+    Threads: the cores are split between ``spec.parallel_chains`` concurrent operations (inter-op threads),
+    each on its share (intra-op threads). On 2 cores TIM-Net trains an epoch in 0.46 s with its two
+    directions side by side on one core each, against 0.56 s with every operation spread over both cores
+    (GM-TCNet, its values and gates side by side: 0.83 s against 0.90 s); a CNN such as DCNN-BLSTMwA's
+    backbone, one chain of large operations, is faster on all cores.
+
+    Grappler, TensorFlow's graph optimiser, is switched off: it spent 1.2 s on TIM-Net's training step
+    before the first fold and made no step faster (TIM-Net, GM-TCNet and DCNN-BLSTMwA measured).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    chains = min(spec.parallel_chains, cores)
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(chains)
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // chains))
+    except RuntimeError:  # TensorFlow is already running (several runs in one process): keep its settings
+        return
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+
+def configure_run(spec: ModelSpec, mixed_precision: bool) -> None:
+    """Threads, graph optimiser and precision for ``spec``, before TensorFlow runs anything."""
+    configure_tensorflow(spec)
+    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+
+
+class Trainer:
+    """One compiled training step reused by every fold.
+
+    Building and tracing a Keras model costs seconds; the original paid it ten times per run.
+    Here the model, the optimiser and the traced step are made once, and ``reset`` gives every
+    fold fresh weights (a newly built model's initial values, from the fold's seed) and a
+    fresh optimiser state, which is what a new model per fold computes.
+    """
+
+    def __init__(self, build: Callable[[], keras.Model], config: RunConfig):
+        self.build = build
+        self.model = build()
+        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, beta_1=config.beta1, beta_2=config.beta2,
+                                               epsilon=config.epsilon)
+        if config.mixed_precision:  # float16 gradients underflow unless the loss is scaled up (and back down)
+            self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+        self.optimizer.build(self.model.trainable_variables)
+        x_spec = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
+        y_spec = tf.TensorSpec((None, self.model.output_shape[-1]), tf.float32)
+        self._step = tf.function(self._train_step, input_signature=[x_spec, y_spec], jit_compile=config.xla)
+        self._predict = tf.function(lambda x: self.model(x, training=False), input_signature=[x_spec])
+
+    def _train_step(self, x, y):
+        with tf.GradientTape() as tape:
+            probs = self.model(x, training=True)  # (B, C)
+            loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, probs))
+            scaled = self.optimizer.scale_loss(loss)  # the loss itself unless mixed precision scales it
+        grads = tape.gradient(scaled, self.model.trainable_variables)
+        self.optimizer.apply(grads, self.model.trainable_variables)  # a loss-scale optimiser unscales first
+        correct = tf.reduce_sum(tf.cast(tf.argmax(probs, -1) == tf.argmax(y, -1), tf.float32))
+        return loss, correct
+
+    def reset(self, seed: int) -> None:
+        """Fresh initial weights (and dropout RNG state) drawn from ``seed``; optimiser moments and step to zero."""
+        # A new Keras 3 model takes every initial value and dropout seed from Python's generator (NumPy's is
+        # seeded too, for anything else). keras.utils.set_random_seed would also reset TensorFlow's seed, which
+        # discards TensorFlow's compiled functions: seconds of re-optimising the traced step in every fold.
+        random.seed(seed)
+        np.random.seed(seed)
+        fresh = self.build()
+        for target, source in zip(self.model.variables, fresh.variables):
+            target.assign(source)
+        for variable in self.optimizer.variables:
+            if variable.name == "dynamic_scale":  # mixed precision's loss scale starts over too
+                variable.assign(tf.fill(variable.shape, self.optimizer.initial_scale))
+            elif variable.name != "learning_rate":  # iterations and the Adam moments
+                variable.assign(tf.zeros_like(variable))
+
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int) -> tuple[float, float]:
+        """One pass over the rows ``order`` of x (gathered batch by batch, never copied whole); (loss, accuracy)."""
+        total_loss = total_correct = 0.0
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            loss, correct = self._step(x[rows], y[rows])
+            total_loss += float(loss) * len(rows)
+            total_correct += float(correct)
+        return total_loss / len(order), total_correct / len(order)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Softmax outputs (N, C) in inference mode (BatchNorm moving statistics, no dropout)."""
+        return np.concatenate([self._predict(x[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self.model.variables]
+
+    def set_weights(self, values: list[np.ndarray]) -> None:
+        for variable, value in zip(self.model.variables, values):
+            variable.assign(value)
+
+
+def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold: int, config: RunConfig,
+               label: str) -> dict:
+    """Train fold ``fold`` of ``folds`` under ``config.protocol``; returns the per-epoch history and the kept epoch."""
+    plan = plan_fold(config, x, y, folds, fold)
+    trainer.reset(plan.seed)
+    monitor = plan.monitor_rows
+    history = {"loss": [], "accuracy": []}
+    if monitor is not None:
+        history.update(val_loss=[], val_accuracy=[])
+    monitor_name = "test" if config.protocol == "paper" else "val"
+    best_accuracy, best_epoch, best_weights = -1.0, config.epochs, None
+    progress = EpochProgress(label, config.epochs)
+    for epoch in range(1, config.epochs + 1):
+        loss, accuracy = trainer.train_epoch(plan.x_fit, plan.y_fit, plan.rng.permutation(plan.fit_rows),
+                                             config.batch_size)
+        history["loss"].append(loss)
+        history["accuracy"].append(accuracy)
+        logs = {"loss": loss, "acc": accuracy}
+        if monitor is not None:
+            val_loss, val_accuracy = loss_and_accuracy(trainer.predict(x[monitor]), plan.labels[monitor])
+            history["val_loss"].append(val_loss)
+            history["val_accuracy"].append(val_accuracy)
+            logs.update({f"{monitor_name}_loss": val_loss, f"{monitor_name}_acc": val_accuracy})
+            if val_accuracy > best_accuracy:  # strictly better, as Keras' ModelCheckpoint(save_best_only)
+                best_accuracy, best_epoch, best_weights = val_accuracy, epoch, trainer.get_weights()
+        progress.update(epoch, logs)
+    if best_weights is not None:
+        trainer.set_weights(best_weights)
+    return {"history": history, "kept_epoch": best_epoch, "validation_rows": recorded_validation_rows(config, monitor)}
+
+
+def build_trainer(spec: ModelSpec, config: RunConfig, input_shape: tuple, num_classes: int) -> Trainer:
+    """The model and its compiled step for ``config``; a pretrained backbone that cannot be loaded fails here,
+    before any file is written."""
+    return Trainer(lambda: build_model(spec, input_shape, num_classes, config.hyper), config)
+
+
+def _fold_label(spec: ModelSpec, run: RunFolder, fold: int) -> str:
+    return f"[{spec.name} {run.config.data} fold {fold + 1}/{run.k}]"
+
+
+def save_trained_fold(run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray, fold: int, kept: dict) -> dict:
+    """Evaluate the trainer's weights (fold ``fold``'s kept epoch) once on its test fold; save weights and record."""
+    config = run.config
+    test_idx = run.folds(len(x))[fold][1]
+    probs = trainer.predict(x[test_idx])  # the kept epoch's weights, evaluated once on the test fold
+    metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
+    record = {**metrics, **kept, "y_true": y[test_idx].argmax(1).tolist(), "y_pred": probs.argmax(1).tolist(),
+              "test_rows": test_idx.tolist()}
+    run.save_fold(fold, legacy_weight_groups(trainer.model), record)
+    return record
+
+
+def train_and_save_fold(spec: ModelSpec, run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray,
+                        fold: int) -> dict:
+    """Train fold ``fold`` of ``run``, evaluate its kept weights once on its test fold, save weights and record."""
+    kept = train_fold(trainer, x, y, run.folds(len(x)), fold, run.config, _fold_label(spec, run, fold))
+    return save_trained_fold(run, trainer, x, y, fold, {**kept, "training": "sequential"})

@@ -1,0 +1,166 @@
+"""One builder per model: network + softmax head + its paper's training recipe.
+
+``MODELS`` maps the name typed after ``--model`` to a ``ModelSpec``. Everything the engine
+(``Common_Model.py``) needs from a model is here: how to build it from the hyper-parameters,
+the recipe that sets the command line's defaults, and the order in which its weights map to
+the authors' legacy ``.hdf5`` files. Adding a model means a network file and one entry here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from .core.config import Hyper
+from .core.errors import UserError
+
+if TYPE_CHECKING:  # the networks (and TensorFlow) are imported when a model is built, not when the registry is read
+    import keras
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A paper's training settings; each is a command-line default that a flag overrides."""
+
+    epochs: int
+    label_smoothing: float  # applied to a copy of the training labels only
+    lr: float = 0.001
+    beta1: float = 0.93
+    beta2: float = 0.98
+    epsilon: float = 1e-8  # the authors pass 1e-8; Keras 3's default is 1e-7
+    batch_size: int = 64
+
+
+def _timnet(hyper: Hyper) -> list[keras.layers.Layer]:
+    from .TIMNET import TIMNET, WeightLayer
+    return [TIMNET(hyper.filter_size, hyper.kernel_size, hyper.dilation_size, hyper.stack_size, hyper.dropout,
+                   hyper.activation, name="timnet"),
+            WeightLayer(name="weight_layer")]
+
+
+def _gmtcn(hyper: Hyper) -> list[keras.layers.Layer]:
+    from .GTCM import GTCM
+    return [GTCM(filters=hyper.filter_size, kernel_size=hyper.kernel_size, name="gtcm")]
+
+
+def _dcnn(hyper: Hyper) -> list[keras.layers.Layer]:
+    from .DCNN import BackboneWeightsError, DCNNBLSTMwA
+    weights = None if hyper.backbone_weights == "none" else hyper.backbone_weights
+    try:
+        return [DCNNBLSTMwA(hyper.backbone, hyper.backbone_alpha, weights, hyper.image_size, name="dcnn_blstmwa")]
+    except BackboneWeightsError as exc:
+        hint = ("; download that file where the internet is reachable and pass it with --backbone_weights <file>, "
+                "or start from random weights with --backbone_weights none") if weights == "imagenet" else ""
+        raise UserError(f"--backbone_weights {hyper.backbone_weights}: {exc}{hint}") from None
+
+
+def _no_variant(hyper: Hyper, trained: bool = True) -> str:
+    return ""
+
+
+def _dcnn_variant(hyper: Hyper, trained: bool = True) -> str:
+    """The backbone, its width, the input size and (for a training run) its initial weights,
+    e.g. ``mobilenetv2 alpha 1, ImageNet init``."""
+    width = f" alpha {hyper.backbone_alpha:g}" if hyper.backbone == "mobilenetv2" else ""
+    size = f", {hyper.image_size}px" if hyper.image_size != 64 else ""
+    source = {"imagenet": "ImageNet init", "none": "random init"}.get(
+        hyper.backbone_weights, f"init from {os.path.basename(hyper.backbone_weights)}")
+    return f"{hyper.backbone}{width}{size}" + (f", {source}" if trained else "")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as the engine sees it.
+
+    Args:
+        name: the ``--model`` value.
+        paper: citation shown in results.
+        network: hyper-parameters -> the layers between the input and the softmax Dense.
+        recipe: the paper's training settings.
+        protocol_note: how the original chose its published weights.
+        features: the feature kind it reads (extract_feature.FEATURE_KINDS): a file of another kind is refused.
+        variant: (hyper-parameters, whether the run trains) -> what tells runs of this model apart in results
+            (empty: nothing); a re-test leaves out what only matters to training.
+        parallel_chains: independent chains of small operations in a training step (TIM-Net's two directions;
+            GM-TCNet's values and gates): TensorFlow runs that many at once, each on its share of the cores.
+    """
+
+    name: str
+    paper: str
+    network: Callable[[Hyper], list]
+    recipe: Recipe
+    protocol_note: str
+    features: str = "mfcc"
+    variant: Callable[..., str] = _no_variant
+    parallel_chains: int = 1
+
+    def describe(self, hyper: Hyper, trained: bool) -> dict:
+        """What results records say about the model: its name, paper and variant."""
+        return {"model": self.name, "paper": self.paper, "variant": self.variant(hyper, trained)}
+
+
+MODELS: dict[str, ModelSpec] = {
+    "TIMNET": ModelSpec("TIMNET", "Ye et al., TIM-Net, ICASSP 2023", _timnet,
+                        Recipe(epochs=500, label_smoothing=0.1),
+                        "published weights selected on the test fold before Aug 2023; last epoch since",
+                        parallel_chains=2),
+    "GMTCN": ModelSpec("GMTCN", "Ye et al., GM-TCNet, Speech Communication 145, 2022", _gmtcn,
+                       Recipe(epochs=300, label_smoothing=0.0),
+                       "the original always selected the epoch on the test fold", parallel_chains=2),
+    # The paper's optimiser, epochs and batch size were not available to us: fine-tuning settings of our choice
+    # (README, "DCNN-BLSTMwA").
+    "DCNN_BLSTMwA": ModelSpec("DCNN_BLSTMwA", "Zhang et al., DCNN-BLSTMwA, Frontiers in Physiology 12:643202, 2021",
+                              _dcnn, Recipe(epochs=50, label_smoothing=0.0, lr=1e-4, beta1=0.9, beta2=0.999,
+                                            epsilon=1e-7, batch_size=32),
+                              "no code published; how the paper chose its epoch is not known to us",
+                              features="logmel3", variant=_dcnn_variant),
+}
+
+STACKED_MODELS = ("TIMNET", "GMTCN")  # the models engine/stacked_training.py can train as a stack of folds
+
+
+def build_model(spec: ModelSpec, input_shape: tuple, num_classes: int, hyper: Hyper) -> keras.Model:
+    """Input (one sample's shape, e.g. (T, 39)) -> network -> Dense(C, softmax); layer names are deterministic."""
+    import keras
+    inputs = keras.Input(tuple(input_shape), name="features")  # (B, T, 39) MFCC; (B, S, 64, 64, 3) logmel3
+    x = inputs
+    for layer in spec.network(hyper):
+        x = layer(x)  # TIM-Net: (B, n, 39) then (B, 39); GM-TCNet: (B, 39); DCNN-BLSTMwA: (B, 128)
+    # under mixed precision the softmax still computes in float32, as Keras recommends
+    head_dtype = "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype=head_dtype, name="dense")(x)  # (B, C)
+    return keras.Model(inputs, outputs, name=spec.name)
+
+
+def without_pretrained(hyper: Hyper) -> Hyper:
+    """``hyper`` with the backbone built from random weights: for a model whose weights all come from a file
+    next (test mode, prediction), so that no ImageNet download is attempted."""
+    return replace(hyper, backbone_weights="none")
+
+
+def embedding_model(model: keras.Model) -> keras.Model:
+    """The same graph returning (embedding before the Dense, softmax): TIM-Net's fusion, GM-TCNet's pooling,
+    DCNN-BLSTMwA's last dense layer."""
+    import keras
+    return keras.Model(model.input, [model.get_layer("dense").input, model.output])
+
+
+def legacy_weight_groups(model: keras.Model) -> list:
+    """(layer name, variables) of ``model`` in the order of the authors' Keras-2 weight files."""
+    groups = []
+    for layer in model.layers:
+        if hasattr(layer, "legacy_weight_groups"):
+            groups.extend(layer.legacy_weight_groups())
+        elif layer.weights:
+            groups.append((layer.name, list(layer.weights)))
+    return groups
+
+
+def predict_in_batches(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Softmax outputs (N, C) in inference mode, batch by batch: no tf.data pipeline, no progress bar."""
+    import numpy as np
+    return np.concatenate([np.asarray(model(x[s:s + batch_size], training=False))
+                           for s in range(0, len(x), batch_size)])

@@ -1,0 +1,25 @@
+"""The command line's entry point: ``cd Code && python main.py --mode ...`` (the original's way) and the installed
+``timnet-ser``. The flags are cli/settings.py's, the modes cli/modes.py's; this file only starts them."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__" and not __package__:
+    # `cd Code && python main.py`: this folder is the package timnet_ser; load it under that name and run its main
+    import importlib.util
+    _folder = os.path.dirname(os.path.abspath(__file__))
+    _spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(_folder, "__init__.py"),
+                                                   submodule_search_locations=[_folder])
+    sys.modules["timnet_ser"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["timnet_ser"])
+    from timnet_ser.main import main as _main
+    sys.exit(_main())
+
+from .cli.modes import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

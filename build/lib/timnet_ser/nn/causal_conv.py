@@ -1,0 +1,90 @@
+"""Causal dilated 1-D convolution written as matrix products, shared by TIM-Net and GM-TCNet.
+
+Keras ``Conv1D(padding="causal", dilation_rate=d)`` with kernel size k computes
+``y[t] = b + sum_j x[t - (k-1-j) d] @ W[j]`` with zeros before the first frame. For the
+kernel sizes of these models (1 and 2) that is one or two dense products over the
+channel axis of the sequence and a copy of it shifted right by ``d`` frames; on CPU
+this runs much faster than the generic dilated convolution (which TensorFlow lowers to
+space-to-batch, a 2-D convolution and batch-to-space). The variables keep Keras'
+``Conv1D`` shapes, kernel (k, C_in, C_out) and bias (C_out,), so weights map one to one.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from .layer_args import check_positive_int
+
+
+def shift_right(x, lag: int):
+    """x[:, t - lag] with zeros before the first frame: (B, T, C) -> (B, T, C); a lag >= T gives zeros.
+
+    A slice, then a zero pad: the gradient of each is the other, where a strided slice's gradient would
+    be a slow scatter into a zero tensor. T must be known when the graph is built.
+    """
+    steps = x.shape[1]
+    if lag == 0:
+        return x
+    if lag >= steps:
+        return tf.zeros_like(x)
+    return tf.pad(tf.slice(x, [0, 0, 0], [-1, steps - lag, -1]), [[0, 0], [lag, 0], [0, 0]])
+
+
+def shift_left(x, lag: int):
+    """x[:, t + lag] with zeros after the last frame, the adjoint of ``shift_right``: (B, T, C) -> (B, T, C)."""
+    steps = x.shape[1]
+    if lag == 0:
+        return x
+    if lag >= steps:
+        return tf.zeros_like(x)
+    return tf.pad(tf.slice(x, [0, lag, 0], [-1, steps - lag, -1]), [[0, 0], [0, lag], [0, 0]])
+
+
+@keras.saving.register_keras_serializable(package="ser")
+class CausalConv1D(keras.layers.Layer):
+    """Causal dilated convolution, numerically the same function as Keras' causal ``Conv1D``.
+
+    Args:
+        filters: output channels.
+        kernel_size: taps of the filter (>= 1).
+        dilation_rate: spacing between taps in frames (>= 1).
+        use_bias: add a bias vector (initialised to zeros).
+        kernel_initializer: initializer of the (kernel_size, C_in, filters) kernel.
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 2, dilation_rate: int = 1, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation_rate", dilation_rate)):
+            check_positive_int("CausalConv1D", arg, value)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.dilation_rate = dilation_rate
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.kernel = self.add_weight(name="kernel", shape=(self.kernel_size, channels, self.filters),
+                                      initializer=self.kernel_initializer)
+        self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+                     if self.use_bias else None)
+
+    def call(self, x):  # (B, T, C_in) -> (B, T, filters)
+        y = ops.matmul(x, self.kernel[-1])  # the tap at lag 0
+        for j in range(self.kernel_size - 1):
+            lag = (self.kernel_size - 1 - j) * self.dilation_rate
+            y = y + ops.matmul(shift_right(x, lag), self.kernel[j])
+        if self.use_bias:
+            y = y + self.bias
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "dilation_rate": self.dilation_rate, "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
