@@ -3,6 +3,7 @@ fresh virtual environment, imports every sub-package and runs ``timnet-ser --ver
 pyproject.toml's package list fails here."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,10 +18,16 @@ def sub_packages() -> list[str]:
 
 
 def test_the_wheel_installs_every_sub_package_and_the_command(tmp_path):
-    wheels, env = tmp_path / "wheels", tmp_path / "venv"
+    os.makedirs(tmp_path / "source")
+    wheels, env, source = tmp_path / "wheels", tmp_path / "venv", tmp_path / "source"
+    # a clean copy of what the build reads: a build/ folder left in the checkout would hide a missing package
+    for name in ("pyproject.toml", "README.md", "Code"):
+        copy = shutil.copytree if os.path.isdir(os.path.join(ROOT, name)) else shutil.copy
+        copy(os.path.join(ROOT, name), source / name, **({"ignore": shutil.ignore_patterns(
+            "__pycache__", "MFCC", "Models", "Results", "Test_Models", "synthetic_wav")} if name == "Code" else {}))
     # no build isolation: setuptools comes from this environment, nothing is downloaded
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), ROOT], check=True, capture_output=True, timeout=300)
+                    str(wheels), str(source)], check=True, capture_output=True, timeout=300)
     [wheel] = list(wheels.glob("timnet_ser-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
     python = str(env / "bin" / "python")
