@@ -1,22 +1,9 @@
 """A grid of runs: ``--mode grid --grid FILE.toml``, every fold a unit of work, on Ray or in this process.
 
-Its points come from the grid file (cli/grid_file.py), their plan from grid/plan.py. The grid file holds flag
-names as keys. A list is an axis: the grid is the cartesian product of its axes, one run per point (docs/grid.md)::
-
-    model = ["TIMNET", "GMTCN"]
-    random_seed = [1, 2, 3, 4, 5]
-    split_fold = 10
-
-    [[corpus]]
-    data = "EMODB"
-    feature_path = "MFCC/EMODB.npy"     # relative paths are relative to the grid file's folder
-
-    [[corpus]]
-    data = "RAVDE"
-    feature_path = "MFCC/RAVDE.npy"
+Its points come from the grid file (cli/grid_file.py, docs/grid.md), their plan from grid/plan.py.
 
 Every point becomes the argument list of a training command (flags typed next to ``--mode grid`` apply to every
-point the grid file does not set), read and checked by settings.py like any command line. Its run folder is the
+point the grid file does not set), read and checked by cli/settings.py like any command line. Its run folder is the
 one under ``--model_path`` with the same settings, feature content and results folder (``run_folder.find_run``),
 or a new one: a repeated grid skips every finished fold and rewrites no weight file.
 

@@ -83,36 +83,15 @@ class RunFolder:
         self.path = path
         self.description = description
         self.config = RunConfig.from_dict(description["config"])
-
-    # --- what the run is --------------------------------------------------------------------------------------
-
-    @property
-    def k(self) -> int:
-        return len(self.description["test_rows"])
-
-    @property
-    def created(self) -> str:
-        return self.description["created"]
-
-    @property
-    def result_path(self) -> str:
-        return self.description["result_path"]
-
-    @property
-    def signal_length(self) -> int:
-        return int(self.description["corpus"]["signal_length"])
-
-    @property
-    def feature_kind(self) -> str:
-        return self.description["corpus"]["features"]
-
-    @property
-    def input_shape(self) -> tuple:
-        return tuple(self.description["corpus"]["input_shape"])
-
-    @property
-    def feature_sha256(self) -> str:
-        return self.description["feature_file"]["sha256"]
+        # what the run is, read once from its run.json
+        corpus = description["corpus"]
+        self.k = len(description["test_rows"])
+        self.created = description["created"]
+        self.result_path = description["result_path"]
+        self.signal_length = int(corpus["signal_length"])
+        self.feature_kind = corpus["features"]
+        self.input_shape = tuple(corpus["input_shape"])
+        self.feature_sha256 = description["feature_file"]["sha256"]
 
     def folds(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, test rows) of every fold of the run, over the ``n`` rows of its feature file."""
