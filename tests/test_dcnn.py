@@ -14,7 +14,8 @@ import soundfile as sf
 from timnet_ser.cli.settings import feature_path
 from timnet_ser.core.config import Hyper, RunConfig
 from timnet_ser.core.errors import UserError
-from timnet_ser.data import feature_files, features
+from timnet_ser.data import feature_files
+from timnet_ser.data import features as feature_kinds
 from timnet_ser.data.corpora import CORPORA
 from timnet_ser.data.synthetic_corpus import utterance
 from timnet_ser.DCNN import AttentionPooling, DCNNBLSTMwA, UtteranceStandardization, build_backbone
@@ -46,7 +47,7 @@ def one_line(capsys, *fragments):
 @pytest.mark.parametrize("corpus, segments", [("EMODB", 12), ("IEMOCAP", 43), ("SYNTH", 3)])
 def test_segment_count_per_corpus(corpus, segments):
     length = CORPORA[corpus].signal_length
-    assert features.feature_shape("logmel3", length) == (segments, 64, 64, 3)
+    assert feature_kinds.feature_shape("logmel3", length) == (segments, 64, 64, 3)
     frames = 1 + length // 220  # librosa's centred frames at a 10 ms hop
     assert 64 + 32 * (segments - 1) <= frames < 64 + 32 * segments  # every segment full, no room for another
 
@@ -55,8 +56,8 @@ def test_logmel3_of_a_tone(tmp_path):
     path = str(tmp_path / "tone.wav")
     t = np.arange(22050) / 22050
     sf.write(path, 0.3 * np.sin(2 * np.pi * 1000 * t), 22050)
-    x = features.extract_file(path, 22050, "logmel3")  # (S, 64, 64, 3)
-    assert x.shape == features.feature_shape("logmel3", 22050) == (2, 64, 64, 3) and x.dtype == np.float32
+    x = feature_kinds.extract_file(path, 22050, "logmel3")  # (S, 64, 64, 3)
+    assert x.shape == feature_kinds.feature_shape("logmel3", 22050) == (2, 64, 64, 3) and x.dtype == np.float32
     np.testing.assert_array_equal(x[0, 32:], x[1, :32])  # 50 % overlap: the same frames in both segments
     static = np.concatenate([x[0], x[1, 32:]])[..., 0].T  # (64 bands, 96 frames) of the utterance
     edges = librosa.mel_frequencies(64 + 2, fmin=20, fmax=8000)
@@ -70,7 +71,7 @@ def test_logmel3_of_a_tone(tmp_path):
 
 def test_too_short_for_one_segment():
     with pytest.raises(UserError, match="logmel3: utterances of 10000 samples give 46 frames"):
-        features.feature_shape("logmel3", 10000)
+        feature_kinds.feature_shape("logmel3", 10000)
 
 
 def test_default_feature_files_do_not_collide():
@@ -349,7 +350,7 @@ def test_train_retest_predict_report(tmp_path, capsys):
     wav = str(wavs / "sad" / "sad_1.wav")
     # the same pipeline as extraction; the extraction workers use one BLAS thread each, this process several,
     # so the sums inside the mel projection may round differently (float32)
-    np.testing.assert_allclose(features.extract_file(wav, CORPORA["SYNTH"].signal_length, "logmel3"),
+    np.testing.assert_allclose(feature_kinds.extract_file(wav, CORPORA["SYNTH"].signal_length, "logmel3"),
                                data["x"][list(data["files"]).index(os.path.join("sad", "sad_1.wav"))],
                                rtol=1e-5, atol=1e-5)
     assert main(["--mode", "predict", "--model", "DCNN_BLSTMwA", "--data", "SYNTH", "--backbone_alpha", "0.35",

@@ -22,7 +22,7 @@ import itertools
 import os
 import tomllib
 
-from ..core.errors import UserError
+from ..core.errors import UserError, did_you_mean
 from ..grid.plan import Point
 from . import settings
 
@@ -48,7 +48,7 @@ def read_grid(path: str) -> dict:
 
 def _check_key(path: str, key: str) -> None:
     if key not in GRID_KEYS:
-        raise UserError(f"--grid {path}: unknown key {key!r}{settings.suggestion(key, GRID_KEYS)}; a grid sets "
+        raise UserError(f"--grid {path}: unknown key {key!r}{did_you_mean(key, GRID_KEYS)}; a grid sets "
                         f"{', '.join(GRID_KEYS)}, or [[corpus]] tables of them")
 
 

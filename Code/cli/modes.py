@@ -34,8 +34,10 @@ def authors_corpus(args) -> None:
     """For the authors' folder (no run.json) without --data: the corpus of a folder named ``<KEY>_<seed>``
     (EMODB_46), said on the output; otherwise one line asking for --data."""
     from ..data.corpora import CORPORA
+    from ..runs.run_folder import fold_weight_files
     if "data" in args.given:
         return
+    fold_weight_files(args.test_path)  # a folder without weight files says so first
     key = os.path.basename(os.path.normpath(args.test_path)).rsplit("_", 1)[0]
     if key not in CORPORA:
         raise UserError(f"--data: {args.test_path} has no run.json, so the corpus its weights were trained on must "
