@@ -17,20 +17,20 @@ the README. This file knows nothing about data, files or the command line.
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import keras
 from keras import ops
 
-from .layer_args import check_positive_int, check_positive_number, check_rate
+from .nn.layer_args import BACKBONE_WIDTH, check_backbone, check_positive_int, check_positive_number, check_rate
 
-# name -> (Keras Applications constructor, whether it has MobileNet's width multiplier ``alpha``).
-# Both expect ImageNet inputs scaled to [-1, 1] (their preprocess_input mode "tf").
+# name -> the Keras Applications constructor; both expect ImageNet inputs scaled to [-1, 1] (their
+# preprocess_input mode "tf"). Which of them has MobileNet's width multiplier is nn/layer_args.BACKBONE_WIDTH's.
 BACKBONES = {
-    "mobilenetv2": (keras.applications.MobileNetV2, True),
-    "resnet50v2": (keras.applications.ResNet50V2, False),
+    "mobilenetv2": keras.applications.MobileNetV2,
+    "resnet50v2": keras.applications.ResNet50V2,
 }
-IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # the widths Keras publishes MobileNetV2 ImageNet weights for
 INPUT_SCALE = 0.5  # standardised values times 0.5: +-2 standard deviations span the [-1, 1] of ImageNet inputs
 # BatchNorm momentum of every backbone layer: 0.9 (PyTorch's default, 0.1 in its convention) instead of Keras'
 # 0.99 (0.999 in MobileNetV2), which suit ImageNet's million steps. An EMO-DB fold takes 16 steps per epoch,
@@ -42,39 +42,6 @@ BN_MOMENTUM = 0.9
 
 class BackboneWeightsError(ValueError):
     """The backbone's pretrained weights could not be obtained or do not fit it."""
-
-
-class BackboneArgumentError(ValueError):
-    """A backbone argument that cannot work.
-
-    Args:
-        owner: who received it (the layer, or the function).
-        argument: its name: backbone, alpha or image_size.
-        value: the received value.
-        reason: what it must be, as a predicate ("must be at least 32 (...)"), so that the command line can
-            name its own flag with it.
-    """
-
-    def __init__(self, owner: str, argument: str, value, reason: str):
-        super().__init__(f"{owner}: {argument} {reason}, received {argument}={value!r}")
-        self.argument, self.value, self.reason = argument, value, reason
-
-
-def check_backbone(owner: str, backbone: str, alpha: float, weights: Optional[str], image_size: int) -> None:
-    """The backbone arguments' one check (the layer's and the command line's): a BackboneArgumentError."""
-    if backbone not in BACKBONES:
-        raise BackboneArgumentError(owner, "backbone", backbone, f"must be one of {', '.join(BACKBONES)}")
-    has_alpha = BACKBONES[backbone][1]
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
-        raise BackboneArgumentError(owner, "alpha", alpha, "must be a positive number")
-    if not has_alpha and alpha != 1.0:
-        raise BackboneArgumentError(owner, "alpha", alpha, f"must be 1.0 ({backbone} has no width multiplier)")
-    if has_alpha and weights == "imagenet" and float(alpha) not in IMAGENET_ALPHAS:
-        widths = " ".join(f"{a:g}" for a in IMAGENET_ALPHAS)
-        raise BackboneArgumentError(owner, "alpha", alpha, f"must be one of {widths} to load ImageNet weights")
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 32:
-        raise BackboneArgumentError(owner, "image_size", image_size,
-                                    "must be an integer of at least 32 (the backbones' smallest input)")
 
 
 def build_backbone(backbone: str, alpha: float = 1.0, weights: Optional[str] = None,
@@ -95,7 +62,7 @@ def build_backbone(backbone: str, alpha: float = 1.0, weights: Optional[str] = N
         BackboneWeightsError: the ImageNet file cannot be downloaded, or the file does not fit.
     """
     check_backbone("build_backbone", backbone, alpha, weights, image_size)
-    constructor, has_alpha = BACKBONES[backbone]
+    constructor, has_alpha = BACKBONES[backbone], BACKBONE_WIDTH[backbone]
     kwargs = {"alpha": float(alpha)} if has_alpha else {}
     try:
         with warnings.catch_warnings():

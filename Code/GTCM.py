@@ -22,14 +22,14 @@ convolutions one by one with automatic differentiation (the plain reference form
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import ops
 
-from . import training_kernels
-from .causal_conv import CausalConv1D
-from .layer_args import check_bool, check_positive_int
+from .nn import training_kernels
+from .nn.causal_conv import CausalConv1D
+from .nn.layer_args import check_bool, check_positive_int
 
 DEFAULT_DILATIONS = (1, 2, 4, 8, 16, 32, 64)
 

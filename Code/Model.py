@@ -9,16 +9,16 @@ the authors' legacy ``.hdf5`` files. Adding a model means a network file and one
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import TYPE_CHECKING
 
-import keras
-import numpy as np
+from .core.config import Hyper
+from .core.errors import UserError
 
-from .DCNN import BackboneWeightsError, DCNNBLSTMwA
-from .errors import UserError
-from .GTCM import GTCM
-from .TIMNET import TIMNET, WeightLayer
+if TYPE_CHECKING:  # the networks (and TensorFlow) are imported when a model is built, not when the registry is read
+    import keras
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -34,33 +34,20 @@ class Recipe:
     batch_size: int = 64
 
 
-@dataclass(frozen=True)
-class Hyper:
-    """Network hyper-parameters from the command line (the original's flag names)."""
-
-    filter_size: int = 39
-    kernel_size: int = 2
-    dilation_size: int = 8  # TIM-Net: number of TABs per direction
-    stack_size: int = 1
-    dropout: float = 0.1
-    activation: str = "relu"
-    backbone: str = "mobilenetv2"  # DCNN_BLSTMwA: the segment CNN (DCNN.BACKBONES)
-    backbone_alpha: float = 1.0  # DCNN_BLSTMwA: MobileNetV2's width multiplier
-    backbone_weights: str = "imagenet"  # DCNN_BLSTMwA: the CNN's initial weights: imagenet, none or a file
-    image_size: int = 64  # DCNN_BLSTMwA: segments resized to image_size x image_size (64: not resized)
-
-
 def _timnet(hyper: Hyper) -> list[keras.layers.Layer]:
+    from .TIMNET import TIMNET, WeightLayer
     return [TIMNET(hyper.filter_size, hyper.kernel_size, hyper.dilation_size, hyper.stack_size, hyper.dropout,
                    hyper.activation, name="timnet"),
             WeightLayer(name="weight_layer")]
 
 
 def _gmtcn(hyper: Hyper) -> list[keras.layers.Layer]:
+    from .GTCM import GTCM
     return [GTCM(filters=hyper.filter_size, kernel_size=hyper.kernel_size, name="gtcm")]
 
 
 def _dcnn(hyper: Hyper) -> list[keras.layers.Layer]:
+    from .DCNN import BackboneWeightsError, DCNNBLSTMwA
     weights = None if hyper.backbone_weights == "none" else hyper.backbone_weights
     try:
         return [DCNNBLSTMwA(hyper.backbone, hyper.backbone_alpha, weights, hyper.image_size, name="dcnn_blstmwa")]
@@ -132,9 +119,12 @@ MODELS: dict[str, ModelSpec] = {
                               features="logmel3", variant=_dcnn_variant),
 }
 
+STACKED_MODELS = ("TIMNET", "GMTCN")  # the models engine/stacked_training.py can train as a stack of folds
+
 
 def build_model(spec: ModelSpec, input_shape: tuple, num_classes: int, hyper: Hyper) -> keras.Model:
     """Input (one sample's shape, e.g. (T, 39)) -> network -> Dense(C, softmax); layer names are deterministic."""
+    import keras
     inputs = keras.Input(tuple(input_shape), name="features")  # (B, T, 39) MFCC; (B, S, 64, 64, 3) logmel3
     x = inputs
     for layer in spec.network(hyper):
@@ -154,6 +144,7 @@ def without_pretrained(hyper: Hyper) -> Hyper:
 def embedding_model(model: keras.Model) -> keras.Model:
     """The same graph returning (embedding before the Dense, softmax): TIM-Net's fusion, GM-TCNet's pooling,
     DCNN-BLSTMwA's last dense layer."""
+    import keras
     return keras.Model(model.input, [model.get_layer("dense").input, model.output])
 
 
@@ -170,5 +161,6 @@ def legacy_weight_groups(model: keras.Model) -> list:
 
 def predict_in_batches(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Softmax outputs (N, C) in inference mode, batch by batch: no tf.data pipeline, no progress bar."""
+    import numpy as np
     return np.concatenate([np.asarray(model(x[s:s + batch_size], training=False))
                            for s in range(0, len(x), batch_size)])

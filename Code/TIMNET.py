@@ -17,9 +17,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from . import training_kernels
-from .causal_conv import CausalConv1D
-from .layer_args import check_bool, check_positive_int, check_rate
+from .nn import training_kernels
+from .nn.causal_conv import CausalConv1D
+from .nn.layer_args import check_bool, check_positive_int, check_rate
 
 
 @keras.saving.register_keras_serializable(package="ser")

@@ -17,6 +17,6 @@ __all__ = ["Run", "load_run", "__version__"]
 
 def __getattr__(name: str):
     if name in ("Run", "load_run"):
-        from . import api
+        from .deploy import api
         return getattr(api, name)
     raise AttributeError(f"module 'timnet_ser' has no attribute {name!r}")

@@ -65,8 +65,10 @@ print(json.dumps({{"build": build, "epoch": statistics.median(times), "peak": pe
 """
 
 TRAIN_OURS = PRELUDE + """
-from timnet_ser.Common_Model import RunConfig, Trainer, configure_tensorflow
-from timnet_ser.Model import MODELS, Hyper, build_model
+from timnet_ser.Common_Model import Trainer, configure_tensorflow
+from timnet_ser.core.config import RunConfig
+from timnet_ser.Model import MODELS, build_model
+from timnet_ser.core.config import Hyper
 import keras
 configure_tensorflow(MODELS["{model}"])  # as main.py does
 keras.config.set_dtype_policy("mixed_float16" if {mixed} else "float32")
@@ -94,7 +96,8 @@ print(json.dumps({{"build": build, "epoch": statistics.median(times), "peak": pe
 
 INFERENCE = PRELUDE + """
 from timnet_ser.Common_Model import configure_tensorflow
-from timnet_ser.Model import MODELS, Hyper, build_model
+from timnet_ser.Model import MODELS, build_model
+from timnet_ser.core.config import Hyper
 import tensorflow as tf
 configure_tensorflow(MODELS["{model}"])
 model = build_model(MODELS["{model}"], (188, 39), 7, Hyper())
@@ -111,8 +114,10 @@ print(json.dumps(result))
 """
 
 STEP_AT_SHAPE = PRELUDE + """
-from timnet_ser.Common_Model import RunConfig, Trainer, configure_tensorflow
-from timnet_ser.Model import MODELS, Hyper, build_model
+from timnet_ser.Common_Model import Trainer, configure_tensorflow
+from timnet_ser.core.config import RunConfig
+from timnet_ser.Model import MODELS, build_model
+from timnet_ser.core.config import Hyper
 configure_tensorflow(MODELS["{model}"])
 x, y = data(128, {frames}, {classes})
 config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",
@@ -126,9 +131,12 @@ print(json.dumps({{"step": (time.time() - start) / 2}}))
 """
 
 STACKED = PRELUDE + """
-from timnet_ser.Common_Model import RunConfig, configure_tensorflow, make_folds
-from timnet_ser.Model import MODELS, Hyper
-from timnet_ser import stacked_training
+from timnet_ser.Common_Model import configure_tensorflow
+from timnet_ser.core.config import RunConfig
+from timnet_ser.engine.protocol import make_folds
+from timnet_ser.Model import MODELS
+from timnet_ser.core.config import Hyper
+from timnet_ser.engine import stacked_training
 configure_tensorflow(MODELS["{model}"])  # as main.py does
 x, y = data({n}, {frames}, {classes})
 config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",
@@ -164,9 +172,9 @@ def stacked_job(model: str, layout: str, members: int, epochs: int = 0, steps: i
 
 
 EXTRACT = PRELUDE + """
-from timnet_ser import corpora, extract_feature
+from timnet_ser.data import corpora, extraction
 start = time.time()
-data = extract_feature.extract_corpus({folder!r}, corpora.get_corpus("EMODB"), workers={workers}, progress=False)
+data = extraction.extract_corpus({folder!r}, corpora.get_corpus("EMODB"), workers={workers}, progress=False)
 print(json.dumps({{"files_per_s": len(data["x"]) / (time.time() - start), "files": len(data["x"])}}))
 """
 

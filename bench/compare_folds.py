@@ -16,8 +16,8 @@ import os
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the run folder's module imports Keras
-from timnet_ser.results import fold_metrics  # noqa: E402
-from timnet_ser.run_folder import require_run  # noqa: E402
+from timnet_ser.runs.results import fold_metrics
+from timnet_ser.runs.run_folder import require_run
 
 
 def main() -> None:

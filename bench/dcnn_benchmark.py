@@ -21,14 +21,16 @@ import platform
 from fresh_process import run_json
 
 FOLD = 481  # training utterances of an EMODB fold (535 - 54)
-SEGMENTS = 12  # log-Mel segments of an EMO-DB utterance (extract_feature.feature_shape("logmel3", 96000))
+SEGMENTS = 12  # log-Mel segments of an EMO-DB utterance (data/features.py: feature_shape("logmel3", 96000))
 
 JOB = """
 import json, os, statistics, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
-from timnet_ser.Common_Model import RunConfig, Trainer, configure_tensorflow
-from timnet_ser.Model import MODELS, Hyper, build_model
+from timnet_ser.Common_Model import Trainer, configure_tensorflow
+from timnet_ser.core.config import RunConfig
+from timnet_ser.Model import MODELS, build_model
+from timnet_ser.core.config import Hyper
 spec = MODELS["DCNN_BLSTMwA"]
 configure_tensorflow(spec)  # as main.py does
 recipe = spec.recipe

@@ -16,7 +16,6 @@ epoch on two cores, for each model. It prints figures; it asserts nothing.
 
 from __future__ import annotations
 
-
 from fresh_process import TIMING, run_json
 
 M, C = 64 * 188, 39  # the rows of one batch (64 utterances of T = 188 frames) and the channels
@@ -72,7 +71,7 @@ if streams == 1:
             result[key] = timed(tf.function(passes, jit_compile=xla), x, repeat=50) / 10 * 1e3
 
 if {intra} == 1 and streams == 1:
-    from timnet_ser import training_kernels
+    from timnet_ser.nn import training_kernels
     block_params = [normal(*s) for s in [(2, C, C), (C,), (C,), (C,)] * 2]
     masks = [tf.constant((rng.random((64, 1, C)) >= 0.1).astype("float32") / 0.9) for _ in range(2)]
     level_params = [normal(*s) for s in [(2 * C, 3 * C), (3 * C,)] * 2]

@@ -17,21 +17,23 @@ import subprocess
 import sys
 import tempfile
 
-
 EXTRACT = """
 import sys
-import corpora, extract_feature
+from timnet_ser.data import corpora, extraction, feature_files
 corpus = corpora.custom_corpus("IEMOCAP_SHAPE", ("a", "b"), 310000)
-data = extract_feature.extract_corpus({folder!r}, corpus, progress=False)
-extract_feature.save_features({out!r}, data)
+data = extraction.extract_corpus({folder!r}, corpus, progress=False)
+feature_files.save_features({out!r}, data)
 print(data["x"].shape)
 """
 
 TRAIN = """
 import os, sys, time; os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
-from timnet_ser.Common_Model import RunConfig, Trainer, configure_tensorflow, make_folds
-from timnet_ser.Model import MODELS, Hyper, build_model
+from timnet_ser.Common_Model import Trainer, configure_tensorflow
+from timnet_ser.core.config import RunConfig
+from timnet_ser.engine.protocol import make_folds
+from timnet_ser.Model import MODELS, build_model
+from timnet_ser.core.config import Hyper
 configure_tensorflow(MODELS["TIMNET"])  # as main.py does
 rng = np.random.default_rng(0)
 x = rng.standard_normal((5531, 606, 39), dtype=np.float32)  # (N, T, 39): IEMOCAP's size

@@ -56,7 +56,7 @@ def reference_gmtcn(frames: int, classes: int, filters: int = 39, dilations=(1, 
     skips = []
     for i in dilations:
         level_input = x
-        for level, rate in ((1, i), (2, 2 * i)):
+        for _level, rate in ((1, i), (2, 2 * i)):
             gates = [_conv(filters, 2, rate) for _ in range(3)]
             values = [_conv(filters, 2, rate) for _ in range(3)]
             branches = [layers.Multiply()([layers.Activation("relu")(v(level_input)),

@@ -26,7 +26,8 @@ import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-from timnet_ser import stacked_training, training_kernels
+from timnet_ser.engine import stacked_training
+from timnet_ser.nn import training_kernels
 rng = np.random.default_rng(0)
 B, T, C = 64, 188, 39
 """ + TIMING + """

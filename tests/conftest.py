@@ -30,8 +30,9 @@ def shared() -> str:
 
 def train_toy_run(spec, config, x, y, model_path, result_path, speakers=None) -> dict:
     """A run of ``config`` on in-memory features, as main.py starts one: a new run folder, every fold, results."""
-    from timnet_ser.Common_Model import cross_validate, start_run
-    from timnet_ser.run_folder import TrainingData, features_digest
+    from timnet_ser.core.config import TrainingData
+    from timnet_ser.data.feature_files import features_digest
+    from timnet_ser.engine.cross_validation import cross_validate, start_run
     info = TrainingData(signal_length=(x.shape[1] - 1) * 512, features=spec.features, input_shape=x.shape[1:],
                         size=0, sha256=features_digest(x, y), files=None)
     run = start_run(config, info, x, y, speakers, model_path, result_path)
@@ -40,8 +41,8 @@ def train_toy_run(spec, config, x, y, model_path, result_path, speakers=None) ->
 
 def retest_toy_run(spec, config, x, y, folder, result_path) -> dict:
     """Test mode on a run folder's own split, as main.py runs it."""
-    from timnet_ser.retest import retest_weights
-    from timnet_ser.run_folder import require_run
+    from timnet_ser.engine.retest import retest_weights
+    from timnet_ser.runs.run_folder import require_run
     run = require_run(folder, "--test_path")
     files = [run.weights_file(i) for i in range(run.k)]
     return retest_weights(spec, config, x, y, run.folds(len(x)), files, folder, result_path, "re-test")

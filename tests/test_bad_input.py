@@ -145,8 +145,9 @@ def test_bad_feature_files_are_named(tmp_path, capsys, case):
 
 def weights_folder(tmp, model, classes, drop=None):
     """Weights of ``model`` for ``classes`` classes in a 10-fold folder, fold ``drop`` missing."""
-    from timnet_ser.Model import MODELS, Hyper, build_model, legacy_weight_groups
-    from timnet_ser import legacy_weights
+    from timnet_ser.core.config import Hyper
+    from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
+    from timnet_ser.nn import legacy_weights
     folder = os.path.join(tmp, "weights")
     os.makedirs(folder)
     net = build_model(MODELS[model], (30, 39), classes, Hyper())
@@ -158,7 +159,8 @@ def weights_folder(tmp, model, classes, drop=None):
 
 
 WEIGHTS = {
-    "another class count": (("TIMNET", 6, None), "has weight shapes [(39, 6), (6,)]"),
+    "another class count": (("TIMNET", 6, None), "its weights classify 6 classes, not the 7 of --data EMODB; "
+                                                 "corpora with 6 classes: --data CASIA"),
     "another model": (("GMTCN", 7, None), "layers with weights, the model has"),
     "a missing fold file": (("TIMNET", 7, 4), "missing weight files 10-fold_weights_best_4.hdf5"),
 }
@@ -212,3 +214,72 @@ def test_empty_class_folder_is_named(tmp_path, capsys):
                  str(tmp_path / "MFCC.npy")]) == 2
     check_one_line(capsys, "neutral: no wav files for class 'neutral'")
     assert not os.path.exists(tmp_path / "MFCC.npy")
+
+
+# --- flags: one line with a suggestion (#21 items 4 and 5) ------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "2"], "error: unknown flag --epochs (did you mean --epoch?)"),
+    (["--mode", "tets"], "error: --mode 'tets': choose one of train, test, extract, predict, export, grid, report, "
+                         "download, demo (did you mean test?)"),
+    (["--mode", "export", "--format", "onx"], "error: --format 'onx': choose one of onnx, tflite, savedmodel "
+                                              "(did you mean onnx?)"),
+])
+def test_mistyped_flags_and_choices_get_one_line_with_a_suggestion(capsys, argv, message):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == message
+
+
+@pytest.mark.parametrize("with_feature_path", [False, True])
+def test_a_corpus_key_in_the_wrong_case_is_answered_alike_with_or_without_feature_path(tmp_path, capsys,
+                                                                                        with_feature_path):
+    extra = ["--feature_path", features(str(tmp_path))] if with_feature_path else []
+    assert main(["--mode", "train", "--data", "emodb", *extra, "--model_path", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --data 'emodb' is not a known corpus") and err.endswith("(did you mean EMODB?)")
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_the_authors_folder_without_data_takes_the_corpus_of_its_name(shared, tmp_path, capsys):
+    """EMODB_46 without --data: EMODB, said on the output (the re-test itself is test_cli's)."""
+    from timnet_ser.cli import modes, settings
+    args = settings.parse(["--mode", "test", "--test_path", os.path.join(shared, "reference", "Test_Models",
+                                                                         "EMODB_46")])
+    settings.validate(args)
+    modes.authors_corpus(args)
+    assert args.data == "EMODB"
+    assert capsys.readouterr().out.strip() == "corpus EMODB from the folder name; give --data to override"
+
+
+def test_an_authors_folder_of_another_name_without_data_asks_for_it(tmp_path, capsys):
+    folder = weights_folder(str(tmp_path), "TIMNET", 7)
+    assert main(["--mode", "test", "--test_path", folder, "--result_path", str(tmp_path / "out")]) == 2
+    check_one_line(capsys, "--data:", "must be given (e.g. --data EMODB)")
+
+
+def test_weights_of_another_class_count_suggest_the_corpus_with_that_count(shared, tmp_path, capsys):
+    """CASIA_32 (6 classes) re-tested as EMODB (7): one line naming 6 classes and --data CASIA."""
+    folder = os.path.join(shared, "reference", "Test_Models", "CASIA_32")
+    assert main(["--mode", "predict", "--data", "EMODB", "--test_path", folder,
+                 "--wav", os.path.join(shared, "reference")]) == 2
+    check_one_line(capsys, "its weights classify 6 classes, not the 7 of --data EMODB", "--data CASIA")
+
+
+def test_the_api_names_its_arguments(tmp_path):
+    from timnet_ser.core.errors import UserError
+    from timnet_ser.deploy.api import load_run
+    with pytest.raises(UserError, match=r"^data='X' is not a known corpus"):
+        load_run(weights_folder(str(tmp_path), "TIMNET", 7), data="X")
+
+
+def test_a_wrong_flag_answers_before_tensorflow_is_imported():
+    """`main.py --mode train --epoch -1` in a child process: one line, exit 2, and TensorFlow never imported."""
+    import subprocess
+    import sys
+    code = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Code")
+    script = ("import runpy, sys; sys.argv = ['main.py', '--mode', 'train', '--epoch', '-1']\n"
+              "try:\n    runpy.run_path('main.py', run_name='__main__')\n"
+              "except SystemExit as stop:\n    print(stop.code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=code, capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip() == "error: --epoch -1: must be positive"
+    assert done.stdout.split() == ["2", "False", "False"]

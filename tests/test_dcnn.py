@@ -11,18 +11,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timnet_ser import augment
-from timnet_ser import extract_feature as ef
-from timnet_ser import legacy_weights
-from timnet_ser import report
-from timnet_ser.Common_Model import RunConfig, training_set
-from timnet_ser.corpora import CORPORA
+from timnet_ser.cli.settings import feature_path
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.core.errors import UserError
+from timnet_ser.data import feature_files
+from timnet_ser.data import features as feature_kinds
+from timnet_ser.data.corpora import CORPORA
+from timnet_ser.data.synthetic_corpus import utterance
 from timnet_ser.DCNN import AttentionPooling, DCNNBLSTMwA, UtteranceStandardization, build_backbone
-from timnet_ser.errors import UserError
+from timnet_ser.engine import augment
+from timnet_ser.engine.protocol import training_set
 from timnet_ser.main import main
-from timnet_ser.settings import feature_path
-from timnet_ser.Model import MODELS, Hyper, build_model, legacy_weight_groups, without_pretrained
-from timnet_ser.synthetic_corpus import utterance
+from timnet_ser.Model import MODELS, build_model, legacy_weight_groups, without_pretrained
+from timnet_ser.nn import legacy_weights
+from timnet_ser.runs import report
 
 SPEC = MODELS["DCNN_BLSTMwA"]
 TINY = Hyper(backbone_alpha=0.35, backbone_weights="none")  # the smallest MobileNetV2: fast on a CPU
@@ -45,7 +47,7 @@ def one_line(capsys, *fragments):
 @pytest.mark.parametrize("corpus, segments", [("EMODB", 12), ("IEMOCAP", 43), ("SYNTH", 3)])
 def test_segment_count_per_corpus(corpus, segments):
     length = CORPORA[corpus].signal_length
-    assert ef.feature_shape("logmel3", length) == (segments, 64, 64, 3)
+    assert feature_kinds.feature_shape("logmel3", length) == (segments, 64, 64, 3)
     frames = 1 + length // 220  # librosa's centred frames at a 10 ms hop
     assert 64 + 32 * (segments - 1) <= frames < 64 + 32 * segments  # every segment full, no room for another
 
@@ -54,8 +56,8 @@ def test_logmel3_of_a_tone(tmp_path):
     path = str(tmp_path / "tone.wav")
     t = np.arange(22050) / 22050
     sf.write(path, 0.3 * np.sin(2 * np.pi * 1000 * t), 22050)
-    x = ef.extract_file(path, 22050, "logmel3")  # (S, 64, 64, 3)
-    assert x.shape == ef.feature_shape("logmel3", 22050) == (2, 64, 64, 3) and x.dtype == np.float32
+    x = feature_kinds.extract_file(path, 22050, "logmel3")  # (S, 64, 64, 3)
+    assert x.shape == feature_kinds.feature_shape("logmel3", 22050) == (2, 64, 64, 3) and x.dtype == np.float32
     np.testing.assert_array_equal(x[0, 32:], x[1, :32])  # 50 % overlap: the same frames in both segments
     static = np.concatenate([x[0], x[1, 32:]])[..., 0].T  # (64 bands, 96 frames) of the utterance
     edges = librosa.mel_frequencies(64 + 2, fmin=20, fmax=8000)
@@ -69,7 +71,7 @@ def test_logmel3_of_a_tone(tmp_path):
 
 def test_too_short_for_one_segment():
     with pytest.raises(UserError, match="logmel3: utterances of 10000 samples give 46 frames"):
-        ef.feature_shape("logmel3", 10000)
+        feature_kinds.feature_shape("logmel3", 10000)
 
 
 def test_default_feature_files_do_not_collide():
@@ -109,10 +111,10 @@ def test_a_model_is_never_fed_the_wrong_kind(tmp_path, capsys, kind, model, mess
 def test_the_shape_check_follows_the_kind():
     data = {"x": np.zeros((4, 30, 39), "float32"), "y": np.eye(4, dtype="float32"), "features": "logmel3"}
     with pytest.raises(UserError, match=r"x has shape \(4, 30, 39\), expected \(N, S, 64, 64, 3\) log-Mel"):
-        ef.validate_features(data, "f.npy", CORPORA["SYNTH"], "logmel3")
+        feature_files.validate_features(data, "f.npy", CORPORA["SYNTH"], "logmel3")
     data["features"] = "spectrogram"
     with pytest.raises(UserError, match="'features' is 'spectrogram', not one of mfcc, logmel3"):
-        ef.validate_features(data, "f.npy", CORPORA["SYNTH"], "logmel3")
+        feature_files.validate_features(data, "f.npy", CORPORA["SYNTH"], "logmel3")
 
 
 # --- the network ---------------------------------------------------------------------------------------
@@ -324,7 +326,7 @@ def test_train_retest_predict_report(tmp_path, capsys):
     features = str(tmp_path / "SYNTH_logmel3.npy")
     assert main(["--mode", "extract", "--data", "SYNTH", "--features", "logmel3", "--wav_path", str(wavs),
                  "--feature_path", features, "--workers", "1"]) == 0
-    data = ef.load_features(features)
+    data = feature_files.load_features(features)
     assert data["features"] == "logmel3" and data["x"].shape == (12, 3, 64, 64, 3)
     common = ["--model", "DCNN_BLSTMwA", "--data", "SYNTH", "--feature_path", features, "--backbone_alpha", "0.35",
               "--split_fold", "2", "--result_path", str(tmp_path / "R")]
@@ -348,7 +350,7 @@ def test_train_retest_predict_report(tmp_path, capsys):
     wav = str(wavs / "sad" / "sad_1.wav")
     # the same pipeline as extraction; the extraction workers use one BLAS thread each, this process several,
     # so the sums inside the mel projection may round differently (float32)
-    np.testing.assert_allclose(ef.extract_file(wav, CORPORA["SYNTH"].signal_length, "logmel3"),
+    np.testing.assert_allclose(feature_kinds.extract_file(wav, CORPORA["SYNTH"].signal_length, "logmel3"),
                                data["x"][list(data["files"]).index(os.path.join("sad", "sad_1.wav"))],
                                rtol=1e-5, atol=1e-5)
     assert main(["--mode", "predict", "--model", "DCNN_BLSTMwA", "--data", "SYNTH", "--backbone_alpha", "0.35",

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 
-from timnet_ser import legacy_weights
-from timnet_ser.Common_Model import RunConfig, Trainer, make_folds, smooth_labels
 from conftest import retest_toy_run, train_toy_run
-from timnet_ser.run_folder import fold_weight_files
-from timnet_ser.errors import UserError
-from timnet_ser.Model import MODELS, Hyper, build_model, legacy_weight_groups
+from timnet_ser.Common_Model import Trainer
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.core.errors import UserError
+from timnet_ser.engine.protocol import make_folds, smooth_labels
+from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
+from timnet_ser.nn import legacy_weights
+from timnet_ser.runs.run_folder import fold_weight_files
 
 CLASSES = ["a", "b", "c"]
 

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from timnet_ser import export
-from timnet_ser import extract_feature
-from timnet_ser import legacy_weights
-from timnet_ser.corpora import CORPORA, SAMPLE_RATE
-from timnet_ser.errors import UserError
+from timnet_ser.core.config import Hyper
+from timnet_ser.core.errors import UserError
+from timnet_ser.data import features
+from timnet_ser.data.corpora import CORPORA, SAMPLE_RATE
+from timnet_ser.deploy import export
+from timnet_ser.engine.fold_weights import FoldWeights
 from timnet_ser.GTCM import GTCM
-from timnet_ser.Model import MODELS, Hyper, build_model, legacy_weight_groups
+from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
+from timnet_ser.nn import legacy_weights
 
 FRAMES = 24
 
@@ -65,7 +67,7 @@ def save_folds(name: str, folder, folds) -> list[tuple[int, str]]:
 def tiny_model(name: str, folder, folds) -> tuple:
     spec, hyper, shape, _, _ = TINY[name]
     files = save_folds(name, folder, folds)
-    return export.fold_mean_model(spec, hyper, shape, len(CLASSES), files), files
+    return export.fold_mean_model(FoldWeights(spec, hyper, shape, len(CLASSES), files)), files
 
 
 def run_artefact(path: str, fmt: str, x: np.ndarray) -> np.ndarray:
@@ -109,7 +111,7 @@ def test_the_graph_is_the_mean_of_the_folds_softmax(tiny_timnet):
     assert np.abs(folds[0] - folds[1]).max() > 0.05  # the folds differ, so the mean is a real test
     np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(folds, axis=0), atol=1e-6)
     assert [layer.name for layer in model.layers] == ["features", "fold_1", "fold_2", "probabilities"]
-    single = export.fold_mean_model(spec, hyper, shape, len(CLASSES), files[1:2])
+    single = export.fold_mean_model(FoldWeights(spec, hyper, shape, len(CLASSES), files), [1])
     assert single.name == "TIMNET_fold_2"
     np.testing.assert_allclose(np.asarray(single(x, training=False)), folds[1], atol=1e-6)
 
@@ -159,7 +161,7 @@ def test_emodb46_onnx_gives_the_original_codes_fold_mean(shared, tmp_path):
     chosen = (1, 10)
     files = [(fold, os.path.join(folder, f"10-fold_weights_best_{fold}.hdf5")) for fold in chosen]
     corpus = CORPORA["EMODB"]
-    model = export.fold_mean_model(MODELS["TIMNET"], Hyper(), (corpus.frames, 39), corpus.num_classes, files)
+    model = export.fold_mean_model(FoldWeights(MODELS["TIMNET"], Hyper(), (corpus.frames, 39), corpus.num_classes, files))
     path = str(tmp_path / "emodb46.onnx")
     export.export_model(model, path, "onnx", export.sidecar_for(
         MODELS["TIMNET"], "EMODB", corpus.classes, corpus.signal_length, (corpus.frames, 39), chosen, folder))
@@ -189,7 +191,7 @@ def test_the_sidecar_recipe_makes_the_mfcc_input():
     decibels = librosa.power_to_db(power, ref=recipe["ref"], amin=recipe["amin"], top_db=recipe["top_db"])
     made = librosa.feature.mfcc(S=decibels, n_mfcc=recipe["n_mfcc"], dct_type=recipe["dct_type"],
                                 norm=recipe["norm"], lifter=recipe["lifter"]).T
-    np.testing.assert_allclose(made, extract_feature.mfcc(signal), atol=1e-4)
+    np.testing.assert_allclose(made, features.mfcc(signal), atol=1e-4)
     assert made.shape == tuple(meta["input"]["shape"][1:]) == (FRAMES, 39)
     assert recipe["librosa"] == librosa.__version__ and meta["sample_rate"] == SAMPLE_RATE
     assert meta["classes"] == list(CLASSES) and meta["folds_averaged"] == [1]
@@ -208,7 +210,7 @@ def test_the_sidecar_recipe_makes_the_logmel3_input():
                          librosa.feature.delta(static, width=recipe["width"], order=2)], axis=-1).transpose(1, 0, 2)
     starts = range(0, len(channels) - recipe["segment_frames"] + 1, recipe["segment_hop"])
     made = np.stack([channels[s:s + recipe["segment_frames"]] for s in starts])
-    np.testing.assert_allclose(made, extract_feature.logmel3(signal), atol=1e-5)
+    np.testing.assert_allclose(made, features.logmel3(signal), atol=1e-5)
     assert made.shape == tuple(meta["input"]["shape"][1:]) == (2, 64, 64, 3)
 
 

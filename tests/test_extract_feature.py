@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timnet_ser import corpora
-from timnet_ser import extract_feature as ef
-from timnet_ser.errors import UserError
+from timnet_ser.core.errors import UserError
+from timnet_ser.data import audio, corpora, corpus_files, extraction, feature_files, features
 
 EMODB = corpora.get_corpus("EMODB")
 SYNTH = corpora.get_corpus("SYNTH")
@@ -34,7 +33,7 @@ def one_line_error(excinfo, *fragments):
 # --- golden: the authors' pipeline on the shared 2-second EMODB ---------------------------------------
 
 def test_emodb_2s_reproduces_the_reference_features(shared):
-    data = ef.extract_corpus(os.path.join(shared, "data", "emodb_2s"), EMODB, workers=2, progress=False)
+    data = extraction.extract_corpus(os.path.join(shared, "data", "emodb_2s"), EMODB, workers=2, progress=False)
     reference = np.load(os.path.join(shared, "reference", "EMODB_2s.npy"), allow_pickle=True).item()
     with open(os.path.join(shared, "reference", "EMODB_2s_order.txt")) as f:
         order = f.read().split()
@@ -57,7 +56,7 @@ def test_centring_pads_and_crops_as_the_original(tmp_path, samples, length):
     signal = np.arange(1, samples + 1, dtype="float32") / samples / 2  # every sample distinct and non-zero
     path = str(tmp_path / "a.wav")
     sf.write(path, signal, 22050, subtype="FLOAT")
-    out = ef.load_centered(path, length)
+    out = audio.load_centered(path, length)
     assert out.shape == (length,) and out.dtype == np.float32
     if samples < length:
         left = (length - samples) // 2  # floor on the left, the rest on the right
@@ -71,17 +70,17 @@ def test_centring_pads_and_crops_as_the_original(tmp_path, samples, length):
 def test_mfcc_is_librosa_at_its_defaults():
     import librosa
     signal = np.random.default_rng(0).normal(0, 0.1, 22050).astype("float32")
-    features = ef.mfcc(signal)
-    assert features.shape == (1 + 22050 // 512, 39) and features.dtype == np.float32
-    np.testing.assert_array_equal(features, librosa.feature.mfcc(y=signal, sr=22050, n_mfcc=39).T)
+    mfccs = features.mfcc(signal)
+    assert mfccs.shape == (1 + 22050 // 512, 39) and mfccs.dtype == np.float32
+    np.testing.assert_array_equal(mfccs, librosa.feature.mfcc(y=signal, sr=22050, n_mfcc=39).T)
 
 
 @pytest.mark.parametrize("rate, channels, subtype", [(8000, 2, "PCM_U8"), (96000, 1, "PCM_24"), (22050, 2, "PCM_16")])
 def test_other_rates_widths_and_stereo_work(tmp_path, rate, channels, subtype):
     path = write_wav(str(tmp_path / "x.wav"), rate=rate, channels=channels, subtype=subtype)
-    assert len(ef.load_centered(path, 30000)) == 30000
-    features = ef.extract_file(path, 22050)
-    assert features.shape == (1 + 22050 // 512, 39) and np.isfinite(features).all()
+    assert len(audio.load_centered(path, 30000)) == 30000
+    mfccs = features.extract_file(path, 22050)
+    assert mfccs.shape == (1 + 22050 // 512, 39) and np.isfinite(mfccs).all()
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -93,13 +92,13 @@ def test_undecodable_files_are_named(tmp_path, content, reason):
     path = tmp_path / "broken.wav"
     path.write_bytes(content)
     with pytest.raises(UserError) as excinfo:
-        ef.load_centered(str(path), 1000)
+        audio.load_centered(str(path), 1000)
     one_line_error(excinfo, f"{path}: ", reason)
 
 
 def test_missing_audio_file_is_named(tmp_path):
     with pytest.raises(UserError) as excinfo:
-        ef.extract_file(str(tmp_path / "gone.wav"), 1000)
+        features.extract_file(str(tmp_path / "gone.wav"), 1000)
     one_line_error(excinfo, "gone.wav: no such audio file")
 
 
@@ -111,7 +110,7 @@ def test_class_folder_layout_in_class_then_natural_order(tmp_path):
             write_wav(str(tmp_path / label / name), seconds=0.05)
         (tmp_path / label / "notes.txt").write_text("not audio")
         (tmp_path / label / "._u3.wav").write_bytes(b"macOS resource fork")  # hidden: skipped
-    items = ef.list_corpus_files(str(tmp_path), SYNTH)
+    items = corpus_files.list_corpus_files(str(tmp_path), SYNTH)
     assert [(os.path.basename(p), label, speaker) for p, label, speaker in items[:3]] == [
         ("u1.wav", "angry", ""), ("u2.WAV", "angry", ""), ("u10.wav", "angry", "")]
     assert [label for _, label, _ in items[::3]] == list(SYNTH.classes) and len(items) == 12
@@ -122,7 +121,7 @@ def test_emodb_names_give_label_and_speaker(tmp_path):
                  "12a01Fa.wav", "13a01Na.wav", "16a01Xa.wav", "readme.wav"):
         write_wav(str(tmp_path / name), seconds=0.05)
     (tmp_path / "notes.txt").write_text("not audio")
-    items = ef.list_corpus_files(str(tmp_path), EMODB)
+    items = corpus_files.list_corpus_files(str(tmp_path), EMODB)
     assert [(os.path.basename(p), label, speaker) for p, label, speaker in items][:3] == [
         ("03a01Wa.wav", "angry", "03"), ("03a02Wb.wav", "angry", "03"), ("08a01Lb.wav", "boredom", "08")]
     assert items[-1][1:] == ("sad", "10") and len(items) == 8  # unknown letter X and other names skipped
@@ -133,10 +132,10 @@ def test_ravdess_actor_folders_are_searched(tmp_path):
     codes = {"angry": "05", "calm": "02", "disgust": "07", "fear": "06", "happy": "03", "neutral": "01",
              "sad": "04", "surprise": "08"}
     for actor in ("02", "10"):
-        for label, code in codes.items():
+        for _label, code in codes.items():
             write_wav(str(tmp_path / f"Actor_{actor}" / f"03-01-{code}-01-01-01-{actor}.wav"), seconds=0.05)
     write_wav(str(tmp_path / "Actor_02" / "03-01-09-01-01-01-02.wav"), seconds=0.05)  # no such emotion: skipped
-    items = ef.list_corpus_files(str(tmp_path), corpus)
+    items = corpus_files.list_corpus_files(str(tmp_path), corpus)
     assert [(label, speaker) for _, label, speaker in items[:2]] == [("angry", "02"), ("angry", "10")]
     assert len(items) == 16 and items[-1][1:] == ("surprise", "10")
 
@@ -147,7 +146,7 @@ def test_equal_names_in_different_folders_have_a_fixed_order(tmp_path):
     for speaker in ("KL", "DC", "JE"):  # created out of order on purpose
         for prefix in prefixes:
             write_wav(str(tmp_path / speaker / f"{prefix}01.wav"), seconds=0.05)
-    items = ef.list_corpus_files(str(tmp_path), corpus)
+    items = corpus_files.list_corpus_files(str(tmp_path), corpus)
     assert [(label, speaker) for _, label, speaker in items[:3]] == [("angry", "DC"), ("angry", "JE"),
                                                                      ("angry", "KL")]
 
@@ -158,7 +157,7 @@ def test_empty_class_folder_is_named(tmp_path):
         if label != "sad":
             write_wav(str(tmp_path / label / "a.wav"), seconds=0.05)
     with pytest.raises(UserError) as excinfo:
-        ef.list_corpus_files(str(tmp_path), SYNTH)
+        corpus_files.list_corpus_files(str(tmp_path), SYNTH)
     one_line_error(excinfo, f"{tmp_path / 'sad'}: no wav files for class 'sad'")
 
 
@@ -166,7 +165,7 @@ def test_a_class_without_files_in_the_corpus_naming_is_named(tmp_path):
     for name in ("03a01Wa.wav", "08a01Lb.wav"):
         write_wav(str(tmp_path / name), seconds=0.05)
     with pytest.raises(UserError) as excinfo:
-        ef.list_corpus_files(str(tmp_path), EMODB)
+        corpus_files.list_corpus_files(str(tmp_path), EMODB)
     one_line_error(excinfo, str(tmp_path), "disgust, fear, happy, neutral, sad of EMODB")
 
 
@@ -178,7 +177,7 @@ def test_folder_without_usable_wav_files_is_named(tmp_path, make):
     if make == "no wav":
         (folder / "a.mp3").write_bytes(b"x")
     with pytest.raises(UserError) as excinfo:
-        ef.list_corpus_files(str(folder), EMODB)
+        corpus_files.list_corpus_files(str(folder), EMODB)
     one_line_error(excinfo, f"{folder}: ")
 
 
@@ -188,8 +187,8 @@ def test_extraction_in_processes_equals_in_process(tmp_path):
     for label in SYNTH.classes:
         for i in range(3):
             write_wav(str(tmp_path / label / f"{label}_{i}.wav"), seconds=0.2 + 0.4 * i, value=0.05 * (i + 1))
-    serial = ef.extract_corpus(str(tmp_path), SYNTH, workers=1, progress=False)
-    parallel = ef.extract_corpus(str(tmp_path), SYNTH, workers=2, progress=False)
+    serial = extraction.extract_corpus(str(tmp_path), SYNTH, workers=1, progress=False)
+    parallel = extraction.extract_corpus(str(tmp_path), SYNTH, workers=2, progress=False)
     np.testing.assert_array_equal(serial["x"], parallel["x"])
     assert serial["x"].shape == (12, SYNTH.frames, 39) and serial["y"].shape == (12, 4)
     assert list(serial["files"][:2]) == [os.path.join("angry", "angry_0.wav"), os.path.join("angry", "angry_1.wav")]
@@ -201,14 +200,14 @@ def test_a_broken_file_stops_the_pool_and_is_named(tmp_path):
             write_wav(str(tmp_path / label / f"{i}.wav"), seconds=0.1)
     (tmp_path / "happy" / "2.wav").write_bytes(b"not audio" * 50)
     with pytest.raises(UserError) as excinfo:
-        ef.extract_corpus(str(tmp_path), SYNTH, workers=2, progress=False)
+        extraction.extract_corpus(str(tmp_path), SYNTH, workers=2, progress=False)
     one_line_error(excinfo, f"{tmp_path / 'happy' / '2.wav'}: cannot be decoded as audio")
 
 
 def test_progress_bar_on_stderr(tmp_path, capsys):
     for label in SYNTH.classes:
         write_wav(str(tmp_path / label / "a.wav"), seconds=0.1)
-    ef.extract_corpus(str(tmp_path), SYNTH, workers=1)
+    extraction.extract_corpus(str(tmp_path), SYNTH, workers=1)
     err = capsys.readouterr().err
     assert "extract SYNTH: 4/4 files [####################] 100%" in err
     assert "extract SYNTH: 2/4 files [##########..........] 50%" in err
@@ -219,13 +218,13 @@ def test_progress_bar_on_stderr(tmp_path, capsys):
 def test_feature_file_round_trip_keeps_the_authors_format(tmp_path):
     for label in SYNTH.classes:
         write_wav(str(tmp_path / "wav" / label / "a.wav"), seconds=0.3)
-    data = ef.extract_corpus(str(tmp_path / "wav"), SYNTH, workers=1, progress=False)
+    data = extraction.extract_corpus(str(tmp_path / "wav"), SYNTH, workers=1, progress=False)
     path = str(tmp_path / "SYNTH.npy")
-    ef.save_features(path, data)
-    ef.save_features(path, data)  # replacing an existing file works too
+    feature_files.save_features(path, data)
+    feature_files.save_features(path, data)  # replacing an existing file works too
     assert sorted(os.listdir(tmp_path)) == ["SYNTH.npy", "wav"]  # no temporary file left behind
     theirs = np.load(path, allow_pickle=True).item()  # how the original reads it
-    ours = ef.load_features(path)
+    ours = feature_files.load_features(path)
     assert set(ours) == {"x", "y", "files", "speakers", "classes", "signal_length", "features"}
     assert ours["features"] == theirs["features"] == "mfcc"
     for key in ("x", "y", "files", "speakers", "classes"):
@@ -236,13 +235,13 @@ def test_feature_file_round_trip_keeps_the_authors_format(tmp_path):
     assert list(ours["speakers"]) == [""] * 4
     assert list(ours["classes"]) == list(SYNTH.classes)
     assert isinstance(ours["signal_length"], np.int64) and ours["signal_length"] == SYNTH.signal_length
-    x, y = ef.validate_features(ours, path, SYNTH)
+    x, y = feature_files.validate_features(ours, path, SYNTH)
     assert x.shape == (4, SYNTH.frames, 39) and y.shape == (4, 4)
 
 
 def test_reference_file_loads_safely(shared):
     path = os.path.join(shared, "reference", "EMODB_2s.npy")
-    x, y = ef.validate_features(ef.load_features(path), path, EMODB)
+    x, y = feature_files.validate_features(feature_files.load_features(path), path, EMODB)
     assert x.shape == (535, 188, 39) and y.shape == (535, 7) and x.dtype == y.dtype == np.float32
 
 
@@ -267,7 +266,7 @@ def test_a_malicious_feature_file_is_refused_and_runs_nothing(tmp_path, payload,
     path = tmp_path / "evil.npy"
     np.save(path, {"x": np.zeros((2, 3, 39), "float32"), "y": payload(str(marker))}, allow_pickle=True)
     with pytest.raises(UserError) as excinfo:
-        ef.load_features(str(path))
+        feature_files.load_features(str(path))
     one_line_error(excinfo, f"{path}: refused to load: the file asks to run ", callable_name)
     assert not marker.exists()
     with open(path, "rb") as f:  # the payload really is in the file: it was refused, not lost
@@ -278,22 +277,22 @@ def test_not_a_dict_not_npy_and_missing(tmp_path):
     array_file = tmp_path / "array.npy"
     np.save(array_file, np.zeros(3))
     with pytest.raises(UserError, match="array.npy: holds a ndarray"):
-        ef.load_features(str(array_file))
+        feature_files.load_features(str(array_file))
     objects = tmp_path / "objects.npy"
     np.save(objects, np.array([{"x": 1}, {"y": 2}]), allow_pickle=True)
     with pytest.raises(UserError, match="objects.npy: holds a ndarray"):
-        ef.load_features(str(objects))
+        feature_files.load_features(str(objects))
     text = tmp_path / "text.npy"
     text.write_text("hello")
     with pytest.raises(UserError, match="text.npy: not a readable .npy"):
-        ef.load_features(str(text))
+        feature_files.load_features(str(text))
     cut = tmp_path / "cut.npy"
     np.save(cut, {"x": np.zeros((5, 10, 39), "float32")}, allow_pickle=True)
     cut.write_bytes(cut.read_bytes()[:300])
     with pytest.raises(UserError, match="cut.npy: not a readable .npy"):
-        ef.load_features(str(cut))
+        feature_files.load_features(str(cut))
     with pytest.raises(UserError) as excinfo:
-        ef.load_features(str(tmp_path / "none.npy"), data_key="EMODB")
+        feature_files.load_features(str(tmp_path / "none.npy"), data_key="EMODB")
     one_line_error(excinfo, "none.npy: feature file not found; make it with: python main.py --mode extract "
                             "--data EMODB --wav_path <folder>")
 
@@ -320,14 +319,14 @@ def test_bad_feature_contents_are_named(change, message):
     data = good()
     change(data)
     with pytest.raises(UserError) as excinfo:
-        ef.validate_features(data, "bad.npy", EMODB)
+        feature_files.validate_features(data, "bad.npy", EMODB)
     one_line_error(excinfo, "bad.npy: ", message)
 
 
 def test_validate_refuses_a_non_dict_and_casts_float64():
     with pytest.raises(UserError) as excinfo:
-        ef.validate_features([1, 2], "list.npy", EMODB)
+        feature_files.validate_features([1, 2], "list.npy", EMODB)
     one_line_error(excinfo, "list.npy: holds a list")
     data = {key: value.astype("float64") for key, value in good().items()}
-    x, y = ef.validate_features(data, "f64.npy", EMODB)
+    x, y = feature_files.validate_features(data, "f64.npy", EMODB)
     assert x.dtype == y.dtype == np.float32 and x.shape == (4, 10, 39)

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from timnet_ser import legacy_weights
-from timnet_ser.Common_Model import RunConfig, Trainer, smooth_labels
 from conftest import ROOT
-from timnet_ser.Model import MODELS, Hyper, build_model, legacy_weight_groups
+from timnet_ser.Common_Model import Trainer
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.engine.protocol import smooth_labels
+from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
+from timnet_ser.nn import legacy_weights
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from reference_graph import reference_gmtcn, reference_timnet  # noqa: E402

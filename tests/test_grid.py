@@ -13,8 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from timnet_ser import grid
-from timnet_ser.errors import UserError
+from timnet_ser.cli import grid_file
+from timnet_ser.core.errors import UserError
+from timnet_ser.grid import pool
 from timnet_ser.main import main
 
 # 2 models x 2 seeds x 3 folds x 1 epoch of tiny networks on 30 generated utterances
@@ -53,7 +54,7 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray (loopback only, 2 CPUs, no GPU) for every Ray test of this file; shut down at the end."""
-    grid.start_local_ray(cpus=2, gpus=0, object_store_bytes=256 * 2 ** 20)
+    pool.start_local_ray(cpus=2, gpus=0, object_store_bytes=256 * 2 ** 20)
     import ray  # after the start: a local Ray's settings are read when Ray is imported
     assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}  # reachable from here only
     yield ray
@@ -153,7 +154,7 @@ def write(tmp_path, text: str) -> str:
 
 
 def points_of(path: str, **typed) -> list:
-    return grid.expand(path, grid.read_grid(path), typed)
+    return grid_file.expand(path, grid_file.read_grid(path), typed)
 
 
 def test_axes_make_a_cartesian_product_and_corpus_tables_pair_data_with_their_file(tmp_path):
@@ -219,7 +220,7 @@ def test_a_point_whose_flags_are_refused_is_reported_and_the_others_stay(tmp_pat
     ([{"CPU": 16, "GPU": 1.0}], None, 0.25, (4, 2)),  # four folds share the GPU
 ])
 def test_the_pool_fits_the_nodes(nodes, workers, gpus, expected):
-    assert grid.pool_size(nodes, workers, gpus) == expected
+    assert pool.pool_size(nodes, workers, gpus) == expected
 
 
 @pytest.mark.parametrize("nodes, workers, gpus, message", [
@@ -228,12 +229,12 @@ def test_the_pool_fits_the_nodes(nodes, workers, gpus, expected):
 ])
 def test_a_pool_that_cannot_be_made_is_one_line(nodes, workers, gpus, message):
     with pytest.raises(UserError, match=message):
-        grid.pool_size(nodes, workers, gpus)
+        pool.pool_size(nodes, workers, gpus)
 
 
 def test_a_missing_grid_file_names_itself(tmp_path):
     with pytest.raises(UserError, match="no such file"):
-        grid.read_grid(str(tmp_path / "none.toml"))
+        grid_file.read_grid(str(tmp_path / "none.toml"))
 
 
 # --- running it -------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import os
 import grpc
 import pytest
 
-from timnet_ser import grid
+from timnet_ser.grid import pool as grid
 
 LISTEN = "0A"  # the TCP state in /proc/net/tcp*; every bound UDP socket receives, whatever its state
 RAY_NAMES = {"gcs_server", "raylet"}

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from timnet_ser import legacy_weights
 from timnet_ser.GTCM import GTCM, GatedBlock, GatedUnit, receptive_field
+from timnet_ser.nn import legacy_weights
 
 FRAMES, CLASSES = 188, 7
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 
-from timnet_ser.Common_Model import fold_labels
-from timnet_ser.main import main
 from test_run_folder import toy_feature_file
+from timnet_ser.engine.protocol import fold_labels
+from timnet_ser.main import main
 
 
 def original_smooth_labels(labels, factor=0.1):

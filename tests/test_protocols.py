@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from timnet_ser.Common_Model import RunConfig, make_folds, validation_rows
 from conftest import train_toy_run
-from timnet_ser.errors import UserError
-from timnet_ser.Model import MODELS, Hyper
 from test_engine import toy_data
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.core.errors import UserError
+from timnet_ser.engine.protocol import make_folds, validation_rows
+from timnet_ser.Model import MODELS
 
 
 def test_inner_val_never_touches_the_test_fold():

@@ -18,9 +18,7 @@ from scipy import stats
 from sklearn.metrics import recall_score
 from sklearn.model_selection import KFold
 
-from timnet_ser import report
-from timnet_ser import results
-from timnet_ser import significance
+from timnet_ser.runs import report, results, significance
 
 CLASSES = ["angry", "happy", "sad"]
 LABELS = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]  # 12 utterances, 4 per class
@@ -284,7 +282,7 @@ def test_differing_training_settings_are_separate_rows_with_a_settings_column(tm
 
 
 def test_report_does_not_import_tensorflow():
-    check = "import sys, timnet_ser.report; print('tensorflow' in sys.modules)"
+    check = "import sys, timnet_ser.runs.report; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
 

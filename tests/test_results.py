@@ -11,8 +11,8 @@ import pytest
 from sklearn.metrics import accuracy_score, recall_score
 from sklearn.model_selection import KFold
 
-from timnet_ser import results
-from timnet_ser.errors import UserError
+from timnet_ser.core.errors import UserError
+from timnet_ser.runs import results
 
 CLASSES = ["angry", "happy", "sad"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 
-from timnet_ser import legacy_weights
 from conftest import CODE
 from test_engine import toy_data
+from timnet_ser.nn import legacy_weights
 
 
 def toy_feature_file(path):

@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 
 from conftest import CODE
-from timnet_ser.main import main
 from test_engine import toy_data
+from timnet_ser.main import main
 
 
 def toy_feature_file(path, n=40, seed=0):
@@ -219,11 +219,11 @@ def test_ctrl_c_during_training_prints_the_exact_resume_command(tmp_path):
 @pytest.mark.parametrize("mode, message", [("extract", "interrupted: no feature file was written"),
                                            ("predict", "interrupted: nothing was written")])
 def test_ctrl_c_message_fits_the_mode(monkeypatch, tmp_path, capsys, mode, message):
-    from timnet_ser import extract_feature
-    from timnet_ser import main as cli
+    from timnet_ser.cli import modes as cli
+    from timnet_ser.data import extraction
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(extract_feature, "extract_corpus", stop)
+    monkeypatch.setattr(extraction, "extract_corpus", stop)
     monkeypatch.setattr(cli, "load_weights", stop)
     args = ["--wav_path", str(tmp_path), "--feature_path", str(tmp_path / "f.npy")] if mode == "extract" else \
         ["--wav", str(tmp_path)]

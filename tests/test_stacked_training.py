@@ -14,10 +14,12 @@ import functools
 import numpy as np
 import pytest
 
-from timnet_ser import stacked_training
-from timnet_ser.Common_Model import RunConfig, Trainer, make_folds, train_fold
-from timnet_ser.errors import UserError
-from timnet_ser.Model import MODELS, Hyper, build_model, predict_in_batches
+from timnet_ser.Common_Model import Trainer, train_fold
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.core.errors import UserError
+from timnet_ser.engine import stacked_training
+from timnet_ser.engine.protocol import make_folds
+from timnet_ser.Model import MODELS, build_model, predict_in_batches
 
 FRAMES, CHANNELS, CLASSES = 24, 39, 4
 
@@ -60,7 +62,7 @@ def uneven_config(model: str) -> RunConfig:
     return tiny_config(model, epochs=2, batch_size=4, protocol="inner_val", val_fraction=0.1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sequential_float64(model: str):
     """The sequential folds of ``model`` on UNEVEN_FOLDS, computed once for both layouts (under ``float64``)."""
     x, y = data(44)

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timnet_ser import corpora
-from timnet_ser import extract_feature as ef
-from timnet_ser import synthetic_corpus
+from timnet_ser.data import corpora, extraction, synthetic_corpus
+
 SYNTH = corpora.get_corpus("SYNTH")
 PER_CLASS = 6
 
@@ -75,7 +74,7 @@ def test_classes_differ_in_pitch_and_loudness(corpus_folder):
 
 
 def test_mfcc_features_separate_the_classes(corpus_folder):
-    data = ef.extract_corpus(corpus_folder, SYNTH, workers=1, progress=False)
+    data = extraction.extract_corpus(corpus_folder, SYNTH, workers=1, progress=False)
     assert data["x"].shape == (len(SYNTH.classes) * PER_CLASS, SYNTH.frames, 39)
     summary = np.concatenate([data["x"].mean(axis=1), data["x"].std(axis=1)], axis=1)  # (N, 78)
     summary = (summary - summary.mean(axis=0)) / (summary.std(axis=0) + 1e-6)

@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from timnet_ser import legacy_weights
-from timnet_ser.errors import UserError
-from timnet_ser.Model import MODELS, Hyper, build_model, embedding_model, legacy_weight_groups
+from timnet_ser.core.config import Hyper
+from timnet_ser.core.errors import UserError
+from timnet_ser.Model import MODELS, build_model, embedding_model, legacy_weight_groups
+from timnet_ser.nn import legacy_weights
 from timnet_ser.TIMNET import TIMNET, TemporalAwareBlock, WeightLayer
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from timnet_ser import training_kernels
-from timnet_ser.causal_conv import shift_left, shift_right
 from timnet_ser.GTCM import GatedUnit
+from timnet_ser.nn import training_kernels
+from timnet_ser.nn.causal_conv import shift_left, shift_right
 from timnet_ser.TIMNET import TemporalAwareBlock
 
 FRAMES = 40

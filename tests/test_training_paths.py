@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from timnet_ser import legacy_weights
-from timnet_ser.main import main
 from test_run_folder import only, toy_feature_file
+from timnet_ser.main import main
+from timnet_ser.nn import legacy_weights
 
 
 @pytest.mark.parametrize("model, protocol, seeds, stack", [("TIMNET", "inner_val", "46", []),

@@ -1,0 +1,156 @@
+"""The grid file of ``--mode grid --grid FILE.toml``: its keys (flag names), its axes and the points they make.
+
+The grid file (read with ``tomllib``) holds flag names as keys. A list is an axis: the grid is the cartesian
+product of its axes, one run per point (docs/grid.md)::
+
+    model = ["TIMNET", "GMTCN"]
+    random_seed = [1, 2, 3, 4, 5]
+    split_fold = 10
+
+    [[corpus]]
+    data = "EMODB"
+    feature_path = "MFCC/EMODB.npy"     # relative paths are relative to the grid file's folder
+
+Every point becomes the argument list of a training command (flags typed next to ``--mode grid`` apply to every
+point the grid file does not set), read and checked by settings.py like any command line; grid/ trains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import tomllib
+
+from ..core.errors import UserError, did_you_mean
+from ..grid.plan import Point
+from . import settings
+
+GRID_KEYS = (*settings.RUN_SETTINGS, "feature_path", "features", "model_path", "result_path")
+PATH_KEYS = ("feature_path", "model_path", "result_path")  # relative to the grid file's folder
+# Flags of the grid command itself, never handed to its runs.
+GRID_ONLY = {"mode", "grid", "address", "gpus_per_task", "workers", "gpu"}
+# Measured on our 2-core machine (docs/grid.md): one worker of two threads trained a grid of TIM-Net and GM-TCNet
+
+
+def read_grid(path: str) -> dict:
+    """The grid file's table; a one-line ``UserError`` for a missing or malformed file."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UserError(f"--grid {path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"--grid {path}: is a folder, not a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"--grid {path}: not valid TOML ({exc})") from None
+
+
+def _check_key(path: str, key: str) -> None:
+    if key not in GRID_KEYS:
+        raise UserError(f"--grid {path}: unknown key {key!r}{did_you_mean(key, GRID_KEYS)}; a grid sets "
+                        f"{', '.join(GRID_KEYS)}, or [[corpus]] tables of them")
+
+
+def _check_value(path: str, key: str, value) -> None:
+    """A flag value: a string, a number or a boolean (lists and tables are the grid's own structure)."""
+    if isinstance(value, (list, dict)) or not isinstance(value, (str, int, float, bool)):
+        raise UserError(f"--grid {path}: {key} = {value!r}: expected a string, a number or a boolean here")
+
+
+def _resolved(path: str, key: str, value):
+    """A path value relative to the grid file's folder, as in other configuration files; anything else as is."""
+    if key in PATH_KEYS and isinstance(value, str):
+        return os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(value))
+    return value
+
+
+def grid_axes(path: str, table: dict) -> list[tuple[str, list]]:
+    """(name, values) of every axis in the file's order; a scalar is an axis of one value. Each value of the
+    ``corpus`` axis is a dict of flags (its ``[[corpus]]`` table), every other value a flag's."""
+    corpora = table.get("corpus")
+    if corpora is not None:
+        if not isinstance(corpora, list) or not corpora or not all(isinstance(c, dict) for c in corpora):
+            raise UserError(f"--grid {path}: corpus must be [[corpus]] tables, each with a data and a feature_path")
+        clash = sorted({"data", "feature_path"} & set(table))
+        if clash:
+            raise UserError(f"--grid {path}: {', '.join(clash)} at the top level and in [[corpus]] tables; set "
+                            "them in the tables only")
+    axes = []
+    for key, value in table.items():
+        if key == "corpus":
+            for i, corpus in enumerate(corpora, 1):
+                if "data" not in corpus:
+                    raise UserError(f"--grid {path}: [[corpus]] table {i} has no data key")
+                for name, item in corpus.items():
+                    _check_key(path, name)
+                    _check_value(path, f"[[corpus]] {i} {name}", item)
+            axes.append((key, [{name: _resolved(path, name, item) for name, item in corpus.items()}
+                               for corpus in corpora]))
+            continue
+        _check_key(path, key)
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise UserError(f"--grid {path}: {key} = []: an axis needs at least one value")
+        for item in values:
+            _check_value(path, key, item)
+        axes.append((key, [_resolved(path, key, item) for item in values]))
+    return axes
+
+
+def _switches() -> set[str]:
+    """The flags that take no value (--balance, --xla ...): true is the bare flag, false leaves it out."""
+    return {action.dest for action in settings.build_parser()._actions if action.nargs == 0}
+
+
+def flag_argv(name: str, value, switches: set[str], path: str = "the command line") -> list[str]:
+    """The command-line words of flag ``name`` set to ``value``."""
+    if name in switches:
+        if not isinstance(value, bool):
+            raise UserError(f"--grid {path}: {name} = {value!r}: expected true or false")
+        return [f"--{name}"] if value else []
+    if isinstance(value, bool):
+        raise UserError(f"--grid {path}: {name} = {str(value).lower()}: --{name} takes a value, not true/false")
+    return [f"--{name}", str(value)]
+
+
+def command_line_flags(args: argparse.Namespace) -> dict:
+    """{flag: value} of the flags typed next to ``--mode grid`` that its runs take."""
+    return {name: getattr(args, name) for name in sorted(args.given - GRID_ONLY)}
+
+
+NAMED_AXES = ("model", "random_seed", "corpus")  # shown in every label as "TIMNET on EMODB, seed 1"
+
+
+def expand(path: str, table: dict, typed: dict) -> list[Point]:
+    """Every point of the grid, its flags checked by settings.py. ``typed``: the command line's flags."""
+    axes = grid_axes(path, table)
+    switches = _switches()
+    points = []
+    for combination in itertools.product(*[values for _, values in axes]):
+        flags, others = dict(typed), []
+        for (key, values), value in zip(axes, combination):
+            flags.update(value if key == "corpus" else {key: value})
+            if len(values) > 1 and key not in NAMED_AXES:
+                others.append(f"{key}={value}")
+        argv = ["--mode", "train"]
+        for name, value in flags.items():
+            argv += flag_argv(name, value, switches, path)
+        points += _seed_points(argv, others)
+    return points
+
+
+def _seed_points(argv: list[str], others: list[str]) -> list[Point]:
+    """The runs of one point's command line: one per seed of its --random_seed (a comma list is an axis too).
+    ``others``: the values of the other axes, for the label."""
+    try:
+        args = settings.parse(argv)
+        settings.validate(args)
+    except UserError as exc:
+        return [Point(f"point {' '.join(argv[2:])}", None, str(exc))]
+    points = []
+    for seed in args.seeds:
+        one = argparse.Namespace(**vars(args))
+        one.seeds, one.seed, one.random_seed = [seed], seed, str(seed)
+        points.append(Point(", ".join([f"{args.model} on {args.data}", f"seed {seed}", *others]), one))
+    return points

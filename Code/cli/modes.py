@@ -1,0 +1,309 @@
+"""Command line of the TIM-Net / GM-TCNet / DCNN-BLSTMwA reference implementation: dispatch one mode.
+
+The flags, their defaults and checks live in settings.py; a run folder (``Models/<run>``) is created and opened
+through run_folder.py, which every mode that uses one goes through. Bad input ends with one line
+``error: <file or flag>: <what is wrong>`` and exit status 2; Ctrl-C says what was kept and how to go on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+
+from ..core.errors import TrainingInterrupted, UserError
+from ..core.paths import SYNTHETIC_WAV, feature_path
+from ..engine.run_config import hyper_of, run_config
+from . import settings
+
+
+def load_data(args, path: str | None = None):
+    """The features of ``--data`` (at ``path``, else --feature_path or the default), every check done (data.resolve)."""
+    from ..data.resolve import load_data as resolve
+    return resolve(args.data, args.features, path or args.feature_path, args.model, args.cv == "speaker")
+
+
+def configure_run(model: str, mixed_precision: bool) -> None:
+    """Threads, graph optimiser and precision for ``model``, before TensorFlow runs anything."""
+    from ..Common_Model import configure_run as configure
+    from ..Model import MODELS
+    configure(MODELS[model], mixed_precision)
+
+
+def authors_corpus(args) -> None:
+    """For the authors' folder (no run.json) without --data: the corpus of a folder named ``<KEY>_<seed>``
+    (EMODB_46), said on the output; otherwise one line asking for --data."""
+    from ..data.corpora import CORPORA
+    from ..runs.run_folder import fold_weight_files
+    if "data" in args.given:
+        return
+    fold_weight_files(args.test_path)  # a folder without weight files says so first
+    key = os.path.basename(os.path.normpath(args.test_path)).rsplit("_", 1)[0]
+    if key not in CORPORA:
+        raise UserError(f"--data: {args.test_path} has no run.json, so the corpus its weights were trained on must "
+                        f"be given (e.g. --data EMODB)")
+    args.data = key
+    print(f"corpus {key} from the folder name; give --data to override")
+
+
+def run_extract(args) -> dict:
+    from ..core.atomic_file import check_writable
+    from ..data import corpora, corpus_files, extraction, feature_files
+    if not args.wav_path:
+        raise UserError("--wav_path: required for --mode extract (the folder or manifest of the audio files)")
+    path = feature_path(args.data, args.features, args.feature_path)
+    check_writable(path, "--feature_path")  # before the work, not after it
+    if args.data in corpora.CORPORA:
+        corpus = corpora.CORPORA[args.data]
+    else:  # a dataset of your own: labels from its folders or manifest, length from its files
+        classes = corpus_files.dataset_classes(args.wav_path)
+        provisional = corpora.custom_corpus(args.data, classes, 1)
+        paths = [p for p, _, _ in corpus_files.list_corpus_files(args.wav_path, provisional)]
+        length = args.mean_signal_length or corpus_files.mean_signal_length(paths)
+        corpus = corpora.custom_corpus(args.data, classes, length)
+        print(f"dataset {args.data} of your own: labels {', '.join(classes)}; signal length {length} samples")
+    data = extraction.extract_corpus(args.wav_path, corpus, args.mean_signal_length, args.workers,
+                                          kind=args.features, skip_bad_files=args.skip_bad_files)
+    try:
+        feature_files.save_features(path, data)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the feature file ({exc.strerror or exc})") from None
+    print(f"wrote {path}: x {data['x'].shape}, y {data['y'].shape} ({', '.join(corpus.classes)})")
+    return data
+
+
+def open_run_settings(args, folder: str, flag: str, allow_other_split: bool = False):
+    """The run in ``folder`` with the typed flags checked against it and the others set from it; None for a
+    folder without run.json."""
+    from ..runs import run_folder
+    run = run_folder.open_run(folder, flag)
+    if run is not None:
+        settings.check_against_run(args, run, allow_other_split)
+    return run
+
+
+def run_features(args, run) -> tuple:
+    """The features a run-folder mode reads: ``--feature_path`` if typed, else the run's own; and whether their
+    content is the run's (refused otherwise, unless --retest_other_features)."""
+    typed = "feature_path" in args.given
+    path = args.feature_path if typed else run.config.feature_path
+    if not typed and not os.path.isfile(path):
+        raise UserError(f"{path}: the feature file of the run in {run.path} is gone; pass a copy with --feature_path "
+                        "(its content is checked against the run's)")
+    features = load_data(args, path)
+    own = features.info.sha256 == run.feature_sha256
+    if not own and not getattr(args, "retest_other_features", False):
+        raise UserError(f"--feature_path {path}: its content differs from the features the run in {run.path} was "
+                        f"trained on ({run.config.feature_path}); to re-test on other features add "
+                        "--retest_other_features (labelled OTHER FEATURES everywhere)")
+    return features, own
+
+
+def run_train(args) -> list[dict]:
+    from ..Common_Model import build_trainer
+    from ..engine.cross_validation import cross_validate, start_run
+    from ..Model import MODELS
+    from ..runs.run_folder import RunFolder
+    if args.resume:  # everything comes from the interrupted run's own record
+        run = open_run_settings(args, args.resume, "--resume")
+        if run is None:
+            raise UserError(f"--resume {args.resume}: no run.json there (not a run folder written by this program)")
+        if "result_path" in args.given and os.path.abspath(args.result_path) != run.result_path:
+            raise UserError(f"--result_path {args.result_path}: the run in {run.path} writes its results to "
+                            f"{run.result_path}; a resumed run keeps its own")
+        configure_run(run.config.model, run.config.mixed_precision)
+        features, _ = run_features(args, run)
+        return cross_validate(MODELS[run.config.model], [run], features.x, features.y,
+                              stacked=args.training == "stacked", max_members=args.stack_members)
+    configure_run(args.model, args.mixed_precision)
+    features = load_data(args)
+    spec = MODELS[args.model]
+
+    def new_run(seed: int) -> RunFolder:
+        return start_run(run_config(args, features.corpus, seed)[1], features.info, features.x, features.y,
+                         features.speakers, args.model_path, args.result_path)
+    if args.training == "stacked":  # the folds of every seed in one stack (or stacks of --stack_members)
+        return cross_validate(spec, [new_run(seed) for seed in args.seeds], features.x, features.y, stacked=True,
+                              max_members=args.stack_members)
+    summaries, trainer = [], build_trainer(spec, run_config(args, features.corpus, args.seeds[0])[1],
+                                           features.x.shape[1:], features.y.shape[1])
+    for seed in args.seeds:  # a seed's run folder is made when its turn comes (one compiled step serves all)
+        summaries += cross_validate(spec, [new_run(seed)], features.x, features.y, trainer)
+    return summaries
+
+
+def run_test(args) -> dict:
+    from ..core import config
+    from ..engine.protocol import make_folds
+    from ..engine.retest import retest_label, retest_weights
+    from ..Model import MODELS
+    from ..runs import run_folder
+    run = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
+    if run is None:  # the authors' folder: its settings come from the flags
+        authors_corpus(args)
+        configure_run(args.model, args.mixed_precision)
+        features = load_data(args)
+        spec, config = run_config(args, features.corpus, args.seed)
+        folds = make_folds(len(features.x), config.split_fold, config.random_seed,
+                           features.speakers if config.cv == "speaker" else None)
+        files = [os.path.join(args.test_path, run_folder.weights_name(len(folds), i + 1)) for i in range(len(folds))]
+        missing = [os.path.basename(f) for f in files if not os.path.isfile(f)]
+        if missing:
+            raise UserError(f"{args.test_path}: missing weight files {', '.join(missing)} "
+                            f"(expected {len(folds)} files for --split_fold {len(folds)})")
+        scheme = "speaker" if config.cv == "speaker" else "KFold"
+        description = (f"re-test of the weights in {args.test_path} on the {scheme} split of seed {config.random_seed} "
+                       f"(the split they were trained on only if that is the seed they were trained with)")
+        return retest_weights(spec, config, features.x, features.y, folds, files, args.test_path, args.result_path,
+                              description)
+    configure_run(run.config.model, run.config.mixed_precision)
+    features, own_features = run_features(args, run)
+    config = replace(run.config, random_seed=args.seed, split_fold=args.split_fold, cv=args.cv,
+                     feature_path=os.path.abspath(args.feature_path) if "feature_path" in args.given
+                     else run.config.feature_path)
+    folds = run.folds(len(features.x)) if own_features else None
+    if folds is None or (config.random_seed, config.split_fold, config.cv) != (
+            run.config.random_seed, run.config.split_fold, run.config.cv):
+        folds = make_folds(len(features.x), config.split_fold, config.random_seed,
+                           features.speakers if config.cv == "speaker" else None)
+    own_split = own_features and [t.tolist() for _, t in folds] == run.description["test_rows"]
+    retest = retest_label(own_split, own_features, config)
+    description = (f"re-test of the run in {run.path} on its own split (the test rows of its run.json)"
+                   if own_split and own_features else f"re-test of the run in {run.path}: {retest['label']}")
+    result_path = args.result_path if "result_path" in args.given else run.result_path
+    files = [run.weights_file(i) for i in range(len(folds))]
+    return retest_weights(MODELS[config.model], config, features.x, features.y, folds, files, run.path, result_path,
+                          description, retest)
+
+
+def load_weights(args):
+    """The api.Run of ``--test_path``: a run folder (flags checked against it) or the authors' folder (--data,
+    --model and the network flags say what it is)."""
+    from ..data.resolve import corpus_for_weights
+    from ..deploy import api
+    from ..Model import MODELS
+    run = open_run_settings(args, args.test_path, "--test_path")
+    model = run.config.model if run is not None else args.model
+    configure_run(model, False)
+    if run is not None:
+        return api.load_run(args.test_path)
+    authors_corpus(args)
+    corpus = corpus_for_weights(args.data, MODELS[args.model].features, args.feature_path)
+    hyper = replace(hyper_of(args, corpus), backbone_weights="none")  # every weight comes from the folds
+    return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)
+
+
+def run_predict(args) -> list[dict]:
+    from ..core.atomic_file import check_writable
+    from ..deploy import predict
+    if not args.wav:
+        raise UserError("--wav: required for --mode predict (an audio file or a folder of them)")
+    if args.output:
+        check_writable(args.output, "--output")
+    weights = load_weights(args)
+    rows = weights.predict(args.wav, args.fold)
+    used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
+    print(f"{weights.model_name} {weights.data} weights {weights.folder} ({used})")
+    for row in rows:
+        if row.get("warning"):
+            print(f"warning: {row['warning']}", file=sys.stderr)
+        if not row.get("error"):
+            print(predict.format_row(row, weights.classes))
+    skipped = [row for row in rows if row.get("error")]
+    if skipped:
+        print(f"skipped {len(skipped)} file(s) that could not be decoded:", file=sys.stderr)
+        for row in skipped:
+            print(f"  {row['error']}", file=sys.stderr)
+    if args.output:
+        predict.write_output(args.output, rows, weights.classes)
+        print(f"wrote {args.output}")
+    if len(skipped) == len(rows):
+        raise UserError(f"--wav {args.wav}: none of its {len(rows)} file(s) could be decoded")
+    return rows
+
+
+def run_export(args) -> list[str]:
+    if not args.format or not args.output:
+        raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
+    weights = load_weights(args)  # export_model checks --output before converting
+    paths = weights.export(args.output, args.format, args.fold)
+    for path in paths:
+        print(f"wrote {path}")
+    return paths
+
+
+def run_grid(args) -> dict:
+    from ..grid.pool import Pool
+    from ..grid.pool import run_grid as train_grid
+    from . import grid_file
+    if not args.grid:
+        raise UserError("--grid: required for --mode grid (a TOML file of flags; a list is an axis)")
+    points = grid_file.expand(args.grid, grid_file.read_grid(args.grid), grid_file.command_line_flags(args))
+    return train_grid(args.grid, points, Pool(args.address, args.workers, args.gpus_per_task))
+
+
+def run_report(args) -> dict:
+    from ..runs import report
+    return report.write_report(args.result_path)
+
+
+def run_download(args) -> str:
+    from ..data import download
+    return download.download(args.data, args.download_path, args.url, args.md5)
+
+
+def run_demo(args) -> dict:
+    """The embedded default: synthetic wavs -> MFCC -> k-fold training -> results -> re-test of the saved weights."""
+    from ..data import synthetic_corpus
+    args.data = "SYNTH"
+    args.wav_path = args.wav_path or SYNTHETIC_WAV
+    # 108 training utterances per fold: batches of 16 give BatchNorm's moving statistics (momentum 0.99)
+    # about 200 updates in 30 epochs; with batches of 64 they would barely leave their initial values.
+    args.epoch = args.epoch or 30
+    args.batch_size = args.batch_size or 16
+    print("=== SYNTHETIC DEMO: generated harmonic signals, not speech; its numbers say nothing about any corpus ===")
+    paths = synthetic_corpus.generate(args.wav_path)
+    print(f"generated {len(paths)} synthetic utterances in {args.wav_path}")
+    run_extract(args)
+    [trained] = run_train(args)
+    args.test_path = trained["record"]["weights_folder"]
+    args.given = set()  # the re-test takes every setting from the run folder
+    tested = run_test(args)
+    same = [f["y_pred"] for f in trained["record"]["folds"]] == [f["y_pred"] for f in tested["record"]["folds"]]
+    print(f"test mode on the saved weights reproduces every fold's predictions: {'yes' if same else 'NO'}")
+    if not same:
+        raise UserError(f"{args.test_path}: re-tested predictions differ from the training run's")
+    return tested
+
+
+INTERRUPTED = {
+    "extract": "interrupted: no feature file was written",
+    "grid": "interrupted: every finished fold is saved; run the same grid command again to continue",
+}
+
+
+def main(argv=None) -> int:
+    mode = None
+    try:
+        args = settings.parse(argv)
+        mode = args.mode
+        settings.validate(args)  # every flag checked before TensorFlow is imported: a wrong one answers at once
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # before anything imports TensorFlow
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if args.mode not in ("extract", "report", "download"):
+            from ..core.tensorflow_setup import start_tensorflow
+            start_tensorflow()
+        {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict, "export": run_export,
+         "grid": run_grid, "report": run_report, "download": run_download, "demo": run_demo}[args.mode](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as stop:
+        done = ", ".join(str(i + 1) for i in stop.finished) or "none"
+        print(f"interrupted: finished folds ({done} of {stop.k}) are saved in {stop.folder}; continue with:\n"
+              f"  {stop.resume_command}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(INTERRUPTED.get(mode, "interrupted: nothing was written"), file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,81 @@
+"""One way to write a file so that it is either complete or absent: write beside it, then rename.
+
+Every results, weights, feature and run file of the project goes through ``atomic_write``: an
+interrupted run (Ctrl-C, SIGKILL, a full disk) never leaves a half-written file under a real name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+
+# mkstemp creates files readable by their owner only; ours get the usual umask-based mode instead.
+# os.umask can only be read by setting it, so it is read once, at import.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it onto ``path``.
+
+    The temporary file lives in the same folder, so ``os.replace`` is a rename, never a copy, and it keeps
+    ``path``'s extension (writers such as pandas choose the format by it). On any failure it is removed.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=os.path.splitext(path)[1], dir=folder)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        write(tmp)
+        with open(tmp, "rb+") as f:  # the bytes are on disk before the name points at them
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_directory(path: str, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a new folder beside ``path``, then rename it onto ``path`` (``atomic_write`` for folders).
+
+    A folder already at ``path`` is first renamed aside and removed after the swap: a crash between the two
+    renames leaves ``path`` absent, never half-written.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    old = None
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        write(tmp)
+        for root, _, names in os.walk(tmp):  # the bytes are on disk before the name points at them
+            for name in names:
+                with open(os.path.join(root, name), "rb+") as f:
+                    os.fsync(f.fileno())
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old.", dir=folder)
+            os.replace(path, old)  # an empty folder is replaced by a rename
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover and os.path.exists(leftover):
+                shutil.rmtree(leftover)
+
+
+def check_writable(path: str, flag: str) -> None:
+    """Prove, before any work, that ``path`` can be written: its folder is created and a file made in it.
+
+    A one-line ``UserError`` names ``flag`` and ``path`` otherwise, so that a long extraction or prediction never
+    ends in an unwritable output.
+    """
+    from .errors import UserError
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path}: is a folder, not a file")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot be written ({exc.strerror or exc})") from None

@@ -1,0 +1,80 @@
+"""The typed settings every layer shares, frozen where they are made once: a network's hyper-parameters
+(``Hyper``), a run's training settings as ``run.json`` records them (``RunConfig``) and what it trains on
+(``TrainingData``). Plain data: no TensorFlow, no files; the flags that fill them are core/flags.py's table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Network hyper-parameters from the command line (the original's flag names)."""
+
+    filter_size: int = 39
+    kernel_size: int = 2
+    dilation_size: int = 8  # TIM-Net: number of TABs per direction
+    stack_size: int = 1
+    dropout: float = 0.1
+    activation: str = "relu"
+    backbone: str = "mobilenetv2"  # DCNN_BLSTMwA: the segment CNN (DCNN.BACKBONES)
+    backbone_alpha: float = 1.0  # DCNN_BLSTMwA: MobileNetV2's width multiplier
+    backbone_weights: str = "imagenet"  # DCNN_BLSTMwA: the CNN's initial weights: imagenet, none or a file
+    image_size: int = 64  # DCNN_BLSTMwA: segments resized to image_size x image_size (64: not resized)
+
+
+LABEL_SMOOTHING_HISTORIES = ("per_fold", "cumulative")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run's training; stored in ``run.json`` and in every results JSON."""
+
+    model: str
+    data: str
+    classes: list
+    feature_path: str
+    split_fold: int = 10
+    random_seed: int = 46
+    epochs: int = 500
+    batch_size: int = 64
+    lr: float = 0.001
+    beta1: float = 0.93
+    beta2: float = 0.98
+    epsilon: float = 1e-8
+    label_smoothing: float = 0.1
+    # per_fold: each fold smooths a copy of its training labels (this project's default); cumulative: the labels
+    # are smoothed in place, fold after fold, as the code behind the ICASSP table did (issue: SPEC §4)
+    label_smoothing_history: str = "per_fold"
+    protocol: str = "last_epoch"
+    val_fraction: float = 0.1  # inner_val: share of each training fold held out for epoch selection
+    cv: str = "kfold"  # kfold (the original's split) or speaker (whole speakers held out)
+    hyper: Hyper = field(default_factory=Hyper)
+    synthetic: bool = False
+    xla: bool = False  # compile the training step with XLA (measured slower than the default on our CPU)
+    mixed_precision: bool = False  # compute in float16, keep float32 variables; for GPUs (slower on our CPU)
+    balance: bool = False  # oversample the training rows of every class to the largest class' count
+    augment: int = 0  # masked copies of every training utterance (log-Mel segments only)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RunConfig:
+        return cls(**{**values, "hyper": Hyper(**values["hyper"])})
+
+    @property
+    def variant_suffix(self) -> str:
+        """What is appended to folder and file names of a run trained with the original's cumulative smoothing."""
+        return "_cumulative-smoothing" if self.label_smoothing_history == "cumulative" else ""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run is trained on, as recorded in ``run.json``: the feature file and its rows."""
+
+    signal_length: int
+    features: str  # the feature kind, extract_feature.FEATURE_KINDS
+    input_shape: tuple  # one utterance's features: (T, 39) or (S, 64, 64, 3)
+    size: int  # bytes of the feature file
+    sha256: str  # features_digest of x and y
+    files: Optional[list]  # the corpus' file names in row order, when the feature file has them

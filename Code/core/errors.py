@@ -1,0 +1,44 @@
+"""The one exception type that reaches the user as a single line.
+
+Every check on user input (files, flags, feature shapes, weight shapes) raises
+``UserError`` with a message that names the file or flag and what is wrong.
+``main.py`` prints it as ``error: <message>`` and exits with status 2; nothing
+else in the project prints tracebacks for bad input.
+"""
+
+
+class UserError(Exception):
+    """Bad input that the user can fix; the message is shown as one line."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: the folds on disk are kept; ``main.py`` prints how to continue.
+
+    Args:
+        folder: the run folder.
+        finished: the finished folds (from 0).
+        k: the run's fold count.
+        resume_command: the exact command that continues the run.
+    """
+
+    def __init__(self, folder: str, finished: list, k: int, resume_command: str):
+        super().__init__(folder)
+        self.folder, self.finished, self.k, self.resume_command = folder, finished, k, resume_command
+
+
+def did_you_mean(value: str, choices) -> str:
+    """' (did you mean X?)' for a near miss of one of ``choices`` (compared case-insensitively), else ''."""
+    import difflib
+    close = difflib.get_close_matches(str(value).upper(), [c.upper() for c in choices], n=1, cutoff=0.6)
+    if not close:
+        return ""
+    [match] = [c for c in choices if c.upper() == close[0]]
+    return f" (did you mean {match}?)"
+
+
+def named(setting: str, value, api: bool = False, quoted: bool = True) -> str:
+    """How a message names a setting and its value: the command line's flag (``--data 'X'``, or ``--data X``
+    unquoted) or, for the Python API, its argument (``data='X'``)."""
+    if api:
+        return f"{setting}={value!r}"
+    return f"--{setting} {value!r}" if quoted else f"--{setting} {value}"

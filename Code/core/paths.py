@@ -1,0 +1,28 @@
+"""Where things are: the package's own folder (``Code/``, for the scripts that run it) and the default folders
+of the command line and the API.
+
+Default folders are relative to the current directory (``./MFCC``, ``./Models``, ``./Results`` ...): run as the
+original is (``cd Code && python main.py``) they are ``Code/MFCC`` and so on, as before; run as the installed
+``timnet-ser`` they are where the user works, never inside the installed package.
+"""
+
+from __future__ import annotations
+
+import os
+
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # Code/, the folder of timnet_ser
+MAIN = os.path.join(PACKAGE, "main.py")
+
+FEATURES = "MFCC"  # the original's folder of feature files (MFCCs, and log-Mel segments beside them)
+MODELS = "Models"
+RESULTS = "Results"
+AUTHORS_WEIGHTS = os.path.join("Test_Models", "EMODB_46")
+CORPORA = "Corpora"
+SYNTHETIC_WAV = "synthetic_wav"
+
+
+def feature_path(data: str, kind: str, given: str | None = None) -> str:
+    """``given``, or the default feature file of corpus ``data`` and feature kind ``kind``: ``MFCC/<DATA>.npy`` for
+    MFCCs, ``MFCC/<DATA>_<kind>.npy`` for the others (relative to the current directory)."""
+    suffix = "" if kind == "mfcc" else f"_{kind}"
+    return given or os.path.join(FEATURES, f"{data}{suffix}.npy")

@@ -1,0 +1,100 @@
+"""Audio in: a file decoded as the original reads it (librosa, mono, 22 050 Hz), samples resampled, a signal
+centred to a fixed length, and the one rule for which files count as audio. Knows nothing about features."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from ..core.errors import UserError
+from .corpora import SAMPLE_RATE
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def _decode_reason(exc: BaseException) -> str:
+    """The most telling short reason in an exception chain.
+
+    librosa tries libsndfile first and then audioread, whose errors often carry no message; the libsndfile
+    error it raised on the way (the chain's context) says what is wrong with the file.
+    """
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__context__
+    for error in chain:
+        if getattr(error, "error_string", ""):  # soundfile.LibsndfileError without the path
+            return error.error_string.strip()
+    for error in chain:
+        if str(error).strip():
+            return str(error).strip().splitlines()[0]
+    names = {"NoBackendError": "no decoder recognises it", "EOFError": "the file ends early"}
+    return names.get(type(chain[0]).__name__, type(chain[0]).__name__)
+
+
+def load_audio(path: str) -> np.ndarray:
+    """``librosa.load`` with its defaults, as the original: mono, resampled to 22 050 Hz; (s,) float32."""
+    import librosa
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such audio file")
+    if os.path.getsize(path) == 0:
+        raise UserError(f"{path}: the file is empty")
+    try:
+        with warnings.catch_warnings():  # librosa warns before falling back to audioread; the error says it all
+            warnings.simplefilter("ignore")
+            signal, _ = librosa.load(path)  # librosa's defaults, as the original: sr=22050, mono=True
+    except Exception as exc:  # soundfile and audioread raise many types; all mean "not decodable"
+        raise UserError(f"{path}: cannot be decoded as audio ({_decode_reason(exc)})") from None
+    if signal.size == 0:
+        raise UserError(f"{path}: holds no audio samples")
+    return signal
+
+
+def resample(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Samples of any rate, (s,) or (s, channels), as ``librosa.load`` would return them: mono at 22 050 Hz."""
+    import librosa
+    signal = np.asarray(samples, dtype=np.float32)
+    if signal.ndim == 2:  # (s, channels), soundfile's layout; librosa.load averages the channels
+        signal = signal.mean(axis=1)
+    if signal.ndim != 1 or signal.size == 0:
+        raise UserError(f"audio array of shape {np.shape(samples)}: expected (samples,) or (samples, channels)")
+    if sample_rate != SAMPLE_RATE:
+        signal = librosa.resample(signal, orig_sr=sample_rate, target_sr=SAMPLE_RATE)  # librosa.load's soxr_hq
+    return signal
+
+
+def centre(signal: np.ndarray, signal_length: int) -> np.ndarray:
+    """Centred to exactly ``signal_length`` samples (SPEC §1.2): zero-padded around, or its middle cut: (L,)."""
+    s = len(signal)
+    if s < signal_length:  # zero-pad floor((L - s) / 2) on the left, the rest on the right
+        left = (signal_length - s) // 2
+        return np.pad(signal, (left, signal_length - s - left)).astype(np.float32)
+    start = (s - signal_length) // 2  # crop the middle: signal[p : p + L], p = floor((s - L) / 2)
+    return signal[start:start + signal_length].astype(np.float32)
+
+
+def load_centered(path: str, signal_length: int) -> np.ndarray:
+    """``librosa.load`` (mono, 22 050 Hz), then centred to exactly ``signal_length`` samples (SPEC §1.2): (L,)."""
+    return centre(load_audio(path), signal_length)
+
+
+def _hidden(name: str) -> bool:
+    # macOS archives carry "._03a01Wa.wav" resource forks and __MACOSX/ copies that are not audio
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def is_audio(name: str) -> bool:
+    """The one rule for what counts as an audio file, in a folder as given one by one: a visible file whose
+    extension libsndfile (wav, flac, ogg) or librosa's fallback (mp3) decodes."""
+    return name.lower().endswith(AUDIO_EXTENSIONS) and not _hidden(os.path.basename(name))
+
+
+def audio_files(folder: str) -> list[str]:
+    """Every audio file (``is_audio``) below ``folder``, hidden files and folders left out, in a fixed order."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        found += [os.path.join(root, n) for n in sorted(names) if is_audio(n)]
+    return found

@@ -1,0 +1,150 @@
+"""The six corpora of the TIM-Net and GM-TCNet papers (SPEC §1), plus the synthetic one.
+
+A ``Corpus`` knows its class labels in one-hot column order, the signal length
+every utterance is centred to, TIM-Net's number of temporal-aware blocks, the
+seed of the authors' published weights, and how a file name (or its folders)
+gives the emotion label and the speaker. It knows nothing about TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..core.errors import UserError
+
+SAMPLE_RATE = 22050  # librosa.load's default rate, used by the original for every corpus
+
+LabelSpeaker = tuple[Optional[str], Optional[str]]
+
+
+def natural_key(name: str) -> list:
+    """Sort key comparing digit runs as numbers: 'a2' < 'a10'."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _emodb(path: str) -> LabelSpeaker:
+    # 03a01Wa.wav: speaker 03, text a01, emotion letter W (6th character), version a
+    name = os.path.basename(path)
+    letters = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear",
+               "F": "happy", "T": "sad", "N": "neutral"}
+    if len(name) < 7 or not name[:2].isdigit():
+        return None, None
+    return letters.get(name[5]), name[:2]
+
+
+def _ravdess(path: str) -> LabelSpeaker:
+    # Actor_12/03-01-05-01-02-01-12.wav: modality-channel-emotion-intensity-statement-repetition-actor
+    fields = os.path.splitext(os.path.basename(path))[0].split("-")
+    codes = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad",
+             "05": "angry", "06": "fear", "07": "disgust", "08": "surprise"}
+    if len(fields) != 7 or fields[:2] != ["03", "01"]:  # audio-only (03) speech (01); not song or video files
+        return None, None
+    return codes.get(fields[2]), fields[6]
+
+
+def _savee(path: str) -> LabelSpeaker:
+    # DC/a01.wav or DC_a01.wav: speaker initials, emotion prefix a d f h n sa su
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if "_" in stem:
+        speaker, stem = stem.split("_", 1)
+    else:
+        speaker = os.path.basename(os.path.dirname(path)) or None
+    prefixes = {"sa": "sad", "su": "surprise", "a": "angry", "d": "disgust",
+                "f": "fear", "h": "happy", "n": "neutral"}
+    match = re.match(r"([a-z]+)\d+$", stem)
+    return (prefixes.get(match.group(1)) if match else None), speaker
+
+
+def _emovo(path: str) -> LabelSpeaker:
+    # f1/dis-f1-b1.wav: emotion prefix, speaker, sentence
+    fields = os.path.splitext(os.path.basename(path))[0].split("-")
+    prefixes = {"dis": "disgust", "gio": "happy", "neu": "neutral", "pau": "fear",
+                "rab": "angry", "sor": "surprise", "tri": "sad"}
+    if len(fields) != 3:
+        return None, None
+    return prefixes.get(fields[0]), fields[1]
+
+
+def _casia(path: str) -> LabelSpeaker:
+    # <speaker>/<emotion>/<n>.wav
+    emotion_dir = os.path.dirname(path)
+    return os.path.basename(emotion_dir) or None, os.path.basename(os.path.dirname(emotion_dir)) or None
+
+
+def _iemocap(path: str) -> LabelSpeaker:
+    # Ses03F_impro02_M011.wav: the label lives in the corpus' label files, not the name;
+    # the session is the speaker group used for speaker-independent folds.
+    match = re.match(r"Ses(\d\d)", os.path.basename(path))
+    return None, (f"Ses{match.group(1)}" if match else None)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One corpus as the original code sees it (SPEC §1 table).
+
+    Args:
+        key: the name typed after ``--data`` (``RAVDE`` is the authors' spelling of RAVDESS).
+        classes: labels in one-hot column order.
+        signal_length: samples at 22 050 Hz each utterance is centred to.
+        tab_count: TIM-Net's number of temporal-aware blocks for this corpus.
+        published_seed: the ``--random_seed`` of the authors' published weights.
+        parse_name: file path -> (label or None, speaker or None) from the corpus' own naming.
+        synthetic: True for the generated demo corpus; every output says so.
+    """
+
+    key: str
+    classes: tuple[str, ...]
+    signal_length: int
+    tab_count: int
+    published_seed: int
+    parse_name: Callable[[str], LabelSpeaker] = field(repr=False, compare=False)
+    synthetic: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def frames(self) -> int:
+        """MFCC frames T for a centred signal: librosa's centred STFT gives 1 + floor(L / 512)."""
+        return 1 + self.signal_length // 512
+
+
+def _no_name_parser(path: str) -> LabelSpeaker:
+    return None, None
+
+
+CORPORA: dict[str, Corpus] = {c.key: c for c in (
+    Corpus("CASIA", ("angry", "fear", "happy", "neutral", "sad", "surprise"), 88000, 8, 32, _casia),
+    Corpus("EMODB", ("angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"), 96000, 8, 46, _emodb),
+    Corpus("EMOVO", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"), 96000, 8, 1, _emovo),
+    Corpus("IEMOCAP", ("angry", "happy", "neutral", "sad"), 310000, 10, 16, _iemocap),
+    Corpus("RAVDE", ("angry", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise"), 110000, 8, 46,
+           _ravdess),
+    Corpus("SAVEE", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"), 130000, 8, 44, _savee),
+    # The embedded default: generated harmonic "speech" (synthetic_corpus.py), 1.5 s per utterance.
+    Corpus("SYNTH", ("angry", "happy", "neutral", "sad"), 33075, 6, 46, _no_name_parser, synthetic=True),
+)}
+
+
+def custom_corpus(key: str, classes, signal_length: int) -> Corpus:
+    """A user's own dataset: labels and signal length come from its files (and are stored in its feature file).
+
+    TIM-Net gets 8 blocks (receptive field 511 frames) unless the utterances are longer, then 10 (2 047),
+    as the authors chose for IEMOCAP.
+    """
+    frames = 1 + int(signal_length) // 512
+    return Corpus(key, tuple(str(c) for c in classes), int(signal_length), 8 if frames <= 511 else 10, 46,
+                  _no_name_parser)
+
+
+def get_corpus(key: str) -> Corpus:
+    """The corpus named ``key``; a one-line ``UserError`` listing the known keys otherwise."""
+    try:
+        return CORPORA[key]
+    except KeyError:
+        raise UserError(f"--data {key!r} is not a known corpus; choose one of {', '.join(CORPORA)}") from None

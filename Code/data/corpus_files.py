@@ -1,0 +1,126 @@
+"""A corpus on disk -> its (path, label, speaker) items in the authors' order: class folders, the corpus' own
+file naming, or a CSV manifest; a dataset of your own's labels and mean length."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..core.errors import UserError
+from .audio import _decode_reason, _hidden, audio_files
+from .corpora import SAMPLE_RATE, Corpus, natural_key
+
+
+def _authors_order(items: list[tuple[str, str, str]], corpus: Corpus, root: str) -> list[tuple[str, str, str]]:
+    """By class in one-hot column order, then the file's own name compared naturally (SPEC §1.4).
+
+    Equal names in different folders (SAVEE ``DC/a01.wav``, ``JE/a01.wav``) are ordered by their path,
+    so the order, and with it the fold split, never depends on the file system.
+    """
+    column = {c: i for i, c in enumerate(corpus.classes)}
+    return sorted(items, key=lambda item: (column[item[1]], natural_key(os.path.basename(item[0])),
+                                           natural_key(os.path.relpath(item[0], root))))
+
+
+def read_manifest(path: str) -> list[tuple[str, str, str]]:
+    """(path, label, speaker) rows of a CSV manifest ``path,label[,speaker]``; relative paths from its folder."""
+    import csv
+    folder = os.path.dirname(os.path.abspath(path))
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for number, row in enumerate(csv.reader(f), start=1):
+            if not row or row[0].strip().startswith("#") or (number == 1 and row[0].strip().lower() == "path"):
+                continue
+            if len(row) not in (2, 3) or not row[0].strip() or not row[1].strip():
+                raise UserError(f"{path}: line {number} is not 'path,label[,speaker]': {','.join(row)!r}")
+            wav = os.path.join(folder, row[0].strip())
+            if not os.path.isfile(wav):
+                raise UserError(f"{path}: line {number} names {row[0].strip()!r}, which does not exist")
+            rows.append((wav, row[1].strip(), row[2].strip() if len(row) == 3 else ""))
+    if not rows:
+        raise UserError(f"{path}: the manifest lists no files")
+    return rows
+
+
+def dataset_classes(wav_path: str) -> tuple[str, ...]:
+    """A user dataset's labels, natural-sorted: its manifest's labels, or its sub-folders that hold wav files."""
+    if wav_path.lower().endswith(".csv"):
+        return tuple(sorted({label for _, label, _ in read_manifest(wav_path)}, key=natural_key))
+    if not os.path.isdir(wav_path):
+        raise UserError(f"{wav_path}: no such folder of wav files")
+    classes = [d for d in os.listdir(wav_path) if not _hidden(d) and os.path.isdir(os.path.join(wav_path, d))
+               and audio_files(os.path.join(wav_path, d))]
+    if len(classes) < 2:
+        raise UserError(f"{wav_path}: a dataset of your own needs <label>/*.wav folders for at least 2 labels, "
+                        f"found {len(classes)}")
+    return tuple(sorted(classes, key=natural_key))
+
+
+def mean_signal_length(paths: list[str]) -> int:
+    """Mean duration of the files in samples at 22 050 Hz (the default length for a dataset of your own)."""
+    import soundfile
+    lengths = []
+    for path in paths:
+        try:
+            info = soundfile.info(path)
+        except Exception as exc:
+            raise UserError(f"{path}: cannot be decoded as audio ({_decode_reason(exc)})") from None
+        lengths.append(info.frames * SAMPLE_RATE / info.samplerate)
+    return int(round(np.mean(lengths)))
+
+
+def _manifest_items(path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
+    """The manifest's rows, every label one of the corpus' classes."""
+    items = read_manifest(path)
+    unknown = sorted({label for _, label, _ in items} - set(corpus.classes))
+    if unknown:
+        raise UserError(f"{path}: label(s) {', '.join(unknown)} are not classes of {corpus.key} "
+                        f"({', '.join(corpus.classes)})")
+    return items
+
+
+def _class_folder_items(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
+    """The original's layout ``<wav_path>/<class>/*.wav``; every class needs its folder with files in it."""
+    items = []
+    for label in corpus.classes:
+        folder = os.path.join(wav_path, label)
+        files = audio_files(folder) if os.path.isdir(folder) else []
+        if not files:
+            raise UserError(f"{folder}: no wav files for class {label!r}")
+        items += [(p, label, corpus.parse_name(p)[1] or "") for p in files]
+    return items
+
+
+def _named_items(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
+    """The corpus' own naming anywhere below ``wav_path``; files whose name gives none of its labels are skipped."""
+    items = []
+    for path in audio_files(wav_path):
+        label, speaker = corpus.parse_name(path)
+        if label in corpus.classes:
+            items.append((path, label, speaker or ""))
+    if not items:
+        raise UserError(f"{wav_path}: no wav files named like {corpus.key} files and no <class>/ folders "
+                        f"({', '.join(corpus.classes)})")
+    return items
+
+
+def list_corpus_files(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
+    """(path, label, speaker or '') in the authors' order: by class in ``corpus.classes`` order, then file name.
+
+    Three layouts: a CSV manifest ``path,label[,speaker]``; the original's ``<wav_path>/<class>/*.wav``
+    (chosen when a class-named folder exists); or the corpus' own file naming anywhere below ``wav_path``
+    (EMODB letters, RAVDESS codes, SAVEE and EMOVO prefixes, CASIA emotion folders).
+    """
+    if wav_path.lower().endswith(".csv") and os.path.isfile(wav_path):
+        items, root = _manifest_items(wav_path, corpus), os.path.dirname(os.path.abspath(wav_path))
+    elif not os.path.isdir(wav_path):
+        raise UserError(f"{wav_path}: no such folder of wav files")
+    elif any(os.path.isdir(os.path.join(wav_path, c)) for c in corpus.classes):
+        items, root = _class_folder_items(wav_path, corpus), wav_path
+    else:
+        items, root = _named_items(wav_path, corpus), wav_path
+    missing = [c for c in corpus.classes if c not in {label for _, label, _ in items}]
+    if missing:  # a class without examples would be a one-hot column that is never 1
+        raise UserError(f"{wav_path}: no wav files for class(es) {', '.join(missing)} of {corpus.key}")
+    return _authors_order(items, corpus, root)

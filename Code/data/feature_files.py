@@ -1,0 +1,169 @@
+"""Feature files, read and written safely.
+
+Feature file: ``np.save`` of a dict ``{"x": float32 (N, ...), "y": float32 one-hot (N, C)}`` (the
+authors' format; their loader is ``np.load(path, allow_pickle=True).item()``), plus metadata keys
+``files``, ``speakers``, ``classes``, ``signal_length`` and ``features`` (the kind; a file without it,
+such as the authors' own, holds MFCCs) that their loader ignores. Such a file is a pickle, and
+unpickling can run code: ``load_features`` admits only numpy arrays, dicts, strings and numbers, and
+refuses anything else. Knows nothing about models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from typing import BinaryIO
+
+import numpy as np
+
+from ..core.atomic_file import atomic_write
+from ..core.errors import UserError
+from .corpora import Corpus
+from .features import FEATURE_KINDS, N_MELS, N_MFCC, SEGMENT_FRAMES
+
+
+def save_features(path: str, data: dict) -> None:
+    """``np.save`` of the dict (the authors' format), written atomically: never half-written under ``path``."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a handle, not a name: np.save would append ".npy" to other names
+            np.save(f, data, allow_pickle=True)
+    atomic_write(path, write)
+
+
+# What a genuine feature file's pickle may name: numpy's array, dtype and scalar reconstruction
+# (``numpy._core`` since numpy 2, ``numpy.core`` before), nothing else.
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+}
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler that can rebuild numpy arrays, dicts, strings and numbers, and call nothing else."""
+
+    def __init__(self, file: BinaryIO, path: str):
+        super().__init__(file)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        # every callable a pickle can run is looked up here (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*)
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        raise UserError(f"{self.path}: refused to load: the file asks to run {module}.{name} "
+                        "(a feature file holds only arrays)")
+
+
+def _read_npy(path: str) -> object:
+    """The object stored in a .npy file; a pickled one goes through ``_ArraysOnly``."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version not in readers:
+            raise UserError(f"{path}: .npy format version {version[0]}.{version[1]} is not supported (1.0 or 2.0)")
+        _, _, dtype = readers[version](f)
+        if not dtype.hasobject:  # a plain numeric array holds no pickle, hence no code
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+        stored = _ArraysOnly(f, path).load()  # np.save pickles object arrays; the dict is a 0-d one
+    return stored.item() if isinstance(stored, np.ndarray) and stored.shape == () else stored
+
+
+def _require_dict(data: object, path: str) -> None:
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: holds a {type(data).__name__}, not the dict {{'x': ..., 'y': ...}} of a feature file")
+
+
+def load_features(path: str, data_key: str | None = None) -> dict:
+    """Read a feature file without letting it run code; one-line ``UserError`` for anything else.
+
+    ``data_key`` (the ``--data`` of the caller) completes the hint given when the file does not exist.
+    """
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a folder, not a feature file (.npy)")
+    if not os.path.isfile(path):
+        hint = f"python main.py --mode extract --data {data_key or '<KEY>'} --wav_path <folder>"
+        raise UserError(f"{path}: feature file not found; make it with: {hint}")
+    try:
+        data = _read_npy(path)
+    except UserError:
+        raise
+    except Exception as exc:  # a truncated or foreign file fails in numpy or pickle in many ways
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+        raise UserError(f"{path}: not a readable .npy feature file ({type(exc).__name__}: {reason})") from None
+    _require_dict(data, path)
+    return data
+
+
+def _arrays(data: dict, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """``data["x"]``, ``data["y"]`` once they are known to be numpy arrays."""
+    _require_dict(data, path)
+    missing = [k for k in ("x", "y") if k not in data]
+    if missing:
+        raise UserError(f"{path}: missing key(s) {', '.join(missing)}; a feature file holds 'x' and 'y'")
+    for key in ("x", "y"):
+        if not isinstance(data[key], np.ndarray):
+            raise UserError(f"{path}: {key} is a {type(data[key]).__name__}, not a numpy array")
+    return data["x"], data["y"]
+
+
+def stored_kind(data: dict, path: str) -> str:
+    """The feature kind a file records under ``features``; "mfcc" for files without it (the authors')."""
+    kind = str(data.get("features", "mfcc"))
+    if kind not in FEATURE_KINDS:
+        raise UserError(f"{path}: 'features' is {kind!r}, not one of {', '.join(FEATURE_KINDS)}")
+    return kind
+
+
+def _shape_fits(x: np.ndarray, kind: str) -> bool:
+    if kind == "mfcc":
+        return x.ndim == 3 and x.shape[1] > 0 and x.shape[2] == N_MFCC
+    return x.ndim == 5 and x.shape[1] > 0 and x.shape[2:] == (SEGMENT_FRAMES, N_MELS, 3)
+
+
+def validate_features(data: dict, path: str, corpus: Corpus, kind: str = "mfcc",
+                      model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x float32 (N, T, 39) or (N, S, 64, 64, 3), y float32 (N, C)) after checking the feature kind, keys,
+    ranks, dtypes, class count and values.
+
+    ``kind`` is what the model reads; ``model`` (its ``--model`` name) completes the message when the file
+    holds another kind. Every failure is a one-line ``UserError`` naming ``path``, raised before a model
+    sees the data.
+    """
+    x, y = _arrays(data, path)
+    stored = stored_kind(data, path)
+    if stored != kind:
+        reader = f"--model {model}" if model else "the model"
+        raise UserError(f"{path}: holds {stored} features; {reader} needs {kind}: extract them with "
+                        f"--mode extract --features {kind}")
+    if not _shape_fits(x, kind):
+        raise UserError(f"{path}: x has shape {x.shape}, expected {FEATURE_KINDS[kind]}")
+    if y.ndim != 2:
+        raise UserError(f"{path}: y has shape {y.shape}, expected one-hot (N, C)")
+    for key, array in (("x", x), ("y", y)):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise UserError(f"{path}: {key} has dtype {array.dtype}, expected float32")
+    if y.shape[1] != corpus.num_classes:
+        raise UserError(f"{path}: y has {y.shape[1]} classes, --data {corpus.key} has {corpus.num_classes} "
+                        f"({', '.join(corpus.classes)})")
+    if len(x) != len(y):
+        raise UserError(f"{path}: x has {len(x)} rows but y has {len(y)}")
+    if len(x) == 0:
+        raise UserError(f"{path}: holds no samples")
+    bad = int((~np.isfinite(x).reshape(len(x), -1).all(axis=1)).sum())
+    if bad:
+        raise UserError(f"{path}: {bad} row(s) of x hold NaN or Inf")
+    if not (np.isin(y, (0.0, 1.0)).all() and (y.sum(axis=1) == 1).all()):
+        raise UserError(f"{path}: y is not one-hot (each row one 1, the rest 0)")
+    return x.astype(np.float32, copy=False), y.astype(np.float32, copy=False)
+
+
+def features_digest(x: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 of the features and labels (shape, dtype and bytes): the same for any copy of the same file."""
+    digest = hashlib.sha256()
+    for array in (x, y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()

@@ -1,0 +1,88 @@
+"""Signal -> features: the two feature kinds (``FEATURE_KINDS``), both from the same centred signal (SPEC §1.1-1.2).
+
+- ``mfcc``: 39-D MFCCs exactly as the original (SPEC §1.3), (T, 39) per utterance;
+- ``logmel3``: DCNN-BLSTMwA's input (Zhang et al., 2021): a 64-band log-Mel spectrogram with its delta and
+  delta-delta as three channels, cut into 64-frame segments with 50 % overlap, (S, 64, 64, 3) per utterance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.errors import UserError
+from .audio import centre, load_audio
+from .corpora import SAMPLE_RATE
+
+N_MFCC = 39
+
+# logmel3 (Zhang et al., 2021). From the paper's abstract and SPEC §5: 64 mel bands, 3 channels, 64-frame
+# segments, 50 % overlap. Its full text was not available to us; from the public prototype's utils.py:
+# 25 ms Hamming window, 10 ms hop, 20-8000 Hz. Ours: 22 050 Hz like every corpus here, librosa's
+# power_to_db (top_db 80) and delta (width 9).
+N_MELS = 64
+SEGMENT_FRAMES = 64
+SEGMENT_HOP = 32  # 50 % overlap
+WIN_LENGTH = 551  # 25 ms at 22 050 Hz
+HOP_LENGTH = 220  # 10 ms
+N_FFT = 1024  # the smallest power of two holding the window
+FMIN, FMAX = 20.0, 8000.0
+
+# kind -> what x holds, for messages
+FEATURE_KINDS = {"mfcc": f"(N, T, {N_MFCC}) MFCC frames",
+                 "logmel3": f"(N, S, {SEGMENT_FRAMES}, {N_MELS}, 3) log-Mel segments"}
+
+def mfcc(signal: np.ndarray) -> np.ndarray:
+    """``librosa.feature.mfcc(y, sr=22050, n_mfcc=39)`` at its defaults, transposed: (L,) -> (T, 39)."""
+    import librosa
+    return librosa.feature.mfcc(y=signal, sr=SAMPLE_RATE, n_mfcc=N_MFCC).T.astype(np.float32)
+
+
+def logmel3(signal: np.ndarray) -> np.ndarray:
+    """(L,) -> (S, 64 frames, 64 mel bands, 3): log-Mel, delta, delta-delta, in 64-frame segments hopping 32.
+
+    The frames are librosa's centred STFT frames, T = 1 + floor(L / 220); segment s holds frames
+    32 s .. 32 s + 63, S = 1 + floor((T - 64) / 32). The last (T - 64) mod 32 frames fall in no segment.
+    """
+    import librosa
+    power = librosa.feature.melspectrogram(y=signal, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
+                                           win_length=WIN_LENGTH, window="hamming", n_mels=N_MELS, fmin=FMIN,
+                                           fmax=FMAX)  # (64, T)
+    static = librosa.power_to_db(power)  # (64, T) dB, floored 80 dB below the utterance's peak
+    channels = np.stack([static, librosa.feature.delta(static), librosa.feature.delta(static, order=2)],
+                        axis=-1).transpose(1, 0, 2)  # (T, 64, 3)
+    starts = range(0, len(channels) - SEGMENT_FRAMES + 1, SEGMENT_HOP)
+    return np.stack([channels[s:s + SEGMENT_FRAMES] for s in starts]).astype(np.float32)  # (S, 64, 64, 3)
+
+
+def feature_shape(kind: str, signal_length: int) -> tuple:
+    """One utterance's feature shape for a signal of ``signal_length`` samples."""
+    if kind == "mfcc":
+        return 1 + signal_length // 512, N_MFCC
+    frames = 1 + signal_length // HOP_LENGTH
+    if frames < SEGMENT_FRAMES:
+        raise UserError(f"--features logmel3: utterances of {signal_length} samples give {frames} frames, fewer "
+                        f"than one segment of {SEGMENT_FRAMES} (at least {(SEGMENT_FRAMES - 1) * HOP_LENGTH} "
+                        "samples, 0.63 s; set --mean_signal_length)")
+    return 1 + (frames - SEGMENT_FRAMES) // SEGMENT_HOP, SEGMENT_FRAMES, N_MELS, 3
+
+
+def signal_features(signal: np.ndarray, signal_length: int, kind: str = "mfcc") -> np.ndarray:
+    """A 22 050 Hz signal's features after centring: (T, 39) MFCCs or (S, 64, 64, 3) log-Mel segments."""
+    centred = centre(signal, signal_length)
+    return mfcc(centred) if kind == "mfcc" else logmel3(centred)
+
+
+def extract_file(path: str, signal_length: int, kind: str = "mfcc") -> np.ndarray:
+    """One file's features, (T, 39) or (S, 64, 64, 3); the unit of work of the process pool."""
+    return signal_features(load_audio(path), signal_length, kind)
+
+
+def row_signatures(x: np.ndarray) -> np.ndarray:
+    """One short fingerprint per utterance: its features averaged over frames (and segments), float32.
+
+    (N, T, 39) MFCCs -> (N, 39); (N, S, 64, 64, 3) log-Mel segments -> (N, 64 * 3). A run keeps those of its
+    training rows, and prediction compares a file's with them to tell a file the run trained on from a new one:
+    re-extracting the same audio gives the same averages to about 1e-4, other utterances differ by far more.
+    """
+    averaged = x.mean(axis=1) if x.ndim == 3 else x.mean(axis=(1, 2))
+    return averaged.reshape(len(x), -1).astype(np.float32)

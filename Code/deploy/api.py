@@ -1,0 +1,182 @@
+"""The Python API: a trained run, or the authors' weights folder, as an object that predicts, embeds and exports.
+
+    import timnet_ser
+    run = timnet_ser.load_run("Code/Models/EMODB_46_2026-11-25_07-29-01_TIMNET")   # its run.json says the rest
+    run = timnet_ser.load_run("Test_Models/EMODB_46", data="EMODB")                 # the authors' folder
+    run.classes                        # ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']
+    run.predict("speech.wav")          # [{"file": ..., "label": "angry", "probabilities": {"angry": 0.67, ...}}]
+    run.predict((samples, 16000))      # an array and its sample rate
+    run.embed("speech.wav")            # (folds, 1, 39): the fused utterance embeddings (TIM-Net's t-SNE input)
+    run.export("model.onnx", "onnx")   # one graph averaging the folds, and model.onnx.json describing its input
+
+The weights of every fold are read once, when the run is loaded; nothing is printed and TensorFlow's
+start-up logs stay quiet. ``--mode predict`` and ``--mode export`` go through the same object.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+
+from ..core.errors import UserError, did_you_mean, named
+from ..core.tensorflow_setup import start_tensorflow
+from ..data.resolve import corpus_for_weights
+
+
+class Run:
+    """The fold models of a run folder (or of the authors' weights folder), loaded once.
+
+    Use ``load_run`` to make one.
+    """
+
+    def __init__(self, folder: str, spec, hyper, data: str, classes: list, signal_length: int,
+                 weight_files: list[tuple[int, str]], run=None):
+        from ..data.features import feature_shape
+        from ..engine.fold_weights import FoldWeights
+        from ..Model import embedding_model
+        self.folder, self.spec, self.hyper, self.data = folder, spec, hyper, data
+        self.classes, self.signal_length, self.run = list(classes), int(signal_length), run
+        self.input_shape = feature_shape(spec.features, self.signal_length)
+        self.weights = FoldWeights(spec, hyper, self.input_shape, len(self.classes), weight_files,
+                                   None if run is not None else data)
+        self.model = self.weights.model
+        self._embedding = embedding_model(self.model)  # (fused embedding, softmax)
+        self.folds = self.weights.folds  # (fold number from 1, path, arrays by layer), read and checked once
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.name
+
+    @property
+    def feature_kind(self) -> str:
+        return self.spec.features
+
+    def _fold_numbers(self, fold: Optional[int]) -> list[int]:
+        numbers = [number for number, _, _ in self.folds]
+        if fold is None:
+            return numbers
+        if fold not in numbers:
+            raise UserError(f"--fold {fold}: {self.folder} has folds {numbers[0]} to {numbers[-1]}")
+        return [fold]
+
+    def fold_outputs(self, features: np.ndarray, fold: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings (F, N, D), probabilities (F, N, C)) of every fold model (or fold ``fold``) on features
+        (N, T, 39) or (N, S, 64, 64, 3)."""
+        wanted = self._fold_numbers(fold)
+        embeddings, probabilities = [], []
+        for index, (number, _, _) in enumerate(self.folds):
+            if number not in wanted:
+                continue
+            self.weights.load(index)
+            parts = [self._embedding(features[s:s + 256], training=False) for s in range(0, len(features), 256)]
+            embeddings.append(np.concatenate([np.asarray(e) for e, _ in parts]))
+            probabilities.append(np.concatenate([np.asarray(p) for _, p in parts]))
+        return np.stack(embeddings), np.stack(probabilities)
+
+    def predict(self, source, fold: Optional[int] = None) -> list[dict]:
+        """One dict per input: ``file``, ``label`` and ``probabilities`` {class: p}, the mean over the fold models
+        (or fold ``fold``'s).
+
+        ``source``: an audio file, a folder of them, a list of paths, or ``(samples, sample_rate)``. Among several
+        files, one that cannot be decoded gets ``label`` None and its reason in ``error``. A clip much shorter
+        than the training utterances carries a ``warning``. A file the run trained on carries ``training_corpus``:
+        how many fold models trained on it and what the fold that held it out predicts.
+        """
+        from . import predict
+        clips = predict.read_clips(source, self.signal_length, self.feature_kind)
+        good = [c for c in clips if c.error is None]
+        rows = {}
+        if good:
+            features = np.stack([c.features for c in good])  # (N, T, 39) or (N, S, 64, 64, 3)
+            _, probabilities = self.fold_outputs(features, fold)
+            mean = probabilities.mean(axis=0)  # (N, C)
+            for i, clip in enumerate(good):
+                row = {"file": clip.name, "label": self.classes[int(mean[i].argmax())],
+                       "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])}}
+                warning = predict.short_clip_warning(clip, self.signal_length)
+                if warning:
+                    row["warning"] = warning
+                seen = self._training_corpus(clip.features)
+                if seen:
+                    row["training_corpus"] = seen
+                rows[id(clip)] = row
+        return [rows.get(id(c)) or {"file": c.name, "label": None, "probabilities": None, "error": c.error}
+                for c in clips]
+
+    def _training_corpus(self, features: np.ndarray) -> Optional[dict]:
+        """For a clip that is a row of the run's training corpus: which fold held it out and what it predicts."""
+        from . import predict
+        signatures = self.run.training_signatures() if self.run is not None else None
+        if signatures is None:
+            return None
+        rows = predict.seen_rows(features, signatures)
+        if not len(rows):
+            return None
+        held_out = next(i for i, test in enumerate(self.run.description["test_rows"]) if int(rows[0]) in test) + 1
+        _, probabilities = self.fold_outputs(features[None], held_out)
+        return {"row": int(rows[0]), "folds": len(self.folds), "trained_on_by": len(self.folds) - 1,
+                "held_out_by_fold": held_out, "held_out_label": self.classes[int(probabilities[0, 0].argmax())]}
+
+    def embed(self, source, fold: Optional[int] = None) -> np.ndarray:
+        """The fused utterance embeddings (the layer before the softmax: TIM-Net's dynamic fusion, GM-TCNet's
+        pooling), (F, N, D) for every fold model, or (N, D) for fold ``fold``. Every input must decode."""
+        from . import predict
+        clips = predict.read_clips(source, self.signal_length, self.feature_kind)
+        bad = [c for c in clips if c.error is not None]
+        if bad:
+            raise UserError(bad[0].error)
+        embeddings, _ = self.fold_outputs(np.stack([c.features for c in clips]), fold)
+        return embeddings[0] if fold is not None else embeddings
+
+    def export(self, path: str, format: str, fold: Optional[int] = None) -> list[str]:
+        """Write one graph averaging the folds' softmax (or fold ``fold``'s) as ONNX, TFLite or a SavedModel, and a
+        JSON beside it that says how to make its input; returns the paths written."""
+        from . import export
+        files = [p for number, p, _ in self.folds if number in self._fold_numbers(fold)]
+        return export.export_run(self, files, path, format)
+
+
+def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = None, hyper=None,
+             feature_path: Optional[str] = None) -> Run:
+    """The run in ``folder``, ready to predict, embed and export.
+
+    Args:
+        folder: a run folder written by this program (its ``run.json`` gives everything), or a folder of
+            ``<k>-fold_weights_best_<i>.hdf5`` files such as the authors' published ones.
+        data: for a folder without ``run.json``: the corpus key (CASIA, EMODB, ...; a dataset of your own needs its
+            feature file for its labels and length). Refused when it contradicts the run's.
+        model: for a folder without ``run.json``: TIMNET (default), GMTCN or DCNN_BLSTMwA.
+        hyper: for a folder without ``run.json``: the network's ``Model.Hyper`` if not the paper's.
+        feature_path: for a dataset of your own without ``run.json``: its feature file (default MFCC/<data>.npy).
+    """
+    start_tensorflow()
+    from ..core import config
+    from ..Model import MODELS
+    from ..runs import run_folder
+    run = run_folder.open_run(folder)
+    if run is not None:
+        config = run.config
+        for name, given, own in (("data", data, config.data), ("model", model, config.model)):
+            if given is not None and given != own:
+                raise UserError(f"{named(name, given, api=True)}: the run in {folder} has {own}")
+        files = [(i + 1, run.weights_file(i)) for i in range(run.k)]
+        missing = [os.path.basename(p) for _, p in files if not os.path.isfile(p)]
+        if missing:
+            raise UserError(f"{folder}: missing weight files {', '.join(missing)}; an unfinished run continues with: "
+                            f"{run.resume_command}")
+        return Run(run.path, MODELS[config.model], config.hyper, config.data, config.classes, run.signal_length,
+                   files, run)
+    if data is None:
+        raise UserError(f"data: {folder} has no run.json, so the corpus its weights were trained on must be given "
+                        "(e.g. data='EMODB')")
+    spec = MODELS.get(model or "TIMNET")
+    if spec is None:
+        raise UserError(f"{named('model', model, api=True)}: choose one of {', '.join(MODELS)}"
+                        f"{did_you_mean(model, MODELS)}")
+    corpus = corpus_for_weights(data, spec.features, feature_path, api=True)
+    from ..core.config import Hyper
+    hyper = hyper or Hyper(dilation_size=corpus.tab_count)
+    return Run(os.path.abspath(folder), spec, hyper, data, list(corpus.classes), corpus.signal_length,
+               run_folder.fold_weight_files(folder), None)

@@ -1,0 +1,282 @@
+"""Fold weights -> one standalone inference graph (ONNX, TFLite or SavedModel) and a JSON sidecar that says how
+to make its input.
+
+The graph is what ``--mode predict`` computes (predict.py): every fold's network, loaded from its
+``<k>-fold_weights_best_<i>.hdf5``, applied to the same input, and the mean of their softmax outputs::
+
+    features (B, T, 39) MFCC, or (B, S, 64, 64, 3) log-Mel segments
+      ├─ fold_1: network ─ Dense(C, softmax) ─┐
+      ├─ fold_2: network ─ Dense(C, softmax) ─┼─ Average -> probabilities (B, C)
+      └─ …                                   ─┘
+
+Input ``features`` float32, output ``probabilities`` float32, in every format, with a free batch axis (one
+exception: see ``export_model``). The artefact runs without this project: the sidecar ``<output>.json`` (beside
+the file or the SavedModel folder, named by appending ``.json`` to ``--output``) holds the classes in column
+order, the sample rate, the signal length, the feature recipe and the input and output names and shapes.
+
+Routes (TensorFlow 2.21, Keras 3): ONNX through tf2onnx from a ``tf.function``; SavedModel through Keras'
+``ExportArchive``; TFLite from that SavedModel with the built-in operators only (``TFLiteConverter.from_keras_model``
+fails on Keras 3 models). The causal convolutions are matrix products and pads (causal_conv.py), so no
+exporter meets a dilated convolution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import inspect
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from ..core.atomic_file import atomic_directory, atomic_write, check_writable
+from ..core.errors import UserError
+from ..data.corpora import SAMPLE_RATE
+from ..data.features import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP, WIN_LENGTH
+from ..engine.fold_weights import FoldWeights
+from ..Model import ModelSpec
+
+FORMATS = ("onnx", "tflite", "savedmodel")
+INPUT_NAME = "features"
+OUTPUT_NAME = "probabilities"
+ENDPOINT = "serve"  # the SavedModel signature and the TFLite signature runner
+ONNX_OPSET = 17  # run by ONNX Runtime >= 1.11 and most other ONNX runtimes
+
+
+def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) -> keras.Model:
+    """One model holding a copy of the network per fold, returning the mean of their softmax outputs.
+
+    Args:
+        weights: the run's checked fold weights (engine/fold_weights.py).
+        indices: which of ``weights.folds`` (default: all); one gives that fold's softmax.
+
+    Returns:
+        A model with input ``features`` (B, *input_shape) and output ``probabilities`` (B, C); the copies are
+        the sub-models ``fold_<i>``.
+    """
+    indices = list(range(len(weights.folds))) if indices is None else list(indices)
+    if not indices:
+        raise ValueError("fold_mean_model: indices must name at least one fold, received indices=[]")
+    inputs = keras.Input(weights.input_shape, name=INPUT_NAME)  # (B, T, 39); (B, S, 64, 64, 3)
+    fold_outputs = [weights.copy(i)(inputs) for i in indices]  # C each (B, C)
+    if len(fold_outputs) == 1:
+        outputs = keras.layers.Identity(name=OUTPUT_NAME)(fold_outputs[0])
+        name = f"{weights.spec.name}_fold_{weights.folds[indices[0]][0]}"
+    else:
+        outputs = keras.layers.Average(name=OUTPUT_NAME)(fold_outputs)  # (B, C)
+        name = f"{weights.spec.name}_mean_of_{len(fold_outputs)}_folds"
+    return keras.Model(inputs, outputs, name=name)
+
+
+def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict) -> list[str]:
+    """Write ``model`` as ``fmt`` at ``path`` and the sidecar at ``path + ".json"``; returns both paths.
+
+    ``fmt``: onnx (a file), tflite (a file) or savedmodel (a folder). The batch axis is free, except in the TFLite
+    file of a model with a recurrent layer (DCNN-BLSTMwA): TFLite lowers a Keras LSTM's loop only with a static
+    batch, so that file takes one utterance per call; the sidecar's shapes say which. Each output is written beside
+    its final name and then renamed, so an interrupted export leaves nothing half-written under either name.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    path = os.path.normpath(path)  # "out/model/" names the folder "out/model"
+    _check_output(path, fmt)
+    batch = 1 if fmt == "tflite" and _has_recurrent_layer(model) else None
+    signature = [tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
+    writers = {"onnx": lambda: atomic_write(path, lambda tmp: _write_onnx(model, signature, tmp)),
+               "tflite": lambda: atomic_write(path, lambda tmp: _write_tflite(model, signature, tmp)),
+               "savedmodel": lambda: atomic_directory(path, lambda tmp: _write_saved_model(model, signature, tmp))}
+    sidecar_path = path + ".json"
+    described = {**sidecar, "format": fmt, "artefact": os.path.basename(path),
+                 **{key: {**sidecar[key], "shape": [batch, *sidecar[key]["shape"][1:]]}
+                    for key in ("input", "output") if key in sidecar}}
+    try:
+        with _quiet_tensorflow():
+            writers[fmt]()
+        atomic_write(sidecar_path, lambda tmp: _write_json(tmp, described))
+    except OSError as exc:
+        raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
+    return [path, sidecar_path]
+
+
+def _check_output(path: str, fmt: str) -> None:
+    """Before any conversion: the output's kind fits the format, and its folder exists (made) and is writable."""
+    if fmt == "savedmodel" and os.path.isfile(path):
+        raise UserError(f"--output {path}: is a file; a SavedModel is a folder")
+    if fmt != "savedmodel":
+        check_writable(path, "--output")  # refuses a folder
+    check_writable(path + ".json", "--output")
+
+
+def _has_recurrent_layer(model: keras.Model) -> bool:
+    return any(isinstance(layer, keras.layers.RNN) for layer in model._flatten_layers())  # nested ones too
+
+
+def _serve(model: keras.Model) -> Callable:
+    """features -> {"probabilities": ...} in inference mode: the dict key names the output in every format."""
+    def serve(features):
+        return {OUTPUT_NAME: model(features, training=False)}
+    return serve
+
+
+def _write_saved_model(model: keras.Model, signature: list, folder: str) -> None:
+    archive = keras.export.ExportArchive()
+    # No archive.track(model): the endpoint's variables are kept all the same (write_out collects what the
+    # endpoint reads), while tracking the model makes TensorFlow trace every layer's call again for the
+    # SavedModel, which halves the speed of this export and of the TFLite conversion that reads it.
+    archive.add_endpoint(ENDPOINT, _serve(model), input_signature=signature)
+    archive.write_out(folder, verbose=False)
+
+
+def _write_tflite(model: keras.Model, signature: list, path: str) -> None:
+    # Through a SavedModel: TFLiteConverter.from_keras_model fails on Keras 3 models.
+    with tempfile.TemporaryDirectory() as saved_model:
+        _write_saved_model(model, signature, saved_model)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[ENDPOINT])
+        # the default operator set, TFLite's built-ins only: no Flex (TensorFlow) ops that the plain LiteRT
+        # runtime lacks; a model that needs one fails here rather than on the device
+        flatbuffer = converter.convert()
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+
+
+def _write_onnx(model: keras.Model, signature: list, path: str) -> None:
+    import tf2onnx  # only this format needs it
+    function = tf.function(_serve(model), input_signature=signature, autograph=False)
+    # tf2onnx deep-copies the whole graph before each optimizer pass, to skip a pass that fails; the copies cost
+    # two thirds of a TIM-Net fold's conversion. A failing pass then raises instead.
+    with _environment(TF2ONNX_CATCH_ERRORS="FALSE"):
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=ONNX_OPSET)
+    for value in (*proto.graph.input, *proto.graph.output):  # tf2onnx calls the free batch axis "unk__<n>"
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    with open(path, "wb") as f:
+        f.write(proto.SerializeToString())
+
+
+def _write_json(path: str, data: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+
+
+@contextlib.contextmanager
+def _environment(**variables: str):
+    """Environment variables set for the block only (tf2onnx reads its switches from the environment)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow():
+    """The exporters' Python warnings and INFO logs (tf2onnx's, TensorFlow's) hidden; errors still raise."""
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "tf2onnx", "absl")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_length: int, input_shape: Sequence[int],
+                folds: Sequence[int], weights: str) -> dict:
+    """What a consumer needs to make the input and read the output of the exported graph.
+
+    Args:
+        spec: the model.
+        data: the corpus key the weights were trained on.
+        classes: the labels in the order of the output columns.
+        signal_length: samples every utterance is centred to.
+        input_shape: one sample's shape, (T, 39) or (S, 64, 64, 3).
+        folds: the fold numbers averaged.
+        weights: the folder of weight files (only its name is recorded).
+    """
+    return {
+        "model": spec.name,
+        "paper": spec.paper,
+        "data": data,
+        "weights": os.path.basename(os.path.normpath(weights)),
+        "folds_averaged": [int(f) for f in folds],
+        "classes": [str(c) for c in classes],
+        "sample_rate": SAMPLE_RATE,
+        "signal_length": int(signal_length),
+        "features": feature_recipe(spec.features),
+        "input": {"name": INPUT_NAME, "shape": [None, *(int(d) for d in input_shape)], "dtype": "float32"},
+        "output": {"name": OUTPUT_NAME, "shape": [None, len(classes)], "dtype": "float32",
+                   "meaning": "mean over the folds of each fold's softmax; columns in the order of classes"},
+    }
+
+
+def export_run(run, weight_files: Sequence[str], path: str, fmt: str) -> list[str]:
+    """``api.Run.export``: the fold-mean graph of the run's files ``weight_files`` (paths among ``run.folds``),
+    exported as ``fmt`` at ``path`` with its sidecar; returns the paths written."""
+    indices = [i for i, (_, file, _) in enumerate(run.folds) if file in weight_files]
+    model = fold_mean_model(run.weights, indices)
+    sidecar = sidecar_for(run.spec, run.data, run.classes, run.signal_length, run.input_shape,
+                          [run.folds[i][0] for i in indices], run.folder)
+    return export_model(model, path, fmt, sidecar)
+
+
+_LOAD_AND_CENTRE = [
+    "librosa.load(path): mono, resampled to sample_rate",
+    "centre to signal_length samples L: a shorter signal of s samples gets floor((L - s) / 2) zeros on the left "
+    "and the rest on the right; a longer one keeps signal[p:p + L], p = floor((s - L) / 2)",
+]
+
+
+def feature_recipe(kind: str) -> dict:
+    """The steps from a wav file to one input row, as extract_feature.py computes them (SPEC §1), with the
+    installed librosa's defaults read from its signatures."""
+    import librosa
+    version = importlib.metadata.version("librosa")
+    if kind == "mfcc":
+        stft = _defaults(librosa.feature.melspectrogram, "n_fft", "hop_length", "window", "center", "pad_mode",
+                         "power")
+        return {"kind": "mfcc", "librosa": version, "steps": [
+            *_LOAD_AND_CENTRE,
+            f"librosa.feature.mfcc(y=signal, sr=sample_rate, n_mfcc={N_MFCC}) with every other argument at its "
+            "default, that is: a mel power spectrogram (n_fft, hop_length, window, center, pad_mode, power; mel "
+            "filters n_mels, fmin, fmax (null: sample_rate / 2), htk, mel_norm), librosa.power_to_db (ref, amin, "
+            "top_db), a DCT (dct_type, norm, lifter); transposed to (frames, n_mfcc); no normalisation",
+        ], "n_mfcc": N_MFCC, **stft, **_defaults(librosa.filters.mel, "n_mels", "fmin", "fmax", "htk"),
+            **_defaults(librosa.power_to_db, "ref", "amin", "top_db"),
+            **_defaults(librosa.feature.mfcc, "mel_norm", "dct_type", "norm", "lifter")}
+    if kind == "logmel3":
+        return {"kind": "logmel3", "librosa": version, "steps": [
+            *_LOAD_AND_CENTRE,
+            f"power = librosa.feature.melspectrogram(y=signal, sr=sample_rate, n_fft={N_FFT}, "
+            f"hop_length={HOP_LENGTH}, win_length={WIN_LENGTH}, window='hamming', n_mels={N_MELS}, fmin={FMIN:g}, "
+            f"fmax={FMAX:g}), (n_mels, frames)",
+            "static = librosa.power_to_db(power) at its defaults",
+            "channels = [static, librosa.feature.delta(static), librosa.feature.delta(static, order=2)] "
+            "stacked on a last axis and transposed to (frames, n_mels, 3)",
+            f"segments of {SEGMENT_FRAMES} frames starting every {SEGMENT_HOP} frames (frames 0-{SEGMENT_FRAMES - 1}, "
+            f"{SEGMENT_HOP}-{SEGMENT_HOP + SEGMENT_FRAMES - 1}, ...), stacked to (segments, {SEGMENT_FRAMES}, "
+            f"{N_MELS}, 3); trailing frames that fill no segment are dropped",
+        ], "n_mels": N_MELS, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "win_length": WIN_LENGTH,
+            "window": "hamming", "fmin": FMIN, "fmax": FMAX, "segment_frames": SEGMENT_FRAMES,
+            "segment_hop": SEGMENT_HOP, **_defaults(librosa.power_to_db, "ref", "amin", "top_db"),
+            **_defaults(librosa.feature.delta, "width")}
+    raise ValueError(f"feature_recipe: kind must be 'mfcc' or 'logmel3', received kind={kind!r}")
+
+
+def _defaults(function, *names: str) -> dict:
+    parameters = inspect.signature(function).parameters
+    return {name: parameters[name].default for name in names}

@@ -1,0 +1,137 @@
+"""Emotion of audio files from saved fold weights: the training pipeline's features, the folds' votes averaged.
+
+Each file goes through exactly what training saw (librosa at 22 050 Hz, centred to the run's signal length, then
+the model's features: 39 MFCCs, or DCNN-BLSTMwA's log-Mel segments); every fold model gives softmax probabilities,
+and their mean is the prediction (or one fold's). A file the run trained on is recognised by its features
+(``extract_feature.row_signatures``): nine of ten fold models trained on it, so its fold mean is no held-out score;
+the row says so and gives the prediction of the one fold that held it out.
+
+Inputs: an audio file, a folder (every audio file below it, ``extract_feature.is_audio``), a list of paths, or
+``(samples, sample_rate)``. One file given alone must decode (one-line error otherwise); among several, a file
+that cannot be decoded is skipped and reported in its row (``error``), and the others are predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..core.atomic_file import atomic_write
+from ..core.errors import UserError
+from ..data.audio import audio_files, is_audio, load_audio, resample
+from ..data.corpora import SAMPLE_RATE, natural_key
+from ..data.features import row_signatures, signal_features
+
+SEEN_TOLERANCE = 0.05  # largest difference of a signature to a training row's that still means "the same audio"
+SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
+
+
+@dataclass
+class Clip:
+    """One input: its name, its duration, and its features (None with ``error`` when it could not be read)."""
+
+    name: str
+    seconds: float = 0.0
+    features: Optional[np.ndarray] = None
+    error: Optional[str] = None
+
+
+def _paths(source) -> tuple[list[str], bool]:
+    """(paths, whether a bad one is skipped) of a path, a folder or a list of paths."""
+    if isinstance(source, (list, tuple)):
+        return [os.fspath(p) for p in source], True
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        files = sorted(audio_files(source), key=lambda p: natural_key(os.path.relpath(p, source)))
+        if not files:
+            raise UserError(f"--wav {source}: the folder holds no audio files ({', '.join(_extensions())})")
+        return files, True
+    if os.path.isfile(source):
+        if not is_audio(source):
+            raise UserError(f"--wav {source}: not an audio file ({', '.join(_extensions())})")
+        return [source], False
+    raise UserError(f"--wav {source}: no such file or folder")
+
+
+def _extensions() -> list[str]:
+    from ..data.audio import AUDIO_EXTENSIONS
+    return [e.lstrip(".") for e in AUDIO_EXTENSIONS]
+
+
+def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
+    """The inputs' features (the run's signal length and feature kind), in order; see the module's docstring."""
+    if isinstance(source, tuple) and len(source) == 2 and not isinstance(source[0], (str, os.PathLike)):
+        samples, rate = source
+        signal = resample(samples, int(rate))
+        return [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind))]
+    paths, skip_bad = _paths(source)
+    clips = []
+    for path in paths:
+        try:
+            signal = load_audio(path)
+        except UserError as exc:
+            if not skip_bad:
+                raise
+            clips.append(Clip(path, error=str(exc)))
+            continue
+        clips.append(Clip(path, len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind)))
+    return clips
+
+
+def short_clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
+    """A warning for a clip much shorter than the utterances the model was trained on, else None."""
+    trained = signal_length / SAMPLE_RATE
+    if clip.error is None and clip.seconds < SHORT_CLIP * trained:
+        return (f"{clip.name}: {clip.seconds:.2f} s, much shorter than the {trained:.2f} s the model was trained on "
+                "(zero-padded to that length): its prediction is unreliable")
+    return None
+
+
+def seen_rows(features: np.ndarray, signatures: np.ndarray) -> np.ndarray:
+    """Indices of the training rows whose signature matches ``features`` (one utterance), empty if none."""
+    [signature] = row_signatures(features[None])
+    distance = np.abs(signatures - signature).max(axis=1)
+    return np.flatnonzero(distance <= SEEN_TOLERANCE)
+
+
+def write_output(path: str, rows: list[dict], classes) -> None:
+    """The predictions as CSV or JSON (by the extension), written atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            if path.lower().endswith(".json"):
+                json.dump(rows, f, indent=1)
+                return
+            writer = csv.writer(f)
+            writer.writerow(["file", "prediction", *classes, "in_training_corpus", "held_out_by_fold",
+                             "held_out_prediction", "error"])
+            for r in rows:
+                probabilities = r["probabilities"] or {}
+                seen = r.get("training_corpus") or {}
+                writer.writerow([r["file"], r["label"] or "", *(f"{probabilities[c]:.6f}" if probabilities else ""
+                                                                 for c in classes),
+                                 "yes" if seen else "no", seen.get("held_out_by_fold", ""),
+                                 seen.get("held_out_label", ""), r.get("error") or ""])
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def format_row(row: dict, classes) -> str:
+    """The console line of one prediction."""
+    name = os.path.basename(row["file"])
+    if row.get("error"):
+        return f"{name}: skipped ({row['error']})"
+    shares = "  ".join(f"{c} {row['probabilities'][c]:.3f}" for c in classes)
+    line = f"{name}: {row['label']}   ({shares})"
+    seen = row.get("training_corpus")
+    if seen:
+        line += (f"\n    in the run's training corpus: {seen['trained_on_by']} of {seen['folds']} fold models trained "
+                 f"on it, so this is no held-out score; fold {seen['held_out_by_fold']}, which held it out, predicts "
+                 f"{seen['held_out_label']}")
+    return line

@@ -1,0 +1,117 @@
+"""Cross-validation of run folders: a new run's folder and folds, every unfinished fold trained (one after the other,
+or stacked), each run's results files written at the end. The trainer and one fold are Common_Model.py's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Optional
+
+import numpy as np
+
+from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fold, train_and_save_fold
+from ..core.config import RunConfig, TrainingData
+from ..core.errors import TrainingInterrupted, UserError
+from ..data.features import row_signatures
+from ..Model import ModelSpec
+from ..runs import results, run_folder
+from ..runs.run_folder import RunFolder
+from .protocol import PROTOCOLS, make_folds, protocol_description, recorded_validation_rows
+
+
+def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarray, speakers, model_path: str,
+              result_path: str) -> RunFolder:
+    """A new run folder for ``config``: its folds drawn, its results folder proven writable, nothing trained."""
+    if config.protocol not in PROTOCOLS:
+        raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
+    results.prepare_folder(result_path)  # an unwritable results folder fails now, not after hours of training
+    return run_folder.create(model_path, config, data, [test for _, test in folds], row_signatures(x), result_path)
+
+
+def train_and_save_stacked(spec: ModelSpec, pending: list, trainer: Trainer, x: np.ndarray, y: np.ndarray,
+                           max_members: Optional[int] = None) -> list[dict]:
+    """Train the ``pending`` (run, fold) pairs together (stacked_training.py), at most ``max_members`` in one
+    stack, then evaluate and save each as ``train_and_save_fold`` does; one record per pair, in order.
+
+    The runs may differ in their seed only (the seeds of one command): every member draws its own initial
+    weights, order and labels from its run's settings, and the stack shares the optimiser's settings, epochs and
+    protocol. Nothing is saved before a stack has trained.
+    """
+    from .stacked_training import plan_member, train_members
+    config = pending[0][0].config
+    for run, _ in pending:
+        if replace(run.config, random_seed=config.random_seed) != config:
+            raise ValueError(f"train_and_save_stacked: {run.path} differs from {pending[0][0].path} in more than "
+                             f"its seed; stack the folds of one command's runs only")
+    members = [plan_member(run.config, x, y, run.folds(len(x)), fold, _fold_label(spec, run, fold))
+               for run, fold in pending]
+    records = []
+    for (run, fold), member, result in zip(pending, members, train_members(spec, config, x, members, max_members)):
+        trainer.set_weights(result.weights)
+        kept = {"history": result.history, "kept_epoch": result.kept_epoch,
+                "validation_rows": recorded_validation_rows(run.config, member.monitor_rows), "training": "stacked"}
+        records.append(save_trained_fold(run, trainer, x, y, fold, kept))
+    return records
+
+
+def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, trainer: Optional[Trainer] = None,
+                   stacked: bool = False, max_members: Optional[int] = None) -> list[dict]:
+    """Train every fold of ``runs`` (run folders of one command: the same settings, one per seed) that is not on
+    disk yet, then write each run's results; returns their summaries.
+
+    Sequentially (the reference path) the runs train one after the other, and every fold's weights and record
+    are on disk (written atomically) as soon as it is trained, so an interrupted run continues from its folder
+    and ends with the same results as an uninterrupted one: every fold draws its initial weights, dropout and
+    shuffling from its own seed. With ``stacked`` the unfinished folds of all the runs train together, at most
+    ``max_members`` in one compiled step (stacked_training.py), and are saved when their stack is done.
+    """
+    started = time.time()
+    trainer = trainer or build_trainer(spec, runs[0].config, x.shape[1:], y.shape[1])
+    built = time.time() - started
+    seed_label = len(runs) > 1  # the fold lines of several seeds name their seed
+
+    def announce(run: RunFolder) -> list:  # a run's header and finished folds; its unfinished folds
+        config = run.config
+        print(f"{results.run_title(config, 'train')}\nprotocol {protocol_description(config)}\nweights -> {run.path}")
+        variant = spec.variant(config.hyper)
+        print(f"model {spec.name}{f' ({variant})' if variant else ''}: {trainer.model.count_params():,} parameters, "
+              f"built in {built:.1f} s")
+        done = run.finished_folds()
+        for fold in sorted(done):
+            print(results.format_fold_line(fold, run.k, done[fold]) + "  (finished before the interruption)")
+        return [(run, fold) for fold in range(run.k) if fold not in done]
+
+    def report(trained) -> None:  # prints every (run, fold), record as it comes; Ctrl-C names the run to resume
+        try:
+            for (run, fold), record in trained:
+                seed = f"seed {run.config.random_seed} " if seed_label else ""
+                print(seed + results.format_fold_line(fold, run.k, record) + f"  kept epoch {record['kept_epoch']}")
+        except KeyboardInterrupt:
+            run = next((r for r in runs if len(r.finished_folds()) < r.k), runs[-1])
+            raise TrainingInterrupted(run.path, sorted(run.finished_folds()), run.k, run.resume_command) from None
+
+    if stacked:
+        pending = [pair for run in runs for pair in announce(run)]
+        if pending:
+            chunk = (f"stacks of {max_members}" if max_members and max_members < len(pending) else "one step")
+            print(f"training {len(pending)} folds stacked in {chunk}")
+            report(zip(pending, train_and_save_stacked(spec, pending, trainer, x, y, max_members)))
+        print(f"trained {len(pending)} folds in {time.time() - started:.0f} s")
+        return [finish_run(spec, run) for run in runs]
+    summaries = []
+    for run in runs:  # one after the other, each fold saved (and printed) as soon as it is trained
+        started = time.time()
+        report((pair, train_and_save_fold(spec, pair[0], trainer, x, y, pair[1])) for pair in announce(run))
+        print(f"trained {run.k} folds in {time.time() - started:.0f} s")
+        summaries.append(finish_run(spec, run))
+    return summaries
+
+
+def finish_run(spec: ModelSpec, run: RunFolder) -> dict:
+    """The run's results files (xlsx, JSON, pictures) from its fold records, once its last fold is finished."""
+    config = run.config
+    record = results.run_record(config, spec.describe(config.hyper, trained=True), "train", run.fold_records(),
+                                run.path, config.protocol, protocol_description(config))
+    return results.write_run_results(record, run.result_path, run.created, config.variant_suffix)

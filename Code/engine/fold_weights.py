@@ -1,0 +1,65 @@
+"""A run's fold weights, loaded one way for every user (test mode, prediction, the API, export): the network built
+once without pretrained weights (all of them come from the files), every fold's file read and checked against it
+before anything is used, then one fold's arrays assigned, or a separate copy of the network per fold."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..core.config import Hyper
+from ..core.errors import UserError
+from ..data.corpora import CORPORA
+from ..Model import ModelSpec, build_model, legacy_weight_groups, without_pretrained
+from ..nn.legacy_weights import assign_weight_arrays, check_legacy_weights, read_weight_arrays
+
+if TYPE_CHECKING:
+    import keras
+
+
+class FoldWeights:
+    """The network of ``spec`` and the checked arrays of every fold's legacy weight file.
+
+    Args:
+        spec, hyper: the model and its hyper-parameters.
+        input_shape: one sample's shape, (T, 39) or (S, 64, 64, 3).
+        num_classes: C.
+        files: (fold number from 1, path) of the weight files, in fold order.
+        data: the corpus they are loaded for, named in the message when their class count is another's.
+    """
+
+    def __init__(self, spec: ModelSpec, hyper: Hyper, input_shape: Sequence[int], num_classes: int,
+                 files: Sequence[tuple[int, str]], data: str | None = None):
+        if files and data is not None:
+            check_class_count(files[0][1], num_classes, data)
+        self.spec, self.hyper = spec, without_pretrained(hyper)
+        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+        self.model = build_model(spec, self.input_shape, num_classes, self.hyper)
+        self.groups = legacy_weight_groups(self.model)
+        # every file checked before anything is used: (fold number, path, arrays by layer)
+        self.folds = [(number, path, check_legacy_weights(path, self.groups)) for number, path in files]
+
+    def load(self, index: int) -> keras.Model:
+        """``self.model`` holding the weights of ``self.folds[index]``."""
+        assign_weight_arrays(self.folds[index][2], self.groups)
+        return self.model
+
+    def copy(self, index: int) -> keras.Model:
+        """A separate network holding ``self.folds[index]``'s weights, named ``fold_<i>`` (copies' names differ)."""
+        import keras
+        network = build_model(self.spec, self.input_shape, self.num_classes, self.hyper)
+        assign_weight_arrays(self.folds[index][2], legacy_weight_groups(network))
+        number = self.folds[index][0]
+        return keras.Model(network.input, network.output, name=f"fold_{number}")
+
+
+def check_class_count(path: str, num_classes: int, data: str) -> None:
+    """Weights whose softmax layer has another class count than corpus ``data``: one line with the corpora that
+    have their count (the authors' CASIA_32 has 6 classes: --data CASIA)."""
+    dense = [arrays for name, arrays in read_weight_arrays(path) if name == "dense"]
+    if not dense or dense[0][-1].shape[-1] == num_classes:
+        return  # no softmax layer of that name: check_legacy_weights names what does not fit
+    count = dense[0][-1].shape[-1]
+    fits = [key for key, corpus in CORPORA.items() if corpus.num_classes == count]
+    hint = f"; corpora with {count} classes: {', '.join('--data ' + k for k in fits)}" if fits else ""
+    raise UserError(f"{path}: its weights classify {count} classes, not the {num_classes} of --data {data}{hint}")

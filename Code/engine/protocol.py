@@ -1,0 +1,193 @@
+"""The evaluation protocol every model shares: the folds, the protocols (which epoch is kept, which rows validate),
+the training labels of a fold (label smoothing, its history), the fold's training set (balance, augmentation) and
+its seed, and the per-epoch progress line.
+
+The test fold is touched in one place only: ``validation_rows`` hands it to the epoch loop when, and only when, the
+protocol is ``paper`` (that is what the name warns about). ``last_epoch`` and ``inner_val`` (which picks the epoch
+on a split of the training fold) never see it during training. Knows no network and no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, KFold, train_test_split
+
+from ..core.config import RunConfig
+from ..core.errors import UserError
+from . import augment
+
+PROTOCOLS = {
+    "last_epoch": "last_epoch: train the fixed number of epochs and evaluate the last one; the test fold is used "
+                  "once, after training (TIM-Net's code since Aug 2023)",
+    "paper": "paper: SELECTS ON THE TEST FOLD - the test fold is the validation data and the epoch with the best "
+             "test-fold accuracy is kept, as the original code made its published tables and weights; "
+             "optimistic, not an honest estimate",
+    "inner_val": "inner_val: a stratified validation split of each training fold picks the epoch with the best "
+                 "validation accuracy; the test fold is used once, after training",
+}
+CUMULATIVE_NOTE = ("CUMULATIVE label smoothing: the labels are smoothed in place fold after fold, as the code behind "
+                   "the ICASSP table and the published weights did (fold k trains on labels smoothed up to k times)")
+
+
+def protocol_description(config: RunConfig) -> str:
+    """The protocol's description, with the label-smoothing history when it is the original's cumulative one."""
+    text = PROTOCOLS[config.protocol]
+    return f"{text}; {CUMULATIVE_NOTE}" if config.label_smoothing_history == "cumulative" else text
+
+
+def make_folds(n: int, k: int, seed: int, speakers=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train rows, test rows) of each fold.
+
+    Without ``speakers``: KFold(k, shuffle=True, random_state=seed) over the file's sample order, as the
+    original (SPEC §4). With ``speakers`` (one id per row): whole speakers are held out, one per fold
+    when k equals their number (leave-one-speaker-out), else k groups of speakers (GroupKFold).
+    """
+    if speakers is None:
+        if not 2 <= k <= n:
+            raise UserError(f"--split_fold {k}: must be between 2 and the number of samples ({n})")
+        return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(n)))
+    count = len(set(speakers))
+    if not 2 <= k <= count:
+        raise UserError(f"--split_fold {k}: --cv speaker needs between 2 and the number of speakers ({count})")
+    return list(GroupKFold(n_splits=k).split(np.arange(n), groups=np.asarray(speakers)))
+
+
+def smooth_labels(y: np.ndarray, amount: float) -> np.ndarray:
+    """y (1 - amount) + amount / C on a new array (the original's smooth_labels, which worked in place)."""
+    return y * (1.0 - amount) + amount / y.shape[1]
+
+
+def fold_labels(y: np.ndarray, folds: list, fold: int, fit_idx: np.ndarray, amount: float,
+                history: str = "per_fold") -> np.ndarray:
+    """The labels (N, C) that fold ``fold`` trains on (its rows ``fit_idx``) and computes validation losses with.
+
+    ``per_fold`` (the default): a copy of ``y`` whose fit rows are smoothed once, y (1 - a) + a / C.
+
+    ``cumulative``: what the TIM-Net code behind the ICASSP table and the published weights computed (until
+    TIM-Net_SER PR #14, Aug 2023). Its fold loop ran ``y[train] = smooth_labels(y[train], 0.1)`` on the one label
+    array, so at fold k a row has been smoothed once for every fold j <= k whose training rows held it:
+    y 0.9^m + (1 - 0.9^m) / C. Replayed here step by step in the original's order and float32 arithmetic, so the
+    arrays are the original's bit for bit. The whole training fold is smoothed, as in the original, also where
+    ``inner_val`` then fits on part of it. Test rows were smoothed by the earlier folds that trained on them: the
+    argmax, hence every accuracy and the paper protocol's epoch choice (best validation accuracy), is unchanged;
+    the validation loss under ``paper`` is computed with those smoothed labels, as the original's was.
+    """
+    if history == "per_fold":
+        labels = y.copy()
+        labels[fit_idx] = smooth_labels(y[fit_idx], amount)
+        return labels
+    labels = y.copy()
+    for train_idx, _ in folds[:fold + 1]:
+        labels[train_idx] = smooth_labels(labels[train_idx], amount)
+    return labels
+
+
+def loss_and_accuracy(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    clipped = np.clip(probs, 1e-7, 1 - 1e-7)  # Keras' categorical cross-entropy clipping
+    loss = float(np.mean(-np.sum(y * np.log(clipped), axis=1)))
+    return loss, float(np.mean(probs.argmax(1) == y.argmax(1)))
+
+
+class EpochProgress:
+    """Per-epoch progress: rewritten in place on a terminal, every tenth of the epochs otherwise (logs, CI)."""
+
+    def __init__(self, label: str, epochs: int, stream=None):
+        self.label, self.epochs, self.stream = label, epochs, stream or sys.stderr
+        self.in_place = self.stream.isatty()
+        self.every = 1 if self.in_place else max(1, epochs // 10)
+        self.start = time.time()
+
+    def update(self, epoch: int, logs: dict) -> None:
+        if epoch % self.every and epoch != self.epochs:
+            return
+        figures = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
+        rate = (time.time() - self.start) / epoch
+        line = f"{self.label} epoch {epoch}/{self.epochs}  {figures}  ({rate:.2f} s/epoch)"
+        end = "\r" if self.in_place and epoch != self.epochs else "\n"
+        self.stream.write(line + end)
+        self.stream.flush()
+
+
+def validation_rows(config: RunConfig, train_idx: np.ndarray, test_idx: np.ndarray, y: np.ndarray,
+                    fold_seed: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(rows to fit, rows that pick the kept epoch or None) under ``config.protocol``.
+
+    This is the one place where the protocol decides whether the test fold is looked at during training.
+    """
+    if config.protocol == "paper":
+        return train_idx, test_idx  # the original's choice: selects on the test fold
+    if config.protocol == "inner_val":
+        labels = y[train_idx].argmax(1)
+        try:
+            fit, val = train_test_split(train_idx, test_size=config.val_fraction, random_state=fold_seed,
+                                        stratify=labels)
+        except ValueError:  # a class too small to stratify: an unstratified split still never sees the test fold
+            fit, val = train_test_split(train_idx, test_size=config.val_fraction, random_state=fold_seed)
+        return np.sort(fit), np.sort(val)
+    return train_idx, None
+
+
+def training_set(config: RunConfig, x: np.ndarray, y_train: np.ndarray, fit_idx: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, rows) that the epochs draw their batches from; only rows of ``fit_idx`` and copies of them.
+
+    With neither ``--augment`` nor ``--balance`` that is ``x`` itself and ``fit_idx`` (no copy, no random
+    draw). ``--augment k`` makes a new array of the fit rows and k masked copies of each; ``--balance``
+    then repeats rows of the smaller classes.
+    """
+    if config.augment:
+        fit_x = x[fit_idx]
+        x, y_train = (np.concatenate([fit_x, augment.masked_copies(fit_x, config.augment, rng)]),
+                      np.concatenate([y_train[fit_idx]] * (config.augment + 1)))
+        fit_idx = np.arange(len(x))
+    if config.balance:
+        fit_idx = augment.oversample(fit_idx, y_train.argmax(1), rng)
+    return x, y_train, fit_idx
+
+
+def fold_seed(config: RunConfig, fold: int) -> int:
+    """The seed of fold ``fold`` (from 0): its initial weights, dropout masks and batch order."""
+    return config.random_seed * 1000 + fold
+
+
+@dataclass
+class FoldPlan:
+    """What fold ``fold`` trains on, all drawn from its seed; ``train_fold`` and the stacked path start from it.
+
+    Args:
+        seed: the fold's seed (initial weights, dropout masks, batch order).
+        x_fit, y_fit: the features and labels the batches come from (x and the fold's labels, unless --augment).
+        fit_rows: the rows of ``x_fit`` the epochs draw their batches from (repeats: --balance).
+        monitor_rows: the rows of x whose accuracy picks the kept epoch (inner_val, paper), or None.
+        labels: (N, C) the fold's labels of x (``fold_labels``), for the validation losses.
+        rng: the batch-order generator, in its state before the first epoch.
+    """
+
+    seed: int
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    fit_rows: np.ndarray
+    monitor_rows: Optional[np.ndarray]
+    labels: np.ndarray
+    rng: np.random.Generator
+
+
+def recorded_validation_rows(config: RunConfig, monitor_rows: Optional[np.ndarray]) -> Optional[list]:
+    """The validation rows a fold record lists: inner_val's (the paper protocol's are the test rows)."""
+    return monitor_rows.tolist() if config.protocol == "inner_val" else None
+
+
+def plan_fold(config: RunConfig, x: np.ndarray, y: np.ndarray, folds: list, fold: int) -> FoldPlan:
+    """The ``FoldPlan`` of fold ``fold`` of ``folds``."""
+    seed = fold_seed(config, fold)
+    train_idx, test_idx = folds[fold]
+    fit_idx, monitor_idx = validation_rows(config, train_idx, test_idx, y, seed)
+    labels = fold_labels(y, folds, fold, fit_idx, config.label_smoothing, config.label_smoothing_history)
+    rng = np.random.default_rng(seed)
+    x_fit, y_fit, fit_rows = training_set(config, x, labels, fit_idx, rng)
+    return FoldPlan(seed, x_fit, y_fit, fit_rows, monitor_idx, labels, rng)

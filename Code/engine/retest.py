@@ -1,0 +1,73 @@
+"""Test mode: every fold's saved weights evaluated on its test fold, for a run folder or the authors' weights.
+
+A run folder's re-test uses the run's own test rows (its ``run.json``) and its own features (their content hash
+checked), so it prints exactly the training run's figures. Re-testing on another split or other features is
+possible only when asked for by name (``--retest_other_split``, ``--retest_other_features``, settings.py), and is
+then labelled in every printout, file name and JSON record (``retest``): the report never averages it with a
+re-test on the run's own split. The authors' folders have no record: their split is rebuilt from the flags.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ..core.config import RunConfig
+from ..Model import ModelSpec, predict_in_batches
+from ..runs import results
+from .fold_weights import FoldWeights
+
+
+def retest_label(own_split: bool, own_features: bool, config: RunConfig) -> dict:
+    """The ``retest`` entry of a re-test's record: whether split and features are the run's own, and a label."""
+    notes = []
+    if not own_split:
+        scheme = "speaker" if config.cv == "speaker" else "kfold"
+        notes.append(f"OTHER SPLIT (seed {config.random_seed}, {config.split_fold}-fold {scheme}): its test folds "
+                     "hold rows the fold models trained on, the figures are inflated")
+    if not own_features:
+        notes.append(f"OTHER FEATURES ({os.path.basename(config.feature_path)}, not the run's)")
+    return {"split": "own" if own_split else "other", "features": "own" if own_features else "other",
+            "label": "; ".join(notes)}
+
+
+def file_suffix(retest: dict | None) -> str:
+    """What a re-test on another split or other features appends to its results file names."""
+    if not retest:
+        return ""
+    return ("_other-split" if retest["split"] == "other" else "") + \
+        ("_other-features" if retest["features"] == "other" else "")
+
+
+def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, folds: list,
+                   weight_files: list[str], weights_folder: str, result_path: str, description: str,
+                   retest: dict | None = None) -> dict:
+    """Load fold i's weights, evaluate them on test fold i, write and print the results.
+
+    Args:
+        spec, config: the model and the settings it is re-tested under.
+        x, y: the features and one-hot labels.
+        folds: (train rows, test rows) per fold; ``weight_files[i]`` belongs to ``folds[i]``.
+        weights_folder: the folder re-tested, for the printout and the record.
+        result_path: the results folder.
+        description: what split the re-test uses, as printed and recorded.
+        retest: ``retest_label``'s entry (None for the authors' folders).
+    """
+    # every file checked before anything is written
+    weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
+                          config.data)
+    results.prepare_folder(result_path)
+    print(f"{results.run_title(config, 'test', retest)}\nweights <- {weights_folder}")
+    records = []
+    for i, ((_, test_idx), path) in enumerate(zip(folds, weight_files)):
+        probs = predict_in_batches(weights.load(i), x[test_idx])
+        metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
+        records.append({**metrics, "weights": path, "y_true": y[test_idx].argmax(1).tolist(),
+                        "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})
+        print(results.format_fold_line(i, len(folds), records[-1]))
+    record = results.run_record(config, spec.describe(config.hyper, trained=False), "test", records, weights_folder,
+                                "test", description, retest)
+    return results.write_run_results(record, result_path, time.strftime("%Y-%m-%d_%H-%M-%S"),
+                                     config.variant_suffix + file_suffix(retest))

@@ -1,0 +1,86 @@
+"""The grid's plan: every point's run folder (found again, so a repeated grid goes on where it stopped, or new)
+and the folds it has left; points whose settings are refused are reported and the others go on."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+
+from ..core.errors import UserError
+from ..core.paths import feature_path
+
+
+@dataclass
+class Point:
+    """One run of the grid: its label and its checked settings; or, for a point whose flags are refused, its error
+    (reported, and the other points run)."""
+
+    label: str
+    args: object | None  # the checked settings of the point's training command (cli/settings.py)
+    error: str = ""
+
+
+# --- the plan: runs, their folders and the folds left -----------------------------------------------------------
+
+@dataclass
+class PlannedRun:
+    """A point's run folder and what its folds train on."""
+
+    label: str
+    run: object  # run_folder.RunFolder
+    features: str  # the sha256 of its features (the key of Plan.features)
+    trainer_key: str  # runs with the same key can share a compiled training step
+    left: set = field(default_factory=set)  # folds not finished yet
+
+
+@dataclass
+class Plan:
+    runs: list
+    features: dict  # sha256 -> (x, y)
+    failures: list  # (what, error) of points and folds that failed
+    finished_before: int  # folds already on disk when the grid started
+
+
+def trainer_key(config, input_shape: tuple, num_classes: int) -> str:
+    """What a compiled Trainer depends on (Common_Model.Trainer): model, shapes, network and optimiser settings."""
+    return json.dumps([config.model, list(input_shape), num_classes, vars(config.hyper), config.lr, config.beta1,
+                       config.beta2, config.epsilon, config.mixed_precision, config.xla], sort_keys=True)
+
+
+def plan(points: list[Point]) -> Plan:
+    """Load every point's features once, find or create its run folder and list the folds it has left."""
+    from ..data.resolve import load_data
+    from ..engine.cross_validation import start_run
+    from ..engine.run_config import run_config
+    from ..runs.run_folder import find_run
+    loaded, features, runs, failures, seen, before = {}, {}, [], [], set(), 0
+    for point in points:
+        if point.args is None:
+            failures.append((point.label, point.error))
+            print(f"grid: {point.label}: not run: {point.error}", file=sys.stderr)
+            continue
+        args = point.args
+        try:
+            path = os.path.abspath(feature_path(args.data, args.features, args.feature_path))
+            source = (path, args.data, args.features, args.cv)  # the model only words load_data's messages
+            if source not in loaded:
+                loaded[source] = load_data(args.data, args.features, path, args.model, args.cv == "speaker")
+            data = loaded[source]
+            spec, config = run_config(args, data.corpus, args.seed)
+            run = (find_run(args.model_path, config, data.info.sha256, args.result_path)
+                   or start_run(config, data.info, data.x, data.y, data.speakers, args.model_path, args.result_path))
+        except UserError as exc:
+            failures.append((point.label, str(exc)))
+            print(f"grid: {point.label}: not run: {exc}", file=sys.stderr)
+            continue
+        if run.path in seen:  # the same settings twice in the grid: one run
+            continue
+        seen.add(run.path)
+        features.setdefault(data.info.sha256, (data.x, data.y))
+        done = run.finished_folds()
+        before += len(done)
+        key = trainer_key(config, data.x.shape[1:], data.y.shape[1])
+        runs.append(PlannedRun(point.label, run, data.info.sha256, key, set(range(run.k)) - set(done)))
+    return Plan(runs, features, failures, before)

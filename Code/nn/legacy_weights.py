@@ -1,0 +1,100 @@
+"""Keras-2 legacy HDF5 weight files (``model.save_weights('x.hdf5')`` in TF 2.4-2.15), read and written as data.
+
+Layout (SPEC §4): root attributes ``layer_names``, ``backend``, ``keras_version``; one group per
+layer whose attribute ``weight_names`` lists its variables, each stored at ``<layer>/<layer>/<var>:0``.
+The original's layer names carry process-wide counters (``conv1d_34``), so files are matched to a
+model by the order of the layers that hold weights, never by name. Files are opened with h5py and
+only arrays are read: nothing in a weight file is ever executed.
+
+A model hands this module its weights as ``groups``: a list, in legacy order, of
+``(layer_name, [variable, ...])`` with the variables in the legacy order inside the layer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import h5py
+import numpy as np
+
+from ..core.atomic_file import atomic_write
+from ..core.errors import UserError
+
+
+def _text(value) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def read_weight_arrays(path: str) -> list[tuple[str, list[np.ndarray]]]:
+    """The weighted layers of a legacy file, in file order: [(layer name, [array, ...]), ...]."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: weights file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            root = f["model_weights"] if "model_weights" in f else f  # a full-model .h5 keeps them one level down
+            if "layer_names" not in root.attrs:
+                raise UserError(f"{path}: not a Keras-2 weights file (no 'layer_names' attribute)")
+            layers = []
+            for name in (_text(n) for n in root.attrs["layer_names"]):
+                group = root[name]
+                names = [_text(w) for w in group.attrs.get("weight_names", [])]
+                if names:
+                    layers.append((name, [np.asarray(group[w]) for w in names]))
+            return layers
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read as HDF5 ({exc})") from None
+    except KeyError as exc:
+        raise UserError(f"{path}: damaged weights file, missing {exc}") from None
+
+
+def check_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> list:
+    """The arrays of ``path`` if they fit ``groups`` layer by layer in order; a ``UserError`` naming the
+    first layer that does not, with both shapes."""
+    layers = read_weight_arrays(path)
+    if len(layers) != len(groups):
+        raise UserError(f"{path}: holds {len(layers)} layers with weights, the model has {len(groups)} "
+                        "(weights of another model or another number of blocks?)")
+    for (file_name, arrays), (model_name, variables) in zip(layers, groups):
+        file_shapes = [tuple(a.shape) for a in arrays]
+        model_shapes = [tuple(v.shape) for v in variables]
+        if file_shapes != model_shapes:
+            raise UserError(f"{path}: layer {file_name!r} has weight shapes {file_shapes}, the model's layer "
+                            f"{model_name!r} expects {model_shapes} (another class count or model?)")
+    return layers
+
+
+def assign_weight_arrays(layers: list, groups: Sequence[tuple[str, Sequence]]) -> None:
+    """Assign ``check_legacy_weights``' arrays to the variables of ``groups``, layer by layer in order."""
+    for (_, arrays), (_, variables) in zip(layers, groups):
+        for variable, array in zip(variables, arrays):
+            variable.assign(array.astype(np.float32))
+
+
+def load_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> None:
+    """Assign the arrays of ``path`` to the variables of ``groups``, layer by layer in order.
+
+    Everything is checked before anything is assigned, so a failed load never leaves a model half-loaded.
+    """
+    assign_weight_arrays(check_legacy_weights(path, groups), groups)
+
+
+def save_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]], keras_version: str = "2.4.0") -> None:
+    """Write ``groups`` in the Keras-2 layout, atomically."""
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["layer_names"] = np.array([name.encode("utf8") for name, _ in groups])
+            f.attrs["backend"] = b"tensorflow"
+            f.attrs["keras_version"] = keras_version.encode("utf8")
+            for name, variables in groups:
+                group = f.create_group(name)
+                weight_names = [f"{name}/{_variable_name(v)}:0" for v in variables]
+                group.attrs["weight_names"] = np.array([w.encode("utf8") for w in weight_names])
+                for weight_name, variable in zip(weight_names, variables):
+                    group.create_dataset(weight_name, data=np.asarray(variable, dtype=np.float32))
+    atomic_write(path, write)
+
+
+def _variable_name(variable) -> str:
+    # Keras 3 variables have a short .name ("kernel"); keep the last path component either way.
+    return str(getattr(variable, "name", "w")).split("/")[-1].split(":")[0]

@@ -1,0 +1,270 @@
+"""The training hot spots of both networks as forward passes with hand-written backward passes.
+
+Keras' automatic differentiation of a temporal-aware block (TIM-Net) or a gated unit (GM-TCNet)
+turns every small operation into one or two passes over a (B, T, 39) tensor: on a CPU the epoch
+time is spent in memory traffic between those passes, not in the matrix products. Here each unit's
+forward pass keeps exactly the tensors its backward pass needs, and the backward pass is the
+textbook derivation written out with as few passes as the algebra allows:
+
+- causal dilated convolution = one matrix product per tap on the input shifted in time
+  (``shift_right``: slice, then zero-pad; never strided slicing, whose gradient is a slow scatter);
+- BatchNorm (training mode) in its centred form d = z - mean(z), from which the backward pass
+  gets the normalised values without keeping them;
+- SpatialDropout's mask takes the values 0 or 1/(1-rate) only, and the ReLU after it is zero
+  wherever the mask is: in the backward pass the mask is the scalar 1/(1-rate).
+
+The functions compute the same mathematics as the Keras layers they serve (TIMNET.py, GTCM.py); the
+tests compare outputs, gradients and BatchNorm statistics with automatic differentiation of the plain
+layers, and one Adam step with the authors' original graph. TensorFlow only; float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+import tensorflow as tf
+
+from .causal_conv import shift_left, shift_right
+
+
+def column_sum(x: tf.Tensor) -> tf.Tensor:
+    """Sum over batch and time: (B, T, C) -> (C,).
+
+    A reduction kernel, not a product with a row of ones: that one is faster on CPU but sums 12 032
+    rows in float32 with enough rounding to double BatchNorm's gradient error.
+    """
+    return tf.reduce_sum(x, axis=[0, 1])
+
+
+def _matmul(x: tf.Tensor, w: tf.Tensor, bias: Optional[tf.Tensor] = None, relu: bool = False,
+            transpose_b: bool = False) -> tf.Tensor:
+    """relu?((B, T, K) @ (K, N) + bias) -> (B, T, N) as one 2-D product.
+
+    Bias and ReLU are applied before the reshape back to 3-D, so that TensorFlow fuses them into the
+    product (one oneDNN kernel instead of three passes).
+    """
+    out = w.shape[0] if transpose_b else w.shape[1]
+    flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), w, transpose_b=transpose_b)  # (M, N)
+    if bias is not None:
+        flat = tf.nn.bias_add(flat, bias)
+    if relu:
+        flat = tf.nn.relu(flat)
+    return tf.reshape(flat, [-1, x.shape[1], out])
+
+
+def tap_lags(kernel_size: int, dilation: int) -> list[int]:
+    """Tap j of a causal convolution reads x[t - (k-1-j) d] (Keras' kernel layout); the last tap reads x[t]."""
+    return [(kernel_size - 1 - j) * dilation for j in range(kernel_size)]
+
+
+class SingleBatch:
+    """How the kernels address one fold's batch: activations (B, T, C), kernels (k, C, F), channel vectors (C,).
+
+    stacked_training.MemberBatches addresses M members' batches the same way, so that one derivation below
+    serves both training paths.
+    """
+
+    @staticmethod
+    def products(x, w, bias=None, relu: bool = False, transpose_b: bool = False):
+        """relu?(x @ w + bias) over every row: (B, T, K) @ (K, N) -> (B, T, N)."""
+        return _matmul(x, w, bias, relu, transpose_b)
+
+    @staticmethod
+    def weight_products(a, b):
+        """a^T b summed over batch and time: (B, T, K), (B, T, N) -> (K, N), a kernel's gradient."""
+        return tf.matmul(tf.reshape(a, [-1, a.shape[-1]]), tf.reshape(b, [-1, b.shape[-1]]), transpose_a=True)
+
+    @staticmethod
+    def shift(x, lag: int, direction):
+        """``direction`` (shift_right or shift_left) by ``lag`` steps on the time axis."""
+        return direction(x, lag)
+
+    total = staticmethod(column_sum)  # (B, T, C) -> (C,)
+
+    @staticmethod
+    def channels(v):
+        """A channel vector, ready to broadcast over the activations: (C,) already is."""
+        return v
+
+
+def _tap(kernel, j: int):
+    """Tap j, (C, F), of a causal convolution's kernel (k, C, F), or every member's, (M, C, F), of (M, k, C, F)."""
+    return kernel[..., j, :, :]
+
+
+class _BatchNormReLU:
+    """Conv -> BatchNorm (batch statistics) -> ReLU -> SpatialDropout, forward and backward.
+
+    Forward, for the conv output z = sum_j shift(x, lag_j) @ W_j (its bias cancels in the normalisation
+    and only moves the batch mean that the moving average records):
+        d = z - mean(z),  inv = 1 / sqrt(mean(d^2) + eps),  y = relu(d * gamma * inv + beta) * mask
+    With row weights w (M, B, 1, 1) (stacked members: 1 on a member's row, 0 on padding) z becomes z w and
+    d = (z - mean(z)) w, the means taken over the member's ``count`` frames: padding rows have d = 0, so they add
+    nothing to the variance nor to d gamma, their gradient arrives as 0 (they reach no loss), and dz stays 0 there.
+    """
+
+    def __init__(self, x, kernel, gamma, beta, mask, lags, epsilon, batch=SingleBatch, rows=None, count=None):
+        self.kernel, self.gamma, self.lags, self.batch, self.rows = kernel, gamma, lags, batch, rows
+        self.taps = [batch.shift(x, lag, shift_right) for lag in lags]  # (B, T, C) each, kept for the weight gradient
+        z = tf.add_n([batch.products(t, _tap(kernel, j)) for j, t in enumerate(self.taps)])  # (B, T, F), no bias
+        if rows is not None:
+            z = z * rows
+        self.count = count if count is not None else tf.cast(tf.shape(x)[0] * x.shape[1], x.dtype)  # M = B T
+        self.mean = batch.total(z) / self.count  # (F,)
+        mean = batch.channels(self.mean)
+        self.d = z - (mean if rows is None else rows * mean)  # (B, T, F) centred conv output, 0 on padding rows
+        self.variance = batch.total(self.d * self.d) / self.count  # (F,) biased, as Keras' BatchNormalization
+        self.inv = tf.math.rsqrt(self.variance + epsilon)
+        scale, offset = batch.channels(gamma * self.inv), batch.channels(beta)
+        if mask is not None:  # (B, 1, F) of 0 or 1/(1-rate): relu(u) * m = relu(u * m) for m >= 0
+            scale, offset = scale * mask, offset * mask
+        self.y = tf.nn.relu(self.d * scale + offset)
+
+    def backward(self, dy, keep_scale: float):
+        """(dx, d kernel, d bias, d gamma, d beta) from dy = d loss / d y."""
+        batch = self.batch
+        r = tf.raw_ops.ReluGrad(gradients=dy, features=self.y)  # zero wherever the mask dropped a channel
+        # d loss / d (BN output) = r * mask = r * keep_scale, because r = 0 where mask = 0
+        dbeta = batch.total(r) * keep_scale
+        dgamma = batch.total(r * self.d) * (keep_scale * self.inv)
+        scale = self.gamma * self.inv
+        # dz = gamma inv (r keep - dbeta / M - xhat dgamma / M),  xhat = d inv
+        constant = batch.channels(scale * dbeta / self.count)
+        dz = (r * batch.channels(scale * keep_scale) - self.d * batch.channels(scale * self.inv * dgamma / self.count)
+              - (constant if self.rows is None else self.rows * constant))
+        dkernel = tf.stack([batch.weight_products(t, dz) for t in self.taps], axis=-3)  # (k, C, F)
+        dbias = batch.total(dz)  # ~0: BatchNorm removes any constant; kept as computed, like autodiff
+        return _input_gradient(batch, dz, [_tap(self.kernel, j) for j in range(len(self.lags))], self.lags), \
+            dkernel, dbias, dgamma, dbeta
+
+
+def _input_gradient(batch, dz, kernels, lags: Sequence[int]):
+    """d loss / d x of z = sum_j shift_right(x, lags[j]) @ kernels[j]: sum_j shift_left(dz @ kernels[j]^T, lags[j])."""
+    total = None
+    for kernel, lag in zip(kernels, lags):
+        if lag >= dz.shape[-2]:
+            continue  # the tap only ever saw zeros
+        part = batch.shift(batch.products(dz, kernel, transpose_b=True), lag, shift_left)
+        total = part if total is None else total + part
+    return total
+
+
+def temporal_aware_block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2,
+                         mask1: Optional[tf.Tensor], mask2: Optional[tf.Tensor], dilation: int,
+                         keep_scale: float, epsilon: float, batch=SingleBatch, rows=None, count=None):
+    """One TIM-Net temporal-aware block in training mode (paper §2.2, SPEC §2), with its backward pass.
+
+    a = drop(relu(BN(conv1(x)))),  b = drop(relu(BN(conv2(a)))),  out = x * sigmoid(b)
+
+    Args:
+        x: (B, T, C) block input.
+        kernel1, kernel2: (k, C, C) causal conv kernels (Keras Conv1D layout); bias1, bias2: (C,).
+        gamma1, beta1, gamma2, beta2: (C,) BatchNorm scale and offset.
+        mask1, mask2: (B, 1, C) SpatialDropout masks with values 0 or keep_scale, or None without dropout.
+        dilation: the convolutions' dilation.
+        keep_scale: 1 / (1 - dropout rate).
+        epsilon: BatchNorm's epsilon.
+        batch: how the tensors are laid out: ``SingleBatch`` (one fold), or stacked_training.MemberBatches, with
+            every shape above led by the member axis M.
+        rows: with MemberBatches, (M, B, 1, 1) row weights, 1 for a member's row, 0 for padding; else None.
+        count: with ``rows``, (M, 1) frames of each member's batch (its rows times T).
+
+    Returns:
+        out (B, T, C) and the batch statistics (mean1, var1, mean2, var2) of the two conv outputs, bias
+        included, for the moving averages. Gradients flow to every argument but the masks.
+    """
+    lags = tap_lags(kernel1.shape[-3], dilation)
+    masks = (mask1, mask2)
+    return gated_pair(x, (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2),
+                      lambda inputs, kernel, gamma, beta, i: _BatchNormReLU(inputs, kernel, gamma, beta, masks[i], lags,
+                                                                            epsilon, batch, rows, count), keep_scale)
+
+
+def gated_pair(x, params, unit, keep_scale: float):
+    """out = x * sigmoid(b), a = unit 0 on x, b = unit 1 on a: a temporal-aware block's structure with its
+    backward pass, around its two BatchNorm-ReLU units (``_BatchNormReLU`` on either layout of the batch).
+
+    Args:
+        x: the block's input.
+        params: (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2), tensors or variables.
+        unit: (input, kernel, gamma, beta, i) -> a unit with ``y``, ``mean``, ``variance`` and ``backward``.
+        keep_scale: 1 / (1 - dropout rate).
+
+    Returns:
+        out and the batch statistics (mean1, var1, mean2, var2) of the two conv outputs, bias included.
+    """
+    @tf.custom_gradient
+    def block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2):
+        first = unit(x, kernel1, gamma1, beta1, 0)  # a = first.y
+        second = unit(first.y, kernel2, gamma2, beta2, 1)
+        gate = tf.sigmoid(second.y)
+        out = x * gate
+        stats = (first.mean + bias1, first.variance, second.mean + bias2, second.variance)
+
+        def backward(dout, *unused_stat_gradients):
+            dgate_in = tf.raw_ops.SigmoidGrad(y=gate, dy=dout * x)
+            da, dk2, db2, dg2, dbe2 = second.backward(dgate_in, keep_scale)
+            dx, dk1, db1, dg1, dbe1 = first.backward(da, keep_scale)
+            return dout * gate + dx, dk1, db1, dg1, dbe1, dk2, db2, dg2, dbe2
+
+        return (out, *[tf.stop_gradient(s) for s in stats]), backward
+
+    # variables enter as their values, so the gradients reach them through the tape's read operations
+    out, *stats = block(x, *[tf.convert_to_tensor(p) for p in params])
+    return out, stats
+
+
+def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: int, branches: int,
+               batch=SingleBatch):
+    """One GM-TCNet gated unit (paper §3, SPEC §3 one level), with its backward pass.
+
+    out = (1/n) sum_b relu(value_b(x)) * sigmoid(relu(gate_b(x))) over n = ``branches`` causal convs.
+
+    Args:
+        x: (B, T, C).
+        value_kernel, gate_kernel: (k*C, n*F): the n convolutions' (k, C, F) kernels, each reshaped to
+            (k*C, F) (row j*C + c multiplies channel c of tap j) and placed side by side.
+        value_bias, gate_bias: (n*F,).
+        dilation: the convolutions' dilation.
+        branches: n.
+        batch: ``SingleBatch``, or stacked_training.MemberBatches with every shape led by the member axis M
+            (no statistic here, so a stack's padding rows need no weights: their gradient arrives as 0).
+
+    Returns:
+        (B, T, F).
+    """
+    channels, steps = x.shape[-1], x.shape[-2]
+    features = value_bias.shape[-1] // branches
+    lags = tap_lags(value_kernel.shape[-2] // channels, dilation)
+    lead = list(x.shape[:-3])  # [] for one batch, [M] for members
+
+    @tf.custom_gradient
+    def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
+        stacked = tf.concat([batch.shift(x, lag, shift_right) for lag in lags], axis=-1)  # (B, T, k*C)
+        values = batch.products(stacked, value_kernel, value_bias, relu=True)  # (B, T, n*F)
+        gate_inputs = batch.products(stacked, gate_kernel, gate_bias, relu=True)  # (B, T, n*F)
+        gates = tf.sigmoid(gate_inputs)
+        branched = tf.reshape(values * gates, lead + [-1, steps, branches, features])  # (B, T, n, F)
+        out = tf.reduce_sum(branched, axis=-2) * (1.0 / branches)  # (B, T, F)
+
+        def backward(dout):
+            dbranch = tf.tile(dout * (1.0 / branches), [1] * (dout.shape.rank - 1) + [branches])  # (B, T, n*F)
+            dvalues = tf.raw_ops.ReluGrad(gradients=dbranch * gates, features=values)
+            dgates = tf.raw_ops.ReluGrad(gradients=tf.raw_ops.SigmoidGrad(y=gates, dy=dbranch * values),
+                                         features=gate_inputs)
+            dx = None
+            for j, lag in enumerate(lags):
+                if lag >= steps:
+                    continue  # the tap only ever saw zeros
+                rows = slice(j * channels, (j + 1) * channels)  # tap j's rows of both kernels
+                part = batch.shift(batch.products(dvalues, value_kernel[..., rows, :], transpose_b=True)
+                                   + batch.products(dgates, gate_kernel[..., rows, :], transpose_b=True), lag,
+                                   shift_left)
+                dx = part if dx is None else dx + part
+            return (dx, batch.weight_products(stacked, dvalues), batch.total(dvalues),
+                    batch.weight_products(stacked, dgates), batch.total(dgates))
+
+        return out, backward
+
+    return unit(x, *[tf.convert_to_tensor(p) for p in (value_kernel, value_bias, gate_kernel, gate_bias)])

@@ -1,0 +1,443 @@
+"""The papers' results table, regenerated from the JSON records that runs wrote under ``Results/``, with statistics.
+
+One row per (model, corpus, feature file, protocol, cross-validation, training settings): our UAR and WAR as
+mean ± std over the distinct runs (seeds) found, next to the published numbers where the run repeats the papers'
+experiment (``published``). A row counts each seed once: records of the same row and seed (re-tests, copies, the
+same run trained again bit for bit) are one sample, and the report lists what it merged (``merge_notices``). Per
+run, WAR is the mean of the per-fold accuracies (the authors' "Average ACC") and UAR the macro recall pooled over
+all folds (what the authors' UAR matches). Over the r seeds x k folds of a row, the per-fold UAR and WAR also get
+their mean ± std and a 95 % confidence interval that never leaves [0, 100] (``significance.CI_METHOD``); the
+formulae and their sources are in docs/statistics.md. A second table compares, with paired tests
+(Wilcoxon, McNemar), every two rows run on the same corpus, feature file, seeds and test folds; a figure shows each
+corpus' UAR with its interval per row. Written as Markdown, LaTeX, CSV and PNG. Knows nothing about TensorFlow.
+
+A row never mixes runs that differ in model or variant, corpus, feature file, protocol (with the label smoothing
+history and, for a re-test, whether it used the run's own split and features), fold scheme, synthetic data or
+training settings.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import json
+import math
+import os
+from collections import defaultdict
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..core.atomic_file import atomic_write
+from ..core.errors import UserError
+from ..data.features import FEATURE_KINDS
+from . import significance
+
+# (model, corpus key, protocol) -> (UAR %, WAR %) as published; None where a paper gives no figure.
+PUBLISHED = {
+    ("TIMNET", "CASIA", "paper"): (94.67, 94.67), ("TIMNET", "CASIA", "last_epoch"): (91.08, 91.08),
+    ("TIMNET", "EMODB", "paper"): (95.17, 95.70), ("TIMNET", "EMODB", "last_epoch"): (89.19, 90.28),
+    ("TIMNET", "EMOVO", "paper"): (92.00, 92.00), ("TIMNET", "EMOVO", "last_epoch"): (None, 86.56),
+    ("TIMNET", "IEMOCAP", "paper"): (72.50, 71.65), ("TIMNET", "IEMOCAP", "last_epoch"): (None, 68.29),
+    ("TIMNET", "RAVDE", "paper"): (91.93, 92.08), ("TIMNET", "RAVDE", "last_epoch"): (90.04, 90.07),
+    ("TIMNET", "SAVEE", "paper"): (86.31, 87.71), ("TIMNET", "SAVEE", "last_epoch"): (77.26, 79.36),
+    ("GMTCN", "CASIA", "paper"): (90.17, 90.17), ("GMTCN", "CASIA", "last_epoch"): (85.50, 85.50),
+    ("GMTCN", "EMODB", "paper"): (90.45, 91.40), ("GMTCN", "EMODB", "last_epoch"): (86.17, 85.70),
+    ("GMTCN", "RAVDE", "paper"): (87.30, 87.64), ("GMTCN", "RAVDE", "last_epoch"): (82.78, 82.62),
+    ("GMTCN", "SAVEE", "paper"): (84.40, 86.01), ("GMTCN", "SAVEE", "last_epoch"): (75.83, 73.57),
+}
+# The papers' experiments ran on the full-length corpora with shuffled 10-fold KFold; N, their number of utterances
+# (one row of the feature file each), is what tells a full corpus from a subset.
+PUBLISHED_FOLDS = 10
+CORPUS_ROWS = {"CASIA": 1200, "EMODB": 535, "EMOVO": 588, "IEMOCAP": 5531, "RAVDE": 1440, "SAVEE": 480}
+# Speaker-independent results: (model, corpus, protocol) -> (folds, (UAR %, WAR %)), shown for --cv speaker runs
+# with one fold per speaker (EMO-DB: 10) or per IEMOCAP session (5). DCNN-BLSTMwA (Zhang et al., 2021) reports
+# UAR only; that its protocol is speaker-independent and its epoch fixed is our reading, not verified (README).
+PUBLISHED_SPEAKER = {
+    ("DCNN_BLSTMwA", "EMODB", "last_epoch"): (10, (87.86, None)),
+    ("DCNN_BLSTMwA", "IEMOCAP", "last_epoch"): (5, (68.50, None)),
+}
+
+
+# Settings that change what a run learns: runs that differ in one are never averaged, and a "settings" column names
+# those that vary within a report. A re-test trains nothing: only the network's hyper-parameters count there.
+NETWORK_SETTINGS = ("filter_size", "kernel_size", "dilation_size", "stack_size", "dropout", "activation")
+TRAINING_SETTINGS = ("epochs", "batch_size", "lr", "beta1", "beta2", "epsilon", "label_smoothing", "val_fraction",
+                     "balance", "augment", "mixed_precision")
+# The value in effect for records written before the option existed (each was added switched off).
+LEGACY_SETTINGS = {"val_fraction": 0.1, "balance": False, "augment": 0, "mixed_precision": False}
+
+
+class GroupKey(NamedTuple):
+    """Everything that must be equal for runs to be averaged in one row."""
+
+    model: str
+    variant: str
+    data: str
+    features: str
+    protocol: str
+    cv: str
+    folds: int
+    synthetic: bool
+    settings: tuple  # ((name, value), ...) from ``run_settings``
+
+
+def load_records(result_path: str) -> list[dict]:
+    """Every results JSON below ``result_path`` (training and test runs), skipping files that are not ours."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(result_path, "**", "*.json"), recursive=True)):
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and {"summary", "config", "model"} <= set(record):
+            records.append({**record, "path": path})
+    return records
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "–"
+    mean = 100 * float(np.mean(values))
+    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {100 * float(np.std(values)):.2f}"
+
+
+def _published(value) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def full_corpus(record: dict) -> bool:
+    """Whether ``record`` ran on the full-length corpus the papers used, as far as a record can tell.
+
+    Its feature file must be the program's default one for the corpus, ``MFCC/<KEY>.npy`` (``MFCC/<KEY>_<kind>.npy``
+    for another feature kind), where ``--mode extract`` writes a downloaded corpus and the authors' feature files
+    go, and hold the corpus' N rows (``CORPUS_ROWS``). A cut of the audio under its own name (``EMODB_2s.npy``,
+    535 rows too) never passes; the record cannot tell what audio a file under the default name came from.
+    """
+    data, path = record["config"]["data"], record["config"].get("feature_path") or ""
+    defaults = {f"{data}.npy"} | {f"{data}_{kind}.npy" for kind in FEATURE_KINDS if kind != "mfcc"}
+    rows = sum(fold["n"] for fold in record["folds"])
+    return (os.path.basename(os.path.dirname(path)) == "MFCC" and os.path.basename(path) in defaults
+            and rows == CORPUS_ROWS.get(data))
+
+
+def published(record: dict) -> tuple:
+    """(UAR %, WAR %) published for the experiment ``record`` repeats; (None, None) unless it is a training run on
+    real data with the same model and protocol, on the full corpus (``full_corpus``) and with the papers' folds:
+    shuffled KFold with ``PUBLISHED_FOLDS`` folds, or for "speaker" one fold per speaker (``PUBLISHED_SPEAKER``).
+    The smoothing history does not matter: the code behind the ICASSP table smoothed cumulatively."""
+    config = record["config"]
+    if record.get("mode", "train") != "train" or record.get("synthetic") or not full_corpus(record):
+        return None, None
+    key = (record["model"], config["data"], record["protocol"])
+    if config.get("cv", "kfold") == "kfold":
+        return PUBLISHED.get(key, (None, None)) if config["split_fold"] == PUBLISHED_FOLDS else (None, None)
+    speaker_folds, figures = PUBLISHED_SPEAKER.get(key, (None, (None, None)))
+    return figures if config["split_fold"] == speaker_folds else (None, None)
+
+
+def protocol_label(record: dict) -> str:
+    """The protocol as the table shows it.
+
+    A training run: its ``--protocol``. A re-test: the weights folder it re-tested, with ``OTHER SPLIT`` / ``OTHER
+    FEATURES`` and the record's ``retest["label"]`` when it did not use the run's own split or features. Either
+    followed by the label smoothing history when it is not the default per-fold smoothing, e.g.
+    ``last_epoch, cumulative smoothing``. Fields missing from older records take their defaults.
+    """
+    if record.get("mode") == "test":
+        label = f"test of {os.path.basename(os.path.normpath(record['weights_folder']))}"
+        retest = record.get("retest") or {}
+        other = [f"OTHER {part.upper()}" for part in ("split", "features") if retest.get(part) == "other"]
+        if other:
+            text = retest.get("label") or ""
+            # the capitals always show, whether or not the record's own label already says it
+            label += f" ({'; '.join([flag for flag in other if flag not in text] + ([text] if text else []))})"
+    else:
+        label = record["protocol"]
+    history = record["config"].get("label_smoothing_history") or "per_fold"
+    return label if history == "per_fold" else f"{label}, {history} smoothing"
+
+
+def run_settings(record: dict) -> tuple:
+    """((name, value), ...) of the network and (for a training run) training settings of ``record``."""
+    config = record["config"]
+    hyper = config.get("hyper") or {}
+    values = [(name, hyper.get(name)) for name in NETWORK_SETTINGS]
+    if record.get("mode") != "test":
+        values += [(name, config.get(name, LEGACY_SETTINGS.get(name))) for name in TRAINING_SETTINGS]
+    return tuple(values)
+
+
+def group_key(record: dict) -> GroupKey:
+    config = record["config"]
+    # Runs on different feature files (the full corpus, 2-s cuts, another extraction) are never averaged.
+    features = os.path.basename(config.get("feature_path") or "") or "–"
+    return GroupKey(record["model"], record.get("variant", ""), config["data"], features, protocol_label(record),
+                    config.get("cv", "kfold"), config["split_fold"], bool(record.get("synthetic")),
+                    run_settings(record))
+
+
+def _samples(records: list[dict]) -> dict[tuple, list[dict]]:
+    """(``group_key``, seed) -> the records of that one sample, in the order given (``load_records``: by path).
+
+    Within a row, model, corpus, feature file, protocol (a re-test's: its weights folder, split and features),
+    folds and settings are equal; with the seed, so are the split and the initial weights. Several records of
+    such a (row, seed) are re-tests or copies of one run, or the same run trained again; they are one sample.
+    """
+    samples = defaultdict(list)
+    for record in records:
+        samples[(group_key(record), record["config"]["random_seed"])].append(record)
+    return samples
+
+
+def group_runs(records: list[dict]) -> list[tuple[GroupKey, list[dict]]]:
+    """One record per sample (the first of ``_samples``) grouped by ``group_key``, ordered by model, corpus,
+    features, protocol, cv and folds."""
+    groups = defaultdict(list)
+    for (key, _), same in _samples(records).items():
+        groups[key].append(same[0])
+    # settings may hold None (a record without a field): ordered by their text, never compared as values
+    return sorted(groups.items(), key=lambda item: (*item[0][:-1], repr(item[0].settings)))
+
+
+def _fold_results(record: dict) -> list[tuple]:
+    return [(fold.get("test_rows"), fold.get("y_pred"), fold["uar"], fold["war"]) for fold in record["folds"]]
+
+
+def merge_notices(records: list[dict]) -> list[str]:
+    """One line per sample that several records gave: which records were merged, and whether their per-fold
+    results are identical (else the largest per-fold UAR difference, and which record the report used)."""
+    varying = _varying_settings(group_runs(records))
+    notices = []
+    for (key, seed), same in _samples(records).items():
+        if len(same) < 2:
+            continue
+        names = ", ".join(os.path.basename(record.get("path") or record["weights_folder"]) for record in same)
+        if all(_fold_results(record) == _fold_results(same[0]) for record in same):
+            how = "identical per-fold results"
+        else:
+            gap = max(abs(a["uar"] - b["uar"]) for record in same for a, b in zip(record["folds"], same[0]["folds"]))
+            how = f"per-fold UAR differs by up to {100 * gap:.2f} points; the first is used"
+        notices.append(f"merged {len(same)} records of the same run/seed: {_row_label(key, varying)} on "
+                       f"{_corpus_label(key)} {key.features}, {key.cv} {key.folds}-fold, seed {seed} ({names}): "
+                       f"{how}; counted once")
+    return notices
+
+
+def _varying_settings(groups: list[tuple[GroupKey, list[dict]]]) -> set[str]:
+    """Names of the settings whose value differs between rows."""
+    seen = defaultdict(set)
+    for key, _ in groups:
+        for name, value in key.settings:
+            seen[name].add(repr(value))
+    return {name for name, values in seen.items() if len(values) > 1}
+
+
+def _settings_text(key: GroupKey, varying: set[str]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in key.settings if name in varying)
+
+
+def _model_label(key: GroupKey) -> str:
+    return key.model + (f" ({key.variant})" if key.variant else "")
+
+
+def _corpus_label(key: GroupKey) -> str:
+    return key.data + (" (synthetic)" if key.synthetic else "")
+
+
+def _row_label(key: GroupKey, varying: set[str]) -> str:
+    """Model, protocol and the varying settings: what tells two rows of one corpus and fold scheme apart."""
+    text = _settings_text(key, varying)
+    return f"{_model_label(key)}, {key.protocol}" + (f" ({text})" if text else "")
+
+
+def _mean_std(interval: significance.Interval) -> str:
+    if interval.n == 1:
+        return f"{100 * interval.mean:.2f}"
+    return f"{100 * interval.mean:.2f} ± {100 * interval.std:.2f}"
+
+
+def _ci(interval: significance.Interval) -> str:
+    return "–" if math.isnan(interval.low) else f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
+
+
+def build_table(records: list[dict]) -> pd.DataFrame:
+    """One row per ``group_key`` with our figures, their statistics over seeds and folds, and the published ones.
+
+    A "settings" column (after "protocol") appears when some setting differs between rows.
+    """
+    groups = group_runs(records)
+    varying = _varying_settings(groups)
+    rows = []
+    for key, runs in groups:
+        # shown only when every run of the row repeats the same published experiment
+        figures = {published(run) for run in runs}
+        uar, war = figures.pop() if len(figures) == 1 else (None, None)
+        uar_interval, war_interval = significance.run_interval(runs, "uar"), significance.run_interval(runs, "war")
+        row = {"model": _model_label(key), "corpus": _corpus_label(key), "features": key.features,
+               "protocol": key.protocol}
+        if varying:
+            row["settings"] = _settings_text(key, varying) or "–"
+        rows.append({
+            **row, "cv": key.cv, "runs": len(runs),
+            "seeds": " ".join(str(seed) for seed in sorted(r["config"]["random_seed"] for r in runs)),
+            "folds": key.folds, "epochs": "–" if runs[0].get("mode") == "test" else runs[0]["config"]["epochs"],
+            "UAR % (pooled)": _cell([r["summary"]["uar_pooled"] for r in runs]),
+            "WAR % (mean of folds)": _cell([r["summary"]["war_mean_of_folds"] for r in runs]),
+            "UAR % mean ± std": _mean_std(uar_interval), "UAR % 95% CI": _ci(uar_interval),
+            "WAR % mean ± std": _mean_std(war_interval), "WAR % 95% CI": _ci(war_interval),
+            "published UAR %": _published(uar), "published WAR %": _published(war),
+        })
+    return pd.DataFrame(rows)
+
+
+def _signed(fraction: float) -> str:
+    """A difference in percentage points with its sign; rounding noise such as -1e-17 shows as +0.00, not -0.00."""
+    return f"{round(100 * fraction, 2) + 0.0:+.2f}"
+
+
+PAIRED_COLUMNS = ["corpus", "features", "cv", "folds", "seeds", "A", "B", "pairs (seed, fold)",
+                  "UAR % A - B (mean of pairs)", "Wilcoxon p", "McNemar b (A right, B wrong)",
+                  "McNemar c (A wrong, B right)", "McNemar p"]
+
+
+def _shared_seeds(runs_a: list[dict], runs_b: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Both sides restricted to the seeds they share: only those give paired cells."""
+    seeds_a, seeds_b = ({r["config"]["random_seed"] for r in runs} for runs in (runs_a, runs_b))
+    shared = seeds_a & seeds_b
+    if not shared:
+        raise significance.PairingError(f"different seeds: {sorted(seeds_a)} against {sorted(seeds_b)}")
+    return ([r for r in runs_a if r["config"]["random_seed"] in shared],
+            [r for r in runs_b if r["config"]["random_seed"] in shared])
+
+
+def build_comparisons(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """Paired tests of every two rows on the same corpus, feature file, fold scheme and synthetic flag, over the
+    seeds they share; and, for each such pair that cannot be paired, a line saying why (``significance.compare``
+    checks the seeds and every fold's test rows). Training runs only: a re-test repeats a run's predictions, and
+    a test of it against that run would test nothing."""
+    groups = group_runs([r for r in records if r.get("mode", "train") == "train"])
+    varying = _varying_settings(groups)
+    same_data = defaultdict(list)
+    for key, runs in groups:
+        same_data[(key.data, key.features, key.cv, key.folds, key.synthetic)].append((key, runs))
+    rows, refused = [], []
+    for members in same_data.values():
+        for (key_a, runs_a), (key_b, runs_b) in itertools.combinations(members, 2):
+            a, b = _row_label(key_a, varying), _row_label(key_b, varying)
+            try:
+                result = significance.compare(*_shared_seeds(runs_a, runs_b))
+            except significance.PairingError as exc:
+                refused.append(f"{a} vs {b} on {_corpus_label(key_a)} {key_a.features}: {exc}")
+                continue
+            rows.append(dict(zip(PAIRED_COLUMNS, [
+                _corpus_label(key_a), key_a.features, key_a.cv, key_a.folds, " ".join(map(str, result.seeds)), a, b,
+                result.cells, _signed(result.mean_difference), f"{result.wilcoxon_p:.3g}",
+                result.mcnemar_b, result.mcnemar_c, f"{result.mcnemar_p:.3g}"])))
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS), refused
+
+
+def plot_uar_ci(records: list[dict], path: str) -> None:
+    """One panel per corpus: each row's mean per-fold UAR with its 95 % interval as error bars (none for a row
+    with a single fold value), rendered with the Agg canvas and written atomically to ``path``."""
+    groups = group_runs(records)
+    varying = _varying_settings(groups)
+    panels = defaultdict(list)
+    for key, runs in groups:
+        label = f"{_row_label(key, varying)} [{key.features}, {key.cv} {key.folds}-fold]"
+        panels[_corpus_label(key)].append((label, significance.run_interval(runs, "uar")))
+    sizes = [len(rows) for rows in panels.values()]
+    longest = max(len(label) for rows in panels.values() for label, _ in rows)
+    # the labels sit left of the axes: about 0.06 inch per character at font size 7, next to 6 inches of plot
+    figure = Figure(figsize=(6 + 0.06 * longest, 1.0 + 0.4 * sum(sizes) + 0.8 * len(panels)))
+    FigureCanvasAgg(figure)  # before tight_layout, which measures the labels with the canvas' renderer
+    axes = figure.subplots(len(panels), 1, squeeze=False, height_ratios=[size + 1 for size in sizes])[:, 0]
+    for ax, (corpus, rows) in zip(axes, panels.items()):
+        places = np.arange(len(rows))
+        # the interval is drawn from its own ends: from the logits, it need not be symmetric about the mean;
+        # a row without an interval (NaN) draws no line
+        ax.hlines(places, [100 * interval.low for _, interval in rows], [100 * interval.high for _, interval in rows])
+        ax.plot([100 * interval.mean for _, interval in rows], places, "o")
+        ax.set_yticks(np.arange(len(rows)), [label for label, _ in rows], fontsize=7)
+        ax.invert_yaxis()  # the table's order, top down
+        ax.set_title(corpus, fontsize=9)
+        ax.set_xlabel("UAR % (mean of the per-fold UAR over seeds and folds)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    figure.suptitle("UAR with its 95% CI (corrected repeated k-fold t-interval on the logit scale, "
+                    "Nadeau & Bengio 2003; docs/statistics.md)", fontsize=9)
+    figure.tight_layout()
+    # bbox_inches="tight": the longest row label is never cut at the left edge
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str = "tab:ser-results") -> str:
+    def escape(value) -> str:
+        return str(value).replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%") \
+            .replace("&", "\\&").replace("#", "\\#").replace("±", "$\\pm$")
+    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{escape(caption)}}}", f"\\label{{{label}}}",
+             "\\begin{tabular}{" + "l" * len(table.columns) + "}", "\\hline",
+             " & ".join(escape(c) for c in table.columns) + " \\\\", "\\hline"]
+    lines += [" & ".join(escape(v) for v in row) + " \\\\" for row in table.itertuples(index=False)]
+    lines += ["\\hline", "\\end{tabular}", "\\end{table}", ""]
+    return "\n".join(lines)
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_report(result_path: str) -> dict:
+    """``report.md``, ``report.tex``, ``report.csv`` (the results table), ``report_paired.csv`` (the paired
+    comparisons) and ``report_uar_ci.png`` in ``result_path``; returns their paths."""
+    records = load_records(result_path)
+    if not records:
+        raise UserError(f"{result_path}: no results JSON found; train or test first (--mode train / --mode test)")
+    table = build_table(records)
+    comparisons, refused = build_comparisons(records)
+    paths = {kind: os.path.join(result_path, f"report.{kind}") for kind in ("md", "tex", "csv")}
+    paths["paired_csv"] = os.path.join(result_path, "report_paired.csv")
+    note = ("`runs`: distinct runs, one per seed: re-tests, copies and repeats of a run with the same settings, "
+            "seed and feature file count once (merged records are listed below the table). UAR % (pooled): macro "
+            "recall pooled over folds; WAR % (mean of folds): mean of per-fold accuracies; there ± is the std over "
+            "runs. `mean ± std` and `95% CI`: over the per-fold values of every seed and fold of a row, ± the sample "
+            f"std; the interval is the {significance.CI_METHOD}. Published figures (TIM-Net: Ye et al., ICASSP "
+            "2023; GM-TCNet: Ye et al., Speech Communication 2022; DCNN-BLSTMwA: Zhang et al. 2021, "
+            "speaker-independent) appear only beside training runs that repeat the papers' experiment: the same "
+            f"protocol, {PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. "
+            "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances; `paper` selects on the "
+            "test fold. Formulae, merging and sources: docs/statistics.md in the repository.")
+    paired_note = (f"Rows on the same corpus, feature file and folds, over the seeds they share. "
+                   f"{significance.WILCOXON_METHOD}; {significance.MCNEMAR_METHOD} (an utterance counts once per "
+                   "seed, which makes that p optimistic over several seeds).")
+    if comparisons.empty:
+        paired = "No two rows share a corpus, feature file, seeds and test folds."
+    else:
+        paired = f"{to_markdown(comparisons)}\n\n{paired_note}"
+    paired += "".join(f"\n- not paired: {line}" for line in refused)
+    notices = merge_notices(records)
+    merged = "".join(f"\n- {line}" for line in notices)
+    markdown = f"{to_markdown(table)}\n\n{note}\n{merged}\n\n## Paired comparisons\n\n{paired}\n"
+    latex = to_latex(table, " ".join([note, *(f"{line[0].upper()}{line[1:]}." for line in notices)]))
+    if not comparisons.empty:
+        latex += to_latex(comparisons, f"Paired comparisons. {paired_note}", label="tab:ser-paired")
+    texts = {"md": markdown, "tex": latex, "csv": table.to_csv(index=False),
+             "paired_csv": comparisons.to_csv(index=False)}
+    for kind, text in texts.items():
+        atomic_write(paths[kind], lambda tmp, text=text: _write_text(tmp, text))
+    paths["figure"] = os.path.join(result_path, "report_uar_ci.png")
+    plot_uar_ci(records, paths["figure"])
+    print(markdown)
+    for kind, path in paths.items():
+        print(f"wrote {kind}: {path}")
+    return paths

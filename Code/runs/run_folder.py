@@ -1,0 +1,243 @@
+"""The run folder ``Models/<DATA>_<seed>_<time>_<MODEL>/``: its layout, its record ``run.json``, create and open.
+
+Layout (the original's fold files, plus what makes the folder usable on its own)::
+
+    run.json                          what the run is, written once when it is created: its settings (RunConfig),
+                                      the corpus' classes, signal length, sample rate and feature kind, the feature
+                                      file (absolute path, size, content hash), the training corpus' file list, every
+                                      fold's test rows, the results folder and the library versions
+    <k>-fold_weights_best_<i>.hdf5    fold i's weights (i from 1), Keras-2 legacy layout: the authors' load_weights
+                                      reads them
+    <k>-fold_record_<i>.json          fold i's record (metrics, predictions, history, kept epoch), written after its
+                                      weights: a fold with a record is finished
+    training_rows.npy                 one feature signature per training row, so that prediction can tell a file the
+                                      run trained on from a new one
+
+Every mode goes through this module: training creates a run and saves each fold through ``save_fold`` (one file
+per fold, so that folds trained in parallel never write the same file); test, predict, resume, report and export
+open it. A folder without ``run.json`` (the authors' published weights) has fold files only: its settings must
+come from flags (``fold_weight_files`` finds its files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import asdict
+from typing import Optional
+
+import numpy as np
+
+from ..core.config import RunConfig, TrainingData
+from ..core.errors import UserError
+from ..core.paths import MAIN
+from ..data.corpora import SAMPLE_RATE
+from ..nn import legacy_weights
+from . import results
+
+RUN_FILE = "run.json"
+SIGNATURES_FILE = "training_rows.npy"
+FORMAT = 2  # run.json layout; an earlier layout (format 1: "folds_done" inside run.json) is read as fold files only
+def weights_name(k: int, fold: int) -> str:
+    """The original's name of fold ``fold``'s weights (folds numbered from 1): ``<k>-fold_weights_best_<i>.hdf5``."""
+    return f"{k}-fold_weights_best_{fold}.hdf5"
+
+
+def _record_name(k: int, fold: int) -> str:
+    return f"{k}-fold_record_{fold}.json"
+
+
+def fold_weight_files(folder: str, flag: str = "--test_path") -> list[tuple[int, str]]:
+    """(fold number from 1, path) of every ``<k>-fold_weights_best_<i>.hdf5`` in ``folder``, in fold order.
+
+    For folders without ``run.json`` (the authors'); one k only, every fold 1..k present.
+    """
+    if not os.path.isdir(folder):
+        raise UserError(f"{flag} {folder}: no such folder of weight files")
+    found = {}
+    for name in os.listdir(folder):
+        match = re.fullmatch(r"(\d+)-fold_weights_best_(\d+)\.hdf5", name)
+        if match:
+            found.setdefault(int(match.group(1)), {})[int(match.group(2))] = os.path.join(folder, name)
+    if not found:
+        raise UserError(f"{flag} {folder}: holds no <k>-fold_weights_best_<i>.hdf5 files")
+    if len(found) > 1:
+        raise UserError(f"{flag} {folder}: holds weight files of several fold counts ({', '.join(map(str, found))})")
+    [(k, files)] = found.items()
+    missing = [weights_name(k, i) for i in range(1, k + 1) if i not in files]
+    if missing:
+        raise UserError(f"{folder}: missing weight files {', '.join(missing)} (expected {k} files)")
+    return sorted(files.items())
+
+
+class RunFolder:
+    """An open run folder: its description (``run.json``) and its fold files.
+
+    Folds are numbered from 0 in code and from 1 in file names and printouts, as the original's files.
+    """
+
+    def __init__(self, path: str, description: dict):
+        self.path = path
+        self.description = description
+        self.config = RunConfig.from_dict(description["config"])
+        # what the run is, read once from its run.json
+        corpus = description["corpus"]
+        self.k = len(description["test_rows"])
+        self.created = description["created"]
+        self.result_path = description["result_path"]
+        self.signal_length = int(corpus["signal_length"])
+        self.feature_kind = corpus["features"]
+        self.input_shape = tuple(corpus["input_shape"])
+        self.feature_sha256 = description["feature_file"]["sha256"]
+
+    def folds(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(train rows, test rows) of every fold of the run, over the ``n`` rows of its feature file."""
+        rows = np.arange(n)
+        return [(np.setdiff1d(rows, test), np.asarray(test, dtype=np.int64)) for test in self.description["test_rows"]]
+
+    # --- fold files -------------------------------------------------------------------------------------------
+
+    def weights_file(self, fold: int) -> str:
+        return os.path.join(self.path, weights_name(self.k, fold + 1))
+
+    def _record_file(self, fold: int) -> str:
+        return os.path.join(self.path, _record_name(self.k, fold + 1))
+
+    def finished_folds(self) -> dict[int, dict]:
+        """{fold: record} of the folds whose weights and record are on disk."""
+        done = {}
+        for fold in range(self.k):
+            path = self._record_file(fold)
+            if os.path.isfile(path) and os.path.isfile(self.weights_file(fold)):
+                done[fold] = _read_json(path)
+        return done
+
+    def fold_records(self) -> list[dict]:
+        """Every fold's record, in order; a ``UserError`` naming the unfinished folds otherwise."""
+        done = self.finished_folds()
+        missing = [str(i + 1) for i in range(self.k) if i not in done]
+        if missing:
+            raise UserError(f"{self.path}: fold(s) {', '.join(missing)} of {self.k} are not finished; continue the "
+                            f"run with: {self.resume_command}")
+        return [done[i] for i in range(self.k)]
+
+    def save_fold(self, fold: int, weight_groups: list, record: dict) -> None:
+        """Fold ``fold``'s weights, then its record, each written atomically: a fold with a record is complete."""
+        legacy_weights.save_legacy_weights(self.weights_file(fold), weight_groups)
+        results.write_json(self._record_file(fold), record)
+
+    def training_signatures(self) -> Optional[np.ndarray]:
+        """The training rows' feature signatures (N, D), or None when the folder has none."""
+        path = os.path.join(self.path, SIGNATURES_FILE)
+        return np.load(path, allow_pickle=False) if os.path.isfile(path) else None
+
+    @property
+    def resume_command(self) -> str:
+        """The exact command that continues this run, from any folder."""
+        return f"python {MAIN} --mode train --resume {self.path}"
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: damaged run file ({type(exc).__name__}: {exc})") from None
+
+
+def _new_folder(parent: str, name: str) -> str:
+    """Create ``parent/name`` (or ``name_2``, ``name_3`` ...): a run never writes into another run's folder."""
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{parent}: cannot create the folder ({exc.strerror})") from None
+    for suffix in [""] + [f"_{i}" for i in range(2, 1000)]:
+        path = os.path.join(parent, name + suffix)
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserError(f"{path}: cannot create the folder ({exc.strerror})") from None
+    raise UserError(f"{parent}: too many runs named {name}")
+
+
+def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, signatures: np.ndarray,
+           result_path: str) -> RunFolder:
+    """A new run folder under ``parent`` with its ``run.json`` and training signatures; no fold trained yet."""
+    created = time.strftime("%Y-%m-%d_%H-%M-%S")
+    config = RunConfig.from_dict({**asdict(config), "feature_path": os.path.abspath(config.feature_path)})
+    name = f"{config.data}_{config.random_seed}_{created}_{config.model}{config.variant_suffix}"
+    path = os.path.abspath(_new_folder(parent, name))
+    files = None if data.files is None else [str(f) for f in data.files]
+    description = {
+        "format": FORMAT, "created": created, "config": asdict(config),
+        "corpus": {"signal_length": int(data.signal_length), "sample_rate": SAMPLE_RATE, "features": data.features,
+                   "input_shape": [int(s) for s in data.input_shape], "synthetic": config.synthetic},
+        "feature_file": {"path": config.feature_path, "size": int(data.size), "sha256": data.sha256},
+        "training_files": files,
+        "training_files_sha256": None if files is None else hashlib.sha256("\n".join(files).encode()).hexdigest(),
+        "test_rows": [[int(r) for r in rows] for rows in test_rows],
+        "result_path": os.path.abspath(result_path), "versions": results.library_versions(),
+    }
+    np.save(os.path.join(path, SIGNATURES_FILE), np.asarray(signatures, dtype=np.float32), allow_pickle=False)
+    results.write_json(os.path.join(path, RUN_FILE), description)
+    return RunFolder(path, description)
+
+
+def open_run(folder: str, flag: str = "--test_path") -> Optional[RunFolder]:
+    """The run in ``folder``, or None for a folder of fold files without a ``run.json`` of this layout."""
+    if not os.path.isdir(folder):
+        raise UserError(f"{flag} {folder}: no such folder")
+    path = os.path.join(folder, RUN_FILE)
+    if not os.path.isfile(path):
+        return None
+    description = _read_json(path)
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        return None
+    try:
+        return RunFolder(os.path.abspath(folder), description)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{path}: damaged run file ({type(exc).__name__}: {exc})") from None
+
+
+def require_run(folder: str, flag: str) -> RunFolder:
+    """The run in ``folder``; a one-line error when it has no ``run.json`` (``flag`` names where it came from)."""
+    run = open_run(folder, flag)
+    if run is None:
+        raise UserError(f"{flag} {folder}: no {RUN_FILE} there (not a run folder written by this program)")
+    return run
+
+
+def _comparable(config: RunConfig) -> dict:
+    """A RunConfig as run.json stores it (JSON types), less the feature file's path: its content is what counts."""
+    values = json.loads(json.dumps(asdict(config)))
+    values.pop("feature_path")
+    return values
+
+
+def find_run(parent: str, config: RunConfig, sha256: str, result_path: str) -> Optional[RunFolder]:
+    """The run under ``parent`` made with ``config`` on features of content ``sha256`` that writes its results to
+    ``result_path``, so that a repeated grid continues it rather than starting over; None when there is none.
+
+    Of several such runs (the same command run twice) the one with the most finished folds, then the oldest name.
+    """
+    if not os.path.isdir(parent):
+        return None
+    wanted, target = _comparable(config), os.path.abspath(result_path)
+    found = []
+    for name in sorted(os.listdir(parent)):
+        if not os.path.isfile(os.path.join(parent, name, RUN_FILE)):
+            continue
+        try:
+            run = open_run(os.path.join(parent, name))
+        except UserError:  # a damaged run.json is another run's problem, shown when that run is opened
+            continue
+        if (run is not None and run.feature_sha256 == sha256 and run.result_path == target
+                and _comparable(run.config) == wanted):
+            found.append(run)
+    return max(found, key=lambda run: len(run.finished_folds()), default=None)
