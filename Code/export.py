@@ -12,7 +12,8 @@ The graph is what ``--mode predict`` computes (predict.py): every fold's network
 Input ``features`` float32, output ``probabilities`` float32, in every format, with a free batch axis (one
 exception: see ``export_model``). The artefact runs without this project: the sidecar ``<output>.json`` (beside
 the file or the SavedModel folder, named by appending ``.json`` to ``--output``) holds the classes in column
-order, the sample rate, the signal length, the feature recipe and the input and output names and shapes.
+order, the sample rate, the signal length, the feature recipe, the input and output names and shapes, and how
+to score a file longer than one input window by window (``timeline``: timeline.py's windows and silence rule).
 
 Routes (TensorFlow 2.21, Keras 3): ONNX through tf2onnx from a ``tf.function``; SavedModel through Keras'
 ``ExportArchive``; TFLite from that SavedModel with the built-in operators only (``TFLiteConverter.from_keras_model``
@@ -35,7 +36,7 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from . import legacy_weights
+from . import legacy_weights, timeline
 from .atomic_file import atomic_directory, atomic_write, check_writable
 from .corpora import SAMPLE_RATE
 from .errors import UserError
@@ -232,6 +233,7 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
         "sample_rate": SAMPLE_RATE,
         "signal_length": int(signal_length),
         "features": feature_recipe(spec.features),
+        "timeline": timeline.recipe(signal_length),
         "input": {"name": INPUT_NAME, "shape": [None, *(int(d) for d in input_shape)], "dtype": "float32"},
         "output": {"name": OUTPUT_NAME, "shape": [None, len(classes)], "dtype": "float32",
                    "meaning": "mean over the folds of each fold's softmax; columns in the order of classes"},
