@@ -100,7 +100,7 @@ class Run:
             for i, clip in enumerate(good):
                 row = {"file": clip.name, "label": self.classes[int(mean[i].argmax())],
                        "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])},
-                       **scored_span(clip.name, clip.seconds, self.signal_length)}
+                       **scored_span(clip.seconds, self.signal_length)}
                 warning = predict.short_clip_warning(clip, self.signal_length)
                 if warning:
                     row["warning"] = warning

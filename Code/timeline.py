@@ -51,14 +51,14 @@ MAX_RUNS_SHOWN = 30  # label runs printed on the console; the CSV has every wind
 
 # --- what predict scores --------------------------------------------------------------------------------------
 
-def scored_span(name: str, seconds: float, signal_length: int) -> dict:
+def scored_span(seconds: float, signal_length: int) -> dict:
     """``duration_seconds`` and ``scored_seconds`` of a predicted input, and a ``notice`` when it is longer than
     the model's window, of which predict scores only the middle."""
     window = signal_length / SAMPLE_RATE
     span = {"duration_seconds": round(seconds, 3), "scored_seconds": round(min(seconds, window), 3)}
     if round(seconds * SAMPLE_RATE) > signal_length:
-        span["notice"] = (f"{name}: only its middle {window:.2f} s of {seconds:.2f} s were scored (the model's "
-                          "window); --timeline scores the whole file window by window")
+        span["notice"] = (f"only the middle {window:.2f} s of its {seconds:.2f} s were scored (the model's window); "
+                          "--timeline scores the whole file window by window")
     return span
 
 
@@ -71,7 +71,7 @@ def _file_blocks(path: str, block_frames: int) -> Iterator[np.ndarray]:
     from .extract_feature import load_audio
     try:
         sound = soundfile.SoundFile(path)
-    except (soundfile.LibsndfileError, RuntimeError):  # not libsndfile's: decoded whole, as librosa.load falls back
+    except soundfile.SoundFileRuntimeError:  # not libsndfile's: decoded whole, as librosa.load falls back
         yield load_audio(path)
         return
     with sound:
@@ -111,6 +111,8 @@ def _checked_source(source) -> tuple[object, str]:
     """(source, name) for one audio file or ``(samples, sample_rate)``; a one-line error for anything else."""
     if isinstance(source, tuple) and len(source) == 2 and not isinstance(source[0], (str, os.PathLike)):
         return source, "<array>"
+    if not isinstance(source, (str, os.PathLike)):
+        raise UserError(f"timeline: {type(source).__name__} given; it takes one audio file or (samples, sample_rate)")
     from .extract_feature import is_audio
     path = os.fspath(source)
     if os.path.isdir(path):
@@ -138,7 +140,7 @@ def frame_levels(blocks) -> tuple[np.ndarray, int]:
     if len(carry):
         powers.append([np.square(carry, dtype=np.float64).mean()])
     power = np.concatenate(powers) if powers else np.empty(0)
-    return 10 * np.log10(np.maximum(power, 1e-20)), samples
+    return 10 * np.log10(np.maximum(power, 1e-20)), samples  # digital silence: -200 dB
 
 
 def voiced_frames(levels: np.ndarray) -> np.ndarray:
@@ -193,9 +195,9 @@ def _hop_samples(hop: Optional[float], length: int) -> int:
     window = length / SAMPLE_RATE
     if hop is None:
         return length // 2
-    samples = round(hop * SAMPLE_RATE)
-    if not (math.isfinite(hop) and samples >= 1):
+    if not (math.isfinite(hop) and round(hop * SAMPLE_RATE) >= 1):
         raise UserError(f"--hop {hop:g}: must be a positive number of seconds")
+    samples = round(hop * SAMPLE_RATE)
     if samples > length:
         raise UserError(f"--hop {hop:g}: longer than the model's {window:.2f} s window, so the windows would leave "
                         f"parts of the file unscored; give at most {math.floor(window * 100) / 100:.2f}")
@@ -234,8 +236,8 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     ends = np.minimum(starts + length, samples)
     voiced = voiced_windows(frames, starts, ends)
     if not voiced.any():
-        raise UserError(f"{name}: all silence by the energy rule (loudest 23 ms frame at {levels.max():.1f} dBFS; "
-                        f"no window has {MIN_VOICED:.0%} of its frames within {-THRESHOLD_DB:g} dB of it, above "
+        loudest = "digital silence" if levels.max() <= -200 else f"loudest 23 ms frame at {levels.max():.1f} dBFS"
+        raise UserError(f"{name}: all silence by the energy rule ({loudest}; no window has {MIN_VOICED:.0%} of its frames within {-THRESHOLD_DB:g} dB of it, above "
                         f"{SILENT_DBFS:g} dBFS): nothing to score")
     probabilities = np.full((len(starts), len(run.classes)), np.nan)  # (W, C), NaN for skipped windows
     rows = np.flatnonzero(voiced)

@@ -112,7 +112,7 @@ def test_windows_are_read_in_blocks_as_training_reads_a_file(run, long_file, res
 def test_predict_says_what_it_scored_of_a_long_file(run, long_file, tmp_path, capsys):
     [row] = run.predict(long_file)
     assert row["duration_seconds"] == pytest.approx(60) and row["scored_seconds"] == pytest.approx(1.486, abs=1e-3)
-    assert "only its middle 1.49 s of 60.00 s were scored" in row["notice"] and "--timeline" in row["notice"]
+    assert "only the middle 1.49 s of its 60.00 s were scored" in row["notice"] and "--timeline" in row["notice"]
     short = str(tmp_path / "one.wav")
     sf.write(short, synthetic_corpus.utterance("sad", np.random.default_rng(5), seconds=1.2), 22050)
     [alone] = run.predict(short)
@@ -120,7 +120,7 @@ def test_predict_says_what_it_scored_of_a_long_file(run, long_file, tmp_path, ca
     table = str(tmp_path / "p.csv")
     assert main(["--mode", "predict", "--test_path", run.folder, "--wav", long_file, "--output", table]) == 0
     out = capsys.readouterr().out
-    assert out.count("only its middle 1.49 s of 60.00 s were scored") == 1
+    assert out.count("only the middle 1.49 s of its 60.00 s were scored") == 1
     with open(table, newline="") as f:
         [written] = list(csv.DictReader(f))
     assert float(written["duration_seconds"]) == pytest.approx(60) and float(written["scored_seconds"]) < 1.5
