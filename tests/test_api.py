@@ -42,7 +42,8 @@ def test_predict_embed_and_arrays_equal_the_authors_code(emodb46, golden, shared
     for name, row in zip(names, rows):
         expected = reference["probs"][:, order.index(name)].mean(axis=0)  # the 10 folds' mean
         np.testing.assert_allclose([row["probabilities"][c] for c in CLASSES], expected, atol=1e-4)
-        assert row["label"] == CLASSES[int(expected.argmax())] and set(row) == {"file", "label", "probabilities"}
+        assert row["label"] == CLASSES[int(expected.argmax())] and set(row) == {"file", "label", "probabilities",
+                                                                                "duration_seconds", "scored_seconds"}
     assert rows[0]["label"] == "angry"
     embedded = emodb46.embed(wav(shared, names[0]))  # (folds, N, 39): the dynamic fusion's output
     np.testing.assert_allclose(embedded[:, 0], reference["fusion"][:, order.index(names[0])], atol=1e-4)
@@ -98,7 +99,7 @@ def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, sh
     short = str(tmp_path / "short.wav")
     sf.write(short, signal[:2205], rate)  # 0.1 s
     assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", short]) == 0
-    assert "short.wav: 0.10 s, much shorter than the 4.35 s the model was trained on" in capsys.readouterr().err
+    assert "short.wav: 0.10 s, much shorter than the model's 4.35 s window" in capsys.readouterr().err
 
 
 def test_extraction_stops_at_a_bad_file_unless_told_to_skip(tmp_path, capsys):

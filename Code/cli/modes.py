@@ -201,9 +201,12 @@ def run_predict(args) -> list[dict]:
     if args.output:
         check_writable(args.output, "--output")
     weights = load_weights(args)
-    rows = weights.predict(args.wav, args.fold)
     used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
     print(f"{weights.model_name} {weights.data} weights {weights.folder} ({used})")
+    if args.timeline:
+        from ..deploy import timeline
+        return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)
+    rows = weights.predict(args.wav, args.fold)
     for row in rows:
         if row.get("warning"):
             print(f"warning: {row['warning']}", file=sys.stderr)

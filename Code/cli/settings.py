@@ -35,6 +35,7 @@ examples (run from Code/):
   python main.py --mode test --test_path Models/<run>                     # everything else from the run's run.json
   python main.py --mode test --data EMODB --random_seed 46 --test_path Test_Models/EMODB_46   # the authors' weights
   python main.py --mode predict --test_path Models/<run> --wav speech.wav
+  python main.py --mode predict --test_path Models/<run> --wav call.wav --timeline   # emotion over time
   python main.py --mode export --test_path Models/<run> --format onnx --output model.onnx
   python main.py --mode train --resume Models/<run>                       # continue an interrupted run
   python main.py --mode grid --grid table.toml                            # many runs on Ray (local or a cluster)
@@ -194,11 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     a("--retest_other_features", action="store_true",
       help="test: allow a --feature_path whose content differs from the run's; labelled OTHER FEATURES everywhere")
     a("--wav", default=None, help="predict: an audio file (wav, flac, ogg, mp3) or a folder of them")
+    a("--timeline", action="store_true",
+      help="predict: one long file window by window (windows of the model's length, silence skipped, each scored "
+           "by the fold mean): a CSV (or JSON) table and a PNG, see docs/timeline.md")
+    a("--hop", type=float, default=None,
+      help="predict --timeline: seconds between window starts (default: half the model's window)")
     a("--fold", type=int, default=None,
       help="predict/export: use only fold i's weights (default: the mean of all folds' probabilities)")
     a("--format", default=None, choices=EXPORT_FORMATS, help="export: onnx, tflite or savedmodel")
     a("--output", default=None,
-      help="predict: also write the predictions to this .csv or .json file; export: the exported file or folder")
+      help="predict: also write the predictions to this .csv or .json file (--timeline: the window table, and the "
+           "picture beside it as .png); export: the exported file or folder")
 
     grid = p.add_argument_group("grid on Ray")
     a = grid.add_argument
@@ -261,6 +268,8 @@ def validate(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and not 0.0 <= value < 1.0:
             raise UserError(f"--{name} {value}: must be in [0, 1)")
+    if "hop" in args.given and not args.timeline:
+        raise UserError(f"--hop {args.hop:g}: spaces the windows of --timeline; add --timeline (--mode predict)")
     if args.augment < 0:
         raise UserError(f"--augment {args.augment}: must be 0 or more")
     if args.gpus_per_task < 0:

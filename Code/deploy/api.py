@@ -6,6 +6,7 @@
     run.classes                        # ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']
     run.predict("speech.wav")          # [{"file": ..., "label": "angry", "probabilities": {"angry": 0.67, ...}}]
     run.predict((samples, 16000))      # an array and its sample rate
+    run.timeline("call.wav")          # a long file window by window: {"windows": [...], "overall": {...}, ...}
     run.embed("speech.wav")            # (folds, 1, 39): the fused utterance embeddings (TIM-Net's t-SNE input)
     run.export("model.onnx", "onnx")   # one graph averaging the folds, and model.onnx.json describing its input
 
@@ -80,11 +81,14 @@ class Run:
         (or fold ``fold``'s).
 
         ``source``: an audio file, a folder of them, a list of paths, or ``(samples, sample_rate)``. Among several
-        files, one that cannot be decoded gets ``label`` None and its reason in ``error``. A clip much shorter
-        than the training utterances carries a ``warning``. A file the run trained on carries ``training_corpus``:
+        files, one that cannot be decoded gets ``label`` None and its reason in ``error``. Every row says
+        ``duration_seconds`` and ``scored_seconds``: of an input longer than the model's window only the middle
+        window is scored, and its row carries a ``notice`` saying so (``timeline`` scores all of it). A clip much
+        shorter than the window carries a ``warning``. A file the run trained on carries ``training_corpus``:
         how many fold models trained on it and what the fold that held it out predicts.
         """
         from . import predict
+        from .timeline import scored_span
         clips = predict.read_clips(source, self.signal_length, self.feature_kind)
         good = [c for c in clips if c.error is None]
         rows = {}
@@ -94,7 +98,8 @@ class Run:
             mean = probabilities.mean(axis=0)  # (N, C)
             for i, clip in enumerate(good):
                 row = {"file": clip.name, "label": self.classes[int(mean[i].argmax())],
-                       "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])}}
+                       "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])},
+                       **scored_span(clip.seconds, self.signal_length)}
                 warning = predict.short_clip_warning(clip, self.signal_length)
                 if warning:
                     row["warning"] = warning
@@ -104,6 +109,14 @@ class Run:
                 rows[id(clip)] = row
         return [rows.get(id(c)) or {"file": c.name, "label": None, "probabilities": None, "error": c.error}
                 for c in clips]
+
+    def timeline(self, source, hop: Optional[float] = None, fold: Optional[int] = None) -> dict:
+        """The emotion of one audio file (or ``(samples, sample_rate)``) window by window: windows of the model's
+        length every ``hop`` seconds (default half a window), silence skipped by an energy rule, each voiced window
+        scored by the fold mean (or fold ``fold``); plus the file's mean distribution and share of time per
+        label. The file is read in blocks. See timeline.py for the rules and the returned dict."""
+        from . import timeline
+        return timeline.timeline(self, source, hop, fold)
 
     def _training_corpus(self, features: np.ndarray) -> Optional[dict]:
         """For a clip that is a row of the run's training corpus: which fold held it out and what it predicts."""

@@ -12,7 +12,8 @@ The graph is what ``--mode predict`` computes (predict.py): every fold's network
 Input ``features`` float32, output ``probabilities`` float32, in every format, with a free batch axis (one
 exception: see ``export_model``). The artefact runs without this project: the sidecar ``<output>.json`` (beside
 the file or the SavedModel folder, named by appending ``.json`` to ``--output``) holds the classes in column
-order, the sample rate, the signal length, the feature recipe and the input and output names and shapes.
+order, the sample rate, the signal length, the feature recipe, the input and output names and shapes, and how
+to score a file longer than one input window by window (``timeline``: timeline.py's windows and silence rule).
 
 Routes (TensorFlow 2.21, Keras 3): ONNX through tf2onnx from a ``tf.function``; SavedModel through Keras'
 ``ExportArchive``; TFLite from that SavedModel with the built-in operators only (``TFLiteConverter.from_keras_model``
@@ -41,6 +42,7 @@ from ..data.corpora import SAMPLE_RATE
 from ..data.features import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP, WIN_LENGTH
 from ..engine.fold_weights import FoldWeights
 from ..Model import ModelSpec
+from . import timeline
 
 FORMATS = ("onnx", "tflite", "savedmodel")
 INPUT_NAME = "features"
@@ -218,6 +220,7 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
         "sample_rate": SAMPLE_RATE,
         "signal_length": int(signal_length),
         "features": feature_recipe(spec.features),
+        "timeline": timeline.recipe(signal_length),
         "input": {"name": INPUT_NAME, "shape": [None, *(int(d) for d in input_shape)], "dtype": "float32"},
         "output": {"name": OUTPUT_NAME, "shape": [None, len(classes)], "dtype": "float32",
                    "meaning": "mean over the folds of each fold's softmax; columns in the order of classes"},

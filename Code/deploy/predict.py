@@ -84,10 +84,10 @@ def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
 
 
 def short_clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
-    """A warning for a clip much shorter than the utterances the model was trained on, else None."""
-    trained = signal_length / SAMPLE_RATE
-    if clip.error is None and clip.seconds < SHORT_CLIP * trained:
-        return (f"{clip.name}: {clip.seconds:.2f} s, much shorter than the {trained:.2f} s the model was trained on "
+    """A warning for a clip much shorter than the model's window (the run's signal length), else None."""
+    window = signal_length / SAMPLE_RATE
+    if clip.error is None and clip.seconds < SHORT_CLIP * window:
+        return (f"{clip.name}: {clip.seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")
     return None
 
@@ -108,14 +108,15 @@ def write_output(path: str, rows: list[dict], classes) -> None:
                 return
             writer = csv.writer(f)
             writer.writerow(["file", "prediction", *classes, "in_training_corpus", "held_out_by_fold",
-                             "held_out_prediction", "error"])
+                             "held_out_prediction", "error", "duration_seconds", "scored_seconds", "notice"])
             for r in rows:
                 probabilities = r["probabilities"] or {}
                 seen = r.get("training_corpus") or {}
                 writer.writerow([r["file"], r["label"] or "", *(f"{probabilities[c]:.6f}" if probabilities else ""
                                                                  for c in classes),
                                  "yes" if seen else "no", seen.get("held_out_by_fold", ""),
-                                 seen.get("held_out_label", ""), r.get("error") or ""])
+                                 seen.get("held_out_label", ""), r.get("error") or "", r.get("duration_seconds", ""),
+                                 r.get("scored_seconds", ""), r.get("notice", "")])
     try:
         atomic_write(path, write)
     except OSError as exc:
@@ -129,6 +130,8 @@ def format_row(row: dict, classes) -> str:
         return f"{name}: skipped ({row['error']})"
     shares = "  ".join(f"{c} {row['probabilities'][c]:.3f}" for c in classes)
     line = f"{name}: {row['label']}   ({shares})"
+    if row.get("notice"):
+        line += f"\n    {row['notice']}"
     seen = row.get("training_corpus")
     if seen:
         line += (f"\n    in the run's training corpus: {seen['trained_on_by']} of {seen['folds']} fold models trained "

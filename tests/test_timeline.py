@@ -1,0 +1,210 @@
+"""Long recordings (issue #25): predict says what it scored; the timeline scores a 60 s file window by window with a
+model trained here on the synthetic corpus, follows its changes of class and skips its silences, reads the file in
+blocks bit for bit as librosa.load would, and is reproduced from the exported ONNX model's sidecar alone."""
+
+import csv
+import json
+import os
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+import timnet_ser
+from conftest import train_toy_run
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.core.errors import UserError
+from timnet_ser.data import features, synthetic_corpus
+from timnet_ser.deploy import timeline
+from timnet_ser.main import main
+from timnet_ser.Model import MODELS
+
+CLASSES = list(synthetic_corpus.CORPUS.classes)
+LENGTH = 64 * 512  # the toy run's signal length (train_toy_run's): 65 MFCC frames, 1.49 s
+ORDER = ["sad", "angry", "neutral", "happy", "sad", "angry"]  # the class of each 10 s of the long file
+SPEECH = 7.5  # seconds of speech at the start of every 10 s (5 utterances of 1.5 s), then silence
+RATE = 44100  # the long file is written as 44.1 kHz stereo, so reading it resamples and mixes down
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """TIM-Net (16 filters, 4 blocks) trained 2-fold on 20 synthetic utterances per class: ~85 % held out."""
+    folder = tmp_path_factory.mktemp("run")
+    signals = [synthetic_corpus.utterance(c, np.random.default_rng([0, i, k])) for i, c in enumerate(CLASSES)
+               for k in range(20)]
+    x = np.stack([features.signal_features(s, LENGTH) for s in signals])  # (80, 65, 39)
+    y = np.eye(len(CLASSES), dtype="float32")[np.repeat(np.arange(len(CLASSES)), 20)]
+    config = RunConfig(model="TIMNET", data="SYNTH", classes=CLASSES, feature_path="-", split_fold=2, random_seed=1,
+                       epochs=80, batch_size=16, lr=0.003, hyper=Hyper(filter_size=16, dilation_size=4))
+    trained = train_toy_run(MODELS["TIMNET"], config, x, y, str(folder / "Models"), str(folder / "Results"))
+    return timnet_ser.load_run(trained["record"]["weights_folder"])
+
+
+@pytest.fixture(scope="module")
+def long_file(tmp_path_factory):
+    """60 s: every 10 s a new class (utterances the run never saw), each 10 s ending in 2.5 s of silence."""
+    parts = []
+    for i, label in enumerate(ORDER):
+        parts += [synthetic_corpus.utterance(label, np.random.default_rng([1, i, k])) for k in range(5)]
+        parts.append(np.zeros(round((10 - SPEECH) * synthetic_corpus.SAMPLE_RATE), np.float32))
+    signal = librosa.resample(np.concatenate(parts), orig_sr=synthetic_corpus.SAMPLE_RATE, target_sr=RATE)
+    path = str(tmp_path_factory.mktemp("audio") / "long.wav")
+    other = 0.1 * signal[::-1]  # the channels differ; their mean, which librosa.load reads, is the signal
+    sf.write(path, np.stack([signal + other, signal - other], axis=1), RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def result(run, long_file):
+    return run.timeline(long_file)
+
+
+def test_the_timeline_follows_the_changes_and_skips_the_silences(run, result):
+    windows = result["windows"]
+    assert result["duration_seconds"] == pytest.approx(60, abs=1e-3)
+    assert result["window_seconds"] == pytest.approx(LENGTH / 22050, abs=1e-3)
+    assert result["hop_seconds"] == pytest.approx(LENGTH // 2 / 22050, abs=1e-3)
+    assert windows[-1]["end"] == result["duration_seconds"]  # the last window ends with the file
+    right, inside = 0, 0
+    for i, label in enumerate(ORDER):
+        speech = [w for w in windows if 10 * i <= w["start"] and w["end"] <= 10 * i + SPEECH]
+        silence = [w for w in windows if 10 * i + SPEECH <= w["start"] and w["end"] <= 10 * (i + 1)]
+        assert len(speech) >= 8 and silence, f"segment {i}"
+        assert all(w["voiced"] for w in speech) and not any(w["voiced"] for w in silence), f"segment {i}"
+        labels = [w["label"] for w in speech]
+        assert max(set(labels), key=labels.count) == label, f"segment {i}: {labels}"
+        right, inside = right + labels.count(label), inside + len(labels)
+    assert right >= 0.8 * inside, f"{right} of {inside} windows inside a segment have its class"
+    skipped = [w for w in windows if not w["voiced"]]
+    assert all(w["label"] is None and w["probabilities"] is None for w in skipped)
+    voiced = np.array([[w["probabilities"][c] for c in CLASSES] for w in windows if w["voiced"]])
+    assert [result["overall"][c] for c in CLASSES] == pytest.approx(voiced.mean(axis=0), abs=1e-9)
+    assert sum(result["share_of_time"].values()) == pytest.approx(1)
+    # the voiced windows own all the speech (45 s) and the edges of each silence, at least a hop of each is skipped
+    assert 6 * SPEECH <= result["voiced_seconds"] <= 60 - 6 * result["hop_seconds"]
+    assert result["share_of_time"]["neutral"] == pytest.approx(1 / 6, abs=0.05)  # one 10 s part of six
+    for start, end in result["voiced_regions"]:  # none reaches into a silence by more than a frame (23 ms)
+        assert not any(start < 10 * (i + 1) - 0.03 and end > 10 * i + SPEECH + 0.03 for i in range(6)), (start, end)
+
+
+def test_windows_are_read_in_blocks_as_training_reads_a_file(run, long_file, result, monkeypatch):
+    signal, _ = librosa.load(long_file)  # the training pipeline's read: whole file, mono, 22 050 Hz
+    blocks = list(timeline._file_blocks(long_file, 5000))
+    assert len(blocks) > 100 and np.array_equal(np.concatenate(blocks), signal)  # seamless, bit for bit
+
+    def whole_file(*args, **kwargs):
+        raise AssertionError("the timeline must not decode the whole file at once")
+    with monkeypatch.context() as patched:
+        patched.setattr(librosa, "load", whole_file)
+        small = timeline.timeline(run, long_file, block_frames=3000)  # windows span many blocks
+    assert [w["voiced"] for w in small["windows"]] == [w["voiced"] for w in result["windows"]]
+    for ours, theirs in zip(small["windows"], result["windows"]):
+        if ours["voiced"]:
+            assert ours["probabilities"] == pytest.approx(theirs["probabilities"], abs=1e-6)
+    # a window is exactly what predict scores of those samples (centring leaves L samples as they are)
+    for k, w in [(k, w) for k, w in enumerate(result["windows"][:-1]) if w["voiced"]][::20]:
+        start = k * (LENGTH // 2)  # every hop, the default hop being half a window
+        assert w["start"] == pytest.approx(start / 22050, abs=1e-3)
+        [row] = run.predict((signal[start:start + LENGTH], 22050))
+        assert row["probabilities"] == pytest.approx(w["probabilities"], abs=1e-6)
+
+
+def test_predict_says_what_it_scored_of_a_long_file(run, long_file, tmp_path, capsys):
+    [row] = run.predict(long_file)
+    assert row["duration_seconds"] == pytest.approx(60) and row["scored_seconds"] == pytest.approx(1.486, abs=1e-3)
+    assert "only the middle 1.49 s of its 60.00 s were scored" in row["notice"] and "--timeline" in row["notice"]
+    short = str(tmp_path / "one.wav")
+    sf.write(short, synthetic_corpus.utterance("sad", np.random.default_rng(5), seconds=1.2), 22050)
+    [alone] = run.predict(short)
+    assert "notice" not in alone and alone["scored_seconds"] == alone["duration_seconds"] == pytest.approx(1.2)
+    table = str(tmp_path / "p.csv")
+    assert main(["--mode", "predict", "--test_path", run.folder, "--wav", long_file, "--output", table]) == 0
+    out = capsys.readouterr().out
+    assert out.count("only the middle 1.49 s of its 60.00 s were scored") == 1
+    with open(table, newline="") as f:
+        [written] = list(csv.DictReader(f))
+    assert float(written["duration_seconds"]) == pytest.approx(60) and float(written["scored_seconds"]) < 1.5
+    assert written["notice"] == row["notice"]
+    as_json = str(tmp_path / "p.json")
+    assert main(["--mode", "predict", "--test_path", run.folder, "--wav", long_file, "--output", as_json]) == 0
+    with open(as_json) as f:
+        assert json.load(f)[0]["notice"] == row["notice"]
+
+
+def test_the_command_writes_the_table_and_the_picture(run, long_file, result, tmp_path, monkeypatch, capsys):
+    table = str(tmp_path / "out" / "t.csv")
+    assert main(["--mode", "predict", "--test_path", run.folder, "--wav", long_file, "--timeline",
+                 "--output", table]) == 0
+    out = capsys.readouterr().out
+    assert "long.wav: 60.00 s" in out and "skipped as silence" in out and f"wrote {table[:-4]}.png" in out
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(result["windows"]) and list(rows[0])[:4] == ["start_s", "end_s", "voiced", "label"]
+    assert [r["voiced"] for r in rows] == ["yes" if w["voiced"] else "no" for w in result["windows"]]
+    assert all(r["label"] == "" and r["sad"] == "" for r in rows if r["voiced"] == "no")
+    assert [r["label"] for r in rows if r["label"]] == [w["label"] for w in result["windows"] if w["voiced"]]
+    assert open(table[:-4] + ".png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.chdir(tmp_path)  # without --output: <stem>_timeline.csv/.png in the current folder
+    assert main(["--mode", "predict", "--test_path", run.folder, "--wav", long_file, "--timeline", "--hop", "1"]) == 0
+    assert "wrote long_timeline.csv\nwrote long_timeline.png" in capsys.readouterr().out
+    with open(tmp_path / "long_timeline.csv", newline="") as f:
+        starts = [float(r["start_s"]) for r in csv.DictReader(f)]
+    assert starts[1] - starts[0] == pytest.approx(1.0, abs=1e-3)
+    assert os.path.isfile(tmp_path / "long_timeline.png")
+
+
+def test_the_onnx_model_and_its_sidecar_reproduce_the_timeline(run, long_file, result, tmp_path):
+    """Only the sidecar's recipe, librosa and ONNX Runtime: the windows, the silence rule and the scores."""
+    import onnxruntime
+    path = str(tmp_path / "model.onnx")
+    run.export(path, "onnx")
+    with open(path + ".json") as f:
+        sidecar = json.load(f)
+    recipe, vad = sidecar["timeline"], sidecar["timeline"]["vad"]
+    signal, rate = librosa.load(long_file, sr=sidecar["sample_rate"])
+    n, size, frame = len(signal), recipe["window_samples"], vad["frame_samples"]
+    starts = list(range(0, n - size + 1, recipe["default_hop_samples"]))
+    if starts[-1] + size < n:
+        starts.append(n - size)
+    with np.errstate(divide="ignore"):
+        levels = np.array([10 * np.log10(np.mean(signal[j:j + frame].astype(np.float64) ** 2))
+                           for j in range(0, n, frame)])
+    frames = (levels >= levels.max() + vad["threshold_db"]) & (levels.max() >= vad["silent_dbfs"])
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert len(starts) == len(result["windows"])
+    for start, window in zip(starts, result["windows"]):
+        inside = frames[-(-start // frame):-(-(start + size) // frame)]
+        assert window["voiced"] == (inside.mean() >= vad["min_voiced_fraction"])
+        if window["voiced"]:
+            x = librosa.feature.mfcc(y=signal[start:start + size], sr=rate,
+                                     n_mfcc=sidecar["features"]["n_mfcc"]).T[None]
+            [probabilities] = session.run([sidecar["output"]["name"]], {sidecar["input"]["name"]: x})[0]
+            np.testing.assert_allclose(probabilities, [window["probabilities"][c] for c in sidecar["classes"]],
+                                       atol=1e-5, rtol=0)
+
+
+def test_bad_input_is_one_line(run, long_file, tmp_path, capsys):
+    def refused(*flags) -> str:
+        assert main(["--mode", "predict", "--test_path", run.folder, *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        return err
+    assert "--hop 2: longer than the model's 1.49 s window" in refused("--wav", long_file, "--timeline", "--hop", "2")
+    assert "--hop 0: must be a positive" in refused("--wav", long_file, "--timeline", "--hop", "0")
+    assert "--hop 1: spaces the windows of --timeline" in refused("--wav", long_file, "--hop", "1")
+    silent = str(tmp_path / "silent.wav")
+    sf.write(silent, np.zeros(5 * 22050, np.float32), 22050)
+    assert "silent.wav: all silence by the energy rule" in refused("--wav", silent, "--timeline")
+    hum = str(tmp_path / "hum.wav")  # a faint hum, below -60 dBFS: silence too
+    sf.write(hum, 1e-4 * np.sin(np.arange(5 * 22050) / 10).astype(np.float32), 22050)
+    assert "hum.wav: all silence" in refused("--wav", hum, "--timeline")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert "empty.wav: the file is empty" in refused("--wav", str(empty), "--timeline")
+    header_only = str(tmp_path / "header.wav")
+    sf.write(header_only, np.zeros(0, np.float32), 22050)
+    assert "header.wav: holds no audio samples" in refused("--wav", header_only, "--timeline")
+    assert "not a folder" in refused("--wav", str(tmp_path), "--timeline")
+    with pytest.raises(UserError, match="longer than the model's"):
+        run.timeline(long_file, hop=1.5)
