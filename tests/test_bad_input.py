@@ -283,3 +283,23 @@ def test_a_wrong_flag_answers_before_tensorflow_is_imported():
     done = subprocess.run([sys.executable, "-c", script], cwd=code, capture_output=True, text=True, timeout=120)
     assert done.stderr.strip() == "error: --epoch -1: must be positive"
     assert done.stdout.split() == ["2", "False", "False"]
+
+
+def test_a_finished_run_resumed_or_retested_on_more_folds_is_answered_in_one_line(tmp_path, capsys):
+    from test_resume import toy_feature_file
+    features = toy_feature_file(tmp_path / "TOY.npy")
+    models, results = str(tmp_path / "M"), str(tmp_path / "R")
+    assert main(["--mode", "train", "--data", "TOY", "--feature_path", features, "--split_fold", "2", "--epoch", "1",
+                 "--batch_size", "8", "--dilation_size", "2", "--model_path", models, "--result_path", results]) == 0
+    [run] = [os.path.join(models, name) for name in os.listdir(models)]
+    written = {name: os.path.getmtime(os.path.join(results, name)) for name in os.listdir(results)}
+    capsys.readouterr()
+    assert main(["--mode", "train", "--resume", run]) == 0  # a complete run: said, and nothing rewritten
+    out = capsys.readouterr().out
+    assert f"the run in {run} is complete: its 2 folds are trained" in out and "trained 0 folds" not in out
+    assert "finished before the interruption" not in out
+    assert {name: os.path.getmtime(os.path.join(results, name)) for name in os.listdir(results)} == written
+    assert main(["--mode", "test", "--test_path", run, "--split_fold", "3", "--retest_other_split"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "has 2 fold models" in err and "--split_fold 2" in err
+    assert "not found" not in err

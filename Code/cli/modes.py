@@ -111,6 +111,11 @@ def run_train(args) -> list[dict]:
         if "result_path" in args.given and os.path.abspath(args.result_path) != run.result_path:
             raise UserError(f"--result_path {args.result_path}: the run in {run.path} writes its results to "
                             f"{run.result_path}; a resumed run keeps its own")
+        written = run.results_file() if len(run.finished_folds()) == run.k else None
+        if written:  # nothing to train and nothing to write: say so rather than rewrite the results
+            print(f"the run in {run.path} is complete: its {run.k} folds are trained and its results are in "
+                  f"{written}; nothing to resume (re-test it with --mode test --test_path {run.path})")
+            return []
         configure_run(run.config.model, run.config.mixed_precision)
         features, _ = run_features(args, run)
         return cross_validate(MODELS[run.config.model], [run], features.x, features.y,
@@ -166,6 +171,9 @@ def run_test(args) -> dict:
             run.config.random_seed, run.config.split_fold, run.config.cv):
         folds = make_folds(len(features.x), config.split_fold, config.random_seed,
                            features.speakers if config.cv == "speaker" else None)
+    if len(folds) != run.k:  # fold model i is re-tested on test fold i: another split needs as many folds
+        raise UserError(f"--split_fold {config.split_fold}: the run in {run.path} has {run.k} fold models, one per "
+                        f"test fold; re-test it on {run.k} folds (--split_fold {run.k})")
     own_split = own_features and [t.tolist() for _, t in folds] == run.description["test_rows"]
     retest = retest_label(own_split, own_features, config)
     description = (f"re-test of the run in {run.path} on its own split (the test rows of its run.json)"

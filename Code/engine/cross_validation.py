@@ -102,9 +102,9 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
         return [finish_run(spec, run) for run in runs]
     summaries = []
     for run in runs:  # one after the other, each fold saved (and printed) as soon as it is trained
-        started = time.time()
-        report((pair, train_and_save_fold(spec, pair[0], trainer, x, y, pair[1])) for pair in announce(run))
-        print(f"trained {run.k} folds in {time.time() - started:.0f} s")
+        started, pending = time.time(), announce(run)
+        report((pair, train_and_save_fold(spec, pair[0], trainer, x, y, pair[1])) for pair in pending)
+        print(f"trained {len(pending)} folds in {time.time() - started:.0f} s")
         summaries.append(finish_run(spec, run))
     return summaries
 

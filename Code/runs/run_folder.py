@@ -21,6 +21,7 @@ come from flags (``fold_weight_files`` finds its files).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -114,6 +115,17 @@ class RunFolder:
             if os.path.isfile(path) and os.path.isfile(self.weights_file(fold)):
                 done[fold] = _read_json(path)
         return done
+
+    def results_file(self) -> str | None:
+        """The results JSON this run's training wrote into its results folder, or None (not finished yet)."""
+        for path in sorted(glob.glob(os.path.join(glob.escape(self.result_path), f"*_{self.created}_*.json"))):
+            try:
+                record = _read_json(path)
+            except (OSError, ValueError, UserError):
+                continue
+            if record.get("mode") == "train" and record.get("weights_folder") == self.path:
+                return path
+        return None
 
     def fold_records(self) -> list[dict]:
         """Every fold's record, in order; a ``UserError`` naming the unfinished folds otherwise."""
