@@ -210,7 +210,7 @@ def run_predict(args) -> list[dict]:
         check_writable(args.output, "--output")
     weights = load_weights(args)
     used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
-    print(f"{weights.model_name} {weights.data} weights {weights.folder} ({used})")
+    print(f"{weights.model_name} {weights.data} weights {args.test_path} ({used})")
     if args.timeline:
         from ..deploy import timeline
         return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)
