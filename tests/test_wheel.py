@@ -26,8 +26,9 @@ def test_the_wheel_installs_every_sub_package_and_the_command(tmp_path):
         copy(os.path.join(ROOT, name), source / name, **({"ignore": shutil.ignore_patterns(
             "__pycache__", "MFCC", "Models", "Results", "Test_Models", "synthetic_wav")} if name == "Code" else {}))
     # no build isolation: setuptools comes from this environment, nothing is downloaded
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(source)], check=True, capture_output=True, timeout=300)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(wheels), str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     [wheel] = list(wheels.glob("timnet_ser-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
     python = str(env / "bin" / "python")
