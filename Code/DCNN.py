@@ -11,7 +11,7 @@ delta-delta; extract_feature.py, ``--features logmel3``). The paper's pipeline, 
 
 The paper's CNN is AlexNet pretrained on ImageNet, which Keras does not ship; the backbone is a
 Keras Applications network instead (``BACKBONES``). What else differs from the paper, and why, is in
-the README. This file knows nothing about data, files or the command line.
+docs/dcnn_blstmwa.md. This file knows nothing about data, files or the command line.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class UtteranceStandardization(keras.layers.Layer):
     Each channel (static, delta, delta-delta) of each utterance is standardised over all its segments,
     frames and mel bands, then multiplied by ``scale``. Per utterance, not per segment, so that loudness
     differences between the segments of an utterance survive; the absolute level does not. The paper
-    gives no normalisation (README).
+    gives no normalisation (docs/dcnn_blstmwa.md).
 
     Args:
         scale: factor after standardisation (0.5: +-2 standard deviations span [-1, 1]).
@@ -163,7 +163,8 @@ class SegmentCNN(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="ser")
 class AttentionPooling(keras.layers.Layer):
-    """Soft attention over the segments (the paper's attention layer; its exact form is our choice, README).
+    """Soft attention over the segments (the paper's attention layer; its exact form is our choice,
+    docs/dcnn_blstmwa.md).
 
     e_s = v · tanh(W h_s + b),  a = softmax_s(e),  output = sum_s a_s h_s  (additive attention).
 

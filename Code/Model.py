@@ -111,7 +111,7 @@ MODELS: dict[str, ModelSpec] = {
                        Recipe(epochs=300, label_smoothing=0.0),
                        "the original always selected the epoch on the test fold", parallel_chains=2),
     # The paper's optimiser, epochs and batch size were not available to us: fine-tuning settings of our choice
-    # (README, "DCNN-BLSTMwA").
+    # (docs/dcnn_blstmwa.md).
     "DCNN_BLSTMwA": ModelSpec("DCNN_BLSTMwA", "Zhang et al., DCNN-BLSTMwA, Frontiers in Physiology 12:643202, 2021",
                               _dcnn, Recipe(epochs=50, label_smoothing=0.0, lr=1e-4, beta1=0.9, beta2=0.999,
                                             epsilon=1e-7, batch_size=32),

@@ -1,4 +1,4 @@
-"""The package's layers (README, "Layout"): every module of Code/ imports only from its own layer or the layers below
+"""The package's layers (docs/layout.md): every module of Code/ imports only from its own layer or the layers below
 it, and the import graph has no cycle. Imports inside functions count: a lazy upward import is still upward."""
 
 import ast

@@ -4,7 +4,8 @@ A fresh copy is what a newcomer's clone holds (the files git tracks), with ``../
 ```bash block runs in ``bash -euo pipefail`` and each ```python block in this interpreter, from the copy's root,
 with this environment's ``bin/`` first on the PATH (what ``source .venv/bin/activate`` does). A ```text block right
 after a command block is what that command printed: each of its lines must appear in the command's output, in
-order (a line ``...`` stands for lines left out). Two markers in the README, on the line before a block:
+order (a line ``...`` stands for lines left out; the date and time in a run folder's or a results file's name,
+``2026-12-04_04-22-26``, stands for any other). Two markers in the README, on the line before a block:
 
 - ``<!-- readme: not run (why) -->``: a command block the test does not run (the set-up commands, which CI runs
   itself: running ``run_tests.sh`` here would recurse);
@@ -25,6 +26,7 @@ from conftest import ROOT, SHARED
 README = os.path.join(ROOT, "README.md")
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARKER = re.compile(r"^<!-- readme: (not run|output not compared) \((.+)\) -->$")
+STAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")  # a run folder's or results file's time of start
 
 
 @dataclass
@@ -64,10 +66,10 @@ def runs_with_outputs(blocks: list[Block]) -> list[tuple[Block, Block | None]]:
 
 def missing_lines(expected: str, printed: str) -> list[str]:
     """The lines of ``expected`` not found in ``printed`` in order ("..." lines skipped)."""
-    printed_lines = [line.rstrip() for line in printed.splitlines()]
+    printed_lines = [STAMP.sub("<time>", line.rstrip()) for line in printed.splitlines()]
     missing, at = [], 0
     for line in expected.splitlines():
-        line = line.rstrip()
+        line = STAMP.sub("<time>", line.rstrip())
         if line in ("...", ""):
             continue
         try:
@@ -98,6 +100,9 @@ def test_the_markers_and_blocks_are_well_formed():
     assert not_run and all(b.language == "bash" for b in not_run)
     assert all(b.language == "text" for b in blocks if b.marker == "output not compared")
     assert missing_lines("a\n...\nc", "a\nb\nc\n") == [] and missing_lines("c\na", "a\nc") == ["a"]
+    assert missing_lines("M/E_2026-12-04_04-22-26_T", "M/E_2027-01-01_00-00-00_T") == []
+    assert missing_lines("M/E_2026-12-04_04-22-26_T", "M/F_2027-01-01_00-00-00_T") == ["M/E_2026-12-04_04-22-26_T"]
+    assert not re.search(r"/(work|tmp|root|home)/", open(README, encoding="utf-8").read())  # no machine's paths
 
 
 def test_every_command_of_the_readme_runs_as_written(tmp_path):

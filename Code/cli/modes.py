@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 
 from ..core.errors import TrainingInterrupted, UserError
-from ..core.paths import SYNTHETIC_WAV, feature_path
+from ..core.paths import SYNTHETIC_WAV, feature_path, shown
 from ..engine.run_config import hyper_of, run_config
 from . import settings
 
@@ -113,8 +113,8 @@ def run_train(args) -> list[dict]:
                             f"{run.result_path}; a resumed run keeps its own")
         written = run.results_file() if len(run.finished_folds()) == run.k else None
         if written:  # nothing to train and nothing to write: say so rather than rewrite the results
-            print(f"the run in {run.path} is complete: its {run.k} folds are trained and its results are in "
-                  f"{written}; nothing to resume (re-test it with --mode test --test_path {run.path})")
+            print(f"the run in {shown(run.path)} is complete: its {run.k} folds are trained and its results are in "
+                  f"{shown(written)}; nothing to resume (re-test it with --mode test --test_path {shown(run.path)})")
             return []
         configure_run(run.config.model, run.config.mixed_precision)
         features, _ = run_features(args, run)
@@ -172,12 +172,12 @@ def run_test(args) -> dict:
         folds = make_folds(len(features.x), config.split_fold, config.random_seed,
                            features.speakers if config.cv == "speaker" else None)
     if len(folds) != run.k:  # fold model i is re-tested on test fold i: another split needs as many folds
-        raise UserError(f"--split_fold {config.split_fold}: the run in {run.path} has {run.k} fold models, one per "
-                        f"test fold; re-test it on {run.k} folds (--split_fold {run.k})")
+        raise UserError(f"--split_fold {config.split_fold}: the run in {shown(run.path)} has {run.k} fold models, "
+                        f"one per test fold; re-test it on {run.k} folds (--split_fold {run.k})")
     own_split = own_features and [t.tolist() for _, t in folds] == run.description["test_rows"]
     retest = retest_label(own_split, own_features, config)
-    description = (f"re-test of the run in {run.path} on its own split (the test rows of its run.json)"
-                   if own_split and own_features else f"re-test of the run in {run.path}: {retest['label']}")
+    description = (f"re-test of the run in {shown(run.path)} on its own split (the test rows of its run.json)"
+                   if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     result_path = args.result_path if "result_path" in args.given else run.result_path
     files = [run.weights_file(i) for i in range(len(folds))]
     return retest_weights(MODELS[config.model], config, features.x, features.y, folds, files, run.path, result_path,
@@ -311,7 +311,7 @@ def main(argv=None) -> int:
         return 2
     except TrainingInterrupted as stop:
         done = ", ".join(str(i + 1) for i in stop.finished) or "none"
-        print(f"interrupted: finished folds ({done} of {stop.k}) are saved in {stop.folder}; continue with:\n"
+        print(f"interrupted: finished folds ({done} of {stop.k}) are saved in {shown(stop.folder)}; continue with:\n"
               f"  {stop.resume_command}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:

@@ -385,9 +385,10 @@ def check_against_run(args: argparse.Namespace, run, allow_other_split: bool = F
             hint = (" (to re-test on another split, add --retest_other_split: its test folds then hold rows the fold "
                     "models trained on)" if name in SPLIT_SETTINGS and args.mode == "test" else
                     "; a run folder brings its own settings, leave the flag out")
-            raise UserError(f"--{name} {_shown(theirs)}: the run in {run.path} has {_shown(ours)}{hint}")
+            raise UserError(f"--{name} {_shown(theirs)}: the run in {paths.shown(run.path)} has {_shown(ours)}{hint}")
     if "features" in args.given and args.features != run.feature_kind:
-        raise UserError(f"--features {args.features}: the run in {run.path} reads {run.feature_kind} features")
+        raise UserError(f"--features {args.features}: the run in {paths.shown(run.path)} reads {run.feature_kind} "
+                        "features")
     for name, (of_run, _) in RUN_SETTINGS.items():
         if name not in args.given or not (allow_other_split and name in SPLIT_SETTINGS):
             setattr(args, name, of_run(config))

@@ -26,3 +26,10 @@ def feature_path(data: str, kind: str, given: str | None = None) -> str:
     MFCCs, ``MFCC/<DATA>_<kind>.npy`` for the others (relative to the current directory)."""
     suffix = "" if kind == "mfcc" else f"_{kind}"
     return given or os.path.join(FEATURES, f"{data}{suffix}.npy")
+
+
+def shown(path: str) -> str:
+    """``path`` as the console shows it: relative to the current directory when it lies inside it (what the user
+    typed, and no machine's folder names in logs and READMEs), else as it is."""
+    relative = os.path.relpath(os.path.abspath(path))
+    return path if relative.startswith(os.pardir) else relative

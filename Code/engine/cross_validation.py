@@ -13,6 +13,7 @@ import numpy as np
 from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fold, train_and_save_fold
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import TrainingInterrupted, UserError
+from ..core.paths import shown
 from ..data.features import row_signatures
 from ..Model import ModelSpec
 from ..runs import results, run_folder
@@ -74,7 +75,8 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
 
     def announce(run: RunFolder) -> list:  # a run's header and finished folds; its unfinished folds
         config = run.config
-        print(f"{results.run_title(config, 'train')}\nprotocol {protocol_description(config)}\nweights -> {run.path}")
+        print(f"{results.run_title(config, 'train')}\nprotocol {protocol_description(config)}\n"
+              f"weights -> {shown(run.path)}")
         variant = spec.variant(config.hyper)
         print(f"model {spec.name}{f' ({variant})' if variant else ''}: {trainer.model.count_params():,} parameters, "
               f"built in {built:.1f} s")

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ..core.config import RunConfig
+from ..core.paths import shown
 from ..Model import ModelSpec, predict_in_batches
 from ..runs import results
 from .fold_weights import FoldWeights
@@ -59,7 +60,7 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
     weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
                           config.data)
     results.prepare_folder(result_path)
-    print(f"{results.run_title(config, 'test', retest)}\nweights <- {weights_folder}")
+    print(f"{results.run_title(config, 'test', retest)}\nweights <- {shown(weights_folder)}")
     records = []
     for i, ((_, test_idx), path) in enumerate(zip(folds, weight_files)):
         probs = predict_in_batches(weights.load(i), x[test_idx])

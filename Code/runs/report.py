@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
+from ..core.paths import shown
 from ..data.features import FEATURE_KINDS
 from . import significance
 
@@ -439,5 +440,5 @@ def write_report(result_path: str) -> dict:
     plot_uar_ci(records, paths["figure"])
     print(markdown)
     for kind, path in paths.items():
-        print(f"wrote {kind}: {path}")
+        print(f"wrote {kind}: {shown(path)}")
     return paths

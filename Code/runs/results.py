@@ -30,6 +30,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
+from ..core.paths import shown
 
 
 def _war_uar(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[float, float]:
@@ -147,7 +148,7 @@ def write_run_results(record: dict, result_dir: str, time_str: str, suffix: str 
         paths["curves"] = curves
     print(format_summary(summary, record["protocol_description"]))
     for kind, path in paths.items():
-        print(f"wrote {kind}: {path}")
+        print(f"wrote {kind}: {shown(path)}")
     return {"record": record, "paths": paths}
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
-from ..core.paths import MAIN
+from ..core.paths import MAIN, shown
 from ..data.corpora import SAMPLE_RATE
 from ..nn import legacy_weights
 from . import results
@@ -149,7 +149,7 @@ class RunFolder:
     @property
     def resume_command(self) -> str:
         """The exact command that continues this run, from any folder."""
-        return f"python {MAIN} --mode train --resume {self.path}"
+        return f"python {shown(MAIN)} --mode train --resume {shown(self.path)}"
 
 
 def _read_json(path: str) -> dict:
