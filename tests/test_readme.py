@@ -68,14 +68,14 @@ def missing_lines(expected: str, printed: str) -> list[str]:
     """The lines of ``expected`` not found in ``printed`` in order ("..." lines skipped)."""
     printed_lines = [STAMP.sub("<time>", line.rstrip()) for line in printed.splitlines()]
     missing, at = [], 0
-    for line in expected.splitlines():
-        line = STAMP.sub("<time>", line.rstrip())
+    for raw in expected.splitlines():
+        line = STAMP.sub("<time>", raw.rstrip())
         if line in ("...", ""):
             continue
         try:
             at = printed_lines.index(line, at) + 1
         except ValueError:
-            missing.append(line)
+            missing.append(raw.rstrip())
     return missing
 
 
