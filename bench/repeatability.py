@@ -1,0 +1,168 @@
+"""Does the same seed give the same run, bit for bit? Many same-seed runs under different loads and settings.
+
+    .venv/bin/python bench/repeatability.py [--runs 20] [--epochs 3] [--conditions idle,busy2,...]
+
+Each condition is one fresh interpreter (TensorFlow's thread settings are fixed at its start) that trains the
+toy fold of tests/test_engine.py (TIM-Net, 3 TABs per direction, 24 rows of 24 x 39 frames, batch 8; the fold's
+seed 7001 for its initial weights, dropout masks and batch order) ``--runs`` times with one traced step, as one
+process trains its folds, and compares every run with the first, variable by variable. While it runs, the
+condition's load runs beside it: nothing, two busy loops (``python -c 'while 1: pass'``, one per core of a
+2-core machine), or a second training process looping. Settings per condition: the threads (``default``:
+TensorFlow's own, as pytest runs; ``project``: Common_Model.configure_tensorflow, as main.py trains; ``1``: one
+thread everywhere), op determinism (``tf.config.experimental.enable_op_determinism``, which main.py turns on)
+and oneDNN (TF_ENABLE_ONEDNN_OPTS).
+
+Printed per condition: the load average before it, how many runs were bit-equal to the first, and the largest
+absolute difference from the first run per kind of variable (trainable weights, BatchNorm moving statistics,
+optimiser state, softmax outputs, loss history). Every load it starts is stopped, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# condition name -> (threads, op determinism, oneDNN, load)
+CONDITIONS = {
+    "idle/default": ("default", False, "1", "none"),
+    "busy2/default": ("default", False, "1", "busy2"),
+    "train/default": ("default", False, "1", "train"),
+    "idle/project+det": ("project", True, "1", "none"),
+    "busy2/project+det": ("project", True, "1", "busy2"),
+    "train/project+det": ("project", True, "1", "train"),
+    "busy2/1thread": ("1", False, "1", "busy2"),
+    "busy2/default+det": ("default", True, "1", "busy2"),
+    "busy2/default-onednn": ("default", False, "0", "busy2"),
+}
+KINDS = ("trainable", "bn_moving", "other_state", "optimizer", "predictions", "loss")
+
+WORKER = """
+import json, os, random, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+sys.path.insert(0, {root!r})
+import importlib.util
+spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join({root!r}, "Code", "__init__.py"),
+                                              submodule_search_locations=[os.path.join({root!r}, "Code")])
+sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec); spec.loader.exec_module(sys.modules["timnet_ser"])
+import numpy as np
+import tensorflow as tf
+from timnet_ser.Common_Model import Trainer, configure_tensorflow
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.Model import MODELS, build_model
+threads, determinism, runs, epochs, loop = {threads!r}, {determinism!r}, {runs}, {epochs}, {loop!r}
+if threads == "project":
+    configure_tensorflow(MODELS["TIMNET"])
+elif threads == "1":
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+if determinism:
+    tf.config.experimental.enable_op_determinism()
+rng = np.random.default_rng(0)
+labels = np.arange(36) % 3
+x = rng.normal(size=(36, 24, 39)).astype("float32") + labels[:, None, None].astype("float32")
+y = np.eye(3, dtype="float32")[labels]
+cfg = RunConfig(model="TIMNET", data="TOY", classes=["a", "b", "c"], feature_path="toy.npy", split_fold=3,
+                random_seed=7, epochs=epochs, batch_size=8, label_smoothing=0.1, hyper=Hyper(dilation_size=3))
+trainer = Trainer(lambda: build_model(MODELS["TIMNET"], (24, 39), 3, cfg.hyper), cfg)
+model = trainer.model
+def kind(v):
+    if any(v is t for t in model.trainable_variables):
+        return "trainable"
+    return "bn_moving" if "moving_" in v.path else "other_state"
+kinds = [kind(v) for v in model.variables]
+def one_run():
+    trainer.reset(7001)
+    order = np.random.default_rng(7001)
+    losses = [trainer.train_epoch(x[:24], y[:24], order.permutation(24), 8)[0] for _ in range(epochs)]
+    values = {{k: [] for k in {kinds_all!r}}}
+    for k, v in zip(kinds, trainer.get_weights()):
+        values[k].append(v)
+    values["optimizer"] = [v.numpy() for v in trainer.optimizer.variables]
+    values["predictions"] = [trainer.predict(x[24:])]
+    values["loss"] = [np.array(losses)]
+    return values
+if loop:
+    while True:
+        one_run()
+first = one_run()
+equal, worst = 0, {{k: 0.0 for k in first}}
+for _ in range(runs - 1):
+    other = one_run()
+    same = True
+    for k in first:
+        for a, b in zip(first[k], other[k]):
+            if not np.array_equal(a, b):
+                same = False
+                worst[k] = max(worst[k], float(np.max(np.abs(a.astype("float64") - b.astype("float64")))))
+    equal += same
+print(json.dumps({{"equal": equal, "compared": runs - 1, "worst": worst,
+                   "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+                   "inter": tf.config.threading.get_inter_op_parallelism_threads(),
+                   "intra": tf.config.threading.get_intra_op_parallelism_threads()}}))
+"""
+
+
+def worker_code(threads: str, determinism: bool, runs: int, epochs: int, loop: bool = False) -> str:
+    return WORKER.format(root=ROOT, threads=threads, determinism=determinism, runs=runs, epochs=epochs, loop=loop,
+                         kinds_all=["trainable", "bn_moving", "other_state"])
+
+
+def start_load(load: str, epochs: int) -> list:
+    """The processes that load the machine for ``load``; the caller stops them."""
+    if load == "busy2":
+        return [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(2)]
+    if load == "train":
+        return [subprocess.Popen([sys.executable, "-c", worker_code("default", False, 0, epochs, loop=True)],
+                                 env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"})]
+    return []
+
+
+def stop(processes: list) -> None:
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def measure(name: str, runs: int, epochs: int) -> dict:
+    threads, determinism, onednn, load = CONDITIONS[name]
+    loads = start_load(load, epochs)
+    try:
+        time.sleep(3 if loads else 0)  # the load is running (a training load has imported TensorFlow) first
+        with open("/proc/loadavg") as f:
+            loadavg = f.read().split()[0]
+        done = subprocess.run([sys.executable, "-c", worker_code(threads, determinism, runs, epochs)],
+                              capture_output=True, text=True, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn})
+    finally:
+        stop(loads)
+    if done.returncode:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "load": loadavg}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=20, help="same-seed runs per condition (each compared with the first)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated, from: " +
+                        ", ".join(CONDITIONS))
+    args = parser.parse_args()
+    print(f"{args.runs} same-seed runs per condition ({args.epochs} epochs of the toy fold), each against the first; "
+          f"max |difference| per kind, '-' where bit-equal", flush=True)
+    print(f"{'condition':22} {'load':>5} {'threads':>9} {'equal':>7}  " + " ".join(f"{k:>11}" for k in KINDS))
+    for name in args.conditions.split(","):
+        result = measure(name, args.runs, args.epochs)
+        cells = " ".join(f"{result['worst'][k]:11.2g}" if result["worst"][k] else f"{'-':>11}" for k in KINDS)
+        print(f"{name:22} {result['load']:>5} {result['inter']:>4}/{result['intra']:<4} "
+              f"{result['equal']:>3}/{result['compared']:<3}  {cells}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
