@@ -24,22 +24,29 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# condition name -> (threads, op determinism, oneDNN, load)
+# condition name -> (threads, op determinism, oneDNN, load, a new trainer per run)
 CONDITIONS = {
-    "idle/default": ("default", False, "1", "none"),
-    "busy2/default": ("default", False, "1", "busy2"),
-    "train/default": ("default", False, "1", "train"),
-    "idle/project+det": ("project", True, "1", "none"),
-    "busy2/project+det": ("project", True, "1", "busy2"),
-    "train/project+det": ("project", True, "1", "train"),
-    "busy2/1thread": ("1", False, "1", "busy2"),
-    "busy2/default+det": ("default", True, "1", "busy2"),
-    "busy2/default-onednn": ("default", False, "0", "busy2"),
+    "idle/default": ("default", False, "1", "none", False),
+    "busy2/default": ("default", False, "1", "busy2", False),
+    "train/default": ("default", False, "1", "train", False),
+    "idle/project+det": ("project", True, "1", "none", False),
+    "busy2/project+det": ("project", True, "1", "busy2", False),
+    "train/project+det": ("project", True, "1", "train", False),
+    "busy2/1thread": ("1", False, "1", "busy2", False),
+    "busy2/default+det": ("default", True, "1", "busy2", False),
+    "busy2/default-onednn": ("default", False, "0", "busy2", False),
+    "idle/default/fresh": ("default", False, "1", "none", True),
+    "busy2/default/fresh": ("default", False, "1", "busy2", True),
+    "train/default/fresh": ("default", False, "1", "train", True),
+    "train/project+det/fresh": ("project", True, "1", "train", True),
 }
 KINDS = ("trainable", "bn_moving", "other_state", "optimizer", "predictions", "loss")
 
@@ -57,7 +64,7 @@ import tensorflow as tf
 from timnet_ser.Common_Model import Trainer, configure_tensorflow
 from timnet_ser.core.config import Hyper, RunConfig
 from timnet_ser.Model import MODELS, build_model
-threads, determinism, runs, epochs, loop = {threads!r}, {determinism!r}, {runs}, {epochs}, {loop!r}
+threads, determinism, runs, epochs, loop, fresh = {threads!r}, {determinism!r}, {runs}, {epochs}, {loop!r}, {fresh!r}
 if threads == "project":
     configure_tensorflow(MODELS["TIMNET"])
 elif threads == "1":
@@ -71,47 +78,60 @@ x = rng.normal(size=(36, 24, 39)).astype("float32") + labels[:, None, None].asty
 y = np.eye(3, dtype="float32")[labels]
 cfg = RunConfig(model="TIMNET", data="TOY", classes=["a", "b", "c"], feature_path="toy.npy", split_fold=3,
                 random_seed=7, epochs=epochs, batch_size=8, label_smoothing=0.1, hyper=Hyper(dilation_size=3))
-trainer = Trainer(lambda: build_model(MODELS["TIMNET"], (24, 39), 3, cfg.hyper), cfg)
-model = trainer.model
+def new_trainer():
+    return Trainer(lambda: build_model(MODELS["TIMNET"], (24, 39), 3, cfg.hyper), cfg)
+trainer = new_trainer()
 def kind(v):
-    if any(v is t for t in model.trainable_variables):
+    if any(v is t for t in trainer.model.trainable_variables):
         return "trainable"
     return "bn_moving" if "moving_" in v.path else "other_state"
-kinds = [kind(v) for v in model.variables]
+kinds = [kind(v) for v in trainer.model.variables]
+paths = [v.path for v in trainer.model.variables]
+where = {{}}  # kind -> the name of each value, for the report of which ones differ
 def one_run():
-    trainer.reset(7001)
-    order = np.random.default_rng(7001)
-    losses = [trainer.train_epoch(x[:24], y[:24], order.permutation(24), 8)[0] for _ in range(epochs)]
+    global trainer
+    if fresh:  # as the test's runs: a new trainer (a newly traced step) per run, its three folds one after the other
+        trainer = new_trainer()
     values = {{k: [] for k in {kinds_all!r}}}
-    for k, v in zip(kinds, trainer.get_weights()):
-        values[k].append(v)
-    values["optimizer"] = [v.numpy() for v in trainer.optimizer.variables]
-    values["predictions"] = [trainer.predict(x[24:])]
-    values["loss"] = [np.array(losses)]
+    values.update(optimizer=[], predictions=[], loss=[])
+    for seed in (7000, 7001, 7002) if fresh else (7001,):
+        trainer.reset(seed)
+        order = np.random.default_rng(seed)
+        losses = [trainer.train_epoch(x[:24], y[:24], order.permutation(24), 8)[0] for _ in range(epochs)]
+        for k, v, path in zip(kinds, trainer.get_weights(), paths):
+            values[k].append(v)
+            where.setdefault(k, []).append(f"{{seed}}:{{path}}")
+        values["optimizer"] += [v.numpy() for v in trainer.optimizer.variables]
+        values["predictions"].append(trainer.predict(x[24:]))
+        values["loss"].append(np.array(losses))
     return values
 if loop:
     while True:
         one_run()
 first = one_run()
-equal, worst = 0, {{k: 0.0 for k in first}}
+np.savez({dump!r}, **{{f"{{k}}_{{i}}": a for k in first for i, a in enumerate(first[k])}})
+equal, worst, differing = 0, {{k: 0.0 for k in first}}, set()
 for _ in range(runs - 1):
     other = one_run()
     same = True
     for k in first:
-        for a, b in zip(first[k], other[k]):
+        for i, (a, b) in enumerate(zip(first[k], other[k])):
             if not np.array_equal(a, b):
                 same = False
+                differing.add(where[k][i] if k in where else f"{{k}}[{{i}}]")
                 worst[k] = max(worst[k], float(np.max(np.abs(a.astype("float64") - b.astype("float64")))))
     equal += same
-print(json.dumps({{"equal": equal, "compared": runs - 1, "worst": worst,
+print(json.dumps({{"equal": equal, "compared": runs - 1, "worst": worst, "differing": sorted(differing),
                    "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
                    "inter": tf.config.threading.get_inter_op_parallelism_threads(),
                    "intra": tf.config.threading.get_intra_op_parallelism_threads()}}))
 """
 
 
-def worker_code(threads: str, determinism: bool, runs: int, epochs: int, loop: bool = False) -> str:
+def worker_code(threads: str, determinism: bool, runs: int, epochs: int, loop: bool = False,
+                fresh: bool = False, dump: str = os.devnull) -> str:
     return WORKER.format(root=ROOT, threads=threads, determinism=determinism, runs=runs, epochs=epochs, loop=loop,
+                         fresh=fresh, dump=dump,
                          kinds_all=["trainable", "bn_moving", "other_state"])
 
 
@@ -121,7 +141,7 @@ def start_load(load: str, epochs: int) -> list:
         return [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(2)]
     if load == "train":
         return [subprocess.Popen([sys.executable, "-c", worker_code("default", False, 0, epochs, loop=True)],
-                                 env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"})]
+                                 env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}, stderr=subprocess.DEVNULL)]
     return []
 
 
@@ -131,20 +151,27 @@ def stop(processes: list) -> None:
         process.wait()
 
 
-def measure(name: str, runs: int, epochs: int) -> dict:
-    threads, determinism, onednn, load = CONDITIONS[name]
+def measure(name: str, runs: int, epochs: int, dump: str) -> dict:
+    threads, determinism, onednn, load, fresh = CONDITIONS[name]
     loads = start_load(load, epochs)
     try:
         time.sleep(3 if loads else 0)  # the load is running (a training load has imported TensorFlow) first
         with open("/proc/loadavg") as f:
             loadavg = f.read().split()[0]
-        done = subprocess.run([sys.executable, "-c", worker_code(threads, determinism, runs, epochs)],
+        done = subprocess.run([sys.executable, "-c", worker_code(threads, determinism, runs, epochs, fresh=fresh, dump=dump)],
                               capture_output=True, text=True, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn})
     finally:
         stop(loads)
     if done.returncode:
         raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "load": loadavg}
+
+
+def largest_difference(a: str, b: str) -> float:
+    """The largest |difference| between two processes' first runs (saved by the worker): 0.0 when bit-equal."""
+    with np.load(a) as first, np.load(b) as second:
+        return max(float(np.max(np.abs(first[k].astype("float64") - second[k].astype("float64")), initial=0.0))
+                   for k in first)
 
 
 def main() -> None:
@@ -156,12 +183,23 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{args.runs} same-seed runs per condition ({args.epochs} epochs of the toy fold), each against the first; "
           f"max |difference| per kind, '-' where bit-equal", flush=True)
-    print(f"{'condition':22} {'load':>5} {'threads':>9} {'equal':>7}  " + " ".join(f"{k:>11}" for k in KINDS))
-    for name in args.conditions.split(","):
-        result = measure(name, args.runs, args.epochs)
-        cells = " ".join(f"{result['worst'][k]:11.2g}" if result["worst"][k] else f"{'-':>11}" for k in KINDS)
-        print(f"{name:22} {result['load']:>5} {result['inter']:>4}/{result['intra']:<4} "
-              f"{result['equal']:>3}/{result['compared']:<3}  {cells}", flush=True)
+    print("'other process': max |difference| of this process's first run from the first process's with the same "
+          "settings (threads, determinism, oneDNN, trainer per run), any kind; '=' where bit-equal")
+    print(f"{'condition':24} {'load':>5} {'threads':>9} {'equal':>7}  " + " ".join(f"{k:>11}" for k in KINDS) +
+          f" {'other process':>13}")
+    first_of = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.conditions.split(","):
+            dump = os.path.join(folder, f"{len(first_of)}-{name.replace('/', '_')}.npz")
+            result = measure(name, args.runs, args.epochs, dump)
+            settings = CONDITIONS[name][:3] + CONDITIONS[name][4:]
+            reference = first_of.setdefault(settings, dump)
+            across = "" if reference == dump else largest_difference(reference, dump) or "="
+            cells = " ".join(f"{result['worst'][k]:11.2g}" if result["worst"][k] else f"{'-':>11}" for k in KINDS)
+            print(f"{name:24} {result['load']:>5} {result['inter']:>4}/{result['intra']:<4} "
+                  f"{result['equal']:>3}/{result['compared']:<3}  {cells} {across:>13}", flush=True)
+            if result["differing"]:
+                print(f"    differing: {', '.join(result['differing'])}", flush=True)
 
 
 if __name__ == "__main__":
