@@ -47,6 +47,14 @@ CONDITIONS = {
     "busy2/default/fresh": ("default", False, "1", "busy2", True),
     "train/default/fresh": ("default", False, "1", "train", True),
     "train/project+det/fresh": ("project", True, "1", "train", True),
+    "idle/nograppler/fresh": ("nograppler", False, "1", "none", True),
+    "idle/project+det/fresh": ("project", True, "1", "none", True),
+    "idle/default+det/fresh": ("default", True, "1", "none", True),
+    "idle/default-onednn/fresh": ("default", False, "0", "none", True),
+    "busy2/default+det/fresh": ("default", True, "1", "busy2", True),
+    "train/default+det/fresh": ("default", True, "1", "train", True),
+    "busy2/project+det/fresh": ("project", True, "1", "busy2", True),
+    "busy2/1thread/fresh": ("1", False, "1", "busy2", True),
 }
 KINDS = ("trainable", "bn_moving", "other_state", "optimizer", "predictions", "loss")
 
@@ -67,6 +75,8 @@ from timnet_ser.Model import MODELS, build_model
 threads, determinism, runs, epochs, loop, fresh = {threads!r}, {determinism!r}, {runs}, {epochs}, {loop!r}, {fresh!r}
 if threads == "project":
     configure_tensorflow(MODELS["TIMNET"])
+elif threads == "nograppler":  # the graph optimiser off (as main.py trains), TensorFlow's own threads
+    tf.config.optimizer.set_experimental_options({{"disable_meta_optimizer": True}})
 elif threads == "1":
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -128,6 +138,54 @@ print(json.dumps({{"equal": equal, "compared": runs - 1, "worst": worst, "differ
 """
 
 
+SPEED = """
+import json, os, statistics, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+import importlib.util
+spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join({root!r}, "Code", "__init__.py"),
+                                              submodule_search_locations=[os.path.join({root!r}, "Code")])
+sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec); spec.loader.exec_module(sys.modules["timnet_ser"])
+import numpy as np
+import tensorflow as tf
+from timnet_ser.Common_Model import Trainer, configure_tensorflow
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.Model import MODELS, build_model
+configure_tensorflow(MODELS["TIMNET"])  # as main.py does
+if {determinism!r}:
+    tf.config.experimental.enable_op_determinism()
+rng = np.random.default_rng(0)
+x = rng.standard_normal((481, 188, 39), dtype=np.float32)
+y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, 481)]
+cfg = RunConfig(model="TIMNET", data="BENCH", classes=list("abcdefg"), feature_path="-")
+trainer = Trainer(lambda: build_model(MODELS["TIMNET"], (188, 39), 7, Hyper()), cfg)
+trainer.reset(0)
+trainer.train_epoch(x, y, rng.permutation(481), 64)  # warm-up: traces the step for both batch sizes
+times = []
+for _ in range({epochs}):
+    start = time.perf_counter()
+    trainer.train_epoch(x, y, rng.permutation(481), 64)
+    times.append(time.perf_counter() - start)
+print(json.dumps({{"epoch": statistics.median(times), "times": times}}))
+"""
+
+
+def speed(epochs: int) -> None:
+    """Seconds per fold-epoch (EMODB's shape: 481 rows of 188 x 39, batch 64, TIM-Net as main.py trains it), with
+    and without op determinism, each in a fresh process, alternating, the median epoch of each."""
+    print(f"TIM-Net fold-epoch, 481 x 188 x 39, batch 64, median of {epochs} epochs after a warm-up, main.py's threads")
+    for determinism in (False, True, False, True):
+        with open("/proc/loadavg") as f:
+            loadavg = f.read().split()[0]
+        done = subprocess.run([sys.executable, "-c", SPEED.format(root=ROOT, determinism=determinism, epochs=epochs)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"speed job failed:\n{done.stderr[-2000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"  op determinism {'on ' if determinism else 'off'}: {result['epoch']:.3f} s per fold-epoch "
+              f"(load {loadavg}; epochs {', '.join(f'{t:.3f}' for t in result['times'])})", flush=True)
+
+
 def worker_code(threads: str, determinism: bool, runs: int, epochs: int, loop: bool = False,
                 fresh: bool = False, dump: str = os.devnull) -> str:
     return WORKER.format(root=ROOT, threads=threads, determinism=determinism, runs=runs, epochs=epochs, loop=loop,
@@ -180,7 +238,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated, from: " +
                         ", ".join(CONDITIONS))
+    parser.add_argument("--speed", type=int, metavar="EPOCHS", default=0,
+                        help="instead: time a fold-epoch with and without op determinism (EPOCHS epochs each)")
     args = parser.parse_args()
+    if args.speed:
+        return speed(args.speed)
     print(f"{args.runs} same-seed runs per condition ({args.epochs} epochs of the toy fold), each against the first; "
           f"max |difference| per kind, '-' where bit-equal", flush=True)
     print("'other process': max |difference| of this process's first run from the first process's with the same "
@@ -189,8 +251,8 @@ def main() -> None:
           f" {'other process':>13}")
     first_of = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name in args.conditions.split(","):
-            dump = os.path.join(folder, f"{len(first_of)}-{name.replace('/', '_')}.npz")
+        for number, name in enumerate(args.conditions.split(",")):
+            dump = os.path.join(folder, f"{number}.npz")
             result = measure(name, args.runs, args.epochs, dump)
             settings = CONDITIONS[name][:3] + CONDITIONS[name][4:]
             reference = first_of.setdefault(settings, dump)

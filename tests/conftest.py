@@ -1,4 +1,5 @@
-"""Test set-up: Code/ on the import path, the shared reference folder located, TensorFlow quiet and on the CPU."""
+"""Test set-up: Code/ on the import path, the shared reference folder located, TensorFlow quiet, on the CPU and
+started as main.py starts it for training."""
 
 import importlib.util
 import os
@@ -15,6 +16,21 @@ sys.modules["timnet_ser"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sys.modules["timnet_ser"])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+
+
+def _start_tensorflow_as_main_does() -> None:
+    """TensorFlow's settings as ``main.py --mode train`` has them (core.tensorflow_setup.start_tensorflow: op
+    determinism; Common_Model.configure_tensorflow: TIM-Net's threads, no graph optimiser), set before any test runs
+    an operation: the trainings in this process run under the settings whose repeatability docs/training.md states
+    (tests/test_engine.py::test_same_seed_same_run checks that they are in force)."""
+    from timnet_ser.Common_Model import configure_tensorflow
+    from timnet_ser.core.tensorflow_setup import start_tensorflow
+    from timnet_ser.Model import MODELS
+    start_tensorflow()
+    configure_tensorflow(MODELS["TIMNET"])
+
+
+_start_tensorflow_as_main_does()
 
 SHARED = os.environ.get("SER_SHARED", os.path.join(ROOT, "..", "shared"))
 

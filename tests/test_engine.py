@@ -96,14 +96,28 @@ def test_train_then_retest_reproduces_every_fold(tmp_path, model):
 
 
 def test_same_seed_same_run(tmp_path):
+    """docs/training.md's promise, exactly: under main.py's TensorFlow settings (op determinism, threads split as
+    configure_tensorflow splits them, no graph optimiser; conftest sets them, checked here first) two runs of the
+    same seed are equal bit for bit: every array saved for every fold (BatchNorm moving statistics included), every
+    fold's history, predictions and kept epoch."""
+    import tensorflow as tf
+    from tensorflow.python.framework.config import is_op_determinism_enabled  # no public getter in TF 2.21
+
+    assert is_op_determinism_enabled(), "conftest starts TensorFlow as main.py does: op determinism on"
+    assert tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer"), "graph optimiser off"
+    assert tf.config.threading.get_inter_op_parallelism_threads() >= 1, "threads fixed by configure_tensorflow"
     x, y = toy_data()
     runs = [train_toy_run(MODELS["TIMNET"], config(), x, y, str(tmp_path / "M"), str(tmp_path / f"R{i}"))
             for i in range(2)]
     folders = [r["record"]["weights_folder"] for r in runs]
     assert folders[0] != folders[1], "a run never writes into another run's folder"
-    a, b = (legacy_weights.read_weight_arrays(os.path.join(f, "3-fold_weights_best_2.hdf5")) for f in folders)
-    assert all(np.array_equal(u, v) for (_, us), (_, vs) in zip(a, b) for u, v in zip(us, vs))
-    assert runs[0]["record"]["folds"][1]["history"] == runs[1]["record"]["folds"][1]["history"]
+    for fold in range(1, 4):
+        a, b = (legacy_weights.read_weight_arrays(os.path.join(f, f"3-fold_weights_best_{fold}.hdf5")) for f in folders)
+        assert [name for name, _ in a] == [name for name, _ in b]
+        for (name, us), (_, vs) in zip(a, b):
+            assert all(np.array_equal(u, v) for u, v in zip(us, vs)), f"fold {fold}: {name} differs"
+    for key in ("history", "kept_epoch", "y_pred"):
+        assert [f[key] for f in runs[0]["record"]["folds"]] == [f[key] for f in runs[1]["record"]["folds"]], key
 
 
 def test_paper_protocol_keeps_the_best_test_fold_epoch_and_says_so(tmp_path):
