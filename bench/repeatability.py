@@ -55,6 +55,9 @@ CONDITIONS = {
     "train/default+det/fresh": ("default", True, "1", "train", True),
     "busy2/project+det/fresh": ("project", True, "1", "busy2", True),
     "busy2/1thread/fresh": ("1", False, "1", "busy2", True),
+    "busy2/threads/fresh": ("threads", False, "1", "busy2", True),
+    "busy2/nograppler/fresh": ("nograppler", False, "1", "busy2", True),
+    "busy2/nodepopt/fresh": ("nodepopt", False, "1", "busy2", True),
 }
 KINDS = ("trainable", "bn_moving", "other_state", "optimizer", "predictions", "loss")
 
@@ -77,6 +80,11 @@ if threads == "project":
     configure_tensorflow(MODELS["TIMNET"])
 elif threads == "nograppler":  # the graph optimiser off (as main.py trains), TensorFlow's own threads
     tf.config.optimizer.set_experimental_options({{"disable_meta_optimizer": True}})
+elif threads == "nodepopt":  # the graph optimiser on, but not its dependency optimiser (control edges)
+    tf.config.optimizer.set_experimental_options({{"dependency_optimization": False}})
+elif threads == "threads":  # configure_tensorflow's threads, the graph optimiser left on
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    tf.config.threading.set_intra_op_parallelism_threads(1)
 elif threads == "1":
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.config.threading.set_intra_op_parallelism_threads(1)
