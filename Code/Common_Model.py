@@ -25,7 +25,8 @@ from .runs.run_folder import RunFolder
 
 
 def configure_tensorflow(spec: ModelSpec) -> None:
-    """Start-up settings for training ``spec``; they must precede TensorFlow's first operation (else: kept as is).
+    """Settings for training ``spec``: the threads must precede TensorFlow's first operation (else: kept as
+    they are); Grappler is switched off in any case.
 
     Threads: the cores are split between ``spec.parallel_chains`` concurrent operations (inter-op threads),
     each on its share (intra-op threads). On 2 cores TIM-Net trains an epoch in 0.46 s with its two
@@ -34,16 +35,18 @@ def configure_tensorflow(spec: ModelSpec) -> None:
     backbone, one chain of large operations, is faster on all cores.
 
     Grappler, TensorFlow's graph optimiser, is switched off: it spent 1.2 s on TIM-Net's training step
-    before the first fold and made no step faster (TIM-Net, GM-TCNet and DCNN-BLSTMwA measured).
+    before the first fold and made no step faster (TIM-Net, GM-TCNet and DCNN-BLSTMwA measured); and with it
+    on, two runs of one seed differed in their BatchNorm moving means (last bits, whatever the threads and op
+    determinism: bench/repeatability.py, docs/training.md#repeatability).
     """
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})  # allowed at any time
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     chains = min(spec.parallel_chains, cores)
     try:
         tf.config.threading.set_inter_op_parallelism_threads(chains)
         tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // chains))
-    except RuntimeError:  # TensorFlow is already running (several runs in one process): keep its settings
-        return
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    except RuntimeError:  # TensorFlow is already running (several runs in one process): keep its threads
+        pass
 
 
 def configure_run(spec: ModelSpec, mixed_precision: bool) -> None:
