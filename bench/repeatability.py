@@ -1,20 +1,26 @@
 """Does the same seed give the same run, bit for bit? Many same-seed runs under different loads and settings.
 
-    .venv/bin/python bench/repeatability.py [--runs 20] [--epochs 3] [--conditions idle,busy2,...]
+    .venv/bin/python bench/repeatability.py [--runs 10] [--epochs 3] [--conditions busy2/default+det/fresh,...]
+    .venv/bin/python bench/repeatability.py --speed 5      # a fold-epoch with and without op determinism
 
-Each condition is one fresh interpreter (TensorFlow's thread settings are fixed at its start) that trains the
-toy fold of tests/test_engine.py (TIM-Net, 3 TABs per direction, 24 rows of 24 x 39 frames, batch 8; the fold's
-seed 7001 for its initial weights, dropout masks and batch order) ``--runs`` times with one traced step, as one
-process trains its folds, and compares every run with the first, variable by variable. While it runs, the
-condition's load runs beside it: nothing, two busy loops (``python -c 'while 1: pass'``, one per core of a
-2-core machine), or a second training process looping. Settings per condition: the threads (``default``:
-TensorFlow's own, as pytest runs; ``project``: Common_Model.configure_tensorflow, as main.py trains; ``1``: one
-thread everywhere), op determinism (``tf.config.experimental.enable_op_determinism``, which main.py turns on)
-and oneDNN (TF_ENABLE_ONEDNN_OPTS).
+Each condition (LOAD/SETTINGS[/fresh], see CONDITIONS) is one fresh interpreter (TensorFlow's thread settings are
+fixed at its start) that trains the toy fold of tests/test_engine.py (TIM-Net, 3 TABs per direction, 24 rows of
+24 x 39 frames, batch 8) ``--runs`` times and compares every run with the first, variable by variable. Without
+``fresh`` one traced step serves every run (fold seed 7001); with it, each run builds a new trainer (a newly
+traced step) and trains the folds 7000-7002 one after the other, as each run of the test does. While it runs,
+the condition's load runs beside it: nothing (idle), two busy loops (busy2: ``python -c 'while 1: pass'``, one per
+core of a 2-core machine), or a second training process looping (train). Settings: the threads and graph
+optimiser (``default``: TensorFlow's own, Grappler on; ``threads``: main.py's threads, Grappler on;
+``nograppler``: Grappler off; ``nodepopt``: Grappler without its dependency optimiser; ``project``:
+Common_Model.configure_tensorflow, as main.py trains; ``1``: one thread everywhere), op determinism (``+det``:
+``tf.config.experimental.enable_op_determinism``, which main.py turns on) and oneDNN (``-onednn``:
+TF_ENABLE_ONEDNN_OPTS=0).
 
-Printed per condition: the load average before it, how many runs were bit-equal to the first, and the largest
+Printed per condition: the load average before it, how many runs were bit-equal to the first, the largest
 absolute difference from the first run per kind of variable (trainable weights, BatchNorm moving statistics,
-optimiser state, softmax outputs, loss history). Every load it starts is stopped, whatever happens.
+other state, optimiser state, softmax outputs, loss history), the largest difference of its first run from the
+first run of an earlier process with the same settings, and which variables differed. Every load it starts is
+stopped, whatever happens. docs/training.md#repeatability quotes its output.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ CONDITIONS = {
     "busy2/nograppler/fresh": ("nograppler", False, "1", "busy2", True),
     "busy2/nodepopt/fresh": ("nodepopt", False, "1", "busy2", True),
 }
+DEFAULT = "busy2/default+det/fresh,busy2/threads/fresh,busy2/nograppler/fresh,busy2/nodepopt/fresh,busy2/project+det/fresh"
 KINDS = ("trainable", "bn_moving", "other_state", "optimizer", "predictions", "loss")
 
 WORKER = """
@@ -242,9 +249,9 @@ def largest_difference(a: str, b: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=20, help="same-seed runs per condition (each compared with the first)")
+    parser.add_argument("--runs", type=int, default=10, help="same-seed runs per condition (each compared with the first)")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated, from: " +
+    parser.add_argument("--conditions", default=DEFAULT, help="comma-separated, from: " +
                         ", ".join(CONDITIONS))
     parser.add_argument("--speed", type=int, metavar="EPOCHS", default=0,
                         help="instead: time a fold-epoch with and without op determinism (EPOCHS epochs each)")
