@@ -207,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
       help="predict: also write the predictions to this .csv or .json file (--timeline: the window table, and the "
            "picture beside it as .png); export: the exported file or folder")
 
+    cross = p.add_argument_group("cross-corpus test (issue #22; docs/cross_corpus.md)")
+    a = cross.add_argument
+    a("--cross_corpus", action="store_true",
+      help="test: score the fold models of --test_path (their mean probability) on ANOTHER corpus: --data OTHER "
+           "--feature_path OTHER.npy; labelled CROSS-CORPUS (trained on A, tested on B) everywhere")
+    a("--label_map", default=None,
+      help="--cross_corpus: a .toml (their_class = \"our_class\", \"\" drops it) or .csv (their_class,our_class) "
+           "file mapping the other corpus' classes onto the run's (default: equal names, case-insensitive)")
+
     grid = p.add_argument_group("grid on Ray")
     a = grid.add_argument
     a("--grid", default=None, help="grid: a TOML file; keys are flag names, a list is an axis of the grid")
@@ -288,10 +297,28 @@ def validate(args: argparse.Namespace) -> None:
     if args.features not in (None, kind):
         raise UserError(f"--features {args.features}: --model {args.model} reads {kind} features")
     args.features = kind
+    check_cross_corpus(args)
     check_training(args)
     if args.augment and kind != "logmel3":
         raise UserError(f"--augment {args.augment}: masks log-Mel segments; --model {args.model} reads {kind}")
     validate_backbone(args)
+
+
+def check_cross_corpus(args: argparse.Namespace) -> None:
+    """--cross_corpus: --mode test, with the other corpus' --data or --feature_path, and not with the re-test
+    flags; --label_map: with --cross_corpus."""
+    if args.label_map is not None and not args.cross_corpus:
+        raise UserError(f"--label_map {args.label_map}: maps another corpus' classes for --cross_corpus; add it")
+    if not args.cross_corpus:
+        return
+    if args.mode != "test":
+        raise UserError(f"--cross_corpus: tests a run on another corpus with --mode test, not --mode {args.mode}")
+    if not {"data", "feature_path"} & args.given:
+        raise UserError("--cross_corpus: name the other corpus: --data OTHER --feature_path OTHER.npy")
+    for flag in ("retest_other_split", "retest_other_features", "fold"):
+        if flag in args.given:
+            raise UserError(f"--{flag}: a cross-corpus test scores every utterance by the mean of all fold models; "
+                            "leave the flag out")
 
 
 def check_training(args: argparse.Namespace) -> None:
