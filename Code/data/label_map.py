@@ -36,7 +36,8 @@ class LabelMap:
         """The printout's lines: the map, then the unmapped classes on both sides."""
         lines = [f"label map ({self.source}): {theirs} class -> {ours} class"]
         lines += [f"  {their} -> {our}" for their, our in self.pairs.items()]
-        lines.append(f"  unmapped {theirs} classes (their utterances are not scored): {', '.join(self.dropped) or 'none'}")
+        lines.append(f"  unmapped {theirs} classes (their utterances are not scored): "
+                     f"{', '.join(self.dropped) or 'none'}")
         lines.append(f"  unmapped {ours} classes (never true, still predictable): "
                      f"{', '.join(self.unmapped_ours) or 'none'}")
         return lines
@@ -56,7 +57,8 @@ def _read_file(path: str) -> dict[str, Optional[str]]:
                 table = tomllib.load(f)
             bad = [key for key, value in table.items() if not isinstance(value, (str, bool)) or value is True]
             if bad:
-                raise UserError(f"--label_map {path}: {bad[0]!r} must map to a class name (a string) or \"\" to drop it")
+                raise UserError(f"--label_map {path}: {bad[0]!r} must map to a class name (a string) or \"\" to "
+                                "drop it")
             return {str(key): (value or None) for key, value in table.items()}
         if path.lower().endswith(".csv"):
             with open(path, newline="", encoding="utf-8") as f:

@@ -94,7 +94,8 @@ def score(test_set: TestSet, probabilities: np.ndarray, classes: list, model: di
                              "label_map": test_set.label_map.as_dict(), "utterances": test_set.utterances,
                              "scored": len(test_set.truth), "fold_models": len(probabilities),
                              "per_class_recall": recall},
-            "retest": None, "versions": results.library_versions(), "folds": [fold], "summary": results.summarize([fold])}
+            "retest": None, "versions": results.library_versions(), "folds": [fold],
+            "summary": results.summarize([fold])}
 
 
 def config_of(run, data: str, model: str, classes: list, hyper) -> dict:
@@ -110,8 +111,8 @@ def describe_result(record: dict) -> str:
     cross, summary = record["cross_corpus"], record["summary"]
     classes = record["config"]["classes"]
     lines = [f"{cross['label']}: WAR {summary['war_pooled'] * 100:.2f}%  UAR {summary['uar_pooled'] * 100:.2f}%  "
-             f"({cross['scored']} of {cross['utterances']} utterances scored, {len(cross['per_class_recall'])} classes, "
-             f"chance UAR {100 / len(cross['per_class_recall']):.2f}%)",
+             f"({cross['scored']} of {cross['utterances']} utterances scored, {len(cross['per_class_recall'])} "
+             f"classes, chance UAR {100 / len(cross['per_class_recall']):.2f}%)",
              "recall per class: " + "  ".join(f"{c} {r * 100:.1f}%" for c, r in cross["per_class_recall"].items()),
              "confusion (rows: true class, columns: predicted):",
              " " * 12 + "".join(f"{c[:8]:>9}" for c in classes)]
@@ -121,7 +122,7 @@ def describe_result(record: dict) -> str:
 
 
 def write_results(record: dict, result_path: str) -> dict:
-    """The xlsx, confusion picture and JSON of a cross-corpus test, named ``CROSS-CORPUS_trained-on-A_tested-on-B_...``."""
+    """The xlsx, confusion picture and JSON of a cross-corpus test: ``CROSS-CORPUS_trained-on-A_tested-on-B_...``."""
     cross, config = record["cross_corpus"], record["config"]
     seed = "" if config.get("random_seed") is None else f"_{config['random_seed']}"
     stem = (f"{file_label(cross['train_corpus'], cross['test_corpus'])}_{record['summary']['war_pooled'] * 100:.2f}"

@@ -13,7 +13,8 @@ corpus' UAR with its interval per row. Written as Markdown, LaTeX, CSV and PNG. 
 
 A row never mixes runs that differ in model or variant, corpus, feature file, protocol (with the label smoothing
 history and, for a re-test, whether it used the run's own split and features), fold scheme, synthetic data or
-training settings.
+training settings. Cross-corpus tests (``--mode test --cross_corpus``, records with a ``cross_corpus`` entry) are
+never among those rows: they have their own table, training corpus x test corpus (``build_cross_corpus_table``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ PUBLISHED_SPEAKER = {
     ("DCNN_BLSTMwA", "IEMOCAP", "last_epoch"): (5, (68.50, None)),
 }
 
+
+CROSS_NOTE = ("Each test scores the utterances of the test corpus whose class the label map puts among the run's "
+              "classes, by the mean probability of the run's fold models (none of them saw those utterances); "
+              "UAR and WAR pooled over those utterances. Never averaged with the within-corpus rows above.")
 
 # Settings that change what a run learns: runs that differ in one are never averaged, and a "settings" column names
 # those that vary within a report. A re-test trains nothing: only the network's hyper-parameters count there.
@@ -296,6 +301,27 @@ def build_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
+    """CROSS-CORPUS tests: one row per model and training corpus, one column per test corpus; a cell is the pooled
+    UAR % / WAR % of the tests found (mean ± std over tests when several, their number in brackets)."""
+    cells = defaultdict(list)
+    for record in records:
+        cross = record["cross_corpus"]
+        cells[(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
+               cross["train_corpus"], cross["test_corpus"])].append(record["summary"])
+    tested = sorted({test for _, _, test in cells})
+    rows = []
+    for model, train in sorted({(model, train) for model, train, _ in cells}):
+        row = {"model": model, "trained on": train}
+        for test in tested:
+            found = cells.get((model, train, test), [])
+            row[f"tested on {test}: UAR / WAR %"] = "–" if not found else (
+                f"{_cell([s['uar_pooled'] for s in found])} / {_cell([s['war_pooled'] for s in found])}"
+                + (f" ({len(found)})" if len(found) > 1 else ""))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _signed(fraction: float) -> str:
     """A difference in percentage points with its sign; rounding noise such as -1e-17 shows as +0.00, not -0.00."""
     return f"{round(100 * fraction, 2) + 0.0:+.2f}"
@@ -400,10 +426,13 @@ def _write_text(path: str, text: str) -> None:
 
 def write_report(result_path: str) -> dict:
     """``report.md``, ``report.tex``, ``report.csv`` (the results table), ``report_paired.csv`` (the paired
-    comparisons) and ``report_uar_ci.png`` in ``result_path``; returns their paths."""
-    records = load_records(result_path)
-    if not records:
+    comparisons), ``report_uar_ci.png`` and, where there are cross-corpus tests, ``report_cross_corpus.csv`` (their
+    own table, also in the Markdown and LaTeX) in ``result_path``; returns their paths."""
+    found = load_records(result_path)
+    if not found:
         raise UserError(f"{result_path}: no results JSON found; train or test first (--mode train / --mode test)")
+    records = [r for r in found if not r.get("cross_corpus")]
+    crossed = [r for r in found if r.get("cross_corpus")]
     table = build_table(records)
     comparisons, refused = build_comparisons(records)
     paths = {kind: os.path.join(result_path, f"report.{kind}") for kind in ("md", "tex", "csv")}
@@ -428,16 +457,26 @@ def write_report(result_path: str) -> dict:
     paired += "".join(f"\n- not paired: {line}" for line in refused)
     notices = merge_notices(records)
     merged = "".join(f"\n- {line}" for line in notices)
-    markdown = f"{to_markdown(table)}\n\n{note}\n{merged}\n\n## Paired comparisons\n\n{paired}\n"
+    within = f"{to_markdown(table)}\n\n{note}\n{merged}" if records else "No within-corpus results."
+    markdown = f"{within}\n\n## Paired comparisons\n\n{paired}\n"
+    if crossed:
+        cross_table = build_cross_corpus_table(crossed)
+        markdown += (f"\n## CROSS-CORPUS tests (trained on a row's corpus, tested on a column's)\n\n"
+                     f"{to_markdown(cross_table)}\n\n{CROSS_NOTE}\n")
+        paths["cross_corpus_csv"] = os.path.join(result_path, "report_cross_corpus.csv")
     latex = to_latex(table, " ".join([note, *(f"{line[0].upper()}{line[1:]}." for line in notices)]))
     if not comparisons.empty:
         latex += to_latex(comparisons, f"Paired comparisons. {paired_note}", label="tab:ser-paired")
     texts = {"md": markdown, "tex": latex, "csv": table.to_csv(index=False),
              "paired_csv": comparisons.to_csv(index=False)}
+    if crossed:
+        latex += to_latex(cross_table, f"CROSS-CORPUS tests. {CROSS_NOTE}", label="tab:ser-cross-corpus")
+        texts.update(tex=latex, cross_corpus_csv=cross_table.to_csv(index=False))
     for kind, text in texts.items():
         atomic_write(paths[kind], lambda tmp, text=text: _write_text(tmp, text))
-    paths["figure"] = os.path.join(result_path, "report_uar_ci.png")
-    plot_uar_ci(records, paths["figure"])
+    if records:
+        paths["figure"] = os.path.join(result_path, "report_uar_ci.png")
+        plot_uar_ci(records, paths["figure"])
     print(markdown)
     for kind, path in paths.items():
         print(f"wrote {kind}: {shown(path)}")
