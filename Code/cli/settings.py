@@ -206,9 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--output", default=None,
       help="predict: also write the predictions to this .csv or .json file (--timeline: the window table, and the "
            "picture beside it as .png); export: the exported file or folder")
-
-    cross = p.add_argument_group("cross-corpus test (issue #22; docs/cross_corpus.md)")
-    a = cross.add_argument
+    # cross-corpus test (issue #22, docs/cross_corpus.md)
     a("--cross_corpus", action="store_true",
       help="test: score the fold models of --test_path (their mean probability) on ANOTHER corpus: --data OTHER "
            "--feature_path OTHER.npy; labelled CROSS-CORPUS (trained on A, tested on B) everywhere")
