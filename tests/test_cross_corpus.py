@@ -73,7 +73,7 @@ def test_a_label_map_file_maps_and_drops(tmp_path, name, text):
     ('sleepy = "neutral"\n', r"'sleepy' is not a class of B \(angry, calm\)"),
     ('calm = "relaxed"\n', r"maps 'calm' to 'relaxed', which is not a class of the run trained on A"),
     ('calm = ""\nangry = ""\n', "no class of B .* maps onto a class of the run"),
-    ("calm = 3\n", "must map to a class name"),
+    ("calm = 3\n", "'calm' must map to a class name"),
     ("calm = \n", "cannot be read"),
 ])
 def test_a_bad_label_map_is_one_line_naming_the_file(tmp_path, text, message):
