@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/domain_shift.py --wav ../shared/data/emodb_2s --out /tmp/xc
 
-Writes, under ``--out``, three feature files of datasets of their own (classes, signal length, speakers, files):
-``EMODB_A.npy`` (speakers 03 08 09 10 11), ``EMODB_B.npy`` (speakers 12 13 14 15 16) and ``EMODB_Bch.npy`` (B's
-audio through data/channel.py's Channel: -6 dB, 300-3400 Hz band pass, white noise at 20 dB SNR). Then prints, for
+Writes, under ``--out``, four feature files of datasets of their own (classes, signal length, speakers, files):
+``EMODB_A.npy`` (speakers 03 08 09 10 11), ``EMODB_B.npy`` (speakers 12 13 14 15 16), and ``EMODB_Ach.npy`` and
+``EMODB_Bch.npy``: their audio through data/channel.py's Channel (-6 dB, 300-3400 Hz band pass, white noise at
+20 dB SNR), the stand-in for another recording setup. Then prints, for
 A's statistics (what a run trained on A keeps in run.json), the distance (data/feature_statistics.py) of n
 utterances taken together, drawn from A itself, from B (held-out speakers, same setup) and from B through the
 channel, with the share above the threshold for n: docs/cross_corpus.md shows the output.
@@ -47,10 +48,11 @@ def build(wav: str, out: str) -> dict:
     data = extraction.extract_corpus(wav, corpora.CORPORA["EMODB"], SIGNAL_LENGTH, workers=2)
     in_a = np.isin(data["speakers"], SPEAKERS_A)
     a, b = np.flatnonzero(in_a), np.flatnonzero(~in_a)
-    channel = Channel()
-    through = np.stack([signal_features(channel.apply(load_audio(os.path.join(wav, f))), SIGNAL_LENGTH)
-                        for f in data["files"][b]])
-    sets = {"EMODB_A": subset(data, a), "EMODB_B": subset(data, b), "EMODB_Bch": subset(data, b, through)}
+    def through(rows: np.ndarray) -> np.ndarray:
+        return np.stack([signal_features(Channel().apply(load_audio(os.path.join(wav, f))), SIGNAL_LENGTH)
+                         for f in data["files"][rows]])
+    sets = {"EMODB_A": subset(data, a), "EMODB_B": subset(data, b), "EMODB_Ach": subset(data, a, through(a)),
+            "EMODB_Bch": subset(data, b, through(b))}
     os.makedirs(out, exist_ok=True)
     for name, part in sets.items():
         feature_files.save_features(os.path.join(out, f"{name}.npy"), part)
@@ -62,7 +64,7 @@ def build(wav: str, out: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wav", required=True, help="the emodb_2s folder")
-    parser.add_argument("--out", required=True, help="folder for EMODB_A.npy, EMODB_B.npy, EMODB_Bch.npy")
+    parser.add_argument("--out", required=True, help="folder for EMODB_A.npy, EMODB_B.npy, EMODB_Ach.npy, EMODB_Bch.npy")
     args = parser.parse_args()
     package()
     from timnet_ser.data.feature_statistics import corpus_statistics, shift_distance, threshold
