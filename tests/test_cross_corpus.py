@@ -127,7 +127,8 @@ def test_the_command_prints_the_map_first_and_labels_files_json_and_report(train
     out = capsys.readouterr().out
     assert out.index("calm -> neutral") < out.index("unmapped OTHER classes") < out.index("WAR")
     assert "unmapped OTHER classes (their utterances are not scored): HAPPY" in out
-    assert "CROSS-CORPUS (trained on TOY, tested on OTHER): WAR" in out and "20 of 30 utterances scored" in out
+    assert "CROSS-CORPUS (trained on TOY, tested on OTHER): WAR" in out
+    assert "(20 of 30 utterances scored, 2 classes; one class always: UAR 50.00%)" in out
     [json_file] = glob.glob(str(results / "*.json"))
     assert os.path.basename(json_file).startswith("CROSS-CORPUS_trained-on-TOY_tested-on-OTHER_")
     assert len(glob.glob(str(results / "CROSS-CORPUS_trained-on-TOY_tested-on-OTHER_*"))) == 3  # xlsx, png, json

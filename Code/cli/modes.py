@@ -161,8 +161,8 @@ def run_cross_corpus(args) -> dict:
     data = args.data if "data" in args.given else None
     test_set = weights.cross_corpus_set(args.feature_path, args.label_map, data)
     print(f"=== {cross_corpus.title(test_set.train, test_set.test)} ===")
-    print(f"{weights.model_name} weights <- {shown(weights.folder)} (the mean probability of {len(weights.folds)} "
-          f"fold models: every utterance of {test_set.test} is unseen)")
+    print(f"{weights.model_name} weights <- {shown(weights.folder)}: each utterance scored by the mean probability of "
+          f"the {len(weights.folds)} fold models")
     print(f"features <- {shown(test_set.feature_file) if test_set.feature_file else test_set.test}: "
           f"{test_set.utterances} utterances, {len(test_set.truth)} of a mapped class")
     print("\n".join(test_set.label_map.describe(test_set.train, test_set.test)))

@@ -65,8 +65,9 @@ PUBLISHED_SPEAKER = {
 
 
 CROSS_NOTE = ("Each test scores the utterances of the test corpus whose class the label map puts among the run's "
-              "classes, by the mean probability of the run's fold models (none of them saw those utterances); "
-              "UAR and WAR pooled over those utterances. Never averaged with the within-corpus rows above.")
+              "classes, by the mean probability of the run's fold models (a cross-corpus figure only where they "
+              "never saw those utterances); UAR and WAR pooled over those utterances. Never averaged with the "
+              "within-corpus rows above.")
 
 # Settings that change what a run learns: runs that differ in one are never averaged, and a "settings" column names
 # those that vary within a report. A re-test trains nothing: only the network's hyper-parameters count there.
