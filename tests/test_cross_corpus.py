@@ -256,3 +256,17 @@ def test_predict_warns_once_when_far_and_stays_quiet_otherwise(trained, shared, 
     assert "domain_shift" not in old and old["label"] in OURS
     assert main(["--mode", "predict", "--test_path", older, "--wav", wavs[0]]) == 0
     assert "MFCC statistics" not in capsys.readouterr().err
+
+
+def test_the_api_reads_a_feature_file_and_an_unnamed_weights_folder_is_refused(trained, tmp_path, capsys):
+    import timnet_ser
+    folder, _ = trained
+    features = other_corpus(tmp_path / "OTHER.npy")
+    record = timnet_ser.load_run(folder).evaluate(features)  # the corpus named after its file
+    assert record["cross_corpus"]["test_corpus"] == "OTHER" and record["cross_corpus"]["scored"] == 20
+    assert record["cross_corpus"]["test_feature_file"] == features
+    unnamed = tmp_path / "weights"
+    unnamed.mkdir()
+    assert main(["--mode", "test", "--test_path", str(unnamed), "--data", "OTHER", "--feature_path", features,
+                 "--cross_corpus"]) == 2
+    assert "has no run.json, and its name is not <KEY>_<seed>" in capsys.readouterr().err
