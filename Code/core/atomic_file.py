@@ -6,10 +6,14 @@ interrupted run (Ctrl-C, SIGKILL, a full disk) never leaves a half-written file 
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+from .errors import UserError
 
 # mkstemp creates files readable by their owner only; ours get the usual umask-based mode instead.
 # os.umask can only be read by setting it, so it is read once, at import.
@@ -35,6 +39,25 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_table(path: str, as_json, header: list[str], rows: Iterable[list]) -> None:
+    """``as_json`` as JSON if ``path`` ends in .json, else ``header`` and ``rows`` as CSV; written atomically.
+
+    A folder that cannot be written is one line naming ``--output`` (predict's and the timeline's flag).
+    """
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            if path.lower().endswith(".json"):
+                json.dump(as_json, f, indent=1)
+                return
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
 
 
 def atomic_directory(path: str, write: Callable[[str], None]) -> None:
