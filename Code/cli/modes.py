@@ -33,9 +33,13 @@ def configure_run(model: str, mixed_precision: bool) -> None:
 
 def authors_corpus(args: Settings) -> Settings:
     """For the authors' folder (no run.json) without --data: the settings with the corpus of a folder named
-    ``<KEY>_<seed>`` (EMODB_46), said on the output; otherwise one line asking for --data."""
+    ``<KEY>_<seed>`` (EMODB_46), said on the output; otherwise one line asking for --data. No --normalize: the
+    authors trained without it."""
     from ..data.corpora import CORPORA
     from ..runs.run_folder import fold_weight_files
+    if args.normalize != "none":
+        raise UserError(f"--normalize {args.normalize}: {args.test_path} has no run.json; the authors' weights were "
+                        "trained without normalisation")
     if "data" in args.given:
         return args
     fold_weight_files(args.test_path)  # a folder without weight files says so first

@@ -142,6 +142,8 @@ def validate(s: Settings) -> Settings:
         raise UserError(f"--features {s.features}: --model {s.model} reads {kind} features")
     check_cross_corpus(s)
     check_training(s)
+    if s.normalize != "none" and kind != "mfcc":
+        raise UserError(f"--normalize {s.normalize}: standardises MFCC coefficients; --model {s.model} reads {kind}")
     if s.augment and kind != "logmel3":
         raise UserError(f"--augment {s.augment}: masks log-Mel segments; --model {s.model} reads {kind}")
     return validate_backbone(replace(s, features=kind))
@@ -183,9 +185,10 @@ def check_training(s: Settings) -> None:
     if s.training == "stacked" and s.mode == "grid":
         raise UserError("--training stacked: a grid trains every fold as its own unit of work; leave the flag out "
                         "(docs/grid.md)")
-    if s.training == "stacked" and (s.model not in STACKED_MODELS or s.augment or s.mixed_precision):
-        raise UserError(f"--training stacked: trains {' and '.join(STACKED_MODELS)} without --augment and "
-                        f"--mixed_precision; --model {s.model} trains with --training sequential")
+    if s.training == "stacked" and (s.model not in STACKED_MODELS or s.augment or s.mixed_precision
+                                    or s.normalize != "none"):
+        raise UserError(f"--training stacked: trains {' and '.join(STACKED_MODELS)} without --augment, "
+                        f"--mixed_precision and --normalize; --model {s.model} trains with --training sequential")
 
 
 def validate_backbone(s: Settings) -> Settings:

@@ -59,6 +59,7 @@ class Settings:
     backbone_alpha: float
     backbone_weights: str
     image_size: int
+    normalize: str
     augment: int
     wav_path: Optional[str]
     features: Optional[str]

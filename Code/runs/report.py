@@ -76,7 +76,7 @@ CROSS_NOTE = ("Each test scores the utterances of the test corpus whose class th
 NETWORK_SETTINGS = report_columns(network=True)
 TRAINING_SETTINGS = (*report_columns(network=False), "epsilon")
 # The value in effect for records written before the option existed (each was added switched off).
-LEGACY_SETTINGS = {"val_fraction": 0.1, "balance": False, "augment": 0, "mixed_precision": False}
+LEGACY_SETTINGS = {"val_fraction": 0.1, "balance": False, "augment": 0, "mixed_precision": False, "normalize": "none"}
 
 
 class GroupKey(NamedTuple):
@@ -174,7 +174,7 @@ def run_settings(record: dict) -> tuple:
     """((name, value), ...) of the network and (for a training run) training settings of ``record``."""
     config = record["config"]
     hyper = config.get("hyper") or {}
-    values = [(name, hyper.get(name)) for name in NETWORK_SETTINGS]
+    values = [(name, hyper.get(name, LEGACY_SETTINGS.get(name))) for name in NETWORK_SETTINGS]
     if record.get("mode") != "test":
         values += [(name, config.get(name, LEGACY_SETTINGS.get(name))) for name in TRAINING_SETTINGS]
     return tuple(values)
