@@ -270,3 +270,15 @@ def test_the_api_reads_a_feature_file_and_an_unnamed_weights_folder_is_refused(t
     assert main(["--mode", "test", "--test_path", str(unnamed), "--data", "OTHER", "--feature_path", features,
                  "--cross_corpus"]) == 2
     assert "has no run.json, and its name is not <KEY>_<seed>" in capsys.readouterr().err
+
+
+def test_the_cross_corpus_table_never_averages_runs_of_other_settings():
+    from timnet_ser.runs.report import build_cross_corpus_table
+
+    def record(normalize, uar):
+        return {"model": "TIMNET", "mode": "cross_corpus", "config": {"hyper": {"normalize": normalize}},
+                "cross_corpus": {"train_corpus": "A", "test_corpus": "B"},
+                "summary": {"uar_pooled": uar, "war_pooled": uar}}
+    table = build_cross_corpus_table([record("none", 0.2), record("utterance", 0.4), record("none", 0.3)])
+    assert table["settings"].tolist() == ["normalize=none", "normalize=utterance"]
+    assert table["tested on B: UAR / WAR %"].tolist() == ["25.00 ± 5.00 / 25.00 ± 5.00 (2)", "40.00 / 40.00"]

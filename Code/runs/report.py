@@ -303,20 +303,34 @@ def build_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+class CrossKey(NamedTuple):
+    """A row of the cross-corpus table: never mixes models, training corpora or settings."""
+
+    model: str
+    train: str
+    settings: tuple  # ((name, value), ...) from ``run_settings``, the values a record has
+
+
 def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
-    """CROSS-CORPUS tests: one row per model and training corpus, one column per test corpus; a cell is the pooled
-    UAR % / WAR % of the tests found (mean ± std over tests when several, their number in brackets)."""
+    """CROSS-CORPUS tests: one row per model, training corpus and settings, one column per test corpus; a cell is
+    the pooled UAR % / WAR % of the tests found (mean ± std over tests when several, their number in brackets)."""
     cells = defaultdict(list)
     for record in records:
         cross = record["cross_corpus"]
-        cells[(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
-               cross["train_corpus"], cross["test_corpus"])].append(record["summary"])
-    tested = sorted({test for _, _, test in cells})
+        settings = tuple((name, value) for name, value in run_settings(record) if value is not None)
+        key = CrossKey(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
+                       cross["train_corpus"], settings)
+        cells[(key, cross["test_corpus"])].append(record["summary"])
+    keys = sorted({key for key, _ in cells}, key=lambda k: (k.model, k.train, repr(k.settings)))
+    tested = sorted({test for _, test in cells})
+    varying = _varying_settings([(key, None) for key in keys])
     rows = []
-    for model, train in sorted({(model, train) for model, train, _ in cells}):
-        row = {"model": model, "trained on": train}
+    for key in keys:
+        row = {"model": key.model, "trained on": key.train}
+        if varying:
+            row["settings"] = _settings_text(key, varying) or "–"
         for test in tested:
-            found = cells.get((model, train, test), [])
+            found = cells.get((key, test), [])
             row[f"tested on {test}: UAR / WAR %"] = "–" if not found else (
                 f"{_cell([s['uar_pooled'] for s in found])} / {_cell([s['war_pooled'] for s in found])}"
                 + (f" ({len(found)})" if len(found) > 1 else ""))
