@@ -1,6 +1,7 @@
 """Issue #22 items 1 and 5: the cross-corpus test (label maps, dropped classes, labels everywhere, the report's own
 table) and the domain-shift warning of predict (statistics in run.json, firing and not firing, older runs)."""
 
+import csv
 import glob
 import json
 import os
@@ -237,7 +238,11 @@ def test_predict_warns_once_when_far_and_stays_quiet_otherwise(trained, shared, 
     assert {id(row["domain_shift"]) for row in rows} == {id(rows[0]["domain_shift"])}
     assert rows[0]["domain_shift"]["inputs"] == 2 and rows[0]["domain_shift"]["threshold"] == pytest.approx(2 ** 0.5)
     assert "these 2 inputs' MFCC statistics lie" in rows[0]["domain_shift"]["warning"]
-    assert main(["--mode", "predict", "--test_path", folder, "--wav", wavs[0]]) == 0
+    table = str(tmp_path / "p.csv")
+    assert main(["--mode", "predict", "--test_path", folder, "--wav", wavs[0], "--output", table]) == 0
+    with open(table) as f:
+        [written] = list(csv.DictReader(f))
+    assert float(written["domain_shift_of_inputs"]) > 2.0 == float(written["domain_shift_threshold"])
     err = capsys.readouterr().err
     assert err.count("warning: this input's MFCC statistics lie") == 1 and "TOY, the training corpus" in err
     # statistics of the inputs themselves: distance 0, no warning
