@@ -111,6 +111,7 @@ def run_train(args) -> list[dict]:
         if "result_path" in args.given and os.path.abspath(args.result_path) != run.result_path:
             raise UserError(f"--result_path {args.result_path}: the run in {run.path} writes its results to "
                             f"{run.result_path}; a resumed run keeps its own")
+        run.remove_partials()
         written = run.results_file() if len(run.finished_folds()) == run.k else None
         if written:  # nothing to train and nothing to write: say so rather than rewrite the results
             print(f"the run in {shown(run.path)} is complete: its {run.k} folds are trained and its results are in "
@@ -179,7 +180,7 @@ def run_test(args) -> dict:
     description = (f"re-test of the run in {shown(run.path)} on its own split (the test rows of its run.json)"
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     result_path = args.result_path if "result_path" in args.given else run.result_path
-    files = [run.weights_file(i) for i in range(len(folds))]
+    files = [path for _, path in run.checked_weight_files()]
     return retest_weights(MODELS[config.model], config, features.x, features.y, folds, files, run.path, result_path,
                           description, retest)
 

@@ -174,13 +174,8 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         for name, given, own in (("data", data, config.data), ("model", model, config.model)):
             if given is not None and given != own:
                 raise UserError(f"{named(name, given, api=True)}: the run in {folder} has {own}")
-        files = [(i + 1, run.weights_file(i)) for i in range(run.k)]
-        missing = [os.path.basename(p) for _, p in files if not os.path.isfile(p)]
-        if missing:
-            raise UserError(f"{folder}: missing weight files {', '.join(missing)}; an unfinished run continues with: "
-                            f"{run.resume_command}")
         return Run(run.path, MODELS[config.model], config.hyper, config.data, config.classes, run.signal_length,
-                   files, run)
+                   run.checked_weight_files(), run)
     if data is None:
         raise UserError(f"data: {folder} has no run.json, so the corpus its weights were trained on must be given "
                         "(e.g. data='EMODB')")

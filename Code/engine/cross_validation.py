@@ -81,6 +81,8 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
         print(f"model {spec.name}{f' ({variant})' if variant else ''}: {trainer.model.count_params():,} parameters, "
               f"built in {built:.1f} s")
         done = run.finished_folds()
+        for fold, why in sorted(run.damaged_folds().items()):
+            print(f"fold {fold + 1}/{run.k}: {why}: never used, trained again")
         for fold in sorted(done):
             print(results.format_fold_line(fold, run.k, done[fold]) + "  (finished before the interruption)")
         return [(run, fold) for fold in range(run.k) if fold not in done]
