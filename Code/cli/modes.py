@@ -202,7 +202,7 @@ def load_weights(args):
     return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)
 
 
-def run_predict(args) -> list[dict]:
+def run_predict(args) -> dict:
     from ..core.atomic_file import check_writable
     from ..deploy import predict
     if not args.wav:
@@ -215,23 +215,38 @@ def run_predict(args) -> list[dict]:
     if args.timeline:
         from ..deploy import timeline
         return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)
-    rows = weights.predict(args.wav, args.fold)
-    for row in rows:
-        if row.get("warning"):
-            print(f"warning: {row['warning']}", file=sys.stderr)
-        if not row.get("error"):
-            print(predict.format_row(row, weights.classes))
-    skipped = [row for row in rows if row.get("error")]
+    from ..data.extraction import Progress
+    total, skipped = predict.input_count(args.wav), []
+    bar = Progress("predict", total, total > predict.CHUNK)  # many files: a bar on stderr, chunk by chunk
+
+    def rows():  # printed, and written to --output, chunk by chunk: nothing grows with the number of files
+        for chunk in weights.predict_chunks(args.wav, args.fold):
+            for row in chunk:
+                if row.get("warning"):
+                    print(f"warning: {row['warning']}", file=sys.stderr)
+                if row.get("error"):
+                    skipped.append(row["error"])
+                else:
+                    print(predict.format_row(row, weights.classes))
+                yield row
+            bar.step(len(chunk))
+    try:
+        if args.output:
+            predict.write_output(args.output, rows(), weights.classes)
+        else:
+            for _ in rows():
+                pass
+    finally:
+        bar.close()
     if skipped:
         print(f"skipped {len(skipped)} file(s) that could not be decoded:", file=sys.stderr)
-        for row in skipped:
-            print(f"  {row['error']}", file=sys.stderr)
+        for error in skipped:
+            print(f"  {error}", file=sys.stderr)
     if args.output:
-        predict.write_output(args.output, rows, weights.classes)
         print(f"wrote {args.output}")
-    if len(skipped) == len(rows):
-        raise UserError(f"--wav {args.wav}: none of its {len(rows)} file(s) could be decoded")
-    return rows
+    if len(skipped) == total:
+        raise UserError(f"--wav {args.wav}: none of its {total} file(s) could be decoded")
+    return {"files": total, "skipped": len(skipped)}
 
 
 def run_export(args) -> list[str]:

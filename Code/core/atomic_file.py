@@ -4,7 +4,7 @@ Every results, weights, feature and run file of the project goes through ``atomi
 interrupted run (Ctrl-C, SIGKILL, a full disk) never leaves a half-written file under a real name. What a killed
 process leaves is a temporary named ``.<name>.partial-<random><ext>`` (``PARTIAL``), removed by
 ``remove_partials`` when its run is resumed or its grid planned again; a full disk (or a file-size limit) is one
-``UserError`` line naming the file, the temporary removed.
+``DiskFull`` line naming the file, the temporary removed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from collections.abc import Callable
 
 PARTIAL = ".partial-"  # in the name of every temporary of this module: .<name>.partial-<random>[<ext>]
 _PARTIAL_NAME = re.compile(r"\..+" + re.escape(PARTIAL) + r"[A-Za-z0-9_]+(\.[^/]*)?")
-_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-_FULL_TEXT = ("No space left", "File too large", "quota exceeded")  # h5py reports the errno in its text only
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file-size limit (RLIMIT_FSIZE), a quota
 
 # mkstemp creates files readable by their owner only; ours get the usual umask-based mode instead.
 # os.umask can only be read by setting it, so it is read once, at import.
@@ -43,7 +42,7 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         with open(tmp, "rb+") as f:  # the bytes are on disk before the name points at them
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
+    except OSError as exc:
         _raise_if_full(path, exc)
         raise
     finally:
@@ -71,7 +70,7 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{PARTIAL}old", dir=folder)
             os.replace(path, old)  # an empty folder is replaced by a rename
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
+    except OSError as exc:
         _raise_if_full(path, exc)
         raise
     finally:
@@ -80,13 +79,12 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
                 shutil.rmtree(leftover)
 
 
-def _raise_if_full(path: str, exc: BaseException) -> None:
+def _raise_if_full(path: str, exc: OSError) -> None:
     """A one-line ``UserError`` naming ``path`` when ``exc`` says the disk is full or a file-size limit was reached."""
-    from .errors import UserError
-    if getattr(exc, "errno", None) in _FULL or any(text in str(exc) for text in _FULL_TEXT):
-        reason = os.strerror(exc.errno) if getattr(exc, "errno", None) in _FULL else "no space left or file too large"
-        raise UserError(f"{path}: cannot be written ({reason}); nothing was written under this name, free space "
-                        "and run the command again") from None
+    from .errors import DiskFull
+    if exc.errno in _FULL:
+        raise DiskFull(f"{path}: cannot be written ({os.strerror(exc.errno)}); nothing was written under this "
+                       "name") from None
 
 
 def remove_partials(folder: str) -> list[str]:

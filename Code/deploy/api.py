@@ -17,6 +17,7 @@ start-up logs stay quiet. ``--mode predict`` and ``--mode export`` go through th
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Optional
 
 import numpy as np
@@ -87,9 +88,18 @@ class Run:
         shorter than the window carries a ``warning``. A file the run trained on carries ``training_corpus``:
         how many fold models trained on it and what the fold that held it out predicts.
         """
+        return [row for rows in self.predict_chunks(source, fold) for row in rows]
+
+    def predict_chunks(self, source, fold: Optional[int] = None, size: Optional[int] = None) -> Iterator[list[dict]]:
+        """``predict``'s rows, ``size`` inputs at a time (default ``predict.CHUNK``): a folder of any number of files
+        in bounded memory (what ``--mode predict`` does)."""
+        from . import predict
+        for clips in predict.clip_chunks(source, self.signal_length, self.feature_kind, size or predict.CHUNK):
+            yield self._predict_clips(clips, fold)
+
+    def _predict_clips(self, clips: list, fold: Optional[int]) -> list[dict]:
         from . import predict
         from .timeline import scored_span
-        clips = predict.read_clips(source, self.signal_length, self.feature_kind)
         good = [c for c in clips if c.error is None]
         rows = {}
         if good:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fold, train_and_save_fold
 from ..core.config import RunConfig, TrainingData
-from ..core.errors import TrainingInterrupted, UserError
+from ..core.errors import DiskFull, TrainingInterrupted, UserError
 from ..core.paths import shown
 from ..data.features import row_signatures
 from ..Model import ModelSpec
@@ -95,6 +95,10 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
         except KeyboardInterrupt:
             run = next((r for r in runs if len(r.finished_folds()) < r.k), runs[-1])
             raise TrainingInterrupted(run.path, sorted(run.finished_folds()), run.k, run.resume_command) from None
+        except DiskFull as exc:
+            run = next((r for r in runs if len(r.finished_folds()) < r.k), runs[-1])
+            raise DiskFull(f"{exc}; the finished folds are kept: free space and continue with: "
+                           f"{run.resume_command}") from None
 
     if stacked:
         pending = [pair for run in runs for pair in announce(run)]
