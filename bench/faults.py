@@ -390,9 +390,11 @@ class Campaign:
             while left and time.time() < deadline:  # Ray's processes share the driver's fate
                 left = [pid for pid in left if alive(pid)]
                 time.sleep(0.2)
+            names = sorted({title(pid) for pid in left})
             for pid in left:  # we started them: none may outlive the campaign
                 os.kill(pid, signal.SIGKILL)
-            return before, f"driver SIGKILLed {delay:.1f} s after the first run.json, {len(left)} Ray process(es) outlived it"
+            return before, (f"driver SIGKILLed {delay:.1f} s after the first run.json; {len(left)} of its "
+                            f"{len(family)} Ray processes outlived it by 30 s{': ' + ', '.join(names) if names else ''}")
         return self.grid_fault("grid_driver", kill)
 
 
@@ -430,6 +432,14 @@ def descends(pid: int, ancestor: int) -> bool:
         if pid == ancestor:
             return True
     return False
+
+
+def title(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[0].decode(errors="replace")[:40]
+    except OSError:
+        return "?"
 
 
 def training_workers() -> list[int]:

@@ -6,6 +6,7 @@
     run.classes                        # ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']
     run.predict("speech.wav")          # [{"file": ..., "label": "angry", "probabilities": {"angry": 0.67, ...}}]
     run.predict((samples, 16000))      # an array and its sample rate
+    for rows in run.predict_chunks("folder/"): ...   # thousands of files, 256 at a time, in bounded memory
     run.timeline("call.wav")          # a long file window by window: {"windows": [...], "overall": {...}, ...}
     run.embed("speech.wav")            # (folds, 1, 39): the fused utterance embeddings (TIM-Net's t-SNE input)
     run.export("model.onnx", "onnx")   # one graph averaging the folds, and model.onnx.json describing its input
