@@ -179,10 +179,17 @@ def half_written(*folders: str) -> int:
     return bad
 
 
+LOST = []  # the paths ``lost`` counted, printed at the end
+
+
 def lost(before: dict, folders: tuple, damaged: str | None = None) -> int:
-    """Files complete before the fault that are gone or changed now in ``folders`` (but the one it damaged)."""
+    """Files complete before the fault (temporaries are not) that are gone or changed now in ``folders`` (but the
+    one it damaged)."""
     now = files(*folders)
-    return sum(1 for path, digest in before.items() if path != damaged and now.get(path) != digest)
+    gone = [path for path, digest in before.items()
+            if path != damaged and ".partial-" not in path and now.get(path) != digest]
+    LOST.extend(gone)
+    return len(gone)
 
 
 def corrupt(path: str, rng: random.Random) -> str:
@@ -500,6 +507,8 @@ def main() -> int:
     else:
         with tempfile.TemporaryDirectory() as folder:
             rows = campaign(faults, args.tries, args.seed, folder)
+    for path in LOST:
+        print(f"lost or changed: {path}")
     print(table(rows))
     print(f"{time.time() - started:.0f} s")
     good = all(t.recovered and t.equal and not t.lost for _, tries in rows for t in tries)
