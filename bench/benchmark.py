@@ -118,10 +118,12 @@ from timnet_ser.Common_Model import Trainer, configure_tensorflow
 from timnet_ser.core.config import RunConfig
 from timnet_ser.Model import MODELS, build_model
 from timnet_ser.core.config import Hyper
+import keras
 configure_tensorflow(MODELS["{model}"])
+keras.config.set_dtype_policy("mixed_float16" if {mixed} else "float32")
 x, y = data(128, {frames}, {classes})
 config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",
-                   hyper=Hyper(dilation_size={blocks}))
+                   hyper=Hyper(dilation_size={blocks}), mixed_precision={mixed})
 trainer = Trainer(lambda: build_model(MODELS["{model}"], ({frames}, 39), {classes}, config.hyper), config)
 trainer.reset(0)
 trainer.train_epoch(x, y, np.arange(64), 64)
@@ -142,7 +144,7 @@ x, y = data({n}, {frames}, {classes})
 config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",
                    hyper=Hyper(dilation_size={blocks}))
 folds = make_folds(len(x), 10, 46)
-plans = [stacked_training.plan_member(config, x, y, folds, f, "") for f in range({members})]
+plans = [stacked_training.plan_member(config, x, y, folds, f % 10, "") for f in range({members})]  # >10: seeds x folds
 labels = [p.y_train for p in plans]
 start = time.time()
 trainer = stacked_training.StackedTrainer(MODELS["{model}"], config, x.shape[1:], {classes},
@@ -237,7 +239,8 @@ def main() -> None:
     for model, epochs in (("TIMNET", 500), ("GMTCN", 300)):
         for name, n, frames, blocks, classes in (("EMODB", 535, 188, 8, 7), ("RAVDESS", 1440, 215, 8, 8),
                                                  ("IEMOCAP", 5531, 606, 10, 4)):
-            step = run(STEP_AT_SHAPE.format(model=model, frames=frames, blocks=blocks, classes=classes))["step"]
+            step = run(STEP_AT_SHAPE.format(model=model, frames=frames, blocks=blocks, classes=classes,
+                                             mixed=False))["step"]
             epoch = step * -(-int(n * 0.9) // 64)
             tables.emit(f"| {model} x {epochs} | {name} | {n} | {frames} | {epoch:.1f} | "
                          f"{10 * epochs * epoch / 3600:.1f} h |")

@@ -245,9 +245,7 @@ def test_the_authors_folder_without_data_takes_the_corpus_of_its_name(shared, tm
     from timnet_ser.cli import modes, settings
     args = settings.parse(["--mode", "test", "--test_path", os.path.join(shared, "reference", "Test_Models",
                                                                          "EMODB_46")])
-    settings.validate(args)
-    modes.authors_corpus(args)
-    assert args.data == "EMODB"
+    assert modes.authors_corpus(settings.validate(args)).data == "EMODB"
     assert capsys.readouterr().out.strip() == "corpus EMODB from the folder name; give --data to override"
 
 

@@ -3,7 +3,6 @@ augmentation, and train -> test -> predict -> report through the real command li
 
 import json
 import os
-import types
 
 import keras
 import librosa
@@ -11,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timnet_ser.cli.settings import feature_path
 from timnet_ser.core.config import Hyper, RunConfig
 from timnet_ser.core.errors import UserError
+from timnet_ser.core.paths import feature_path
 from timnet_ser.data import feature_files
 from timnet_ser.data import features as feature_kinds
 from timnet_ser.data.corpora import CORPORA
@@ -75,7 +74,7 @@ def test_too_short_for_one_segment():
 
 
 def test_default_feature_files_do_not_collide():
-    paths = {kind: feature_path(types.SimpleNamespace(feature_path=None, data="EMODB", features=kind))
+    paths = {kind: feature_path("EMODB", kind, None)
              for kind in ("mfcc", "logmel3")}
     assert paths["mfcc"].endswith(os.path.join("MFCC", "EMODB.npy"))
     assert paths["logmel3"].endswith(os.path.join("MFCC", "EMODB_logmel3.npy"))

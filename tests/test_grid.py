@@ -171,13 +171,13 @@ data = "CASIA"
 feature_path = "/data/CASIA.npy"
 """)
     points = points_of(path, lr=0.5, epoch=7)
-    got = sorted((p.args.model, p.args.data, p.args.seed, p.args.feature_path) for p in points)
+    got = sorted((p.settings.model, p.settings.data, p.settings.seed, p.settings.feature_path) for p in points)
     assert got == sorted((model, data, seed, feature) for model in ("TIMNET", "GMTCN") for seed in (1, 2)
                          for data, feature in (("EMODB", str(tmp_path / "features" / "EMODB.npy")),
                                                ("CASIA", "/data/CASIA.npy")))
     for point in points:  # the grid file wins over the command line, which fills in the rest
-        assert (point.args.lr, point.args.epoch, point.args.balance) == (0.01, 7, True)
-        assert point.error == "" and point.args.seeds == [point.args.seed]
+        assert (point.settings.lr, point.settings.epoch, point.settings.balance) == (0.01, 7, True)
+        assert point.error == "" and point.settings.seeds == (point.settings.seed,)
     assert {p.label for p in points} >= {"TIMNET on EMODB, seed 1", "GMTCN on CASIA, seed 2"}
 
 
@@ -207,9 +207,9 @@ def test_a_bad_grid_file_is_one_line_naming_it(tmp_path, text, message):
 
 def test_a_point_whose_flags_are_refused_is_reported_and_the_others_stay(tmp_path):
     points = points_of(write(tmp_path, "dilation_size = [0, 2]"))
-    [bad] = [p for p in points if p.args is None]
-    [good] = [p for p in points if p.args is not None]
-    assert "--dilation_size 0: must be positive" in bad.error and good.args.dilation_size == 2
+    [bad] = [p for p in points if p.settings is None]
+    [good] = [p for p in points if p.settings is not None]
+    assert "--dilation_size 0: must be positive" in bad.error and good.settings.dilation_size == 2
 
 
 @pytest.mark.parametrize("nodes, workers, gpus, expected", [

@@ -17,16 +17,17 @@ point the grid file does not set), read and checked by settings.py like any comm
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import tomllib
 
+from ..core import flags
 from ..core.errors import UserError, did_you_mean
+from ..core.flags import GRID_KEYS
+from ..core.settings import Settings
 from ..grid.plan import Point
 from . import settings
 
-GRID_KEYS = (*settings.RUN_SETTINGS, "feature_path", "features", "model_path", "result_path")
 PATH_KEYS = ("feature_path", "model_path", "result_path")  # relative to the grid file's folder
 # Flags of the grid command itself, never handed to its runs.
 GRID_ONLY = {"mode", "grid", "address", "gpus_per_task", "workers", "gpu"}
@@ -100,7 +101,7 @@ def grid_axes(path: str, table: dict) -> list[tuple[str, list]]:
 
 def _switches() -> set[str]:
     """The flags that take no value (--balance, --xla ...): true is the bare flag, false leaves it out."""
-    return {action.dest for action in settings.build_parser()._actions if action.nargs == 0}
+    return {flag.name for flag in flags.FLAGS if flag.type is bool}
 
 
 def flag_argv(name: str, value, switches: set[str], path: str = "the command line") -> list[str]:
@@ -114,7 +115,7 @@ def flag_argv(name: str, value, switches: set[str], path: str = "the command lin
     return [f"--{name}", str(value)]
 
 
-def command_line_flags(args: argparse.Namespace) -> dict:
+def command_line_flags(args: Settings) -> dict:
     """{flag: value} of the flags typed next to ``--mode grid`` that its runs take."""
     return {name: getattr(args, name) for name in sorted(args.given - GRID_ONLY)}
 
@@ -144,13 +145,8 @@ def _seed_points(argv: list[str], others: list[str]) -> list[Point]:
     """The runs of one point's command line: one per seed of its --random_seed (a comma list is an axis too).
     ``others``: the values of the other axes, for the label."""
     try:
-        args = settings.parse(argv)
-        settings.validate(args)
+        checked = settings.validate(settings.parse(argv))
     except UserError as exc:
         return [Point(f"point {' '.join(argv[2:])}", None, str(exc))]
-    points = []
-    for seed in args.seeds:
-        one = argparse.Namespace(**vars(args))
-        one.seeds, one.seed, one.random_seed = [seed], seed, str(seed)
-        points.append(Point(", ".join([f"{args.model} on {args.data}", f"seed {seed}", *others]), one))
-    return points
+    return [Point(", ".join([f"{checked.model} on {checked.data}", f"seed {seed}", *others]), checked.for_seed(seed))
+            for seed in checked.seeds]

@@ -13,11 +13,12 @@ from dataclasses import replace
 
 from ..core.errors import TrainingInterrupted, UserError
 from ..core.paths import SYNTHETIC_WAV, feature_path, shown
+from ..core.settings import Settings
 from ..engine.run_config import hyper_of, run_config
 from . import settings
 
 
-def load_data(args, path: str | None = None):
+def load_data(args: Settings, path: str | None = None):
     """The features of ``--data`` (at ``path``, else --feature_path or the default), every check done (data.resolve)."""
     from ..data.resolve import load_data as resolve
     return resolve(args.data, args.features, path or args.feature_path, args.model, args.cv == "speaker")
@@ -30,23 +31,23 @@ def configure_run(model: str, mixed_precision: bool) -> None:
     configure(MODELS[model], mixed_precision)
 
 
-def authors_corpus(args) -> None:
-    """For the authors' folder (no run.json) without --data: the corpus of a folder named ``<KEY>_<seed>``
-    (EMODB_46), said on the output; otherwise one line asking for --data."""
+def authors_corpus(args: Settings) -> Settings:
+    """For the authors' folder (no run.json) without --data: the settings with the corpus of a folder named
+    ``<KEY>_<seed>`` (EMODB_46), said on the output; otherwise one line asking for --data."""
     from ..data.corpora import CORPORA
     from ..runs.run_folder import fold_weight_files
     if "data" in args.given:
-        return
+        return args
     fold_weight_files(args.test_path)  # a folder without weight files says so first
     key = os.path.basename(os.path.normpath(args.test_path)).rsplit("_", 1)[0]
     if key not in CORPORA:
         raise UserError(f"--data: {args.test_path} has no run.json, so the corpus its weights were trained on must "
                         f"be given (e.g. --data EMODB)")
-    args.data = key
     print(f"corpus {key} from the folder name; give --data to override")
+    return replace(args, data=key)
 
 
-def run_extract(args) -> dict:
+def run_extract(args: Settings) -> dict:
     from ..core.atomic_file import check_writable
     from ..data import corpora, corpus_files, extraction, feature_files
     if not args.wav_path:
@@ -72,17 +73,15 @@ def run_extract(args) -> dict:
     return data
 
 
-def open_run_settings(args, folder: str, flag: str, allow_other_split: bool = False):
-    """The run in ``folder`` with the typed flags checked against it and the others set from it; None for a
-    folder without run.json."""
+def open_run_settings(args: Settings, folder: str, flag: str, allow_other_split: bool = False) -> tuple:
+    """(the run in ``folder``, the settings with the typed flags checked against it and the others set from it);
+    the run is None, and the settings are ``args``, for a folder without run.json."""
     from ..runs import run_folder
     run = run_folder.open_run(folder, flag)
-    if run is not None:
-        settings.check_against_run(args, run, allow_other_split)
-    return run
+    return run, args if run is None else settings.check_against_run(args, run, allow_other_split)
 
 
-def run_features(args, run) -> tuple:
+def run_features(args: Settings, run) -> tuple:
     """The features a run-folder mode reads: ``--feature_path`` if typed, else the run's own; and whether their
     content is the run's (refused otherwise, unless --retest_other_features)."""
     typed = "feature_path" in args.given
@@ -92,20 +91,20 @@ def run_features(args, run) -> tuple:
                         "(its content is checked against the run's)")
     features = load_data(args, path)
     own = features.info.sha256 == run.feature_sha256
-    if not own and not getattr(args, "retest_other_features", False):
+    if not own and not args.retest_other_features:
         raise UserError(f"--feature_path {path}: its content differs from the features the run in {run.path} was "
                         f"trained on ({run.config.feature_path}); to re-test on other features add "
                         "--retest_other_features (labelled OTHER FEATURES everywhere)")
     return features, own
 
 
-def run_train(args) -> list[dict]:
+def run_train(args: Settings) -> list[dict]:
     from ..Common_Model import build_trainer
     from ..engine.cross_validation import cross_validate, start_run
     from ..Model import MODELS
     from ..runs.run_folder import RunFolder
     if args.resume:  # everything comes from the interrupted run's own record
-        run = open_run_settings(args, args.resume, "--resume")
+        run, args = open_run_settings(args, args.resume, "--resume")
         if run is None:
             raise UserError(f"--resume {args.resume}: no run.json there (not a run folder written by this program)")
         if "result_path" in args.given and os.path.abspath(args.result_path) != run.result_path:
@@ -138,15 +137,15 @@ def run_train(args) -> list[dict]:
     return summaries
 
 
-def run_test(args) -> dict:
+def run_test(args: Settings) -> dict:
     from ..core import config
     from ..engine.protocol import make_folds
     from ..engine.retest import retest_label, retest_weights
     from ..Model import MODELS
     from ..runs import run_folder
-    run = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
+    run, args = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
     if run is None:  # the authors' folder: its settings come from the flags
-        authors_corpus(args)
+        args = authors_corpus(args)
         configure_run(args.model, args.mixed_precision)
         features = load_data(args)
         spec, config = run_config(args, features.corpus, args.seed)
@@ -185,24 +184,24 @@ def run_test(args) -> dict:
                           description, retest)
 
 
-def load_weights(args):
+def load_weights(args: Settings):
     """The api.Run of ``--test_path``: a run folder (flags checked against it) or the authors' folder (--data,
     --model and the network flags say what it is)."""
     from ..data.resolve import corpus_for_weights
     from ..deploy import api
     from ..Model import MODELS
-    run = open_run_settings(args, args.test_path, "--test_path")
+    run, args = open_run_settings(args, args.test_path, "--test_path")
     model = run.config.model if run is not None else args.model
     configure_run(model, False)
     if run is not None:
         return api.load_run(args.test_path)
-    authors_corpus(args)
+    args = authors_corpus(args)
     corpus = corpus_for_weights(args.data, MODELS[args.model].features, args.feature_path)
     hyper = replace(hyper_of(args, corpus), backbone_weights="none")  # every weight comes from the folds
     return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)
 
 
-def run_predict(args) -> dict:
+def run_predict(args: Settings) -> dict:
     from ..core.atomic_file import check_writable
     from ..deploy import predict
     if not args.wav:
@@ -249,7 +248,7 @@ def run_predict(args) -> dict:
     return {"files": total, "skipped": len(skipped)}
 
 
-def run_export(args) -> list[str]:
+def run_export(args: Settings) -> list[str]:
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
     weights = load_weights(args)  # export_model checks --output before converting
@@ -259,7 +258,7 @@ def run_export(args) -> list[str]:
     return paths
 
 
-def run_grid(args) -> dict:
+def run_grid(args: Settings) -> dict:
     from ..grid.pool import Pool
     from ..grid.pool import run_grid as train_grid
     from . import grid_file
@@ -269,32 +268,30 @@ def run_grid(args) -> dict:
     return train_grid(args.grid, points, Pool(args.address, args.workers, args.gpus_per_task))
 
 
-def run_report(args) -> dict:
+def run_report(args: Settings) -> dict:
     from ..runs import report
     return report.write_report(args.result_path)
 
 
-def run_download(args) -> str:
+def run_download(args: Settings) -> str:
     from ..data import download
     return download.download(args.data, args.download_path, args.url, args.md5)
 
 
-def run_demo(args) -> dict:
+def run_demo(args: Settings) -> dict:
     """The embedded default: synthetic wavs -> MFCC -> k-fold training -> results -> re-test of the saved weights."""
     from ..data import synthetic_corpus
-    args.data = "SYNTH"
-    args.wav_path = args.wav_path or SYNTHETIC_WAV
     # 108 training utterances per fold: batches of 16 give BatchNorm's moving statistics (momentum 0.99)
     # about 200 updates in 30 epochs; with batches of 64 they would barely leave their initial values.
-    args.epoch = args.epoch or 30
-    args.batch_size = args.batch_size or 16
+    args = replace(args, data="SYNTH", wav_path=args.wav_path or SYNTHETIC_WAV, epoch=args.epoch or 30,
+                   batch_size=args.batch_size or 16)
     print("=== SYNTHETIC DEMO: generated harmonic signals, not speech; its numbers say nothing about any corpus ===")
     paths = synthetic_corpus.generate(args.wav_path)
     print(f"generated {len(paths)} synthetic utterances in {args.wav_path}")
     run_extract(args)
     [trained] = run_train(args)
-    args.test_path = trained["record"]["weights_folder"]
-    args.given = set()  # the re-test takes every setting from the run folder
+    # the re-test takes every setting from the run folder
+    args = replace(args, test_path=trained["record"]["weights_folder"], given=frozenset())
     tested = run_test(args)
     same = [f["y_pred"] for f in trained["record"]["folds"]] == [f["y_pred"] for f in tested["record"]["folds"]]
     print(f"test mode on the saved weights reproduces every fold's predictions: {'yes' if same else 'NO'}")
@@ -314,7 +311,7 @@ def main(argv=None) -> int:
     try:
         args = settings.parse(argv)
         mode = args.mode
-        settings.validate(args)  # every flag checked before TensorFlow is imported: a wrong one answers at once
+        args = settings.validate(args)  # every flag checked before TensorFlow is imported: a wrong one answers at once
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # before anything imports TensorFlow
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if args.mode not in ("extract", "report", "download"):

@@ -9,12 +9,16 @@ process leaves is a temporary named ``.<name>.partial-<random><ext>`` (``PARTIAL
 
 from __future__ import annotations
 
+import csv
 import errno
+import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+
+from .errors import DiskFull, UserError
 
 PARTIAL = ".partial-"  # in the name of every temporary of this module: .<name>.partial-<random>[<ext>]
 _PARTIAL_NAME = re.compile(r"\..+" + re.escape(PARTIAL) + r"[A-Za-z0-9_]+(\.[^/]*)?")
@@ -50,6 +54,32 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
             os.remove(tmp)
 
 
+def write_table(path: str, as_json, header: list[str], rows: Iterable[list]) -> None:
+    """``as_json`` as JSON if ``path`` ends in .json, else ``header`` and ``rows`` as CSV; written atomically.
+    ``as_json`` may be an iterator: its items are written as a JSON array one at a time, as they come.
+
+    A folder that cannot be written is one line naming ``--output`` (predict's and the timeline's flag).
+    """
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            if path.lower().endswith(".json") and isinstance(as_json, Iterator):  # a JSON array, item by item
+                f.write("[")
+                for i, item in enumerate(as_json):
+                    f.write(("," if i else "") + "\n " + json.dumps(item, indent=1).replace("\n", "\n "))
+                f.write("\n]")
+                return
+            if path.lower().endswith(".json"):
+                json.dump(as_json, f, indent=1)
+                return
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
+
+
 def atomic_directory(path: str, write: Callable[[str], None]) -> None:
     """``write(tmp)`` into a new folder beside ``path``, then rename it onto ``path`` (``atomic_write`` for folders).
 
@@ -81,7 +111,6 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
 
 def _raise_if_full(path: str, exc: OSError) -> None:
     """A one-line ``UserError`` naming ``path`` when ``exc`` says the disk is full or a file-size limit was reached."""
-    from .errors import DiskFull
     if exc.errno in _FULL:
         raise DiskFull(f"{path}: cannot be written ({os.strerror(exc.errno)}); nothing was written under this "
                        "name") from None

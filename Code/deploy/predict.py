@@ -17,17 +17,14 @@ Many files are read, predicted and written ``CHUNK`` at a time (``clip_chunks``,
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import textwrap
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ..core.atomic_file import atomic_write
+from ..core.atomic_file import write_table
 from ..core.errors import UserError
 from ..data.audio import audio_files, is_audio, load_audio, resample
 from ..data.corpora import SAMPLE_RATE, natural_key
@@ -125,29 +122,16 @@ def seen_rows(features: np.ndarray, signatures: np.ndarray) -> np.ndarray:
 
 def write_output(path: str, rows: Iterable[dict], classes) -> None:
     """The predictions as CSV or JSON (by the extension), written atomically, row by row as ``rows`` yields them."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            if path.lower().endswith(".json"):  # json.dump(rows, f, indent=1), one row at a time
-                f.write("[")
-                for i, row in enumerate(rows):
-                    f.write(("," if i else "") + "\n" + textwrap.indent(json.dumps(row, indent=1), " "))
-                f.write("\n]")
-                return
-            writer = csv.writer(f)
-            writer.writerow(["file", "prediction", *classes, "in_training_corpus", "held_out_by_fold",
-                             "held_out_prediction", "error", "duration_seconds", "scored_seconds", "notice"])
-            for r in rows:
-                probabilities = r["probabilities"] or {}
-                seen = r.get("training_corpus") or {}
-                writer.writerow([r["file"], r["label"] or "", *(f"{probabilities[c]:.6f}" if probabilities else ""
-                                                                 for c in classes),
-                                 "yes" if seen else "no", seen.get("held_out_by_fold", ""),
-                                 seen.get("held_out_label", ""), r.get("error") or "", r.get("duration_seconds", ""),
-                                 r.get("scored_seconds", ""), r.get("notice", "")])
-    try:
-        atomic_write(path, write)
-    except OSError as exc:
-        raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
+    def csv_row(r: dict) -> list:
+        probabilities = r["probabilities"] or {}
+        seen = r.get("training_corpus") or {}
+        return [r["file"], r["label"] or "", *(f"{probabilities[c]:.6f}" if probabilities else "" for c in classes),
+                "yes" if seen else "no", seen.get("held_out_by_fold", ""), seen.get("held_out_label", ""),
+                r.get("error") or "", r.get("duration_seconds", ""), r.get("scored_seconds", ""),
+                r.get("notice", "")]
+    write_table(path, rows, ["file", "prediction", *classes, "in_training_corpus", "held_out_by_fold",
+                             "held_out_prediction", "error", "duration_seconds", "scored_seconds", "notice"],
+                map(csv_row, rows))
 
 
 def format_row(row: dict, classes) -> str:

@@ -28,8 +28,6 @@ float per frame (7 kB a minute) and the probabilities of each window.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 from collections.abc import Iterator
@@ -37,7 +35,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.atomic_file import atomic_write, check_writable
+from ..core.atomic_file import atomic_write, check_writable, write_table
 from ..core.errors import UserError
 from ..data.corpora import SAMPLE_RATE
 
@@ -311,25 +309,14 @@ def output_paths(source: str, output: Optional[str]) -> tuple[str, str]:
     return f"{stem}_timeline.csv", f"{stem}_timeline.png"
 
 
-def write_table(path: str, result: dict) -> None:
+def write_timeline_table(path: str, result: dict) -> None:
     """One row per window (skipped ones with voiced=no and empty scores) as CSV, or the whole dict as JSON."""
     classes = result["classes"]
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            if path.lower().endswith(".json"):
-                json.dump(result, f, indent=1)
-                return
-            writer = csv.writer(f)
-            writer.writerow(["start_s", "end_s", "voiced", "label", *classes])
-            for w in result["windows"]:
-                scores = [f"{w['probabilities'][c]:.6f}" for c in classes] if w["voiced"] else [""] * len(classes)
-                writer.writerow([f"{w['start']:.3f}", f"{w['end']:.3f}", "yes" if w["voiced"] else "no",
-                                 w["label"] or "", *scores])
-    try:
-        atomic_write(path, write)
-    except OSError as exc:
-        raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
+    def csv_row(w: dict) -> list:
+        scores = [f"{w['probabilities'][c]:.6f}" for c in classes] if w["voiced"] else [""] * len(classes)
+        return [f"{w['start']:.3f}", f"{w['end']:.3f}", "yes" if w["voiced"] else "no", w["label"] or "", *scores]
+    write_table(path, result, ["start_s", "end_s", "voiced", "label", *classes], map(csv_row, result["windows"]))
 
 
 def write_picture(path: str, result: dict, title: str) -> None:
@@ -401,7 +388,7 @@ def run_cli(run, wav: str, hop: Optional[float], output: Optional[str], fold: Op
     check_writable(picture, "--output")
     result = run.timeline(wav, hop, fold)
     print(format_summary(result))
-    write_table(table, result)
+    write_timeline_table(table, result)
     used = f"fold {fold}" if fold is not None else f"mean of {len(run.folds)} folds"
     write_picture(picture, result, f"{os.path.basename(wav)}: {run.model_name} {run.data} ({used})")
     print(f"wrote {table}\nwrote {picture}")

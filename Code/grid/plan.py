@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ..core.errors import UserError
 from ..core.paths import feature_path
+from ..core.settings import Settings
 
 
 @dataclass
@@ -18,7 +19,7 @@ class Point:
     (reported, and the other points run)."""
 
     label: str
-    args: object | None  # the checked settings of the point's training command (cli/settings.py)
+    settings: Settings | None  # the checked settings of the point's training command (cli/settings.py)
     error: str = ""
 
 
@@ -57,11 +58,11 @@ def plan(points: list[Point]) -> Plan:
     from ..runs.run_folder import find_run
     loaded, features, runs, failures, seen, before = {}, {}, [], [], set(), 0
     for point in points:
-        if point.args is None:
+        if point.settings is None:
             failures.append((point.label, point.error))
             print(f"grid: {point.label}: not run: {point.error}", file=sys.stderr)
             continue
-        args = point.args
+        args = point.settings
         try:
             path = os.path.abspath(feature_path(args.data, args.features, args.feature_path))
             source = (path, args.data, args.features, args.cv)  # the model only words load_data's messages

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
+from ..core.flags import report_columns
 from ..core.paths import shown
 from ..data.features import FEATURE_KINDS
 from . import significance
@@ -65,9 +66,9 @@ PUBLISHED_SPEAKER = {
 
 # Settings that change what a run learns: runs that differ in one are never averaged, and a "settings" column names
 # those that vary within a report. A re-test trains nothing: only the network's hyper-parameters count there.
-NETWORK_SETTINGS = ("filter_size", "kernel_size", "dilation_size", "stack_size", "dropout", "activation")
-TRAINING_SETTINGS = ("epochs", "batch_size", "lr", "beta1", "beta2", "epsilon", "label_smoothing", "val_fraction",
-                     "balance", "augment", "mixed_precision")
+# Both are core/flags.py's report columns (named as run.json names them), and the recipe's Adam epsilon (no flag).
+NETWORK_SETTINGS = report_columns(network=True)
+TRAINING_SETTINGS = (*report_columns(network=False), "epsilon")
 # The value in effect for records written before the option existed (each was added switched off).
 LEGACY_SETTINGS = {"val_fraction": 0.1, "balance": False, "augment": 0, "mixed_precision": False}
 

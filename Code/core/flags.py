@@ -1,0 +1,244 @@
+"""The one table of the command line: every flag and its setting (type, default, help, choices, range check,
+where ``run.json`` records it, whether it is a grid key and a report column). The parser (cli/settings.py), the
+typed ``Settings`` (core/settings.py), the reading of a run's settings, the grid file's keys (cli/grid_file.py)
+and the report's settings columns (runs/report.py) are all derived from it. Plain data: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import paths
+
+MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
+EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
+GROUPS = ("common", "training", "model-specific", "feature extraction", "test, predict, export", "grid on Ray",
+          "output folders, download")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag ``--<name>`` and the setting ``Settings.<name>`` it fills."""
+
+    name: str
+    type: type  # str, int, float, or bool: a switch (--balance) that is off unless typed
+    default: Any
+    group: str  # its group in --help (GROUPS)
+    help: str
+    choices: tuple = ()
+    check: str = ""  # a range check of CHECKS, applied when the value is not None
+    run: str = ""  # the RunConfig field that run.json records it as ("epochs", "hyper.dropout"); "" if none
+    grid: bool = False  # a grid file key although run.json does not record it (every recorded flag is one)
+    report: bool = False  # a settings column of the report (named by ``run``): runs differing in it never average
+
+    @property
+    def is_grid_key(self) -> bool:
+        return bool(self.run) or self.grid
+
+
+def _shown_g(value) -> str:
+    return f"{value:g}"
+
+
+# check -> (passes, what the one-line error says, how the value is shown in it)
+CHECKS: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], str]]] = {
+    "positive": (lambda v: v > 0, "must be positive", str),
+    "at_least_2": (lambda v: v >= 2, "must be at least 2", str),
+    "fraction": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)", str),
+    "not_negative": (lambda v: v >= 0, "must be 0 or more", _shown_g),
+}
+
+
+def _rows(group: str, *rows: tuple) -> list[Flag]:
+    return [Flag(name, kind, default, group, text, **extra) for name, kind, default, text, extra in rows]
+
+
+def row(name: str, kind: type, default, text: str, **extra) -> tuple:
+    return name, kind, default, text, extra
+
+
+FLAGS: tuple[Flag, ...] = tuple([
+    *_rows(
+        "common",
+        row("mode", str, "train",
+          "extract: audio -> feature file; train: k-fold training; test: re-test saved weights; predict: classify "
+          "audio files; export: ONNX/TFLite/SavedModel; grid: many runs on Ray; report: results table; download: "
+          "fetch EMODB or RAVDE; demo: the whole pipeline on a generated synthetic corpus", choices=MODES),
+        row("model", str, "TIMNET",
+          "network: TIMNET (default), GMTCN (both read MFCC features) or DCNN_BLSTMwA (reads logmel3 features); "
+          "each brings its paper's recipe. A run folder knows its own", run="model"),
+        row("data", str, "EMODB",
+          "corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own. A run folder knows its "
+          "own", run="data"),
+        row("feature_path", str, None,
+          "feature file to read or write (default ./MFCC/<DATA>.npy for MFCCs, ./MFCC/<DATA>_logmel3.npy for "
+          "log-Mel segments; a run folder knows its own)", grid=True),
+        row("test_path", str, paths.AUTHORS_WEIGHTS,
+          "test/predict/export: a run folder (Models/<run>) or the authors' folder of "
+          "<k>-fold_weights_best_<i>.hdf5 files (then --data and --model say what they are)"),
+        row("random_seed", str, "46",
+          "seed of the fold split, the initial weights and the shuffling; several train runs: 46,47,48",
+          run="random_seed"),
+        row("split_fold", int, 10, "number of cross-validation folds", check="at_least_2", run="split_fold"),
+        row("cv", str, "kfold", "folds: kfold (the original's shuffled KFold) or speaker (whole speakers held out)",
+          choices=("kfold", "speaker"), run="cv"),
+        row("gpu", str, "0", "CUDA_VISIBLE_DEVICES value; -1 runs on the CPU"),
+    ),
+    *_rows(
+        "training",
+        row("protocol", str, "last_epoch",
+          "model selection: last_epoch (default), inner_val (best epoch on a validation split of the training "
+          "fold) or paper (best epoch on the TEST fold, as the published numbers)",
+          choices=("last_epoch", "paper", "inner_val"), run="protocol"),
+        row("val_fraction", float, 0.1, "inner_val: share of each training fold used for validation",
+          check="fraction", run="val_fraction", report=True),
+        row("resume", str, None, "train: the folder of an interrupted run to continue (its own settings)"),
+        row("epoch", int, None, "training epochs (default: the model's recipe, TIMNET 500, GMTCN 300, DCNN_BLSTMwA 50)",
+          check="positive", run="epochs", report=True),
+        row("batch_size", int, None, "mini-batch size (default: the recipe, 64; DCNN_BLSTMwA 32; the demo 16)",
+          check="positive", run="batch_size", report=True),
+        row("lr", float, None, "Adam learning rate (default: the recipe, 0.001; DCNN_BLSTMwA 1e-4)",
+          check="positive", run="lr", report=True),
+        row("beta1", float, None, "Adam beta_1 (default: the recipe, 0.93; DCNN_BLSTMwA 0.9)",
+          check="fraction", run="beta1", report=True),
+        row("beta2", float, None, "Adam beta_2 (default: the recipe, 0.98; DCNN_BLSTMwA 0.999)",
+          check="fraction", run="beta2", report=True),
+        row("label_smoothing", float, None,
+          "label smoothing of the training labels (default: the recipe, TIMNET 0.1, GMTCN and DCNN_BLSTMwA 0)",
+          check="fraction", run="label_smoothing", report=True),
+        row("label_smoothing_history", str, "per_fold",
+          "per_fold (default): each fold smooths a copy of its training labels; cumulative: the labels are "
+          "smoothed in place fold after fold, as the code behind the ICASSP table and the published weights did "
+          "(fold k trains on labels smoothed up to k times)", choices=("per_fold", "cumulative"),
+          run="label_smoothing_history"),
+        row("training", str, "sequential",
+          "sequential (default): one fold after the other, each saved when trained (the reference path); "
+          "stacked: TIMNET/GMTCN's unfinished folds train together in one compiled step (the same training, "
+          "saved when the stack is done; docs/speed.md has where it is faster)", choices=("sequential", "stacked")),
+        row("stack_members", int, None,
+          "--training stacked: at most this many folds (of all --seeds) in one stack; the rest follow in further "
+          "stacks of that size (default: all in one; the batched layout needs ~1.1 GB per member at IEMOCAP's "
+          "shape)"),
+        row("balance", bool, False,
+          "oversample every class of each training fold to the size of the largest (off by default)",
+          run="balance", report=True),
+        row("xla", bool, False,
+          "compile the training step with XLA (on our CPU slower than the default; see docs/speed.md)", run="xla"),
+        row("mixed_precision", bool, False,
+          "compute in float16 with float32 weights and loss scaling (Keras mixed_float16), for GPUs; off by default",
+          run="mixed_precision", report=True),
+    ),
+    *_rows(
+        "model-specific",
+        row("dropout", float, 0.1, "TIMNET: SpatialDropout1D rate in each temporal-aware block", check="fraction",
+          run="hyper.dropout", report=True),
+        row("activation", str, "relu", "TIMNET: activation in each temporal-aware block", run="hyper.activation",
+          report=True),
+        row("filter_size", int, 39, "TIMNET, GMTCN: channels of every convolution", check="positive",
+          run="hyper.filter_size", report=True),
+        row("dilation_size", int, None,
+          "TIMNET: temporal-aware blocks per direction (default: the corpus' value, 8; IEMOCAP 10)",
+          check="positive", run="hyper.dilation_size", report=True),
+        row("kernel_size", int, 2, "TIMNET, GMTCN: taps of the dilated causal convolutions", check="positive",
+          run="hyper.kernel_size", report=True),
+        row("stack_size", int, 1, "TIMNET: repetitions of the block stack", check="positive", run="hyper.stack_size",
+          report=True),
+        row("backbone", str, "mobilenetv2",
+          "DCNN_BLSTMwA: the CNN applied to every segment: mobilenetv2 (default) or resnet50v2 (Keras "
+          "Applications)", run="hyper.backbone"),
+        row("backbone_alpha", float, 1.0,
+          "DCNN_BLSTMwA: MobileNetV2's width multiplier (ImageNet weights exist for 0.35 0.5 0.75 1.0 1.3 1.4)",
+          check="positive", run="hyper.backbone_alpha"),
+        row("backbone_weights", str, "imagenet",
+          "DCNN_BLSTMwA: the CNN's initial weights: imagenet (downloaded once into ~/.keras/models), none "
+          "(random), or a weights file (.weights.h5, or the _no_top.h5 file Keras downloads)",
+          run="hyper.backbone_weights"),
+        row("image_size", int, 64,
+          "DCNN_BLSTMwA: resize the 64x64 segments to this size before the CNN (the paper: 227 for AlexNet)",
+          check="positive", run="hyper.image_size"),
+        row("augment", int, 0,
+          "DCNN_BLSTMwA: add this many copies of every training utterance with a random frequency and time mask "
+          "(default 0: none)", check="not_negative", run="augment", report=True),
+    ),
+    *_rows(
+        "feature extraction",
+        row("wav_path", str, None,
+          "extract: folder of audio files (<folder>/<class>/*.wav or the corpus' own naming) or a CSV manifest "
+          "path,label[,speaker]"),
+        row("features", str, None,
+          "extract: mfcc (default; TIMNET, GMTCN) or logmel3 (DCNN_BLSTMwA: 64-band log-Mel, delta, delta-delta "
+          "in 64-frame segments); other modes: the model's kind", grid=True),
+        row("mean_signal_length", int, None,
+          "extract: samples every utterance is centred to (default: the corpus' value; own data: the mean length)",
+          check="positive"),
+        row("workers", int, None,
+          "extract: parallel processes (default: all cores); grid: Ray workers on a local Ray (default: one per "
+          "2 cores, docs/grid.md)", check="positive"),
+        row("skip_bad_files", bool, False,
+          "extract: leave out files that cannot be decoded and list them (default: stop at the first, because "
+          "leaving files out changes the folds)"),
+    ),
+    *_rows(
+        "test, predict, export",
+        row("retest_other_split", bool, False,
+          "test: allow a --random_seed/--split_fold/--cv other than the run's; its test folds then hold rows the "
+          "fold models trained on, so the figures are inflated; labelled OTHER SPLIT everywhere"),
+        row("retest_other_features", bool, False,
+          "test: allow a --feature_path whose content differs from the run's; labelled OTHER FEATURES everywhere"),
+        row("wav", str, None, "predict: an audio file (wav, flac, ogg, mp3) or a folder of them"),
+        row("timeline", bool, False,
+          "predict: one long file window by window (windows of the model's length, silence skipped, each scored "
+          "by the fold mean): a CSV (or JSON) table and a PNG, see docs/timeline.md"),
+        row("hop", float, None, "predict --timeline: seconds between window starts (default: half the model's window)"),
+        row("fold", int, None,
+          "predict/export: use only fold i's weights (default: the mean of all folds' probabilities)",
+          check="positive"),
+        row("format", str, None, "export: onnx, tflite or savedmodel", choices=EXPORT_FORMATS),
+        row("output", str, None,
+          "predict: also write the predictions to this .csv or .json file (--timeline: the window table, and the "
+          "picture beside it as .png); export: the exported file or folder"),
+    ),
+    *_rows(
+        "grid on Ray",
+        row("grid", str, None, "grid: a TOML file; keys are flag names, a list is an axis of the grid"),
+        row("address", str, None,
+          "grid: Ray cluster to use: default a local Ray on this machine; 'auto' or ray://host:port for a cluster"),
+        row("gpus_per_task", float, 0.0,
+          "grid: GPUs per fold task (fractions pack several folds on one GPU); 0 trains on CPUs",
+          check="not_negative"),
+    ),
+    *_rows(
+        "output folders, download",
+        row("model_path", str, paths.MODELS, "folder that receives each run's folder", grid=True),
+        row("result_path", str, paths.RESULTS,
+          "folder that receives results (xlsx, json, png); a resumed or re-tested run uses its own by default",
+          grid=True),
+        row("download_path", str, paths.CORPORA, "download: folder that receives the corpus"),
+        row("url", str, None, "download: a mirror of the archive (give its MD5 with --md5)"),
+        row("md5", str, None, "download: the MD5 of the mirror's archive"),
+    ),
+])
+
+BY_NAME: dict[str, Flag] = {flag.name: flag for flag in FLAGS}
+# the flags run.json records, in the table's order: typed next to a run folder they must agree with it
+RUN_FLAGS: tuple[Flag, ...] = tuple(flag for flag in FLAGS if flag.run)
+# the split flags, which a re-test may change with --retest_other_split
+SPLIT_FLAGS = ("random_seed", "split_fold", "cv")
+# the keys of a grid file (cli/grid_file.py): every recorded flag, then the feature file and the output folders
+GRID_KEYS: tuple[str, ...] = (*(f.name for f in RUN_FLAGS), *(f.name for f in FLAGS if f.grid))
+
+
+def report_columns(network: bool) -> tuple[str, ...]:
+    """The report's settings columns (run.json names): the network's (``hyper.``) or the training's."""
+    return tuple(f.run.removeprefix("hyper.") for f in FLAGS
+                 if f.report and f.run.startswith("hyper.") == network)
+
+
+def recorded(config, flag: Flag):
+    """The value ``run.json``'s ``config`` (a RunConfig) records for ``flag``."""
+    value = config
+    for part in flag.run.split("."):
+        value = getattr(value, part)
+    return value

@@ -1,0 +1,122 @@
+"""core/flags.py's table is the one owner of the flags: the parser, the typed Settings, the reading of run.json,
+the grid's keys and the report's columns all agree with it."""
+
+import argparse
+import dataclasses
+import json
+import types
+
+import pytest
+
+from timnet_ser.cli import grid_file, settings
+from timnet_ser.core import flags
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.core.errors import UserError
+from timnet_ser.core.settings import Settings
+from timnet_ser.data.corpora import CORPORA
+from timnet_ser.engine.run_config import run_config
+from timnet_ser.runs import report
+
+# every recorded flag typed with a value other than its default (and other than the TIMNET recipe's)
+TYPED = ["--model", "TIMNET", "--data", "EMODB", "--random_seed", "7", "--split_fold", "5", "--cv", "speaker",
+         "--protocol", "inner_val", "--val_fraction", "0.2", "--epoch", "3", "--batch_size", "8", "--lr", "0.01",
+         "--beta1", "0.8", "--beta2", "0.9", "--label_smoothing", "0.2", "--label_smoothing_history", "cumulative",
+         "--balance", "--xla", "--mixed_precision", "--dropout", "0.3", "--activation", "tanh", "--filter_size", "12",
+         "--dilation_size", "3", "--kernel_size", "3", "--stack_size", "2", "--backbone", "resnet50v2",
+         "--backbone_alpha", "1.0", "--backbone_weights", "none", "--image_size", "32"]
+
+
+def parser_flags() -> dict[str, argparse.Action]:
+    return {a.dest: a for a in settings.build_parser()._actions if a.dest not in ("help", "version")}
+
+
+def test_every_parser_flag_is_a_table_row_and_every_row_a_flag():
+    assert list(parser_flags()) == list(flags.BY_NAME)
+    assert len(flags.BY_NAME) == len(flags.FLAGS)  # no name twice
+
+
+def test_the_parser_takes_defaults_types_and_choices_from_the_table():
+    for name, action in parser_flags().items():
+        flag = flags.BY_NAME[name]
+        assert action.default == flag.default, name
+        assert action.help == flag.help, name
+        if flag.type is bool:
+            assert action.nargs == 0 and flag.default is False, name
+        else:
+            assert action.type is flag.type and tuple(action.choices or ()) == flag.choices, name
+
+
+def test_settings_has_one_field_per_row_with_the_tables_defaults():
+    assert [f.name for f in dataclasses.fields(Settings)] == [*flags.BY_NAME, "given"]
+    parsed = settings.parse([])
+    assert all(getattr(parsed, f.name) == f.default for f in flags.FLAGS) and parsed.given == frozenset()
+    assert parsed == Settings.from_flags({})
+
+
+def test_settings_are_frozen_and_change_only_through_replace():
+    parsed = settings.parse(["--epoch", "3"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.epoch = 4
+    assert dataclasses.replace(parsed, epoch=4).epoch == 4 and parsed.epoch == 3 and parsed.given == {"epoch"}
+
+
+def test_every_range_check_and_run_field_names_something_real():
+    config_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    hyper_fields = {f.name for f in dataclasses.fields(Hyper)}
+    for flag in flags.FLAGS:
+        assert flag.check in ("", *flags.CHECKS) and flag.group in flags.GROUPS, flag.name
+        if flag.run.startswith("hyper."):
+            assert flag.run.removeprefix("hyper.") in hyper_fields, flag.name
+        elif flag.run:
+            assert flag.run in config_fields, flag.name
+        assert not flag.report or flag.run, f"{flag.name}: a report column must be recorded in run.json"
+
+
+@pytest.mark.parametrize("name", [f.name for f in flags.FLAGS if f.check])
+def test_a_value_out_of_range_is_one_line_naming_its_flag(name):
+    wrong = {"positive": "0", "at_least_2": "1", "fraction": "1", "not_negative": "-1"}[flags.BY_NAME[name].check]
+    with pytest.raises(UserError, match=rf"^--{name} {wrong}(\.0)?: must be"):
+        settings.validate(settings.parse([f"--{name}", wrong]))
+
+
+def test_a_run_json_round_trip_gives_equal_settings():
+    typed = settings.validate(settings.parse(["--mode", "train", *TYPED]))
+    _, config = run_config(typed, CORPORA["EMODB"], typed.seed)
+    stored = RunConfig.from_dict(json.loads(json.dumps(dataclasses.asdict(config))))
+    assert stored == config
+    # a command without flags next to the run folder takes every recorded setting from it
+    read = settings.parse(["--mode", "test"]).with_run(stored, "mfcc")
+    for flag in flags.RUN_FLAGS:
+        assert getattr(read, flag.name) == getattr(typed, flag.name), flag.name
+    assert read.features == "mfcc" and read.seeds == (7,)
+
+
+def test_check_against_run_refuses_a_contradicting_flag_and_fills_the_others():
+    typed = settings.validate(settings.parse(["--mode", "train", *TYPED]))
+    _, config = run_config(typed, CORPORA["EMODB"], typed.seed)
+    run = types.SimpleNamespace(config=config, path="Models/run", feature_kind="mfcc")
+    asked = settings.validate(settings.parse(["--mode", "test", "--epoch", "3"]))
+    checked = settings.check_against_run(asked, run)
+    assert checked == dataclasses.replace(settings.parse(["--mode", "test"]).with_run(config, "mfcc"),
+                                          given=frozenset({"mode", "epoch"}))
+    assert asked.split_fold == 10 and checked.split_fold == 5  # a new object; the one checked is not rewritten
+    with pytest.raises(UserError, match=r"^--lr 0.5: the run in Models/run has 0.01; a run folder brings its own"):
+        settings.check_against_run(settings.validate(settings.parse(["--mode", "test", "--lr", "0.5"])), run)
+    other = settings.validate(settings.parse(["--mode", "test", "--split_fold", "4", "--retest_other_split"]))
+    assert settings.check_against_run(other, run, allow_other_split=True).split_fold == 4
+
+
+def test_the_grid_keys_and_the_report_columns_are_table_rows():
+    assert grid_file.GRID_KEYS == flags.GRID_KEYS
+    assert all(key in flags.BY_NAME and flags.BY_NAME[key].is_grid_key for key in grid_file.GRID_KEYS)
+    assert {f.name for f in flags.RUN_FLAGS} <= set(flags.GRID_KEYS)
+    recorded = {f.run.removeprefix("hyper."): f for f in flags.RUN_FLAGS}
+    for column in (*report.NETWORK_SETTINGS, *report.TRAINING_SETTINGS):
+        assert column == "epsilon" or recorded[column].report, column  # epsilon: the recipe's, no flag
+    assert set(report.NETWORK_SETTINGS) == {f.run[6:] for f in flags.FLAGS if f.report and f.run.startswith("hyper.")}
+
+
+def test_a_several_seed_grid_point_is_one_settings_per_seed():
+    point = settings.validate(settings.parse(["--mode", "train", "--random_seed", "4,5"]))
+    one, two = (point.for_seed(seed) for seed in point.seeds)
+    assert (one.seeds, two.seeds, point.seeds) == ((4,), (5,), (4, 5))
