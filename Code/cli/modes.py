@@ -33,9 +33,13 @@ def configure_run(model: str, mixed_precision: bool) -> None:
 
 def authors_corpus(args: Settings) -> Settings:
     """For the authors' folder (no run.json) without --data: the settings with the corpus of a folder named
-    ``<KEY>_<seed>`` (EMODB_46), said on the output; otherwise one line asking for --data."""
+    ``<KEY>_<seed>`` (EMODB_46), said on the output; otherwise one line asking for --data. No --normalize: the
+    authors trained without it."""
     from ..data.corpora import CORPORA
     from ..runs.run_folder import fold_weight_files
+    if args.normalize != "none":
+        raise UserError(f"--normalize {args.normalize}: {args.test_path} has no run.json; the authors' weights were "
+                        "trained without normalisation")
     if "data" in args.given:
         return args
     fold_weight_files(args.test_path)  # a folder without weight files says so first
@@ -137,12 +141,50 @@ def run_train(args: Settings) -> list[dict]:
     return summaries
 
 
+def run_cross_corpus(args: Settings) -> dict:
+    """--mode test --cross_corpus: the fold models of --test_path (a run folder, or the authors' folder named
+    <KEY>_<seed>) on the corpus of --data/--feature_path; the label map first, then the figures, then the files."""
+    from ..data.corpora import CORPORA
+    from ..engine import cross_corpus
+    from ..runs import run_folder
+    run = run_folder.open_run(args.test_path, "--test_path")
+    if run is None:
+        train = os.path.basename(os.path.normpath(args.test_path)).rsplit("_", 1)[0]
+        if train not in CORPORA:
+            raise UserError(f"--test_path {args.test_path}: has no run.json, and its name is not <KEY>_<seed> "
+                            f"({', '.join(CORPORA)}), so the corpus its weights were trained on is unknown")
+        configure_run(args.model, False)
+        from ..deploy import api
+        weights = api.load_run(args.test_path, train, args.model)
+    else:
+        if "model" in args.given and args.model != run.config.model:
+            raise UserError(f"--model {args.model}: the run in {shown(run.path)} has {run.config.model}")
+        configure_run(run.config.model, False)
+        from ..deploy import api
+        weights = api.load_run(args.test_path)
+    data = args.data if "data" in args.given else None
+    test_set = weights.cross_corpus_set(args.feature_path, args.label_map, data)
+    print(f"=== {cross_corpus.title(test_set.train, test_set.test)} ===")
+    print(f"{weights.model_name} weights <- {shown(weights.folder)}: each utterance scored by the mean probability of "
+          f"the {len(weights.folds)} fold models")
+    print(f"features <- {shown(test_set.feature_file) if test_set.feature_file else test_set.test}: "
+          f"{test_set.utterances} utterances, {len(test_set.truth)} of a mapped class")
+    print("\n".join(test_set.label_map.describe(test_set.train, test_set.test)))
+    record = weights.score_cross_corpus(test_set)
+    print(cross_corpus.describe_result(record))
+    result_path = args.result_path if "result_path" in args.given or run is None else run.result_path
+    paths = cross_corpus.write_results(record, result_path)
+    return {"record": record, "paths": paths}
+
+
 def run_test(args: Settings) -> dict:
     from ..core import config
     from ..engine.protocol import make_folds
     from ..engine.retest import retest_label, retest_weights
     from ..Model import MODELS
     from ..runs import run_folder
+    if args.cross_corpus:
+        return run_cross_corpus(args)
     run, args = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
     if run is None:  # the authors' folder: its settings come from the flags
         args = authors_corpus(args)
@@ -220,6 +262,9 @@ def run_predict(args: Settings) -> dict:
 
     def rows():  # printed, and written to --output, chunk by chunk: nothing grows with the number of files
         for chunk in weights.predict_chunks(args.wav, args.fold):
+            shift = next((row["domain_shift"] for row in chunk if row.get("domain_shift")), None)
+            if shift and shift["warning"]:  # the inputs of a chunk (all of them, up to predict.CHUNK) together
+                print(f"warning: {shift['warning']}", file=sys.stderr)
             for row in chunk:
                 if row.get("warning"):
                     print(f"warning: {row['warning']}", file=sys.stderr)

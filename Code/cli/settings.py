@@ -140,7 +140,10 @@ def validate(s: Settings) -> Settings:
     kind = MODELS[s.model].features
     if s.features not in (None, kind):
         raise UserError(f"--features {s.features}: --model {s.model} reads {kind} features")
+    check_cross_corpus(s)
     check_training(s)
+    if s.normalize != "none" and kind != "mfcc":
+        raise UserError(f"--normalize {s.normalize}: standardises MFCC coefficients; --model {s.model} reads {kind}")
     if s.augment and kind != "logmel3":
         raise UserError(f"--augment {s.augment}: masks log-Mel segments; --model {s.model} reads {kind}")
     return validate_backbone(replace(s, features=kind))
@@ -155,6 +158,23 @@ def _check_range(s: Settings, check: str) -> None:
             raise UserError(f"--{flag.name} {shown(value)}: {wrong}")
 
 
+def check_cross_corpus(s: Settings) -> None:
+    """--cross_corpus: --mode test, with the other corpus' --data or --feature_path, and not with the re-test
+    flags; --label_map: with --cross_corpus."""
+    if s.label_map is not None and not s.cross_corpus:
+        raise UserError(f"--label_map {s.label_map}: maps another corpus' classes for --cross_corpus; add it")
+    if not s.cross_corpus:
+        return
+    if s.mode != "test":
+        raise UserError(f"--cross_corpus: tests a run on another corpus with --mode test, not --mode {s.mode}")
+    if not {"data", "feature_path"} & s.given:
+        raise UserError("--cross_corpus: name the other corpus: --data OTHER --feature_path OTHER.npy")
+    for flag in ("retest_other_split", "retest_other_features", "fold"):
+        if flag in s.given:
+            raise UserError(f"--{flag}: a cross-corpus test scores every utterance by the mean of all fold models; "
+                            "leave the flag out")
+
+
 def check_training(s: Settings) -> None:
     """--training stacked: TIM-Net and GM-TCNet only, without --augment and --mixed_precision, not in a grid;
     --stack_members: a positive number, with --training stacked."""
@@ -165,9 +185,10 @@ def check_training(s: Settings) -> None:
     if s.training == "stacked" and s.mode == "grid":
         raise UserError("--training stacked: a grid trains every fold as its own unit of work; leave the flag out "
                         "(docs/grid.md)")
-    if s.training == "stacked" and (s.model not in STACKED_MODELS or s.augment or s.mixed_precision):
-        raise UserError(f"--training stacked: trains {' and '.join(STACKED_MODELS)} without --augment and "
-                        f"--mixed_precision; --model {s.model} trains with --training sequential")
+    if s.training == "stacked" and (s.model not in STACKED_MODELS or s.augment or s.mixed_precision
+                                    or s.normalize != "none"):
+        raise UserError(f"--training stacked: trains {' and '.join(STACKED_MODELS)} without --augment, "
+                        f"--mixed_precision and --normalize; --model {s.model} trains with --training sequential")
 
 
 def validate_backbone(s: Settings) -> Settings:

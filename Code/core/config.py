@@ -23,6 +23,7 @@ class Hyper:
     backbone_alpha: float = 1.0  # DCNN_BLSTMwA: MobileNetV2's width multiplier
     backbone_weights: str = "imagenet"  # DCNN_BLSTMwA: the CNN's initial weights: imagenet, none or a file
     image_size: int = 64  # DCNN_BLSTMwA: segments resized to image_size x image_size (64: not resized)
+    normalize: str = "none"  # TIMNET, GMTCN: "utterance" standardises each utterance's MFCCs (nn/normalization.py)
 
 
 LABEL_SMOOTHING_HISTORIES = ("per_fold", "cumulative")

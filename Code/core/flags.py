@@ -14,6 +14,7 @@ from . import paths
 
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
+NORMALIZE = ("none", "utterance")
 GROUPS = ("common", "training", "model-specific", "feature extraction", "test, predict, export", "grid on Ray",
           "output folders, download")
 
@@ -158,6 +159,11 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("image_size", int, 64,
           "DCNN_BLSTMwA: resize the 64x64 segments to this size before the CNN (the paper: 227 for AlexNet)",
           check="positive", run="hyper.image_size"),
+        row("normalize", str, "none",
+          "TIMNET, GMTCN: none (default, the papers') or utterance: every utterance's MFCC coefficients "
+          "standardised over its non-padded frames, by the network's first layer (so test, predict, the API and "
+          "export apply it too); against another recording setup, docs/cross_corpus.md",
+          choices=NORMALIZE, run="hyper.normalize", report=True),
         row("augment", int, 0,
           "DCNN_BLSTMwA: add this many copies of every training utterance with a random frequency and time mask "
           "(default 0: none)", check="not_negative", run="augment", report=True),
@@ -199,6 +205,13 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("output", str, None,
           "predict: also write the predictions to this .csv or .json file (--timeline: the window table, and the "
           "picture beside it as .png); export: the exported file or folder"),
+        row("cross_corpus", bool, False,
+          "test: score the fold models of --test_path (their mean probability) on ANOTHER corpus: --data OTHER "
+          "--feature_path OTHER.npy; labelled CROSS-CORPUS (trained on A, tested on B) everywhere "
+          "(docs/cross_corpus.md)"),
+        row("label_map", str, None,
+          "--cross_corpus: a .toml (their_class = \"our_class\", \"\" drops it) or .csv (their_class,our_class) "
+          "file mapping the other corpus' classes onto the run's (default: equal names, case-insensitive)"),
     ),
     *_rows(
         "grid on Ray",

@@ -59,6 +59,7 @@ class Settings:
     backbone_alpha: float
     backbone_weights: str
     image_size: int
+    normalize: str
     augment: int
     wav_path: Optional[str]
     features: Optional[str]
@@ -73,6 +74,8 @@ class Settings:
     fold: Optional[int]
     format: Optional[str]
     output: Optional[str]
+    cross_corpus: bool
+    label_map: Optional[str]
     grid: Optional[str]
     address: Optional[str]
     gpus_per_task: float

@@ -10,6 +10,7 @@
     run.timeline("call.wav")          # a long file window by window: {"windows": [...], "overall": {...}, ...}
     run.embed("speech.wav")            # (folds, 1, 39): the fused utterance embeddings (TIM-Net's t-SNE input)
     run.export("model.onnx", "onnx")   # one graph averaging the folds, and model.onnx.json describing its input
+    run.evaluate("MFCC/RAVDE.npy", data="RAVDE")   # CROSS-CORPUS test on another corpus' features (a results dict)
 
 The weights of every fold are read once, when the run is loaded; nothing is printed and TensorFlow's
 start-up logs stay quiet. ``--mode predict`` and ``--mode export`` go through the same object.
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..core.errors import UserError, did_you_mean, named
 from ..core.tensorflow_setup import start_tensorflow
+from ..data.feature_statistics import domain_shift
 from ..data.resolve import corpus_for_weights
 
 
@@ -47,6 +49,8 @@ class Run:
         self.model = self.weights.model
         self._embedding = embedding_model(self.model)  # (fused embedding, softmax)
         self.folds = self.weights.folds  # (fold number from 1, path, arrays by layer), read and checked once
+        # the training corpus' MFCC statistics (run.json); None for the authors' folder, log-Mel and older runs
+        self.feature_statistics = run.feature_statistics if run is not None else None
 
     @property
     def model_name(self) -> str:
@@ -87,7 +91,10 @@ class Run:
         ``duration_seconds`` and ``scored_seconds``: of an input longer than the model's window only the middle
         window is scored, and its row carries a ``notice`` saying so (``timeline`` scores all of it). A clip much
         shorter than the window carries a ``warning``. A file the run trained on carries ``training_corpus``:
-        how many fold models trained on it and what the fold that held it out predicts.
+        how many fold models trained on it and what the fold that held it out predicts. Where the run keeps its
+        corpus' MFCC statistics, every row carries ``domain_shift``: how far the inputs of this call (of more than
+        ``predict.CHUNK``: of its chunk), taken together, lie from them, the threshold for their number, and a
+        ``warning`` (None below it); data/feature_statistics.py says how it was measured.
         """
         return [row for rows in self.predict_chunks(source, fold) for row in rows]
 
@@ -107,6 +114,7 @@ class Run:
             features = np.stack([c.features for c in good])  # (N, T, 39) or (N, S, 64, 64, 3)
             _, probabilities = self.fold_outputs(features, fold)
             mean = probabilities.mean(axis=0)  # (N, C)
+            shift = domain_shift(features, self.feature_statistics, self.data)
             for i, clip in enumerate(good):
                 row = {"file": clip.name, "label": self.classes[int(mean[i].argmax())],
                        "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])},
@@ -117,6 +125,8 @@ class Run:
                 seen = self._training_corpus(clip.features)
                 if seen:
                     row["training_corpus"] = seen
+                if shift is not None:
+                    row["domain_shift"] = shift
                 rows[id(clip)] = row
         return [rows.get(id(c)) or {"file": c.name, "label": None, "probabilities": None, "error": c.error}
                 for c in clips]
@@ -153,6 +163,46 @@ class Run:
             raise UserError(bad[0].error)
         embeddings, _ = self.fold_outputs(np.stack([c.features for c in clips]), fold)
         return embeddings[0] if fold is not None else embeddings
+
+    def evaluate(self, features, label_map=None, data: Optional[str] = None) -> dict:
+        """A CROSS-CORPUS test on another corpus: the fold models' mean probability on each of its utterances of a
+        class the label map puts in the run's classes; returns the results record (``summary``: WAR, UAR and
+        confusion pooled; ``cross_corpus``: the corpora, the label map, the unmapped classes, each class' recall).
+
+        Args:
+            features: the other corpus' feature file (its classes from ``data`` or the file), or
+                ``(x, y, classes)``: features, one-hot labels and their class names.
+            label_map: None (classes matched by name, case-insensitively), a TOML/CSV file or a dict
+                {their class: our class, or None to drop it}; data/label_map.py.
+            data: the other corpus' name (default: the feature file's name).
+        """
+        from ..engine import cross_corpus
+        if isinstance(features, tuple):
+            x, y, classes = features
+            test_set = cross_corpus.prepare(self.classes, self.data, self.input_shape, np.asarray(x), np.asarray(y),
+                                            [str(c) for c in classes], data or "the given features", label_map)
+        else:
+            test_set = self.cross_corpus_set(os.fspath(features), label_map, data, api=True)
+        return self.score_cross_corpus(test_set)
+
+    def cross_corpus_set(self, path: Optional[str], label_map, data: Optional[str], api: bool = False):
+        """The other corpus' feature file read, checked and label-mapped (engine/cross_corpus.py's TestSet)."""
+        from ..engine import cross_corpus
+        loaded = cross_corpus.load_test_corpus(data, self.feature_kind, path, api)
+        if self.run is not None and loaded.info.sha256 == self.run.feature_sha256:
+            raise UserError(f"{path or loaded.corpus.key}: the features the run in {self.folder} trained on; a "
+                            "cross-corpus test needs another corpus (re-test the run with --mode test)")
+        return cross_corpus.prepare(self.classes, self.data, self.input_shape, loaded.x, loaded.y,
+                                    list(loaded.corpus.classes), loaded.corpus.key, label_map, path,
+                                    loaded.info.sha256)
+
+    def score_cross_corpus(self, test_set) -> dict:
+        """The results record of the fold models' mean probability on a prepared cross-corpus TestSet."""
+        from ..engine import cross_corpus
+        _, probabilities = self.fold_outputs(test_set.x)
+        config = cross_corpus.config_of(self.run, self.data, self.model_name, self.classes, self.hyper)
+        return cross_corpus.score(test_set, probabilities, self.classes, self.spec.describe(self.hyper, trained=False),
+                                  config, self.folder)
 
     def export(self, path: str, format: str, fold: Optional[int] = None) -> list[str]:
         """Write one graph averaging the folds' softmax (or fold ``fold``'s) as ONNX, TFLite or a SavedModel, and a

@@ -14,6 +14,7 @@ from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fol
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import DiskFull, TrainingInterrupted, UserError
 from ..core.paths import shown
+from ..data.feature_statistics import corpus_statistics
 from ..data.features import row_signatures
 from ..Model import ModelSpec
 from ..runs import results, run_folder
@@ -28,7 +29,8 @@ def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarra
         raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
     results.prepare_folder(result_path)  # an unwritable results folder fails now, not after hours of training
-    return run_folder.create(model_path, config, data, [test for _, test in folds], row_signatures(x), result_path)
+    return run_folder.create(model_path, config, data, [test for _, test in folds], row_signatures(x), result_path,
+                             corpus_statistics(x, data.features))
 
 
 def train_and_save_stacked(spec: ModelSpec, pending: list, trainer: Trainer, x: np.ndarray, y: np.ndarray,

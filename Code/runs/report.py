@@ -13,7 +13,8 @@ corpus' UAR with its interval per row. Written as Markdown, LaTeX, CSV and PNG. 
 
 A row never mixes runs that differ in model or variant, corpus, feature file, protocol (with the label smoothing
 history and, for a re-test, whether it used the run's own split and features), fold scheme, synthetic data or
-training settings.
+training settings. Cross-corpus tests (``--mode test --cross_corpus``, records with a ``cross_corpus`` entry) are
+never among those rows: they have their own table, training corpus x test corpus (``build_cross_corpus_table``).
 """
 
 from __future__ import annotations
@@ -64,13 +65,18 @@ PUBLISHED_SPEAKER = {
 }
 
 
+CROSS_NOTE = ("Each test scores the utterances of the test corpus whose class the label map puts among the run's "
+              "classes, by the mean probability of the run's fold models (a cross-corpus figure only where they "
+              "never saw those utterances); UAR and WAR pooled over those utterances. Never averaged with the "
+              "within-corpus rows above.")
+
 # Settings that change what a run learns: runs that differ in one are never averaged, and a "settings" column names
 # those that vary within a report. A re-test trains nothing: only the network's hyper-parameters count there.
 # Both are core/flags.py's report columns (named as run.json names them), and the recipe's Adam epsilon (no flag).
 NETWORK_SETTINGS = report_columns(network=True)
 TRAINING_SETTINGS = (*report_columns(network=False), "epsilon")
 # The value in effect for records written before the option existed (each was added switched off).
-LEGACY_SETTINGS = {"val_fraction": 0.1, "balance": False, "augment": 0, "mixed_precision": False}
+LEGACY_SETTINGS = {"val_fraction": 0.1, "balance": False, "augment": 0, "mixed_precision": False, "normalize": "none"}
 
 
 class GroupKey(NamedTuple):
@@ -168,7 +174,7 @@ def run_settings(record: dict) -> tuple:
     """((name, value), ...) of the network and (for a training run) training settings of ``record``."""
     config = record["config"]
     hyper = config.get("hyper") or {}
-    values = [(name, hyper.get(name)) for name in NETWORK_SETTINGS]
+    values = [(name, hyper.get(name, LEGACY_SETTINGS.get(name))) for name in NETWORK_SETTINGS]
     if record.get("mode") != "test":
         values += [(name, config.get(name, LEGACY_SETTINGS.get(name))) for name in TRAINING_SETTINGS]
     return tuple(values)
@@ -297,6 +303,41 @@ def build_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+class CrossKey(NamedTuple):
+    """A row of the cross-corpus table: never mixes models, training corpora or settings."""
+
+    model: str
+    train: str
+    settings: tuple  # ((name, value), ...) from ``run_settings``, the values a record has
+
+
+def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
+    """CROSS-CORPUS tests: one row per model, training corpus and settings, one column per test corpus; a cell is
+    the pooled UAR % / WAR % of the tests found (mean ± std over tests when several, their number in brackets)."""
+    cells = defaultdict(list)
+    for record in records:
+        cross = record["cross_corpus"]
+        settings = tuple((name, value) for name, value in run_settings(record) if value is not None)
+        key = CrossKey(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
+                       cross["train_corpus"], settings)
+        cells[(key, cross["test_corpus"])].append(record["summary"])
+    keys = sorted({key for key, _ in cells}, key=lambda k: (k.model, k.train, repr(k.settings)))
+    tested = sorted({test for _, test in cells})
+    varying = _varying_settings([(key, None) for key in keys])
+    rows = []
+    for key in keys:
+        row = {"model": key.model, "trained on": key.train}
+        if varying:
+            row["settings"] = _settings_text(key, varying) or "–"
+        for test in tested:
+            found = cells.get((key, test), [])
+            row[f"tested on {test}: UAR / WAR %"] = "–" if not found else (
+                f"{_cell([s['uar_pooled'] for s in found])} / {_cell([s['war_pooled'] for s in found])}"
+                + (f" ({len(found)})" if len(found) > 1 else ""))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _signed(fraction: float) -> str:
     """A difference in percentage points with its sign; rounding noise such as -1e-17 shows as +0.00, not -0.00."""
     return f"{round(100 * fraction, 2) + 0.0:+.2f}"
@@ -401,10 +442,13 @@ def _write_text(path: str, text: str) -> None:
 
 def write_report(result_path: str) -> dict:
     """``report.md``, ``report.tex``, ``report.csv`` (the results table), ``report_paired.csv`` (the paired
-    comparisons) and ``report_uar_ci.png`` in ``result_path``; returns their paths."""
-    records = load_records(result_path)
-    if not records:
+    comparisons), ``report_uar_ci.png`` and, where there are cross-corpus tests, ``report_cross_corpus.csv`` (their
+    own table, also in the Markdown and LaTeX) in ``result_path``; returns their paths."""
+    found = load_records(result_path)
+    if not found:
         raise UserError(f"{result_path}: no results JSON found; train or test first (--mode train / --mode test)")
+    records = [r for r in found if not r.get("cross_corpus")]
+    crossed = [r for r in found if r.get("cross_corpus")]
     table = build_table(records)
     comparisons, refused = build_comparisons(records)
     paths = {kind: os.path.join(result_path, f"report.{kind}") for kind in ("md", "tex", "csv")}
@@ -429,16 +473,26 @@ def write_report(result_path: str) -> dict:
     paired += "".join(f"\n- not paired: {line}" for line in refused)
     notices = merge_notices(records)
     merged = "".join(f"\n- {line}" for line in notices)
-    markdown = f"{to_markdown(table)}\n\n{note}\n{merged}\n\n## Paired comparisons\n\n{paired}\n"
+    within = f"{to_markdown(table)}\n\n{note}\n{merged}" if records else "No within-corpus results."
+    markdown = f"{within}\n\n## Paired comparisons\n\n{paired}\n"
+    if crossed:
+        cross_table = build_cross_corpus_table(crossed)
+        markdown += (f"\n## CROSS-CORPUS tests (trained on a row's corpus, tested on a column's)\n\n"
+                     f"{to_markdown(cross_table)}\n\n{CROSS_NOTE}\n")
+        paths["cross_corpus_csv"] = os.path.join(result_path, "report_cross_corpus.csv")
     latex = to_latex(table, " ".join([note, *(f"{line[0].upper()}{line[1:]}." for line in notices)]))
     if not comparisons.empty:
         latex += to_latex(comparisons, f"Paired comparisons. {paired_note}", label="tab:ser-paired")
     texts = {"md": markdown, "tex": latex, "csv": table.to_csv(index=False),
              "paired_csv": comparisons.to_csv(index=False)}
+    if crossed:
+        latex += to_latex(cross_table, f"CROSS-CORPUS tests. {CROSS_NOTE}", label="tab:ser-cross-corpus")
+        texts.update(tex=latex, cross_corpus_csv=cross_table.to_csv(index=False))
     for kind, text in texts.items():
         atomic_write(paths[kind], lambda tmp, text=text: _write_text(tmp, text))
-    paths["figure"] = os.path.join(result_path, "report_uar_ci.png")
-    plot_uar_ci(records, paths["figure"])
+    if records:
+        paths["figure"] = os.path.join(result_path, "report_uar_ci.png")
+        plot_uar_ci(records, paths["figure"])
     print(markdown)
     for kind, path in paths.items():
         print(f"wrote {kind}: {shown(path)}")

@@ -5,7 +5,8 @@ Layout (the original's fold files, plus what makes the folder usable on its own)
     run.json                          what the run is, written once when it is created: its settings (RunConfig),
                                       the corpus' classes, signal length, sample rate and feature kind, the feature
                                       file (absolute path, size, content hash), the training corpus' file list, every
-                                      fold's test rows, the results folder and the library versions
+                                      fold's test rows, the results folder, the library versions and the corpus'
+                                      MFCC statistics (data/feature_statistics.py; absent in older runs)
     <k>-fold_weights_best_<i>.hdf5    fold i's weights (i from 1), Keras-2 legacy layout: the authors' load_weights
                                       reads them
     <k>-fold_record_<i>.json          fold i's record (metrics, predictions, history, kept epoch, the sha256 of its
@@ -100,6 +101,7 @@ class RunFolder:
         self.feature_kind = corpus["features"]
         self.input_shape = tuple(corpus["input_shape"])
         self.feature_sha256 = description["feature_file"]["sha256"]
+        self.feature_statistics = description.get("feature_statistics")  # None: log-Mel, or an older run
 
     def folds(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, test rows) of every fold of the run, over the ``n`` rows of its feature file."""
@@ -248,7 +250,7 @@ def _new_folder(parent: str, name: str) -> str:
 
 
 def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, signatures: np.ndarray,
-           result_path: str) -> RunFolder:
+           result_path: str, feature_statistics: Optional[dict] = None) -> RunFolder:
     """A new run folder under ``parent`` with its ``run.json`` and training signatures; no fold trained yet."""
     created = time.strftime("%Y-%m-%d_%H-%M-%S")
     config = RunConfig.from_dict({**asdict(config), "feature_path": os.path.abspath(config.feature_path)})
@@ -264,6 +266,7 @@ def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, 
         "training_files_sha256": None if files is None else hashlib.sha256("\n".join(files).encode()).hexdigest(),
         "test_rows": [[int(r) for r in rows] for rows in test_rows],
         "result_path": os.path.abspath(result_path), "versions": results.library_versions(),
+        "feature_statistics": feature_statistics,
     }
     np.save(os.path.join(path, SIGNATURES_FILE), np.asarray(signatures, dtype=np.float32), allow_pickle=False)
     results.write_json(os.path.join(path, RUN_FILE), description)

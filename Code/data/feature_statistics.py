@@ -1,0 +1,77 @@
+"""The training corpus' MFCC statistics, and how far inputs lie from them: the domain-shift warning.
+
+A run keeps, in its ``run.json``, per MFCC coefficient: the mean and standard deviation over the non-padded frames
+of its corpus, and the mean and standard deviation of its utterances' own means (``corpus_statistics``). A padded
+frame (zero padding from centring, or digital silence) is flat in the log-Mel domain, floored 80 dB below the
+utterance's peak: only its coefficient 0 is non-zero.
+
+The distance of n inputs (``shift_distance``) is the root mean square over the 39 coefficients of
+``(m - utterance mean) / utterance std``, where ``m`` is the inputs' mean of their utterance means. One utterance
+varies a lot (speaker, emotion, sentence), the mean of several much less, so the threshold falls with n:
+``max(1, 2 / sqrt(n))``. bench/domain_shift.py measured it on emodb_2s: utterances of held-out speakers of the
+training corpus' setup against the same utterances through another channel (gain, band limit, noise);
+docs/cross_corpus.md has the table. Log-Mel runs (DCNN-BLSTMwA) keep no statistics and get no warning, and so does
+a run folder written before the statistics were kept.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+FLAT = 1e-3  # largest |coefficient 1..38| of a padded frame; a voiced frame's largest is above 0.01 (emodb_2s)
+THRESHOLD_ONE = 2.0  # the threshold of one input (measured: bench/domain_shift.py, docs/cross_corpus.md)
+THRESHOLD_FLOOR = 1.0  # the threshold of many inputs together
+
+
+def voiced_frames(x: np.ndarray) -> np.ndarray:
+    """(..., T) mask of the frames of (..., T, 39) MFCCs that are not padding."""
+    return np.abs(x[..., 1:]).max(axis=-1) > FLAT
+
+
+def utterance_means(x: np.ndarray) -> np.ndarray:
+    """(N, 39): each utterance's mean over its non-padded frames (zeros for one without any)."""
+    voiced = voiced_frames(x)[..., None]
+    return (x * voiced).sum(axis=1) / np.maximum(voiced.sum(axis=1), 1)
+
+
+def corpus_statistics(x: np.ndarray, kind: str) -> Optional[dict]:
+    """The statistics a run keeps of its (N, T, 39) MFCCs (lists of 39 floats); None for another feature kind."""
+    if kind != "mfcc":
+        return None
+    x = x.astype(np.float64)
+    frames, means = x[voiced_frames(x)], utterance_means(x)
+    return {"frame_mean": frames.mean(axis=0).tolist(), "frame_std": frames.std(axis=0).tolist(),
+            "utterance_mean": means.mean(axis=0).tolist(), "utterance_std": means.std(axis=0).tolist(),
+            "frames": int(len(frames)), "utterances": int(len(x))}
+
+
+def threshold(n: int) -> float:
+    """The distance above which n inputs together count as another recording setup or corpus."""
+    return max(THRESHOLD_FLOOR, THRESHOLD_ONE / math.sqrt(max(n, 1)))
+
+
+def shift_distance(x: np.ndarray, statistics: dict) -> float:
+    """How far (N, T, 39) MFCCs (N inputs together; one utterance (T, 39) too) lie from a run's ``statistics``,
+    in standard deviations of the corpus' utterance means (root mean square over the coefficients)."""
+    means = utterance_means(x.reshape(-1, *x.shape[-2:]).astype(np.float64))
+    spread = np.maximum(np.asarray(statistics["utterance_std"]), 1e-6)
+    z = (means.mean(axis=0) - np.asarray(statistics["utterance_mean"])) / spread
+    return float(np.sqrt(np.mean(z ** 2)))
+
+
+def domain_shift(x: np.ndarray, statistics: Optional[dict], corpus: str) -> Optional[dict]:
+    """{"distance", "threshold", "inputs", "warning" (None below the threshold)} of (N, T, 39) inputs taken
+    together; None when the run keeps no statistics."""
+    if statistics is None or x.ndim != 3 or not len(x):
+        return None
+    distance, limit = shift_distance(x, statistics), threshold(len(x))
+    warning = None
+    if distance > limit:
+        inputs = "this input's" if len(x) == 1 else f"these {len(x)} inputs'"
+        warning = (f"{inputs} MFCC statistics lie {distance:.2f} from those of {corpus}, the training corpus (above "
+                   f"{limit:.2f}): another recording setup or corpus; expect far lower accuracy than the run's own "
+                   "figures (docs/cross_corpus.md)")
+    return {"distance": distance, "threshold": limit, "inputs": int(len(x)), "warning": warning}

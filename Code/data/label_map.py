@@ -1,0 +1,108 @@
+"""Which class of another corpus is which class of a run: the label map of a cross-corpus test.
+
+By default a class of the other corpus ("theirs") maps onto the run's class ("ours") of the same name, compared
+case-insensitively (RAVDESS ``angry`` is EMO-DB ``angry``); their classes without a namesake are dropped. A label
+map file says it explicitly, for every class of theirs that is scored; a class it leaves out, or maps to nothing,
+is dropped:
+
+- TOML: ``calm = "neutral"`` (their class = our class), ``surprise = ""`` (dropped);
+- CSV: one ``their class,our class`` per line (``surprise,`` drops it; lines starting with ``#`` are comments).
+
+Only utterances of a mapped class are scored. A map naming a class that neither corpus has, or a map (or the
+names) under which no class is shared, is one clear line naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tomllib
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from ..core.errors import UserError
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Their class -> our class for the mapped classes; what is left unmapped on either side; where it came from."""
+
+    pairs: dict  # their class name -> our class name, in their class order
+    dropped: list  # their classes that are not scored
+    unmapped_ours: list  # our classes that no class of theirs maps onto
+    source: str  # "class names" or the label map file
+
+    def describe(self, ours: str, theirs: str) -> list[str]:
+        """The printout's lines: the map, then the unmapped classes on both sides."""
+        lines = [f"label map ({self.source}): {theirs} class -> {ours} class"]
+        lines += [f"  {their} -> {our}" for their, our in self.pairs.items()]
+        lines.append(f"  unmapped {theirs} classes (their utterances are not scored): "
+                     f"{', '.join(self.dropped) or 'none'}")
+        lines.append(f"  unmapped {ours} classes (never true, still predictable): "
+                     f"{', '.join(self.unmapped_ours) or 'none'}")
+        return lines
+
+    def as_dict(self) -> dict:
+        return {"pairs": dict(self.pairs), "dropped": list(self.dropped), "unmapped_ours": list(self.unmapped_ours),
+                "source": self.source}
+
+
+def _read_file(path: str) -> dict[str, Optional[str]]:
+    """Their class -> our class (None: dropped), as the file writes them."""
+    if not os.path.isfile(path):
+        raise UserError(f"--label_map {path}: no such file")
+    try:
+        if path.lower().endswith(".toml"):
+            with open(path, "rb") as f:
+                table = tomllib.load(f)
+            bad = [key for key, value in table.items() if not isinstance(value, (str, bool)) or value is True]
+            if bad:
+                raise UserError(f"--label_map {path}: {bad[0]!r} must map to a class name (a string) or \"\" to "
+                                "drop it")
+            return {str(key): (value or None) for key, value in table.items()}
+        if path.lower().endswith(".csv"):
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = [row for row in csv.reader(f) if row and row[0].strip() and not row[0].startswith("#")]
+            bad = [row for row in rows if len(row) > 2]
+            if bad:
+                raise UserError(f"--label_map {path}: line {','.join(bad[0])!r} has more than two fields "
+                                "(their class,our class)")
+            return {row[0].strip(): (row[1].strip() if len(row) > 1 and row[1].strip() else None) for row in rows}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"--label_map {path}: cannot be read ({exc})") from None
+    raise UserError(f"--label_map {path}: expected a .toml or .csv file (their class = our class)")
+
+
+def _lookup(name: str, classes: list) -> Optional[str]:
+    """The class of ``classes`` called ``name``, compared case-insensitively; None if there is none."""
+    return next((c for c in classes if c.lower() == name.strip().lower()), None)
+
+
+def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our_name: str,
+                    their_name: str) -> LabelMap:
+    """The map of ``theirs`` (the other corpus' classes) onto ``ours`` (the run's): by name when ``given`` is
+    None, else from a label map file (path) or a dict {their class: our class or None}."""
+    if given is None:
+        pairs = {their: _lookup(their, ours) for their in theirs}
+        source, where = "class names, case-insensitive", f"--data {their_name}"
+    else:
+        entries = _read_file(given) if isinstance(given, (str, os.PathLike)) else dict(given)
+        source = os.fspath(given) if isinstance(given, (str, os.PathLike)) else "label_map argument"
+        where = f"--label_map {source}" if isinstance(given, (str, os.PathLike)) else "label_map"
+        pairs = dict.fromkeys(theirs)
+        for key, value in entries.items():
+            their = _lookup(str(key), theirs)
+            if their is None:
+                raise UserError(f"{where}: {key!r} is not a class of {their_name} ({', '.join(theirs)})")
+            our = None if value in (None, "", False) else _lookup(str(value), ours)
+            if value not in (None, "", False) and our is None:
+                raise UserError(f"{where}: maps {key!r} to {value!r}, which is not a class of the run trained on "
+                                f"{our_name} ({', '.join(ours)})")
+            pairs[their] = our
+    mapped = {their: our for their, our in pairs.items() if our is not None}
+    if not mapped:
+        raise UserError(f"{where}: no class of {their_name} ({', '.join(theirs)}) maps onto a class of the run "
+                        f"trained on {our_name} ({', '.join(ours)})"
+                        + ("; give --label_map FILE (their class = our class)" if given is None else ""))
+    return LabelMap(mapped, [t for t in theirs if t not in mapped], [o for o in ours if o not in mapped.values()],
+                    source)
