@@ -1,6 +1,6 @@
 """Two "corpora" and another recording setup from emodb_2s, and the domain-shift distances that set the threshold.
 
-    .venv/bin/python bench/domain_shift.py --wav ../shared/data/emodb_2s --out /tmp/xc
+    .venv/bin/python bench/domain_shift.py --wav ../shared/data/emodb_2s --out xc
 
 Writes, under ``--out``, four feature files of datasets of their own (classes, signal length, speakers, files):
 ``EMODB_A.npy`` (speakers 03 08 09 10 11), ``EMODB_B.npy`` (speakers 12 13 14 15 16), and ``EMODB_Ach.npy`` and

@@ -114,6 +114,7 @@ def run_train(args: Settings) -> list[dict]:
         if "result_path" in args.given and os.path.abspath(args.result_path) != run.result_path:
             raise UserError(f"--result_path {args.result_path}: the run in {run.path} writes its results to "
                             f"{run.result_path}; a resumed run keeps its own")
+        run.remove_partials()
         written = run.results_file() if len(run.finished_folds()) == run.k else None
         if written:  # nothing to train and nothing to write: say so rather than rewrite the results
             print(f"the run in {shown(run.path)} is complete: its {run.k} folds are trained and its results are in "
@@ -220,7 +221,7 @@ def run_test(args: Settings) -> dict:
     description = (f"re-test of the run in {shown(run.path)} on its own split (the test rows of its run.json)"
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     result_path = args.result_path if "result_path" in args.given else run.result_path
-    files = [run.weights_file(i) for i in range(len(folds))]
+    files = [path for _, path in run.checked_weight_files()]
     return retest_weights(MODELS[config.model], config, features.x, features.y, folds, files, run.path, result_path,
                           description, retest)
 
@@ -242,7 +243,7 @@ def load_weights(args: Settings):
     return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)
 
 
-def run_predict(args: Settings) -> list[dict]:
+def run_predict(args: Settings) -> dict:
     from ..core.atomic_file import check_writable
     from ..deploy import predict
     if not args.wav:
@@ -255,26 +256,41 @@ def run_predict(args: Settings) -> list[dict]:
     if args.timeline:
         from ..deploy import timeline
         return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)
-    rows = weights.predict(args.wav, args.fold)
-    shift = next((row["domain_shift"] for row in rows if row.get("domain_shift")), None)
-    if shift and shift["warning"]:
-        print(f"warning: {shift['warning']}", file=sys.stderr)
-    for row in rows:
-        if row.get("warning"):
-            print(f"warning: {row['warning']}", file=sys.stderr)
-        if not row.get("error"):
-            print(predict.format_row(row, weights.classes))
-    skipped = [row for row in rows if row.get("error")]
+    from ..data.extraction import Progress
+    total, skipped = predict.input_count(args.wav), []
+    bar = Progress("predict", total, total > predict.CHUNK)  # many files: a bar on stderr, chunk by chunk
+
+    def rows():  # printed, and written to --output, chunk by chunk: nothing grows with the number of files
+        for chunk in weights.predict_chunks(args.wav, args.fold):
+            shift = next((row["domain_shift"] for row in chunk if row.get("domain_shift")), None)
+            if shift and shift["warning"]:  # the inputs of a chunk (all of them, up to predict.CHUNK) together
+                print(f"warning: {shift['warning']}", file=sys.stderr)
+            for row in chunk:
+                if row.get("warning"):
+                    print(f"warning: {row['warning']}", file=sys.stderr)
+                if row.get("error"):
+                    skipped.append(row["error"])
+                else:
+                    print(predict.format_row(row, weights.classes))
+                yield row
+            bar.step(len(chunk))
+    try:
+        if args.output:
+            predict.write_output(args.output, rows(), weights.classes)
+        else:
+            for _ in rows():
+                pass
+    finally:
+        bar.close()
     if skipped:
         print(f"skipped {len(skipped)} file(s) that could not be decoded:", file=sys.stderr)
-        for row in skipped:
-            print(f"  {row['error']}", file=sys.stderr)
+        for error in skipped:
+            print(f"  {error}", file=sys.stderr)
     if args.output:
-        predict.write_output(args.output, rows, weights.classes)
         print(f"wrote {args.output}")
-    if len(skipped) == len(rows):
-        raise UserError(f"--wav {args.wav}: none of its {len(rows)} file(s) could be decoded")
-    return rows
+    if len(skipped) == total:
+        raise UserError(f"--wav {args.wav}: none of its {total} file(s) could be decoded")
+    return {"files": total, "skipped": len(skipped)}
 
 
 def run_export(args: Settings) -> list[str]:

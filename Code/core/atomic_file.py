@@ -1,19 +1,28 @@
 """One way to write a file so that it is either complete or absent: write beside it, then rename.
 
 Every results, weights, feature and run file of the project goes through ``atomic_write``: an
-interrupted run (Ctrl-C, SIGKILL, a full disk) never leaves a half-written file under a real name.
+interrupted run (Ctrl-C, SIGKILL, a full disk) never leaves a half-written file under a real name. What a killed
+process leaves is a temporary named ``.<name>.partial-<random><ext>`` (``PARTIAL``), removed by
+``remove_partials`` when its run is resumed or its grid planned again; a full disk (or a file-size limit) is one
+``DiskFull`` line naming the file, the temporary removed.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from .errors import UserError
+from .errors import DiskFull, UserError
+
+PARTIAL = ".partial-"  # in the name of every temporary of this module: .<name>.partial-<random>[<ext>]
+_PARTIAL_NAME = re.compile(r"\..+" + re.escape(PARTIAL) + r"[A-Za-z0-9_]+(\.[^/]*)?")
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file-size limit (RLIMIT_FSIZE), a quota
 
 # mkstemp creates files readable by their owner only; ours get the usual umask-based mode instead.
 # os.umask can only be read by setting it, so it is read once, at import.
@@ -28,7 +37,8 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     ``path``'s extension (writers such as pandas choose the format by it). On any failure it is removed.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=os.path.splitext(path)[1], dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}{PARTIAL}", suffix=os.path.splitext(path)[1],
+                               dir=folder)
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)
@@ -36,6 +46,9 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         with open(tmp, "rb+") as f:  # the bytes are on disk before the name points at them
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        _raise_if_full(path, exc)
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -43,11 +56,18 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
 
 def write_table(path: str, as_json, header: list[str], rows: Iterable[list]) -> None:
     """``as_json`` as JSON if ``path`` ends in .json, else ``header`` and ``rows`` as CSV; written atomically.
+    ``as_json`` may be an iterator: its items are written as a JSON array one at a time, as they come.
 
     A folder that cannot be written is one line naming ``--output`` (predict's and the timeline's flag).
     """
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
+            if path.lower().endswith(".json") and isinstance(as_json, Iterator):  # a JSON array, item by item
+                f.write("[")
+                for i, item in enumerate(as_json):
+                    f.write(("," if i else "") + "\n " + json.dumps(item, indent=1).replace("\n", "\n "))
+                f.write("\n]")
+                return
             if path.lower().endswith(".json"):
                 json.dump(as_json, f, indent=1)
                 return
@@ -67,7 +87,7 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
     renames leaves ``path`` absent, never half-written.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{PARTIAL}", dir=folder)
     old = None
     try:
         os.chmod(tmp, 0o777 & ~_UMASK)
@@ -77,13 +97,39 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
                 with open(os.path.join(root, name), "rb+") as f:
                     os.fsync(f.fileno())
         if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old.", dir=folder)
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{PARTIAL}old", dir=folder)
             os.replace(path, old)  # an empty folder is replaced by a rename
         os.replace(tmp, path)
+    except OSError as exc:
+        _raise_if_full(path, exc)
+        raise
     finally:
         for leftover in (tmp, old):
             if leftover and os.path.exists(leftover):
                 shutil.rmtree(leftover)
+
+
+def _raise_if_full(path: str, exc: OSError) -> None:
+    """A one-line ``UserError`` naming ``path`` when ``exc`` says the disk is full or a file-size limit was reached."""
+    if exc.errno in _FULL:
+        raise DiskFull(f"{path}: cannot be written ({os.strerror(exc.errno)}); nothing was written under this "
+                       "name") from None
+
+
+def remove_partials(folder: str) -> list[str]:
+    """Remove the temporaries (``.<name>.partial-...``) that a killed process left in ``folder``; their names.
+
+    Only for a folder no other process writes to now (a run folder being resumed or planned)."""
+    removed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if _PARTIAL_NAME.fullmatch(name):
+            path = os.path.join(folder, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            removed.append(name)
+    return removed
 
 
 def check_writable(path: str, flag: str) -> None:

@@ -11,6 +11,10 @@ class UserError(Exception):
     """Bad input that the user can fix; the message is shown as one line."""
 
 
+class DiskFull(UserError):
+    """A file could not be written for want of space (or a file-size limit); nothing was written under its name."""
+
+
 class TrainingInterrupted(Exception):
     """Ctrl-C during training: the folds on disk are kept; ``main.py`` prints how to continue.
 

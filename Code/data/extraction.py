@@ -15,7 +15,7 @@ from .corpus_files import list_corpus_files
 from .features import extract_file, feature_shape
 
 
-class _Progress:
+class Progress:
     """``extract EMODB: 120/535 files [####................] 22%`` on stderr.
 
     Rewritten in place on a terminal; in a log (not a terminal) one line per tenth, so CI logs stay short.
@@ -25,9 +25,9 @@ class _Progress:
         self.label, self.total, self.enabled, self.done = label, total, enabled, 0
         self.in_place = enabled and sys.stderr.isatty()
 
-    def step(self) -> None:
-        self.done += 1
-        tenth_reached = 10 * self.done // self.total > 10 * (self.done - 1) // self.total
+    def step(self, files: int = 1) -> None:
+        self.done += files
+        tenth_reached = 10 * self.done // self.total > 10 * (self.done - files) // self.total
         if not self.enabled or not (self.in_place or tenth_reached):
             return
         filled = 20 * self.done // self.total
@@ -59,7 +59,7 @@ def _extract_or_skip(path: str, length: int, kind: str):
         return None, str(exc)
 
 
-def _extract_into(x: np.ndarray, paths: list[str], length: int, kind: str, workers: int, bar: _Progress,
+def _extract_into(x: np.ndarray, paths: list[str], length: int, kind: str, workers: int, bar: Progress,
                   skip_bad_files: bool) -> list[str]:
     """x[i] = features of paths[i]; with workers > 1 each process sends back only its features, never audio.
 
@@ -117,7 +117,7 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
     items = list_corpus_files(wav_path, corpus)
     paths = [p for p, _, _ in items]
     x = np.empty((len(items), *shape), np.float32)  # (N, T, 39) or (N, S, 64, 64, 3), allocated once
-    bar = _Progress(f"extract {corpus.key}", len(items), progress)
+    bar = Progress(f"extract {corpus.key}", len(items), progress)
     try:
         skipped = _extract_into(x, paths, length, kind, max(1, min(workers or os.cpu_count() or 1, len(items))), bar,
                                 skip_bad_files)

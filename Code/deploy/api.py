@@ -6,6 +6,7 @@
     run.classes                        # ['angry', 'boredom', 'disgust', 'fear', 'happy', 'neutral', 'sad']
     run.predict("speech.wav")          # [{"file": ..., "label": "angry", "probabilities": {"angry": 0.67, ...}}]
     run.predict((samples, 16000))      # an array and its sample rate
+    for rows in run.predict_chunks("folder/"): ...   # thousands of files, 256 at a time, in bounded memory
     run.timeline("call.wav")          # a long file window by window: {"windows": [...], "overall": {...}, ...}
     run.embed("speech.wav")            # (folds, 1, 39): the fused utterance embeddings (TIM-Net's t-SNE input)
     run.export("model.onnx", "onnx")   # one graph averaging the folds, and model.onnx.json describing its input
@@ -18,6 +19,7 @@ start-up logs stay quiet. ``--mode predict`` and ``--mode export`` go through th
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Optional
 
 import numpy as np
@@ -90,13 +92,22 @@ class Run:
         window is scored, and its row carries a ``notice`` saying so (``timeline`` scores all of it). A clip much
         shorter than the window carries a ``warning``. A file the run trained on carries ``training_corpus``:
         how many fold models trained on it and what the fold that held it out predicts. Where the run keeps its
-        corpus' MFCC statistics, every row carries ``domain_shift``: how far the inputs of this call, taken
-        together, lie from them, the threshold for their number, and a ``warning`` (None below it);
-        data/feature_statistics.py says how it was measured.
+        corpus' MFCC statistics, every row carries ``domain_shift``: how far the inputs of this call (of more than
+        ``predict.CHUNK``: of its chunk), taken together, lie from them, the threshold for their number, and a
+        ``warning`` (None below it); data/feature_statistics.py says how it was measured.
         """
+        return [row for rows in self.predict_chunks(source, fold) for row in rows]
+
+    def predict_chunks(self, source, fold: Optional[int] = None, size: Optional[int] = None) -> Iterator[list[dict]]:
+        """``predict``'s rows, ``size`` inputs at a time (default ``predict.CHUNK``): a folder of any number of files
+        in bounded memory (what ``--mode predict`` does)."""
+        from . import predict
+        for clips in predict.clip_chunks(source, self.signal_length, self.feature_kind, size or predict.CHUNK):
+            yield self._predict_clips(clips, fold)
+
+    def _predict_clips(self, clips: list, fold: Optional[int]) -> list[dict]:
         from . import predict
         from .timeline import scored_span
-        clips = predict.read_clips(source, self.signal_length, self.feature_kind)
         good = [c for c in clips if c.error is None]
         rows = {}
         if good:
@@ -224,13 +235,8 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         for name, given, own in (("data", data, config.data), ("model", model, config.model)):
             if given is not None and given != own:
                 raise UserError(f"{named(name, given, api=True)}: the run in {folder} has {own}")
-        files = [(i + 1, run.weights_file(i)) for i in range(run.k)]
-        missing = [os.path.basename(p) for _, p in files if not os.path.isfile(p)]
-        if missing:
-            raise UserError(f"{folder}: missing weight files {', '.join(missing)}; an unfinished run continues with: "
-                            f"{run.resume_command}")
         return Run(run.path, MODELS[config.model], config.hyper, config.data, config.classes, run.signal_length,
-                   files, run)
+                   run.checked_weight_files(), run)
     if data is None:
         raise UserError(f"data: {folder} has no run.json, so the corpus its weights were trained on must be given "
                         "(e.g. data='EMODB')")

@@ -9,11 +9,16 @@ the row says so and gives the prediction of the one fold that held it out.
 Inputs: an audio file, a folder (every audio file below it, ``extract_feature.is_audio``), a list of paths, or
 ``(samples, sample_rate)``. One file given alone must decode (one-line error otherwise); among several, a file
 that cannot be decoded is skipped and reported in its row (``error``), and the others are predicted.
+
+Many files are read, predicted and written ``CHUNK`` at a time (``clip_chunks``, ``Run.predict_chunks``,
+``write_output`` from an iterator): the memory a folder of thousands of files needs does not grow with their number
+(docs/reliability.md measures it).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Optional
 
@@ -27,6 +32,7 @@ from ..data.features import row_signatures, signal_features
 
 SEEN_TOLERANCE = 0.05  # largest difference of a signature to a training row's that still means "the same audio"
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
+CHUNK = 256  # files read and predicted together: what a prediction of many files holds at a time
 
 
 @dataclass
@@ -61,24 +67,41 @@ def _extensions() -> list[str]:
     return [e.lstrip(".") for e in AUDIO_EXTENSIONS]
 
 
-def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
-    """The inputs' features (the run's signal length and feature kind), in order; see the module's docstring."""
-    if isinstance(source, tuple) and len(source) == 2 and not isinstance(source[0], (str, os.PathLike)):
+def _is_array(source) -> bool:
+    return isinstance(source, tuple) and len(source) == 2 and not isinstance(source[0], (str, os.PathLike))
+
+
+def input_count(source) -> int:
+    """How many inputs ``source`` holds (a folder's audio files are listed, not read)."""
+    return 1 if _is_array(source) else len(_paths(source)[0])
+
+
+def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Iterator[list[Clip]]:
+    """The inputs' features (the run's signal length and feature kind), in order, ``size`` clips at a time; see the
+    module's docstring."""
+    if _is_array(source):
         samples, rate = source
         signal = resample(samples, int(rate))
-        return [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind))]
+        yield [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind))]
+        return
     paths, skip_bad = _paths(source)
-    clips = []
-    for path in paths:
-        try:
-            signal = load_audio(path)
-        except UserError as exc:
-            if not skip_bad:
-                raise
-            clips.append(Clip(path, error=str(exc)))
-            continue
-        clips.append(Clip(path, len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind)))
-    return clips
+    for start in range(0, len(paths), size):
+        clips = []
+        for path in paths[start:start + size]:
+            try:
+                signal = load_audio(path)
+            except UserError as exc:
+                if not skip_bad:
+                    raise
+                clips.append(Clip(path, error=str(exc)))
+                continue
+            clips.append(Clip(path, len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind)))
+        yield clips
+
+
+def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
+    """Every input's features at once (``clip_chunks`` in one list)."""
+    return [clip for chunk in clip_chunks(source, signal_length, kind) for clip in chunk]
 
 
 def short_clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
@@ -97,8 +120,8 @@ def seen_rows(features: np.ndarray, signatures: np.ndarray) -> np.ndarray:
     return np.flatnonzero(distance <= SEEN_TOLERANCE)
 
 
-def write_output(path: str, rows: list[dict], classes) -> None:
-    """The predictions as CSV or JSON (by the extension), written atomically."""
+def write_output(path: str, rows: Iterable[dict], classes) -> None:
+    """The predictions as CSV or JSON (by the extension), written atomically, row by row as ``rows`` yields them."""
     def csv_row(r: dict) -> list:
         probabilities = r["probabilities"] or {}
         seen = r.get("training_corpus") or {}

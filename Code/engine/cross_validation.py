@@ -12,7 +12,7 @@ import numpy as np
 
 from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fold, train_and_save_fold
 from ..core.config import RunConfig, TrainingData
-from ..core.errors import TrainingInterrupted, UserError
+from ..core.errors import DiskFull, TrainingInterrupted, UserError
 from ..core.paths import shown
 from ..data.feature_statistics import corpus_statistics
 from ..data.features import row_signatures
@@ -83,6 +83,8 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
         print(f"model {spec.name}{f' ({variant})' if variant else ''}: {trainer.model.count_params():,} parameters, "
               f"built in {built:.1f} s")
         done = run.finished_folds()
+        for fold, why in sorted(run.damaged_folds().items()):
+            print(f"fold {fold + 1}/{run.k}: {why}: never used, trained again")
         for fold in sorted(done):
             print(results.format_fold_line(fold, run.k, done[fold]) + "  (finished before the interruption)")
         return [(run, fold) for fold in range(run.k) if fold not in done]
@@ -95,6 +97,10 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
         except KeyboardInterrupt:
             run = next((r for r in runs if len(r.finished_folds()) < r.k), runs[-1])
             raise TrainingInterrupted(run.path, sorted(run.finished_folds()), run.k, run.resume_command) from None
+        except DiskFull as exc:
+            run = next((r for r in runs if len(r.finished_folds()) < r.k), runs[-1])
+            raise DiskFull(f"{exc}; the finished folds are kept: free space and continue with: "
+                           f"{run.resume_command}") from None
 
     if stacked:
         pending = [pair for run in runs for pair in announce(run)]

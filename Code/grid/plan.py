@@ -79,8 +79,11 @@ def plan(points: list[Point]) -> Plan:
         if run.path in seen:  # the same settings twice in the grid: one run
             continue
         seen.add(run.path)
+        run.remove_partials()  # the grid's driver owns its run folders now: what a killed one left goes
         features.setdefault(data.info.sha256, (data.x, data.y))
         done = run.finished_folds()
+        for why in run.damaged_folds().values():
+            print(f"grid: {point.label}: {why}: never used, trained again", file=sys.stderr)
         before += len(done)
         key = trainer_key(config, data.x.shape[1:], data.y.shape[1])
         runs.append(PlannedRun(point.label, run, data.info.sha256, key, set(range(run.k)) - set(done)))

@@ -12,6 +12,7 @@ A model hands this module its weights as ``groups``: a list, in legacy order, of
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 
@@ -80,18 +81,25 @@ def load_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> No
 
 
 def save_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]], keras_version: str = "2.4.0") -> None:
-    """Write ``groups`` in the Keras-2 layout, atomically."""
+    """Write ``groups`` in the Keras-2 layout, atomically.
+
+    The file is made in memory and then written as bytes: HDF5 crashes the process (a segmentation fault in its
+    close) when the disk fills up under it, while a plain write fails with an error that names the file."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f.attrs["layer_names"] = np.array([name.encode("utf8") for name, _ in groups])
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = keras_version.encode("utf8")
+        for name, variables in groups:
+            group = f.create_group(name)
+            weight_names = [f"{name}/{_variable_name(v)}:0" for v in variables]
+            group.attrs["weight_names"] = np.array([w.encode("utf8") for w in weight_names])
+            for weight_name, variable in zip(weight_names, variables):
+                group.create_dataset(weight_name, data=np.asarray(variable, dtype=np.float32))
+
     def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["layer_names"] = np.array([name.encode("utf8") for name, _ in groups])
-            f.attrs["backend"] = b"tensorflow"
-            f.attrs["keras_version"] = keras_version.encode("utf8")
-            for name, variables in groups:
-                group = f.create_group(name)
-                weight_names = [f"{name}/{_variable_name(v)}:0" for v in variables]
-                group.attrs["weight_names"] = np.array([w.encode("utf8") for w in weight_names])
-                for weight_name, variable in zip(weight_names, variables):
-                    group.create_dataset(weight_name, data=np.asarray(variable, dtype=np.float32))
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
     atomic_write(path, write)
 
 

@@ -9,8 +9,10 @@ Layout (the original's fold files, plus what makes the folder usable on its own)
                                       MFCC statistics (data/feature_statistics.py; absent in older runs)
     <k>-fold_weights_best_<i>.hdf5    fold i's weights (i from 1), Keras-2 legacy layout: the authors' load_weights
                                       reads them
-    <k>-fold_record_<i>.json          fold i's record (metrics, predictions, history, kept epoch), written after its
-                                      weights: a fold with a record is finished
+    <k>-fold_record_<i>.json          fold i's record (metrics, predictions, history, kept epoch, the sha256 of its
+                                      weights file), written after its weights: a fold with a record whose weights
+                                      still have that sha256 is finished; one whose weights differ is damaged: named
+                                      in one line, trained again on resume, refused by test, predict and export
     training_rows.npy                 one feature signature per training row, so that prediction can tell a file the
                                       run trained on from a new one
 
@@ -33,6 +35,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..core.atomic_file import remove_partials
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
 from ..core.paths import MAIN, shown
@@ -43,6 +46,10 @@ from . import results
 RUN_FILE = "run.json"
 SIGNATURES_FILE = "training_rows.npy"
 FORMAT = 2  # run.json layout; an earlier layout (format 1: "folds_done" inside run.json) is read as fold files only
+# what run.json must hold, and of which JSON type (checked when it is opened; any other key may be edited freely)
+REQUIRED = {"created": str, "config": dict, "corpus": dict, "feature_file": dict, "test_rows": list,
+            "result_path": str}
+REQUIRED_CORPUS = {"signal_length": int, "features": str, "input_shape": list}
 def weights_name(k: int, fold: int) -> str:
     """The original's name of fold ``fold``'s weights (folds numbered from 1): ``<k>-fold_weights_best_<i>.hdf5``."""
     return f"{k}-fold_weights_best_{fold}.hdf5"
@@ -109,14 +116,48 @@ class RunFolder:
     def _record_file(self, fold: int) -> str:
         return os.path.join(self.path, _record_name(self.k, fold + 1))
 
+    def _fold_state(self, fold: int) -> tuple[Optional[dict], str]:
+        """(record, '') of a finished fold; (None, '') of one not trained yet; (None, why) of a damaged one."""
+        path, weights = self._record_file(fold), self.weights_file(fold)
+        if not (os.path.isfile(path) and os.path.isfile(weights)):
+            return None, ""
+        try:
+            record = _read_json(path)
+        except UserError as exc:
+            return None, str(exc)
+        recorded = record.get("weights_sha256") if isinstance(record, dict) else None
+        if recorded is not None and _sha256(weights) != recorded:  # records of older runs carry no hash
+            return None, (f"{weights}: damaged fold weights (their sha256 differs from the one {os.path.basename(path)}"
+                          " recorded when they were written)")
+        return record, ""
+
     def finished_folds(self) -> dict[int, dict]:
-        """{fold: record} of the folds whose weights and record are on disk."""
-        done = {}
+        """{fold: record} of the folds whose weights and record are on disk and intact (``damaged_folds``: others)."""
+        states = {fold: self._fold_state(fold)[0] for fold in range(self.k)}
+        return {fold: record for fold, record in states.items() if record is not None}
+
+    def damaged_folds(self) -> dict[int, str]:
+        """{fold: one line naming the damaged file} of the folds whose record or weights are on disk but damaged."""
+        states = {fold: self._fold_state(fold)[1] for fold in range(self.k)}
+        return {fold: why for fold, why in states.items() if why}
+
+    def checked_weight_files(self) -> list[tuple[int, str]]:
+        """(fold number from 1, path) of every fold's weights, each on disk and intact; one line naming the first
+        missing or damaged file and the command that retrains it otherwise."""
         for fold in range(self.k):
-            path = self._record_file(fold)
-            if os.path.isfile(path) and os.path.isfile(self.weights_file(fold)):
-                done[fold] = _read_json(path)
-        return done
+            if not os.path.isfile(self.weights_file(fold)):
+                raise UserError(f"{self.path}: missing weight file {weights_name(self.k, fold + 1)}; an unfinished "
+                                f"run continues with: {self.resume_command}")
+            why = self._fold_state(fold)[1]
+            if why:
+                raise UserError(f"{why}; it is never used: train it again with {self.resume_command}")
+        return [(fold + 1, self.weights_file(fold)) for fold in range(self.k)]
+
+    def remove_partials(self) -> None:
+        """Remove the temporaries of writes that a killed process left here (before resuming or planning a run)."""
+        removed = remove_partials(self.path)
+        if removed:
+            print(f"removed {len(removed)} partial file(s) left by an interrupted write in {shown(self.path)}")
 
     def results_file(self) -> str | None:
         """The results JSON this run's training wrote into its results folder, or None (not finished yet)."""
@@ -139,9 +180,10 @@ class RunFolder:
         return [done[i] for i in range(self.k)]
 
     def save_fold(self, fold: int, weight_groups: list, record: dict) -> None:
-        """Fold ``fold``'s weights, then its record, each written atomically: a fold with a record is complete."""
+        """Fold ``fold``'s weights, then its record with their sha256, each written atomically: a fold with a record
+        is complete, and weights changed since are recognised."""
         legacy_weights.save_legacy_weights(self.weights_file(fold), weight_groups)
-        results.write_json(self._record_file(fold), record)
+        results.write_json(self._record_file(fold), {**record, "weights_sha256": _sha256(self.weights_file(fold))})
 
     def training_signatures(self) -> Optional[np.ndarray]:
         """The training rows' feature signatures (N, D), or None when the folder has none."""
@@ -160,6 +202,33 @@ def _read_json(path: str) -> dict:
             return json.load(f)
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: damaged run file ({type(exc).__name__}: {exc})") from None
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_description(path: str, description) -> None:
+    """One line naming ``path`` and the first required key of run.json that is missing or of the wrong type."""
+    if not isinstance(description, dict):
+        raise UserError(f"{path}: damaged run file (not a JSON object)")
+    for where, table, values in (("", REQUIRED, description), ("corpus.", REQUIRED_CORPUS,
+                                                               description.get("corpus"))):
+        for key, kind in table.items():
+            value = values.get(key) if isinstance(values, dict) else None
+            if not isinstance(value, kind) or isinstance(value, bool):
+                found = "missing" if value is None else f"a {type(value).__name__}"
+                raise UserError(f"{path}: damaged run file ('{where}{key}' must be a JSON {_JSON[kind]}, "
+                                f"it is {found})")
+    if not isinstance(description["feature_file"].get("sha256"), str):
+        raise UserError(f"{path}: damaged run file ('feature_file.sha256' must be a JSON string)")
+
+
+_JSON = {str: "string", dict: "object", list: "array", int: "integer"}
 
 
 def _new_folder(parent: str, name: str) -> str:
@@ -212,11 +281,12 @@ def open_run(folder: str, flag: str = "--test_path") -> Optional[RunFolder]:
     if not os.path.isfile(path):
         return None
     description = _read_json(path)
-    if not isinstance(description, dict) or description.get("format") != FORMAT:
+    if isinstance(description, dict) and description.get("format", FORMAT) != FORMAT:
         return None
+    _check_description(path, description)
     try:
         return RunFolder(os.path.abspath(folder), description)
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: damaged run file ({type(exc).__name__}: {exc})") from None
 
 
