@@ -255,21 +255,30 @@ class Campaign:
     # --- the faults -------------------------------------------------------------------------------------------
 
     def interrupt(self, sig: signal.Signals) -> Try:
-        models, results = self.fresh(sig.name)
-        process = subprocess.Popen(command(*train_args(self.features, models, results)), env=ENV,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + TIMEOUT_S
-        while not glob.glob(os.path.join(models, "*", "run.json")) and process.poll() is None:
-            if time.time() > deadline:
-                process.kill()
-                return Try(False, False, 0, "no run.json in time")
-            time.sleep(0.01)
-        delay = self.rng.uniform(0, self.train_seconds)
-        time.sleep(delay)
-        before = files(models, results)
+        # A signal that arrives after the run has ended tests nothing (the undisturbed run, timed first, can be
+        # slower than the later ones): such a try starts over with the window halved, up to five times.
+        for attempt in range(5):
+            models, results = self.fresh(sig.name)
+            process = subprocess.Popen(command(*train_args(self.features, models, results)), env=ENV,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + TIMEOUT_S
+            while not glob.glob(os.path.join(models, "*", "run.json")) and process.poll() is None:
+                if time.time() > deadline:
+                    process.kill()
+                    return Try(False, False, 0, "no run.json in time")
+                time.sleep(0.01)
+            delay = self.rng.uniform(0, self.train_seconds / 2 ** attempt)
+            time.sleep(delay)
+            before = files(models, results)
+            if process.poll() is None:
+                break
+            process.communicate(timeout=TIMEOUT_S)
+        else:
+            return Try(False, False, 0, f"the run always ended within {delay:.2f} s of its run.json")
         process.send_signal(sig)
         _, err = process.communicate(timeout=TIMEOUT_S)
-        note = f"{sig.name} {delay:.2f} s after run.json (exit {process.returncode})"
+        note = (f"{sig.name} {delay:.2f} s after run.json, while it ran (exit {process.returncode}"
+                f"{f'; {attempt} earlier draw(s) came after the end' if attempt else ''})")
         if (sig == signal.SIGINT and process.returncode not in (0, 130)) or "Traceback" in err:
             return Try(False, False, lost(before, (models, results)), note + ": " + err.strip().splitlines()[-1])
         [folder] = run_folders(models)
