@@ -210,11 +210,13 @@ def test_unwritable_folder_names_it_and_leaves_nothing(tmp_path):
 
 
 def test_failed_write_leaves_no_partial_or_temp_files(tmp_path, monkeypatch):
-    """A failure while writing the last file removes its temp file and the files already written."""
+    """A full disk while writing the last file: one line naming that file; its temporary and the files already
+    written are removed."""
     def broken_dump(*args, **kwargs):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(results.json, "dump", broken_dump)
-    message = f"^{re.escape(str(tmp_path))}: results folder is not writable \\(No space left on device\\)$"
+    message = (f"^{re.escape(str(tmp_path / 'STEM.json'))}: cannot be written \\(No space left on device\\); "
+               "nothing was written under this name")
     with pytest.raises(UserError, match=message):
         results.write_results(str(tmp_path), "STEM", _record(_two_folds()), CLASSES)
     assert os.listdir(tmp_path) == []
