@@ -117,6 +117,19 @@ def test_the_api_scores_mapped_utterances_by_the_fold_mean(trained):
     assert record["summary"]["war_pooled"] == pytest.approx(np.mean(expected == truth))
 
 
+def test_the_apis_label_map_errors_name_its_arguments_not_flags(trained, tmp_path):
+    import timnet_ser
+    folder, _ = trained
+    run = timnet_ser.load_run(folder)
+    x, y = toy(30, 1)
+    with pytest.raises(UserError, match=r"^label_map=: 'bored' is not a class of OTHER"):
+        run.evaluate((x, y, ["Angry", "HAPPY", "calm"]), label_map={"bored": "angry"}, data="OTHER")
+    with pytest.raises(UserError, match=r"^data= OTHER: no class of OTHER .*; give label_map= FILE"):
+        run.evaluate((x, y, ["calm", "bored", "tired"]), data="OTHER")
+    with pytest.raises(UserError, match=r"^label_map= .*missing\.toml: no such file$"):
+        run.evaluate((x, y, ["Angry", "HAPPY", "calm"]), label_map=str(tmp_path / "missing.toml"), data="OTHER")
+
+
 def test_the_command_prints_the_map_first_and_labels_files_json_and_report(trained, tmp_path, capsys):
     folder, _ = trained
     features = other_corpus(tmp_path / "OTHER.npy")

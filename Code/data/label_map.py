@@ -47,17 +47,17 @@ class LabelMap:
                 "source": self.source}
 
 
-def _read_file(path: str) -> dict[str, Optional[str]]:
-    """Their class -> our class (None: dropped), as the file writes them."""
+def _read_file(path: str, flag: str) -> dict[str, Optional[str]]:
+    """Their class -> our class (None: dropped), as the file writes them; errors name ``flag`` and ``path``."""
     if not os.path.isfile(path):
-        raise UserError(f"--label_map {path}: no such file")
+        raise UserError(f"{flag} {path}: no such file")
     try:
         if path.lower().endswith(".toml"):
             with open(path, "rb") as f:
                 table = tomllib.load(f)
             bad = [key for key, value in table.items() if not isinstance(value, (str, bool)) or value is True]
             if bad:
-                raise UserError(f"--label_map {path}: {bad[0]!r} must map to a class name (a string) or \"\" to "
+                raise UserError(f"{flag} {path}: {bad[0]!r} must map to a class name (a string) or \"\" to "
                                 "drop it")
             return {str(key): (value or None) for key, value in table.items()}
         if path.lower().endswith(".csv"):
@@ -65,12 +65,12 @@ def _read_file(path: str) -> dict[str, Optional[str]]:
                 rows = [row for row in csv.reader(f) if row and row[0].strip() and not row[0].startswith("#")]
             bad = [row for row in rows if len(row) > 2]
             if bad:
-                raise UserError(f"--label_map {path}: line {','.join(bad[0])!r} has more than two fields "
+                raise UserError(f"{flag} {path}: line {','.join(bad[0])!r} has more than two fields "
                                 "(their class,our class)")
             return {row[0].strip(): (row[1].strip() if len(row) > 1 and row[1].strip() else None) for row in rows}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"--label_map {path}: cannot be read ({exc})") from None
-    raise UserError(f"--label_map {path}: expected a .toml or .csv file (their class = our class)")
+        raise UserError(f"{flag} {path}: cannot be read ({exc})") from None
+    raise UserError(f"{flag} {path}: expected a .toml or .csv file (their class = our class)")
 
 
 def _lookup(name: str, classes: list) -> Optional[str]:
@@ -79,16 +79,18 @@ def _lookup(name: str, classes: list) -> Optional[str]:
 
 
 def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our_name: str,
-                    their_name: str) -> LabelMap:
+                    their_name: str, api: bool = False) -> LabelMap:
     """The map of ``theirs`` (the other corpus' classes) onto ``ours`` (the run's): by name when ``given`` is
-    None, else from a label map file (path) or a dict {their class: our class or None}."""
+    None, else from a label map file (path) or a dict {their class: our class or None}. Errors name the flags
+    (``--label_map``, ``--data``), or with ``api`` the arguments of ``Run.evaluate`` (``label_map=``, ``data=``)."""
+    map_name, data_name = ("label_map=", "data=") if api else ("--label_map", "--data")
     if given is None:
         pairs = {their: _lookup(their, ours) for their in theirs}
-        source, where = "class names, case-insensitive", f"--data {their_name}"
+        source, where = "class names, case-insensitive", f"{data_name} {their_name}"
     else:
-        entries = _read_file(given) if isinstance(given, (str, os.PathLike)) else dict(given)
+        entries = _read_file(os.fspath(given), map_name) if isinstance(given, (str, os.PathLike)) else dict(given)
         source = os.fspath(given) if isinstance(given, (str, os.PathLike)) else "label_map argument"
-        where = f"--label_map {source}" if isinstance(given, (str, os.PathLike)) else "label_map"
+        where = f"{map_name} {source}" if isinstance(given, (str, os.PathLike)) else "label_map="
         pairs = dict.fromkeys(theirs)
         for key, value in entries.items():
             their = _lookup(str(key), theirs)
@@ -103,6 +105,6 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
     if not mapped:
         raise UserError(f"{where}: no class of {their_name} ({', '.join(theirs)}) maps onto a class of the run "
                         f"trained on {our_name} ({', '.join(ours)})"
-                        + ("; give --label_map FILE (their class = our class)" if given is None else ""))
+                        + (f"; give {map_name} FILE (their class = our class)" if given is None else ""))
     return LabelMap(mapped, [t for t in theirs if t not in mapped], [o for o in ours if o not in mapped.values()],
                     source)

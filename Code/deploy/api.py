@@ -180,7 +180,8 @@ class Run:
         if isinstance(features, tuple):
             x, y, classes = features
             test_set = cross_corpus.prepare(self.classes, self.data, self.input_shape, np.asarray(x), np.asarray(y),
-                                            [str(c) for c in classes], data or "the given features", label_map)
+                                            [str(c) for c in classes], data or "the given features", label_map,
+                                            api=True)
         else:
             test_set = self.cross_corpus_set(os.fspath(features), label_map, data, api=True)
         return self.score_cross_corpus(test_set)
@@ -194,7 +195,7 @@ class Run:
                             "cross-corpus test needs another corpus (re-test the run with --mode test)")
         return cross_corpus.prepare(self.classes, self.data, self.input_shape, loaded.x, loaded.y,
                                     list(loaded.corpus.classes), loaded.corpus.key, label_map, path,
-                                    loaded.info.sha256)
+                                    loaded.info.sha256, api)
 
     def score_cross_corpus(self, test_set) -> dict:
         """The results record of the fold models' mean probability on a prepared cross-corpus TestSet."""

@@ -59,14 +59,15 @@ def load_test_corpus(data: str, kind: str, path: Optional[str], api: bool = Fals
 
 def prepare(classes: list, train: str, input_shape: tuple, x: np.ndarray, y: np.ndarray, their_classes: list,
             test: str, given_map: Union[str, dict, None], feature_file: Optional[str] = None,
-            sha256: Optional[str] = None) -> TestSet:
-    """The utterances of ``x`` (one-hot ``y`` over ``their_classes``) that a label map puts in ``classes``."""
+            sha256: Optional[str] = None, api: bool = False) -> TestSet:
+    """The utterances of ``x`` (one-hot ``y`` over ``their_classes``) that a label map puts in ``classes``
+    (``api``: errors name Run.evaluate's arguments, not the flags)."""
     if tuple(x.shape[1:]) != tuple(input_shape):
         where = feature_file or test
         raise UserError(f"{where}: utterances of shape {tuple(x.shape[1:])}, but the run trained on {train} reads "
                         f"{tuple(input_shape)}; extract the other corpus with the run's signal length "
                         "(--mean_signal_length)")
-    label_map = build_label_map(list(classes), list(their_classes), given_map, train, test)
+    label_map = build_label_map(list(classes), list(their_classes), given_map, train, test, api)
     their = np.asarray(y).argmax(axis=1)
     index = {c: i for i, c in enumerate(classes)}
     ours = np.array([index.get(label_map.pairs.get(their_classes[t]), -1) for t in their])
