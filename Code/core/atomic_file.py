@@ -138,7 +138,6 @@ def check_writable(path: str, flag: str) -> None:
     A one-line ``UserError`` names ``flag`` and ``path`` otherwise, so that a long extraction or prediction never
     ends in an unwritable output.
     """
-    from .errors import UserError
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UserError(f"{flag} {path}: is a folder, not a file")
