@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from .core.config import RunConfig
+from .engine.normalization import set_fold_statistics
 from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
 from .Model import ModelSpec, build_model, legacy_weight_groups
 from .runs import results
@@ -130,6 +131,7 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
     """Train fold ``fold`` of ``folds`` under ``config.protocol``; returns the per-epoch history and the kept epoch."""
     plan = plan_fold(config, x, y, folds, fold)
     trainer.reset(plan.seed)
+    set_fold_statistics(trainer.model, config.hyper.normalize, x[folds[fold][0]])  # --normalize corpus
     monitor = plan.monitor_rows
     history = {"loss": [], "accuracy": []}
     if monitor is not None:
