@@ -1,6 +1,6 @@
 """The domain-shift threshold of a timeline's windows: long recordings of one speaker, window by window.
 
-    .venv/bin/python bench/timeline_shift.py --wav ../shared/data/emodb_2s --features xc/EMODB_A.npy
+    .venv/bin/python bench/timeline_shift.py --wav ../shared/data/emodb_2s --features xc/EMODB_A.npy [--write DIR]
 
 A timeline (deploy/timeline.py) scores the windows of one long recording: one speaker, one setup, so its windows
 do not vary as independent utterances do, and bench/domain_shift.py's ``max(1, 2 / sqrt(n))`` (measured on random
@@ -50,6 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wav", required=True, help="the emodb_2s folder")
     parser.add_argument("--features", required=True, help="EMODB_A.npy of bench/domain_shift.py")
+    parser.add_argument("--write", help="also write speaker 12's recording and its channel version here "
+                                        "(speaker12.wav, speaker12_channel.wav)")
     args = parser.parse_args()
     package()
     from timnet_ser.data.channel import Channel
@@ -66,6 +68,12 @@ def main() -> None:
         else:
             windows["B"].append(window_features(signal))
             windows["Bch"].append(window_features(Channel().apply(signal)))
+        if args.write and speaker == "12":
+            import soundfile as sf
+            os.makedirs(args.write, exist_ok=True)
+            sf.write(os.path.join(args.write, "speaker12.wav"), signal, 22050, subtype="FLOAT")
+            sf.write(os.path.join(args.write, "speaker12_channel.wav"), Channel().apply(signal), 22050,
+                     subtype="FLOAT")
     print(f"statistics of EMODB_A ({statistics['utterances']} utterances); one recording per speaker "
           f"({', '.join(f'{len(w)}' for w in windows['A'] + windows['B'])} voiced windows); distance of n "
           "consecutive windows of one recording together, every start")

@@ -1,4 +1,5 @@
-"""The training corpus' MFCC statistics, and how far inputs lie from them: the domain-shift warning.
+"""The training corpus' MFCC statistics, and how far inputs lie from them: the domain-shift warning; and the
+mean and variance over voiced frames that ``--normalize corpus`` and ``speaker`` standardise with.
 
 A run keeps, in its ``run.json``, per MFCC coefficient: the mean and standard deviation over the non-padded frames
 of its corpus, and the mean and standard deviation of its utterances' own means (``corpus_statistics``). A padded
@@ -10,8 +11,10 @@ The distance of n inputs (``shift_distance``) is the root mean square over the 3
 varies a lot (speaker, emotion, sentence), the mean of several much less, so the threshold falls with n:
 ``max(1, 2 / sqrt(n))``. bench/domain_shift.py measured it on emodb_2s: utterances of held-out speakers of the
 training corpus' setup against the same utterances through another channel (gain, band limit, noise);
-docs/cross_corpus.md has the table. Log-Mel runs (DCNN-BLSTMwA) keep no statistics and get no warning, and so does
-a run folder written before the statistics were kept.
+docs/cross_corpus.md has the table. The windows of one recording (a timeline) vary less at n = 1 and more at
+large n than random utterances (one speaker, one setup): ``window_threshold`` is ``max(1.1, 2 / sqrt(n))``,
+measured by bench/timeline_shift.py (docs/timeline.md). Log-Mel runs (DCNN-BLSTMwA) keep no statistics and get
+no warning, and so does a run folder written before the statistics were kept.
 """
 
 from __future__ import annotations
