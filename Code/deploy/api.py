@@ -170,7 +170,9 @@ class Run:
         """The emotion of one audio file (or ``(samples, sample_rate)``) window by window: windows of the model's
         length every ``hop`` seconds (default half a window), silence skipped by an energy rule, each voiced window
         scored by the fold mean (or fold ``fold``); plus the file's mean distribution and share of time per
-        label. The file is read in blocks. See timeline.py for the rules and the returned dict."""
+        label; ``domain_shift``: the voiced windows together against the training corpus' statistics, with a
+        ``warning`` above the measured threshold. The file is read in blocks. See timeline.py for the rules and the
+        returned dict."""
         from . import timeline
         return timeline.timeline(self, source, hop, fold)
 
