@@ -3,6 +3,7 @@ and the folds it has left; points whose settings are refused are reported and th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -31,7 +32,8 @@ class PlannedRun:
 
     label: str
     run: object  # run_folder.RunFolder
-    features: str  # the sha256 of its features, + "/speaker" when standardised by speaker (a key of Plan.features)
+    features: str  # the sha256 of its features, + "/speaker/<sha256 of the speakers>" when standardised by speaker
+    # (a key of Plan.features)
     trainer_key: str  # runs with the same key can share a compiled training step
     left: set = field(default_factory=set)  # folds not finished yet
 
@@ -70,7 +72,9 @@ def plan(points: list[Point]) -> Plan:
             if source not in loaded:
                 loaded[source] = load_data(args.data, args.features, path, args.model, args.cv == "speaker")
             data = loaded[source]
-            key = data.info.sha256 + ("/speaker" if args.normalize == "speaker" else "")  # the rows the network reads
+            key = data.info.sha256  # the rows the network reads: standardised by speaker, they depend on the speakers
+            if args.normalize == "speaker":
+                key += "/speaker/" + hashlib.sha256("\n".join(data.speakers or []).encode()).hexdigest()
             if key not in features:
                 features[key] = (network_inputs(data.x, data.speakers, args.normalize, path), data.y)
             spec, config = run_config(args, data.corpus, args.seed)
