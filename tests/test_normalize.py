@@ -2,6 +2,7 @@
 standardised by speaker before the network), applied alike by training, test, predict, the API and the exported
 graph; refused where they cannot apply."""
 
+import csv
 import json
 import os
 
@@ -228,7 +229,7 @@ def test_a_speaker_run_records_it_and_test_mode_reproduces_it(speaker_run):
     assert [f["y_pred"] for f in tested] == [f["y_pred"] for f in trained]
 
 
-def test_speaker_predictions_equal_through_the_api_and_the_exported_graph(speaker_run, tmp_path):
+def test_speaker_predictions_equal_through_the_api_and_the_exported_graph(speaker_run, tmp_path, capsys):
     """The API standardises one call's inputs as one speaker's (or with given statistics); the exported graph
     takes inputs standardised by the sidecar's rule, implemented here from its text: the same probabilities."""
     import onnxruntime
@@ -261,6 +262,13 @@ def test_speaker_predictions_equal_through_the_api_and_the_exported_graph(speake
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     graph = session.run([export.OUTPUT_NAME], {export.INPUT_NAME: standardised.astype("float32")})[0]
     np.testing.assert_allclose(graph, [[r["probabilities"][c] for c in run.classes] for r in rows], atol=1e-5, rtol=0)
+    table = str(tmp_path / "p.csv")  # --mode predict: the same rows
+    assert main(["--mode", "predict", "--test_path", speaker_run["folder"], "--wav", str(wav), "--output", table]) == 0
+    assert "--normalize speaker: every input of --wav taken as one speaker" in capsys.readouterr().out
+    with open(table, newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [(r["prediction"], float(r[run.classes[0]])) for r in written] == \
+        [(r["label"], pytest.approx(r["probabilities"][run.classes[0]], abs=1e-6)) for r in rows]
 
 
 def test_speaker_statistics_belong_to_speaker_runs(normalized_run):

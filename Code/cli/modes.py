@@ -261,6 +261,9 @@ def run_predict(args: Settings) -> dict:
     weights = load_weights(args)
     used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
     print(f"{weights.model_name} {weights.data} weights {args.test_path} ({used})")
+    if weights.normalize == "speaker":  # engine/normalization.py
+        print(f"--normalize speaker: {'the file' if args.timeline else 'every input of --wav'} taken as one speaker "
+              "(standardised with the statistics of all of it)")
     if args.timeline:
         from ..deploy import timeline
         return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)
