@@ -92,17 +92,17 @@ def main() -> None:
     results = {arm: {n: [] for n in sizes} for arm in ARMS}
     zero_shot = []
     started = time.time()
-    for i, (seed, (test, training)) in enumerate(zip(seeds, splits)):
-        config = replace(base, random_seed=seed)
-        trainer = trainers["full"]
-        trainer.reset(0)
-        fine_tune.start_fold(trainer.model, config, i)
-        zero_shot.append(uar(trainer, x, y, test))
-        for n in sizes:
-            folds = [(training[n], test)] * len(seeds)  # fold i of the source for seed i
+    configs = [replace(base, random_seed=seed) for seed in seeds]
+    for i, (config, (test, _)) in enumerate(zip(configs, splits)):  # n = 0: the source fold model as it is
+        trainers["full"].reset(0)
+        fine_tune.start_fold(trainers["full"].model, config, i)
+        zero_shot.append(uar(trainers["full"], x, y, test))
+    for n in sizes:  # every seed of one n before the next n: a stopped run has whole rows
+        for i, (config, (test, training)) in enumerate(zip(configs, splits)):
+            folds = [(training[n], test)] * len(seeds)  # fold i: seed i starts from the source's fold i
             for arm, (key, arm_config) in zip(ARMS, (("full", config), ("head", replace(config, freeze_backbone=True)),
                                                        ("full", replace(config, init_from=None)))):
-                label = f"[seed {seed} n {n} {arm}]"
+                label = f"[n {n} seed {config.random_seed} {arm}]"
                 train_fold(trainers[key], x, y, folds, i, arm_config, label)
                 results[arm][n].append(uar(trainers[key], x, y, test))
                 print(f"{label} {len(training[n])} rows: held-out UAR {results[arm][n][-1]:.2f}%  "

@@ -11,16 +11,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from timnet_ser.Common_Model import build_trainer
+from timnet_ser.Common_Model import build_trainer, train_and_save_fold
 from timnet_ser.core.config import Hyper, RunConfig, TrainingData
 from timnet_ser.core.errors import UserError
 from timnet_ser.data import feature_files
 from timnet_ser.data.feature_files import features_digest
 from timnet_ser.engine import fine_tune
-from timnet_ser.engine.cross_validation import cross_validate, start_run
+from timnet_ser.engine.cross_validation import start_run
 from timnet_ser.engine.protocol import fold_seed
 from timnet_ser.main import main
-from timnet_ser.Model import MODELS, legacy_weight_groups
+from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
 from timnet_ser.nn.legacy_weights import read_weight_arrays
 
 CLASSES = ["angry", "happy", "neutral"]
@@ -47,8 +47,11 @@ def config(**changes):
 
 
 def train(conf, x, y, root, files=None):
+    """A run folder with every fold trained (no results files: not needed here)."""
     run = start_run(conf, info(x, y, files), x, y, None, str(root / "Models"), str(root / "Results"))
-    cross_validate(MODELS["TIMNET"], [run], x, y)
+    trainer = build_trainer(MODELS["TIMNET"], conf, x.shape[1:], y.shape[1])
+    for fold in range(run.k):
+        train_and_save_fold(MODELS["TIMNET"], run, trainer, x, y, fold)
     return run
 
 
@@ -183,3 +186,21 @@ def test_the_command_line_fine_tunes_the_head_only_records_it_and_tests_and_pred
                                                                                     "trains with --training seq")):
         assert main(["--mode", "train", "--data", "TGT", "--feature_path", path, *argv, *common]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_the_authors_folder_is_a_source_and_their_corpus_names_are_a_leak(shared, tmp_path):
+    authors = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
+    emodb = ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"]
+    x, y = toy(8, 1, classes=7)
+    conf = RunConfig(model="TIMNET", data="TGT", classes=emodb, feature_path="tgt.npy", split_fold=2, random_seed=7,
+                     epochs=1, batch_size=8, init_from=authors)
+    test_rows = [np.arange(0, 8, 2), np.arange(1, 8, 2)]
+    record = fine_tune.plan(conf, info(x, y, [f"tgt_{i:02d}.wav" for i in range(8)]), x, test_rows)
+    assert record["data"] == "EMODB" and record["head"] == "kept" and record["folds"][1]["source_fold"] == 2
+    model = build_model(MODELS["TIMNET"], (FRAMES, 39), 7, conf.hyper)
+    fine_tune.start_fold(model, conf, 1)
+    expected = [a for _, layer in read_weight_arrays(os.path.join(authors, "10-fold_weights_best_2.hdf5"))
+                for a in layer]
+    assert all(np.array_equal(a, b) for a, b in zip(arrays(legacy_weight_groups(model)), expected))
+    named = [f"12a01F{chr(97 + i)}.wav" for i in range(8)]  # named as EMO-DB names its recordings
+    assert "are named as its recordings are (e.g. 12a01F" in refused(conf, x, y, tmp_path, named)

@@ -13,7 +13,8 @@ Leak: refused when a new test fold holds an utterance that its source fold train
 when its file name (without folder) is, where both feature files record names (a recording heard through another
 channel, or cut again, keeps its name), or when its features are (``row_signatures`` within ``SEEN_TOLERANCE``,
 what prediction uses to recognise a training file). The authors' folders record no rows: refused when the new
-corpus is the one the folder is named after, any other corpus taken on trust (and the output says so).
+corpus is the one the folder is named after or a test file is named as that corpus names its recordings (their
+folds trained on nearly all of it), any other corpus taken on trust (and the output says so).
 """
 
 from __future__ import annotations
@@ -108,8 +109,15 @@ def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndar
         if config.data.lower() == source.data.lower():
             raise UserError(f"--init_from {shown(source.folder)}: the authors' {source.data} weights trained on "
                             f"{source.data}, the corpus the new test folds hold (a leak)")
-        return (f"the authors' folder records no training rows: taken on trust that {config.data} holds none of "
-                f"{source.data}'s utterances")
+        theirs = CORPORA[source.data].parse_name
+        named = sorted({os.path.basename(f) for rows in test_rows for f in np.asarray(data.files)[rows]
+                        if theirs(f)[0] is not None}) if data.files else []
+        if named:  # their folds trained on (nearly) all of that corpus, which rows is not known
+            raise UserError(f"--init_from {shown(source.folder)}: the authors' {source.data} weights trained on "
+                            f"{source.data}, and {len(named)} test utterance(s) of the new run are named as its "
+                            f"recordings are (e.g. {named[0]}): a leak")
+        return (f"the authors' folder records no training rows: no test utterance named as a {source.data} "
+                f"recording; taken on trust that {config.data} holds none of its utterances")
     run = source.run
     their_rows = run.folds(sum(len(t) for t in run.description["test_rows"]))
     their_names = run.description.get("training_files")
