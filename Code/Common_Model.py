@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from .core.config import RunConfig
+from .engine import fine_tune
 from .engine.normalization import set_fold_statistics
 from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
 from .Model import ModelSpec, build_model, legacy_weight_groups
@@ -131,7 +132,9 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
     """Train fold ``fold`` of ``folds`` under ``config.protocol``; returns the per-epoch history and the kept epoch."""
     plan = plan_fold(config, x, y, folds, fold)
     trainer.reset(plan.seed)
-    set_fold_statistics(trainer.model, config.hyper.normalize, x[folds[fold][0]])  # --normalize corpus
+    started = fine_tune.start_fold(trainer.model, config, fold) if config.init_from else None  # after the fresh draw
+    # --normalize corpus: this training fold's statistics, also where a fine-tuned fold copied the source's
+    set_fold_statistics(trainer.model, config.hyper.normalize, x[folds[fold][0]])
     monitor = plan.monitor_rows
     history = {"loss": [], "accuracy": []}
     if monitor is not None:
@@ -155,12 +158,16 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
         progress.update(epoch, logs)
     if best_weights is not None:
         trainer.set_weights(best_weights)
-    return {"history": history, "kept_epoch": best_epoch, "validation_rows": recorded_validation_rows(config, monitor)}
+    return {"history": history, "kept_epoch": best_epoch, "validation_rows": recorded_validation_rows(config, monitor),
+            **({"started_from": started} if started else {})}
 
 
 def build_trainer(spec: ModelSpec, config: RunConfig, input_shape: tuple, num_classes: int) -> Trainer:
     """The model and its compiled step for ``config``; a pretrained backbone that cannot be loaded fails here,
     before any file is written."""
+    if config.freeze_backbone:  # fine-tuning the head only: the optimiser and the step see the head's variables
+        return Trainer(lambda: fine_tune.freeze_backbone(build_model(spec, input_shape, num_classes, config.hyper)),
+                       config)
     return Trainer(lambda: build_model(spec, input_shape, num_classes, config.hyper), config)
 
 
