@@ -24,6 +24,13 @@ def load_data(args: Settings, path: str | None = None):
     return resolve(args.data, args.features, path or args.feature_path, args.model, args.cv == "speaker")
 
 
+def network_inputs(args: Settings, features, path: str | None = None):
+    """The rows the network reads of ``features`` (engine/normalization.py: standardised by speaker under
+    --normalize speaker)."""
+    from ..engine.normalization import network_inputs as inputs
+    return inputs(features.x, features.speakers, args.normalize, path or args.feature_path or args.data)
+
+
 def configure_run(model: str, mixed_precision: bool) -> None:
     """Threads, graph optimiser and precision for ``model``, before TensorFlow runs anything."""
     from ..Common_Model import configure_run as configure
@@ -122,22 +129,23 @@ def run_train(args: Settings) -> list[dict]:
             return []
         configure_run(run.config.model, run.config.mixed_precision)
         features, _ = run_features(args, run)
-        return cross_validate(MODELS[run.config.model], [run], features.x, features.y,
-                              stacked=args.training == "stacked", max_members=args.stack_members)
+        x = network_inputs(args, features, run.config.feature_path)
+        return cross_validate(MODELS[run.config.model], [run], x, features.y, stacked=args.training == "stacked",
+                              max_members=args.stack_members)
     configure_run(args.model, args.mixed_precision)
     features = load_data(args)
-    spec = MODELS[args.model]
+    spec, x = MODELS[args.model], network_inputs(args, features)  # start_run keeps the raw rows' statistics
 
     def new_run(seed: int) -> RunFolder:
         return start_run(run_config(args, features.corpus, seed)[1], features.info, features.x, features.y,
                          features.speakers, args.model_path, args.result_path)
     if args.training == "stacked":  # the folds of every seed in one stack (or stacks of --stack_members)
-        return cross_validate(spec, [new_run(seed) for seed in args.seeds], features.x, features.y, stacked=True,
+        return cross_validate(spec, [new_run(seed) for seed in args.seeds], x, features.y, stacked=True,
                               max_members=args.stack_members)
     summaries, trainer = [], build_trainer(spec, run_config(args, features.corpus, args.seeds[0])[1],
                                            features.x.shape[1:], features.y.shape[1])
     for seed in args.seeds:  # a seed's run folder is made when its turn comes (one compiled step serves all)
-        summaries += cross_validate(spec, [new_run(seed)], features.x, features.y, trainer)
+        summaries += cross_validate(spec, [new_run(seed)], x, features.y, trainer)
     return summaries
 
 
@@ -222,8 +230,8 @@ def run_test(args: Settings) -> dict:
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     result_path = args.result_path if "result_path" in args.given else run.result_path
     files = [path for _, path in run.checked_weight_files()]
-    return retest_weights(MODELS[config.model], config, features.x, features.y, folds, files, run.path, result_path,
-                          description, retest)
+    return retest_weights(MODELS[config.model], config, network_inputs(args, features, config.feature_path),
+                          features.y, folds, files, run.path, result_path, description, retest)
 
 
 def load_weights(args: Settings):
@@ -253,6 +261,9 @@ def run_predict(args: Settings) -> dict:
     weights = load_weights(args)
     used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
     print(f"{weights.model_name} {weights.data} weights {args.test_path} ({used})")
+    if weights.normalize == "speaker":  # engine/normalization.py
+        print(f"--normalize speaker: {'the file' if args.timeline else 'every input of --wav'} taken as one speaker "
+              "(standardised with the statistics of all of it)")
     if args.timeline:
         from ..deploy import timeline
         return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)

@@ -14,7 +14,7 @@ from . import paths
 
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
-NORMALIZE = ("none", "utterance")
+NORMALIZE = ("none", "utterance", "speaker", "corpus")
 GROUPS = ("common", "training", "model-specific", "feature extraction", "test, predict, export", "grid on Ray",
           "output folders, download")
 
@@ -170,9 +170,10 @@ FLAGS: tuple[Flag, ...] = tuple([
           "DCNN_BLSTMwA: resize the 64x64 segments to this size before the CNN (the paper: 227 for AlexNet)",
           check="positive", run="hyper.image_size"),
         row("normalize", str, "none",
-          "TIMNET, GMTCN: none (default, the papers') or utterance: every utterance's MFCC coefficients "
-          "standardised over its non-padded frames, by the network's first layer (so test, predict, the API and "
-          "export apply it too); against another recording setup, docs/cross_corpus.md",
+          "TIMNET, GMTCN: none (default, the papers'); standardise each MFCC coefficient over non-padded frames "
+          "with the mean and variance of: utterance (each utterance's own), speaker (all its speaker's utterances; "
+          "predict: one call's inputs are one speaker) or corpus (the training fold's, kept by the network); "
+          "against another recording setup, docs/cross_corpus.md",
           choices=NORMALIZE, run="hyper.normalize", report=True),
         row("augment", int, 0,
           "DCNN_BLSTMwA: add this many copies of every training utterance with a random frequency and time mask "
