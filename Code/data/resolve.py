@@ -1,8 +1,9 @@
 """Which corpus and which feature file: the one resolver that train, test, predict, export, the grid and the API
 use. ``--data A+B`` names several corpora, each with its own feature file (``MFCC/<KEY>.npy`` by default,
 or the files of ``--feature_path a.npy+b.npy`` in that order), pooled by data/corpus_set.py. A corpus key is a known
-corpus (case-sensitive, with a suggestion for a near miss) or a dataset of your own whose labels and signal length its feature file records; a feature file is read, checked against the corpus and
-the model's feature kind, and described as a run records it (``TrainingData``).
+corpus (case-sensitive, with a suggestion for a near miss) or a dataset of your own whose labels and signal length
+its feature file records; a feature file is read, checked against the corpus and the model's feature kind,
+and described as a run records it (``TrainingData``).
 
 Messages name the command line's flags, or the API's arguments when ``api`` is true.
 """

@@ -190,7 +190,8 @@ class Run:
         """The other corpus' feature file read, checked and label-mapped (engine/cross_corpus.py's TestSet)."""
         from ..engine import cross_corpus
         loaded = cross_corpus.load_test_corpus(data, self.feature_kind, path, api)
-        if self.run is not None and loaded.info.sha256 == self.run.feature_sha256:
+        own = {self.run.feature_sha256, *(p.feature_file["sha256"] for p in self.run.parts)} if self.run else set()
+        if loaded.info.sha256 in own:  # the run's features, or those of one of its corpora
             raise UserError(f"{path or loaded.corpus.key}: the features the run in {self.folder} trained on; a "
                             "cross-corpus test needs another corpus (re-test the run with --mode test)")
         return cross_corpus.prepare(self.classes, self.data, self.input_shape, loaded.x, loaded.y,

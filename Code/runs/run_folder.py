@@ -6,7 +6,9 @@ Layout (the original's fold files, plus what makes the folder usable on its own)
                                       the corpus' classes, signal length, sample rate and feature kind, the feature
                                       file (absolute path, size, content hash), the training corpus' file list, every
                                       fold's test rows, the results folder, the library versions and the corpus'
-                                      MFCC statistics (data/feature_statistics.py; absent in older runs)
+                                      MFCC statistics (data/feature_statistics.py; absent in older runs); for a
+                                      run on several corpora (--data A+B), ``corpora``: each one's feature file
+                                      (path, size, hash), classes, map onto the common classes and rows
     <k>-fold_weights_best_<i>.hdf5    fold i's weights (i from 1), Keras-2 legacy layout: the authors' load_weights
                                       reads them
     <k>-fold_record_<i>.json          fold i's record (metrics, predictions, history, kept epoch, the sha256 of its
@@ -40,6 +42,7 @@ from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
 from ..core.paths import MAIN, shown
 from ..data.corpora import SAMPLE_RATE
+from ..data.corpus_set import Part
 from ..nn import legacy_weights
 from . import results
 
@@ -102,6 +105,8 @@ class RunFolder:
         self.input_shape = tuple(corpus["input_shape"])
         self.feature_sha256 = description["feature_file"]["sha256"]
         self.feature_statistics = description.get("feature_statistics")  # None: log-Mel, or an older run
+        # several corpora (--data A+B): each one's file, classes, map and rows; empty for a run on one corpus
+        self.parts = [Part.from_dict(part) for part in description.get("corpora") or []]
 
     def folds(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, test rows) of every fold of the run, over the ``n`` rows of its feature file."""
@@ -250,7 +255,7 @@ def _new_folder(parent: str, name: str) -> str:
 
 
 def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, signatures: np.ndarray,
-           result_path: str, feature_statistics: Optional[dict] = None) -> RunFolder:
+           result_path: str, feature_statistics: Optional[dict] = None, corpora: Optional[list] = None) -> RunFolder:
     """A new run folder under ``parent`` with its ``run.json`` and training signatures; no fold trained yet."""
     created = time.strftime("%Y-%m-%d_%H-%M-%S")
     config = RunConfig.from_dict({**asdict(config), "feature_path": os.path.abspath(config.feature_path)})
@@ -268,6 +273,8 @@ def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, 
         "result_path": os.path.abspath(result_path), "versions": results.library_versions(),
         "feature_statistics": feature_statistics,
     }
+    if corpora:
+        description["corpora"] = corpora
     np.save(os.path.join(path, SIGNATURES_FILE), np.asarray(signatures, dtype=np.float32), allow_pickle=False)
     results.write_json(os.path.join(path, RUN_FILE), description)
     return RunFolder(path, description)
