@@ -137,8 +137,8 @@ def run_train(args: Settings) -> list[dict]:
         features, _ = run_features(args, run)
         return cross_validate(MODELS[run.config.model], [run], features.x, features.y,
                               stacked=args.training == "stacked", max_members=args.stack_members)
+    features = load_data(args)  # every check of the corpora and their files before TensorFlow starts
     configure_run(args.model, args.mixed_precision)
-    features = load_data(args)
     spec = MODELS[args.model]
 
     def new_run(seed: int) -> RunFolder:
