@@ -15,7 +15,7 @@ from timnet_ser.engine.protocol import make_folds
 from timnet_ser.main import main
 
 FRAMES = 24  # signal length (24 - 1) * 512 samples
-TINY = ["--epoch", "2", "--filter_size", "8", "--dilation_size", "3", "--batch_size", "16"]
+TINY = ["--epoch", "1", "--filter_size", "8", "--dilation_size", "3", "--batch_size", "16"]
 
 
 def toy_file(path, classes, n, seed, speakers=3, frames=FRAMES):
@@ -157,6 +157,21 @@ def test_a_retest_reproduces_the_run_and_checks_each_corpus_hash(two_corpora, ca
     assert main(["--mode", "test", "--test_path", folder, "--feature_path", f"{a}+{changed}"]) == 2
     err = capsys.readouterr().err
     assert f"error: --feature_path {changed}: its content differs from the features the run" in err
+
+
+def test_resume_reloads_every_corpus_and_ends_as_the_run(two_corpora, capsys, tmp_path):
+    import shutil
+    root, a, b, folder, record = two_corpora
+    copy = str(tmp_path / os.path.basename(folder))
+    shutil.copytree(folder, copy)
+    for name in ("3-fold_weights_best_3.hdf5", "3-fold_record_3.json"):
+        os.remove(os.path.join(copy, name))
+    capsys.readouterr()
+    assert main(["--mode", "train", "--resume", copy]) == 0
+    out = capsys.readouterr().out
+    assert "TA <- " in out and "TB <- " in out and "fold 3/3: WAR" in out
+    with open(os.path.join(copy, "3-fold_record_3.json")) as f:
+        assert json.load(f)["y_pred"] == record["folds"][2]["y_pred"]  # the same fold, trained again from its seed
 
 
 def test_the_api_predicts_and_evaluates_a_run_on_two_corpora(two_corpora):
