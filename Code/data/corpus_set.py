@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core.paths import shown
-from .label_map import read_map_file
+from .label_map import lookup, read_map_file
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,6 @@ def corpus_rows(parts: list, n: int) -> Optional[np.ndarray]:
     return index
 
 
-def _lookup(name: str, classes: list) -> Optional[str]:
-    return next((c for c in classes if c.lower() == str(name).strip().lower()), None)
-
-
 def _listing(classes: dict) -> str:
     return "; ".join(f"{key}: {', '.join(names)}" for key, names in classes.items())
 
@@ -112,18 +108,18 @@ def _entries(given: Union[str, dict, None], classes: dict, data: str) -> dict:
     if unknown:
         raise UserError(f"{flag}: [{unknown[0]}] is not one of the corpora of --data {data}")
     for name in tables[None]:
-        if _lookup(name, known) is None:
+        if lookup(name, known) is None:
             raise UserError(f"{flag}: {name!r} is not a class of any corpus of --data {data} ({_listing(classes)})")
     entries = {}
     for key, names in classes.items():
         table = tables.get(key, {})
         for name in table:
-            if _lookup(name, names) is None:
+            if lookup(name, names) is None:
                 raise UserError(f"{flag}: [{key}] {name!r} is not a class of {key} ({', '.join(names)})")
-        mine = {_lookup(n, names): t for n, t in tables[None].items() if _lookup(n, names) is not None}
-        mine.update({_lookup(n, names): t for n, t in table.items()})
+        mine = {lookup(n, names): t for n, t in tables[None].items() if lookup(n, names) is not None}
+        mine.update({lookup(n, names): t for n, t in table.items()})
         for name, target in mine.items():
-            if target is not None and _lookup(target, known) is None:
+            if target is not None and lookup(target, known) is None:
                 raise UserError(f"{flag}: maps {name!r} to {target!r}, which is not a class of any corpus of --data "
                                 f"{data} ({_listing(classes)})")
         entries[key] = mine
@@ -136,7 +132,7 @@ def common_classes(classes: dict, given: Union[str, dict, None], data: str) -> t
     entries = _entries(given, classes, data)
     known = [c for names in classes.values() for c in names]
     target = {key: {c: (entries[key][c] if c in entries[key] else c) for c in names} for key, names in classes.items()}
-    spelt = {key: {c: None if t is None else _lookup(t, known) for c, t in names.items()}
+    spelt = {key: {c: None if t is None else lookup(t, known) for c, t in names.items()}
              for key, names in target.items()}
     shared = set.intersection(*({t.lower() for t in names.values() if t is not None} for names in spelt.values()))
     common = list(dict.fromkeys(t for names in spelt.values() for t in names.values()

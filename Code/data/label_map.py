@@ -92,7 +92,7 @@ def read_map_file(path: str, flag: str) -> dict[Optional[str], dict[str, Optiona
     raise UserError(f"{flag} {path}: expected a .toml or .csv file (their class = our class)")
 
 
-def _lookup(name: str, classes: list) -> Optional[str]:
+def lookup(name: str, classes: list) -> Optional[str]:
     """The class of ``classes`` called ``name``, compared case-insensitively; None if there is none."""
     return next((c for c in classes if c.lower() == name.strip().lower()), None)
 
@@ -104,7 +104,7 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
     (``--label_map``, ``--data``), or with ``api`` the arguments of ``Run.evaluate`` (``label_map=``, ``data=``)."""
     map_name, data_name = ("label_map=", "data=") if api else ("--label_map", "--data")
     if given is None:
-        pairs = {their: _lookup(their, ours) for their in theirs}
+        pairs = {their: lookup(their, ours) for their in theirs}
         source, where = "class names, case-insensitive", f"{data_name} {their_name}"
     else:
         if isinstance(given, (str, os.PathLike)):  # the entries for every corpus, then those of their own table
@@ -116,10 +116,10 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
         where = f"{map_name} {source}" if isinstance(given, (str, os.PathLike)) else "label_map="
         pairs = dict.fromkeys(theirs)
         for key, value in entries.items():
-            their = _lookup(str(key), theirs)
+            their = lookup(str(key), theirs)
             if their is None:
                 raise UserError(f"{where}: {key!r} is not a class of {their_name} ({', '.join(theirs)})")
-            our = None if value in (None, "", False) else _lookup(str(value), ours)
+            our = None if value in (None, "", False) else lookup(str(value), ours)
             if value not in (None, "", False) and our is None:
                 raise UserError(f"{where}: maps {key!r} to {value!r}, which is not a class of the run trained on "
                                 f"{our_name} ({', '.join(ours)})")
