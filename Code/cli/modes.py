@@ -116,9 +116,6 @@ def run_features(args: Settings, run) -> tuple:
 
 
 def run_train(args: Settings) -> list[dict]:
-    from ..Common_Model import build_trainer
-    from ..engine.cross_validation import cross_validate, start_run
-    from ..Model import MODELS
     from ..runs.run_folder import RunFolder
     if args.resume:  # everything comes from the interrupted run's own record
         run, args = open_run_settings(args, args.resume, "--resume")
@@ -133,12 +130,17 @@ def run_train(args: Settings) -> list[dict]:
             print(f"the run in {shown(run.path)} is complete: its {run.k} folds are trained and its results are in "
                   f"{shown(written)}; nothing to resume (re-test it with --mode test --test_path {shown(run.path)})")
             return []
+        features, _ = run_features(args, run)  # every corpus' file checked before a network is built
         configure_run(run.config.model, run.config.mixed_precision)
-        features, _ = run_features(args, run)
+        from ..engine.cross_validation import cross_validate
+        from ..Model import MODELS
         return cross_validate(MODELS[run.config.model], [run], features.x, features.y,
                               stacked=args.training == "stacked", max_members=args.stack_members)
-    features = load_data(args)  # every check of the corpora and their files before TensorFlow starts
+    features = load_data(args)  # every check of the corpora and their files before a network is built
     configure_run(args.model, args.mixed_precision)
+    from ..Common_Model import build_trainer
+    from ..engine.cross_validation import cross_validate, start_run
+    from ..Model import MODELS
     spec = MODELS[args.model]
 
     def new_run(seed: int) -> RunFolder:
