@@ -178,7 +178,8 @@ def check_corpora(s: Settings) -> Settings:
     """Several corpora (``--data A+B``, a new run of --mode train or a re-test): --label_map maps them onto common
     classes when training; --cv corpus needs several (then --split_fold is their number: typed, it must be).
     --label_map otherwise belongs to --cross_corpus."""
-    count = len(s.data.split("+"))
+    from ..data.corpus_set import corpus_keys
+    count = len(corpus_keys(s.data))
     training = s.mode == "train" and not s.resume
     if count > 1 and s.mode not in ("train", "test"):
         raise UserError(f"--data {s.data}: several corpora train (--mode train) and re-test (--mode test) together; "
