@@ -30,7 +30,7 @@ def toy_file(path, classes, n, seed, speakers=3, frames=FRAMES):
     return str(path)
 
 
-def source(key, classes, n, speakers=3, seed=0):
+def source(key, classes, n, speakers=3):
     labels = np.arange(n) % len(classes)
     return Source(key, f"{key}.npy", np.zeros((n, FRAMES, 39), "float32"), np.eye(len(classes), dtype="float32")[labels],
                   list(classes), [f"{i % speakers:02d}" for i in range(n)], None, (FRAMES - 1) * 512, 0, "0")
