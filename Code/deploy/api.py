@@ -12,6 +12,9 @@
     run.export("model.onnx", "onnx")   # one graph averaging the folds, and model.onnx.json describing its input
     run.evaluate("MFCC/RAVDE.npy", data="RAVDE")   # CROSS-CORPUS test on another corpus' features (a results dict)
 
+A run on several corpora (``--data EMODB+RAVDE``) loads, predicts and evaluates the same way, over their common
+classes; a file of one of its own corpora is no other corpus for ``evaluate``.
+
 The weights of every fold are read once, when the run is loaded; nothing is printed and TensorFlow's
 start-up logs stay quiet. ``--mode predict`` and ``--mode export`` go through the same object.
 """
