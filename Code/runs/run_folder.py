@@ -6,9 +6,11 @@ Layout (the original's fold files, plus what makes the folder usable on its own)
                                       the corpus' classes, signal length, sample rate and feature kind, the feature
                                       file (absolute path, size, content hash), the training corpus' file list, every
                                       fold's test rows, the results folder, the library versions and the corpus'
-                                      MFCC statistics (data/feature_statistics.py; absent in older runs); for a
-                                      run on several corpora (--data A+B), ``corpora``: each one's feature file
-                                      (path, size, hash), classes, map onto the common classes and rows
+                                      MFCC statistics (data/feature_statistics.py; absent in older runs); a
+                                      fine-tuned run's start: source folder, head, each fold's source fold and the
+                                      sha256 of its weights (``init_from``, engine/fine_tune.py); for a run on
+                                      several corpora (--data A+B), ``corpora``: each one's feature file (path,
+                                      size, hash), classes, map onto the common classes and rows
     <k>-fold_weights_best_<i>.hdf5    fold i's weights (i from 1), Keras-2 legacy layout: the authors' load_weights
                                       reads them
     <k>-fold_record_<i>.json          fold i's record (metrics, predictions, history, kept epoch, the sha256 of its
@@ -255,8 +257,11 @@ def _new_folder(parent: str, name: str) -> str:
 
 
 def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, signatures: np.ndarray,
-           result_path: str, feature_statistics: Optional[dict] = None, corpora: Optional[list] = None) -> RunFolder:
-    """A new run folder under ``parent`` with its ``run.json`` and training signatures; no fold trained yet."""
+           result_path: str, feature_statistics: Optional[dict] = None, init_from: Optional[dict] = None,
+           corpora: Optional[list] = None) -> RunFolder:
+    """A new run folder under ``parent`` with its ``run.json`` and training signatures; no fold trained yet.
+    ``init_from``: a fine-tuned run's start (engine/fine_tune.py's record), kept in run.json as ``init_from``;
+    ``corpora``: a run on several corpora's (data/corpus_set.Part as dicts), kept as ``corpora``."""
     created = time.strftime("%Y-%m-%d_%H-%M-%S")
     config = RunConfig.from_dict({**asdict(config), "feature_path": os.path.abspath(config.feature_path)})
     name = f"{config.data}_{config.random_seed}_{created}_{config.model}{config.variant_suffix}"
@@ -272,6 +277,7 @@ def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, 
         "test_rows": [[int(r) for r in rows] for rows in test_rows],
         "result_path": os.path.abspath(result_path), "versions": results.library_versions(),
         "feature_statistics": feature_statistics,
+        **({"init_from": init_from} if init_from else {}),
     }
     if corpora:
         description["corpora"] = corpora
