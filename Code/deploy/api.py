@@ -13,6 +13,9 @@
     run.speaker_statistics("speaker_07/")   # --normalize speaker: (2, 39), for predict(..., speaker_statistics=)
     run.evaluate("MFCC/RAVDE.npy", data="RAVDE")   # CROSS-CORPUS test on another corpus' features (a results dict)
 
+A run on several corpora (``--data EMODB+RAVDE``) loads, predicts and evaluates the same way, over their common
+classes; a file of one of its own corpora is no other corpus for ``evaluate``.
+
 The weights of every fold are read once, when the run is loaded; nothing is printed and TensorFlow's
 start-up logs stay quiet. ``--mode predict`` and ``--mode export`` go through the same object.
 """
@@ -234,7 +237,8 @@ class Run:
         from ..engine import cross_corpus
         from ..engine.normalization import network_inputs
         loaded = cross_corpus.load_test_corpus(data, self.feature_kind, path, api)
-        if self.run is not None and loaded.info.sha256 == self.run.feature_sha256:
+        own = {self.run.feature_sha256, *(p.feature_file["sha256"] for p in self.run.parts)} if self.run else set()
+        if loaded.info.sha256 in own:  # the run's features, or those of one of its corpora
             raise UserError(f"{path or loaded.corpus.key}: the features the run in {self.folder} trained on; a "
                             "cross-corpus test needs another corpus (re-test the run with --mode test)")
         x = network_inputs(loaded.x, loaded.speakers, self.normalize, path or loaded.corpus.key)
