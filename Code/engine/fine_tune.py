@@ -97,6 +97,9 @@ def check_source(source: Source, config: RunConfig, data: TrainingData) -> None:
         raise UserError(f"{where}: trained on {run.feature_kind} features of shape {tuple(run.input_shape)}; the new "
                         f"run's are {data.features} of shape {tuple(data.input_shape)}")
     ours, theirs = asdict(config.hyper), asdict(run.config.hyper)
+    if ours["normalize"] != theirs["normalize"]:  # its weights learnt inputs scaled otherwise
+        raise UserError(f"{where}: trained with --normalize {theirs['normalize']}, the new run has --normalize "
+                        f"{ours['normalize']}: another network; fine-tune with --normalize {theirs['normalize']}")
     differ = [f"{name} {theirs[name]} (new run {ours[name]})" for name in ours
               if name not in FREE_HYPER and ours[name] != theirs[name]]
     if differ:
