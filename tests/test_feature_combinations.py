@@ -160,3 +160,19 @@ def test_a_grid_on_several_corpora_is_the_run_train_makes(speaker_run, corpora, 
     [made] = [os.path.join(tmp_path / "M", n) for n in os.listdir(tmp_path / "M")]
     ours, theirs = run_json(made), run_json(folder)
     assert ours["test_rows"] == theirs["test_rows"] and ours["corpora"] == theirs["corpora"]
+
+
+@pytest.mark.parametrize("normalize", ["speaker", "corpus"])
+def test_the_authors_weights_are_unnormalised_so_normalize_is_another_network(shared, corpora, tmp_path, capsys,
+                                                                            normalize):
+    """The authors' folders were trained on raw MFCCs: --normalize speaker would fine-tune them on inputs of another
+    scale without a word, corpus met a layer count; both are one line before anything is written."""
+    root, a, b, c = corpora
+    authors = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
+    capsys.readouterr()
+    assert main(["--mode", "train", "--data", "TC", "--feature_path", c, "--init_from", authors,
+                 "--normalize", normalize, *FLAGS, "--model_path", str(tmp_path / "M")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith(f"trained with --normalize none, the new run has --normalize "
+                                            f"{normalize}: another network; fine-tune with --normalize none")
+    assert not os.path.exists(tmp_path / "M")

@@ -90,6 +90,10 @@ def check_source(source: Source, config: RunConfig, data: TrainingData) -> None:
     if config.split_fold > source.k and config.init_fold is None:
         raise UserError(f"{where}: has {source.k} folds, the new run {config.split_fold}: folds {source.k + 1} to "
                         f"{config.split_fold} have no fold to start from; give --init_fold i (1 to {source.k})")
+    theirs_normalize = "none" if source.run is None else source.run.config.hyper.normalize  # the authors': none
+    if config.hyper.normalize != theirs_normalize:  # its weights learnt inputs scaled otherwise
+        raise UserError(f"{where}: trained with --normalize {theirs_normalize}, the new run has --normalize "
+                        f"{config.hyper.normalize}: another network; fine-tune with --normalize {theirs_normalize}")
     if source.run is None:
         return  # the authors' weights: the files are checked against the new run's network (FoldWeights)
     run = source.run
@@ -97,9 +101,6 @@ def check_source(source: Source, config: RunConfig, data: TrainingData) -> None:
         raise UserError(f"{where}: trained on {run.feature_kind} features of shape {tuple(run.input_shape)}; the new "
                         f"run's are {data.features} of shape {tuple(data.input_shape)}")
     ours, theirs = asdict(config.hyper), asdict(run.config.hyper)
-    if ours["normalize"] != theirs["normalize"]:  # its weights learnt inputs scaled otherwise
-        raise UserError(f"{where}: trained with --normalize {theirs['normalize']}, the new run has --normalize "
-                        f"{ours['normalize']}: another network; fine-tune with --normalize {theirs['normalize']}")
     differ = [f"{name} {theirs[name]} (new run {ours[name]})" for name in ours
               if name not in FREE_HYPER and ours[name] != theirs[name]]
     if differ:
