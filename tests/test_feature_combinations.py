@@ -146,6 +146,21 @@ def test_the_api_fine_tunes_a_run_on_several_corpora_by_speaker(speaker_run, cor
     assert row["label"] in run.classes and abs(sum(row["probabilities"].values()) - 1) < 1e-5
 
 
+def test_the_api_fine_tunes_several_corpora_on_the_sources_own_split(speaker_run, corpora, tmp_path):
+    """timnet_ser.train(data="TA+TB", init_from=<the TA+TB run>, normalize="speaker"), the same seed: fold k tests
+    what the source's fold k held out of both corpora, so no leak; the Run predicts."""
+    folder, _ = speaker_run
+    root, a, b, c = corpora
+    run = timnet_ser.train(data="TA+TB", feature_path=f"{a}+{b}", init_from=folder, normalize="speaker", epoch=1,
+                           split_fold=2, batch_size=16, filter_size=8, dilation_size=3,
+                           model_path=str(tmp_path / "M"), result_path=str(tmp_path / "R"))
+    description = run_json(run.folder)
+    assert description["test_rows"] == run_json(folder)["test_rows"] and len(description["corpora"]) == 2
+    assert [f["source_fold"] for f in description["init_from"]["folds"]] == [1, 2]
+    [row] = run.predict((np.random.default_rng(1).normal(size=23 * 512).astype("float32"), 22050))
+    assert row["label"] in run.classes == ["angry", "happy", "neutral"]
+
+
 def test_a_grid_on_several_corpora_is_the_run_train_makes(speaker_run, corpora, tmp_path):
     """A grid point with data = "TA+TB" (its files relative to the grid file) draws the folds --mode train draws and
     records its corpora."""
