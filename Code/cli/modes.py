@@ -24,7 +24,7 @@ def load_data(args: Settings, path: str | None = None):
     return resolve(args.data, args.features, path or args.feature_path, args.model, args.cv == "speaker")
 
 
-def configure_run(model: str, mixed_precision: bool) -> None:
+def configure_run(model: str, mixed_precision: bool | str) -> None:
     """Threads, graph optimiser and precision for ``model``, before TensorFlow runs anything."""
     from ..Common_Model import configure_run as configure
     from ..Model import MODELS
