@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from .core import precision
 from .core.config import RunConfig
+from .engine import fine_tune
 from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
 from .Model import ModelSpec, build_model, legacy_weight_groups
 from .runs import results
@@ -132,6 +133,7 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
     """Train fold ``fold`` of ``folds`` under ``config.protocol``; returns the per-epoch history and the kept epoch."""
     plan = plan_fold(config, x, y, folds, fold)
     trainer.reset(plan.seed)
+    started = fine_tune.start_fold(trainer.model, config, fold) if config.init_from else None  # after the fresh draw
     monitor = plan.monitor_rows
     history = {"loss": [], "accuracy": []}
     if monitor is not None:
@@ -155,12 +157,16 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
         progress.update(epoch, logs)
     if best_weights is not None:
         trainer.set_weights(best_weights)
-    return {"history": history, "kept_epoch": best_epoch, "validation_rows": recorded_validation_rows(config, monitor)}
+    return {"history": history, "kept_epoch": best_epoch, "validation_rows": recorded_validation_rows(config, monitor),
+            **({"started_from": started} if started else {})}
 
 
 def build_trainer(spec: ModelSpec, config: RunConfig, input_shape: tuple, num_classes: int) -> Trainer:
     """The model and its compiled step for ``config``; a pretrained backbone that cannot be loaded fails here,
     before any file is written."""
+    if config.freeze_backbone:  # fine-tuning the head only: the optimiser and the step see the head's variables
+        return Trainer(lambda: fine_tune.freeze_backbone(build_model(spec, input_shape, num_classes, config.hyper)),
+                       config)
     return Trainer(lambda: build_model(spec, input_shape, num_classes, config.hyper), config)
 
 

@@ -191,8 +191,15 @@ def check_cross_corpus(s: Settings) -> None:
 
 def check_training(s: Settings) -> None:
     """--training stacked: TIM-Net and GM-TCNet only, without --augment and --mixed_precision, not in a grid;
-    --stack_members: a positive number, with --training stacked."""
+    --stack_members: a positive number, with --training stacked; --init_fold and --freeze_backbone with
+    --init_from, which trains sequentially."""
     from ..Model import STACKED_MODELS
+    if s.init_from is None and (s.init_fold is not None or s.freeze_backbone):
+        flag = f"--init_fold {s.init_fold}" if s.init_fold is not None else "--freeze_backbone"
+        raise UserError(f"{flag}: belongs to fine-tuning; give --init_from RUN_FOLDER too")
+    if s.init_from is not None and s.training == "stacked":
+        raise UserError("--init_from: a fine-tuned run trains with --training sequential; leave --training stacked "
+                        "out")
     if s.stack_members is not None and (s.training != "stacked" or s.stack_members < 1):
         raise UserError(f"--stack_members {s.stack_members}: a positive number of folds per stack, with "
                         f"--training stacked")

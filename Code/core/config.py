@@ -60,6 +60,9 @@ class RunConfig:
     mixed_precision: bool | str = False  # True: float16 compute, "bf16": bfloat16, float32 variables (precision.py)
     balance: bool = False  # oversample the training rows of every class to the largest class' count
     augment: int = 0  # masked copies of every training utterance (log-Mel segments only)
+    init_from: Optional[str] = None  # fine-tuning: the run or authors' folder every fold starts from (absolute)
+    init_fold: Optional[int] = None  # its fold that folds beyond its fold count start from
+    freeze_backbone: bool = False  # fine-tuning: only the softmax head trains
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:

@@ -132,6 +132,16 @@ FLAGS: tuple[Flag, ...] = tuple([
           "compute in float16 with float32 weights and loss scaling (Keras mixed_float16), for GPUs; "
           "--mixed_precision bf16: in bfloat16 (Keras mixed_bfloat16, no loss scaling; docs/speed.md); off by "
           "default", run="mixed_precision", report=True, words=precision.WORDS),
+        row("init_from", str, None,
+          "train: fine-tune: every fold starts from the weights of this run folder or authors' folder (fold k from "
+          "its fold k; a new head when the classes differ); refused when it trained on the new test folds' "
+          "utterances (docs/fine_tuning.md)", run="init_from", report=True),
+        row("init_fold", int, None,
+          "--init_from: the source fold that the new run's folds beyond the source's fold count start from",
+          check="positive", run="init_fold", report=True),
+        row("freeze_backbone", bool, False,
+          "--init_from: train the softmax head only; the copied backbone stays as it is (off by default)",
+          run="freeze_backbone", report=True),
     ),
     *_rows(
         "model-specific",

@@ -49,6 +49,9 @@ class Settings:
     balance: bool
     xla: bool
     mixed_precision: bool | str  # False, True (float16) or "bf16": core/precision.py
+    init_from: Optional[str]
+    init_fold: Optional[int]
+    freeze_backbone: bool
     dropout: float
     activation: str
     filter_size: int

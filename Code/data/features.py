@@ -77,6 +77,11 @@ def extract_file(path: str, signal_length: int, kind: str = "mfcc") -> np.ndarra
     return signal_features(load_audio(path), signal_length, kind)
 
 
+# the largest difference of a signature to a training row's that still means "the same audio" (prediction, the
+# leak check of fine-tuning)
+SEEN_TOLERANCE = 0.05
+
+
 def row_signatures(x: np.ndarray) -> np.ndarray:
     """One short fingerprint per utterance: its features averaged over frames (and segments), float32.
 

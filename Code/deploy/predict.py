@@ -28,9 +28,8 @@ from ..core.atomic_file import write_table
 from ..core.errors import UserError
 from ..data.audio import audio_files, is_audio, load_audio, resample
 from ..data.corpora import SAMPLE_RATE, natural_key
-from ..data.features import row_signatures, signal_features
+from ..data.features import SEEN_TOLERANCE, row_signatures, signal_features
 
-SEEN_TOLERANCE = 0.05  # largest difference of a signature to a training row's that still means "the same audio"
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
 CHUNK = 256  # files read and predicted together: what a prediction of many files holds at a time
 

@@ -19,6 +19,7 @@ from ..data.features import row_signatures
 from ..Model import ModelSpec
 from ..runs import results, run_folder
 from ..runs.run_folder import RunFolder
+from . import fine_tune
 from .protocol import PROTOCOLS, make_folds, protocol_description, recorded_validation_rows
 
 
@@ -28,9 +29,11 @@ def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarra
     if config.protocol not in PROTOCOLS:
         raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
+    test_rows = [test for _, test in folds]
+    init_from = fine_tune.plan(config, data, x, test_rows) if config.init_from else None  # refused here, or never
     results.prepare_folder(result_path)  # an unwritable results folder fails now, not after hours of training
-    return run_folder.create(model_path, config, data, [test for _, test in folds], row_signatures(x), result_path,
-                             corpus_statistics(x, data.features))
+    return run_folder.create(model_path, config, data, test_rows, row_signatures(x), result_path,
+                             corpus_statistics(x, data.features), init_from)
 
 
 def train_and_save_stacked(spec: ModelSpec, pending: list, trainer: Trainer, x: np.ndarray, y: np.ndarray,

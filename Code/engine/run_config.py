@@ -28,7 +28,9 @@ def run_config(settings: Settings, corpus: Corpus, seed: int) -> tuple[ModelSpec
     """
     spec = MODELS[settings.model]
     values = {f.run: getattr(settings, f.name) for f in RUN_FLAGS if "." not in f.run}
-    values = {name: getattr(spec.recipe, name) if value is None else value for name, value in values.items()}
+    values = {name: getattr(spec.recipe, name, None) if value is None else value for name, value in values.items()}
+    if values["init_from"] is not None:
+        values["init_from"] = os.path.abspath(values["init_from"])
     if settings.label_smoothing_history == "cumulative" and values["label_smoothing"] == 0:
         raise UserError(f"--label_smoothing_history cumulative: {spec.name} trains without label smoothing "
                         "(--label_smoothing 0), so there is nothing to accumulate")

@@ -76,7 +76,8 @@ CROSS_NOTE = ("Each test scores the utterances of the test corpus whose class th
 NETWORK_SETTINGS = report_columns(network=True)
 TRAINING_SETTINGS = (*report_columns(network=False), "epsilon")
 # The value in effect for records written before the option existed (each was added switched off).
-LEGACY_SETTINGS = {"val_fraction": 0.1, "balance": False, "augment": 0, "mixed_precision": False, "normalize": "none"}
+LEGACY_SETTINGS = {"val_fraction": 0.1, "balance": False, "augment": 0, "mixed_precision": False, "normalize": "none",
+                   "init_from": None, "init_fold": None, "freeze_backbone": False}
 
 
 class GroupKey(NamedTuple):

@@ -6,7 +6,9 @@ Layout (the original's fold files, plus what makes the folder usable on its own)
                                       the corpus' classes, signal length, sample rate and feature kind, the feature
                                       file (absolute path, size, content hash), the training corpus' file list, every
                                       fold's test rows, the results folder, the library versions and the corpus'
-                                      MFCC statistics (data/feature_statistics.py; absent in older runs)
+                                      MFCC statistics (data/feature_statistics.py; absent in older runs); a
+                                      fine-tuned run's start: source folder, head, each fold's source fold and the
+                                      sha256 of its weights (``init_from``, engine/fine_tune.py)
     <k>-fold_weights_best_<i>.hdf5    fold i's weights (i from 1), Keras-2 legacy layout: the authors' load_weights
                                       reads them
     <k>-fold_record_<i>.json          fold i's record (metrics, predictions, history, kept epoch, the sha256 of its
@@ -255,8 +257,9 @@ def _new_folder(parent: str, name: str) -> str:
 
 
 def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, signatures: np.ndarray,
-           result_path: str, feature_statistics: Optional[dict] = None) -> RunFolder:
-    """A new run folder under ``parent`` with its ``run.json`` and training signatures; no fold trained yet."""
+           result_path: str, feature_statistics: Optional[dict] = None, init_from: Optional[dict] = None) -> RunFolder:
+    """A new run folder under ``parent`` with its ``run.json`` and training signatures; no fold trained yet.
+    ``init_from``: a fine-tuned run's start (engine/fine_tune.py's record), kept in run.json as ``init_from``."""
     created = time.strftime("%Y-%m-%d_%H-%M-%S")
     config = RunConfig.from_dict({**asdict(config), "feature_path": os.path.abspath(config.feature_path)})
     name = f"{config.data}_{config.random_seed}_{created}_{config.model}{config.variant_suffix}"
@@ -272,6 +275,7 @@ def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, 
         "test_rows": [[int(r) for r in rows] for rows in test_rows],
         "result_path": os.path.abspath(result_path), "versions": results.library_versions(),
         "feature_statistics": feature_statistics,
+        **({"init_from": init_from} if init_from else {}),
     }
     np.save(os.path.join(path, SIGNATURES_FILE), np.asarray(signatures, dtype=np.float32), allow_pickle=False)
     results.write_json(os.path.join(path, RUN_FILE), description)

@@ -1,0 +1,222 @@
+"""Fine-tuning (``--init_from``): where every fold of a new run starts, checked before anything is trained, and
+the start weights put in place when the fold starts.
+
+The source is a run folder (its run.json names the model, the feature kind and shape, the network settings, the
+classes and every fold's test rows) or the authors' folder of ``<k>-fold_weights_best_<i>.hdf5`` files named
+``<KEY>_<seed>`` (the corpus KEY's classes; the model and network flags are the new run's). Fold k starts from
+the source's fold k where it has one, else from its fold ``--init_fold``. The weights are read through the one
+fold-weights loader (engine/fold_weights.py), which checks the file against the network first. The backbone
+(every layer but the softmax ``dense``) is copied; the head too when both class sets are the same (its columns
+put in the new run's class order), otherwise the head keeps the values the fold's seed drew for it.
+
+Leak: refused when a new test fold holds an utterance that its source fold trained on. An utterance is the same
+when its file name (without folder) is, where both feature files record names (a recording heard through another
+channel, or cut again, keeps its name), or when its features are (``row_signatures`` within ``SEEN_TOLERANCE``,
+what prediction uses to recognise a training file). The authors' folders record no rows: refused when the new
+corpus is the one the folder is named after or a test file is named as that corpus names its recordings (their
+folds trained on nearly all of it), any other corpus taken on trust (and the output says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from ..core.config import RunConfig, TrainingData
+from ..core.errors import UserError
+from ..core.paths import shown
+from ..data.corpora import CORPORA
+from ..data.features import SEEN_TOLERANCE, row_signatures
+from ..Model import MODELS
+from ..runs import run_folder
+from .fold_weights import FoldWeights
+
+if TYPE_CHECKING:
+    import keras
+
+HEAD = "dense"  # the softmax layer (Model.build_model): the one layer not copied when the class sets differ
+FREE_HYPER = ("dropout", "backbone_weights")  # network settings that do not change what the weights mean
+
+
+@dataclass(frozen=True)
+class Source:
+    """A fine-tuning source: its folder, model, corpus, classes, weight files and run (None: the authors')."""
+
+    folder: str
+    model: str
+    data: str
+    classes: tuple
+    files: tuple  # (fold number from 1, path) of every fold's weights
+    run: Optional[run_folder.RunFolder]
+
+    @property
+    def k(self) -> int:
+        return len(self.files)
+
+    def same_classes(self, classes) -> bool:
+        return sorted(c.lower() for c in self.classes) == sorted(c.lower() for c in classes)
+
+
+def open_source(folder: str, model: str) -> Source:
+    """The source in ``folder`` (a run folder, or the authors' folder named ``<KEY>_<seed>``); one line if neither."""
+    run = run_folder.open_run(folder, "--init_from")
+    if run is not None:
+        return Source(run.path, run.config.model, run.config.data, tuple(run.config.classes),
+                      tuple(run.checked_weight_files()), run)
+    files = run_folder.fold_weight_files(folder, "--init_from")
+    key = os.path.basename(os.path.normpath(folder)).rsplit("_", 1)[0]
+    if key not in CORPORA:
+        raise UserError(f"--init_from {folder}: has no run.json, and its name is not <KEY>_<seed> "
+                        f"({', '.join(CORPORA)}), so the classes of its weights are unknown")
+    return Source(os.path.abspath(folder), model, key, tuple(CORPORA[key].classes), tuple(files), None)
+
+
+def source_fold(source: Source, fold: int, init_fold: Optional[int]) -> int:
+    """The source fold (from 1) that fold ``fold`` (from 0) starts from: the same where the source has it."""
+    return fold + 1 if fold < source.k else init_fold
+
+
+def check_source(source: Source, config: RunConfig, data: TrainingData) -> None:
+    """One line for a source of another model, feature kind or shape, or network; for a missing fold."""
+    where = f"--init_from {shown(source.folder)}"
+    if source.model != config.model:
+        raise UserError(f"{where}: holds {source.model} weights; the new run trains {config.model}")
+    if config.init_fold is not None and not 1 <= config.init_fold <= source.k:
+        raise UserError(f"--init_fold {config.init_fold}: {shown(source.folder)} has folds 1 to {source.k}")
+    if config.split_fold > source.k and config.init_fold is None:
+        raise UserError(f"{where}: has {source.k} folds, the new run {config.split_fold}: folds {source.k + 1} to "
+                        f"{config.split_fold} have no fold to start from; give --init_fold i (1 to {source.k})")
+    if source.run is None:
+        return  # the authors' weights: the files are checked against the new run's network (FoldWeights)
+    run = source.run
+    if run.feature_kind != data.features or tuple(run.input_shape) != tuple(data.input_shape):
+        raise UserError(f"{where}: trained on {run.feature_kind} features of shape {tuple(run.input_shape)}; the new "
+                        f"run's are {data.features} of shape {tuple(data.input_shape)}")
+    ours, theirs = asdict(config.hyper), asdict(run.config.hyper)
+    differ = [f"{name} {theirs[name]} (new run {ours[name]})" for name in ours
+              if name not in FREE_HYPER and ours[name] != theirs[name]]
+    if differ:
+        raise UserError(f"{where}: another network: {', '.join(differ)}")
+
+
+def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) -> str:
+    """One line when a new test fold holds an utterance that its source fold trained on; else what was compared."""
+    if source.run is None:
+        if config.data.lower() == source.data.lower():
+            raise UserError(f"--init_from {shown(source.folder)}: the authors' {source.data} weights trained on "
+                            f"{source.data}, the corpus the new test folds hold (a leak)")
+        theirs = CORPORA[source.data].parse_name
+        named = sorted({os.path.basename(f) for rows in test_rows for f in np.asarray(data.files)[rows]
+                        if theirs(f)[0] is not None}) if data.files else []
+        if named:  # their folds trained on (nearly) all of that corpus, which rows is not known
+            raise UserError(f"--init_from {shown(source.folder)}: the authors' {source.data} weights trained on "
+                            f"{source.data}, and {len(named)} test utterance(s) of the new run are named as its "
+                            f"recordings are (e.g. {named[0]}): a leak")
+        return (f"the authors' folder records no training rows: no test utterance named as a {source.data} "
+                f"recording; taken on trust that {config.data} holds none of its utterances")
+    run = source.run
+    their_rows = run.folds(sum(len(t) for t in run.description["test_rows"]))
+    their_names = run.description.get("training_files")
+    their_signatures = run.training_signatures()
+    names = [os.path.basename(f) for f in data.files] if data.files and their_names else None
+    signatures = row_signatures(x)
+    if their_signatures is not None and their_signatures.shape[1:] != signatures.shape[1:]:
+        their_signatures = None
+    for fold, test in enumerate(test_rows):
+        number = source_fold(source, fold, config.init_fold)
+        trained = their_rows[number - 1][0]
+        shared = set()
+        if names is not None:
+            seen = {os.path.basename(their_names[r]) for r in trained}
+            shared |= {names[r] for r in test if names[r] in seen}
+        if their_signatures is not None:
+            shared |= {names[r] if names else f"row {r}"
+                       for r in _matching_rows(signatures[test], their_signatures[trained], test)}
+        if shared:
+            raise UserError(f"--init_from {shown(source.folder)}: its fold {number} trained on {len(shared)} "
+                            f"utterance(s) that test fold {fold + 1} of the new run holds (e.g. {min(shared)}): a "
+                            f"leak; fine-tune on other utterances than the source trained on")
+    compared = "file names and features" if names is not None else "features"
+    return f"no test utterance of the new run among its source fold's training utterances (compared: {compared})"
+
+
+def _matching_rows(ours: np.ndarray, theirs: np.ndarray, rows) -> list:
+    """The ``rows`` whose signature in ``ours`` lies within SEEN_TOLERANCE of one of ``theirs`` (sorted search on
+    the first coefficient, so that no N x M x D array is made)."""
+    order = np.argsort(theirs[:, 0])
+    first = theirs[order, 0]
+    found = []
+    for row, signature in zip(rows, ours):
+        lo, hi = np.searchsorted(first, [signature[0] - SEEN_TOLERANCE, signature[0] + SEEN_TOLERANCE], side="left")
+        candidates = theirs[order[lo:hi]]
+        if len(candidates) and (np.abs(candidates - signature).max(axis=1) <= SEEN_TOLERANCE).any():
+            found.append(int(row))
+    return found
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def plan(config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) -> dict:
+    """Every check of a fine-tuning run before anything is trained (the source, its network, the leak, every fold's
+    weight file against the network); printed, and returned as run.json's ``init_from`` record."""
+    source = open_source(config.init_from, config.model)
+    check_source(source, config, data)
+    leak = check_leak(source, config, data, x, test_rows)
+    numbers = [source_fold(source, fold, config.init_fold) for fold in range(len(test_rows))]
+    files = dict(source.files)
+    used = sorted(set(numbers))
+    FoldWeights(MODELS[config.model], config.hyper, data.input_shape, len(source.classes),
+                [(n, files[n]) for n in used], source.data)  # every file checked against the network
+    head = "kept" if source.same_classes(config.classes) else "new"
+    record = {"folder": source.folder, "model": source.model, "data": source.data, "classes": list(source.classes),
+              "head": head, "freeze_backbone": config.freeze_backbone,
+              "folds": [{"fold": fold + 1, "source_fold": n, "weights_sha256": _sha256(files[n])}
+                        for fold, n in enumerate(numbers)]}
+    print(f"fine-tuning from {shown(source.folder)} ({source.model} on {source.data}, {source.k} folds): "
+          + ", ".join(f"fold {fold + 1} <- its fold {n}" for fold, n in enumerate(numbers)))
+    heads = ("kept (the same classes)" if head == "kept" else
+             f"new, drawn from each fold's seed (classes {', '.join(source.classes)} -> {', '.join(config.classes)})")
+    backbone = "frozen (only the head trains)" if config.freeze_backbone else "trained"
+    print(f"  head: {heads}; backbone: {backbone}; {leak}")
+    return record
+
+
+def start_fold(model: keras.Model, config: RunConfig, fold: int) -> dict:
+    """Put fold ``fold``'s start weights into ``model`` (which holds the fold seed's fresh weights): the source
+    fold's backbone, and its head when the classes are the same; returns what the fold record keeps."""
+    from ..Model import legacy_weight_groups
+    from ..nn.legacy_weights import assign_weight_arrays
+    source = open_source(config.init_from, config.model)
+    number = source_fold(source, fold, config.init_fold)
+    path = dict(source.files)[number]
+    loaded = FoldWeights(MODELS[config.model], config.hyper, model.input_shape[1:], len(source.classes),
+                         [(number, path)], source.data)
+    arrays = loaded.folds[0][2]  # [(layer name, [array, ...])] in legacy order; the head last
+    groups = legacy_weight_groups(model)
+    keep_head = source.same_classes(config.classes)
+    if keep_head:  # the source's columns in the new run's class order
+        position = {c.lower(): i for i, c in enumerate(source.classes)}
+        columns = [position[c.lower()] for c in config.classes]
+        name, (kernel, bias) = arrays[-1]
+        arrays = [*arrays[:-1], (name, [kernel[:, columns], bias[columns]])]
+    assert groups[-1][0] == HEAD, groups[-1][0]
+    assign_weight_arrays(arrays if keep_head else arrays[:-1], groups if keep_head else groups[:-1])
+    print(f"fold {fold + 1}: starts from {shown(source.folder)} fold {number} "
+          f"({'backbone and head' if keep_head else 'backbone; new head'})")
+    return {"folder": source.folder, "source_fold": number, "head": "kept" if keep_head else "new"}
+
+
+def freeze_backbone(model: keras.Model) -> keras.Model:
+    """``model`` with every layer but the head frozen: not trained, and its BatchNorm layers in inference mode
+    (Keras 3), so that the backbone's weights, moving statistics included, stay the source's."""
+    for layer in model.layers:
+        if layer.name != HEAD:
+            layer.trainable = False
+    return model

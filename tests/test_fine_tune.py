@@ -1,0 +1,206 @@
+"""Issue #22 item 3: fine-tuning (--init_from). The start weights of a fine-tuned fold are the source fold's exactly,
+a new head where the classes differ (the fold seed's draw), --freeze_backbone leaves the backbone as it was, every
+refusal is one line before a run folder exists, run.json records the start, and the result is an ordinary run."""
+
+import glob
+import hashlib
+import json
+import os
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from timnet_ser.Common_Model import build_trainer, train_and_save_fold
+from timnet_ser.core.config import Hyper, RunConfig, TrainingData
+from timnet_ser.core.errors import UserError
+from timnet_ser.data import feature_files
+from timnet_ser.data.feature_files import features_digest
+from timnet_ser.engine import fine_tune
+from timnet_ser.engine.cross_validation import start_run
+from timnet_ser.engine.protocol import fold_seed
+from timnet_ser.main import main
+from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
+from timnet_ser.nn.legacy_weights import read_weight_arrays
+
+CLASSES = ["angry", "happy", "neutral"]
+FRAMES = 24
+HYPER = Hyper(dilation_size=2, filter_size=8)
+
+
+def toy(n, seed, classes=3):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    x = rng.normal(size=(n, FRAMES, 39)).astype("float32") + 2 * labels[:, None, None]
+    return x.astype("float32"), np.eye(classes, dtype="float32")[labels]
+
+
+def info(x, y, files=None, features="mfcc"):
+    return TrainingData(signal_length=(FRAMES - 1) * 512, features=features, input_shape=x.shape[1:], size=0,
+                        sha256=features_digest(x, y), files=files)
+
+
+def config(**changes):
+    values = dict(model="TIMNET", data="SRC", classes=CLASSES, feature_path="src.npy", split_fold=2, random_seed=7,
+                  epochs=1, batch_size=8, hyper=HYPER)
+    return RunConfig(**{**values, **changes})
+
+
+def train(conf, x, y, root, files=None):
+    """A run folder with every fold trained (no results files: not needed here)."""
+    run = start_run(conf, info(x, y, files), x, y, None, str(root / "Models"), str(root / "Results"))
+    trainer = build_trainer(MODELS["TIMNET"], conf, x.shape[1:], y.shape[1])
+    for fold in range(run.k):
+        train_and_save_fold(MODELS["TIMNET"], run, trainer, x, y, fold)
+    return run
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    root = tmp_path_factory.mktemp("source")
+    x, y = toy(30, 0)
+    return train(config(), x, y, root, files=[f"src_{i:02d}.wav" for i in range(30)])
+
+
+def target(n=24, seed=1, classes=3):
+    x, y = toy(n, seed, classes)
+    return x, y, [f"tgt_{i:02d}.wav" for i in range(n)]
+
+
+def arrays(groups):
+    return [np.asarray(v) for _, variables in groups for v in variables]
+
+
+def start_weights(conf, fold, num_classes, trainer=None):
+    """A fold's weights as train_fold has them before its first step: the fold seed's draw, then start_fold."""
+    trainer = trainer or build_trainer(MODELS["TIMNET"], conf, (FRAMES, 39), num_classes)
+    trainer.reset(fold_seed(conf, fold))
+    fresh = arrays(legacy_weight_groups(trainer.model))
+    started = fine_tune.start_fold(trainer.model, conf, fold)
+    return fresh, arrays(legacy_weight_groups(trainer.model)), started
+
+
+def test_a_fine_tuned_fold_starts_from_the_source_folds_weights_exactly(source):
+    conf = config(data="TGT", init_from=source.path)
+    trainer = build_trainer(MODELS["TIMNET"], conf, (FRAMES, 39), 3)
+    for fold in range(2):
+        _, started, record = start_weights(conf, fold, 3, trainer)
+        expected = [a for _, layer in read_weight_arrays(source.weights_file(fold)) for a in layer]
+        assert len(started) == len(expected)
+        assert all(np.array_equal(a, b) for a, b in zip(started, expected))
+        assert record == {"folder": source.path, "source_fold": fold + 1, "head": "kept"}
+
+
+def test_the_same_classes_in_another_order_keep_the_head_in_the_new_order(source):
+    conf = config(data="TGT", init_from=source.path, classes=["neutral", "angry", "happy"])
+    _, started, _ = start_weights(conf, 0, 3)
+    (_, (kernel, bias)) = read_weight_arrays(source.weights_file(0))[-1]
+    np.testing.assert_array_equal(started[-2], kernel[:, [2, 0, 1]])
+    np.testing.assert_array_equal(started[-1], bias[[2, 0, 1]])
+
+
+def test_other_classes_get_a_new_head_drawn_from_the_fold_seed(source):
+    conf = config(data="TGT", init_from=source.path, classes=["angry", "happy", "sad", "fear"])
+    fresh, started, record = start_weights(conf, 1, 4)
+    expected = [a for _, layer in read_weight_arrays(source.weights_file(1)) for a in layer]
+    assert all(np.array_equal(a, b) for a, b in zip(started[:-2], expected[:-2]))  # the backbone: the source's
+    assert started[-2].shape == (8, 4) and np.array_equal(started[-2], fresh[-2])  # the head: the fold seed's draw
+    assert np.array_equal(started[-1], fresh[-1]) and record["head"] == "new"
+
+
+def refused(conf, x, y, root, files=None):
+    with pytest.raises(UserError) as error:
+        start_run(conf, info(x, y, files), x, y, None, str(root / "Models"), str(root / "Results"))
+    assert "\n" not in str(error.value) and not glob.glob(str(root / "Models" / "*"))  # nothing written
+    return str(error.value)
+
+
+def test_each_refusal_is_one_line_before_a_run_folder_exists(source, tmp_path):
+    x, y, files = target()
+    tuned = config(data="TGT", init_from=source.path)
+    assert "holds TIMNET weights; the new run trains GMTCN" in refused(replace(tuned, model="GMTCN"), x, y, tmp_path)
+    short = toy(24, 1)[0][:, :20]
+    assert "features of shape (24, 39); the new run's are mfcc of shape (20, 39)" in refused(tuned, short, y, tmp_path)
+    wider = replace(tuned, hyper=replace(HYPER, filter_size=16))
+    assert "another network: filter_size 8 (new run 16)" in refused(wider, x, y, tmp_path)
+    assert "folds 3 to 3 have no fold to start from; give --init_fold" in refused(replace(tuned, split_fold=3), x, y,
+                                                                                 tmp_path)
+    assert "--init_fold 5: " in refused(replace(tuned, split_fold=3, init_fold=5), x, y, tmp_path)
+    # a leak: the source's own utterances (by their features), or the same names through another channel
+    sx, sy = toy(30, 0)  # another split of the source's own rows: a test fold holds rows its source fold trained on
+    assert "a leak" in refused(replace(tuned, random_seed=8), sx, sy, tmp_path)
+    assert "(e.g. src_" in refused(tuned, x[:24], y[:24], tmp_path, [f"src_{i:02d}.wav" for i in range(24)])
+    assert ": holds no <k>-fold_weights_best" in refused(replace(tuned, init_from=str(tmp_path)), x, y, tmp_path)
+
+
+def test_the_same_split_of_the_same_corpus_is_no_leak_and_init_fold_fills_the_missing_folds(source):
+    sx, sy = toy(30, 0)
+    files = [f"src_{i:02d}.wav" for i in range(30)]  # fold k tests on what source fold k held out: no leak
+    conf = config(data="SRC", init_from=source.path, epochs=1)
+    assert fine_tune.plan(conf, info(sx, sy, files), sx, source.description["test_rows"])["head"] == "kept"
+    x, y, files = target()
+    record = fine_tune.plan(replace(conf, split_fold=3, init_fold=2), info(x, y, files), x,
+                            [np.arange(i, 24, 3) for i in range(3)])
+    assert [f["source_fold"] for f in record["folds"]] == [1, 2, 2]
+
+
+def test_the_command_line_fine_tunes_the_head_only_records_it_and_tests_and_predicts_the_result(source, tmp_path,
+                                                                                                 capsys):
+    x, y, files = target()
+    path = str(tmp_path / "TGT.npy")
+    feature_files.save_features(path, {"x": x, "y": y, "classes": np.array(CLASSES), "files": np.array(files),
+                                       "signal_length": np.int64((FRAMES - 1) * 512)})
+    common = ["--model_path", str(tmp_path / "Models"), "--result_path", str(tmp_path / "Results")]
+    assert main(["--mode", "train", "--data", "TGT", "--feature_path", path, "--split_fold", "2", "--epoch", "2",
+                 "--batch_size", "8", "--filter_size", "8", "--dilation_size", "2", "--init_from", source.path,
+                 "--freeze_backbone", *common]) == 0
+    out = capsys.readouterr().out
+    assert f"fine-tuning from {source.path}" in out and "fold 2 <- its fold 2" in out and "backbone: frozen" in out
+    assert "fold 2: starts from" in out and "(backbone and head)" in out
+    [run] = glob.glob(str(tmp_path / "Models" / "TGT_*"))
+    for fold in range(2):  # the backbone (BatchNorm statistics included) as the source's; the head trained
+        before, after = (read_weight_arrays(os.path.join(folder, f"2-fold_weights_best_{fold + 1}.hdf5"))
+                         for folder in (source.path, run))
+        assert all(np.array_equal(a, b) for (_, la), (_, lb) in zip(before[:-1], after[:-1]) for a, b in zip(la, lb))
+        assert not np.array_equal(before[-1][1][0], after[-1][1][0])
+    with open(os.path.join(run, "run.json")) as f:
+        recorded = json.load(f)
+    assert recorded["config"]["init_from"] == source.path and recorded["config"]["freeze_backbone"] is True
+    start = recorded["init_from"]
+    assert start["folder"] == source.path and start["head"] == "kept" and start["data"] == "SRC"
+    for fold, entry in enumerate(start["folds"]):
+        with open(source.weights_file(fold), "rb") as f:
+            assert entry == {"fold": fold + 1, "source_fold": fold + 1,
+                             "weights_sha256": hashlib.sha256(f.read()).hexdigest()}
+    with open(os.path.join(run, "2-fold_record_1.json")) as f:
+        assert json.load(f)["started_from"]["source_fold"] == 1
+    assert main(["--mode", "test", "--test_path", run]) == 0
+    assert "re-test of the run" in capsys.readouterr().out
+    import soundfile
+    wav = str(tmp_path / "clip.wav")
+    soundfile.write(wav, np.random.default_rng(0).normal(0, 0.1, (FRAMES - 1) * 512), 22050)
+    assert main(["--mode", "predict", "--test_path", run, "--wav", wav]) == 0
+    assert "clip.wav: " in capsys.readouterr().out
+    for argv, message in ((["--init_fold", "2"], "--init_fold 2: belongs to fine-tuning; give --init_from"),
+                          (["--init_from", source.path, "--training", "stacked"], "--init_from: a fine-tuned run "
+                                                                                    "trains with --training seq")):
+        assert main(["--mode", "train", "--data", "TGT", "--feature_path", path, *argv, *common]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_authors_folder_is_a_source_and_their_corpus_names_are_a_leak(shared, tmp_path):
+    authors = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
+    emodb = ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"]
+    x, y = toy(8, 1, classes=7)
+    conf = RunConfig(model="TIMNET", data="TGT", classes=emodb, feature_path="tgt.npy", split_fold=2, random_seed=7,
+                     epochs=1, batch_size=8, init_from=authors)
+    test_rows = [np.arange(0, 8, 2), np.arange(1, 8, 2)]
+    record = fine_tune.plan(conf, info(x, y, [f"tgt_{i:02d}.wav" for i in range(8)]), x, test_rows)
+    assert record["data"] == "EMODB" and record["head"] == "kept" and record["folds"][1]["source_fold"] == 2
+    model = build_model(MODELS["TIMNET"], (FRAMES, 39), 7, conf.hyper)
+    fine_tune.start_fold(model, conf, 1)
+    expected = [a for _, layer in read_weight_arrays(os.path.join(authors, "10-fold_weights_best_2.hdf5"))
+                for a in layer]
+    assert all(np.array_equal(a, b) for a, b in zip(arrays(legacy_weight_groups(model)), expected))
+    named = [f"12a01F{chr(97 + i)}.wav" for i in range(8)]  # named as EMO-DB names its recordings
+    assert "are named as its recordings are (e.g. 12a01F" in refused(conf, x, y, tmp_path, named)
