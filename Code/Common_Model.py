@@ -20,6 +20,7 @@ import tensorflow as tf
 from .core import precision
 from .core.config import RunConfig
 from .engine import fine_tune
+from .engine.normalization import set_fold_statistics
 from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
 from .Model import ModelSpec, build_model, legacy_weight_groups
 from .runs import results
@@ -134,6 +135,8 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
     plan = plan_fold(config, x, y, folds, fold)
     trainer.reset(plan.seed)
     started = fine_tune.start_fold(trainer.model, config, fold) if config.init_from else None  # after the fresh draw
+    # --normalize corpus: this training fold's statistics, also where a fine-tuned fold copied the source's
+    set_fold_statistics(trainer.model, config.hyper.normalize, x[folds[fold][0]])
     monitor = plan.monitor_rows
     history = {"loss": [], "accuracy": []}
     if monitor is not None:

@@ -127,10 +127,11 @@ def build_model(spec: ModelSpec, input_shape: tuple, num_classes: int, hyper: Hy
     import keras
     inputs = keras.Input(tuple(input_shape), name="features")  # (B, T, 39) MFCC; (B, S, 64, 64, 3) logmel3
     x = inputs
-    if hyper.normalize == "utterance":
-        from .data.feature_statistics import FLAT
-        from .nn.normalization import UtteranceNormalization
-        x = UtteranceNormalization(flat=FLAT, name="utterance_normalization")(x)
+    if hyper.normalize in ("utterance", "corpus"):  # "speaker": the inputs come standardised (engine/normalization.py)
+        from .data.feature_statistics import EPSILON, FLAT
+        from .nn.normalization import CorpusNormalization, UtteranceNormalization
+        layer = UtteranceNormalization if hyper.normalize == "utterance" else CorpusNormalization
+        x = layer(flat=FLAT, epsilon=EPSILON, name=f"{hyper.normalize}_normalization")(x)
     for layer in spec.network(hyper):
         x = layer(x)  # TIM-Net: (B, n, 39) then (B, 39); GM-TCNet: (B, 39); DCNN-BLSTMwA: (B, 128)
     # under mixed precision the softmax still computes in float32, as Keras recommends

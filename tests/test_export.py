@@ -174,7 +174,8 @@ def test_emodb46_onnx_gives_the_original_codes_fold_mean(shared, tmp_path):
     meta = described(path)
     assert meta["classes"] == list(corpus.classes) and meta["folds_averaged"] == [1, 10]
     assert (meta["sample_rate"], meta["signal_length"]) == (22050, 96000)
-    assert meta["input"] == {"name": "features", "shape": [None, 188, 39], "dtype": "float32"}
+    assert meta["input"] == {"name": "features", "shape": [None, 188, 39], "dtype": "float32",
+                             "normalize": {"mode": "none", "rule": export.NORMALIZATION["none"]}}
     assert meta["weights"] == "EMODB_46" and meta["model"] == "TIMNET"
 
 

@@ -291,3 +291,31 @@ feature_path = "broken.npy"
     assert len(glob.glob(os.path.join(os.path.dirname(good), "*.hdf5"))) == 3
     assert glob.glob(str(folder / "bad-results" / "TOY_3fold_*_3_*_TIMNET_last_epoch.json"))
     assert "95% CI" in (folder / "bad-results" / "report.md").read_text()
+
+
+def test_a_grid_plans_speaker_normalised_rows_apart(tmp_path):
+    """--normalize speaker in a grid: the workers get the rows standardised by speaker (engine/normalization.py),
+    stored apart from the same file's raw rows; a file without speakers: that point is reported, not run."""
+    from timnet_ser.engine.normalization import by_speaker
+    from timnet_ser.grid.plan import plan
+    toy_features(tmp_path / "TOY.npy")
+    data = np.load(tmp_path / "TOY.npy", allow_pickle=True).item()
+    speakers = np.array([f"p{i % 3}" for i in range(len(data["x"]))])
+    np.save(tmp_path / "SPK.npy", {**data, "speakers": speakers}, allow_pickle=True)
+    path = write(tmp_path, f"""
+normalize = ["none", "speaker"]
+[[corpus]]
+data = "SPK"
+feature_path = "{tmp_path / 'SPK.npy'}"
+[[corpus]]
+data = "TOY"
+feature_path = "{tmp_path / 'TOY.npy'}"
+""")
+    planned = plan(points_of(path, epoch=1, split_fold=2, model_path=str(tmp_path / "M"),
+                             result_path=str(tmp_path / "R")))
+    keys = {run.run.config.hyper.normalize: run.features for run in planned.runs if run.run.config.data == "SPK"}
+    assert keys["speaker"].startswith(keys["none"] + "/speaker/")  # TOY's rows are SPK's: the speakers tell apart
+    np.testing.assert_array_equal(planned.features[keys["none"]][0], data["x"])
+    np.testing.assert_array_equal(planned.features[keys["speaker"]][0], by_speaker(data["x"], speakers, "SPK"))
+    [(label, error)] = planned.failures
+    assert "TOY" in label and "no speaker for every row" in error

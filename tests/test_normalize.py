@@ -1,6 +1,8 @@
-"""Issue #22 item 4 (utterance only): --normalize utterance, the network's first layer, so that training, test,
-predict, the API and the exported graph all apply it; refused where it cannot apply."""
+"""Issue #22 item 4: --normalize utterance and corpus (the network's first layer) and speaker (the inputs
+standardised by speaker before the network), applied alike by training, test, predict, the API and the exported
+graph; refused where they cannot apply."""
 
+import csv
 import json
 import os
 
@@ -72,15 +74,20 @@ def test_test_mode_reproduces_the_training_run(normalized_run, tmp_path):
     assert [f["y_pred"] for f in retested["folds"]] == [f["y_pred"] for f in record["folds"]]
 
 
-def test_the_exported_graph_equals_the_api(normalized_run, tmp_path):
+@pytest.mark.parametrize("mode", ["utterance", "corpus"])
+def test_the_exported_graph_equals_the_api(mode, normalized_run, corpus_run, tmp_path):
     import onnxruntime
 
     import timnet_ser
     from timnet_ser.deploy import export
-    run = timnet_ser.load_run(normalized_run["record"]["weights_folder"])
+    trained = {"utterance": normalized_run, "corpus": corpus_run}[mode]
+    run = timnet_ser.load_run(trained["record"]["weights_folder"])
     path = str(tmp_path / "model.onnx")
     run.export(path, "onnx")
+    with open(path + ".json") as f:
+        assert json.load(f)["input"]["normalize"]["mode"] == mode
     x, _ = padded_toy(5, seed=4)
+    x = x * 1.5 + 3.0  # away from the training statistics: the corpus layer's weights matter
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     graph = session.run([export.OUTPUT_NAME], {export.INPUT_NAME: x})[0]
     _, probabilities = run.fold_outputs(x)
@@ -91,7 +98,12 @@ def test_the_exported_graph_equals_the_api(normalized_run, tmp_path):
     (["--mode", "train", "--model", "DCNN_BLSTMwA", "--normalize", "utterance"],
      "--normalize utterance: standardises MFCC coefficients; --model DCNN_BLSTMwA reads logmel3"),
     (["--mode", "train", "--training", "stacked", "--normalize", "utterance"], "--training stacked: trains"),
-    (["--mode", "train", "--normalize", "corpus"], "--normalize 'corpus': choose one of none, utterance"),
+    (["--mode", "train", "--model", "DCNN_BLSTMwA", "--normalize", "speaker"],
+     "--normalize speaker: standardises MFCC coefficients; --model DCNN_BLSTMwA reads logmel3"),
+    (["--mode", "train", "--model", "DCNN_BLSTMwA", "--normalize", "corpus"], "--normalize corpus: standardises"),
+    (["--mode", "train", "--training", "stacked", "--normalize", "corpus"], "--training stacked: trains"),
+    (["--mode", "train", "--normalize", "speakers"],
+     "--normalize 'speakers': choose one of none, utterance, speaker, corpus (did you mean speaker?)"),
 ])
 def test_where_it_cannot_apply_is_one_line(flags, message, capsys):
     assert main(flags) == 2
@@ -109,3 +121,173 @@ def test_a_typed_normalize_must_agree_with_the_run(normalized_run, capsys):
     folder = normalized_run["record"]["weights_folder"]
     assert main(["--mode", "test", "--test_path", folder, "--normalize", "none"]) == 2
     assert "--normalize none: the run in" in capsys.readouterr().err
+
+
+# --- --normalize corpus ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    x, y = padded_toy()
+    config = RunConfig(model="TIMNET", data="TOY", classes=["a", "b", "c"], feature_path="toy.npy", split_fold=3,
+                       random_seed=7, epochs=2, batch_size=8, hyper=Hyper(dilation_size=3, normalize="corpus"))
+    return train_toy_run(MODELS["TIMNET"], config, x, y, str(root / "Models"), str(root / "Results"))
+
+
+def test_the_corpus_layer_standardises_with_its_weights():
+    from timnet_ser.nn.normalization import CorpusNormalization
+    x, _ = padded_toy(4)
+    layer = CorpusNormalization(name="corpus_normalization")
+    layer.build(x.shape)
+    mean, variance = np.arange(39, dtype="float32") / 10, np.linspace(0.5, 4, 39, dtype="float32")
+    layer.mean.assign(mean)
+    layer.variance.assign(variance)
+    out = np.asarray(layer(x))
+    np.testing.assert_allclose(out[:, :-6], (x[:, :-6] - mean) / np.sqrt(variance + 1e-6), atol=1e-5)
+    assert not out[:, -6:].any()  # padding stays 0
+    assert [w.trainable for w in layer.weights] == [False, False]
+    assert CorpusNormalization.from_config(layer.get_config()).flat == 1e-3
+
+
+def test_each_fold_keeps_its_training_rows_statistics(corpus_run):
+    """Fold i's first layer holds the mean and variance of its training rows' voiced frames, never the test
+    fold's; a re-test reproduces the training run's predictions."""
+    import timnet_ser
+    from timnet_ser.data.feature_statistics import frame_moments
+    from timnet_ser.runs.run_folder import require_run
+    record = corpus_run["record"]
+    run = timnet_ser.load_run(record["weights_folder"])
+    x, y = padded_toy()
+    everything = frame_moments(x)
+    for index, fold in enumerate(record["folds"]):
+        train = np.setdiff1d(np.arange(len(x)), fold["test_rows"])
+        arrays = dict(run.folds[index][2])["corpus_normalization"]
+        np.testing.assert_allclose(np.stack(arrays), frame_moments(x[train]), rtol=1e-5, atol=1e-6)
+        assert np.abs(np.stack(arrays) - everything).max() > 1e-3  # not the statistics of every row
+    folder = require_run(record["weights_folder"], "--test_path")
+    retested = retest_toy_run(MODELS["TIMNET"], folder.config, x, y, folder.path, str(folder.path) + "_retest")
+    assert [f["y_pred"] for f in retested["record"]["folds"]] == [f["y_pred"] for f in record["folds"]]
+
+
+# --- --normalize speaker -----------------------------------------------------------------------------------------
+
+SPEAKERS = ["s1", "s2", "s3", "s4"]
+
+
+def speaker_toy(tmp_path):
+    """padded_toy with a gain and an offset per speaker, as a feature file with speakers (24 frames: 11776 samples)."""
+    from timnet_ser.data.feature_files import save_features
+    x, y = padded_toy(48, seed=5)
+    speakers = np.array([SPEAKERS[i % 4] for i in range(len(x))])
+    for k, speaker in enumerate(SPEAKERS):
+        rows = speakers == speaker
+        x[rows, :-6] = x[rows, :-6] * (1 + k) + 5.0 * k
+    path = str(tmp_path / "TOYSPK.npy")
+    save_features(path, {"x": x, "y": y, "classes": np.array(["a", "b", "c"]), "signal_length": 23 * 512,
+                         "speakers": speakers, "features": "mfcc"})
+    return path, x, y, speakers
+
+
+@pytest.fixture(scope="module")
+def speaker_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speaker")
+    path, x, y, speakers = speaker_toy(root)
+    assert main(["--mode", "train", "--data", "TOYSPK", "--feature_path", path, "--normalize", "speaker",
+                 "--split_fold", "2", "--epoch", "2", "--batch_size", "8", "--dilation_size", "3",
+                 "--random_seed", "3", "--model_path", str(root / "Models"), "--result_path",
+                 str(root / "Results")]) == 0
+    [folder] = [os.path.join(root, "Models", d) for d in os.listdir(root / "Models")]
+    return {"folder": folder, "path": path, "x": x, "speakers": speakers, "root": root}
+
+
+def test_by_speaker_standardises_each_speakers_frames():
+    from timnet_ser.core.errors import UserError
+    from timnet_ser.engine.normalization import by_speaker
+    x, _ = padded_toy(12)
+    speakers = np.array(["p", "q", "r"] * 4)
+    x[speakers == "q", :-6] = x[speakers == "q", :-6] * 3 - 2  # another gain and offset for one speaker
+    out = by_speaker(x, list(speakers), "toy.npy")
+    for speaker in "pqr":
+        frames = out[speakers == speaker][:, :-6].reshape(-1, 39)
+        np.testing.assert_allclose(frames.mean(axis=0), 0.0, atol=1e-4)
+        np.testing.assert_allclose(frames.var(axis=0), 1.0, atol=1e-3)
+    assert not out[:, -6:].any()
+    with pytest.raises(UserError, match=r"^toy.npy: no speaker for every row .* --normalize speaker needs"):
+        by_speaker(x, None, "toy.npy")
+
+
+def test_a_speaker_run_records_it_and_test_mode_reproduces_it(speaker_run):
+    from timnet_ser.cli import modes, settings
+    from timnet_ser.runs.run_folder import require_run
+    folder = speaker_run["folder"]
+    with open(os.path.join(folder, "run.json")) as f:
+        assert json.load(f)["config"]["hyper"]["normalize"] == "speaker"
+    args = settings.validate(settings.parse(["--mode", "test", "--test_path", folder, "--result_path",
+                                             str(speaker_run["root"] / "R2")]))
+    tested = modes.run_test(args)["record"]["folds"]
+    trained = require_run(folder, "--test_path").fold_records()
+    assert [f["y_pred"] for f in tested] == [f["y_pred"] for f in trained]
+
+
+def test_speaker_predictions_equal_through_the_api_and_the_exported_graph(speaker_run, tmp_path, capsys):
+    """The API standardises one call's inputs as one speaker's (or with given statistics); the exported graph
+    takes inputs standardised by the sidecar's rule, implemented here from its text: the same probabilities."""
+    import onnxruntime
+    import soundfile as sf
+
+    import timnet_ser
+    from timnet_ser.data.features import signal_features
+    from timnet_ser.deploy import export
+    run = timnet_ser.load_run(speaker_run["folder"])
+    rng = np.random.default_rng(0)
+    wav = tmp_path / "speaker"
+    wav.mkdir()
+    signals = [0.1 * (k + 1) * rng.normal(size=23 * 512).astype("float32") for k in range(4)]
+    for k, signal in enumerate(signals):
+        sf.write(str(wav / f"u{k}.wav"), signal, 22050, subtype="FLOAT")  # read back exactly
+    rows = run.predict(str(wav))
+    statistics = run.speaker_statistics(str(wav))
+    assert rows == run.predict(str(wav), speaker_statistics=statistics)
+    alone = run.predict(str(wav / "u0.wav"))[0]["probabilities"]  # u0 alone: its own statistics, another input
+    assert alone != rows[0]["probabilities"]
+    path = str(tmp_path / "model.onnx")
+    run.export(path, "onnx")
+    with open(path + ".json") as f:
+        rule = json.load(f)["input"]["normalize"]
+    assert rule["mode"] == "speaker" and "STANDARDISED BY SPEAKER" in rule["rule"]
+    x = np.stack([signal_features(s, run.signal_length) for s in signals]).astype(np.float64)  # (4, 24, 39)
+    voiced = np.abs(x[..., 1:]).max(axis=-1) > 1e-3  # the sidecar's rule
+    frames = x[voiced]
+    standardised = ((x - frames.mean(axis=0)) / np.sqrt(frames.var(axis=0) + 1e-6) * voiced[..., None])
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    graph = session.run([export.OUTPUT_NAME], {export.INPUT_NAME: standardised.astype("float32")})[0]
+    np.testing.assert_allclose(graph, [[r["probabilities"][c] for c in run.classes] for r in rows], atol=1e-5, rtol=0)
+    table = str(tmp_path / "p.csv")  # --mode predict: the same rows
+    assert main(["--mode", "predict", "--test_path", speaker_run["folder"], "--wav", str(wav), "--output", table]) == 0
+    assert "--normalize speaker: every input of --wav taken as one speaker" in capsys.readouterr().out
+    with open(table, newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [(r["prediction"], float(r[run.classes[0]])) for r in written] == \
+        [(r["label"], pytest.approx(r["probabilities"][run.classes[0]], abs=1e-6)) for r in rows]
+
+
+def test_speaker_statistics_belong_to_speaker_runs(normalized_run):
+    import timnet_ser
+    from timnet_ser.core.errors import UserError
+    run = timnet_ser.load_run(normalized_run["record"]["weights_folder"])
+    with pytest.raises(UserError, match="^speaker_statistics: the run in .* --normalize utterance, not by speaker"):
+        run.model_inputs(padded_toy(2)[0], np.zeros((2, 39)))
+
+
+def test_a_feature_file_without_speakers_is_one_line(tmp_path, capsys):
+    from timnet_ser.data.feature_files import save_features
+    x, y = padded_toy(12)
+    path = str(tmp_path / "NOSPK.npy")
+    save_features(path, {"x": x, "y": y, "classes": np.array(["a", "b", "c"]), "signal_length": 23 * 512,
+                         "features": "mfcc"})
+    assert main(["--mode", "train", "--data", "NOSPK", "--feature_path", path, "--normalize", "speaker",
+                 "--epoch", "1", "--split_fold", "2", "--model_path", str(tmp_path / "M")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}: no speaker for every row (key 'speakers'), which --normalize speaker needs; " \
+                  "re-extract it with --mode extract (speakers come from the file names or the manifest)\n"
+    assert not os.path.exists(tmp_path / "M")  # refused before a run folder is made

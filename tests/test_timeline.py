@@ -208,3 +208,34 @@ def test_bad_input_is_one_line(run, long_file, tmp_path, capsys):
     assert "not a folder" in refused("--wav", str(tmp_path), "--timeline")
     with pytest.raises(UserError, match="longer than the model's"):
         run.timeline(long_file, hop=1.5)
+
+
+def test_the_domain_shift_of_a_recording_is_measured_window_by_window(run, long_file, result, tmp_path, capsys):
+    """The synthetic recording lies near the run's training statistics: no warning; the same recording through
+    another channel (-20 dB, 300-1000 Hz, noise) is flagged with one line, and every window's own distance is a
+    column of the table."""
+    from timnet_ser.data.channel import Channel
+    from timnet_ser.data.feature_statistics import window_threshold
+    shift = result["domain_shift"]
+    voiced = [w for w in result["windows"] if w["voiced"]]
+    assert shift["windows"] == len(voiced) and shift["threshold"] == window_threshold(len(voiced))
+    assert shift["distance"] < shift["threshold"] and shift["warning"] is None
+    assert all(w["shift"] is not None for w in voiced)
+    assert all(w["shift"] is None for w in result["windows"] if not w["voiced"])
+    signal, _ = librosa.load(long_file, sr=22050)
+    other = str(tmp_path / "other.wav")
+    sf.write(other, Channel(gain_db=-20, high_hz=1000).apply(signal), 22050, subtype="FLOAT")
+    table = str(tmp_path / "other.csv")
+    assert main(["--mode", "predict", "--test_path", run.folder, "--wav", other, "--timeline",
+                 "--output", table]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "this recording's" in warnings[0] and "voiced windows' MFCC statistics lie" in \
+        warnings[0] and "from those of SYNTH, the training corpus" in warnings[0], err
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:5] == ["start_s", "end_s", "voiced", "label", "domain_shift"]
+    assert all(float(r["domain_shift"]) > 0 for r in rows if r["voiced"] == "yes")
+    assert all(r["domain_shift"] == "" for r in rows if r["voiced"] == "no")
+    flagged = run.timeline(other)["domain_shift"]
+    assert flagged["distance"] > flagged["threshold"] and flagged["warning"] == warnings[0][len("warning: "):]

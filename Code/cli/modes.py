@@ -18,10 +18,23 @@ from ..engine.run_config import hyper_of, run_config
 from . import settings
 
 
-def load_data(args: Settings, path: str | None = None):
-    """The features of ``--data`` (at ``path``, else --feature_path or the default), every check done (data.resolve)."""
+def load_data(args: Settings, path: str | None = None, label_map=None):
+    """The features of ``--data`` (at ``path``, else --feature_path or the default), every check done (data.resolve);
+    several corpora pooled by ``label_map`` (a run's recorded map), else by --label_map, and described."""
+    from ..data.corpus_set import describe
     from ..data.resolve import load_data as resolve
-    return resolve(args.data, args.features, path or args.feature_path, args.model, args.cv == "speaker")
+    features = resolve(args.data, args.features, path or args.feature_path, args.model, args.cv == "speaker",
+                       label_map or args.label_map)
+    if features.pooled is not None:
+        print("\n".join(describe(features.pooled, args.data)))
+    return features
+
+
+def network_inputs(args: Settings, features, path: str | None = None):
+    """The rows the network reads of ``features`` (engine/normalization.py: standardised by speaker under
+    --normalize speaker)."""
+    from ..engine.normalization import network_inputs as inputs
+    return inputs(features.x, features.speakers, args.normalize, path or args.feature_path or args.data)
 
 
 def configure_run(model: str, mixed_precision: bool | str) -> None:
@@ -86,26 +99,30 @@ def open_run_settings(args: Settings, folder: str, flag: str, allow_other_split:
 
 
 def run_features(args: Settings, run) -> tuple:
-    """The features a run-folder mode reads: ``--feature_path`` if typed, else the run's own; and whether their
-    content is the run's (refused otherwise, unless --retest_other_features)."""
+    """The features a run-folder mode reads: ``--feature_path`` if typed, else the run's own (several corpora: each
+    one's, pooled by the run's recorded map); and whether their content is the run's (refused otherwise, naming the
+    corpus whose file differs, unless --retest_other_features)."""
     typed = "feature_path" in args.given
     path = args.feature_path if typed else run.config.feature_path
-    if not typed and not os.path.isfile(path):
-        raise UserError(f"{path}: the feature file of the run in {run.path} is gone; pass a copy with --feature_path "
-                        "(its content is checked against the run's)")
-    features = load_data(args, path)
+    recorded = [part.feature_file["path"] for part in run.parts] or [path]
+    gone = [p for p in recorded if not typed and not os.path.isfile(p)]
+    if gone:
+        raise UserError(f"{gone[0]}: the feature file of the run in {run.path} is gone; pass a copy with "
+                        f"--feature_path{' (one per corpus, joined by +)' if run.parts else ''} (its content is "
+                        "checked against the run's)")
+    features = load_data(args, path, {part.data: part.mapping for part in run.parts} or None)
     own = features.info.sha256 == run.feature_sha256
     if not own and not args.retest_other_features:
-        raise UserError(f"--feature_path {path}: its content differs from the features the run in {run.path} was "
-                        f"trained on ({run.config.feature_path}); to re-test on other features add "
+        theirs = {part.data: part.feature_file for part in run.parts}
+        path = next((part.feature_file["path"] for part in features.parts
+                     if part.feature_file["sha256"] != theirs[part.data]["sha256"]), path)
+        raise UserError(f"--feature_path {shown(path)}: its content differs from the features the run in {run.path} "
+                        f"was trained on ({run.config.feature_path}); to re-test on other features add "
                         "--retest_other_features (labelled OTHER FEATURES everywhere)")
     return features, own
 
 
 def run_train(args: Settings) -> list[dict]:
-    from ..Common_Model import build_trainer
-    from ..engine.cross_validation import cross_validate, start_run
-    from ..Model import MODELS
     from ..runs.run_folder import RunFolder
     if args.resume:  # everything comes from the interrupted run's own record
         run, args = open_run_settings(args, args.resume, "--resume")
@@ -120,24 +137,30 @@ def run_train(args: Settings) -> list[dict]:
             print(f"the run in {shown(run.path)} is complete: its {run.k} folds are trained and its results are in "
                   f"{shown(written)}; nothing to resume (re-test it with --mode test --test_path {shown(run.path)})")
             return []
+        features, _ = run_features(args, run)  # every corpus' file checked before a network is built
         configure_run(run.config.model, run.config.mixed_precision)
-        features, _ = run_features(args, run)
-        return cross_validate(MODELS[run.config.model], [run], features.x, features.y,
-                              stacked=args.training == "stacked", max_members=args.stack_members)
+        from ..engine.cross_validation import cross_validate
+        from ..Model import MODELS
+        x = network_inputs(args, features, run.config.feature_path)
+        return cross_validate(MODELS[run.config.model], [run], x, features.y, stacked=args.training == "stacked",
+                              max_members=args.stack_members)
+    features = load_data(args)  # every check of the corpora and their files before a network is built
     configure_run(args.model, args.mixed_precision)
-    features = load_data(args)
-    spec = MODELS[args.model]
+    from ..Common_Model import build_trainer
+    from ..engine.cross_validation import cross_validate, start_run
+    from ..Model import MODELS
+    spec, x = MODELS[args.model], network_inputs(args, features)  # start_run keeps the raw rows' statistics
 
     def new_run(seed: int) -> RunFolder:
         return start_run(run_config(args, features.corpus, seed)[1], features.info, features.x, features.y,
-                         features.speakers, args.model_path, args.result_path)
+                         features.speakers, args.model_path, args.result_path, features.parts)
     if args.training == "stacked":  # the folds of every seed in one stack (or stacks of --stack_members)
-        return cross_validate(spec, [new_run(seed) for seed in args.seeds], features.x, features.y, stacked=True,
+        return cross_validate(spec, [new_run(seed) for seed in args.seeds], x, features.y, stacked=True,
                               max_members=args.stack_members)
     summaries, trainer = [], build_trainer(spec, run_config(args, features.corpus, args.seeds[0])[1],
                                            features.x.shape[1:], features.y.shape[1])
     for seed in args.seeds:  # a seed's run folder is made when its turn comes (one compiled step serves all)
-        summaries += cross_validate(spec, [new_run(seed)], features.x, features.y, trainer)
+        summaries += cross_validate(spec, [new_run(seed)], x, features.y, trainer)
     return summaries
 
 
@@ -179,7 +202,9 @@ def run_cross_corpus(args: Settings) -> dict:
 
 def run_test(args: Settings) -> dict:
     from ..core import config
-    from ..engine.protocol import make_folds
+    from ..data.corpus_set import corpus_rows
+    from ..data.resolve import recorded_feature_path
+    from ..engine.protocol import run_folds
     from ..engine.retest import retest_label, retest_weights
     from ..Model import MODELS
     from ..runs import run_folder
@@ -191,14 +216,13 @@ def run_test(args: Settings) -> dict:
         configure_run(args.model, args.mixed_precision)
         features = load_data(args)
         spec, config = run_config(args, features.corpus, args.seed)
-        folds = make_folds(len(features.x), config.split_fold, config.random_seed,
-                           features.speakers if config.cv == "speaker" else None)
+        folds = run_folds(config, len(features.x), features.speakers)
         files = [os.path.join(args.test_path, run_folder.weights_name(len(folds), i + 1)) for i in range(len(folds))]
         missing = [os.path.basename(f) for f in files if not os.path.isfile(f)]
         if missing:
             raise UserError(f"{args.test_path}: missing weight files {', '.join(missing)} "
                             f"(expected {len(folds)} files for --split_fold {len(folds)})")
-        scheme = "speaker" if config.cv == "speaker" else "KFold"
+        scheme = {"speaker": "speaker", "corpus": "corpus"}.get(config.cv, "KFold")
         description = (f"re-test of the weights in {args.test_path} on the {scheme} split of seed {config.random_seed} "
                        f"(the split they were trained on only if that is the seed they were trained with)")
         return retest_weights(spec, config, features.x, features.y, folds, files, args.test_path, args.result_path,
@@ -206,13 +230,12 @@ def run_test(args: Settings) -> dict:
     configure_run(run.config.model, run.config.mixed_precision)
     features, own_features = run_features(args, run)
     config = replace(run.config, random_seed=args.seed, split_fold=args.split_fold, cv=args.cv,
-                     feature_path=os.path.abspath(args.feature_path) if "feature_path" in args.given
-                     else run.config.feature_path)
+                     feature_path=recorded_feature_path(args.data, args.features, args.feature_path)
+                     if "feature_path" in args.given else run.config.feature_path)
     folds = run.folds(len(features.x)) if own_features else None
     if folds is None or (config.random_seed, config.split_fold, config.cv) != (
             run.config.random_seed, run.config.split_fold, run.config.cv):
-        folds = make_folds(len(features.x), config.split_fold, config.random_seed,
-                           features.speakers if config.cv == "speaker" else None)
+        folds = run_folds(config, len(features.x), features.speakers, corpus_rows(features.parts, len(features.x)))
     if len(folds) != run.k:  # fold model i is re-tested on test fold i: another split needs as many folds
         raise UserError(f"--split_fold {config.split_fold}: the run in {shown(run.path)} has {run.k} fold models, "
                         f"one per test fold; re-test it on {run.k} folds (--split_fold {run.k})")
@@ -222,8 +245,8 @@ def run_test(args: Settings) -> dict:
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     result_path = args.result_path if "result_path" in args.given else run.result_path
     files = [path for _, path in run.checked_weight_files()]
-    return retest_weights(MODELS[config.model], config, features.x, features.y, folds, files, run.path, result_path,
-                          description, retest)
+    return retest_weights(MODELS[config.model], config, network_inputs(args, features, config.feature_path),
+                          features.y, folds, files, run.path, result_path, description, retest, features.parts)
 
 
 def load_weights(args: Settings):
@@ -253,6 +276,9 @@ def run_predict(args: Settings) -> dict:
     weights = load_weights(args)
     used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
     print(f"{weights.model_name} {weights.data} weights {args.test_path} ({used})")
+    if weights.normalize == "speaker":  # engine/normalization.py
+        print(f"--normalize speaker: {'the file' if args.timeline else 'every input of --wav'} taken as one speaker "
+              "(standardised with the statistics of all of it)")
     if args.timeline:
         from ..deploy import timeline
         return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)

@@ -131,8 +131,8 @@ def parse(argv=None) -> Settings:
 def validate(s: Settings) -> Settings:
     """The checked settings (the feature kind filled in, a backbone weights file made absolute): every check that
     needs no data, each failure one line naming the flag."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", s.data):
-        raise UserError(f"--data {s.data!r}: use letters, digits, '_' or '-'")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(\+[A-Za-z0-9_-]+)*", s.data):
+        raise UserError(f"--data {s.data!r}: use letters, digits, '_' or '-' (several corpora joined by '+')")
     from ..data.resolve import check_corpus_key
     check_corpus_key(s.data)
     if len(s.seeds) > 1 and s.mode not in ("train", "grid"):
@@ -155,6 +155,7 @@ def validate(s: Settings) -> Settings:
     if s.features not in (None, kind):
         raise UserError(f"--features {s.features}: --model {s.model} reads {kind} features")
     check_cross_corpus(s)
+    s = check_corpora(s)
     check_training(s)
     if s.normalize != "none" and kind != "mfcc":
         raise UserError(f"--normalize {s.normalize}: standardises MFCC coefficients; --model {s.model} reads {kind}")
@@ -174,9 +175,7 @@ def _check_range(s: Settings, check: str) -> None:
 
 def check_cross_corpus(s: Settings) -> None:
     """--cross_corpus: --mode test, with the other corpus' --data or --feature_path, and not with the re-test
-    flags; --label_map: with --cross_corpus."""
-    if s.label_map is not None and not s.cross_corpus:
-        raise UserError(f"--label_map {s.label_map}: maps another corpus' classes for --cross_corpus; add it")
+    flags."""
     if not s.cross_corpus:
         return
     if s.mode != "test":
@@ -187,6 +186,32 @@ def check_cross_corpus(s: Settings) -> None:
         if flag in s.given:
             raise UserError(f"--{flag}: a cross-corpus test scores every utterance by the mean of all fold models; "
                             "leave the flag out")
+
+
+def check_corpora(s: Settings) -> Settings:
+    """Several corpora (``--data A+B``, a new run of --mode train or a re-test): --label_map maps them onto common
+    classes when training; --cv corpus needs several (then --split_fold is their number: typed, it must be).
+    --label_map otherwise belongs to --cross_corpus."""
+    from ..data.corpus_set import corpus_keys
+    count = len(corpus_keys(s.data))
+    training = s.mode == "train" and not s.resume
+    if count > 1 and s.mode not in ("train", "test"):
+        raise UserError(f"--data {s.data}: several corpora train (--mode train) and re-test (--mode test) together; "
+                        f"--mode {s.mode} takes one corpus (or a run folder)")
+    if count > 1 and s.cross_corpus:
+        raise UserError(f"--data {s.data}: a cross-corpus test scores one other corpus at a time")
+    if s.label_map is not None and not s.cross_corpus and not (training and count > 1):
+        raise UserError(f"--label_map {s.label_map}: maps another corpus' classes for --cross_corpus, or the corpora "
+                        "of a new run on several (--mode train --data A+B); a run folder keeps its own map")
+    if s.cv != "corpus" or not training:
+        return s
+    if count == 1:
+        raise UserError(f"--cv corpus: leaves one corpus out per fold, and --data {s.data} is one corpus; name "
+                        "several (--data A+B)")
+    if "split_fold" in s.given and s.split_fold != count:
+        raise UserError(f"--split_fold {s.split_fold}: --cv corpus makes one fold per corpus of --data {s.data} "
+                        f"({count}); leave the flag out")
+    return replace(s, split_fold=count)
 
 
 def check_training(s: Settings) -> None:

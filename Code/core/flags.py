@@ -14,7 +14,7 @@ from . import paths, precision
 
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
-NORMALIZE = ("none", "utterance")
+NORMALIZE = ("none", "utterance", "speaker", "corpus")
 GROUPS = ("common", "training", "model-specific", "feature extraction", "test, predict, export", "grid on Ray",
           "output folders, download")
 
@@ -72,11 +72,12 @@ FLAGS: tuple[Flag, ...] = tuple([
           "network: TIMNET (default), GMTCN (both read MFCC features) or DCNN_BLSTMwA (reads logmel3 features); "
           "each brings its paper's recipe. A run folder knows its own", run="model"),
         row("data", str, "EMODB",
-          "corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own. A run folder knows its "
-          "own", run="data"),
+          "corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own; several joined by '+' "
+          "(EMODB+RAVDE) train on their common classes (docs/several_corpora.md). A run folder knows its own",
+          run="data"),
         row("feature_path", str, None,
           "feature file to read or write (default ./MFCC/<DATA>.npy for MFCCs, ./MFCC/<DATA>_logmel3.npy for "
-          "log-Mel segments; a run folder knows its own)", grid=True),
+          "log-Mel segments; several corpora: a.npy+b.npy in --data's order; a run folder knows its own)", grid=True),
         row("test_path", str, paths.AUTHORS_WEIGHTS,
           "test/predict/export: a run folder (Models/<run>) or the authors' folder of "
           "<k>-fold_weights_best_<i>.hdf5 files (then --data and --model say what they are)"),
@@ -84,8 +85,10 @@ FLAGS: tuple[Flag, ...] = tuple([
           "seed of the fold split, the initial weights and the shuffling; several train runs: 46,47,48",
           run="random_seed"),
         row("split_fold", int, 10, "number of cross-validation folds", check="at_least_2", run="split_fold"),
-        row("cv", str, "kfold", "folds: kfold (the original's shuffled KFold) or speaker (whole speakers held out)",
-          choices=("kfold", "speaker"), run="cv"),
+        row("cv", str, "kfold",
+          "folds: kfold (the original's shuffled KFold), speaker (whole speakers held out) or, with several "
+          "corpora, corpus (leave one corpus out; --split_fold is their number)",
+          choices=("kfold", "speaker", "corpus"), run="cv"),
         row("gpu", str, "0", "CUDA_VISIBLE_DEVICES value; -1 runs on the CPU"),
     ),
     *_rows(
@@ -172,9 +175,10 @@ FLAGS: tuple[Flag, ...] = tuple([
           "DCNN_BLSTMwA: resize the 64x64 segments to this size before the CNN (the paper: 227 for AlexNet)",
           check="positive", run="hyper.image_size"),
         row("normalize", str, "none",
-          "TIMNET, GMTCN: none (default, the papers') or utterance: every utterance's MFCC coefficients "
-          "standardised over its non-padded frames, by the network's first layer (so test, predict, the API and "
-          "export apply it too); against another recording setup, docs/cross_corpus.md",
+          "TIMNET, GMTCN: none (default, the papers'); standardise each MFCC coefficient over non-padded frames "
+          "with the mean and variance of: utterance (each utterance's own), speaker (all its speaker's utterances; "
+          "predict: one call's inputs are one speaker) or corpus (the training fold's, kept by the network); "
+          "against another recording setup, docs/cross_corpus.md",
           choices=NORMALIZE, run="hyper.normalize", report=True),
         row("augment", int, 0,
           "DCNN_BLSTMwA: add this many copies of every training utterance with a random frequency and time mask "
@@ -223,7 +227,8 @@ FLAGS: tuple[Flag, ...] = tuple([
           "(docs/cross_corpus.md)"),
         row("label_map", str, None,
           "--cross_corpus: a .toml (their_class = \"our_class\", \"\" drops it) or .csv (their_class,our_class) "
-          "file mapping the other corpus' classes onto the run's (default: equal names, case-insensitive)"),
+          "file mapping the other corpus' classes onto the run's (default: equal names, case-insensitive); "
+          "train --data A+B: onto common classes ([KEY] tables per corpus)"),
     ),
     *_rows(
         "grid on Ray",

@@ -8,6 +8,10 @@ is dropped:
 - TOML: ``calm = "neutral"`` (their class = our class), ``surprise = ""`` (dropped);
 - CSV: one ``their class,our class`` per line (``surprise,`` drops it; lines starting with ``#`` are comments).
 
+One file can map several corpora: a TOML table ``[RAVDE]`` (CSV lines ``RAVDE,calm,neutral``) holds the entries of
+that corpus only, the entries outside any table those of every corpus. A cross-corpus test reads the entries for
+every corpus and the other corpus' table; a run on several corpora (data/corpus_set.py) all of them.
+
 Only utterances of a mapped class are scored. A map naming a class that neither corpus has, or a map (or the
 names) under which no class is shared, is one clear line naming the file.
 """
@@ -47,33 +51,48 @@ class LabelMap:
                 "source": self.source}
 
 
-def _read_file(path: str, flag: str) -> dict[str, Optional[str]]:
-    """Their class -> our class (None: dropped), as the file writes them; errors name ``flag`` and ``path``."""
+def _entries(table: dict, flag: str, path: str, where: str = "") -> dict[str, Optional[str]]:
+    """Their class -> our class (None: dropped) of one TOML table; a value that is no class name is refused."""
+    bad = [key for key, value in table.items() if not isinstance(value, (str, bool)) or value is True]
+    if bad:
+        raise UserError(f"{flag} {path}: {where}{bad[0]!r} must map to a class name (a string) or \"\" to drop it")
+    return {str(key): (value or None) for key, value in table.items()}
+
+
+def read_map_file(path: str, flag: str) -> dict[Optional[str], dict[str, Optional[str]]]:
+    """A label map file as {corpus or None: {their class: our class or None (dropped)}}: None holds the entries
+    for every corpus (``calm = "neutral"``, CSV ``calm,neutral``), a corpus key those of its own TOML table
+    (``[RAVDE]`` then ``calm = "neutral"``) or CSV lines ``RAVDE,calm,neutral``. Errors name ``flag`` and ``path``."""
     if not os.path.isfile(path):
         raise UserError(f"{flag} {path}: no such file")
     try:
         if path.lower().endswith(".toml"):
             with open(path, "rb") as f:
                 table = tomllib.load(f)
-            bad = [key for key, value in table.items() if not isinstance(value, (str, bool)) or value is True]
-            if bad:
-                raise UserError(f"{flag} {path}: {bad[0]!r} must map to a class name (a string) or \"\" to "
-                                "drop it")
-            return {str(key): (value or None) for key, value in table.items()}
+            tables = {key: value for key, value in table.items() if isinstance(value, dict)}
+            entries = {None: _entries({k: v for k, v in table.items() if k not in tables}, flag, path)}
+            for key, values in tables.items():
+                entries[str(key)] = _entries(values, flag, path, f"[{key}] ")
+            return entries
         if path.lower().endswith(".csv"):
             with open(path, newline="", encoding="utf-8") as f:
-                rows = [row for row in csv.reader(f) if row and row[0].strip() and not row[0].startswith("#")]
-            bad = [row for row in rows if len(row) > 2]
+                rows = [[field.strip() for field in row] for row in csv.reader(f)
+                        if row and row[0].strip() and not row[0].startswith("#")]
+            bad = [row for row in rows if len(row) > 3]
             if bad:
-                raise UserError(f"{flag} {path}: line {','.join(bad[0])!r} has more than two fields "
-                                "(their class,our class)")
-            return {row[0].strip(): (row[1].strip() if len(row) > 1 and row[1].strip() else None) for row in rows}
+                raise UserError(f"{flag} {path}: line {','.join(bad[0])!r} has more than three fields "
+                                "(their class,our class or corpus,their class,our class)")
+            entries: dict = {None: {}}
+            for row in rows:
+                corpus, their, our = row if len(row) == 3 else (None, row[0], row[1] if len(row) > 1 else "")
+                entries.setdefault(corpus, {})[their] = our or None
+            return entries
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{flag} {path}: cannot be read ({exc})") from None
     raise UserError(f"{flag} {path}: expected a .toml or .csv file (their class = our class)")
 
 
-def _lookup(name: str, classes: list) -> Optional[str]:
+def lookup(name: str, classes: list) -> Optional[str]:
     """The class of ``classes`` called ``name``, compared case-insensitively; None if there is none."""
     return next((c for c in classes if c.lower() == name.strip().lower()), None)
 
@@ -85,18 +104,22 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
     (``--label_map``, ``--data``), or with ``api`` the arguments of ``Run.evaluate`` (``label_map=``, ``data=``)."""
     map_name, data_name = ("label_map=", "data=") if api else ("--label_map", "--data")
     if given is None:
-        pairs = {their: _lookup(their, ours) for their in theirs}
+        pairs = {their: lookup(their, ours) for their in theirs}
         source, where = "class names, case-insensitive", f"{data_name} {their_name}"
     else:
-        entries = _read_file(os.fspath(given), map_name) if isinstance(given, (str, os.PathLike)) else dict(given)
+        if isinstance(given, (str, os.PathLike)):  # the entries for every corpus, then those of their own table
+            tables = read_map_file(os.fspath(given), map_name)
+            entries = {**tables[None], **tables.get(their_name, {})}
+        else:
+            entries = dict(given)
         source = os.fspath(given) if isinstance(given, (str, os.PathLike)) else "label_map argument"
         where = f"{map_name} {source}" if isinstance(given, (str, os.PathLike)) else "label_map="
         pairs = dict.fromkeys(theirs)
         for key, value in entries.items():
-            their = _lookup(str(key), theirs)
+            their = lookup(str(key), theirs)
             if their is None:
                 raise UserError(f"{where}: {key!r} is not a class of {their_name} ({', '.join(theirs)})")
-            our = None if value in (None, "", False) else _lookup(str(value), ours)
+            our = None if value in (None, "", False) else lookup(str(value), ours)
             if value not in (None, "", False) and our is None:
                 raise UserError(f"{where}: maps {key!r} to {value!r}, which is not a class of the run trained on "
                                 f"{our_name} ({', '.join(ours)})")

@@ -1,7 +1,9 @@
 """Which corpus and which feature file: the one resolver that train, test, predict, export, the grid and the API
-use. A corpus key is a known corpus (case-sensitive, with a suggestion for a near miss) or a dataset of your own
-whose labels and signal length its feature file records; a feature file is read, checked against the corpus and
-the model's feature kind, and described as a run records it (``TrainingData``).
+use. ``--data A+B`` names several corpora, each with its own feature file (``MFCC/<KEY>.npy`` by default,
+or the files of ``--feature_path a.npy+b.npy`` in that order), pooled by data/corpus_set.py. A corpus key is a known
+corpus (case-sensitive, with a suggestion for a near miss) or a dataset of your own whose labels and signal length
+its feature file records; a feature file is read, checked against the corpus and the model's feature kind,
+and described as a run records it (``TrainingData``).
 
 Messages name the command line's flags, or the API's arguments when ``api`` is true.
 """
@@ -9,13 +11,14 @@ Messages name the command line's flags, or the API's arguments when ``api`` is t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, replace
+from typing import Optional, Union
 
 from ..core.config import TrainingData
 from ..core.errors import UserError, did_you_mean, named
 from ..core.paths import feature_path
 from . import corpora
+from .corpus_set import Pooled, Source, corpus_keys, pool
 from .feature_files import features_digest, load_features, validate_features
 
 
@@ -28,14 +31,21 @@ class Features:
     speakers: object
     corpus: corpora.Corpus
     info: TrainingData
+    pooled: Optional[Pooled] = None  # several corpora (--data A+B): how they were pooled; None for one corpus
+
+    @property
+    def parts(self) -> list:
+        """corpus_set.Part per corpus of ``--data A+B``, in order; empty for one corpus."""
+        return self.pooled.parts if self.pooled is not None else []
 
 
 def check_corpus_key(data: str, api: bool = False) -> None:
     """A key that differs from a known corpus' in case only is refused with the known one (``emodb``: EMODB)."""
     known = {key.upper(): key for key in corpora.CORPORA}
-    if data not in corpora.CORPORA and data.upper() in known:
-        raise UserError(f"{named('data', data, api)} is not a known corpus ({', '.join(corpora.CORPORA)}) "
-                        f"(did you mean {known[data.upper()]}?)")
+    for key in corpus_keys(data):
+        if key not in corpora.CORPORA and key.upper() in known:
+            raise UserError(f"{named('data', data, api)} is not a known corpus ({', '.join(corpora.CORPORA)}) "
+                            f"(did you mean {data.replace(key, known[key.upper()])}?)")
 
 
 def corpus_of(data: str, stored: dict, path: str, api: bool = False) -> corpora.Corpus:
@@ -60,8 +70,50 @@ def _unknown(data: str, path: str, api: bool, purpose: str) -> UserError:
                      f"{did_you_mean(data, corpora.CORPORA)} and has no feature file at {path}{purpose}")
 
 
+def feature_paths(data: str, kind: str, path: Optional[str] = None) -> list[str]:
+    """The feature file of each corpus of ``data``: ``path`` ('+'-joined for several corpora, in their order), else
+    each corpus' default."""
+    keys = corpus_keys(data)
+    if path is None:
+        return [feature_path(key, kind) for key in keys]
+    paths = path.split("+") if len(keys) > 1 else [path]
+    if len(paths) != len(keys):
+        raise UserError(f"--feature_path {path}: {len(paths)} feature file(s) for the {len(keys)} corpora of --data "
+                        f"{data}; give one per corpus, in the same order, joined by '+'")
+    return paths
+
+
+def recorded_feature_path(data: str, kind: str, path: Optional[str] = None) -> str:
+    """The feature file(s) a run records: absolute, '+'-joined for several corpora."""
+    return "+".join(os.path.abspath(p) for p in feature_paths(data, kind, path))
+
+
 def load_data(data: str, kind: str, path: Optional[str] = None, model: Optional[str] = None,
-              speakers_needed: bool = False) -> Features:
+              speakers_needed: bool = False, label_map: Union[str, dict, None] = None) -> Features:
+    """The features of ``data``: for one corpus, its feature file (``path``, else its default); for several
+    (``A+B``), each one's, pooled over their common classes (by name, or by ``label_map``: a file, or a run's
+    recorded {corpus: {class: common class or None}}), with ``parts`` saying which rows are whose."""
+    keys = corpus_keys(data)
+    if len(keys) == 1:
+        return load_corpus(data, kind, path, model, speakers_needed)
+    if len(set(keys)) != len(keys):
+        raise UserError(f"--data {data}: names a corpus twice")
+    paths = feature_paths(data, kind, path)
+    loaded = [load_corpus(key, kind, p, model, speakers_needed) for key, p in zip(keys, paths)]
+    sources = [Source(key, p, f.x, f.y, list(f.corpus.classes), f.speakers, f.info.files, f.info.signal_length,
+                      f.info.size, f.info.sha256) for key, p, f in zip(keys, paths, loaded)]
+    pooled = pool(sources, label_map, data)
+    first = loaded[0]
+    corpus = replace(corpora.custom_corpus(data, pooled.classes, first.info.signal_length),
+                     tab_count=max(f.corpus.tab_count for f in loaded),
+                     synthetic=any(f.corpus.synthetic for f in loaded))
+    info = replace(first.info, size=sum(f.info.size for f in loaded), sha256=features_digest(pooled.x, pooled.y),
+                   files=pooled.files)
+    return Features(pooled.x, pooled.y, pooled.speakers, corpus, info, pooled)
+
+
+def load_corpus(data: str, kind: str, path: Optional[str] = None, model: Optional[str] = None,
+                speakers_needed: bool = False) -> Features:
     """The feature file of corpus ``data`` (``path``, else its default), every check done: known corpus or own
     labels, ``kind`` features (``model``: who reads them, for the message), a speaker per row if needed."""
     check_corpus_key(data)

@@ -10,7 +10,11 @@
     run.timeline("call.wav")          # a long file window by window: {"windows": [...], "overall": {...}, ...}
     run.embed("speech.wav")            # (folds, 1, 39): the fused utterance embeddings (TIM-Net's t-SNE input)
     run.export("model.onnx", "onnx")   # one graph averaging the folds, and model.onnx.json describing its input
+    run.speaker_statistics("speaker_07/")   # --normalize speaker: (2, 39), for predict(..., speaker_statistics=)
     run.evaluate("MFCC/RAVDE.npy", data="RAVDE")   # CROSS-CORPUS test on another corpus' features (a results dict)
+
+A run on several corpora (``--data EMODB+RAVDE``) loads, predicts and evaluates the same way, over their common
+classes; a file of one of its own corpora is no other corpus for ``evaluate``.
 
 The weights of every fold are read once, when the run is loaded; nothing is printed and TensorFlow's
 start-up logs stay quiet. ``--mode predict`` and ``--mode export`` go through the same object.
@@ -51,6 +55,31 @@ class Run:
         self.folds = self.weights.folds  # (fold number from 1, path, arrays by layer), read and checked once
         # the training corpus' MFCC statistics (run.json); None for the authors' folder, log-Mel and older runs
         self.feature_statistics = run.feature_statistics if run is not None else None
+        self.normalize = hyper.normalize  # "speaker": inputs standardised by speaker before the network
+
+    def model_inputs(self, features: np.ndarray, speaker_statistics: Optional[np.ndarray] = None) -> np.ndarray:
+        """What the fold models read of (N, T, 39) features: the features, or for a run trained with
+        ``--normalize speaker`` the features standardised as one speaker's, with ``speaker_statistics`` ((2, 39):
+        mean and variance over the speaker's voiced frames, ``speaker_statistics()``) or by default their own."""
+        from ..engine.normalization import one_speaker
+        if self.normalize != "speaker":
+            if speaker_statistics is not None:
+                raise UserError(f"speaker_statistics: the run in {self.folder} was trained with --normalize "
+                                f"{self.normalize}, not by speaker; leave the argument out")
+            return features
+        return one_speaker(features, None if speaker_statistics is None else np.asarray(speaker_statistics))
+
+    def speaker_statistics(self, source) -> np.ndarray:
+        """(2, 39): the mean and variance of each MFCC coefficient over the voiced frames of every input of
+        ``source`` (as ``predict`` reads it), taken as one speaker's (``--normalize speaker``)."""
+        from ..data.feature_statistics import frame_moments, voiced_frames
+        from . import predict
+        frames = [c.features[voiced_frames(c.features)] for chunk in
+                  predict.clip_chunks(source, self.signal_length, self.feature_kind, predict.CHUNK)
+                  for c in chunk if c.error is None]
+        if not frames or self.feature_kind != "mfcc":
+            raise UserError(f"{source}: no decodable MFCC input to take a speaker's statistics from")
+        return frame_moments(np.concatenate(frames)[None]).astype(np.float32)
 
     @property
     def model_name(self) -> str:
@@ -82,7 +111,8 @@ class Run:
             probabilities.append(np.concatenate([np.asarray(p) for _, p in parts]))
         return np.stack(embeddings), np.stack(probabilities)
 
-    def predict(self, source, fold: Optional[int] = None) -> list[dict]:
+    def predict(self, source, fold: Optional[int] = None,
+                speaker_statistics: Optional[np.ndarray] = None) -> list[dict]:
         """One dict per input: ``file``, ``label`` and ``probabilities`` {class: p}, the mean over the fold models
         (or fold ``fold``'s).
 
@@ -95,24 +125,32 @@ class Run:
         corpus' MFCC statistics, every row carries ``domain_shift``: how far the inputs of this call (of more than
         ``predict.CHUNK``: of its chunk), taken together, lie from them, the threshold for their number, and a
         ``warning`` (None below it); data/feature_statistics.py says how it was measured.
-        """
-        return [row for rows in self.predict_chunks(source, fold) for row in rows]
 
-    def predict_chunks(self, source, fold: Optional[int] = None, size: Optional[int] = None) -> Iterator[list[dict]]:
+        A run trained with ``--normalize speaker`` standardises every input with ``speaker_statistics`` (see
+        ``model_inputs``), by default with those of all the inputs of ``source`` together: one speaker's.
+        """
+        return [row for rows in self.predict_chunks(source, fold, speaker_statistics=speaker_statistics)
+                for row in rows]
+
+    def predict_chunks(self, source, fold: Optional[int] = None, size: Optional[int] = None,
+                       speaker_statistics: Optional[np.ndarray] = None) -> Iterator[list[dict]]:
         """``predict``'s rows, ``size`` inputs at a time (default ``predict.CHUNK``): a folder of any number of files
         in bounded memory (what ``--mode predict`` does)."""
         from . import predict
+        if self.normalize == "speaker" and speaker_statistics is None:  # one pass more: all inputs are one speaker
+            speaker_statistics = self.speaker_statistics(source)
         for clips in predict.clip_chunks(source, self.signal_length, self.feature_kind, size or predict.CHUNK):
-            yield self._predict_clips(clips, fold)
+            yield self._predict_clips(clips, fold, speaker_statistics)
 
-    def _predict_clips(self, clips: list, fold: Optional[int]) -> list[dict]:
+    def _predict_clips(self, clips: list, fold: Optional[int], speaker_statistics=None) -> list[dict]:
         from . import predict
         from .timeline import scored_span
         good = [c for c in clips if c.error is None]
         rows = {}
         if good:
             features = np.stack([c.features for c in good])  # (N, T, 39) or (N, S, 64, 64, 3)
-            _, probabilities = self.fold_outputs(features, fold)
+            inputs = self.model_inputs(features, speaker_statistics)
+            _, probabilities = self.fold_outputs(inputs, fold)
             mean = probabilities.mean(axis=0)  # (N, C)
             shift = domain_shift(features, self.feature_statistics, self.data)
             for i, clip in enumerate(good):
@@ -122,7 +160,7 @@ class Run:
                 warning = predict.short_clip_warning(clip, self.signal_length)
                 if warning:
                     row["warning"] = warning
-                seen = self._training_corpus(clip.features)
+                seen = self._training_corpus(clip.features, inputs[i])
                 if seen:
                     row["training_corpus"] = seen
                 if shift is not None:
@@ -135,12 +173,15 @@ class Run:
         """The emotion of one audio file (or ``(samples, sample_rate)``) window by window: windows of the model's
         length every ``hop`` seconds (default half a window), silence skipped by an energy rule, each voiced window
         scored by the fold mean (or fold ``fold``); plus the file's mean distribution and share of time per
-        label. The file is read in blocks. See timeline.py for the rules and the returned dict."""
+        label; ``domain_shift``: the voiced windows together against the training corpus' statistics, with a
+        ``warning`` above the measured threshold. The file is read in blocks. See timeline.py for the rules and the
+        returned dict."""
         from . import timeline
         return timeline.timeline(self, source, hop, fold)
 
-    def _training_corpus(self, features: np.ndarray) -> Optional[dict]:
-        """For a clip that is a row of the run's training corpus: which fold held it out and what it predicts."""
+    def _training_corpus(self, features: np.ndarray, inputs: np.ndarray) -> Optional[dict]:
+        """For a clip that is a row of the run's training corpus (its ``features``; ``inputs``: what the network
+        reads of it): which fold held it out and what it predicts."""
         from . import predict
         signatures = self.run.training_signatures() if self.run is not None else None
         if signatures is None:
@@ -149,19 +190,21 @@ class Run:
         if not len(rows):
             return None
         held_out = next(i for i, test in enumerate(self.run.description["test_rows"]) if int(rows[0]) in test) + 1
-        _, probabilities = self.fold_outputs(features[None], held_out)
+        _, probabilities = self.fold_outputs(inputs[None], held_out)
         return {"row": int(rows[0]), "folds": len(self.folds), "trained_on_by": len(self.folds) - 1,
                 "held_out_by_fold": held_out, "held_out_label": self.classes[int(probabilities[0, 0].argmax())]}
 
-    def embed(self, source, fold: Optional[int] = None) -> np.ndarray:
+    def embed(self, source, fold: Optional[int] = None, speaker_statistics: Optional[np.ndarray] = None) -> np.ndarray:
         """The fused utterance embeddings (the layer before the softmax: TIM-Net's dynamic fusion, GM-TCNet's
-        pooling), (F, N, D) for every fold model, or (N, D) for fold ``fold``. Every input must decode."""
+        pooling), (F, N, D) for every fold model, or (N, D) for fold ``fold``. Every input must decode;
+        ``speaker_statistics`` as in ``predict``."""
         from . import predict
         clips = predict.read_clips(source, self.signal_length, self.feature_kind)
         bad = [c for c in clips if c.error is not None]
         if bad:
             raise UserError(bad[0].error)
-        embeddings, _ = self.fold_outputs(np.stack([c.features for c in clips]), fold)
+        inputs = self.model_inputs(np.stack([c.features for c in clips]), speaker_statistics)
+        embeddings, _ = self.fold_outputs(inputs, fold)
         return embeddings[0] if fold is not None else embeddings
 
     def evaluate(self, features, label_map=None, data: Optional[str] = None) -> dict:
@@ -171,15 +214,18 @@ class Run:
 
         Args:
             features: the other corpus' feature file (its classes from ``data`` or the file), or
-                ``(x, y, classes)``: features, one-hot labels and their class names.
+                ``(x, y, classes)``: features, one-hot labels and their class names (and for a run trained with
+                ``--normalize speaker``, a fourth item: each utterance's speaker).
             label_map: None (classes matched by name, case-insensitively), a TOML/CSV file or a dict
                 {their class: our class, or None to drop it}; data/label_map.py.
             data: the other corpus' name (default: the feature file's name).
         """
         from ..engine import cross_corpus
+        from ..engine.normalization import network_inputs
         if isinstance(features, tuple):
-            x, y, classes = features
-            test_set = cross_corpus.prepare(self.classes, self.data, self.input_shape, np.asarray(x), np.asarray(y),
+            x, y, classes, *speakers = features
+            x = network_inputs(np.asarray(x), speakers[0] if speakers else None, self.normalize, "features")
+            test_set = cross_corpus.prepare(self.classes, self.data, self.input_shape, x, np.asarray(y),
                                             [str(c) for c in classes], data or "the given features", label_map,
                                             api=True)
         else:
@@ -189,11 +235,14 @@ class Run:
     def cross_corpus_set(self, path: Optional[str], label_map, data: Optional[str], api: bool = False):
         """The other corpus' feature file read, checked and label-mapped (engine/cross_corpus.py's TestSet)."""
         from ..engine import cross_corpus
+        from ..engine.normalization import network_inputs
         loaded = cross_corpus.load_test_corpus(data, self.feature_kind, path, api)
-        if self.run is not None and loaded.info.sha256 == self.run.feature_sha256:
+        own = {self.run.feature_sha256, *(p.feature_file["sha256"] for p in self.run.parts)} if self.run else set()
+        if loaded.info.sha256 in own:  # the run's features, or those of one of its corpora
             raise UserError(f"{path or loaded.corpus.key}: the features the run in {self.folder} trained on; a "
                             "cross-corpus test needs another corpus (re-test the run with --mode test)")
-        return cross_corpus.prepare(self.classes, self.data, self.input_shape, loaded.x, loaded.y,
+        x = network_inputs(loaded.x, loaded.speakers, self.normalize, path or loaded.corpus.key)
+        return cross_corpus.prepare(self.classes, self.data, self.input_shape, x, loaded.y,
                                     list(loaded.corpus.classes), loaded.corpus.key, label_map, path,
                                     loaded.info.sha256, api)
 

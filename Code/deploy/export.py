@@ -39,6 +39,7 @@ import tensorflow as tf
 from ..core.atomic_file import atomic_directory, atomic_write, check_writable
 from ..core.errors import UserError
 from ..data.corpora import SAMPLE_RATE
+from ..data.feature_statistics import EPSILON, FLAT
 from ..data.features import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP, WIN_LENGTH
 from ..engine.fold_weights import FoldWeights
 from ..Model import ModelSpec
@@ -198,7 +199,7 @@ def _quiet_tensorflow():
 
 
 def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_length: int, input_shape: Sequence[int],
-                folds: Sequence[int], weights: str) -> dict:
+                folds: Sequence[int], weights: str, normalize: str = "none") -> dict:
     """What a consumer needs to make the input and read the output of the exported graph.
 
     Args:
@@ -209,6 +210,7 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
         input_shape: one sample's shape, (T, 39) or (S, 64, 64, 3).
         folds: the fold numbers averaged.
         weights: the folder of weight files (only its name is recorded).
+        normalize: the run's --normalize (``NORMALIZATION`` says what the graph expects).
     """
     return {
         "model": spec.name,
@@ -221,7 +223,8 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
         "signal_length": int(signal_length),
         "features": feature_recipe(spec.features),
         "timeline": timeline.recipe(signal_length),
-        "input": {"name": INPUT_NAME, "shape": [None, *(int(d) for d in input_shape)], "dtype": "float32"},
+        "input": {"name": INPUT_NAME, "shape": [None, *(int(d) for d in input_shape)], "dtype": "float32",
+                  "normalize": {"mode": normalize, "rule": NORMALIZATION[normalize]}},
         "output": {"name": OUTPUT_NAME, "shape": [None, len(classes)], "dtype": "float32",
                    "meaning": "mean over the folds of each fold's softmax; columns in the order of classes"},
     }
@@ -233,10 +236,22 @@ def export_run(run, weight_files: Sequence[str], path: str, fmt: str) -> list[st
     indices = [i for i, (_, file, _) in enumerate(run.folds) if file in weight_files]
     model = fold_mean_model(run.weights, indices)
     sidecar = sidecar_for(run.spec, run.data, run.classes, run.signal_length, run.input_shape,
-                          [run.folds[i][0] for i in indices], run.folder)
+                          [run.folds[i][0] for i in indices], run.folder, run.normalize)
     return export_model(model, path, fmt, sidecar)
 
 
+# what the graph expects of its input under each --normalize (engine/normalization.py)
+NORMALIZATION = {
+    "none": "the features as the steps make them",
+    "utterance": "the features as the steps make them; the graph standardises each utterance itself",
+    "corpus": "the features as the steps make them; the graph standardises them with the training corpus' "
+              "statistics it holds",
+    "speaker": "the features STANDARDISED BY SPEAKER before the graph: per coefficient c, mean[c] and var[c] over "
+               f"the voiced frames of all that speaker's inputs (a frame is voiced when one of its coefficients "
+               f"1..38 lies more than {FLAT:g} from 0), then x[t, c] = (x[t, c] - mean[c]) / sqrt(var[c] + "
+               f"{EPSILON:g}) on voiced frames and 0 on the others; timnet_ser: Run.speaker_statistics and "
+               "Run.model_inputs",
+}
 _LOAD_AND_CENTRE = [
     "librosa.load(path): mono, resampled to sample_rate",
     "centre to signal_length samples L: a shorter signal of s samples gets floor((L - s) / 2) zeros on the left "

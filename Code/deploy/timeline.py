@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterator
 from typing import Optional
 
@@ -219,12 +220,18 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
 
     Returns:
         ``file``, ``duration_seconds``, ``window_seconds``, ``hop_seconds``; ``windows``: one dict per window
-        (``start``, ``end`` in seconds, ``voiced``, ``label`` and ``probabilities``, both None when skipped);
-        ``voiced_regions`` ([start, end] seconds of the voiced frames), ``voiced_seconds`` (the time the voiced
-        windows own), ``overall`` (the mean probabilities of the voiced windows) and ``share_of_time`` (of
-        ``voiced_seconds``, per label).
+        (``start``, ``end`` in seconds, ``voiced``, ``label`` and ``probabilities``, both None when skipped;
+        ``shift``: its own distance from the training corpus' MFCC statistics, None when skipped or when the run
+        keeps none); ``voiced_regions`` ([start, end] seconds of the voiced frames), ``voiced_seconds`` (the time
+        the voiced windows own), ``overall`` (the mean probabilities of the voiced windows), ``share_of_time`` (of
+        ``voiced_seconds``, per label) and ``domain_shift``: the voiced windows together against
+        ``window_threshold`` (data/feature_statistics.py), with a ``warning`` above it (None without statistics).
+
+    A run trained with ``--normalize speaker`` takes the file as one speaker: its windows are scored once all are
+    read, standardised with the statistics of all of them (memory then grows with the file's windows).
     """
-    from ..data.features import signal_features
+    from ..data import feature_statistics as mfcc_statistics
+    from ..data.features import N_MFCC, signal_features
     source, name = _checked_source(source)
     length = run.signal_length
     hop_samples = _hop_samples(hop, length)
@@ -241,14 +248,31 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
                         f"frames within {-THRESHOLD_DB:g} dB of it, above {SILENT_DBFS:g} dBFS): nothing to score")
     probabilities = np.full((len(starts), len(run.classes)), np.nan)  # (W, C), NaN for skipped windows
     rows = np.flatnonzero(voiced)
-    batch = []
+    means = np.full((len(starts), N_MFCC), np.nan)  # (W, 39): each voiced window's mean MFCCs (domain shift)
+    batch, held = [], []  # held: --normalize speaker's windows, scored once all are read (the file: one speaker)
     for k, signal in enumerate(_window_signals(_source_blocks(source, block_frames), starts[rows], length)):
         batch.append(signal_features(signal, length, run.feature_kind))  # (T, 39) or (S, 64, 64, 3)
         if len(batch) == BATCH or k == len(rows) - 1:
-            done = rows[k + 1 - len(batch):k + 1]
-            probabilities[done] = run.fold_outputs(np.stack(batch), fold)[1].mean(axis=0)
+            done, features = rows[k + 1 - len(batch):k + 1], np.stack(batch)
+            if run.feature_kind == "mfcc":
+                means[done] = mfcc_statistics.utterance_means(features)
+            if run.normalize == "speaker":
+                held.append((done, features))
+            else:
+                probabilities[done] = run.fold_outputs(features, fold)[1].mean(axis=0)
             batch = []
-    return _summary(name, run.classes, samples, length, hop_samples, starts, ends, voiced, probabilities, frames)
+    if held:
+        every = np.concatenate([f[mfcc_statistics.voiced_frames(f)] for _, f in held])[None]  # (1, frames, 39)
+        moments = mfcc_statistics.frame_moments(every)
+        for done, features in held:
+            probabilities[done] = run.fold_outputs(run.model_inputs(features, moments), fold)[1].mean(axis=0)
+    result = _summary(name, run.classes, samples, length, hop_samples, starts, ends, voiced, probabilities, frames)
+    shift = (mfcc_statistics.window_shift(means[rows], run.feature_statistics, run.data)
+             if run.feature_kind == "mfcc" else None)
+    for window, row in zip(result["windows"], means):  # each window's own distance (None: skipped, or no statistics)
+        window["shift"] = (mfcc_statistics.means_distance(row[None], run.feature_statistics)
+                           if shift is not None and window["voiced"] else None)
+    return {**result, "domain_shift": shift}
 
 
 def stretches(starts: np.ndarray, ends: np.ndarray, total) -> np.ndarray:
@@ -310,13 +334,17 @@ def output_paths(source: str, output: Optional[str]) -> tuple[str, str]:
 
 
 def write_timeline_table(path: str, result: dict) -> None:
-    """One row per window (skipped ones with voiced=no and empty scores) as CSV, or the whole dict as JSON."""
+    """One row per window (skipped ones with voiced=no and empty scores) as CSV, or the whole dict as JSON; the
+    column ``domain_shift``: the window's own distance from the training corpus' statistics (empty without)."""
     classes = result["classes"]
 
     def csv_row(w: dict) -> list:
         scores = [f"{w['probabilities'][c]:.6f}" for c in classes] if w["voiced"] else [""] * len(classes)
-        return [f"{w['start']:.3f}", f"{w['end']:.3f}", "yes" if w["voiced"] else "no", w["label"] or "", *scores]
-    write_table(path, result, ["start_s", "end_s", "voiced", "label", *classes], map(csv_row, result["windows"]))
+        shift = "" if w.get("shift") is None else f"{w['shift']:.3f}"
+        return [f"{w['start']:.3f}", f"{w['end']:.3f}", "yes" if w["voiced"] else "no", w["label"] or "", shift,
+                *scores]
+    write_table(path, result, ["start_s", "end_s", "voiced", "label", "domain_shift", *classes],
+                map(csv_row, result["windows"]))
 
 
 def write_picture(path: str, result: dict, title: str) -> None:
@@ -387,6 +415,9 @@ def run_cli(run, wav: str, hop: Optional[float], output: Optional[str], fold: Op
     check_writable(table, "--output")
     check_writable(picture, "--output")
     result = run.timeline(wav, hop, fold)
+    shift = result.get("domain_shift")
+    if shift and shift["warning"]:
+        print(f"warning: {shift['warning']}", file=sys.stderr)
     print(format_summary(result))
     write_timeline_table(table, result)
     used = f"fold {fold}" if fold is not None else f"mean of {len(run.folds)} folds"

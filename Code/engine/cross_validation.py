@@ -14,26 +14,28 @@ from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fol
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import DiskFull, TrainingInterrupted, UserError
 from ..core.paths import shown
+from ..data.corpus_set import corpus_rows
 from ..data.feature_statistics import corpus_statistics
 from ..data.features import row_signatures
 from ..Model import ModelSpec
 from ..runs import results, run_folder
 from ..runs.run_folder import RunFolder
 from . import fine_tune
-from .protocol import PROTOCOLS, make_folds, protocol_description, recorded_validation_rows
+from .protocol import PROTOCOLS, protocol_description, recorded_validation_rows, run_folds
 
 
 def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarray, speakers, model_path: str,
-              result_path: str) -> RunFolder:
-    """A new run folder for ``config``: its folds drawn, its results folder proven writable, nothing trained."""
+              result_path: str, parts: list = ()) -> RunFolder:
+    """A new run folder for ``config``: its folds drawn, its results folder proven writable, nothing trained.
+    ``parts``: the corpora of a run on several (data/corpus_set.Part), whose folds hold each corpus' share."""
     if config.protocol not in PROTOCOLS:
         raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-    folds = make_folds(len(x), config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None)
+    folds = run_folds(config, len(x), speakers, corpus_rows(parts, len(x)))
     test_rows = [test for _, test in folds]
     init_from = fine_tune.plan(config, data, x, test_rows) if config.init_from else None  # refused here, or never
     results.prepare_folder(result_path)  # an unwritable results folder fails now, not after hours of training
     return run_folder.create(model_path, config, data, test_rows, row_signatures(x), result_path,
-                             corpus_statistics(x, data.features), init_from)
+                             corpus_statistics(x, data.features), init_from, [part.as_dict() for part in parts])
 
 
 def train_and_save_stacked(spec: ModelSpec, pending: list, trainer: Trainer, x: np.ndarray, y: np.ndarray,
@@ -126,5 +128,5 @@ def finish_run(spec: ModelSpec, run: RunFolder) -> dict:
     """The run's results files (xlsx, JSON, pictures) from its fold records, once its last fold is finished."""
     config = run.config
     record = results.run_record(config, spec.describe(config.hyper, trained=True), "train", run.fold_records(),
-                                run.path, config.protocol, protocol_description(config))
+                                run.path, config.protocol, protocol_description(config), parts=run.parts)
     return results.write_run_results(record, run.result_path, run.created, config.variant_suffix)

@@ -40,13 +40,34 @@ def protocol_description(config: RunConfig) -> str:
     return f"{text}; {CUMULATIVE_NOTE}" if config.label_smoothing_history == "cumulative" else text
 
 
-def make_folds(n: int, k: int, seed: int, speakers=None) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None,
+               by_corpus: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (train rows, test rows) of each fold.
 
     Without ``speakers``: KFold(k, shuffle=True, random_state=seed) over the file's sample order, as the
     original (SPEC §4). With ``speakers`` (one id per row): whole speakers are held out, one per fold
     when k equals their number (leave-one-speaker-out), else k groups of speakers (GroupKFold).
+
+    Several corpora (``corpora``: the corpus index of each row, data/corpus_set.corpus_rows): each corpus' rows are
+    split into k folds as above (KFold, or GroupKFold over its speakers) and fold i is the union of the corpora's
+    fold i, so that every fold holds each corpus' share. ``by_corpus`` (--cv corpus): leave-one-corpus-out, one
+    fold per corpus (k is their number).
     """
+    if corpora is not None:
+        corpora = np.asarray(corpora)
+        ids = np.unique(corpora)
+        if by_corpus:
+            return [(np.flatnonzero(corpora != c), np.flatnonzero(corpora == c)) for c in ids]
+        tests = [[] for _ in range(k)]
+        for c in ids:
+            rows = np.flatnonzero(corpora == c)
+            own = None if speakers is None else [speakers[r] for r in rows]
+            for i, (_, test) in enumerate(make_folds(len(rows), k, seed, own)):
+                tests[i].append(rows[test])
+        every = np.arange(n)
+        return [(np.setdiff1d(every, test), test) for test in (np.sort(np.concatenate(t)) for t in tests)]
+    if by_corpus:
+        raise UserError("--cv corpus: leaves one corpus out per fold; name several corpora (--data A+B)")
     if speakers is None:
         if not 2 <= k <= n:
             raise UserError(f"--split_fold {k}: must be between 2 and the number of samples ({n})")
@@ -55,6 +76,13 @@ def make_folds(n: int, k: int, seed: int, speakers=None) -> list[tuple[np.ndarra
     if not 2 <= k <= count:
         raise UserError(f"--split_fold {k}: --cv speaker needs between 2 and the number of speakers ({count})")
     return list(GroupKFold(n_splits=k).split(np.arange(n), groups=np.asarray(speakers)))
+
+
+def run_folds(config: RunConfig, n: int, speakers=None, corpora=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``make_folds`` under ``config``'s split (--split_fold, --random_seed, --cv) over ``n`` rows with their
+    speakers and, for several corpora, their corpus index."""
+    return make_folds(n, config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None,
+                      corpora, config.cv == "corpus")
 
 
 def smooth_labels(y: np.ndarray, amount: float) -> np.ndarray:

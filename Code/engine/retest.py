@@ -25,7 +25,7 @@ def retest_label(own_split: bool, own_features: bool, config: RunConfig) -> dict
     """The ``retest`` entry of a re-test's record: whether split and features are the run's own, and a label."""
     notes = []
     if not own_split:
-        scheme = "speaker" if config.cv == "speaker" else "kfold"
+        scheme = config.cv
         notes.append(f"OTHER SPLIT (seed {config.random_seed}, {config.split_fold}-fold {scheme}): its test folds "
                      "hold rows the fold models trained on, the figures are inflated")
     if not own_features:
@@ -44,7 +44,7 @@ def file_suffix(retest: dict | None) -> str:
 
 def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, folds: list,
                    weight_files: list[str], weights_folder: str, result_path: str, description: str,
-                   retest: dict | None = None) -> dict:
+                   retest: dict | None = None, parts: list = ()) -> dict:
     """Load fold i's weights, evaluate them on test fold i, write and print the results.
 
     Args:
@@ -55,6 +55,7 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         result_path: the results folder.
         description: what split the re-test uses, as printed and recorded.
         retest: ``retest_label``'s entry (None for the authors' folders).
+        parts: a run on several corpora: each one (data/corpus_set.Part), for the per-corpus figures.
     """
     # every file checked before anything is written
     weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
@@ -69,6 +70,6 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
                         "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})
         print(results.format_fold_line(i, len(folds), records[-1]))
     record = results.run_record(config, spec.describe(config.hyper, trained=False), "test", records, weights_folder,
-                                "test", description, retest)
+                                "test", description, retest, parts)
     return results.write_run_results(record, result_path, time.strftime("%Y-%m-%d_%H-%M-%S"),
                                      config.variant_suffix + file_suffix(retest))

@@ -8,9 +8,9 @@ import os
 from ..core.config import Hyper, RunConfig
 from ..core.errors import UserError
 from ..core.flags import RUN_FLAGS
-from ..core.paths import feature_path
 from ..core.settings import Settings
 from ..data.corpora import Corpus
+from ..data.resolve import recorded_feature_path
 from ..Model import MODELS, ModelSpec
 
 
@@ -35,7 +35,6 @@ def run_config(settings: Settings, corpus: Corpus, seed: int) -> tuple[ModelSpec
         raise UserError(f"--label_smoothing_history cumulative: {spec.name} trains without label smoothing "
                         "(--label_smoothing 0), so there is nothing to accumulate")
     config = RunConfig(**{**values, "model": spec.name, "random_seed": seed}, classes=list(corpus.classes),
-                       feature_path=os.path.abspath(feature_path(settings.data, settings.features,
-                                                                 settings.feature_path)),
+                       feature_path=recorded_feature_path(settings.data, settings.features, settings.feature_path),
                        epsilon=spec.recipe.epsilon, hyper=hyper_of(settings, corpus), synthetic=corpus.synthetic)
     return spec, config

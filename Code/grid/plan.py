@@ -3,6 +3,7 @@ and the folds it has left; points whose settings are refused are reported and th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -31,7 +32,8 @@ class PlannedRun:
 
     label: str
     run: object  # run_folder.RunFolder
-    features: str  # the sha256 of its features (the key of Plan.features)
+    features: str  # the sha256 of its features, + "/speaker/<sha256 of the speakers>" when standardised by speaker
+    # (a key of Plan.features)
     trainer_key: str  # runs with the same key can share a compiled training step
     left: set = field(default_factory=set)  # folds not finished yet
 
@@ -54,6 +56,7 @@ def plan(points: list[Point]) -> Plan:
     """Load every point's features once, find or create its run folder and list the folds it has left."""
     from ..data.resolve import load_data
     from ..engine.cross_validation import start_run
+    from ..engine.normalization import network_inputs
     from ..engine.run_config import run_config
     from ..runs.run_folder import find_run
     loaded, features, runs, failures, seen, before = {}, {}, [], [], set(), 0
@@ -69,6 +72,11 @@ def plan(points: list[Point]) -> Plan:
             if source not in loaded:
                 loaded[source] = load_data(args.data, args.features, path, args.model, args.cv == "speaker")
             data = loaded[source]
+            key = data.info.sha256  # the rows the network reads: standardised by speaker, they depend on the speakers
+            if args.normalize == "speaker":
+                key += "/speaker/" + hashlib.sha256("\n".join(data.speakers or []).encode()).hexdigest()
+            if key not in features:
+                features[key] = (network_inputs(data.x, data.speakers, args.normalize, path), data.y)
             spec, config = run_config(args, data.corpus, args.seed)
             run = (find_run(args.model_path, config, data.info.sha256, args.result_path)
                    or start_run(config, data.info, data.x, data.y, data.speakers, args.model_path, args.result_path))
@@ -80,11 +88,10 @@ def plan(points: list[Point]) -> Plan:
             continue
         seen.add(run.path)
         run.remove_partials()  # the grid's driver owns its run folders now: what a killed one left goes
-        features.setdefault(data.info.sha256, (data.x, data.y))
         done = run.finished_folds()
         for why in run.damaged_folds().values():
             print(f"grid: {point.label}: {why}: never used, trained again", file=sys.stderr)
         before += len(done)
-        key = trainer_key(config, data.x.shape[1:], data.y.shape[1])
-        runs.append(PlannedRun(point.label, run, data.info.sha256, key, set(range(run.k)) - set(done)))
+        trainer = trainer_key(config, data.x.shape[1:], data.y.shape[1])
+        runs.append(PlannedRun(point.label, run, key, trainer, set(range(run.k)) - set(done)))
     return Plan(runs, features, failures, before)

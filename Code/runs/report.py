@@ -183,8 +183,10 @@ def run_settings(record: dict) -> tuple:
 
 def group_key(record: dict) -> GroupKey:
     config = record["config"]
-    # Runs on different feature files (the full corpus, 2-s cuts, another extraction) are never averaged.
-    features = os.path.basename(config.get("feature_path") or "") or "–"
+    # Runs on different feature files (the full corpus, 2-s cuts, another extraction) are never averaged; a run on
+    # several corpora (--data A+B) names each one's, joined by '+'
+    paths = (config.get("feature_path") or "").split("+") if "+" in config["data"] else [config.get("feature_path")]
+    features = "+".join(os.path.basename(path or "") for path in paths) or "–"
     return GroupKey(record["model"], record.get("variant", ""), config["data"], features, protocol_label(record),
                     config.get("cv", "kfold"), config["split_fold"], bool(record.get("synthetic")),
                     run_settings(record))
@@ -274,10 +276,20 @@ def _ci(interval: significance.Interval) -> str:
     return "–" if math.isnan(interval.low) else f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
 
 
+def _per_corpus(runs: list[dict]) -> str:
+    """A run on several corpora: each corpus' pooled UAR % / WAR % (mean ± std over the runs); "–" otherwise."""
+    found = [run["summary"].get("per_corpus") for run in runs]
+    if not all(found):
+        return "–"
+    return "; ".join(f"{key} {_cell([f[key]['uar'] for f in found])} / {_cell([f[key]['war'] for f in found])}"
+                     for key in found[0])
+
+
 def build_table(records: list[dict]) -> pd.DataFrame:
     """One row per ``group_key`` with our figures, their statistics over seeds and folds, and the published ones.
 
-    A "settings" column (after "protocol") appears when some setting differs between rows.
+    A "settings" column (after "protocol") appears when some setting differs between rows; a "per corpus" column
+    (each corpus' pooled UAR / WAR) when some row trained on several corpora (--data A+B).
     """
     groups = group_runs(records)
     varying = _varying_settings(groups)
@@ -301,6 +313,8 @@ def build_table(records: list[dict]) -> pd.DataFrame:
             "WAR % mean ± std": _mean_std(war_interval), "WAR % 95% CI": _ci(war_interval),
             "published UAR %": _published(uar), "published WAR %": _published(war),
         })
+        if any(run["summary"].get("per_corpus") for _, group in groups for run in group):
+            rows[-1]["per corpus: UAR / WAR % (pooled)"] = _per_corpus(runs)
     return pd.DataFrame(rows)
 
 

@@ -61,12 +61,13 @@ def fold_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence
             "report": report, "n": len(y_true)}
 
 
-def summarize(folds: list[dict]) -> dict:
+def summarize(folds: list[dict], parts: Sequence = ()) -> dict:
     """Mean and population std of the per-fold WAR/UAR, and WAR/UAR/confusion pooled over all folds.
 
     Each fold dict comes from ``fold_metrics`` and also carries its ``y_true`` and ``y_pred`` lists;
     the pooled figures are computed from those predictions concatenated, which equals the macro
-    recall of the confusion matrix summed over folds.
+    recall of the confusion matrix summed over folds. For a run on several corpora (``parts``, data/corpus_set.Part,
+    and every fold's ``test_rows``), ``per_corpus`` has each corpus' WAR and UAR pooled over its test rows.
     """
     war = np.array([fold["war"] for fold in folds])
     uar = np.array([fold["uar"] for fold in folds])
@@ -74,11 +75,19 @@ def summarize(folds: list[dict]) -> dict:
     y_pred = np.concatenate([fold["y_pred"] for fold in folds])
     war_pooled, uar_pooled = _war_uar(y_true, y_pred)
     labels = list(range(len(folds[0]["confusion"])))
-    return {"war_mean_of_folds": float(war.mean()), "war_std_of_folds": float(war.std()),
-            "uar_mean_of_folds": float(uar.mean()), "uar_std_of_folds": float(uar.std()),
-            "war_pooled": war_pooled, "uar_pooled": uar_pooled,
-            "confusion_pooled": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-            "n_pooled": int(len(y_true))}
+    summary = {"war_mean_of_folds": float(war.mean()), "war_std_of_folds": float(war.std()),
+               "uar_mean_of_folds": float(uar.mean()), "uar_std_of_folds": float(uar.std()),
+               "war_pooled": war_pooled, "uar_pooled": uar_pooled,
+               "confusion_pooled": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+               "n_pooled": int(len(y_true))}
+    if parts:
+        rows = np.concatenate([fold["test_rows"] for fold in folds])
+        summary["per_corpus"] = {}
+        for part in parts:
+            mine = (rows >= part.start) & (rows < part.start + part.rows)
+            war_c, uar_c = _war_uar(y_true[mine], y_pred[mine])
+            summary["per_corpus"][part.data] = {"war": war_c, "uar": uar_c, "n": int(mine.sum())}
+    return summary
 
 
 def results_stem(data: str, k: int, war_mean: float, seed: int, time_str: str, model: str, protocol: str) -> str:
@@ -104,7 +113,8 @@ def run_title(config, mode: str, retest: dict | None = None) -> str:
     """``TIMNET on EMODB, 10-fold, seed 46, train`` with every qualifier a reader must not miss: synthetic data,
     speaker-independent folds, the original's cumulative label smoothing, a re-test on another split or features."""
     synthetic = "SYNTHETIC DATA - " if config.synthetic else ""
-    folds = f"{config.split_fold}-fold" + (" speaker-independent" if config.cv == "speaker" else "")
+    folds = f"{config.split_fold}-fold" + {"speaker": " speaker-independent",
+                                           "corpus": " leave-one-corpus-out"}.get(config.cv, "")
     notes = ["CUMULATIVE label smoothing"] if getattr(config, "label_smoothing_history", "") == "cumulative" else []
     notes += [note for note in [precision.title_note(getattr(config, "mixed_precision", False))] if note]
     if retest and retest.get("label"):
@@ -114,7 +124,7 @@ def run_title(config, mode: str, retest: dict | None = None) -> str:
 
 
 def run_record(config, model: dict, mode: str, folds: list[dict], weights_folder: str, protocol: str,
-               description: str, retest: dict | None = None) -> dict:
+               description: str, retest: dict | None = None, parts: Sequence = ()) -> dict:
     """The results JSON of a training run or a re-test.
 
     Args:
@@ -126,11 +136,12 @@ def run_record(config, model: dict, mode: str, folds: list[dict], weights_folder
         protocol: the training protocol, or "test".
         description: the protocol's description as printed.
         retest: for a re-test, whether it used the run's own split and features (and its label); else None.
+        parts: a run on several corpora: each one (data/corpus_set.Part): ``corpora`` and the per-corpus figures.
     """
     return {"title": run_title(config, mode, retest), "mode": mode, **model, "protocol": protocol,
             "protocol_description": description, "synthetic": config.synthetic, "weights_folder": weights_folder,
             "config": asdict(config), "retest": retest, "versions": library_versions(), "folds": folds,
-            "summary": summarize(folds)}
+            "summary": summarize(folds, parts), **({"corpora": [part.as_dict() for part in parts]} if parts else {})}
 
 
 def write_run_results(record: dict, result_dir: str, time_str: str, suffix: str = "") -> dict:
@@ -312,4 +323,6 @@ def format_summary(summary: dict, protocol: str) -> str:
         "  (± population std over folds, percentage points)",
         f"pooled over folds: WAR {summary['war_pooled'] * 100:.2f}%  UAR {summary['uar_pooled'] * 100:.2f}%"
         f"  ({summary['n_pooled']} test utterances)",
+        *(f"  of which {key}: WAR {c['war'] * 100:.2f}%  UAR {c['uar'] * 100:.2f}%  ({c['n']} test utterances)"
+          for key, c in summary.get("per_corpus", {}).items()),
     ])

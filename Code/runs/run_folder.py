@@ -8,7 +8,9 @@ Layout (the original's fold files, plus what makes the folder usable on its own)
                                       fold's test rows, the results folder, the library versions and the corpus'
                                       MFCC statistics (data/feature_statistics.py; absent in older runs); a
                                       fine-tuned run's start: source folder, head, each fold's source fold and the
-                                      sha256 of its weights (``init_from``, engine/fine_tune.py)
+                                      sha256 of its weights (``init_from``, engine/fine_tune.py); for a run on
+                                      several corpora (--data A+B), ``corpora``: each one's feature file (path,
+                                      size, hash), classes, map onto the common classes and rows
     <k>-fold_weights_best_<i>.hdf5    fold i's weights (i from 1), Keras-2 legacy layout: the authors' load_weights
                                       reads them
     <k>-fold_record_<i>.json          fold i's record (metrics, predictions, history, kept epoch, the sha256 of its
@@ -43,6 +45,7 @@ from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
 from ..core.paths import MAIN, shown
 from ..data.corpora import SAMPLE_RATE
+from ..data.corpus_set import Part
 from ..nn import legacy_weights
 from . import results
 
@@ -105,6 +108,8 @@ class RunFolder:
         self.input_shape = tuple(corpus["input_shape"])
         self.feature_sha256 = description["feature_file"]["sha256"]
         self.feature_statistics = description.get("feature_statistics")  # None: log-Mel, or an older run
+        # several corpora (--data A+B): each one's file, classes, map and rows; empty for a run on one corpus
+        self.parts = [Part.from_dict(part) for part in description.get("corpora") or []]
 
     def folds(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, test rows) of every fold of the run, over the ``n`` rows of its feature file."""
@@ -257,9 +262,11 @@ def _new_folder(parent: str, name: str) -> str:
 
 
 def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, signatures: np.ndarray,
-           result_path: str, feature_statistics: Optional[dict] = None, init_from: Optional[dict] = None) -> RunFolder:
+           result_path: str, feature_statistics: Optional[dict] = None, init_from: Optional[dict] = None,
+           corpora: Optional[list] = None) -> RunFolder:
     """A new run folder under ``parent`` with its ``run.json`` and training signatures; no fold trained yet.
-    ``init_from``: a fine-tuned run's start (engine/fine_tune.py's record), kept in run.json as ``init_from``."""
+    ``init_from``: a fine-tuned run's start (engine/fine_tune.py's record), kept in run.json as ``init_from``;
+    ``corpora``: a run on several corpora's (data/corpus_set.Part as dicts), kept as ``corpora``."""
     created = time.strftime("%Y-%m-%d_%H-%M-%S")
     config = RunConfig.from_dict({**asdict(config), "feature_path": os.path.abspath(config.feature_path)})
     name = f"{config.data}_{config.random_seed}_{created}_{config.model}{config.variant_suffix}"
@@ -277,6 +284,8 @@ def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, 
         "feature_statistics": feature_statistics,
         **({"init_from": init_from} if init_from else {}),
     }
+    if corpora:
+        description["corpora"] = corpora
     np.save(os.path.join(path, SIGNATURES_FILE), np.asarray(signatures, dtype=np.float32), allow_pickle=False)
     results.write_json(os.path.join(path, RUN_FILE), description)
     return RunFolder(path, description)

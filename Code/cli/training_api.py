@@ -1,0 +1,60 @@
+"""The training API: ``timnet_ser.train(...)``, a run trained from Python as ``--mode train`` trains it.
+
+    import timnet_ser
+    run = timnet_ser.train(data="EMODB", feature_path="MFCC/EMODB.npy", model="TIMNET", epoch=300,
+                           split_fold=10, normalize="corpus")
+    run.predict("speech.wav")
+
+Every keyword is a flag of core/flags.py's table (``epoch=300`` is ``--epoch 300``, ``balance=True`` is
+``--balance``, ``random_seed=[46, 47]`` is ``--random_seed 46,47``); they go through the command line's own parser
+and checks (settings.py), so the API accepts what the command line accepts and refuses the rest with the same one
+line (``UserError``: ``--epoch -1: must be positive``), before TensorFlow starts. The same engine trains the run
+(modes.run_train), which prints its progress; the result is the run folder loaded as an ``api.Run``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from ..core.errors import UserError
+from . import modes, settings
+
+
+def _argv(data: str, feature_path: Optional[str], model: str, flags: dict) -> list[str]:
+    """The command line of these keywords: None and False left out, True a switch, a list of seeds joined."""
+    argv = ["--mode", "train", "--data", data, "--model", model]
+    if feature_path is not None:
+        argv += ["--feature_path", os.fspath(feature_path)]
+    for name, value in flags.items():
+        if value is None or value is False:
+            continue
+        argv.append(f"--{name}")
+        if value is not True:
+            argv.append(",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+    return argv
+
+
+def train(data: str = "EMODB", feature_path: Optional[str] = None, model: str = "TIMNET", **flags):
+    """Train a run as ``--mode train`` does and return it loaded (``api.Run``; a list of them for several seeds).
+
+    Args:
+        data: the corpus key (``--data``).
+        feature_path: its feature file (default ``MFCC/<data>.npy``).
+        model: TIMNET, GMTCN or DCNN_BLSTMwA.
+        **flags: any other flag of ``--mode train`` by its name (``epoch=2``, ``split_fold=5``, ``normalize="speaker"``,
+            ``model_path=...``, ``resume=<run folder>``); a wrong one is refused in the command line's words.
+    """
+    if "mode" in flags:
+        raise UserError(f"mode={flags['mode']!r}: train() trains; load_run(folder) tests, predicts and exports")
+    args = settings.validate(settings.parse(_argv(data, feature_path, model, flags)))
+    if "gpu" in args.given:
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # read when TensorFlow starts
+    from ..core.tensorflow_setup import start_tensorflow
+    start_tensorflow()
+    from ..deploy.api import load_run
+    summaries = modes.run_train(args)
+    if not summaries:  # a complete run given to resume= : nothing trained, the run as it is
+        return load_run(args.resume)
+    runs = [load_run(summary["record"]["weights_folder"]) for summary in summaries]
+    return runs[0] if len(runs) == 1 else runs

@@ -1,0 +1,58 @@
+"""timnet_ser.train: the command line's flags as keywords, its checks and one-line errors, its engine; returns the
+run loaded."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import timnet_ser
+from timnet_ser.core.errors import UserError
+from timnet_ser.data import features, synthetic_corpus
+from timnet_ser.data.feature_files import save_features
+
+CLASSES = list(synthetic_corpus.CORPUS.classes)
+LENGTH = 32 * 512  # 33 MFCC frames
+
+
+@pytest.fixture(scope="module")
+def feature_file(tmp_path_factory):
+    """A dataset of its own: 6 synthetic utterances per class, 3 speakers."""
+    signals = [synthetic_corpus.utterance(c, np.random.default_rng([2, i, k])) for i, c in enumerate(CLASSES)
+               for k in range(6)]
+    path = str(tmp_path_factory.mktemp("api") / "TOYAPI.npy")
+    save_features(path, {"x": np.stack([features.signal_features(s, LENGTH) for s in signals]),
+                         "y": np.eye(len(CLASSES), dtype="float32")[np.repeat(np.arange(len(CLASSES)), 6)],
+                         "classes": np.array(CLASSES), "signal_length": LENGTH, "features": "mfcc",
+                         "speakers": np.array([f"p{k % 3}" for k in range(6 * len(CLASSES))])})
+    return path
+
+
+def test_train_returns_the_run_as_the_command_line_trains_it(feature_file, tmp_path):
+    run = timnet_ser.train(data="TOYAPI", feature_path=feature_file, model="TIMNET", epoch=1, split_fold=2,
+                           batch_size=8, filter_size=8, dilation_size=2, random_seed=5, normalize="corpus",
+                           balance=True, model_path=str(tmp_path / "Models"), result_path=str(tmp_path / "Results"))
+    assert isinstance(run, timnet_ser.Run) and run.classes == CLASSES and len(run.folds) == 2
+    with open(os.path.join(run.folder, "run.json")) as f:
+        config = json.load(f)["config"]
+    assert (config["epochs"], config["split_fold"], config["random_seed"], config["balance"]) == (1, 2, 5, True)
+    assert config["hyper"]["normalize"] == "corpus" and config["hyper"]["filter_size"] == 8
+    assert run.model.get_layer("corpus_normalization") is not None
+    signal = synthetic_corpus.utterance("happy", np.random.default_rng(9))
+    assert run.predict((signal, synthetic_corpus.SAMPLE_RATE))[0]["label"] in CLASSES
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"epoch": -1}, "--epoch -1: must be positive"),
+    ({"epochs": 2}, "unknown flag --epochs (did you mean --epoch?)"),
+    ({"normalize": "speakers"}, "--normalize 'speakers': choose one of none, utterance, speaker, corpus"),
+    ({"model": "DCNN_BLSTMwA", "normalize": "corpus"}, "--normalize corpus: standardises MFCC coefficients"),
+    ({"mode": "test"}, "mode='test': train() trains; load_run(folder) tests, predicts and exports"),
+])
+def test_a_wrong_argument_is_the_command_lines_one_line(flags, message, tmp_path):
+    with pytest.raises(UserError) as caught:
+        timnet_ser.train(data="TOYAPI", feature_path=str(tmp_path / "none.npy"), model_path=str(tmp_path / "M"),
+                         **flags)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert not os.path.exists(tmp_path / "M")
