@@ -43,6 +43,13 @@ def test_a_wrong_word_is_one_line_naming_the_flag():
         settings.parse(["--mixed_precision", "bf61"])
 
 
+@pytest.mark.parametrize("value", [True, "bf16", "float16"])
+def test_the_training_api_passes_it_as_the_command_line(value):
+    from timnet_ser.cli.training_api import _argv
+    parsed = settings.parse(_argv("EMODB", None, "GMTCN", {"mixed_precision": value}))
+    assert parsed.mixed_precision == precision.WORDS.get(value, value)
+
+
 def test_a_grid_file_sets_it_as_on_the_command_line():
     switches = grid_file._switches()
     assert grid_file.flag_argv("mixed_precision", "bf16", switches) == ["--mixed_precision", "bf16"]
