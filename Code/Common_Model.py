@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .core import precision
 from .core.config import RunConfig
 from .engine import fine_tune
 from .engine.normalization import set_fold_statistics
@@ -51,10 +52,11 @@ def configure_tensorflow(spec: ModelSpec) -> None:
         pass
 
 
-def configure_run(spec: ModelSpec, mixed_precision: bool) -> None:
-    """Threads, graph optimiser and precision for ``spec``, before TensorFlow runs anything."""
+def configure_run(spec: ModelSpec, mixed_precision: bool | str) -> None:
+    """Threads, graph optimiser and precision (the --mixed_precision setting, core/precision.py) for ``spec``,
+    before TensorFlow runs anything."""
     configure_tensorflow(spec)
-    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+    keras.config.set_dtype_policy(precision.policy(mixed_precision))
 
 
 class Trainer:
@@ -71,7 +73,7 @@ class Trainer:
         self.model = build()
         self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, beta_1=config.beta1, beta_2=config.beta2,
                                                epsilon=config.epsilon)
-        if config.mixed_precision:  # float16 gradients underflow unless the loss is scaled up (and back down)
+        if precision.loss_scaled(config.mixed_precision):  # float16 gradients underflow unless the loss is scaled
             self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
         self.optimizer.build(self.model.trainable_variables)
         x_spec = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)

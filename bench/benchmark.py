@@ -7,7 +7,7 @@ batch 64, random values with a fixed seed) it measures, each job in a fresh proc
 mix): the reference graph (bench/reference_graph.py: plain Keras Conv1D/BatchNorm/SpatialDropout1D layers,
 ``model.compile`` + ``model.fit``, as the authors' code trains); our sequential path (Common_Model.Trainer: one
 traced step reused across folds, the hand-written backward passes of training_kernels.py), also with --xla and
---mixed_precision; and our stacked path (``--training stacked``: the 10 folds as one stack, in both layouts of
+--mixed_precision (float16 and bf16); and our stacked path (``--training stacked``: the 10 folds as one stack, in both layouts of
 stacked_training.LAYOUTS). For each: seconds per fold-epoch (one fold trained for one epoch: the median epoch
 after a warm-up epoch; a stacked epoch trains ten), fold-epochs and utterances per second, the time to build
 the model(s) and run the first step, peak resident memory; for TIM-Net and GM-TCNet. Then inference at batch 1
@@ -66,15 +66,16 @@ print(json.dumps({{"build": build, "epoch": statistics.median(times), "peak": pe
 
 TRAIN_OURS = PRELUDE + """
 from timnet_ser.Common_Model import Trainer, configure_tensorflow
+from timnet_ser.core import precision
 from timnet_ser.core.config import RunConfig
 from timnet_ser.Model import MODELS, build_model
 from timnet_ser.core.config import Hyper
 import keras
 configure_tensorflow(MODELS["{model}"])  # as main.py does
-keras.config.set_dtype_policy("mixed_float16" if {mixed} else "float32")
+keras.config.set_dtype_policy(precision.policy({mixed!r}))
 x, y = data(481, 188, 7)
 config = RunConfig(model="{model}", data="BENCH", classes=list("abcdefg"), feature_path="-", xla={xla},
-                   mixed_precision={mixed})
+                   mixed_precision={mixed!r})
 start = time.time()
 trainer = Trainer(lambda: build_model(MODELS["{model}"], (188, 39), 7, Hyper()), config)
 trainer.reset(0)
@@ -115,15 +116,16 @@ print(json.dumps(result))
 
 STEP_AT_SHAPE = PRELUDE + """
 from timnet_ser.Common_Model import Trainer, configure_tensorflow
+from timnet_ser.core import precision
 from timnet_ser.core.config import RunConfig
 from timnet_ser.Model import MODELS, build_model
 from timnet_ser.core.config import Hyper
 import keras
 configure_tensorflow(MODELS["{model}"])
-keras.config.set_dtype_policy("mixed_float16" if {mixed} else "float32")
+keras.config.set_dtype_policy(precision.policy({mixed!r}))
 x, y = data(128, {frames}, {classes})
 config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",
-                   hyper=Hyper(dilation_size={blocks}), mixed_precision={mixed})
+                   hyper=Hyper(dilation_size={blocks}), mixed_precision={mixed!r})
 trainer = Trainer(lambda: build_model(MODELS["{model}"], ({frames}, 39), {classes}, config.hyper), config)
 trainer.reset(0)
 trainer.train_epoch(x, y, np.arange(64), 64)
@@ -214,7 +216,8 @@ def main() -> None:
                          fastest(TRAIN_REFERENCE.format(model=model, epochs=epochs), backend="jax"), 1))
         rows += [(name, fastest(TRAIN_OURS.format(model=model, epochs=epochs, xla=xla, mixed=mixed)), 1)
                  for name, xla, mixed in (("ours (default)", False, False), ("ours, --xla", True, False),
-                                          ("ours, --mixed_precision", False, True))]
+                                          ("ours, --mixed_precision", False, True),
+                                          ("ours, --mixed_precision bf16", False, "bf16"))]
         # the 10 folds of a run in one step (--training stacked): a stacked epoch trains 10 fold-epochs
         rows += [(f"ours, --training stacked, 10 folds, {layout}",
                   fastest(stacked_job(model, layout, 10, epochs=epochs)), 10) for layout in ("grouped", "batched")]

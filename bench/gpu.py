@@ -4,7 +4,7 @@
 
 For TIM-Net and GM-TCNet at the EMODB shape (535 utterances, T = 188, 7 classes) and the IEMOCAP shape (5 531,
 T = 606, 4 classes, 10 blocks), each in a fresh process (bench/benchmark.py's jobs): seconds per fold-epoch of
-the sequential path in float32 and with --mixed_precision, and of the stacked path (--training stacked, float32
+the sequential path in float32, with --mixed_precision and with --mixed_precision bf16, and of the stacked path (--training stacked, float32
 only: it computes in one type) with 10 folds grouped and batched and with 50 members batched (5 seeds x 10
 folds, as a grid would stack them). A fold-epoch is ceil(0.9 n / 64) steps; the step is the mean of two after
 the trace. Then the projected wall time of the whole TIM-Net paper table (6 corpora x 10 folds x 500 epochs) on
@@ -37,7 +37,7 @@ def steps_per_fold_epoch(n: int) -> int:
     return math.ceil(int(n * 0.9) / 64)
 
 
-def sequential(model: str, corpus: str, mixed: bool) -> float:
+def sequential(model: str, corpus: str, mixed: bool | str) -> float:
     """Seconds per fold-epoch of the sequential path (Common_Model.Trainer)."""
     n, frames, blocks, classes = SHAPES[corpus]
     step = run(STEP_AT_SHAPE.format(model=model, frames=frames, blocks=blocks, classes=classes, mixed=mixed))
@@ -62,9 +62,10 @@ def main() -> None:
     tables.emit("", "| model | corpus shape | path | s per fold-epoch | fold-epochs/s |", "|---|---|---|---|---|")
     paths = [("sequential, float32", lambda m, c: sequential(m, c, False)),
              ("sequential, --mixed_precision", lambda m, c: sequential(m, c, True)),
+             ("sequential, --mixed_precision bf16", lambda m, c: sequential(m, c, "bf16")),
              ("stacked grouped, 10 folds", lambda m, c: stacked(m, c, "grouped", 10)),
              ("stacked batched, 10 folds", lambda m, c: stacked(m, c, "batched", 10)),
-             ("stacked batched, 50 members", lambda m, c: stacked(m, c, "batched", 50))][:4 if args.quick else 5]
+             ("stacked batched, 50 members", lambda m, c: stacked(m, c, "batched", 50))][:5 if args.quick else 6]
     fastest: dict[tuple[str, str], float] = {}
     for model in ("TIMNET", "GMTCN"):
         for corpus in ("EMODB",) if args.quick else ("EMODB", "IEMOCAP"):

@@ -40,7 +40,10 @@ def test_the_parser_takes_defaults_types_and_choices_from_the_table():
         flag = flags.BY_NAME[name]
         assert action.default == flag.default, name
         assert action.help == flag.help, name
-        if flag.type is bool:
+        if flag.words:  # a switch that may take a word: bare, True
+            assert action.nargs == "?" and action.const is True and flag.default is False, name
+            assert all(action.type(word) == setting for word, setting in flag.words.items()), name
+        elif flag.type is bool:
             assert action.nargs == 0 and flag.default is False, name
         else:
             assert action.type is flag.type and tuple(action.choices or ()) == flag.choices, name

@@ -109,8 +109,12 @@ def _switches() -> set[str]:
 def flag_argv(name: str, value, switches: set[str], path: str = "the command line") -> list[str]:
     """The command-line words of flag ``name`` set to ``value``."""
     if name in switches:
+        words = flags.BY_NAME[name].words or {}
+        if isinstance(value, str) and value in words:
+            return [f"--{name}", value]
         if not isinstance(value, bool):
-            raise UserError(f"--grid {path}: {name} = {value!r}: expected true or false")
+            raise UserError(f"--grid {path}: {name} = {value!r}: expected true or false"
+                            + "".join(f" or {word!r}" for word in words))
         return [f"--{name}"] if value else []
     if isinstance(value, bool):
         raise UserError(f"--grid {path}: {name} = {str(value).lower()}: --{name} takes a value, not true/false")

@@ -37,7 +37,7 @@ def network_inputs(args: Settings, features, path: str | None = None):
     return inputs(features.x, features.speakers, args.normalize, path or args.feature_path or args.data)
 
 
-def configure_run(model: str, mixed_precision: bool) -> None:
+def configure_run(model: str, mixed_precision: bool | str) -> None:
     """Threads, graph optimiser and precision for ``model``, before TensorFlow runs anything."""
     from ..Common_Model import configure_run as configure
     from ..Model import MODELS

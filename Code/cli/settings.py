@@ -91,7 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "models, run grids of runs on Ray, tabulate results.")
     groups = {name: p.add_argument_group(name) for name in flags.GROUPS}
     for flag in flags.FLAGS:
-        if flag.type is bool:
+        if flag.words:  # bare: True; or one of its words
+            groups[flag.group].add_argument(f"--{flag.name}", nargs="?", const=True, default=flag.default,
+                                            type=_word_of(flag), metavar="{" + ",".join(flag.words) + "}",
+                                            help=flag.help)
+        elif flag.type is bool:
             groups[flag.group].add_argument(f"--{flag.name}", action="store_true", help=flag.help)
         else:
             groups[flag.group].add_argument(f"--{flag.name}", type=flag.type, default=flag.default,
@@ -99,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
         if flag.name == "gpu":
             groups[flag.group].add_argument("--version", action="version", version=f"%(prog)s {version()}")
     return p
+
+
+def _word_of(flag: flags.Flag):
+    """The parser's type of a switch that may take a word: the word's setting, or argparse's one-line error."""
+    def setting(word: str):
+        if word not in flag.words:
+            raise argparse.ArgumentTypeError(f"choose one of {', '.join(flag.words)} or the bare flag, not {word!r}"
+                                             f"{did_you_mean(word, flag.words)}")
+        return flag.words[word]
+    return setting
 
 
 def _typed_flags(argv) -> set[str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from . import precision
+
 
 @dataclass(frozen=True)
 class Hyper:
@@ -55,7 +57,7 @@ class RunConfig:
     hyper: Hyper = field(default_factory=Hyper)
     synthetic: bool = False
     xla: bool = False  # compile the training step with XLA (measured slower than the default on our CPU)
-    mixed_precision: bool = False  # compute in float16, keep float32 variables; for GPUs (slower on our CPU)
+    mixed_precision: bool | str = False  # True: float16 compute, "bf16": bfloat16, float32 variables (precision.py)
     balance: bool = False  # oversample the training rows of every class to the largest class' count
     augment: int = 0  # masked copies of every training utterance (log-Mel segments only)
     init_from: Optional[str] = None  # fine-tuning: the run or authors' folder every fold starts from (absolute)
@@ -68,8 +70,10 @@ class RunConfig:
 
     @property
     def variant_suffix(self) -> str:
-        """What is appended to folder and file names of a run trained with the original's cumulative smoothing."""
-        return "_cumulative-smoothing" if self.label_smoothing_history == "cumulative" else ""
+        """What is appended to folder and file names of a run trained with the original's cumulative smoothing or
+        in mixed precision."""
+        return (("_cumulative-smoothing" if self.label_smoothing_history == "cumulative" else "")
+                + precision.file_suffix(self.mixed_precision))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import paths
+from . import paths, precision
 
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
@@ -33,6 +33,7 @@ class Flag:
     run: str = ""  # the RunConfig field that run.json records it as ("epochs", "hyper.dropout"); "" if none
     grid: bool = False  # a grid file key although run.json does not record it (every recorded flag is one)
     report: bool = False  # a settings column of the report (named by ``run``): runs differing in it never average
+    words: dict | None = None  # a switch that may also take a word: {word: the setting}; bare, it is True
 
     @property
     def is_grid_key(self) -> bool:
@@ -131,8 +132,9 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("xla", bool, False,
           "compile the training step with XLA (on our CPU slower than the default; see docs/speed.md)", run="xla"),
         row("mixed_precision", bool, False,
-          "compute in float16 with float32 weights and loss scaling (Keras mixed_float16), for GPUs; off by default",
-          run="mixed_precision", report=True),
+          "compute in float16 with float32 weights and loss scaling (Keras mixed_float16), for GPUs; "
+          "--mixed_precision bf16: in bfloat16 (Keras mixed_bfloat16, no loss scaling; docs/speed.md); off by "
+          "default", run="mixed_precision", report=True, words=precision.WORDS),
         row("init_from", str, None,
           "train: fine-tune: every fold starts from the weights of this run folder or authors' folder (fold k from "
           "its fold k; a new head when the classes differ); refused when it trained on the new test folds' "

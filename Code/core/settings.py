@@ -48,7 +48,7 @@ class Settings:
     stack_members: Optional[int]
     balance: bool
     xla: bool
-    mixed_precision: bool
+    mixed_precision: bool | str  # False, True (float16) or "bf16": core/precision.py
     init_from: Optional[str]
     init_fold: Optional[int]
     freeze_backbone: bool

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, recall_score
 
+from ..core import precision
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
 from ..core.paths import shown
@@ -115,6 +116,7 @@ def run_title(config, mode: str, retest: dict | None = None) -> str:
     folds = f"{config.split_fold}-fold" + {"speaker": " speaker-independent",
                                            "corpus": " leave-one-corpus-out"}.get(config.cv, "")
     notes = ["CUMULATIVE label smoothing"] if getattr(config, "label_smoothing_history", "") == "cumulative" else []
+    notes += [note for note in [precision.title_note(getattr(config, "mixed_precision", False))] if note]
     if retest and retest.get("label"):
         notes.append(retest["label"])
     return f"{synthetic}{config.model} on {config.data}, {folds}, seed {config.random_seed}, {mode}" + \

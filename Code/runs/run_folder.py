@@ -39,6 +39,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..core import precision
 from ..core.atomic_file import remove_partials
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
@@ -233,6 +234,10 @@ def _check_description(path: str, description) -> None:
                                 f"it is {found})")
     if not isinstance(description["feature_file"].get("sha256"), str):
         raise UserError(f"{path}: damaged run file ('feature_file.sha256' must be a JSON string)")
+    mixed = description["config"].get("mixed_precision", False)
+    if not precision.is_setting(mixed):  # true/false (float16 or not) or "bf16"
+        raise UserError(f"{path}: damaged run file ('config.mixed_precision' must be true, false or \"bf16\", "
+                        f"it is {json.dumps(mixed)})")
 
 
 _JSON = {str: "string", dict: "object", list: "array", int: "integer"}
