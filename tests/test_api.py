@@ -102,6 +102,14 @@ def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, sh
     assert "short.wav: 0.10 s, much shorter than the model's 4.35 s window" in capsys.readouterr().err
 
 
+def test_predict_given_features_instead_of_audio_says_what_it_takes(emodb46):
+    from timnet_ser.core.errors import UserError
+    features = np.zeros((2, 215, 39), dtype=np.float32)  # MFCCs, not a path
+    for source in (features, [features[0]]):
+        with pytest.raises(UserError, match=r"predict: got ndarray of shape \(.*\); it takes an audio file"):
+            emodb46.predict(source)
+
+
 def test_extraction_stops_at_a_bad_file_unless_told_to_skip(tmp_path, capsys):
     from test_bad_input import synth_folder, write_bytes
     folder = synth_folder(str(tmp_path), write_bytes(b"<html>not a sound</html>" * 40))

@@ -62,7 +62,9 @@ def _check_value(path: str, key: str, value) -> None:
 def _resolved(path: str, key: str, value):
     """A path value relative to the grid file's folder, as in other configuration files; anything else as is."""
     if key in PATH_KEYS and isinstance(value, str):
-        return os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(value))
+        folder = os.path.dirname(os.path.abspath(path))
+        parts = value.split("+") if key == "feature_path" else [value]  # several corpora: a.npy+b.npy, each
+        return "+".join(os.path.join(folder, os.path.expanduser(part)) for part in parts)
     return value
 
 

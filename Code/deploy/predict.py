@@ -47,8 +47,8 @@ class Clip:
 def _paths(source) -> tuple[list[str], bool]:
     """(paths, whether a bad one is skipped) of a path, a folder or a list of paths."""
     if isinstance(source, (list, tuple)):
-        return [os.fspath(p) for p in source], True
-    source = os.fspath(source)
+        return [os.fspath(_path(p)) for p in source], True
+    source = os.fspath(_path(source))
     if os.path.isdir(source):
         files = sorted(audio_files(source), key=lambda p: natural_key(os.path.relpath(p, source)))
         if not files:
@@ -59,6 +59,15 @@ def _paths(source) -> tuple[list[str], bool]:
             raise UserError(f"--wav {source}: not an audio file ({', '.join(_extensions())})")
         return [source], False
     raise UserError(f"--wav {source}: no such file or folder")
+
+
+def _path(source):
+    """``source`` if it names a file; else one line saying what predict takes (an array of features is no path)."""
+    if isinstance(source, (str, os.PathLike)):
+        return source
+    shape = f" of shape {source.shape}" if hasattr(source, "shape") else ""
+    raise UserError(f"predict: got {type(source).__name__}{shape}; it takes an audio file, a folder, a list of paths "
+                    "or (samples, sample_rate); for MFCC features use Run.fold_outputs or Run.evaluate")
 
 
 def _extensions() -> list[str]:

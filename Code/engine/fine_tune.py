@@ -90,6 +90,10 @@ def check_source(source: Source, config: RunConfig, data: TrainingData) -> None:
     if config.split_fold > source.k and config.init_fold is None:
         raise UserError(f"{where}: has {source.k} folds, the new run {config.split_fold}: folds {source.k + 1} to "
                         f"{config.split_fold} have no fold to start from; give --init_fold i (1 to {source.k})")
+    theirs_normalize = "none" if source.run is None else source.run.config.hyper.normalize  # the authors': none
+    if config.hyper.normalize != theirs_normalize:  # its weights learnt inputs scaled otherwise
+        raise UserError(f"{where}: trained with --normalize {theirs_normalize}, the new run has --normalize "
+                        f"{config.hyper.normalize}: another network; fine-tune with --normalize {theirs_normalize}")
     if source.run is None:
         return  # the authors' weights: the files are checked against the new run's network (FoldWeights)
     run = source.run
