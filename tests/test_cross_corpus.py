@@ -220,6 +220,7 @@ def test_padded_frames_are_left_out_of_the_statistics(shared):
     assert stats["frames"] == voiced.sum()
     np.testing.assert_allclose(stats["frame_mean"], features[voiced].mean(axis=0), rtol=1e-4, atol=1e-3)
     assert corpus_statistics(np.zeros((2, 3, 64, 64, 3)), "logmel3") is None
+    assert corpus_statistics(np.zeros((2, 16, 39)), "mfcc") is None  # only padding: no statistics, no NaN in run.json
     assert threshold(1) == 2.0 and threshold(4) == 1.0 and threshold(50) == 1.0
 
 

@@ -60,11 +60,14 @@ def standardise(x: np.ndarray, moments: np.ndarray) -> np.ndarray:
 
 
 def corpus_statistics(x: np.ndarray, kind: str) -> Optional[dict]:
-    """The statistics a run keeps of its (N, T, 39) MFCCs (lists of 39 floats); None for another feature kind."""
+    """The statistics a run keeps of its (N, T, 39) MFCCs (lists of 39 floats); None for another feature kind or
+    where no frame is voiced."""
     if kind != "mfcc":
         return None
     x = x.astype(np.float64)
     frames, means = x[voiced_frames(x)], utterance_means(x)
+    if not len(frames):  # every frame is padding (silent or empty files): nothing to compare inputs with
+        return None
     return {"frame_mean": frames.mean(axis=0).tolist(), "frame_std": frames.std(axis=0).tolist(),
             "utterance_mean": means.mean(axis=0).tolist(), "utterance_std": means.std(axis=0).tolist(),
             "frames": int(len(frames)), "utterances": int(len(x))}
