@@ -27,13 +27,17 @@ def padded_toy(n=36, seed=0):
     return x.astype("float32"), np.eye(3, dtype="float32")[labels]
 
 
-@pytest.fixture(scope="module")
-def normalized_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("normalized")
+def toy_run(root, normalize: str) -> dict:
+    """A 3-fold, 2-epoch TIM-Net run on ``padded_toy`` trained with ``--normalize normalize`` under ``root``."""
     x, y = padded_toy()
     config = RunConfig(model="TIMNET", data="TOY", classes=["a", "b", "c"], feature_path="toy.npy", split_fold=3,
-                       random_seed=7, epochs=2, batch_size=8, hyper=Hyper(dilation_size=3, normalize="utterance"))
+                       random_seed=7, epochs=2, batch_size=8, hyper=Hyper(dilation_size=3, normalize=normalize))
     return train_toy_run(MODELS["TIMNET"], config, x, y, str(root / "Models"), str(root / "Results"))
+
+
+@pytest.fixture(scope="module")
+def normalized_run(tmp_path_factory):
+    return toy_run(tmp_path_factory.mktemp("normalized"), "utterance")
 
 
 def test_the_layer_standardises_voiced_frames_and_zeroes_padding():
@@ -127,11 +131,7 @@ def test_a_typed_normalize_must_agree_with_the_run(normalized_run, capsys):
 
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    x, y = padded_toy()
-    config = RunConfig(model="TIMNET", data="TOY", classes=["a", "b", "c"], feature_path="toy.npy", split_fold=3,
-                       random_seed=7, epochs=2, batch_size=8, hyper=Hyper(dilation_size=3, normalize="corpus"))
-    return train_toy_run(MODELS["TIMNET"], config, x, y, str(root / "Models"), str(root / "Results"))
+    return toy_run(tmp_path_factory.mktemp("corpus"), "corpus")
 
 
 def test_the_corpus_layer_standardises_with_its_weights():
