@@ -19,7 +19,6 @@ folds trained on nearly all of it), any other corpus taken on trust (and the out
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Optional
@@ -162,11 +161,6 @@ def _matching_rows(ours: np.ndarray, theirs: np.ndarray, rows) -> list:
     return found
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def plan(config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) -> dict:
     """Every check of a fine-tuning run before anything is trained (the source, its network, the leak, every fold's
     weight file against the network); printed, and returned as run.json's ``init_from`` record."""
@@ -181,7 +175,7 @@ def plan(config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) 
     head = "kept" if source.same_classes(config.classes) else "new"
     record = {"folder": source.folder, "model": source.model, "data": source.data, "classes": list(source.classes),
               "head": head, "freeze_backbone": config.freeze_backbone,
-              "folds": [{"fold": fold + 1, "source_fold": n, "weights_sha256": _sha256(files[n])}
+              "folds": [{"fold": fold + 1, "source_fold": n, "weights_sha256": run_folder.file_sha256(files[n])}
                         for fold, n in enumerate(numbers)]}
     print(f"fine-tuning from {shown(source.folder)} ({source.model} on {source.data}, {source.k} folds): "
           + ", ".join(f"fold {fold + 1} <- its fold {n}" for fold, n in enumerate(numbers)))

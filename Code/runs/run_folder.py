@@ -134,7 +134,7 @@ class RunFolder:
         except UserError as exc:
             return None, str(exc)
         recorded = record.get("weights_sha256") if isinstance(record, dict) else None
-        if recorded is not None and _sha256(weights) != recorded:  # records of older runs carry no hash
+        if recorded is not None and file_sha256(weights) != recorded:  # records of older runs carry no hash
             return None, (f"{weights}: damaged fold weights (their sha256 differs from the one {os.path.basename(path)}"
                           " recorded when they were written)")
         return record, ""
@@ -191,7 +191,7 @@ class RunFolder:
         """Fold ``fold``'s weights, then its record with their sha256, each written atomically: a fold with a record
         is complete, and weights changed since are recognised."""
         legacy_weights.save_legacy_weights(self.weights_file(fold), weight_groups)
-        results.write_json(self._record_file(fold), {**record, "weights_sha256": _sha256(self.weights_file(fold))})
+        results.write_json(self._record_file(fold), {**record, "weights_sha256": file_sha256(self.weights_file(fold))})
 
     def training_signatures(self) -> Optional[np.ndarray]:
         """The training rows' feature signatures (N, D), or None when the folder has none."""
@@ -212,7 +212,8 @@ def _read_json(path: str) -> dict:
         raise UserError(f"{path}: damaged run file ({type(exc).__name__}: {exc})") from None
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (a fold's weights file)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
