@@ -1,0 +1,296 @@
+// The element-wise tail of TIM-Net's temporal-aware block as four TensorFlow ops (float and double), each a
+// single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost: BatchNorm (batch
+// statistics) + ReLU + SpatialDropout forward in 3 passes and backward in 2, the sigmoid gate forward and
+// backward in one pass each. The same mathematics, in the same order, as the TensorFlow path of
+// training_kernels.py (_BatchNormReLU, gated_pair), which stays the reference and the fallback; fused_ops.py
+// loads the library that setup.sh builds from this file.
+//
+// Channel sums are accumulated in double also for float32: a float accumulator over 12 032 rows would round
+// more than TensorFlow's blocked reduction (BatchNorm's backward subtracts nearly equal sums); widening costs
+// one conversion per element in a loop bound by memory.
+
+#include <cmath>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "unsupported/Eigen/CXX11/Tensor"
+
+namespace {
+
+using tensorflow::DEVICE_CPU;
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+// (B, T, F) -> outputs shaped like the input at `same`, (F,) at `channel`.
+absl::Status TailShapes(InferenceContext* c, std::vector<int> same, std::vector<int> channel) {
+  ShapeHandle x;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &x));
+  for (int i : same) c->set_output(i, x);
+  for (int i : channel) c->set_output(i, c->Vector(c->Dim(x, 2)));
+  return absl::OkStatus();
+}
+
+REGISTER_OP("FusedBnReluForward")
+    .Input("z: T")          // (B, T, F) convolution output, bias left out
+    .Input("gamma: T")      // (F,)
+    .Input("beta: T")       // (F,)
+    .Input("mask: T")       // (B, 1, F) dropout mask of 0 or 1/(1-rate), or (0,) for none
+    .Input("epsilon: T")    // scalar
+    .Output("mean: T")      // (F,)
+    .Output("d: T")         // (B, T, F) z - mean
+    .Output("variance: T")  // (F,) biased
+    .Output("inv: T")       // (F,) 1 / sqrt(variance + epsilon)
+    .Output("y: T")         // (B, T, F) relu(d gamma inv mask + beta mask)
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {1, 4}, {0, 2, 3}); });
+
+REGISTER_OP("FusedBnReluBackward")
+    .Input("dy: T")          // (B, T, F)
+    .Input("y: T")           // (B, T, F) the forward output
+    .Input("d: T")           // (B, T, F) the centred conv output
+    .Input("gamma: T")       // (F,)
+    .Input("inv: T")         // (F,)
+    .Input("keep_scale: T")  // scalar 1/(1-rate)
+    .Output("dz: T")         // (B, T, F)
+    .Output("dgamma: T")     // (F,)
+    .Output("dbeta: T")      // (F,)
+    .Output("dbias: T")      // (F,) sum of dz
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0}, {1, 2, 3}); });
+
+REGISTER_OP("FusedSigmoidGate")
+    .Input("x: T")      // (B, T, F)
+    .Input("b: T")      // (B, T, F)
+    .Output("out: T")   // x sigmoid(b)
+    .Output("gate: T")  // sigmoid(b)
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0, 1}, {}); });
+
+REGISTER_OP("FusedSigmoidGateGrad")
+    .Input("dout: T")      // (B, T, F)
+    .Input("x: T")         // (B, T, F)
+    .Input("gate: T")      // (B, T, F)
+    .Output("db: T")       // SigmoidGrad(gate, dout x)
+    .Output("dx_gate: T")  // dout gate, x's gradient through the product
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0, 1}, {}); });
+
+// Output i of ctx with ``shape``, its data at *data.
+template <typename T>
+absl::Status Allocate(OpKernelContext* ctx, int i, const TensorShape& shape, T** data) {
+  Tensor* out = nullptr;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(i, shape, &out));
+  *data = out->flat<T>().data();
+  return absl::OkStatus();
+}
+
+absl::Status CheckRank(const Tensor& x) {
+  return x.dims() == 3 ? absl::OkStatus() : absl::InvalidArgumentError("fused tail: expected a (B, T, F) tensor");
+}
+
+template <typename T>
+class BnReluForward : public OpKernel {
+ public:
+  explicit BnReluForward(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& z_in = ctx->input(0);
+    OP_REQUIRES_OK(ctx, CheckRank(z_in));
+    const int64_t batch = z_in.dim_size(0), steps = z_in.dim_size(1), nf = z_in.dim_size(2);
+    const Tensor& mask_in = ctx->input(3);
+    const bool masked = mask_in.NumElements() > 0;
+    OP_REQUIRES(ctx, !masked || mask_in.NumElements() == batch * nf,
+                absl::InvalidArgumentError("FusedBnReluForward: mask must be (B, 1, F)"));
+    const T* z = z_in.flat<T>().data();
+    const T* gamma = ctx->input(1).flat<T>().data();
+    const T* beta = ctx->input(2).flat<T>().data();
+    const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
+    const T epsilon = ctx->input(4).scalar<T>()();
+    const TensorShape channel({nf});
+    T* mean;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 0, channel, &mean));
+    T* d;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 1, z_in.shape(), &d));
+    T* variance;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 2, channel, &variance));
+    T* inv;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 3, channel, &inv));
+    T* y;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 4, z_in.shape(), &y));
+    const int64_t rows = batch * steps;
+    const T count = static_cast<T>(rows);
+    std::vector<double> sum(nf, 0.0);
+    for (int64_t r = 0; r < rows; ++r) {  // pass 1: the mean
+      const T* zr = z + r * nf;
+      for (int64_t f = 0; f < nf; ++f) sum[f] += zr[f];
+    }
+    for (int64_t f = 0; f < nf; ++f) {
+      mean[f] = static_cast<T>(sum[f]) / count;
+      sum[f] = 0.0;
+    }
+    for (int64_t r = 0; r < rows; ++r) {  // pass 2: centre, and the centred variance
+      const T* zr = z + r * nf;
+      T* dr = d + r * nf;
+      for (int64_t f = 0; f < nf; ++f) {
+        const T centred = zr[f] - mean[f];
+        dr[f] = centred;
+        sum[f] += centred * centred;
+      }
+    }
+    std::vector<T> scale(nf), offset(nf), row_scale(nf), row_offset(nf);
+    for (int64_t f = 0; f < nf; ++f) {
+      variance[f] = static_cast<T>(sum[f]) / count;
+      inv[f] = T(1) / std::sqrt(variance[f] + epsilon);
+      scale[f] = gamma[f] * inv[f];
+      offset[f] = beta[f];
+    }
+    for (int64_t b = 0; b < batch; ++b) {  // pass 3: normalise, offset, dropout, ReLU
+      for (int64_t f = 0; f < nf; ++f) {
+        row_scale[f] = masked ? scale[f] * mask[b * nf + f] : scale[f];
+        row_offset[f] = masked ? offset[f] * mask[b * nf + f] : offset[f];
+      }
+      for (int64_t t = 0; t < steps; ++t) {
+        const int64_t at = (b * steps + t) * nf;
+        for (int64_t f = 0; f < nf; ++f) {
+          const T u = d[at + f] * row_scale[f] + row_offset[f];
+          y[at + f] = u > T(0) ? u : T(0);
+        }
+      }
+    }
+  }
+};
+
+template <typename T>
+class BnReluBackward : public OpKernel {
+ public:
+  explicit BnReluBackward(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy_in = ctx->input(0);
+    OP_REQUIRES_OK(ctx, CheckRank(dy_in));
+    const int64_t batch = dy_in.dim_size(0), steps = dy_in.dim_size(1), nf = dy_in.dim_size(2);
+    const T* dy = dy_in.flat<T>().data();
+    const T* y = ctx->input(1).flat<T>().data();
+    const T* d = ctx->input(2).flat<T>().data();
+    const T* gamma = ctx->input(3).flat<T>().data();
+    const T* inv = ctx->input(4).flat<T>().data();
+    const T keep = ctx->input(5).scalar<T>()();
+    const TensorShape channel({nf});
+    T* dz;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 0, dy_in.shape(), &dz));
+    T* dgamma;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 1, channel, &dgamma));
+    T* dbeta;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 2, channel, &dbeta));
+    T* dbias;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 3, channel, &dbias));
+    const int64_t rows = batch * steps;
+    const T count = static_cast<T>(rows);
+    std::vector<double> sum_r(nf, 0.0), sum_rd(nf, 0.0);
+    for (int64_t r = 0; r < rows; ++r) {  // pass 1: sums of the ReLU's gradient r and of r d
+      const int64_t at = r * nf;
+      for (int64_t f = 0; f < nf; ++f) {
+        const T g = y[at + f] > T(0) ? dy[at + f] : T(0);
+        sum_r[f] += g;
+        sum_rd[f] += g * d[at + f];
+      }
+    }
+    // dz = gamma inv (r keep - dbeta / M - xhat dgamma / M), xhat = d inv, as _BatchNormReLU.backward
+    std::vector<T> c_r(nf), c_d(nf), c_0(nf);
+    for (int64_t f = 0; f < nf; ++f) {
+      dbeta[f] = static_cast<T>(sum_r[f]) * keep;
+      dgamma[f] = static_cast<T>(sum_rd[f]) * (keep * inv[f]);
+      const T scale = gamma[f] * inv[f];
+      c_r[f] = scale * keep;
+      c_d[f] = scale * inv[f] * dgamma[f] / count;
+      c_0[f] = scale * dbeta[f] / count;
+      sum_r[f] = 0.0;
+    }
+    for (int64_t r = 0; r < rows; ++r) {  // pass 2: dz and its sum (the bias' gradient)
+      const int64_t at = r * nf;
+      for (int64_t f = 0; f < nf; ++f) {
+        const T g = y[at + f] > T(0) ? dy[at + f] : T(0);
+        const T value = g * c_r[f] - d[at + f] * c_d[f] - c_0[f];
+        dz[at + f] = value;
+        sum_r[f] += value;
+      }
+    }
+    for (int64_t f = 0; f < nf; ++f) dbias[f] = static_cast<T>(sum_r[f]);
+  }
+};
+
+// Chunks of this many elements stay in the L1 cache between the two steps of a gate pass.
+constexpr int64_t kChunk = 2048;
+
+template <typename T>
+using Vector = Eigen::TensorMap<Eigen::Tensor<T, 1, Eigen::RowMajor>>;
+template <typename T>
+using ConstVector = Eigen::TensorMap<Eigen::Tensor<const T, 1, Eigen::RowMajor>>;
+
+template <typename T>
+class SigmoidGate : public OpKernel {
+ public:
+  explicit SigmoidGate(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_in = ctx->input(0);
+    const T* x = x_in.flat<T>().data();
+    const T* b = ctx->input(1).flat<T>().data();
+    T* out;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 0, x_in.shape(), &out));
+    T* gate;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 1, x_in.shape(), &gate));
+    const int64_t n = x_in.NumElements();
+    for (int64_t start = 0; start < n; start += kChunk) {
+      const int64_t size = std::min(kChunk, n - start);
+      Vector<T> g(gate + start, size);
+      // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values
+      g = ConstVector<T>(b + start, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
+      Vector<T>(out + start, size) = ConstVector<T>(x + start, size) * g;
+    }
+  }
+};
+
+template <typename T>
+class SigmoidGateGrad : public OpKernel {
+ public:
+  explicit SigmoidGateGrad(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dout_in = ctx->input(0);
+    const T* dout = dout_in.flat<T>().data();
+    const T* x = ctx->input(1).flat<T>().data();
+    const T* gate = ctx->input(2).flat<T>().data();
+    T* db;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 0, dout_in.shape(), &db));
+    T* dx;
+    OP_REQUIRES_OK(ctx, Allocate(ctx, 1, dout_in.shape(), &dx));
+    const int64_t n = dout_in.NumElements();
+    for (int64_t i = 0; i < n; ++i) {
+      const T g = gate[i];
+      db[i] = dout[i] * x[i] * (g * (T(1) - g));  // TensorFlow's SigmoidGrad(y=g, dy=dout x)
+      dx[i] = dout[i] * g;
+    }
+  }
+};
+
+#define REGISTER(T)                                                                                       \
+  REGISTER_KERNEL_BUILDER(Name("FusedBnReluForward").Device(DEVICE_CPU).TypeConstraint<T>("T"),            \
+                          BnReluForward<T>);                                                               \
+  REGISTER_KERNEL_BUILDER(Name("FusedBnReluBackward").Device(DEVICE_CPU).TypeConstraint<T>("T"),           \
+                          BnReluBackward<T>);                                                              \
+  REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGate").Device(DEVICE_CPU).TypeConstraint<T>("T"), SigmoidGate<T>); \
+  REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGateGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),          \
+                          SigmoidGateGrad<T>);
+
+REGISTER(float)
+REGISTER(double)
+
+}  // namespace
