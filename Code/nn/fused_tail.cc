@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <utility>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -99,28 +101,43 @@ void ColumnSums(int64_t rows, int64_t nf, std::vector<double>* sum, Body body) {
   }
 }
 
-// Output i of ctx with ``shape``, its data at *data.
+// The outputs 0, 1, ... of ctx, each (shape, where its data pointer goes).
 template <typename T>
-absl::Status Allocate(OpKernelContext* ctx, int i, const TensorShape& shape, T** data) {
-  Tensor* out = nullptr;
-  TF_RETURN_IF_ERROR(ctx->allocate_output(i, shape, &out));
-  *data = out->flat<T>().data();
+absl::Status Allocate(OpKernelContext* ctx, std::initializer_list<std::pair<TensorShape, T**>> outputs) {
+  int i = 0;
+  for (const auto& [shape, data] : outputs) {
+    Tensor* out = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(i++, shape, &out));
+    *data = out->flat<T>().data();
+  }
   return absl::OkStatus();
 }
 
-absl::Status CheckRank(const Tensor& x) {
-  return x.dims() == 3 ? absl::OkStatus() : absl::InvalidArgumentError("fused tail: expected a (B, T, F) tensor");
-}
-
-template <typename T>
-class BnReluForward : public OpKernel {
+// A kernel over a (B, T, F) first input, with kVectors inputs of F channels from input kFirstVector on.
+template <typename T, int kFirstVector, int kVectors>
+class BatchKernel : public OpKernel {
  public:
-  explicit BnReluForward(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit BatchKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& z_in = ctx->input(0);
-    OP_REQUIRES_OK(ctx, CheckRank(z_in));
-    const int64_t batch = z_in.dim_size(0), steps = z_in.dim_size(1), nf = z_in.dim_size(2);
+    const Tensor& x = ctx->input(0);
+    OP_REQUIRES(ctx, x.dims() == 3, absl::InvalidArgumentError("fused tail: expected a (B, T, F) tensor"));
+    for (int i = kFirstVector; i < kFirstVector + kVectors; ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).NumElements() == x.dim_size(2),
+                  absl::InvalidArgumentError("fused tail: a channel vector of the wrong length"));
+    }
+    Run(ctx, x, x.dim_size(0), x.dim_size(1), x.dim_size(2));
+  }
+
+ protected:
+  virtual void Run(OpKernelContext* ctx, const Tensor& x, int64_t batch, int64_t steps, int64_t nf) = 0;
+};
+
+// z, gamma, beta, mask, epsilon -> mean, d, variance, inv, y
+template <typename T>
+struct BnReluForward : BatchKernel<T, 1, 2> {
+  using BatchKernel<T, 1, 2>::BatchKernel;
+  void Run(OpKernelContext* ctx, const Tensor& z_in, int64_t batch, int64_t steps, int64_t nf) override {
     const Tensor& mask_in = ctx->input(3);
     const bool masked = mask_in.NumElements() > 0;
     OP_REQUIRES(ctx, !masked || mask_in.NumElements() == batch * nf,
@@ -131,16 +148,9 @@ class BnReluForward : public OpKernel {
     const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
     const T epsilon = ctx->input(4).scalar<T>()();
     const TensorShape channel({nf});
-    T* mean;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 0, channel, &mean));
-    T* d;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 1, z_in.shape(), &d));
-    T* variance;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 2, channel, &variance));
-    T* inv;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 3, channel, &inv));
-    T* y;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 4, z_in.shape(), &y));
+    T *mean, *d, *variance, *inv, *y;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{channel, &mean}, {z_in.shape(), &d}, {channel, &variance},
+                                          {channel, &inv}, {z_in.shape(), &y}}));
     const int64_t rows = batch * steps;
     const T count = static_cast<T>(rows);
     std::vector<double> sum(nf, 0.0);
@@ -184,15 +194,13 @@ class BnReluForward : public OpKernel {
   }
 };
 
+// dy, y, d, gamma, inv, keep_scale -> dz, dgamma, dbeta, dbias
 template <typename T>
-class BnReluBackward : public OpKernel {
- public:
-  explicit BnReluBackward(OpKernelConstruction* ctx) : OpKernel(ctx) {}
-
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& dy_in = ctx->input(0);
-    OP_REQUIRES_OK(ctx, CheckRank(dy_in));
-    const int64_t batch = dy_in.dim_size(0), steps = dy_in.dim_size(1), nf = dy_in.dim_size(2);
+struct BnReluBackward : BatchKernel<T, 3, 2> {
+  using BatchKernel<T, 3, 2>::BatchKernel;
+  void Run(OpKernelContext* ctx, const Tensor& dy_in, int64_t batch, int64_t steps, int64_t nf) override {
+    OP_REQUIRES(ctx, ctx->input(1).shape() == dy_in.shape() && ctx->input(2).shape() == dy_in.shape(),
+                absl::InvalidArgumentError("FusedBnReluBackward: dy, y and d must have one shape"));
     const T* dy = dy_in.flat<T>().data();
     const T* y = ctx->input(1).flat<T>().data();
     const T* d = ctx->input(2).flat<T>().data();
@@ -200,14 +208,9 @@ class BnReluBackward : public OpKernel {
     const T* inv = ctx->input(4).flat<T>().data();
     const T keep = ctx->input(5).scalar<T>()();
     const TensorShape channel({nf});
-    T* dz;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 0, dy_in.shape(), &dz));
-    T* dgamma;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 1, channel, &dgamma));
-    T* dbeta;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 2, channel, &dbeta));
-    T* dbias;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 3, channel, &dbias));
+    T *dz, *dgamma, *dbeta, *dbias;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{dy_in.shape(), &dz}, {channel, &dgamma}, {channel, &dbeta},
+                                          {channel, &dbias}}));
     const int64_t rows = batch * steps;
     const T count = static_cast<T>(rows);
     // pass 1: sums of the ReLU's gradient r and of r d (one (rows, 2F) sum: r in the first F columns)
@@ -253,45 +256,52 @@ using Vector = Eigen::TensorMap<Eigen::Tensor<T, 1, Eigen::RowMajor>>;
 template <typename T>
 using ConstVector = Eigen::TensorMap<Eigen::Tensor<const T, 1, Eigen::RowMajor>>;
 
-template <typename T>
-class SigmoidGate : public OpKernel {
+// An element-wise kernel of kInputs inputs shaped alike and two outputs of their shape.
+template <typename T, int kInputs>
+class ElementwisePair : public OpKernel {
  public:
-  explicit SigmoidGate(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit ElementwisePair(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x_in = ctx->input(0);
-    const T* x = x_in.flat<T>().data();
-    const T* b = ctx->input(1).flat<T>().data();
-    T* out;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 0, x_in.shape(), &out));
-    T* gate;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 1, x_in.shape(), &gate));
-    const int64_t n = x_in.NumElements();
+    const Tensor& first = ctx->input(0);
+    const T* in[kInputs];
+    for (int i = 0; i < kInputs; ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).shape() == first.shape(),
+                  absl::InvalidArgumentError("fused tail: the inputs must have one shape"));
+      in[i] = ctx->input(i).flat<T>().data();
+    }
+    T *out0, *out1;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{first.shape(), &out0}, {first.shape(), &out1}}));
+    Apply(in, out0, out1, first.NumElements());
+  }
+
+ protected:
+  virtual void Apply(const T* const* in, T* out0, T* out1, int64_t n) = 0;
+};
+
+// (x, b) -> (x sigmoid(b), sigmoid(b))
+template <typename T>
+struct SigmoidGate : ElementwisePair<T, 2> {
+  using ElementwisePair<T, 2>::ElementwisePair;
+  void Apply(const T* const* in, T* out, T* gate, int64_t n) override {
     for (int64_t start = 0; start < n; start += kChunk) {
       const int64_t size = std::min(kChunk, n - start);
       Vector<T> g(gate + start, size);
       // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values
-      g = ConstVector<T>(b + start, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
-      Vector<T>(out + start, size) = ConstVector<T>(x + start, size) * g;
+      g = ConstVector<T>(in[1] + start, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
+      Vector<T>(out + start, size) = ConstVector<T>(in[0] + start, size) * g;
     }
   }
 };
 
+// (dout, x, gate) -> (SigmoidGrad(gate, dout x), dout gate)
 template <typename T>
-class SigmoidGateGrad : public OpKernel {
- public:
-  explicit SigmoidGateGrad(OpKernelConstruction* ctx) : OpKernel(ctx) {}
-
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& dout_in = ctx->input(0);
-    const T* dout = dout_in.flat<T>().data();
-    const T* x = ctx->input(1).flat<T>().data();
-    const T* gate = ctx->input(2).flat<T>().data();
-    T* db;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 0, dout_in.shape(), &db));
-    T* dx;
-    OP_REQUIRES_OK(ctx, Allocate(ctx, 1, dout_in.shape(), &dx));
-    const int64_t n = dout_in.NumElements();
+struct SigmoidGateGrad : ElementwisePair<T, 3> {
+  using ElementwisePair<T, 3>::ElementwisePair;
+  void Apply(const T* const* in, T* db, T* dx, int64_t n) override {
+    const T* __restrict dout = in[0];
+    const T* __restrict x = in[1];
+    const T* __restrict gate = in[2];
     for (int64_t i = 0; i < n; ++i) {
       const T g = gate[i];
       db[i] = dout[i] * x[i] * (g * (T(1) - g));  // TensorFlow's SigmoidGrad(y=g, dy=dout x)
