@@ -10,6 +10,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
+from timnet_ser.cli import settings
+from timnet_ser.data.corpora import CORPORA
+from timnet_ser.engine.run_config import run_config
 from timnet_ser.nn import fused_ops, training_kernels
 
 BUILD = os.path.join(ROOT, "Code", "nn", "build_fused_tail.sh")
@@ -114,3 +117,12 @@ def test_without_the_library_the_block_runs_the_tensorflow_path(monkeypatch):
     monkeypatch.setattr(fused_ops, "library", lambda: None)
     types = traced_op_types(True)
     assert "Sigmoid" in types and not any(t.startswith("Fused") for t in types)
+
+
+@pytest.mark.parametrize("flags, used", [([], True), (["--fused_kernels", "off"], False), (["--xla"], False),
+                                         (["--model", "GMTCN"], False), (["--training", "stacked"], False),
+                                         (["--mixed_precision", "bf16"], False)])
+def test_run_json_records_whether_the_fused_kernels_train(built, flags, used):
+    typed = settings.validate(settings.parse(["--mode", "train", *flags]))
+    _, config = run_config(typed, CORPORA["EMODB"], typed.seeds[0])
+    assert config.fused_kernels is used

@@ -33,6 +33,12 @@ def library():
         return None
 
 
+def available() -> bool:
+    """The library is built and loads, and TensorFlow computes on the CPU: the ops have CPU kernels only (on a GPU
+    they would copy every activation to the host and back)."""
+    return library() is not None and not tf.config.list_physical_devices("GPU")
+
+
 def active() -> bool:
     """Whether the training kernels traced now use the fused ops."""
     return _active
@@ -40,9 +46,9 @@ def active() -> bool:
 
 @contextlib.contextmanager
 def enabled(wanted: bool = True):
-    """Within the block, the training kernels use the fused ops if ``wanted`` and the library is built."""
+    """Within the block, the training kernels use the fused ops if ``wanted`` and they are ``available``."""
     global _active
-    before, _active = _active, bool(wanted) and library() is not None
+    before, _active = _active, bool(wanted) and available()
     try:
         yield _active
     finally:
