@@ -29,7 +29,7 @@ from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
 from ..core.paths import shown
 from ..data.corpora import CORPORA
-from ..data.features import SEEN_TOLERANCE, row_signatures
+from ..data.features import row_signatures, signature_matches
 from ..Model import MODELS
 from ..runs import run_folder
 from .fold_weights import FoldWeights
@@ -137,28 +137,14 @@ def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndar
             seen = {os.path.basename(their_names[r]) for r in trained}
             shared |= {names[r] for r in test if names[r] in seen}
         if their_signatures is not None:
-            shared |= {names[r] if names else f"row {r}"
-                       for r in _matching_rows(signatures[test], their_signatures[trained], test)}
+            matches = signature_matches(signatures[test], their_signatures[trained])
+            shared |= {names[r] if names else f"row {r}" for r, m in zip(test, matches) if len(m)}
         if shared:
             raise UserError(f"--init_from {shown(source.folder)}: its fold {number} trained on {len(shared)} "
                             f"utterance(s) that test fold {fold + 1} of the new run holds (e.g. {min(shared)}): a "
                             f"leak; fine-tune on other utterances than the source trained on")
     compared = "file names and features" if names is not None else "features"
     return f"no test utterance of the new run among its source fold's training utterances (compared: {compared})"
-
-
-def _matching_rows(ours: np.ndarray, theirs: np.ndarray, rows) -> list:
-    """The ``rows`` whose signature in ``ours`` lies within SEEN_TOLERANCE of one of ``theirs`` (sorted search on
-    the first coefficient, so that no N x M x D array is made)."""
-    order = np.argsort(theirs[:, 0])
-    first = theirs[order, 0]
-    found = []
-    for row, signature in zip(rows, ours):
-        lo, hi = np.searchsorted(first, [signature[0] - SEEN_TOLERANCE, signature[0] + SEEN_TOLERANCE], side="left")
-        candidates = theirs[order[lo:hi]]
-        if len(candidates) and (np.abs(candidates - signature).max(axis=1) <= SEEN_TOLERANCE).any():
-            found.append(int(row))
-    return found
 
 
 def plan(config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) -> dict:
