@@ -30,6 +30,7 @@ from ..core.errors import UserError
 from ..core.paths import shown
 from ..data.corpora import CORPORA
 from ..data.features import row_signatures, signature_matches
+from ..data.label_map import lookup
 from ..Model import MODELS
 from ..runs import run_folder
 from .fold_weights import FoldWeights
@@ -57,7 +58,8 @@ class Source:
         return len(self.files)
 
     def same_classes(self, classes) -> bool:
-        return sorted(c.lower() for c in self.classes) == sorted(c.lower() for c in classes)
+        """Whether ``classes`` are the source's, in any order (names compared by label_map.lookup)."""
+        return len(classes) == len(self.classes) and {lookup(c, self.classes) for c in classes} == set(self.classes)
 
 
 def open_source(folder: str, model: str) -> Source:
@@ -186,8 +188,7 @@ def start_fold(model: keras.Model, config: RunConfig, fold: int) -> dict:
     groups = legacy_weight_groups(model)
     keep_head = source.same_classes(config.classes)
     if keep_head:  # the source's columns in the new run's class order
-        position = {c.lower(): i for i, c in enumerate(source.classes)}
-        columns = [position[c.lower()] for c in config.classes]
+        columns = [source.classes.index(lookup(c, source.classes)) for c in config.classes]
         name, (kernel, bias) = arrays[-1]
         arrays = [*arrays[:-1], (name, [kernel[:, columns], bias[columns]])]
     assert groups[-1][0] == HEAD, groups[-1][0]
