@@ -3,10 +3,10 @@
 Each file goes through exactly what training saw (librosa at 22 050 Hz, centred to the run's signal length, then
 the model's features: 39 MFCCs, or DCNN-BLSTMwA's log-Mel segments); every fold model gives softmax probabilities,
 and their mean is the prediction (or one fold's). A file the run trained on is recognised by its features
-(``extract_feature.row_signatures``): nine of ten fold models trained on it, so its fold mean is no held-out score;
+(``data.features.row_signatures``): nine of ten fold models trained on it, so its fold mean is no held-out score;
 the row says so and gives the prediction of the one fold that held it out.
 
-Inputs: an audio file, a folder (every audio file below it, ``extract_feature.is_audio``), a list of paths, or
+Inputs: an audio file, a folder (every audio file below it, ``data.audio.is_audio``), a list of paths, or
 ``(samples, sample_rate)``. One file given alone must decode (one-line error otherwise); among several, a file
 that cannot be decoded is skipped and reported in its row (``error``), and the others are predicted.
 
