@@ -82,7 +82,7 @@ class TrainingData:
     """What a run is trained on, as recorded in ``run.json``: the feature file and its rows."""
 
     signal_length: int
-    features: str  # the feature kind, extract_feature.FEATURE_KINDS
+    features: str  # the feature kind, data.features.FEATURE_KINDS
     input_shape: tuple  # one utterance's features: (T, 39) or (S, 64, 64, 3)
     size: int  # bytes of the feature file
     sha256: str  # features_digest of x and y
