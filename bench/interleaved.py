@@ -3,7 +3,7 @@ all of them alike.
 
     .venv/bin/python bench/interleaved.py --model GMTCN --variants float32,bf16 --rounds 7
     .venv/bin/python bench/interleaved.py --model TIMNET --variants float32,xla,xla-tanh --rounds 7
-    .venv/bin/python bench/interleaved.py --model TIMNET --variants fused,float32 --rounds 5
+    .venv/bin/python bench/interleaved.py --model TIMNET --variants fused,float32 --rounds 7
 
 On an EMODB-shaped fold (481 training utterances of T = 188 x 39 random values, 7 classes, batch 64) it builds one
 ``Common_Model.Trainer`` per variant (threads as main.py sets them), trains each one epoch to trace and compile it,
