@@ -15,7 +15,9 @@ textbook derivation written out with as few passes as the algebra allows:
 
 The functions compute the same mathematics as the Keras layers they serve (TIMNET.py, GTCM.py); the
 tests compare outputs, gradients and BatchNorm statistics with automatic differentiation of the plain
-layers, and one Adam step with the authors' original graph. TensorFlow only; float32.
+layers, and one Adam step with the authors' original graph. TensorFlow operations; where switched on (fused_ops,
+for one fold's batch), the element-wise work of a temporal-aware block runs in the fused ops of fused_tail.cc
+instead, with the same mathematics in fewer passes over memory.
 """
 
 from __future__ import annotations
@@ -209,7 +211,8 @@ def gated_pair(x, params, unit, keep_scale: float):
     Args:
         x: the block's input.
         params: (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2), tensors or variables.
-        unit: (input, kernel, gamma, beta, i) -> a unit with ``y``, ``mean``, ``variance`` and ``backward``.
+        unit: (input, kernel, gamma, beta, i) -> a unit with ``y``, ``mean``, ``variance``, ``backward`` and
+            ``fused`` (the fused ops' library where they compute it, else None).
         keep_scale: 1 / (1 - dropout rate).
 
     Returns:
@@ -219,7 +222,7 @@ def gated_pair(x, params, unit, keep_scale: float):
     def block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2):
         first = unit(x, kernel1, gamma1, beta1, 0)  # a = first.y
         second = unit(first.y, kernel2, gamma2, beta2, 1)
-        fused = getattr(second, "fused", None)
+        fused = second.fused
         if fused is not None:  # one pass each way (fused_tail.cc)
             out, gate = fused.fused_sigmoid_gate(x, second.y)
         else:
