@@ -57,6 +57,7 @@ class RunConfig:
     hyper: Hyper = field(default_factory=Hyper)
     synthetic: bool = False
     xla: bool = False  # compile the training step with XLA (measured slower than the default on our CPU)
+    fused_kernels: bool = False  # TIM-Net's blocks train through the fused ops that setup.sh built (nn/fused_ops.py)
     mixed_precision: bool | str = False  # True: float16 compute, "bf16": bfloat16, float32 variables (precision.py)
     balance: bool = False  # oversample the training rows of every class to the largest class' count
     augment: int = 0  # masked copies of every training utterance (log-Mel segments only)
