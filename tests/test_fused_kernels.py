@@ -126,3 +126,23 @@ def test_run_json_records_whether_the_fused_kernels_train(built, flags, used):
     typed = settings.validate(settings.parse(["--mode", "train", *flags]))
     _, config = run_config(typed, CORPORA["EMODB"], typed.seeds[0])
     assert config.fused_kernels is used
+
+
+def test_a_library_built_for_another_cpu_is_not_loaded(tmp_path, monkeypatch, capsys):
+    """-march=native: a checkout moved to a CPU without one of the build machine's flags keeps the TensorFlow path
+    (loading it could stop the process on an illegal instruction) and says so in one line."""
+    if not os.path.isfile("/proc/cpuinfo"):
+        pytest.skip("no /proc/cpuinfo to compare the CPU's flags with")
+    (tmp_path / "fused_tail.so").write_bytes(b"not a library")  # never opened: the flags refuse it first
+    (tmp_path / "fused_tail.cpu").write_text("sse2 no_such_instruction_set\n")
+    monkeypatch.setattr(fused_ops, "LIBRARY", str(tmp_path / "fused_tail.so"))
+    assert fused_ops.library.__wrapped__() is None
+    message = capsys.readouterr().err
+    assert "built for another CPU" in message and "no_such_instruction_set" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_cpu_flags_reads_the_flags_line():
+    text = "processor\t: 0\nflags\t\t: fpu sse2 avx2\nbugs\t\t: spectre\nflags\t\t: other\n"
+    assert fused_ops.cpu_flags(text) == {"fpu", "sse2", "avx2"}
+    assert fused_ops.cpu_flags("fpu sse2\n") == {"fpu", "sse2"}  # the line the build records

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 
 import tensorflow as tf
 
@@ -21,15 +22,36 @@ LIBRARY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.r
 _active = False
 
 
+def cpu_flags(text: str) -> set:
+    """The instruction-set flags of /proc/cpuinfo's first ``flags`` line (or of that line alone), as a set."""
+    line = next((line for line in text.splitlines() if line.startswith("flags")), text)
+    return set(line.partition(":")[2].split() if line.startswith("flags") else line.split())
+
+
+def _missing_cpu_flags() -> set:
+    """Flags of the CPU the library was built for (-march=native; the build records them) that this CPU lacks."""
+    try:
+        with open(os.path.join(os.path.dirname(LIBRARY), "fused_tail.cpu")) as built, open("/proc/cpuinfo") as here:
+            return cpu_flags(built.read()) - cpu_flags(here.read())
+    except OSError:  # a portable build records none; no /proc/cpuinfo: nothing to compare
+        return set()
+
+
 @functools.cache
 def library():
-    """The loaded op library, or None where setup.sh built none (or it does not load in this TensorFlow)."""
+    """The loaded op library, or None where setup.sh built none, it was built for a CPU with instructions this one
+    lacks (a checkout shared between machines: loading it could stop the process on an illegal instruction), or it
+    does not load in this TensorFlow."""
     if not os.path.isfile(LIBRARY):
+        return None
+    if missing := _missing_cpu_flags():
+        print(f"{LIBRARY}: built for another CPU (this one lacks {' '.join(sorted(missing)[:5])}); training uses "
+              "the pure-TensorFlow path until setup.sh rebuilds it", file=sys.stderr)
         return None
     try:
         return tf.load_op_library(LIBRARY)
     except (tf.errors.NotFoundError, OSError) as error:  # built for another TensorFlow: setup.sh rebuilds it
-        print(f"{LIBRARY}: not loaded ({error}); training uses the pure-TensorFlow path")
+        print(f"{LIBRARY}: not loaded ({error}); training uses the pure-TensorFlow path", file=sys.stderr)
         return None
 
 
