@@ -120,7 +120,7 @@ def test_without_the_library_the_block_runs_the_tensorflow_path(monkeypatch):
 
 
 @pytest.mark.parametrize("flags, used", [([], True), (["--fused_kernels", "off"], False), (["--xla"], False),
-                                         (["--model", "GMTCN"], False), (["--training", "stacked"], False),
+                                         (["--model", "GMTCN"], False), (["--training", "stacked"], True),
                                          (["--mixed_precision", "bf16"], False)])
 def test_run_json_records_whether_the_fused_kernels_train(built, flags, used):
     typed = settings.validate(settings.parse(["--mode", "train", *flags]))
