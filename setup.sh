@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (once), install Code/requirement.txt and tests/requirements.txt into it, and the project itself
-# (editable, with its extras [onnx,tflite]: the package timnet_ser and the command timnet-ser).
+# (editable, with its extras [onnx,tflite]: the package timnet_ser and the command timnet-ser); then TIM-Net's fused
+# kernels (Code/nn/fused_tail.cc) into .native/ with the machine's C++ compiler, when they changed (else: one line,
+# and training uses the pure-TensorFlow path).
 # Sourced by run_demo.sh and run_tests.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,3 +25,4 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   } > "$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; echo "setup.sh: installing failed (whole log: $LOG)" >&2; exit 1; }
   echo "$WANT" > "$STAMP"
 fi
+"$ROOT/Code/nn/build_fused_tail.sh" "$ROOT/.venv/bin/python" "$ROOT/.native" || true

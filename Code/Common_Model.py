@@ -23,6 +23,7 @@ from .engine import fine_tune
 from .engine.normalization import set_fold_statistics
 from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
 from .Model import ModelSpec, build_model, legacy_weight_groups
+from .nn import fused_ops
 from .runs import results
 from .runs.run_folder import RunFolder
 
@@ -79,10 +80,11 @@ class Trainer:
         x_spec = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
         y_spec = tf.TensorSpec((None, self.model.output_shape[-1]), tf.float32)
         self._step = tf.function(self._train_step, input_signature=[x_spec, y_spec], jit_compile=config.xla)
+        self._fused = config.fused_kernels and not config.xla  # XLA cannot compile the custom ops
         self._predict = tf.function(lambda x: self.model(x, training=False), input_signature=[x_spec])
 
-    def _train_step(self, x, y):
-        with tf.GradientTape() as tape:
+    def _train_step(self, x, y):  # runs when the step is traced: the fused ops enter the graph or not
+        with tf.GradientTape() as tape, fused_ops.enabled(self._fused):
             probs = self.model(x, training=True)  # (B, C)
             loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, probs))
             scaled = self.optimizer.scale_loss(loss)  # the loss itself unless mixed precision scales it

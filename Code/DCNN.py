@@ -1,7 +1,7 @@
 """DCNN-BLSTMwA (Zhang et al., Frontiers in Physiology 12:643202, 2021) as Keras 3 layers.
 
 An utterance arrives as S log-Mel segments of 64 frames x 64 mel bands x 3 channels (static, delta,
-delta-delta; extract_feature.py, ``--features logmel3``). The paper's pipeline, as its abstract gives it:
+delta-delta; data/features.py, ``--features logmel3``). The paper's pipeline, as its abstract gives it:
 
     segments (B, S, 64, 64, 3) ─ standardise per utterance and channel
         ─ the same ImageNet CNN on every segment (TimeDistributed)  → segment features (B, S, D)

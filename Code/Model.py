@@ -81,7 +81,7 @@ class ModelSpec:
         network: hyper-parameters -> the layers between the input and the softmax Dense.
         recipe: the paper's training settings.
         protocol_note: how the original chose its published weights.
-        features: the feature kind it reads (extract_feature.FEATURE_KINDS): a file of another kind is refused.
+        features: the feature kind it reads (data.features.FEATURE_KINDS): a file of another kind is refused.
         variant: (hyper-parameters, whether the run trains) -> what tells runs of this model apart in results
             (empty: nothing); a re-test leaves out what only matters to training.
         parallel_chains: independent chains of small operations in a training step (TIM-Net's two directions;

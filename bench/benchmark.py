@@ -74,8 +74,10 @@ import keras
 configure_tensorflow(MODELS["{model}"])  # as main.py does
 keras.config.set_dtype_policy(precision.policy({mixed!r}))
 x, y = data(481, 188, 7)
+from timnet_ser.nn import fused_ops
+# the command line's default: TIM-Net's fused kernels where setup.sh built them (engine/run_config.py)
 config = RunConfig(model="{model}", data="BENCH", classes=list("abcdefg"), feature_path="-", xla={xla},
-                   mixed_precision={mixed!r})
+                   mixed_precision={mixed!r}, fused_kernels=fused_ops.available() and not {xla} and not {mixed!r})
 start = time.time()
 trainer = Trainer(lambda: build_model(MODELS["{model}"], (188, 39), 7, Hyper()), config)
 trainer.reset(0)
@@ -116,6 +118,7 @@ print(json.dumps(result))
 
 STEP_AT_SHAPE = PRELUDE + """
 from timnet_ser.Common_Model import Trainer, configure_tensorflow
+from timnet_ser.nn import fused_ops
 from timnet_ser.core import precision
 from timnet_ser.core.config import RunConfig
 from timnet_ser.Model import MODELS, build_model
@@ -125,7 +128,8 @@ configure_tensorflow(MODELS["{model}"])
 keras.config.set_dtype_policy(precision.policy({mixed!r}))
 x, y = data(128, {frames}, {classes})
 config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",
-                   hyper=Hyper(dilation_size={blocks}), mixed_precision={mixed!r})
+                   hyper=Hyper(dilation_size={blocks}), mixed_precision={mixed!r},
+                   fused_kernels=fused_ops.available() and not {mixed!r})  # the command line's default
 trainer = Trainer(lambda: build_model(MODELS["{model}"], ({frames}, 39), {classes}, config.hyper), config)
 trainer.reset(0)
 trainer.train_epoch(x, y, np.arange(64), 64)

@@ -3,6 +3,7 @@ all of them alike.
 
     .venv/bin/python bench/interleaved.py --model GMTCN --variants float32,bf16 --rounds 7
     .venv/bin/python bench/interleaved.py --model TIMNET --variants float32,xla,xla-tanh --rounds 7
+    .venv/bin/python bench/interleaved.py --model TIMNET --variants fused,float32 --rounds 7
 
 On an EMODB-shaped fold (481 training utterances of T = 188 x 39 random values, 7 classes, batch 64) it builds one
 ``Common_Model.Trainer`` per variant (threads as main.py sets them), trains each one epoch to trace and compile it,
@@ -10,7 +11,9 @@ then runs ``--rounds`` rounds of one epoch per variant, the order rotated every 
 median, fastest and slowest seconds per fold-epoch, and the median over rounds of its epoch divided by the first
 variant's epoch of the same round (the load of that moment divides out). Variants:
 
-- ``float32``: the default path;
+- ``float32``: the pure-TensorFlow kernels (a RunConfig's default);
+- ``fused``: TIM-Net's blocks with the fused element-wise ops that setup.sh builds (nn/fused_ops.py; the command
+  line's default where they are built);
 - ``bf16``: ``--mixed_precision bf16`` (Keras mixed_bfloat16);
 - ``float16``: ``--mixed_precision`` (Keras mixed_float16, loss scaling);
 - ``xla``: ``--xla`` (the step compiled by XLA);
@@ -32,7 +35,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-VARIANTS = {"float32": {}, "bf16": {"mixed_precision": "bf16"}, "float16": {"mixed_precision": True},
+VARIANTS = {"float32": {}, "fused": {"fused_kernels": True}, "bf16": {"mixed_precision": "bf16"}, "float16": {"mixed_precision": True},
             "xla": {"xla": True}, "xla-tanh": {"xla": True}}
 
 
@@ -119,7 +122,8 @@ def main() -> None:
         trainers[variant] = build(args.model, variant, x, y)
         ops = [op.type for op in trainers[variant]._step.get_concrete_function().graph.get_operations()]
         print(f"{variant}: built, traced and first epoch in {time.time() - started:.1f} s; its step's graph holds "
-              f"{ops.count('Sigmoid')} Sigmoid and {ops.count('Tanh')} Tanh operations", flush=True)
+              f"{ops.count('Sigmoid')} Sigmoid, {ops.count('Tanh')} Tanh and {ops.count('FusedSigmoidGate')} "
+              "FusedSigmoidGate operations", flush=True)
     times = {v: [] for v in variants}
     order = np.random.default_rng(1)
     for r in range(args.rounds):

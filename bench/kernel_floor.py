@@ -10,7 +10,8 @@ Each column is measured in a fresh process with its own thread layout:
 It prints the rates of the matrix products of TIM-Net's temporal-aware block, (64 x 188, 39) @ (39, 39), and
 of GM-TCNet's gated level, (64 x 188, 78) @ (78, 117); the cost of one element-wise pass over a (64, 188, 39)
 tensor with and without XLA; one block's and one level's forward and backward pass with the hand-written
-backward (training_kernels.py) on one thread; and the time that the matrix products alone need per EMODB
+backward (training_kernels.py) on one thread, also with the fused element-wise tail (nn/fused_tail.cc; nan where
+setup.sh built none); and the time that the matrix products alone need per EMODB
 epoch on two cores, for each model. It prints figures; it asserts nothing.
 """
 
@@ -71,7 +72,7 @@ if streams == 1:
             result[key] = timed(tf.function(passes, jit_compile=xla), x, repeat=50) / 10 * 1e3
 
 if {intra} == 1 and streams == 1:
-    from timnet_ser.nn import training_kernels
+    from timnet_ser.nn import fused_ops, training_kernels
     block_params = [normal(*s) for s in [(2, C, C), (C,), (C,), (C,)] * 2]
     masks = [tf.constant((rng.random((64, 1, C)) >= 0.1).astype("float32") / 0.9) for _ in range(2)]
     level_params = [normal(*s) for s in [(2 * C, 3 * C), (3 * C,)] * 2]
@@ -79,6 +80,10 @@ if {intra} == 1 and streams == 1:
     block = with_backward(lambda x: training_kernels.temporal_aware_block(
         x, *block_params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)[0])
     result["block_ms"] = 1e3 * timed(block, x, repeat=50)
+    with fused_ops.enabled() as fused:  # traced with the fused tail (nn/fused_tail.cc), where setup.sh built it
+        fused_block = with_backward(lambda x: training_kernels.temporal_aware_block(
+            x, *block_params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)[0])
+        result["fused_block_ms"] = 1e3 * timed(fused_block, x, repeat=50) if fused else float("nan")
     level = with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3))
     result["level_ms"] = 1e3 * timed(level, x, repeat=50)
 print(json.dumps(result))
@@ -110,6 +115,7 @@ def main() -> None:
     block_products = TIMNET_FLOP / 16 / one["timnet_gflops"] / 1e6
     level_products = GMTCN_FLOP / 14 / one["gmtcn_gflops"] / 1e6
     print(f"| temporal-aware block, forward + backward (hand-written), ms | {one['block_ms']:.2f} | | |")
+    print(f"| temporal-aware block, forward + backward, fused tail, ms | {one['fused_block_ms']:.2f} | | |")
     print(f"| of which its 12 matrix products, ms | {block_products:.2f} | | |")
     print(f"| GM-TCNet gated level, forward + backward (hand-written), ms | {one['level_ms']:.2f} | | |")
     print(f"| of which its 8 matrix products, ms | {level_products:.2f} | | |")

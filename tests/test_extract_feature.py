@@ -330,3 +330,23 @@ def test_validate_refuses_a_non_dict_and_casts_float64():
     data = {key: value.astype("float64") for key, value in good().items()}
     x, y = feature_files.validate_features(data, "f64.npy", EMODB)
     assert x.dtype == y.dtype == np.float32 and x.shape == (4, 10, 39)
+
+
+def test_signature_matches_is_the_tolerance_test_on_every_pair_and_a_near_miss_is_another_utterance():
+    """The sorted search finds exactly the pairs that the criterion (every coefficient within SEEN_TOLERANCE) holds
+    for, boundary included: on a grid of 0.025 steps many pairs differ by exactly the tolerance."""
+    rng = np.random.default_rng(0)
+    known = (rng.integers(0, 12, (300, 3)) * 0.025).astype(np.float32)
+    queries = np.concatenate([known[:40], (rng.integers(0, 12, (60, 3)) * 0.025 + 0.0125).astype(np.float32)])
+    brute = [np.flatnonzero(np.abs(known - q).max(axis=1) <= features.SEEN_TOLERANCE) for q in queries]
+    matches = features.signature_matches(queries, known)
+    assert all(np.array_equal(m, b) for m, b in zip(matches, brute)) and sum(map(len, brute)) > 100
+    signatures = np.random.default_rng(1).normal(0, 3, (50, 39)).astype(np.float32)
+    near = signatures[[7, 7, 7, 20]].copy()
+    near[0, 5] += 0.049  # within the tolerance: the same audio
+    near[1, 0] += 0.051  # just above it in the first coefficient (the one sorted on): another utterance
+    near[2, 30] -= 0.051  # just above it in another coefficient
+    near[3] = signatures[20]
+    signatures[33] = signatures[20]  # the same audio twice: both rows, ascending
+    assert [m.tolist() for m in features.signature_matches(near, signatures)] == [[7], [], [], [20, 33]]
+    assert [len(m) for m in features.signature_matches(near, signatures[:0])] == [0, 0, 0, 0]

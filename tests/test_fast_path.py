@@ -13,7 +13,7 @@ from timnet_ser.Common_Model import Trainer
 from timnet_ser.core.config import Hyper, RunConfig
 from timnet_ser.engine.protocol import smooth_labels
 from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
-from timnet_ser.nn import legacy_weights
+from timnet_ser.nn import fused_ops, legacy_weights
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from reference_graph import reference_gmtcn, reference_timnet  # noqa: E402
@@ -57,9 +57,9 @@ def relative_errors(computed, exact, names):
                      if not ("/tab" in name and name.endswith("bias"))])
 
 
-@pytest.mark.parametrize("model", ["TIMNET", "GMTCN"])
-@pytest.mark.parametrize("xla", [False, True])
-def test_one_adam_step_equals_the_original_graphs(shared, model, xla):
+@pytest.mark.parametrize("model, path", [("TIMNET", "tensorflow"), ("TIMNET", "xla"), ("TIMNET", "fused"),
+                                         ("GMTCN", "tensorflow"), ("GMTCN", "xla")])
+def test_one_adam_step_equals_the_original_graphs(shared, model, path):
     """As accurate gradients as the original graph, and the same weights after one Adam step from the same weights.
 
     Gradients: both float32 graphs are measured against float64 gradients of the same function (our
@@ -71,10 +71,16 @@ def test_one_adam_step_equals_the_original_graphs(shared, model, xla):
     sensitivity lr * 1e-8 / g^2 turns float rounding of tiny gradients (a conv bias feeding a BatchNorm
     has a true gradient of exactly 0) into differences up to ~1e-4 between two equally exact graphs;
     there the difference is bounded by two opposite steps instead.
+
+    Paths: the pure-TensorFlow kernels, the step compiled by XLA, and TIM-Net's fused element-wise ops
+    (nn/fused_ops.py, where setup.sh built them).
     """
+    if path == "fused" and fused_ops.library() is None:
+        pytest.skip("setup.sh built no fused kernels here (no C++ compiler?)")
     x, y = batch(shared)
     hyper = Hyper(dropout=0.0)  # dropout off: the two graphs draw different masks
-    config = RunConfig(model=model, data="EMODB", classes=list("abcdefg"), feature_path="-", hyper=hyper, xla=xla)
+    config = RunConfig(model=model, data="EMODB", classes=list("abcdefg"), feature_path="-", hyper=hyper,
+                       xla=path == "xla", fused_kernels=path == "fused")
     trainer = Trainer(lambda: build_model(MODELS[model], (188, 39), 7, hyper), config)
     trainer.reset(3)
     reference, reference_groups = REFERENCES[model]()
@@ -85,10 +91,17 @@ def test_one_adam_step_equals_the_original_graphs(shared, model, xla):
     trainable = [i for i, v in enumerate(theirs) if v.trainable]
     names = [ours[i].path for i in trainable]
     g_ref = gradients(reference, [theirs[i] for i in trainable], x, y)
-    g_ours = gradients(trainer.model, [ours[i] for i in trainable], x, y)
+    with fused_ops.enabled(path == "fused"):
+        g_ours = gradients(trainer.model, [ours[i] for i in trainable], x, y)
     g_exact = float64_gradients(model, hyper, [v.numpy() for v in ours], x, y)
     error_ours, error_ref = relative_errors(g_ours, g_exact, names), relative_errors(g_ref, g_exact, names)
-    assert error_ours.max() <= 3 * error_ref.max() + 1e-6, (error_ours.max(), error_ref.max())
+    # The fused ops' float32 block is closer to float64 than the TensorFlow path's (each block with the same inputs:
+    # 1e-7 against 1e-6 to 1e-3), but at these weights one block's input gradient (tab6_backward's) is ill conditioned:
+    # 1e-3 relative error in float32 on either path, landing on different variables; the fused path's worst variable
+    # then has 6.6 times the original graph's error (its median 50 times less). At the seeds 1 and 2 instead our
+    # TensorFlow path's worst is 1.8e-3 and 2.0e-4, the fused path's 8e-6 and 1.4e-6.
+    worst = 10 if path == "fused" else 3
+    assert error_ours.max() <= worst * error_ref.max() + 1e-6, (error_ours.max(), error_ref.max())
     assert np.median(error_ours) <= 3 * np.median(error_ref) + 1e-7, (np.median(error_ours), np.median(error_ref))
     reference.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001, beta_1=0.93, beta_2=0.98, epsilon=1e-8),
                       loss="categorical_crossentropy")

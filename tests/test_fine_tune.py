@@ -92,7 +92,10 @@ def test_a_fine_tuned_fold_starts_from_the_source_folds_weights_exactly(source):
 
 
 def test_the_same_classes_in_another_order_keep_the_head_in_the_new_order(source):
-    conf = config(data="TGT", init_from=source.path, classes=["neutral", "angry", "happy"])
+    conf = config(data="TGT", init_from=source.path, classes=["Neutral", "ANGRY", "happy"])  # names: any case
+    opened = fine_tune.open_source(source.path, "TIMNET")
+    assert opened.same_classes(conf.classes) and not opened.same_classes(["angry", "happy", "sad"])
+    assert not opened.same_classes(["angry", "happy"]) and not opened.same_classes([*CLASSES, "sad"])
     _, started, _ = start_weights(conf, 0, 3)
     (_, (kernel, bias)) = read_weight_arrays(source.weights_file(0))[-1]
     np.testing.assert_array_equal(started[-2], kernel[:, [2, 0, 1]])

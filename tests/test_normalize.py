@@ -149,6 +149,23 @@ def test_the_corpus_layer_standardises_with_its_weights():
     assert CorpusNormalization.from_config(layer.get_config()).flat == 1e-3
 
 
+def test_the_kept_statistics_and_the_corpus_layer_take_the_same_voiced_frames():
+    """run.json's statistics (``corpus_statistics``) are ``frame_moments`` (what --normalize corpus and speaker
+    standardise with), over the voiced frames only: padded_toy's padding is in neither."""
+    from timnet_ser.data.feature_statistics import corpus_statistics, frame_moments
+    x, _ = padded_toy()
+    voiced = x[:, :-6].astype(np.float64)  # (36, 18, 39): what is not padding
+    stats = corpus_statistics(x, "mfcc")
+    mean, variance = frame_moments(x)
+    assert stats["frames"] == 36 * 18 and stats["utterances"] == 36
+    np.testing.assert_allclose(stats["frame_mean"], voiced.reshape(-1, 39).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats["frame_std"], voiced.reshape(-1, 39).std(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats["utterance_mean"], voiced.mean(axis=1).mean(axis=0), rtol=1e-12)
+    assert stats["frame_mean"] == mean.tolist() and stats["frame_std"] == np.sqrt(variance).tolist()
+    silent = np.zeros((2, FRAMES, 39), "float32")  # no voiced frame: the layer gets 0 and 1, run.json keeps nothing
+    assert corpus_statistics(silent, "mfcc") is None and frame_moments(silent).tolist() == [[0.0] * 39, [1.0] * 39]
+
+
 def test_each_fold_keeps_its_training_rows_statistics(corpus_run):
     """Fold i's first layer holds the mean and variance of its training rows' voiced frames, never the test
     fold's; a re-test reproduces the training run's predictions."""

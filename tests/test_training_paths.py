@@ -15,7 +15,9 @@ from timnet_ser.nn import legacy_weights
 @pytest.mark.parametrize("model, protocol, seeds, stack", [("TIMNET", "inner_val", "46", []),
                                                            ("GMTCN", "last_epoch", "46,47", ["--stack_members", "4"])])
 def test_stacked_folds_equal_the_sequential_run(tmp_path, capsys, model, protocol, seeds, stack):
-    """GM-TCNet: the 6 folds of two seeds in stacks of 4 and 2 (members of both seeds in the first stack)."""
+    """GM-TCNet: the 6 folds of two seeds in stacks of 4 and 2 (members of both seeds in the first stack). TIM-Net's
+    grouped stack runs each member's blocks through the same kernels as a sequential fold (the fused ops where
+    setup.sh built them), so both runs take the defaults."""
     features = toy_feature_file(tmp_path / "TOY.npy", n=30)
     for training in ("sequential", "stacked"):
         assert main(["--mode", "train", "--data", "TOY", "--model", model, "--feature_path", features,

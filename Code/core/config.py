@@ -57,6 +57,7 @@ class RunConfig:
     hyper: Hyper = field(default_factory=Hyper)
     synthetic: bool = False
     xla: bool = False  # compile the training step with XLA (measured slower than the default on our CPU)
+    fused_kernels: bool = False  # TIM-Net's blocks train through the fused ops that setup.sh built (nn/fused_ops.py)
     mixed_precision: bool | str = False  # True: float16 compute, "bf16": bfloat16, float32 variables (precision.py)
     balance: bool = False  # oversample the training rows of every class to the largest class' count
     augment: int = 0  # masked copies of every training utterance (log-Mel segments only)
@@ -81,7 +82,7 @@ class TrainingData:
     """What a run is trained on, as recorded in ``run.json``: the feature file and its rows."""
 
     signal_length: int
-    features: str  # the feature kind, extract_feature.FEATURE_KINDS
+    features: str  # the feature kind, data.features.FEATURE_KINDS
     input_shape: tuple  # one utterance's features: (T, 39) or (S, 64, 64, 3)
     size: int  # bytes of the feature file
     sha256: str  # features_digest of x and y

@@ -48,6 +48,7 @@ class Settings:
     stack_members: Optional[int]
     balance: bool
     xla: bool
+    fused_kernels: str  # auto or off; RunConfig.fused_kernels: whether they train the run
     mixed_precision: bool | str  # False, True (float16) or "bf16": core/precision.py
     init_from: Optional[str]
     init_fold: Optional[int]

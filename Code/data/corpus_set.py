@@ -134,9 +134,9 @@ def common_classes(classes: dict, given: Union[str, dict, None], data: str) -> t
     target = {key: {c: (entries[key][c] if c in entries[key] else c) for c in names} for key, names in classes.items()}
     spelt = {key: {c: None if t is None else lookup(t, known) for c, t in names.items()}
              for key, names in target.items()}
-    shared = set.intersection(*({t.lower() for t in names.values() if t is not None} for names in spelt.values()))
-    common = list(dict.fromkeys(t for names in spelt.values() for t in names.values()
-                                if t is not None and t.lower() in shared))
+    # spelt as ``known`` spells them (label_map.lookup, case-insensitive), so equal names are one class
+    shared = set.intersection(*({t for t in names.values() if t is not None} for names in spelt.values()))
+    common = list(dict.fromkeys(t for names in spelt.values() for t in names.values() if t in shared))
     if not common:
         how = f"under --label_map {given}" if isinstance(given, (str, os.PathLike)) else "by name"
         raise UserError(f"--data {data}: the corpora have no class in common {how} ({_listing(classes)}); map them "

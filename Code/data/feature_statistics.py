@@ -60,17 +60,19 @@ def standardise(x: np.ndarray, moments: np.ndarray) -> np.ndarray:
 
 
 def corpus_statistics(x: np.ndarray, kind: str) -> Optional[dict]:
-    """The statistics a run keeps of its (N, T, 39) MFCCs (lists of 39 floats); None for another feature kind or
-    where no frame is voiced."""
+    """The statistics a run keeps of its (N, T, 39) MFCCs (lists of 39 floats): ``frame_moments`` (as mean and
+    standard deviation) and those of the utterance means; None for another feature kind or where no frame is
+    voiced."""
     if kind != "mfcc":
         return None
-    x = x.astype(np.float64)
-    frames, means = x[voiced_frames(x)], utterance_means(x)
-    if not len(frames):  # every frame is padding (silent or empty files): nothing to compare inputs with
+    x = x.astype(np.float64)  # the voiced mask and every mean in float64, as run.json has always kept them
+    frames = int(voiced_frames(x).sum())
+    if not frames:  # every frame is padding (silent or empty files): nothing to compare inputs with
         return None
-    return {"frame_mean": frames.mean(axis=0).tolist(), "frame_std": frames.std(axis=0).tolist(),
+    (mean, variance), means = frame_moments(x), utterance_means(x)
+    return {"frame_mean": mean.tolist(), "frame_std": np.sqrt(variance).tolist(),
             "utterance_mean": means.mean(axis=0).tolist(), "utterance_std": means.std(axis=0).tolist(),
-            "frames": int(len(frames)), "utterances": int(len(x))}
+            "frames": frames, "utterances": int(len(x))}
 
 
 def threshold(n: int) -> float:

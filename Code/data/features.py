@@ -91,3 +91,20 @@ def row_signatures(x: np.ndarray) -> np.ndarray:
     """
     averaged = x.mean(axis=1) if x.ndim == 3 else x.mean(axis=(1, 2))
     return averaged.reshape(len(x), -1).astype(np.float32)
+
+
+def signature_matches(signatures: np.ndarray, known: np.ndarray) -> list[np.ndarray]:
+    """For each row of ``signatures`` (N, D), the rows of ``known`` (M, D) that are the same audio, ascending: every
+    coefficient within SEEN_TOLERANCE. ``known`` is sorted once on its first coefficient and each row tests only
+    those near its own there, so no N x M x D array is made (fine-tuning compares whole corpora)."""
+    order = np.argsort(known[:, 0], kind="stable")
+    first = known[order, 0]
+    # a window twice the tolerance: a superset of the matches whatever the rounding, the exact test decides
+    starts = np.searchsorted(first, signatures[:, 0] - 2 * SEEN_TOLERANCE, side="left")
+    stops = np.searchsorted(first, signatures[:, 0] + 2 * SEEN_TOLERANCE, side="right")
+    matches = []
+    for signature, start, stop in zip(signatures, starts, stops):
+        candidates = order[start:stop]
+        close = np.abs(known[candidates] - signature).max(axis=1) <= SEEN_TOLERANCE
+        matches.append(np.sort(candidates[close]))
+    return matches

@@ -260,7 +260,7 @@ _LOAD_AND_CENTRE = [
 
 
 def feature_recipe(kind: str) -> dict:
-    """The steps from a wav file to one input row, as extract_feature.py computes them (SPEC §1), with the
+    """The steps from a wav file to one input row, as data/features.py computes them (SPEC §1), with the
     installed librosa's defaults read from its signatures."""
     import librosa
     version = importlib.metadata.version("librosa")

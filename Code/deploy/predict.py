@@ -3,10 +3,10 @@
 Each file goes through exactly what training saw (librosa at 22 050 Hz, centred to the run's signal length, then
 the model's features: 39 MFCCs, or DCNN-BLSTMwA's log-Mel segments); every fold model gives softmax probabilities,
 and their mean is the prediction (or one fold's). A file the run trained on is recognised by its features
-(``extract_feature.row_signatures``): nine of ten fold models trained on it, so its fold mean is no held-out score;
+(``data.features.row_signatures``): nine of ten fold models trained on it, so its fold mean is no held-out score;
 the row says so and gives the prediction of the one fold that held it out.
 
-Inputs: an audio file, a folder (every audio file below it, ``extract_feature.is_audio``), a list of paths, or
+Inputs: an audio file, a folder (every audio file below it, ``data.audio.is_audio``), a list of paths, or
 ``(samples, sample_rate)``. One file given alone must decode (one-line error otherwise); among several, a file
 that cannot be decoded is skipped and reported in its row (``error``), and the others are predicted.
 
@@ -28,7 +28,7 @@ from ..core.atomic_file import write_table
 from ..core.errors import UserError
 from ..data.audio import audio_files, is_audio, load_audio, resample
 from ..data.corpora import SAMPLE_RATE, natural_key
-from ..data.features import SEEN_TOLERANCE, row_signatures, signal_features
+from ..data.features import row_signatures, signal_features, signature_matches
 
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
 CHUNK = 256  # files read and predicted together: what a prediction of many files holds at a time
@@ -123,9 +123,8 @@ def short_clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
 
 def seen_rows(features: np.ndarray, signatures: np.ndarray) -> np.ndarray:
     """Indices of the training rows whose signature matches ``features`` (one utterance), empty if none."""
-    [signature] = row_signatures(features[None])
-    distance = np.abs(signatures - signature).max(axis=1)
-    return np.flatnonzero(distance <= SEEN_TOLERANCE)
+    [rows] = signature_matches(row_signatures(features[None]), signatures)
+    return rows
 
 
 def write_output(path: str, rows: Iterable[dict], classes) -> None:

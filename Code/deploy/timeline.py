@@ -16,7 +16,7 @@ A model of this project reads one window: the run's signal length L at 22 050 Hz
    when the last one ends before the file does, one more ends at the file's end. A file shorter than L is one
    window, zero-padded around as predict pads it. A window is voiced when at least ``MIN_VOICED`` = 20 % of the
    frames that start inside it are voiced; the others are skipped.
-4. **Scores.** Each voiced window gets the training features (``extract_feature.signal_features``: a window of
+4. **Scores.** Each voiced window gets the training features (``data.features.signal_features``: a window of
    exactly L samples stays as it is) and the mean of the fold models' softmax, ``BATCH`` windows at a time.
 5. **The file.** The mean of the voiced windows' probabilities, and the share of voiced time per label: every
    window owns the stretch of the file nearer its centre than any other window's centre.

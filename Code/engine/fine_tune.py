@@ -29,7 +29,8 @@ from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
 from ..core.paths import shown
 from ..data.corpora import CORPORA
-from ..data.features import SEEN_TOLERANCE, row_signatures
+from ..data.features import row_signatures, signature_matches
+from ..data.label_map import lookup
 from ..Model import MODELS
 from ..runs import run_folder
 from .fold_weights import FoldWeights
@@ -57,7 +58,8 @@ class Source:
         return len(self.files)
 
     def same_classes(self, classes) -> bool:
-        return sorted(c.lower() for c in self.classes) == sorted(c.lower() for c in classes)
+        """Whether ``classes`` are the source's, in any order (names compared by label_map.lookup)."""
+        return len(classes) == len(self.classes) and {lookup(c, self.classes) for c in classes} == set(self.classes)
 
 
 def open_source(folder: str, model: str) -> Source:
@@ -137,28 +139,14 @@ def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndar
             seen = {os.path.basename(their_names[r]) for r in trained}
             shared |= {names[r] for r in test if names[r] in seen}
         if their_signatures is not None:
-            shared |= {names[r] if names else f"row {r}"
-                       for r in _matching_rows(signatures[test], their_signatures[trained], test)}
+            matches = signature_matches(signatures[test], their_signatures[trained])
+            shared |= {names[r] if names else f"row {r}" for r, m in zip(test, matches) if len(m)}
         if shared:
             raise UserError(f"--init_from {shown(source.folder)}: its fold {number} trained on {len(shared)} "
                             f"utterance(s) that test fold {fold + 1} of the new run holds (e.g. {min(shared)}): a "
                             f"leak; fine-tune on other utterances than the source trained on")
     compared = "file names and features" if names is not None else "features"
     return f"no test utterance of the new run among its source fold's training utterances (compared: {compared})"
-
-
-def _matching_rows(ours: np.ndarray, theirs: np.ndarray, rows) -> list:
-    """The ``rows`` whose signature in ``ours`` lies within SEEN_TOLERANCE of one of ``theirs`` (sorted search on
-    the first coefficient, so that no N x M x D array is made)."""
-    order = np.argsort(theirs[:, 0])
-    first = theirs[order, 0]
-    found = []
-    for row, signature in zip(rows, ours):
-        lo, hi = np.searchsorted(first, [signature[0] - SEEN_TOLERANCE, signature[0] + SEEN_TOLERANCE], side="left")
-        candidates = theirs[order[lo:hi]]
-        if len(candidates) and (np.abs(candidates - signature).max(axis=1) <= SEEN_TOLERANCE).any():
-            found.append(int(row))
-    return found
 
 
 def plan(config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) -> dict:
@@ -200,8 +188,7 @@ def start_fold(model: keras.Model, config: RunConfig, fold: int) -> dict:
     groups = legacy_weight_groups(model)
     keep_head = source.same_classes(config.classes)
     if keep_head:  # the source's columns in the new run's class order
-        position = {c.lower(): i for i, c in enumerate(source.classes)}
-        columns = [position[c.lower()] for c in config.classes]
+        columns = [source.classes.index(lookup(c, source.classes)) for c in config.classes]
         name, (kernel, bias) = arrays[-1]
         arrays = [*arrays[:-1], (name, [kernel[:, columns], bias[columns]])]
     assert groups[-1][0] == HEAD, groups[-1][0]

@@ -36,5 +36,17 @@ def run_config(settings: Settings, corpus: Corpus, seed: int) -> tuple[ModelSpec
                         "(--label_smoothing 0), so there is nothing to accumulate")
     config = RunConfig(**{**values, "model": spec.name, "random_seed": seed}, classes=list(corpus.classes),
                        feature_path=recorded_feature_path(settings.data, settings.features, settings.feature_path),
-                       epsilon=spec.recipe.epsilon, hyper=hyper_of(settings, corpus), synthetic=corpus.synthetic)
+                       epsilon=spec.recipe.epsilon, hyper=hyper_of(settings, corpus), synthetic=corpus.synthetic,
+                       fused_kernels=fused_kernels_used(settings, spec))
     return spec, config
+
+
+def fused_kernels_used(settings: Settings, spec: ModelSpec) -> bool:
+    """Whether the fused kernels (nn/fused_ops.py) train a new run: --fused_kernels auto, a TIM-Net with ReLU blocks
+    in float32 without XLA on the CPU (sequentially, or stacked in the grouped layout, the CPU's), and setup.sh built
+    them; what run.json records."""
+    if (settings.fused_kernels == "off" or spec.name != "TIMNET" or settings.activation != "relu" or settings.xla
+            or settings.mixed_precision):
+        return False
+    from ..nn import fused_ops  # loads TensorFlow
+    return fused_ops.available()

@@ -46,6 +46,7 @@ import tensorflow as tf
 from ..core.config import RunConfig
 from ..core.errors import UserError
 from ..Model import STACKED_MODELS, ModelSpec, build_model
+from ..nn import fused_ops
 from ..nn.causal_conv import shift_right
 from ..nn.training_kernels import gated_unit, tap_lags, temporal_aware_block
 from .protocol import EpochProgress, loss_and_accuracy, plan_fold
@@ -460,8 +461,9 @@ class StackedTrainer:
         come first) -> (mean loss (M,), correct predictions (M,)) of each member's rows."""
         counts = tf.reduce_sum(weights, axis=1)  # (M,) rows per member
         active = counts > 0
-        if self.layout == "grouped":
-            losses, hits, gradients, updates = self._grouped(x, y, counts)
+        if self.layout == "grouped":  # each member's blocks as a sequential fold's: the fused ops where they train it
+            with fused_ops.enabled(self.config.fused_kernels):
+                losses, hits, gradients, updates = self._grouped(x, y, counts)
         else:
             with tf.GradientTape() as tape:
                 losses, hits, updates = self._batched(x, y, weights, counts)

@@ -49,7 +49,8 @@ class Plan:
 def trainer_key(config, input_shape: tuple, num_classes: int) -> str:
     """What a compiled Trainer depends on (Common_Model.Trainer): model, shapes, network and optimiser settings."""
     return json.dumps([config.model, list(input_shape), num_classes, vars(config.hyper), config.lr, config.beta1,
-                       config.beta2, config.epsilon, config.mixed_precision, config.xla], sort_keys=True)
+                       config.beta2, config.epsilon, config.mixed_precision, config.xla,
+                       config.fused_kernels], sort_keys=True)
 
 
 def plan(points: list[Point]) -> Plan:

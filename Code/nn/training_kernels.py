@@ -15,7 +15,9 @@ textbook derivation written out with as few passes as the algebra allows:
 
 The functions compute the same mathematics as the Keras layers they serve (TIMNET.py, GTCM.py); the
 tests compare outputs, gradients and BatchNorm statistics with automatic differentiation of the plain
-layers, and one Adam step with the authors' original graph. TensorFlow only; float32.
+layers, and one Adam step with the authors' original graph. TensorFlow operations; where switched on (fused_ops,
+for one fold's batch), the element-wise work of a temporal-aware block runs in the fused ops of fused_tail.cc
+instead, with the same mathematics in fewer passes over memory.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from . import fused_ops
 from .causal_conv import shift_left, shift_right
 
 
@@ -108,6 +111,11 @@ class _BatchNormReLU:
         self.kernel, self.gamma, self.lags, self.batch, self.rows = kernel, gamma, lags, batch, rows
         self.taps = [batch.shift(x, lag, shift_right) for lag in lags]  # (B, T, C) each, kept for the weight gradient
         z = tf.add_n([batch.products(t, _tap(kernel, j)) for j, t in enumerate(self.taps)])  # (B, T, F), no bias
+        self.fused = _fused_library(x, batch, rows)
+        if self.fused is not None:  # the same statistics and output in 3 passes (fused_tail.cc)
+            self.mean, self.d, self.variance, self.inv, self.y = self.fused.fused_bn_relu_forward(
+                z, gamma, beta, tf.zeros([0], z.dtype) if mask is None else mask, tf.constant(epsilon, z.dtype))
+            return
         if rows is not None:
             z = z * rows
         self.count = count if count is not None else tf.cast(tf.shape(x)[0] * x.shape[1], x.dtype)  # M = B T
@@ -124,6 +132,10 @@ class _BatchNormReLU:
     def backward(self, dy, keep_scale: float):
         """(dx, d kernel, d bias, d gamma, d beta) from dy = d loss / d y."""
         batch = self.batch
+        if self.fused is not None:  # dz, dgamma, dbeta and dbias below in 2 passes
+            dz, dgamma, dbeta, dbias = self.fused.fused_bn_relu_backward(
+                dy, self.y, self.d, self.gamma, self.inv, tf.constant(keep_scale, dy.dtype))
+            return self._input_and_kernel_gradients(dz, dbias, dgamma, dbeta)
         r = tf.raw_ops.ReluGrad(gradients=dy, features=self.y)  # zero wherever the mask dropped a channel
         # d loss / d (BN output) = r * mask = r * keep_scale, because r = 0 where mask = 0
         dbeta = batch.total(r) * keep_scale
@@ -133,10 +145,21 @@ class _BatchNormReLU:
         constant = batch.channels(scale * dbeta / self.count)
         dz = (r * batch.channels(scale * keep_scale) - self.d * batch.channels(scale * self.inv * dgamma / self.count)
               - (constant if self.rows is None else self.rows * constant))
-        dkernel = tf.stack([batch.weight_products(t, dz) for t in self.taps], axis=-3)  # (k, C, F)
         dbias = batch.total(dz)  # ~0: BatchNorm removes any constant; kept as computed, like autodiff
-        return _input_gradient(batch, dz, [_tap(self.kernel, j) for j in range(len(self.lags))], self.lags), \
-            dkernel, dbias, dgamma, dbeta
+        return self._input_and_kernel_gradients(dz, dbias, dgamma, dbeta)
+
+    def _input_and_kernel_gradients(self, dz, dbias, dgamma, dbeta):
+        """(dx, d kernel, d bias, d gamma, d beta) from dz = d loss / d z and the channel gradients."""
+        dkernel = tf.stack([self.batch.weight_products(t, dz) for t in self.taps], axis=-3)  # (k, C, F)
+        kernels = [_tap(self.kernel, j) for j in range(len(self.lags))]
+        return _input_gradient(self.batch, dz, kernels, self.lags), dkernel, dbias, dgamma, dbeta
+
+
+def _fused_library(x, batch, rows):
+    """The fused ops (nn/fused_ops.py) where they serve this unit: switched on, one fold's batch, float32/64."""
+    if fused_ops.active() and batch is SingleBatch and rows is None and x.dtype in (tf.float32, tf.float64):
+        return fused_ops.library()
+    return None
 
 
 def _input_gradient(batch, dz, kernels, lags: Sequence[int]):
@@ -188,7 +211,8 @@ def gated_pair(x, params, unit, keep_scale: float):
     Args:
         x: the block's input.
         params: (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2), tensors or variables.
-        unit: (input, kernel, gamma, beta, i) -> a unit with ``y``, ``mean``, ``variance`` and ``backward``.
+        unit: (input, kernel, gamma, beta, i) -> a unit with ``y``, ``mean``, ``variance``, ``backward`` and
+            ``fused`` (the fused ops' library where they compute it, else None).
         keep_scale: 1 / (1 - dropout rate).
 
     Returns:
@@ -198,15 +222,22 @@ def gated_pair(x, params, unit, keep_scale: float):
     def block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2):
         first = unit(x, kernel1, gamma1, beta1, 0)  # a = first.y
         second = unit(first.y, kernel2, gamma2, beta2, 1)
-        gate = tf.sigmoid(second.y)
-        out = x * gate
+        fused = second.fused
+        if fused is not None:  # one pass each way (fused_tail.cc)
+            out, gate = fused.fused_sigmoid_gate(x, second.y)
+        else:
+            gate = tf.sigmoid(second.y)
+            out = x * gate
         stats = (first.mean + bias1, first.variance, second.mean + bias2, second.variance)
 
         def backward(dout, *unused_stat_gradients):
-            dgate_in = tf.raw_ops.SigmoidGrad(y=gate, dy=dout * x)
+            if fused is not None:
+                dgate_in, dx_gate = fused.fused_sigmoid_gate_grad(dout, x, gate)
+            else:
+                dgate_in, dx_gate = tf.raw_ops.SigmoidGrad(y=gate, dy=dout * x), dout * gate
             da, dk2, db2, dg2, dbe2 = second.backward(dgate_in, keep_scale)
             dx, dk1, db1, dg1, dbe1 = first.backward(da, keep_scale)
-            return dout * gate + dx, dk1, db1, dg1, dbe1, dk2, db2, dg2, dbe2
+            return dx_gate + dx, dk1, db1, dg1, dbe1, dk2, db2, dg2, dbe2
 
         return (out, *[tf.stop_gradient(s) for s in stats]), backward
 

@@ -1,0 +1,325 @@
+// The element-wise tail of TIM-Net's temporal-aware block as four TensorFlow ops (float and double), each a
+// single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost: BatchNorm (batch
+// statistics) + ReLU + SpatialDropout forward in 3 passes and backward in 2, the sigmoid gate forward and
+// backward in one pass each. The same mathematics, in the same order, as the TensorFlow path of
+// training_kernels.py (_BatchNormReLU, gated_pair), which stays the reference and the fallback; fused_ops.py
+// loads the library that setup.sh builds from this file.
+//
+// Channel sums over the rows are accumulated in T within blocks of kBlock rows and in double across the blocks:
+// a float accumulator over all 12 032 rows would round more than TensorFlow's reduction (BatchNorm's backward
+// subtracts nearly equal sums), and a double one per element made the backward pass more than twice as slow (its
+// conversions in the inner loop).
+
+#include <algorithm>
+#include <cmath>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "unsupported/Eigen/CXX11/Tensor"
+
+namespace {
+
+using tensorflow::DEVICE_CPU;
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+// (B, T, F) -> outputs shaped like the input at `same`, (F,) at `channel`.
+absl::Status TailShapes(InferenceContext* c, std::vector<int> same, std::vector<int> channel) {
+  ShapeHandle x;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &x));
+  for (int i : same) c->set_output(i, x);
+  for (int i : channel) c->set_output(i, c->Vector(c->Dim(x, 2)));
+  return absl::OkStatus();
+}
+
+REGISTER_OP("FusedBnReluForward")
+    .Input("z: T")          // (B, T, F) convolution output, bias left out
+    .Input("gamma: T")      // (F,)
+    .Input("beta: T")       // (F,)
+    .Input("mask: T")       // (B, 1, F) dropout mask of 0 or 1/(1-rate), or (0,) for none
+    .Input("epsilon: T")    // scalar
+    .Output("mean: T")      // (F,)
+    .Output("d: T")         // (B, T, F) z - mean
+    .Output("variance: T")  // (F,) biased
+    .Output("inv: T")       // (F,) 1 / sqrt(variance + epsilon)
+    .Output("y: T")         // (B, T, F) relu(d gamma inv mask + beta mask)
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {1, 4}, {0, 2, 3}); });
+
+REGISTER_OP("FusedBnReluBackward")
+    .Input("dy: T")          // (B, T, F)
+    .Input("y: T")           // (B, T, F) the forward output
+    .Input("d: T")           // (B, T, F) the centred conv output
+    .Input("gamma: T")       // (F,)
+    .Input("inv: T")         // (F,)
+    .Input("keep_scale: T")  // scalar 1/(1-rate)
+    .Output("dz: T")         // (B, T, F)
+    .Output("dgamma: T")     // (F,)
+    .Output("dbeta: T")      // (F,)
+    .Output("dbias: T")      // (F,) sum of dz
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0}, {1, 2, 3}); });
+
+REGISTER_OP("FusedSigmoidGate")
+    .Input("x: T")      // (B, T, F)
+    .Input("b: T")      // (B, T, F)
+    .Output("out: T")   // x sigmoid(b)
+    .Output("gate: T")  // sigmoid(b)
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0, 1}, {}); });
+
+REGISTER_OP("FusedSigmoidGateGrad")
+    .Input("dout: T")      // (B, T, F)
+    .Input("x: T")         // (B, T, F)
+    .Input("gate: T")      // (B, T, F)
+    .Output("db: T")       // SigmoidGrad(gate, dout x)
+    .Output("dx_gate: T")  // dout gate, x's gradient through the product
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0, 1}, {}); });
+
+constexpr int64_t kBlock = 16;
+
+// sum[f] += the column sums of body(r, part) over rows 0..rows-1, where body adds row r's values to part[0..nf-1]:
+// in T within blocks of kBlock rows, in double across blocks.
+template <typename T, typename Body>
+void ColumnSums(int64_t rows, int64_t nf, std::vector<double>* sum, Body body) {
+  std::vector<T> part(nf);
+  for (int64_t start = 0; start < rows; start += kBlock) {
+    std::fill(part.begin(), part.end(), T(0));
+    const int64_t end = std::min(rows, start + kBlock);
+    for (int64_t r = start; r < end; ++r) body(r, part.data());
+    for (int64_t f = 0; f < nf; ++f) (*sum)[f] += part[f];
+  }
+}
+
+// The outputs 0, 1, ... of ctx, each (shape, where its data pointer goes).
+template <typename T>
+absl::Status Allocate(OpKernelContext* ctx, std::initializer_list<std::pair<TensorShape, T**>> outputs) {
+  int i = 0;
+  for (const auto& [shape, data] : outputs) {
+    Tensor* out = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(i++, shape, &out));
+    *data = out->flat<T>().data();
+  }
+  return absl::OkStatus();
+}
+
+// A kernel over a (B, T, F) first input, with kVectors inputs of F channels from input kFirstVector on.
+template <typename T, int kFirstVector, int kVectors>
+class BatchKernel : public OpKernel {
+ public:
+  explicit BatchKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    OP_REQUIRES(ctx, x.dims() == 3, absl::InvalidArgumentError("fused tail: expected a (B, T, F) tensor"));
+    for (int i = kFirstVector; i < kFirstVector + kVectors; ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).NumElements() == x.dim_size(2),
+                  absl::InvalidArgumentError("fused tail: a channel vector of the wrong length"));
+    }
+    Run(ctx, x, x.dim_size(0), x.dim_size(1), x.dim_size(2));
+  }
+
+ protected:
+  virtual void Run(OpKernelContext* ctx, const Tensor& x, int64_t batch, int64_t steps, int64_t nf) = 0;
+};
+
+// z, gamma, beta, mask, epsilon -> mean, d, variance, inv, y
+template <typename T>
+struct BnReluForward : BatchKernel<T, 1, 2> {
+  using BatchKernel<T, 1, 2>::BatchKernel;
+  void Run(OpKernelContext* ctx, const Tensor& z_in, int64_t batch, int64_t steps, int64_t nf) override {
+    const Tensor& mask_in = ctx->input(3);
+    const bool masked = mask_in.NumElements() > 0;
+    OP_REQUIRES(ctx, !masked || mask_in.NumElements() == batch * nf,
+                absl::InvalidArgumentError("FusedBnReluForward: mask must be (B, 1, F)"));
+    const T* z = z_in.flat<T>().data();
+    const T* gamma = ctx->input(1).flat<T>().data();
+    const T* beta = ctx->input(2).flat<T>().data();
+    const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
+    const T epsilon = ctx->input(4).scalar<T>()();
+    const TensorShape channel({nf});
+    T *mean, *d, *variance, *inv, *y;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{channel, &mean}, {z_in.shape(), &d}, {channel, &variance},
+                                          {channel, &inv}, {z_in.shape(), &y}}));
+    const int64_t rows = batch * steps;
+    const T count = static_cast<T>(rows);
+    std::vector<double> sum(nf, 0.0);
+    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {  // pass 1: the mean
+      const T* __restrict zr = z + r * nf;
+      for (int64_t f = 0; f < nf; ++f) part[f] += zr[f];
+    });
+    for (int64_t f = 0; f < nf; ++f) {
+      mean[f] = static_cast<T>(sum[f]) / count;
+      sum[f] = 0.0;
+    }
+    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {  // pass 2: centre; the centred variance
+      const T* __restrict zr = z + r * nf;
+      T* __restrict dr = d + r * nf;
+      for (int64_t f = 0; f < nf; ++f) {
+        const T centred = zr[f] - mean[f];
+        dr[f] = centred;
+        part[f] += centred * centred;
+      }
+    });
+    std::vector<T> scale(nf), offset(nf), row_scale(nf), row_offset(nf);
+    for (int64_t f = 0; f < nf; ++f) {
+      variance[f] = static_cast<T>(sum[f]) / count;
+      inv[f] = T(1) / std::sqrt(variance[f] + epsilon);
+      scale[f] = gamma[f] * inv[f];
+      offset[f] = beta[f];
+    }
+    for (int64_t b = 0; b < batch; ++b) {  // pass 3: normalise, offset, dropout, ReLU
+      for (int64_t f = 0; f < nf; ++f) {
+        row_scale[f] = masked ? scale[f] * mask[b * nf + f] : scale[f];
+        row_offset[f] = masked ? offset[f] * mask[b * nf + f] : offset[f];
+      }
+      for (int64_t t = 0; t < steps; ++t) {
+        const int64_t at = (b * steps + t) * nf;
+        for (int64_t f = 0; f < nf; ++f) {
+          const T u = d[at + f] * row_scale[f] + row_offset[f];
+          y[at + f] = u > T(0) ? u : T(0);
+        }
+      }
+    }
+  }
+};
+
+// dy, y, d, gamma, inv, keep_scale -> dz, dgamma, dbeta, dbias
+template <typename T>
+struct BnReluBackward : BatchKernel<T, 3, 2> {
+  using BatchKernel<T, 3, 2>::BatchKernel;
+  void Run(OpKernelContext* ctx, const Tensor& dy_in, int64_t batch, int64_t steps, int64_t nf) override {
+    OP_REQUIRES(ctx, ctx->input(1).shape() == dy_in.shape() && ctx->input(2).shape() == dy_in.shape(),
+                absl::InvalidArgumentError("FusedBnReluBackward: dy, y and d must have one shape"));
+    const T* dy = dy_in.flat<T>().data();
+    const T* y = ctx->input(1).flat<T>().data();
+    const T* d = ctx->input(2).flat<T>().data();
+    const T* gamma = ctx->input(3).flat<T>().data();
+    const T* inv = ctx->input(4).flat<T>().data();
+    const T keep = ctx->input(5).scalar<T>()();
+    const TensorShape channel({nf});
+    T *dz, *dgamma, *dbeta, *dbias;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{dy_in.shape(), &dz}, {channel, &dgamma}, {channel, &dbeta},
+                                          {channel, &dbias}}));
+    const int64_t rows = batch * steps;
+    const T count = static_cast<T>(rows);
+    // pass 1: sums of the ReLU's gradient r and of r d (one (rows, 2F) sum: r in the first F columns)
+    std::vector<double> sums(2 * nf, 0.0);
+    ColumnSums<T>(rows, 2 * nf, &sums, [&](int64_t r, T* __restrict part) {
+      const int64_t at = r * nf;
+      for (int64_t f = 0; f < nf; ++f) {
+        const T g = y[at + f] > T(0) ? dy[at + f] : T(0);
+        part[f] += g;
+        part[nf + f] += g * d[at + f];
+      }
+    });
+    // dz = gamma inv (r keep - dbeta / M - xhat dgamma / M), xhat = d inv, as _BatchNormReLU.backward
+    std::vector<T> c_r(nf), c_d(nf), c_0(nf);
+    for (int64_t f = 0; f < nf; ++f) {
+      dbeta[f] = static_cast<T>(sums[f]) * keep;
+      dgamma[f] = static_cast<T>(sums[nf + f]) * (keep * inv[f]);
+      const T scale = gamma[f] * inv[f];
+      c_r[f] = scale * keep;
+      c_d[f] = scale * inv[f] * dgamma[f] / count;
+      c_0[f] = scale * dbeta[f] / count;
+    }
+    std::vector<double> sum(nf, 0.0);
+    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {  // pass 2: dz and its sum (d bias)
+      const int64_t at = r * nf;
+      T* __restrict dzr = dz + at;
+      for (int64_t f = 0; f < nf; ++f) {
+        const T g = y[at + f] > T(0) ? dy[at + f] : T(0);
+        const T value = g * c_r[f] - d[at + f] * c_d[f] - c_0[f];
+        dzr[f] = value;
+        part[f] += value;
+      }
+    });
+    for (int64_t f = 0; f < nf; ++f) dbias[f] = static_cast<T>(sum[f]);
+  }
+};
+
+// Chunks of this many elements stay in the L1 cache between the two steps of a gate pass.
+constexpr int64_t kChunk = 2048;
+
+template <typename T>
+using Vector = Eigen::TensorMap<Eigen::Tensor<T, 1, Eigen::RowMajor>>;
+template <typename T>
+using ConstVector = Eigen::TensorMap<Eigen::Tensor<const T, 1, Eigen::RowMajor>>;
+
+// An element-wise kernel of kInputs inputs shaped alike and two outputs of their shape.
+template <typename T, int kInputs>
+class ElementwisePair : public OpKernel {
+ public:
+  explicit ElementwisePair(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& first = ctx->input(0);
+    const T* in[kInputs];
+    for (int i = 0; i < kInputs; ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).shape() == first.shape(),
+                  absl::InvalidArgumentError("fused tail: the inputs must have one shape"));
+      in[i] = ctx->input(i).flat<T>().data();
+    }
+    T *out0, *out1;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{first.shape(), &out0}, {first.shape(), &out1}}));
+    Apply(in, out0, out1, first.NumElements());
+  }
+
+ protected:
+  virtual void Apply(const T* const* in, T* out0, T* out1, int64_t n) = 0;
+};
+
+// (x, b) -> (x sigmoid(b), sigmoid(b))
+template <typename T>
+struct SigmoidGate : ElementwisePair<T, 2> {
+  using ElementwisePair<T, 2>::ElementwisePair;
+  void Apply(const T* const* in, T* out, T* gate, int64_t n) override {
+    for (int64_t start = 0; start < n; start += kChunk) {
+      const int64_t size = std::min(kChunk, n - start);
+      Vector<T> g(gate + start, size);
+      // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values
+      g = ConstVector<T>(in[1] + start, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
+      Vector<T>(out + start, size) = ConstVector<T>(in[0] + start, size) * g;
+    }
+  }
+};
+
+// (dout, x, gate) -> (SigmoidGrad(gate, dout x), dout gate)
+template <typename T>
+struct SigmoidGateGrad : ElementwisePair<T, 3> {
+  using ElementwisePair<T, 3>::ElementwisePair;
+  void Apply(const T* const* in, T* db, T* dx, int64_t n) override {
+    const T* __restrict dout = in[0];
+    const T* __restrict x = in[1];
+    const T* __restrict gate = in[2];
+    for (int64_t i = 0; i < n; ++i) {
+      const T g = gate[i];
+      db[i] = dout[i] * x[i] * (g * (T(1) - g));  // TensorFlow's SigmoidGrad(y=g, dy=dout x)
+      dx[i] = dout[i] * g;
+    }
+  }
+};
+
+#define REGISTER(T)                                                                                       \
+  REGISTER_KERNEL_BUILDER(Name("FusedBnReluForward").Device(DEVICE_CPU).TypeConstraint<T>("T"),            \
+                          BnReluForward<T>);                                                               \
+  REGISTER_KERNEL_BUILDER(Name("FusedBnReluBackward").Device(DEVICE_CPU).TypeConstraint<T>("T"),           \
+                          BnReluBackward<T>);                                                              \
+  REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGate").Device(DEVICE_CPU).TypeConstraint<T>("T"), SigmoidGate<T>); \
+  REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGateGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),          \
+                          SigmoidGateGrad<T>);
+
+REGISTER(float)
+REGISTER(double)
+
+}  // namespace

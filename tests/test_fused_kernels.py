@@ -1,0 +1,148 @@
+"""The fused element-wise ops of TIM-Net's block (nn/fused_tail.cc) compute what the pure-TensorFlow path computes,
+setup.sh's build of them loads, and without them training takes the TensorFlow path."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT
+from timnet_ser.cli import settings
+from timnet_ser.data.corpora import CORPORA
+from timnet_ser.engine.run_config import run_config
+from timnet_ser.nn import fused_ops, training_kernels
+
+BUILD = os.path.join(ROOT, "Code", "nn", "build_fused_tail.sh")
+NATIVE = os.path.dirname(fused_ops.LIBRARY)
+
+
+def compiler() -> bool:
+    return subprocess.run(["sh", "-c", "command -v ${CXX:-c++}"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def built():
+    """setup.sh's step: build the library where fused_ops loads it (nothing to do when it is current)."""
+    if not compiler():
+        pytest.skip("no C++ compiler: setup.sh builds no fused kernels and training uses the TensorFlow path")
+    done = subprocess.run(["bash", BUILD, sys.executable, NATIVE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "failed" not in done.stdout, done.stdout + done.stderr
+    return fused_ops.library()
+
+
+def block_results(dtype, fused: bool, dilation: int, masked: bool, batch: int = 4, steps: int = 30):
+    """Output, every gradient and the four batch statistics of one temporal-aware block on random data (B, T, 39)."""
+    rng = np.random.default_rng(dilation)
+    x = tf.constant(rng.normal(size=(batch, steps, 39)) + 2.0, dtype)  # a mean, as real activations have
+    params = [tf.constant(rng.normal(scale=0.3, size=shape), dtype) for shape in [(2, 39, 39), (39,), (39,), (39,)] * 2]
+    params[2], params[6] = tf.abs(params[2]) + 0.5, tf.abs(params[6]) + 0.5  # gammas
+    masks = [tf.constant((rng.random((batch, 1, 39)) >= 0.25) / 0.75, dtype) if masked else None for _ in range(2)]
+    with fused_ops.enabled(fused) as used, tf.GradientTape() as tape:
+        assert used == fused
+        tape.watch([x, *params])
+        out, stats = training_kernels.temporal_aware_block(x, *params, *masks, dilation=dilation,
+                                                           keep_scale=1 / 0.75 if masked else 1.0, epsilon=1e-3)
+        loss = tf.reduce_sum(out * tf.cos(2.0 * out))
+    return [out] + tape.gradient(loss, [x, *params]) + list(stats)
+
+
+NAMES = ["output", "d x"] + [f"d {n}" for n in "kernel1 bias1 gamma1 beta1 kernel2 bias2 gamma2 beta2".split()] + [
+    "mean1", "variance1", "mean2", "variance2"]
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-10), (tf.float32, 1e-5)])
+@pytest.mark.parametrize("dilation, masked", [(1, True), (4, False), (64, True)])
+def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, dilation, masked):
+    """float64: equal to 1e-10 of each value's scale; float32: to float rounding (the sums round differently)."""
+    fused, plain = (block_results(dtype, use, dilation, masked) for use in (True, False))
+    for a, b, name in zip(fused, plain, NAMES):
+        a, b = a.numpy().astype("float64"), b.numpy().astype("float64")
+        if name.startswith("d bias"):  # exactly 0 in exact arithmetic (BatchNorm removes constants): rounding noise
+            assert np.abs(a).max() < (1e-10 if dtype == tf.float64 else 1e-3), name
+            continue
+        error = np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
+        assert error <= tolerance, f"{name}: {error:.2e}"
+
+
+def test_fused_float32_is_closer_to_float64_than_the_tensorflow_path(built):
+    """At an EMODB batch's shape (64, 188, 39): the fused ops round less (their sums are blocked, then in double)."""
+    def errors(fused):
+        computed = block_results(tf.float32, fused, 4, True, batch=64, steps=188)
+        return [np.linalg.norm(a.numpy() - e.numpy()) / np.linalg.norm(e.numpy())
+                for a, e, name in zip(computed, exact, NAMES) if not name.startswith("d bias")]
+    exact = block_results(tf.float64, False, 4, True, batch=64, steps=188)
+    fused, plain = errors(True), errors(False)
+    assert max(fused) <= max(plain) and np.median(fused) <= np.median(plain), (fused, plain)
+
+
+def test_setup_build_loads_and_is_not_repeated(built):
+    assert built is not None and hasattr(built, "fused_bn_relu_forward")
+    before = os.path.getmtime(fused_ops.LIBRARY)
+    again = subprocess.run(["bash", BUILD, sys.executable, NATIVE], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout == "" and os.path.getmtime(fused_ops.LIBRARY) == before
+
+
+def test_without_a_compiler_setup_says_so_and_succeeds(tmp_path):
+    done = subprocess.run(["bash", BUILD, sys.executable, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CXX": "no-such-compiler"})
+    assert done.returncode == 0 and "pure-TensorFlow path" in done.stdout and len(done.stdout.splitlines()) == 1
+    assert not os.path.exists(tmp_path / "fused_tail.so")
+
+
+def traced_op_types(fused: bool) -> set:
+    """The operation types of a block's training step traced with the fused ops switched on or off."""
+    def step(x):
+        params = [tf.ones((2, 3, 3)), *[tf.ones(3)] * 3] * 2
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out, _ = training_kernels.temporal_aware_block(x, *params, None, None, dilation=1, keep_scale=1.0,
+                                                           epsilon=1e-3)
+        return tape.gradient(out, x)
+    with fused_ops.enabled(fused):
+        graph = tf.function(step).get_concrete_function(tf.TensorSpec((None, 8, 3))).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_the_switch_selects_the_ops(built):
+    assert {"FusedBnReluForward", "FusedBnReluBackward", "FusedSigmoidGate", "FusedSigmoidGateGrad"} <= \
+        traced_op_types(True)
+    assert not any(t.startswith("Fused") for t in traced_op_types(False))
+    assert not fused_ops.active()  # off again outside the block
+
+
+def test_without_the_library_the_block_runs_the_tensorflow_path(monkeypatch):
+    monkeypatch.setattr(fused_ops, "library", lambda: None)
+    types = traced_op_types(True)
+    assert "Sigmoid" in types and not any(t.startswith("Fused") for t in types)
+
+
+@pytest.mark.parametrize("flags, used", [([], True), (["--fused_kernels", "off"], False), (["--xla"], False),
+                                         (["--model", "GMTCN"], False), (["--training", "stacked"], True),
+                                         (["--mixed_precision", "bf16"], False)])
+def test_run_json_records_whether_the_fused_kernels_train(built, flags, used):
+    typed = settings.validate(settings.parse(["--mode", "train", *flags]))
+    _, config = run_config(typed, CORPORA["EMODB"], typed.seeds[0])
+    assert config.fused_kernels is used
+
+
+def test_a_library_built_for_another_cpu_is_not_loaded(tmp_path, monkeypatch, capsys):
+    """-march=native: a checkout moved to a CPU without one of the build machine's flags keeps the TensorFlow path
+    (loading it could stop the process on an illegal instruction) and says so in one line."""
+    if not os.path.isfile("/proc/cpuinfo"):
+        pytest.skip("no /proc/cpuinfo to compare the CPU's flags with")
+    (tmp_path / "fused_tail.so").write_bytes(b"not a library")  # never opened: the flags refuse it first
+    (tmp_path / "fused_tail.cpu").write_text("sse2 no_such_instruction_set\n")
+    monkeypatch.setattr(fused_ops, "LIBRARY", str(tmp_path / "fused_tail.so"))
+    assert fused_ops.library.__wrapped__() is None
+    message = capsys.readouterr().err
+    assert "built for another CPU" in message and "no_such_instruction_set" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_cpu_flags_reads_the_flags_line():
+    text = "processor\t: 0\nflags\t\t: fpu sse2 avx2\nbugs\t\t: spectre\nflags\t\t: other\n"
+    assert fused_ops.cpu_flags(text) == {"fpu", "sse2", "avx2"}
+    assert fused_ops.cpu_flags("fpu sse2\n") == {"fpu", "sse2"}  # the line the build records
