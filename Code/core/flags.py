@@ -132,8 +132,8 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("xla", bool, False,
           "compile the training step with XLA (on our CPU slower than the default; see docs/speed.md)", run="xla"),
         row("fused_kernels", str, "auto",
-          "auto (default): TIM-Net's float32 training runs each block's element-wise work through the fused "
-          "kernels setup.sh builds with the machine's C++ compiler, where it built them (on the CPU, sequential or "
+          "auto (default): TIM-Net's and GM-TCNet's float32 training runs each block's element-wise work through the "
+          "fused kernels setup.sh builds with the machine's C++ compiler, where it built them (on the CPU, sequential or "
           "stacked; not with --xla or --mixed_precision); off: the pure-TensorFlow path. run.json records "
           "which trained (docs/speed.md)", choices=("auto", "off"), grid=True),
         row("mixed_precision", bool, False,
