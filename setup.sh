@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (once), install Code/requirement.txt and tests/requirements.txt into it, and the project itself
-# (editable, with its extras [onnx,tflite]: the package timnet_ser and the command timnet-ser); then TIM-Net's fused
+# (editable, with its extras [onnx,tflite]: the package timnet_ser and the command timnet-ser); then the fused
 # kernels (Code/nn/fused_tail.cc) into .native/ with the machine's C++ compiler, when they changed (else: one line,
 # and training uses the pure-TensorFlow path).
 # Sourced by run_demo.sh and run_tests.sh.

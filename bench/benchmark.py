@@ -75,7 +75,7 @@ configure_tensorflow(MODELS["{model}"])  # as main.py does
 keras.config.set_dtype_policy(precision.policy({mixed!r}))
 x, y = data(481, 188, 7)
 from timnet_ser.nn import fused_ops
-# the command line's default: TIM-Net's fused kernels where setup.sh built them (engine/run_config.py)
+# the command line's default: the fused kernels where setup.sh built them (engine/run_config.py)
 config = RunConfig(model="{model}", data="BENCH", classes=list("abcdefg"), feature_path="-", xla={xla},
                    mixed_precision={mixed!r}, fused_kernels=fused_ops.available() and not {xla} and not {mixed!r})
 start = time.time()

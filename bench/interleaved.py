@@ -4,6 +4,7 @@ all of them alike.
     .venv/bin/python bench/interleaved.py --model GMTCN --variants float32,bf16 --rounds 7
     .venv/bin/python bench/interleaved.py --model TIMNET --variants float32,xla,xla-tanh --rounds 7
     .venv/bin/python bench/interleaved.py --model TIMNET --variants fused,float32 --rounds 7
+    .venv/bin/python bench/interleaved.py --model GMTCN --variants fused,float32 --rounds 5
 
 On an EMODB-shaped fold (481 training utterances of T = 188 x 39 random values, 7 classes, batch 64) it builds one
 ``Common_Model.Trainer`` per variant (threads as main.py sets them), trains each one epoch to trace and compile it,
@@ -12,8 +13,8 @@ median, fastest and slowest seconds per fold-epoch, and the median over rounds o
 variant's epoch of the same round (the load of that moment divides out). Variants:
 
 - ``float32``: the pure-TensorFlow kernels (a RunConfig's default);
-- ``fused``: TIM-Net's blocks with the fused element-wise ops that setup.sh builds (nn/fused_ops.py; the command
-  line's default where they are built);
+- ``fused``: TIM-Net's blocks or GM-TCNet's gated units with the fused element-wise ops that setup.sh builds
+  (nn/fused_ops.py; the command line's default where they are built);
 - ``bf16``: ``--mixed_precision bf16`` (Keras mixed_bfloat16);
 - ``float16``: ``--mixed_precision`` (Keras mixed_float16, loss scaling);
 - ``xla``: ``--xla`` (the step compiled by XLA);
@@ -122,8 +123,8 @@ def main() -> None:
         trainers[variant] = build(args.model, variant, x, y)
         ops = [op.type for op in trainers[variant]._step.get_concrete_function().graph.get_operations()]
         print(f"{variant}: built, traced and first epoch in {time.time() - started:.1f} s; its step's graph holds "
-              f"{ops.count('Sigmoid')} Sigmoid, {ops.count('Tanh')} Tanh and {ops.count('FusedSigmoidGate')} "
-              "FusedSigmoidGate operations", flush=True)
+              f"{ops.count('Sigmoid')} Sigmoid, {ops.count('Tanh')} Tanh, {ops.count('FusedSigmoidGate')} "
+              f"FusedSigmoidGate and {ops.count('FusedGatedUnit')} FusedGatedUnit operations", flush=True)
     times = {v: [] for v in variants}
     order = np.random.default_rng(1)
     for r in range(args.rounds):

@@ -10,7 +10,7 @@ Each column is measured in a fresh process with its own thread layout:
 It prints the rates of the matrix products of TIM-Net's temporal-aware block, (64 x 188, 39) @ (39, 39), and
 of GM-TCNet's gated level, (64 x 188, 78) @ (78, 117); the cost of one element-wise pass over a (64, 188, 39)
 tensor with and without XLA; one block's and one level's forward and backward pass with the hand-written
-backward (training_kernels.py) on one thread, also with the fused element-wise tail (nn/fused_tail.cc; nan where
+backward (training_kernels.py) on one thread, also with the fused element-wise ops (nn/fused_tail.cc; nan where
 setup.sh built none); and the time that the matrix products alone need per EMODB
 epoch on two cores, for each model. It prints figures; it asserts nothing.
 """
@@ -86,6 +86,9 @@ if {intra} == 1 and streams == 1:
         result["fused_block_ms"] = 1e3 * timed(fused_block, x, repeat=50) if fused else float("nan")
     level = with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3))
     result["level_ms"] = 1e3 * timed(level, x, repeat=50)
+    with fused_ops.enabled() as fused:  # the gated unit's element-wise work in fused_tail.cc
+        fused_level = with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3))
+        result["fused_level_ms"] = 1e3 * timed(fused_level, x, repeat=50) if fused else float("nan")
 print(json.dumps(result))
 """
 
@@ -118,6 +121,7 @@ def main() -> None:
     print(f"| temporal-aware block, forward + backward, fused tail, ms | {one['fused_block_ms']:.2f} | | |")
     print(f"| of which its 12 matrix products, ms | {block_products:.2f} | | |")
     print(f"| GM-TCNet gated level, forward + backward (hand-written), ms | {one['level_ms']:.2f} | | |")
+    print(f"| GM-TCNet gated level, forward + backward, fused, ms | {one['fused_level_ms']:.2f} | | |")
     print(f"| of which its 8 matrix products, ms | {level_products:.2f} | | |")
     print("\nmatrix products alone per EMODB epoch (481 utterances) on 2 cores, at the faster 2-core rate above:")
     for model, flop, key in (("TIM-Net", TIMNET_FLOP, "timnet_gflops"), ("GM-TCNet", GMTCN_FLOP, "gmtcn_gflops")):

@@ -1,5 +1,5 @@
-"""The fused element-wise ops of TIM-Net's block (nn/fused_tail.cc) compute what the pure-TensorFlow path computes,
-setup.sh's build of them loads, and without them training takes the TensorFlow path."""
+"""The fused element-wise ops of TIM-Net's block and GM-TCNet's gated unit (nn/fused_tail.cc) compute what the
+pure-TensorFlow path computes, setup.sh's build of them loads, and without them training takes the TensorFlow path."""
 
 import os
 import subprocess
@@ -78,6 +78,32 @@ def test_fused_float32_is_closer_to_float64_than_the_tensorflow_path(built):
     assert max(fused) <= max(plain) and np.median(fused) <= np.median(plain), (fused, plain)
 
 
+def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, batch: int = 4, steps: int = 30):
+    """Output and every gradient of one GM-TCNet gated unit on random data (B, T, 39)."""
+    rng = np.random.default_rng(dilation)
+    x = tf.constant(rng.normal(size=(batch, steps, 39)), dtype)
+    params = [tf.constant(rng.normal(scale=0.3, size=shape), dtype)
+              for shape in [(2 * 39, branches * 39), (branches * 39,)] * 2]
+    with fused_ops.enabled(fused) as used, tf.GradientTape() as tape:
+        assert used == fused
+        tape.watch([x, *params])
+        out = training_kernels.gated_unit(x, *params, dilation=dilation, branches=branches)
+        loss = tf.reduce_sum(out * tf.cos(2.0 * out))
+    return [out] + tape.gradient(loss, [x, *params])
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-10), (tf.float32, 1e-6)])
+@pytest.mark.parametrize("dilation, branches", [(1, 3), (8, 2), (64, 3)])
+def test_fused_gated_unit_equals_the_tensorflow_path(built, dtype, tolerance, dilation, branches):
+    """float64: equal to 1e-10 of each value's scale; float32: to float rounding."""
+    fused, plain = (gated_unit_results(dtype, use, dilation, branches) for use in (True, False))
+    for a, b, name in zip(fused, plain, ["output", "d x", "d value kernel", "d value bias", "d gate kernel",
+                                         "d gate bias"]):
+        a, b = a.numpy().astype("float64"), b.numpy().astype("float64")
+        error = np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
+        assert error <= tolerance, f"{name}: {error:.2e}"
+
+
 def test_setup_build_loads_and_is_not_repeated(built):
     assert built is not None and hasattr(built, "fused_bn_relu_forward")
     before = os.path.getmtime(fused_ops.LIBRARY)
@@ -106,10 +132,26 @@ def traced_op_types(fused: bool) -> set:
     return {op.type for op in graph.get_operations()}
 
 
+def gated_unit_op_types(fused: bool) -> set:
+    """The operation types of a gated unit's training step traced with the fused ops switched on or off."""
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = training_kernels.gated_unit(x, tf.ones((6, 9)), tf.ones(9), tf.ones((6, 9)), tf.ones(9),
+                                              dilation=1, branches=3)
+        return tape.gradient(out, x)
+    with fused_ops.enabled(fused):
+        graph = tf.function(step).get_concrete_function(tf.TensorSpec((None, 8, 3))).graph
+    return {op.type for op in graph.get_operations()}
+
+
 def test_the_switch_selects_the_ops(built):
     assert {"FusedBnReluForward", "FusedBnReluBackward", "FusedSigmoidGate", "FusedSigmoidGateGrad"} <= \
         traced_op_types(True)
     assert not any(t.startswith("Fused") for t in traced_op_types(False))
+    on, off = gated_unit_op_types(True), gated_unit_op_types(False)
+    assert {"FusedGatedUnit", "FusedGatedUnitGrad"} <= on and "Sigmoid" not in on
+    assert "Sigmoid" in off and not any(t.startswith("Fused") for t in off)
     assert not fused_ops.active()  # off again outside the block
 
 
@@ -120,7 +162,10 @@ def test_without_the_library_the_block_runs_the_tensorflow_path(monkeypatch):
 
 
 @pytest.mark.parametrize("flags, used", [([], True), (["--fused_kernels", "off"], False), (["--xla"], False),
-                                         (["--model", "GMTCN"], False), (["--training", "stacked"], True),
+                                         (["--model", "GMTCN"], True), (["--model", "GMTCN", "--xla"], False),
+                                         (["--model", "GMTCN", "--fused_kernels", "off"], False),
+                                         (["--model", "GMTCN", "--mixed_precision", "bf16"], False),
+                                         (["--training", "stacked"], True),
                                          (["--mixed_precision", "bf16"], False)])
 def test_run_json_records_whether_the_fused_kernels_train(built, flags, used):
     typed = settings.validate(settings.parse(["--mode", "train", *flags]))

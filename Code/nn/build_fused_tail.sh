@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Build fused_tail.cc (the fused element-wise tail of TIM-Net's block, nn/fused_ops.py) into OUT_DIR/fused_tail.so
-# with the machine's C++ compiler, against PYTHON's TensorFlow; only when the source or TensorFlow changed since the
-# last build (a stamp: also the CPU's flags, for -march=native). Never fails: without a compiler, or when the build fails, it prints one line and training
-# uses the pure-TensorFlow path. Usage: build_fused_tail.sh PYTHON OUT_DIR (setup.sh calls it).
+# Build fused_tail.cc (the fused element-wise ops of TIM-Net's block and GM-TCNet's gated unit, nn/fused_ops.py)
+# into OUT_DIR/fused_tail.so with the machine's C++ compiler, against PYTHON's TensorFlow; only when the source or
+# TensorFlow changed since the last build (a stamp: also the CPU's flags, for -march=native). Never fails: without a
+# compiler, or when the build fails, it prints one line and training uses the pure-TensorFlow path.
+# Usage: build_fused_tail.sh PYTHON OUT_DIR (setup.sh calls it).
 set -uo pipefail
 PYTHON="$1"
 OUT="$2"
@@ -39,7 +40,7 @@ for TARGET in "-march=native -mno-avx512fp16" ""; do
     if [ -n "$TARGET" ]; then sed -n 's/^flags[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1; fi \
       > "$OUT/fused_tail.cpu"
     mv "$OUT/fused_tail.so.tmp" "$OUT/fused_tail.so" && echo "$WANT" > "$STAMP"
-    echo "setup.sh: built the fused TIM-Net kernels ($OUT/fused_tail.so)"
+    echo "setup.sh: built the fused kernels ($OUT/fused_tail.so)"
     exit 0
   fi
 done

@@ -1,5 +1,5 @@
-"""The fused element-wise kernels of TIM-Net's temporal-aware block (fused_tail.cc): where setup.sh's build of them
-lies, loading it once, and whether the training kernels use it now.
+"""The fused element-wise kernels of TIM-Net's block and GM-TCNet's gated unit (fused_tail.cc): where setup.sh's
+build of them lies, loading it once, and whether the training kernels use it now.
 
 setup.sh builds ``fused_tail.cc`` with the machine's C++ compiler into ``.native/fused_tail.so`` at the checkout's
 root (git-ignored; an installed wheel has none). Without it every kernel runs the pure-TensorFlow path of

@@ -1,9 +1,10 @@
 // The element-wise tail of TIM-Net's temporal-aware block as four TensorFlow ops (float and double), each a
 // single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost: BatchNorm (batch
 // statistics) + ReLU + SpatialDropout forward in 3 passes and backward in 2, the sigmoid gate forward and
-// backward in one pass each. The same mathematics, in the same order, as the TensorFlow path of
-// training_kernels.py (_BatchNormReLU, gated_pair), which stays the reference and the fallback; fused_ops.py
-// loads the library that setup.sh builds from this file.
+// backward in one pass each; and GM-TCNet's gated unit after its two products (sigmoid gates, the n branches'
+// products and their mean) in one pass each way. The same mathematics, in the same order, as the TensorFlow path
+// of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the reference and the fallback;
+// fused_ops.py loads the library that setup.sh builds from this file.
 //
 // Channel sums over the rows are accumulated in T within blocks of kBlock rows and in double across the blocks:
 // a float accumulator over all 12 032 rows would round more than TensorFlow's reduction (BatchNorm's backward
@@ -85,6 +86,45 @@ REGISTER_OP("FusedSigmoidGateGrad")
     .Output("dx_gate: T")  // dout gate, x's gradient through the product
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0, 1}, {}); });
+
+// (B, T, n F) values and gate inputs -> out (B, T, F), gates (B, T, n F)
+absl::Status GatedUnitShapes(InferenceContext* c) {
+  ShapeHandle values;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &values));
+  int64_t branches;
+  TF_RETURN_IF_ERROR(c->GetAttr("branches", &branches));
+  tensorflow::shape_inference::DimensionHandle features;
+  TF_RETURN_IF_ERROR(c->Divide(c->Dim(values, 2), branches, /*evenly_divisible=*/true, &features));
+  ShapeHandle out;
+  TF_RETURN_IF_ERROR(c->ReplaceDim(values, 2, features, &out));
+  c->set_output(0, out);
+  c->set_output(1, values);
+  return absl::OkStatus();
+}
+
+REGISTER_OP("FusedGatedUnit")
+    .Input("values: T")       // (B, T, n F) relu(x Wv + bv), branch b in columns b F .. b F + F - 1
+    .Input("gate_inputs: T")  // (B, T, n F) relu(x Wg + bg)
+    .Output("out: T")         // (B, T, F) (1/n) sum over b of values sigmoid(gate_inputs)
+    .Output("gates: T")       // (B, T, n F) sigmoid(gate_inputs)
+    .Attr("branches: int >= 1")
+    .Attr("T: {float, double}")
+    .SetShapeFn(GatedUnitShapes);
+
+REGISTER_OP("FusedGatedUnitGrad")
+    .Input("dout: T")         // (B, T, F)
+    .Input("values: T")       // (B, T, n F)
+    .Input("gates: T")        // (B, T, n F)
+    .Input("gate_inputs: T")  // (B, T, n F)
+    .Output("dvalues: T")     // ReluGrad(dout/n gates, values)
+    .Output("dgates: T")      // ReluGrad(SigmoidGrad(gates, dout/n values), gate_inputs)
+    .Attr("branches: int >= 1")
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      c->set_output(1, c->input(1));
+      return absl::OkStatus();
+    });
 
 constexpr int64_t kBlock = 16;
 
@@ -310,6 +350,98 @@ struct SigmoidGateGrad : ElementwisePair<T, 3> {
   }
 };
 
+// A kernel of GM-TCNet's gated unit: inputs from kFirstBranched on are (B, T, n F) alike, `branches` = n.
+template <typename T, int kFirstBranched, int kInputs>
+class GatedUnitKernel : public OpKernel {
+ public:
+  explicit GatedUnitKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("branches", &branches_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& branched = ctx->input(kFirstBranched);
+    OP_REQUIRES(ctx, branched.dims() == 3 && branched.dim_size(2) % branches_ == 0,
+                absl::InvalidArgumentError("fused gated unit: expected (B, T, n F) values"));
+    for (int i = kFirstBranched; i < kInputs; ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).shape() == branched.shape(),
+                  absl::InvalidArgumentError("fused gated unit: values, gates and gate inputs must have one shape"));
+    }
+    Run(ctx, branched, branched.dim_size(0) * branched.dim_size(1), branched.dim_size(2) / branches_);
+  }
+
+ protected:
+  virtual void Run(OpKernelContext* ctx, const Tensor& branched, int64_t rows, int64_t nf) = 0;
+  int64_t branches_;
+};
+
+// (values, gate_inputs) -> (out, gates), as gated_unit: gates = sigmoid(gate_inputs), the (B, T, n, F) products
+// summed over n in order, times 1/n
+template <typename T>
+struct GatedUnit : GatedUnitKernel<T, 0, 2> {
+  using GatedUnitKernel<T, 0, 2>::GatedUnitKernel;
+  void Run(OpKernelContext* ctx, const Tensor& values_in, int64_t rows, int64_t nf) override {
+    const int64_t n = this->branches_, width = n * nf;
+    const T* __restrict values = values_in.flat<T>().data();
+    const T* gate_inputs = ctx->input(1).flat<T>().data();
+    TensorShape out_shape = values_in.shape();
+    out_shape.set_dim(2, nf);
+    T *out, *gates;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{out_shape, &out}, {values_in.shape(), &gates}}));
+    const T scale = static_cast<T>(1.0 / static_cast<double>(n));  // Python's 1.0 / branches, cast to T
+    const int64_t chunk_rows = std::max<int64_t>(1, kChunk / width);
+    for (int64_t start = 0; start < rows; start += chunk_rows) {
+      const int64_t end = std::min(rows, start + chunk_rows);
+      const int64_t size = (end - start) * width;
+      // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values
+      Vector<T>(gates + start * width, size) =
+          ConstVector<T>(gate_inputs + start * width, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
+      for (int64_t r = start; r < end; ++r) {
+        const T* __restrict vr = values + r * width;
+        const T* __restrict gr = gates + r * width;
+        T* __restrict outr = out + r * nf;
+        for (int64_t f = 0; f < nf; ++f) outr[f] = vr[f] * gr[f];
+        for (int64_t b = 1; b < n; ++b) {
+          for (int64_t f = 0; f < nf; ++f) outr[f] += vr[b * nf + f] * gr[b * nf + f];
+        }
+        for (int64_t f = 0; f < nf; ++f) outr[f] *= scale;
+      }
+    }
+  }
+};
+
+// (dout, values, gates, gate_inputs) -> (dvalues, dgates), as gated_unit's backward: dbranch = dout/n tiled over
+// the n branches, dvalues = ReluGrad(dbranch gates, values), dgates = ReluGrad(SigmoidGrad(gates, dbranch values),
+// gate_inputs)
+template <typename T>
+struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
+  using GatedUnitKernel<T, 1, 4>::GatedUnitKernel;
+  void Run(OpKernelContext* ctx, const Tensor& values_in, int64_t rows, int64_t nf) override {
+    const int64_t n = this->branches_, width = n * nf;
+    const Tensor& dout_in = ctx->input(0);
+    OP_REQUIRES(ctx, dout_in.NumElements() == rows * nf,
+                absl::InvalidArgumentError("FusedGatedUnitGrad: dout must be (B, T, F)"));
+    const T* __restrict dout = dout_in.flat<T>().data();
+    const T* __restrict values = values_in.flat<T>().data();
+    const T* __restrict gates = ctx->input(2).flat<T>().data();
+    const T* __restrict gate_inputs = ctx->input(3).flat<T>().data();
+    T *dvalues, *dgates;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{values_in.shape(), &dvalues}, {values_in.shape(), &dgates}}));
+    const T scale = static_cast<T>(1.0 / static_cast<double>(n));
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* __restrict doutr = dout + r * nf;
+      for (int64_t b = 0; b < n; ++b) {
+        const int64_t at = r * width + b * nf;
+        for (int64_t f = 0; f < nf; ++f) {
+          const T d = doutr[f] * scale;
+          const T v = values[at + f], g = gates[at + f];
+          dvalues[at + f] = v > T(0) ? d * g : T(0);
+          dgates[at + f] = gate_inputs[at + f] > T(0) ? d * v * (g * (T(1) - g)) : T(0);  // SigmoidGrad(g, d v)
+        }
+      }
+    }
+  }
+};
+
 #define REGISTER(T)                                                                                       \
   REGISTER_KERNEL_BUILDER(Name("FusedBnReluForward").Device(DEVICE_CPU).TypeConstraint<T>("T"),            \
                           BnReluForward<T>);                                                               \
@@ -317,7 +449,9 @@ struct SigmoidGateGrad : ElementwisePair<T, 3> {
                           BnReluBackward<T>);                                                              \
   REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGate").Device(DEVICE_CPU).TypeConstraint<T>("T"), SigmoidGate<T>); \
   REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGateGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),          \
-                          SigmoidGateGrad<T>);
+                          SigmoidGateGrad<T>);                                                             \
+  REGISTER_KERNEL_BUILDER(Name("FusedGatedUnit").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnit<T>);   \
+  REGISTER_KERNEL_BUILDER(Name("FusedGatedUnitGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnitGrad<T>);
 
 REGISTER(float)
 REGISTER(double)

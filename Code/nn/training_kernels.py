@@ -16,8 +16,8 @@ textbook derivation written out with as few passes as the algebra allows:
 The functions compute the same mathematics as the Keras layers they serve (TIMNET.py, GTCM.py); the
 tests compare outputs, gradients and BatchNorm statistics with automatic differentiation of the plain
 layers, and one Adam step with the authors' original graph. TensorFlow operations; where switched on (fused_ops,
-for one fold's batch), the element-wise work of a temporal-aware block runs in the fused ops of fused_tail.cc
-instead, with the same mathematics in fewer passes over memory.
+for one fold's batch), the element-wise work of a temporal-aware block and of a gated unit runs in the fused ops of
+fused_tail.cc instead, with the same mathematics in fewer passes over memory.
 """
 
 from __future__ import annotations
@@ -269,21 +269,28 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
     features = value_bias.shape[-1] // branches
     lags = tap_lags(value_kernel.shape[-2] // channels, dilation)
     lead = list(x.shape[:-3])  # [] for one batch, [M] for members
+    fused = _fused_library(x, batch, None)
 
     @tf.custom_gradient
     def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
         stacked = tf.concat([batch.shift(x, lag, shift_right) for lag in lags], axis=-1)  # (B, T, k*C)
         values = batch.products(stacked, value_kernel, value_bias, relu=True)  # (B, T, n*F)
         gate_inputs = batch.products(stacked, gate_kernel, gate_bias, relu=True)  # (B, T, n*F)
-        gates = tf.sigmoid(gate_inputs)
-        branched = tf.reshape(values * gates, lead + [-1, steps, branches, features])  # (B, T, n, F)
-        out = tf.reduce_sum(branched, axis=-2) * (1.0 / branches)  # (B, T, F)
+        if fused is not None:  # gates, products and their mean in one pass (fused_tail.cc)
+            out, gates = fused.fused_gated_unit(values, gate_inputs, branches=branches)
+        else:
+            gates = tf.sigmoid(gate_inputs)
+            branched = tf.reshape(values * gates, lead + [-1, steps, branches, features])  # (B, T, n, F)
+            out = tf.reduce_sum(branched, axis=-2) * (1.0 / branches)  # (B, T, F)
 
         def backward(dout):
-            dbranch = tf.tile(dout * (1.0 / branches), [1] * (dout.shape.rank - 1) + [branches])  # (B, T, n*F)
-            dvalues = tf.raw_ops.ReluGrad(gradients=dbranch * gates, features=values)
-            dgates = tf.raw_ops.ReluGrad(gradients=tf.raw_ops.SigmoidGrad(y=gates, dy=dbranch * values),
-                                         features=gate_inputs)
+            if fused is not None:  # dvalues and dgates below in one pass
+                dvalues, dgates = fused.fused_gated_unit_grad(dout, values, gates, gate_inputs, branches=branches)
+            else:
+                dbranch = tf.tile(dout * (1.0 / branches), [1] * (dout.shape.rank - 1) + [branches])  # (B, T, n*F)
+                dvalues = tf.raw_ops.ReluGrad(gradients=dbranch * gates, features=values)
+                dgates = tf.raw_ops.ReluGrad(gradients=tf.raw_ops.SigmoidGrad(y=gates, dy=dbranch * values),
+                                             features=gate_inputs)
             dx = None
             for j, lag in enumerate(lags):
                 if lag >= steps:
