@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from collections.abc import Callable
 
 import keras
@@ -81,6 +82,10 @@ class Trainer:
         y_spec = tf.TensorSpec((None, self.model.output_shape[-1]), tf.float32)
         self._step = tf.function(self._train_step, input_signature=[x_spec, y_spec], jit_compile=config.xla)
         self._fused = config.fused_kernels and not config.xla  # XLA cannot compile the custom ops
+        if self._fused and not fused_ops.available():  # a resumed run recorded with them, on a machine without
+            print("run.json: this run trained with the fused kernels, which cannot run here (setup.sh built none, "
+                  "or TensorFlow computes on a GPU); it continues on the pure-TensorFlow path (float32 rounding "
+                  "differs)", file=sys.stderr)
         self._predict = tf.function(lambda x: self.model(x, training=False), input_signature=[x_spec])
 
     def _train_step(self, x, y):  # runs when the step is traced: the fused ops enter the graph or not

@@ -191,3 +191,17 @@ def test_cpu_flags_reads_the_flags_line():
     text = "processor\t: 0\nflags\t\t: fpu sse2 avx2\nbugs\t\t: spectre\nflags\t\t: other\n"
     assert fused_ops.cpu_flags(text) == {"fpu", "sse2", "avx2"}
     assert fused_ops.cpu_flags("fpu sse2\n") == {"fpu", "sse2"}  # the line the build records
+
+
+def test_a_run_recorded_with_the_fused_kernels_says_when_they_are_not_built_here(monkeypatch, capsys):
+    """--resume of a run trained with them, on a machine where setup.sh built none: one line, then the TensorFlow path."""
+    from timnet_ser.Common_Model import build_trainer
+    from timnet_ser.core.config import Hyper, RunConfig
+    from timnet_ser.Model import MODELS
+    monkeypatch.setattr(fused_ops, "available", lambda: False)
+    config = RunConfig(model="TIMNET", data="TOY", classes=["a", "b"], feature_path="toy.npy", split_fold=2,
+                       random_seed=1, epochs=1, batch_size=4, hyper=Hyper(dilation_size=2, filter_size=4),
+                       fused_kernels=True)
+    build_trainer(MODELS["TIMNET"], config, (8, 39), 2)
+    message = capsys.readouterr().err
+    assert "fused kernels, which cannot run here" in message and len(message.splitlines()) == 1
