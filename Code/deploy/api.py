@@ -31,6 +31,7 @@ import numpy as np
 from ..core.errors import UserError, did_you_mean, named
 from ..core.tensorflow_setup import start_tensorflow
 from ..data.feature_statistics import domain_shift
+from ..data.features import row_signatures, signature_matches
 from ..data.resolve import corpus_for_weights
 
 
@@ -153,6 +154,7 @@ class Run:
             _, probabilities = self.fold_outputs(inputs, fold)
             mean = probabilities.mean(axis=0)  # (N, C)
             shift = domain_shift(features, self.feature_statistics, self.data)
+            seen_rows = self._seen_rows(features)
             for i, clip in enumerate(good):
                 row = {"file": clip.name, "label": self.classes[int(mean[i].argmax())],
                        "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])},
@@ -160,7 +162,7 @@ class Run:
                 warning = predict.short_clip_warning(clip, self.signal_length)
                 if warning:
                     row["warning"] = warning
-                seen = self._training_corpus(clip.features, inputs[i])
+                seen = self._training_corpus(seen_rows[i], inputs[i])
                 if seen:
                     row["training_corpus"] = seen
                 if shift is not None:
@@ -179,14 +181,17 @@ class Run:
         from . import timeline
         return timeline.timeline(self, source, hop, fold)
 
-    def _training_corpus(self, features: np.ndarray, inputs: np.ndarray) -> Optional[dict]:
-        """For a clip that is a row of the run's training corpus (its ``features``; ``inputs``: what the network
-        reads of it): which fold held it out and what it predicts."""
-        from . import predict
+    def _seen_rows(self, features: np.ndarray) -> list:
+        """For each utterance of ``features`` (N, ...), the rows of the run's training corpus that are the same audio
+        (data.features.signature_matches; one search for the chunk), empty where none or the run records none."""
         signatures = self.run.training_signatures() if self.run is not None else None
         if signatures is None:
-            return None
-        rows = predict.seen_rows(features, signatures)
+            return [np.empty(0, np.int64)] * len(features)
+        return signature_matches(row_signatures(features), signatures)
+
+    def _training_corpus(self, rows: np.ndarray, inputs: np.ndarray) -> Optional[dict]:
+        """For a clip that is a row of the run's training corpus (``rows``: the matching training rows, from
+        ``_seen_rows``; ``inputs``: what the network reads of it): which fold held it out and what it predicts."""
         if not len(rows):
             return None
         held_out = next(i for i, test in enumerate(self.run.description["test_rows"]) if int(rows[0]) in test) + 1

@@ -28,7 +28,7 @@ from ..core.atomic_file import write_table
 from ..core.errors import UserError
 from ..data.audio import audio_files, is_audio, load_audio, resample
 from ..data.corpora import SAMPLE_RATE, natural_key
-from ..data.features import row_signatures, signal_features, signature_matches
+from ..data.features import signal_features
 
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
 CHUNK = 256  # files read and predicted together: what a prediction of many files holds at a time
@@ -119,12 +119,6 @@ def short_clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
         return (f"{clip.name}: {clip.seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")
     return None
-
-
-def seen_rows(features: np.ndarray, signatures: np.ndarray) -> np.ndarray:
-    """Indices of the training rows whose signature matches ``features`` (one utterance), empty if none."""
-    [rows] = signature_matches(row_signatures(features[None]), signatures)
-    return rows
 
 
 def write_output(path: str, rows: Iterable[dict], classes) -> None:
