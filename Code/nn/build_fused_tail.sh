@@ -14,7 +14,8 @@ command -v "$CXX" >/dev/null 2>&1 || fallback "no C++ compiler ($CXX)"
 # the TensorFlow version without importing TensorFlow (seconds): the stamp is checked at every setup.sh
 TF_VERSION="$("$PYTHON" -c "import importlib.metadata as m; print(m.version('tensorflow'))" 2>/dev/null)" ||
   fallback "TensorFlow is not installed"
-CPU="$(sed -n 's/^flags[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1 | sha256sum | cut -c1-16)"
+CPU_FLAGS="$(sed -n 's/^flags[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1)"  # empty without /proc
+CPU="$(printf '%s\n' "$CPU_FLAGS" | sha256sum | cut -c1-16)"
 WANT="$(cat "$SOURCE" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1) $TF_VERSION cpu $CPU $("$CXX" --version | head -n 1)"
 STAMP="$OUT/fused_tail.stamp"
 if [ -f "$OUT/fused_tail.so" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ]; then
@@ -37,8 +38,7 @@ for TARGET in "-march=native -mno-avx512fp16" ""; do
      "$PYTHON" -c "import sys, tensorflow as tf; tf.load_op_library(sys.argv[1])" "$OUT/fused_tail.so.tmp" >> "$LOG" 2>&1
   then
     # the instruction set it was built for (nn/fused_ops.py refuses it on a CPU that lacks one of these flags)
-    if [ -n "$TARGET" ]; then sed -n 's/^flags[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1; fi \
-      > "$OUT/fused_tail.cpu"
+    if [ -n "$TARGET" ]; then printf '%s\n' "$CPU_FLAGS"; fi > "$OUT/fused_tail.cpu"
     mv "$OUT/fused_tail.so.tmp" "$OUT/fused_tail.so" && echo "$WANT" > "$STAMP"
     echo "setup.sh: built the fused kernels ($OUT/fused_tail.so)"
     exit 0
