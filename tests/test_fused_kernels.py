@@ -33,11 +33,13 @@ def built():
     return fused_ops.library()
 
 
-def block_results(dtype, fused: bool, dilation: int, masked: bool, batch: int = 4, steps: int = 30):
+def block_results(dtype, fused: bool, dilation: int, masked: bool, batch: int = 4, steps: int = 30,
+                  kernel_size: int = 2):
     """Output, every gradient and the four batch statistics of one temporal-aware block on random data (B, T, 39)."""
     rng = np.random.default_rng(dilation)
     x = tf.constant(rng.normal(size=(batch, steps, 39)) + 2.0, dtype)  # a mean, as real activations have
-    params = [tf.constant(rng.normal(scale=0.3, size=shape), dtype) for shape in [(2, 39, 39), (39,), (39,), (39,)] * 2]
+    params = [tf.constant(rng.normal(scale=0.3, size=shape), dtype)
+              for shape in [(kernel_size, 39, 39), (39,), (39,), (39,)] * 2]
     params[2], params[6] = tf.abs(params[2]) + 0.5, tf.abs(params[6]) + 0.5  # gammas
     masks = [tf.constant((rng.random((batch, 1, 39)) >= 0.25) / 0.75, dtype) if masked else None for _ in range(2)]
     with fused_ops.enabled(fused) as used, tf.GradientTape() as tape:
@@ -54,10 +56,12 @@ NAMES = ["output", "d x"] + [f"d {n}" for n in "kernel1 bias1 gamma1 beta1 kerne
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-10), (tf.float32, 1e-5)])
-@pytest.mark.parametrize("dilation, masked", [(1, True), (4, False), (64, True)])
-def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, dilation, masked):
-    """float64: equal to 1e-10 of each value's scale; float32: to float rounding (the sums round differently)."""
-    fused, plain = (block_results(dtype, use, dilation, masked) for use in (True, False))
+@pytest.mark.parametrize("kernel_size, dilation, masked", [(2, 1, True), (2, 4, False), (2, 29, True), (2, 64, True),
+                                                           (3, 2, False), (3, 12, True), (3, 20, True)])
+def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, kernel_size, dilation, masked):
+    """float64: equal to 1e-10 of each value's scale; float32: to float rounding (the sums round differently).
+    T = 30: lag 29 leaves a tap one step, lags 64 and 40 (3 taps, dilation 20) taps that only see zeros."""
+    fused, plain = (block_results(dtype, use, dilation, masked, kernel_size=kernel_size) for use in (True, False))
     for a, b, name in zip(fused, plain, NAMES):
         a, b = a.numpy().astype("float64"), b.numpy().astype("float64")
         if name.startswith("d bias"):  # exactly 0 in exact arithmetic (BatchNorm removes constants): rounding noise
