@@ -82,12 +82,13 @@ def test_fused_float32_is_closer_to_float64_than_the_tensorflow_path(built):
     assert max(fused) <= max(plain) and np.median(fused) <= np.median(plain), (fused, plain)
 
 
-def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, batch: int = 4, steps: int = 30):
+def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, batch: int = 4, steps: int = 30,
+                       kernel_size: int = 2):
     """Output and every gradient of one GM-TCNet gated unit on random data (B, T, 39)."""
     rng = np.random.default_rng(dilation)
     x = tf.constant(rng.normal(size=(batch, steps, 39)), dtype)
     params = [tf.constant(rng.normal(scale=0.3, size=shape), dtype)
-              for shape in [(2 * 39, branches * 39), (branches * 39,)] * 2]
+              for shape in [(kernel_size * 39, branches * 39), (branches * 39,)] * 2]
     with fused_ops.enabled(fused) as used, tf.GradientTape() as tape:
         assert used == fused
         tape.watch([x, *params])
@@ -97,10 +98,13 @@ def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, bat
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-10), (tf.float32, 1e-6)])
-@pytest.mark.parametrize("dilation, branches", [(1, 3), (8, 2), (64, 3)])
-def test_fused_gated_unit_equals_the_tensorflow_path(built, dtype, tolerance, dilation, branches):
-    """float64: equal to 1e-10 of each value's scale; float32: to float rounding."""
-    fused, plain = (gated_unit_results(dtype, use, dilation, branches) for use in (True, False))
+@pytest.mark.parametrize("kernel_size, dilation, branches", [(2, 1, 3), (2, 8, 2), (2, 29, 3), (2, 64, 3),
+                                                              (3, 2, 3), (3, 12, 2), (3, 20, 3)])
+def test_fused_gated_unit_equals_the_tensorflow_path(built, dtype, tolerance, kernel_size, dilation, branches):
+    """float64: equal to 1e-10 of each value's scale; float32: to float rounding. T = 30: lag 29 leaves a tap one
+    step, lags 64 and 40 (3 taps, dilation 20) taps that only see zeros."""
+    fused, plain = (gated_unit_results(dtype, use, dilation, branches, kernel_size=kernel_size)
+                    for use in (True, False))
     for a, b, name in zip(fused, plain, ["output", "d x", "d value kernel", "d value bias", "d gate kernel",
                                          "d gate bias"]):
         a, b = a.numpy().astype("float64"), b.numpy().astype("float64")

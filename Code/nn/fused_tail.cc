@@ -1,10 +1,12 @@
 // The element-wise tail of TIM-Net's temporal-aware block as four TensorFlow ops (float and double), each a
-// single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost: BatchNorm (batch
-// statistics) + ReLU + SpatialDropout forward in 3 passes and backward in 2, the sigmoid gate forward and
-// backward in one pass each; and GM-TCNet's gated unit after its two products (sigmoid gates, the n branches'
-// products and their mean) in one pass each way. The same mathematics, in the same order, as the TensorFlow path
-// of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the reference and the fallback;
-// fused_ops.py loads the library that setup.sh builds from this file.
+// single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost: a causal convolution's
+// taps summed from one product of all of them, with their time shifts (zero before the start), + BatchNorm (batch
+// statistics) + ReLU + SpatialDropout forward in 3 passes; backward in 2, writing the convolution's output
+// gradient once per tap, shifted back by the tap's lag, so that its input and kernel gradients are one product
+// each; the sigmoid gate forward and backward in one pass each; and GM-TCNet's gated unit after its two products
+// (sigmoid gates, the n branches' products and their mean) in one pass each way. The same mathematics, in the same
+// order, as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the
+// reference and the fallback; fused_ops.py loads the library that setup.sh builds from this file.
 //
 // Channel sums over the rows are accumulated in T within blocks of kBlock rows and in double across the blocks:
 // a float accumulator over all 12 032 rows would round more than TensorFlow's reduction (BatchNorm's backward
@@ -33,12 +35,11 @@ using tensorflow::TensorShape;
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
-// (B, T, F) -> outputs shaped like the input at `same`, (F,) at `channel`.
-absl::Status TailShapes(InferenceContext* c, std::vector<int> same, std::vector<int> channel) {
+// Outputs `same` shaped like the (B, T, F) input 0.
+absl::Status SameShapes(InferenceContext* c, std::vector<int> same) {
   ShapeHandle x;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &x));
   for (int i : same) c->set_output(i, x);
-  for (int i : channel) c->set_output(i, c->Vector(c->Dim(x, 2)));
   return absl::OkStatus();
 }
 
@@ -112,7 +113,7 @@ REGISTER_OP("FusedSigmoidGate")
     .Output("out: T")   // x sigmoid(b)
     .Output("gate: T")  // sigmoid(b)
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0, 1}, {}); });
+    .SetShapeFn([](InferenceContext* c) { return SameShapes(c, {0, 1}); });
 
 REGISTER_OP("FusedSigmoidGateGrad")
     .Input("dout: T")      // (B, T, F)
@@ -121,7 +122,7 @@ REGISTER_OP("FusedSigmoidGateGrad")
     .Output("db: T")       // SigmoidGrad(gate, dout x)
     .Output("dx_gate: T")  // dout gate, x's gradient through the product
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0, 1}, {}); });
+    .SetShapeFn([](InferenceContext* c) { return SameShapes(c, {0, 1}); });
 
 // (B, T, n F) values and gate inputs -> out (B, T, F), gates (B, T, n F)
 absl::Status GatedUnitShapes(InferenceContext* c) {

@@ -17,7 +17,10 @@ The functions compute the same mathematics as the Keras layers they serve (TIMNE
 tests compare outputs, gradients and BatchNorm statistics with automatic differentiation of the plain
 layers, and one Adam step with the authors' original graph. TensorFlow operations; where switched on (fused_ops,
 for one fold's batch), the element-wise work of a temporal-aware block and of a gated unit runs in the fused ops of
-fused_tail.cc instead, with the same mathematics in fewer passes over memory.
+fused_tail.cc instead, with the same mathematics in fewer passes over memory. There a temporal-aware block's
+convolution is one product x @ (C, k F) of all k taps, whose time shifts and sum the fused BatchNorm op reads in its
+first pass; its backward op writes dz once per tap, shifted back by the tap's lag (B, T, k F), so that the kernel
+gradient and the input gradient are one product each, with no shifted copy of x nor of dz in memory.
 """
 
 from __future__ import annotations
@@ -100,7 +103,8 @@ class _BatchNormReLU:
     """Conv -> BatchNorm (batch statistics) -> ReLU -> SpatialDropout, forward and backward.
 
     Forward, for the conv output z = sum_j shift(x, lag_j) @ W_j (its bias cancels in the normalisation
-    and only moves the batch mean that the moving average records):
+    and only moves the batch mean that the moving average records; with the fused ops, z[t] = sum_j P[t - lag_j,
+    tap j] of P = x @ [W_0 .. W_{k-1}], read inside the op):
         d = z - mean(z),  inv = 1 / sqrt(mean(d^2) + eps),  y = relu(d * gamma * inv + beta) * mask
     With row weights w (M, B, 1, 1) (stacked members: 1 on a member's row, 0 on padding) z becomes z w and
     d = (z - mean(z)) w, the means taken over the member's ``count`` frames: padding rows have d = 0, so they add
