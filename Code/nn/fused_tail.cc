@@ -163,6 +163,24 @@ REGISTER_OP("FusedGatedUnitGrad")
       return absl::OkStatus();
     });
 
+REGISTER_OP("FusedTapSum")
+    .Input("parts: N * T")  // (B, T, k C) each, tap j in columns j C .. j C + C - 1: a gradient for each tap's input
+    .Output("sum: T")       // (B, T, C) at t: sum over taps j (in order) of the parts' sum at t + lags[j], 0 past the end
+    .Attr("N: int >= 1")
+    .Attr("lags: list(int) >= 1")
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle parts, narrow;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &parts));
+      int64_t taps;
+      TF_RETURN_IF_ERROR(LagCount(c, &taps));
+      tensorflow::shape_inference::DimensionHandle channels;
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(parts, 2), taps, /*evenly_divisible=*/true, &channels));
+      TF_RETURN_IF_ERROR(c->ReplaceDim(parts, 2, channels, &narrow));
+      c->set_output(0, narrow);
+      return absl::OkStatus();
+    });
+
 constexpr int64_t kBlock = 16;
 
 // sum[f] += the column sums of body(r, part) over rows 0..rows-1, where body adds row r's values to part[0..nf-1]:
@@ -515,6 +533,59 @@ struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
   }
 };
 
+// parts... -> sum: GM-TCNet's input gradient from the products dvalues @ Wv^T and dgates @ Wg^T over all taps at
+// once (one product per kernel instead of one per kernel and tap), each tap's columns shifted back by its lag, as
+// gated_unit's sum over taps of shift_left(dvalues @ Wv_j^T + dgates @ Wg_j^T, lag_j).
+template <typename T>
+class TapSum : public OpKernel {
+ public:
+  explicit TapSum(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    std::vector<int32_t> lags;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
+    for (int32_t lag : lags) {
+      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("FusedTapSum: a negative lag"));
+    }
+    lags_.assign(lags.begin(), lags.end());
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& first = ctx->input(0);
+    const int64_t taps = static_cast<int64_t>(lags_.size());
+    OP_REQUIRES(ctx, first.dims() == 3 && first.dim_size(2) % taps == 0,
+                absl::InvalidArgumentError("FusedTapSum: expected (B, T, k C) parts, k = len(lags)"));
+    std::vector<const T*> parts(ctx->num_inputs());
+    for (int i = 0; i < ctx->num_inputs(); ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).shape() == first.shape(),
+                  absl::InvalidArgumentError("FusedTapSum: the parts must have one shape"));
+      parts[i] = ctx->input(i).flat<T>().data();
+    }
+    const int64_t steps = first.dim_size(1), width = first.dim_size(2), nc = width / taps;
+    const int64_t rows = first.dim_size(0) * steps;
+    T* out;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({first.dim_size(0), steps, nc}), &out}}));
+    std::vector<T> tap(nc);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t t = r % steps;
+      T* __restrict outr = out + r * nc;
+      std::fill_n(outr, nc, T(0));
+      for (int64_t j = 0; j < taps; ++j) {
+        if (t + lags_[j] >= steps) continue;  // the tap's input gradient reads past the end: 0
+        const int64_t at = (r + lags_[j]) * width + j * nc;
+        T* __restrict tapr = tap.data();
+        std::copy_n(parts[0] + at, nc, tapr);
+        for (size_t i = 1; i < parts.size(); ++i) {
+          const T* __restrict pr = parts[i] + at;
+          for (int64_t c = 0; c < nc; ++c) tapr[c] += pr[c];
+        }
+        for (int64_t c = 0; c < nc; ++c) outr[c] += tapr[c];
+      }
+    }
+  }
+
+ private:
+  std::vector<int64_t> lags_;
+};
+
 #define REGISTER(T)                                                                                       \
   REGISTER_KERNEL_BUILDER(Name("FusedBnReluForward").Device(DEVICE_CPU).TypeConstraint<T>("T"),            \
                           BnReluForward<T>);                                                               \
@@ -524,7 +595,8 @@ struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
   REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGateGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),          \
                           SigmoidGateGrad<T>);                                                             \
   REGISTER_KERNEL_BUILDER(Name("FusedGatedUnit").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnit<T>);   \
-  REGISTER_KERNEL_BUILDER(Name("FusedGatedUnitGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnitGrad<T>);
+  REGISTER_KERNEL_BUILDER(Name("FusedGatedUnitGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnitGrad<T>); \
+  REGISTER_KERNEL_BUILDER(Name("FusedTapSum").Device(DEVICE_CPU).TypeConstraint<T>("T"), TapSum<T>);
 
 REGISTER(float)
 REGISTER(double)

@@ -304,6 +304,12 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
                 dvalues = tf.raw_ops.ReluGrad(gradients=dbranch * gates, features=values)
                 dgates = tf.raw_ops.ReluGrad(gradients=tf.raw_ops.SigmoidGrad(y=gates, dy=dbranch * values),
                                              features=gate_inputs)
+            gradients = (batch.weight_products(stacked, dvalues), batch.total(dvalues),
+                         batch.weight_products(stacked, dgates), batch.total(dgates))  # kernels' and biases'
+            if fused is not None:  # one product per kernel over all taps, their shifts and sum in one pass
+                return (fused.fused_tap_sum([batch.products(dvalues, value_kernel, transpose_b=True),
+                                             batch.products(dgates, gate_kernel, transpose_b=True)], lags=list(lags)),
+                        *gradients)  # (B, T, k C) twice -> (B, T, C)
             dx = None
             for j, lag in enumerate(lags):
                 if lag >= steps:
@@ -313,8 +319,7 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
                                    + batch.products(dgates, gate_kernel[..., rows, :], transpose_b=True), lag,
                                    shift_left)
                 dx = part if dx is None else dx + part
-            return (dx, batch.weight_products(stacked, dvalues), batch.total(dvalues),
-                    batch.weight_products(stacked, dgates), batch.total(dgates))
+            return (dx, *gradients)
 
         return out, backward
 
