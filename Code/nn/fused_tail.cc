@@ -163,6 +163,23 @@ REGISTER_OP("FusedGatedUnitGrad")
       return absl::OkStatus();
     });
 
+REGISTER_OP("FusedTapStack")
+    .Input("x: T")        // (B, T, C)
+    .Output("taps: T")    // (B, T, k C): tap j's columns j C .. j C + C - 1 at t hold x[t - lags[j]], 0 before the start
+    .Attr("lags: list(int) >= 1")
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x, wide;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &x));
+      int64_t taps;
+      TF_RETURN_IF_ERROR(LagCount(c, &taps));
+      tensorflow::shape_inference::DimensionHandle width;
+      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(x, 2), taps, &width));
+      TF_RETURN_IF_ERROR(c->ReplaceDim(x, 2, width, &wide));
+      c->set_output(0, wide);
+      return absl::OkStatus();
+    });
+
 REGISTER_OP("FusedTapSum")
     .Input("parts: N * T")  // (B, T, k C) each, tap j in columns j C .. j C + C - 1: a gradient for each tap's input
     .Output("sum: T")       // (B, T, C) at t: sum over taps j (in order) of the parts' sum at t + lags[j], 0 past the end
@@ -533,6 +550,45 @@ struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
   }
 };
 
+// x -> taps: GM-TCNet's k shifted copies of its input side by side in one pass, as gated_unit's concatenation of
+// shift_right(x, lag_j) (slice, zero pad, concatenate: several passes in TensorFlow).
+template <typename T>
+class TapStack : public OpKernel {
+ public:
+  explicit TapStack(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    std::vector<int32_t> lags;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
+    for (int32_t lag : lags) {
+      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("FusedTapStack: a negative lag"));
+    }
+    lags_.assign(lags.begin(), lags.end());
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_in = ctx->input(0);
+    OP_REQUIRES(ctx, x_in.dims() == 3, absl::InvalidArgumentError("FusedTapStack: expected a (B, T, C) tensor"));
+    const int64_t taps = static_cast<int64_t>(lags_.size()), steps = x_in.dim_size(1), nc = x_in.dim_size(2);
+    const int64_t width = taps * nc, rows = x_in.dim_size(0) * steps;
+    const T* x = x_in.flat<T>().data();
+    T* out;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({x_in.dim_size(0), steps, width}), &out}}));
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t t = r % steps;
+      for (int64_t j = 0; j < taps; ++j) {
+        T* outr = out + r * width + j * nc;
+        if (t < lags_[j]) {
+          std::fill_n(outr, nc, T(0));
+        } else {
+          std::copy_n(x + (r - lags_[j]) * nc, nc, outr);
+        }
+      }
+    }
+  }
+
+ private:
+  std::vector<int64_t> lags_;
+};
+
 // parts... -> sum: GM-TCNet's input gradient from the products dvalues @ Wv^T and dgates @ Wg^T over all taps at
 // once (one product per kernel instead of one per kernel and tap), each tap's columns shifted back by its lag, as
 // gated_unit's sum over taps of shift_left(dvalues @ Wv_j^T + dgates @ Wg_j^T, lag_j).
@@ -596,6 +652,7 @@ class TapSum : public OpKernel {
                           SigmoidGateGrad<T>);                                                             \
   REGISTER_KERNEL_BUILDER(Name("FusedGatedUnit").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnit<T>);   \
   REGISTER_KERNEL_BUILDER(Name("FusedGatedUnitGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnitGrad<T>); \
+  REGISTER_KERNEL_BUILDER(Name("FusedTapStack").Device(DEVICE_CPU).TypeConstraint<T>("T"), TapStack<T>);     \
   REGISTER_KERNEL_BUILDER(Name("FusedTapSum").Device(DEVICE_CPU).TypeConstraint<T>("T"), TapSum<T>);
 
 REGISTER(float)

@@ -286,7 +286,10 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
 
     @tf.custom_gradient
     def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
-        stacked = tf.concat([batch.shift(x, lag, shift_right) for lag in lags], axis=-1)  # (B, T, k*C)
+        if fused is not None:  # the shifted copies side by side in one pass
+            stacked = fused.fused_tap_stack(x, lags=list(lags))  # (B, T, k*C)
+        else:
+            stacked = tf.concat([batch.shift(x, lag, shift_right) for lag in lags], axis=-1)  # (B, T, k*C)
         values = batch.products(stacked, value_kernel, value_bias, relu=True)  # (B, T, n*F)
         gate_inputs = batch.products(stacked, gate_kernel, gate_bias, relu=True)  # (B, T, n*F)
         if fused is not None:  # gates, products and their mean in one pass (fused_tail.cc)
