@@ -1,12 +1,14 @@
-// The element-wise tail of TIM-Net's temporal-aware block as four TensorFlow ops (float and double), each a
-// single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost: a causal convolution's
-// taps summed from one product of all of them, with their time shifts (zero before the start), + BatchNorm (batch
-// statistics) + ReLU + SpatialDropout forward in 3 passes; backward in 2, writing the convolution's output
-// gradient once per tap, shifted back by the tap's lag, so that its input and kernel gradients are one product
-// each; the sigmoid gate forward and backward in one pass each; and GM-TCNet's gated unit after its two products
-// (sigmoid gates, the n branches' products and their mean) in one pass each way. The same mathematics, in the same
-// order, as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the
-// reference and the fallback; fused_ops.py loads the library that setup.sh builds from this file.
+// The element-wise work of TIM-Net's temporal-aware block and GM-TCNet's gated unit as eight TensorFlow ops (float
+// and double), each a single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net:
+// a causal convolution's taps summed from one product of all of them, with their time shifts (zero before the
+// start), + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 3 passes; backward in 2, writing the
+// convolution's output gradient once per tap, shifted back by the tap's lag, so that its input and kernel gradients
+// are one product each; the sigmoid gate forward and backward in one pass each. GM-TCNet: the taps' shifted copies
+// of the input side by side in one pass; after its two products, the sigmoid gates, the n branches' products and
+// their mean in one pass each way; the input gradient's shifts and sums over taps and kernels in one pass. The same
+// mathematics, in the same order, as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair,
+// gated_unit), which stays the reference and the fallback; fused_ops.py loads the library that setup.sh builds from
+// this file.
 //
 // Channel sums over the rows are accumulated in T within blocks of kBlock rows and in double across the blocks:
 // a float accumulator over all 12 032 rows would round more than TensorFlow's reduction (BatchNorm's backward
@@ -48,11 +50,25 @@ absl::Status SameShapes(InferenceContext* c, std::vector<int> same) {
 // W_{k-1}] (one (B T, C) @ (C, k F) product instead of k products of shifted copies of x and their sum), and the
 // backward op writes DZ[t, tap j] = dz[t + lags[j]], so that d W_j = x^T DZ[tap j] (one product for all taps) and
 // d x = DZ [W_0 .. W_{k-1}]^T (one product instead of k, each shifted back in time, and their sum).
-absl::Status LagCount(InferenceContext* c, int64_t* taps) {
+//
+// Input 0, (B, T, W), with W times k = len(lags) (wide) or divided by k: to `shape`, and `channels` = the narrow
+// width (W or W / k).
+absl::Status TapShape(InferenceContext* c, bool wide, ShapeHandle* shape,
+                      tensorflow::shape_inference::DimensionHandle* channels) {
+  ShapeHandle in;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &in));
   std::vector<int32_t> lags;
   TF_RETURN_IF_ERROR(c->GetAttr("lags", &lags));
-  *taps = static_cast<int64_t>(lags.size());
-  return absl::OkStatus();
+  const int64_t taps = static_cast<int64_t>(lags.size());
+  tensorflow::shape_inference::DimensionHandle width;
+  if (wide) {
+    *channels = c->Dim(in, 2);
+    TF_RETURN_IF_ERROR(c->Multiply(c->Dim(in, 2), taps, &width));
+  } else {
+    TF_RETURN_IF_ERROR(c->Divide(c->Dim(in, 2), taps, /*evenly_divisible=*/true, channels));
+    width = *channels;
+  }
+  return c->ReplaceDim(in, 2, width, shape);
 }
 
 REGISTER_OP("FusedBnReluForward")
@@ -69,13 +85,9 @@ REGISTER_OP("FusedBnReluForward")
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle products, narrow;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &products));
-      int64_t taps;
-      TF_RETURN_IF_ERROR(LagCount(c, &taps));
+      ShapeHandle narrow;
       tensorflow::shape_inference::DimensionHandle features;
-      TF_RETURN_IF_ERROR(c->Divide(c->Dim(products, 2), taps, /*evenly_divisible=*/true, &features));
-      TF_RETURN_IF_ERROR(c->ReplaceDim(products, 2, features, &narrow));
+      TF_RETURN_IF_ERROR(TapShape(c, /*wide=*/false, &narrow, &features));
       for (int i : {1, 4}) c->set_output(i, narrow);
       for (int i : {0, 2, 3}) c->set_output(i, c->Vector(features));
       return absl::OkStatus();
@@ -95,15 +107,11 @@ REGISTER_OP("FusedBnReluBackward")
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle dy, wide;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &dy));
-      int64_t taps;
-      TF_RETURN_IF_ERROR(LagCount(c, &taps));
-      tensorflow::shape_inference::DimensionHandle width;
-      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(dy, 2), taps, &width));
-      TF_RETURN_IF_ERROR(c->ReplaceDim(dy, 2, width, &wide));
+      ShapeHandle wide;
+      tensorflow::shape_inference::DimensionHandle features;
+      TF_RETURN_IF_ERROR(TapShape(c, /*wide=*/true, &wide, &features));
       c->set_output(0, wide);
-      for (int i : {1, 2, 3}) c->set_output(i, c->Vector(c->Dim(dy, 2)));
+      for (int i : {1, 2, 3}) c->set_output(i, c->Vector(features));
       return absl::OkStatus();
     });
 
@@ -165,38 +173,48 @@ REGISTER_OP("FusedGatedUnitGrad")
 
 REGISTER_OP("FusedTapStack")
     .Input("x: T")        // (B, T, C)
-    .Output("taps: T")    // (B, T, k C): tap j's columns j C .. j C + C - 1 at t hold x[t - lags[j]], 0 before the start
+    .Output("taps: T")    // (B, T, k C): tap j's columns j C .. j C + C - 1 at t hold x[t - lags[j]] (0 before
+                          // the start)
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle x, wide;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &x));
-      int64_t taps;
-      TF_RETURN_IF_ERROR(LagCount(c, &taps));
-      tensorflow::shape_inference::DimensionHandle width;
-      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(x, 2), taps, &width));
-      TF_RETURN_IF_ERROR(c->ReplaceDim(x, 2, width, &wide));
-      c->set_output(0, wide);
+      ShapeHandle out;
+      tensorflow::shape_inference::DimensionHandle channels;
+      TF_RETURN_IF_ERROR(TapShape(c, /*wide=*/true, &out, &channels));
+      c->set_output(0, out);
       return absl::OkStatus();
     });
 
 REGISTER_OP("FusedTapSum")
     .Input("parts: N * T")  // (B, T, k C) each, tap j in columns j C .. j C + C - 1: a gradient for each tap's input
-    .Output("sum: T")       // (B, T, C) at t: sum over taps j (in order) of the parts' sum at t + lags[j], 0 past the end
+    .Output("sum: T")       // (B, T, C) at t: sum over taps j (in order) of the parts' sum at t + lags[j] (0 past
+                            // the end)
     .Attr("N: int >= 1")
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle parts, narrow;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &parts));
-      int64_t taps;
-      TF_RETURN_IF_ERROR(LagCount(c, &taps));
+      ShapeHandle out;
       tensorflow::shape_inference::DimensionHandle channels;
-      TF_RETURN_IF_ERROR(c->Divide(c->Dim(parts, 2), taps, /*evenly_divisible=*/true, &channels));
-      TF_RETURN_IF_ERROR(c->ReplaceDim(parts, 2, channels, &narrow));
-      c->set_output(0, narrow);
+      TF_RETURN_IF_ERROR(TapShape(c, /*wide=*/false, &out, &channels));
+      c->set_output(0, out);
       return absl::OkStatus();
     });
+
+// A kernel of an op with the attr `lags` (tap j's lag), checked.
+class TapKernel : public OpKernel {
+ public:
+  explicit TapKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    std::vector<int32_t> lags;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
+    for (int32_t lag : lags) {
+      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("fused tail: a negative lag"));
+    }
+    lags_.assign(lags.begin(), lags.end());
+  }
+
+ protected:
+  std::vector<int64_t> lags_;
+};
 
 constexpr int64_t kBlock = 16;
 
@@ -228,16 +246,9 @@ absl::Status Allocate(OpKernelContext* ctx, std::initializer_list<std::pair<Tens
 // A BatchNorm kernel of a causal convolution's k taps (attr `lags`): input 0 is (B, T, kWide ? k F : F), and
 // kVectors inputs of F channels follow from input kFirstVector on.
 template <typename T, bool kWide, int kFirstVector, int kVectors>
-class BatchKernel : public OpKernel {
+class BatchKernel : public TapKernel {
  public:
-  explicit BatchKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    std::vector<int32_t> lags;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
-    for (int32_t lag : lags) {
-      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("fused tail: a negative lag"));
-    }
-    lags_.assign(lags.begin(), lags.end());
-  }
+  using TapKernel::TapKernel;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
@@ -255,7 +266,6 @@ class BatchKernel : public OpKernel {
 
  protected:
   virtual void Run(OpKernelContext* ctx, const Tensor& x, int64_t batch, int64_t steps, int64_t nf) = 0;
-  std::vector<int64_t> lags_;
 };
 
 // products, gamma, beta, mask, epsilon -> mean, d, variance, inv, y
@@ -553,16 +563,9 @@ struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
 // x -> taps: GM-TCNet's k shifted copies of its input side by side in one pass, as gated_unit's concatenation of
 // shift_right(x, lag_j) (slice, zero pad, concatenate: several passes in TensorFlow).
 template <typename T>
-class TapStack : public OpKernel {
+class TapStack : public TapKernel {
  public:
-  explicit TapStack(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    std::vector<int32_t> lags;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
-    for (int32_t lag : lags) {
-      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("FusedTapStack: a negative lag"));
-    }
-    lags_.assign(lags.begin(), lags.end());
-  }
+  using TapKernel::TapKernel;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_in = ctx->input(0);
@@ -584,25 +587,15 @@ class TapStack : public OpKernel {
       }
     }
   }
-
- private:
-  std::vector<int64_t> lags_;
 };
 
 // parts... -> sum: GM-TCNet's input gradient from the products dvalues @ Wv^T and dgates @ Wg^T over all taps at
 // once (one product per kernel instead of one per kernel and tap), each tap's columns shifted back by its lag, as
 // gated_unit's sum over taps of shift_left(dvalues @ Wv_j^T + dgates @ Wg_j^T, lag_j).
 template <typename T>
-class TapSum : public OpKernel {
+class TapSum : public TapKernel {
  public:
-  explicit TapSum(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    std::vector<int32_t> lags;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
-    for (int32_t lag : lags) {
-      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("FusedTapSum: a negative lag"));
-    }
-    lags_.assign(lags.begin(), lags.end());
-  }
+  using TapKernel::TapKernel;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& first = ctx->input(0);
@@ -637,9 +630,6 @@ class TapSum : public OpKernel {
       }
     }
   }
-
- private:
-  std::vector<int64_t> lags_;
 };
 
 #define REGISTER(T)                                                                                       \
