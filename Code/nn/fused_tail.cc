@@ -71,6 +71,16 @@ absl::Status TapShape(InferenceContext* c, bool wide, ShapeHandle* shape,
   return c->ReplaceDim(in, 2, width, shape);
 }
 
+// Outputs `same` shaped like input 0 widened or narrowed by the taps (TapShape), `channel` (F,) of its narrow width.
+absl::Status TapShapes(InferenceContext* c, bool wide, std::vector<int> same, std::vector<int> channel) {
+  ShapeHandle shape;
+  tensorflow::shape_inference::DimensionHandle channels;
+  TF_RETURN_IF_ERROR(TapShape(c, wide, &shape, &channels));
+  for (int i : same) c->set_output(i, shape);
+  for (int i : channel) c->set_output(i, c->Vector(channels));
+  return absl::OkStatus();
+}
+
 REGISTER_OP("FusedBnReluForward")
     .Input("products: T")   // (B, T, k F) x @ (C, k F): tap j's product in columns j F .. j F + F - 1
     .Input("gamma: T")      // (F,)
@@ -84,14 +94,7 @@ REGISTER_OP("FusedBnReluForward")
     .Output("y: T")         // (B, T, F) relu(d gamma inv mask + beta mask)
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle narrow;
-      tensorflow::shape_inference::DimensionHandle features;
-      TF_RETURN_IF_ERROR(TapShape(c, /*wide=*/false, &narrow, &features));
-      for (int i : {1, 4}) c->set_output(i, narrow);
-      for (int i : {0, 2, 3}) c->set_output(i, c->Vector(features));
-      return absl::OkStatus();
-    });
+    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/false, {1, 4}, {0, 2, 3}); });
 
 REGISTER_OP("FusedBnReluBackward")
     .Input("dy: T")          // (B, T, F)
@@ -106,14 +109,7 @@ REGISTER_OP("FusedBnReluBackward")
     .Output("dbias: T")      // (F,) sum of dz
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle wide;
-      tensorflow::shape_inference::DimensionHandle features;
-      TF_RETURN_IF_ERROR(TapShape(c, /*wide=*/true, &wide, &features));
-      c->set_output(0, wide);
-      for (int i : {1, 2, 3}) c->set_output(i, c->Vector(features));
-      return absl::OkStatus();
-    });
+    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/true, {0}, {1, 2, 3}); });
 
 REGISTER_OP("FusedSigmoidGate")
     .Input("x: T")      // (B, T, F)
@@ -177,13 +173,7 @@ REGISTER_OP("FusedTapStack")
                           // the start)
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle out;
-      tensorflow::shape_inference::DimensionHandle channels;
-      TF_RETURN_IF_ERROR(TapShape(c, /*wide=*/true, &out, &channels));
-      c->set_output(0, out);
-      return absl::OkStatus();
-    });
+    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/true, {0}, {}); });
 
 REGISTER_OP("FusedTapSum")
     .Input("parts: N * T")  // (B, T, k C) each, tap j in columns j C .. j C + C - 1: a gradient for each tap's input
@@ -192,13 +182,7 @@ REGISTER_OP("FusedTapSum")
     .Attr("N: int >= 1")
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle out;
-      tensorflow::shape_inference::DimensionHandle channels;
-      TF_RETURN_IF_ERROR(TapShape(c, /*wide=*/false, &out, &channels));
-      c->set_output(0, out);
-      return absl::OkStatus();
-    });
+    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/false, {0}, {}); });
 
 // A kernel of an op with the attr `lags` (tap j's lag), checked.
 class TapKernel : public OpKernel {
@@ -345,14 +329,14 @@ struct BnReluBackward : BatchKernel<T, false, 3, 2> {
   void Run(OpKernelContext* ctx, const Tensor& dy_in, int64_t batch, int64_t steps, int64_t nf) override {
     OP_REQUIRES(ctx, ctx->input(1).shape() == dy_in.shape() && ctx->input(2).shape() == dy_in.shape(),
                 absl::InvalidArgumentError("FusedBnReluBackward: dy, y and d must have one shape"));
-    const std::vector<int64_t>& lags = this->lags_;
-    const int64_t taps = static_cast<int64_t>(lags.size()), width = taps * nf;
     const T* dy = dy_in.flat<T>().data();
     const T* y = ctx->input(1).flat<T>().data();
     const T* d = ctx->input(2).flat<T>().data();
     const T* gamma = ctx->input(3).flat<T>().data();
     const T* inv = ctx->input(4).flat<T>().data();
     const T keep = ctx->input(5).scalar<T>()();
+    const std::vector<int64_t>& lags = this->lags_;
+    const int64_t taps = static_cast<int64_t>(lags.size()), width = taps * nf;  // dz_taps (B, T, k F)
     const TensorShape channel({nf});
     T *dz_taps, *dgamma, *dbeta, *dbias;
     OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({batch, steps, width}), &dz_taps}, {channel, &dgamma},
@@ -560,77 +544,68 @@ struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
   }
 };
 
-// x -> taps: GM-TCNet's k shifted copies of its input side by side in one pass, as gated_unit's concatenation of
-// shift_right(x, lag_j) (slice, zero pad, concatenate: several passes in TensorFlow).
-template <typename T>
-class TapStack : public TapKernel {
- public:
-  using TapKernel::TapKernel;
-
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& x_in = ctx->input(0);
-    OP_REQUIRES(ctx, x_in.dims() == 3, absl::InvalidArgumentError("FusedTapStack: expected a (B, T, C) tensor"));
-    const int64_t taps = static_cast<int64_t>(lags_.size()), steps = x_in.dim_size(1), nc = x_in.dim_size(2);
-    const int64_t width = taps * nc, rows = x_in.dim_size(0) * steps;
-    const T* x = x_in.flat<T>().data();
-    T* out;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({x_in.dim_size(0), steps, width}), &out}}));
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t t = r % steps;
-      for (int64_t j = 0; j < taps; ++j) {
-        T* outr = out + r * width + j * nc;
-        if (t < lags_[j]) {
-          std::fill_n(outr, nc, T(0));
-        } else {
-          std::copy_n(x + (r - lags_[j]) * nc, nc, outr);
-        }
-      }
-    }
-  }
-};
-
-// parts... -> sum: GM-TCNet's input gradient from the products dvalues @ Wv^T and dgates @ Wg^T over all taps at
-// once (one product per kernel instead of one per kernel and tap), each tap's columns shifted back by its lag, as
-// gated_unit's sum over taps of shift_left(dvalues @ Wv_j^T + dgates @ Wg_j^T, lag_j).
-template <typename T>
-class TapSum : public TapKernel {
+// GM-TCNet's k taps moved between (B, T, C) and (B, T, k C), tap j in columns j C .. j C + C - 1 of the wide side,
+// in one pass:
+// - FusedTapStack (kWiden): x -> its k shifted copies side by side, as gated_unit's concatenation of
+//   shift_right(x, lag_j) (slice, zero pad, concatenate: several passes in TensorFlow);
+// - FusedTapSum: parts... -> the input gradient from the products dvalues @ Wv^T and dgates @ Wg^T over all taps at
+//   once (one product per kernel instead of one per kernel and tap), as gated_unit's sum over taps j of
+//   shift_left(dvalues @ Wv_j^T + dgates @ Wg_j^T, lag_j).
+template <typename T, bool kWiden>
+class TapShift : public TapKernel {
  public:
   using TapKernel::TapKernel;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& first = ctx->input(0);
     const int64_t taps = static_cast<int64_t>(lags_.size());
-    OP_REQUIRES(ctx, first.dims() == 3 && first.dim_size(2) % taps == 0,
-                absl::InvalidArgumentError("FusedTapSum: expected (B, T, k C) parts, k = len(lags)"));
-    std::vector<const T*> parts(ctx->num_inputs());
+    OP_REQUIRES(ctx, first.dims() == 3 && (kWiden || first.dim_size(2) % taps == 0),
+                absl::InvalidArgumentError("fused taps: expected (B, T, C), or (B, T, k C) with k = len(lags)"));
+    std::vector<const T*> in(ctx->num_inputs());
     for (int i = 0; i < ctx->num_inputs(); ++i) {
       OP_REQUIRES(ctx, ctx->input(i).shape() == first.shape(),
-                  absl::InvalidArgumentError("FusedTapSum: the parts must have one shape"));
-      parts[i] = ctx->input(i).flat<T>().data();
+                  absl::InvalidArgumentError("fused taps: the inputs must have one shape"));
+      in[i] = ctx->input(i).flat<T>().data();
     }
-    const int64_t steps = first.dim_size(1), width = first.dim_size(2), nc = width / taps;
-    const int64_t rows = first.dim_size(0) * steps;
+    const int64_t steps = first.dim_size(1), rows = first.dim_size(0) * steps;
+    const int64_t nc = kWiden ? first.dim_size(2) : first.dim_size(2) / taps, width = taps * nc;
     T* out;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({first.dim_size(0), steps, nc}), &out}}));
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({first.dim_size(0), steps, kWiden ? width : nc}), &out}}));
     std::vector<T> tap(nc);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t t = r % steps;
-      T* __restrict outr = out + r * nc;
-      std::fill_n(outr, nc, T(0));
-      for (int64_t j = 0; j < taps; ++j) {
-        if (t + lags_[j] >= steps) continue;  // the tap's input gradient reads past the end: 0
-        const int64_t at = (r + lags_[j]) * width + j * nc;
-        T* __restrict tapr = tap.data();
-        std::copy_n(parts[0] + at, nc, tapr);
-        for (size_t i = 1; i < parts.size(); ++i) {
-          const T* __restrict pr = parts[i] + at;
-          for (int64_t c = 0; c < nc; ++c) tapr[c] += pr[c];
+      if constexpr (kWiden) {
+        for (int64_t j = 0; j < taps; ++j) {
+          T* outr = out + r * width + j * nc;
+          if (t < lags_[j]) {
+            std::fill_n(outr, nc, T(0));  // before the start
+          } else {
+            std::copy_n(in[0] + (r - lags_[j]) * nc, nc, outr);
+          }
         }
-        for (int64_t c = 0; c < nc; ++c) outr[c] += tapr[c];
+      } else {
+        T* __restrict outr = out + r * nc;
+        std::fill_n(outr, nc, T(0));
+        for (int64_t j = 0; j < taps; ++j) {
+          if (t + lags_[j] >= steps) continue;  // the tap's input gradient reads past the end: 0
+          const int64_t at = (r + lags_[j]) * width + j * nc;
+          T* __restrict tapr = tap.data();
+          std::copy_n(in[0] + at, nc, tapr);
+          for (size_t i = 1; i < in.size(); ++i) {  // the parts' sum, in order, then the taps' in order
+            const T* __restrict pr = in[i] + at;
+            for (int64_t c = 0; c < nc; ++c) tapr[c] += pr[c];
+          }
+          for (int64_t c = 0; c < nc; ++c) outr[c] += tapr[c];
+        }
       }
     }
   }
 };
+
+template <typename T>
+using TapStack = TapShift<T, true>;
+template <typename T>
+using TapSum = TapShift<T, false>;
 
 #define REGISTER(T)                                                                                       \
   REGISTER_KERNEL_BUILDER(Name("FusedBnReluForward").Device(DEVICE_CPU).TypeConstraint<T>("T"),            \
