@@ -1,14 +1,12 @@
-// The element-wise work of TIM-Net's temporal-aware block and GM-TCNet's gated unit as eight TensorFlow ops (float
+// The element-wise work of TIM-Net's temporal-aware block and GM-TCNet's gated unit as six TensorFlow ops (float
 // and double), each a single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net:
 // a causal convolution's taps summed from one product of all of them, with their time shifts (zero before the
 // start), + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 3 passes; backward in 2, writing the
 // convolution's output gradient once per tap, shifted back by the tap's lag, so that its input and kernel gradients
-// are one product each; the sigmoid gate forward and backward in one pass each. GM-TCNet: the taps' shifted copies
-// of the input side by side in one pass; after its two products, the sigmoid gates, the n branches' products and
-// their mean in one pass each way; the input gradient's shifts and sums over taps and kernels in one pass. The same
-// mathematics, in the same order, as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair,
-// gated_unit), which stays the reference and the fallback; fused_ops.py loads the library that setup.sh builds from
-// this file.
+// are one product each; the sigmoid gate forward and backward in one pass each. GM-TCNet: after its two products,
+// the sigmoid gates, the n branches' products and their mean in one pass each way. The same mathematics, in the same
+// order, as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the
+// reference and the fallback; fused_ops.py loads the library that setup.sh builds from this file.
 //
 // Channel sums over the rows are accumulated in T within blocks of kBlock rows and in double across the blocks:
 // a float accumulator over all 12 032 rows would round more than TensorFlow's reduction (BatchNorm's backward
@@ -51,31 +49,23 @@ absl::Status SameShapes(InferenceContext* c, std::vector<int> same) {
 // backward op writes DZ[t, tap j] = dz[t + lags[j]], so that d W_j = x^T DZ[tap j] (one product for all taps) and
 // d x = DZ [W_0 .. W_{k-1}]^T (one product instead of k, each shifted back in time, and their sum).
 //
-// Input 0, (B, T, W), with W times k = len(lags) (wide) or divided by k: to `shape`, and `channels` = the narrow
-// width (W or W / k).
-absl::Status TapShape(InferenceContext* c, bool wide, ShapeHandle* shape,
-                      tensorflow::shape_inference::DimensionHandle* channels) {
-  ShapeHandle in;
+// Input 0 is (B, T, W): outputs `same` are (B, T, W k) (wide) or (B, T, W / k), k = len(lags); outputs `channel`
+// are vectors of the narrow width (W, or W / k).
+absl::Status TapShapes(InferenceContext* c, bool wide, std::vector<int> same, std::vector<int> channel) {
+  ShapeHandle in, shape;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &in));
   std::vector<int32_t> lags;
   TF_RETURN_IF_ERROR(c->GetAttr("lags", &lags));
   const int64_t taps = static_cast<int64_t>(lags.size());
-  tensorflow::shape_inference::DimensionHandle width;
+  tensorflow::shape_inference::DimensionHandle width, channels;
   if (wide) {
-    *channels = c->Dim(in, 2);
-    TF_RETURN_IF_ERROR(c->Multiply(c->Dim(in, 2), taps, &width));
+    channels = c->Dim(in, 2);
+    TF_RETURN_IF_ERROR(c->Multiply(channels, taps, &width));
   } else {
-    TF_RETURN_IF_ERROR(c->Divide(c->Dim(in, 2), taps, /*evenly_divisible=*/true, channels));
-    width = *channels;
+    TF_RETURN_IF_ERROR(c->Divide(c->Dim(in, 2), taps, /*evenly_divisible=*/true, &channels));
+    width = channels;
   }
-  return c->ReplaceDim(in, 2, width, shape);
-}
-
-// Outputs `same` shaped like input 0 widened or narrowed by the taps (TapShape), `channel` (F,) of its narrow width.
-absl::Status TapShapes(InferenceContext* c, bool wide, std::vector<int> same, std::vector<int> channel) {
-  ShapeHandle shape;
-  tensorflow::shape_inference::DimensionHandle channels;
-  TF_RETURN_IF_ERROR(TapShape(c, wide, &shape, &channels));
+  TF_RETURN_IF_ERROR(c->ReplaceDim(in, 2, width, &shape));
   for (int i : same) c->set_output(i, shape);
   for (int i : channel) c->set_output(i, c->Vector(channels));
   return absl::OkStatus();
@@ -167,39 +157,6 @@ REGISTER_OP("FusedGatedUnitGrad")
       return absl::OkStatus();
     });
 
-REGISTER_OP("FusedTapStack")
-    .Input("x: T")        // (B, T, C)
-    .Output("taps: T")    // (B, T, k C): tap j's columns j C .. j C + C - 1 at t hold x[t - lags[j]] (0 before
-                          // the start)
-    .Attr("lags: list(int) >= 1")
-    .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/true, {0}, {}); });
-
-REGISTER_OP("FusedTapSum")
-    .Input("parts: N * T")  // (B, T, k C) each, tap j in columns j C .. j C + C - 1: a gradient for each tap's input
-    .Output("sum: T")       // (B, T, C) at t: sum over taps j (in order) of the parts' sum at t + lags[j] (0 past
-                            // the end)
-    .Attr("N: int >= 1")
-    .Attr("lags: list(int) >= 1")
-    .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/false, {0}, {}); });
-
-// A kernel of an op with the attr `lags` (tap j's lag), checked.
-class TapKernel : public OpKernel {
- public:
-  explicit TapKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    std::vector<int32_t> lags;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
-    for (int32_t lag : lags) {
-      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("fused tail: a negative lag"));
-    }
-    lags_.assign(lags.begin(), lags.end());
-  }
-
- protected:
-  std::vector<int64_t> lags_;
-};
-
 constexpr int64_t kBlock = 16;
 
 // sum[f] += the column sums of body(r, part) over rows 0..rows-1, where body adds row r's values to part[0..nf-1]:
@@ -230,9 +187,16 @@ absl::Status Allocate(OpKernelContext* ctx, std::initializer_list<std::pair<Tens
 // A BatchNorm kernel of a causal convolution's k taps (attr `lags`): input 0 is (B, T, kWide ? k F : F), and
 // kVectors inputs of F channels follow from input kFirstVector on.
 template <typename T, bool kWide, int kFirstVector, int kVectors>
-class BatchKernel : public TapKernel {
+class BatchKernel : public OpKernel {
  public:
-  using TapKernel::TapKernel;
+  explicit BatchKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    std::vector<int32_t> lags;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
+    for (int32_t lag : lags) {
+      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("fused tail: a negative lag"));
+    }
+    lags_.assign(lags.begin(), lags.end());
+  }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
@@ -250,6 +214,7 @@ class BatchKernel : public TapKernel {
 
  protected:
   virtual void Run(OpKernelContext* ctx, const Tensor& x, int64_t batch, int64_t steps, int64_t nf) = 0;
+  std::vector<int64_t> lags_;  // tap j's lag
 };
 
 // products, gamma, beta, mask, epsilon -> mean, d, variance, inv, y
@@ -544,69 +509,6 @@ struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
   }
 };
 
-// GM-TCNet's k taps moved between (B, T, C) and (B, T, k C), tap j in columns j C .. j C + C - 1 of the wide side,
-// in one pass:
-// - FusedTapStack (kWiden): x -> its k shifted copies side by side, as gated_unit's concatenation of
-//   shift_right(x, lag_j) (slice, zero pad, concatenate: several passes in TensorFlow);
-// - FusedTapSum: parts... -> the input gradient from the products dvalues @ Wv^T and dgates @ Wg^T over all taps at
-//   once (one product per kernel instead of one per kernel and tap), as gated_unit's sum over taps j of
-//   shift_left(dvalues @ Wv_j^T + dgates @ Wg_j^T, lag_j).
-template <typename T, bool kWiden>
-class TapShift : public TapKernel {
- public:
-  using TapKernel::TapKernel;
-
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& first = ctx->input(0);
-    const int64_t taps = static_cast<int64_t>(lags_.size());
-    OP_REQUIRES(ctx, first.dims() == 3 && (kWiden || first.dim_size(2) % taps == 0),
-                absl::InvalidArgumentError("fused taps: expected (B, T, C), or (B, T, k C) with k = len(lags)"));
-    std::vector<const T*> in(ctx->num_inputs());
-    for (int i = 0; i < ctx->num_inputs(); ++i) {
-      OP_REQUIRES(ctx, ctx->input(i).shape() == first.shape(),
-                  absl::InvalidArgumentError("fused taps: the inputs must have one shape"));
-      in[i] = ctx->input(i).flat<T>().data();
-    }
-    const int64_t steps = first.dim_size(1), rows = first.dim_size(0) * steps;
-    const int64_t nc = kWiden ? first.dim_size(2) : first.dim_size(2) / taps, width = taps * nc;
-    T* out;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({first.dim_size(0), steps, kWiden ? width : nc}), &out}}));
-    std::vector<T> tap(nc);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t t = r % steps;
-      if constexpr (kWiden) {
-        for (int64_t j = 0; j < taps; ++j) {
-          T* outr = out + r * width + j * nc;
-          if (t < lags_[j]) {
-            std::fill_n(outr, nc, T(0));  // before the start
-          } else {
-            std::copy_n(in[0] + (r - lags_[j]) * nc, nc, outr);
-          }
-        }
-      } else {
-        T* __restrict outr = out + r * nc;
-        std::fill_n(outr, nc, T(0));
-        for (int64_t j = 0; j < taps; ++j) {
-          if (t + lags_[j] >= steps) continue;  // the tap's input gradient reads past the end: 0
-          const int64_t at = (r + lags_[j]) * width + j * nc;
-          T* __restrict tapr = tap.data();
-          std::copy_n(in[0] + at, nc, tapr);
-          for (size_t i = 1; i < in.size(); ++i) {  // the parts' sum, in order, then the taps' in order
-            const T* __restrict pr = in[i] + at;
-            for (int64_t c = 0; c < nc; ++c) tapr[c] += pr[c];
-          }
-          for (int64_t c = 0; c < nc; ++c) outr[c] += tapr[c];
-        }
-      }
-    }
-  }
-};
-
-template <typename T>
-using TapStack = TapShift<T, true>;
-template <typename T>
-using TapSum = TapShift<T, false>;
-
 #define REGISTER(T)                                                                                       \
   REGISTER_KERNEL_BUILDER(Name("FusedBnReluForward").Device(DEVICE_CPU).TypeConstraint<T>("T"),            \
                           BnReluForward<T>);                                                               \
@@ -616,9 +518,7 @@ using TapSum = TapShift<T, false>;
   REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGateGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),          \
                           SigmoidGateGrad<T>);                                                             \
   REGISTER_KERNEL_BUILDER(Name("FusedGatedUnit").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnit<T>);   \
-  REGISTER_KERNEL_BUILDER(Name("FusedGatedUnitGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnitGrad<T>); \
-  REGISTER_KERNEL_BUILDER(Name("FusedTapStack").Device(DEVICE_CPU).TypeConstraint<T>("T"), TapStack<T>);     \
-  REGISTER_KERNEL_BUILDER(Name("FusedTapSum").Device(DEVICE_CPU).TypeConstraint<T>("T"), TapSum<T>);
+  REGISTER_KERNEL_BUILDER(Name("FusedGatedUnitGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnitGrad<T>);
 
 REGISTER(float)
 REGISTER(double)

@@ -20,9 +20,7 @@ for one fold's batch), the element-wise work of a temporal-aware block and of a 
 fused_tail.cc instead, with the same mathematics in fewer passes over memory. There a temporal-aware block's
 convolution is one product x @ (C, k F) of all k taps, whose time shifts and sum the fused BatchNorm op reads in its
 first pass; its backward op writes dz once per tap, shifted back by the tap's lag (B, T, k F), so that the kernel
-gradient and the input gradient are one product each, with no shifted copy of x nor of dz in memory. A gated unit's
-shifted copies of x are written side by side by one op, and its input gradient is one product per kernel over all
-taps, whose shifts and sum one op does.
+gradient and the input gradient are one product each, with no shifted copy of x nor of dz in memory.
 """
 
 from __future__ import annotations
@@ -288,10 +286,7 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
 
     @tf.custom_gradient
     def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
-        if fused is not None:  # the shifted copies side by side in one pass
-            stacked = fused.fused_tap_stack(x, lags=list(lags))  # (B, T, k*C)
-        else:
-            stacked = tf.concat([batch.shift(x, lag, shift_right) for lag in lags], axis=-1)  # (B, T, k*C)
+        stacked = tf.concat([batch.shift(x, lag, shift_right) for lag in lags], axis=-1)  # (B, T, k*C)
         values = batch.products(stacked, value_kernel, value_bias, relu=True)  # (B, T, n*F)
         gate_inputs = batch.products(stacked, gate_kernel, gate_bias, relu=True)  # (B, T, n*F)
         if fused is not None:  # gates, products and their mean in one pass (fused_tail.cc)
@@ -309,12 +304,6 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
                 dvalues = tf.raw_ops.ReluGrad(gradients=dbranch * gates, features=values)
                 dgates = tf.raw_ops.ReluGrad(gradients=tf.raw_ops.SigmoidGrad(y=gates, dy=dbranch * values),
                                              features=gate_inputs)
-            gradients = (batch.weight_products(stacked, dvalues), batch.total(dvalues),
-                         batch.weight_products(stacked, dgates), batch.total(dgates))  # kernels' and biases'
-            if fused is not None:  # one product per kernel over all taps, their shifts and sum in one pass
-                return (fused.fused_tap_sum([batch.products(dvalues, value_kernel, transpose_b=True),
-                                             batch.products(dgates, gate_kernel, transpose_b=True)], lags=list(lags)),
-                        *gradients)  # (B, T, k C) twice -> (B, T, C)
             dx = None
             for j, lag in enumerate(lags):
                 if lag >= steps:
@@ -324,7 +313,8 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
                                    + batch.products(dgates, gate_kernel[..., rows, :], transpose_b=True), lag,
                                    shift_left)
                 dx = part if dx is None else dx + part
-            return (dx, *gradients)
+            return (dx, batch.weight_products(stacked, dvalues), batch.total(dvalues),
+                    batch.weight_products(stacked, dgates), batch.total(dgates))
 
         return out, backward
 
