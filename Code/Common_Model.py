@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import time
 from collections.abc import Callable
 
 import keras
@@ -25,6 +26,7 @@ from .engine.normalization import set_fold_statistics
 from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
 from .Model import ModelSpec, build_model, legacy_weight_groups
 from .nn import fused_ops
+from .nn.flat_adam import FlatAdam
 from .runs import results
 from .runs.run_folder import RunFolder
 
@@ -71,13 +73,15 @@ class Trainer:
     """
 
     def __init__(self, build: Callable[[], keras.Model], config: RunConfig):
+        started = time.time()
         self.build = build
         self.model = build()
-        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, beta_1=config.beta1, beta_2=config.beta2,
-                                               epsilon=config.epsilon)
+        adam = dict(learning_rate=config.lr, beta_1=config.beta1, beta_2=config.beta2, epsilon=config.epsilon)
         if precision.loss_scaled(config.mixed_precision):  # float16 gradients underflow unless the loss is scaled
-            self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
-        self.optimizer.build(self.model.trainable_variables)
+            self.optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(**adam))
+            self.optimizer.build(self.model.trainable_variables)
+        else:  # Keras' Adam, bit for bit, in one update over all the variables (nn/flat_adam.py)
+            self.optimizer = FlatAdam(self.model.trainable_variables, **adam)
         x_spec = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
         y_spec = tf.TensorSpec((None, self.model.output_shape[-1]), tf.float32)
         self._step = tf.function(self._train_step, input_signature=[x_spec, y_spec], jit_compile=config.xla)
@@ -87,6 +91,7 @@ class Trainer:
                   "or TensorFlow computes on a GPU); it continues on the pure-TensorFlow path (float32 rounding "
                   "differs)", file=sys.stderr)
         self._predict = tf.function(lambda x: self.model(x, training=False), input_signature=[x_spec])
+        self.built_seconds = time.time() - started  # the model and optimiser (the step is traced at its first call)
 
     def _train_step(self, x, y):  # runs when the step is traced: the fused ops enter the graph or not
         with tf.GradientTape() as tape, fused_ops.enabled(self._fused):
@@ -108,7 +113,10 @@ class Trainer:
         fresh = self.build()
         for target, source in zip(self.model.variables, fresh.variables):
             target.assign(source)
-        for variable in self.optimizer.variables:
+        if isinstance(self.optimizer, FlatAdam):
+            self.optimizer.reset()
+            return
+        for variable in self.optimizer.variables:  # Keras' loss-scale optimiser
             if variable.name == "dynamic_scale":  # mixed precision's loss scale starts over too
                 variable.assign(tf.fill(variable.shape, self.optimizer.initial_scale))
             elif variable.name != "learning_rate":  # iterations and the Adam moments

@@ -5,6 +5,7 @@ all of them alike.
     .venv/bin/python bench/interleaved.py --model TIMNET --variants float32,xla,xla-tanh --rounds 7
     .venv/bin/python bench/interleaved.py --model TIMNET --variants fused,float32 --rounds 7
     .venv/bin/python bench/interleaved.py --model GMTCN --variants fused,float32 --rounds 5
+    .venv/bin/python bench/interleaved.py --model TIMNET --variants fused,fused-keras-adam --rounds 9
 
 On an EMODB-shaped fold (481 training utterances of T = 188 x 39 random values, 7 classes, batch 64) it builds one
 ``Common_Model.Trainer`` per variant (threads as main.py sets them), trains each one epoch to trace and compile it,
@@ -19,7 +20,9 @@ variant's epoch of the same round (the load of that moment divides out). Variant
 - ``float16``: ``--mixed_precision`` (Keras mixed_float16, loss scaling);
 - ``xla``: ``--xla`` (the step compiled by XLA);
 - ``xla-tanh``: ``--xla`` with the hand-written kernels' sigmoid written as 0.5 tanh(x / 2) + 0.5 while the step is
-  traced (issue #24's lead: XLA's logistic is slow on this CPU, its tanh vectorised).
+  traced (issue #24's lead: XLA's logistic is slow on this CPU, its tanh vectorised);
+- ``fused-keras-adam``: ``fused`` with Keras' own Adam (one update per variable) instead of the trainer's
+  ``nn/flat_adam.FlatAdam`` (the same numbers in one update over all variables).
 
 It also prints the largest difference between the two forms of the sigmoid in float32, eagerly and under XLA. It
 prints figures; it asserts nothing.
@@ -37,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 VARIANTS = {"float32": {}, "fused": {"fused_kernels": True}, "bf16": {"mixed_precision": "bf16"}, "float16": {"mixed_precision": True},
-            "xla": {"xla": True}, "xla-tanh": {"xla": True}}
+            "xla": {"xla": True}, "xla-tanh": {"xla": True}, "fused-keras-adam": {"fused_kernels": True}}
 
 
 def tanh_sigmoid(x, name=None):
@@ -71,6 +74,10 @@ def build(model: str, variant: str, x, y):
     keras.config.set_dtype_policy(precision.policy(settings.get("mixed_precision", False)))
     config = RunConfig(model=model, data="BENCH", classes=list("abcdefg"), feature_path="-", **settings)
     trainer = Trainer(lambda: build_model(MODELS[model], x.shape[1:], y.shape[1], Hyper()), config)
+    if variant == "fused-keras-adam":  # before the step is traced
+        trainer.optimizer = keras.optimizers.Adam(learning_rate=config.lr, beta_1=config.beta1, beta_2=config.beta2,
+                                                  epsilon=config.epsilon)
+        trainer.optimizer.build(trainer.model.trainable_variables)
     trainer.reset(0)
     sigmoid = tf.sigmoid
     if variant == "xla-tanh":  # the kernels' sigmoid while the step is traced (the first epoch)
@@ -124,7 +131,8 @@ def main() -> None:
         ops = [op.type for op in trainers[variant]._step.get_concrete_function().graph.get_operations()]
         print(f"{variant}: built, traced and first epoch in {time.time() - started:.1f} s; its step's graph holds "
               f"{ops.count('Sigmoid')} Sigmoid, {ops.count('Tanh')} Tanh, {ops.count('FusedSigmoidGate')} "
-              f"FusedSigmoidGate and {ops.count('FusedGatedUnit')} FusedGatedUnit operations", flush=True)
+              f"FusedSigmoidGate and {ops.count('FusedGatedUnit')} FusedGatedUnit operations, {len(ops)} in all",
+              flush=True)
     times = {v: [] for v in variants}
     order = np.random.default_rng(1)
     for r in range(args.rounds):

@@ -77,7 +77,6 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
     """
     started = time.time()
     trainer = trainer or build_trainer(spec, runs[0].config, x.shape[1:], y.shape[1])
-    built = time.time() - started
     seed_label = len(runs) > 1  # the fold lines of several seeds name their seed
 
     def announce(run: RunFolder) -> list:  # a run's header and finished folds; its unfinished folds
@@ -86,7 +85,7 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
               f"weights -> {shown(run.path)}")
         variant = spec.variant(config.hyper)
         print(f"model {spec.name}{f' ({variant})' if variant else ''}: {trainer.model.count_params():,} parameters, "
-              f"built in {built:.1f} s")
+              f"built in {trainer.built_seconds:.1f} s")
         done = run.finished_folds()
         for fold, why in sorted(run.damaged_folds().items()):
             print(f"fold {fold + 1}/{run.k}: {why}: never used, trained again")

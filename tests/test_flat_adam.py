@@ -1,0 +1,82 @@
+"""nn/flat_adam.FlatAdam is Keras 3's Adam bit for bit: the same weights, moments and step count after several
+steps, on every network the sequential trainer trains; and the trainer uses it (one update, few operations)."""
+
+import random
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from timnet_ser.Common_Model import Trainer
+from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.Model import MODELS, build_model
+from timnet_ser.nn.flat_adam import FlatAdam
+
+SHAPES = {"TIMNET": (24, 39), "GMTCN": (24, 39), "DCNN_BLSTMwA": (2, 64, 64, 3)}
+HYPER = Hyper(dilation_size=2, backbone_alpha=0.35, backbone_weights="none")  # the smallest MobileNetV2
+
+
+def _model(name: str):
+    random.seed(3)
+    np.random.seed(3)
+    return build_model(MODELS[name], SHAPES[name], 4, HYPER)
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_flat_adam_is_keras_adam_bit_for_bit(name):
+    ours, theirs = _model(name), _model(name)
+    settings = dict(learning_rate=0.001, beta_1=0.93, beta_2=0.98, epsilon=1e-8)
+    flat = FlatAdam(ours.trainable_variables, **settings)
+    adam = keras.optimizers.Adam(**settings)
+    adam.build(theirs.trainable_variables)
+    rng = np.random.default_rng(0)
+
+    @tf.function
+    def both(gradients):
+        flat.apply(gradients, ours.trainable_variables)
+        adam.apply(gradients, theirs.trainable_variables)
+
+    for _ in range(4):  # gradients of every sign and scale, some exactly zero
+        gradients = [tf.constant(rng.standard_normal(v.shape).astype("float32") * rng.choice([1e-6, 1.0, 30.0])
+                                 * (rng.random(v.shape) > 0.1)) for v in ours.trainable_variables]
+        both(gradients)
+    for a, b in zip(ours.trainable_variables, theirs.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(flat.iterations.numpy()) == int(adam.iterations.numpy()) == 4
+    momentum = np.concatenate([m.numpy().ravel() for m in adam._momentums])
+    velocity = np.concatenate([v.numpy().ravel() for v in adam._velocities])
+    np.testing.assert_array_equal(flat.momentum.numpy(), momentum)
+    np.testing.assert_array_equal(flat.velocity.numpy(), velocity)
+    assert np.any(momentum != 0)
+
+
+def test_trainer_steps_with_flat_adam_and_reset_clears_it():
+    hyper = Hyper(dilation_size=2)
+    config = RunConfig(model="TIMNET", data="T", classes=list("abc"), feature_path="-", hyper=hyper)
+    trainer = Trainer(lambda: build_model(MODELS["TIMNET"], (16, 39), 3, hyper), config)
+    assert isinstance(trainer.optimizer, FlatAdam)
+    trainer.reset(1)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((12, 16, 39)).astype("float32")
+    y = np.eye(3, dtype="float32")[np.arange(12) % 3]
+    trainer.train_epoch(x, y, np.arange(12), 4)
+    assert int(trainer.optimizer.iterations.numpy()) == 3 and np.any(trainer.optimizer.momentum.numpy() != 0)
+    ops = [op.type for op in trainer._step.get_concrete_function().graph.get_operations()]
+    assert ops.count("AssignSubVariableOp") == len(trainer.model.trainable_variables)  # one step per variable
+    assert ops.count("Sqrt") == 2  # alpha's and the second moment's, once each, not once per variable
+    trainer.reset(1)
+    assert int(trainer.optimizer.iterations.numpy()) == 0
+    assert not np.any(trainer.optimizer.momentum.numpy()) and not np.any(trainer.optimizer.velocity.numpy())
+    assert trainer.optimizer.learning_rate.numpy() == np.float32(config.lr)
+
+
+def test_flat_adam_refuses_what_it_cannot_update():
+    model = _model("TIMNET")
+    with pytest.raises(ValueError, match="beta_1=0"):
+        FlatAdam(model.trainable_variables, 0.001, 0, 0.98, 1e-8)
+    flat = FlatAdam(model.trainable_variables, 0.001, 0.93, 0.98, 1e-8)
+    with pytest.raises(ValueError, match="other variables"):
+        flat.apply([None], model.trainable_variables[:1])
+    with pytest.raises(ValueError, match="no gradient for"):
+        flat.apply([None] * len(model.trainable_variables), model.trainable_variables)
