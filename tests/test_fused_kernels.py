@@ -195,6 +195,17 @@ def test_a_library_built_for_another_cpu_is_not_loaded(tmp_path, monkeypatch, ca
     assert len(message.splitlines()) == 1
 
 
+def test_a_library_built_from_other_sources_is_not_loaded(tmp_path, monkeypatch, capsys):
+    """A checkout updated without running setup.sh again: its library's ops may not match the calls traced now, so the
+    TensorFlow path trains, and one line says why."""
+    (tmp_path / "fused_tail.so").write_bytes(b"not a library")  # never opened: the stamp refuses it first
+    (tmp_path / "fused_tail.stamp").write_text("0123abcd 2.21.0 cpu 0 c++\n")
+    monkeypatch.setattr(fused_ops, "LIBRARY", str(tmp_path / "fused_tail.so"))
+    assert fused_ops.library.__wrapped__() is None
+    message = capsys.readouterr().err
+    assert "built from another version of fused_tail.cc" in message and len(message.splitlines()) == 1
+
+
 def test_cpu_flags_reads_the_flags_line():
     text = "processor\t: 0\nflags\t\t: fpu sse2 avx2\nbugs\t\t: spectre\nflags\t\t: other\n"
     assert fused_ops.cpu_flags(text) == {"fpu", "sse2", "avx2"}
