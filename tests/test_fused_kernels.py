@@ -33,11 +33,13 @@ def built():
     return fused_ops.library()
 
 
-def block_results(dtype, fused: bool, dilation: int, masked: bool, batch: int = 4, steps: int = 30):
+def block_results(dtype, fused: bool, dilation: int, masked: bool, batch: int = 4, steps: int = 30,
+                  kernel_size: int = 2):
     """Output, every gradient and the four batch statistics of one temporal-aware block on random data (B, T, 39)."""
     rng = np.random.default_rng(dilation)
     x = tf.constant(rng.normal(size=(batch, steps, 39)) + 2.0, dtype)  # a mean, as real activations have
-    params = [tf.constant(rng.normal(scale=0.3, size=shape), dtype) for shape in [(2, 39, 39), (39,), (39,), (39,)] * 2]
+    params = [tf.constant(rng.normal(scale=0.3, size=shape), dtype)
+              for shape in [(kernel_size, 39, 39), (39,), (39,), (39,)] * 2]
     params[2], params[6] = tf.abs(params[2]) + 0.5, tf.abs(params[6]) + 0.5  # gammas
     masks = [tf.constant((rng.random((batch, 1, 39)) >= 0.25) / 0.75, dtype) if masked else None for _ in range(2)]
     with fused_ops.enabled(fused) as used, tf.GradientTape() as tape:
@@ -54,10 +56,12 @@ NAMES = ["output", "d x"] + [f"d {n}" for n in "kernel1 bias1 gamma1 beta1 kerne
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-10), (tf.float32, 1e-5)])
-@pytest.mark.parametrize("dilation, masked", [(1, True), (4, False), (64, True)])
-def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, dilation, masked):
-    """float64: equal to 1e-10 of each value's scale; float32: to float rounding (the sums round differently)."""
-    fused, plain = (block_results(dtype, use, dilation, masked) for use in (True, False))
+@pytest.mark.parametrize("kernel_size, dilation, masked", [(2, 1, True), (2, 4, False), (2, 29, True), (2, 64, True),
+                                                           (3, 2, False), (3, 12, True), (3, 20, True)])
+def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, kernel_size, dilation, masked):
+    """float64: equal to 1e-10 of each value's scale; float32: to float rounding (the sums round differently).
+    T = 30: lag 29 leaves a tap one step, lags 64 and 40 (3 taps, dilation 20) taps that only see zeros."""
+    fused, plain = (block_results(dtype, use, dilation, masked, kernel_size=kernel_size) for use in (True, False))
     for a, b, name in zip(fused, plain, NAMES):
         a, b = a.numpy().astype("float64"), b.numpy().astype("float64")
         if name.startswith("d bias"):  # exactly 0 in exact arithmetic (BatchNorm removes constants): rounding noise
@@ -78,12 +82,13 @@ def test_fused_float32_is_closer_to_float64_than_the_tensorflow_path(built):
     assert max(fused) <= max(plain) and np.median(fused) <= np.median(plain), (fused, plain)
 
 
-def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, batch: int = 4, steps: int = 30):
+def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, batch: int = 4, steps: int = 30,
+                       kernel_size: int = 2):
     """Output and every gradient of one GM-TCNet gated unit on random data (B, T, 39)."""
     rng = np.random.default_rng(dilation)
     x = tf.constant(rng.normal(size=(batch, steps, 39)), dtype)
     params = [tf.constant(rng.normal(scale=0.3, size=shape), dtype)
-              for shape in [(2 * 39, branches * 39), (branches * 39,)] * 2]
+              for shape in [(kernel_size * 39, branches * 39), (branches * 39,)] * 2]
     with fused_ops.enabled(fused) as used, tf.GradientTape() as tape:
         assert used == fused
         tape.watch([x, *params])
@@ -93,10 +98,13 @@ def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, bat
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-10), (tf.float32, 1e-6)])
-@pytest.mark.parametrize("dilation, branches", [(1, 3), (8, 2), (64, 3)])
-def test_fused_gated_unit_equals_the_tensorflow_path(built, dtype, tolerance, dilation, branches):
-    """float64: equal to 1e-10 of each value's scale; float32: to float rounding."""
-    fused, plain = (gated_unit_results(dtype, use, dilation, branches) for use in (True, False))
+@pytest.mark.parametrize("kernel_size, dilation, branches", [(2, 1, 3), (2, 8, 2), (2, 29, 3), (2, 64, 3),
+                                                              (3, 2, 3), (3, 12, 2), (3, 20, 3)])
+def test_fused_gated_unit_equals_the_tensorflow_path(built, dtype, tolerance, kernel_size, dilation, branches):
+    """float64: equal to 1e-10 of each value's scale; float32: to float rounding. T = 30: lag 29 leaves a tap one
+    step, lags 64 and 40 (3 taps, dilation 20) taps that only see zeros."""
+    fused, plain = (gated_unit_results(dtype, use, dilation, branches, kernel_size=kernel_size)
+                    for use in (True, False))
     for a, b, name in zip(fused, plain, ["output", "d x", "d value kernel", "d value bias", "d gate kernel",
                                          "d gate bias"]):
         a, b = a.numpy().astype("float64"), b.numpy().astype("float64")
@@ -185,6 +193,17 @@ def test_a_library_built_for_another_cpu_is_not_loaded(tmp_path, monkeypatch, ca
     message = capsys.readouterr().err
     assert "built for another CPU" in message and "no_such_instruction_set" in message
     assert len(message.splitlines()) == 1
+
+
+def test_a_library_built_from_other_sources_is_not_loaded(tmp_path, monkeypatch, capsys):
+    """A checkout updated without running setup.sh again: its library's ops may not match the calls traced now, so the
+    TensorFlow path trains, and one line says why."""
+    (tmp_path / "fused_tail.so").write_bytes(b"not a library")  # never opened: the stamp refuses it first
+    (tmp_path / "fused_tail.stamp").write_text("0123abcd 2.21.0 cpu 0 c++\n")
+    monkeypatch.setattr(fused_ops, "LIBRARY", str(tmp_path / "fused_tail.so"))
+    assert fused_ops.library.__wrapped__() is None
+    message = capsys.readouterr().err
+    assert "built from another version of fused_tail.cc" in message and len(message.splitlines()) == 1
 
 
 def test_cpu_flags_reads_the_flags_line():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import sys
 
@@ -37,12 +38,34 @@ def _missing_cpu_flags() -> set:
         return set()
 
 
+def _built_from_other_source() -> bool:
+    """Whether the library's build stamp (its first field: the digest of fused_tail.cc and build_fused_tail.sh) names
+    other sources than this checkout's: a library built before the ops changed would not match the calls traced here.
+    No stamp, or no sources to compare (an installed package): nothing to compare, False."""
+    here = os.path.dirname(os.path.realpath(__file__))
+    try:
+        with open(os.path.join(os.path.dirname(LIBRARY), "fused_tail.stamp")) as stamp:
+            built = stamp.read().split()[:1]
+        digest = hashlib.sha256()
+        for name in ("fused_tail.cc", "build_fused_tail.sh"):
+            with open(os.path.join(here, name), "rb") as source:
+                digest.update(source.read())
+    except OSError:
+        return False
+    return bool(built) and built[0] != digest.hexdigest()
+
+
 @functools.cache
 def library():
-    """The loaded op library, or None where setup.sh built none, it was built for a CPU with instructions this one
+    """The loaded op library, or None where setup.sh built none, it was built from other sources than this checkout's
+    (its ops' signatures may differ from the calls here), it was built for a CPU with instructions this one
     lacks (a checkout shared between machines: loading it could stop the process on an illegal instruction), or it
     does not load in this TensorFlow."""
     if not os.path.isfile(LIBRARY):
+        return None
+    if _built_from_other_source():
+        print(f"{LIBRARY}: built from another version of fused_tail.cc; training uses the pure-TensorFlow path until "
+              "setup.sh rebuilds it", file=sys.stderr)
         return None
     if missing := _missing_cpu_flags():
         print(f"{LIBRARY}: built for another CPU (this one lacks {' '.join(sorted(missing)[:5])}); training uses "

@@ -1,10 +1,12 @@
-// The element-wise tail of TIM-Net's temporal-aware block as four TensorFlow ops (float and double), each a
-// single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost: BatchNorm (batch
-// statistics) + ReLU + SpatialDropout forward in 3 passes and backward in 2, the sigmoid gate forward and
-// backward in one pass each; and GM-TCNet's gated unit after its two products (sigmoid gates, the n branches'
-// products and their mean) in one pass each way. The same mathematics, in the same order, as the TensorFlow path
-// of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the reference and the fallback;
-// fused_ops.py loads the library that setup.sh builds from this file.
+// The element-wise work of TIM-Net's temporal-aware block and GM-TCNet's gated unit as six TensorFlow ops (float
+// and double), each a single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net:
+// a causal convolution's taps summed from one product of all of them, with their time shifts (zero before the
+// start), + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 3 passes; backward in 2, writing the
+// convolution's output gradient once per tap, shifted back by the tap's lag, so that its input and kernel gradients
+// are one product each; the sigmoid gate forward and backward in one pass each. GM-TCNet: after its two products,
+// the sigmoid gates, the n branches' products and their mean in one pass each way. The same mathematics, in the same
+// order, as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the
+// reference and the fallback; fused_ops.py loads the library that setup.sh builds from this file.
 //
 // Channel sums over the rows are accumulated in T within blocks of kBlock rows and in double across the blocks:
 // a float accumulator over all 12 032 rows would round more than TensorFlow's reduction (BatchNorm's backward
@@ -33,28 +35,56 @@ using tensorflow::TensorShape;
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
-// (B, T, F) -> outputs shaped like the input at `same`, (F,) at `channel`.
-absl::Status TailShapes(InferenceContext* c, std::vector<int> same, std::vector<int> channel) {
+// Outputs `same` shaped like the (B, T, F) input 0.
+absl::Status SameShapes(InferenceContext* c, std::vector<int> same) {
   ShapeHandle x;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &x));
   for (int i : same) c->set_output(i, x);
-  for (int i : channel) c->set_output(i, c->Vector(c->Dim(x, 2)));
+  return absl::OkStatus();
+}
+
+// A causal convolution's k taps enter the BatchNorm ops as one product and leave them as one gradient: with
+// lags[j] tap j's lag, z[t] = sum_j x[t - lags[j]] W_j = sum_j P[t - lags[j], tap j's columns] for P = x [W_0 ..
+// W_{k-1}] (one (B T, C) @ (C, k F) product instead of k products of shifted copies of x and their sum), and the
+// backward op writes DZ[t, tap j] = dz[t + lags[j]], so that d W_j = x^T DZ[tap j] (one product for all taps) and
+// d x = DZ [W_0 .. W_{k-1}]^T (one product instead of k, each shifted back in time, and their sum).
+//
+// Input 0 is (B, T, W): outputs `same` are (B, T, W k) (wide) or (B, T, W / k), k = len(lags); outputs `channel`
+// are vectors of the narrow width (W, or W / k).
+absl::Status TapShapes(InferenceContext* c, bool wide, std::vector<int> same, std::vector<int> channel) {
+  ShapeHandle in, shape;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &in));
+  std::vector<int32_t> lags;
+  TF_RETURN_IF_ERROR(c->GetAttr("lags", &lags));
+  const int64_t taps = static_cast<int64_t>(lags.size());
+  tensorflow::shape_inference::DimensionHandle width, channels;
+  if (wide) {
+    channels = c->Dim(in, 2);
+    TF_RETURN_IF_ERROR(c->Multiply(channels, taps, &width));
+  } else {
+    TF_RETURN_IF_ERROR(c->Divide(c->Dim(in, 2), taps, /*evenly_divisible=*/true, &channels));
+    width = channels;
+  }
+  TF_RETURN_IF_ERROR(c->ReplaceDim(in, 2, width, &shape));
+  for (int i : same) c->set_output(i, shape);
+  for (int i : channel) c->set_output(i, c->Vector(channels));
   return absl::OkStatus();
 }
 
 REGISTER_OP("FusedBnReluForward")
-    .Input("z: T")          // (B, T, F) convolution output, bias left out
+    .Input("products: T")   // (B, T, k F) x @ (C, k F): tap j's product in columns j F .. j F + F - 1
     .Input("gamma: T")      // (F,)
     .Input("beta: T")       // (F,)
     .Input("mask: T")       // (B, 1, F) dropout mask of 0 or 1/(1-rate), or (0,) for none
     .Input("epsilon: T")    // scalar
-    .Output("mean: T")      // (F,)
+    .Output("mean: T")      // (F,) of z[t] = sum_j products[t - lags[j], tap j] (0 for t < lags[j]), bias left out
     .Output("d: T")         // (B, T, F) z - mean
     .Output("variance: T")  // (F,) biased
     .Output("inv: T")       // (F,) 1 / sqrt(variance + epsilon)
     .Output("y: T")         // (B, T, F) relu(d gamma inv mask + beta mask)
+    .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {1, 4}, {0, 2, 3}); });
+    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/false, {1, 4}, {0, 2, 3}); });
 
 REGISTER_OP("FusedBnReluBackward")
     .Input("dy: T")          // (B, T, F)
@@ -63,12 +93,13 @@ REGISTER_OP("FusedBnReluBackward")
     .Input("gamma: T")       // (F,)
     .Input("inv: T")         // (F,)
     .Input("keep_scale: T")  // scalar 1/(1-rate)
-    .Output("dz: T")         // (B, T, F)
+    .Output("dz_taps: T")    // (B, T, k F) tap j's columns at t: dz[t + lags[j]] (0 past the end), dz = d loss / d z
     .Output("dgamma: T")     // (F,)
     .Output("dbeta: T")      // (F,)
     .Output("dbias: T")      // (F,) sum of dz
+    .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0}, {1, 2, 3}); });
+    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/true, {0}, {1, 2, 3}); });
 
 REGISTER_OP("FusedSigmoidGate")
     .Input("x: T")      // (B, T, F)
@@ -76,7 +107,7 @@ REGISTER_OP("FusedSigmoidGate")
     .Output("out: T")   // x sigmoid(b)
     .Output("gate: T")  // sigmoid(b)
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0, 1}, {}); });
+    .SetShapeFn([](InferenceContext* c) { return SameShapes(c, {0, 1}); });
 
 REGISTER_OP("FusedSigmoidGateGrad")
     .Input("dout: T")      // (B, T, F)
@@ -85,7 +116,7 @@ REGISTER_OP("FusedSigmoidGateGrad")
     .Output("db: T")       // SigmoidGrad(gate, dout x)
     .Output("dx_gate: T")  // dout gate, x's gradient through the product
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TailShapes(c, {0, 1}, {}); });
+    .SetShapeFn([](InferenceContext* c) { return SameShapes(c, {0, 1}); });
 
 // (B, T, n F) values and gate inputs -> out (B, T, F), gates (B, T, n F)
 absl::Status GatedUnitShapes(InferenceContext* c) {
@@ -153,60 +184,82 @@ absl::Status Allocate(OpKernelContext* ctx, std::initializer_list<std::pair<Tens
   return absl::OkStatus();
 }
 
-// A kernel over a (B, T, F) first input, with kVectors inputs of F channels from input kFirstVector on.
-template <typename T, int kFirstVector, int kVectors>
+// A BatchNorm kernel of a causal convolution's k taps (attr `lags`): input 0 is (B, T, kWide ? k F : F), and
+// kVectors inputs of F channels follow from input kFirstVector on.
+template <typename T, bool kWide, int kFirstVector, int kVectors>
 class BatchKernel : public OpKernel {
  public:
-  explicit BatchKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit BatchKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    std::vector<int32_t> lags;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
+    for (int32_t lag : lags) {
+      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("fused tail: a negative lag"));
+    }
+    lags_.assign(lags.begin(), lags.end());
+  }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    OP_REQUIRES(ctx, x.dims() == 3, absl::InvalidArgumentError("fused tail: expected a (B, T, F) tensor"));
+    const int64_t taps = kWide ? static_cast<int64_t>(lags_.size()) : 1;
+    OP_REQUIRES(ctx, x.dims() == 3 && x.dim_size(2) % taps == 0,
+                absl::InvalidArgumentError(kWide ? "fused tail: expected (B, T, k F) products, k = len(lags)"
+                                                 : "fused tail: expected a (B, T, F) tensor"));
+    const int64_t nf = x.dim_size(2) / taps;
     for (int i = kFirstVector; i < kFirstVector + kVectors; ++i) {
-      OP_REQUIRES(ctx, ctx->input(i).NumElements() == x.dim_size(2),
+      OP_REQUIRES(ctx, ctx->input(i).NumElements() == nf,
                   absl::InvalidArgumentError("fused tail: a channel vector of the wrong length"));
     }
-    Run(ctx, x, x.dim_size(0), x.dim_size(1), x.dim_size(2));
+    Run(ctx, x, x.dim_size(0), x.dim_size(1), nf);
   }
 
  protected:
   virtual void Run(OpKernelContext* ctx, const Tensor& x, int64_t batch, int64_t steps, int64_t nf) = 0;
+  std::vector<int64_t> lags_;  // tap j's lag
 };
 
-// z, gamma, beta, mask, epsilon -> mean, d, variance, inv, y
+// products, gamma, beta, mask, epsilon -> mean, d, variance, inv, y
 template <typename T>
-struct BnReluForward : BatchKernel<T, 1, 2> {
-  using BatchKernel<T, 1, 2>::BatchKernel;
-  void Run(OpKernelContext* ctx, const Tensor& z_in, int64_t batch, int64_t steps, int64_t nf) override {
+struct BnReluForward : BatchKernel<T, true, 1, 2> {
+  using BatchKernel<T, true, 1, 2>::BatchKernel;
+  void Run(OpKernelContext* ctx, const Tensor& products_in, int64_t batch, int64_t steps, int64_t nf) override {
     const Tensor& mask_in = ctx->input(3);
     const bool masked = mask_in.NumElements() > 0;
     OP_REQUIRES(ctx, !masked || mask_in.NumElements() == batch * nf,
                 absl::InvalidArgumentError("FusedBnReluForward: mask must be (B, 1, F)"));
-    const T* z = z_in.flat<T>().data();
+    const std::vector<int64_t>& lags = this->lags_;
+    const int64_t taps = static_cast<int64_t>(lags.size()), width = taps * nf;
+    const T* products = products_in.flat<T>().data();
     const T* gamma = ctx->input(1).flat<T>().data();
     const T* beta = ctx->input(2).flat<T>().data();
     const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
     const T epsilon = ctx->input(4).scalar<T>()();
-    const TensorShape channel({nf});
+    const TensorShape channel({nf}), narrow({batch, steps, nf});
     T *mean, *d, *variance, *inv, *y;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{channel, &mean}, {z_in.shape(), &d}, {channel, &variance},
-                                          {channel, &inv}, {z_in.shape(), &y}}));
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{channel, &mean}, {narrow, &d}, {channel, &variance}, {channel, &inv},
+                                          {narrow, &y}}));
     const int64_t rows = batch * steps;
     const T count = static_cast<T>(rows);
     std::vector<double> sum(nf, 0.0);
-    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {  // pass 1: the mean
-      const T* __restrict zr = z + r * nf;
+    // pass 1: z (into d) as the sum of the taps' shifted products, in tap order as add_n sums them; its mean
+    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {
+      const int64_t t = r % steps;
+      T* __restrict zr = d + r * nf;
+      std::fill(zr, zr + nf, T(0));
+      for (int64_t j = 0; j < taps; ++j) {
+        if (t < lags[j]) continue;  // the tap reads the zeros before the start
+        const T* __restrict pr = products + (r - lags[j]) * width + j * nf;
+        for (int64_t f = 0; f < nf; ++f) zr[f] += pr[f];
+      }
       for (int64_t f = 0; f < nf; ++f) part[f] += zr[f];
     });
     for (int64_t f = 0; f < nf; ++f) {
       mean[f] = static_cast<T>(sum[f]) / count;
       sum[f] = 0.0;
     }
-    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {  // pass 2: centre; the centred variance
-      const T* __restrict zr = z + r * nf;
+    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {  // pass 2: centre in place; the variance
       T* __restrict dr = d + r * nf;
       for (int64_t f = 0; f < nf; ++f) {
-        const T centred = zr[f] - mean[f];
+        const T centred = dr[f] - mean[f];
         dr[f] = centred;
         part[f] += centred * centred;
       }
@@ -234,10 +287,10 @@ struct BnReluForward : BatchKernel<T, 1, 2> {
   }
 };
 
-// dy, y, d, gamma, inv, keep_scale -> dz, dgamma, dbeta, dbias
+// dy, y, d, gamma, inv, keep_scale -> dz_taps, dgamma, dbeta, dbias
 template <typename T>
-struct BnReluBackward : BatchKernel<T, 3, 2> {
-  using BatchKernel<T, 3, 2>::BatchKernel;
+struct BnReluBackward : BatchKernel<T, false, 3, 2> {
+  using BatchKernel<T, false, 3, 2>::BatchKernel;
   void Run(OpKernelContext* ctx, const Tensor& dy_in, int64_t batch, int64_t steps, int64_t nf) override {
     OP_REQUIRES(ctx, ctx->input(1).shape() == dy_in.shape() && ctx->input(2).shape() == dy_in.shape(),
                 absl::InvalidArgumentError("FusedBnReluBackward: dy, y and d must have one shape"));
@@ -247,10 +300,12 @@ struct BnReluBackward : BatchKernel<T, 3, 2> {
     const T* gamma = ctx->input(3).flat<T>().data();
     const T* inv = ctx->input(4).flat<T>().data();
     const T keep = ctx->input(5).scalar<T>()();
+    const std::vector<int64_t>& lags = this->lags_;
+    const int64_t taps = static_cast<int64_t>(lags.size()), width = taps * nf;  // dz_taps (B, T, k F)
     const TensorShape channel({nf});
-    T *dz, *dgamma, *dbeta, *dbias;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{dy_in.shape(), &dz}, {channel, &dgamma}, {channel, &dbeta},
-                                          {channel, &dbias}}));
+    T *dz_taps, *dgamma, *dbeta, *dbias;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({batch, steps, width}), &dz_taps}, {channel, &dgamma},
+                                          {channel, &dbeta}, {channel, &dbias}}));
     const int64_t rows = batch * steps;
     const T count = static_cast<T>(rows);
     // pass 1: sums of the ReLU's gradient r and of r d (one (rows, 2F) sum: r in the first F columns)
@@ -273,15 +328,27 @@ struct BnReluBackward : BatchKernel<T, 3, 2> {
       c_d[f] = scale * inv[f] * dgamma[f] / count;
       c_0[f] = scale * dbeta[f] / count;
     }
+    for (int64_t b = 0; b < batch; ++b) {  // the rows t >= T - lags[j] of tap j read dz past the end: 0
+      for (int64_t j = 0; j < taps; ++j) {
+        for (int64_t t = std::max<int64_t>(0, steps - lags[j]); t < steps; ++t) {
+          std::fill_n(dz_taps + (b * steps + t) * width + j * nf, nf, T(0));
+        }
+      }
+    }
     std::vector<double> sum(nf, 0.0);
-    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {  // pass 2: dz and its sum (d bias)
-      const int64_t at = r * nf;
-      T* __restrict dzr = dz + at;
+    std::vector<T> row(nf);
+    // pass 2: dz and its sum (d bias); dz at t goes to row t - lags[j] of each tap j
+    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {
+      const int64_t at = r * nf, t = r % steps;
+      T* __restrict dzr = row.data();
       for (int64_t f = 0; f < nf; ++f) {
         const T g = y[at + f] > T(0) ? dy[at + f] : T(0);
         const T value = g * c_r[f] - d[at + f] * c_d[f] - c_0[f];
         dzr[f] = value;
         part[f] += value;
+      }
+      for (int64_t j = 0; j < taps; ++j) {
+        if (t >= lags[j]) std::copy_n(dzr, nf, dz_taps + (r - lags[j]) * width + j * nf);
       }
     });
     for (int64_t f = 0; f < nf; ++f) dbias[f] = static_cast<T>(sum[f]);

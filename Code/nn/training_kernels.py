@@ -17,7 +17,10 @@ The functions compute the same mathematics as the Keras layers they serve (TIMNE
 tests compare outputs, gradients and BatchNorm statistics with automatic differentiation of the plain
 layers, and one Adam step with the authors' original graph. TensorFlow operations; where switched on (fused_ops,
 for one fold's batch), the element-wise work of a temporal-aware block and of a gated unit runs in the fused ops of
-fused_tail.cc instead, with the same mathematics in fewer passes over memory.
+fused_tail.cc instead, with the same mathematics in fewer passes over memory. There a temporal-aware block's
+convolution is one product x @ (C, k F) of all k taps, whose time shifts and sum the fused BatchNorm op reads in its
+first pass; its backward op writes dz once per tap, shifted back by the tap's lag (B, T, k F), so that the kernel
+gradient and the input gradient are one product each, with no shifted copy of x nor of dz in memory.
 """
 
 from __future__ import annotations
@@ -100,7 +103,8 @@ class _BatchNormReLU:
     """Conv -> BatchNorm (batch statistics) -> ReLU -> SpatialDropout, forward and backward.
 
     Forward, for the conv output z = sum_j shift(x, lag_j) @ W_j (its bias cancels in the normalisation
-    and only moves the batch mean that the moving average records):
+    and only moves the batch mean that the moving average records; with the fused ops, z[t] = sum_j P[t - lag_j,
+    tap j] of P = x @ [W_0 .. W_{k-1}], read inside the op):
         d = z - mean(z),  inv = 1 / sqrt(mean(d^2) + eps),  y = relu(d * gamma * inv + beta) * mask
     With row weights w (M, B, 1, 1) (stacked members: 1 on a member's row, 0 on padding) z becomes z w and
     d = (z - mean(z)) w, the means taken over the member's ``count`` frames: padding rows have d = 0, so they add
@@ -109,13 +113,15 @@ class _BatchNormReLU:
 
     def __init__(self, x, kernel, gamma, beta, mask, lags, epsilon, batch=SingleBatch, rows=None, count=None):
         self.kernel, self.gamma, self.lags, self.batch, self.rows = kernel, gamma, lags, batch, rows
+        self.fused = _fused_library(x, batch, rows)
+        if self.fused is not None:  # the taps' shifts and sum inside the op, statistics and output in 3 passes
+            self.x, self.wide = x, _wide_kernel(kernel)  # x kept for the weight gradient
+            self.mean, self.d, self.variance, self.inv, self.y = self.fused.fused_bn_relu_forward(
+                batch.products(x, self.wide), gamma, beta, tf.zeros([0], x.dtype) if mask is None else mask,
+                tf.constant(epsilon, x.dtype), lags=list(lags))  # products (B, T, k F) -> (B, T, F)
+            return
         self.taps = [batch.shift(x, lag, shift_right) for lag in lags]  # (B, T, C) each, kept for the weight gradient
         z = tf.add_n([batch.products(t, _tap(kernel, j)) for j, t in enumerate(self.taps)])  # (B, T, F), no bias
-        self.fused = _fused_library(x, batch, rows)
-        if self.fused is not None:  # the same statistics and output in 3 passes (fused_tail.cc)
-            self.mean, self.d, self.variance, self.inv, self.y = self.fused.fused_bn_relu_forward(
-                z, gamma, beta, tf.zeros([0], z.dtype) if mask is None else mask, tf.constant(epsilon, z.dtype))
-            return
         if rows is not None:
             z = z * rows
         self.count = count if count is not None else tf.cast(tf.shape(x)[0] * x.shape[1], x.dtype)  # M = B T
@@ -132,10 +138,15 @@ class _BatchNormReLU:
     def backward(self, dy, keep_scale: float):
         """(dx, d kernel, d bias, d gamma, d beta) from dy = d loss / d y."""
         batch = self.batch
-        if self.fused is not None:  # dz, dgamma, dbeta and dbias below in 2 passes
-            dz, dgamma, dbeta, dbias = self.fused.fused_bn_relu_backward(
-                dy, self.y, self.d, self.gamma, self.inv, tf.constant(keep_scale, dy.dtype))
-            return self._input_and_kernel_gradients(dz, dbias, dgamma, dbeta)
+        if self.fused is not None:  # dz (written per tap, shifted back by its lag), dgamma, dbeta, dbias in 2 passes
+            dz_taps, dgamma, dbeta, dbias = self.fused.fused_bn_relu_backward(
+                dy, self.y, self.d, self.gamma, self.inv, tf.constant(keep_scale, dy.dtype), lags=list(self.lags))
+            # dz_taps (B, T, k F): tap j's columns at t hold dz[t + lag_j], so d W_j = sum_t x[t]^T dz[t + lag_j]
+            # and d x[t] = sum_j dz[t + lag_j] W_j^T are one product each
+            k, channels, features = self.kernel.shape[-3:]
+            dwide = batch.weight_products(self.x, dz_taps)  # (C, k F)
+            dkernel = tf.transpose(tf.reshape(dwide, [channels, k, features]), [1, 0, 2])  # (k, C, F)
+            return batch.products(dz_taps, self.wide, transpose_b=True), dkernel, dbias, dgamma, dbeta
         r = tf.raw_ops.ReluGrad(gradients=dy, features=self.y)  # zero wherever the mask dropped a channel
         # d loss / d (BN output) = r * mask = r * keep_scale, because r = 0 where mask = 0
         dbeta = batch.total(r) * keep_scale
@@ -146,13 +157,15 @@ class _BatchNormReLU:
         dz = (r * batch.channels(scale * keep_scale) - self.d * batch.channels(scale * self.inv * dgamma / self.count)
               - (constant if self.rows is None else self.rows * constant))
         dbias = batch.total(dz)  # ~0: BatchNorm removes any constant; kept as computed, like autodiff
-        return self._input_and_kernel_gradients(dz, dbias, dgamma, dbeta)
-
-    def _input_and_kernel_gradients(self, dz, dbias, dgamma, dbeta):
-        """(dx, d kernel, d bias, d gamma, d beta) from dz = d loss / d z and the channel gradients."""
-        dkernel = tf.stack([self.batch.weight_products(t, dz) for t in self.taps], axis=-3)  # (k, C, F)
+        dkernel = tf.stack([batch.weight_products(t, dz) for t in self.taps], axis=-3)  # (k, C, F)
         kernels = [_tap(self.kernel, j) for j in range(len(self.lags))]
-        return _input_gradient(self.batch, dz, kernels, self.lags), dkernel, dbias, dgamma, dbeta
+        return _input_gradient(batch, dz, kernels, self.lags), dkernel, dbias, dgamma, dbeta
+
+
+def _wide_kernel(kernel):
+    """(k, C, F) -> (C, k F), tap j in columns j F .. j F + F - 1: all taps' products as one x @ (C, k F)."""
+    k, channels, features = kernel.shape
+    return tf.reshape(tf.transpose(kernel, [1, 0, 2]), [channels, k * features])
 
 
 def _fused_library(x, batch, rows):
