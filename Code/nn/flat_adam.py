@@ -1,13 +1,14 @@
-"""Keras 3's Adam over all of a model's variables at once: the same float32 arithmetic, in a dozen operations
-per training step instead of some forty per variable.
+"""Keras 3's Adam over all of a model's variables at once: the same float32 arithmetic, each formula once per
+training step instead of once per variable.
 
 ``keras.optimizers.Adam`` builds its update (``Adam.update_step``) variable by variable: TIM-Net's 135 trainable
-variables make 5 500 of the 10 000 operations of its traced training step, and on a CPU the executor's cost per
-operation, not the arithmetic on 104 496 numbers, is what the update costs. ``FlatAdam`` keeps both moments of
-every variable in one flat vector each and runs each element-wise formula once over the concatenated gradients;
-each variable then takes its slice of the step. Element by element these are the same float32 operations in the
-same order as Keras' update, so the weights, moments and step count are bit for bit Keras' (tests/test_flat_adam.py).
-Loss scaling (``--mixed_precision`` float16) stays with Keras' LossScaleOptimizer around Keras' Adam.
+variables make about half the operations of its traced training step, and on a CPU the executor's cost per
+operation, not the arithmetic on its 104 496 numbers, is what the update costs (docs/speed.md). ``FlatAdam``
+keeps both moments of every variable in one flat vector each and runs each element-wise formula once over the
+concatenated gradients; each variable then takes its slice of the step. Element by element these are the same
+float32 operations in the same order as Keras' update, so the weights, moments and step count are bit for bit
+Keras' (tests/test_flat_adam.py). Loss scaling (``--mixed_precision`` float16) stays with Keras' LossScaleOptimizer
+around Keras' Adam.
 """
 
 from __future__ import annotations
