@@ -64,7 +64,7 @@ class FlatAdam:
         """One Adam step of ``variables`` (the constructor's, in its order) along ``gradients``."""
         if len(variables) != len(self.targets) or any(a is not b for a, b in zip(variables, self.targets)):
             raise ValueError("FlatAdam.apply: received other variables than the ones it was built for")
-        if missing := [v.path if hasattr(v, "path") else v.name for v, g in zip(variables, gradients) if g is None]:
+        if missing := [v.path for v, g in zip(variables, gradients) if g is None]:
             raise ValueError(f"FlatAdam.apply: no gradient for {', '.join(missing)}")
         dtype = self.dtype
         gradient = tf.concat([tf.reshape(tf.cast(g, dtype), [-1]) for g in gradients], axis=0)  # (P,)

@@ -143,9 +143,7 @@ class _BatchNormReLU:
                 dy, self.y, self.d, self.gamma, self.inv, tf.constant(keep_scale, dy.dtype), lags=list(self.lags))
             # dz_taps (B, T, k F): tap j's columns at t hold dz[t + lag_j], so d W_j = sum_t x[t]^T dz[t + lag_j]
             # and d x[t] = sum_j dz[t + lag_j] W_j^T are one product each
-            k, channels, features = self.kernel.shape[-3:]
-            dwide = batch.weight_products(self.x, dz_taps)  # (C, k F)
-            dkernel = tf.transpose(tf.reshape(dwide, [channels, k, features]), [1, 0, 2])  # (k, C, F)
+            dkernel = _from_wide(batch.weight_products(self.x, dz_taps), self.kernel.shape)  # (C, k F) -> (k, C, F)
             return batch.products(dz_taps, self.wide, transpose_b=True), dkernel, dbias, dgamma, dbeta
         r = tf.raw_ops.ReluGrad(gradients=dy, features=self.y)  # zero wherever the mask dropped a channel
         # d loss / d (BN output) = r * mask = r * keep_scale, because r = 0 where mask = 0
@@ -166,6 +164,12 @@ def _wide_kernel(kernel):
     """(k, C, F) -> (C, k F), tap j in columns j F .. j F + F - 1: all taps' products as one x @ (C, k F)."""
     k, channels, features = kernel.shape
     return tf.reshape(tf.transpose(kernel, [1, 0, 2]), [channels, k * features])
+
+
+def _from_wide(wide, kernel_shape):
+    """(C, k F) -> (k, C, F) of ``kernel_shape``: ``_wide_kernel``'s inverse, for the kernel's gradient."""
+    k, channels, features = kernel_shape
+    return tf.transpose(tf.reshape(wide, [channels, k, features]), [1, 0, 2])
 
 
 def _fused_library(x, batch, rows):
