@@ -15,23 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fresh_process import checkout_package
+
 SPEAKERS_A = ("03", "08", "09", "10", "11")
 SIGNAL_LENGTH = 96000  # EMODB's, as EMODB_2s.npy
 GROUPS = 500
-
-
-def package():
-    """This checkout's Code/ as the package timnet_ser (as tests/conftest.py loads it)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(ROOT, "Code", "__init__.py"),
-                                                  submodule_search_locations=[os.path.join(ROOT, "Code")])
-    sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules["timnet_ser"])
 
 
 def subset(data: dict, rows: np.ndarray, x: np.ndarray | None = None) -> dict:
@@ -66,7 +57,7 @@ def main() -> None:
     parser.add_argument("--wav", required=True, help="the emodb_2s folder")
     parser.add_argument("--out", required=True, help="folder for EMODB_A.npy, EMODB_B.npy, EMODB_Ach.npy, EMODB_Bch.npy")
     args = parser.parse_args()
-    package()
+    checkout_package()
     from timnet_ser.data.feature_statistics import corpus_statistics, shift_distance, threshold
     sets = build(args.wav, args.out)
     statistics = corpus_statistics(sets["EMODB_A"]["x"], "mfcc")

@@ -1,4 +1,5 @@
-"""What every benchmark script shares: a timing job run in a fresh interpreter, and the CPU's name.
+"""What every benchmark script shares: a timing job run in a fresh interpreter, the CPU's name, and this checkout's
+package.
 
 Each job is a Python snippet that prints one JSON line last; a fresh process per job keeps TensorFlow's
 thread settings, compiled functions and peak memory from leaking from one measurement into the next.
@@ -45,6 +46,20 @@ class Tables:
         if self.markdown:
             with open(self.markdown, "w") as f:
                 f.write("\n".join(self.lines) + "\n")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout
+
+
+def checkout_package():
+    """This checkout's Code/ as the package timnet_ser (as tests/conftest.py loads it), whatever is installed."""
+    import importlib.util
+    code = os.path.join(ROOT, "Code")
+    spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(code, "__init__.py"),
+                                                  submodule_search_locations=[code])
+    sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sys.modules["timnet_ser"])
+    return sys.modules["timnet_ser"]
 
 
 def cpu_name() -> str:

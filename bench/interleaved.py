@@ -33,10 +33,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from fresh_process import checkout_package, cpu_name
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 VARIANTS = {"float32": {}, "fused": {"fused_kernels": True}, "bf16": {"mixed_precision": "bf16"}, "float16": {"mixed_precision": True},
@@ -100,23 +100,14 @@ def main() -> None:
     if unknown := [v for v in variants if v not in VARIANTS]:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
 
-    import importlib.util
-    code = os.path.join(os.path.dirname(HERE), "Code")
-    spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(code, "__init__.py"),
-                                                  submodule_search_locations=[code])
-    sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules["timnet_ser"])
+    checkout_package()
     import numpy as np
 
     from timnet_ser.Common_Model import configure_tensorflow
     from timnet_ser.Model import MODELS
     configure_tensorflow(MODELS[args.model])  # as main.py does, before any operation
-    import platform
-
     import tensorflow as tf
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    print(f"machine: {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; TensorFlow "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; TensorFlow "
           f"{tf.__version__}; {args.model}, EMODB-shaped fold (481 x 188 x 39, batch 64); {args.rounds} rounds")
     if "xla-tanh" in variants:
         print("sigmoid as 0.5 tanh(x/2) + 0.5, largest difference from tf.sigmoid over [-20, 20] in float32:",

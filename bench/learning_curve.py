@@ -17,23 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import replace
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fresh_process import checkout_package
+
 ARMS = ("fine-tuned", "head only", "from scratch")
-
-
-def package():
-    """This checkout's Code/ as the package timnet_ser (as tests/conftest.py loads it)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(ROOT, "Code", "__init__.py"),
-                                                  submodule_search_locations=[os.path.join(ROOT, "Code")])
-    sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules["timnet_ser"])
 
 
 def split(labels: np.ndarray, seed: int, sizes: list) -> tuple[np.ndarray, dict]:
@@ -66,7 +57,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--out", help="the picture (PNG)")
     args = parser.parse_args()
-    package()
+    checkout_package()
     from timnet_ser.Common_Model import build_trainer, configure_run, train_fold
     from timnet_ser.core.tensorflow_setup import start_tensorflow
     from timnet_ser.data.resolve import load_data

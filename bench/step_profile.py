@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import collections
 import glob
-import importlib.util
 import os
-import platform
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from fresh_process import checkout_package, cpu_name
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -58,11 +56,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=20, help="operation types listed (default 20)")
     args = parser.parse_args()
 
-    code = os.path.join(os.path.dirname(HERE), "Code")
-    spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(code, "__init__.py"),
-                                                  submodule_search_locations=[code])
-    sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules["timnet_ser"])
+    checkout_package()
     import numpy as np
     import tensorflow as tf
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -92,10 +86,8 @@ def main() -> None:
         tf.profiler.experimental.stop()
         durations, calls = operation_times(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0])
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     total = sum(durations.values()) / args.steps / 1e9
-    print(f"machine: {cpu}, load average {os.getloadavg()[0]:.1f}; TensorFlow {tf.__version__}; {args.model}, one "
+    print(f"machine: {cpu_name()}, load average {os.getloadavg()[0]:.1f}; TensorFlow {tf.__version__}; {args.model}, one "
           f"training step on an EMODB-shaped batch (64 x 188 x 39), one thread, fused kernels "
           f"{'on' if fused else 'off'}; {args.steps} steps profiled")
     print(f"step: {wall:.1f} ms wall (profiler on); its operations: {total:.1f} ms, {sum(calls.values()) // args.steps} "

@@ -23,24 +23,14 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def package():
-    """This checkout's Code/ as the package timnet_ser (as tests/conftest.py loads it)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(ROOT, "Code", "__init__.py"),
-                                                  submodule_search_locations=[os.path.join(ROOT, "Code")])
-    sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules["timnet_ser"])
-    return sys.modules["timnet_ser"]
+from fresh_process import checkout_package
 
 
 def write_file(path: str, minutes: float, rate: int) -> None:
     """Synthetic utterances of every class with pauses, 5 s of silence every minute, written block by block."""
     import librosa
     import soundfile as sf
-    package()
+    checkout_package()
     from timnet_ser.data import synthetic_corpus as synthetic
     pool = [synthetic.utterance(c, np.random.default_rng([7, i, k])) for i, c in enumerate(synthetic.CORPUS.classes)
             for k in range(10)]
@@ -69,7 +59,7 @@ def child(args) -> None:
                           "samples": len(signal)}))
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    run = package().load_run(args.test_path, data=args.data)
+    run = checkout_package().load_run(args.test_path, data=args.data)
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     result = run.timeline(args.wav)

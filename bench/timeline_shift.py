@@ -23,7 +23,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from domain_shift import SIGNAL_LENGTH, SPEAKERS_A, package  # noqa: E402
+from domain_shift import SIGNAL_LENGTH, SPEAKERS_A  # noqa: E402
+from fresh_process import checkout_package  # noqa: E402
 
 GAP = 0.5  # seconds of silence between two clips of a recording
 
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("--write", help="also write speaker 12's recording and its channel version here "
                                         "(speaker12.wav, speaker12_channel.wav)")
     args = parser.parse_args()
-    package()
+    checkout_package()
     from timnet_ser.data.channel import Channel
     from timnet_ser.data.feature_files import load_features
     from timnet_ser.data.feature_statistics import corpus_statistics, shift_distance, window_threshold
