@@ -35,11 +35,10 @@ def configure_tensorflow(spec: ModelSpec) -> None:
     """Settings for training ``spec``: the threads must precede TensorFlow's first operation (else: kept as
     they are); Grappler is switched off in any case.
 
-    Threads: the cores are split between ``spec.parallel_chains`` concurrent operations (inter-op threads),
-    each on its share (intra-op threads). On 2 cores TIM-Net trains an epoch in 0.46 s with its two
-    directions side by side on one core each, against 0.56 s with every operation spread over both cores
-    (GM-TCNet, its values and gates side by side: 0.83 s against 0.90 s); a CNN such as DCNN-BLSTMwA's
-    backbone, one chain of large operations, is faster on all cores.
+    Threads: ``spec.threads`` (Model.ModelSpec) for this process' cores: TIM-Net's two directions side by side, each
+    operation on one core of two; GM-TCNet's values and gates side by side, each operation free to use both cores
+    (its fused gated unit, between them, shards its rows); a CNN such as DCNN-BLSTMwA's backbone, one chain of large
+    operations, on all cores. docs/speed.md has the measurements behind these choices.
 
     Grappler, TensorFlow's graph optimiser, is switched off: it spent 1.2 s on TIM-Net's training step
     before the first fold and made no step faster (TIM-Net, GM-TCNet and DCNN-BLSTMwA measured); and with it
@@ -48,10 +47,10 @@ def configure_tensorflow(spec: ModelSpec) -> None:
     """
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})  # allowed at any time
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    chains = min(spec.parallel_chains, cores)
+    inter, intra = spec.threads(cores)
     try:
-        tf.config.threading.set_inter_op_parallelism_threads(chains)
-        tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // chains))
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
     except RuntimeError:  # TensorFlow is already running (several runs in one process): keep its threads
         pass
 

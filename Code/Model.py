@@ -85,7 +85,9 @@ class ModelSpec:
         variant: (hyper-parameters, whether the run trains) -> what tells runs of this model apart in results
             (empty: nothing); a re-test leaves out what only matters to training.
         parallel_chains: independent chains of small operations in a training step (TIM-Net's two directions;
-            GM-TCNet's values and gates): TensorFlow runs that many at once, each on its share of the cores.
+            GM-TCNet's values and gates): TensorFlow runs that many at once.
+        operations_span_cores: whether each operation may use every core (else: its chain's share of them). GM-TCNet:
+            its fused gated unit joins the values' and gates' chains and would leave a core waiting on one thread.
     """
 
     name: str
@@ -96,6 +98,13 @@ class ModelSpec:
     features: str = "mfcc"
     variant: Callable[..., str] = _no_variant
     parallel_chains: int = 1
+    operations_span_cores: bool = False
+
+    def threads(self, cores: int) -> tuple[int, int]:
+        """(inter-op, intra-op) threads of a training step on ``cores`` cores: ``parallel_chains`` operations at
+        once, each on its share of the cores or, with ``operations_span_cores``, on all of them."""
+        chains = max(1, min(self.parallel_chains, cores))
+        return chains, max(1, cores if self.operations_span_cores else cores // chains)
 
     def describe(self, hyper: Hyper, trained: bool) -> dict:
         """What results records say about the model: its name, paper and variant."""
@@ -109,7 +118,8 @@ MODELS: dict[str, ModelSpec] = {
                         parallel_chains=2),
     "GMTCN": ModelSpec("GMTCN", "Ye et al., GM-TCNet, Speech Communication 145, 2022", _gmtcn,
                        Recipe(epochs=300, label_smoothing=0.0),
-                       "the original always selected the epoch on the test fold", parallel_chains=2),
+                       "the original always selected the epoch on the test fold", parallel_chains=2,
+                       operations_span_cores=True),
     # The paper's optimiser, epochs and batch size were not available to us: fine-tuning settings of our choice
     # (docs/dcnn_blstmwa.md).
     "DCNN_BLSTMwA": ModelSpec("DCNN_BLSTMwA", "Zhang et al., DCNN-BLSTMwA, Frontiers in Physiology 12:643202, 2021",

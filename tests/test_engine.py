@@ -163,3 +163,11 @@ def test_mixed_precision_trains_and_retests(tmp_path, model):
         assert built.layers[1].compute_dtype == "float16"
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+@pytest.mark.parametrize("model, cores, threads", [("TIMNET", 2, (2, 1)), ("TIMNET", 8, (2, 4)), ("GMTCN", 2, (2, 2)),
+                                                   ("GMTCN", 1, (1, 1)), ("DCNN_BLSTMwA", 2, (1, 2))])
+def test_threads_of_a_training_step(model, cores, threads):
+    """(inter-op, intra-op): TIM-Net's two directions on a share of the cores each; GM-TCNet's two chains with every
+    operation free to use all cores (its fused gated unit joins them); one chain on all cores."""
+    assert MODELS[model].threads(cores) == threads

@@ -71,6 +71,17 @@ def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, kernel_
         assert error <= tolerance, f"{name}: {error:.2e}"
 
 
+@pytest.mark.parametrize("masked", [True, False])
+def test_fused_block_equals_the_tensorflow_path_over_many_blocks(built, masked):
+    """float64 at 6 x 77 rows: several of the ops' blocks of rows (the variance merged across them), utterances
+    that end inside a tile, and the tiles' sums folded more than once."""
+    fused, plain = (block_results(tf.float64, use, 3, masked, batch=6, steps=77) for use in (True, False))
+    for a, b, name in zip(fused, plain, NAMES):
+        a, b = a.numpy(), b.numpy()
+        scale = 1.0 if name.startswith("d bias") else np.abs(b).max()  # d bias: 0 up to rounding
+        assert np.abs(a - b).max() <= 1e-10 * scale, name
+
+
 def test_fused_float32_is_closer_to_float64_than_the_tensorflow_path(built):
     """At an EMODB batch's shape (64, 188, 39): the fused ops round less (their sums are blocked, then in double)."""
     def errors(fused):
@@ -110,6 +121,14 @@ def test_fused_gated_unit_equals_the_tensorflow_path(built, dtype, tolerance, ke
         a, b = a.numpy().astype("float64"), b.numpy().astype("float64")
         error = np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
         assert error <= tolerance, f"{name}: {error:.2e}"
+
+
+def test_fused_gated_unit_at_an_emodb_batch_equals_the_tensorflow_path(built):
+    """At an EMODB batch's shape (64, 188, 39) the ops split their rows between the intra-op threads: the same
+    values as the TensorFlow path, to float32 rounding."""
+    fused, plain = (gated_unit_results(tf.float32, use, 4, batch=64, steps=188) for use in (True, False))
+    for a, b in zip(fused, plain):
+        assert np.abs(a.numpy() - b.numpy()).max() <= 1e-6 * np.abs(b.numpy()).max()
 
 
 def test_setup_build_loads_and_is_not_repeated(built):

@@ -61,7 +61,7 @@ class FoldWorker:
 
     Args:
         threads: TensorFlow threads of this process, split between the model's parallel chains as
-            Common_Model.configure_tensorflow splits the cores; None: that function's choice for all cores.
+            Model.ModelSpec.threads splits cores; None: Common_Model.configure_tensorflow's choice for all cores.
     """
 
     def __init__(self, threads: int | None = None):
@@ -80,10 +80,10 @@ class FoldWorker:
         configure_run(MODELS[config.model], config.mixed_precision)
         if self.threads is None or self.warm is not None:
             return
-        chains = min(MODELS[config.model].parallel_chains, self.threads)
+        inter, intra = MODELS[config.model].threads(self.threads)
         try:
-            tf.config.threading.set_inter_op_parallelism_threads(chains)
-            tf.config.threading.set_intra_op_parallelism_threads(max(1, self.threads // chains))
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
         except RuntimeError:  # TensorFlow is already running in this process: its settings stay
             pass
 

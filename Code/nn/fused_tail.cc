@@ -1,17 +1,18 @@
 // The element-wise work of TIM-Net's temporal-aware block and GM-TCNet's gated unit as six TensorFlow ops (float
 // and double), each a single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net:
 // a causal convolution's taps summed from one product of all of them, with their time shifts (zero before the
-// start), + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 3 passes; backward in 2, writing the
-// convolution's output gradient once per tap, shifted back by the tap's lag, so that its input and kernel gradients
-// are one product each; the sigmoid gate forward and backward in one pass each. GM-TCNet: after its two products,
-// the sigmoid gates, the n branches' products and their mean in one pass each way. The same mathematics, in the same
-// order, as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the
-// reference and the fallback; fused_ops.py loads the library that setup.sh builds from this file.
+// start), + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory; backward in 2,
+// writing the convolution's output gradient once per tap, shifted back by the tap's lag, so that its input and
+// kernel gradients are one product each; the sigmoid gate forward and backward in one pass each. GM-TCNet: after its
+// two products, the sigmoid gates, the n branches' products and their mean in one pass each way. The same
+// mathematics as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays
+// the reference and the fallback; fused_ops.py loads the library that setup.sh builds from this file.
 //
-// Channel sums over the rows are accumulated in T within blocks of kBlock rows and in double across the blocks:
-// a float accumulator over all 12 032 rows would round more than TensorFlow's reduction (BatchNorm's backward
-// subtracts nearly equal sums), and a double one per element made the backward pass more than twice as slow (its
-// conversions in the inner loop).
+// The BatchNorm ops move as little memory as the algebra allows, because they are bound by it: the forward op keeps
+// the conv output z, not its centred form, and the backward op recomputes the centred value and the ReLU's
+// condition from z (the same operations on the same values as the forward op, so the same result): neither the
+// centred tensor nor the activation is written for the backward pass or read by it. The variance is the centred
+// one, merged block by block (no second pass over z).
 
 #include <algorithm>
 #include <cmath>
@@ -22,6 +23,7 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/util/work_sharder.h"
 #include "unsupported/Eigen/CXX11/Tensor"
 
 namespace {
@@ -78,20 +80,22 @@ REGISTER_OP("FusedBnReluForward")
     .Input("mask: T")       // (B, 1, F) dropout mask of 0 or 1/(1-rate), or (0,) for none
     .Input("epsilon: T")    // scalar
     .Output("mean: T")      // (F,) of z[t] = sum_j products[t - lags[j], tap j] (0 for t < lags[j]), bias left out
-    .Output("d: T")         // (B, T, F) z - mean
+    .Output("z: T")         // (B, T, F) the conv output z (bias left out)
     .Output("variance: T")  // (F,) biased
     .Output("inv: T")       // (F,) 1 / sqrt(variance + epsilon)
-    .Output("y: T")         // (B, T, F) relu(d gamma inv mask + beta mask)
+    .Output("y: T")         // (B, T, F) relu((z - mean) gamma inv mask + beta mask)
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/false, {1, 4}, {0, 2, 3}); });
 
 REGISTER_OP("FusedBnReluBackward")
     .Input("dy: T")          // (B, T, F)
-    .Input("y: T")           // (B, T, F) the forward output
-    .Input("d: T")           // (B, T, F) the centred conv output
+    .Input("z: T")           // (B, T, F) the forward's conv output
+    .Input("mean: T")        // (F,) the forward's mean of z
     .Input("gamma: T")       // (F,)
-    .Input("inv: T")         // (F,)
+    .Input("beta: T")        // (F,)
+    .Input("inv: T")         // (F,) the forward's 1 / sqrt(variance + epsilon)
+    .Input("mask: T")        // (B, 1, F) the forward's dropout mask, or (0,) for none
     .Input("keep_scale: T")  // scalar 1/(1-rate)
     .Output("dz_taps: T")    // (B, T, k F) tap j's columns at t: dz[t + lags[j]] (0 past the end), dz = d loss / d z
     .Output("dgamma: T")     // (F,)
@@ -157,19 +161,78 @@ REGISTER_OP("FusedGatedUnitGrad")
       return absl::OkStatus();
     });
 
-constexpr int64_t kBlock = 16;
+// Rows go through the loops below in tiles of kTileRows rows: a tile's kTileRows nf values are contiguous and a
+// multiple of 16, so that the loops over a tile vectorise without remainders (the channel vectors they use are tiled
+// to its length: value i of a tile is channel i % nf). Loops of nf = 39 channels row by row left a scalar remainder
+// in every row.
+constexpr int64_t kTileRows = 16;
+// Channel sums are accumulated in T per tile position over kBlockTiles tiles, then in double: a float accumulator
+// over all 12 032 rows would round more than TensorFlow's reduction (BatchNorm's backward subtracts nearly equal
+// sums); folding into double more often costs time (4 tiles: 7 % slower).
+constexpr int64_t kBlockTiles = 8;
+constexpr int64_t kBlockRows = kTileRows * kBlockTiles;
 
-// sum[f] += the column sums of body(r, part) over rows 0..rows-1, where body adds row r's values to part[0..nf-1]:
-// in T within blocks of kBlock rows, in double across blocks.
-template <typename T, typename Body>
-void ColumnSums(int64_t rows, int64_t nf, std::vector<double>* sum, Body body) {
-  std::vector<T> part(nf);
-  for (int64_t start = 0; start < rows; start += kBlock) {
-    std::fill(part.begin(), part.end(), T(0));
-    const int64_t end = std::min(rows, start + kBlock);
-    for (int64_t r = start; r < end; ++r) body(r, part.data());
-    for (int64_t f = 0; f < nf; ++f) (*sum)[f] += part[f];
+// tiled[s nf + f] = v[f] (times by[f] where given) for the kTileRows rows s of a tile
+template <typename T>
+void Tile(const T* v, const T* by, int64_t nf, std::vector<T>* tiled) {
+  tiled->resize(kTileRows * nf);
+  for (int64_t s = 0; s < kTileRows; ++s) {
+    for (int64_t f = 0; f < nf; ++f) (*tiled)[s * nf + f] = by ? v[f] * by[f] : v[f];
   }
+}
+
+// sum[f] (double) += the values of channel f in a tile accumulator acc; acc is reset to 0.
+template <typename T>
+void Fold(T* __restrict acc, int64_t nf, double* __restrict sum) {
+  for (int64_t s = 0; s < kTileRows; ++s) {
+    for (int64_t f = 0; f < nf; ++f) sum[f] += acc[s * nf + f];
+  }
+  std::fill_n(acc, kTileRows * nf, T(0));
+}
+
+// The channel transform of the forward pass for utterance b, tiled: u = (z - mean) scale + offset, scale = gamma inv
+// mask[b], offset = beta mask[b] (the mask's 0 or 1/(1-rate) inside the ReLU: relu(u) m = relu(u m) for m >= 0). The
+// backward pass recomputes u from z with the same operations, so its ReLU gradient (u > 0) is the forward's.
+template <typename T>
+struct Normalise {
+  Normalise(const T* mean, const T* gamma, const T* inv, const T* beta, const T* mask, int64_t nf)
+      : beta_(beta), mask_(mask), nf_(nf), scale_(nf) {
+    for (int64_t f = 0; f < nf; ++f) scale_[f] = gamma[f] * inv[f];
+    Tile(mean, static_cast<const T*>(nullptr), nf, &mean_);
+  }
+  void Utterance(int64_t b) {  // tiles utterance b's scale and offset
+    const T* m = mask_ ? mask_ + b * nf_ : nullptr;
+    Tile(scale_.data(), m, nf_, &scale);
+    Tile(beta_, m, nf_, &offset);
+  }
+  const T* mean() const { return mean_.data(); }
+
+  std::vector<T> scale, offset;  // tiled, of the utterance set by Utterance
+
+ private:
+  const T *beta_, *mask_;
+  int64_t nf_;
+  std::vector<T> scale_, mean_;
+};
+
+// body(at, size) over the values of the (B, T, F) rows, utterance by utterance (after utterance(b)) in tiles of
+// `size` values (a multiple of nf, at most kTileRows nf; `at` a multiple of nf); the kSums accumulators of `acc`
+// (tiles of T) are folded into `sums` (double, nf per accumulator) every kBlockTiles tiles and at the end.
+template <typename T, int kSums, typename Utterance, typename Body>
+void Tiles(int64_t batch, int64_t steps, int64_t nf, std::vector<double>* sums, Utterance utterance, Body body) {
+  const int64_t tile = kTileRows * nf;
+  std::vector<T> acc(kSums * tile + 1, T(0));
+  int64_t tiles = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    utterance(b);
+    for (int64_t at = b * steps * nf, last = (b + 1) * steps * nf; at < last; at += tile) {
+      body(at, std::min(tile, last - at), acc.data());
+      if (++tiles % kBlockTiles == 0) {
+        for (int k = 0; k < kSums; ++k) Fold(acc.data() + k * tile, nf, sums->data() + k * nf);
+      }
+    }
+  }
+  for (int k = 0; k < kSums; ++k) Fold(acc.data() + k * tile, nf, sums->data() + k * nf);
 }
 
 // The outputs 0, 1, ... of ctx, each (shape, where its data pointer goes).
@@ -217,7 +280,7 @@ class BatchKernel : public OpKernel {
   std::vector<int64_t> lags_;  // tap j's lag
 };
 
-// products, gamma, beta, mask, epsilon -> mean, d, variance, inv, y
+// products, gamma, beta, mask, epsilon -> mean, z, variance, inv, y
 template <typename T>
 struct BnReluForward : BatchKernel<T, true, 1, 2> {
   using BatchKernel<T, true, 1, 2>::BatchKernel;
@@ -234,91 +297,126 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
     const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
     const T epsilon = ctx->input(4).scalar<T>()();
     const TensorShape channel({nf}), narrow({batch, steps, nf});
-    T *mean, *d, *variance, *inv, *y;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{channel, &mean}, {narrow, &d}, {channel, &variance}, {channel, &inv},
+    T *mean, *z, *variance, *inv, *y;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance}, {channel, &inv},
                                           {narrow, &y}}));
-    const int64_t rows = batch * steps;
-    const T count = static_cast<T>(rows);
-    std::vector<double> sum(nf, 0.0);
-    // pass 1: z (into d) as the sum of the taps' shifted products, in tap order as add_n sums them; its mean
-    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {
-      const int64_t t = r % steps;
-      T* __restrict zr = d + r * nf;
-      std::fill(zr, zr + nf, T(0));
-      for (int64_t j = 0; j < taps; ++j) {
-        if (t < lags[j]) continue;  // the tap reads the zeros before the start
-        const T* __restrict pr = products + (r - lags[j]) * width + j * nf;
-        for (int64_t f = 0; f < nf; ++f) zr[f] += pr[f];
+    const int64_t rows = batch * steps, tile = kTileRows * nf;
+    // pass 1, kBlockRows rows at a time (they stay in the L1 cache): z as the sum of the taps' shifted products, in
+    // tap order as add_n sums them; the block's mean and squared deviations from it, merged in double into the
+    // running mean and sum of squared deviations (Chan, Golub and LeVeque's pairwise update): the centred variance
+    // without a second pass over memory
+    std::vector<double> run_mean(nf, 0.0), run_squares(nf, 0.0), block_sum(nf), block_squares(nf);
+    std::vector<T> acc(tile, T(0)), block_mean(nf), tiled;
+    int64_t seen = 0;
+    for (int64_t start = 0; start < rows; start += kBlockRows) {
+      const int64_t end = std::min(rows, start + kBlockRows), n = end - start, size = n * nf;
+      for (int64_t r = start, t = start % steps; r < end; ++r, t = t + 1 == steps ? 0 : t + 1) {
+        T* __restrict zr = z + r * nf;
+        bool first = true;
+        for (int64_t j = 0; j < taps; ++j) {
+          if (t < lags[j]) continue;  // the tap reads the zeros before the start
+          const T* __restrict pr = products + (r - lags[j]) * width + j * nf;
+          if (first) {
+            std::copy_n(pr, nf, zr);
+          } else {
+            for (int64_t f = 0; f < nf; ++f) zr[f] += pr[f];
+          }
+          first = false;
+        }
+        if (first) std::fill_n(zr, nf, T(0));
       }
-      for (int64_t f = 0; f < nf; ++f) part[f] += zr[f];
-    });
-    for (int64_t f = 0; f < nf; ++f) {
-      mean[f] = static_cast<T>(sum[f]) / count;
-      sum[f] = 0.0;
-    }
-    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {  // pass 2: centre in place; the variance
-      T* __restrict dr = d + r * nf;
-      for (int64_t f = 0; f < nf; ++f) {
-        const T centred = dr[f] - mean[f];
-        dr[f] = centred;
-        part[f] += centred * centred;
+      const T* __restrict block = z + start * nf;
+      std::fill(block_sum.begin(), block_sum.end(), 0.0);
+      std::fill(block_squares.begin(), block_squares.end(), 0.0);
+      for (int64_t at = 0; at < size; at += tile) {
+        for (int64_t i = 0; i < std::min(tile, size - at); ++i) acc[i] += block[at + i];
       }
-    });
-    std::vector<T> scale(nf), offset(nf), row_scale(nf), row_offset(nf);
-    for (int64_t f = 0; f < nf; ++f) {
-      variance[f] = static_cast<T>(sum[f]) / count;
-      inv[f] = T(1) / std::sqrt(variance[f] + epsilon);
-      scale[f] = gamma[f] * inv[f];
-      offset[f] = beta[f];
-    }
-    for (int64_t b = 0; b < batch; ++b) {  // pass 3: normalise, offset, dropout, ReLU
-      for (int64_t f = 0; f < nf; ++f) {
-        row_scale[f] = masked ? scale[f] * mask[b * nf + f] : scale[f];
-        row_offset[f] = masked ? offset[f] * mask[b * nf + f] : offset[f];
-      }
-      for (int64_t t = 0; t < steps; ++t) {
-        const int64_t at = (b * steps + t) * nf;
-        for (int64_t f = 0; f < nf; ++f) {
-          const T u = d[at + f] * row_scale[f] + row_offset[f];
-          y[at + f] = u > T(0) ? u : T(0);
+      Fold(acc.data(), nf, block_sum.data());
+      for (int64_t f = 0; f < nf; ++f) block_mean[f] = static_cast<T>(block_sum[f] / static_cast<double>(n));
+      Tile(block_mean.data(), static_cast<const T*>(nullptr), nf, &tiled);
+      for (int64_t at = 0; at < size; at += tile) {
+        for (int64_t i = 0; i < std::min(tile, size - at); ++i) {
+          const T centred = block[at + i] - tiled[i];
+          acc[i] += centred * centred;
         }
       }
+      Fold(acc.data(), nf, block_squares.data());
+      const double count = static_cast<double>(n), total = static_cast<double>(seen + n);
+      for (int64_t f = 0; f < nf; ++f) {
+        // the squares about the block's rounded mean, moved to its exact mean; then the pairwise update
+        const double exact = block_sum[f] / count, off = exact - block_mean[f];
+        const double delta = exact - run_mean[f];
+        run_mean[f] += delta * count / total;
+        const double between = delta * delta * static_cast<double>(seen) * count / total;
+        run_squares[f] += block_squares[f] - count * off * off + between;
+      }
+      seen += n;
     }
+    for (int64_t f = 0; f < nf; ++f) {
+      mean[f] = static_cast<T>(run_mean[f]);
+      variance[f] = static_cast<T>(run_squares[f] / static_cast<double>(rows));
+      inv[f] = T(1) / std::sqrt(variance[f] + epsilon);
+    }
+    // pass 2: y = relu(u), utterance by utterance (its mask)
+    Normalise<T> u(mean, gamma, inv, beta, mask, nf);
+    std::vector<double> none;
+    Tiles<T, 0>(batch, steps, nf, &none, [&](int64_t b) { u.Utterance(b); }, [&](int64_t at, int64_t size, T*) {
+      const T* __restrict zt = z + at;
+      T* __restrict yt = y + at;
+      const T* __restrict m = u.mean();
+      const T* __restrict s = u.scale.data();
+      const T* __restrict o = u.offset.data();
+      for (int64_t i = 0; i < size; ++i) {
+        const T value = (zt[i] - m[i]) * s[i] + o[i];
+        yt[i] = value > T(0) ? value : T(0);
+      }
+    });
   }
 };
 
-// dy, y, d, gamma, inv, keep_scale -> dz_taps, dgamma, dbeta, dbias
+// dy, z, mean, gamma, beta, inv, mask, keep_scale -> dz_taps, dgamma, dbeta, dbias
 template <typename T>
-struct BnReluBackward : BatchKernel<T, false, 3, 2> {
-  using BatchKernel<T, false, 3, 2>::BatchKernel;
+struct BnReluBackward : BatchKernel<T, false, 2, 4> {
+  using BatchKernel<T, false, 2, 4>::BatchKernel;
   void Run(OpKernelContext* ctx, const Tensor& dy_in, int64_t batch, int64_t steps, int64_t nf) override {
-    OP_REQUIRES(ctx, ctx->input(1).shape() == dy_in.shape() && ctx->input(2).shape() == dy_in.shape(),
-                absl::InvalidArgumentError("FusedBnReluBackward: dy, y and d must have one shape"));
-    const T* dy = dy_in.flat<T>().data();
-    const T* y = ctx->input(1).flat<T>().data();
-    const T* d = ctx->input(2).flat<T>().data();
+    const Tensor& mask_in = ctx->input(6);
+    const bool masked = mask_in.NumElements() > 0;
+    OP_REQUIRES(ctx, ctx->input(1).shape() == dy_in.shape(),
+                absl::InvalidArgumentError("FusedBnReluBackward: dy and z must have one shape"));
+    OP_REQUIRES(ctx, !masked || mask_in.NumElements() == batch * nf,
+                absl::InvalidArgumentError("FusedBnReluBackward: mask must be (B, 1, F)"));
+    const T* __restrict dy = dy_in.flat<T>().data();
+    const T* __restrict z = ctx->input(1).flat<T>().data();
+    const T* mean = ctx->input(2).flat<T>().data();
     const T* gamma = ctx->input(3).flat<T>().data();
-    const T* inv = ctx->input(4).flat<T>().data();
-    const T keep = ctx->input(5).scalar<T>()();
+    const T* beta = ctx->input(4).flat<T>().data();
+    const T* inv = ctx->input(5).flat<T>().data();
+    const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
+    const T keep = ctx->input(7).scalar<T>()();
     const std::vector<int64_t>& lags = this->lags_;
     const int64_t taps = static_cast<int64_t>(lags.size()), width = taps * nf;  // dz_taps (B, T, k F)
     const TensorShape channel({nf});
     T *dz_taps, *dgamma, *dbeta, *dbias;
     OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({batch, steps, width}), &dz_taps}, {channel, &dgamma},
                                           {channel, &dbeta}, {channel, &dbias}}));
-    const int64_t rows = batch * steps;
-    const T count = static_cast<T>(rows);
-    // pass 1: sums of the ReLU's gradient r and of r d (one (rows, 2F) sum: r in the first F columns)
+    const int64_t tile = kTileRows * nf;
+    const T count = static_cast<T>(batch * steps);
+    Normalise<T> u(mean, gamma, inv, beta, mask, nf);
+    const auto utterance = [&](int64_t b) { u.Utterance(b); };
+    // pass 1: sums of the ReLU's gradient g (dy where u > 0) and of g d, d = z - mean
     std::vector<double> sums(2 * nf, 0.0);
-    ColumnSums<T>(rows, 2 * nf, &sums, [&](int64_t r, T* __restrict part) {
-      const int64_t at = r * nf;
-      for (int64_t f = 0; f < nf; ++f) {
-        const T g = y[at + f] > T(0) ? dy[at + f] : T(0);
-        part[f] += g;
-        part[nf + f] += g * d[at + f];
+    Tiles<T, 2>(batch, steps, nf, &sums, utterance, [&](int64_t at, int64_t size, T* __restrict acc) {
+      const T* __restrict m = u.mean();
+      const T* __restrict s = u.scale.data();
+      const T* __restrict o = u.offset.data();
+      for (int64_t i = 0; i < size; ++i) {
+        const T d = z[at + i] - m[i];
+        const T g = d * s[i] + o[i] > T(0) ? dy[at + i] : T(0);
+        acc[i] += g;
+        acc[tile + i] += g * d;
       }
     });
-    // dz = gamma inv (r keep - dbeta / M - xhat dgamma / M), xhat = d inv, as _BatchNormReLU.backward
+    // dz = gamma inv (g keep - dbeta / M - xhat dgamma / M), xhat = d inv, as _BatchNormReLU.backward
     std::vector<T> c_r(nf), c_d(nf), c_0(nf);
     for (int64_t f = 0; f < nf; ++f) {
       dbeta[f] = static_cast<T>(sums[f]) * keep;
@@ -328,6 +426,10 @@ struct BnReluBackward : BatchKernel<T, false, 3, 2> {
       c_d[f] = scale * inv[f] * dgamma[f] / count;
       c_0[f] = scale * dbeta[f] / count;
     }
+    std::vector<T> tiled_r, tiled_d, tiled_0, dz(tile);
+    Tile(c_r.data(), static_cast<const T*>(nullptr), nf, &tiled_r);
+    Tile(c_d.data(), static_cast<const T*>(nullptr), nf, &tiled_d);
+    Tile(c_0.data(), static_cast<const T*>(nullptr), nf, &tiled_0);
     for (int64_t b = 0; b < batch; ++b) {  // the rows t >= T - lags[j] of tap j read dz past the end: 0
       for (int64_t j = 0; j < taps; ++j) {
         for (int64_t t = std::max<int64_t>(0, steps - lags[j]); t < steps; ++t) {
@@ -335,20 +437,25 @@ struct BnReluBackward : BatchKernel<T, false, 3, 2> {
         }
       }
     }
+    // pass 2: dz a tile at a time, and its sum (d bias); dz at t goes to row t - lags[j] of each tap j
     std::vector<double> sum(nf, 0.0);
-    std::vector<T> row(nf);
-    // pass 2: dz and its sum (d bias); dz at t goes to row t - lags[j] of each tap j
-    ColumnSums<T>(rows, nf, &sum, [&](int64_t r, T* __restrict part) {
-      const int64_t at = r * nf, t = r % steps;
-      T* __restrict dzr = row.data();
-      for (int64_t f = 0; f < nf; ++f) {
-        const T g = y[at + f] > T(0) ? dy[at + f] : T(0);
-        const T value = g * c_r[f] - d[at + f] * c_d[f] - c_0[f];
-        dzr[f] = value;
-        part[f] += value;
+    Tiles<T, 1>(batch, steps, nf, &sum, utterance, [&](int64_t at, int64_t size, T* __restrict acc) {
+      const T* __restrict m = u.mean();
+      const T* __restrict s = u.scale.data();
+      const T* __restrict o = u.offset.data();
+      T* __restrict dzt = dz.data();
+      for (int64_t i = 0; i < size; ++i) {
+        const T d = z[at + i] - m[i];
+        const T g = d * s[i] + o[i] > T(0) ? dy[at + i] : T(0);
+        const T value = g * tiled_r[i] - d * tiled_d[i] - tiled_0[i];
+        dzt[i] = value;
+        acc[i] += value;
       }
-      for (int64_t j = 0; j < taps; ++j) {
-        if (t >= lags[j]) std::copy_n(dzr, nf, dz_taps + (r - lags[j]) * width + j * nf);
+      const int64_t first = at / nf;
+      for (int64_t r = first, t = first % steps; r < first + size / nf; ++r, t = t + 1 == steps ? 0 : t + 1) {
+        for (int64_t j = 0; j < taps; ++j) {
+          if (t >= lags[j]) std::copy_n(dzt + (r - first) * nf, nf, dz_taps + (r - lags[j]) * width + j * nf);
+        }
       }
     });
     for (int64_t f = 0; f < nf; ++f) dbias[f] = static_cast<T>(sum[f]);
@@ -438,6 +545,18 @@ class GatedUnitKernel : public OpKernel {
 
  protected:
   virtual void Run(OpKernelContext* ctx, const Tensor& branched, int64_t rows, int64_t nf) = 0;
+
+  // body(start, end) over rows [start, end) in pieces of `unit` rows, on the intra-op threads (element-wise work:
+  // any split gives the same values). GM-TCNet's unit sits between its values' and gates' products, which run side
+  // by side: with one thread, one core would wait for it.
+  template <typename Body>
+  static void Rows(OpKernelContext* ctx, int64_t rows, int64_t unit, int64_t cost_per_row, Body body) {
+    const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    const int64_t pieces = (rows + unit - 1) / unit;
+    tensorflow::Shard(workers->num_threads, workers->workers, pieces, cost_per_row * unit,
+                      [&](int64_t first, int64_t last) { body(first * unit, std::min(rows, last * unit)); });
+  }
+
   int64_t branches_;
 };
 
@@ -456,23 +575,25 @@ struct GatedUnit : GatedUnitKernel<T, 0, 2> {
     OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{out_shape, &out}, {values_in.shape(), &gates}}));
     const T scale = static_cast<T>(1.0 / static_cast<double>(n));  // Python's 1.0 / branches, cast to T
     const int64_t chunk_rows = std::max<int64_t>(1, kChunk / width);
-    for (int64_t start = 0; start < rows; start += chunk_rows) {
-      const int64_t end = std::min(rows, start + chunk_rows);
-      const int64_t size = (end - start) * width;
-      // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values
-      Vector<T>(gates + start * width, size) =
-          ConstVector<T>(gate_inputs + start * width, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
-      for (int64_t r = start; r < end; ++r) {
-        const T* __restrict vr = values + r * width;
-        const T* __restrict gr = gates + r * width;
-        T* __restrict outr = out + r * nf;
-        for (int64_t f = 0; f < nf; ++f) outr[f] = vr[f] * gr[f];
-        for (int64_t b = 1; b < n; ++b) {
-          for (int64_t f = 0; f < nf; ++f) outr[f] += vr[b * nf + f] * gr[b * nf + f];
+    this->Rows(ctx, rows, chunk_rows, 20 * width, [&](int64_t first, int64_t last) {
+      for (int64_t start = first; start < last; start += chunk_rows) {
+        const int64_t end = std::min(last, start + chunk_rows);
+        const int64_t size = (end - start) * width;
+        // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values
+        Vector<T>(gates + start * width, size) =
+            ConstVector<T>(gate_inputs + start * width, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
+        for (int64_t r = start; r < end; ++r) {
+          const T* __restrict vr = values + r * width;
+          const T* __restrict gr = gates + r * width;
+          T* __restrict outr = out + r * nf;
+          for (int64_t f = 0; f < nf; ++f) outr[f] = vr[f] * gr[f];
+          for (int64_t b = 1; b < n; ++b) {
+            for (int64_t f = 0; f < nf; ++f) outr[f] += vr[b * nf + f] * gr[b * nf + f];
+          }
+          for (int64_t f = 0; f < nf; ++f) outr[f] *= scale;
         }
-        for (int64_t f = 0; f < nf; ++f) outr[f] *= scale;
       }
-    }
+    });
   }
 };
 
@@ -494,18 +615,24 @@ struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
     T *dvalues, *dgates;
     OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{values_in.shape(), &dvalues}, {values_in.shape(), &dgates}}));
     const T scale = static_cast<T>(1.0 / static_cast<double>(n));
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* __restrict doutr = dout + r * nf;
-      for (int64_t b = 0; b < n; ++b) {
-        const int64_t at = r * width + b * nf;
-        for (int64_t f = 0; f < nf; ++f) {
-          const T d = doutr[f] * scale;
-          const T v = values[at + f], g = gates[at + f];
-          dvalues[at + f] = v > T(0) ? d * g : T(0);
-          dgates[at + f] = gate_inputs[at + f] > T(0) ? d * v * (g * (T(1) - g)) : T(0);  // SigmoidGrad(g, d v)
+    this->Rows(ctx, rows, kTileRows, 10 * width, [&](int64_t first, int64_t last) {
+      std::vector<T> dbranch(kTileRows * width);  // dout / n of a tile's rows, repeated over the n branches
+      for (int64_t start = first; start < last; start += kTileRows) {
+        const int64_t end = std::min(last, start + kTileRows), at = start * width;
+        for (int64_t r = start; r < end; ++r) {
+          for (int64_t b = 0; b < n; ++b) {
+            T* __restrict row = dbranch.data() + (r - start) * width + b * nf;
+            for (int64_t f = 0; f < nf; ++f) row[f] = dout[r * nf + f] * scale;
+          }
+        }
+        const T* __restrict d = dbranch.data();
+        for (int64_t i = 0; i < (end - start) * width; ++i) {  // the tile's values, contiguous: no remainder per row
+          const T v = values[at + i], g = gates[at + i];
+          dvalues[at + i] = v > T(0) ? d[i] * g : T(0);
+          dgates[at + i] = gate_inputs[at + i] > T(0) ? d[i] * v * (g * (T(1) - g)) : T(0);  // SigmoidGrad(g, d v)
         }
       }
-    }
+    });
   }
 };
 

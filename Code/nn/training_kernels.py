@@ -114,11 +114,13 @@ class _BatchNormReLU:
     def __init__(self, x, kernel, gamma, beta, mask, lags, epsilon, batch=SingleBatch, rows=None, count=None):
         self.kernel, self.gamma, self.lags, self.batch, self.rows = kernel, gamma, lags, batch, rows
         self.fused = _fused_library(x, batch, rows)
-        if self.fused is not None:  # the taps' shifts and sum inside the op, statistics and output in 3 passes
+        if self.fused is not None:  # the taps' shifts and sum inside the op, statistics and output in 2 passes
             self.x, self.wide = x, _wide_kernel(kernel)  # x kept for the weight gradient
-            self.mean, self.d, self.variance, self.inv, self.y = self.fused.fused_bn_relu_forward(
-                batch.products(x, self.wide), gamma, beta, tf.zeros([0], x.dtype) if mask is None else mask,
-                tf.constant(epsilon, x.dtype), lags=list(lags))  # products (B, T, k F) -> (B, T, F)
+            self.beta, self.mask = beta, tf.zeros([0], x.dtype) if mask is None else mask
+            # z, not d: the backward op recomputes d and the ReLU's condition from z (fused_tail.cc)
+            self.mean, self.z, self.variance, self.inv, self.y = self.fused.fused_bn_relu_forward(
+                batch.products(x, self.wide), gamma, beta, self.mask, tf.constant(epsilon, x.dtype),
+                lags=list(lags))  # products (B, T, k F) -> (B, T, F)
             return
         self.taps = [batch.shift(x, lag, shift_right) for lag in lags]  # (B, T, C) each, kept for the weight gradient
         z = tf.add_n([batch.products(t, _tap(kernel, j)) for j, t in enumerate(self.taps)])  # (B, T, F), no bias
@@ -140,7 +142,8 @@ class _BatchNormReLU:
         batch = self.batch
         if self.fused is not None:  # dz (written per tap, shifted back by its lag), dgamma, dbeta, dbias in 2 passes
             dz_taps, dgamma, dbeta, dbias = self.fused.fused_bn_relu_backward(
-                dy, self.y, self.d, self.gamma, self.inv, tf.constant(keep_scale, dy.dtype), lags=list(self.lags))
+                dy, self.z, self.mean, self.gamma, self.beta, self.inv, self.mask, tf.constant(keep_scale, dy.dtype),
+                lags=list(self.lags))
             # dz_taps (B, T, k F): tap j's columns at t hold dz[t + lag_j], so d W_j = sum_t x[t]^T dz[t + lag_j]
             # and d x[t] = sum_j dz[t + lag_j] W_j^T are one product each
             dkernel = _from_wide(batch.weight_products(self.x, dz_taps), self.kernel.shape)  # (C, k F) -> (k, C, F)
