@@ -121,8 +121,8 @@ def main() -> None:
         trainers[variant] = build(args.model, variant, x, y)
         ops = [op.type for op in trainers[variant]._step.get_concrete_function().graph.get_operations()]
         print(f"{variant}: built, traced and first epoch in {time.time() - started:.1f} s; its step's graph holds "
-              f"{ops.count('Sigmoid')} Sigmoid, {ops.count('Tanh')} Tanh, {ops.count('FusedSigmoidGate')} "
-              f"FusedSigmoidGate and {ops.count('FusedGatedUnit')} FusedGatedUnit operations, {len(ops)} in all",
+              f"{ops.count('Sigmoid')} Sigmoid, {ops.count('Tanh')} Tanh, {ops.count('FusedBnReluGate')} "
+              f"FusedBnReluGate and {ops.count('FusedGatedUnit')} FusedGatedUnit operations, {len(ops)} in all",
               flush=True)
     times = {v: [] for v in variants}
     order = np.random.default_rng(1)

@@ -173,7 +173,7 @@ def gated_unit_op_types(fused: bool) -> set:
 
 
 def test_the_switch_selects_the_ops(built):
-    assert {"FusedBnReluForward", "FusedBnReluBackward", "FusedSigmoidGate", "FusedSigmoidGateGrad"} <= \
+    assert {"FusedBnReluForward", "FusedBnReluGate", "FusedBnReluBackward", "FusedSigmoidGateGrad"} <= \
         traced_op_types(True)
     assert not any(t.startswith("Fused") for t in traced_op_types(False))
     on, off = gated_unit_op_types(True), gated_unit_op_types(False)

@@ -1,12 +1,13 @@
 // The element-wise work of TIM-Net's temporal-aware block and GM-TCNet's gated unit as six TensorFlow ops (float
-// and double), each a single-threaded loop over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net:
-// a causal convolution's taps summed from one product of all of them, with their time shifts (zero before the
-// start), + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory; backward in 2,
-// writing the convolution's output gradient once per tap, shifted back by the tap's lag, so that its input and
-// kernel gradients are one product each; the sigmoid gate forward and backward in one pass each. GM-TCNet: after its
-// two products, the sigmoid gates, the n branches' products and their mean in one pass each way. The same
-// mathematics as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays
-// the reference and the fallback; fused_ops.py loads the library that setup.sh builds from this file.
+// and double), loops over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net: a causal
+// convolution's taps summed from one product of all of them, with their time shifts (zero before the start),
+// + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate
+// inside the second unit's last pass; backward in 2, writing the convolution's output gradient once per tap, shifted
+// back by the tap's lag, so that its input and kernel gradients are one product each; the gate's backward in one
+// pass. GM-TCNet: after its two products, the sigmoid gates, the n branches' products and their mean in one pass
+// each way, the rows split over the intra-op threads. The same mathematics as the TensorFlow path of
+// training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the reference and the fallback;
+// fused_ops.py loads the library that setup.sh builds from this file.
 //
 // The BatchNorm ops move as little memory as the algebra allows, because they are bound by it: the forward op keeps
 // the conv output z, not its centred form, and the backward op recomputes the centred value and the ReLU's
@@ -88,6 +89,25 @@ REGISTER_OP("FusedBnReluForward")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/false, {1, 4}, {0, 2, 3}); });
 
+// FusedBnReluForward of a temporal-aware block's second unit with the block's sigmoid gate in its last pass: the
+// activation y is not written, only what the block's output and backward pass need of it
+REGISTER_OP("FusedBnReluGate")
+    .Input("products: T")   // (B, T, k F), as FusedBnReluForward's
+    .Input("gamma: T")      // (F,)
+    .Input("beta: T")       // (F,)
+    .Input("mask: T")       // (B, 1, F) or (0,)
+    .Input("epsilon: T")    // scalar
+    .Input("x: T")          // (B, T, F) the block's input
+    .Output("mean: T")      // (F,)
+    .Output("z: T")         // (B, T, F)
+    .Output("variance: T")  // (F,)
+    .Output("inv: T")       // (F,)
+    .Output("out: T")       // (B, T, F) x sigmoid(y), y as FusedBnReluForward's
+    .Output("gate: T")      // (B, T, F) sigmoid(y)
+    .Attr("lags: list(int) >= 1")
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/false, {1, 4, 5}, {0, 2, 3}); });
+
 REGISTER_OP("FusedBnReluBackward")
     .Input("dy: T")          // (B, T, F)
     .Input("z: T")           // (B, T, F) the forward's conv output
@@ -104,14 +124,6 @@ REGISTER_OP("FusedBnReluBackward")
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/true, {0}, {1, 2, 3}); });
-
-REGISTER_OP("FusedSigmoidGate")
-    .Input("x: T")      // (B, T, F)
-    .Input("b: T")      // (B, T, F)
-    .Output("out: T")   // x sigmoid(b)
-    .Output("gate: T")  // sigmoid(b)
-    .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return SameShapes(c, {0, 1}); });
 
 REGISTER_OP("FusedSigmoidGateGrad")
     .Input("dout: T")      // (B, T, F)
@@ -160,6 +172,11 @@ REGISTER_OP("FusedGatedUnitGrad")
       c->set_output(1, c->input(1));
       return absl::OkStatus();
     });
+
+template <typename T>
+using Vector = Eigen::TensorMap<Eigen::Tensor<T, 1, Eigen::RowMajor>>;
+template <typename T>
+using ConstVector = Eigen::TensorMap<Eigen::Tensor<const T, 1, Eigen::RowMajor>>;
 
 // Rows go through the loops below in tiles of kTileRows rows: a tile's kTileRows nf values are contiguous and a
 // multiple of 16, so that the loops over a tile vectorise without remainders (the channel vectors they use are tiled
@@ -280,8 +297,8 @@ class BatchKernel : public OpKernel {
   std::vector<int64_t> lags_;  // tap j's lag
 };
 
-// products, gamma, beta, mask, epsilon -> mean, z, variance, inv, y
-template <typename T>
+// products, gamma, beta, mask, epsilon -> mean, z, variance, inv, y; with kGate, also x -> ..., inv, out, gate
+template <typename T, bool kGate>
 struct BnReluForward : BatchKernel<T, true, 1, 2> {
   using BatchKernel<T, true, 1, 2>::BatchKernel;
   void Run(OpKernelContext* ctx, const Tensor& products_in, int64_t batch, int64_t steps, int64_t nf) override {
@@ -297,9 +314,17 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
     const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
     const T epsilon = ctx->input(4).scalar<T>()();
     const TensorShape channel({nf}), narrow({batch, steps, nf});
-    T *mean, *z, *variance, *inv, *y;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance}, {channel, &inv},
-                                          {narrow, &y}}));
+    const T* x = nullptr;
+    if (kGate) {
+      OP_REQUIRES(ctx, ctx->input(5).shape() == narrow,
+                  absl::InvalidArgumentError("FusedBnReluGate: x must be (B, T, F)"));
+      x = ctx->input(5).flat<T>().data();
+    }
+    T *mean, *z, *variance, *inv, *y, *gate = nullptr;  // y: the activation, or with kGate the gated output
+    OP_REQUIRES_OK(ctx, kGate ? Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance},
+                                                  {channel, &inv}, {narrow, &y}, {narrow, &gate}})
+                              : Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance},
+                                                  {channel, &inv}, {narrow, &y}}));
     const int64_t rows = batch * steps, tile = kTileRows * nf;
     // pass 1, kBlockRows rows at a time (they stay in the L1 cache): z as the sum of the taps' shifted products, in
     // tap order as add_n sums them; the block's mean and squared deviations from it, merged in double into the
@@ -357,18 +382,24 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
       variance[f] = static_cast<T>(run_squares[f] / static_cast<double>(rows));
       inv[f] = T(1) / std::sqrt(variance[f] + epsilon);
     }
-    // pass 2: y = relu(u), utterance by utterance (its mask)
+    // pass 2: y = relu(u), utterance by utterance (its mask); with kGate, gate = sigmoid(y) and out = x gate
     Normalise<T> u(mean, gamma, inv, beta, mask, nf);
     std::vector<double> none;
+    std::vector<T> activation(kGate ? tile : 0);
     Tiles<T, 0>(batch, steps, nf, &none, [&](int64_t b) { u.Utterance(b); }, [&](int64_t at, int64_t size, T*) {
       const T* __restrict zt = z + at;
-      T* __restrict yt = y + at;
+      T* __restrict yt = kGate ? activation.data() : y + at;
       const T* __restrict m = u.mean();
       const T* __restrict s = u.scale.data();
       const T* __restrict o = u.offset.data();
       for (int64_t i = 0; i < size; ++i) {
         const T value = (zt[i] - m[i]) * s[i] + o[i];
         yt[i] = value > T(0) ? value : T(0);
+      }
+      if (kGate) {  // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values; then x gate
+        Vector<T>(gate + at, size) =
+            ConstVector<T>(yt, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
+        Vector<T>(y + at, size) = ConstVector<T>(x + at, size) * ConstVector<T>(gate + at, size);
       }
     });
   }
@@ -465,10 +496,6 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
 // Chunks of this many elements stay in the L1 cache between the two steps of a gate pass.
 constexpr int64_t kChunk = 2048;
 
-template <typename T>
-using Vector = Eigen::TensorMap<Eigen::Tensor<T, 1, Eigen::RowMajor>>;
-template <typename T>
-using ConstVector = Eigen::TensorMap<Eigen::Tensor<const T, 1, Eigen::RowMajor>>;
 
 // An element-wise kernel of kInputs inputs shaped alike and two outputs of their shape.
 template <typename T, int kInputs>
@@ -491,21 +518,6 @@ class ElementwisePair : public OpKernel {
 
  protected:
   virtual void Apply(const T* const* in, T* out0, T* out1, int64_t n) = 0;
-};
-
-// (x, b) -> (x sigmoid(b), sigmoid(b))
-template <typename T>
-struct SigmoidGate : ElementwisePair<T, 2> {
-  using ElementwisePair<T, 2>::ElementwisePair;
-  void Apply(const T* const* in, T* out, T* gate, int64_t n) override {
-    for (int64_t start = 0; start < n; start += kChunk) {
-      const int64_t size = std::min(kChunk, n - start);
-      Vector<T> g(gate + start, size);
-      // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values
-      g = ConstVector<T>(in[1] + start, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
-      Vector<T>(out + start, size) = ConstVector<T>(in[0] + start, size) * g;
-    }
-  }
 };
 
 // (dout, x, gate) -> (SigmoidGrad(gate, dout x), dout gate)
@@ -638,10 +650,11 @@ struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
 
 #define REGISTER(T)                                                                                       \
   REGISTER_KERNEL_BUILDER(Name("FusedBnReluForward").Device(DEVICE_CPU).TypeConstraint<T>("T"),            \
-                          BnReluForward<T>);                                                               \
+                          BnReluForward<T, false>);                                                        \
+  REGISTER_KERNEL_BUILDER(Name("FusedBnReluGate").Device(DEVICE_CPU).TypeConstraint<T>("T"),               \
+                          BnReluForward<T, true>);                                                         \
   REGISTER_KERNEL_BUILDER(Name("FusedBnReluBackward").Device(DEVICE_CPU).TypeConstraint<T>("T"),           \
                           BnReluBackward<T>);                                                              \
-  REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGate").Device(DEVICE_CPU).TypeConstraint<T>("T"), SigmoidGate<T>); \
   REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGateGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),          \
                           SigmoidGateGrad<T>);                                                             \
   REGISTER_KERNEL_BUILDER(Name("FusedGatedUnit").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnit<T>);   \

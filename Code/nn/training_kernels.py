@@ -111,16 +111,21 @@ class _BatchNormReLU:
     nothing to the variance nor to d gamma, their gradient arrives as 0 (they reach no loss), and dz stays 0 there.
     """
 
-    def __init__(self, x, kernel, gamma, beta, mask, lags, epsilon, batch=SingleBatch, rows=None, count=None):
+    def __init__(self, x, kernel, gamma, beta, mask, lags, epsilon, batch=SingleBatch, rows=None, count=None,
+                 gate_input=None):
         self.kernel, self.gamma, self.lags, self.batch, self.rows = kernel, gamma, lags, batch, rows
         self.fused = _fused_library(x, batch, rows)
         if self.fused is not None:  # the taps' shifts and sum inside the op, statistics and output in 2 passes
             self.x, self.wide = x, _wide_kernel(kernel)  # x kept for the weight gradient
             self.beta, self.mask = beta, tf.zeros([0], x.dtype) if mask is None else mask
             # z, not d: the backward op recomputes d and the ReLU's condition from z (fused_tail.cc)
-            self.mean, self.z, self.variance, self.inv, self.y = self.fused.fused_bn_relu_forward(
-                batch.products(x, self.wide), gamma, beta, self.mask, tf.constant(epsilon, x.dtype),
-                lags=list(lags))  # products (B, T, k F) -> (B, T, F)
+            inputs = (batch.products(x, self.wide), gamma, beta, self.mask, tf.constant(epsilon, x.dtype))
+            if gate_input is None:  # products (B, T, k F) -> (B, T, F)
+                self.mean, self.z, self.variance, self.inv, self.y = self.fused.fused_bn_relu_forward(
+                    *inputs, lags=list(lags))
+            else:  # out = gate_input sigmoid(y) and the gate in the last pass; y itself is never written
+                self.mean, self.z, self.variance, self.inv, self.out, self.gate = self.fused.fused_bn_relu_gate(
+                    *inputs, gate_input, lags=list(lags))
             return
         self.taps = [batch.shift(x, lag, shift_right) for lag in lags]  # (B, T, C) each, kept for the weight gradient
         z = tf.add_n([batch.products(t, _tap(kernel, j)) for j, t in enumerate(self.taps)])  # (B, T, F), no bias
@@ -220,8 +225,9 @@ def temporal_aware_block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma
     lags = tap_lags(kernel1.shape[-3], dilation)
     masks = (mask1, mask2)
     return gated_pair(x, (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2),
-                      lambda inputs, kernel, gamma, beta, i: _BatchNormReLU(inputs, kernel, gamma, beta, masks[i], lags,
-                                                                            epsilon, batch, rows, count), keep_scale)
+                      lambda inputs, kernel, gamma, beta, i, gate_input=None: _BatchNormReLU(
+                          inputs, kernel, gamma, beta, masks[i], lags, epsilon, batch, rows, count, gate_input),
+                      keep_scale)
 
 
 def gated_pair(x, params, unit, keep_scale: float):
@@ -231,8 +237,9 @@ def gated_pair(x, params, unit, keep_scale: float):
     Args:
         x: the block's input.
         params: (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2), tensors or variables.
-        unit: (input, kernel, gamma, beta, i) -> a unit with ``y``, ``mean``, ``variance``, ``backward`` and
-            ``fused`` (the fused ops' library where they compute it, else None).
+        unit: (input, kernel, gamma, beta, i, gate_input=None) -> a unit with ``y``, ``mean``, ``variance``,
+            ``backward`` and ``fused`` (the fused ops' library where they compute it, else None); where ``fused``
+            is set and ``gate_input`` given, ``out`` = gate_input * sigmoid(y) and ``gate`` instead of ``y``.
         keep_scale: 1 / (1 - dropout rate).
 
     Returns:
@@ -241,10 +248,10 @@ def gated_pair(x, params, unit, keep_scale: float):
     @tf.custom_gradient
     def block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2):
         first = unit(x, kernel1, gamma1, beta1, 0)  # a = first.y
-        second = unit(first.y, kernel2, gamma2, beta2, 1)
+        second = unit(first.y, kernel2, gamma2, beta2, 1, gate_input=x)
         fused = second.fused
-        if fused is not None:  # one pass each way (fused_tail.cc)
-            out, gate = fused.fused_sigmoid_gate(x, second.y)
+        if fused is not None:  # the gate inside the second unit's last pass; backward in one pass (fused_tail.cc)
+            out, gate = second.out, second.gate
         else:
             gate = tf.sigmoid(second.y)
             out = x * gate
