@@ -6,7 +6,8 @@ Each column is measured in a fresh process with its own thread layout:
 - "1 thread": one operation at a time on one core;
 - "2 threads, one product": each operation spread over both cores (intra-op threads);
 - "2 streams": two independent chains side by side, one core each, as our training runs TIM-Net's two
-  directions and GM-TCNet's values and gates (Common_Model.configure_tensorflow).
+  directions (GM-TCNet's values and gates run side by side with each operation free to use both cores:
+  Model.ModelSpec.threads).
 It prints the rates of the matrix products of TIM-Net's temporal-aware block, (64 x 188, 39) @ (39, 39), and
 of GM-TCNet's gated level, (64 x 188, 78) @ (78, 117); the cost of one element-wise pass over a (64, 188, 39)
 tensor with and without XLA; one block's and one level's forward and backward pass with the hand-written

@@ -20,7 +20,9 @@ for one fold's batch), the element-wise work of a temporal-aware block and of a 
 fused_tail.cc instead, with the same mathematics in fewer passes over memory. There a temporal-aware block's
 convolution is one product x @ (C, k F) of all k taps, whose time shifts and sum the fused BatchNorm op reads in its
 first pass; its backward op writes dz once per tap, shifted back by the tap's lag (B, T, k F), so that the kernel
-gradient and the input gradient are one product each, with no shifted copy of x nor of dz in memory.
+gradient and the input gradient are one product each, with no shifted copy of x nor of dz in memory; the block's
+sigmoid gate runs inside its second BatchNorm op, and the backward ops recompute what they need from the conv
+output z rather than read stored activations.
 """
 
 from __future__ import annotations
