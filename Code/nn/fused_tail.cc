@@ -191,7 +191,7 @@ constexpr int64_t kBlockRows = kTileRows * kBlockTiles;
 
 // tiled[s nf + f] = v[f] (times by[f] where given) for the kTileRows rows s of a tile
 template <typename T>
-void Tile(const T* v, const T* by, int64_t nf, std::vector<T>* tiled) {
+void Tile(const T* v, int64_t nf, std::vector<T>* tiled, const T* by = nullptr) {
   tiled->resize(kTileRows * nf);
   for (int64_t s = 0; s < kTileRows; ++s) {
     for (int64_t f = 0; f < nf; ++f) (*tiled)[s * nf + f] = by ? v[f] * by[f] : v[f];
@@ -215,14 +215,17 @@ struct Normalise {
   Normalise(const T* mean, const T* gamma, const T* inv, const T* beta, const T* mask, int64_t nf)
       : beta_(beta), mask_(mask), nf_(nf), scale_(nf) {
     for (int64_t f = 0; f < nf; ++f) scale_[f] = gamma[f] * inv[f];
-    Tile(mean, static_cast<const T*>(nullptr), nf, &mean_);
+    Tile(mean, nf, &mean_);
   }
   void Utterance(int64_t b) {  // tiles utterance b's scale and offset
     const T* m = mask_ ? mask_ + b * nf_ : nullptr;
-    Tile(scale_.data(), m, nf_, &scale);
-    Tile(beta_, m, nf_, &offset);
+    Tile(scale_.data(), nf_, &scale, m);
+    Tile(beta_, nf_, &offset, m);
   }
-  const T* mean() const { return mean_.data(); }
+  // value i of a tile of the utterance set by Utterance, z there: d = z - mean, and u from d. The one expression of
+  // both, so that the backward pass' ReLU condition u > 0 is the forward's by construction
+  T Centred(T z, int64_t i) const { return z - mean_[i]; }
+  T Input(T centred, int64_t i) const { return centred * scale[i] + offset[i]; }
 
   std::vector<T> scale, offset;  // tiled, of the utterance set by Utterance
 
@@ -358,7 +361,7 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
       }
       Fold(acc.data(), nf, block_sum.data());
       for (int64_t f = 0; f < nf; ++f) block_mean[f] = static_cast<T>(block_sum[f] / static_cast<double>(n));
-      Tile(block_mean.data(), static_cast<const T*>(nullptr), nf, &tiled);
+      Tile(block_mean.data(), nf, &tiled);
       for (int64_t at = 0; at < size; at += tile) {
         for (int64_t i = 0; i < std::min(tile, size - at); ++i) {
           const T centred = block[at + i] - tiled[i];
@@ -389,11 +392,8 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
     Tiles<T, 0>(batch, steps, nf, &none, [&](int64_t b) { u.Utterance(b); }, [&](int64_t at, int64_t size, T*) {
       const T* __restrict zt = z + at;
       T* __restrict yt = kGate ? activation.data() : y + at;
-      const T* __restrict m = u.mean();
-      const T* __restrict s = u.scale.data();
-      const T* __restrict o = u.offset.data();
       for (int64_t i = 0; i < size; ++i) {
-        const T value = (zt[i] - m[i]) * s[i] + o[i];
+        const T value = u.Input(u.Centred(zt[i], i), i);
         yt[i] = value > T(0) ? value : T(0);
       }
       if (kGate) {  // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values; then x gate
@@ -437,12 +437,9 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
     // pass 1: sums of the ReLU's gradient g (dy where u > 0) and of g d, d = z - mean
     std::vector<double> sums(2 * nf, 0.0);
     Tiles<T, 2>(batch, steps, nf, &sums, utterance, [&](int64_t at, int64_t size, T* __restrict acc) {
-      const T* __restrict m = u.mean();
-      const T* __restrict s = u.scale.data();
-      const T* __restrict o = u.offset.data();
       for (int64_t i = 0; i < size; ++i) {
-        const T d = z[at + i] - m[i];
-        const T g = d * s[i] + o[i] > T(0) ? dy[at + i] : T(0);
+        const T d = u.Centred(z[at + i], i);
+        const T g = u.Input(d, i) > T(0) ? dy[at + i] : T(0);
         acc[i] += g;
         acc[tile + i] += g * d;
       }
@@ -458,9 +455,9 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
       c_0[f] = scale * dbeta[f] / count;
     }
     std::vector<T> tiled_r, tiled_d, tiled_0, dz(tile);
-    Tile(c_r.data(), static_cast<const T*>(nullptr), nf, &tiled_r);
-    Tile(c_d.data(), static_cast<const T*>(nullptr), nf, &tiled_d);
-    Tile(c_0.data(), static_cast<const T*>(nullptr), nf, &tiled_0);
+    Tile(c_r.data(), nf, &tiled_r);
+    Tile(c_d.data(), nf, &tiled_d);
+    Tile(c_0.data(), nf, &tiled_0);
     for (int64_t b = 0; b < batch; ++b) {  // the rows t >= T - lags[j] of tap j read dz past the end: 0
       for (int64_t j = 0; j < taps; ++j) {
         for (int64_t t = std::max<int64_t>(0, steps - lags[j]); t < steps; ++t) {
@@ -471,13 +468,10 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
     // pass 2: dz a tile at a time, and its sum (d bias); dz at t goes to row t - lags[j] of each tap j
     std::vector<double> sum(nf, 0.0);
     Tiles<T, 1>(batch, steps, nf, &sum, utterance, [&](int64_t at, int64_t size, T* __restrict acc) {
-      const T* __restrict m = u.mean();
-      const T* __restrict s = u.scale.data();
-      const T* __restrict o = u.offset.data();
       T* __restrict dzt = dz.data();
       for (int64_t i = 0; i < size; ++i) {
-        const T d = z[at + i] - m[i];
-        const T g = d * s[i] + o[i] > T(0) ? dy[at + i] : T(0);
+        const T d = u.Centred(z[at + i], i);
+        const T g = u.Input(d, i) > T(0) ? dy[at + i] : T(0);
         const T value = g * tiled_r[i] - d * tiled_d[i] - tiled_0[i];
         dzt[i] = value;
         acc[i] += value;
@@ -495,7 +489,6 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
 
 // Chunks of this many elements stay in the L1 cache between the two steps of a gate pass.
 constexpr int64_t kChunk = 2048;
-
 
 // An element-wise kernel of kInputs inputs shaped alike and two outputs of their shape.
 template <typename T, int kInputs>
