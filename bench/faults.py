@@ -10,7 +10,8 @@ is compared with the same run left alone. The faults, each at a random moment or
   disk_full         the training process may write no file larger than a random size below a fold's weights
                     (RLIMIT_FSIZE: a full disk as the process sees it); then ``--resume`` with the limit lifted
   ray_worker        a local grid's Ray worker is SIGKILLed inside a fold; the grid retries the fold
-  grid_driver       a local grid's driver (main.py) is SIGKILLed; the same grid command is run again
+  grid_driver       a local grid's driver (main.py) is SIGKILLed; none of its processes may outlive it by
+                    OUTLIVE_S; the same grid command is run again
   fold_weights      a finished run's fold weights are truncated or overwritten with random bytes; ``--mode test``
                     must name the file; ``--resume`` must train that fold again
   run_json          a run's run.json is truncated or overwritten; test and resume must name it and change nothing;
@@ -60,6 +61,7 @@ filter_size = 8
 """
 FAULTS = ("sigkill", "sigint", "disk_full", "ray_worker", "grid_driver", "fold_weights", "run_json", "feature_file")
 TIMEOUT_S = 600
+OUTLIVE_S = 10  # a killed grid driver's processes must be gone by then (Ray alone kept its agents some 60 s)
 
 
 @dataclass
@@ -147,7 +149,9 @@ def summaries(results: str) -> list:
 
 
 def files(*folders: str) -> dict:
-    """{path: sha256} of every file below ``folders``."""
+    """{path: digest} of every file below ``folders``: the sha256 of its bytes or, for an xlsx that reads whole, of
+    its sheets' cells (a results file written again with the same figures is the same file, although its bytes hold
+    the moment it was written)."""
     found = {}
     for folder in folders:
         for root, _, names in os.walk(folder):
@@ -155,7 +159,20 @@ def files(*folders: str) -> dict:
                 path = os.path.join(root, name)
                 with open(path, "rb") as f:
                     found[path] = hashlib.sha256(f.read()).hexdigest()
+                if name.endswith(".xlsx") and ".partial-" not in name:
+                    found[path] = xlsx_digest(path) or found[path]
     return found
+
+
+def xlsx_digest(path: str) -> str | None:
+    """The sha256 of every sheet's name and cells, or None where the file does not read as an xlsx."""
+    import pandas as pd
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, header=None)
+    except Exception:  # a damaged file: its bytes stand for it
+        return None
+    text = "".join(f"{name}\n{sheet.to_csv()}" for name, sheet in sorted(sheets.items()))
+    return "cells:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def half_written(*folders: str) -> int:
@@ -361,17 +378,18 @@ class Campaign:
                    self.equal(models, results), lost(before, (models, results)) + half_written(models, results), how)
 
     def grid_fault(self, name: str, kill) -> Try:
-        """A local grid, ``kill(process)`` during it, then the grid to its end (run again if the driver died)."""
+        """A local grid, ``kill(process)`` during it, then the grid to its end (run again if the driver died).
+        ``kill`` returns the files before, a note and how many of the grid's processes outlived it (a failure)."""
         models, results = self.fresh(name)
         process = subprocess.Popen(command(*self.grid_args(models, results)), env=ENV, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
-        before, note = kill(process, models, results)
+        before, note, outlived = kill(process, models, results)
         _, err = process.communicate(timeout=TIMEOUT_S)
         note += f" (exit {process.returncode})"
         status = process.returncode
         if status != 0:
             status = run(*self.grid_args(models, results)).returncode
-        return Try(status == 0, self.equal(models, results, self.grid_reference),
+        return Try(status == 0 and not outlived, self.equal(models, results, self.grid_reference),
                    lost(before, (models, results)) + half_written(models, results), note)
 
     def ray_worker(self) -> Try:
@@ -387,9 +405,9 @@ class Campaign:
                         os.kill(workers[0], signal.SIGKILL)
                     except ProcessLookupError:  # its fold ended meanwhile: try the next one
                         continue
-                    return before, f"worker SIGKILLed {delay:.2f} s into a fold"
+                    return before, f"worker SIGKILLed {delay:.2f} s into a fold", 0
                 time.sleep(0.02)
-            return {}, "no worker seen"
+            return {}, "no worker seen", 0
         return self.grid_fault("ray_worker", kill)
 
     def grid_driver(self) -> Try:
@@ -402,15 +420,16 @@ class Campaign:
             before = files(models, results)
             process.kill()
             process.wait()
-            deadline, left = time.time() + 30, family
-            while left and time.time() < deadline:  # Ray's processes share the driver's fate
+            deadline, left = time.time() + OUTLIVE_S, family
+            while left and time.time() < deadline:  # Ray's processes share the driver's fate (grid/fate_sharing.py)
                 left = [pid for pid in left if alive(pid)]
                 time.sleep(0.2)
             names = sorted({title(pid) for pid in left})
             for pid in left:  # we started them: none may outlive the campaign
                 os.kill(pid, signal.SIGKILL)
             return before, (f"driver SIGKILLed {delay:.1f} s after the first run.json; {len(left)} of its "
-                            f"{len(family)} Ray processes outlived it by 30 s{': ' + ', '.join(names) if names else ''}")
+                            f"{len(family)} processes outlived it by {OUTLIVE_S} s{': ' + ', '.join(names) if names else ''}"
+                            ), len(left)
         return self.grid_fault("grid_driver", kill)
 
 

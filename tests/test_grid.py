@@ -1,12 +1,16 @@
 """The grid (--mode grid): the TOML's axes and corpus tables, one local Ray shared by every Ray test, a worker
-killed mid-fold, a repeated grid that trains nothing, Ray against this process, failures that stop nothing."""
+killed mid-fold, a repeated grid that trains nothing, Ray against this process, failures that stop nothing, a
+SIGKILLed driver that leaves no Ray process behind."""
 
 import contextlib
 import glob
 import io
 import json
 import os
+import select
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -319,3 +323,72 @@ feature_path = "{tmp_path / 'TOY.npy'}"
     np.testing.assert_array_equal(planned.features[keys["speaker"]][0], by_speaker(data["x"], speakers, "SPK"))
     [(label, error)] = planned.failures
     assert "TOY" in label and "no speaker for every row" in error
+
+
+# --- a driver's end ---------------------------------------------------------------------------------------------
+
+def process_table() -> dict[int, tuple[int, str, str]]:
+    """{pid: (parent pid, start time, title)} of the live processes (not zombies), from Linux's /proc."""
+    found = {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                title = f.read().split(b"\0")[0].decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        if fields[0] != "Z":
+            found[int(name)] = (int(fields[1]), fields[19], title)
+    return found
+
+
+def descendants(table: dict, root: int) -> dict[int, tuple[int, str, str]]:
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, row in table.items():
+            if row[0] == parent and pid not in found:
+                found[pid] = row
+                todo.append(pid)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc (Linux)")
+def test_a_sigkilled_driver_leaves_no_ray_process():
+    """A process that started a local Ray is SIGKILLed: within 10 s none of the processes it started is left,
+    Ray's dashboard and runtime-env agents included, which Ray alone keeps for some 60 s more (grid/fate_sharing.py).
+    A process counts as the same one while its pid and start time are."""
+    code = ("import time\nfrom timnet_ser.grid import pool\n"
+            "pool.start_local_ray(cpus=1, gpus=0, object_store_bytes=128 * 2 ** 20)\nprint('up', flush=True)\n"
+            "time.sleep(300)")
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True)
+    started = {}
+    try:
+        assert select.select([driver.stdout], [], [], 120)[0], "the local Ray did not start within 120 s"
+        assert driver.stdout.readline() == "up\n"
+        agents, deadline = {"ray::DashboardAgent", "ray::RuntimeEnvAgent"}, time.time() + 60
+        while not agents <= {title for _, _, title in started.values()} and time.time() < deadline:
+            time.sleep(0.2)
+            started = descendants(process_table(), driver.pid)
+        assert agents <= {title for _, _, title in started.values()}, f"no Ray agents: {sorted(started.values())}"
+        driver.kill()
+        driver.wait(timeout=30)
+
+        def left() -> list[str]:
+            now = process_table()
+            return [title for pid, (_, start, title) in started.items() if now.get(pid, (0, None))[1] == start]
+
+        deadline = time.time() + 10
+        while left() and time.time() < deadline:
+            time.sleep(0.1)
+        assert not left(), f"{len(left())} of the driver's {len(started)} processes outlived it by 10 s: {left()}"
+    finally:
+        driver.kill()
+        driver.wait(timeout=30)
+        now = process_table()
+        for pid, (_, start, _) in started.items():  # whatever the outcome, none outlives the test
+            if now.get(pid, (0, None))[1] == start:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)

@@ -194,6 +194,32 @@ def test_resume_from_anywhere_into_its_own_results_and_refusing_contradictions(t
     assert [f["y_pred"] for f in resumed["folds"]] == [f["y_pred"] for f in straight["folds"]]
 
 
+def test_resume_removes_the_temporaries_of_its_own_results_only(trained, tmp_path, capsys):
+    """A run killed while it wrote its results leaves a temporary in the results folder, which other runs share:
+    resuming removes that run's temporaries there, and no other run's."""
+    folder = str(tmp_path / "run")
+    shutil.copytree(trained["folder"], folder)
+    results = tmp_path / "shared_results"
+    with open(os.path.join(folder, "run.json")) as f:
+        description = json.load(f)
+    description["result_path"] = str(results)
+    with open(os.path.join(folder, "run.json"), "w") as f:
+        json.dump(description, f)
+    stem = results_json(trained["results"], "last_epoch")[0][:-len(".json")]  # TOY_4fold_<acc>_46_<created>_...
+    other_run = stem.replace(description["created"], "2020-01-01_00-00-00")
+    results.mkdir()
+    own = [f".{stem}.xlsx.partial-a1b2c3.xlsx", f".{stem}_confusion.png.partial-d4e5f6.png"]
+    others = [f".{other_run}.json.partial-g7h8i9.json", f".{stem.replace('_46_', '_47_')}.json.partial-j1k2.json",
+              "notes.partial-x.txt"]
+    for name in own + others:
+        (results / name).write_bytes(b"half")
+    assert main(["--mode", "train", "--resume", folder]) == 0
+    assert "removed 2 partial file(s) left by an interrupted write in" in capsys.readouterr().out
+    left = os.listdir(results)
+    assert not set(own) & set(left) and set(others) <= set(left)
+    assert any(name.startswith(stem) and name.endswith(".json") for name in left)  # the results, now written
+
+
 def test_ctrl_c_during_training_prints_the_exact_resume_command(tmp_path):
     features = toy_feature_file(tmp_path / "TOY.npy")
     models = str(tmp_path / "M")

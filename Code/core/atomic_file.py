@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from .errors import DiskFull, UserError
 
 PARTIAL = ".partial-"  # in the name of every temporary of this module: .<name>.partial-<random>[<ext>]
-_PARTIAL_NAME = re.compile(r"\..+" + re.escape(PARTIAL) + r"[A-Za-z0-9_]+(\.[^/]*)?")
+_PARTIAL_NAME = re.compile(r"\.(?P<name>.+)" + re.escape(PARTIAL) + r"[A-Za-z0-9_]+(\.[^/]*)?")
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file-size limit (RLIMIT_FSIZE), a quota
 
 # mkstemp creates files readable by their owner only; ours get the usual umask-based mode instead.
@@ -116,13 +116,15 @@ def _raise_if_full(path: str, exc: OSError) -> None:
                        "name") from None
 
 
-def remove_partials(folder: str) -> list[str]:
+def remove_partials(folder: str, names: re.Pattern | None = None) -> list[str]:
     """Remove the temporaries (``.<name>.partial-...``) that a killed process left in ``folder``; their names.
+    With ``names``, only the temporaries of files whose name it matches in full.
 
-    Only for a folder no other process writes to now (a run folder being resumed or planned)."""
+    Only for files no other process writes to now (a run folder being resumed or planned, that run's results)."""
     removed = []
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        if _PARTIAL_NAME.fullmatch(name):
+        partial = _PARTIAL_NAME.fullmatch(name)
+        if partial and (names is None or names.fullmatch(partial["name"])):
             path = os.path.join(folder, name)
             if os.path.isdir(path):
                 shutil.rmtree(path)

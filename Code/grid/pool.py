@@ -290,11 +290,13 @@ def run_on_ray(grid: Grid, workers: int, threads: int, gpus_per_task: float) -> 
 def start_local_ray(cpus: int, gpus: int | None = 0, object_store_bytes: int = 512 * 2 ** 20) -> None:
     """A Ray on this machine only: every process listening on 127.0.0.1, a token of its own, no dashboard,
     ``cpus`` CPUs, ``gpus`` GPUs (None: the machine's), an object store of ``object_store_bytes``; no usage
-    statistics are sent. ``tests/test_grid_network.py`` lists its listening sockets (docs/grid.md)."""
+    statistics are sent; its processes end when this one does (``fate_sharing``). ``tests/test_grid_network.py``
+    lists its listening sockets (docs/grid.md)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    from . import ray_security
+    from . import fate_sharing, ray_security
+    fate_sharing.share_fate()
     ray_security.use_new_token()
     # address "local": a new Ray even where `ray start` runs one on this machine (that one is --address auto)
     with ray_security.loopback_node():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -95,7 +96,18 @@ def results_stem(data: str, k: int, war_mean: float, seed: int, time_str: str, m
 
     The appended parts keep runs of different models or selection protocols from ever sharing a name.
     """
-    return f"{data}_{k}fold_{war_mean * 100:.2f}_{seed}_{time_str}_{model}_{protocol}"
+    return _stem(data, k, f"{war_mean * 100:.2f}", seed, time_str, model, protocol)
+
+
+def results_names(data: str, k: int, seed: int, time_str: str, model: str, protocol: str) -> re.Pattern:
+    """The names of every results file of one run (``results_stem``, whatever its accuracy, then any suffix and
+    extension): how a resumed run finds the temporaries that a killed write of its results left."""
+    left, right = _stem(data, k, "\0", seed, time_str, model, protocol).split("\0")
+    return re.compile(re.escape(left) + r"(?:[0-9]+\.[0-9]{2}|nan)" + re.escape(right) + r"(?:[_.].*)?")
+
+
+def _stem(data: str, k: int, accuracy: str, seed: int, time_str: str, model: str, protocol: str) -> str:
+    return f"{data}_{k}fold_{accuracy}_{seed}_{time_str}_{model}_{protocol}"
 
 
 def library_versions() -> dict:

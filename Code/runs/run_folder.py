@@ -162,10 +162,15 @@ class RunFolder:
         return [(fold + 1, self.weights_file(fold)) for fold in range(self.k)]
 
     def remove_partials(self) -> None:
-        """Remove the temporaries of writes that a killed process left here (before resuming or planning a run)."""
-        removed = remove_partials(self.path)
-        if removed:
-            print(f"removed {len(removed)} partial file(s) left by an interrupted write in {shown(self.path)}")
+        """Remove the temporaries of writes that a killed process left here and, of this run's results files only,
+        in its results folder, which other runs share (before resuming or planning a run)."""
+        config = self.config
+        own_results = results.results_names(config.data, config.split_fold, config.random_seed, self.created,
+                                            config.model, config.protocol)
+        for folder, names in ((self.path, None), (self.result_path, own_results)):
+            removed = remove_partials(folder, names)
+            if removed:
+                print(f"removed {len(removed)} partial file(s) left by an interrupted write in {shown(folder)}")
 
     def results_file(self) -> str | None:
         """The results JSON this run's training wrote into its results folder, or None (not finished yet)."""
