@@ -66,7 +66,9 @@ _watchdog: subprocess.Popen | None = None  # its pipe stays open as long as this
 
 
 def share_fate() -> None:
-    """Make the processes started from here on (a local Ray's) end when this process ends; once per process."""
+    """From now on, the processes descended from this one (a local Ray's, and any other it started) end when this
+    one ends; once per process. A child meant to outlive a program that embeds the grid must leave its process
+    tree (a double fork, as a daemon does)."""
     global _watchdog
     if _watchdog is not None or not os.path.isdir("/proc"):
         return
