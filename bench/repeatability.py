@@ -72,11 +72,9 @@ WORKER = """
 import json, os, random, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-sys.path.insert(0, {root!r})
-import importlib.util
-spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join({root!r}, "Code", "__init__.py"),
-                                              submodule_search_locations=[os.path.join({root!r}, "Code")])
-sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec); spec.loader.exec_module(sys.modules["timnet_ser"])
+sys.path.insert(0, os.path.join({root!r}, "bench"))
+from fresh_process import checkout_package  # this checkout's Code/ as timnet_ser
+checkout_package()
 import numpy as np
 import tensorflow as tf
 from timnet_ser.Common_Model import Trainer, configure_tensorflow
@@ -157,10 +155,9 @@ SPEED = """
 import json, os, statistics, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-import importlib.util
-spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join({root!r}, "Code", "__init__.py"),
-                                              submodule_search_locations=[os.path.join({root!r}, "Code")])
-sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec); spec.loader.exec_module(sys.modules["timnet_ser"])
+sys.path.insert(0, os.path.join({root!r}, "bench"))
+from fresh_process import checkout_package  # this checkout's Code/ as timnet_ser
+checkout_package()
 import numpy as np
 import tensorflow as tf
 from timnet_ser.Common_Model import Trainer, configure_tensorflow
