@@ -288,6 +288,50 @@ def test_speaker_predictions_equal_through_the_api_and_the_exported_graph(speake
         [(r["label"], pytest.approx(r["probabilities"][run.classes[0]], abs=1e-6)) for r in rows]
 
 
+def test_a_list_of_files_with_speakers_standardises_each_speaker_with_their_own_files(speaker_run, tmp_path,
+                                                                                         capsys):
+    """predict --wav list.csv (path,speaker): each input standardised with its speaker's statistics, rows in the
+    list's order; the same probabilities as predicting each speaker's files alone; a missing file is its own row."""
+    import soundfile as sf
+
+    import timnet_ser
+    from timnet_ser.core.errors import UserError
+    run = timnet_ser.load_run(speaker_run["folder"])
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "two_speakers"
+    folder.mkdir()
+    for k in range(4):  # speaker A quiet, speaker B loud: pooled statistics would suit neither
+        gain = 0.05 if k % 2 == 0 else 0.8
+        sf.write(str(folder / f"u{k}.wav"), gain * rng.normal(size=23 * 512).astype("float32"), 22050, subtype="FLOAT")
+    listing = folder / "list.csv"
+    listing.write_text("path,label,speaker\nu0.wav,x,A\nu1.wav,x,B\n# a comment\nu2.wav,x,A\nu3.wav,x,B\n"
+                       "gone.wav,x,B\n")
+    rows = run.predict(str(listing))
+    assert [os.path.basename(r["file"]) for r in rows] == ["u0.wav", "u1.wav", "u2.wav", "u3.wav", "gone.wav"]
+    assert rows[4]["label"] is None and rows[4]["error"]
+    a = run.predict([str(folder / "u0.wav"), str(folder / "u2.wav")])
+    b = run.predict([str(folder / "u1.wav"), str(folder / "u3.wav")])
+    for row, alone in zip([rows[0], rows[2], rows[1], rows[3]], a + b):
+        assert row["probabilities"] == pytest.approx(alone["probabilities"], abs=1e-6)
+    pooled = run.predict([str(folder / f"u{k}.wav") for k in range(4)])  # one speaker: other inputs
+    assert pooled[0]["probabilities"] != pytest.approx(rows[0]["probabilities"], abs=1e-6)
+    readable = folder / "readable.csv"  # Run.embed: every input must decode; the same standardisation
+    readable.write_text("path,speaker\nu0.wav,A\nu1.wav,B\nu2.wav,A\n")
+    together = run.embed(str(readable), fold=1)  # (3, D)
+    np.testing.assert_allclose(together[[0, 2]], run.embed([str(folder / "u0.wav"), str(folder / "u2.wav")], fold=1),
+                               atol=1e-5)
+    assert main(["--mode", "predict", "--test_path", speaker_run["folder"], "--wav", str(listing)]) == 0
+    assert "each input standardised with the statistics of its speaker's files (2 speakers in" in capsys.readouterr().out
+    no_header = folder / "bare.csv"
+    no_header.write_text("u0.wav,A\n")
+    assert main(["--mode", "predict", "--test_path", speaker_run["folder"], "--wav", str(no_header)]) == 2
+    assert "bare.csv: its first line must name the columns, 'path' and optionally 'speaker'" in capsys.readouterr().err
+    blank = folder / "blank.csv"
+    blank.write_text("path,speaker\nu0.wav,\n")
+    with pytest.raises(UserError, match="blank.csv: line 2 lacks its speaker"):
+        run.predict(str(blank))
+
+
 def test_speaker_statistics_belong_to_speaker_runs(normalized_run):
     import timnet_ser
     from timnet_ser.core.errors import UserError

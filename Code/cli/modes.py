@@ -277,8 +277,15 @@ def run_predict(args: Settings) -> dict:
     used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
     print(f"{weights.model_name} {weights.data} weights {args.test_path} ({used})")
     if weights.normalize == "speaker":  # engine/normalization.py
-        print(f"--normalize speaker: {'the file' if args.timeline else 'every input of --wav'} taken as one speaker "
-              "(standardised with the statistics of all of it)")
+        from ..deploy.predict import input_speakers
+        listed = None if args.timeline else input_speakers(args.wav)
+        if listed:
+            print(f"--normalize speaker: each input standardised with the statistics of its speaker's files "
+                  f"({len({name for _, name in listed})} speakers in {args.wav})")
+        else:
+            print(f"--normalize speaker: {'the file' if args.timeline else 'every input of --wav'} taken as one "
+                  "speaker (standardised with the statistics of all of it; a CSV list of files with a speaker "
+                  "column standardises by speaker)")
     if args.timeline:
         from ..deploy import timeline
         return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)

@@ -214,7 +214,9 @@ FLAGS: tuple[Flag, ...] = tuple([
           "fold models trained on, so the figures are inflated; labelled OTHER SPLIT everywhere"),
         row("retest_other_features", bool, False,
           "test: allow a --feature_path whose content differs from the run's; labelled OTHER FEATURES everywhere"),
-        row("wav", str, None, "predict: an audio file (wav, flac, ogg, mp3) or a folder of them"),
+        row("wav", str, None, "predict: an audio file (wav, flac, ogg, mp3), a folder of them, or a CSV list of "
+            "files (first line: path[,speaker]; a run trained with --normalize speaker standardises each speaker "
+            "with their own files, docs/predict.md)"),
         row("timeline", bool, False,
           "predict: one long file window by window (windows of the model's length, silence skipped, each scored "
           "by the fold mean): a CSV (or JSON) table and a PNG, see docs/timeline.md"),

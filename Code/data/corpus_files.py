@@ -43,6 +43,39 @@ def read_manifest(path: str) -> list[tuple[str, str, str]]:
     return rows
 
 
+def read_file_list(path: str) -> tuple[list[str], list[str] | None]:
+    """The files of a CSV list for predict and their speakers: (paths, speakers or None).
+
+    Its first line names the columns: ``path`` and, optionally, ``speaker`` (an extraction manifest's header
+    ``path,label,speaker`` will do: other columns are ignored). Relative paths are from the list's folder; lines
+    starting with # are skipped. A file that is missing is predict's to report, row by row, as one it cannot read.
+    """
+    import csv
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            lines = [(number, row) for number, row in enumerate(csv.reader(f), start=1)
+                     if row and not row[0].strip().startswith("#")]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path}: not a readable CSV list of files ({exc})") from None
+    header = [name.strip().lower() for name in lines[0][1]] if lines else []
+    if "path" not in header:
+        raise UserError(f"{path}: its first line must name the columns, 'path' and optionally 'speaker' "
+                        f"(got {','.join(lines[0][1]) if lines else 'an empty file'!r})")
+    where, speaker_column = header.index("path"), header.index("speaker") if "speaker" in header else None
+    paths, speakers = [], []
+    for number, row in lines[1:]:
+        cells = [cell.strip() for cell in row] + [""] * len(header)
+        if not cells[where] or (speaker_column is not None and not cells[speaker_column]):
+            raise UserError(f"{path}: line {number} lacks its {'path' if not cells[where] else 'speaker'}: "
+                            f"{','.join(row)!r}")
+        paths.append(os.path.join(folder, cells[where]))
+        speakers.append(cells[speaker_column] if speaker_column is not None else "")
+    if not paths:
+        raise UserError(f"{path}: the list names no files")
+    return paths, speakers if speaker_column is not None else None
+
+
 def dataset_classes(wav_path: str) -> tuple[str, ...]:
     """A user dataset's labels, natural-sorted: its manifest's labels, or its sub-folders that hold wav files."""
     if wav_path.lower().endswith(".csv"):

@@ -58,17 +58,42 @@ class Run:
         self.feature_statistics = run.feature_statistics if run is not None else None
         self.normalize = hyper.normalize  # "speaker": inputs standardised by speaker before the network
 
-    def model_inputs(self, features: np.ndarray, speaker_statistics: Optional[np.ndarray] = None) -> np.ndarray:
+    def model_inputs(self, features: np.ndarray, speaker_statistics=None) -> np.ndarray:
         """What the fold models read of (N, T, 39) features: the features, or for a run trained with
         ``--normalize speaker`` the features standardised as one speaker's, with ``speaker_statistics`` ((2, 39):
-        mean and variance over the speaker's voiced frames, ``speaker_statistics()``) or by default their own."""
+        mean and variance over the speaker's voiced frames, ``speaker_statistics()``; or a list of N of them, one
+        per input) or by default their own."""
         from ..engine.normalization import one_speaker
         if self.normalize != "speaker":
             if speaker_statistics is not None:
                 raise UserError(f"speaker_statistics: the run in {self.folder} was trained with --normalize "
                                 f"{self.normalize}, not by speaker; leave the argument out")
             return features
+        if isinstance(speaker_statistics, list):  # each input its own speaker's
+            return np.concatenate([one_speaker(f[None], np.asarray(s)) for f, s in zip(features, speaker_statistics)])
         return one_speaker(features, None if speaker_statistics is None else np.asarray(speaker_statistics))
+
+    def _statistics_for(self, source, given, in_one_batch: bool = False):
+        """What standardises the inputs of ``source`` (``model_inputs``' ``speaker_statistics``): ``given``, else
+        for a ``--normalize speaker`` run each input's speaker's where ``source`` is a CSV list of files that names
+        speakers (a list, one per input), else those of all the inputs together (one pass over them; None with
+        ``in_one_batch``, where the caller standardises every input at once: ``model_inputs`` takes theirs)."""
+        from . import predict
+        if self.normalize != "speaker" or given is not None:
+            return given
+        listed = predict.input_speakers(source)
+        if listed is None:
+            return None if in_one_batch else self.speaker_statistics(source)
+        files: dict[str, list[str]] = {}
+        for path, name in listed:
+            files.setdefault(name, []).append(path)
+        statistics = {}
+        for name, own in files.items():
+            try:
+                statistics[name] = self.speaker_statistics(own)
+            except UserError:  # none of that speaker's files can be read: each is reported in its row
+                statistics[name] = None
+        return [statistics[name] for _, name in listed]
 
     def speaker_statistics(self, source) -> np.ndarray:
         """(2, 39): the mean and variance of each MFCC coefficient over the voiced frames of every input of
@@ -128,7 +153,9 @@ class Run:
         ``warning`` (None below it); data/feature_statistics.py says how it was measured.
 
         A run trained with ``--normalize speaker`` standardises every input with ``speaker_statistics`` (see
-        ``model_inputs``), by default with those of all the inputs of ``source`` together: one speaker's.
+        ``model_inputs``), by default with those of all the inputs of ``source`` together: one speaker's; where
+        ``source`` is a CSV list of files with a ``speaker`` column, each input with its own speaker's (all the
+        files the list gives that speaker).
         """
         return [row for rows in self.predict_chunks(source, fold, speaker_statistics=speaker_statistics)
                 for row in rows]
@@ -138,15 +165,20 @@ class Run:
         """``predict``'s rows, ``size`` inputs at a time (default ``predict.CHUNK``): a folder of any number of files
         in bounded memory (what ``--mode predict`` does)."""
         from . import predict
-        if self.normalize == "speaker" and speaker_statistics is None:  # one pass more: all inputs are one speaker
-            speaker_statistics = self.speaker_statistics(source)
+        statistics = self._statistics_for(source, speaker_statistics)
+        done = 0
         for clips in predict.clip_chunks(source, self.signal_length, self.feature_kind, size or predict.CHUNK):
-            yield self._predict_clips(clips, fold, speaker_statistics)
+            own = statistics[done:done + len(clips)] if isinstance(statistics, list) else statistics
+            done += len(clips)
+            yield self._predict_clips(clips, fold, own)
 
     def _predict_clips(self, clips: list, fold: Optional[int], speaker_statistics=None) -> list[dict]:
+        """Rows of ``clips``; ``speaker_statistics``: None, one (2, 39) array for all, or a list, one per clip."""
         from . import predict
         from .timeline import scored_span
         good = [c for c in clips if c.error is None]
+        if isinstance(speaker_statistics, list):
+            speaker_statistics = [s for c, s in zip(clips, speaker_statistics) if c.error is None]
         rows = {}
         if good:
             features = np.stack([c.features for c in good])  # (N, T, 39) or (N, S, 64, 64, 3)
@@ -208,7 +240,8 @@ class Run:
         bad = [c for c in clips if c.error is not None]
         if bad:
             raise UserError(bad[0].error)
-        inputs = self.model_inputs(np.stack([c.features for c in clips]), speaker_statistics)
+        statistics = self._statistics_for(source, speaker_statistics, in_one_batch=True)
+        inputs = self.model_inputs(np.stack([c.features for c in clips]), statistics)
         embeddings, _ = self.fold_outputs(inputs, fold)
         return embeddings[0] if fold is not None else embeddings
 

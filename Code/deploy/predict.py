@@ -6,7 +6,8 @@ and their mean is the prediction (or one fold's). A file the run trained on is r
 (``data.features.row_signatures``): nine of ten fold models trained on it, so its fold mean is no held-out score;
 the row says so and gives the prediction of the one fold that held it out.
 
-Inputs: an audio file, a folder (every audio file below it, ``data.audio.is_audio``), a list of paths, or
+Inputs: an audio file, a folder (every audio file below it, ``data.audio.is_audio``), a list of paths, a CSV list of
+files (``data.corpus_files.read_file_list``: a ``path`` column and optionally a ``speaker`` one), or
 ``(samples, sample_rate)``. One file given alone must decode (one-line error otherwise); among several, a file
 that cannot be decoded is skipped and reported in its row (``error``), and the others are predicted.
 
@@ -28,6 +29,7 @@ from ..core.atomic_file import write_table
 from ..core.errors import UserError
 from ..data.audio import audio_files, is_audio, load_audio, resample
 from ..data.corpora import SAMPLE_RATE, natural_key
+from ..data.corpus_files import read_file_list
 from ..data.features import signal_features
 
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
@@ -55,10 +57,25 @@ def _paths(source) -> tuple[list[str], bool]:
             raise UserError(f"--wav {source}: the folder holds no audio files ({', '.join(_extensions())})")
         return files, True
     if os.path.isfile(source):
+        if _is_list(source):
+            return read_file_list(source)[0], True
         if not is_audio(source):
-            raise UserError(f"--wav {source}: not an audio file ({', '.join(_extensions())})")
+            raise UserError(f"--wav {source}: not an audio file ({', '.join(_extensions())}) nor a CSV list of files")
         return [source], False
     raise UserError(f"--wav {source}: no such file or folder")
+
+
+def _is_list(source) -> bool:
+    return isinstance(source, (str, os.PathLike)) and os.fspath(source).lower().endswith(".csv")
+
+
+def input_speakers(source) -> Optional[list[tuple[str, str]]]:
+    """(path, speaker) of each input, in order, where ``source`` is a CSV list of files with a speaker column;
+    else None."""
+    if not (_is_list(source) and os.path.isfile(source)):
+        return None
+    paths, speakers = read_file_list(os.fspath(source))
+    return None if speakers is None else list(zip(paths, speakers))
 
 
 def _path(source):
