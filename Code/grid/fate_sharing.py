@@ -10,8 +10,10 @@ the terminal does not reach it), that notes the driver's descendants once a seco
 pipe only the driver holds. The operating system closes that pipe when the driver ends, for whatever reason; the
 watchdog then kills the descendants it noted that still run (the same process: same pid and start time) and their
 own descendants. The processes are found by their parents, not by a mark in their environment: Ray's process
-titles overwrite part of /proc/PID/environ. On a normal end ``ray.shutdown`` has stopped them already and the
-watchdog finds none. Linux only (it reads /proc); elsewhere nothing is started.
+titles overwrite part of /proc/PID/environ. A process started in the last second before the driver's end, whose
+parent ended too, can escape it (Ray starts its processes in the seconds after ``ray.init``, long before a grid
+ends). On a normal end ``ray.shutdown`` has stopped them already and the watchdog finds none. Linux only (it reads
+/proc); elsewhere nothing is started.
 """
 
 from __future__ import annotations
