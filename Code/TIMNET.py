@@ -30,9 +30,8 @@ class TemporalAwareBlock(keras.layers.Layer):
 
     The sub-layers hold the weights and compute inference. Training with ReLU runs, by default, the same
     function as one unit with a hand-written backward pass (``training_kernels.temporal_aware_block``),
-    which makes far fewer passes over memory than automatic differentiation of the sub-layers (TIM-Net's
-    training step on one CPU core: 110 ms instead of 200 ms); ``fused=False`` trains through the sub-layers
-    (the plain reference form).
+    which makes far fewer passes over memory than automatic differentiation of the sub-layers (docs/speed.md
+    measures it); ``fused=False`` trains through the sub-layers (the plain reference form).
 
     Args:
         filters: channels of both convolutions; must equal the input channels (the gate multiplies x).
@@ -70,11 +69,16 @@ class TemporalAwareBlock(keras.layers.Layer):
             layer.build(shape)
 
     def call(self, x, training=None):  # (B, T, F) -> (B, T, F)
-        if training and self.fused and self.activation == "relu" and self.trainable and not self._mixed_precision:
-            return self._train_fused(x)
+        if self.trains_fused(training):
+            return self.train_fused(x)
         a = self.drop1(self.act(self.bn1(self.conv1(x), training=training)), training=training)
         b = self.drop2(self.act(self.bn2(self.conv2(a), training=training)), training=training)
         return x * ops.sigmoid(b)
+
+    def trains_fused(self, training) -> bool:
+        """Whether ``call(x, training)`` runs the hand-written training function (``train_fused``)."""
+        return bool(training and self.fused and self.activation == "relu" and self.trainable
+                    and not self._mixed_precision)
 
     @property
     def _mixed_precision(self) -> bool:
@@ -89,16 +93,20 @@ class TemporalAwareBlock(keras.layers.Layer):
         noise = keras.random.uniform((ops.shape(x)[0], 1, self.filters), seed=dropout.seed_generator)
         return ops.cast(noise >= self.dropout_rate, x.dtype) / (1.0 - self.dropout_rate)
 
-    def _train_fused(self, x):  # (B, T, F) -> (B, T, F); updates the BatchNorm moving statistics as Keras does
-        out, stats = training_kernels.temporal_aware_block(
+    def train_fused(self, x, time_mean: bool = False):
+        """(B, T, F) -> (B, T, F) in training mode, and with ``time_mean`` also its mean over time (B, F), whose
+        gradient joins the output's inside the backward pass (``training_kernels.temporal_aware_block``); updates
+        the BatchNorm moving statistics as Keras does."""
+        out, *rest = training_kernels.temporal_aware_block(
             x, self.conv1.kernel, self.conv1.bias, self.bn1.gamma, self.bn1.beta,
             self.conv2.kernel, self.conv2.bias, self.bn2.gamma, self.bn2.beta,
             self._dropout_mask(x, self.drop1), self._dropout_mask(x, self.drop2), self.dilation_rate,
-            keep_scale=1.0 / (1.0 - self.dropout_rate), epsilon=self.bn1.epsilon)
+            keep_scale=1.0 / (1.0 - self.dropout_rate), epsilon=self.bn1.epsilon, time_mean=time_mean)
+        stats = rest[-1]
         for bn, mean, variance in ((self.bn1, *stats[:2]), (self.bn2, *stats[2:])):
             bn.moving_mean.assign(bn.moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
             bn.moving_variance.assign(bn.moving_variance * bn.momentum + variance * (1.0 - bn.momentum))
-        return out
+        return (out, rest[0]) if time_mean else out
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -162,6 +170,11 @@ class TIMNET(keras.layers.Layer):
         backward = self.backward_conv(ops.flip(x, axis=1))  # (B, T, F), time reversed
         scales = []
         for forward_block, backward_block in zip(self.forward_blocks, self.backward_blocks):
+            if forward_block.trains_fused(training):  # each block's time mean from its own pass: no (B, T, F) sum
+                forward, forward_mean = forward_block.train_fused(forward, time_mean=True)
+                backward, backward_mean = backward_block.train_fused(backward, time_mean=True)
+                scales.append(forward_mean + backward_mean)  # (B, F), = the mean of the sum below
+                continue
             forward = forward_block(forward, training=training)
             backward = backward_block(backward, training=training)
             scales.append(ops.mean(forward + backward, axis=1))  # (B, F): the backward one is not flipped back

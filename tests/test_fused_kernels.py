@@ -34,8 +34,9 @@ def built():
 
 
 def block_results(dtype, fused: bool, dilation: int, masked: bool, batch: int = 4, steps: int = 30,
-                  kernel_size: int = 2):
-    """Output, every gradient and the four batch statistics of one temporal-aware block on random data (B, T, 39)."""
+                  kernel_size: int = 2, time_mean: bool = False):
+    """Output, every gradient and the four batch statistics of one temporal-aware block on random data (B, T, 39);
+    with ``time_mean``, the output's time mean (after the output) enters the loss too."""
     rng = np.random.default_rng(dilation)
     x = tf.constant(rng.normal(size=(batch, steps, 39)) + 2.0, dtype)  # a mean, as real activations have
     params = [tf.constant(rng.normal(scale=0.3, size=shape), dtype)
@@ -45,10 +46,13 @@ def block_results(dtype, fused: bool, dilation: int, masked: bool, batch: int = 
     with fused_ops.enabled(fused) as used, tf.GradientTape() as tape:
         assert used == fused
         tape.watch([x, *params])
-        out, stats = training_kernels.temporal_aware_block(x, *params, *masks, dilation=dilation,
-                                                           keep_scale=1 / 0.75 if masked else 1.0, epsilon=1e-3)
+        out, *rest = training_kernels.temporal_aware_block(x, *params, *masks, dilation=dilation,
+                                                           keep_scale=1 / 0.75 if masked else 1.0, epsilon=1e-3,
+                                                           time_mean=time_mean)
         loss = tf.reduce_sum(out * tf.cos(2.0 * out))
-    return [out] + tape.gradient(loss, [x, *params]) + list(stats)
+        if time_mean:
+            loss += tf.reduce_sum(rest[0] * tf.sin(3.0 * rest[0])) * 10.0
+    return [out, *rest[:-1]] + tape.gradient(loss, [x, *params]) + list(rest[-1])
 
 
 NAMES = ["output", "d x"] + [f"d {n}" for n in "kernel1 bias1 gamma1 beta1 kernel2 bias2 gamma2 beta2".split()] + [
@@ -56,13 +60,16 @@ NAMES = ["output", "d x"] + [f"d {n}" for n in "kernel1 bias1 gamma1 beta1 kerne
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-10), (tf.float32, 1e-5)])
-@pytest.mark.parametrize("kernel_size, dilation, masked", [(2, 1, True), (2, 4, False), (2, 29, True), (2, 64, True),
-                                                           (3, 2, False), (3, 12, True), (3, 20, True)])
-def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, kernel_size, dilation, masked):
+@pytest.mark.parametrize("kernel_size, dilation, masked, time_mean",
+                         [(2, 1, True, True), (2, 4, False, False), (2, 29, True, True), (2, 64, True, False),
+                          (3, 2, False, True), (3, 12, True, False), (3, 20, True, True)])
+def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, kernel_size, dilation, masked, time_mean):
     """float64: equal to 1e-10 of each value's scale; float32: to float rounding (the sums round differently).
-    T = 30: lag 29 leaves a tap one step, lags 64 and 40 (3 taps, dilation 20) taps that only see zeros."""
-    fused, plain = (block_results(dtype, use, dilation, masked, kernel_size=kernel_size) for use in (True, False))
-    for a, b, name in zip(fused, plain, NAMES):
+    T = 30: lag 29 leaves a tap one step, lags 64 and 40 (3 taps, dilation 20) taps that only see zeros. With
+    ``time_mean`` the output's time mean is compared too, and its gradient enters every other one."""
+    fused, plain = (block_results(dtype, use, dilation, masked, kernel_size=kernel_size, time_mean=time_mean)
+                    for use in (True, False))
+    for a, b, name in zip(fused, plain, NAMES[:1] + ["time mean"] * time_mean + NAMES[1:]):
         a, b = a.numpy().astype("float64"), b.numpy().astype("float64")
         if name.startswith("d bias"):  # exactly 0 in exact arithmetic (BatchNorm removes constants): rounding noise
             assert np.abs(a).max() < (1e-10 if dtype == tf.float64 else 1e-3), name

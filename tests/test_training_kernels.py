@@ -13,7 +13,7 @@ import tensorflow as tf
 from timnet_ser.GTCM import GatedUnit
 from timnet_ser.nn import fused_ops, training_kernels
 from timnet_ser.nn.causal_conv import shift_left, shift_right
-from timnet_ser.TIMNET import TemporalAwareBlock
+from timnet_ser.TIMNET import TIMNET, TemporalAwareBlock
 
 FRAMES = 40
 
@@ -62,6 +62,27 @@ def test_temporal_aware_block_backward_equals_autodiff(float64, kernel_size, dil
     x = tf.constant(rng.normal(size=(5, FRAMES, 39)))
     fused = TemporalAwareBlock(39, kernel_size, dilation, dropout_rate=0.0, fused=True)
     plain = TemporalAwareBlock(39, kernel_size, dilation, dropout_rate=0.0, fused=False)
+    fused.build(x.shape)
+    plain.build(x.shape)
+    for a, b in zip(fused.weights, plain.weights):
+        a.assign(random_like(a, rng))
+        b.assign(a)
+    names = ["output", "d x"] + [f"d {w.path}" for w in fused.trainable_weights] + [
+        w.path for w in fused.non_trainable_weights]
+    with kernel_path(path):
+        computed = outputs_and_gradients(fused, x, training=True)
+    assert_same(computed, outputs_and_gradients(plain, x, training=True), names)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_timnet_scales_from_the_blocks_equal_autodiff(float64, path):
+    """The whole bidirectional module: trained with the hand-written blocks, each level's scale is the sum of the
+    two blocks' time means, computed inside them with its gradient joining theirs (the last blocks' outputs reach
+    the loss only through it); equal to autodiff of the plain layers' mean of the sum."""
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=(4, FRAMES, 39)))
+    fused = TIMNET(39, 2, dilations=3, dropout_rate=0.0, fused=True)
+    plain = TIMNET(39, 2, dilations=3, dropout_rate=0.0, fused=False)
     fused.build(x.shape)
     plain.build(x.shape)
     for a, b in zip(fused.weights, plain.weights):

@@ -2,8 +2,9 @@
 // and double), loops over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net: a causal
 // convolution's taps summed from one product of all of them, with their time shifts (zero before the start),
 // + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate
-// inside the second unit's last pass; backward in 2, writing the convolution's output gradient once per tap, shifted
-// back by the tap's lag, so that its input and kernel gradients are one product each; the gate's backward in one
+// and its output's mean over time (TIM-Net's scale at the block's level) inside the second unit's last pass;
+// backward in 2, writing the convolution's output gradient once per tap, shifted back by the tap's lag, so that its
+// input and kernel gradients are one product each; the gate's backward, with the time mean's gradient, in one
 // pass. GM-TCNet: after its two products, the sigmoid gates, the n branches' products and their mean in one pass
 // each way, the rows split over the intra-op threads. The same mathematics as the TensorFlow path of
 // training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the reference and the fallback;
@@ -104,9 +105,14 @@ REGISTER_OP("FusedBnReluGate")
     .Output("inv: T")       // (F,)
     .Output("out: T")       // (B, T, F) x sigmoid(y), y as FusedBnReluForward's
     .Output("gate: T")      // (B, T, F) sigmoid(y)
+    .Output("time_mean: T")  // (B, F) out's mean over time: the block's share of TIM-Net's scale at its level
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/false, {1, 4, 5}, {0, 2, 3}); });
+    .SetShapeFn([](InferenceContext* c) {
+      TF_RETURN_IF_ERROR(TapShapes(c, /*wide=*/false, {1, 4, 5}, {0, 2, 3}));
+      c->set_output(6, c->Matrix(c->Dim(c->input(0), 0), c->Dim(c->input(1), 0)));
+      return absl::OkStatus();
+    });
 
 REGISTER_OP("FusedBnReluBackward")
     .Input("dy: T")          // (B, T, F)
@@ -126,11 +132,12 @@ REGISTER_OP("FusedBnReluBackward")
     .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/true, {0}, {1, 2, 3}); });
 
 REGISTER_OP("FusedSigmoidGateGrad")
-    .Input("dout: T")      // (B, T, F)
+    .Input("dout: T")      // (B, T, F) the gradient of out from the layers after the block
     .Input("x: T")         // (B, T, F)
     .Input("gate: T")      // (B, T, F)
-    .Output("db: T")       // SigmoidGrad(gate, dout x)
-    .Output("dx_gate: T")  // dout gate, x's gradient through the product
+    .Input("dmean: T")     // (B, F) gradient of FusedBnReluGate's time_mean, or (0,) for none
+    .Output("db: T")       // SigmoidGrad(gate, g x), g = dout + dmean / T at every time step
+    .Output("dx_gate: T")  // g gate, x's gradient through the product
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) { return SameShapes(c, {0, 1}); });
 
@@ -323,9 +330,10 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
                   absl::InvalidArgumentError("FusedBnReluGate: x must be (B, T, F)"));
       x = ctx->input(5).flat<T>().data();
     }
-    T *mean, *z, *variance, *inv, *y, *gate = nullptr;  // y: the activation, or with kGate the gated output
-    OP_REQUIRES_OK(ctx, kGate ? Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance},
-                                                  {channel, &inv}, {narrow, &y}, {narrow, &gate}})
+    T *mean, *z, *variance, *inv, *y, *gate = nullptr, *time_mean = nullptr;  // y: the activation, or the gated
+    OP_REQUIRES_OK(ctx, kGate ? Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance},  // output
+                                                  {channel, &inv}, {narrow, &y}, {narrow, &gate},
+                                                  {TensorShape({batch, nf}), &time_mean}})
                               : Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance},
                                                   {channel, &inv}, {narrow, &y}}));
     const int64_t rows = batch * steps, tile = kTileRows * nf;
@@ -385,11 +393,24 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
       variance[f] = static_cast<T>(run_squares[f] / static_cast<double>(rows));
       inv[f] = T(1) / std::sqrt(variance[f] + epsilon);
     }
-    // pass 2: y = relu(u), utterance by utterance (its mask); with kGate, gate = sigmoid(y) and out = x gate
+    // pass 2: y = relu(u), utterance by utterance (its mask); with kGate, gate = sigmoid(y), out = x gate and
+    // out's mean over the utterance's time steps (summed per tile position, then in double)
     Normalise<T> u(mean, gamma, inv, beta, mask, nf);
     std::vector<double> none;
-    std::vector<T> activation(kGate ? tile : 0);
-    Tiles<T, 0>(batch, steps, nf, &none, [&](int64_t b) { u.Utterance(b); }, [&](int64_t at, int64_t size, T*) {
+    std::vector<T> activation(kGate ? tile : 0), out_sum(kGate ? tile : 0, T(0));
+    int64_t current = -1;  // the utterance whose time sum out_sum holds
+    const auto close = [&]() {
+      if (!kGate || current < 0) return;
+      std::vector<double> total(nf, 0.0);
+      Fold(out_sum.data(), nf, total.data());
+      for (int64_t f = 0; f < nf; ++f) time_mean[current * nf + f] = static_cast<T>(total[f] / steps);
+    };
+    const auto utterance = [&](int64_t b) {
+      u.Utterance(b);
+      close();
+      current = b;
+    };
+    Tiles<T, 0>(batch, steps, nf, &none, utterance, [&](int64_t at, int64_t size, T*) {
       const T* __restrict zt = z + at;
       T* __restrict yt = kGate ? activation.data() : y + at;
       for (int64_t i = 0; i < size; ++i) {
@@ -400,8 +421,12 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
         Vector<T>(gate + at, size) =
             ConstVector<T>(yt, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
         Vector<T>(y + at, size) = ConstVector<T>(x + at, size) * ConstVector<T>(gate + at, size);
+        const T* __restrict outt = y + at;
+        T* __restrict sum = out_sum.data();
+        for (int64_t i = 0; i < size; ++i) sum[i] += outt[i];
       }
     });
+    close();
   }
 };
 
@@ -490,42 +515,45 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
 // Chunks of this many elements stay in the L1 cache between the two steps of a gate pass.
 constexpr int64_t kChunk = 2048;
 
-// An element-wise kernel of kInputs inputs shaped alike and two outputs of their shape.
-template <typename T, int kInputs>
-class ElementwisePair : public OpKernel {
- public:
-  explicit ElementwisePair(OpKernelConstruction* ctx) : OpKernel(ctx) {}
-
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& first = ctx->input(0);
-    const T* in[kInputs];
-    for (int i = 0; i < kInputs; ++i) {
-      OP_REQUIRES(ctx, ctx->input(i).shape() == first.shape(),
-                  absl::InvalidArgumentError("fused tail: the inputs must have one shape"));
-      in[i] = ctx->input(i).flat<T>().data();
-    }
-    T *out0, *out1;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{first.shape(), &out0}, {first.shape(), &out1}}));
-    Apply(in, out0, out1, first.NumElements());
-  }
-
- protected:
-  virtual void Apply(const T* const* in, T* out0, T* out1, int64_t n) = 0;
-};
-
-// (dout, x, gate) -> (SigmoidGrad(gate, dout x), dout gate)
+// (dout, x, gate, dmean) -> (SigmoidGrad(gate, g x), g gate), g = dout + dmean[b] / T on utterance b's rows
 template <typename T>
-struct SigmoidGateGrad : ElementwisePair<T, 3> {
-  using ElementwisePair<T, 3>::ElementwisePair;
-  void Apply(const T* const* in, T* db, T* dx, int64_t n) override {
-    const T* __restrict dout = in[0];
-    const T* __restrict x = in[1];
-    const T* __restrict gate = in[2];
-    for (int64_t i = 0; i < n; ++i) {
-      const T g = gate[i];
-      db[i] = dout[i] * x[i] * (g * (T(1) - g));  // TensorFlow's SigmoidGrad(y=g, dy=dout x)
-      dx[i] = dout[i] * g;
+struct SigmoidGateGrad : OpKernel {
+  explicit SigmoidGateGrad(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dout_in = ctx->input(0);
+    const Tensor& dmean_in = ctx->input(3);
+    OP_REQUIRES(ctx, dout_in.dims() == 3,
+                absl::InvalidArgumentError("FusedSigmoidGateGrad: dout must be (B, T, F)"));
+    for (int i = 1; i < 3; ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).shape() == dout_in.shape(),
+                  absl::InvalidArgumentError("FusedSigmoidGateGrad: dout, x and gate must have one shape"));
     }
+    const int64_t batch = dout_in.dim_size(0), steps = dout_in.dim_size(1), nf = dout_in.dim_size(2);
+    const bool averaged = dmean_in.NumElements() > 0;
+    OP_REQUIRES(ctx, !averaged || dmean_in.NumElements() == batch * nf,
+                absl::InvalidArgumentError("FusedSigmoidGateGrad: dmean must be (B, F) or (0,)"));
+    const T* __restrict dout = dout_in.flat<T>().data();
+    const T* __restrict x = ctx->input(1).flat<T>().data();
+    const T* __restrict gate = ctx->input(2).flat<T>().data();
+    const T* dmean = averaged ? dmean_in.flat<T>().data() : nullptr;
+    T *db, *dx;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{dout_in.shape(), &db}, {dout_in.shape(), &dx}}));
+    std::vector<T> share(nf, T(0)), tiled;  // dmean[b] / T, tiled
+    std::vector<double> none;
+    const auto utterance = [&](int64_t b) {
+      if (averaged) {
+        for (int64_t f = 0; f < nf; ++f) share[f] = dmean[b * nf + f] / static_cast<T>(steps);
+      }
+      Tile(share.data(), nf, &tiled);
+    };
+    Tiles<T, 0>(batch, steps, nf, &none, utterance, [&](int64_t at, int64_t size, T*) {
+      const T* __restrict extra = tiled.data();
+      for (int64_t i = 0; i < size; ++i) {
+        const T g = gate[at + i], d = dout[at + i] + extra[i];
+        db[at + i] = d * x[at + i] * (g * (T(1) - g));  // TensorFlow's SigmoidGrad(y=g, dy=d x)
+        dx[at + i] = d * g;
+      }
+    });
   }
 };
 

@@ -126,8 +126,8 @@ class _BatchNormReLU:
                 self.mean, self.z, self.variance, self.inv, self.y = self.fused.fused_bn_relu_forward(
                     *inputs, lags=list(lags))
             else:  # out = gate_input sigmoid(y) and the gate in the last pass; y itself is never written
-                self.mean, self.z, self.variance, self.inv, self.out, self.gate = self.fused.fused_bn_relu_gate(
-                    *inputs, gate_input, lags=list(lags))
+                (self.mean, self.z, self.variance, self.inv, self.out, self.gate,
+                 self.time_mean) = self.fused.fused_bn_relu_gate(*inputs, gate_input, lags=list(lags))
             return
         self.taps = [batch.shift(x, lag, shift_right) for lag in lags]  # (B, T, C) each, kept for the weight gradient
         z = tf.add_n([batch.products(t, _tap(kernel, j)) for j, t in enumerate(self.taps)])  # (B, T, F), no bias
@@ -202,7 +202,8 @@ def _input_gradient(batch, dz, kernels, lags: Sequence[int]):
 
 def temporal_aware_block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2,
                          mask1: Optional[tf.Tensor], mask2: Optional[tf.Tensor], dilation: int,
-                         keep_scale: float, epsilon: float, batch=SingleBatch, rows=None, count=None):
+                         keep_scale: float, epsilon: float, batch=SingleBatch, rows=None, count=None,
+                         time_mean: bool = False):
     """One TIM-Net temporal-aware block in training mode (paper §2.2, SPEC §2), with its backward pass.
 
     a = drop(relu(BN(conv1(x)))),  b = drop(relu(BN(conv2(a)))),  out = x * sigmoid(b)
@@ -219,20 +220,24 @@ def temporal_aware_block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma
             every shape above led by the member axis M.
         rows: with MemberBatches, (M, B, 1, 1) row weights, 1 for a member's row, 0 for padding; else None.
         count: with ``rows``, (M, 1) frames of each member's batch (its rows times T).
+        time_mean: also return out's mean over time (B, C), one fold's batch only (TIM-Net's scale at this
+            block's level, TIMNET.call): its gradient joins out's inside the gate's backward pass, where a mean
+            taken outside would send back a (B, T, C) broadcast and a sum with out's gradient.
 
     Returns:
-        out (B, T, C) and the batch statistics (mean1, var1, mean2, var2) of the two conv outputs, bias
-        included, for the moving averages. Gradients flow to every argument but the masks.
+        out (B, T, C), with ``time_mean`` then its mean over time (B, C), and the batch statistics (mean1, var1,
+        mean2, var2) of the two conv outputs, bias included, for the moving averages. Gradients flow to every
+        argument but the masks.
     """
     lags = tap_lags(kernel1.shape[-3], dilation)
     masks = (mask1, mask2)
     return gated_pair(x, (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2),
                       lambda inputs, kernel, gamma, beta, i, gate_input=None: _BatchNormReLU(
                           inputs, kernel, gamma, beta, masks[i], lags, epsilon, batch, rows, count, gate_input),
-                      keep_scale)
+                      keep_scale, time_mean)
 
 
-def gated_pair(x, params, unit, keep_scale: float):
+def gated_pair(x, params, unit, keep_scale: float, time_mean: bool = False):
     """out = x * sigmoid(b), a = unit 0 on x, b = unit 1 on a: a temporal-aware block's structure with its
     backward pass, around its two BatchNorm-ReLU units (``_BatchNormReLU`` on either layout of the batch).
 
@@ -241,11 +246,14 @@ def gated_pair(x, params, unit, keep_scale: float):
         params: (kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2), tensors or variables.
         unit: (input, kernel, gamma, beta, i, gate_input=None) -> a unit with ``y``, ``mean``, ``variance``,
             ``backward`` and ``fused`` (the fused ops' library where they compute it, else None); where ``fused``
-            is set and ``gate_input`` given, ``out`` = gate_input * sigmoid(y) and ``gate`` instead of ``y``.
+            is set and ``gate_input`` given, ``out`` = gate_input * sigmoid(y), ``gate`` and ``time_mean`` (out's
+            mean over time) instead of ``y``.
         keep_scale: 1 / (1 - dropout rate).
+        time_mean: also return out's mean over time (``temporal_aware_block``).
 
     Returns:
-        out and the batch statistics (mean1, var1, mean2, var2) of the two conv outputs, bias included.
+        out, with ``time_mean`` its mean over time, and the batch statistics (mean1, var1, mean2, var2) of the two
+        conv outputs, bias included.
     """
     @tf.custom_gradient
     def block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma2, beta2):
@@ -253,26 +261,34 @@ def gated_pair(x, params, unit, keep_scale: float):
         second = unit(first.y, kernel2, gamma2, beta2, 1, gate_input=x)
         fused = second.fused
         if fused is not None:  # the gate inside the second unit's last pass; backward in one pass (fused_tail.cc)
-            out, gate = second.out, second.gate
+            out, gate, mean = second.out, second.gate, second.time_mean
         else:
             gate = tf.sigmoid(second.y)
             out = x * gate
+            mean = tf.reduce_mean(out, axis=-2) if time_mean else None
         stats = (first.mean + bias1, first.variance, second.mean + bias2, second.variance)
 
-        def backward(dout, *unused_stat_gradients):
-            if fused is not None:
-                dgate_in, dx_gate = fused.fused_sigmoid_gate_grad(dout, x, gate)
+        def backward(dout, *gradients):  # with time_mean, the mean's gradient first; the statistics' are unused
+            dmean = gradients[0] if time_mean else None
+            if dout is None:  # out itself reaches no loss (TIM-Net's last block: only its mean does)
+                dout = tf.zeros_like(out)
+            if fused is not None:  # dout + dmean / T inside the pass
+                empty = tf.zeros([0], dout.dtype)
+                dgate_in, dx_gate = fused.fused_sigmoid_gate_grad(dout, x, gate, empty if dmean is None else dmean)
             else:
+                if dmean is not None:
+                    dout = dout + tf.expand_dims(dmean, -2) / tf.cast(tf.shape(out)[-2], dout.dtype)
                 dgate_in, dx_gate = tf.raw_ops.SigmoidGrad(y=gate, dy=dout * x), dout * gate
             da, dk2, db2, dg2, dbe2 = second.backward(dgate_in, keep_scale)
             dx, dk1, db1, dg1, dbe1 = first.backward(da, keep_scale)
             return dx_gate + dx, dk1, db1, dg1, dbe1, dk2, db2, dg2, dbe2
 
-        return (out, *[tf.stop_gradient(s) for s in stats]), backward
+        means = [mean] if time_mean else []
+        return (out, *means, *[tf.stop_gradient(s) for s in stats]), backward
 
     # variables enter as their values, so the gradients reach them through the tape's read operations
-    out, *stats = block(x, *[tf.convert_to_tensor(p) for p in params])
-    return out, stats
+    out, *rest = block(x, *[tf.convert_to_tensor(p) for p in params])
+    return (out, rest[0], rest[1:]) if time_mean else (out, rest)
 
 
 def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: int, branches: int,
