@@ -55,13 +55,9 @@ def kernel_path(path: str):
     return fused_ops.enabled(path == "fused")
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("kernel_size, dilation", [(2, 1), (2, 8), (3, 4), (2, 32), (2, 64)])
-def test_temporal_aware_block_backward_equals_autodiff(float64, kernel_size, dilation, path):
-    rng = np.random.default_rng(dilation)
-    x = tf.constant(rng.normal(size=(5, FRAMES, 39)))
-    fused = TemporalAwareBlock(39, kernel_size, dilation, dropout_rate=0.0, fused=True)
-    plain = TemporalAwareBlock(39, kernel_size, dilation, dropout_rate=0.0, fused=False)
+def assert_fused_equals_plain(fused, plain, x, rng, path: str, **call):
+    """Layers ``fused`` (hand-written backward passes, on ``path``) and ``plain`` (autodiff), given the same random
+    weights: the same output, gradients (of x and every trainable weight) and non-trainable weights after a call."""
     fused.build(x.shape)
     plain.build(x.shape)
     for a, b in zip(fused.weights, plain.weights):
@@ -70,8 +66,17 @@ def test_temporal_aware_block_backward_equals_autodiff(float64, kernel_size, dil
     names = ["output", "d x"] + [f"d {w.path}" for w in fused.trainable_weights] + [
         w.path for w in fused.non_trainable_weights]
     with kernel_path(path):
-        computed = outputs_and_gradients(fused, x, training=True)
-    assert_same(computed, outputs_and_gradients(plain, x, training=True), names)
+        computed = outputs_and_gradients(fused, x, **call)
+    assert_same(computed, outputs_and_gradients(plain, x, **call), names)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("kernel_size, dilation", [(2, 1), (2, 8), (3, 4), (2, 32), (2, 64)])
+def test_temporal_aware_block_backward_equals_autodiff(float64, kernel_size, dilation, path):
+    rng = np.random.default_rng(dilation)
+    assert_fused_equals_plain(TemporalAwareBlock(39, kernel_size, dilation, dropout_rate=0.0, fused=True),
+                              TemporalAwareBlock(39, kernel_size, dilation, dropout_rate=0.0, fused=False),
+                              tf.constant(rng.normal(size=(5, FRAMES, 39))), rng, path, training=True)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -80,37 +85,18 @@ def test_timnet_scales_from_the_blocks_equal_autodiff(float64, path):
     two blocks' time means, computed inside them with its gradient joining theirs (the last blocks' outputs reach
     the loss only through it); equal to autodiff of the plain layers' mean of the sum."""
     rng = np.random.default_rng(3)
-    x = tf.constant(rng.normal(size=(4, FRAMES, 39)))
-    fused = TIMNET(39, 2, dilations=3, dropout_rate=0.0, fused=True)
-    plain = TIMNET(39, 2, dilations=3, dropout_rate=0.0, fused=False)
-    fused.build(x.shape)
-    plain.build(x.shape)
-    for a, b in zip(fused.weights, plain.weights):
-        a.assign(random_like(a, rng))
-        b.assign(a)
-    names = ["output", "d x"] + [f"d {w.path}" for w in fused.trainable_weights] + [
-        w.path for w in fused.non_trainable_weights]
-    with kernel_path(path):
-        computed = outputs_and_gradients(fused, x, training=True)
-    assert_same(computed, outputs_and_gradients(plain, x, training=True), names)
+    assert_fused_equals_plain(TIMNET(39, 2, dilations=3, dropout_rate=0.0, fused=True),
+                              TIMNET(39, 2, dilations=3, dropout_rate=0.0, fused=False),
+                              tf.constant(rng.normal(size=(4, FRAMES, 39))), rng, path, training=True)
 
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("kernel_size, dilation", [(2, 1), (2, 16), (3, 4), (2, 64)])
 def test_gated_unit_backward_equals_autodiff(float64, kernel_size, dilation, path):
     rng = np.random.default_rng(dilation)
-    x = tf.constant(rng.normal(size=(5, FRAMES, 39)))
-    fused = GatedUnit(39, kernel_size, dilation, fused=True)
-    plain = GatedUnit(39, kernel_size, dilation, fused=False)
-    fused.build(x.shape)
-    plain.build(x.shape)
-    for a, b in zip(fused.weights, plain.weights):
-        a.assign(random_like(a, rng))
-        b.assign(a)
-    names = ["output", "d x"] + [f"d {w.path}" for w in fused.trainable_weights]
-    with kernel_path(path):
-        computed = outputs_and_gradients(fused, x)
-    assert_same(computed, outputs_and_gradients(plain, x), names)
+    assert_fused_equals_plain(GatedUnit(39, kernel_size, dilation, fused=True),
+                              GatedUnit(39, kernel_size, dilation, fused=False),
+                              tf.constant(rng.normal(size=(5, FRAMES, 39))), rng, path)
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -512,9 +512,6 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
   }
 };
 
-// Chunks of this many elements stay in the L1 cache between the two steps of a gate pass.
-constexpr int64_t kChunk = 2048;
-
 // (dout, x, gate, dmean) -> (SigmoidGrad(gate, g x), g gate), g = dout + dmean[b] / T on utterance b's rows
 template <typename T>
 struct SigmoidGateGrad : OpKernel {
@@ -556,6 +553,9 @@ struct SigmoidGateGrad : OpKernel {
     });
   }
 };
+
+// Chunks of this many elements stay in the L1 cache between the two steps of a gated unit's pass.
+constexpr int64_t kChunk = 2048;
 
 // A kernel of GM-TCNet's gated unit: inputs from kFirstBranched on are (B, T, n F) alike, `branches` = n.
 template <typename T, int kFirstBranched, int kInputs>
