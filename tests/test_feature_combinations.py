@@ -177,6 +177,38 @@ def test_a_grid_on_several_corpora_is_the_run_train_makes(speaker_run, corpora, 
     assert ours["test_rows"] == theirs["test_rows"] and ours["corpora"] == theirs["corpora"]
 
 
+def test_a_grid_pools_corpora_by_its_label_maps_and_the_report_keeps_them_apart(corpora, tmp_path):
+    """label_map is a grid key (a file relative to the grid file): a point with a map is the run --mode train makes
+    with it. Runs pooled by different maps learn different classes: the report gives each map its own row and
+    names the classes each map renamed or dropped. By name, TA's sad and TB's calm have no partner and are dropped;
+    dropping TB's Happy drops TA's happy too."""
+    from timnet_ser.runs.report import build_table, load_records
+    root, a, b, c = corpora
+    grid_folder = tmp_path / "grid"
+    (grid_folder / "maps").mkdir(parents=True)
+    (grid_folder / "maps" / "sad.toml").write_text('[TB]\ncalm = "sad"\n')
+    (grid_folder / "maps" / "drop.toml").write_text('[TB]\ncalm = ""\nHappy = ""\n')
+    grid = grid_folder / "grid.toml"
+    grid.write_text(f'data = "TA+TB"\nfeature_path = "{a}+{b}"\nlabel_map = ["maps/sad.toml", "maps/drop.toml"]\n'
+                    'split_fold = 2\nepoch = 1\nfilter_size = 8\ndilation_size = 3\nbatch_size = 16\n')
+    results = str(tmp_path / "R")
+    assert main(["--mode", "grid", "--grid", str(grid), "--address", "none", "--model_path", str(tmp_path / "M"),
+                 "--result_path", results]) == 0
+    made = {tuple(run_json(folder)["config"]["classes"]): folder
+            for folder in (os.path.join(tmp_path / "M", n) for n in os.listdir(tmp_path / "M"))}
+    assert set(made) == {("angry", "happy", "neutral", "sad"), ("angry", "neutral")}
+    folder, _ = train(str(tmp_path), "train", "--data", "TA+TB", "--feature_path", f"{a}+{b}", "--label_map",
+                      str(grid_folder / "maps" / "sad.toml"))
+    ours, theirs = run_json(made[("angry", "happy", "neutral", "sad")]), run_json(folder)
+    assert ours["test_rows"] == theirs["test_rows"] and ours["corpora"] == theirs["corpora"]
+    assert ours["corpora"][1]["mapping"]["calm"] == "sad"
+    _, by_name = train(str(tmp_path), "by_name", "--data", "TA+TB", "--feature_path", f"{a}+{b}")
+    table = build_table(load_records(results) + [by_name])
+    assert sorted(table["settings"]) == ["label_map=TA happy->dropped sad->dropped; TB calm->dropped Happy->dropped",
+                                         "label_map=TA sad->dropped; TB calm->dropped", "label_map=TB calm->sad"]
+    assert list(table["runs"]) == [1, 1, 1]
+
+
 @pytest.mark.parametrize("normalize", ["speaker", "corpus"])
 def test_the_authors_weights_are_unnormalised_so_normalize_is_another_network(shared, corpora, tmp_path, capsys,
                                                                             normalize):

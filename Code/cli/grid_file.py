@@ -28,7 +28,7 @@ from ..core.settings import Settings
 from ..grid.plan import Point
 from . import settings
 
-PATH_KEYS = ("feature_path", "model_path", "result_path")  # relative to the grid file's folder
+PATH_KEYS = ("feature_path", "label_map", "model_path", "result_path")  # relative to the grid file's folder
 # Flags of the grid command itself, never handed to its runs.
 GRID_ONLY = {"mode", "grid", "address", "gpus_per_task", "workers", "gpu"}
 # Measured on our 2-core machine (docs/grid.md): one worker of two threads trained a grid of TIM-Net and GM-TCNet

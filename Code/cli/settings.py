@@ -190,8 +190,9 @@ def check_cross_corpus(s: Settings) -> None:
 
 def check_corpora(s: Settings) -> Settings:
     """Several corpora (``--data A+B``, a new run of --mode train or a re-test): --label_map maps them onto common
-    classes when training; --cv corpus needs several (then --split_fold is their number: typed, it must be).
-    --label_map otherwise belongs to --cross_corpus."""
+    classes when training (next to --mode grid: for every point, each checked as its own training command); --cv
+    corpus needs several (then --split_fold is their number: typed, it must be). --label_map otherwise belongs to
+    --cross_corpus."""
     from ..data.corpus_set import corpus_keys
     count = len(corpus_keys(s.data))
     training = s.mode == "train" and not s.resume
@@ -200,7 +201,7 @@ def check_corpora(s: Settings) -> Settings:
                         f"--mode {s.mode} takes one corpus (or a run folder)")
     if count > 1 and s.cross_corpus:
         raise UserError(f"--data {s.data}: a cross-corpus test scores one other corpus at a time")
-    if s.label_map is not None and not s.cross_corpus and not (training and count > 1):
+    if s.label_map is not None and not s.cross_corpus and not (training and count > 1) and s.mode != "grid":
         raise UserError(f"--label_map {s.label_map}: maps another corpus' classes for --cross_corpus, or the corpora "
                         "of a new run on several (--mode train --data A+B); a run folder keeps its own map")
     if s.cv != "corpus" or not training:

@@ -235,7 +235,7 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("label_map", str, None,
           "--cross_corpus: a .toml (their_class = \"our_class\", \"\" drops it) or .csv (their_class,our_class) "
           "file mapping the other corpus' classes onto the run's (default: equal names, case-insensitive); "
-          "train --data A+B: onto common classes ([KEY] tables per corpus)"),
+          "train --data A+B (also a grid's): onto common classes ([KEY] tables per corpus)", grid=True),
     ),
     *_rows(
         "grid on Ray",

@@ -69,9 +69,11 @@ def plan(points: list[Point]) -> Plan:
         args = point.settings
         try:
             path = os.path.abspath(feature_path(args.data, args.features, args.feature_path))
-            source = (path, args.data, args.features, args.cv)  # the model only words load_data's messages
+            # the model only words load_data's messages; several corpora are pooled by the label map
+            source = (path, args.data, args.features, args.cv, args.label_map)
             if source not in loaded:
-                loaded[source] = load_data(args.data, args.features, path, args.model, args.cv == "speaker")
+                loaded[source] = load_data(args.data, args.features, path, args.model, args.cv == "speaker",
+                                           args.label_map)
             data = loaded[source]
             key = data.info.sha256  # the rows the network reads: standardised by speaker, they depend on the speakers
             if args.normalize == "speaker":

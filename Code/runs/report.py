@@ -13,8 +13,9 @@ corpus' UAR with its interval per row. Written as Markdown, LaTeX, CSV and PNG. 
 
 A row never mixes runs that differ in model or variant, corpus, feature file, protocol (with the label smoothing
 history and, for a re-test, whether it used the run's own split and features), fold scheme, synthetic data or
-training settings. Cross-corpus tests (``--mode test --cross_corpus``, records with a ``cross_corpus`` entry) are
-never among those rows: they have their own table, training corpus x test corpus (``build_cross_corpus_table``).
+training settings, or, on several corpora, in the label map that pooled them. Cross-corpus tests (``--mode test
+--cross_corpus``, records with a ``cross_corpus`` entry) are never among those rows: they have their own table,
+training corpus x test corpus (``build_cross_corpus_table``).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class GroupKey(NamedTuple):
     cv: str
     folds: int
     synthetic: bool
-    settings: tuple  # ((name, value), ...) from ``run_settings``
+    settings: tuple  # ((name, value), ...) from ``run_settings`` and ``label_map_setting``
 
 
 def load_records(result_path: str) -> list[dict]:
@@ -181,6 +182,24 @@ def run_settings(record: dict) -> tuple:
     return tuple(values)
 
 
+def label_map_setting(record: dict) -> tuple:
+    """A run on several corpora (its record's ``corpora``): ``(("label_map", text),)``, the text naming every class
+    that pooling renamed or dropped (``TA sad->dropped; TB calm->sad``; a class without a partner in the other
+    corpora is dropped by name too), "by name" where every class kept its name; () otherwise. It is the map in
+    effect, not its file's name: runs pooled by different maps learn different classes from different rows and are
+    never one row of the report."""
+    parts = record.get("corpora") or []
+    if not parts:
+        return ()
+    changes = []
+    for part in parts:
+        moved = [f"{name}->{target or 'dropped'}" for name, target in part["mapping"].items()
+                 if target is None or target.casefold() != name.casefold()]
+        if moved:
+            changes.append(" ".join([part["data"], *moved]))
+    return (("label_map", "; ".join(changes) or "by name"),)
+
+
 def group_key(record: dict) -> GroupKey:
     config = record["config"]
     # Runs on different feature files (the full corpus, 2-s cuts, another extraction) are never averaged; a run on
@@ -189,7 +208,7 @@ def group_key(record: dict) -> GroupKey:
     features = "+".join(os.path.basename(path or "") for path in paths) or "–"
     return GroupKey(record["model"], record.get("variant", ""), config["data"], features, protocol_label(record),
                     config.get("cv", "kfold"), config["split_fold"], bool(record.get("synthetic")),
-                    run_settings(record))
+                    run_settings(record) + label_map_setting(record))
 
 
 def _samples(records: list[dict]) -> dict[tuple, list[dict]]:
