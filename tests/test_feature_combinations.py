@@ -177,7 +177,7 @@ def test_a_grid_on_several_corpora_is_the_run_train_makes(speaker_run, corpora, 
     assert ours["test_rows"] == theirs["test_rows"] and ours["corpora"] == theirs["corpora"]
 
 
-def test_a_grid_pools_corpora_by_its_label_maps_and_the_report_keeps_them_apart(corpora, tmp_path):
+def test_a_grid_pools_corpora_by_its_label_maps_and_the_report_keeps_them_apart(corpora, tmp_path, capsys):
     """label_map is a grid key (a file relative to the grid file): a point with a map is the run --mode train makes
     with it. Runs pooled by different maps learn different classes: the report gives each map its own row and
     names the classes each map renamed or dropped. By name, TA's sad and TB's calm have no partner and are dropped;
@@ -194,6 +194,8 @@ def test_a_grid_pools_corpora_by_its_label_maps_and_the_report_keeps_them_apart(
     results = str(tmp_path / "R")
     assert main(["--mode", "grid", "--grid", str(grid), "--address", "none", "--model_path", str(tmp_path / "M"),
                  "--result_path", results]) == 0
+    progress = capsys.readouterr().err  # the points named by the maps as the file wrote them
+    assert "TIMNET on TA+TB, seed 46, label_map=maps/sad.toml" in progress and "label_map=maps/drop.toml" in progress
     made = {tuple(run_json(folder)["config"]["classes"]): folder
             for folder in (os.path.join(tmp_path / "M", n) for n in os.listdir(tmp_path / "M"))}
     assert set(made) == {("angry", "happy", "neutral", "sad"), ("angry", "neutral")}

@@ -68,6 +68,16 @@ def _resolved(path: str, key: str, value):
     return value
 
 
+def _as_written(path: str, key: str, value):
+    """A path value as a label shows it: relative to the grid file's folder where it lies below it (as the file
+    wrote it), else absolute; anything else as is."""
+    if key not in PATH_KEYS or not isinstance(value, str):
+        return value
+    folder = os.path.dirname(os.path.abspath(path))
+    return "+".join(os.path.relpath(part, folder) if part.startswith(folder + os.sep) else part
+                    for part in value.split("+"))
+
+
 def grid_axes(path: str, table: dict) -> list[tuple[str, list]]:
     """(name, values) of every axis in the file's order; a scalar is an axis of one value. Each value of the
     ``corpus`` axis is a dict of flags (its ``[[corpus]]`` table), every other value a flag's."""
@@ -139,7 +149,7 @@ def expand(path: str, table: dict, typed: dict) -> list[Point]:
         for (key, values), value in zip(axes, combination):
             flags.update(value if key == "corpus" else {key: value})
             if len(values) > 1 and key not in NAMED_AXES:
-                others.append(f"{key}={value}")
+                others.append(f"{key}={_as_written(path, key, value)}")
         argv = ["--mode", "train"]
         for name, value in flags.items():
             argv += flag_argv(name, value, switches, path)
