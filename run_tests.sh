@@ -4,6 +4,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$ROOT/setup.sh"
 cd "$ROOT"
-# One worker process per core (at most 4), each running one test file at a time: a file's module fixtures (a local
-# Ray, a trained toy run) are made once, in one worker.
-exec "$ROOT/.venv/bin/python" -m pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile "$@" tests
+exec "$ROOT/.venv/bin/python" -m pytest -q "$@" tests
