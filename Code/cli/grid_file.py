@@ -59,23 +59,26 @@ def _check_value(path: str, key: str, value) -> None:
         raise UserError(f"--grid {path}: {key} = {value!r}: expected a string, a number or a boolean here")
 
 
-def _resolved(path: str, key: str, value):
-    """A path value relative to the grid file's folder, as in other configuration files; anything else as is."""
-    if key in PATH_KEYS and isinstance(value, str):
-        folder = os.path.dirname(os.path.abspath(path))
-        parts = value.split("+") if key == "feature_path" else [value]  # several corpora: a.npy+b.npy, each
-        return "+".join(os.path.join(folder, os.path.expanduser(part)) for part in parts)
-    return value
-
-
-def _as_written(path: str, key: str, value):
-    """A path value as a label shows it: relative to the grid file's folder where it lies below it (as the file
-    wrote it), else absolute; anything else as is."""
+def _map_paths(path: str, key: str, value, change):
+    """``change(folder, one path)`` on each path of a path value (feature_path: several corpora, a.npy+b.npy, each),
+    ``folder`` the grid file's; anything else as is."""
     if key not in PATH_KEYS or not isinstance(value, str):
         return value
     folder = os.path.dirname(os.path.abspath(path))
-    return "+".join(os.path.relpath(part, folder) if part.startswith(folder + os.sep) else part
-                    for part in value.split("+"))
+    parts = value.split("+") if key == "feature_path" else [value]
+    return "+".join(change(folder, part) for part in parts)
+
+
+def _resolved(path: str, key: str, value):
+    """A path value relative to the grid file's folder, as in other configuration files; anything else as is."""
+    return _map_paths(path, key, value, lambda folder, part: os.path.join(folder, os.path.expanduser(part)))
+
+
+def _as_written(path: str, key: str, value):
+    """A resolved path value as a label shows it: relative to the grid file's folder where it lies below it (as the
+    file wrote it), else absolute; anything else as is."""
+    return _map_paths(path, key, value, lambda folder, part: os.path.relpath(part, folder)
+                      if part.startswith(folder + os.sep) else part)
 
 
 def grid_axes(path: str, table: dict) -> list[tuple[str, list]]:
