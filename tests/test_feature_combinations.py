@@ -17,6 +17,7 @@ from timnet_ser.main import main
 CLASSES_A = ["angry", "happy", "neutral", "sad"]
 CLASSES_B = ["Angry", "calm", "Happy", "neutral"]
 FLAGS = ["--split_fold", "2", *TINY]
+GRID_FLAGS = "split_fold = 2\nepoch = 1\nfilter_size = 8\ndilation_size = 3\nbatch_size = 16\n"  # FLAGS, in a grid file
 
 
 def corpus_file(path, classes, n, seed, offset=0.0):
@@ -168,8 +169,7 @@ def test_a_grid_on_several_corpora_is_the_run_train_makes(speaker_run, corpora, 
     root, a, b, c = corpora
     grid = os.path.join(root, "grid.toml")
     with open(grid, "w") as f:
-        f.write('data = "TA+TB"\nfeature_path = "a.npy+b.npy"\nnormalize = "speaker"\nsplit_fold = 2\nepoch = 1\n'
-                'filter_size = 8\ndilation_size = 3\nbatch_size = 16\n')
+        f.write('data = "TA+TB"\nfeature_path = "a.npy+b.npy"\nnormalize = "speaker"\n' + GRID_FLAGS)
     assert main(["--mode", "grid", "--grid", grid, "--address", "none", "--model_path", str(tmp_path / "M"),
                  "--result_path", str(tmp_path / "R")]) == 0
     [made] = [os.path.join(tmp_path / "M", n) for n in os.listdir(tmp_path / "M")]
@@ -190,7 +190,7 @@ def test_a_grid_pools_corpora_by_its_label_maps_and_the_report_keeps_them_apart(
     (grid_folder / "maps" / "drop.toml").write_text('[TB]\ncalm = ""\nHappy = ""\n')
     grid = grid_folder / "grid.toml"
     grid.write_text(f'data = "TA+TB"\nfeature_path = "{a}+{b}"\nlabel_map = ["maps/sad.toml", "maps/drop.toml"]\n'
-                    'split_fold = 2\nepoch = 1\nfilter_size = 8\ndilation_size = 3\nbatch_size = 16\n')
+                    + GRID_FLAGS)
     results = str(tmp_path / "R")
     assert main(["--mode", "grid", "--grid", str(grid), "--address", "none", "--model_path", str(tmp_path / "M"),
                  "--result_path", results]) == 0
