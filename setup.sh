@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv (once), install Code/requirement.txt and tests/requirements.txt into it, and the project itself
-# (editable, with its extras [onnx,tflite]: the package timnet_ser and the command timnet-ser); then the fused
-# kernels (Code/nn/fused_tail.cc) into .native/ with the machine's C++ compiler, when they changed (else: one line,
-# and training uses the pure-TensorFlow path).
+# Create .venv (once), install Code/requirement.txt and tests/requirements.txt into it, the project itself (editable,
+# with its extras [onnx,tflite]: the package timnet_ser and the command timnet-ser), and fill librosa's numba cache;
+# then build the fused kernels (Code/nn/fused_tail.cc) into .native/ with the machine's C++ compiler, when they
+# changed (else: one line, and training uses the pure-TensorFlow path).
 # Sourced by run_demo.sh and run_tests.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +21,13 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   {
     "$ROOT/.venv/bin/python" -m pip install --upgrade pip &&
     "$ROOT/.venv/bin/python" -m pip install -r "$ROOT/Code/requirement.txt" -r "$ROOT/tests/requirements.txt" &&
-    "$ROOT/.venv/bin/python" -m pip install -e "$ROOT[onnx,tflite]"
+    "$ROOT/.venv/bin/python" -m pip install -e "$ROOT[onnx,tflite]" &&
+    # librosa's numba functions compiled and cached now, by one process: two processes that compile its gufuncs at
+    # once (test workers, grid workers, on a fresh .venv) can leave a gufunc's kernel and its wrapper cached by
+    # different processes under different names, and the next process to load them calls a null pointer (numba
+    # issue #10128, open in numba 0.68); afterwards every process only reads the cache
+    "$ROOT/.venv/bin/python" -c "import importlib, pkgutil, librosa
+for module in pkgutil.walk_packages(librosa.__path__, 'librosa.'): importlib.import_module(module.name)"
   } > "$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; echo "setup.sh: installing failed (whole log: $LOG)" >&2; exit 1; }
   echo "$WANT" > "$STAMP"
 fi

@@ -35,6 +35,13 @@ _start_tensorflow_as_main_does()
 SHARED = os.environ.get("SER_SHARED", os.path.join(ROOT, "..", "shared"))
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """The README's commands (the longest file, about a sixth of the suite) run first. run_tests.sh gives each
+    worker process one file at a time (pytest-xdist's loadfile): started last, that file would keep one core busy
+    alone at the end."""
+    items.sort(key=lambda item: item.path.name != "test_readme.py")  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def shared() -> str:
     """../shared (or $SER_SHARED). CI always has it: its absence is a failure, never a skip."""
