@@ -3,12 +3,14 @@
 # into OUT_DIR/fused_tail.so with the machine's C++ compiler, against PYTHON's TensorFlow; only when the source or
 # TensorFlow changed since the last build (a stamp: also the CPU's flags, for -march=native). Never fails: without a
 # compiler, or when the build fails, it prints one line and training uses the pure-TensorFlow path.
-# Usage: build_fused_tail.sh PYTHON OUT_DIR (setup.sh calls it).
+# Usage: build_fused_tail.sh PYTHON OUT_DIR (setup.sh calls it). $FUSED_CXXFLAGS, if set, is added to the compiler's
+# flags (bench/sanitize_kernels.sh: AddressSanitizer).
 set -uo pipefail
 PYTHON="$1"
 OUT="$2"
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/fused_tail.cc"
 CXX="${CXX:-c++}"
+EXTRA="${FUSED_CXXFLAGS:-}"
 fallback() { echo "setup.sh: $1; training uses the pure-TensorFlow path (no fused kernels)"; exit 0; }
 command -v "$CXX" >/dev/null 2>&1 || fallback "no C++ compiler ($CXX)"
 # the TensorFlow version without importing TensorFlow (seconds): the stamp is checked at every setup.sh
@@ -16,7 +18,7 @@ TF_VERSION="$("$PYTHON" -c "import importlib.metadata as m; print(m.version('ten
   fallback "TensorFlow is not installed"
 CPU_FLAGS="$(sed -n 's/^flags[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1)"  # empty without /proc
 CPU="$(printf '%s\n' "$CPU_FLAGS" | sha256sum | cut -c1-16)"
-WANT="$(cat "$SOURCE" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1) $TF_VERSION cpu $CPU $("$CXX" --version | head -n 1)"
+WANT="$(cat "$SOURCE" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1) $TF_VERSION cpu $CPU $("$CXX" --version | head -n 1) $EXTRA"
 STAMP="$OUT/fused_tail.stamp"
 if [ -f "$OUT/fused_tail.so" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ]; then
   exit 0
@@ -33,7 +35,7 @@ LOG="$OUT/fused_tail.log"
 : > "$LOG"
 for TARGET in "-march=native -mno-avx512fp16" ""; do
   # shellcheck disable=SC2046,SC2086
-  if "$CXX" -std=c++17 -shared -fPIC -O3 $TARGET -ffp-contract=off -w "$SOURCE" -o "$OUT/fused_tail.so.tmp" \
+  if "$CXX" -std=c++17 -shared -fPIC -O3 $TARGET -ffp-contract=off $EXTRA -w "$SOURCE" -o "$OUT/fused_tail.so.tmp" \
        $(sed -n 1p <<< "$FLAGS") $(sed -n 2p <<< "$FLAGS") >> "$LOG" 2>&1 &&
      "$PYTHON" -c "import sys, tensorflow as tf; tf.load_op_library(sys.argv[1])" "$OUT/fused_tail.so.tmp" >> "$LOG" 2>&1
   then
