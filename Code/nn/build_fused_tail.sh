@@ -4,7 +4,7 @@
 # TensorFlow changed since the last build (a stamp: also the CPU's flags, for -march=native). Never fails: without a
 # compiler, or when the build fails, it prints one line and training uses the pure-TensorFlow path.
 # Usage: build_fused_tail.sh PYTHON OUT_DIR (setup.sh calls it). $FUSED_CXXFLAGS, if set, is added to the compiler's
-# flags (bench/sanitize_kernels.sh: AddressSanitizer).
+# flags (bench/sanitize_kernels.sh: the sanitizers).
 set -uo pipefail
 PYTHON="$1"
 OUT="$2"
