@@ -27,6 +27,7 @@ README = os.path.join(ROOT, "README.md")
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARKER = re.compile(r"^<!-- readme: (not run|output not compared) \((.+)\) -->$")
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")  # a run folder's or results file's time of start
+VENV = os.path.dirname(os.path.dirname(sys.executable))  # the environment the tests run in (.venv)
 
 
 @dataclass
@@ -108,7 +109,7 @@ def test_the_markers_and_blocks_are_well_formed():
 def test_every_command_of_the_readme_runs_as_written(tmp_path):
     checkout = fresh_copy(str(tmp_path))
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-           "VIRTUAL_ENV": os.path.dirname(os.path.dirname(sys.executable)), "CUDA_VISIBLE_DEVICES": "-1",
+           "VIRTUAL_ENV": VENV, "CUDA_VISIBLE_DEVICES": "-1",
            "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     env.pop("SER_SHARED", None)  # the README's commands name ../shared themselves
     for block, output in runs_with_outputs(readme_blocks()):
@@ -128,7 +129,7 @@ def test_the_demo_command_runs_on_a_fresh_copy(tmp_path):
     of 2 epochs (its flags go to main.py). The copy's set-up finds this .venv and the built kernels, linked in, so
     nothing is installed; the demo must train, write its results and re-test the saved run to the same predictions."""
     checkout = fresh_copy(str(tmp_path))
-    os.symlink(os.path.dirname(os.path.dirname(sys.executable)), os.path.join(checkout, ".venv"))
+    os.symlink(VENV, os.path.join(checkout, ".venv"))
     if os.path.isdir(os.path.join(ROOT, ".native")):
         os.symlink(os.path.join(ROOT, ".native"), os.path.join(checkout, ".native"))
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "PYTHONUNBUFFERED": "1"}
