@@ -14,6 +14,7 @@ order (a line ``...`` stands for lines left out; the date and time in a run fold
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -128,6 +129,12 @@ def test_the_demo_command_runs_on_a_fresh_copy(tmp_path):
     """The README's first command, ``bash run_demo.sh`` (the whole pipeline on the generated corpus), here with 3 folds
     of 2 epochs (its flags go to main.py). The copy's set-up finds this .venv and the built kernels, linked in, so
     nothing is installed; the demo must train, write its results and re-test the saved run to the same predictions."""
+    # setup.sh's install stamp (the digest of these three files): were it stale, the copy's set-up would reinstall
+    # this .venv with the project pointing at the copy, which is deleted after the test
+    listed = b"".join(open(os.path.join(ROOT, name), "rb").read()
+                      for name in ("Code/requirement.txt", "tests/requirements.txt", "pyproject.toml"))
+    with open(os.path.join(VENV, ".requirements.sha")) as stamp:
+        assert stamp.read().strip() == hashlib.sha256(listed).hexdigest(), f"{VENV}: stale; run setup.sh first"
     checkout = fresh_copy(str(tmp_path))
     os.symlink(VENV, os.path.join(checkout, ".venv"))
     if os.path.isdir(os.path.join(ROOT, ".native")):
