@@ -1,0 +1,64 @@
+"""Every link between the README and the pages of docs/ leads somewhere: its file exists and, where it names a
+section (``page.md#section``), the page has a heading with that anchor, as GitHub makes anchors from headings.
+Links to the web are not followed (no test reaches the internet)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGES = ["README.md"] + sorted(os.path.join("docs", name) for name in os.listdir(os.path.join(ROOT, "docs"))
+                                if name.endswith(".md"))
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
+INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
+def prose(text: str) -> str:
+    """The page without its code blocks and inline code, where brackets are code, not links."""
+    return INLINE_CODE.sub("", FENCE.sub("", text))
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation other than '-' and '_' removed, spaces made '-'."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip()).lower()  # a link in a heading keeps its text
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(path: str) -> set[str]:
+    """Every heading's anchor; a repeated heading gets -1, -2, ... as on GitHub."""
+    seen, result = Counter(), set()
+    for line in FENCE.sub("", open(path, encoding="utf-8").read()).splitlines():
+        if match := re.match(r"#{1,6} +(.+)", line):
+            slug = anchor(match.group(1))
+            result.add(f"{slug}-{seen[slug]}" if seen[slug] else slug)
+            seen[slug] += 1
+    return result
+
+
+def links(page: str) -> list[str]:
+    return [target for target in LINK.findall(prose(open(os.path.join(ROOT, page), encoding="utf-8").read()))
+            if not re.match(r"[a-z]+:", target)]  # https:, mailto: ...
+
+
+def test_the_anchors_follow_githubs_rule():
+    assert anchor("Fused element-wise kernels (`--fused_kernels`)") == "fused-element-wise-kernels---fused_kernels"
+    assert anchor("Adam in one update (`nn/flat_adam.py`)") == "adam-in-one-update-nnflat_adampy"
+    assert anchor("Where it stands, with every kept change") == "where-it-stands-with-every-kept-change"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_link_of_the_page_leads_somewhere(page):
+    broken = []
+    for target in links(page):
+        path, _, section = target.partition("#")
+        file = os.path.normpath(os.path.join(ROOT, os.path.dirname(page), path)) if path else os.path.join(ROOT, page)
+        if not os.path.exists(file):
+            broken.append(f"{target}: no such file")
+        elif section and file.endswith(".md") and section not in anchors(file):
+            broken.append(f"{target}: {os.path.relpath(file, ROOT)} has no heading with that anchor")
+    assert not broken, f"{page}: " + "; ".join(broken)
