@@ -82,14 +82,16 @@ def timed(function, *args, repeat=20, clock=time.perf_counter):
     return (clock() - start) / repeat
 
 
-def with_backward(unit):
-    \"\"\"A compiled step: ``unit``'s forward pass and the gradient of a scalar of its output for its input.\"\"\"
+def with_backward(unit, weights):
+    \"\"\"A compiled step: ``unit``'s forward pass and the gradients of a scalar of its output for its input and its
+    ``weights``, as a training step computes them (a gradient not asked for is pruned from the graph: without the
+    weights' gradients, the kernel-gradient products would not run).\"\"\"
     @tf.function
     def step(x):
         with tf.GradientTape() as tape:
-            tape.watch(x)
+            tape.watch([x, *weights])
             out = unit(x)
             loss = tf.reduce_sum(out * out)
-        return tape.gradient(loss, x)
+        return tape.gradient(loss, [x, *weights])
     return step
 """

@@ -10,10 +10,10 @@ Each column is measured in a fresh process with its own thread layout:
   Model.ModelSpec.threads).
 It prints the rates of the matrix products of TIM-Net's temporal-aware block, (64 x 188, 39) @ (39, 39), and
 of GM-TCNet's gated level, (64 x 188, 78) @ (78, 117); the cost of one element-wise pass over a (64, 188, 39)
-tensor with and without XLA; one block's and one level's forward and backward pass with the hand-written
-backward (training_kernels.py) on one thread, also with the fused element-wise ops (nn/fused_tail.cc; nan where
-setup.sh built none); and the time that the matrix products alone need per EMODB
-epoch on two cores, for each model. It prints figures; it asserts nothing.
+tensor with and without XLA; one block's and one level's forward and backward pass (the gradients for the input
+and the weights, as a training step computes them) with the hand-written backward (training_kernels.py) on one
+thread, also with the fused element-wise ops (nn/fused_tail.cc; nan where setup.sh built none); and the time that
+the matrix products alone need per EMODB epoch on two cores, for each model. It prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -79,16 +79,16 @@ if {intra} == 1 and streams == 1:
     level_params = [normal(*s) for s in [(2 * C, 3 * C), (3 * C,)] * 2]
 
     block = with_backward(lambda x: training_kernels.temporal_aware_block(
-        x, *block_params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)[0])
+        x, *block_params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)[0], block_params)
     result["block_ms"] = 1e3 * timed(block, x, repeat=50)
     with fused_ops.enabled() as fused:  # traced with the fused tail (nn/fused_tail.cc), where setup.sh built it
         fused_block = with_backward(lambda x: training_kernels.temporal_aware_block(
-            x, *block_params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)[0])
+            x, *block_params, *masks, 4, keep_scale=1 / 0.9, epsilon=1e-3)[0], block_params)
         result["fused_block_ms"] = 1e3 * timed(fused_block, x, repeat=50) if fused else float("nan")
-    level = with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3))
+    level = with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3), level_params)
     result["level_ms"] = 1e3 * timed(level, x, repeat=50)
     with fused_ops.enabled() as fused:  # the gated unit's element-wise work in fused_tail.cc
-        fused_level = with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3))
+        fused_level = with_backward(lambda x: training_kernels.gated_unit(x, *level_params, 4, 3), level_params)
         result["fused_level_ms"] = 1e3 * timed(fused_level, x, repeat=50) if fused else float("nan")
 print(json.dumps(result))
 """

@@ -53,13 +53,13 @@ for M in (1, 2, 4, 10):
     masks = [tf.constant((rng.random((M, B, 1, C)) >= 0.1).astype("float32") / 0.9) for _ in range(2)]
     rows, count = tf.ones((M, B, 1, 1)), tf.fill((M, 1), float(B * T))
     block = with_backward(lambda x: training_kernels.temporal_aware_block(
-        x, *params, *masks, 4, 1 / 0.9, 1e-3, stacked_training.MemberBatches, rows, count)[0])
+        x, *params, *masks, 4, 1 / 0.9, 1e-3, stacked_training.MemberBatches, rows, count)[0], params)
     x = normal(M, B, T, C)
     result[f"block_{M}"] = cpu_ms(block, x) / M
     result[f"pass_{M}"] = cpu_ms(tf.function(passes), x) / 10 / M
 single = [p[0] for p in params]
 block = with_backward(lambda x: training_kernels.temporal_aware_block(
-    x, *single, masks[0][0], masks[1][0], 4, keep_scale=1 / 0.9, epsilon=1e-3)[0])
+    x, *single, masks[0][0], masks[1][0], 4, keep_scale=1 / 0.9, epsilon=1e-3)[0], single)
 result["block_sequential"] = cpu_ms(block, normal(B, T, C))
 print(json.dumps(result))
 """
