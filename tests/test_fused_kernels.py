@@ -100,6 +100,32 @@ def test_fused_float32_is_closer_to_float64_than_the_tensorflow_path(built):
     assert max(fused) <= max(plain) and np.median(fused) <= np.median(plain), (fused, plain)
 
 
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-12), (tf.float32, 1e-6)])
+@pytest.mark.parametrize("channels, features, lags", [(39, 39, [4, 0]), (7, 64, [9, 3, 0]), (39, 100, [40, 0]),
+                                                      (39, 5, [1, 0]), (3, 48, [2, 0]), (3, 49, [2, 0])])
+def test_the_forward_op_convolves_at_any_width(built, dtype, tolerance, channels, features, lags):
+    """FusedBnReluForward's convolution z[t] = sum_j x[t - lag_j] W_j, 0 before each utterance's start, against
+    float64 NumPy: at 16 to 48 and 49 to 80 features (float32 on AVX-512: register tiles of 8 x 48 and 4 x 80
+    values), beyond 80 (the plain loop) and at 5, over 7 x 23 rows (not a multiple of any tile), with a lag beyond T;
+    and its batch mean and variance. Errors are relative to the sums of |terms|."""
+    rng = np.random.default_rng(features)
+    x = rng.normal(size=(7, 23, channels))
+    kernel = rng.normal(size=(len(lags), channels, features))
+    wide = np.concatenate(list(kernel), axis=1)  # (C, k F), tap j in columns j F ..
+    exact, scale = np.zeros((7, 23, features)), np.zeros((7, 23, features))
+    for j, lag in enumerate(lags):
+        shifted = np.zeros_like(x)
+        shifted[:, lag:] = x[:, :23 - lag] if lag < 23 else 0.0
+        exact += shifted @ kernel[j]
+        scale += np.abs(shifted) @ np.abs(kernel[j])
+    mean, z, variance, _, _ = built.fused_bn_relu_forward(
+        tf.constant(x, dtype), tf.constant(wide, dtype), tf.ones(features, dtype), tf.zeros(features, dtype),
+        tf.zeros([0], dtype), tf.constant(1e-3, dtype), lags=lags)
+    assert np.abs(z.numpy() - exact).max() <= tolerance * scale.max()
+    assert np.abs(mean.numpy() - exact.mean(axis=(0, 1))).max() <= tolerance * scale.max()
+    assert np.allclose(variance.numpy(), exact.var(axis=(0, 1)), rtol=10 * tolerance, atol=0)
+
+
 def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, batch: int = 4, steps: int = 30,
                        kernel_size: int = 2):
     """Output and every gradient of one GM-TCNet gated unit on random data (B, T, 39)."""

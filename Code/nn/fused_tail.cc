@@ -1,7 +1,7 @@
 // The element-wise work of TIM-Net's temporal-aware block and GM-TCNet's gated unit as six TensorFlow ops (float
-// and double), loops over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net: a causal
-// convolution's taps summed from one product of all of them, with their time shifts (zero before the start),
-// + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate
+// and double), loops over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net: the causal
+// convolution itself with its taps' time shifts (zero before the start; on AVX-512 in register tiles, so that its
+// output reaches memory once, as z) + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate
 // and its output's mean over time (TIM-Net's scale at the block's level) inside the second unit's last pass;
 // backward in 2, writing the convolution's output gradient once per tap, shifted back by the tap's lag, so that its
 // input and kernel gradients are one product each; the gate's backward, with the time mean's gradient, in one
@@ -18,7 +18,11 @@
 
 #include <algorithm>
 #include <cmath>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include <initializer_list>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -47,58 +51,69 @@ absl::Status SameShapes(InferenceContext* c, std::vector<int> same) {
   return absl::OkStatus();
 }
 
-// A causal convolution's k taps enter the BatchNorm ops as one product and leave them as one gradient: with
-// lags[j] tap j's lag, z[t] = sum_j x[t - lags[j]] W_j = sum_j P[t - lags[j], tap j's columns] for P = x [W_0 ..
-// W_{k-1}] (one (B T, C) @ (C, k F) product instead of k products of shifted copies of x and their sum), and the
-// backward op writes DZ[t, tap j] = dz[t + lags[j]], so that d W_j = x^T DZ[tap j] (one product for all taps) and
-// d x = DZ [W_0 .. W_{k-1}]^T (one product instead of k, each shifted back in time, and their sum).
+// A causal convolution's k taps enter the BatchNorm ops as one kernel and leave them as one gradient: with lags[j]
+// tap j's lag, the forward op computes z[t] = sum_j x[t - lags[j]] W_j itself from x and W = [W_0 .. W_{k-1}] (C,
+// k F) (Convolution, below: no product written to memory, no shifted copies of x), and the backward op writes
+// DZ[t, tap j] = dz[t + lags[j]], so that d W_j = x^T DZ[tap j] (one product for all taps) and d x = DZ W^T (one
+// product instead of k, each shifted back in time, and their sum).
 //
-// Input 0 is (B, T, W): outputs `same` are (B, T, W k) (wide) or (B, T, W / k), k = len(lags); outputs `channel`
-// are vectors of the narrow width (W, or W / k).
-absl::Status TapShapes(InferenceContext* c, bool wide, std::vector<int> same, std::vector<int> channel) {
+// Input 0 is (B, T, F): outputs `same` are (B, T, k F), k = len(lags); outputs `channel` are vectors of F.
+absl::Status TapShapes(InferenceContext* c, std::vector<int> same, std::vector<int> channel) {
   ShapeHandle in, shape;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &in));
   std::vector<int32_t> lags;
   TF_RETURN_IF_ERROR(c->GetAttr("lags", &lags));
-  const int64_t taps = static_cast<int64_t>(lags.size());
-  tensorflow::shape_inference::DimensionHandle width, channels;
-  if (wide) {
-    channels = c->Dim(in, 2);
-    TF_RETURN_IF_ERROR(c->Multiply(channels, taps, &width));
-  } else {
-    TF_RETURN_IF_ERROR(c->Divide(c->Dim(in, 2), taps, /*evenly_divisible=*/true, &channels));
-    width = channels;
-  }
+  tensorflow::shape_inference::DimensionHandle width;
+  TF_RETURN_IF_ERROR(c->Multiply(c->Dim(in, 2), static_cast<int64_t>(lags.size()), &width));
   TF_RETURN_IF_ERROR(c->ReplaceDim(in, 2, width, &shape));
+  for (int i : same) c->set_output(i, shape);
+  for (int i : channel) c->set_output(i, c->Vector(c->Dim(in, 2)));
+  return absl::OkStatus();
+}
+
+// Input 0 is x (B, T, C), input 1 the taps' kernels side by side (C, k F), k = len(lags): outputs `same` are
+// (B, T, F), outputs `channel` vectors of F.
+absl::Status ConvShapes(InferenceContext* c, std::vector<int> same, std::vector<int> channel) {
+  ShapeHandle in, kernel, shape;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &in));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &kernel));
+  std::vector<int32_t> lags;
+  TF_RETURN_IF_ERROR(c->GetAttr("lags", &lags));
+  tensorflow::shape_inference::DimensionHandle channels;
+  TF_RETURN_IF_ERROR(c->Divide(c->Dim(kernel, 1), static_cast<int64_t>(lags.size()), /*evenly_divisible=*/true,
+                               &channels));
+  TF_RETURN_IF_ERROR(c->ReplaceDim(in, 2, channels, &shape));
   for (int i : same) c->set_output(i, shape);
   for (int i : channel) c->set_output(i, c->Vector(channels));
   return absl::OkStatus();
 }
 
 REGISTER_OP("FusedBnReluForward")
-    .Input("products: T")   // (B, T, k F) x @ (C, k F): tap j's product in columns j F .. j F + F - 1
+    .Input("x: T")          // (B, T, C) the convolution's input
+    .Input("kernel: T")     // (C, k F) the taps' kernels side by side: tap j in columns j F .. j F + F - 1
     .Input("gamma: T")      // (F,)
     .Input("beta: T")       // (F,)
     .Input("mask: T")       // (B, 1, F) dropout mask of 0 or 1/(1-rate), or (0,) for none
     .Input("epsilon: T")    // scalar
-    .Output("mean: T")      // (F,) of z[t] = sum_j products[t - lags[j], tap j] (0 for t < lags[j]), bias left out
+    .Output("mean: T")      // (F,) of z[t] = sum_j x[t - lags[j]] kernel_j (0 for t < lags[j]), bias left out
     .Output("z: T")         // (B, T, F) the conv output z (bias left out)
     .Output("variance: T")  // (F,) biased
     .Output("inv: T")       // (F,) 1 / sqrt(variance + epsilon)
     .Output("y: T")         // (B, T, F) relu((z - mean) gamma inv mask + beta mask)
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/false, {1, 4}, {0, 2, 3}); });
+    .SetShapeFn([](InferenceContext* c) { return ConvShapes(c, {1, 4}, {0, 2, 3}); });
 
 // FusedBnReluForward of a temporal-aware block's second unit with the block's sigmoid gate in its last pass: the
 // activation y is not written, only what the block's output and backward pass need of it
 REGISTER_OP("FusedBnReluGate")
-    .Input("products: T")   // (B, T, k F), as FusedBnReluForward's
+    .Input("x: T")          // (B, T, C), as FusedBnReluForward's
+    .Input("kernel: T")     // (C, k F)
     .Input("gamma: T")      // (F,)
     .Input("beta: T")       // (F,)
     .Input("mask: T")       // (B, 1, F) or (0,)
     .Input("epsilon: T")    // scalar
-    .Input("x: T")          // (B, T, F) the block's input
+    .Input("gate_input: T")  // (B, T, F) the block's input
     .Output("mean: T")      // (F,)
     .Output("z: T")         // (B, T, F)
     .Output("variance: T")  // (F,)
@@ -109,8 +124,8 @@ REGISTER_OP("FusedBnReluGate")
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(TapShapes(c, /*wide=*/false, {1, 4, 5}, {0, 2, 3}));
-      c->set_output(6, c->Matrix(c->Dim(c->input(0), 0), c->Dim(c->input(1), 0)));
+      TF_RETURN_IF_ERROR(ConvShapes(c, {1, 4, 5}, {0, 2, 3}));
+      c->set_output(6, c->Matrix(c->Dim(c->input(0), 0), c->Dim(c->input(2), 0)));
       return absl::OkStatus();
     });
 
@@ -129,7 +144,7 @@ REGISTER_OP("FusedBnReluBackward")
     .Output("dbias: T")      // (F,) sum of dz
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, /*wide=*/true, {0}, {1, 2, 3}); });
+    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, {0}, {1, 2, 3}); });
 
 REGISTER_OP("FusedSigmoidGateGrad")
     .Input("dout: T")      // (B, T, F) the gradient of out from the layers after the block
@@ -274,9 +289,10 @@ absl::Status Allocate(OpKernelContext* ctx, std::initializer_list<std::pair<Tens
   return absl::OkStatus();
 }
 
-// A BatchNorm kernel of a causal convolution's k taps (attr `lags`): input 0 is (B, T, kWide ? k F : F), and
-// kVectors inputs of F channels follow from input kFirstVector on.
-template <typename T, bool kWide, int kFirstVector, int kVectors>
+// A BatchNorm kernel of a causal convolution's k taps (attr `lags`): with kConv, input 0 is the convolution's input
+// x (B, T, C) and input 1 its taps' kernels side by side (C, k F); else input 0 is (B, T, F). kVectors inputs of F
+// channels follow from input kFirstVector on.
+template <typename T, bool kConv, int kFirstVector, int kVectors>
 class BatchKernel : public OpKernel {
  public:
   explicit BatchKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -290,11 +306,15 @@ class BatchKernel : public OpKernel {
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    const int64_t taps = kWide ? static_cast<int64_t>(lags_.size()) : 1;
-    OP_REQUIRES(ctx, x.dims() == 3 && x.dim_size(2) % taps == 0,
-                absl::InvalidArgumentError(kWide ? "fused tail: expected (B, T, k F) products, k = len(lags)"
-                                                 : "fused tail: expected a (B, T, F) tensor"));
-    const int64_t nf = x.dim_size(2) / taps;
+    OP_REQUIRES(ctx, x.dims() == 3, absl::InvalidArgumentError("fused tail: expected a (B, T, C) tensor"));
+    int64_t nf = x.dim_size(2);
+    if (kConv) {
+      const Tensor& kernel = ctx->input(1);
+      const int64_t taps = static_cast<int64_t>(lags_.size());
+      OP_REQUIRES(ctx, kernel.dims() == 2 && kernel.dim_size(0) == x.dim_size(2) && kernel.dim_size(1) % taps == 0,
+                  absl::InvalidArgumentError("fused tail: expected a (C, k F) kernel, k = len(lags)"));
+      nf = kernel.dim_size(1) / taps;
+    }
     for (int i = kFirstVector; i < kFirstVector + kVectors; ++i) {
       OP_REQUIRES(ctx, ctx->input(i).NumElements() == nf,
                   absl::InvalidArgumentError("fused tail: a channel vector of the wrong length"));
@@ -307,28 +327,128 @@ class BatchKernel : public OpKernel {
   std::vector<int64_t> lags_;  // tap j's lag
 };
 
-// products, gamma, beta, mask, epsilon -> mean, z, variance, inv, y; with kGate, also x -> ..., inv, out, gate
+// The causal convolution itself, for BnReluForward's first pass: z[r] = sum_j x[r - lags[j]] kernel_j over the rows
+// [start, end) of x (rows, C), kernel (C, k F), z (rows, F), where a row's time step t < lags[j] reads zeros. Each
+// value is one running sum over the taps in order and each tap's channels in order. The products' output is never
+// written to memory: a TensorFlow product of all taps wrote (B, T, k F) for this pass to read again, and in a
+// training step these products are bound by such traffic, not by their arithmetic (docs/speed.md).
+template <typename T>
+class Convolution {
+ public:
+  Convolution(const T* x, const T* kernel, int64_t channels, int64_t nf, const std::vector<int64_t>& lags,
+              int64_t steps)
+      : x_(x), kernel_(kernel), channels_(channels), nf_(nf), lags_(lags), steps_(steps) {
+#ifdef __AVX512F__
+    if constexpr (std::is_same_v<T, float>) {
+      vectors_ = nf <= 48 ? 3 : nf <= 80 ? 5 : 0;  // wider outputs take the plain loop
+      if (vectors_ > 0) {  // tap j's kernel, channel c: 16 vectors_ values from (j C + c) 16 vectors_, zero past F
+        const int64_t taps = static_cast<int64_t>(lags.size()), stride = 16 * vectors_;
+        packed_.assign(taps * channels * stride, 0.0f);
+        for (int64_t j = 0; j < taps; ++j) {
+          for (int64_t c = 0; c < channels; ++c) {
+            std::copy_n(kernel + c * taps * nf + j * nf, nf, packed_.data() + (j * channels + c) * stride);
+          }
+        }
+        zeros_.assign(channels, 0.0f);
+      }
+    }
+#endif
+  }
+
+  void Rows(int64_t start, int64_t end, T* z) const {
+#ifdef __AVX512F__
+    if constexpr (std::is_same_v<T, float>) {
+      if (vectors_ == 3) return Tiles<8, 3>(start, end, z);
+      if (vectors_ == 5) return Tiles<4, 5>(start, end, z);
+    }
+#endif
+    const int64_t width = static_cast<int64_t>(lags_.size()) * nf_;
+    for (int64_t r = start, t = start % steps_; r < end; ++r, t = t + 1 == steps_ ? 0 : t + 1) {
+      T* __restrict zr = z + r * nf_;
+      std::fill_n(zr, nf_, T(0));
+      for (size_t j = 0; j < lags_.size(); ++j) {
+        if (t < lags_[j]) continue;
+        const T* xr = x_ + (r - lags_[j]) * channels_;
+        for (int64_t c = 0; c < channels_; ++c) {
+          const T v = xr[c];
+          const T* __restrict w = kernel_ + c * width + j * nf_;
+          for (int64_t f = 0; f < nf_; ++f) zr[f] += v * w[f];
+        }
+      }
+    }
+  }
+
+ private:
+#ifdef __AVX512F__
+  // R rows at a time in a register tile of R x NV vectors of 16 floats, kept for the whole sum; then row by row
+  template <int R, int NV>
+  void Tiles(int64_t start, int64_t end, float* z) const {
+    __mmask16 lanes[NV];
+    for (int v = 0; v < NV; ++v) {
+      lanes[v] = static_cast<__mmask16>((1u << std::clamp<int64_t>(nf_ - 16 * v, 0, 16)) - 1);
+    }
+    int64_t r = start;
+    for (; r + R <= end; r += R) Tile<R, NV>(r, z, lanes);
+    for (; r < end; ++r) Tile<1, NV>(r, z, lanes);
+  }
+
+  template <int R, int NV>
+  void Tile(int64_t r, float* z, const __mmask16* lanes) const {
+    __m512 acc[R][NV];
+    for (int i = 0; i < R; ++i) for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    for (size_t j = 0; j < lags_.size(); ++j) {
+      const float* rows[R];  // each row's input at its tap's lag, or zeros before the utterance's start
+      for (int i = 0; i < R; ++i) {
+        const int64_t t = (r + i) % steps_;
+        rows[i] = t < lags_[j] ? zeros_.data() : x_ + (r + i - lags_[j]) * channels_;
+      }
+      const float* w = packed_.data() + j * channels_ * 16 * NV;
+      for (int64_t c = 0; c < channels_; ++c) {
+        __m512 b[NV];
+        for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(w + c * 16 * NV + 16 * v);
+        for (int i = 0; i < R; ++i) {
+          const __m512 s = _mm512_set1_ps(rows[i][c]);
+          for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(s, b[v], acc[i][v]);
+        }
+      }
+    }
+    for (int i = 0; i < R; ++i) {
+      for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(z + (r + i) * nf_ + 16 * v, lanes[v], acc[i][v]);
+    }
+  }
+
+  int vectors_ = 0;
+  std::vector<float> packed_, zeros_;
+#endif
+  const T *x_, *kernel_;
+  int64_t channels_, nf_;
+  const std::vector<int64_t>& lags_;
+  int64_t steps_;
+};
+
+// x, kernel, gamma, beta, mask, epsilon -> mean, z, variance, inv, y; with kGate, also gate_input -> ..., inv, out,
+// gate, time_mean
 template <typename T, bool kGate>
-struct BnReluForward : BatchKernel<T, true, 1, 2> {
-  using BatchKernel<T, true, 1, 2>::BatchKernel;
-  void Run(OpKernelContext* ctx, const Tensor& products_in, int64_t batch, int64_t steps, int64_t nf) override {
-    const Tensor& mask_in = ctx->input(3);
+struct BnReluForward : BatchKernel<T, true, 2, 2> {
+  using BatchKernel<T, true, 2, 2>::BatchKernel;
+  void Run(OpKernelContext* ctx, const Tensor& x_in, int64_t batch, int64_t steps, int64_t nf) override {
+    const Tensor& mask_in = ctx->input(4);
     const bool masked = mask_in.NumElements() > 0;
     OP_REQUIRES(ctx, !masked || mask_in.NumElements() == batch * nf,
                 absl::InvalidArgumentError("FusedBnReluForward: mask must be (B, 1, F)"));
     const std::vector<int64_t>& lags = this->lags_;
-    const int64_t taps = static_cast<int64_t>(lags.size()), width = taps * nf;
-    const T* products = products_in.flat<T>().data();
-    const T* gamma = ctx->input(1).flat<T>().data();
-    const T* beta = ctx->input(2).flat<T>().data();
+    const Convolution<T> convolution(x_in.flat<T>().data(), ctx->input(1).flat<T>().data(), x_in.dim_size(2), nf,
+                                     lags, steps);
+    const T* gamma = ctx->input(2).flat<T>().data();
+    const T* beta = ctx->input(3).flat<T>().data();
     const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
-    const T epsilon = ctx->input(4).scalar<T>()();
+    const T epsilon = ctx->input(5).scalar<T>()();
     const TensorShape channel({nf}), narrow({batch, steps, nf});
-    const T* x = nullptr;
+    const T* x = nullptr;  // the gate's input
     if (kGate) {
-      OP_REQUIRES(ctx, ctx->input(5).shape() == narrow,
-                  absl::InvalidArgumentError("FusedBnReluGate: x must be (B, T, F)"));
-      x = ctx->input(5).flat<T>().data();
+      OP_REQUIRES(ctx, ctx->input(6).shape() == narrow,
+                  absl::InvalidArgumentError("FusedBnReluGate: gate_input must be (B, T, F)"));
+      x = ctx->input(6).flat<T>().data();
     }
     T *mean, *z, *variance, *inv, *y, *gate = nullptr, *time_mean = nullptr;  // y: the activation, or the gated
     OP_REQUIRES_OK(ctx, kGate ? Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance},  // output
@@ -337,8 +457,7 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
                               : Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance},
                                                   {channel, &inv}, {narrow, &y}}));
     const int64_t rows = batch * steps, tile = kTileRows * nf;
-    // pass 1, kBlockRows rows at a time (they stay in the L1 cache): z as the sum of the taps' shifted products, in
-    // tap order as add_n sums them; the block's mean and squared deviations from it, merged in double into the
+    // pass 1, kBlockRows rows at a time (they stay in the L1 cache): z, the convolution; the block's mean and squared deviations from it, merged in double into the
     // running mean and sum of squared deviations (Chan, Golub and LeVeque's pairwise update): the centred variance
     // without a second pass over memory
     std::vector<double> run_mean(nf, 0.0), run_squares(nf, 0.0), block_sum(nf), block_squares(nf);
@@ -346,21 +465,7 @@ struct BnReluForward : BatchKernel<T, true, 1, 2> {
     int64_t seen = 0;
     for (int64_t start = 0; start < rows; start += kBlockRows) {
       const int64_t end = std::min(rows, start + kBlockRows), n = end - start, size = n * nf;
-      for (int64_t r = start, t = start % steps; r < end; ++r, t = t + 1 == steps ? 0 : t + 1) {
-        T* __restrict zr = z + r * nf;
-        bool first = true;
-        for (int64_t j = 0; j < taps; ++j) {
-          if (t < lags[j]) continue;  // the tap reads the zeros before the start
-          const T* __restrict pr = products + (r - lags[j]) * width + j * nf;
-          if (first) {
-            std::copy_n(pr, nf, zr);
-          } else {
-            for (int64_t f = 0; f < nf; ++f) zr[f] += pr[f];
-          }
-          first = false;
-        }
-        if (first) std::fill_n(zr, nf, T(0));
-      }
+      convolution.Rows(start, end, z);
       const T* __restrict block = z + start * nf;
       std::fill(block_sum.begin(), block_sum.end(), 0.0);
       std::fill(block_squares.begin(), block_squares.end(), 0.0);

@@ -105,8 +105,8 @@ class _BatchNormReLU:
     """Conv -> BatchNorm (batch statistics) -> ReLU -> SpatialDropout, forward and backward.
 
     Forward, for the conv output z = sum_j shift(x, lag_j) @ W_j (its bias cancels in the normalisation
-    and only moves the batch mean that the moving average records; with the fused ops, z[t] = sum_j P[t - lag_j,
-    tap j] of P = x @ [W_0 .. W_{k-1}], read inside the op):
+    and only moves the batch mean that the moving average records; with the fused ops, the forward op computes z
+    from x and [W_0 .. W_{k-1}] itself and writes no product):
         d = z - mean(z),  inv = 1 / sqrt(mean(d^2) + eps),  y = relu(d * gamma * inv + beta) * mask
     With row weights w (M, B, 1, 1) (stacked members: 1 on a member's row, 0 on padding) z becomes z w and
     d = (z - mean(z)) w, the means taken over the member's ``count`` frames: padding rows have d = 0, so they add
@@ -121,8 +121,8 @@ class _BatchNormReLU:
             self.x, self.wide = x, _wide_kernel(kernel)  # x kept for the weight gradient
             self.beta, self.mask = beta, tf.zeros([0], x.dtype) if mask is None else mask
             # z, not d: the backward op recomputes d and the ReLU's condition from z (fused_tail.cc)
-            inputs = (batch.products(x, self.wide), gamma, beta, self.mask, tf.constant(epsilon, x.dtype))
-            if gate_input is None:  # products (B, T, k F) -> (B, T, F)
+            inputs = (x, self.wide, gamma, beta, self.mask, tf.constant(epsilon, x.dtype))  # the op convolves
+            if gate_input is None:  # x (B, T, C) -> (B, T, F)
                 self.mean, self.z, self.variance, self.inv, self.y = self.fused.fused_bn_relu_forward(
                     *inputs, lags=list(lags))
             else:  # out = gate_input sigmoid(y) and the gate in the last pass; y itself is never written
