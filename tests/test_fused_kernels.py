@@ -126,6 +126,48 @@ def test_the_forward_op_convolves_at_any_width(built, dtype, tolerance, channels
     assert np.allclose(variance.numpy(), exact.var(axis=(0, 1)), rtol=10 * tolerance, atol=0)
 
 
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-11), (tf.float32, 1e-5)])
+@pytest.mark.parametrize("channels, features, lags", [(39, 39, [4, 0]), (7, 64, [9, 3, 0]), (39, 100, [40, 0]),
+                                                      (13, 5, [1, 0]), (3, 48, [2, 0]), (3, 49, [2, 0])])
+def test_the_backward_op_gives_the_convolutions_gradients_at_any_width(built, dtype, tolerance, channels, features,
+                                                                       lags):
+    """FusedBnReluBackward's input gradient dx[t] = sum_j dz[t + lag_j] W_j^T (0 past each utterance's end) and
+    kernel gradient dW_j = sum_t x[t - lag_j]^T dz[t], against float64 NumPy from BatchNorm's dz (the formula of
+    _BatchNormReLU.backward, with a dropout mask), at the widths of the forward test (every register tile on AVX-512,
+    channel counts that leave a remainder, the plain loop) over 7 x 23 rows. Errors are relative to the sums of
+    |terms|."""
+    rng = np.random.default_rng(features + channels)
+    b, t = 7, 23
+    dy, z, x = rng.normal(size=(b, t, features)), rng.normal(size=(b, t, features)), rng.normal(size=(b, t, channels))
+    mean, gamma, beta = rng.normal(size=features), rng.normal(size=features), rng.normal(size=features)
+    inv = 1.0 / np.sqrt(rng.random(features) + 0.5)
+    keep = 1 / 0.75
+    mask = (rng.random((b, 1, features)) >= 0.25) * keep
+    kernel = rng.normal(size=(len(lags), channels, features))
+    wide = np.concatenate(list(kernel), axis=1)
+    d = z - mean
+    g = np.where(d * gamma * inv * mask + beta * mask > 0, dy, 0.0)
+    dbeta, dgamma = g.sum(axis=(0, 1)) * keep, (g * d).sum(axis=(0, 1)) * keep * inv
+    dz = gamma * inv * (g * keep - dbeta / (b * t) - d * inv * dgamma / (b * t))
+    dx, dx_scale = np.zeros_like(x), np.zeros_like(x)
+    dkernel, dkernel_scale = np.zeros_like(kernel), np.zeros_like(kernel)
+    for j, lag in enumerate(lags):
+        ahead, behind = np.zeros_like(dz), np.zeros_like(x)  # dz[t + lag], x[t - lag]; zeros outside
+        ahead[:, :t - lag], behind[:, lag:] = (dz[:, lag:], x[:, :t - lag]) if lag < t else (0.0, 0.0)
+        dx += ahead @ kernel[j].T
+        dx_scale += np.abs(ahead) @ np.abs(kernel[j]).T
+        dkernel[j] = behind.reshape(-1, channels).T @ dz.reshape(-1, features)
+        dkernel_scale[j] = np.abs(behind.reshape(-1, channels)).T @ np.abs(dz.reshape(-1, features))
+    c = (lambda v: tf.constant(v, dtype))
+    got_dx, got_wide, got_dgamma, got_dbeta, got_dbias = built.fused_bn_relu_backward(
+        c(dy), c(z), c(mean), c(gamma), c(beta), c(inv), c(mask), c(keep), c(x), c(wide), lags=lags)
+    got_kernel = np.stack(np.split(got_wide.numpy(), len(lags), axis=1))
+    assert np.abs(got_dx.numpy() - dx).max() <= tolerance * dx_scale.max()
+    assert np.abs(got_kernel - dkernel).max() <= tolerance * dkernel_scale.max()
+    assert np.allclose(got_dgamma.numpy(), dgamma, rtol=0, atol=tolerance * np.abs(g * d).sum(axis=(0, 1)).max() * 3)
+    assert np.allclose(got_dbias.numpy(), dz.sum(axis=(0, 1)), rtol=0, atol=tolerance * np.abs(dz).sum())
+
+
 def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, batch: int = 4, steps: int = 30,
                        kernel_size: int = 2):
     """Output and every gradient of one GM-TCNet gated unit on random data (B, T, 39)."""

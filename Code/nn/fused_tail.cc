@@ -1,11 +1,11 @@
-// The element-wise work of TIM-Net's temporal-aware block and GM-TCNet's gated unit as six TensorFlow ops (float
-// and double), loops over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net: the causal
-// convolution itself with its taps' time shifts (zero before the start; on AVX-512 in register tiles, so that its
-// output reaches memory once, as z) + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate
+// TIM-Net's temporal-aware block and GM-TCNet's gated unit, beside their matrix products, as six TensorFlow ops
+// (float and double), loops over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net: the causal
+// convolution itself, its taps' time shifts included (zero before the start; on AVX-512 in register tiles), +
+// BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate
 // and its output's mean over time (TIM-Net's scale at the block's level) inside the second unit's last pass;
-// backward in 2, writing the convolution's output gradient once per tap, shifted back by the tap's lag, so that its
-// input and kernel gradients are one product each; the gate's backward, with the time mean's gradient, in one
-// pass. GM-TCNet: after its two products, the sigmoid gates, the n branches' products and their mean in one pass
+// backward in 2, the second utterance by utterance, with the convolution's input and kernel gradients from each
+// utterance's output gradient while it is in the cache; the gate's backward, with the time mean's gradient, in one
+// pass. No product of a convolution is written to memory. GM-TCNet: after its two products, the sigmoid gates, the n branches' products and their mean in one pass
 // each way, the rows split over the intra-op threads. The same mathematics as the TensorFlow path of
 // training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the reference and the fallback;
 // fused_ops.py loads the library that setup.sh builds from this file.
@@ -14,7 +14,8 @@
 // the conv output z, not its centred form, and the backward op recomputes the centred value and the ReLU's
 // condition from z (the same operations on the same values as the forward op, so the same result): neither the
 // centred tensor nor the activation is written for the backward pass or read by it. The variance is the centred
-// one, merged block by block (no second pass over z).
+// one, merged block by block (no second pass over z). In a training step even the convolutions' products are bound
+// by memory traffic, not by their arithmetic, so they are done here, where their operands are (docs/speed.md).
 
 #include <algorithm>
 #include <cmath>
@@ -51,26 +52,11 @@ absl::Status SameShapes(InferenceContext* c, std::vector<int> same) {
   return absl::OkStatus();
 }
 
-// A causal convolution's k taps enter the BatchNorm ops as one kernel and leave them as one gradient: with lags[j]
-// tap j's lag, the forward op computes z[t] = sum_j x[t - lags[j]] W_j itself from x and W = [W_0 .. W_{k-1}] (C,
-// k F) (Convolution, below: no product written to memory, no shifted copies of x), and the backward op writes
-// DZ[t, tap j] = dz[t + lags[j]], so that d W_j = x^T DZ[tap j] (one product for all taps) and d x = DZ W^T (one
-// product instead of k, each shifted back in time, and their sum).
+// A causal convolution's k taps enter the BatchNorm ops as one kernel (C, k F), tap j's W_j (C, F) in columns j F ..:
+// with lags[j] tap j's lag, the forward op computes z[t] = sum_j x[t - lags[j]] W_j, and the backward op the input
+// gradient dx[t] = sum_j dz[t + lags[j]] W_j^T and the kernel gradient d W_j = sum_t x[t - lags[j]]^T dz[t] (TapProduct
+// and KernelGradient, below): no product is written to memory, no shifted copy of x or dz either.
 //
-// Input 0 is (B, T, F): outputs `same` are (B, T, k F), k = len(lags); outputs `channel` are vectors of F.
-absl::Status TapShapes(InferenceContext* c, std::vector<int> same, std::vector<int> channel) {
-  ShapeHandle in, shape;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &in));
-  std::vector<int32_t> lags;
-  TF_RETURN_IF_ERROR(c->GetAttr("lags", &lags));
-  tensorflow::shape_inference::DimensionHandle width;
-  TF_RETURN_IF_ERROR(c->Multiply(c->Dim(in, 2), static_cast<int64_t>(lags.size()), &width));
-  TF_RETURN_IF_ERROR(c->ReplaceDim(in, 2, width, &shape));
-  for (int i : same) c->set_output(i, shape);
-  for (int i : channel) c->set_output(i, c->Vector(c->Dim(in, 2)));
-  return absl::OkStatus();
-}
-
 // Input 0 is x (B, T, C), input 1 the taps' kernels side by side (C, k F), k = len(lags): outputs `same` are
 // (B, T, F), outputs `channel` vectors of F.
 absl::Status ConvShapes(InferenceContext* c, std::vector<int> same, std::vector<int> channel) {
@@ -138,13 +124,23 @@ REGISTER_OP("FusedBnReluBackward")
     .Input("inv: T")         // (F,) the forward's 1 / sqrt(variance + epsilon)
     .Input("mask: T")        // (B, 1, F) the forward's dropout mask, or (0,) for none
     .Input("keep_scale: T")  // scalar 1/(1-rate)
-    .Output("dz_taps: T")    // (B, T, k F) tap j's columns at t: dz[t + lags[j]] (0 past the end), dz = d loss / d z
+    .Input("x: T")           // (B, T, C) the convolution's input
+    .Input("kernel: T")      // (C, k F) the taps' kernels side by side, as the forward op's
+    .Output("dx: T")         // (B, T, C) sum_j dz[t + lags[j]] W_j^T (0 past the end), dz = d loss / d z
+    .Output("dkernel: T")    // (C, k F) tap j's columns: sum_t x[t - lags[j]]^T dz[t]
     .Output("dgamma: T")     // (F,)
     .Output("dbeta: T")      // (F,)
     .Output("dbias: T")      // (F,) sum of dz
     .Attr("lags: list(int) >= 1")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return TapShapes(c, {0}, {1, 2, 3}); });
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(8));
+      c->set_output(1, c->input(9));
+      ShapeHandle dy;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &dy));
+      for (int i = 2; i < 5; ++i) c->set_output(i, c->Vector(c->Dim(dy, 2)));
+      return absl::OkStatus();
+    });
 
 REGISTER_OP("FusedSigmoidGateGrad")
     .Input("dout: T")      // (B, T, F) the gradient of out from the layers after the block
@@ -327,83 +323,144 @@ class BatchKernel : public OpKernel {
   std::vector<int64_t> lags_;  // tap j's lag
 };
 
-// The causal convolution itself, for BnReluForward's first pass: z[r] = sum_j x[r - lags[j]] kernel_j over the rows
-// [start, end) of x (rows, C), kernel (C, k F), z (rows, F), where a row's time step t < lags[j] reads zeros. Each
-// value is one running sum over the taps in order and each tap's channels in order. The products' output is never
-// written to memory: a TensorFlow product of all taps wrote (B, T, k F) for this pass to read again, and in a
-// training step these products are bound by such traffic, not by their arithmetic (docs/speed.md).
-template <typename T>
-class Convolution {
- public:
-  Convolution(const T* x, const T* kernel, int64_t channels, int64_t nf, const std::vector<int64_t>& lags,
-              int64_t steps)
-      : x_(x), kernel_(kernel), channels_(channels), nf_(nf), lags_(lags), steps_(steps) {
+// Values past the last row of BnReluBackward's buffer of an utterance's dz: KernelGradientTile reads each row 16 NV
+// <= 80 values wide.
+constexpr int64_t kDzSlack = 80;
+
 #ifdef __AVX512F__
-    if constexpr (std::is_same_v<T, float>) {
-      vectors_ = nf <= 48 ? 3 : nf <= 80 ? 5 : 0;  // wider outputs take the plain loop
-      if (vectors_ > 0) {  // tap j's kernel, channel c: 16 vectors_ values from (j C + c) 16 vectors_, zero past F
-        const int64_t taps = static_cast<int64_t>(lags.size()), stride = 16 * vectors_;
-        packed_.assign(taps * channels * stride, 0.0f);
-        for (int64_t j = 0; j < taps; ++j) {
-          for (int64_t c = 0; c < channels; ++c) {
-            std::copy_n(kernel + c * taps * nf + j * nf, nf, packed_.data() + (j * channels + c) * stride);
-          }
+// tile(std::integral_constant<int, n>{}, at) over [0, count) in pieces of R, the last piece of the n < R left
+// (every n a register tile of its own height, so that a remainder is not done one row at a time)
+template <int R, typename Tile>
+void Pieces(int64_t count, Tile tile, int64_t at = 0) {
+  if constexpr (R > 0) {
+    for (; at + R <= count; at += R) tile(std::integral_constant<int, R>{}, at);
+    if (at < count) Pieces<R - 1>(count, tile, at);
+  }
+}
+
+// Lanes of the NV vectors of 16 floats that hold `width` values (all 16, some or none).
+template <int NV>
+void VectorLanes(int64_t width, __mmask16* lanes) {
+  for (int v = 0; v < NV; ++v) lanes[v] = static_cast<__mmask16>((1u << std::clamp<int64_t>(width - 16 * v, 0, 16)) - 1);
+}
+#endif
+
+#ifdef __AVX512F__
+// KernelGradient on AVX-512 for one tap (lag) and the channels [c0, c0 + R): R x NV vectors of features summed in
+// registers over the utterance's rows into sums (R rows of 16 NV). dz's rows are read 16 NV values wide: the buffer
+// has room past its last row, and the lanes past nf are never used.
+template <int R, int NV>
+void KernelGradientTile(const float* __restrict x, const float* __restrict dz, int64_t channels, int64_t nf,
+                        int64_t lag, int64_t steps, int64_t c0, float* __restrict sums) {
+  __m512 acc[R][NV];
+  for (int i = 0; i < R; ++i) for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (int64_t t = lag; t < steps; ++t) {
+    __m512 d[NV];
+    for (int v = 0; v < NV; ++v) d[v] = _mm512_loadu_ps(dz + t * nf + 16 * v);
+    const float* xr = x + (t - lag) * channels + c0;
+    for (int i = 0; i < R; ++i) {
+      const __m512 s = _mm512_set1_ps(xr[i]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(s, d[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < R; ++i) for (int v = 0; v < NV; ++v) _mm512_storeu_ps(sums + (i * NV + v) * 16, acc[i][v]);
+}
+
+template <int R, int NV>
+void KernelGradientTiles(const float* x, const float* dz, int64_t channels, int64_t nf,
+                         const std::vector<int64_t>& lags, int64_t steps, double* wide) {
+  const int64_t width = static_cast<int64_t>(lags.size()) * nf;
+  float sums[R * NV * 16];
+  for (size_t j = 0; j < lags.size(); ++j) {
+    Pieces<R>(channels, [&](auto rows, int64_t c) {
+      constexpr int kRows = decltype(rows)::value;
+      KernelGradientTile<kRows, NV>(x, dz, channels, nf, lags[j], steps, c, sums);
+      for (int i = 0; i < kRows; ++i) {
+        double* w = wide + (c + i) * width + j * nf;
+        for (int64_t f = 0; f < nf; ++f) w[f] += sums[i * NV * 16 + f];
+      }
+    });
+  }
+}
+#endif
+
+// A causal convolution's products, computed where their operands are and never written to memory: a TensorFlow
+// product of all taps wrote (B, T, k F) for the BatchNorm ops to read again, and in a training step these products
+// are bound by such traffic, not by their arithmetic (docs/speed.md). With kernel (C, k F) holding tap j's W_j (C, F)
+// in columns j F .., the forward convolution is out[r] = sum_j src[r - lags[j]] W_j (src (rows, C), out (rows, F);
+// a time step t < lags[j] reads zeros) and the input gradient out[r] = sum_j src[r + lags[j]] W_j^T (src the
+// convolution output's gradient (rows, F), out (rows, C); t + lags[j] >= T reads zeros). Each value is one running
+// sum over the taps in order and each tap's channels in order; on AVX-512 (float) in register tiles of R rows x NV
+// vectors of 16 floats kept for the whole sum, else in a plain loop.
+template <typename T>
+class TapProduct {
+ public:
+  TapProduct(const T* kernel, int64_t channels, int64_t nf, const std::vector<int64_t>& lags, bool gradient)
+      : lags_(lags), sign_(gradient ? 1 : -1), in_(gradient ? nf : channels), out_(gradient ? channels : nf) {
+    const int64_t taps = static_cast<int64_t>(lags.size());
+#ifdef __AVX512F__
+    if constexpr (std::is_same_v<T, float>) vectors_ = out_ <= 48 ? 3 : out_ <= 80 ? 5 : 0;  // wider: plain loop
+#endif
+    stride_ = vectors_ > 0 ? 16 * vectors_ : out_;  // tap j, input channel i: out_ values at (j in_ + i) stride_
+    packed_.assign(taps * in_ * stride_, T(0));
+    for (int64_t j = 0; j < taps; ++j) {
+      for (int64_t i = 0; i < in_; ++i) {
+        for (int64_t o = 0; o < out_; ++o) {
+          packed_[(j * in_ + i) * stride_ + o] = gradient ? kernel[o * taps * nf + j * nf + i]
+                                                          : kernel[i * taps * nf + j * nf + o];
         }
-        zeros_.assign(channels, 0.0f);
       }
     }
-#endif
+    zeros_.assign(in_, T(0));
   }
 
-  void Rows(int64_t start, int64_t end, T* z) const {
+  // out rows [start, end) from src; a row's time step is its index modulo `steps`
+  void Rows(const T* src, int64_t start, int64_t end, int64_t steps, T* out) const {
 #ifdef __AVX512F__
     if constexpr (std::is_same_v<T, float>) {
-      if (vectors_ == 3) return Tiles<8, 3>(start, end, z);
-      if (vectors_ == 5) return Tiles<4, 5>(start, end, z);
+      if (vectors_ == 3) return Tiles<8, 3>(src, start, end, steps, out);
+      if (vectors_ == 5) return Tiles<4, 5>(src, start, end, steps, out);
     }
 #endif
-    const int64_t width = static_cast<int64_t>(lags_.size()) * nf_;
-    for (int64_t r = start, t = start % steps_; r < end; ++r, t = t + 1 == steps_ ? 0 : t + 1) {
-      T* __restrict zr = z + r * nf_;
-      std::fill_n(zr, nf_, T(0));
+    for (int64_t r = start; r < end; ++r) {
+      T* __restrict o = out + r * out_;
+      std::fill_n(o, out_, T(0));
       for (size_t j = 0; j < lags_.size(); ++j) {
-        if (t < lags_[j]) continue;
-        const T* xr = x_ + (r - lags_[j]) * channels_;
-        for (int64_t c = 0; c < channels_; ++c) {
-          const T v = xr[c];
-          const T* __restrict w = kernel_ + c * width + j * nf_;
-          for (int64_t f = 0; f < nf_; ++f) zr[f] += v * w[f];
+        const T* __restrict row = Source(src, r, steps, j);
+        const T* __restrict w = packed_.data() + j * in_ * stride_;
+        for (int64_t i = 0; i < in_; ++i) {
+          for (int64_t k = 0; k < out_; ++k) o[k] += row[i] * w[i * stride_ + k];
         }
       }
     }
   }
 
  private:
+  // src's row that row r reads through tap j, or zeros where that is outside r's utterance
+  const T* Source(const T* src, int64_t r, int64_t steps, size_t j) const {
+    const int64_t t = r % steps + sign_ * lags_[j];
+    return t < 0 || t >= steps ? zeros_.data() : src + (r + sign_ * lags_[j]) * in_;
+  }
+
 #ifdef __AVX512F__
-  // R rows at a time in a register tile of R x NV vectors of 16 floats, kept for the whole sum; then row by row
   template <int R, int NV>
-  void Tiles(int64_t start, int64_t end, float* z) const {
+  void Tiles(const float* src, int64_t start, int64_t end, int64_t steps, float* out) const {
     __mmask16 lanes[NV];
-    for (int v = 0; v < NV; ++v) {
-      lanes[v] = static_cast<__mmask16>((1u << std::clamp<int64_t>(nf_ - 16 * v, 0, 16)) - 1);
-    }
-    int64_t r = start;
-    for (; r + R <= end; r += R) Tile<R, NV>(r, z, lanes);
-    for (; r < end; ++r) Tile<1, NV>(r, z, lanes);
+    VectorLanes<NV>(out_, lanes);
+    Pieces<R>(end - start, [&](auto rows, int64_t at) {
+      Tile<decltype(rows)::value, NV>(src, start + at, steps, out, lanes);
+    });
   }
 
   template <int R, int NV>
-  void Tile(int64_t r, float* z, const __mmask16* lanes) const {
+  void Tile(const float* src, int64_t r, int64_t steps, float* out, const __mmask16* lanes) const {
     __m512 acc[R][NV];
     for (int i = 0; i < R; ++i) for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
     for (size_t j = 0; j < lags_.size(); ++j) {
-      const float* rows[R];  // each row's input at its tap's lag, or zeros before the utterance's start
-      for (int i = 0; i < R; ++i) {
-        const int64_t t = (r + i) % steps_;
-        rows[i] = t < lags_[j] ? zeros_.data() : x_ + (r + i - lags_[j]) * channels_;
-      }
-      const float* w = packed_.data() + j * channels_ * 16 * NV;
-      for (int64_t c = 0; c < channels_; ++c) {
+      const float* rows[R];
+      for (int i = 0; i < R; ++i) rows[i] = Source(src, r + i, steps, j);
+      const float* w = packed_.data() + j * in_ * 16 * NV;
+      for (int64_t c = 0; c < in_; ++c) {
         __m512 b[NV];
         for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(w + c * 16 * NV + 16 * v);
         for (int i = 0; i < R; ++i) {
@@ -413,18 +470,45 @@ class Convolution {
       }
     }
     for (int i = 0; i < R; ++i) {
-      for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(z + (r + i) * nf_ + 16 * v, lanes[v], acc[i][v]);
+      for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + (r + i) * out_ + 16 * v, lanes[v], acc[i][v]);
     }
   }
+#endif
 
   int vectors_ = 0;
-  std::vector<float> packed_, zeros_;
-#endif
-  const T *x_, *kernel_;
-  int64_t channels_, nf_;
   const std::vector<int64_t>& lags_;
-  int64_t steps_;
+  int64_t sign_, in_, out_, stride_;
+  std::vector<T> packed_, zeros_;
 };
+
+// The kernel gradient's share of one utterance: wide[c, j F + f] += sum_t x[t - lags[j], c] dz[t, f] (double, (C,
+// k F)), x (T, C) and dz (T, F) the utterance's rows; each (c, f) summed over t in order (in registers on AVX-512
+// for float), then added in double.
+template <typename T>
+void KernelGradient(const T* x, const T* dz, int64_t channels, int64_t nf, const std::vector<int64_t>& lags,
+                    int64_t steps, double* wide) {
+  const int64_t width = static_cast<int64_t>(lags.size()) * nf;
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<T, float>) {
+    if (nf <= 48) return KernelGradientTiles<8, 3>(x, dz, channels, nf, lags, steps, wide);
+    if (nf <= 80) return KernelGradientTiles<4, 5>(x, dz, channels, nf, lags, steps, wide);
+  }
+#endif
+  std::vector<T> part(channels * nf);
+  for (size_t j = 0; j < lags.size(); ++j) {
+    std::fill(part.begin(), part.end(), T(0));
+    for (int64_t t = lags[j]; t < steps; ++t) {
+      const T* __restrict xr = x + (t - lags[j]) * channels;
+      const T* __restrict dr = dz + t * nf;
+      for (int64_t c = 0; c < channels; ++c) {
+        for (int64_t f = 0; f < nf; ++f) part[c * nf + f] += xr[c] * dr[f];
+      }
+    }
+    for (int64_t c = 0; c < channels; ++c) {
+      for (int64_t f = 0; f < nf; ++f) wide[c * width + j * nf + f] += part[c * nf + f];
+    }
+  }
+}
 
 // x, kernel, gamma, beta, mask, epsilon -> mean, z, variance, inv, y; with kGate, also gate_input -> ..., inv, out,
 // gate, time_mean
@@ -437,8 +521,8 @@ struct BnReluForward : BatchKernel<T, true, 2, 2> {
     OP_REQUIRES(ctx, !masked || mask_in.NumElements() == batch * nf,
                 absl::InvalidArgumentError("FusedBnReluForward: mask must be (B, 1, F)"));
     const std::vector<int64_t>& lags = this->lags_;
-    const Convolution<T> convolution(x_in.flat<T>().data(), ctx->input(1).flat<T>().data(), x_in.dim_size(2), nf,
-                                     lags, steps);
+    const T* x_data = x_in.flat<T>().data();
+    const TapProduct<T> convolution(ctx->input(1).flat<T>().data(), x_in.dim_size(2), nf, lags, /*gradient=*/false);
     const T* gamma = ctx->input(2).flat<T>().data();
     const T* beta = ctx->input(3).flat<T>().data();
     const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
@@ -465,7 +549,7 @@ struct BnReluForward : BatchKernel<T, true, 2, 2> {
     int64_t seen = 0;
     for (int64_t start = 0; start < rows; start += kBlockRows) {
       const int64_t end = std::min(rows, start + kBlockRows), n = end - start, size = n * nf;
-      convolution.Rows(start, end, z);
+      convolution.Rows(x_data, start, end, steps, z);
       const T* __restrict block = z + start * nf;
       std::fill(block_sum.begin(), block_sum.end(), 0.0);
       std::fill(block_squares.begin(), block_squares.end(), 0.0);
@@ -535,7 +619,7 @@ struct BnReluForward : BatchKernel<T, true, 2, 2> {
   }
 };
 
-// dy, z, mean, gamma, beta, inv, mask, keep_scale -> dz_taps, dgamma, dbeta, dbias
+// dy, z, mean, gamma, beta, inv, mask, keep_scale, x, kernel -> dx, dkernel, dgamma, dbeta, dbias
 template <typename T>
 struct BnReluBackward : BatchKernel<T, false, 2, 4> {
   using BatchKernel<T, false, 2, 4>::BatchKernel;
@@ -554,19 +638,27 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
     const T* inv = ctx->input(5).flat<T>().data();
     const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
     const T keep = ctx->input(7).scalar<T>()();
+    const Tensor& x_in = ctx->input(8);
+    const Tensor& kernel_in = ctx->input(9);
     const std::vector<int64_t>& lags = this->lags_;
-    const int64_t taps = static_cast<int64_t>(lags.size()), width = taps * nf;  // dz_taps (B, T, k F)
+    const int64_t taps = static_cast<int64_t>(lags.size()), width = taps * nf;
+    OP_REQUIRES(ctx, x_in.dims() == 3 && x_in.dim_size(0) == batch && x_in.dim_size(1) == steps,
+                absl::InvalidArgumentError("FusedBnReluBackward: x must be (B, T, C)"));
+    const int64_t channels = x_in.dim_size(2);
+    OP_REQUIRES(ctx, kernel_in.dims() == 2 && kernel_in.dim_size(0) == channels && kernel_in.dim_size(1) == width,
+                absl::InvalidArgumentError("FusedBnReluBackward: kernel must be (C, k F)"));
+    const T* x = x_in.flat<T>().data();
     const TensorShape channel({nf});
-    T *dz_taps, *dgamma, *dbeta, *dbias;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({batch, steps, width}), &dz_taps}, {channel, &dgamma},
+    T *dx, *dkernel, *dgamma, *dbeta, *dbias;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{x_in.shape(), &dx}, {kernel_in.shape(), &dkernel}, {channel, &dgamma},
                                           {channel, &dbeta}, {channel, &dbias}}));
     const int64_t tile = kTileRows * nf;
     const T count = static_cast<T>(batch * steps);
     Normalise<T> u(mean, gamma, inv, beta, mask, nf);
-    const auto utterance = [&](int64_t b) { u.Utterance(b); };
     // pass 1: sums of the ReLU's gradient g (dy where u > 0) and of g d, d = z - mean
     std::vector<double> sums(2 * nf, 0.0);
-    Tiles<T, 2>(batch, steps, nf, &sums, utterance, [&](int64_t at, int64_t size, T* __restrict acc) {
+    Tiles<T, 2>(batch, steps, nf, &sums, [&](int64_t b) { u.Utterance(b); },
+                [&](int64_t at, int64_t size, T* __restrict acc) {
       for (int64_t i = 0; i < size; ++i) {
         const T d = u.Centred(z[at + i], i);
         const T g = u.Input(d, i) > T(0) ? dy[at + i] : T(0);
@@ -584,21 +676,28 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
       c_d[f] = scale * inv[f] * dgamma[f] / count;
       c_0[f] = scale * dbeta[f] / count;
     }
-    std::vector<T> tiled_r, tiled_d, tiled_0, dz(tile);
+    std::vector<T> tiled_r, tiled_d, tiled_0;
     Tile(c_r.data(), nf, &tiled_r);
     Tile(c_d.data(), nf, &tiled_d);
     Tile(c_0.data(), nf, &tiled_0);
-    for (int64_t b = 0; b < batch; ++b) {  // the rows t >= T - lags[j] of tap j read dz past the end: 0
-      for (int64_t j = 0; j < taps; ++j) {
-        for (int64_t t = std::max<int64_t>(0, steps - lags[j]); t < steps; ++t) {
-          std::fill_n(dz_taps + (b * steps + t) * width + j * nf, nf, T(0));
-        }
-      }
-    }
-    // pass 2: dz a tile at a time, and its sum (d bias); dz at t goes to row t - lags[j] of each tap j
-    std::vector<double> sum(nf, 0.0);
+    // pass 2, utterance by utterance: dz a tile at a time into an utterance's buffer (it stays in the cache), and its
+    // sum (d bias); then the utterance's input gradient and its share of the kernel gradient, from that buffer
+    const TapProduct<T> input_gradient(kernel_in.flat<T>().data(), channels, nf, lags, /*gradient=*/true);
+    std::vector<T> dz(steps * nf + kDzSlack);
+    std::vector<double> sum(nf, 0.0), wide(channels * width, 0.0);
+    int64_t current = -1;  // the utterance whose dz the buffer holds
+    const auto close = [&]() {
+      if (current < 0) return;
+      input_gradient.Rows(dz.data(), 0, steps, steps, dx + current * steps * channels);
+      KernelGradient(x + current * steps * channels, dz.data(), channels, nf, lags, steps, wide.data());
+    };
+    const auto utterance = [&](int64_t b) {
+      u.Utterance(b);
+      close();
+      current = b;
+    };
     Tiles<T, 1>(batch, steps, nf, &sum, utterance, [&](int64_t at, int64_t size, T* __restrict acc) {
-      T* __restrict dzt = dz.data();
+      T* __restrict dzt = dz.data() + (at - current * steps * nf);
       for (int64_t i = 0; i < size; ++i) {
         const T d = u.Centred(z[at + i], i);
         const T g = u.Input(d, i) > T(0) ? dy[at + i] : T(0);
@@ -606,14 +705,10 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
         dzt[i] = value;
         acc[i] += value;
       }
-      const int64_t first = at / nf;
-      for (int64_t r = first, t = first % steps; r < first + size / nf; ++r, t = t + 1 == steps ? 0 : t + 1) {
-        for (int64_t j = 0; j < taps; ++j) {
-          if (t >= lags[j]) std::copy_n(dzt + (r - first) * nf, nf, dz_taps + (r - lags[j]) * width + j * nf);
-        }
-      }
     });
+    close();
     for (int64_t f = 0; f < nf; ++f) dbias[f] = static_cast<T>(sum[f]);
+    for (int64_t i = 0; i < channels * width; ++i) dkernel[i] = static_cast<T>(wide[i]);
   }
 };
 

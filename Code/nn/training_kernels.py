@@ -18,11 +18,10 @@ tests compare outputs, gradients and BatchNorm statistics with automatic differe
 layers, and one Adam step with the authors' original graph. TensorFlow operations; where switched on (fused_ops,
 for one fold's batch), the element-wise work of a temporal-aware block and of a gated unit runs in the fused ops of
 fused_tail.cc instead, with the same mathematics in fewer passes over memory. There a temporal-aware block's
-convolution is one product x @ (C, k F) of all k taps, whose time shifts and sum the fused BatchNorm op reads in its
-first pass; its backward op writes dz once per tap, shifted back by the tap's lag (B, T, k F), so that the kernel
-gradient and the input gradient are one product each, with no shifted copy of x nor of dz in memory; the block's
-sigmoid gate runs inside its second BatchNorm op, and the backward ops recompute what they need from the conv
-output z rather than read stored activations.
+convolutions run inside the fused BatchNorm ops too: the forward op computes z from x and the taps' kernels (C, k F),
+the backward op the input and kernel gradients from dz, utterance by utterance, so no product, shifted copy of x or dz
+is written to memory; the block's sigmoid gate runs inside its second BatchNorm op, and the backward ops recompute
+what they need from the conv output z rather than read stored activations.
 """
 
 from __future__ import annotations
@@ -147,14 +146,12 @@ class _BatchNormReLU:
     def backward(self, dy, keep_scale: float):
         """(dx, d kernel, d bias, d gamma, d beta) from dy = d loss / d y."""
         batch = self.batch
-        if self.fused is not None:  # dz (written per tap, shifted back by its lag), dgamma, dbeta, dbias in 2 passes
-            dz_taps, dgamma, dbeta, dbias = self.fused.fused_bn_relu_backward(
+        if self.fused is not None:  # in 2 passes: dgamma, dbeta; then dz, utterance by utterance, and from it
+            # dbias, d x[t] = sum_j dz[t + lag_j] W_j^T and d W_j = sum_t x[t - lag_j]^T dz[t] (dz is never written)
+            dx, dwide, dgamma, dbeta, dbias = self.fused.fused_bn_relu_backward(
                 dy, self.z, self.mean, self.gamma, self.beta, self.inv, self.mask, tf.constant(keep_scale, dy.dtype),
-                lags=list(self.lags))
-            # dz_taps (B, T, k F): tap j's columns at t hold dz[t + lag_j], so d W_j = sum_t x[t]^T dz[t + lag_j]
-            # and d x[t] = sum_j dz[t + lag_j] W_j^T are one product each
-            dkernel = _from_wide(batch.weight_products(self.x, dz_taps), self.kernel.shape)  # (C, k F) -> (k, C, F)
-            return batch.products(dz_taps, self.wide, transpose_b=True), dkernel, dbias, dgamma, dbeta
+                self.x, self.wide, lags=list(self.lags))
+            return dx, _from_wide(dwide, self.kernel.shape), dbias, dgamma, dbeta  # (C, k F) -> (k, C, F)
         r = tf.raw_ops.ReluGrad(gradients=dy, features=self.y)  # zero wherever the mask dropped a channel
         # d loss / d (BN output) = r * mask = r * keep_scale, because r = 0 where mask = 0
         dbeta = batch.total(r) * keep_scale
@@ -171,7 +168,7 @@ class _BatchNormReLU:
 
 
 def _wide_kernel(kernel):
-    """(k, C, F) -> (C, k F), tap j in columns j F .. j F + F - 1: all taps' products as one x @ (C, k F)."""
+    """(k, C, F) -> (C, k F), tap j in columns j F .. j F + F - 1: the taps side by side, as the fused ops take them."""
     k, channels, features = kernel.shape
     return tf.reshape(tf.transpose(kernel, [1, 0, 2]), [channels, k * features])
 
