@@ -1,12 +1,12 @@
-// TIM-Net's temporal-aware block and GM-TCNet's gated unit, beside their matrix products, as six TensorFlow ops
-// (float and double), loops over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net: the causal
-// convolution itself, its taps' time shifts included (zero before the start; on AVX-512 in register tiles), +
-// BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate
-// and its output's mean over time (TIM-Net's scale at the block's level) inside the second unit's last pass;
-// backward in 2, the second utterance by utterance, with the convolution's input and kernel gradients from each
-// utterance's output gradient while it is in the cache; the gate's backward, with the time mean's gradient, in one
-// pass. No product of a convolution is written to memory. GM-TCNet: after its two products, the sigmoid gates, the n branches' products and their mean in one pass
-// each way, the rows split over the intra-op threads. The same mathematics as the TensorFlow path of
+// TIM-Net's temporal-aware block, its convolutions included, and GM-TCNet's gated unit beside its matrix products, as
+// six TensorFlow ops (float and double), loops over the rows of a (B, T, F) tensor with the F channels innermost.
+// TIM-Net: the causal convolution itself, its taps' time shifts included (zero before the start; on AVX-512 in register tiles), + BatchNorm (batch
+// statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate and its output's mean
+// over time (TIM-Net's scale at the block's level) inside the second unit's last pass; backward in 2, the second
+// utterance by utterance, with the convolution's input and kernel gradients from each utterance's output gradient while
+// it is in the cache; the gate's backward, with the time mean's gradient, in one pass. No product of a convolution is
+// written to memory. GM-TCNet: after its two products, the sigmoid gates, the n branches' products and their mean in
+// one pass each way, the rows split over the intra-op threads. The same mathematics as the TensorFlow path of
 // training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the reference and the fallback;
 // fused_ops.py loads the library that setup.sh builds from this file.
 //
@@ -341,11 +341,11 @@ void Pieces(int64_t count, Tile tile, int64_t at = 0) {
 // Lanes of the NV vectors of 16 floats that hold `width` values (all 16, some or none).
 template <int NV>
 void VectorLanes(int64_t width, __mmask16* lanes) {
-  for (int v = 0; v < NV; ++v) lanes[v] = static_cast<__mmask16>((1u << std::clamp<int64_t>(width - 16 * v, 0, 16)) - 1);
+  for (int v = 0; v < NV; ++v) {
+    lanes[v] = static_cast<__mmask16>((1u << std::clamp<int64_t>(width - 16 * v, 0, 16)) - 1);
+  }
 }
-#endif
 
-#ifdef __AVX512F__
 // KernelGradient on AVX-512 for one tap (lag) and the channels [c0, c0 + R): R x NV vectors of features summed in
 // registers over the utterance's rows into sums (R rows of 16 NV). dz's rows are read 16 NV values wide: the buffer
 // has room past its last row, and the lanes past nf are never used.
@@ -366,6 +366,7 @@ void KernelGradientTile(const float* __restrict x, const float* __restrict dz, i
   for (int i = 0; i < R; ++i) for (int v = 0; v < NV; ++v) _mm512_storeu_ps(sums + (i * NV + v) * 16, acc[i][v]);
 }
 
+// KernelGradient on AVX-512: every tap's channels in tiles of R (the remainder in one smaller tile)
 template <int R, int NV>
 void KernelGradientTiles(const float* x, const float* dz, int64_t channels, int64_t nf,
                          const std::vector<int64_t>& lags, int64_t steps, double* wide) {
@@ -541,9 +542,9 @@ struct BnReluForward : BatchKernel<T, true, 2, 2> {
                               : Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance},
                                                   {channel, &inv}, {narrow, &y}}));
     const int64_t rows = batch * steps, tile = kTileRows * nf;
-    // pass 1, kBlockRows rows at a time (they stay in the L1 cache): z, the convolution; the block's mean and squared deviations from it, merged in double into the
-    // running mean and sum of squared deviations (Chan, Golub and LeVeque's pairwise update): the centred variance
-    // without a second pass over memory
+    // pass 1, kBlockRows rows at a time (they stay in the L1 cache): z, the convolution; the block's mean and squared
+    // deviations from it, merged in double into the running mean and sum of squared deviations (Chan, Golub and
+    // LeVeque's pairwise update): the centred variance without a second pass over memory
     std::vector<double> run_mean(nf, 0.0), run_squares(nf, 0.0), block_sum(nf), block_squares(nf);
     std::vector<T> acc(tile, T(0)), block_mean(nf), tiled;
     int64_t seen = 0;
