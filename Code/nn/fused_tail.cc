@@ -1,14 +1,15 @@
-// TIM-Net's temporal-aware block, its convolutions included, and GM-TCNet's gated unit beside its matrix products, as
-// six TensorFlow ops (float and double), loops over the rows of a (B, T, F) tensor with the F channels innermost.
-// TIM-Net: the causal convolution itself, its taps' time shifts included (zero before the start; on AVX-512 in register tiles), + BatchNorm (batch
-// statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate and its output's mean
-// over time (TIM-Net's scale at the block's level) inside the second unit's last pass; backward in 2, the second
-// utterance by utterance, with the convolution's input and kernel gradients from each utterance's output gradient while
-// it is in the cache; the gate's backward, with the time mean's gradient, in one pass. No product of a convolution is
-// written to memory. GM-TCNet: after its two products, the sigmoid gates, the n branches' products and their mean in
-// one pass each way, the rows split over the intra-op threads. The same mathematics as the TensorFlow path of
-// training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays the reference and the fallback;
-// fused_ops.py loads the library that setup.sh builds from this file.
+// TIM-Net's temporal-aware block, its convolutions included, and GM-TCNet's gated unit beside its matrix products,
+// as six TensorFlow ops (float and double), loops over the rows of a (B, T, F) tensor with the F channels
+// innermost. TIM-Net: the causal convolution itself, its taps' time shifts included (zero before the start; on
+// AVX-512 in register tiles), + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over
+// memory, the block's sigmoid gate and its output's mean over time (TIM-Net's scale at the block's level) inside
+// the second unit's last pass; backward in 2, the second utterance by utterance, with the convolution's input and
+// kernel gradients from each utterance's output gradient while it is in the cache; the gate's backward, with the
+// time mean's gradient, in one pass. No product of a convolution is written to memory. GM-TCNet: after its two
+// products, the sigmoid gates, the n branches' products and their mean in one pass each way, the rows split over
+// the intra-op threads. The same mathematics as the TensorFlow path of training_kernels.py (_BatchNormReLU,
+// gated_pair, gated_unit), which stays the reference and the fallback; fused_ops.py loads the library that setup.sh
+// builds from this file.
 //
 // The BatchNorm ops move as little memory as the algebra allows, because they are bound by it: the forward op keeps
 // the conv output z, not its centred form, and the backward op recomputes the centred value and the ReLU's
