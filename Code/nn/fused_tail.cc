@@ -523,18 +523,18 @@ struct BnReluForward : BatchKernel<T, true, 2, 2> {
     OP_REQUIRES(ctx, !masked || mask_in.NumElements() == batch * nf,
                 absl::InvalidArgumentError("FusedBnReluForward: mask must be (B, 1, F)"));
     const std::vector<int64_t>& lags = this->lags_;
-    const T* x_data = x_in.flat<T>().data();
+    const T* x = x_in.flat<T>().data();
     const TapProduct<T> convolution(ctx->input(1).flat<T>().data(), x_in.dim_size(2), nf, lags, /*gradient=*/false);
     const T* gamma = ctx->input(2).flat<T>().data();
     const T* beta = ctx->input(3).flat<T>().data();
     const T* mask = masked ? mask_in.flat<T>().data() : nullptr;
     const T epsilon = ctx->input(5).scalar<T>()();
     const TensorShape channel({nf}), narrow({batch, steps, nf});
-    const T* x = nullptr;  // the gate's input
+    const T* gate_input = nullptr;
     if (kGate) {
       OP_REQUIRES(ctx, ctx->input(6).shape() == narrow,
                   absl::InvalidArgumentError("FusedBnReluGate: gate_input must be (B, T, F)"));
-      x = ctx->input(6).flat<T>().data();
+      gate_input = ctx->input(6).flat<T>().data();
     }
     T *mean, *z, *variance, *inv, *y, *gate = nullptr, *time_mean = nullptr;  // y: the activation, or the gated
     OP_REQUIRES_OK(ctx, kGate ? Allocate<T>(ctx, {{channel, &mean}, {narrow, &z}, {channel, &variance},  // output
@@ -551,7 +551,7 @@ struct BnReluForward : BatchKernel<T, true, 2, 2> {
     int64_t seen = 0;
     for (int64_t start = 0; start < rows; start += kBlockRows) {
       const int64_t end = std::min(rows, start + kBlockRows), n = end - start, size = n * nf;
-      convolution.Rows(x_data, start, end, steps, z);
+      convolution.Rows(x, start, end, steps, z);
       const T* __restrict block = z + start * nf;
       std::fill(block_sum.begin(), block_sum.end(), 0.0);
       std::fill(block_squares.begin(), block_squares.end(), 0.0);
@@ -584,7 +584,7 @@ struct BnReluForward : BatchKernel<T, true, 2, 2> {
       variance[f] = static_cast<T>(run_squares[f] / static_cast<double>(rows));
       inv[f] = T(1) / std::sqrt(variance[f] + epsilon);
     }
-    // pass 2: y = relu(u), utterance by utterance (its mask); with kGate, gate = sigmoid(y), out = x gate and
+    // pass 2: y = relu(u), utterance by utterance (its mask); with kGate, gate = sigmoid(y), out = gate_input gate and
     // out's mean over the utterance's time steps (summed per tile position, then in double)
     Normalise<T> u(mean, gamma, inv, beta, mask, nf);
     std::vector<double> none;
@@ -608,10 +608,10 @@ struct BnReluForward : BatchKernel<T, true, 2, 2> {
         const T value = u.Input(u.Centred(zt[i], i), i);
         yt[i] = value > T(0) ? value : T(0);
       }
-      if (kGate) {  // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values; then x gate
+      if (kGate) {  // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values; then gate_input gate
         Vector<T>(gate + at, size) =
             ConstVector<T>(yt, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
-        Vector<T>(y + at, size) = ConstVector<T>(x + at, size) * ConstVector<T>(gate + at, size);
+        Vector<T>(y + at, size) = ConstVector<T>(gate_input + at, size) * ConstVector<T>(gate + at, size);
         const T* __restrict outt = y + at;
         T* __restrict sum = out_sum.data();
         for (int64_t i = 0; i < size; ++i) sum[i] += outt[i];
