@@ -100,6 +100,14 @@ def test_fused_float32_is_closer_to_float64_than_the_tensorflow_path(built):
     assert max(fused) <= max(plain) and np.median(fused) <= np.median(plain), (fused, plain)
 
 
+def shifted(a: np.ndarray, lag: int) -> np.ndarray:
+    """a[:, t - lag] along time (axis 1), zeros where that falls outside the utterance; a negative lag looks ahead."""
+    out, steps = np.zeros_like(a), a.shape[1]
+    if abs(lag) < steps:
+        out[:, max(lag, 0):steps + min(lag, 0)] = a[:, max(-lag, 0):steps - max(lag, 0)]
+    return out
+
+
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-12), (tf.float32, 1e-6)])
 @pytest.mark.parametrize("channels, features, lags", [(39, 39, [4, 0]), (7, 64, [9, 3, 0]), (39, 100, [40, 0]),
                                                       (39, 5, [1, 0]), (3, 48, [2, 0]), (3, 49, [2, 0])])
@@ -114,10 +122,9 @@ def test_the_forward_op_convolves_at_any_width(built, dtype, tolerance, channels
     wide = np.concatenate(list(kernel), axis=1)  # (C, k F), tap j in columns j F ..
     exact, scale = np.zeros((7, 23, features)), np.zeros((7, 23, features))
     for j, lag in enumerate(lags):
-        shifted = np.zeros_like(x)
-        shifted[:, lag:] = x[:, :23 - lag] if lag < 23 else 0.0
-        exact += shifted @ kernel[j]
-        scale += np.abs(shifted) @ np.abs(kernel[j])
+        behind = shifted(x, lag)
+        exact += behind @ kernel[j]
+        scale += np.abs(behind) @ np.abs(kernel[j])
     mean, z, variance, _, _ = built.fused_bn_relu_forward(
         tf.constant(x, dtype), tf.constant(wide, dtype), tf.ones(features, dtype), tf.zeros(features, dtype),
         tf.zeros([0], dtype), tf.constant(1e-3, dtype), lags=lags)
@@ -152,8 +159,7 @@ def test_the_backward_op_gives_the_convolutions_gradients_at_any_width(built, dt
     dx, dx_scale = np.zeros_like(x), np.zeros_like(x)
     dkernel, dkernel_scale = np.zeros_like(kernel), np.zeros_like(kernel)
     for j, lag in enumerate(lags):
-        ahead, behind = np.zeros_like(dz), np.zeros_like(x)  # dz[t + lag], x[t - lag]; zeros outside
-        ahead[:, :t - lag], behind[:, lag:] = (dz[:, lag:], x[:, :t - lag]) if lag < t else (0.0, 0.0)
+        ahead, behind = shifted(dz, -lag), shifted(x, lag)  # dz[t + lag], x[t - lag]
         dx += ahead @ kernel[j].T
         dx_scale += np.abs(ahead) @ np.abs(kernel[j]).T
         dkernel[j] = behind.reshape(-1, channels).T @ dz.reshape(-1, features)
