@@ -14,7 +14,8 @@ No BatchNorm, no dropout; the softmax head is added by the model builder. Every 
 Speed: a GatedUnit's six convolutions all read the same input with the same dilation, so by default
 (``fused=True``) it computes them as two matrix products (values, gates): the input and its copy
 shifted by the dilation, side by side (B, T, k*C), times three kernels concatenated along their output
-axis (k*C, 3F), with a hand-written backward pass (``training_kernels.gated_unit``). The six kernels
+axis (k*C, 3F), with a hand-written backward pass (``training_kernels.gated_unit``); with the fused ops
+that setup.sh builds (training, one fold's batch), all six as one causal convolution inside them. The six kernels
 and biases remain separate variables with Keras' Conv1D shapes; they are only concatenated inside the
 call, so gradients reach each one and weights still map one to one. ``fused=False`` runs the six
 convolutions one by one with automatic differentiation (the plain reference form; same function).

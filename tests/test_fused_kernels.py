@@ -174,6 +174,91 @@ def test_the_backward_op_gives_the_convolutions_gradients_at_any_width(built, dt
     assert np.allclose(got_dbias.numpy(), dz.sum(axis=(0, 1)), rtol=0, atol=tolerance * np.abs(dz).sum())
 
 
+def gated_unit_reference(x, kernel, bias, lags, branches):
+    """FusedGatedUnit's outputs in float64 NumPy from the joint kernel (k, C, W): p = sum_j x[t - lag_j] W_j + bias,
+    and the sums of |terms| of p (the scale of its rounding)."""
+    p, scale = np.zeros(x.shape[:2] + (kernel.shape[-1],)) + bias, np.zeros(x.shape[:2] + (kernel.shape[-1],))
+    for j, lag in enumerate(lags):
+        behind = shifted(x, lag)
+        p += behind @ kernel[j]
+        scale += np.abs(behind) @ np.abs(kernel[j])
+    half = p.shape[-1] // 2
+    v, g = np.maximum(p[..., :half], 0), np.maximum(p[..., half:], 0)
+    s = 1 / (1 + np.exp(-g))
+    out = (v * s).reshape(x.shape[:2] + (branches, -1)).sum(axis=2) / branches
+    return p, scale + np.abs(bias), v, s, out
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-12), (tf.float32, 1e-6)])
+@pytest.mark.parametrize("channels, features, branches, lags", [(39, 39, 3, [4, 0]), (7, 64, 1, [9, 3, 0]),
+                                                                (13, 5, 2, [30, 0]), (3, 8, 3, [2, 0])])
+def test_the_gated_unit_ops_convolve_and_differentiate_at_any_width(built, dtype, tolerance, channels, features,
+                                                                    branches, lags):
+    """FusedGatedUnit and FusedGatedUnitGrad against float64 NumPy, the value and gate convolutions as one of
+    W = 2 n F outputs: GM-TCNet's W = 234 (float32 on AVX-512: five register-tile panels of 48, the last part-used),
+    128, 20 and 48, over 7 x 23 rows (not a multiple of a tile), a lag beyond T. Forward: the output, the ReLU'd
+    values, the gates signed by their ReLU's condition. Backward, from the TensorFlow path's formulas: the input,
+    kernel and bias gradients. Errors are relative to the sums of |terms|."""
+    rng = np.random.default_rng(features + channels)
+    b, t, width = 7, 23, 2 * branches * features
+    x, dout = rng.normal(size=(b, t, channels)), rng.normal(size=(b, t, features))
+    kernel, bias = rng.normal(size=(len(lags), channels, width)), rng.normal(scale=0.5, size=width)
+    wide = np.concatenate(list(kernel), axis=1)  # (C, k W), tap j in columns j W ..
+    p, scale, v, s, out = gated_unit_reference(x, kernel, bias, lags, branches)
+    c = (lambda a: tf.constant(a, dtype))
+    got_out, activations = built.fused_gated_unit(c(x), c(wide), c(bias), lags=lags, branches=branches)
+    got_v, got_s = np.split(activations.numpy(), 2, axis=-1)
+    half = width // 2
+    assert np.abs(got_v - v).max() <= tolerance * scale[..., :half].max()
+    clear = np.abs(p[..., half:]) > 100 * tolerance * scale[..., half:]  # no rounding can move these across 0
+    assert np.all((got_s > 0)[clear] == (p[..., half:] > 0)[clear])
+    assert np.abs(np.abs(got_s) - s).max() <= tolerance * scale[..., half:].max()
+    assert np.abs(got_out.numpy() - out).max() <= 2 * tolerance * scale.max()
+    # the TensorFlow path's backward, d = dout / n on every branch, with the ReLUs' conditions the op stored (float32
+    # rounding can move a value near 0 across it)
+    d = np.concatenate([dout / branches] * branches, axis=-1)
+    dp = np.concatenate([np.where(got_v > 0, d * s, 0), np.where(got_s > 0, d * v * s * (1 - s), 0)], axis=-1)
+    dx, dx_scale = np.zeros_like(x), np.zeros_like(x)
+    dkernel, dkernel_scale = np.zeros_like(kernel), np.zeros_like(kernel)
+    for j, lag in enumerate(lags):
+        ahead, behind = shifted(dp, -lag), shifted(x, lag)
+        dx += ahead @ kernel[j].T
+        dx_scale += np.abs(ahead) @ np.abs(kernel[j]).T
+        dkernel[j] = behind.reshape(-1, channels).T @ dp.reshape(-1, width)
+        dkernel_scale[j] = np.abs(behind.reshape(-1, channels)).T @ np.abs(dp.reshape(-1, width))
+    got_dx, got_wide, got_dbias = built.fused_gated_unit_grad(c(dout), activations, c(x), c(wide), lags=lags,
+                                                              branches=branches)
+    got_kernel = np.stack(np.split(got_wide.numpy(), len(lags), axis=1))
+    assert np.abs(got_dx.numpy() - dx).max() <= 10 * tolerance * dx_scale.max()
+    assert np.abs(got_kernel - dkernel).max() <= 10 * tolerance * dkernel_scale.max()
+    assert np.abs(got_dbias.numpy() - dp.sum(axis=(0, 1))).max() <= 10 * tolerance * np.abs(dp).sum(axis=(0, 1)).max()
+
+
+GATED_GRADIENT = """
+import os, sys
+import numpy as np, tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[2]))
+lib = tf.load_op_library(sys.argv[1])
+rng = np.random.default_rng(0)
+x, dout = rng.normal(size=(21, 30, 39)).astype("float32"), rng.normal(size=(21, 30, 39)).astype("float32")
+wide, bias = (rng.normal(size=(39, 468)) * 0.2).astype("float32"), rng.normal(size=234).astype("float32")
+out, activations = lib.fused_gated_unit(x, wide, bias, lags=[2, 0], branches=3)
+grads = lib.fused_gated_unit_grad(dout, activations, x, wide, lags=[2, 0], branches=3)
+sys.stdout.write(" ".join(np.concatenate([out.numpy().ravel(), *[g.numpy().ravel() for g in grads]]).view("uint32")
+                          .astype(str)[::7]))
+"""
+
+
+def test_the_gated_unit_ops_give_the_same_bits_on_any_number_of_threads(built):
+    """The ops split their rows and utterances between the intra-op threads; the backward sums its kernel and bias
+    gradients in fixed groups of utterances, added in order: 1 and 2 threads give the same bits (21 utterances:
+    groups of 8, 8 and 5)."""
+    runs = [subprocess.run([sys.executable, "-c", GATED_GRADIENT, fused_ops.LIBRARY, str(threads)],
+                           capture_output=True, text=True, timeout=120) for threads in (1, 2)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr[-2000:] + runs[1].stderr[-2000:]
+    assert runs[0].stdout and runs[0].stdout == runs[1].stdout
+
+
 def gated_unit_results(dtype, fused: bool, dilation: int, branches: int = 3, batch: int = 4, steps: int = 30,
                        kernel_size: int = 2):
     """Output and every gradient of one GM-TCNet gated unit on random data (B, T, 39)."""

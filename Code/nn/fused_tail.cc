@@ -1,15 +1,15 @@
-// TIM-Net's temporal-aware block, its convolutions included, and GM-TCNet's gated unit beside its matrix products,
-// as six TensorFlow ops (float and double), loops over the rows of a (B, T, F) tensor with the F channels
-// innermost. TIM-Net: the causal convolution itself, its taps' time shifts included (zero before the start; on
-// AVX-512 in register tiles), + BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over
-// memory, the block's sigmoid gate and its output's mean over time (TIM-Net's scale at the block's level) inside
-// the second unit's last pass; backward in 2, the second utterance by utterance, with the convolution's input and
-// kernel gradients from each utterance's output gradient while it is in the cache; the gate's backward, with the
-// time mean's gradient, in one pass. No product of a convolution is written to memory. GM-TCNet: after its two
-// products, the sigmoid gates, the n branches' products and their mean in one pass each way, the rows split over
-// the intra-op threads. The same mathematics as the TensorFlow path of training_kernels.py (_BatchNormReLU,
-// gated_pair, gated_unit), which stays the reference and the fallback; fused_ops.py loads the library that setup.sh
-// builds from this file.
+// TIM-Net's temporal-aware block and GM-TCNet's gated unit, their convolutions included, as six TensorFlow ops
+// (float and double), loops over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net: the causal
+// convolution itself, its taps' time shifts included (zero before the start; on AVX-512 in register tiles), +
+// BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate and
+// its output's mean over time (TIM-Net's scale at the block's level) inside the second unit's last pass; backward in
+// 2, the second utterance by utterance, with the convolution's input and kernel gradients from each utterance's
+// output gradient while it is in the cache; the gate's backward, with the time mean's gradient, in one pass.
+// GM-TCNet: its n value and n gate convolutions as one causal convolution, with their biases, ReLUs, the sigmoid
+// gates and the branches' mean, in one op forward, and the input, kernel and bias gradients utterance by utterance
+// in one op backward, on the intra-op threads. No product of a convolution is written to memory. The same
+// mathematics as the TensorFlow path of training_kernels.py (_BatchNormReLU, gated_pair, gated_unit), which stays
+// the reference and the fallback; fused_ops.py loads the library that setup.sh builds from this file.
 //
 // The BatchNorm ops move as little memory as the algebra allows, because they are bound by it: the forward op keeps
 // the conv output z, not its centred form, and the backward op recomputes the centred value and the ReLU's
@@ -153,42 +153,55 @@ REGISTER_OP("FusedSigmoidGateGrad")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) { return SameShapes(c, {0, 1}); });
 
-// (B, T, n F) values and gate inputs -> out (B, T, F), gates (B, T, n F)
+// GM-TCNet's gated unit (paper §3): its n value and n gate convolutions of one input as one causal convolution of
+// W = 2 n F outputs. Input 0 is x (B, T, C), input 1 the kernel (C, k W): tap j in columns j W .. j W + W - 1, within
+// a tap the n value convolutions (branch b in columns b F ..), then the n gate convolutions; outputs out (B, T, F) and
+// activations (B, T, W).
 absl::Status GatedUnitShapes(InferenceContext* c) {
-  ShapeHandle values;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &values));
+  ShapeHandle in, kernel, out, activations;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &in));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &kernel));
+  std::vector<int32_t> lags;
+  TF_RETURN_IF_ERROR(c->GetAttr("lags", &lags));
   int64_t branches;
   TF_RETURN_IF_ERROR(c->GetAttr("branches", &branches));
-  tensorflow::shape_inference::DimensionHandle features;
-  TF_RETURN_IF_ERROR(c->Divide(c->Dim(values, 2), branches, /*evenly_divisible=*/true, &features));
-  ShapeHandle out;
-  TF_RETURN_IF_ERROR(c->ReplaceDim(values, 2, features, &out));
+  tensorflow::shape_inference::DimensionHandle width, features;
+  TF_RETURN_IF_ERROR(c->Divide(c->Dim(kernel, 1), static_cast<int64_t>(lags.size()), true, &width));
+  TF_RETURN_IF_ERROR(c->Divide(width, 2 * branches, /*evenly_divisible=*/true, &features));
+  TF_RETURN_IF_ERROR(c->ReplaceDim(in, 2, features, &out));
+  TF_RETURN_IF_ERROR(c->ReplaceDim(in, 2, width, &activations));
   c->set_output(0, out);
-  c->set_output(1, values);
+  c->set_output(1, activations);
   return absl::OkStatus();
 }
 
 REGISTER_OP("FusedGatedUnit")
-    .Input("values: T")       // (B, T, n F) relu(x Wv + bv), branch b in columns b F .. b F + F - 1
-    .Input("gate_inputs: T")  // (B, T, n F) relu(x Wg + bg)
-    .Output("out: T")         // (B, T, F) (1/n) sum over b of values sigmoid(gate_inputs)
-    .Output("gates: T")       // (B, T, n F) sigmoid(gate_inputs)
+    .Input("x: T")            // (B, T, C)
+    .Input("kernel: T")       // (C, k W), W = 2 n F: the n value and n gate convolutions, as GatedUnitShapes says
+    .Input("bias: T")         // (W,) the value convolutions' biases, then the gate convolutions'
+    .Output("out: T")         // (B, T, F) (1/n) sum over b of v_b sigmoid(g_b)
+    .Output("activations: T")  // (B, T, W) v = relu(value convolutions), then s = sigmoid(g), g = relu(gate
+                               // convolutions), stored as -s where g's input is <= 0 (ReLU's gradient 0 there)
+    .Attr("lags: list(int) >= 1")
     .Attr("branches: int >= 1")
     .Attr("T: {float, double}")
     .SetShapeFn(GatedUnitShapes);
 
 REGISTER_OP("FusedGatedUnitGrad")
     .Input("dout: T")         // (B, T, F)
-    .Input("values: T")       // (B, T, n F)
-    .Input("gates: T")        // (B, T, n F)
-    .Input("gate_inputs: T")  // (B, T, n F)
-    .Output("dvalues: T")     // ReluGrad(dout/n gates, values)
-    .Output("dgates: T")      // ReluGrad(SigmoidGrad(gates, dout/n values), gate_inputs)
+    .Input("activations: T")  // (B, T, W) FusedGatedUnit's
+    .Input("x: T")            // (B, T, C)
+    .Input("kernel: T")       // (C, k W)
+    .Output("dx: T")          // (B, T, C) sum_j dp[t + lags[j]] W_j^T, dp = d loss / d (convolutions + bias)
+    .Output("dkernel: T")     // (C, k W) tap j's columns: sum_t x[t - lags[j]]^T dp[t]
+    .Output("dbias: T")       // (W,) sum of dp
+    .Attr("lags: list(int) >= 1")
     .Attr("branches: int >= 1")
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->input(1));
-      c->set_output(1, c->input(1));
+      c->set_output(0, c->input(2));
+      c->set_output(1, c->input(3));
+      c->set_output(2, c->Vector(c->Dim(c->input(1), 2)));
       return absl::OkStatus();
     });
 
@@ -367,21 +380,25 @@ void KernelGradientTile(const float* __restrict x, const float* __restrict dz, i
   for (int i = 0; i < R; ++i) for (int v = 0; v < NV; ++v) _mm512_storeu_ps(sums + (i * NV + v) * 16, acc[i][v]);
 }
 
-// KernelGradient on AVX-512: every tap's channels in tiles of R (the remainder in one smaller tile)
+// KernelGradient on AVX-512: every tap's channels in tiles of R (the remainder in one smaller tile), the features in
+// panels of 16 NV (the last one's lanes past nf are never used)
 template <int R, int NV>
 void KernelGradientTiles(const float* x, const float* dz, int64_t channels, int64_t nf,
                          const std::vector<int64_t>& lags, int64_t steps, double* wide) {
   const int64_t width = static_cast<int64_t>(lags.size()) * nf;
   float sums[R * NV * 16];
   for (size_t j = 0; j < lags.size(); ++j) {
-    Pieces<R>(channels, [&](auto rows, int64_t c) {
-      constexpr int kRows = decltype(rows)::value;
-      KernelGradientTile<kRows, NV>(x, dz, channels, nf, lags[j], steps, c, sums);
-      for (int i = 0; i < kRows; ++i) {
-        double* w = wide + (c + i) * width + j * nf;
-        for (int64_t f = 0; f < nf; ++f) w[f] += sums[i * NV * 16 + f];
-      }
-    });
+    for (int64_t f0 = 0; f0 < nf; f0 += 16 * NV) {
+      const int64_t panel = std::min<int64_t>(16 * NV, nf - f0);
+      Pieces<R>(channels, [&](auto rows, int64_t c) {
+        constexpr int kRows = decltype(rows)::value;
+        KernelGradientTile<kRows, NV>(x, dz + f0, channels, nf, lags[j], steps, c, sums);
+        for (int i = 0; i < kRows; ++i) {
+          double* w = wide + (c + i) * width + j * nf + f0;
+          for (int64_t f = 0; f < panel; ++f) w[f] += sums[i * NV * 16 + f];
+        }
+      });
+    }
   }
 }
 #endif
@@ -393,7 +410,7 @@ void KernelGradientTiles(const float* x, const float* dz, int64_t channels, int6
 // a time step t < lags[j] reads zeros) and the input gradient out[r] = sum_j src[r + lags[j]] W_j^T (src the
 // convolution output's gradient (rows, F), out (rows, C); t + lags[j] >= T reads zeros). Each value is one running
 // sum over the taps in order and each tap's channels in order; on AVX-512 (float) in register tiles of R rows x NV
-// vectors of 16 floats kept for the whole sum, else in a plain loop.
+// vectors of 16 floats kept for the whole sum, outputs wider than 80 in column panels of 48, else in a plain loop.
 template <typename T>
 class TapProduct {
  public:
@@ -401,22 +418,27 @@ class TapProduct {
       : lags_(lags), sign_(gradient ? 1 : -1), in_(gradient ? nf : channels), out_(gradient ? channels : nf) {
     const int64_t taps = static_cast<int64_t>(lags.size());
 #ifdef __AVX512F__
-    if constexpr (std::is_same_v<T, float>) vectors_ = out_ <= 48 ? 3 : out_ <= 80 ? 5 : 0;  // wider: plain loop
+    if constexpr (std::is_same_v<T, float>) vectors_ = out_ > 48 && out_ <= 80 ? 5 : 3;
 #endif
-    stride_ = vectors_ > 0 ? 16 * vectors_ : out_;  // tap j, input channel i: out_ values at (j in_ + i) stride_
-    packed_.assign(taps * in_ * stride_, T(0));
-    for (int64_t j = 0; j < taps; ++j) {
-      for (int64_t i = 0; i < in_; ++i) {
-        for (int64_t o = 0; o < out_; ++o) {
-          packed_[(j * in_ + i) * stride_ + o] = gradient ? kernel[o * taps * nf + j * nf + i]
-                                                          : kernel[i * taps * nf + j * nf + o];
+    panel_ = vectors_ > 0 ? 16 * vectors_ : out_;  // outputs per panel; the plain loop's one panel is the whole row
+    panels_ = (out_ + panel_ - 1) / panel_;
+    // panel p, tap j, input channel i: the panel's outputs at ((p taps + j) in_ + i) panel_, zeros past out_
+    packed_.assign(panels_ * taps * in_ * panel_, T(0));
+    for (int64_t p = 0; p < panels_; ++p) {
+      for (int64_t j = 0; j < taps; ++j) {
+        for (int64_t i = 0; i < in_; ++i) {
+          for (int64_t o = p * panel_; o < std::min(out_, (p + 1) * panel_); ++o) {
+            packed_[((p * taps + j) * in_ + i) * panel_ + o - p * panel_] =
+                gradient ? kernel[o * taps * nf + j * nf + i] : kernel[i * taps * nf + j * nf + o];
+          }
         }
       }
     }
     zeros_.assign(in_, T(0));
   }
 
-  // out rows [start, end) from src; a row's time step is its index modulo `steps`
+  // rows [start, end) of the output from src, into out (row start's output first); a row's time step is its index
+  // modulo `steps`
   void Rows(const T* src, int64_t start, int64_t end, int64_t steps, T* out) const {
 #ifdef __AVX512F__
     if constexpr (std::is_same_v<T, float>) {
@@ -425,13 +447,13 @@ class TapProduct {
     }
 #endif
     for (int64_t r = start; r < end; ++r) {
-      T* __restrict o = out + r * out_;
+      T* __restrict o = out + (r - start) * out_;
       std::fill_n(o, out_, T(0));
       for (size_t j = 0; j < lags_.size(); ++j) {
         const T* __restrict row = Source(src, r, steps, j);
-        const T* __restrict w = packed_.data() + j * in_ * stride_;
+        const T* __restrict w = packed_.data() + j * in_ * panel_;
         for (int64_t i = 0; i < in_; ++i) {
-          for (int64_t k = 0; k < out_; ++k) o[k] += row[i] * w[i * stride_ + k];
+          for (int64_t k = 0; k < out_; ++k) o[k] += row[i] * w[i * panel_ + k];
         }
       }
     }
@@ -447,21 +469,25 @@ class TapProduct {
 #ifdef __AVX512F__
   template <int R, int NV>
   void Tiles(const float* src, int64_t start, int64_t end, int64_t steps, float* out) const {
-    __mmask16 lanes[NV];
-    VectorLanes<NV>(out_, lanes);
-    Pieces<R>(end - start, [&](auto rows, int64_t at) {
-      Tile<decltype(rows)::value, NV>(src, start + at, steps, out, lanes);
-    });
+    for (int64_t p = 0; p < panels_; ++p) {  // a panel's packed kernel stays in the cache over the rows
+      __mmask16 lanes[NV];
+      VectorLanes<NV>(out_ - p * panel_, lanes);
+      Pieces<R>(end - start, [&](auto rows, int64_t at) {
+        Tile<decltype(rows)::value, NV>(src, start + at, steps, p, out + at * out_ + p * panel_, lanes);
+      });
+    }
   }
 
+  // rows r .. r + R - 1 of panel p into out (row r's first)
   template <int R, int NV>
-  void Tile(const float* src, int64_t r, int64_t steps, float* out, const __mmask16* lanes) const {
+  void Tile(const float* src, int64_t r, int64_t steps, int64_t p, float* out, const __mmask16* lanes) const {
     __m512 acc[R][NV];
     for (int i = 0; i < R; ++i) for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-    for (size_t j = 0; j < lags_.size(); ++j) {
+    const int64_t taps = static_cast<int64_t>(lags_.size());
+    for (int64_t j = 0; j < taps; ++j) {
       const float* rows[R];
       for (int i = 0; i < R; ++i) rows[i] = Source(src, r + i, steps, j);
-      const float* w = packed_.data() + j * in_ * 16 * NV;
+      const float* w = packed_.data() + (p * taps + j) * in_ * 16 * NV;
       for (int64_t c = 0; c < in_; ++c) {
         __m512 b[NV];
         for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(w + c * 16 * NV + 16 * v);
@@ -472,14 +498,14 @@ class TapProduct {
       }
     }
     for (int i = 0; i < R; ++i) {
-      for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + (r + i) * out_ + 16 * v, lanes[v], acc[i][v]);
+      for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + i * out_ + 16 * v, lanes[v], acc[i][v]);
     }
   }
 #endif
 
   int vectors_ = 0;
   const std::vector<int64_t>& lags_;
-  int64_t sign_, in_, out_, stride_;
+  int64_t sign_, in_, out_, panel_, panels_;
   std::vector<T> packed_, zeros_;
 };
 
@@ -492,8 +518,8 @@ void KernelGradient(const T* x, const T* dz, int64_t channels, int64_t nf, const
   const int64_t width = static_cast<int64_t>(lags.size()) * nf;
 #ifdef __AVX512F__
   if constexpr (std::is_same_v<T, float>) {
-    if (nf <= 48) return KernelGradientTiles<8, 3>(x, dz, channels, nf, lags, steps, wide);
-    if (nf <= 80) return KernelGradientTiles<4, 5>(x, dz, channels, nf, lags, steps, wide);
+    if (nf > 48 && nf <= 80) return KernelGradientTiles<4, 5>(x, dz, channels, nf, lags, steps, wide);
+    return KernelGradientTiles<8, 3>(x, dz, channels, nf, lags, steps, wide);
   }
 #endif
   std::vector<T> part(channels * nf);
@@ -551,7 +577,7 @@ struct BnReluForward : BatchKernel<T, true, 2, 2> {
     int64_t seen = 0;
     for (int64_t start = 0; start < rows; start += kBlockRows) {
       const int64_t end = std::min(rows, start + kBlockRows), n = end - start, size = n * nf;
-      convolution.Rows(x, start, end, steps, z);
+      convolution.Rows(x, start, end, steps, z + start * nf);
       const T* __restrict block = z + start * nf;
       std::fill(block_sum.begin(), block_sum.end(), 0.0);
       std::fill(block_squares.begin(), block_squares.end(), 0.0);
@@ -756,118 +782,174 @@ struct SigmoidGateGrad : OpKernel {
   }
 };
 
-// Chunks of this many elements stay in the L1 cache between the two steps of a gated unit's pass.
-constexpr int64_t kChunk = 2048;
-
-// A kernel of GM-TCNet's gated unit: inputs from kFirstBranched on are (B, T, n F) alike, `branches` = n.
-template <typename T, int kFirstBranched, int kInputs>
+// A kernel of GM-TCNet's gated unit: x (B, T, C) is input kX, the kernel (C, k W) input kX + 1; `lags` and
+// `branches` = n as GatedUnitShapes says.
+template <typename T, int kX>
 class GatedUnitKernel : public OpKernel {
  public:
   explicit GatedUnitKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    std::vector<int32_t> lags;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
+    for (int32_t lag : lags) {
+      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("fused gated unit: a negative lag"));
+    }
+    lags_.assign(lags.begin(), lags.end());
     OP_REQUIRES_OK(ctx, ctx->GetAttr("branches", &branches_));
   }
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& branched = ctx->input(kFirstBranched);
-    OP_REQUIRES(ctx, branched.dims() == 3 && branched.dim_size(2) % branches_ == 0,
-                absl::InvalidArgumentError("fused gated unit: expected (B, T, n F) values"));
-    for (int i = kFirstBranched; i < kInputs; ++i) {
-      OP_REQUIRES(ctx, ctx->input(i).shape() == branched.shape(),
-                  absl::InvalidArgumentError("fused gated unit: values, gates and gate inputs must have one shape"));
-    }
-    Run(ctx, branched, branched.dim_size(0) * branched.dim_size(1), branched.dim_size(2) / branches_);
+    const Tensor& x = ctx->input(kX);
+    const Tensor& kernel = ctx->input(kX + 1);
+    const int64_t taps = static_cast<int64_t>(lags_.size());
+    OP_REQUIRES(ctx, x.dims() == 3, absl::InvalidArgumentError("fused gated unit: x must be (B, T, C)"));
+    OP_REQUIRES(ctx, kernel.dims() == 2 && kernel.dim_size(0) == x.dim_size(2) &&
+                         kernel.dim_size(1) % (taps * 2 * branches_) == 0,
+                absl::InvalidArgumentError("fused gated unit: the kernel must be (C, k W), W = 2 n F"));
+    Run(ctx, x, kernel, x.dim_size(0), x.dim_size(1), kernel.dim_size(1) / taps);
   }
 
  protected:
-  virtual void Run(OpKernelContext* ctx, const Tensor& branched, int64_t rows, int64_t nf) = 0;
+  virtual void Run(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, int64_t batch, int64_t steps,
+                   int64_t width) = 0;
 
-  // body(start, end) over rows [start, end) in pieces of `unit` rows, on the intra-op threads (element-wise work:
-  // any split gives the same values). GM-TCNet's unit sits between its values' and gates' products, which run side
-  // by side: with one thread, one core would wait for it.
+  // body(first, last) over [0, count) in pieces on the intra-op threads; the split never changes a value (body's
+  // results depend on its index only). GM-TCNet's unit is one chain of operations: with one thread, one core would
+  // wait.
   template <typename Body>
-  static void Rows(OpKernelContext* ctx, int64_t rows, int64_t unit, int64_t cost_per_row, Body body) {
+  static void Split(OpKernelContext* ctx, int64_t count, int64_t cost, Body body) {
     const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    const int64_t pieces = (rows + unit - 1) / unit;
-    tensorflow::Shard(workers->num_threads, workers->workers, pieces, cost_per_row * unit,
-                      [&](int64_t first, int64_t last) { body(first * unit, std::min(rows, last * unit)); });
+    tensorflow::Shard(workers->num_threads, workers->workers, count, cost, body);
   }
 
+  std::vector<int64_t> lags_;
   int64_t branches_;
 };
 
-// (values, gate_inputs) -> (out, gates), as gated_unit: gates = sigmoid(gate_inputs), the (B, T, n, F) products
-// summed over n in order, times 1/n
+// Rows of FusedGatedUnit's work between its product and its gates: their W values stay in the L1 cache.
+constexpr int64_t kGatedRows = 16;
+
+// x, kernel, bias -> out, activations: p = sum_j x[t - lags[j]] W_j + bias, v = relu(p's values), s = sigmoid(relu(
+// p's gates)) (TensorFlow's Sigmoid functor), out = (1/n) sum_b v_b s_b, the branches summed in order
 template <typename T>
-struct GatedUnit : GatedUnitKernel<T, 0, 2> {
-  using GatedUnitKernel<T, 0, 2>::GatedUnitKernel;
-  void Run(OpKernelContext* ctx, const Tensor& values_in, int64_t rows, int64_t nf) override {
-    const int64_t n = this->branches_, width = n * nf;
-    const T* __restrict values = values_in.flat<T>().data();
-    const T* gate_inputs = ctx->input(1).flat<T>().data();
-    TensorShape out_shape = values_in.shape();
-    out_shape.set_dim(2, nf);
-    T *out, *gates;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{out_shape, &out}, {values_in.shape(), &gates}}));
+struct GatedUnit : GatedUnitKernel<T, 0> {
+  using GatedUnitKernel<T, 0>::GatedUnitKernel;
+  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel, int64_t batch, int64_t steps,
+           int64_t width) override {
+    const int64_t n = this->branches_, half = width / 2, nf = half / n, rows = batch * steps;
+    const int64_t channels = x_in.dim_size(2);
+    OP_REQUIRES(ctx, ctx->input(2).NumElements() == width,
+                absl::InvalidArgumentError("FusedGatedUnit: the bias must be (W,)"));
+    const T* x = x_in.flat<T>().data();
+    const T* bias = ctx->input(2).flat<T>().data();
+    const TapProduct<T> convolution(kernel.flat<T>().data(), channels, width, this->lags_, /*gradient=*/false);
+    T *out, *activations;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({batch, steps, nf}), &out},
+                                          {TensorShape({batch, steps, width}), &activations}}));
     const T scale = static_cast<T>(1.0 / static_cast<double>(n));  // Python's 1.0 / branches, cast to T
-    const int64_t chunk_rows = std::max<int64_t>(1, kChunk / width);
-    this->Rows(ctx, rows, chunk_rows, 20 * width, [&](int64_t first, int64_t last) {
-      for (int64_t start = first; start < last; start += chunk_rows) {
-        const int64_t end = std::min(last, start + chunk_rows);
-        const int64_t size = (end - start) * width;
+    const int64_t pieces = (rows + kGatedRows - 1) / kGatedRows;
+    this->Split(ctx, pieces, kGatedRows * width * (2 * channels * static_cast<int64_t>(this->lags_.size()) + 20),
+                [&](int64_t first, int64_t last) {
+      std::vector<T> gate(kGatedRows * half), sigmoid(kGatedRows * half);  // relu(p's gates), s
+      for (int64_t piece = first; piece < last; ++piece) {
+        const int64_t start = piece * kGatedRows, end = std::min(rows, start + kGatedRows), size = (end - start) * half;
+        T* __restrict a = activations + start * width;
+        convolution.Rows(x, start, end, steps, a);  // p without the bias, for now in the activations
+        for (int64_t r = 0; r < end - start; ++r) {
+          T* __restrict ar = a + r * width;
+          T* __restrict gr = gate.data() + r * half;
+          for (int64_t w = 0; w < half; ++w) {
+            const T value = ar[w] + bias[w], in = ar[half + w] + bias[half + w];
+            ar[w] = value > T(0) ? value : T(0);
+            gr[w] = in > T(0) ? in : T(0);
+          }
+        }
         // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values
-        Vector<T>(gates + start * width, size) =
-            ConstVector<T>(gate_inputs + start * width, size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
-        for (int64_t r = start; r < end; ++r) {
-          const T* __restrict vr = values + r * width;
-          const T* __restrict gr = gates + r * width;
-          T* __restrict outr = out + r * nf;
-          for (int64_t f = 0; f < nf; ++f) outr[f] = vr[f] * gr[f];
+        Vector<T>(sigmoid.data(), size) =
+            ConstVector<T>(gate.data(), size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
+        for (int64_t r = 0; r < end - start; ++r) {
+          T* __restrict ar = a + r * width;
+          const T* __restrict gr = gate.data() + r * half;
+          const T* __restrict sr = sigmoid.data() + r * half;
+          T* __restrict outr = out + (start + r) * nf;
+          for (int64_t f = 0; f < nf; ++f) outr[f] = ar[f] * sr[f];
           for (int64_t b = 1; b < n; ++b) {
-            for (int64_t f = 0; f < nf; ++f) outr[f] += vr[b * nf + f] * gr[b * nf + f];
+            for (int64_t f = 0; f < nf; ++f) outr[f] += ar[b * nf + f] * sr[b * nf + f];
           }
           for (int64_t f = 0; f < nf; ++f) outr[f] *= scale;
+          for (int64_t w = 0; w < half; ++w) ar[half + w] = gr[w] > T(0) ? sr[w] : -sr[w];
         }
       }
     });
   }
 };
 
-// (dout, values, gates, gate_inputs) -> (dvalues, dgates), as gated_unit's backward: dbranch = dout/n tiled over
-// the n branches, dvalues = ReluGrad(dbranch gates, values), dgates = ReluGrad(SigmoidGrad(gates, dbranch values),
-// gate_inputs)
+// Utterances whose kernel and bias gradients FusedGatedUnitGrad sums together (in double) before it adds the groups
+// in order: a fixed grouping, so that the sums do not depend on how the groups were split between threads.
+constexpr int64_t kGroupUtterances = 8;
+
+// dout, activations, x, kernel -> dx, dkernel, dbias, as gated_unit's backward: with d = dout / n on every branch,
+// dp's values ReluGrad(d s, v), its gates ReluGrad(SigmoidGrad(s, d v), g); per utterance, dp into a buffer that stays
+// in the cache, then from it the input gradient, the utterance's share of the kernel gradient and dp's sum
 template <typename T>
-struct GatedUnitGrad : GatedUnitKernel<T, 1, 4> {
-  using GatedUnitKernel<T, 1, 4>::GatedUnitKernel;
-  void Run(OpKernelContext* ctx, const Tensor& values_in, int64_t rows, int64_t nf) override {
-    const int64_t n = this->branches_, width = n * nf;
-    const Tensor& dout_in = ctx->input(0);
-    OP_REQUIRES(ctx, dout_in.NumElements() == rows * nf,
+struct GatedUnitGrad : GatedUnitKernel<T, 2> {
+  using GatedUnitKernel<T, 2>::GatedUnitKernel;
+  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel, int64_t batch, int64_t steps,
+           int64_t width) override {
+    const int64_t n = this->branches_, half = width / 2, nf = half / n, channels = x_in.dim_size(2);
+    OP_REQUIRES(ctx, ctx->input(0).shape() == TensorShape({batch, steps, nf}),
                 absl::InvalidArgumentError("FusedGatedUnitGrad: dout must be (B, T, F)"));
-    const T* __restrict dout = dout_in.flat<T>().data();
-    const T* __restrict values = values_in.flat<T>().data();
-    const T* __restrict gates = ctx->input(2).flat<T>().data();
-    const T* __restrict gate_inputs = ctx->input(3).flat<T>().data();
-    T *dvalues, *dgates;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{values_in.shape(), &dvalues}, {values_in.shape(), &dgates}}));
+    OP_REQUIRES(ctx, ctx->input(1).shape() == TensorShape({batch, steps, width}),
+                absl::InvalidArgumentError("FusedGatedUnitGrad: activations must be (B, T, W)"));
+    const T* dout = ctx->input(0).flat<T>().data();
+    const T* activations = ctx->input(1).flat<T>().data();
+    const T* x = x_in.flat<T>().data();
+    const std::vector<int64_t>& lags = this->lags_;
+    const int64_t wide_size = channels * static_cast<int64_t>(lags.size()) * width;
+    const TapProduct<T> input_gradient(kernel.flat<T>().data(), channels, width, lags, /*gradient=*/true);
+    T *dx, *dkernel, *dbias;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{x_in.shape(), &dx}, {kernel.shape(), &dkernel},
+                                          {TensorShape({width}), &dbias}}));
     const T scale = static_cast<T>(1.0 / static_cast<double>(n));
-    this->Rows(ctx, rows, kTileRows, 10 * width, [&](int64_t first, int64_t last) {
-      std::vector<T> dbranch(kTileRows * width);  // dout / n of a tile's rows, repeated over the n branches
-      for (int64_t start = first; start < last; start += kTileRows) {
-        const int64_t end = std::min(last, start + kTileRows), at = start * width;
-        for (int64_t r = start; r < end; ++r) {
-          for (int64_t b = 0; b < n; ++b) {
-            T* __restrict row = dbranch.data() + (r - start) * width + b * nf;
-            for (int64_t f = 0; f < nf; ++f) row[f] = dout[r * nf + f] * scale;
+    const int64_t groups = (batch + kGroupUtterances - 1) / kGroupUtterances;
+    std::vector<double> wide(groups * wide_size, 0.0), sums(groups * width, 0.0);  // each group's sums
+    this->Split(ctx, groups, kGroupUtterances * steps * wide_size * 4, [&](int64_t first, int64_t last) {
+      std::vector<T> dp(steps * width + kDzSlack), column(width), share(half);
+      for (int64_t group = first; group < last; ++group) {
+        for (int64_t b = group * kGroupUtterances; b < std::min(batch, (group + 1) * kGroupUtterances); ++b) {
+          std::fill(column.begin(), column.end(), T(0));
+          for (int64_t t = 0; t < steps; ++t) {
+            const T* __restrict d = dout + (b * steps + t) * nf;
+            T* __restrict sh = share.data();  // d / n, repeated over the n branches
+            for (int64_t k = 0; k < n; ++k) {
+              for (int64_t f = 0; f < nf; ++f) sh[k * nf + f] = d[f] * scale;
+            }
+            const T* __restrict a = activations + (b * steps + t) * width;
+            T* __restrict row = dp.data() + t * width;
+            T* __restrict col = column.data();
+            for (int64_t w = 0; w < half; ++w) {
+              const T v = a[w], signed_s = a[half + w];
+              const T s = std::abs(signed_s);
+              const T value = v > T(0) ? sh[w] * s : T(0);
+              const T gate = signed_s > T(0) ? sh[w] * v * (s * (T(1) - s)) : T(0);  // SigmoidGrad(s, d v / n)
+              row[w] = value;
+              row[half + w] = gate;
+              col[w] += value;
+              col[half + w] += gate;
+            }
           }
-        }
-        const T* __restrict d = dbranch.data();
-        for (int64_t i = 0; i < (end - start) * width; ++i) {  // the tile's values, contiguous: no remainder per row
-          const T v = values[at + i], g = gates[at + i];
-          dvalues[at + i] = v > T(0) ? d[i] * g : T(0);
-          dgates[at + i] = gate_inputs[at + i] > T(0) ? d[i] * v * (g * (T(1) - g)) : T(0);  // SigmoidGrad(g, d v)
+          input_gradient.Rows(dp.data(), 0, steps, steps, dx + b * steps * channels);
+          KernelGradient(x + b * steps * channels, dp.data(), channels, width, lags, steps,
+                         wide.data() + group * wide_size);
+          for (int64_t w = 0; w < width; ++w) sums[group * width + w] += column[w];
         }
       }
     });
+    for (int64_t group = 1; group < groups; ++group) {  // the groups in order
+      for (int64_t i = 0; i < wide_size; ++i) wide[i] += wide[group * wide_size + i];
+      for (int64_t w = 0; w < width; ++w) sums[w] += sums[group * width + w];
+    }
+    for (int64_t i = 0; i < wide_size; ++i) dkernel[i] = static_cast<T>(wide[i]);
+    for (int64_t w = 0; w < width; ++w) dbias[w] = static_cast<T>(sums[w]);
   }
 };
 

@@ -21,7 +21,8 @@ fused_tail.cc instead, with the same mathematics in fewer passes over memory. Th
 convolutions run inside the fused BatchNorm ops too: the forward op computes z from x and the taps' kernels (C, k F),
 the backward op the input and kernel gradients from dz, utterance by utterance, so no product, shifted copy of x or dz
 is written to memory; the block's sigmoid gate runs inside its second BatchNorm op, and the backward ops recompute
-what they need from the conv output z rather than read stored activations.
+what they need from the conv output z rather than read stored activations. A gated unit's value and gate
+convolutions run inside its two fused ops the same way, as one convolution of 2 n F outputs (``_fused_gated_unit``).
 """
 
 from __future__ import annotations
@@ -307,32 +308,33 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
     Returns:
         (B, T, F).
     """
-    channels, steps = x.shape[-1], x.shape[-2]
-    features = value_bias.shape[-1] // branches
-    lags = tap_lags(value_kernel.shape[-2] // channels, dilation)
-    lead = list(x.shape[:-3])  # [] for one batch, [M] for members
+    lags = tap_lags(value_kernel.shape[-2] // x.shape[-1], dilation)
     fused = _fused_library(x, batch, None)
+    unit = _fused_gated_unit(fused, lags, branches) if fused is not None else _gated_unit(batch, lags, branches)
+    return unit(x, *[tf.convert_to_tensor(p) for p in (value_kernel, value_bias, gate_kernel, gate_bias)])
+
+
+def _gated_unit(batch, lags: Sequence[int], branches: int):
+    """``gated_unit`` in TensorFlow operations, for either layout of the batch: the taps side by side (B, T, k*C), times
+    the value and the gate kernels; the reference of the fused ops and their fallback."""
 
     @tf.custom_gradient
     def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
+        channels, steps = x.shape[-1], x.shape[-2]
+        features = value_bias.shape[-1] // branches
+        lead = list(x.shape[:-3])  # [] for one batch, [M] for members
         stacked = tf.concat([batch.shift(x, lag, shift_right) for lag in lags], axis=-1)  # (B, T, k*C)
         values = batch.products(stacked, value_kernel, value_bias, relu=True)  # (B, T, n*F)
         gate_inputs = batch.products(stacked, gate_kernel, gate_bias, relu=True)  # (B, T, n*F)
-        if fused is not None:  # gates, products and their mean in one pass (fused_tail.cc)
-            out, gates = fused.fused_gated_unit(values, gate_inputs, branches=branches)
-        else:
-            gates = tf.sigmoid(gate_inputs)
-            branched = tf.reshape(values * gates, lead + [-1, steps, branches, features])  # (B, T, n, F)
-            out = tf.reduce_sum(branched, axis=-2) * (1.0 / branches)  # (B, T, F)
+        gates = tf.sigmoid(gate_inputs)
+        branched = tf.reshape(values * gates, lead + [-1, steps, branches, features])  # (B, T, n, F)
+        out = tf.reduce_sum(branched, axis=-2) * (1.0 / branches)  # (B, T, F)
 
         def backward(dout):
-            if fused is not None:  # dvalues and dgates below in one pass
-                dvalues, dgates = fused.fused_gated_unit_grad(dout, values, gates, gate_inputs, branches=branches)
-            else:
-                dbranch = tf.tile(dout * (1.0 / branches), [1] * (dout.shape.rank - 1) + [branches])  # (B, T, n*F)
-                dvalues = tf.raw_ops.ReluGrad(gradients=dbranch * gates, features=values)
-                dgates = tf.raw_ops.ReluGrad(gradients=tf.raw_ops.SigmoidGrad(y=gates, dy=dbranch * values),
-                                             features=gate_inputs)
+            dbranch = tf.tile(dout * (1.0 / branches), [1] * (dout.shape.rank - 1) + [branches])  # (B, T, n*F)
+            dvalues = tf.raw_ops.ReluGrad(gradients=dbranch * gates, features=values)
+            dgates = tf.raw_ops.ReluGrad(gradients=tf.raw_ops.SigmoidGrad(y=gates, dy=dbranch * values),
+                                         features=gate_inputs)
             dx = None
             for j, lag in enumerate(lags):
                 if lag >= steps:
@@ -347,4 +349,29 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
 
         return out, backward
 
-    return unit(x, *[tf.convert_to_tensor(p) for p in (value_kernel, value_bias, gate_kernel, gate_bias)])
+    return unit
+
+
+def _fused_gated_unit(fused, lags: Sequence[int], branches: int):
+    """``gated_unit`` of one fold's batch in the fused ops (fused_tail.cc): the value and gate convolutions as one
+    causal convolution of W = 2 n F outputs, computed with the biases, ReLUs, gates and the branches' mean in one op;
+    backward, from dout and the op's (B, T, W) activations, the input, kernel and bias gradients in another. No
+    product, shifted copy of x or gradient of the W outputs is written to memory."""
+
+    @tf.custom_gradient
+    def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
+        half = value_kernel.shape[-1]
+        shape = (len(lags), x.shape[-1], 2 * half)  # the joint convolution's (k, C, W) kernel
+        wide = _wide_kernel(tf.reshape(tf.concat([value_kernel, gate_kernel], axis=-1), shape))  # (C, k W)
+        out, activations = fused.fused_gated_unit(x, wide, tf.concat([value_bias, gate_bias], axis=0),
+                                                  lags=list(lags), branches=branches)
+
+        def backward(dout):
+            dx, dwide, dbias = fused.fused_gated_unit_grad(dout, activations, x, wide, lags=list(lags),
+                                                           branches=branches)
+            dkernel = tf.reshape(_from_wide(dwide, shape), [-1, 2 * half])  # (k*C, W), as the kernels' rows
+            return dx, dkernel[:, :half], dbias[:half], dkernel[:, half:], dbias[half:]
+
+        return out, backward
+
+    return unit
