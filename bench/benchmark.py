@@ -145,10 +145,12 @@ from timnet_ser.engine.protocol import make_folds
 from timnet_ser.Model import MODELS
 from timnet_ser.core.config import Hyper
 from timnet_ser.engine import stacked_training
+from timnet_ser.nn import fused_ops
 configure_tensorflow(MODELS["{model}"])  # as main.py does
 x, y = data({n}, {frames}, {classes})
+# the command line's default: the fused kernels where setup.sh built them (the grouped layout trains through them)
 config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range({classes})], feature_path="-",
-                   hyper=Hyper(dilation_size={blocks}))
+                   hyper=Hyper(dilation_size={blocks}), fused_kernels=fused_ops.available())
 folds = make_folds(len(x), 10, 46)
 plans = [stacked_training.plan_member(config, x, y, folds, f % 10, "") for f in range({members})]  # >10: seeds x folds
 labels = [p.y_train for p in plans]

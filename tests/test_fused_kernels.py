@@ -114,8 +114,9 @@ def shifted(a: np.ndarray, lag: int) -> np.ndarray:
 def test_the_forward_op_convolves_at_any_width(built, dtype, tolerance, channels, features, lags):
     """FusedBnReluForward's convolution z[t] = sum_j x[t - lag_j] W_j, 0 before each utterance's start, against
     float64 NumPy: at 16 to 48 and 49 to 80 features (float32 on AVX-512: register tiles of 8 x 48 and 4 x 80
-    values), beyond 80 (the plain loop) and at 5, over 7 x 23 rows (not a multiple of any tile), with a lag beyond T;
-    and its batch mean and variance. Errors are relative to the sums of |terms|."""
+    values), beyond 80 (tiles of 8 x 48 in column panels; float64 or no AVX-512: the plain loop) and at 5, over
+    7 x 23 rows (not a multiple of any tile), with a lag beyond T; and its batch mean and variance. Errors are
+    relative to the sums of |terms|."""
     rng = np.random.default_rng(features)
     x = rng.normal(size=(7, 23, channels))
     kernel = rng.normal(size=(len(lags), channels, features))
@@ -141,7 +142,7 @@ def test_the_backward_op_gives_the_convolutions_gradients_at_any_width(built, dt
     """FusedBnReluBackward's input gradient dx[t] = sum_j dz[t + lag_j] W_j^T (0 past each utterance's end) and
     kernel gradient dW_j = sum_t x[t - lag_j]^T dz[t], against float64 NumPy from BatchNorm's dz (the formula of
     _BatchNormReLU.backward, with a dropout mask), at the widths of the forward test (every register tile on AVX-512,
-    channel counts that leave a remainder, the plain loop) over 7 x 23 rows. Errors are relative to the sums of
+    channel counts that leave a remainder, panels of 48) over 7 x 23 rows. Errors are relative to the sums of
     |terms|."""
     rng = np.random.default_rng(features + channels)
     b, t = 7, 23
