@@ -299,20 +299,24 @@ absl::Status Allocate(OpKernelContext* ctx, std::initializer_list<std::pair<Tens
   return absl::OkStatus();
 }
 
+// A convolution's attr `lags` (tap j's lag), none negative.
+absl::Status ReadLags(OpKernelConstruction* ctx, std::vector<int64_t>* lags) {
+  std::vector<int32_t> read;
+  TF_RETURN_IF_ERROR(ctx->GetAttr("lags", &read));
+  for (int32_t lag : read) {
+    if (lag < 0) return absl::InvalidArgumentError("fused ops: a negative lag");
+  }
+  lags->assign(read.begin(), read.end());
+  return absl::OkStatus();
+}
+
 // A BatchNorm kernel of a causal convolution's k taps (attr `lags`): with kConv, input 0 is the convolution's input
 // x (B, T, C) and input 1 its taps' kernels side by side (C, k F); else input 0 is (B, T, F). kVectors inputs of F
 // channels follow from input kFirstVector on.
 template <typename T, bool kConv, int kFirstVector, int kVectors>
 class BatchKernel : public OpKernel {
  public:
-  explicit BatchKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    std::vector<int32_t> lags;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
-    for (int32_t lag : lags) {
-      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("fused tail: a negative lag"));
-    }
-    lags_.assign(lags.begin(), lags.end());
-  }
+  explicit BatchKernel(OpKernelConstruction* ctx) : OpKernel(ctx) { OP_REQUIRES_OK(ctx, ReadLags(ctx, &lags_)); }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
@@ -788,12 +792,7 @@ template <typename T, int kX>
 class GatedUnitKernel : public OpKernel {
  public:
   explicit GatedUnitKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    std::vector<int32_t> lags;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("lags", &lags));
-    for (int32_t lag : lags) {
-      OP_REQUIRES(ctx, lag >= 0, absl::InvalidArgumentError("fused gated unit: a negative lag"));
-    }
-    lags_.assign(lags.begin(), lags.end());
+    OP_REQUIRES_OK(ctx, ReadLags(ctx, &lags_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("branches", &branches_));
   }
 
@@ -805,12 +804,16 @@ class GatedUnitKernel : public OpKernel {
     OP_REQUIRES(ctx, kernel.dims() == 2 && kernel.dim_size(0) == x.dim_size(2) &&
                          kernel.dim_size(1) % (taps * 2 * branches_) == 0,
                 absl::InvalidArgumentError("fused gated unit: the kernel must be (C, k W), W = 2 n F"));
-    Run(ctx, x, kernel, x.dim_size(0), x.dim_size(1), kernel.dim_size(1) / taps);
+    const int64_t width = kernel.dim_size(1) / taps;
+    Run(ctx, x, kernel, {x.dim_size(0), x.dim_size(1), x.dim_size(2), width, width / 2, width / 2 / branches_});
   }
 
  protected:
-  virtual void Run(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, int64_t batch, int64_t steps,
-                   int64_t width) = 0;
+  // (B, T, C) of x, W = 2 n F outputs, n F of them values (and as many gates), F of each branch
+  struct Shape {
+    int64_t batch, steps, channels, width, half, nf;
+  };
+  virtual void Run(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, const Shape& shape) = 0;
 
   // body(first, last) over [0, count) in pieces on the intra-op threads; the split never changes a value (body's
   // results depend on its index only). GM-TCNet's unit is one chain of operations: with one thread, one core would
@@ -833,10 +836,12 @@ constexpr int64_t kGatedRows = 16;
 template <typename T>
 struct GatedUnit : GatedUnitKernel<T, 0> {
   using GatedUnitKernel<T, 0>::GatedUnitKernel;
-  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel, int64_t batch, int64_t steps,
-           int64_t width) override {
-    const int64_t n = this->branches_, half = width / 2, nf = half / n, rows = batch * steps;
-    const int64_t channels = x_in.dim_size(2);
+  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel,
+           const typename GatedUnitKernel<T, 0>::Shape& shape) override {
+    // named copies, not a structured binding: lambdas below capture them (C++17 allows no capture of a binding)
+    const int64_t batch = shape.batch, steps = shape.steps, channels = shape.channels, width = shape.width;
+    const int64_t half = shape.half, nf = shape.nf;
+    const int64_t n = this->branches_, rows = batch * steps;
     OP_REQUIRES(ctx, ctx->input(2).NumElements() == width,
                 absl::InvalidArgumentError("FusedGatedUnit: the bias must be (W,)"));
     const T* x = x_in.flat<T>().data();
@@ -893,9 +898,11 @@ constexpr int64_t kGroupUtterances = 8;
 template <typename T>
 struct GatedUnitGrad : GatedUnitKernel<T, 2> {
   using GatedUnitKernel<T, 2>::GatedUnitKernel;
-  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel, int64_t batch, int64_t steps,
-           int64_t width) override {
-    const int64_t n = this->branches_, half = width / 2, nf = half / n, channels = x_in.dim_size(2);
+  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel,
+           const typename GatedUnitKernel<T, 2>::Shape& shape) override {
+    const int64_t batch = shape.batch, steps = shape.steps, channels = shape.channels, width = shape.width;
+    const int64_t half = shape.half, nf = shape.nf;
+    const int64_t n = this->branches_;
     OP_REQUIRES(ctx, ctx->input(0).shape() == TensorShape({batch, steps, nf}),
                 absl::InvalidArgumentError("FusedGatedUnitGrad: dout must be (B, T, F)"));
     OP_REQUIRES(ctx, ctx->input(1).shape() == TensorShape({batch, steps, width}),
