@@ -310,6 +310,12 @@ absl::Status ReadLags(OpKernelConstruction* ctx, std::vector<int64_t>* lags) {
   return absl::OkStatus();
 }
 
+// Whether `kernel` is the (C, k W) kernel of a causal convolution of x (B, T, C) with k = `taps` taps side by side,
+// W a multiple of `unit`.
+bool IsTapKernel(const Tensor& x, const Tensor& kernel, int64_t taps, int64_t unit = 1) {
+  return kernel.dims() == 2 && kernel.dim_size(0) == x.dim_size(2) && kernel.dim_size(1) % (taps * unit) == 0;
+}
+
 // A BatchNorm kernel of a causal convolution's k taps (attr `lags`): with kConv, input 0 is the convolution's input
 // x (B, T, C) and input 1 its taps' kernels side by side (C, k F); else input 0 is (B, T, F). kVectors inputs of F
 // channels follow from input kFirstVector on.
@@ -325,7 +331,7 @@ class BatchKernel : public OpKernel {
     if (kConv) {
       const Tensor& kernel = ctx->input(1);
       const int64_t taps = static_cast<int64_t>(lags_.size());
-      OP_REQUIRES(ctx, kernel.dims() == 2 && kernel.dim_size(0) == x.dim_size(2) && kernel.dim_size(1) % taps == 0,
+      OP_REQUIRES(ctx, IsTapKernel(x, kernel, taps),
                   absl::InvalidArgumentError("fused tail: expected a (C, k F) kernel, k = len(lags)"));
       nf = kernel.dim_size(1) / taps;
     }
@@ -786,6 +792,12 @@ struct SigmoidGateGrad : OpKernel {
   }
 };
 
+// What the gated-unit ops work on: x (B, T, C), W = 2 n F outputs, n F of them values (and as many gates), F per
+// branch.
+struct GatedShape {
+  int64_t batch, steps, channels, width, half, nf;
+};
+
 // A kernel of GM-TCNet's gated unit: x (B, T, C) is input kX, the kernel (C, k W) input kX + 1; `lags` and
 // `branches` = n as GatedUnitShapes says.
 template <typename T, int kX>
@@ -801,19 +813,14 @@ class GatedUnitKernel : public OpKernel {
     const Tensor& kernel = ctx->input(kX + 1);
     const int64_t taps = static_cast<int64_t>(lags_.size());
     OP_REQUIRES(ctx, x.dims() == 3, absl::InvalidArgumentError("fused gated unit: x must be (B, T, C)"));
-    OP_REQUIRES(ctx, kernel.dims() == 2 && kernel.dim_size(0) == x.dim_size(2) &&
-                         kernel.dim_size(1) % (taps * 2 * branches_) == 0,
+    OP_REQUIRES(ctx, IsTapKernel(x, kernel, taps, 2 * branches_),
                 absl::InvalidArgumentError("fused gated unit: the kernel must be (C, k W), W = 2 n F"));
     const int64_t width = kernel.dim_size(1) / taps;
     Run(ctx, x, kernel, {x.dim_size(0), x.dim_size(1), x.dim_size(2), width, width / 2, width / 2 / branches_});
   }
 
  protected:
-  // (B, T, C) of x, W = 2 n F outputs, n F of them values (and as many gates), F of each branch
-  struct Shape {
-    int64_t batch, steps, channels, width, half, nf;
-  };
-  virtual void Run(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, const Shape& shape) = 0;
+  virtual void Run(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, const GatedShape& s) = 0;
 
   // body(first, last) over [0, count) in pieces on the intra-op threads; the split never changes a value (body's
   // results depend on its index only). GM-TCNet's unit is one chain of operations: with one thread, one core would
@@ -836,29 +843,25 @@ constexpr int64_t kGatedRows = 16;
 template <typename T>
 struct GatedUnit : GatedUnitKernel<T, 0> {
   using GatedUnitKernel<T, 0>::GatedUnitKernel;
-  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel,
-           const typename GatedUnitKernel<T, 0>::Shape& shape) override {
-    // named copies, not a structured binding: lambdas below capture them (C++17 allows no capture of a binding)
-    const int64_t batch = shape.batch, steps = shape.steps, channels = shape.channels, width = shape.width;
-    const int64_t half = shape.half, nf = shape.nf;
-    const int64_t n = this->branches_, rows = batch * steps;
+  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel, const GatedShape& s) override {
+    const int64_t n = this->branches_, rows = s.batch * s.steps, width = s.width, half = s.half, nf = s.nf;
     OP_REQUIRES(ctx, ctx->input(2).NumElements() == width,
                 absl::InvalidArgumentError("FusedGatedUnit: the bias must be (W,)"));
     const T* x = x_in.flat<T>().data();
     const T* bias = ctx->input(2).flat<T>().data();
-    const TapProduct<T> convolution(kernel.flat<T>().data(), channels, width, this->lags_, /*gradient=*/false);
+    const TapProduct<T> convolution(kernel.flat<T>().data(), s.channels, width, this->lags_, /*gradient=*/false);
     T *out, *activations;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({batch, steps, nf}), &out},
-                                          {TensorShape({batch, steps, width}), &activations}}));
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({s.batch, s.steps, nf}), &out},
+                                          {TensorShape({s.batch, s.steps, width}), &activations}}));
     const T scale = static_cast<T>(1.0 / static_cast<double>(n));  // Python's 1.0 / branches, cast to T
     const int64_t pieces = (rows + kGatedRows - 1) / kGatedRows;
-    this->Split(ctx, pieces, kGatedRows * width * (2 * channels * static_cast<int64_t>(this->lags_.size()) + 20),
+    this->Split(ctx, pieces, kGatedRows * width * (2 * s.channels * static_cast<int64_t>(this->lags_.size()) + 20),
                 [&](int64_t first, int64_t last) {
       std::vector<T> gate(kGatedRows * half), sigmoid(kGatedRows * half);  // relu(p's gates), s
       for (int64_t piece = first; piece < last; ++piece) {
         const int64_t start = piece * kGatedRows, end = std::min(rows, start + kGatedRows), size = (end - start) * half;
         T* __restrict a = activations + start * width;
-        convolution.Rows(x, start, end, steps, a);  // p without the bias, for now in the activations
+        convolution.Rows(x, start, end, s.steps, a);  // p without the bias, for now in the activations
         for (int64_t r = 0; r < end - start; ++r) {
           T* __restrict ar = a + r * width;
           T* __restrict gr = gate.data() + r * half;
@@ -898,11 +901,9 @@ constexpr int64_t kGroupUtterances = 8;
 template <typename T>
 struct GatedUnitGrad : GatedUnitKernel<T, 2> {
   using GatedUnitKernel<T, 2>::GatedUnitKernel;
-  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel,
-           const typename GatedUnitKernel<T, 2>::Shape& shape) override {
-    const int64_t batch = shape.batch, steps = shape.steps, channels = shape.channels, width = shape.width;
-    const int64_t half = shape.half, nf = shape.nf;
-    const int64_t n = this->branches_;
+  void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel, const GatedShape& s) override {
+    const int64_t n = this->branches_, batch = s.batch, steps = s.steps, channels = s.channels, width = s.width;
+    const int64_t half = s.half, nf = s.nf;
     OP_REQUIRES(ctx, ctx->input(0).shape() == TensorShape({batch, steps, nf}),
                 absl::InvalidArgumentError("FusedGatedUnitGrad: dout must be (B, T, F)"));
     OP_REQUIRES(ctx, ctx->input(1).shape() == TensorShape({batch, steps, width}),
