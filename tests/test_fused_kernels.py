@@ -108,6 +108,32 @@ def shifted(a: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
+def convolved(x, kernel, lags):
+    """sum_j x[t - lag_j] kernel[j] in float64, (B, T, C) and (k, C, F) -> (B, T, F), and the sums of |terms| (the
+    scale of its rounding)."""
+    exact, scale = np.zeros(x.shape[:2] + kernel.shape[-1:]), np.zeros(x.shape[:2] + kernel.shape[-1:])
+    for j, lag in enumerate(lags):
+        behind = shifted(x, lag)
+        exact += behind @ kernel[j]
+        scale += np.abs(behind) @ np.abs(kernel[j])
+    return exact, scale
+
+
+def convolution_gradients(x, dz, kernel, lags):
+    """The input gradient sum_j dz[t + lag_j] kernel[j]^T and the kernel gradient sum_t x[t - lag_j]^T dz[t] of
+    ``convolved`` in float64, each with the sums of |terms|: (dx, its scale, dkernel (k, C, F), its scale)."""
+    channels, features = kernel.shape[1:]
+    dx, dx_scale = np.zeros_like(x), np.zeros_like(x)
+    dkernel, dkernel_scale = np.zeros_like(kernel), np.zeros_like(kernel)
+    for j, lag in enumerate(lags):
+        ahead, behind = shifted(dz, -lag), shifted(x, lag)  # dz[t + lag], x[t - lag]
+        dx += ahead @ kernel[j].T
+        dx_scale += np.abs(ahead) @ np.abs(kernel[j]).T
+        dkernel[j] = behind.reshape(-1, channels).T @ dz.reshape(-1, features)
+        dkernel_scale[j] = np.abs(behind.reshape(-1, channels)).T @ np.abs(dz.reshape(-1, features))
+    return dx, dx_scale, dkernel, dkernel_scale
+
+
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float64, 1e-12), (tf.float32, 1e-6)])
 @pytest.mark.parametrize("channels, features, lags", [(39, 39, [4, 0]), (7, 64, [9, 3, 0]), (39, 100, [40, 0]),
                                                       (39, 5, [1, 0]), (3, 48, [2, 0]), (3, 49, [2, 0])])
@@ -121,11 +147,7 @@ def test_the_forward_op_convolves_at_any_width(built, dtype, tolerance, channels
     x = rng.normal(size=(7, 23, channels))
     kernel = rng.normal(size=(len(lags), channels, features))
     wide = np.concatenate(list(kernel), axis=1)  # (C, k F), tap j in columns j F ..
-    exact, scale = np.zeros((7, 23, features)), np.zeros((7, 23, features))
-    for j, lag in enumerate(lags):
-        behind = shifted(x, lag)
-        exact += behind @ kernel[j]
-        scale += np.abs(behind) @ np.abs(kernel[j])
+    exact, scale = convolved(x, kernel, lags)
     mean, z, variance, _, _ = built.fused_bn_relu_forward(
         tf.constant(x, dtype), tf.constant(wide, dtype), tf.ones(features, dtype), tf.zeros(features, dtype),
         tf.zeros([0], dtype), tf.constant(1e-3, dtype), lags=lags)
@@ -157,14 +179,7 @@ def test_the_backward_op_gives_the_convolutions_gradients_at_any_width(built, dt
     g = np.where(d * gamma * inv * mask + beta * mask > 0, dy, 0.0)
     dbeta, dgamma = g.sum(axis=(0, 1)) * keep, (g * d).sum(axis=(0, 1)) * keep * inv
     dz = gamma * inv * (g * keep - dbeta / (b * t) - d * inv * dgamma / (b * t))
-    dx, dx_scale = np.zeros_like(x), np.zeros_like(x)
-    dkernel, dkernel_scale = np.zeros_like(kernel), np.zeros_like(kernel)
-    for j, lag in enumerate(lags):
-        ahead, behind = shifted(dz, -lag), shifted(x, lag)  # dz[t + lag], x[t - lag]
-        dx += ahead @ kernel[j].T
-        dx_scale += np.abs(ahead) @ np.abs(kernel[j]).T
-        dkernel[j] = behind.reshape(-1, channels).T @ dz.reshape(-1, features)
-        dkernel_scale[j] = np.abs(behind.reshape(-1, channels)).T @ np.abs(dz.reshape(-1, features))
+    dx, dx_scale, dkernel, dkernel_scale = convolution_gradients(x, dz, kernel, lags)
     c = (lambda v: tf.constant(v, dtype))
     got_dx, got_wide, got_dgamma, got_dbeta, got_dbias = built.fused_bn_relu_backward(
         c(dy), c(z), c(mean), c(gamma), c(beta), c(inv), c(mask), c(keep), c(x), c(wide), lags=lags)
@@ -178,11 +193,8 @@ def test_the_backward_op_gives_the_convolutions_gradients_at_any_width(built, dt
 def gated_unit_reference(x, kernel, bias, lags, branches):
     """FusedGatedUnit's outputs in float64 NumPy from the joint kernel (k, C, W): p = sum_j x[t - lag_j] W_j + bias,
     and the sums of |terms| of p (the scale of its rounding)."""
-    p, scale = np.zeros(x.shape[:2] + (kernel.shape[-1],)) + bias, np.zeros(x.shape[:2] + (kernel.shape[-1],))
-    for j, lag in enumerate(lags):
-        behind = shifted(x, lag)
-        p += behind @ kernel[j]
-        scale += np.abs(behind) @ np.abs(kernel[j])
+    p, scale = convolved(x, kernel, lags)
+    p += bias
     half = p.shape[-1] // 2
     v, g = np.maximum(p[..., :half], 0), np.maximum(p[..., half:], 0)
     s = 1 / (1 + np.exp(-g))
@@ -219,14 +231,7 @@ def test_the_gated_unit_ops_convolve_and_differentiate_at_any_width(built, dtype
     # rounding can move a value near 0 across it)
     d = np.concatenate([dout / branches] * branches, axis=-1)
     dp = np.concatenate([np.where(got_v > 0, d * s, 0), np.where(got_s > 0, d * v * s * (1 - s), 0)], axis=-1)
-    dx, dx_scale = np.zeros_like(x), np.zeros_like(x)
-    dkernel, dkernel_scale = np.zeros_like(kernel), np.zeros_like(kernel)
-    for j, lag in enumerate(lags):
-        ahead, behind = shifted(dp, -lag), shifted(x, lag)
-        dx += ahead @ kernel[j].T
-        dx_scale += np.abs(ahead) @ np.abs(kernel[j]).T
-        dkernel[j] = behind.reshape(-1, channels).T @ dp.reshape(-1, width)
-        dkernel_scale[j] = np.abs(behind.reshape(-1, channels)).T @ np.abs(dp.reshape(-1, width))
+    dx, dx_scale, dkernel, dkernel_scale = convolution_gradients(x, dp, kernel, lags)
     got_dx, got_wide, got_dbias = built.fused_gated_unit_grad(c(dout), activations, c(x), c(wide), lags=lags,
                                                               branches=branches)
     got_kernel = np.stack(np.split(got_wide.numpy(), len(lags), axis=1))
