@@ -13,7 +13,9 @@ of GM-TCNet's gated level, (64 x 188, 78) @ (78, 117); the cost of one element-w
 tensor with and without XLA; one block's and one level's forward and backward pass (the gradients for the input
 and the weights, as a training step computes them) with the hand-written backward (training_kernels.py) on one
 thread, also with the fused element-wise ops (nn/fused_tail.cc; nan where setup.sh built none); and the time that
-the matrix products alone need per EMODB epoch on two cores, for each model. It prints figures; it asserts nothing.
+the matrix products alone need per EMODB epoch on two cores, for each model: at the rate of its narrow products,
+and at the rate of a large square product (about the most this CPU's float32 products reach), with what issue #24's
+target leaves for the rest of the epoch at that rate. It prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from __future__ import annotations
 from fresh_process import TIMING, run_json
 
 M, C = 64 * 188, 39  # the rows of one batch (64 utterances of T = 188 frames) and the channels
+SQUARE = 1024  # the large square product's size
 EPOCH_BATCHES = 481 / 64  # an EMODB training fold in batches of 64
+TARGETS = {"TIMNET": 0.30, "GMTCN": 0.55}  # issue #24's s per EMODB fold-epoch
 LAYOUTS = {"1 thread": (1, 1), "2 threads, one product": (2, 1), "2 streams": (1, 2)}  # (intra-op, inter-op)
 
 JOB = """
@@ -60,6 +64,14 @@ def fan(*inputs):
     return [tf.matmul(v, k) for s, v in enumerate(inputs) for k in kernels[10 * s:10 * (s + 1)]]
 inputs = [normal(M, 2 * C) for _ in range(streams)]
 result["gmtcn_gflops"] = streams * 10 * 2 * M * 2 * C * 3 * C / timed(tf.function(fan), *inputs, repeat=50) / 1e9
+
+# A large square product per stream: about the most this CPU's float32 products reach in TensorFlow (oneDNN), the
+# roof that the models' narrow products are measured against.
+N = {square}
+bigs = [normal(N, N) for _ in range(streams)]
+def squares(*inputs):
+    return [tf.matmul(v, v) for v in inputs]
+result["square_gflops"] = streams * 2 * N ** 3 / timed(tf.function(squares), *bigs, repeat=20) / 1e9
 
 if streams == 1:
     x = normal(64, 188, C)
@@ -102,7 +114,7 @@ GMTCN_FLOP = 14 * (4 * 2 * M * 2 * C * 3 * C + 4 * 2 * M * 3 * C * C)
 
 
 def measure(intra: int, inter: int) -> dict:
-    return run_json(JOB.format(intra=intra, inter=inter, rows=M, channels=C, timing=TIMING), "the timing job")
+    return run_json(JOB.format(intra=intra, inter=inter, rows=M, channels=C, square=SQUARE, timing=TIMING), "the timing job")
 
 
 def main() -> None:
@@ -110,7 +122,8 @@ def main() -> None:
     one, spread, streams = figures.values()
     print("| measurement | " + " | ".join(LAYOUTS) + " |\n|---|---|---|---|")
     for key, label in (("timnet_gflops", "TIM-Net product (12032, 39) @ (39, 39), GFLOP/s"),
-                       ("gmtcn_gflops", "GM-TCNet product (12032, 78) @ (78, 117), GFLOP/s")):
+                       ("gmtcn_gflops", "GM-TCNet product (12032, 78) @ (78, 117), GFLOP/s"),
+                       ("square_gflops", f"large square product ({SQUARE}, {SQUARE}) @ ({SQUARE}, {SQUARE}), GFLOP/s")):
         print(f"| {label} | {one[key]:.0f} | {spread[key]:.0f} | {streams[key]:.0f} |")
     for name in ("add", "sigmoid"):
         for engine, label in (("tf", "TensorFlow"), ("xla", "XLA")):
@@ -129,6 +142,12 @@ def main() -> None:
         rate = max(spread[key], streams[key])
         print(f"  {model}: {flop * EPOCH_BATCHES / 1e9:.0f} GFLOP at {rate:.0f} GFLOP/s = "
               f"{flop * EPOCH_BATCHES / rate / 1e9:.2f} s")
+    roof = max(spread["square_gflops"], streams["square_gflops"])
+    print(f"\nthe same products at the large square product's faster 2-core rate ({roof:.0f} GFLOP/s; the models' "
+          "narrow products do not reach it), and what #24's target leaves for the rest of an epoch:")
+    for model, flop, target in (("TIM-Net", TIMNET_FLOP, TARGETS["TIMNET"]), ("GM-TCNet", GMTCN_FLOP, TARGETS["GMTCN"])):
+        floor = flop * EPOCH_BATCHES / roof / 1e9
+        print(f"  {model}: {floor:.2f} s; the target {target:.2f} s leaves {target - floor:.2f} s for everything else")
 
 
 if __name__ == "__main__":
