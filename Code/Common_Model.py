@@ -89,7 +89,7 @@ class Trainer:
             print("run.json: this run trained with the fused kernels, which cannot run here (setup.sh built none, "
                   "or TensorFlow computes on a GPU); it continues on the pure-TensorFlow path (float32 rounding "
                   "differs)", file=sys.stderr)
-        self._predict = tf.function(lambda x: self.model(x, training=False), input_signature=[x_spec])
+        self._predict = tf.function(self._infer, input_signature=[x_spec])
         self.built_seconds = time.time() - started  # the model and optimiser (the step is traced at its first call)
 
     def _train_step(self, x, y):  # runs when the step is traced: the fused ops enter the graph or not
@@ -101,6 +101,10 @@ class Trainer:
         self.optimizer.apply(grads, self.model.trainable_variables)  # a loss-scale optimiser unscales first
         correct = tf.reduce_sum(tf.cast(tf.argmax(probs, -1) == tf.argmax(y, -1), tf.float32))
         return loss, correct
+
+    def _infer(self, x):  # runs when traced: the fused ops enter the inference graph or not, as they train
+        with fused_ops.enabled(self._fused):
+            return self.model(x, training=False)  # (B, C)
 
     def reset(self, seed: int) -> None:
         """Fresh initial weights (and dropout RNG state) drawn from ``seed``; optimiser moments and step to zero."""

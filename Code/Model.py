@@ -174,8 +174,13 @@ def legacy_weight_groups(model: keras.Model) -> list:
     return groups
 
 
-def predict_in_batches(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Softmax outputs (N, C) in inference mode, batch by batch: no tf.data pipeline, no progress bar."""
+def predict_in_batches(model: keras.Model, x: np.ndarray, fused: bool, batch_size: int = 256) -> np.ndarray:
+    """Softmax outputs (N, C) in inference mode, batch by batch: no tf.data pipeline, no progress bar; with
+    ``fused``, TIM-Net's blocks and GM-TCNet's units in the fused ops where setup.sh built them (as a run that
+    trained with them evaluated its folds: ``RunConfig.fused_kernels``)."""
     import numpy as np
-    return np.concatenate([np.asarray(model(x[s:s + batch_size], training=False))
-                           for s in range(0, len(x), batch_size)])
+
+    from .nn import fused_ops
+    with fused_ops.enabled(fused):
+        return np.concatenate([np.asarray(model(x[s:s + batch_size], training=False))
+                               for s in range(0, len(x), batch_size)])

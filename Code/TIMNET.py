@@ -28,10 +28,11 @@ class TemporalAwareBlock(keras.layers.Layer):
 
     a = SpatialDropout1D(act(BN(CausalConv(x))));  b = the same on a;  output = x * sigmoid(b).
 
-    The sub-layers hold the weights and compute inference. Training with ReLU runs, by default, the same
+    The sub-layers hold the weights and compute inference, or, with ReLU where the fused ops are switched on
+    (``fused_ops.enabled``), one fused op computes it (``infer_fused``). Training with ReLU runs, by default, the same
     function as one unit with a hand-written backward pass (``training_kernels.temporal_aware_block``),
     which makes far fewer passes over memory than automatic differentiation of the sub-layers (docs/speed.md
-    measures it); ``fused=False`` trains through the sub-layers (the plain reference form).
+    measures it); ``fused=False`` trains and infers through the sub-layers (the plain reference form).
 
     Args:
         filters: channels of both convolutions; must equal the input channels (the gate multiplies x).
@@ -39,7 +40,8 @@ class TemporalAwareBlock(keras.layers.Layer):
         dilation_rate: dilation of both convolutions, 2^(j-1) for block j.
         dropout_rate: SpatialDropout1D rate after each activation (0.1 in the paper).
         activation: activation after each BatchNorm ("relu" in the paper).
-        fused: train with the hand-written backward pass (ReLU only; any other activation trains the plain way).
+        fused: train with the hand-written backward pass, and infer in the fused op where it is switched on (ReLU
+            only; any other activation trains and infers the plain way).
     """
 
     def __init__(self, filters: int = 39, kernel_size: int = 2, dilation_rate: int = 1, dropout_rate: float = 0.1,
@@ -71,14 +73,29 @@ class TemporalAwareBlock(keras.layers.Layer):
     def call(self, x, training=None):  # (B, T, F) -> (B, T, F)
         if self.trains_fused(training):
             return self.train_fused(x)
+        if not training and self._fusable:
+            out = self.infer_fused(x)  # None where the fused ops do not serve
+            if out is not None:
+                return out
         a = self.drop1(self.act(self.bn1(self.conv1(x), training=training)), training=training)
         b = self.drop2(self.act(self.bn2(self.conv2(a), training=training)), training=training)
         return x * ops.sigmoid(b)
 
     def trains_fused(self, training) -> bool:
         """Whether ``call(x, training)`` runs the hand-written training function (``train_fused``)."""
-        return bool(training and self.fused and self.activation == "relu" and self.trainable
-                    and not self._mixed_precision)
+        return bool(training and self._fusable and self.trainable)
+
+    @property
+    def _fusable(self) -> bool:
+        return self.fused and self.activation == "relu" and not self._mixed_precision
+
+    def infer_fused(self, x):
+        """(B, T, F) -> (B, T, F) in inference mode in one fused op where the fused ops are switched on
+        (``fused_ops.enabled``, around an inference function's tracing or eager calls), else None."""
+        statistics = [(bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance) for bn in (self.bn1, self.bn2)]
+        return training_kernels.temporal_aware_inference(x, self.conv1.kernel, self.conv1.bias, self.conv2.kernel,
+                                                         self.conv2.bias, statistics, self.bn1.epsilon,
+                                                         self.dilation_rate)
 
     @property
     def _mixed_precision(self) -> bool:

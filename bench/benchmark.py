@@ -1,6 +1,6 @@
 """Training and inference speed: our training paths against the original graph, side by side in one run.
 
-    .venv/bin/python bench/benchmark.py [--quick] [--jax] [--markdown PATH]
+    .venv/bin/python bench/benchmark.py [--quick] [--jax] [--inference] [--markdown PATH]
 
 On EMODB-shaped folds (KFold(10) of 535 utterances: 481-482 training rows, T = 188, 39 MFCCs, 7 classes,
 batch 64, random values with a fixed seed) it measures, each job in a fresh process (so peak memory does not
@@ -11,7 +11,8 @@ traced step reused across folds, the hand-written backward passes of training_ke
 stacked_training.LAYOUTS). For each: seconds per fold-epoch (one fold trained for one epoch: the median epoch
 after a warm-up epoch; a stacked epoch trains ten), fold-epochs and utterances per second, the time to build
 the model(s) and run the first step, peak resident memory; for TIM-Net and GM-TCNet. Then inference at batch 1
-and 64, MFCC extraction with one process and with all cores, and the projected wall time of a full 10-fold run
+and 64 (with the fused ops, as runs infer where setup.sh built them, and through the Keras layers; --inference:
+only this table), MFCC extraction with one process and with all cores, and the projected wall time of a full 10-fold run
 with the recipe's epochs (TIM-Net 500, GM-TCNet 300) at the EMODB, RAVDESS and IEMOCAP shapes. Our jobs split
 the cores as main.py does (Common_Model.configure_tensorflow); the reference graph runs with TensorFlow's
 defaults, as the authors' code did. With --jax, the reference graph is also timed on Keras 3's JAX backend
@@ -103,8 +104,12 @@ from timnet_ser.Model import MODELS, build_model
 from timnet_ser.core.config import Hyper
 import tensorflow as tf
 configure_tensorflow(MODELS["{model}"])
+from timnet_ser.nn import fused_ops
 model = build_model(MODELS["{model}"], (188, 39), 7, Hyper())
-call = tf.function(lambda batch: model(batch, training=False))
+def infer(batch):  # traced with the fused ops on (where setup.sh built them, as a run infers) or off
+    with fused_ops.enabled({fused}):
+        return model(batch, training=False)
+call = tf.function(infer)
 result = {{}}
 for batch in (1, 64):
     x, _ = data(batch, 188, 7)
@@ -193,6 +198,16 @@ def run(code: str, backend: str = "tensorflow") -> dict:
     return run_json(code, "benchmark job", {"KERAS_BACKEND": backend})
 
 
+def inference_table(tables: Tables) -> None:
+    """Inference ms per utterance at batch 1 and 64, with the fused ops (where setup.sh built them: how runs,
+    re-tests and the API infer) and through the Keras layers (``--fused_kernels off``; an exported model)."""
+    tables.emit("", "| model | inference path | ms per utterance, batch 1 | batch 64 |", "|---|---|---|---|")
+    for model in ("TIMNET", "GMTCN"):
+        for name, fused in (("fused ops (default)", True), ("Keras layers (--fused_kernels off)", False)):
+            inference = run(INFERENCE.format(model=model, fused=fused))
+            tables.emit(f"| {model} | {name} | {inference['1']:.2f} | {inference['64']:.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -200,6 +215,7 @@ def main() -> None:
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")
     parser.add_argument("--jax", action="store_true",
                         help="also time the reference graph on Keras 3's JAX backend (needs: pip install 'jax[cpu]')")
+    parser.add_argument("--inference", action="store_true", help="only the inference table (about a minute)")
     args = parser.parse_args()
     if args.jax and importlib.util.find_spec("jax") is None:
         raise SystemExit("error: --jax: jax is not installed; pip install 'jax[cpu]' into this environment first")
@@ -212,6 +228,10 @@ def main() -> None:
         return min((run(code, backend) for _ in range(runs)), key=lambda figures: figures["epoch"])
     tables = Tables(f"EMODB-shaped folds: 481-482 training utterances, T=188, batch 64; training paths: fastest "
                     f"of {runs} run(s), median of {epochs} epochs each", args.markdown)
+    if args.inference:
+        inference_table(tables)
+        tables.save()
+        return
     tables.emit("", "| model | training path | s per fold-epoch | fold-epochs/s | utterances/s | build + first step, s | "
              "next fold, s | peak memory, MB | speed-up |", "|---|---|---|---|---|---|---|---|---|")
     for model in ("TIMNET", "GMTCN"):
@@ -233,10 +253,7 @@ def main() -> None:
             tables.emit(f"| {model} | {name} | {per_fold:.3f} | {1 / per_fold:.2f} | {481 / per_fold:.0f} | "
                          f"{figures['build']:.1f} | {next_fold} | {figures['peak']:.0f} | "
                          f"{reference['epoch'] / per_fold:.2f}x |")
-    tables.emit("", "| model | inference ms per utterance, batch 1 | batch 64 |", "|---|---|---|")
-    for model in ("TIMNET", "GMTCN"):
-        inference = run(INFERENCE.format(model=model))
-        tables.emit(f"| {model} | {inference['1']:.2f} | {inference['64']:.3f} |")
+    inference_table(tables)
     folder = os.path.join(SHARED, "data", "emodb_2s")
     if os.path.isdir(folder):
         tables.emit("", "| MFCC extraction of emodb_2s (535 files) | files/s |", "|---|---|")

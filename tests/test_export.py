@@ -19,7 +19,7 @@ from timnet_ser.deploy import export
 from timnet_ser.engine.fold_weights import FoldWeights
 from timnet_ser.GTCM import GTCM
 from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
-from timnet_ser.nn import legacy_weights
+from timnet_ser.nn import fused_ops, legacy_weights
 
 FRAMES = 24
 
@@ -133,6 +133,19 @@ def test_each_format_computes_the_keras_fold_mean(tmp_path, tiny_timnet, name, f
     assert meta["format"] == fmt and meta["artefact"] == f"model.{fmt}" and meta["model"] == name
     assert meta["input"]["shape"] == [None, *shape] and meta["output"]["shape"] == [None, len(CLASSES)]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary file or folder left
+
+
+def test_an_exported_graph_holds_none_of_the_fused_ops(tmp_path, tiny_timnet):
+    """Even exported where the fused ops are switched on (they infer for runs that trained with them), the
+    SavedModel computes through the Keras layers: it must run without our library."""
+    model, files = tiny_timnet
+    path = str(tmp_path / "model.savedmodel")
+    with fused_ops.enabled():
+        export.export_model(model, path, "savedmodel", sidecar("TIMNET", [f for f, _ in files]))
+    graph = tf.saved_model.load(path).signatures[export.ENDPOINT].graph.as_graph_def()
+    types = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+    assert "MatMul" in types or "BatchMatMulV2" in types  # the inner functions were read
+    assert not [t for t in types if t.startswith("Fused")]
 
 
 def test_dcnn_blstmwa_exports_with_one_utterance_per_tflite_call(tmp_path):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,6 +15,7 @@ from timnet_ser.cli import settings
 from timnet_ser.data.corpora import CORPORA
 from timnet_ser.engine.run_config import run_config
 from timnet_ser.nn import fused_ops, training_kernels
+from timnet_ser.TIMNET import TemporalAwareBlock
 
 BUILD = os.path.join(ROOT, "Code", "nn", "build_fused_tail.sh")
 NATIVE = os.path.dirname(fused_ops.LIBRARY)
@@ -76,6 +78,40 @@ def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, kernel_
             continue
         error = np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
         assert error <= tolerance, f"{name}: {error:.2e}"
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-10), ("float32", 1e-5)])
+@pytest.mark.parametrize("kernel_size, dilation", [(2, 1), (2, 29), (2, 64), (3, 12)])
+def test_fused_inference_equals_the_blocks_keras_layers(built, dtype, tolerance, kernel_size, dilation):
+    """A temporal-aware block in inference (BatchNorm's moving statistics, no dropout) in FusedTemporalAwareInference
+    against its Keras sub-layers, with random weights and statistics, over 5 x 30 rows: float64 to 1e-10 of the
+    output's scale, float32 to rounding. Lag 29 leaves a tap one step, lags 64 and 24 taps that only see zeros."""
+    keras.config.set_dtype_policy(dtype)
+    try:
+        block = TemporalAwareBlock(39, kernel_size, dilation)
+        rng = np.random.default_rng(dilation)
+        x = tf.constant(rng.normal(size=(5, 30, 39)) + 1.0, dtype)
+        block.build(x.shape)
+        for variable in block.weights:
+            value = rng.normal(scale=0.3, size=variable.shape)
+            variable.assign(np.abs(value) + 0.2 if "variance" in variable.path or "gamma" in variable.path else value)
+        outputs = {}
+        for use in (True, False):
+            with fused_ops.enabled(use):
+                outputs[use] = block(x, training=False).numpy()
+                graph = tf.function(lambda v: block(v, training=False)).get_concrete_function(x).graph
+            assert ("FusedTemporalAwareInference" in {op.type for op in graph.get_operations()}) is use
+    finally:
+        keras.config.set_dtype_policy("float32")
+    error = np.abs(outputs[True] - outputs[False]).max() / np.abs(outputs[False]).max()
+    assert error <= tolerance, f"{error:.2e}"
+
+
+def test_fused_inference_refuses_kernels_that_change_the_channels(built):
+    x, vector = tf.ones((2, 8, 3)), tf.ones(3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the kernels must be"):
+        built.fused_temporal_aware_inference(x, tf.ones((3, 8)), vector, vector, vector, tf.ones((3, 6)), vector,
+                                             vector, vector, lags=[1, 0])
 
 
 @pytest.mark.parametrize("masked", [True, False])

@@ -102,7 +102,7 @@ def test_stacked_run_gives_each_fold_the_sequential_predictions_float32():
     def predictions(weights, rows):  # as the engine will use a member: its values loaded into a normal Keras model
         for variable, value in zip(model.variables, weights):
             variable.assign(value)
-        return predict_in_batches(model, x[rows])
+        return predict_in_batches(model, x[rows], config.fused_kernels)
 
     grouped = stacked(spec, config, x, y, folds, layout="grouped")[1]
     batched = stacked(spec, config, x, y, folds, layout="batched")[1]

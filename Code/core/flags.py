@@ -134,8 +134,9 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("fused_kernels", str, "auto",
           "auto (default): TIM-Net's and GM-TCNet's float32 training runs each block's element-wise work through "
           "the fused kernels setup.sh builds with the machine's C++ compiler, where it built them (on the CPU, "
-          "sequential or stacked; not with --xla or --mixed_precision); off: the pure-TensorFlow path. run.json "
-          "records which trained (docs/speed.md)", choices=("auto", "off"), grid=True),
+          "sequential or stacked; not with --xla or --mixed_precision), and TIM-Net's and GM-TCNet's inference "
+          "wherever the run trained with them (its folds' evaluation, a re-test, the API); off: the pure-TensorFlow "
+          "path. run.json records which trained (docs/speed.md)", choices=("auto", "off"), grid=True),
         row("mixed_precision", bool, False,
           "compute in float16 with float32 weights and loss scaling (Keras mixed_float16), for GPUs; "
           "--mixed_precision bf16: in bfloat16 (Keras mixed_bfloat16, no loss scaling; docs/speed.md); off by "

@@ -53,6 +53,9 @@ class Run:
                                    None if run is not None else data)
         self.model = self.weights.model
         self._embedding = embedding_model(self.model)  # (fused embedding, softmax)
+        # the fused kernels' inference where the run evaluated its folds with them (run.json), and for the authors'
+        # folders where setup.sh built them, as a re-test does (engine/retest.py)
+        self.fused_kernels = run.config.fused_kernels if run is not None else True
         self.folds = self.weights.folds  # (fold number from 1, path, arrays by layer), read and checked once
         # the training corpus' MFCC statistics (run.json); None for the authors' folder, log-Mel and older runs
         self.feature_statistics = run.feature_statistics if run is not None else None
@@ -126,13 +129,15 @@ class Run:
     def fold_outputs(self, features: np.ndarray, fold: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (F, N, D), probabilities (F, N, C)) of every fold model (or fold ``fold``) on features
         (N, T, 39) or (N, S, 64, 64, 3)."""
+        from ..nn import fused_ops  # TensorFlow is loaded by now
         wanted = self._fold_numbers(fold)
         embeddings, probabilities = [], []
         for index, (number, _, _) in enumerate(self.folds):
             if number not in wanted:
                 continue
             self.weights.load(index)
-            parts = [self._embedding(features[s:s + 256], training=False) for s in range(0, len(features), 256)]
+            with fused_ops.enabled(self.fused_kernels):
+                parts = [self._embedding(features[s:s + 256], training=False) for s in range(0, len(features), 256)]
             embeddings.append(np.concatenate([np.asarray(e) for e, _ in parts]))
             probabilities.append(np.concatenate([np.asarray(p) for _, p in parts]))
         return np.stack(embeddings), np.stack(probabilities)

@@ -43,6 +43,7 @@ from ..data.feature_statistics import EPSILON, FLAT
 from ..data.features import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP, WIN_LENGTH
 from ..engine.fold_weights import FoldWeights
 from ..Model import ModelSpec
+from ..nn import fused_ops
 from . import timeline
 
 FORMATS = ("onnx", "tflite", "savedmodel")
@@ -121,9 +122,11 @@ def _has_recurrent_layer(model: keras.Model) -> bool:
 
 
 def _serve(model: keras.Model) -> Callable:
-    """features -> {"probabilities": ...} in inference mode: the dict key names the output in every format."""
+    """features -> {"probabilities": ...} in inference mode: the dict key names the output in every format. Through
+    the Keras layers, never the fused ops (nn/fused_ops.py): an exported graph runs without our library."""
     def serve(features):
-        return {OUTPUT_NAME: model(features, training=False)}
+        with fused_ops.enabled(False):
+            return {OUTPUT_NAME: model(features, training=False)}
     return serve
 
 

@@ -64,7 +64,7 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
     print(f"{results.run_title(config, 'test', retest)}\nweights <- {shown(weights_folder)}")
     records = []
     for i, ((_, test_idx), path) in enumerate(zip(folds, weight_files)):
-        probs = predict_in_batches(weights.load(i), x[test_idx])
+        probs = predict_in_batches(weights.load(i), x[test_idx], config.fused_kernels)
         metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
         records.append({**metrics, "weights": path, "y_true": y[test_idx].argmax(1).tolist(),
                         "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})

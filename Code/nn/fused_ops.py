@@ -3,8 +3,9 @@ build of them lies, loading it once, and whether the training kernels use it now
 
 setup.sh builds ``fused_tail.cc`` with the machine's C++ compiler into ``.native/fused_tail.so`` at the checkout's
 root (git-ignored; an installed wheel has none). Without it every kernel runs the pure-TensorFlow path of
-training_kernels.py, which stays the reference. ``enabled`` switches the fused ops on while a training step is
-traced (Common_Model.Trainer, under ``--fused_kernels``); outside it they are off.
+training_kernels.py, which stays the reference. ``enabled`` switches the fused ops on while a training step or an
+inference function is traced or called (Common_Model.Trainer, under ``--fused_kernels``; a re-test and the API as
+the run trained); outside it they are off, and an exported model never holds them.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-// TIM-Net's temporal-aware block and GM-TCNet's gated unit, their convolutions included, as six TensorFlow ops
+// TIM-Net's temporal-aware block and GM-TCNet's gated unit, their convolutions included, as seven TensorFlow ops
 // (float and double), loops over the rows of a (B, T, F) tensor with the F channels innermost. TIM-Net: the causal
 // convolution itself, its taps' time shifts included (zero before the start; on AVX-512 in register tiles), +
 // BatchNorm (batch statistics) + ReLU + SpatialDropout forward in 2 passes over memory, the block's sigmoid gate and
 // its output's mean over time (TIM-Net's scale at the block's level) inside the second unit's last pass; backward in
 // 2, the second utterance by utterance, with the convolution's input and kernel gradients from each utterance's
-// output gradient while it is in the cache; the gate's backward, with the time mean's gradient, in one pass.
+// output gradient while it is in the cache; the gate's backward, with the time mean's gradient, in one pass; and the
+// whole block in inference (BatchNorm's moving statistics) in one op, utterance by utterance.
 // GM-TCNet: its n value and n gate convolutions as one causal convolution, with their biases, ReLUs, the sigmoid
 // gates and the branches' mean, in one op forward, and the input, kernel and bias gradients utterance by utterance
 // in one op backward, on the intra-op threads. No product of a convolution is written to memory. The same
@@ -152,6 +153,25 @@ REGISTER_OP("FusedSigmoidGateGrad")
     .Output("dx_gate: T")  // g gate, x's gradient through the product
     .Attr("T: {float, double}")
     .SetShapeFn([](InferenceContext* c) { return SameShapes(c, {0, 1}); });
+
+// A temporal-aware block in inference (BatchNorm with its moving statistics, no dropout), utterance by utterance:
+// out = x sigmoid(b), b = relu((conv2(a) + bias2) scale2 + offset2), a = relu((conv1(x) + bias1) scale1 + offset1),
+// scale = gamma / sqrt(moving variance + epsilon) and offset = beta - moving mean scale as tf.nn.batch_normalization
+// computes them. Neither a nor b leaves the cache.
+REGISTER_OP("FusedTemporalAwareInference")
+    .Input("x: T")        // (B, T, F)
+    .Input("kernel1: T")  // (F, k F) the first convolution's taps side by side, as FusedBnReluForward's
+    .Input("bias1: T")    // (F,)
+    .Input("scale1: T")   // (F,)
+    .Input("offset1: T")  // (F,)
+    .Input("kernel2: T")  // (F, k F)
+    .Input("bias2: T")    // (F,)
+    .Input("scale2: T")   // (F,)
+    .Input("offset2: T")  // (F,)
+    .Output("out: T")     // (B, T, F)
+    .Attr("lags: list(int) >= 1")
+    .Attr("T: {float, double}")
+    .SetShapeFn([](InferenceContext* c) { return SameShapes(c, {0}); });
 
 // GM-TCNet's gated unit (paper §3): its n value and n gate convolutions of one input as one causal convolution of
 // W = 2 n F outputs. Input 0 is x (B, T, C), input 1 the kernel (C, k W): tap j in columns j W .. j W + W - 1, within
@@ -792,6 +812,82 @@ struct SigmoidGateGrad : OpKernel {
   }
 };
 
+// body(first, last) over [0, count) in pieces on the intra-op threads (`cost` per piece, in TensorFlow's units); the
+// split never changes a value (body's results depend on its index only). GM-TCNet's unit is one chain of
+// operations: with one thread, one core would wait (TIM-Net's two directions run side by side, one thread each).
+template <typename Body>
+void Split(OpKernelContext* ctx, int64_t count, int64_t cost, Body body) {
+  const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  tensorflow::Shard(workers->num_threads, workers->workers, count, cost, body);
+}
+
+// x, kernel1, bias1, scale1, offset1, kernel2, bias2, scale2, offset2 -> out (FusedTemporalAwareInference)
+template <typename T>
+struct TemporalAwareInference : OpKernel {
+  explicit TemporalAwareInference(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ReadLags(ctx, &lags_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_in = ctx->input(0);
+    const int64_t taps = static_cast<int64_t>(lags_.size());
+    OP_REQUIRES(ctx, x_in.dims() == 3,
+                absl::InvalidArgumentError("FusedTemporalAwareInference: x must be (B, T, F)"));
+    const int64_t batch = x_in.dim_size(0), steps = x_in.dim_size(1), nf = x_in.dim_size(2);
+    for (int i : {1, 5}) {  // the gate multiplies x: both convolutions keep its F channels
+      OP_REQUIRES(ctx, IsTapKernel(x_in, ctx->input(i), taps) && ctx->input(i).dim_size(1) == taps * nf,
+                  absl::InvalidArgumentError("FusedTemporalAwareInference: the kernels must be (F, k F)"));
+    }
+    for (int i : {2, 3, 4, 6, 7, 8}) {
+      OP_REQUIRES(ctx, ctx->input(i).NumElements() == nf,
+                  absl::InvalidArgumentError("FusedTemporalAwareInference: a channel vector of the wrong length"));
+    }
+    const T* x = x_in.flat<T>().data();
+    const TapProduct<T> first(ctx->input(1).flat<T>().data(), nf, nf, lags_, /*gradient=*/false);
+    const TapProduct<T> second(ctx->input(5).flat<T>().data(), nf, nf, lags_, /*gradient=*/false);
+    T* out;
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{x_in.shape(), &out}}));
+    const int64_t size = steps * nf, tile = kTileRows * nf;
+    // v = relu((v + bias) scale + offset) over an utterance's rows, in Keras' order: the convolution's bias, then
+    // BatchNorm, then the activation; a tile of rows at a time, with unit k's bias, scale and offset (inputs 2 + 4 k
+    // ..) tiled to its length
+    std::vector<T> tiled[2][3];
+    for (int k = 0; k < 2; ++k) {
+      for (int v = 0; v < 3; ++v) Tile(ctx->input(2 + 4 * k + v).flat<T>().data(), nf, &tiled[k][v]);
+    }
+    const auto normalise = [size, tile, &tiled](T* v, int unit) {
+      const T* __restrict bias = tiled[unit][0].data();
+      const T* __restrict scale = tiled[unit][1].data();
+      const T* __restrict offset = tiled[unit][2].data();
+      for (int64_t at = 0; at < size; at += tile) {
+        T* __restrict w = v + at;
+        for (int64_t i = 0; i < std::min(tile, size - at); ++i) {
+          const T u = (w[i] + bias[i]) * scale[i] + offset[i];
+          w[i] = u > T(0) ? u : T(0);
+        }
+      }
+    };
+    Split(ctx, batch, size * (4 * nf * taps + 40), [&](int64_t begin, int64_t end) {
+      std::vector<T> a(size), b(size);
+      for (int64_t u = begin; u < end; ++u) {
+        first.Rows(x, u * steps, (u + 1) * steps, steps, a.data());  // (T, F) of utterance u
+        normalise(a.data(), 0);
+        second.Rows(a.data(), 0, steps, steps, b.data());
+        normalise(b.data(), 1);
+        // TensorFlow's Sigmoid kernel: the same Eigen functor, so the same values
+        Vector<T>(b.data(), size) =
+            ConstVector<T>(b.data(), size).unaryExpr(Eigen::internal::scalar_logistic_op<T>());
+        const T* __restrict xu = x + u * size;
+        T* __restrict o = out + u * size;
+        for (int64_t i = 0; i < size; ++i) o[i] = xu[i] * b[i];
+      }
+    });
+  }
+
+ private:
+  std::vector<int64_t> lags_;
+};
+
 // What the gated-unit ops work on: x (B, T, C), W = 2 n F outputs, n F of them values (and as many gates), F per
 // branch.
 struct GatedShape {
@@ -822,15 +918,6 @@ class GatedUnitKernel : public OpKernel {
  protected:
   virtual void Run(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, const GatedShape& s) = 0;
 
-  // body(first, last) over [0, count) in pieces on the intra-op threads; the split never changes a value (body's
-  // results depend on its index only). GM-TCNet's unit is one chain of operations: with one thread, one core would
-  // wait.
-  template <typename Body>
-  static void Split(OpKernelContext* ctx, int64_t count, int64_t cost, Body body) {
-    const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    tensorflow::Shard(workers->num_threads, workers->workers, count, cost, body);
-  }
-
   std::vector<int64_t> lags_;
   int64_t branches_;
 };
@@ -855,8 +942,8 @@ struct GatedUnit : GatedUnitKernel<T, 0> {
                                           {TensorShape({s.batch, s.steps, width}), &activations}}));
     const T scale = static_cast<T>(1.0 / static_cast<double>(n));  // Python's 1.0 / branches, cast to T
     const int64_t pieces = (rows + kGatedRows - 1) / kGatedRows;
-    this->Split(ctx, pieces, kGatedRows * width * (2 * s.channels * static_cast<int64_t>(this->lags_.size()) + 20),
-                [&](int64_t first, int64_t last) {
+    Split(ctx, pieces, kGatedRows * width * (2 * s.channels * static_cast<int64_t>(this->lags_.size()) + 20),
+          [&](int64_t first, int64_t last) {
       std::vector<T> gate(kGatedRows * half), sigmoid(kGatedRows * half);  // relu(p's gates), s
       for (int64_t piece = first; piece < last; ++piece) {
         const int64_t start = piece * kGatedRows, end = std::min(rows, start + kGatedRows), size = (end - start) * half;
@@ -920,7 +1007,7 @@ struct GatedUnitGrad : GatedUnitKernel<T, 2> {
     const T scale = static_cast<T>(1.0 / static_cast<double>(n));
     const int64_t groups = (batch + kGroupUtterances - 1) / kGroupUtterances;
     std::vector<double> wide(groups * wide_size, 0.0), sums(groups * width, 0.0);  // each group's sums
-    this->Split(ctx, groups, kGroupUtterances * steps * wide_size * 4, [&](int64_t first, int64_t last) {
+    Split(ctx, groups, kGroupUtterances * steps * wide_size * 4, [&](int64_t first, int64_t last) {
       std::vector<T> dp(steps * width + kDzSlack), column(width), share(half);
       for (int64_t group = first; group < last; ++group) {
         for (int64_t b = group * kGroupUtterances; b < std::min(batch, (group + 1) * kGroupUtterances); ++b) {
@@ -971,7 +1058,9 @@ struct GatedUnitGrad : GatedUnitKernel<T, 2> {
   REGISTER_KERNEL_BUILDER(Name("FusedSigmoidGateGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),          \
                           SigmoidGateGrad<T>);                                                             \
   REGISTER_KERNEL_BUILDER(Name("FusedGatedUnit").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnit<T>);   \
-  REGISTER_KERNEL_BUILDER(Name("FusedGatedUnitGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnitGrad<T>);
+  REGISTER_KERNEL_BUILDER(Name("FusedGatedUnitGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), GatedUnitGrad<T>); \
+  REGISTER_KERNEL_BUILDER(Name("FusedTemporalAwareInference").Device(DEVICE_CPU).TypeConstraint<T>("T"),  \
+                          TemporalAwareInference<T>);
 
 REGISTER(float)
 REGISTER(double)

@@ -235,6 +235,36 @@ def temporal_aware_block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma
                       keep_scale, time_mean)
 
 
+def temporal_aware_inference(x, kernel1, bias1, kernel2, bias2, statistics, epsilon: float, dilation: int):
+    """One TIM-Net temporal-aware block in inference (paper §2.2), in one fused op (fused_tail.cc), or None where the
+    fused ops do not serve (switched off, not built, not float32/64): the block's Keras layers compute it then.
+
+    out = x * sigmoid(relu(BN2(conv2(a)))),  a = relu(BN1(conv1(x))),  each BN(z) = z * scale + offset with
+    scale = gamma / sqrt(moving variance + epsilon) and offset = beta - moving mean * scale, as
+    tf.nn.batch_normalization computes them (Keras' BatchNormalization in inference).
+
+    Args:
+        x: (B, T, C) block input.
+        kernel1, kernel2: (k, C, C) causal conv kernels (Keras Conv1D layout); bias1, bias2: (C,).
+        statistics: ((gamma1, beta1, moving_mean1, moving_variance1), (the same of the second BatchNorm)), (C,) each.
+        epsilon: BatchNorm's epsilon.
+        dilation: the convolutions' dilation.
+
+    Returns:
+        (B, T, C), or None.
+    """
+    fused = _fused_library(x, SingleBatch, None)
+    if fused is None:
+        return None
+    affine = []
+    for gamma, beta, mean, variance in statistics:
+        scale = tf.math.rsqrt(variance + epsilon) * gamma
+        affine += [scale, beta - mean * scale]
+    lags = tap_lags(kernel1.shape[-3], dilation)
+    return fused.fused_temporal_aware_inference(x, _wide_kernel(kernel1), bias1, *affine[:2], _wide_kernel(kernel2),
+                                                bias2, *affine[2:], lags=list(lags))
+
+
 def gated_pair(x, params, unit, keep_scale: float, time_mean: bool = False):
     """out = x * sigmoid(b), a = unit 0 on x, b = unit 1 on a: a temporal-aware block's structure with its
     backward pass, around its two BatchNorm-ReLU units (``_BatchNormReLU`` on either layout of the batch).
