@@ -201,7 +201,7 @@ def test_the_backward_op_gives_the_convolutions_gradients_at_any_width(built, dt
     kernel gradient dW_j = sum_t x[t - lag_j]^T dz[t], against float64 NumPy from BatchNorm's dz (the formula of
     _BatchNormReLU.backward, with a dropout mask), at the widths of the forward test (every register tile on AVX-512,
     channel counts that leave a remainder, panels of 48) over 7 x 23 rows. Errors are relative to the sums of
-    |terms|."""
+    |terms|. A kernel whose taps have other widths than dy's F is refused."""
     rng = np.random.default_rng(features + channels)
     b, t = 7, 23
     dy, z, x = rng.normal(size=(b, t, features)), rng.normal(size=(b, t, features)), rng.normal(size=(b, t, channels))
@@ -219,6 +219,10 @@ def test_the_backward_op_gives_the_convolutions_gradients_at_any_width(built, dt
     c = (lambda v: tf.constant(v, dtype))
     got_dx, got_wide, got_dgamma, got_dbeta, got_dbias = built.fused_bn_relu_backward(
         c(dy), c(z), c(mean), c(gamma), c(beta), c(inv), c(mask), c(keep), c(x), c(wide), lags=lags)
+    wider = np.concatenate([wide, wide[:, :len(lags)]], axis=1)  # k (F + 1) columns: taps of F + 1 outputs, not F
+    with pytest.raises(tf.errors.InvalidArgumentError, match="kernel must be"):
+        built.fused_bn_relu_backward(c(dy), c(z), c(mean), c(gamma), c(beta), c(inv), c(mask), c(keep), c(x),
+                                     c(wider), lags=lags)
     got_kernel = np.stack(np.split(got_wide.numpy(), len(lags), axis=1))
     assert np.abs(got_dx.numpy() - dx).max() <= tolerance * dx_scale.max()
     assert np.abs(got_kernel - dkernel).max() <= tolerance * dkernel_scale.max()

@@ -703,7 +703,7 @@ struct BnReluBackward : BatchKernel<T, false, 2, 4> {
     OP_REQUIRES(ctx, x_in.dims() == 3 && x_in.dim_size(0) == batch && x_in.dim_size(1) == steps,
                 absl::InvalidArgumentError("FusedBnReluBackward: x must be (B, T, C)"));
     const int64_t channels = x_in.dim_size(2);
-    OP_REQUIRES(ctx, kernel_in.dims() == 2 && kernel_in.dim_size(0) == channels && kernel_in.dim_size(1) == width,
+    OP_REQUIRES(ctx, IsTapKernel(x_in, kernel_in, taps) && kernel_in.dim_size(1) == width,
                 absl::InvalidArgumentError("FusedBnReluBackward: kernel must be (C, k F)"));
     const T* x = x_in.flat<T>().data();
     const TensorShape channel({nf});
