@@ -14,12 +14,12 @@ if __name__ == "__main__" and not __package__:
                                                    submodule_search_locations=[_folder])
     sys.modules["timnet_ser"] = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(sys.modules["timnet_ser"])
-    from timnet_ser.main import main as _main
-    sys.exit(_main())
+    from timnet_ser.main import process_main as _process_main
+    sys.exit(_process_main())
 
-from .cli.modes import main
+from .cli.modes import main, process_main
 
-__all__ = ["main"]
+__all__ = ["main", "process_main"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(process_main())

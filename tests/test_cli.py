@@ -1,5 +1,6 @@
 """main.py: the published-weights re-test against the authors' numbers, and one-line errors for bad input."""
 
+import gc
 import json
 import os
 import subprocess
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import CODE
-from timnet_ser.main import main
+from timnet_ser.main import main, process_main
 
 
 def reference(shared, *parts):
@@ -104,3 +105,27 @@ def test_weights_of_another_class_count_name_the_layer(shared, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert "dense" in err and "(39, 7)" in err and "(39, 6)" in err
     assert not os.path.exists(tmp_path / "R")
+
+
+def test_a_run_keeps_tensorflow_out_of_the_collector_and_gives_it_back(shared, tmp_path, monkeypatch, capsys):
+    """main() freezes what TensorFlow's start left (its collections then skip it) and unfreezes it when it ends,
+    so that a caller in the same process keeps its collector as it was; here a run that ends in an error."""
+    x = np.load(reference(shared, "EMODB_2s.npy"), allow_pickle=True).item()["x"][:60]
+    np.save(tmp_path / "CASIA.npy", {"x": x, "y": np.eye(6, dtype="float32")[np.arange(60) % 6]})
+    frozen_during_the_run = []
+    unfreeze = gc.unfreeze
+    monkeypatch.setattr(gc, "unfreeze", lambda: (frozen_during_the_run.append(gc.get_freeze_count()), unfreeze()))
+    assert gc.get_freeze_count() == 0
+    assert main(["--mode", "test", "--data", "CASIA", "--feature_path", str(tmp_path / "CASIA.npy"),
+                 "--test_path", reference(shared, "Test_Models", "EMODB_46"), "--random_seed", "46",
+                 "--result_path", str(tmp_path / "R")]) == 2
+    assert len(frozen_during_the_run) == 1 and frozen_during_the_run[0] > 100_000  # TensorFlow's objects
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_process_entry_leaves_every_object_out_of_the_collections_at_exit(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["main.py", "--data", "FOO"])
+    try:
+        assert process_main() == 2 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

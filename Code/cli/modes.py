@@ -7,6 +7,7 @@ through run_folder.py, which every mode that uses one goes through. Bad input en
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from dataclasses import replace
@@ -385,7 +386,7 @@ INTERRUPTED = {
 
 
 def main(argv=None) -> int:
-    mode = None
+    mode, frozen = None, False
     try:
         args = settings.parse(argv)
         mode = args.mode
@@ -395,6 +396,12 @@ def main(argv=None) -> int:
         if args.mode not in ("extract", "report", "download"):
             from ..core.tensorflow_setup import start_tensorflow
             start_tensorflow()
+            # TensorFlow's and Keras' modules outlive this call: out of the cyclic collector's sight, the full
+            # collections during a run (a model is built per fold) no longer walk them (docs/speed.md). Only where
+            # nothing is frozen yet: a caller's own frozen objects stay as they are.
+            frozen = gc.get_freeze_count() == 0
+            if frozen:
+                gc.freeze()
         {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict, "export": run_export,
          "grid": run_grid, "report": run_report, "download": run_download, "demo": run_demo}[args.mode](args)
     except UserError as exc:
@@ -408,4 +415,19 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED.get(mode, "interrupted: nothing was written"), file=sys.stderr)
         return 130
+    finally:
+        if frozen:  # a caller in the same process (the tests) gets its collector back as it was
+            gc.unfreeze()
     return 0
+
+
+def process_main() -> int:
+    """``main()`` as a process of its own (``python main.py``, the installed ``timnet-ser``).
+
+    Before the interpreter ends, every object leaves the cyclic collector's sight: its collections at exit would
+    walk TensorFlow's whole object graph, some 1.2 s, to free memory the ending process gives back anyway
+    (docs/speed.md). Every file is written and closed by then.
+    """
+    code = main()
+    gc.freeze()
+    return code
