@@ -97,16 +97,16 @@ class GatedUnit(keras.layers.Layer):
         for layer in self.gate_convs + self.value_convs:
             layer.build(tuple(input_shape))
 
-    def call(self, x):  # (B, T, C) -> (B, T, F)
+    def call(self, x, training=None):  # (B, T, C) -> (B, T, F)
         if self.fused:
-            return self._call_fused(x)
+            return self._call_fused(x, bool(training))
         total = None
         for value, gate in zip(self.value_convs, self.gate_convs):
             branch = ops.relu(value(x)) * ops.sigmoid(ops.relu(gate(x)))  # (B, T, F)
             total = branch if total is None else total + branch
         return total * (1.0 / self.branches)  # (B, T, F)
 
-    def _call_fused(self, x):  # (B, T, C) -> (B, T, F)
+    def _call_fused(self, x, training: bool):  # (B, T, C) -> (B, T, F); the same function in both modes
         k, f, channels = self.kernel_size, self.filters, x.shape[-1]
 
         def side_by_side(convs):  # n kernels (k, C, F) -> (k*C, n*F): row j*C + c multiplies channel c of tap j
@@ -115,7 +115,7 @@ class GatedUnit(keras.layers.Layer):
         return training_kernels.gated_unit(
             x, side_by_side(self.value_convs), ops.concatenate([c.bias for c in self.value_convs], axis=0),
             side_by_side(self.gate_convs), ops.concatenate([c.bias for c in self.gate_convs], axis=0),
-            self.dilation_rate, self.branches)
+            self.dilation_rate, self.branches, training=training)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

@@ -14,6 +14,7 @@ from conftest import ROOT
 from timnet_ser.cli import settings
 from timnet_ser.data.corpora import CORPORA
 from timnet_ser.engine.run_config import run_config
+from timnet_ser.GTCM import GatedUnit
 from timnet_ser.nn import fused_ops, training_kernels
 from timnet_ser.TIMNET import TemporalAwareBlock
 
@@ -260,6 +261,8 @@ def test_the_gated_unit_ops_convolve_and_differentiate_at_any_width(built, dtype
     p, scale, v, s, out = gated_unit_reference(x, kernel, bias, lags, branches)
     c = (lambda a: tf.constant(a, dtype))
     got_out, activations = built.fused_gated_unit(c(x), c(wide), c(bias), lags=lags, branches=branches)
+    inferred, kept = built.fused_gated_unit(c(x), c(wide), c(bias), lags=lags, branches=branches, training=False)
+    assert np.array_equal(inferred.numpy(), got_out.numpy()) and kept.shape == (0,)  # inference: the same bits
     got_v, got_s = np.split(activations.numpy(), 2, axis=-1)
     half = width // 2
     assert np.abs(got_v - v).max() <= tolerance * scale[..., :half].max()
@@ -341,6 +344,23 @@ def test_fused_gated_unit_at_an_emodb_batch_equals_the_tensorflow_path(built):
     fused, plain = (gated_unit_results(tf.float32, use, 4, batch=64, steps=188) for use in (True, False))
     for a, b in zip(fused, plain):
         assert np.abs(a.numpy() - b.numpy()).max() <= 1e-6 * np.abs(b.numpy()).max()
+
+
+def test_a_gated_unit_keeps_its_activations_only_in_training(built):
+    """GM-TCNet's unit in inference asks the op for no activations (they are for the gradient alone), and gives the
+    same output as in training mode, bit for bit."""
+    unit = GatedUnit(filters=39, dilation_rate=4)
+    x = tf.constant(np.random.default_rng(4).normal(size=(3, 30, 39)), tf.float32)
+    graphs, outputs = {}, {}
+    with fused_ops.enabled():
+        for training in (True, False):
+            function = tf.function(lambda v, training=training: unit(v, training=training))
+            outputs[training] = function(x).numpy()
+            graphs[training] = function.get_concrete_function(x).graph
+    for training, graph in graphs.items():
+        units = [op for op in graph.get_operations() if op.type == "FusedGatedUnit"]
+        assert len(units) == 1 and units[0].get_attr("training") is training
+    assert np.array_equal(outputs[True], outputs[False])
 
 
 def test_setup_build_loads_and_is_not_repeated(built):

@@ -176,7 +176,7 @@ REGISTER_OP("FusedTemporalAwareInference")
 // GM-TCNet's gated unit (paper §3): its n value and n gate convolutions of one input as one causal convolution of
 // W = 2 n F outputs. Input 0 is x (B, T, C), input 1 the kernel (C, k W): tap j in columns j W .. j W + W - 1, within
 // a tap the n value convolutions (branch b in columns b F ..), then the n gate convolutions; outputs out (B, T, F) and
-// activations (B, T, W).
+// activations (B, T, W), or (0,) where the attr `training` is false (inference keeps none).
 absl::Status GatedUnitShapes(InferenceContext* c) {
   ShapeHandle in, kernel, out, activations;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &in));
@@ -190,8 +190,10 @@ absl::Status GatedUnitShapes(InferenceContext* c) {
   TF_RETURN_IF_ERROR(c->Divide(width, 2 * branches, /*evenly_divisible=*/true, &features));
   TF_RETURN_IF_ERROR(c->ReplaceDim(in, 2, features, &out));
   TF_RETURN_IF_ERROR(c->ReplaceDim(in, 2, width, &activations));
+  bool training;
+  TF_RETURN_IF_ERROR(c->GetAttr("training", &training));
   c->set_output(0, out);
-  c->set_output(1, activations);
+  c->set_output(1, training ? activations : c->Vector(0));
   return absl::OkStatus();
 }
 
@@ -201,9 +203,11 @@ REGISTER_OP("FusedGatedUnit")
     .Input("bias: T")         // (W,) the value convolutions' biases, then the gate convolutions'
     .Output("out: T")         // (B, T, F) (1/n) sum over b of v_b sigmoid(g_b)
     .Output("activations: T")  // (B, T, W) v = relu(value convolutions), then s = sigmoid(g), g = relu(gate
-                               // convolutions), stored as -s where g's input is <= 0 (ReLU's gradient 0 there)
+                               // convolutions), stored as -s where g's input is <= 0 (ReLU's gradient 0 there);
+                               // (0,) in inference, where no gradient needs them
     .Attr("lags: list(int) >= 1")
     .Attr("branches: int >= 1")
+    .Attr("training: bool = true")
     .Attr("T: {float, double}")
     .SetShapeFn(GatedUnitShapes);
 
@@ -926,10 +930,13 @@ class GatedUnitKernel : public OpKernel {
 constexpr int64_t kGatedRows = 16;
 
 // x, kernel, bias -> out, activations: p = sum_j x[t - lags[j]] W_j + bias, v = relu(p's values), s = sigmoid(relu(
-// p's gates)) (TensorFlow's Sigmoid functor), out = (1/n) sum_b v_b s_b, the branches summed in order
+// p's gates)) (TensorFlow's Sigmoid functor), out = (1/n) sum_b v_b s_b, the branches summed in order. In inference
+// (`training` false) a piece's activations live in a buffer of its own, in the L1 cache, and never reach memory.
 template <typename T>
 struct GatedUnit : GatedUnitKernel<T, 0> {
-  using GatedUnitKernel<T, 0>::GatedUnitKernel;
+  explicit GatedUnit(OpKernelConstruction* ctx) : GatedUnitKernel<T, 0>(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("training", &training_));
+  }
   void Run(OpKernelContext* ctx, const Tensor& x_in, const Tensor& kernel, const GatedShape& s) override {
     const int64_t n = this->branches_, rows = s.batch * s.steps, width = s.width, half = s.half, nf = s.nf;
     OP_REQUIRES(ctx, ctx->input(2).NumElements() == width,
@@ -938,16 +945,17 @@ struct GatedUnit : GatedUnitKernel<T, 0> {
     const T* bias = ctx->input(2).flat<T>().data();
     const TapProduct<T> convolution(kernel.flat<T>().data(), s.channels, width, this->lags_, /*gradient=*/false);
     T *out, *activations;
-    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({s.batch, s.steps, nf}), &out},
-                                          {TensorShape({s.batch, s.steps, width}), &activations}}));
+    const TensorShape kept = training_ ? TensorShape({s.batch, s.steps, width}) : TensorShape({0});
+    OP_REQUIRES_OK(ctx, Allocate<T>(ctx, {{TensorShape({s.batch, s.steps, nf}), &out}, {kept, &activations}}));
     const T scale = static_cast<T>(1.0 / static_cast<double>(n));  // Python's 1.0 / branches, cast to T
     const int64_t pieces = (rows + kGatedRows - 1) / kGatedRows;
     Split(ctx, pieces, kGatedRows * width * (2 * s.channels * static_cast<int64_t>(this->lags_.size()) + 20),
           [&](int64_t first, int64_t last) {
       std::vector<T> gate(kGatedRows * half), sigmoid(kGatedRows * half);  // relu(p's gates), s
+      std::vector<T> piece_activations(training_ ? 0 : kGatedRows * width);
       for (int64_t piece = first; piece < last; ++piece) {
         const int64_t start = piece * kGatedRows, end = std::min(rows, start + kGatedRows), size = (end - start) * half;
-        T* __restrict a = activations + start * width;
+        T* __restrict a = training_ ? activations + start * width : piece_activations.data();
         convolution.Rows(x, start, end, s.steps, a);  // p without the bias, for now in the activations
         for (int64_t r = 0; r < end - start; ++r) {
           T* __restrict ar = a + r * width;
@@ -971,11 +979,15 @@ struct GatedUnit : GatedUnitKernel<T, 0> {
             for (int64_t f = 0; f < nf; ++f) outr[f] += ar[b * nf + f] * sr[b * nf + f];
           }
           for (int64_t f = 0; f < nf; ++f) outr[f] *= scale;
+          if (!training_) continue;
           for (int64_t w = 0; w < half; ++w) ar[half + w] = gr[w] > T(0) ? sr[w] : -sr[w];
         }
       }
     });
   }
+
+ private:
+  bool training_;
 };
 
 // Utterances whose kernel and bias gradients FusedGatedUnitGrad sums together (in double) before it adds the groups

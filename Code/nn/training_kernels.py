@@ -320,7 +320,7 @@ def gated_pair(x, params, unit, keep_scale: float, time_mean: bool = False):
 
 
 def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: int, branches: int,
-               batch=SingleBatch):
+               batch=SingleBatch, training: bool = True):
     """One GM-TCNet gated unit (paper §3, SPEC §3 one level), with its backward pass.
 
     out = (1/n) sum_b relu(value_b(x)) * sigmoid(relu(gate_b(x))) over n = ``branches`` causal convs.
@@ -334,13 +334,18 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
         branches: n.
         batch: ``SingleBatch``, or stacked_training.MemberBatches with every shape led by the member axis M
             (no statistic here, so a stack's padding rows need no weights: their gradient arrives as 0).
+        training: False in inference: the fused op then keeps none of the activations a gradient would need (no
+            gradient is defined there); the function is the same.
 
     Returns:
         (B, T, F).
     """
     lags = tap_lags(value_kernel.shape[-2] // x.shape[-1], dilation)
     fused = _fused_library(x, batch, None)
-    unit = _fused_gated_unit(fused, lags, branches) if fused is not None else _gated_unit(batch, lags, branches)
+    if fused is None:
+        unit = _gated_unit(batch, lags, branches)
+    else:
+        unit = _fused_gated_unit(fused, lags, branches) if training else _fused_gated_inference(fused, lags, branches)
     return unit(x, *[tf.convert_to_tensor(p) for p in (value_kernel, value_bias, gate_kernel, gate_bias)])
 
 
@@ -390,9 +395,8 @@ def _fused_gated_unit(fused, lags: Sequence[int], branches: int):
 
     @tf.custom_gradient
     def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
+        shape, wide = _joint_kernel(x, value_kernel, gate_kernel, lags)
         half = value_kernel.shape[-1]
-        shape = (len(lags), x.shape[-1], 2 * half)  # the joint convolution's (k, C, W) kernel
-        wide = _wide_kernel(tf.reshape(tf.concat([value_kernel, gate_kernel], axis=-1), shape))  # (C, k W)
         out, activations = fused.fused_gated_unit(x, wide, tf.concat([value_bias, gate_bias], axis=0),
                                                   lags=list(lags), branches=branches)
 
@@ -405,3 +409,21 @@ def _fused_gated_unit(fused, lags: Sequence[int], branches: int):
         return out, backward
 
     return unit
+
+
+def _fused_gated_inference(fused, lags: Sequence[int], branches: int):
+    """``gated_unit`` in inference, in the fused op without its activations (B, T, W): they never leave the cache."""
+
+    def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
+        _, wide = _joint_kernel(x, value_kernel, gate_kernel, lags)
+        out, _ = fused.fused_gated_unit(x, wide, tf.concat([value_bias, gate_bias], axis=0), lags=list(lags),
+                                        branches=branches, training=False)
+        return out
+
+    return unit
+
+
+def _joint_kernel(x, value_kernel, gate_kernel, lags: Sequence[int]):
+    """The value and gate convolutions as one of W = 2 n F outputs: its (k, C, W) shape and its (C, k W) kernel."""
+    shape = (len(lags), x.shape[-1], 2 * value_kernel.shape[-1])
+    return shape, _wide_kernel(tf.reshape(tf.concat([value_kernel, gate_kernel], axis=-1), shape))
