@@ -24,7 +24,7 @@ from .core.config import RunConfig
 from .engine import fine_tune
 from .engine.normalization import set_fold_statistics
 from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
-from .Model import ModelSpec, build_model, legacy_weight_groups
+from .Model import ModelSpec, build_model, inference_function, legacy_weight_groups
 from .nn import fused_ops
 from .nn.flat_adam import FlatAdam
 from .runs import results
@@ -89,7 +89,7 @@ class Trainer:
             print("run.json: this run trained with the fused kernels, which cannot run here (setup.sh built none, "
                   "or TensorFlow computes on a GPU); it continues on the pure-TensorFlow path (float32 rounding "
                   "differs)", file=sys.stderr)
-        self._predict = tf.function(self._infer, input_signature=[x_spec])
+        self._inference = inference_function(self.model, self._fused)  # the fused ops where they train
         self.built_seconds = time.time() - started  # the model and optimiser (the step is traced at its first call)
 
     def _train_step(self, x, y):  # runs when the step is traced: the fused ops enter the graph or not
@@ -101,10 +101,6 @@ class Trainer:
         self.optimizer.apply(grads, self.model.trainable_variables)  # a loss-scale optimiser unscales first
         correct = tf.reduce_sum(tf.cast(tf.argmax(probs, -1) == tf.argmax(y, -1), tf.float32))
         return loss, correct
-
-    def _infer(self, x):  # runs when traced: the fused ops enter the inference graph or not, as they train
-        with fused_ops.enabled(self._fused):
-            return self.model(x, training=False)  # (B, C)
 
     def reset(self, seed: int) -> None:
         """Fresh initial weights (and dropout RNG state) drawn from ``seed``; optimiser moments and step to zero."""
@@ -137,7 +133,7 @@ class Trainer:
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Softmax outputs (N, C) in inference mode (BatchNorm moving statistics, no dropout)."""
-        return np.concatenate([self._predict(x[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
+        return self._inference(x, batch_size)
 
     def get_weights(self) -> list[np.ndarray]:
         return [v.numpy() for v in self.model.variables]

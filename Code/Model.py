@@ -174,13 +174,31 @@ def legacy_weight_groups(model: keras.Model) -> list:
     return groups
 
 
-def predict_in_batches(model: keras.Model, x: np.ndarray, fused: bool, batch_size: int = 256) -> np.ndarray:
-    """Softmax outputs (N, C) in inference mode, batch by batch: no tf.data pipeline, no progress bar; with
-    ``fused``, TIM-Net's blocks and GM-TCNet's units in the fused ops where setup.sh built them (as a run that
-    trained with them evaluated its folds: ``RunConfig.fused_kernels``)."""
+def inference_function(model: keras.Model, fused: bool) -> Callable[..., np.ndarray | list[np.ndarray]]:
+    """``model`` in inference mode as one traced function, for every path that evaluates or predicts (the trainer's
+    evaluation, a re-test, the API): ``infer(x, batch_size=256)`` gives the outputs for x (N, ...) as NumPy arrays
+    (a list of them for a model of several outputs), batch by batch, without tf.data or a progress bar.
+
+    With ``fused``, TIM-Net's blocks and GM-TCNet's units run in the fused ops where setup.sh built them (as a run
+    that trained with them evaluates its folds: ``RunConfig.fused_kernels``). The function is traced at its first
+    call and reads the model's variables, so another fold's weights assigned to them later need no new trace;
+    eagerly, each call would pay Keras' layers in Python again, some 0.1 s.
+    """
     import numpy as np
+    import tensorflow as tf
 
     from .nn import fused_ops
-    with fused_ops.enabled(fused):
-        return np.concatenate([np.asarray(model(x[s:s + batch_size], training=False))
-                               for s in range(0, len(x), batch_size)])
+
+    def infer(x):  # runs when traced: the fused ops enter the graph or not
+        with fused_ops.enabled(fused):
+            return model(x, training=False)
+
+    traced = tf.function(infer, input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)])
+
+    def in_batches(x: np.ndarray, batch_size: int = 256):
+        parts = [traced(np.asarray(x[s:s + batch_size], np.float32)) for s in range(0, len(x), batch_size)]
+        if isinstance(parts[0], (list, tuple)):
+            return [np.concatenate([np.asarray(part[i]) for part in parts]) for i in range(len(parts[0]))]
+        return np.concatenate([np.asarray(part) for part in parts])
+
+    return in_batches

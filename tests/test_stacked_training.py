@@ -19,7 +19,7 @@ from timnet_ser.core.config import Hyper, RunConfig
 from timnet_ser.core.errors import UserError
 from timnet_ser.engine import stacked_training
 from timnet_ser.engine.protocol import make_folds
-from timnet_ser.Model import MODELS, build_model, predict_in_batches
+from timnet_ser.Model import MODELS, build_model, inference_function
 
 FRAMES, CHANNELS, CLASSES = 24, 39, 4
 
@@ -102,7 +102,7 @@ def test_stacked_run_gives_each_fold_the_sequential_predictions_float32():
     def predictions(weights, rows):  # as the engine will use a member: its values loaded into a normal Keras model
         for variable, value in zip(model.variables, weights):
             variable.assign(value)
-        return predict_in_batches(model, x[rows], config.fused_kernels)
+        return inference_function(model, config.fused_kernels)(x[rows])
 
     grouped = stacked(spec, config, x, y, folds, layout="grouped")[1]
     batched = stacked(spec, config, x, y, folds, layout="batched")[1]

@@ -45,17 +45,18 @@ class Run:
                  weight_files: list[tuple[int, str]], run=None):
         from ..data.features import feature_shape
         from ..engine.fold_weights import FoldWeights
-        from ..Model import embedding_model
+        from ..Model import embedding_model, inference_function
         self.folder, self.spec, self.hyper, self.data = folder, spec, hyper, data
         self.classes, self.signal_length, self.run = list(classes), int(signal_length), run
         self.input_shape = feature_shape(spec.features, self.signal_length)
         self.weights = FoldWeights(spec, hyper, self.input_shape, len(self.classes), weight_files,
                                    None if run is not None else data)
         self.model = self.weights.model
-        self._embedding = embedding_model(self.model)  # (fused embedding, softmax)
         # the fused kernels' inference where the run evaluated its folds with them (run.json), and for the authors'
         # folders where setup.sh built them, as a re-test does (engine/retest.py)
         self.fused_kernels = run.config.fused_kernels if run is not None else True
+        # (fused embedding, softmax) of whichever fold's weights are loaded: traced once, at the first call
+        self._embed = inference_function(embedding_model(self.model), self.fused_kernels)
         self.folds = self.weights.folds  # (fold number from 1, path, arrays by layer), read and checked once
         # the training corpus' MFCC statistics (run.json); None for the authors' folder, log-Mel and older runs
         self.feature_statistics = run.feature_statistics if run is not None else None
@@ -129,17 +130,15 @@ class Run:
     def fold_outputs(self, features: np.ndarray, fold: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (F, N, D), probabilities (F, N, C)) of every fold model (or fold ``fold``) on features
         (N, T, 39) or (N, S, 64, 64, 3)."""
-        from ..nn import fused_ops  # TensorFlow is loaded by now
         wanted = self._fold_numbers(fold)
         embeddings, probabilities = [], []
         for index, (number, _, _) in enumerate(self.folds):
             if number not in wanted:
                 continue
             self.weights.load(index)
-            with fused_ops.enabled(self.fused_kernels):
-                parts = [self._embedding(features[s:s + 256], training=False) for s in range(0, len(features), 256)]
-            embeddings.append(np.concatenate([np.asarray(e) for e, _ in parts]))
-            probabilities.append(np.concatenate([np.asarray(p) for _, p in parts]))
+            embedding, probability = self._embed(features)
+            embeddings.append(embedding)
+            probabilities.append(probability)
         return np.stack(embeddings), np.stack(probabilities)
 
     def predict(self, source, fold: Optional[int] = None,

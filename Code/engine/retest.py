@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.config import RunConfig
 from ..core.paths import shown
-from ..Model import ModelSpec, predict_in_batches
+from ..Model import ModelSpec, inference_function
 from ..runs import results
 from .fold_weights import FoldWeights
 
@@ -63,8 +63,10 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
     results.prepare_folder(result_path)
     print(f"{results.run_title(config, 'test', retest)}\nweights <- {shown(weights_folder)}")
     records = []
+    infer = inference_function(weights.model, config.fused_kernels)  # traced once; each fold's weights loaded into it
     for i, ((_, test_idx), path) in enumerate(zip(folds, weight_files)):
-        probs = predict_in_batches(weights.load(i), x[test_idx], config.fused_kernels)
+        weights.load(i)
+        probs = infer(x[test_idx])
         metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
         records.append({**metrics, "weights": path, "y_true": y[test_idx].argmax(1).tolist(),
                         "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})
