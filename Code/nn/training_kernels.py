@@ -334,8 +334,8 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
         branches: n.
         batch: ``SingleBatch``, or stacked_training.MemberBatches with every shape led by the member axis M
             (no statistic here, so a stack's padding rows need no weights: their gradient arrives as 0).
-        training: False in inference: the fused op then keeps none of the activations a gradient would need (no
-            gradient is defined there); the function is the same.
+        training: False in inference: the fused op then keeps none of the activations a gradient needs (a gradient
+            asked for there, a saliency map say, computes them again first); the function is the same.
 
     Returns:
         (B, T, F).
@@ -345,7 +345,7 @@ def gated_unit(x, value_kernel, value_bias, gate_kernel, gate_bias, dilation: in
     if fused is None:
         unit = _gated_unit(batch, lags, branches)
     else:
-        unit = _fused_gated_unit(fused, lags, branches) if training else _fused_gated_inference(fused, lags, branches)
+        unit = _fused_gated_unit(fused, lags, branches, training)
     return unit(x, *[tf.convert_to_tensor(p) for p in (value_kernel, value_bias, gate_kernel, gate_bias)])
 
 
@@ -387,43 +387,28 @@ def _gated_unit(batch, lags: Sequence[int], branches: int):
     return unit
 
 
-def _fused_gated_unit(fused, lags: Sequence[int], branches: int):
+def _fused_gated_unit(fused, lags: Sequence[int], branches: int, training: bool):
     """``gated_unit`` of one fold's batch in the fused ops (fused_tail.cc): the value and gate convolutions as one
     causal convolution of W = 2 n F outputs, computed with the biases, ReLUs, gates and the branches' mean in one op;
     backward, from dout and the op's (B, T, W) activations, the input, kernel and bias gradients in another. No
-    product, shifted copy of x or gradient of the W outputs is written to memory."""
+    product, shifted copy of x or gradient of the W outputs is written to memory. In inference the first op keeps
+    no activations (they never leave the cache); a gradient asked for there runs it again to get them."""
 
     @tf.custom_gradient
     def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
-        shape, wide = _joint_kernel(x, value_kernel, gate_kernel, lags)
-        half = value_kernel.shape[-1]
-        out, activations = fused.fused_gated_unit(x, wide, tf.concat([value_bias, gate_bias], axis=0),
-                                                  lags=list(lags), branches=branches)
+        shape = (len(lags), x.shape[-1], 2 * value_kernel.shape[-1])  # the joint convolution's (k, C, W) kernel
+        wide = _wide_kernel(tf.reshape(tf.concat([value_kernel, gate_kernel], axis=-1), shape))  # (C, k W)
+        half, bias = value_kernel.shape[-1], tf.concat([value_bias, gate_bias], axis=0)
+        out, activations = fused.fused_gated_unit(x, wide, bias, lags=list(lags), branches=branches,
+                                                  training=training)
 
         def backward(dout):
-            dx, dwide, dbias = fused.fused_gated_unit_grad(dout, activations, x, wide, lags=list(lags),
-                                                           branches=branches)
+            kept = activations if training else fused.fused_gated_unit(x, wide, bias, lags=list(lags),
+                                                                       branches=branches)[1]
+            dx, dwide, dbias = fused.fused_gated_unit_grad(dout, kept, x, wide, lags=list(lags), branches=branches)
             dkernel = tf.reshape(_from_wide(dwide, shape), [-1, 2 * half])  # (k*C, W), as the kernels' rows
             return dx, dkernel[:, :half], dbias[:half], dkernel[:, half:], dbias[half:]
 
         return out, backward
 
     return unit
-
-
-def _fused_gated_inference(fused, lags: Sequence[int], branches: int):
-    """``gated_unit`` in inference, in the fused op without its activations (B, T, W): they never leave the cache."""
-
-    def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
-        _, wide = _joint_kernel(x, value_kernel, gate_kernel, lags)
-        out, _ = fused.fused_gated_unit(x, wide, tf.concat([value_bias, gate_bias], axis=0), lags=list(lags),
-                                        branches=branches, training=False)
-        return out
-
-    return unit
-
-
-def _joint_kernel(x, value_kernel, gate_kernel, lags: Sequence[int]):
-    """The value and gate convolutions as one of W = 2 n F outputs: its (k, C, W) shape and its (C, k W) kernel."""
-    shape = (len(lags), x.shape[-1], 2 * value_kernel.shape[-1])
-    return shape, _wide_kernel(tf.reshape(tf.concat([value_kernel, gate_kernel], axis=-1), shape))
