@@ -25,11 +25,10 @@ import argparse
 import importlib.util
 import os
 
-from fresh_process import Tables, run_json
+from fresh_process import SHARED, Tables, run_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CODE = os.path.join(os.path.dirname(HERE), "Code")
-SHARED = os.environ.get("SER_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 
 # Each job runs in its own interpreter and prints one JSON line.
 PRELUDE = f"""

@@ -14,17 +14,12 @@ into the run and the interpreter's exit. It prints medians over the rounds and a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-from fresh_process import ROOT, Tables
-
-SHARED = os.environ.get("SER_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+from fresh_process import ROOT, Tables, run_json, shared_file
 
 # Runs main.py's process entry as `python main.py` does, timing every collection; the last stdout line is JSON.
 JOB = """
@@ -43,7 +38,7 @@ if not FREEZE:
     gc.freeze = lambda: None
 sys.argv = ["main.py", *ARGV]
 try:
-    runpy.run_path("main.py", run_name="__main__")
+    runpy.run_path(MAIN, run_name="__main__")
 except SystemExit as done:
     code = done.code
 gc.callbacks.remove(timed)
@@ -53,14 +48,11 @@ print(json.dumps({"code": code, "ended": time.monotonic(), "collections": count,
 
 def one_job(freeze: bool, argv: list[str]) -> dict:
     """One training process; its collections, the run's seconds and the exit's seconds."""
-    code = JOB.replace("FREEZE", repr(freeze)).replace("ARGV", repr(argv))
+    main = os.path.join(ROOT, "Code", "main.py")
+    code = JOB.replace("MAIN", repr(main)).replace("FREEZE", repr(freeze)).replace("ARGV", repr(argv))
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", code], cwd=os.path.join(ROOT, "Code"), capture_output=True,
-                          text=True)
+    job = run_json(code, "the training job")
     ended = time.monotonic()
-    if done.returncode:
-        raise SystemExit(f"the training job failed:\n{done.stderr[-2000:]}")
-    job = json.loads(done.stdout.strip().splitlines()[-1])
     return {"run": job["ended"] - started, "exit": ended - job["ended"], "total": ended - started,
             "full collections": job["collections"]["2"], "full, s": job["seconds"]["2"],
             "all collections, s": sum(job["seconds"].values())}
@@ -72,9 +64,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    features = os.path.join(SHARED, "reference", "EMODB_2s.npy")
-    if not os.path.isfile(features):
-        raise SystemExit(f"error: {features}: not found (set SER_SHARED to the shared/ folder)")
+    features = shared_file("reference", "EMODB_2s.npy")
     variants = {"as shipped (frozen)": True, "gc.freeze a no-op": False}
     jobs: dict[str, list[dict]] = {name: [] for name in variants}
     for round_ in range(args.rounds):

@@ -33,11 +33,10 @@ import sys
 import tempfile
 import time
 
-from fresh_process import Tables
+from fresh_process import Tables, shared_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAIN = os.path.join(os.path.dirname(HERE), "Code", "main.py")
-SHARED = os.environ.get("SER_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 
 AUTHORS_LOOP = """
 import os, sys
@@ -103,9 +102,7 @@ def main() -> None:
     if "tf_keras" not in args.skip and importlib.util.find_spec("tf_keras") is None:
         print(TF_KERAS_MISSING, flush=True)
         args.skip.append("tf_keras")
-    features = os.path.join(SHARED, "reference", "EMODB_2s.npy")
-    if not os.path.isfile(features):
-        raise SystemExit(f"error: {features}: not found (set SER_SHARED to the shared/ folder)")
+    features = shared_file("reference", "EMODB_2s.npy")
     smoothing = 0.1 if args.model == "TIMNET" else 0.0  # the recipes (SPEC §4)
 
     def fastest(make_argv, what: str, env: dict) -> float:

@@ -49,6 +49,15 @@ class Tables:
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout
+SHARED = os.environ.get("SER_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))  # shared/, beside the checkout
+
+
+def shared_file(*parts: str) -> str:
+    """The path of a file in the shared/ folder; a missing one ends the script with one line."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.isfile(path):
+        raise SystemExit(f"error: {path}: not found (set SER_SHARED to the shared/ folder)")
+    return path
 
 
 def checkout_package():

@@ -54,9 +54,9 @@ class Run:
         self.model = self.weights.model
         # the fused kernels' inference where the run evaluated its folds with them (run.json), and for the authors'
         # folders where setup.sh built them, as a re-test does (engine/retest.py)
-        self.fused_kernels = run.config.fused_kernels if run is not None else True
+        fused = run.config.fused_kernels if run is not None else True
         # (fused embedding, softmax) of whichever fold's weights are loaded: traced once, at the first call
-        self._embed = inference_function(embedding_model(self.model), self.fused_kernels)
+        self._embed = inference_function(embedding_model(self.model), fused)
         self.folds = self.weights.folds  # (fold number from 1, path, arrays by layer), read and checked once
         # the training corpus' MFCC statistics (run.json); None for the authors' folder, log-Mel and older runs
         self.feature_statistics = run.feature_statistics if run is not None else None

@@ -396,9 +396,10 @@ def _fused_gated_unit(fused, lags: Sequence[int], branches: int, training: bool)
 
     @tf.custom_gradient
     def unit(x, value_kernel, value_bias, gate_kernel, gate_bias):
-        shape = (len(lags), x.shape[-1], 2 * value_kernel.shape[-1])  # the joint convolution's (k, C, W) kernel
+        half = value_kernel.shape[-1]
+        shape = (len(lags), x.shape[-1], 2 * half)  # the joint convolution's (k, C, W) kernel
         wide = _wide_kernel(tf.reshape(tf.concat([value_kernel, gate_kernel], axis=-1), shape))  # (C, k W)
-        half, bias = value_kernel.shape[-1], tf.concat([value_bias, gate_bias], axis=0)
+        bias = tf.concat([value_bias, gate_bias], axis=0)
         out, activations = fused.fused_gated_unit(x, wide, bias, lags=list(lags), branches=branches,
                                                   training=training)
 
