@@ -81,6 +81,19 @@ def test_fused_block_equals_the_tensorflow_path(built, dtype, tolerance, kernel_
         assert error <= tolerance, f"{name}: {error:.2e}"
 
 
+def inference_block(kernel_size: int, dilation: int):
+    """A temporal-aware block built in the current dtype policy with random weights and moving statistics, and
+    its random input (5, 30, 39)."""
+    block = TemporalAwareBlock(39, kernel_size, dilation)
+    rng = np.random.default_rng(dilation)
+    x = tf.constant(rng.normal(size=(5, 30, 39)) + 1.0, keras.config.dtype_policy().compute_dtype)
+    block.build(x.shape)
+    for variable in block.weights:
+        value = rng.normal(scale=0.3, size=variable.shape)
+        variable.assign(np.abs(value) + 0.2 if "variance" in variable.path or "gamma" in variable.path else value)
+    return block, x
+
+
 @pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-10), ("float32", 1e-5)])
 @pytest.mark.parametrize("kernel_size, dilation", [(2, 1), (2, 29), (2, 64), (3, 12)])
 def test_fused_inference_equals_the_blocks_keras_layers(built, dtype, tolerance, kernel_size, dilation):
@@ -89,13 +102,7 @@ def test_fused_inference_equals_the_blocks_keras_layers(built, dtype, tolerance,
     output's scale, float32 to rounding. Lag 29 leaves a tap one step, lags 64 and 24 taps that only see zeros."""
     keras.config.set_dtype_policy(dtype)
     try:
-        block = TemporalAwareBlock(39, kernel_size, dilation)
-        rng = np.random.default_rng(dilation)
-        x = tf.constant(rng.normal(size=(5, 30, 39)) + 1.0, dtype)
-        block.build(x.shape)
-        for variable in block.weights:
-            value = rng.normal(scale=0.3, size=variable.shape)
-            variable.assign(np.abs(value) + 0.2 if "variance" in variable.path or "gamma" in variable.path else value)
+        block, x = inference_block(kernel_size, dilation)
         outputs = {}
         for use in (True, False):
             with fused_ops.enabled(use):
@@ -106,6 +113,40 @@ def test_fused_inference_equals_the_blocks_keras_layers(built, dtype, tolerance,
         keras.config.set_dtype_policy("float32")
     error = np.abs(outputs[True] - outputs[False]).max() / np.abs(outputs[False]).max()
     assert error <= tolerance, f"{error:.2e}"
+
+
+@pytest.mark.parametrize("kernel_size, dilation", [(2, 1), (2, 64), (3, 12)])
+def test_fused_inference_has_the_keras_layers_gradient(built, kernel_size, dilation):
+    """A gradient taken through the block in inference (a saliency map, say), eagerly and in a traced function:
+    with the fused op, to the input, the kernels, biases, gammas and betas, equals the Keras layers' in float64 to
+    1e-10 of each one's scale (the op has no gradient of its own: the block runs again in TensorFlow operations)."""
+    keras.config.set_dtype_policy("float64")
+    try:
+        block, x = inference_block(kernel_size, dilation)
+        sources = [x, *block.trainable_weights]
+
+        def gradients(v):
+            with tf.GradientTape() as tape:
+                tape.watch(v)
+                out = block(v, training=False)
+                loss = tf.reduce_sum(out * tf.cos(2.0 * out))
+            return tape.gradient(loss, [v, *block.trainable_weights])
+
+        results = {}
+        for use in (True, False):
+            with fused_ops.enabled(use):
+                results[use] = [g.numpy() for g in gradients(x)]
+                traced = tf.function(gradients)
+                assert ("FusedTemporalAwareInference" in {
+                    op.type for op in traced.get_concrete_function(x).graph.get_operations()}) is use
+                results[use, "traced"] = [g.numpy() for g in traced(x)]
+    finally:
+        keras.config.set_dtype_policy("float32")
+    names = ["d x"] + [w.path for w in sources[1:]]
+    assert len(names) == 9  # x, two kernels and biases, two gammas and betas
+    for got in (results[True], results[True, "traced"]):
+        for a, b, name in zip(got, results[False], names, strict=True):
+            assert np.abs(a - b).max() <= 1e-10 * max(np.abs(b).max(), 1e-300), name
 
 
 def test_fused_inference_refuses_kernels_that_change_the_channels(built):

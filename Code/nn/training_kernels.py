@@ -251,7 +251,8 @@ def temporal_aware_inference(x, kernel1, bias1, kernel2, bias2, statistics, epsi
         dilation: the convolutions' dilation.
 
     Returns:
-        (B, T, C), or None.
+        (B, T, C), or None. A gradient asked of it (a saliency map, say) flows to every argument: the op has none of
+        its own, so the backward pass computes the block again in TensorFlow operations and differentiates those.
     """
     fused = _fused_library(x, SingleBatch, None)
     if fused is None:
@@ -261,8 +262,35 @@ def temporal_aware_inference(x, kernel1, bias1, kernel2, bias2, statistics, epsi
         scale = tf.math.rsqrt(variance + epsilon) * gamma
         affine += [scale, beta - mean * scale]
     lags = tap_lags(kernel1.shape[-3], dilation)
-    return fused.fused_temporal_aware_inference(x, _wide_kernel(kernel1), bias1, *affine[:2], _wide_kernel(kernel2),
-                                                bias2, *affine[2:], lags=list(lags))
+
+    @tf.custom_gradient
+    def block(*inputs):  # x, kernel1, bias1, scale1, offset1, kernel2, bias2, scale2, offset2
+        x, kernel1, bias1, scale1, offset1, kernel2, bias2, scale2, offset2 = inputs
+        out = fused.fused_temporal_aware_inference(x, _wide_kernel(kernel1), bias1, scale1, offset1,
+                                                   _wide_kernel(kernel2), bias2, scale2, offset2, lags=list(lags))
+
+        def backward(dout):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                again = _inference_in_tensorflow_ops(inputs, lags)
+            return tape.gradient(again, inputs, output_gradients=dout)
+
+        return out, backward
+
+    # variables enter as their values, so the gradients reach them through the tape's read operations
+    return block(*[tf.convert_to_tensor(p) for p in (x, kernel1, bias1, *affine[:2], kernel2, bias2, *affine[2:])])
+
+
+def _inference_in_tensorflow_ops(inputs, lags: Sequence[int]):
+    """FusedTemporalAwareInference's mathematics in TensorFlow operations, for its gradient: (B, T, C)."""
+    x, kernel1, bias1, scale1, offset1, kernel2, bias2, scale2, offset2 = inputs
+
+    def conv_bn_relu(h, kernel, bias, scale, offset):  # relu(BN(causal conv(h))), BN folded into scale and offset
+        z = bias + sum(SingleBatch.products(shift_right(h, lag), _tap(kernel, j)) for j, lag in enumerate(lags))
+        return tf.nn.relu(z * scale + offset)
+
+    a = conv_bn_relu(x, kernel1, bias1, scale1, offset1)
+    return x * tf.sigmoid(conv_bn_relu(a, kernel2, bias2, scale2, offset2))
 
 
 def gated_pair(x, params, unit, keep_scale: float, time_mean: bool = False):
