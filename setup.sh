@@ -13,7 +13,7 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
 fi
 # Reinstall only when the requirements or the project's metadata changed since the last successful install.
 STAMP="$ROOT/.venv/.requirements.sha"
-WANT="$(cat "$ROOT/Code/requirement.txt" "$ROOT/tests/requirements.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+WANT="$("$PYTHON" "$ROOT/setup_steps.py" digest)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   # pip's and setuptools' chatter (the editable-install notice among it) goes to a log, shown only if a step fails
   LOG="$ROOT/.venv/setup.log"
@@ -22,12 +22,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     "$ROOT/.venv/bin/python" -m pip install --upgrade pip &&
     "$ROOT/.venv/bin/python" -m pip install -r "$ROOT/Code/requirement.txt" -r "$ROOT/tests/requirements.txt" &&
     "$ROOT/.venv/bin/python" -m pip install -e "$ROOT[onnx,tflite]" &&
-    # librosa's numba functions compiled and cached now, by one process: two processes that compile its gufuncs at
-    # once (test workers, grid workers, on a fresh .venv) can leave a gufunc's kernel and its wrapper cached by
-    # different processes under different names, and the next process to load them calls a null pointer (numba
-    # issue #10128, open in numba 0.68); afterwards every process only reads the cache
-    "$ROOT/.venv/bin/python" -c "import importlib, pkgutil, librosa
-for module in pkgutil.walk_packages(librosa.__path__, 'librosa.'): importlib.import_module(module.name)"
+    # librosa's numba functions compiled and cached now, by one process (setup_steps.py says why)
+    "$ROOT/.venv/bin/python" "$ROOT/setup_steps.py" cache-librosa
   } > "$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; echo "setup.sh: installing failed (whole log: $LOG)" >&2; exit 1; }
   echo "$WANT" > "$STAMP"
 fi

@@ -14,7 +14,6 @@ order (a line ``...`` stands for lines left out; the date and time in a run fold
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -129,12 +128,12 @@ def test_the_demo_command_runs_on_a_fresh_copy(tmp_path):
     """The README's first command, ``bash run_demo.sh`` (the whole pipeline on the generated corpus), here with 3 folds
     of 2 epochs (its flags go to main.py). The copy's set-up finds this .venv and the built kernels, linked in, so
     nothing is installed; the demo must train, write its results and re-test the saved run to the same predictions."""
-    # setup.sh's install stamp (the digest of these three files): were it stale, the copy's set-up would reinstall
-    # this .venv with the project pointing at the copy, which is deleted after the test
-    listed = b"".join(open(os.path.join(ROOT, name), "rb").read()
-                      for name in ("Code/requirement.txt", "tests/requirements.txt", "pyproject.toml"))
+    # setup.sh's install stamp, by setup.sh's own step: were it stale, the copy's set-up would reinstall this .venv
+    # with the project pointing at the copy, which is deleted after the test
+    digest = subprocess.run([sys.executable, os.path.join(ROOT, "setup_steps.py"), "digest"], capture_output=True,
+                            text=True, check=True, timeout=60).stdout.strip()
     with open(os.path.join(VENV, ".requirements.sha")) as stamp:
-        assert stamp.read().strip() == hashlib.sha256(listed).hexdigest(), f"{VENV}: stale; run setup.sh first"
+        assert stamp.read().strip() == digest, f"{VENV}: stale; run setup.sh first"
     checkout = fresh_copy(str(tmp_path))
     os.symlink(VENV, os.path.join(checkout, ".venv"))
     if os.path.isdir(os.path.join(ROOT, ".native")):
