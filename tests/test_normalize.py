@@ -289,13 +289,18 @@ def test_speaker_predictions_equal_through_the_api_and_the_exported_graph(speake
 
 
 def test_a_list_of_files_with_speakers_standardises_each_speaker_with_their_own_files(speaker_run, tmp_path,
-                                                                                         capsys):
+                                                                                         capsys, monkeypatch):
     """predict --wav list.csv (path,speaker): each input standardised with its speaker's statistics, rows in the
-    list's order; the same probabilities as predicting each speaker's files alone; a missing file is its own row."""
+    list's order; the same probabilities as predicting each speaker's files alone; a missing file is its own row.
+    The list is read once per call (counted, its speakers, its audio: one listing)."""
     import soundfile as sf
 
     import timnet_ser
     from timnet_ser.core.errors import UserError
+    from timnet_ser.deploy import predict
+    reads = []
+    read_file_list = predict.read_file_list
+    monkeypatch.setattr(predict, "read_file_list", lambda path: reads.append(path) or read_file_list(path))
     run = timnet_ser.load_run(speaker_run["folder"])
     rng = np.random.default_rng(1)
     folder = tmp_path / "two_speakers"
@@ -307,6 +312,7 @@ def test_a_list_of_files_with_speakers_standardises_each_speaker_with_their_own_
     listing.write_text("path,label,speaker\nu0.wav,x,A\nu1.wav,x,B\n# a comment\nu2.wav,x,A\nu3.wav,x,B\n"
                        "gone.wav,x,B\n")
     rows = run.predict(str(listing))
+    assert reads == [str(listing)]
     assert [os.path.basename(r["file"]) for r in rows] == ["u0.wav", "u1.wav", "u2.wav", "u3.wav", "gone.wav"]
     assert rows[4]["label"] is None and rows[4]["error"]
     a = run.predict([str(folder / "u0.wav"), str(folder / "u2.wav")])
@@ -320,7 +326,9 @@ def test_a_list_of_files_with_speakers_standardises_each_speaker_with_their_own_
     together = run.embed(str(readable), fold=1)  # (3, D)
     np.testing.assert_allclose(together[[0, 2]], run.embed([str(folder / "u0.wav"), str(folder / "u2.wav")], fold=1),
                                atol=1e-5)
+    reads.clear()
     assert main(["--mode", "predict", "--test_path", speaker_run["folder"], "--wav", str(listing)]) == 0
+    assert reads == [str(listing)]
     assert "each input standardised with the statistics of its speaker's files (2 speakers in" in capsys.readouterr().out
     no_header = folder / "bare.csv"
     no_header.write_text("u0.wav,A\n")

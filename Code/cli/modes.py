@@ -277,12 +277,11 @@ def run_predict(args: Settings) -> dict:
     weights = load_weights(args)
     used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
     print(f"{weights.model_name} {weights.data} weights {args.test_path} ({used})")
+    inputs = None if args.timeline else predict.list_inputs(args.wav)  # listed once: counted, then predicted
     if weights.normalize == "speaker":  # engine/normalization.py
-        from ..deploy.predict import input_speakers
-        listed = None if args.timeline else input_speakers(args.wav)
-        if listed:
+        if inputs is not None and inputs.speakers is not None:
             print(f"--normalize speaker: each input standardised with the statistics of its speaker's files "
-                  f"({len({name for _, name in listed})} speakers in {args.wav})")
+                  f"({len(set(inputs.speakers))} speakers in {args.wav})")
         else:
             print(f"--normalize speaker: {'the file' if args.timeline else 'every input of --wav'} taken as one "
                   "speaker (standardised with the statistics of all of it; a CSV list of files with a speaker "
@@ -291,11 +290,11 @@ def run_predict(args: Settings) -> dict:
         from ..deploy import timeline
         return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)
     from ..data.extraction import Progress
-    total, skipped = predict.input_count(args.wav), []
+    total, skipped = predict.input_count(inputs), []
     bar = Progress("predict", total, total > predict.CHUNK)  # many files: a bar on stderr, chunk by chunk
 
     def rows():  # printed, and written to --output, chunk by chunk: nothing grows with the number of files
-        for chunk in weights.predict_chunks(args.wav, args.fold):
+        for chunk in weights.predict_chunks(inputs, args.fold):
             shift = next((row["domain_shift"] for row in chunk if row.get("domain_shift")), None)
             if shift and shift["warning"]:  # the inputs of a chunk (all of them, up to predict.CHUNK) together
                 print(f"warning: {shift['warning']}", file=sys.stderr)

@@ -169,6 +169,7 @@ class Run:
         """``predict``'s rows, ``size`` inputs at a time (default ``predict.CHUNK``): a folder of any number of files
         in bounded memory (what ``--mode predict`` does)."""
         from . import predict
+        source = predict.listed_once(source)
         statistics = self._statistics_for(source, speaker_statistics)
         done = 0
         for clips in predict.clip_chunks(source, self.signal_length, self.feature_kind, size or predict.CHUNK):
@@ -240,6 +241,7 @@ class Run:
         pooling), (F, N, D) for every fold model, or (N, D) for fold ``fold``. Every input must decode;
         ``speaker_statistics`` as in ``predict``."""
         from . import predict
+        source = predict.listed_once(source)
         clips = predict.read_clips(source, self.signal_length, self.feature_kind)
         bad = [c for c in clips if c.error is not None]
         if bad:

@@ -7,9 +7,10 @@ and their mean is the prediction (or one fold's). A file the run trained on is r
 the row says so and gives the prediction of the one fold that held it out.
 
 Inputs: an audio file, a folder (every audio file below it, ``data.audio.is_audio``), a list of paths, a CSV list of
-files (``data.corpus_files.read_file_list``: a ``path`` column and optionally a ``speaker`` one), or
-``(samples, sample_rate)``. One file given alone must decode (one-line error otherwise); among several, a file
-that cannot be decoded is skipped and reported in its row (``error``), and the others are predicted.
+files (``data.corpus_files.read_file_list``: a ``path`` column and optionally a ``speaker`` one), any of those listed
+once (``list_inputs``), or ``(samples, sample_rate)``. One file given alone must decode (one-line error otherwise);
+among several, a file that cannot be decoded is skipped and reported in its row (``error``), and the others are
+predicted.
 
 Many files are read, predicted and written ``CHUNK`` at a time (``clip_chunks``, ``Run.predict_chunks``,
 ``write_output`` from an iterator): the memory a folder of thousands of files needs does not grow with their number
@@ -46,23 +47,46 @@ class Clip:
     error: Optional[str] = None
 
 
-def _paths(source) -> tuple[list[str], bool]:
-    """(paths, whether a bad one is skipped) of a path, a folder or a list of paths."""
+@dataclass(frozen=True)
+class Inputs:
+    """The files of a source, listed once (``list_inputs``): every function here that takes a source takes this too,
+    so that a command counts, standardises and predicts the same files, reading a folder or a CSV list once."""
+
+    source: str  # what was given, for messages
+    paths: tuple[str, ...]
+    skip_bad: bool  # several inputs: a file that cannot be decoded is reported in its row, not raised
+    speakers: Optional[tuple[str, ...]] = None  # a CSV list's speaker column, one per path
+
+    def __str__(self) -> str:
+        return self.source
+
+
+def list_inputs(source) -> Inputs:
+    """The files of a path, a folder, a CSV list of files or a list of paths (one line naming what is wrong)."""
+    if isinstance(source, Inputs):
+        return source
     if isinstance(source, (list, tuple)):
-        return [os.fspath(_path(p)) for p in source], True
+        return Inputs("the list of paths", tuple(os.fspath(_path(p)) for p in source), True)
     source = os.fspath(_path(source))
     if os.path.isdir(source):
         files = sorted(audio_files(source), key=lambda p: natural_key(os.path.relpath(p, source)))
         if not files:
             raise UserError(f"--wav {source}: the folder holds no audio files ({', '.join(_extensions())})")
-        return files, True
+        return Inputs(source, tuple(files), True)
     if os.path.isfile(source):
         if _is_list(source):
-            return read_file_list(source)[0], True
+            paths, speakers = read_file_list(source)
+            return Inputs(source, tuple(paths), True, None if speakers is None else tuple(speakers))
         if not is_audio(source):
             raise UserError(f"--wav {source}: not an audio file ({', '.join(_extensions())}) nor a CSV list of files")
-        return [source], False
+        return Inputs(source, (source,), False)
     raise UserError(f"--wav {source}: no such file or folder")
+
+
+def listed_once(source):
+    """``source`` with its files listed (``Inputs``), or itself where it is ``(samples, sample_rate)``: what a
+    function that reads ``source`` more than once (its speakers, then its audio) passes on."""
+    return source if _is_array(source) else list_inputs(source)
 
 
 def _is_list(source) -> bool:
@@ -70,12 +94,13 @@ def _is_list(source) -> bool:
 
 
 def input_speakers(source) -> Optional[list[tuple[str, str]]]:
-    """(path, speaker) of each input, in order, where ``source`` is a CSV list of files with a speaker column;
-    else None."""
-    if not (_is_list(source) and os.path.isfile(source)):
-        return None
-    paths, speakers = read_file_list(os.fspath(source))
-    return None if speakers is None else list(zip(paths, speakers))
+    """(path, speaker) of each input, in order, where ``source`` is a CSV list of files with a speaker column (or
+    its ``Inputs``); else None."""
+    if not isinstance(source, Inputs):
+        if not (_is_list(source) and os.path.isfile(source)):
+            return None
+        source = list_inputs(source)
+    return None if source.speakers is None else list(zip(source.paths, source.speakers))
 
 
 def _path(source):
@@ -98,7 +123,7 @@ def _is_array(source) -> bool:
 
 def input_count(source) -> int:
     """How many inputs ``source`` holds (a folder's audio files are listed, not read)."""
-    return 1 if _is_array(source) else len(_paths(source)[0])
+    return 1 if _is_array(source) else len(list_inputs(source).paths)
 
 
 def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Iterator[list[Clip]]:
@@ -109,14 +134,15 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
         signal = resample(samples, int(rate))
         yield [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind))]
         return
-    paths, skip_bad = _paths(source)
+    listed = list_inputs(source)
+    paths = listed.paths
     for start in range(0, len(paths), size):
         clips = []
         for path in paths[start:start + size]:
             try:
                 signal = load_audio(path)
             except UserError as exc:
-                if not skip_bad:
+                if not listed.skip_bad:
                     raise
                 clips.append(Clip(path, error=str(exc)))
                 continue
