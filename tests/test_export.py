@@ -285,3 +285,20 @@ def test_a_savedmodel_replaces_the_previous_one(tmp_path, any_model, monkeypatch
     export.export_model(any_model, str(path) + "/", "savedmodel", {})
     assert os.listdir(path) == ["saved_model.pb"] and (path / "saved_model.pb").read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["m", "m.json"]
+
+
+def test_the_onnx_route_traces_the_weights_as_constants():
+    """ONNX's graph (no recurrent layer) is traced with every weight a constant, so tf2onnx has nothing to freeze:
+    no variable is read in it, and it computes the model."""
+    import keras
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.Dense(4, name="dense"),
+                              keras.layers.BatchNormalization(name="bn")])
+    model.get_layer("bn").moving_variance.assign(np.full(4, 4.0, "float32"))  # inference reads the statistics too
+    signature = [tf.TensorSpec((None, 5, 3), tf.float32, name=export.INPUT_NAME)]
+    given, returned, graph = export._constant_graph(model, signature)
+    kinds = {node.op for node in graph.node}
+    assert not kinds & {"VarHandleOp", "ReadVariableOp", "VarIsInitializedOp"} and "Const" in kinds, kinds
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    function = tf.compat.v1.wrap_function(lambda v: tf.graph_util.import_graph_def(
+        graph, input_map={given: v}, return_elements=[returned])[0], [tf.TensorSpec((None, 5, 3), tf.float32)])
+    np.testing.assert_allclose(function(tf.constant(x)).numpy(), model(x, training=False).numpy(), atol=1e-6)
