@@ -15,10 +15,11 @@ the file or the SavedModel folder, named by appending ``.json`` to ``--output``)
 order, the sample rate, the signal length, the feature recipe, the input and output names and shapes, and how
 to score a file longer than one input window by window (``timeline``: timeline.py's windows and silence rule).
 
-Routes (TensorFlow 2.21, Keras 3): ONNX through tf2onnx from the graph traced with the weights as constants
-(``_constant_graph``; a model with an LSTM from a ``tf.function`` that tf2onnx freezes); SavedModel through Keras'
-``ExportArchive``; TFLite from that SavedModel with the built-in operators only (``TFLiteConverter.from_keras_model``
-fails on Keras 3 models). The causal convolutions are matrix products and pads (causal_conv.py), so no
+Routes (TensorFlow 2.21, Keras 3): one graph traced with the weights as constants (``_constant_function``), which
+tf2onnx converts to ONNX and TensorFlow saves as a SavedModel (its variables folder empty); TFLite from that
+SavedModel with the built-in operators only (``TFLiteConverter.from_keras_model`` fails on Keras 3 models). A model
+with an LSTM (DCNN-BLSTMwA) keeps its variables: ONNX from a ``tf.function`` that tf2onnx freezes, the SavedModel
+through Keras' ``ExportArchive``. The causal convolutions are matrix products and pads (causal_conv.py), so no
 exporter meets a dilated convolution.
 """
 
@@ -132,6 +133,9 @@ def _serve(model: keras.Model) -> Callable:
 
 
 def _write_saved_model(model: keras.Model, signature: list, folder: str) -> None:
+    if not _has_recurrent_layer(model):
+        tf.saved_model.save(tf.Module(), folder, signatures={ENDPOINT: _constant_function(model, signature)})
+        return
     archive = keras.export.ExportArchive()
     # No archive.track(model): the endpoint's variables are kept all the same (write_out collects what the
     # endpoint reads), while tracking the model makes TensorFlow trace every layer's call again for the
@@ -157,13 +161,14 @@ def _write_onnx(model: keras.Model, signature: list, path: str) -> None:
     # tf2onnx deep-copies the whole graph before each optimizer pass, to skip a pass that fails; the copies cost
     # two thirds of a TIM-Net fold's conversion. A failing pass then raises instead.
     with _environment(TF2ONNX_CATCH_ERRORS="FALSE"):
-        if _has_recurrent_layer(model):  # a loop's body reads the weights: tf2onnx freezes those reads itself
+        if _has_recurrent_layer(model):  # tf2onnx freezes the weights' reads itself
             function = tf.function(_serve(model), input_signature=signature, autograph=False)
             proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=ONNX_OPSET)
         else:
-            given, returned, graph = _constant_graph(model, signature)
-            proto, _ = tf2onnx.convert.from_graph_def(graph, input_names=[given], output_names=[returned],
-                                                      opset=ONNX_OPSET,
+            traced = _constant_function(model, signature)
+            [given], [returned] = [t.name for t in traced.inputs], [t.name for t in traced.outputs]
+            proto, _ = tf2onnx.convert.from_graph_def(traced.graph.as_graph_def(), input_names=[given],
+                                                      output_names=[returned], opset=ONNX_OPSET,
                                                       tensors_to_rename={given: INPUT_NAME, returned: OUTPUT_NAME})
     for value in (*proto.graph.input, *proto.graph.output):  # tf2onnx calls the free batch axis "unk__<n>"
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
@@ -171,11 +176,12 @@ def _write_onnx(model: keras.Model, signature: list, path: str) -> None:
         f.write(proto.SerializeToString())
 
 
-def _constant_graph(model: keras.Model, signature: list) -> tuple[str, str, tf.compat.v1.GraphDef]:
-    """(input tensor's name, output tensor's name, GraphDef) of ``_serve(model)`` traced with its weights as
-    constants: Keras' StatelessScope reads each variable as the constant mapped to it. Traced with the variables,
-    the graph must be frozen (tf2onnx's from_function), which copies the whole graph to replace each variable's
-    reads: a third of the ONNX conversion's time for 10 folds of TIM-Net."""
+def _constant_function(model: keras.Model, signature: list):
+    """``_serve(model)`` traced once with its weights as constants (Keras' StatelessScope reads each variable as the
+    constant mapped to it): a graph with nothing to freeze, which each format writes as it is. Traced with the
+    variables, TensorFlow's SavedModel traces the layers again to save them and tf2onnx and the TFLite converter
+    copy the whole graph to freeze their reads: for 10 folds of TIM-Net, the three exports took 2-2.5 times as long.
+    A recurrent layer's loop (DCNN-BLSTMwA) keeps the variables: each writer above freezes its reads itself."""
     values = [(variable, variable.numpy()) for variable in model.variables]
     serve = _serve(model)
 
@@ -183,9 +189,7 @@ def _constant_graph(model: keras.Model, signature: list) -> tuple[str, str, tf.c
         with keras.StatelessScope(state_mapping=[(variable, tf.constant(value)) for variable, value in values]):
             return serve(features)
 
-    traced = tf.function(frozen, input_signature=signature, autograph=False).get_concrete_function()
-    [given], [returned] = traced.inputs, traced.outputs
-    return given.name, returned.name, traced.graph.as_graph_def()
+    return tf.function(frozen, input_signature=signature, autograph=False).get_concrete_function()
 
 
 def _write_json(path: str, data: dict) -> None:
