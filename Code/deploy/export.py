@@ -179,9 +179,9 @@ def _write_onnx(model: keras.Model, signature: list, path: str) -> None:
 def _constant_function(model: keras.Model, signature: list):
     """``_serve(model)`` traced once with its weights as constants (Keras' StatelessScope reads each variable as the
     constant mapped to it): a graph with nothing to freeze, which each format writes as it is. Traced with the
-    variables, TensorFlow's SavedModel traces the layers again to save them and tf2onnx and the TFLite converter
-    copy the whole graph to freeze their reads: for 10 folds of TIM-Net, the three exports took 2-2.5 times as long.
-    A recurrent layer's loop (DCNN-BLSTMwA) keeps the variables: each writer above freezes its reads itself."""
+    variables, TensorFlow's SavedModel traces the layers again to save them, and tf2onnx and the TFLite converter
+    copy the whole graph to freeze their reads (docs/predict.md measures the difference). A recurrent layer's loop
+    (DCNN-BLSTMwA) keeps the variables: each writer above freezes its reads itself."""
     values = [(variable, variable.numpy()) for variable in model.variables]
     serve = _serve(model)
 
