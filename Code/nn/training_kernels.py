@@ -428,12 +428,14 @@ def _fused_gated_unit(fused, lags: Sequence[int], branches: int, training: bool)
         shape = (len(lags), x.shape[-1], 2 * half)  # the joint convolution's (k, C, W) kernel
         wide = _wide_kernel(tf.reshape(tf.concat([value_kernel, gate_kernel], axis=-1), shape))  # (C, k W)
         bias = tf.concat([value_bias, gate_bias], axis=0)
-        out, activations = fused.fused_gated_unit(x, wide, bias, lags=list(lags), branches=branches,
-                                                  training=training)
+
+        def forward(keep: bool):  # (out, the activations where ``keep``, else an empty tensor)
+            return fused.fused_gated_unit(x, wide, bias, lags=list(lags), branches=branches, training=keep)
+
+        out, activations = forward(training)
 
         def backward(dout):
-            kept = activations if training else fused.fused_gated_unit(x, wide, bias, lags=list(lags),
-                                                                       branches=branches)[1]
+            kept = activations if training else forward(True)[1]
             dx, dwide, dbias = fused.fused_gated_unit_grad(dout, kept, x, wide, lags=list(lags), branches=branches)
             dkernel = tf.reshape(_from_wide(dwide, shape), [-1, 2 * half])  # (k*C, W), as the kernels' rows
             return dx, dkernel[:, :half], dbias[:half], dkernel[:, half:], dbias[half:]
