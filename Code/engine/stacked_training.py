@@ -47,8 +47,8 @@ from ..core.config import RunConfig
 from ..core.errors import UserError
 from ..Model import STACKED_MODELS, ModelSpec, build_model
 from ..nn import fused_ops
-from ..nn.causal_conv import shift_right
-from ..nn.training_kernels import gated_unit, tap_lags, temporal_aware_block
+from ..nn.causal_conv import shift_right, tap_lags
+from ..nn.training_kernels import gated_unit, temporal_aware_block
 from .protocol import EpochProgress, loss_and_accuracy, plan_fold
 
 

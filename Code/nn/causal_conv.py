@@ -11,9 +11,10 @@ space-to-batch, a 2-D convolution and batch-to-space). The variables keep Keras'
 
 from __future__ import annotations
 
+from typing import Optional
+
 import keras
 import tensorflow as tf
-from keras import ops
 
 from .layer_args import check_positive_int
 
@@ -40,6 +41,38 @@ def shift_left(x, lag: int):
     if lag >= steps:
         return tf.zeros_like(x)
     return tf.pad(tf.slice(x, [0, lag, 0], [-1, steps - lag, -1]), [[0, 0], [0, lag], [0, 0]])
+
+
+def tap_lags(kernel_size: int, dilation: int) -> list[int]:
+    """Tap j of a causal convolution reads x[t - (k-1-j) d] (Keras' kernel layout); the last tap reads x[t]."""
+    return [(kernel_size - 1 - j) * dilation for j in range(kernel_size)]
+
+
+def channel_product(x: tf.Tensor, w: tf.Tensor, bias: Optional[tf.Tensor] = None, relu: bool = False,
+                    transpose_b: bool = False) -> tf.Tensor:
+    """relu?((B, T, K) @ (K, N) + bias) -> (B, T, N) as one 2-D product over the B*T rows.
+
+    The product Keras' ``ops.matmul`` computes for these shapes (``tf.tensordot``: the same reshape and MatMul),
+    without tensordot's shape arithmetic, some two dozen graph nodes per product that every trace and exporter
+    handles. Bias and ReLU are applied before the reshape back to 3-D, so that TensorFlow fuses them into the
+    product (one oneDNN kernel instead of three passes).
+    """
+    out = w.shape[0] if transpose_b else w.shape[1]
+    flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), w, transpose_b=transpose_b)  # (B*T, N)
+    if bias is not None:
+        flat = tf.nn.bias_add(flat, bias)
+    if relu:
+        flat = tf.nn.relu(flat)
+    steps = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]  # unknown only for a kernel of one tap
+    return tf.reshape(flat, [-1, steps, out])
+
+
+def causal_conv(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor], lags: list[int]) -> tf.Tensor:
+    """b + sum_j shift_right(x, lags[j]) @ kernel[j]: (B, T, C), (k, C, F), (F,) or None -> (B, T, F)."""
+    y = channel_product(x, kernel[-1])  # the tap at lag 0
+    for j, lag in enumerate(lags[:-1]):
+        y = y + channel_product(shift_right(x, lag), kernel[j])
+    return y if bias is None else y + bias
 
 
 @keras.saving.register_keras_serializable(package="ser")
@@ -73,13 +106,7 @@ class CausalConv1D(keras.layers.Layer):
                      if self.use_bias else None)
 
     def call(self, x):  # (B, T, C_in) -> (B, T, filters)
-        y = ops.matmul(x, self.kernel[-1])  # the tap at lag 0
-        for j in range(self.kernel_size - 1):
-            lag = (self.kernel_size - 1 - j) * self.dilation_rate
-            y = y + ops.matmul(shift_right(x, lag), self.kernel[j])
-        if self.use_bias:
-            y = y + self.bias
-        return y
+        return causal_conv(x, self.kernel, self.bias, tap_lags(self.kernel_size, self.dilation_rate))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

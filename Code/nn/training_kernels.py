@@ -33,7 +33,7 @@ from typing import Optional
 import tensorflow as tf
 
 from . import fused_ops
-from .causal_conv import shift_left, shift_right
+from .causal_conv import causal_conv, channel_product, shift_left, shift_right, tap_lags
 
 
 def column_sum(x: tf.Tensor) -> tf.Tensor:
@@ -43,27 +43,6 @@ def column_sum(x: tf.Tensor) -> tf.Tensor:
     rows in float32 with enough rounding to double BatchNorm's gradient error.
     """
     return tf.reduce_sum(x, axis=[0, 1])
-
-
-def _matmul(x: tf.Tensor, w: tf.Tensor, bias: Optional[tf.Tensor] = None, relu: bool = False,
-            transpose_b: bool = False) -> tf.Tensor:
-    """relu?((B, T, K) @ (K, N) + bias) -> (B, T, N) as one 2-D product.
-
-    Bias and ReLU are applied before the reshape back to 3-D, so that TensorFlow fuses them into the
-    product (one oneDNN kernel instead of three passes).
-    """
-    out = w.shape[0] if transpose_b else w.shape[1]
-    flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), w, transpose_b=transpose_b)  # (M, N)
-    if bias is not None:
-        flat = tf.nn.bias_add(flat, bias)
-    if relu:
-        flat = tf.nn.relu(flat)
-    return tf.reshape(flat, [-1, x.shape[1], out])
-
-
-def tap_lags(kernel_size: int, dilation: int) -> list[int]:
-    """Tap j of a causal convolution reads x[t - (k-1-j) d] (Keras' kernel layout); the last tap reads x[t]."""
-    return [(kernel_size - 1 - j) * dilation for j in range(kernel_size)]
 
 
 class SingleBatch:
@@ -76,7 +55,7 @@ class SingleBatch:
     @staticmethod
     def products(x, w, bias=None, relu: bool = False, transpose_b: bool = False):
         """relu?(x @ w + bias) over every row: (B, T, K) @ (K, N) -> (B, T, N)."""
-        return _matmul(x, w, bias, relu, transpose_b)
+        return channel_product(x, w, bias, relu, transpose_b)
 
     @staticmethod
     def weight_products(a, b):
@@ -286,8 +265,7 @@ def _inference_in_tensorflow_ops(inputs, lags: Sequence[int]):
     x, kernel1, bias1, scale1, offset1, kernel2, bias2, scale2, offset2 = inputs
 
     def conv_bn_relu(h, kernel, bias, scale, offset):  # relu(BN(causal conv(h))), BN folded into scale and offset
-        z = bias + sum(SingleBatch.products(shift_right(h, lag), _tap(kernel, j)) for j, lag in enumerate(lags))
-        return tf.nn.relu(z * scale + offset)
+        return tf.nn.relu(causal_conv(h, kernel, bias, lags) * scale + offset)
 
     a = conv_bn_relu(x, kernel1, bias1, scale1, offset1)
     return x * tf.sigmoid(conv_bn_relu(a, kernel2, bias2, scale2, offset2))

@@ -1,0 +1,67 @@
+"""Export time of the authors' 10 TIM-Net folds (EMODB_46) in each format, optionally against another checkout.
+
+    .venv/bin/python bench/export_time.py [--formats onnx,tflite,savedmodel] [--rounds 2] [--against ../base]
+
+Each job is a fresh interpreter that loads the run (``load_run``, the checkout's own ``Code/``), then times
+``Run.export`` of one format, the import and the load not counted. With ``--against``, the other checkout's
+``Code/`` runs the same job right after this one's, format by format and round by round, so that the machine's
+state of the moment falls on both alike. Each job also counts the TensorFlow operations of one fold's traced
+inference graph (what the exporters convert, ten times over). It prints figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from fresh_process import ROOT, Tables, run_json, shared_file
+
+JOB = """
+import importlib.util, json, os, sys, tempfile, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+code = {code!r}
+spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(code, "__init__.py"),
+                                              submodule_search_locations=[code])
+sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sys.modules["timnet_ser"])
+import tensorflow as tf
+from timnet_ser import load_run
+from timnet_ser.deploy import export
+run = load_run({weights!r}, data="EMODB")
+one = export.fold_mean_model(run.weights, [0])
+signature = [tf.TensorSpec((None, *one.input_shape[1:]), tf.float32)]
+operations = len(export._constant_function(one, signature).graph.get_operations())
+with tempfile.TemporaryDirectory() as folder:
+    start = time.perf_counter()
+    run.export(os.path.join(folder, "emodb46.{fmt}"), {fmt!r})
+    seconds = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "operations": operations}}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--formats", default="onnx,tflite,savedmodel")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--against", help="another checkout (its Code/ is timed the same way, in turn)")
+    args = parser.parse_args()
+    weights = os.path.dirname(shared_file("reference", "Test_Models", "EMODB_46", "10-fold_weights_best_1.hdf5"))
+    checkouts = {"this checkout": os.path.join(ROOT, "Code")}
+    if args.against:
+        checkouts["--against"] = os.path.join(os.path.abspath(args.against), "Code")
+    tables = Tables(f"Run.export of the authors' EMODB_46 (10 TIM-Net folds), each job a fresh process, "
+                    f"{args.rounds} round(s)")
+    tables.emit("", "| format | checkout | s per export, each round | TensorFlow operations per fold |",
+                "|---|---|---|---|")
+    for fmt in args.formats.split(","):
+        results = {name: [] for name in checkouts}
+        for _ in range(args.rounds):
+            for name, code in checkouts.items():
+                results[name].append(run_json(JOB.format(code=code, weights=weights, fmt=fmt), f"{fmt} ({name})"))
+        for name, rows in results.items():
+            seconds = ", ".join(f"{row['seconds']:.1f}" for row in rows)
+            tables.emit(f"| {fmt} | {name} | {seconds} | {rows[0]['operations']} |")
+
+
+if __name__ == "__main__":
+    main()
