@@ -24,7 +24,7 @@ from .core.config import RunConfig
 from .engine import fine_tune
 from .engine.normalization import set_fold_statistics
 from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
-from .Model import ModelSpec, build_model, inference_function, legacy_weight_groups
+from .Model import ModelSpec, batch_spec, build_model, inference_function, legacy_weight_groups
 from .nn import fused_ops
 from .nn.flat_adam import FlatAdam
 from .runs import results
@@ -81,9 +81,9 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
         else:  # Keras' Adam, bit for bit, in one update over all the variables (nn/flat_adam.py)
             self.optimizer = FlatAdam(self.model.trainable_variables, **adam)
-        x_spec = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
-        y_spec = tf.TensorSpec((None, self.model.output_shape[-1]), tf.float32)
-        self._step = tf.function(self._train_step, input_signature=[x_spec, y_spec], jit_compile=config.xla)
+        y_spec = tf.TensorSpec((None, self.model.output_shape[-1]), tf.float32)  # (B, C) one-hot or smoothed
+        self._step = tf.function(self._train_step, input_signature=[batch_spec(self.model), y_spec],
+                                 jit_compile=config.xla)
         self._fused = config.fused_kernels and not config.xla  # XLA cannot compile the custom ops
         if self._fused and not fused_ops.available():  # a resumed run recorded with them, on a machine without
             print("run.json: this run trained with the fused kernels, which cannot run here (setup.sh built none, "

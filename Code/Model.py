@@ -174,6 +174,13 @@ def legacy_weight_groups(model: keras.Model) -> list:
     return groups
 
 
+def batch_spec(model: keras.Model):
+    """A batch of ``model``'s inputs, float32 (None, *one input's shape): the signature of every function traced
+    over the model (the trainer's step, ``inference_function``)."""
+    import tensorflow as tf
+    return tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+
+
 def inference_function(model: keras.Model, fused: bool) -> Callable[..., np.ndarray | list[np.ndarray]]:
     """``model`` in inference mode as one traced function, for every path that evaluates or predicts (the trainer's
     evaluation, a re-test, the API): ``infer(x, batch_size=256)`` gives the outputs for x (N, ...) as NumPy arrays
@@ -193,7 +200,7 @@ def inference_function(model: keras.Model, fused: bool) -> Callable[..., np.ndar
         with fused_ops.enabled(fused):
             return model(x, training=False)
 
-    traced = tf.function(infer, input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)])
+    traced = tf.function(infer, input_signature=[batch_spec(model)])
 
     def in_batches(x: np.ndarray, batch_size: int = 256):
         parts = [traced(np.asarray(x[s:s + batch_size], np.float32)) for s in range(0, len(x), batch_size)]
