@@ -192,6 +192,24 @@ def test_emodb46_onnx_gives_the_original_codes_fold_mean(shared, tmp_path):
     assert meta["weights"] == "EMODB_46" and meta["model"] == "TIMNET"
 
 
+def test_the_command_line_exports_one_fold_and_says_what_first(shared, tmp_path, capsys):
+    """``--mode export --fold 3`` of the authors' folder: a header line before the conversion (it takes a while),
+    the paths written after it, and a SavedModel that gives the original code's fold-3 probabilities."""
+    from timnet_ser.main import main
+    reference = os.path.join(shared, "reference")
+    weights = os.path.join(reference, "Test_Models", "EMODB_46")
+    path = str(tmp_path / "fold3")
+    assert main(["--mode", "export", "--data", "EMODB", "--test_path", weights, "--fold", "3",
+                 "--format", "savedmodel", "--output", path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"TIMNET EMODB weights {weights} (fold 3) -> savedmodel {path}", f"wrote {path}",
+                     f"wrote {path}.json"]
+    x = np.load(os.path.join(reference, "EMODB_2s.npy"), allow_pickle=True).item()["x"][:16]
+    golden = np.load(os.path.join(reference, "golden_timnet_emodb46.npz"))["probs"][2, :16]
+    np.testing.assert_allclose(run_artefact(path, "savedmodel", x), golden, atol=1e-4, rtol=0)
+    assert described(path)["folds_averaged"] == [3]
+
+
 def test_the_sidecar_recipe_makes_the_mfcc_input():
     """The recipe's numbers, passed explicitly to librosa, reproduce the features the model was trained on."""
     meta = sidecar("TIMNET", [1])

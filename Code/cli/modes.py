@@ -275,8 +275,7 @@ def run_predict(args: Settings) -> dict:
     if args.output:
         check_writable(args.output, "--output")
     weights = load_weights(args)
-    used = f"fold {args.fold}" if args.fold is not None else f"mean of {len(weights.folds)} folds"
-    print(f"{weights.model_name} {weights.data} weights {args.test_path} ({used})")
+    print(f"{weights.model_name} {weights.data} weights {args.test_path} ({weights.folds_used(args.fold)})")
     inputs = None if args.timeline else predict.list_inputs(args.wav)  # listed once: counted, then predicted
     if weights.normalize == "speaker":  # engine/normalization.py
         if inputs is not None and inputs.speakers is not None:
@@ -330,6 +329,8 @@ def run_export(args: Settings) -> list[str]:
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
     weights = load_weights(args)  # export_model checks --output before converting
+    print(f"{weights.model_name} {weights.data} weights {args.test_path} ({weights.folds_used(args.fold)}) -> "
+          f"{args.format} {args.output}", flush=True)  # the conversion takes a while: say what it is first
     paths = weights.export(args.output, args.format, args.fold)
     for path in paths:
         print(f"wrote {path}")

@@ -127,6 +127,10 @@ class Run:
             raise UserError(f"--fold {fold}: {self.folder} has folds {numbers[0]} to {numbers[-1]}")
         return [fold]
 
+    def folds_used(self, fold: Optional[int] = None) -> str:
+        """What scores an input, as every mode prints it: "fold 3" or "mean of 10 folds"."""
+        return f"fold {fold}" if fold is not None else f"mean of {len(self.folds)} folds"
+
     def fold_outputs(self, features: np.ndarray, fold: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (F, N, D), probabilities (F, N, C)) of every fold model (or fold ``fold``) on features
         (N, T, 39) or (N, S, 64, 64, 3)."""

@@ -420,7 +420,6 @@ def run_cli(run, wav: str, hop: Optional[float], output: Optional[str], fold: Op
         print(f"warning: {shift['warning']}", file=sys.stderr)
     print(format_summary(result))
     write_timeline_table(table, result)
-    used = f"fold {fold}" if fold is not None else f"mean of {len(run.folds)} folds"
-    write_picture(picture, result, f"{os.path.basename(wav)}: {run.model_name} {run.data} ({used})")
+    write_picture(picture, result, f"{os.path.basename(wav)}: {run.model_name} {run.data} ({run.folds_used(fold)})")
     print(f"wrote {table}\nwrote {picture}")
     return result
