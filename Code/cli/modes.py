@@ -267,6 +267,11 @@ def load_weights(args: Settings):
     return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)
 
 
+def weights_used(weights, args: Settings) -> str:
+    """The first line of predict and export: the model, corpus, --test_path and the folds that score."""
+    return f"{weights.model_name} {weights.data} weights {args.test_path} ({weights.folds_used(args.fold)})"
+
+
 def run_predict(args: Settings) -> dict:
     from ..core.atomic_file import check_writable
     from ..deploy import predict
@@ -275,7 +280,7 @@ def run_predict(args: Settings) -> dict:
     if args.output:
         check_writable(args.output, "--output")
     weights = load_weights(args)
-    print(f"{weights.model_name} {weights.data} weights {args.test_path} ({weights.folds_used(args.fold)})")
+    print(weights_used(weights, args))
     inputs = None if args.timeline else predict.list_inputs(args.wav)  # listed once: counted, then predicted
     if weights.normalize == "speaker":  # engine/normalization.py
         if inputs is not None and inputs.speakers is not None:
@@ -329,8 +334,7 @@ def run_export(args: Settings) -> list[str]:
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
     weights = load_weights(args)  # export_model checks --output before converting
-    print(f"{weights.model_name} {weights.data} weights {args.test_path} ({weights.folds_used(args.fold)}) -> "
-          f"{args.format} {args.output}", flush=True)  # the conversion takes a while: say what it is first
+    print(f"{weights_used(weights, args)} -> {args.format} {args.output}", flush=True)  # before the long conversion
     paths = weights.export(args.output, args.format, args.fold)
     for path in paths:
         print(f"wrote {path}")
