@@ -210,6 +210,15 @@ def test_the_command_line_exports_one_fold_and_says_what_first(shared, tmp_path,
     assert described(path)["folds_averaged"] == [3]
 
 
+def test_a_bad_output_on_the_command_line_is_refused_before_anything_is_printed(shared, tmp_path, capsys):
+    from timnet_ser.main import main
+    weights = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
+    assert main(["--mode", "export", "--data", "EMODB", "--test_path", weights, "--fold", "1",
+                 "--format", "tflite", "--output", str(tmp_path)]) == 2  # a folder, where TFLite writes a file
+    out, err = capsys.readouterr()
+    assert out == "" and "--output" in err and "is a folder" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_the_sidecar_recipe_makes_the_mfcc_input():
     """The recipe's numbers, passed explicitly to librosa, reproduce the features the model was trained on."""
     meta = sidecar("TIMNET", [1])

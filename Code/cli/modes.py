@@ -333,7 +333,9 @@ def run_predict(args: Settings) -> dict:
 def run_export(args: Settings) -> list[str]:
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
-    weights = load_weights(args)  # export_model checks --output before converting
+    from ..deploy.export import check_output
+    weights = load_weights(args)
+    check_output(os.path.normpath(args.output), args.format)  # refused before a line is printed
     print(f"{weights_used(weights, args)} -> {args.format} {args.output}", flush=True)  # before the long conversion
     paths = weights.export(args.output, args.format, args.fold)
     for path in paths:

@@ -91,7 +91,7 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict) -> list
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     path = os.path.normpath(path)  # "out/model/" names the folder "out/model"
-    _check_output(path, fmt)
+    check_output(path, fmt)
     batch = 1 if fmt == "tflite" and _has_recurrent_layer(model) else None
     signature = [tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
     writers = {"onnx": lambda: atomic_write(path, lambda tmp: _write_onnx(model, signature, tmp)),
@@ -110,7 +110,7 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict) -> list
     return [path, sidecar_path]
 
 
-def _check_output(path: str, fmt: str) -> None:
+def check_output(path: str, fmt: str) -> None:
     """Before any conversion: the output's kind fits the format, and its folder exists (made) and is writable."""
     if fmt == "savedmodel" and os.path.isfile(path):
         raise UserError(f"--output {path}: is a file; a SavedModel is a folder")
