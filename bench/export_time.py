@@ -17,13 +17,11 @@ import os
 from fresh_process import ROOT, Tables, run_json, shared_file
 
 JOB = """
-import importlib.util, json, os, sys, tempfile, time
+import json, os, sys, tempfile, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-code = {code!r}
-spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(code, "__init__.py"),
-                                              submodule_search_locations=[code])
-sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sys.modules["timnet_ser"])
+sys.path.insert(0, {bench!r})
+from fresh_process import checkout_package
+checkout_package({code!r})  # this checkout's Code/, or --against's
 import tensorflow as tf
 from timnet_ser import load_run
 from timnet_ser.deploy import export
@@ -57,7 +55,8 @@ def main() -> None:
         results = {name: [] for name in checkouts}
         for _ in range(args.rounds):
             for name, code in checkouts.items():
-                results[name].append(run_json(JOB.format(code=code, weights=weights, fmt=fmt), f"{fmt} ({name})"))
+                job = JOB.format(bench=os.path.join(ROOT, "bench"), code=code, weights=weights, fmt=fmt)
+                results[name].append(run_json(job, f"{fmt} ({name})"))
         for name, rows in results.items():
             seconds = ", ".join(f"{row['seconds']:.1f}" for row in rows)
             tables.emit(f"| {fmt} | {name} | {seconds} | {rows[0]['operations']} |")

@@ -60,10 +60,10 @@ def shared_file(*parts: str) -> str:
     return path
 
 
-def checkout_package():
-    """This checkout's Code/ as the package timnet_ser (as tests/conftest.py loads it), whatever is installed."""
+def checkout_package(code: str = os.path.join(ROOT, "Code")):
+    """This checkout's Code/ (or the folder ``code``, another checkout's) as the package timnet_ser (as
+    tests/conftest.py loads it), whatever is installed."""
     import importlib.util
-    code = os.path.join(ROOT, "Code")
     spec = importlib.util.spec_from_file_location("timnet_ser", os.path.join(code, "__init__.py"),
                                                   submodule_search_locations=[code])
     sys.modules["timnet_ser"] = importlib.util.module_from_spec(spec)
