@@ -219,6 +219,18 @@ def test_a_bad_output_on_the_command_line_is_refused_before_anything_is_printed(
     assert out == "" and "--output" in err and "is a folder" in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("mode", [["--mode", "export", "--format", "onnx", "--output", "m.onnx"],
+                                  ["--mode", "predict", "--wav", "any.wav"]])
+def test_a_fold_the_weights_lack_is_refused_before_anything_is_printed(shared, tmp_path, capsys, monkeypatch, mode):
+    from timnet_ser.main import main
+    weights = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
+    monkeypatch.chdir(tmp_path)  # where a relative --output would be written
+    assert main(["--data", "EMODB", "--test_path", weights, "--fold", "11", *mode]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "--fold 11" in err and "has folds 1 to 10" in err and len(err.strip().splitlines()) == 1, err
+    assert os.listdir(tmp_path) == []
+
+
 def test_the_sidecar_recipe_makes_the_mfcc_input():
     """The recipe's numbers, passed explicitly to librosa, reproduce the features the model was trained on."""
     meta = sidecar("TIMNET", [1])

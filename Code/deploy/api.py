@@ -128,8 +128,10 @@ class Run:
         return [fold]
 
     def folds_used(self, fold: Optional[int] = None) -> str:
-        """What scores an input, as every mode prints it: "fold 3" or "mean of 10 folds"."""
-        return f"fold {fold}" if fold is not None else f"mean of {len(self.folds)} folds"
+        """What scores an input, as every mode prints it: "fold 3" or "mean of 10 folds"; a fold the run does not
+        have is refused here, before a mode prints its first line."""
+        numbers = self._fold_numbers(fold)
+        return f"fold {fold}" if fold is not None else f"mean of {len(numbers)} folds"
 
     def fold_outputs(self, features: np.ndarray, fold: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (F, N, D), probabilities (F, N, C)) of every fold model (or fold ``fold``) on features
