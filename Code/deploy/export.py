@@ -2,9 +2,15 @@
 to make its input.
 
 The graph is what ``--mode predict`` computes (predict.py): every fold's network, loaded from its
-``<k>-fold_weights_best_<i>.hdf5``, applied to the same input, and the mean of their softmax outputs::
+``<k>-fold_weights_best_<i>.hdf5``, applied to the same input, and the mean of their softmax outputs. TIM-Net and
+GM-TCNet compute the M folds in one pass, each operation over their weights stacked on a leading fold axis
+(``FoldsInOnePass``), so the graph is one fold's size whatever M::
 
-    features (B, T, 39) MFCC, or (B, S, 64, 64, 3) log-Mel segments
+    features (B, T, 39) ─ repeated (M, B, T, 39) ─ network over the stacked weights ─ (M, B, C) ─ mean -> (B, C)
+
+DCNN-BLSTMwA, and a model with a normalisation layer, hold a copy of the network per fold::
+
+    features (B, S, 64, 64, 3)
       ├─ fold_1: network ─ Dense(C, softmax) ─┐
       ├─ fold_2: network ─ Dense(C, softmax) ─┼─ Average -> probabilities (B, C)
       └─ …                                   ─┘
@@ -44,6 +50,7 @@ from ..data.corpora import SAMPLE_RATE
 from ..data.feature_statistics import EPSILON, FLAT
 from ..data.features import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP, WIN_LENGTH
 from ..engine.fold_weights import FoldWeights
+from ..engine.stacked_training import stacked_inference
 from ..Model import ModelSpec
 from ..nn import fused_ops
 from . import timeline
@@ -56,28 +63,65 @@ ONNX_OPSET = 17  # run by ONNX Runtime >= 1.11 and most other ONNX runtimes
 
 
 def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) -> keras.Model:
-    """One model holding a copy of the network per fold, returning the mean of their softmax outputs.
+    """One model computing every fold's network on the same input and returning the mean of their softmax outputs.
+
+    TIM-Net and GM-TCNet compute the folds in one network whose every operation has a leading fold axis
+    (``FoldsInOnePass``); DCNN-BLSTMwA, and a model with a normalisation layer, hold a copy of the network per fold.
 
     Args:
         weights: the run's checked fold weights (engine/fold_weights.py).
         indices: which of ``weights.folds`` (default: all); one gives that fold's softmax.
 
     Returns:
-        A model with input ``features`` (B, *input_shape) and output ``probabilities`` (B, C); the copies are
-        the sub-models ``fold_<i>``.
+        A model with input ``features`` (B, *input_shape) and output ``probabilities`` (B, C); the copies, where
+        there are copies, are the sub-models ``fold_<i>``.
     """
     indices = list(range(len(weights.folds))) if indices is None else list(indices)
     if not indices:
         raise ValueError("fold_mean_model: indices must name at least one fold, received indices=[]")
+    name = (f"{weights.spec.name}_fold_{weights.folds[indices[0]][0]}" if len(indices) == 1
+            else f"{weights.spec.name}_mean_of_{len(indices)}_folds")
     inputs = keras.Input(weights.input_shape, name=INPUT_NAME)  # (B, T, 39); (B, S, 64, 64, 3)
-    fold_outputs = [weights.copy(i)(inputs) for i in indices]  # C each (B, C)
-    if len(fold_outputs) == 1:
-        outputs = keras.layers.Identity(name=OUTPUT_NAME)(fold_outputs[0])
-        name = f"{weights.spec.name}_fold_{weights.folds[indices[0]][0]}"
+    values = [[v.numpy() for v in weights.load(i).variables] for i in indices]
+    infer = stacked_inference(weights.model, values)
+    if infer is not None:
+        outputs = FoldsInOnePass(infer, len(indices), weights.num_classes, name=OUTPUT_NAME)(inputs)  # (B, C)
+    elif len(indices) == 1:
+        outputs = keras.layers.Identity(name=OUTPUT_NAME)(weights.copy(indices[0])(inputs))
     else:
+        fold_outputs = [weights.copy(i)(inputs) for i in indices]  # C each (B, C)
         outputs = keras.layers.Average(name=OUTPUT_NAME)(fold_outputs)  # (B, C)
-        name = f"{weights.spec.name}_mean_of_{len(fold_outputs)}_folds"
     return keras.Model(inputs, outputs, name=name)
+
+
+class FoldsInOnePass(keras.layers.Layer):
+    """The mean over M folds of one network's softmax, computed in one pass: the input repeated along a leading
+    fold axis, every operation over the folds' stacked weights (engine/stacked_training.py's inference: a
+    convolution is one batched product (M, B*T, C) @ (M, C, F)). The graph has one fold's operations, not M
+    copies, which is what the exporters' time grows with (docs/predict.md).
+
+    The folds' values are constants of ``infer``, not variables: the layer is built by ``fold_mean_model`` and
+    traced or called, never saved as a Keras layer.
+
+    Args:
+        infer: ``stacked_training.stacked_inference``'s function, (M, B, T, C) -> (M, B, classes).
+        folds: M.
+        classes: the number of output columns.
+    """
+
+    def __init__(self, infer: Callable, folds: int, classes: int, **kwargs):
+        super().__init__(**kwargs)
+        if folds < 1 or classes < 1:
+            raise ValueError(f"FoldsInOnePass: folds and classes must be positive, received folds={folds}, "
+                             f"classes={classes}")
+        self.infer, self.folds, self.classes = infer, folds, classes
+
+    def call(self, features):  # (B, T, C)
+        repeated = tf.tile(features[None], [self.folds] + [1] * features.shape.rank)  # (M, B, T, C)
+        return tf.reduce_mean(self.infer(repeated), axis=0)  # (M, B, classes) -> (B, classes)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.classes)
 
 
 def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict) -> list[str]:

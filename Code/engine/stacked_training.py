@@ -190,9 +190,32 @@ class Stack:
             stacked.assign(np.stack([m.variables[i].numpy() for m in models]))
 
 
+class FixedStack:
+    """``Stack``'s interface over fixed values: one array (M, *shape) per variable of the template, which a traced
+    function takes in as constants (the fold-mean graph of deploy/export.py).
+
+    Args:
+        template: a member's Keras model, whose layers give the structure (its own values are not read).
+        values: per member, its values in the order of ``template.variables``.
+    """
+
+    def __init__(self, template, values: list):
+        if not values or any(len(member) != len(template.variables) for member in values):
+            raise ValueError(f"FixedStack: each member needs {len(template.variables)} values, received "
+                             f"{[len(member) for member in values]}")
+        self.template = template
+        self.members = len(values)
+        self._by_id = {id(v): np.stack([member[i] for member in values]) for i, v in enumerate(template.variables)}
+
+    def __getitem__(self, variable) -> np.ndarray:
+        return self._by_id[id(variable)]
+
+
 class _StackedTIMNET:
     """TIM-Net + WeightLayer + Dense (Model._timnet), stacked; the TABs train through
     ``training_kernels.temporal_aware_block`` on ``MemberBatches`` (the fused path of TemporalAwareBlock)."""
+
+    LAYERS = ("timnet", "weight_layer", "dense")  # the template's layers after its input, each computed here
 
     def __init__(self, stack: Stack):
         self.stack = stack
@@ -262,6 +285,8 @@ class _StackedGTCM:
     """GTCM + Dense (Model._gmtcn), stacked; the gated units compute through ``training_kernels.gated_unit``
     on ``MemberBatches``."""
 
+    LAYERS = ("gtcm", "dense")
+
     def __init__(self, stack: Stack):
         self.stack = stack
         self.gtcm, self.dense = stack.template.get_layer("gtcm"), stack.template.get_layer("dense")
@@ -297,6 +322,18 @@ class _StackedGTCM:
 
 
 NETWORKS = {"TIMNET": _StackedTIMNET, "GMTCN": _StackedGTCM}
+
+
+def stacked_inference(template, values: list):
+    """M members' softmax outputs in one pass, ``x`` (M, B, *input shape) -> (M, B, classes), in inference mode;
+    None where ``template`` holds a layer the stacked networks do not compute (DCNN-BLSTMwA, a normalisation layer)
+    or TIM-Net's blocks have another activation than ReLU."""
+    network = NETWORKS.get(template.name)
+    if network is None or {layer.name for layer in template.layers} != {"features", *network.LAYERS}:
+        return None
+    if template.name == "TIMNET" and template.get_layer("timnet").activation != "relu":
+        return None
+    return network(FixedStack(template, values)).infer
 
 
 # ---------------------------------------------------------------------------------------------------------------
