@@ -50,7 +50,7 @@ from ..data.corpora import SAMPLE_RATE
 from ..data.feature_statistics import EPSILON, FLAT
 from ..data.features import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP, WIN_LENGTH
 from ..engine.fold_weights import FoldWeights
-from ..engine.stacked_training import stacked_inference
+from ..engine.stacked_training import computes_stacked, stacked_inference
 from ..Model import ModelSpec
 from ..nn import fused_ops
 from . import timeline
@@ -82,9 +82,9 @@ def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) 
     name = (f"{weights.spec.name}_fold_{weights.folds[indices[0]][0]}" if len(indices) == 1
             else f"{weights.spec.name}_mean_of_{len(indices)}_folds")
     inputs = keras.Input(weights.input_shape, name=INPUT_NAME)  # (B, T, 39); (B, S, 64, 64, 3)
-    values = [[v.numpy() for v in weights.load(i).variables] for i in indices]
-    infer = stacked_inference(weights.model, values)
-    if infer is not None:
+    if computes_stacked(weights.model):
+        values = [[v.numpy() for v in weights.load(i).variables] for i in indices]  # per fold, in variable order
+        infer = stacked_inference(weights.model, values)
         outputs = FoldsInOnePass(infer, len(indices), weights.num_classes, name=OUTPUT_NAME)(inputs)  # (B, C)
     elif len(indices) == 1:
         outputs = keras.layers.Identity(name=OUTPUT_NAME)(weights.copy(indices[0])(inputs))

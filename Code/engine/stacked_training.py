@@ -324,16 +324,23 @@ class _StackedGTCM:
 NETWORKS = {"TIMNET": _StackedTIMNET, "GMTCN": _StackedGTCM}
 
 
-def stacked_inference(template, values: list):
-    """M members' softmax outputs in one pass, ``x`` (M, B, *input shape) -> (M, B, classes), in inference mode;
-    None where ``template`` holds a layer the stacked networks do not compute (DCNN-BLSTMwA, a normalisation layer)
-    or TIM-Net's blocks have another activation than ReLU."""
+def computes_stacked(template) -> bool:
+    """Whether the stacked networks compute ``template``'s inference: TIM-Net (ReLU blocks) or GM-TCNet, without a
+    layer they do not know (a normalisation layer)."""
     network = NETWORKS.get(template.name)
     if network is None or {layer.name for layer in template.layers} != {"features", *network.LAYERS}:
-        return None
-    if template.name == "TIMNET" and template.get_layer("timnet").activation != "relu":
-        return None
-    return network(FixedStack(template, values)).infer
+        return False
+    return template.name != "TIMNET" or template.get_layer("timnet").activation == "relu"
+
+
+def stacked_inference(template, values: list):
+    """M members' softmax outputs in one pass, ``x`` (M, B, *input shape) -> (M, B, classes), in inference mode, for
+    a ``template`` that ``computes_stacked``; ``values``: per member, its values in the order of
+    ``template.variables``."""
+    if not computes_stacked(template):
+        raise ValueError(f"stacked_inference: the stacked networks do not compute {template.name} with layers "
+                         f"{[layer.name for layer in template.layers]}")
+    return NETWORKS[template.name](FixedStack(template, values)).infer
 
 
 # ---------------------------------------------------------------------------------------------------------------
