@@ -97,8 +97,8 @@ def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) 
 class FoldsInOnePass(keras.layers.Layer):
     """The mean over M folds of one network's softmax, computed in one pass: the input repeated along a leading
     fold axis, every operation over the folds' stacked weights (engine/stacked_training.py's inference: a
-    convolution is one batched product (M, B*T, C) @ (M, C, F)). The graph has one fold's operations, not M
-    copies, which is what the exporters' time grows with (docs/predict.md).
+    convolution is one batched product (M, B*T, C) @ (M, C, F), TIM-Net's BatchNorms folded into them). The graph
+    has one fold's operations, not M copies, which is what the exporters' time grows with (docs/predict.md).
 
     The folds' values are constants of ``infer``, not variables: the layer is built by ``fold_mean_model`` and
     traced or called, never saved as a Keras layer.
