@@ -31,6 +31,9 @@ on their own monitor rows after every epoch (inference mode, stacked) and keep t
 
 TIM-Net and GM-TCNet only (DCNN-BLSTMwA trains sequentially); float32 or float64 (not mixed precision, not
 XLA); the rows of every member index one shared x (no ``--augment``, which makes new utterances per fold).
+
+The stacked inference also serves a run's exported graph (deploy/export.py): ``stacked_inference`` computes the
+folds' networks in one pass from their fixed values (``FixedStack``).
 """
 
 from __future__ import annotations
@@ -217,7 +220,7 @@ class _StackedTIMNET:
 
     LAYERS = ("timnet", "weight_layer", "dense")  # the template's layers after its input, each computed here
 
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack | FixedStack):
         self.stack = stack
         template = stack.template
         self.timnet, self.fusion, self.dense = (template.get_layer(n) for n in ("timnet", "weight_layer", "dense"))
@@ -288,7 +291,7 @@ class _StackedGTCM:
 
     LAYERS = ("gtcm", "dense")
 
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack | FixedStack):
         self.stack = stack
         self.gtcm, self.dense = stack.template.get_layer("gtcm"), stack.template.get_layer("dense")
         self.dropouts = []  # GM-TCNet has no dropout
