@@ -6,10 +6,10 @@ optionally against another checkout.
 Each job is a fresh interpreter that loads the run (``load_run``, the checkout's own ``Code/``), then times
 ``Run.export`` of one format, the import and the load not counted, then the written graph on the first 1, 8 and 64
 rows of EMODB_2s.npy, in the runtime a consumer would use (ONNX Runtime, LiteRT, TensorFlow; per batch size the
-median of 5 calls after one). With ``--against``, the other checkout's ``Code/`` runs the same job right after this one's, format by
-format and round by round, so that the machine's state of the moment falls on both alike. Each job also counts the
-TensorFlow operations of the traced 10-fold graph (what the exporters convert). It prints figures; it asserts
-nothing.
+median of 5 calls after one). With ``--against``, the other checkout's ``Code/`` runs the same job right after
+this one's, format by format and round by round, so that the machine's state of the moment falls on both alike.
+Each job also counts the TensorFlow operations of the traced 10-fold graph (what the exporters convert). It
+prints figures; it asserts nothing.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def test_the_graph_is_the_mean_of_the_folds_softmax(tmp_path, tiny_timnet, name)
         network = build_model(spec, shape, len(CLASSES), hyper)
         legacy_weights.load_legacy_weights(path, legacy_weight_groups(network))
         folds.append(np.asarray(network(x, training=False)))
-    assert np.abs(folds[0] - folds[1]).max() > 0.02  # the folds differ, so the mean is a real test
+    assert np.abs(folds[0] - folds[1]).max() > 0.05  # the folds differ, so the mean is a real test
     np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(folds, axis=0), atol=1e-6)
     single = export.fold_mean_model(FoldWeights(spec, hyper, shape, len(CLASSES), files), [1])
     assert single.name == f"{name}_fold_2"
