@@ -1,14 +1,15 @@
-"""Export time of the authors' 10 TIM-Net folds (EMODB_46) in each format, and the exported graph's time per batch,
-optionally against another checkout.
+"""Export time of the authors' 10 TIM-Net folds (EMODB_46), or of another EMODB run's folds, in each format, and the
+exported graph's time per batch, optionally against another checkout.
 
     .venv/bin/python bench/export_time.py [--formats onnx,tflite,savedmodel] [--rounds 2] [--against ../base]
+                                          [--weights Models/<an EMODB run>]
 
 Each job is a fresh interpreter that loads the run (``load_run``, the checkout's own ``Code/``), then times
 ``Run.export`` of one format, the import and the load not counted, then the written graph on the first 1, 8 and 64
 rows of EMODB_2s.npy, in the runtime a consumer would use (ONNX Runtime, LiteRT, TensorFlow; per batch size the
 median of 5 calls after one). With ``--against``, the other checkout's ``Code/`` runs the same job right after
 this one's, format by format and round by round, so that the machine's state of the moment falls on both alike.
-Each job also counts the TensorFlow operations of the traced 10-fold graph (what the exporters convert). It
+Each job also counts the TensorFlow operations of the traced fold-mean graph (what the exporters convert). It
 prints figures; it asserts nothing.
 """
 
@@ -69,16 +70,18 @@ def main() -> None:
     parser.add_argument("--formats", default="onnx,tflite,savedmodel")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--against", help="another checkout (its Code/ is timed the same way, in turn)")
+    parser.add_argument("--weights", help="a run folder of EMODB weights (default: the authors' EMODB_46, TIM-Net)")
     args = parser.parse_args()
-    weights = os.path.dirname(shared_file("reference", "Test_Models", "EMODB_46", "10-fold_weights_best_1.hdf5"))
+    weights = (os.path.abspath(args.weights) if args.weights else
+               os.path.dirname(shared_file("reference", "Test_Models", "EMODB_46", "10-fold_weights_best_1.hdf5")))
     features = shared_file("reference", "EMODB_2s.npy")
     checkouts = {"this checkout": os.path.join(ROOT, "Code")}
     if args.against:
         checkouts["--against"] = os.path.join(os.path.abspath(args.against), "Code")
-    tables = Tables(f"Run.export of the authors' EMODB_46 (10 TIM-Net folds), each job a fresh process, "
-                    f"{args.rounds} round(s)")
+    what = f"{os.path.basename(weights)}'s folds" if args.weights else "the authors' EMODB_46 (10 TIM-Net folds)"
+    tables = Tables(f"Run.export of {what}, each job a fresh process, {args.rounds} round(s)")
     tables.emit("", "| format | checkout | s per export, each round | ms per call at batch 1 / 8 / 64, each round "
-                "| TensorFlow operations of the 10-fold graph |", "|---|---|---|---|---|")
+                "| TensorFlow operations of the fold-mean graph |", "|---|---|---|---|---|")
     for fmt in args.formats.split(","):
         results = {name: [] for name in checkouts}
         for _ in range(args.rounds):

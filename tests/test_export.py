@@ -101,9 +101,8 @@ def tiny_timnet(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["TIMNET", "GMTCN"])
 def test_the_graph_is_the_mean_of_the_folds_softmax(tmp_path, tiny_timnet, name):
-    """The folds in one pass over their stacked weights, a graph as large for 2 folds as for 1: the mean of what
-    predict computes fold by fold. (DCNN-BLSTMwA's graph, and one with a normalisation layer, hold a copy per fold:
-    the tests below and tests/test_normalize.py.)"""
+    """The mean of what predict computes fold by fold: TIM-Net's folds in one pass over their stacked weights (a
+    graph as large for 2 folds as for 1), GM-TCNet's as copies (export.ONE_PASS_MODELS)."""
     model, files = tiny_timnet if name == "TIMNET" else tiny_model(name, tmp_path, (1, 2))
     spec, hyper, shape, _, _ = TINY[name]
     x = np.random.default_rng(7).normal(size=(6, *shape)).astype("float32")
@@ -117,6 +116,9 @@ def test_the_graph_is_the_mean_of_the_folds_softmax(tmp_path, tiny_timnet, name)
     single = export.fold_mean_model(FoldWeights(spec, hyper, shape, len(CLASSES), files), [1])
     assert single.name == f"{name}_fold_2"
     np.testing.assert_allclose(np.asarray(single(x, training=False)), folds[1], atol=1e-6)
+    if name == "GMTCN":
+        assert [layer.name for layer in model.layers] == ["features", "fold_1", "fold_2", "probabilities"]
+        return
     assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "FoldsInOnePass"]
     signature = [tf.TensorSpec((None, *shape), tf.float32)]
     operations = [len(export._constant_function(m, signature).graph.get_operations()) for m in (single, model)]

@@ -2,15 +2,15 @@
 to make its input.
 
 The graph is what ``--mode predict`` computes (predict.py): every fold's network, loaded from its
-``<k>-fold_weights_best_<i>.hdf5``, applied to the same input, and the mean of their softmax outputs. TIM-Net and
-GM-TCNet compute the M folds in one pass, each operation over their weights stacked on a leading fold axis
-(``FoldsInOnePass``), so the graph is one fold's size whatever M::
+``<k>-fold_weights_best_<i>.hdf5``, applied to the same input, and the mean of their softmax outputs. TIM-Net
+computes the M folds in one pass, each operation over their weights stacked on a leading fold axis
+(``FoldsInOnePass``, ``ONE_PASS_MODELS``), so the graph is one fold's size whatever M::
 
     features (B, T, 39) ─ repeated (M, B, T, 39) ─ network over the stacked weights ─ (M, B, C) ─ mean -> (B, C)
 
-DCNN-BLSTMwA, and a model with a normalisation layer, hold a copy of the network per fold::
+GM-TCNet, DCNN-BLSTMwA and a model with a normalisation layer hold a copy of the network per fold::
 
-    features (B, S, 64, 64, 3)
+    features (B, T, 39) MFCC, or (B, S, 64, 64, 3) log-Mel segments
       ├─ fold_1: network ─ Dense(C, softmax) ─┐
       ├─ fold_2: network ─ Dense(C, softmax) ─┼─ Average -> probabilities (B, C)
       └─ …                                   ─┘
@@ -60,13 +60,18 @@ INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
 ENDPOINT = "serve"  # the SavedModel signature and the TFLite signature runner
 ONNX_OPSET = 17  # run by ONNX Runtime >= 1.11 and most other ONNX runtimes
+# Models whose fold-mean graph computes the folds in one pass (``FoldsInOnePass``), where that graph measured as fast
+# as the copies or faster at every batch size (docs/predict.md). GM-TCNet's was 5x quicker to export but a third
+# slower per batch of 64 in ONNX Runtime, which fuses each copy's 2-D product, bias and ReLU into one Gemm and cannot
+# fuse the batched products of a stack: it keeps the copies.
+ONE_PASS_MODELS = ("TIMNET",)
 
 
 def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) -> keras.Model:
     """One model computing every fold's network on the same input and returning the mean of their softmax outputs.
 
-    TIM-Net and GM-TCNet compute the folds in one network whose every operation has a leading fold axis
-    (``FoldsInOnePass``); DCNN-BLSTMwA, and a model with a normalisation layer, hold a copy of the network per fold.
+    TIM-Net computes the folds in one network whose every operation has a leading fold axis (``FoldsInOnePass``);
+    GM-TCNet, DCNN-BLSTMwA and a model with a normalisation layer hold a copy of the network per fold.
 
     Args:
         weights: the run's checked fold weights (engine/fold_weights.py).
@@ -82,7 +87,7 @@ def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) 
     name = (f"{weights.spec.name}_fold_{weights.folds[indices[0]][0]}" if len(indices) == 1
             else f"{weights.spec.name}_mean_of_{len(indices)}_folds")
     inputs = keras.Input(weights.input_shape, name=INPUT_NAME)  # (B, T, 39); (B, S, 64, 64, 3)
-    if computes_stacked(weights.model):
+    if weights.spec.name in ONE_PASS_MODELS and computes_stacked(weights.model):
         values = [[v.numpy() for v in weights.load(i).variables] for i in indices]  # per fold, in variable order
         infer = stacked_inference(weights.model, values)
         outputs = FoldsInOnePass(infer, len(indices), weights.num_classes, name=OUTPUT_NAME)(inputs)  # (B, C)
