@@ -61,9 +61,9 @@ OUTPUT_NAME = "probabilities"
 ENDPOINT = "serve"  # the SavedModel signature and the TFLite signature runner
 ONNX_OPSET = 17  # run by ONNX Runtime >= 1.11 and most other ONNX runtimes
 # Models whose fold-mean graph computes the folds in one pass (``FoldsInOnePass``), where that graph measured as fast
-# as the copies or faster at every batch size (docs/predict.md). GM-TCNet's was 5x quicker to export but a third
-# slower per batch of 64 in ONNX Runtime, which fuses each copy's 2-D product, bias and ReLU into one Gemm and cannot
-# fuse the batched products of a stack: it keeps the copies.
+# as the copies or faster at every batch size (docs/predict.md). GM-TCNet's exported sooner but ran slower per batch
+# of 64: ONNX Runtime fuses each copy's 2-D product, bias and ReLU into one Gemm, not the batched products of a
+# stack; it keeps the copies.
 ONE_PASS_MODELS = ("TIMNET",)
 
 
