@@ -51,7 +51,7 @@ from ..core.errors import UserError
 from ..Model import STACKED_MODELS, ModelSpec, build_model
 from ..nn import fused_ops
 from ..nn.causal_conv import shift_right, tap_lags
-from ..nn.training_kernels import gated_unit, temporal_aware_block
+from ..nn.training_kernels import batch_norm_affine, gated_unit, temporal_aware_block
 from .protocol import EpochProgress, loss_and_accuracy, plan_fold
 
 
@@ -272,9 +272,10 @@ class _StackedTIMNET:
         exported graph); the same function to float rounding."""
 
         def folded(conv, bn):  # BatchNorm's affine map folded into the convolution: one pass less over z
-            scale = self.stack[bn.gamma] * tf.math.rsqrt(self.stack[bn.moving_variance] + bn.epsilon)  # (M, F)
+            scale, offset = batch_norm_affine(*(self.stack[v] for v in (bn.gamma, bn.beta, bn.moving_mean,
+                                                                        bn.moving_variance)), bn.epsilon)  # (M, F)
             kernel = self.stack[conv.kernel] * scale[:, None, None, :]  # (M, k, C, F)
-            return kernel, (self.stack[conv.bias] - self.stack[bn.moving_mean]) * scale + self.stack[bn.beta]
+            return kernel, self.stack[conv.bias] * scale + offset
 
         def block(layer, h):
             a = h

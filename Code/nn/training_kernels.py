@@ -214,6 +214,13 @@ def temporal_aware_block(x, kernel1, bias1, gamma1, beta1, kernel2, bias2, gamma
                       keep_scale, time_mean)
 
 
+def batch_norm_affine(gamma, beta, mean, variance, epsilon: float) -> tuple:
+    """BatchNorm in inference as z * scale + offset: scale = gamma / sqrt(moving variance + epsilon) and offset =
+    beta - moving mean * scale, as tf.nn.batch_normalization computes them; (C,) each, or any shape alike."""
+    scale = tf.math.rsqrt(variance + epsilon) * gamma
+    return scale, beta - mean * scale
+
+
 def temporal_aware_inference(x, kernel1, bias1, kernel2, bias2, statistics, epsilon: float, dilation: int):
     """One TIM-Net temporal-aware block in inference (paper §2.2), in one fused op (fused_tail.cc), or None where the
     fused ops do not serve (switched off, not built, not float32/64): the block's Keras layers compute it then.
@@ -236,10 +243,7 @@ def temporal_aware_inference(x, kernel1, bias1, kernel2, bias2, statistics, epsi
     fused = _fused_library(x, SingleBatch, None)
     if fused is None:
         return None
-    affine = []
-    for gamma, beta, mean, variance in statistics:
-        scale = tf.math.rsqrt(variance + epsilon) * gamma
-        affine += [scale, beta - mean * scale]
+    affine = [part for bn in statistics for part in batch_norm_affine(*bn, epsilon)]  # scale1, offset1, scale2, ...
     lags = tap_lags(kernel1.shape[-3], dilation)
 
     @tf.custom_gradient
