@@ -51,9 +51,10 @@ def randomise(model, seed: int, scale: float) -> None:
             variable.assign(rng.normal(0.0, scale, variable.shape).astype("float32"))
 
 
-def save_folds(name: str, folder, folds) -> list[tuple[int, str]]:
-    """Fold files in the authors' layout, each fold its own random weights."""
-    spec, hyper, shape, _, scale = TINY[name]
+def save_folds(name: str, folder, folds, hyper: Hyper | None = None) -> list[tuple[int, str]]:
+    """Fold files in the authors' layout, each fold its own random weights (of TINY's network, or of ``hyper``'s)."""
+    spec, tiny_hyper, shape, _, scale = TINY[name]
+    hyper = hyper or tiny_hyper
     files = []
     for fold in folds:
         model = build_model(spec, shape, len(CLASSES), hyper)
@@ -99,6 +100,16 @@ def tiny_timnet(tmp_path_factory):
     return tiny_model("TIMNET", tmp_path_factory.mktemp("timnet"), (1, 2))
 
 
+def each_fold(spec, hyper: Hyper, shape, files, x: np.ndarray) -> list[np.ndarray]:
+    """Predict's way: one network, each fold's file loaded in turn; its softmax on x per fold."""
+    folds = []
+    for _, path in files:
+        network = build_model(spec, shape, len(CLASSES), hyper)
+        legacy_weights.load_legacy_weights(path, legacy_weight_groups(network))
+        folds.append(np.asarray(network(x, training=False)))
+    return folds
+
+
 @pytest.mark.parametrize("name", ["TIMNET", "GMTCN"])
 def test_the_graph_is_the_mean_of_the_folds_softmax(tmp_path, tiny_timnet, name):
     """The mean of what predict computes fold by fold: TIM-Net's folds in one pass over their stacked weights (a
@@ -106,11 +117,7 @@ def test_the_graph_is_the_mean_of_the_folds_softmax(tmp_path, tiny_timnet, name)
     model, files = tiny_timnet if name == "TIMNET" else tiny_model(name, tmp_path, (1, 2))
     spec, hyper, shape, _, _ = TINY[name]
     x = np.random.default_rng(7).normal(size=(6, *shape)).astype("float32")
-    folds = []
-    for _, path in files:  # predict's way: one network, each fold's file loaded in turn
-        network = build_model(spec, shape, len(CLASSES), hyper)
-        legacy_weights.load_legacy_weights(path, legacy_weight_groups(network))
-        folds.append(np.asarray(network(x, training=False)))
+    folds = each_fold(spec, hyper, shape, files, x)
     assert np.abs(folds[0] - folds[1]).max() > 0.05  # the folds differ, so the mean is a real test
     np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(folds, axis=0), atol=1e-6)
     single = export.fold_mean_model(FoldWeights(spec, hyper, shape, len(CLASSES), files), [1])
@@ -129,19 +136,14 @@ def test_the_graph_is_the_mean_of_the_folds_softmax(tmp_path, tiny_timnet, name)
 def test_a_network_the_stacked_path_does_not_compute_keeps_a_copy_per_fold(tmp_path, change):
     """A normalisation layer, or TIM-Net blocks with another activation than ReLU: the folds as copies, still
     their mean."""
-    spec, hyper, shape, _, scale = TINY["TIMNET"]
+    spec, hyper, shape, _, _ = TINY["TIMNET"]
     hyper = replace(hyper, **change)
-    files, folds = [], []
+    files = save_folds("TIMNET", tmp_path, (1, 2), hyper)
     x = np.random.default_rng(7).normal(size=(4, *shape)).astype("float32")
-    for fold in (1, 2):
-        network = build_model(spec, shape, len(CLASSES), hyper)
-        randomise(network, fold, scale)
-        files.append((fold, str(tmp_path / f"2-fold_weights_best_{fold}.hdf5")))
-        legacy_weights.save_legacy_weights(files[-1][1], legacy_weight_groups(network))
-        folds.append(np.asarray(network(x, training=False)))
     model = export.fold_mean_model(FoldWeights(spec, hyper, shape, len(CLASSES), files))
     assert [layer.name for layer in model.layers] == ["features", "fold_1", "fold_2", "probabilities"]
-    np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(folds, axis=0), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(each_fold(spec, hyper, shape, files, x),
+                                                                             axis=0), atol=1e-6)
 
 
 @pytest.mark.parametrize("name, fmt", [("TIMNET", "onnx"), ("TIMNET", "tflite"), ("TIMNET", "savedmodel"),
