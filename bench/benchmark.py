@@ -143,6 +143,7 @@ print(json.dumps({{"step": (time.time() - start) / 2}}))
 """
 
 STACKED = PRELUDE + """
+{package}
 from timnet_ser.Common_Model import configure_tensorflow
 from timnet_ser.core.config import RunConfig
 from timnet_ser.engine.protocol import make_folds
@@ -180,9 +181,11 @@ print(json.dumps({{"build": build, "epoch": statistics.median(times), "peak": pe
 
 
 def stacked_job(model: str, layout: str, members: int, epochs: int = 0, steps: int = 0, n: int = 535,
-                frames: int = 188, classes: int = 7, blocks: int = 8) -> str:
+                frames: int = 188, classes: int = 7, blocks: int = 8, code: str | None = None) -> str:
+    """The stacked job's code; ``code``: another checkout's Code/ to time instead of this one's."""
+    package = "" if code is None else f"from fresh_process import checkout_package\ncheckout_package({code!r})"
     return STACKED.format(model=model, layout=layout, members=members, epochs=epochs, steps=steps, n=n,
-                          frames=frames, classes=classes, blocks=blocks)
+                          frames=frames, classes=classes, blocks=blocks, package=package)
 
 
 EXTRACT = PRELUDE + """

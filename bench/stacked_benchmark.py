@@ -1,7 +1,8 @@
 """Where the stacked training step's time and memory go (Code/stacked_training.py); its speed against the
 sequential path and the reference graph is a table of bench/benchmark.py.
 
-    .venv/bin/python bench/stacked_benchmark.py [--sections breakdown,memory] [--memory_members 1,2,4] [--markdown PATH]
+    .venv/bin/python bench/stacked_benchmark.py [--sections breakdown,memory,start] [--memory_members 1,2,4]
+        [--rounds 2] [--against ../base] [--markdown PATH]
 
 breakdown: on one thread (CPU time, so that other processes on a shared machine count less): one TIM-Net
 temporal-aware block, forward and backward, per member, in the batched layout's kernel for stacks of 1, 2, 4
@@ -11,12 +12,19 @@ activations per member; the products of a block are the same per member in both.
 memory: peak resident memory of TIM-Net stacks at IEMOCAP shapes (5531 random utterances, T = 606,
 10 blocks per direction, 4 classes, batch 64; the features alone are 523 MB) after two steps, for a few
 stack sizes, in both layouts; that is what ``--stack_members`` is chosen from.
+
+start: a run's 10 folds in one stack of the grouped layout (the CPU's default) at EMODB shapes, TIM-Net and
+GM-TCNet: the time from the trainer's construction to the end of its first step (the members' models, the trace
+of the step, TensorFlow's graph optimisation), seconds per stacked epoch (median of 3, after a warm-up epoch) and
+peak memory, ``--rounds`` fresh processes each; with ``--against``, another checkout's Code/ runs the same job right
+after each of this checkout's, in turn.
 It prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from benchmark import PRELUDE, run, stacked_job
 from fresh_process import TIMING, Tables
@@ -68,13 +76,18 @@ print(json.dumps(result))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default="breakdown,memory",
-                        help="comma-separated, of: breakdown (1 minute), memory (minutes per stack size); default both")
+                        help="comma-separated, of: breakdown (1 minute), memory (minutes per stack size), start (about "
+                             "a minute per round and checkout); default breakdown,memory")
+    parser.add_argument("--rounds", type=int, default=2, help="fresh processes per checkout in the start section")
+    parser.add_argument("--against", help="another checkout, timed in turn with this one in the start section")
     parser.add_argument("--memory_members", default="1,2,4", help="stack sizes of the memory section (default 1,2,4)")
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
-    if not sections <= {"breakdown", "memory"}:
-        parser.error(f"--sections {args.sections}: choose from breakdown, memory")
+    if not sections <= {"breakdown", "memory", "start"}:
+        parser.error(f"--sections {args.sections}: choose from breakdown, memory, start")
+    if args.against and not os.path.isfile(os.path.join(args.against, "Code", "__init__.py")):
+        parser.error(f"--against {args.against}: not a checkout (no Code/__init__.py)")
     tables = Tables("one TIM-Net temporal-aware block (B 64, T 188, C 39); IEMOCAP-shaped stacks", args.markdown)
     emit = tables.emit
     if "breakdown" in sections:
@@ -95,6 +108,17 @@ def main() -> None:
                                           blocks=10))
                 emit(f"| {members} member(s), {layout} | {figures['step']:.1f} | "
                      f"{figures['step'] / members:.2f} | {figures['peak']:.0f} |")
+    if "start" in sections:
+        checkouts = {"this": None, **({"--against": os.path.join(os.path.abspath(args.against), "Code")}
+                                       if args.against else {})}
+        emit("", "| EMODB shapes, 10 folds in one grouped stack | checkout | round | build + first step, s | "
+             "s per stacked epoch | peak memory, MB |", "|---|---|---|---|---|---|")
+        for model in ("TIMNET", "GMTCN"):
+            for round_ in range(1, args.rounds + 1):
+                for name, code in checkouts.items():
+                    figures = run(stacked_job(model, "grouped", 10, epochs=3, code=code))
+                    emit(f"| {model} | {name} | {round_} | {figures['build']:.1f} | {figures['epoch']:.2f} | "
+                         f"{figures['peak']:.0f} |")
     tables.save()
 
 

@@ -1,5 +1,6 @@
 """nn/flat_adam.FlatAdam is Keras 3's Adam bit for bit: the same weights, moments and step count after several
-steps, on every network the sequential trainer trains; and the trainer uses it (one update, few operations)."""
+steps, on every network the sequential trainer trains; and the trainer uses it (one update, few operations).
+Its formulas (``adam_update``) on stacked members' rows, each at its own step, give each row what one model gets."""
 
 import random
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 from timnet_ser.Common_Model import Trainer
 from timnet_ser.core.config import Hyper, RunConfig
 from timnet_ser.Model import MODELS, build_model
-from timnet_ser.nn.flat_adam import FlatAdam
+from timnet_ser.nn.flat_adam import FlatAdam, adam_update
 
 SHAPES = {"TIMNET": (24, 39), "GMTCN": (24, 39), "DCNN_BLSTMwA": (2, 64, 64, 3)}
 HYPER = Hyper(dilation_size=2, backbone_alpha=0.35, backbone_weights="none")  # the smallest MobileNetV2
@@ -80,3 +81,23 @@ def test_flat_adam_refuses_what_it_cannot_update():
         flat.apply([None], model.trainable_variables[:1])
     with pytest.raises(ValueError, match="no gradient for"):
         flat.apply([None] * len(model.trainable_variables), model.trainable_variables)
+
+
+def test_adam_update_on_member_rows_is_each_members_own_update():
+    """The stacked trainer's use: (M, P) moments and gradients, a step count per member; row m equals the update of
+    a model alone at member m's step, bit for bit (alpha broadcast along the row, not mixed between rows)."""
+    rng = np.random.default_rng(1)
+    gradient, momentum, velocity = (rng.standard_normal((3, 50)).astype("float32") for _ in range(3))
+    velocity = np.abs(velocity)
+    steps = np.array([0, 4, 11], np.int64)
+    settings = dict(learning_rate=tf.constant(0.001, tf.float32), beta_1=0.93, beta_2=0.98, epsilon=1e-8)
+    stacked = adam_update(tf.constant(gradient), tf.constant(momentum), tf.constant(velocity), tf.constant(steps),
+                          **settings)
+    for m in range(3):
+        alone = adam_update(tf.constant(gradient[m]), tf.constant(momentum[m]), tf.constant(velocity[m]),
+                            tf.constant(steps[m]), **settings)
+        for row, value in zip(stacked, alone):
+            np.testing.assert_array_equal(row[m].numpy(), value.numpy())
+    at_step_0 = adam_update(tf.constant(gradient[2]), tf.constant(momentum[2]), tf.constant(velocity[2]),
+                            tf.constant(steps[0]), **settings)[2]
+    assert not np.allclose(stacked[2][2].numpy(), at_step_0.numpy())  # member 2's own step count sets its rate

@@ -51,6 +51,7 @@ from ..core.errors import UserError
 from ..Model import STACKED_MODELS, ModelSpec, build_model
 from ..nn import fused_ops
 from ..nn.causal_conv import shift_right, tap_lags
+from ..nn.flat_adam import adam_update
 from ..nn.training_kernels import batch_norm_affine, gated_unit, temporal_aware_block
 from .protocol import EpochProgress, loss_and_accuracy, plan_fold
 
@@ -400,7 +401,10 @@ class StackedTrainer:
         self.network = NETWORKS[spec.name](self.stack)  # the batched layout's training, both layouts' monitoring
         self.dtype = next(s.dtype for s in self.stack.trainable)
         self.members = len(seeds)
-        self.moments = [(tf.Variable(tf.zeros_like(s)), tf.Variable(tf.zeros_like(s))) for s in self.stack.trainable]
+        # Adam's state per member, flat as FlatAdam keeps one model's: each member's moments in its row (M, P)
+        self.sizes = [int(np.prod(s.shape[1:])) for s in self.stack.trainable]
+        self.momentum, self.velocity = (tf.Variable(tf.zeros([self.members, sum(self.sizes)], self.dtype))
+                                        for _ in range(2))
         self.iterations = tf.Variable(tf.zeros([self.members], tf.int64))  # Adam's step count, per member
         batch = config.batch_size
         specs = [tf.TensorSpec((self.members, batch, *self.input_shape), self.dtype),
@@ -422,10 +426,8 @@ class StackedTrainer:
     def reset(self, seeds: list) -> None:
         """New members (as many as before): their initial weights and dropout seeds; Adam from zero."""
         self.stack.assign(self._build(seeds))
-        for first, second in self.moments:
-            first.assign(tf.zeros_like(first))
-            second.assign(tf.zeros_like(second))
-        self.iterations.assign(tf.zeros_like(self.iterations))
+        for state in (self.momentum, self.velocity, self.iterations):
+            state.assign(tf.zeros_like(state))
 
     def _grouped(self, x, y, counts):
         """Member by member, Trainer._train_step's forward and gradient: the normal Keras model (stateless) on the
@@ -489,20 +491,17 @@ class StackedTrainer:
         return masks, updates
 
     def _adam(self, gradients, active) -> None:
-        """Keras 3's Adam.update_step per member, for members with rows in this step only."""
+        """Keras 3's Adam.update_step per member (``flat_adam.adam_update`` on each member's row of the flat
+        gradients), for members with rows in this step only."""
         config = self.config
-        lr = tf.cast(tf.constant(config.lr, tf.float32), self.dtype)  # Keras keeps the rate in float32
-        local_step = tf.cast(self.iterations + 1, self.dtype)  # (M,)
-        alpha = (lr * tf.sqrt(1 - tf.pow(tf.cast(config.beta2, self.dtype), local_step))
-                 / (1 - tf.pow(tf.cast(config.beta1, self.dtype), local_step)))  # (M,)
-        for variable, gradient, (first, second) in zip(self.stack.trainable, gradients, self.moments):
-            shape = [self.members] + [1] * (variable.shape.rank - 1)
-            new_first = first + (gradient - first) * (1 - config.beta1)
-            new_second = second + (tf.square(gradient) - second) * (1 - config.beta2)
-            step = new_first * tf.reshape(alpha, shape) / (tf.sqrt(new_second) + config.epsilon)
-            _assign_active(first, new_first, active)
-            _assign_active(second, new_second, active)
-            _assign_active(variable, variable - step, active)
+        gradient = tf.concat([tf.reshape(g, [self.members, -1]) for g in gradients], axis=1)  # (M, P)
+        lr = tf.constant(config.lr, tf.float32)  # Keras keeps the rate in float32
+        momentum, velocity, step = adam_update(gradient, self.momentum, self.velocity, self.iterations, lr,
+                                               config.beta1, config.beta2, config.epsilon)
+        _assign_active(self.momentum, momentum, active)
+        _assign_active(self.velocity, velocity, active)
+        for variable, part in zip(self.stack.trainable, tf.split(step, self.sizes, axis=1)):
+            _assign_active(variable, variable - tf.reshape(part, variable.shape), active)
         self.iterations.assign_add(tf.cast(active, tf.int64))
 
     def _train_step(self, x, y, weights):

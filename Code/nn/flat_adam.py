@@ -8,7 +8,8 @@ keeps both moments of every variable in one flat vector each and runs each eleme
 concatenated gradients; each variable then takes its slice of the step. Element by element these are the same
 float32 operations in the same order as Keras' update, so the weights, moments and step count are bit for bit
 Keras' (tests/test_flat_adam.py). Loss scaling (``--mixed_precision`` float16) stays with Keras' LossScaleOptimizer
-around Keras' Adam.
+around Keras' Adam. The formulas are ``adam_update``, which the stacked trainer (engine/stacked_training.py) also
+runs, on one row of flat moments per member.
 """
 
 from __future__ import annotations
@@ -18,6 +19,30 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+
+
+def adam_update(gradient, momentum, velocity, iterations, learning_rate, beta_1: float, beta_2: float,
+                epsilon: float):
+    """Adam.update_step's expressions, in its order and types, on flat tensors: (new momentum, new velocity, step),
+    the step to subtract from the variables.
+
+    Args:
+        gradient, momentum, velocity: (P,) for one model, or (M, P) for M models (stacked members), each at its
+            own step count.
+        iterations: the steps taken before this one, int64: () or (M,).
+        learning_rate: float32, as Keras keeps it; cast to the gradient's dtype like the powers and alpha.
+        beta_1, beta_2, epsilon: Python floats ((1 - beta) is computed in Python, as Keras does).
+    """
+    dtype = gradient.dtype
+    local_step = tf.cast(iterations + 1, dtype)
+    beta_1_power = tf.pow(tf.cast(beta_1, dtype), local_step)
+    beta_2_power = tf.pow(tf.cast(beta_2, dtype), local_step)
+    alpha = tf.cast(learning_rate, dtype) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)  # () or (M,)
+    if alpha.shape.rank:
+        alpha = alpha[:, None]  # (M, 1): member m's rate along its row
+    momentum = momentum + (gradient - momentum) * (1 - beta_1)
+    velocity = velocity + (tf.square(gradient) - velocity) * (1 - beta_2)
+    return momentum, velocity, (momentum * alpha) / (tf.sqrt(velocity) + epsilon)
 
 
 class FlatAdam:
@@ -66,20 +91,13 @@ class FlatAdam:
             raise ValueError("FlatAdam.apply: received other variables than the ones it was built for")
         if missing := [v.path for v, g in zip(variables, gradients) if g is None]:
             raise ValueError(f"FlatAdam.apply: no gradient for {', '.join(missing)}")
-        dtype = self.dtype
-        gradient = tf.concat([tf.reshape(tf.cast(g, dtype), [-1]) for g in gradients], axis=0)  # (P,)
-        # Adam.update_step's expressions, in its order and types: the powers and alpha in the variables' dtype,
-        # (1 - beta) computed in Python as Keras does, then converted
-        lr = tf.cast(self.learning_rate, dtype)
-        local_step = tf.cast(self.iterations + 1, dtype)
-        beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), local_step)
-        beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), local_step)
-        alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        momentum = self.momentum.assign_add((gradient - self.momentum) * (1 - self.beta_1))
-        velocity = self.velocity.assign_add((tf.square(gradient) - self.velocity) * (1 - self.beta_2))
-        steps = tf.split((momentum * alpha) / (tf.sqrt(velocity) + self.epsilon), self.sizes)  # one per variable
-        for variable, step in zip(self.targets, steps):  # a Keras variable's assign_sub is 3 operations, its
-            variable.value.assign_sub(tf.reshape(step, variable.shape))  # tf.Variable's one (the same subtraction)
+        gradient = tf.concat([tf.reshape(tf.cast(g, self.dtype), [-1]) for g in gradients], axis=0)  # (P,)
+        momentum, velocity, step = adam_update(gradient, self.momentum, self.velocity, self.iterations,
+                                               self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
+        self.momentum.assign(momentum)
+        self.velocity.assign(velocity)
+        for variable, part in zip(self.targets, tf.split(step, self.sizes)):  # a Keras variable's assign_sub is 3
+            variable.value.assign_sub(tf.reshape(part, variable.shape))  # operations, its tf.Variable's one
         self.iterations.assign_add(1)
 
     def reset(self) -> None:
