@@ -88,7 +88,7 @@ def main() -> None:
         parser.error(f"--sections {args.sections}: choose from breakdown, memory, start")
     if args.against and not os.path.isfile(os.path.join(args.against, "Code", "__init__.py")):
         parser.error(f"--against {args.against}: not a checkout (no Code/__init__.py)")
-    tables = Tables("one TIM-Net temporal-aware block (B 64, T 188, C 39); IEMOCAP-shaped stacks", args.markdown)
+    tables = Tables("stacked training (each table's first column says its shapes)", args.markdown)
     emit = tables.emit
     if "breakdown" in sections:
         figures = run(BREAKDOWN)
