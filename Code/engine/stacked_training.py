@@ -50,7 +50,7 @@ from ..core.config import RunConfig
 from ..core.errors import UserError
 from ..Model import STACKED_MODELS, ModelSpec, build_model
 from ..nn import fused_ops
-from ..nn.causal_conv import shift_right, tap_lags
+from ..nn.causal_conv import causal_conv, tap_lags
 from ..nn.flat_adam import adam_update
 from ..nn.training_kernels import batch_norm_affine, gated_unit, temporal_aware_block
 from .protocol import EpochProgress, loss_and_accuracy, plan_fold
@@ -136,18 +136,9 @@ def _shift(x, lag: int, shift):
     return tf.reshape(shift(tf.reshape(x, [-1, steps, channels]), lag), [members, -1, steps, channels])
 
 
-def _causal_conv(x, kernel, bias, dilation: int):
-    """CausalConv1D.call per member: kernel (M, k, C, F), bias (M, F); (M, B, T, C) -> (M, B, T, F)."""
-    lags = tap_lags(kernel.shape[1], dilation)
-    y = _products(x, kernel[:, -1])  # the tap at lag 0
-    for j, lag in enumerate(lags[:-1]):
-        y = y + _products(_shift(x, lag, shift_right), kernel[:, j])
-    return y + _per_member(bias)
-
-
 class MemberBatches:
     """How the kernels of training_kernels.py address M members' batches: activations (M, B, T, C), kernels
-    (M, k, C, F), channel vectors (M, C); the counterpart of ``training_kernels.SingleBatch``."""
+    (M, k, C, F), channel vectors (M, C); the counterpart of ``causal_conv.SingleBatch``."""
 
     @staticmethod
     def products(x, w, bias=None, relu: bool = False, transpose_b: bool = False):
@@ -161,6 +152,12 @@ class MemberBatches:
     shift = staticmethod(_shift)
     total = staticmethod(_member_sum)  # (M, B, T, C) -> (M, C)
     channels = staticmethod(_per_member)  # (M, C) -> (M, 1, 1, C)
+
+
+def _member_conv(conv, x, kernel, bias):
+    """The CausalConv1D layer ``conv`` per member, with stacked kernel (M, k, C, F) and bias (M, F):
+    (M, B, T, C) -> (M, B, T, F)."""
+    return causal_conv(x, kernel, bias, tap_lags(conv.kernel_size, conv.dilation_rate), MemberBatches)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -233,7 +230,7 @@ class _StackedTIMNET:
                          if self.timnet.dropout_rate else [])
 
     def _conv1x1(self, conv, x):
-        return _causal_conv(x, self.stack[conv.kernel], self.stack[conv.bias], 1)
+        return _member_conv(conv, x, self.stack[conv.kernel], self.stack[conv.bias])
 
     def _head(self, scales):  # B (M, B, F) per scale -> softmax (M, B, classes)
         stacked = tf.stack(scales, axis=2)  # (M, B, n, F)
@@ -281,7 +278,7 @@ class _StackedTIMNET:
         def block(layer, h):
             a = h
             for conv, bn in ((layer.conv1, layer.bn1), (layer.conv2, layer.bn2)):
-                a = tf.nn.relu(_causal_conv(a, *folded(conv, bn), layer.dilation_rate))
+                a = tf.nn.relu(_member_conv(conv, a, *folded(conv, bn)))
             return h * tf.sigmoid(a)
 
         return self._directions(x, block)
@@ -313,7 +310,7 @@ class _StackedGTCM:
     def infer(self, x):
         """Softmax (M, B, classes); GM-TCNet computes the same in training and inference."""
         conv = self.gtcm.input_conv
-        h = _causal_conv(x, self.stack[conv.kernel], self.stack[conv.bias], 1)  # (M, B, T, F)
+        h = _member_conv(conv, x, self.stack[conv.kernel], self.stack[conv.bias])  # (M, B, T, F)
         skips = None
         for block in self.gtcm.blocks:
             skip = self._unit(block.level2, self._unit(block.level1, h))

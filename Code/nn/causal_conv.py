@@ -6,7 +6,8 @@ kernel sizes of these models (1 and 2) that is one or two dense products over th
 channel axis of the sequence and a copy of it shifted right by ``d`` frames; on CPU
 this runs much faster than the generic dilated convolution (which TensorFlow lowers to
 space-to-batch, a 2-D convolution and batch-to-space). The variables keep Keras'
-``Conv1D`` shapes, kernel (k, C_in, C_out) and bias (C_out,), so weights map one to one.
+``Conv1D`` shapes, kernel (k, C_in, C_out) and bias (C_out,), so weights map one to one. The same sum serves
+stacked members (engine/stacked_training.py) through another ``batch`` layout than ``SingleBatch``.
 """
 
 from __future__ import annotations
@@ -67,12 +68,59 @@ def channel_product(x: tf.Tensor, w: tf.Tensor, bias: Optional[tf.Tensor] = None
     return tf.reshape(flat, [-1, steps, out])
 
 
-def causal_conv(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor], lags: list[int]) -> tf.Tensor:
-    """b + sum_j shift_right(x, lags[j]) @ kernel[j]: (B, T, C), (k, C, F), (F,) or None -> (B, T, F)."""
-    y = channel_product(x, kernel[-1])  # the tap at lag 0
+def column_sum(x: tf.Tensor) -> tf.Tensor:
+    """Sum over batch and time: (B, T, C) -> (C,).
+
+    A reduction kernel, not a product with a row of ones: that one is faster on CPU but sums 12 032
+    rows in float32 with enough rounding to double BatchNorm's gradient error.
+    """
+    return tf.reduce_sum(x, axis=[0, 1])
+
+
+class SingleBatch:
+    """How ``causal_conv`` and training_kernels' passes address one fold's batch: activations (B, T, C), kernels
+    (k, C, F), channel vectors (C,).
+
+    stacked_training.MemberBatches addresses M members' batches the same way, so that one derivation
+    (``causal_conv`` below, training_kernels' forward and backward passes) serves both training paths.
+    """
+
+    @staticmethod
+    def products(x, w, bias=None, relu: bool = False, transpose_b: bool = False):
+        """relu?(x @ w + bias) over every row: (B, T, K) @ (K, N) -> (B, T, N)."""
+        return channel_product(x, w, bias, relu, transpose_b)
+
+    @staticmethod
+    def weight_products(a, b):
+        """a^T b summed over batch and time: (B, T, K), (B, T, N) -> (K, N), a kernel's gradient."""
+        return tf.matmul(tf.reshape(a, [-1, a.shape[-1]]), tf.reshape(b, [-1, b.shape[-1]]), transpose_a=True)
+
+    @staticmethod
+    def shift(x, lag: int, direction):
+        """``direction`` (shift_right or shift_left) by ``lag`` steps on the time axis."""
+        return direction(x, lag)
+
+    total = staticmethod(column_sum)  # (B, T, C) -> (C,)
+
+    @staticmethod
+    def channels(v):
+        """A channel vector, ready to broadcast over the activations: (C,) already is."""
+        return v
+
+
+def kernel_tap(kernel, j: int):
+    """Tap j, (C, F), of a causal convolution's kernel (k, C, F), or every member's, (M, C, F), of (M, k, C, F)."""
+    return kernel[..., j, :, :]
+
+
+def causal_conv(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor], lags: list[int],
+                batch=SingleBatch) -> tf.Tensor:
+    """b + sum_j shift_right(x, lags[j]) @ kernel[j]: (B, T, C), (k, C, F), (F,) or None -> (B, T, F); with
+    ``batch=stacked_training.MemberBatches`` the same for each of M members: (M, B, T, C), (M, k, C, F), (M, F)."""
+    y = batch.products(x, kernel_tap(kernel, len(lags) - 1))  # the tap at lag 0
     for j, lag in enumerate(lags[:-1]):
-        y = y + channel_product(shift_right(x, lag), kernel[j])
-    return y if bias is None else y + bias
+        y = y + batch.products(batch.shift(x, lag, shift_right), kernel_tap(kernel, j))
+    return y if bias is None else y + batch.channels(bias)
 
 
 @keras.saving.register_keras_serializable(package="ser")

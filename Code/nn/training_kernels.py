@@ -33,51 +33,7 @@ from typing import Optional
 import tensorflow as tf
 
 from . import fused_ops
-from .causal_conv import causal_conv, channel_product, shift_left, shift_right, tap_lags
-
-
-def column_sum(x: tf.Tensor) -> tf.Tensor:
-    """Sum over batch and time: (B, T, C) -> (C,).
-
-    A reduction kernel, not a product with a row of ones: that one is faster on CPU but sums 12 032
-    rows in float32 with enough rounding to double BatchNorm's gradient error.
-    """
-    return tf.reduce_sum(x, axis=[0, 1])
-
-
-class SingleBatch:
-    """How the kernels address one fold's batch: activations (B, T, C), kernels (k, C, F), channel vectors (C,).
-
-    stacked_training.MemberBatches addresses M members' batches the same way, so that one derivation below
-    serves both training paths.
-    """
-
-    @staticmethod
-    def products(x, w, bias=None, relu: bool = False, transpose_b: bool = False):
-        """relu?(x @ w + bias) over every row: (B, T, K) @ (K, N) -> (B, T, N)."""
-        return channel_product(x, w, bias, relu, transpose_b)
-
-    @staticmethod
-    def weight_products(a, b):
-        """a^T b summed over batch and time: (B, T, K), (B, T, N) -> (K, N), a kernel's gradient."""
-        return tf.matmul(tf.reshape(a, [-1, a.shape[-1]]), tf.reshape(b, [-1, b.shape[-1]]), transpose_a=True)
-
-    @staticmethod
-    def shift(x, lag: int, direction):
-        """``direction`` (shift_right or shift_left) by ``lag`` steps on the time axis."""
-        return direction(x, lag)
-
-    total = staticmethod(column_sum)  # (B, T, C) -> (C,)
-
-    @staticmethod
-    def channels(v):
-        """A channel vector, ready to broadcast over the activations: (C,) already is."""
-        return v
-
-
-def _tap(kernel, j: int):
-    """Tap j, (C, F), of a causal convolution's kernel (k, C, F), or every member's, (M, C, F), of (M, k, C, F)."""
-    return kernel[..., j, :, :]
+from .causal_conv import SingleBatch, causal_conv, kernel_tap, shift_left, shift_right, tap_lags
 
 
 class _BatchNormReLU:
@@ -109,7 +65,7 @@ class _BatchNormReLU:
                  self.time_mean) = self.fused.fused_bn_relu_gate(*inputs, gate_input, lags=list(lags))
             return
         self.taps = [batch.shift(x, lag, shift_right) for lag in lags]  # (B, T, C) each, kept for the weight gradient
-        z = tf.add_n([batch.products(t, _tap(kernel, j)) for j, t in enumerate(self.taps)])  # (B, T, F), no bias
+        z = tf.add_n([batch.products(t, kernel_tap(kernel, j)) for j, t in enumerate(self.taps)])  # (B, T, F), no bias
         if rows is not None:
             z = z * rows
         self.count = count if count is not None else tf.cast(tf.shape(x)[0] * x.shape[1], x.dtype)  # M = B T
@@ -143,7 +99,7 @@ class _BatchNormReLU:
               - (constant if self.rows is None else self.rows * constant))
         dbias = batch.total(dz)  # ~0: BatchNorm removes any constant; kept as computed, like autodiff
         dkernel = tf.stack([batch.weight_products(t, dz) for t in self.taps], axis=-3)  # (k, C, F)
-        kernels = [_tap(self.kernel, j) for j in range(len(self.lags))]
+        kernels = [kernel_tap(self.kernel, j) for j in range(len(self.lags))]
         return _input_gradient(batch, dz, kernels, self.lags), dkernel, dbias, dgamma, dbeta
 
 
