@@ -218,12 +218,18 @@ class _StackedTIMNET:
 
     LAYERS = ("timnet", "weight_layer", "dense")  # the template's layers after its input, each computed here
 
+    @staticmethod
+    def refusal(template) -> Optional[str]:
+        """Why these networks do not compute ``template`` (blocks of another activation than ReLU), or None."""
+        activation = template.get_layer("timnet").activation
+        return None if activation == "relu" else f"--activation {activation}: the stacked path trains ReLU blocks only"
+
     def __init__(self, stack: Stack | FixedStack):
         self.stack = stack
         template = stack.template
-        self.timnet, self.fusion, self.dense = (template.get_layer(n) for n in ("timnet", "weight_layer", "dense"))
-        if self.timnet.activation != "relu":
-            raise UserError(f"--activation {self.timnet.activation}: the stacked path trains ReLU blocks only")
+        if reason := self.refusal(template):
+            raise UserError(reason)
+        self.timnet, self.fusion, self.dense = (template.get_layer(n) for n in self.LAYERS)
         self.blocks = self.timnet.forward_blocks + self.timnet.backward_blocks
         # (SpatialDropout1D, channels) of every TAB; none at rate 0, where the layers draw no mask either
         self.dropouts = ([(d, b.filters) for b in self.blocks for d in (b.drop1, b.drop2)]
@@ -290,9 +296,14 @@ class _StackedGTCM:
 
     LAYERS = ("gtcm", "dense")
 
+    @staticmethod
+    def refusal(template) -> Optional[str]:
+        """None: every GM-TCNet the model builds is computed here."""
+        return None
+
     def __init__(self, stack: Stack | FixedStack):
         self.stack = stack
-        self.gtcm, self.dense = stack.template.get_layer("gtcm"), stack.template.get_layer("dense")
+        self.gtcm, self.dense = (stack.template.get_layer(n) for n in self.LAYERS)
         self.dropouts = []  # GM-TCNet has no dropout
 
     def _unit(self, unit, x):
@@ -333,7 +344,7 @@ def computes_stacked(template) -> bool:
     network = NETWORKS.get(template.name)
     if network is None or {layer.name for layer in template.layers} != {"features", *network.LAYERS}:
         return False
-    return template.name != "TIMNET" or template.get_layer("timnet").activation == "relu"
+    return network.refusal(template) is None
 
 
 def stacked_inference(template, values: list):
