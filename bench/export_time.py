@@ -43,14 +43,14 @@ with tempfile.TemporaryDirectory() as folder:
     if {fmt!r} == "onnx":
         import onnxruntime
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        call = lambda rows: session.run(None, {{"features": rows}})
+        call = lambda rows: session.run(None, {{export.INPUT_NAME: rows}})
     elif {fmt!r} == "tflite":
         from ai_edge_litert.interpreter import Interpreter
-        runner = Interpreter(model_path=path).get_signature_runner("serve")
-        call = lambda rows: runner(features=rows)
+        runner = Interpreter(model_path=path).get_signature_runner(export.ENDPOINT)
+        call = lambda rows: runner(**{{export.INPUT_NAME: rows}})
     else:
-        serve = tf.saved_model.load(path).signatures["serve"]
-        call = lambda rows: serve(features=tf.constant(rows))
+        serve = tf.saved_model.load(path).signatures[export.ENDPOINT]
+        call = lambda rows: serve(**{{export.INPUT_NAME: tf.constant(rows)}})
     batch_ms = {{}}
     for size in (1, 8, 64):
         rows = x[:size]
