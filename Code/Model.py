@@ -132,6 +132,29 @@ MODELS: dict[str, ModelSpec] = {
 STACKED_MODELS = ("TIMNET", "GMTCN")  # the models engine/stacked_training.py can train as a stack of folds
 
 
+def stacked_refusal(model: str, activation: str = "relu", normalize: str = "none", mixed_precision: bool | str = False,
+                    xla: bool = False, augment: int = 0) -> str | None:
+    """Why ``--training stacked`` cannot train ``model`` with these settings, in one line that names the flag, or None.
+
+    The one statement of what engine/stacked_training.py computes: the command line asks it before TensorFlow loads,
+    the stacked trainer before it builds its members, and export before it computes the folds in one pass.
+    """
+    if model not in STACKED_MODELS:
+        return (f"--training stacked: trains {' and '.join(STACKED_MODELS)}; --model {model} trains with "
+                "--training sequential")
+    if model == "TIMNET" and activation != "relu":
+        return f"--activation {activation}: the stacked path trains ReLU blocks only"
+    if normalize != "none":
+        return f"--normalize {normalize}: the stacked path trains without a normalisation layer; train sequentially"
+    if mixed_precision:
+        return "--mixed_precision: the stacked path computes in one type; train sequentially"
+    if xla:  # not tried with the stacked step (and slower than the default for the sequential one)
+        return "--xla: the stacked path is not compiled with XLA; train without --xla or sequentially"
+    if augment:
+        return "--augment: the stacked path shares one x between its members; train sequentially"
+    return None
+
+
 def build_model(spec: ModelSpec, input_shape: tuple, num_classes: int, hyper: Hyper) -> keras.Model:
     """Input (one sample's shape, e.g. (T, 39)) -> network -> Dense(C, softmax); layer names are deterministic."""
     import keras

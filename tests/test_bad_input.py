@@ -270,17 +270,23 @@ def test_the_api_names_its_arguments(tmp_path):
         load_run(weights_folder(str(tmp_path), "TIMNET", 7), data="X")
 
 
-def test_a_wrong_flag_answers_before_tensorflow_is_imported():
-    """`main.py --mode train --epoch -1` in a child process: one line, exit 2, and TensorFlow never imported."""
+def main_py_in_a_child_process(argv: list) -> tuple:
+    """`python main.py *argv` in a child process: (its stderr, stripped; its exit code, whether it imported TensorFlow,
+    whether it imported Keras)."""
     import subprocess
     import sys
     code = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Code")
-    script = ("import runpy, sys; sys.argv = ['main.py', '--mode', 'train', '--epoch', '-1']\n"
+    script = (f"import runpy, sys; sys.argv = ['main.py', *{argv!r}]\n"
               "try:\n    runpy.run_path('main.py', run_name='__main__')\n"
               "except SystemExit as stop:\n    print(stop.code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], cwd=code, capture_output=True, text=True, timeout=120)
-    assert done.stderr.strip() == "error: --epoch -1: must be positive"
-    assert done.stdout.split() == ["2", "False", "False"]
+    return done.stderr.strip(), done.stdout.split()
+
+
+def test_a_wrong_flag_answers_before_tensorflow_is_imported():
+    """`main.py --mode train --epoch -1` in a child process: one line, exit 2, and TensorFlow never imported."""
+    assert main_py_in_a_child_process(["--mode", "train", "--epoch", "-1"]) == (
+        "error: --epoch -1: must be positive", ["2", "False", "False"])
 
 
 def test_a_finished_run_resumed_or_retested_on_more_folds_is_answered_in_one_line(tmp_path, capsys):

@@ -101,11 +101,12 @@ def test_the_exported_graph_equals_the_api(mode, normalized_run, corpus_run, tmp
 @pytest.mark.parametrize("flags, message", [
     (["--mode", "train", "--model", "DCNN_BLSTMwA", "--normalize", "utterance"],
      "--normalize utterance: standardises MFCC coefficients; --model DCNN_BLSTMwA reads logmel3"),
-    (["--mode", "train", "--training", "stacked", "--normalize", "utterance"], "--training stacked: trains"),
+    (["--mode", "train", "--training", "stacked", "--normalize", "utterance"],
+     "--normalize utterance: the stacked path trains without a normalisation layer"),
     (["--mode", "train", "--model", "DCNN_BLSTMwA", "--normalize", "speaker"],
      "--normalize speaker: standardises MFCC coefficients; --model DCNN_BLSTMwA reads logmel3"),
     (["--mode", "train", "--model", "DCNN_BLSTMwA", "--normalize", "corpus"], "--normalize corpus: standardises"),
-    (["--mode", "train", "--training", "stacked", "--normalize", "corpus"], "--training stacked: trains"),
+    (["--mode", "train", "--training", "stacked", "--normalize", "corpus"], "--normalize corpus: the stacked path"),
     (["--mode", "train", "--normalize", "speakers"],
      "--normalize 'speakers': choose one of none, utterance, speaker, corpus (did you mean speaker?)"),
 ])

@@ -52,7 +52,38 @@ def test_stacked_folds_equal_the_sequential_run(tmp_path, capsys, model, protoco
                                                   "--training stacked"),
     (["--mode", "train", "--training", "stacked", "--stack_members", "0"], "--stack_members 0: a positive number"),
     (["--mode", "grid", "--grid", "any.toml", "--training", "stacked"], "--training stacked: a grid trains every fold"),
+    (["--mode", "train", "--training", "stacked", "--activation", "tanh"],
+     "--activation tanh: the stacked path trains ReLU blocks only"),
+    (["--mode", "train", "--training", "stacked", "--xla"], "--xla: the stacked path is not compiled with XLA"),
 ])
 def test_stacked_is_refused_where_it_cannot_train(capsys, argv, message):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_stacked_refusal_answers_before_tensorflow_is_imported():
+    """The refusal is a check of the flags (Model.stacked_refusal), not of a built network: in a child process
+    `--training stacked --activation tanh` ends in one line, exit 2, without TensorFlow."""
+    from test_bad_input import main_py_in_a_child_process
+    assert main_py_in_a_child_process(["--mode", "train", "--training", "stacked", "--activation", "tanh"]) == (
+        "error: --activation tanh: the stacked path trains ReLU blocks only", ["2", "False", "False"])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"hyper": {"normalize": "utterance"}}, "--normalize utterance: the stacked path trains without"),
+    ({"hyper": {"activation": "tanh"}}, "--activation tanh: the stacked path trains ReLU blocks only"),
+    ({"xla": True}, "--xla: the stacked path is not compiled with XLA"),
+])
+def test_the_stacked_trainer_refuses_what_the_command_line_refuses(change, message):
+    """The API's way in (engine/stacked_training.StackedTrainer) asks the same rule before it builds a member."""
+    from dataclasses import replace
+
+    from timnet_ser.core.config import Hyper, RunConfig
+    from timnet_ser.core.errors import UserError
+    from timnet_ser.engine.stacked_training import NETWORKS, StackedTrainer
+    from timnet_ser.Model import MODELS, STACKED_MODELS
+    assert set(NETWORKS) == set(STACKED_MODELS)
+    config = RunConfig("TIMNET", "TOY", ["a", "b"], "none.npy")
+    config = replace(config, **{k: (Hyper(**v) if k == "hyper" else v) for k, v in change.items()})
+    with pytest.raises(UserError, match=f"^{message}"):
+        StackedTrainer(MODELS["TIMNET"], config, (20, 39), 2, [46])

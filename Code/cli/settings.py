@@ -216,10 +216,10 @@ def check_corpora(s: Settings) -> Settings:
 
 
 def check_training(s: Settings) -> None:
-    """--training stacked: TIM-Net and GM-TCNet only, without --augment and --mixed_precision, not in a grid;
+    """--training stacked: not in a grid, and only where the stacked path computes the model (``stacked_refusal``);
     --stack_members: a positive number, with --training stacked; --init_fold and --freeze_backbone with
     --init_from, which trains sequentially."""
-    from ..Model import STACKED_MODELS
+    from ..Model import stacked_refusal
     if s.init_from is None and (s.init_fold is not None or s.freeze_backbone):
         flag = f"--init_fold {s.init_fold}" if s.init_fold is not None else "--freeze_backbone"
         raise UserError(f"{flag}: belongs to fine-tuning; give --init_from RUN_FOLDER too")
@@ -232,10 +232,9 @@ def check_training(s: Settings) -> None:
     if s.training == "stacked" and s.mode == "grid":
         raise UserError("--training stacked: a grid trains every fold as its own unit of work; leave the flag out "
                         "(docs/grid.md)")
-    if s.training == "stacked" and (s.model not in STACKED_MODELS or s.augment or s.mixed_precision
-                                    or s.normalize != "none"):
-        raise UserError(f"--training stacked: trains {' and '.join(STACKED_MODELS)} without --augment, "
-                        f"--mixed_precision and --normalize; --model {s.model} trains with --training sequential")
+    if s.training == "stacked" and (reason := stacked_refusal(s.model, s.activation, s.normalize, s.mixed_precision,
+                                                              s.xla, s.augment)):
+        raise UserError(reason)
 
 
 def validate_backbone(s: Settings) -> Settings:

@@ -48,7 +48,7 @@ import tensorflow as tf
 
 from ..core.config import RunConfig
 from ..core.errors import UserError
-from ..Model import STACKED_MODELS, ModelSpec, build_model
+from ..Model import ModelSpec, build_model, stacked_refusal
 from ..nn import fused_ops
 from ..nn.causal_conv import causal_conv, tap_lags
 from ..nn.flat_adam import adam_update
@@ -96,8 +96,8 @@ class MemberResult:
 def plan_member(config: RunConfig, x: np.ndarray, y: np.ndarray, folds: list, fold: int, label: str) -> MemberPlan:
     """The member that ``Common_Model.train_fold`` would train for fold ``fold`` of ``folds``: its ``FoldPlan``
     (the same seed, rows, labels and batch-order generator)."""
-    if config.augment:
-        raise UserError("--augment: the stacked path shares one x between its members; train sequentially")
+    if reason := stacked_refusal(config.model, augment=config.augment):  # before its augmented copies are drawn
+        raise UserError(reason)
     plan = plan_fold(config, x, y, folds, fold)
     return MemberPlan(plan.fit_rows, plan.monitor_rows, plan.seed, plan.labels, label, plan.rng)
 
@@ -221,14 +221,11 @@ class _StackedTIMNET:
     @staticmethod
     def refusal(template) -> Optional[str]:
         """Why these networks do not compute ``template`` (blocks of another activation than ReLU), or None."""
-        activation = template.get_layer("timnet").activation
-        return None if activation == "relu" else f"--activation {activation}: the stacked path trains ReLU blocks only"
+        return stacked_refusal("TIMNET", template.get_layer("timnet").activation)
 
     def __init__(self, stack: Stack | FixedStack):
         self.stack = stack
         template = stack.template
-        if reason := self.refusal(template):
-            raise UserError(reason)
         self.timnet, self.fusion, self.dense = (template.get_layer(n) for n in self.LAYERS)
         self.blocks = self.timnet.forward_blocks + self.timnet.backward_blocks
         # (SpatialDropout1D, channels) of every TAB; none at rate 0, where the layers draw no mask either
@@ -394,12 +391,9 @@ class StackedTrainer:
 
     def __init__(self, spec: ModelSpec, config: RunConfig, input_shape: tuple, classes: int, seeds: list,
                  layout: Optional[str] = None):
-        if spec.name not in NETWORKS:
-            raise UserError(f"--model {spec.name}: the stacked path trains {', '.join(STACKED_MODELS)} only")
-        if config.mixed_precision:
-            raise UserError("--mixed_precision: the stacked path computes in one type; train sequentially")
-        if config.xla:  # not tried with the stacked step (and slower than the default for the sequential one)
-            raise UserError("--xla: the stacked path is not compiled with XLA; train without --xla or sequentially")
+        if reason := stacked_refusal(spec.name, config.hyper.activation, config.hyper.normalize,
+                                     config.mixed_precision, config.xla, config.augment):
+            raise UserError(reason)
         layout = layout or default_layout()
         if layout not in LAYOUTS:
             raise ValueError(f"StackedTrainer: layout must be one of {', '.join(LAYOUTS)}, received layout={layout!r}")
