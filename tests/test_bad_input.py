@@ -283,10 +283,27 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     return done.stderr.strip(), done.stdout.split()
 
 
-def test_a_wrong_flag_answers_before_tensorflow_is_imported():
-    """`main.py --mode train --epoch -1` in a child process: one line, exit 2, and TensorFlow never imported."""
-    assert main_py_in_a_child_process(["--mode", "train", "--epoch", "-1"]) == (
-        "error: --epoch -1: must be positive", ["2", "False", "False"])
+@pytest.mark.parametrize("argv, message", [
+    (["--mode", "train", "--epoch", "-1"], "--epoch -1: must be positive"),
+    (["--mode", "train", "--data", "EMODB+EMODB"], "--data EMODB+EMODB: names a corpus twice"),
+    (["--mode", "train", "--data", "EMODB+"], "--data 'EMODB+': use letters, digits, '_' or '-'"),
+    (["--mode", "train", "--data", "EMODB", "--feature_path", "no/such.npy"], "no/such.npy: feature file not found"),
+    (["--mode", "test", "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
+    (["--mode", "predict", "--wav", "a.wav", "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
+])
+def test_a_wrong_flag_or_missing_file_answers_before_tensorflow_is_imported(argv, message):
+    """`main.py` in a child process: one line, exit 2, and TensorFlow never imported (the flags are checked before
+    it loads, and each mode starts it after its own files are found)."""
+    error, status = main_py_in_a_child_process(argv)
+    assert error.startswith(f"error: {message}") and "\n" not in error, error
+    assert status == ["2", "False", "False"]
+
+
+def test_export_starts_tensorflow_quietly_before_its_first_check():
+    """deploy/export.py imports TensorFlow: the export mode starts it first, so its answer is still one line."""
+    assert main_py_in_a_child_process(["--mode", "export", "--format", "onnx", "--output", "m.onnx", "--test_path",
+                                       "no/such/run"]) == ("error: --test_path no/such/run: no such folder",
+                                                           ["2", "True", "True"])
 
 
 def test_a_finished_run_resumed_or_retested_on_more_folds_is_answered_in_one_line(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """timnet_ser.train: the command line's flags as keywords, its checks and one-line errors, its engine; returns the
 run loaded."""
 
+import gc
 import json
 import os
 
@@ -30,10 +31,12 @@ def feature_file(tmp_path_factory):
 
 
 def test_train_returns_the_run_as_the_command_line_trains_it(feature_file, tmp_path):
+    assert gc.get_freeze_count() == 0
     run = timnet_ser.train(data="TOYAPI", feature_path=feature_file, model="TIMNET", epoch=1, split_fold=2,
                            batch_size=8, filter_size=8, dilation_size=2, random_seed=5, normalize="corpus",
                            balance=True, model_path=str(tmp_path / "Models"), result_path=str(tmp_path / "Results"))
     assert isinstance(run, timnet_ser.Run) and run.classes == CLASSES and len(run.folds) == 2
+    assert gc.get_freeze_count() == 0  # the caller's collector as it was (only the command line freezes it)
     with open(os.path.join(run.folder, "run.json")) as f:
         config = json.load(f)["config"]
     assert (config["epochs"], config["split_fold"], config["random_seed"], config["balance"]) == (1, 2, 5, True)

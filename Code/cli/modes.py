@@ -11,12 +11,16 @@ import gc
 import os
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..core.errors import TrainingInterrupted, UserError
 from ..core.paths import SYNTHETIC_WAV, feature_path, shown
 from ..core.settings import Settings
 from ..engine.run_config import hyper_of, run_config
 from . import settings
+
+if TYPE_CHECKING:  # imported where a run starts: its results module brings scikit-learn, pandas and matplotlib
+    from ..runs.run_folder import RunFolder
 
 
 def load_data(args: Settings, path: str | None = None, label_map=None):
@@ -38,8 +42,27 @@ def network_inputs(args: Settings, features, path: str | None = None):
     return inputs(features.x, features.speakers, args.normalize, path or args.feature_path or args.data)
 
 
+_COLLECTOR = {"in_main": False, "frozen": False}  # main() is running; it froze the collector (undone at its end)
+
+
+def start_tensorflow() -> None:
+    """TensorFlow started (core/tensorflow_setup.py) where a mode first needs it, after the mode's own files are
+    checked: a missing feature file or folder answers at once, not after TensorFlow's seconds of start-up.
+
+    Within ``main()``, TensorFlow's and Keras' modules then leave the cyclic collector's sight: the full collections
+    during a run (a model is built per fold) no longer walk them (docs/speed.md). Only where nothing is frozen yet,
+    so that a caller's own frozen objects stay as they are; the Python API (train()) leaves the collector alone.
+    """
+    from ..core.tensorflow_setup import start_tensorflow as start
+    start()
+    if _COLLECTOR["in_main"] and not _COLLECTOR["frozen"] and gc.get_freeze_count() == 0:
+        gc.freeze()
+        _COLLECTOR["frozen"] = True
+
+
 def configure_run(model: str, mixed_precision: bool | str) -> None:
-    """Threads, graph optimiser and precision for ``model``, before TensorFlow runs anything."""
+    """TensorFlow started, then threads, graph optimiser and precision for ``model``, before it runs anything."""
+    start_tensorflow()
     from ..Common_Model import configure_run as configure
     from ..Model import MODELS
     configure(MODELS[model], mixed_precision)
@@ -124,7 +147,6 @@ def run_features(args: Settings, run) -> tuple:
 
 
 def run_train(args: Settings) -> list[dict]:
-    from ..runs.run_folder import RunFolder
     if args.resume:  # everything comes from the interrupted run's own record
         run, args = open_run_settings(args, args.resume, "--resume")
         if run is None:
@@ -214,8 +236,8 @@ def run_test(args: Settings) -> dict:
     run, args = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
     if run is None:  # the authors' folder: its settings come from the flags
         args = authors_corpus(args)
-        configure_run(args.model, args.mixed_precision)
         features = load_data(args)
+        configure_run(args.model, args.mixed_precision)
         spec, config = run_config(args, features.corpus, args.seed)
         folds = run_folds(config, len(features.x), features.speakers)
         files = [os.path.join(args.test_path, run_folder.weights_name(len(folds), i + 1)) for i in range(len(folds))]
@@ -228,8 +250,8 @@ def run_test(args: Settings) -> dict:
                        f"(the split they were trained on only if that is the seed they were trained with)")
         return retest_weights(spec, config, features.x, features.y, folds, files, args.test_path, args.result_path,
                               description)
-    configure_run(run.config.model, run.config.mixed_precision)
     features, own_features = run_features(args, run)
+    configure_run(run.config.model, run.config.mixed_precision)
     config = replace(run.config, random_seed=args.seed, split_fold=args.split_fold, cv=args.cv,
                      feature_path=recorded_feature_path(args.data, args.features, args.feature_path)
                      if "feature_path" in args.given else run.config.feature_path)
@@ -333,6 +355,7 @@ def run_predict(args: Settings) -> dict:
 def run_export(args: Settings) -> list[str]:
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
+    start_tensorflow()  # quietly, before deploy/export.py imports it
     from ..deploy.export import check_output
     weights = load_weights(args)
     check_output(os.path.normpath(args.output), args.format)  # refused before a line is printed
@@ -350,6 +373,7 @@ def run_grid(args: Settings) -> dict:
     if not args.grid:
         raise UserError("--grid: required for --mode grid (a TOML file of flags; a list is an axis)")
     points = grid_file.expand(args.grid, grid_file.read_grid(args.grid), grid_file.command_line_flags(args))
+    start_tensorflow()  # the plan starts its runs (engine/cross_validation.py), and --address none trains here
     return train_grid(args.grid, points, Pool(args.address, args.workers, args.gpus_per_task))
 
 
@@ -392,22 +416,14 @@ INTERRUPTED = {
 
 
 def main(argv=None) -> int:
-    mode, frozen = None, False
+    mode = None
+    _COLLECTOR["in_main"] = True
     try:
         args = settings.parse(argv)
         mode = args.mode
         args = settings.validate(args)  # every flag checked before TensorFlow is imported: a wrong one answers at once
-        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # before anything imports TensorFlow
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # before anything imports TensorFlow (start_tensorflow)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        if args.mode not in ("extract", "report", "download"):
-            from ..core.tensorflow_setup import start_tensorflow
-            start_tensorflow()
-            # TensorFlow's and Keras' modules outlive this call: out of the cyclic collector's sight, the full
-            # collections during a run (a model is built per fold) no longer walk them (docs/speed.md). Only where
-            # nothing is frozen yet: a caller's own frozen objects stay as they are.
-            frozen = gc.get_freeze_count() == 0
-            if frozen:
-                gc.freeze()
         {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict, "export": run_export,
          "grid": run_grid, "report": run_report, "download": run_download, "demo": run_demo}[args.mode](args)
     except UserError as exc:
@@ -422,8 +438,9 @@ def main(argv=None) -> int:
         print(INTERRUPTED.get(mode, "interrupted: nothing was written"), file=sys.stderr)
         return 130
     finally:
-        if frozen:  # a caller in the same process (the tests) gets its collector back as it was
+        if _COLLECTOR["frozen"]:  # a caller in the same process (the tests) gets its collector back as it was
             gc.unfreeze()
+        _COLLECTOR.update(in_main=False, frozen=False)
     return 0
 
 

@@ -78,8 +78,11 @@ class Pooled:
 
 
 def corpus_keys(data: str) -> list[str]:
-    """The corpora of ``--data``: ``EMODB+RAVDE`` is EMODB and RAVDE; one key is one corpus."""
-    return data.split("+")
+    """The corpora of ``--data``: ``EMODB+RAVDE`` is EMODB and RAVDE; one key is one corpus, each named once."""
+    keys = data.split("+")
+    if len(set(keys)) != len(keys):
+        raise UserError(f"--data {data}: names a corpus twice")
+    return keys
 
 
 def corpus_rows(parts: list, n: int) -> Optional[np.ndarray]:

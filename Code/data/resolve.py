@@ -96,8 +96,6 @@ def load_data(data: str, kind: str, path: Optional[str] = None, model: Optional[
     keys = corpus_keys(data)
     if len(keys) == 1:
         return load_corpus(data, kind, path, model, speakers_needed)
-    if len(set(keys)) != len(keys):
-        raise UserError(f"--data {data}: names a corpus twice")
     paths = feature_paths(data, kind, path)
     loaded = [load_corpus(key, kind, p, model, speakers_needed) for key, p in zip(keys, paths)]
     sources = [Source(key, p, f.x, f.y, list(f.corpus.classes), f.speakers, f.info.files, f.info.signal_length,
