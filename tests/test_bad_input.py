@@ -286,6 +286,8 @@ def main_py_in_a_child_process(argv: list) -> tuple:
 @pytest.mark.parametrize("argv, message", [
     (["--mode", "train", "--epoch", "-1"], "--epoch -1: must be positive"),
     (["--mode", "train", "--data", "EMODB+EMODB"], "--data EMODB+EMODB: names a corpus twice"),
+    (["--mode", "train", "--model", "GMTCN", "--label_smoothing_history", "cumulative"],
+     "--label_smoothing_history cumulative: GMTCN trains without label smoothing"),
     (["--mode", "train", "--data", "EMODB+"], "--data 'EMODB+': use letters, digits, '_' or '-'"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", "no/such.npy"], "no/such.npy: feature file not found"),
     (["--mode", "test", "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),

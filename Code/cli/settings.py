@@ -216,10 +216,15 @@ def check_corpora(s: Settings) -> Settings:
 
 
 def check_training(s: Settings) -> None:
-    """--training stacked: not in a grid, and only where the stacked path computes the model (``stacked_refusal``);
+    """--label_smoothing_history cumulative: with label smoothing (the recipe's or --label_smoothing);
+    --training stacked: not in a grid, and only where the stacked path computes the model (``stacked_refusal``);
     --stack_members: a positive number, with --training stacked; --init_fold and --freeze_backbone with
     --init_from, which trains sequentially."""
-    from ..Model import stacked_refusal
+    from ..Model import MODELS, stacked_refusal
+    smoothing = MODELS[s.model].recipe.label_smoothing if s.label_smoothing is None else s.label_smoothing
+    if s.label_smoothing_history == "cumulative" and smoothing == 0:
+        raise UserError(f"--label_smoothing_history cumulative: {s.model} trains without label smoothing "
+                        "(--label_smoothing 0), so there is nothing to accumulate")
     if s.init_from is None and (s.init_fold is not None or s.freeze_backbone):
         flag = f"--init_fold {s.init_fold}" if s.init_fold is not None else "--freeze_backbone"
         raise UserError(f"{flag}: belongs to fine-tuning; give --init_from RUN_FOLDER too")

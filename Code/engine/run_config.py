@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 from ..core.config import Hyper, RunConfig
-from ..core.errors import UserError
 from ..core.flags import RUN_FLAGS
 from ..core.settings import Settings
 from ..data.corpora import Corpus
@@ -31,9 +30,6 @@ def run_config(settings: Settings, corpus: Corpus, seed: int) -> tuple[ModelSpec
     values = {name: getattr(spec.recipe, name, None) if value is None else value for name, value in values.items()}
     if values["init_from"] is not None:
         values["init_from"] = os.path.abspath(values["init_from"])
-    if settings.label_smoothing_history == "cumulative" and values["label_smoothing"] == 0:
-        raise UserError(f"--label_smoothing_history cumulative: {spec.name} trains without label smoothing "
-                        "(--label_smoothing 0), so there is nothing to accumulate")
     config = RunConfig(**{**values, "model": spec.name, "random_seed": seed}, classes=list(corpus.classes),
                        feature_path=recorded_feature_path(settings.data, settings.features, settings.feature_path),
                        epsilon=spec.recipe.epsilon, hyper=hyper_of(settings, corpus), synthetic=corpus.synthetic,
