@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import SHARED
 from timnet_ser.main import main
+
+AUTHORS_EMODB = os.path.join(SHARED, "reference", "Test_Models", "EMODB_46")
+A_WAV = os.path.join(SHARED, "data", "emodb_2s", "03a01Fa.wav")
 
 OUTPUTS = ("out", "MFCC.npy")  # what a case may leave behind only when it succeeds
 
@@ -259,7 +263,7 @@ def test_weights_of_another_class_count_suggest_the_corpus_with_that_count(share
     """CASIA_32 (6 classes) re-tested as EMODB (7): one line naming 6 classes and --data CASIA."""
     folder = os.path.join(shared, "reference", "Test_Models", "CASIA_32")
     assert main(["--mode", "predict", "--data", "EMODB", "--test_path", folder,
-                 "--wav", os.path.join(shared, "reference")]) == 2
+                 "--wav", A_WAV]) == 2
     check_one_line(capsys, "its weights classify 6 classes, not the 7 of --data EMODB", "--data CASIA")
 
 
@@ -291,14 +295,18 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     (["--mode", "train", "--data", "EMODB+"], "--data 'EMODB+': use letters, digits, '_' or '-'"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", "no/such.npy"], "no/such.npy: feature file not found"),
     (["--mode", "test", "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
-    (["--mode", "predict", "--wav", "a.wav", "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
+    (["--mode", "predict", "--wav", A_WAV, "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
+    (["--mode", "predict", "--wav", "no/such.wav", "--test_path", AUTHORS_EMODB, "--data", "EMODB"],
+     "--wav no/such.wav: no such file or folder"),
+    (["--mode", "predict", "--wav", "no/such.wav", "--timeline", "--test_path", AUTHORS_EMODB, "--data", "EMODB"],
+     "--wav no/such.wav: no such file"),
 ])
 def test_a_wrong_flag_or_missing_file_answers_before_tensorflow_is_imported(argv, message):
     """`main.py` in a child process: one line, exit 2, and TensorFlow never imported (the flags are checked before
     it loads, and each mode starts it after its own files are found)."""
-    error, status = main_py_in_a_child_process(argv)
+    error, printed = main_py_in_a_child_process(argv)
     assert error.startswith(f"error: {message}") and "\n" not in error, error
-    assert status == ["2", "False", "False"]
+    assert printed == ["2", "False", "False"]  # nothing else printed (no weights loaded)
 
 
 def test_export_starts_tensorflow_quietly_before_its_first_check():

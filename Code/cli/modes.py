@@ -301,9 +301,12 @@ def run_predict(args: Settings) -> dict:
         raise UserError("--wav: required for --mode predict (an audio file or a folder of them)")
     if args.output:
         check_writable(args.output, "--output")
+    if args.timeline:
+        from ..deploy import timeline
+        timeline.checked_source(args.wav)  # before the weights load (it reads the file when its windows are scored)
+    inputs = None if args.timeline else predict.list_inputs(args.wav)  # listed once: counted, then predicted
     weights = load_weights(args)
     print(weights_used(weights, args))
-    inputs = None if args.timeline else predict.list_inputs(args.wav)  # listed once: counted, then predicted
     if weights.normalize == "speaker":  # engine/normalization.py
         if inputs is not None and inputs.speakers is not None:
             print(f"--normalize speaker: each input standardised with the statistics of its speaker's files "
@@ -313,7 +316,6 @@ def run_predict(args: Settings) -> dict:
                   "speaker (standardised with the statistics of all of it; a CSV list of files with a speaker "
                   "column standardises by speaker)")
     if args.timeline:
-        from ..deploy import timeline
         return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)
     from ..data.extraction import Progress
     total, skipped = predict.input_count(inputs), []

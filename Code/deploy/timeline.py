@@ -108,7 +108,7 @@ def _source_blocks(source, block_frames: int) -> Iterator[np.ndarray]:
     yield from _file_blocks(source, block_frames)
 
 
-def _checked_source(source) -> tuple[object, str]:
+def checked_source(source) -> tuple[object, str]:
     """(source, name) for one audio file or ``(samples, sample_rate)``; a one-line error for anything else."""
     if isinstance(source, tuple) and len(source) == 2 and not isinstance(source[0], (str, os.PathLike)):
         return source, "<array>"
@@ -232,7 +232,7 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     """
     from ..data import feature_statistics as mfcc_statistics
     from ..data.features import N_MFCC, signal_features
-    source, name = _checked_source(source)
+    source, name = checked_source(source)
     length = run.signal_length
     hop_samples = _hop_samples(hop, length)
     levels, samples = frame_levels(_source_blocks(source, block_frames))
