@@ -295,6 +295,8 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     (["--mode", "train", "--data", "EMODB+"], "--data 'EMODB+': use letters, digits, '_' or '-'"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", "no/such.npy"], "no/such.npy: feature file not found"),
     (["--mode", "test", "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
+    (["--mode", "train", "--data", "EMODB", "--feature_path", os.path.join(SHARED, "reference", "EMODB_2s.npy"),
+      "--init_from", "no/such/run"], "--init_from no/such/run: no such folder"),
     (["--mode", "predict", "--wav", A_WAV, "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
     (["--mode", "predict", "--wav", "no/such.wav", "--test_path", AUTHORS_EMODB, "--data", "EMODB"],
      "--wav no/such.wav: no such file or folder"),

@@ -168,6 +168,9 @@ def run_train(args: Settings) -> list[dict]:
         return cross_validate(MODELS[run.config.model], [run], x, features.y, stacked=args.training == "stacked",
                               max_members=args.stack_members)
     features = load_data(args)  # every check of the corpora and their files before a network is built
+    if args.init_from is not None:  # the source folder too, before TensorFlow starts (the engine opens it again)
+        from ..engine.fine_tune import open_source
+        open_source(args.init_from, args.model)
     configure_run(args.model, args.mixed_precision)
     from ..Common_Model import build_trainer
     from ..engine.cross_validation import cross_validate, start_run
