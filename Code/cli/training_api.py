@@ -49,9 +49,7 @@ def train(data: str = "EMODB", feature_path: Optional[str] = None, model: str = 
         raise UserError(f"mode={flags['mode']!r}: train() trains; load_run(folder) tests, predicts and exports")
     args = settings.validate(settings.parse(_argv(data, feature_path, model, flags)))
     if "gpu" in args.given:
-        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # read when TensorFlow starts
-    from ..core.tensorflow_setup import start_tensorflow
-    start_tensorflow()
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # read when TensorFlow starts (after the files are checked)
     from ..deploy.api import load_run
     summaries = modes.run_train(args)
     if not summaries:  # a complete run given to resume= : nothing trained, the run as it is
