@@ -33,6 +33,7 @@ def _start_tensorflow_as_main_does() -> None:
 _start_tensorflow_as_main_does()
 
 SHARED = os.environ.get("SER_SHARED", os.path.join(ROOT, "..", "shared"))
+SPEECH_WAV = os.path.join(SHARED, "data", "emodb_2s", "03a01Fa.wav")  # one real recording, where a command needs audio
 
 
 def pytest_collection_modifyitems(items) -> None:

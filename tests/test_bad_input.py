@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SHARED
+from conftest import SHARED, SPEECH_WAV
 from timnet_ser.main import main
 
 AUTHORS_EMODB = os.path.join(SHARED, "reference", "Test_Models", "EMODB_46")
-A_WAV = os.path.join(SHARED, "data", "emodb_2s", "03a01Fa.wav")
 
 OUTPUTS = ("out", "MFCC.npy")  # what a case may leave behind only when it succeeds
 
@@ -263,7 +262,7 @@ def test_weights_of_another_class_count_suggest_the_corpus_with_that_count(share
     """CASIA_32 (6 classes) re-tested as EMODB (7): one line naming 6 classes and --data CASIA."""
     folder = os.path.join(shared, "reference", "Test_Models", "CASIA_32")
     assert main(["--mode", "predict", "--data", "EMODB", "--test_path", folder,
-                 "--wav", A_WAV]) == 2
+                 "--wav", SPEECH_WAV]) == 2
     check_one_line(capsys, "its weights classify 6 classes, not the 7 of --data EMODB", "--data CASIA")
 
 
@@ -297,7 +296,7 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     (["--mode", "test", "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", os.path.join(SHARED, "reference", "EMODB_2s.npy"),
       "--init_from", "no/such/run"], "--init_from no/such/run: no such folder"),
-    (["--mode", "predict", "--wav", A_WAV, "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
+    (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
     (["--mode", "predict", "--wav", "no/such.wav", "--test_path", AUTHORS_EMODB, "--data", "EMODB"],
      "--wav no/such.wav: no such file or folder"),
     (["--mode", "predict", "--wav", "no/such.wav", "--timeline", "--test_path", AUTHORS_EMODB, "--data", "EMODB"],

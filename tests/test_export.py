@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import SPEECH_WAV
 from timnet_ser.core.config import Hyper
 from timnet_ser.core.errors import UserError
 from timnet_ser.data import features
@@ -249,7 +250,7 @@ def test_a_bad_output_on_the_command_line_is_refused_before_anything_is_printed(
 
 
 @pytest.mark.parametrize("mode", [["--mode", "export", "--format", "onnx", "--output", "m.onnx"],
-                                  ["--mode", "predict", "--wav", "any.wav"]])
+                                  ["--mode", "predict", "--wav", SPEECH_WAV]])
 def test_a_fold_the_weights_lack_is_refused_before_anything_is_printed(shared, tmp_path, capsys, monkeypatch, mode):
     from timnet_ser.main import main
     weights = os.path.join(shared, "reference", "Test_Models", "EMODB_46")

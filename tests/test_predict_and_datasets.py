@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SHARED
+from conftest import SPEECH_WAV
 from timnet_ser.main import main
 
 
@@ -112,8 +112,7 @@ def test_several_seeds_then_the_report_table(shared, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--mode", "report", "--result_path", "{tmp}/empty"], "no results JSON found"),
-    (["--mode", "predict", "--wav", os.path.join(SHARED, "data", "emodb_2s", "03a01Fa.wav"), "--test_path", "{tmp}"],
-     "holds no <k>-fold_weights"),
+    (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", "{tmp}"], "holds no <k>-fold_weights"),
     (["--mode", "train", "--data", "NEWSET"], "--data 'NEWSET' is not a known corpus"),
     (["--mode", "train", "--random_seed", "4x"], "--random_seed '4x'"),
     (["--mode", "test", "--random_seed", "1,2"], "several seeds work with --mode train only"),

@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import SPEECH_WAV
 from test_run_folder import error_line, only, toy_feature_file
 from timnet_ser.main import main
 from timnet_ser.nn.legacy_weights import read_weight_arrays
@@ -94,7 +95,7 @@ def test_damaged_fold_weights_are_named_never_used_and_trained_again(undisturbed
     assert main(["--mode", "test", "--test_path", folder]) == 2
     line = error_line(capsys)
     assert f"{damaged}: damaged fold weights" in line and "--resume" in line, line
-    assert main(["--mode", "predict", "--test_path", folder, "--wav", folder]) == 2
+    assert main(["--mode", "predict", "--test_path", folder, "--wav", SPEECH_WAV]) == 2
     assert f"{damaged}: damaged fold weights" in error_line(capsys)
     assert main(["--mode", "train", "--resume", folder]) == 0
     out = capsys.readouterr().out

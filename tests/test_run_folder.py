@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import CODE
+from conftest import CODE, SPEECH_WAV
 from test_engine import toy_data
 from timnet_ser.main import main
 
@@ -252,7 +252,7 @@ def test_ctrl_c_message_fits_the_mode(monkeypatch, tmp_path, capsys, mode, messa
     monkeypatch.setattr(extraction, "extract_corpus", stop)
     monkeypatch.setattr(cli, "load_weights", stop)
     args = ["--wav_path", str(tmp_path), "--feature_path", str(tmp_path / "f.npy")] if mode == "extract" else \
-        ["--wav", str(tmp_path)]
+        ["--wav", SPEECH_WAV]
     assert cli.main(["--mode", mode, "--data", "SYNTH", *args]) == 130
     assert capsys.readouterr().err.strip() == message
 
