@@ -61,14 +61,6 @@ def test_stacked_is_refused_where_it_cannot_train(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_a_stacked_refusal_answers_before_tensorflow_is_imported():
-    """The refusal is a check of the flags (Model.stacked_refusal), not of a built network: in a child process
-    `--training stacked --activation tanh` ends in one line, exit 2, without TensorFlow."""
-    from test_bad_input import main_py_in_a_child_process
-    assert main_py_in_a_child_process(["--mode", "train", "--training", "stacked", "--activation", "tanh"]) == (
-        "error: --activation tanh: the stacked path trains ReLU blocks only", ["2", "False", "False"])
-
-
 @pytest.mark.parametrize("change, message", [
     ({"hyper": {"normalize": "utterance"}}, "--normalize utterance: the stacked path trains without"),
     ({"hyper": {"activation": "tanh"}}, "--activation tanh: the stacked path trains ReLU blocks only"),
