@@ -278,7 +278,7 @@ batch_size = 8
 dilation_size = 2
 filter_size = 8
 protocol = ["last_epoch", "inner_val"]
-val_fraction = 0.0   # inner_val cannot split off no rows: every fold of that run fails
+val_fraction = 0.0   # inner_val cannot split off no rows: that point is refused, the others train
 [[corpus]]
 data = "TOY"
 feature_path = "TOY.npy"
@@ -290,7 +290,7 @@ feature_path = "broken.npy"
     assert status == 2
     assert f"{folder / 'broken.npy'}: not a readable .npy feature file" in err  # the two points of that file
     failures = err[err.index("grid: "):]
-    assert "protocol=inner_val" in failures and ("test_size" in failures or "--val_fraction" in failures)
+    assert "--protocol inner_val" in failures and "--val_fraction 0: --protocol inner_val chooses" in failures
     assert "the other runs are done" in err
     [good] = [path for path in glob.glob(str(folder / "bad-models" / "*" / "run.json"))
               if json.load(open(path))["config"]["protocol"] == "last_epoch"]

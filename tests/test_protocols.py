@@ -1,5 +1,7 @@
 """Honest model selection (inner_val) and speaker-independent folds."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,20 @@ def test_speaker_folds_hold_out_whole_speakers():
         assert not {speakers[i] for i in train} & {speakers[i] for i in test}
     with pytest.raises(UserError, match="--split_fold 6: --cv speaker needs between 2 and the number of speakers"):
         make_folds(50, 6, 46, speakers)
+
+
+@pytest.mark.parametrize("fraction, message", [
+    ("0", "--val_fraction 0: --protocol inner_val chooses each fold's epoch on that share of its training rows"),
+    ("0.99", "--val_fraction 0.99: --protocol inner_val would hold out 26 of a training fold's 26 rows"),
+])
+def test_a_validation_share_that_leaves_nothing_is_one_line_and_no_run_folder(tmp_path, capsys, fraction, message):
+    """inner_val on 3 folds of 40 rows (26 or 27 training rows a fold): no share held out, or nothing left to fit."""
+    from test_run_folder import toy_feature_file
+    from timnet_ser.main import main
+    features = toy_feature_file(tmp_path / "TOY.npy")
+    assert main(["--mode", "train", "--data", "TOY", "--feature_path", features, "--split_fold", "3", "--epoch", "1",
+                 "--protocol", "inner_val", "--val_fraction", fraction, "--model_path", str(tmp_path / "M"),
+                 "--result_path", str(tmp_path / "R")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "M").exists() or not os.listdir(tmp_path / "M")  # no run folder left behind

@@ -216,7 +216,8 @@ def check_corpora(s: Settings) -> Settings:
 
 
 def check_training(s: Settings) -> None:
-    """--label_smoothing_history cumulative: with label smoothing (the recipe's or --label_smoothing);
+    """--label_smoothing_history cumulative: with label smoothing (the recipe's or --label_smoothing); --protocol
+    inner_val: with a --val_fraction above 0;
     --training stacked: not in a grid, and only where the stacked path computes the model (``stacked_refusal``);
     --stack_members: a positive number, with --training stacked; --init_fold and --freeze_backbone with
     --init_from, which trains sequentially."""
@@ -225,6 +226,9 @@ def check_training(s: Settings) -> None:
     if s.label_smoothing_history == "cumulative" and smoothing == 0:
         raise UserError(f"--label_smoothing_history cumulative: {s.model} trains without label smoothing "
                         "(--label_smoothing 0), so there is nothing to accumulate")
+    if s.protocol == "inner_val" and s.val_fraction == 0:  # the share's size per fold: engine/protocol.py
+        raise UserError("--val_fraction 0: --protocol inner_val chooses each fold's epoch on that share of its "
+                        "training rows; give a share above 0 (the default is 0.1)")
     if s.init_from is None and (s.init_fold is not None or s.freeze_backbone):
         flag = f"--init_fold {s.init_fold}" if s.init_fold is not None else "--freeze_backbone"
         raise UserError(f"{flag}: belongs to fine-tuning; give --init_from RUN_FOLDER too")

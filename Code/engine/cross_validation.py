@@ -21,7 +21,7 @@ from ..Model import ModelSpec
 from ..runs import results, run_folder
 from ..runs.run_folder import RunFolder
 from . import fine_tune
-from .protocol import PROTOCOLS, protocol_description, recorded_validation_rows, run_folds
+from .protocol import PROTOCOLS, check_validation_split, protocol_description, recorded_validation_rows, run_folds
 
 
 def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarray, speakers, model_path: str,
@@ -31,6 +31,7 @@ def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarra
     if config.protocol not in PROTOCOLS:
         raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     folds = run_folds(config, len(x), speakers, corpus_rows(parts, len(x)))
+    check_validation_split(config, folds)
     test_rows = [test for _, test in folds]
     init_from = fine_tune.plan(config, data, x, test_rows) if config.init_from else None  # refused here, or never
     results.prepare_folder(result_path)  # an unwritable results folder fails now, not after hours of training

@@ -9,6 +9,7 @@ on a split of the training fold) never see it during training. Knows no network 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -139,6 +140,20 @@ class EpochProgress:
         end = "\r" if self.in_place and epoch != self.epochs else "\n"
         self.stream.write(line + end)
         self.stream.flush()
+
+
+def check_validation_split(config: RunConfig, folds: list) -> None:
+    """inner_val: every training fold of ``folds`` keeps rows to fit and rows to choose the epoch on (the sizes
+    sklearn's train_test_split makes: ceil(val_fraction x rows) held out); one line naming --val_fraction if not."""
+    if config.protocol != "inner_val":
+        return
+    for train_idx, _ in folds:
+        rows = len(train_idx)
+        held = math.ceil(config.val_fraction * rows)
+        if not 1 <= held < rows:
+            raise UserError(f"--val_fraction {config.val_fraction:g}: --protocol inner_val would hold out {held} of a "
+                            f"training fold's {rows} rows to choose its epoch; it needs at least one row to hold out "
+                            "and one to fit")
 
 
 def validation_rows(config: RunConfig, train_idx: np.ndarray, test_idx: np.ndarray, y: np.ndarray,
