@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .core.config import MAX_DILATION_SIZE
 from .nn import training_kernels
 from .nn.causal_conv import CausalConv1D
 from .nn.layer_args import check_bool, check_positive_int, check_rate
@@ -156,6 +157,10 @@ class TIMNET(keras.layers.Layer):
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilations", dilations),
                            ("stacks", stacks)):
             check_positive_int("TIMNET", arg, value)
+        if dilations > MAX_DILATION_SIZE:
+            raise ValueError(f"TIMNET: dilations must be at most {MAX_DILATION_SIZE} (the last block dilates by "
+                             f"2 ** (dilations - 1), beyond TensorFlow's int32 shapes after that), "
+                             f"received dilations={dilations!r}")
         check_rate("TIMNET", "dropout_rate", dropout_rate)
         self.filters, self.kernel_size, self.dilations, self.stacks = filters, kernel_size, dilations, stacks
         self.dropout_rate, self.activation, self.fused = float(dropout_rate), activation, fused

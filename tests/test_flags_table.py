@@ -77,7 +77,8 @@ def test_every_range_check_and_run_field_names_something_real():
 
 @pytest.mark.parametrize("name", [f.name for f in flags.FLAGS if f.check])
 def test_a_value_out_of_range_is_one_line_naming_its_flag(name):
-    wrong = {"positive": "0", "at_least_2": "1", "fraction": "1", "not_negative": "-1"}[flags.BY_NAME[name].check]
+    wrong = {"positive": "0", "at_least_2": "1", "fraction": "1", "not_negative": "-1",
+             "block_count": "32"}[flags.BY_NAME[name].check]
     with pytest.raises(UserError, match=rf"^--{name} {wrong}(\.0)?: must be"):
         settings.validate(settings.parse([f"--{name}", wrong]))
 

@@ -52,6 +52,25 @@ def test_flat_adam_is_keras_adam_bit_for_bit(name):
     assert np.any(momentum != 0)
 
 
+def test_flat_adam_without_moving_averages_is_keras_adam_bit_for_bit():
+    """beta_1 = beta_2 = 0 (--beta1 0 --beta2 0: no momentum, the last squared gradient), on a small Dense model."""
+    models = []
+    for _ in range(2):
+        keras.utils.set_random_seed(5)
+        models.append(keras.Sequential([keras.Input((6,)), keras.layers.Dense(4), keras.layers.Dense(3)]))
+    ours, theirs = models
+    settings = dict(learning_rate=0.01, beta_1=0.0, beta_2=0.0, epsilon=1e-8)
+    flat, adam = FlatAdam(ours.trainable_variables, **settings), keras.optimizers.Adam(**settings)
+    adam.build(theirs.trainable_variables)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        gradients = [tf.constant(rng.standard_normal(v.shape).astype("float32")) for v in ours.trainable_variables]
+        flat.apply(gradients, ours.trainable_variables)
+        adam.apply(gradients, theirs.trainable_variables)
+    for a, b in zip(ours.trainable_variables, theirs.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_trainer_steps_with_flat_adam_and_reset_clears_it():
     hyper = Hyper(dilation_size=2)
     config = RunConfig(model="TIMNET", data="T", classes=list("abc"), feature_path="-", hyper=hyper)
@@ -74,8 +93,8 @@ def test_trainer_steps_with_flat_adam_and_reset_clears_it():
 
 def test_flat_adam_refuses_what_it_cannot_update():
     model = _model("TIMNET")
-    with pytest.raises(ValueError, match="beta_1=0"):
-        FlatAdam(model.trainable_variables, 0.001, 0, 0.98, 1e-8)
+    with pytest.raises(ValueError, match=r"beta_1 must be in \[0, 1\), received beta_1=1"):
+        FlatAdam(model.trainable_variables, 0.001, 1, 0.98, 1e-8)
     flat = FlatAdam(model.trainable_variables, 0.001, 0.93, 0.98, 1e-8)
     with pytest.raises(ValueError, match="other variables"):
         flat.apply([None], model.trainable_variables[:1])

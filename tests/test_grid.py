@@ -215,7 +215,7 @@ def test_a_point_whose_flags_are_refused_is_reported_and_the_others_stay(tmp_pat
     points = points_of(write(tmp_path, "dilation_size = [0, 2]"))
     [bad] = [p for p in points if p.settings is None]
     [good] = [p for p in points if p.settings is not None]
-    assert "--dilation_size 0: must be positive" in bad.error and good.settings.dilation_size == 2
+    assert "--dilation_size 0: must be between 1 and 31" in bad.error and good.settings.dilation_size == 2
 
 
 @pytest.mark.parametrize("nodes, workers, gpus, expected", [

@@ -137,7 +137,7 @@ def validate(s: Settings) -> Settings:
     check_corpus_key(s.data)
     if len(s.seeds) > 1 and s.mode not in ("train", "grid"):
         raise UserError(f"--random_seed {s.random_seed}: several seeds work with --mode train only")
-    for check in ("positive", "at_least_2", "fraction"):
+    for check in ("positive", "at_least_2", "fraction", "block_count"):
         _check_range(s, check)
     if "hop" in s.given and not s.timeline:
         raise UserError(f"--hop {s.hop:g}: spaces the windows of --timeline; add --timeline (--mode predict)")

@@ -10,6 +10,9 @@ from typing import Optional
 
 from . import precision
 
+# TIM-Net's blocks per direction: the last dilates by 2^(n - 1), which TensorFlow's int32 shapes hold up to n = 31
+MAX_DILATION_SIZE = 31
+
 
 @dataclass(frozen=True)
 class Hyper:

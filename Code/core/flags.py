@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import paths, precision
+from .config import MAX_DILATION_SIZE
 
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
@@ -50,6 +51,8 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], str]]] = {
     "at_least_2": (lambda v: v >= 2, "must be at least 2", str),
     "fraction": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)", str),
     "not_negative": (lambda v: v >= 0, "must be 0 or more", _shown_g),
+    "block_count": (lambda v: 1 <= v <= MAX_DILATION_SIZE,
+                    f"must be between 1 and {MAX_DILATION_SIZE} (the last block dilates by 2^(n - 1))", str),
 }
 
 
@@ -162,7 +165,7 @@ FLAGS: tuple[Flag, ...] = tuple([
           run="hyper.filter_size", report=True),
         row("dilation_size", int, None,
           "TIMNET: temporal-aware blocks per direction (default: the corpus' value, 8; IEMOCAP 10)",
-          check="positive", run="hyper.dilation_size", report=True),
+          check="block_count", run="hyper.dilation_size", report=True),
         row("kernel_size", int, 2, "TIMNET, GMTCN: taps of the dilated causal convolutions", check="positive",
           run="hyper.kernel_size", report=True),
         row("stack_size", int, 1, "TIMNET: repetitions of the block stack", check="positive", run="hyper.stack_size",

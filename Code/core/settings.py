@@ -13,12 +13,19 @@ from typing import Optional
 from . import flags
 from .errors import UserError
 
+# Fold i of seed s draws from s x 1000 + i (engine/protocol.fold_seed), which NumPy's generators take up to 2^32 - 1
+MAX_SEED = (2 ** 32 - 1000) // 1000
+
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``46`` or ``46,47,48`` as integers; one line naming --random_seed otherwise."""
+    """``46`` or ``46,47,48`` as integers from 0 to MAX_SEED; one line naming --random_seed otherwise."""
     if not re.fullmatch(r"\s*-?\d+(\s*,\s*-?\d+)*\s*", text or ""):
         raise UserError(f"--random_seed {text!r}: expected an integer or a comma-separated list like 46,47,48")
-    return tuple(int(s) for s in text.split(","))
+    seeds = tuple(int(s) for s in text.split(","))
+    if not all(0 <= seed <= MAX_SEED for seed in seeds):
+        raise UserError(f"--random_seed {text}: each seed must be between 0 and {MAX_SEED} (fold i of seed s draws "
+                        "from s x 1000 + i, which NumPy takes up to 2^32 - 1)")
+    return seeds
 
 
 @dataclass(frozen=True)

@@ -63,10 +63,12 @@ class FlatAdam:
         if len(dtypes) != 1:
             raise ValueError(f"FlatAdam: the variables must share one dtype, received {sorted(map(str, dtypes))}")
         self.dtype = tf.as_dtype(dtypes.pop())
-        for name, value in (("learning_rate", learning_rate), ("beta_1", beta_1), ("beta_2", beta_2),
-                            ("epsilon", epsilon)):
+        for name, value in (("learning_rate", learning_rate), ("epsilon", epsilon)):
             if not value > 0:
                 raise ValueError(f"FlatAdam: {name} must be positive, received {name}={value!r}")
+        for name, value in (("beta_1", beta_1), ("beta_2", beta_2)):  # 1 would divide by 1 - beta^t = 0
+            if not 0 <= value < 1:
+                raise ValueError(f"FlatAdam: {name} must be in [0, 1), received {name}={value!r}")
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.sizes = [int(np.prod(v.shape)) for v in self.targets]
         total = sum(self.sizes)
