@@ -299,15 +299,16 @@ def weights_used(weights, args: Settings) -> str:
 
 def run_predict(args: Settings) -> dict:
     from ..core.atomic_file import check_writable
-    from ..deploy import predict
+    from ..deploy import predict, timeline
     if not args.wav:
         raise UserError("--wav: required for --mode predict (an audio file or a folder of them)")
     if args.output:
         check_writable(args.output, "--output")
+    # --wav is checked before the weights load: the one file of --timeline, or every input, listed once (counted,
+    # then predicted)
     if args.timeline:
-        from ..deploy import timeline
-        timeline.checked_source(args.wav)  # before the weights load (it reads the file when its windows are scored)
-    inputs = None if args.timeline else predict.list_inputs(args.wav)  # listed once: counted, then predicted
+        timeline.checked_source(args.wav)
+    inputs = None if args.timeline else predict.list_inputs(args.wav)
     weights = load_weights(args)
     print(weights_used(weights, args))
     if weights.normalize == "speaker":  # engine/normalization.py
