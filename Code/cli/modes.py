@@ -168,9 +168,11 @@ def run_train(args: Settings) -> list[dict]:
         return cross_validate(MODELS[run.config.model], [run], x, features.y, stacked=args.training == "stacked",
                               max_members=args.stack_members)
     features = load_data(args)  # every check of the corpora and their files before a network is built
-    if args.init_from is not None:  # the source folder too, before TensorFlow starts (the engine opens it again)
-        from ..engine.fine_tune import open_source
-        open_source(args.init_from, args.model)
+    if args.init_from is not None:
+        # the source folder is there (its run.json readable) before TensorFlow starts; the engine checks the rest
+        # (fine_tune.open_source, which hashes every fold's weights, so that this is done once)
+        from ..runs.run_folder import open_run
+        open_run(args.init_from, "--init_from")
     configure_run(args.model, args.mixed_precision)
     from ..Common_Model import build_trainer
     from ..engine.cross_validation import cross_validate, start_run
