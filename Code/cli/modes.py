@@ -13,6 +13,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ..core.atomic_file import check_writable_folder
 from ..core.errors import TrainingInterrupted, UserError
 from ..core.paths import SYNTHETIC_WAV, feature_path, shown
 from ..core.settings import Settings
@@ -173,6 +174,8 @@ def run_train(args: Settings) -> list[dict]:
         # (fine_tune.open_source, which hashes every fold's weights, so that this is done once)
         from ..runs.run_folder import open_run
         open_run(args.init_from, "--init_from")
+    check_writable_folder(args.model_path, "--model_path")
+    check_writable_folder(args.result_path, "--result_path")
     configure_run(args.model, args.mixed_precision)
     from ..Common_Model import build_trainer
     from ..engine.cross_validation import cross_validate, start_run
@@ -199,6 +202,8 @@ def run_cross_corpus(args: Settings) -> dict:
     from ..engine import cross_corpus
     from ..runs import run_folder
     run = run_folder.open_run(args.test_path, "--test_path")
+    result_path = args.result_path if "result_path" in args.given or run is None else run.result_path
+    check_writable_folder(result_path, "--result_path")
     if run is None:
         train = os.path.basename(os.path.normpath(args.test_path)).rsplit("_", 1)[0]
         if train not in CORPORA:
@@ -223,7 +228,6 @@ def run_cross_corpus(args: Settings) -> dict:
     print("\n".join(test_set.label_map.describe(test_set.train, test_set.test)))
     record = weights.score_cross_corpus(test_set)
     print(cross_corpus.describe_result(record))
-    result_path = args.result_path if "result_path" in args.given or run is None else run.result_path
     paths = cross_corpus.write_results(record, result_path)
     return {"record": record, "paths": paths}
 
@@ -232,7 +236,7 @@ def run_test(args: Settings) -> dict:
     from ..core import config
     from ..data.corpus_set import corpus_rows
     from ..data.resolve import recorded_feature_path
-    from ..engine.protocol import run_folds
+    from ..engine.protocol import run_folds, split_folds
     from ..engine.retest import retest_label, retest_weights
     from ..Model import MODELS
     from ..runs import run_folder
@@ -242,20 +246,23 @@ def run_test(args: Settings) -> dict:
     if run is None:  # the authors' folder: its settings come from the flags
         args = authors_corpus(args)
         features = load_data(args)
-        configure_run(args.model, args.mixed_precision)
-        spec, config = run_config(args, features.corpus, args.seed)
-        folds = run_folds(config, len(features.x), features.speakers)
+        folds = split_folds(len(features.x), args.split_fold, args.seed, args.cv, features.speakers)
         files = [os.path.join(args.test_path, run_folder.weights_name(len(folds), i + 1)) for i in range(len(folds))]
         missing = [os.path.basename(f) for f in files if not os.path.isfile(f)]
-        if missing:
+        if missing:  # said before TensorFlow starts
             raise UserError(f"{args.test_path}: missing weight files {', '.join(missing)} "
                             f"(expected {len(folds)} files for --split_fold {len(folds)})")
+        check_writable_folder(args.result_path, "--result_path")
+        configure_run(args.model, args.mixed_precision)
+        spec, config = run_config(args, features.corpus, args.seed)  # its split is the flags' (folds above)
         scheme = {"speaker": "speaker", "corpus": "corpus"}.get(config.cv, "KFold")
         description = (f"re-test of the weights in {args.test_path} on the {scheme} split of seed {config.random_seed} "
                        f"(the split they were trained on only if that is the seed they were trained with)")
         return retest_weights(spec, config, features.x, features.y, folds, files, args.test_path, args.result_path,
                               description)
     features, own_features = run_features(args, run)
+    result_path = args.result_path if "result_path" in args.given else run.result_path
+    check_writable_folder(result_path, "--result_path")
     configure_run(run.config.model, run.config.mixed_precision)
     config = replace(run.config, random_seed=args.seed, split_fold=args.split_fold, cv=args.cv,
                      feature_path=recorded_feature_path(args.data, args.features, args.feature_path)
@@ -271,7 +278,6 @@ def run_test(args: Settings) -> dict:
     retest = retest_label(own_split, own_features, config)
     description = (f"re-test of the run in {shown(run.path)} on its own split (the test rows of its run.json)"
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
-    result_path = args.result_path if "result_path" in args.given else run.result_path
     files = [path for _, path in run.checked_weight_files()]
     return retest_weights(MODELS[config.model], config, network_inputs(args, features, config.feature_path),
                           features.y, folds, files, run.path, result_path, description, retest, features.parts)

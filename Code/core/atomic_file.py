@@ -149,3 +149,17 @@ def check_writable(path: str, flag: str) -> None:
             pass
     except OSError as exc:
         raise UserError(f"{flag} {path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def check_writable_folder(folder: str, flag: str) -> None:
+    """Refuse, in one line naming ``flag``, a folder that could not be created or written, found without creating
+    anything (``check_writable`` makes a file's folder): the first part of its path that exists is a file, or a folder
+    this process may not write into. Said before TensorFlow starts; a refused command leaves no folder behind, and the
+    folder is made, and proved writable, where a run first writes into it."""
+    path = os.path.abspath(folder)
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise UserError(f"{flag} {folder}: cannot be a folder ({path} is a file)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {folder}: cannot write there (no permission to write in {path})")

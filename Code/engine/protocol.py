@@ -79,11 +79,16 @@ def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None,
     return list(GroupKFold(n_splits=k).split(np.arange(n), groups=np.asarray(speakers)))
 
 
-def run_folds(config: RunConfig, n: int, speakers=None, corpora=None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``make_folds`` under ``config``'s split (--split_fold, --random_seed, --cv) over ``n`` rows with their
+def split_folds(n: int, split_fold: int, seed: int, cv: str, speakers=None,
+                corpora=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``make_folds`` under a split's three flags (--split_fold, --random_seed, --cv) over ``n`` rows with their
     speakers and, for several corpora, their corpus index."""
-    return make_folds(n, config.split_fold, config.random_seed, speakers if config.cv == "speaker" else None,
-                      corpora, config.cv == "corpus")
+    return make_folds(n, split_fold, seed, speakers if cv == "speaker" else None, corpora, cv == "corpus")
+
+
+def run_folds(config: RunConfig, n: int, speakers=None, corpora=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``split_folds`` under ``config``'s split."""
+    return split_folds(n, config.split_fold, config.random_seed, config.cv, speakers, corpora)
 
 
 def smooth_labels(y: np.ndarray, amount: float) -> np.ndarray:
