@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 
 from .errors import DiskFull, UserError
+from .paths import shown
 
 PARTIAL = ".partial-"  # in the name of every temporary of this module: .<name>.partial-<random>[<ext>]
 _PARTIAL_NAME = re.compile(r"\.(?P<name>.+)" + re.escape(PARTIAL) + r"[A-Za-z0-9_]+(\.[^/]*)?")
@@ -160,6 +161,6 @@ def check_writable_folder(folder: str, flag: str) -> None:
     while not os.path.lexists(path):
         path = os.path.dirname(path)
     if not os.path.isdir(path):
-        raise UserError(f"{flag} {folder}: cannot be a folder ({path} is a file)")
+        raise UserError(f"{flag} {folder}: cannot be a folder ({shown(path)} is a file)")
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {folder}: cannot write there (no permission to write in {path})")
+        raise UserError(f"{flag} {folder}: cannot write there (no permission to write in {shown(path)})")
