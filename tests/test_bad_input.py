@@ -214,9 +214,12 @@ def test_unwritable_results_folder_fails_before_training(tmp_path, capsys):
 def test_an_output_folder_is_checked_without_being_made(tmp_path, monkeypatch):
     """core/atomic_file.check_writable_folder: a file in the path, or a folder this process may not write into, is
     one line naming the flag; a path still to be made passes, and nothing is created either way."""
-    from timnet_ser.core.atomic_file import check_writable_folder
+    from timnet_ser.core.atomic_file import check_writable, check_writable_folder
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
+    with pytest.raises(UserError, match=f"^--output {blocker}/x.csv: cannot be written \\({blocker} is a file, not a "
+                                        "folder\\)$"):  # a file's folder (makedirs said "File exists")
+        check_writable(str(blocker / "x.csv"), "--output")
     with pytest.raises(UserError, match=f"^--model_path {blocker}/x/y: cannot be a folder \\({blocker} is a file\\)$"):
         check_writable_folder(str(blocker / "x" / "y"), "--model_path")
     check_writable_folder(str(tmp_path / "new" / "deeper"), "--result_path")
@@ -315,6 +318,9 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     (["--mode", "train", "--data", "EMODB+"], "--data 'EMODB+': use letters, digits, '_' or '-'"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", "no/such.npy"], "no/such.npy: feature file not found"),
     (["--mode", "test", "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
+    (["--mode", "test", "--test_path", SPEECH_WAV], f"--test_path {SPEECH_WAV}: is a file, not a folder"),
+    (["--mode", "extract", "--data", "EMODB", "--wav_path", SPEECH_WAV],
+     f"{SPEECH_WAV}: is a file, not a folder of wav files"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", EMODB_2S, "--init_from", "no/such/run"], "--init_from no/such/run: no such folder"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", EMODB_2S, "--model_path", "main.py/models"],
      "--model_path main.py/models: cannot be a folder ("),
@@ -329,6 +335,8 @@ def main_py_in_a_child_process(argv: list) -> tuple:
      "--wav no/such.wav: no such file or folder"),
     (["--mode", "predict", "--wav", "no/such.wav", "--timeline", "--test_path", AUTHORS_EMODB, "--data", "EMODB"],
      "--wav no/such.wav: no such file"),
+    (["--mode", "predict", "--wav", SPEECH_WAV, "--timeline", "--hop", "0", "--test_path", AUTHORS_EMODB, "--data",
+      "EMODB"], "--hop 0: must be positive"),
 ])
 def test_a_wrong_flag_or_missing_file_answers_before_tensorflow_is_imported(argv, message):
     """`main.py` in a child process: one line, exit 2, and TensorFlow never imported (the flags are checked before

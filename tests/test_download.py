@@ -84,3 +84,15 @@ def test_unreachable_host_and_unknown_corpus(tmp_path, capsys):
     assert "http://127.0.0.1:9/none.zip: cannot be reached" in capsys.readouterr().err
     assert main(["--mode", "download", "--data", "CASIA", "--download_path", str(tmp_path)]) == 2
     assert "no open download is known; downloadable: EMODB, RAVDE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--url", "notaurl"], "--url notaurl: not an http:// or https:// address"),  # urllib's ValueError before
+    (["--url", "ftp://127.0.0.1/x.zip"], "--url ftp://127.0.0.1/x.zip: not an http:// or https:// address"),
+    (["--url", "http://127.0.0.1:9/x.zip", "--md5", "zz"], "--md5 zz: an MD5 checksum is 32 hexadecimal digits"),
+])
+def test_a_wrong_url_or_checksum_is_one_line_before_anything_is_made(tmp_path, capsys, flags, message):
+    target = tmp_path / "corpora"
+    assert main(["--mode", "download", "--data", "EMODB", *flags, "--download_path", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n" and not target.exists()

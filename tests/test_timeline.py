@@ -191,7 +191,7 @@ def test_bad_input_is_one_line(run, long_file, tmp_path, capsys):
         assert err.startswith("error: ") and err.count("\n") == 1, err
         return err
     assert "--hop 2: longer than the model's 1.49 s window" in refused("--wav", long_file, "--timeline", "--hop", "2")
-    assert "--hop 0: must be a positive" in refused("--wav", long_file, "--timeline", "--hop", "0")
+    assert "--hop 0: must be positive" in refused("--wav", long_file, "--timeline", "--hop", "0")
     assert "--hop 1: spaces the windows of --timeline" in refused("--wav", long_file, "--hop", "1")
     silent = str(tmp_path / "silent.wav")
     sf.write(silent, np.zeros(5 * 22050, np.float32), 22050)

@@ -144,6 +144,9 @@ def check_writable(path: str, flag: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UserError(f"{flag} {path}: is a folder, not a file")
+    existing = _existing_part(folder)
+    if not os.path.isdir(existing):  # makedirs would say "File exists" or "Not a directory"
+        raise UserError(f"{flag} {path}: cannot be written ({shown(existing)} is a file, not a folder)")
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -157,10 +160,16 @@ def check_writable_folder(folder: str, flag: str) -> None:
     anything (``check_writable`` makes a file's folder): the first part of its path that exists is a file, or a folder
     this process may not write into. Said before TensorFlow starts; a refused command leaves no folder behind, and the
     folder is made, and proved writable, where a run first writes into it."""
-    path = os.path.abspath(folder)
-    while not os.path.lexists(path):
-        path = os.path.dirname(path)
+    path = _existing_part(folder)
     if not os.path.isdir(path):
         raise UserError(f"{flag} {folder}: cannot be a folder ({shown(path)} is a file)")
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {folder}: cannot write there (no permission to write in {shown(path)})")
+
+
+def _existing_part(folder: str) -> str:
+    """The longest leading part of ``folder``'s absolute path that exists (a folder, or a file in the way)."""
+    path = os.path.abspath(folder)
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return path

@@ -45,9 +45,14 @@ def _shown_g(value) -> str:
     return f"{value:g}"
 
 
+def _shown_number(value) -> str:
+    """An int as it is, a float as typed (``0``, ``-1.5``, not ``0.0``)."""
+    return _shown_g(value) if isinstance(value, float) else str(value)
+
+
 # check -> (passes, what the one-line error says, how the value is shown in it)
 CHECKS: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], str]]] = {
-    "positive": (lambda v: v > 0, "must be positive", str),
+    "positive": (lambda v: v > 0, "must be positive", _shown_number),
     "at_least_2": (lambda v: v >= 2, "must be at least 2", str),
     "fraction": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)", str),
     "not_negative": (lambda v: v >= 0, "must be 0 or more", _shown_g),
@@ -224,7 +229,8 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("timeline", bool, False,
           "predict: one long file window by window (windows of the model's length, silence skipped, each scored "
           "by the fold mean): a CSV (or JSON) table and a PNG, see docs/timeline.md"),
-        row("hop", float, None, "predict --timeline: seconds between window starts (default: half the model's window)"),
+        row("hop", float, None, "predict --timeline: seconds between window starts (default: half the model's window)",
+          check="positive"),
         row("fold", int, None,
           "predict/export: use only fold i's weights (default: the mean of all folds' probabilities)",
           check="positive"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from .errors import UserError
+
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # Code/, the folder of timnet_ser
 MAIN = os.path.join(PACKAGE, "main.py")
 
@@ -33,3 +35,9 @@ def shown(path: str) -> str:
     typed, and no machine's folder names in logs and READMEs), else as it is."""
     relative = os.path.relpath(os.path.abspath(path))
     return path if relative.startswith(os.pardir) else relative
+
+
+def not_a_folder(named: str, path: str, what: str = "folder") -> UserError:
+    """The one-line error for ``path`` (shown as ``named``: the flag and the path), which is not a ``what``: missing,
+    or a file (what is often given instead: a weights file or a wav file for the folder that holds it)."""
+    return UserError(f"{named}: {'is a file, not a' if os.path.exists(path) else 'no such'} {what}")

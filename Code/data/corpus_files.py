@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.paths import not_a_folder
 from .audio import _decode_reason, _hidden, audio_files
 from .corpora import SAMPLE_RATE, Corpus, natural_key
 
@@ -81,7 +82,7 @@ def dataset_classes(wav_path: str) -> tuple[str, ...]:
     if wav_path.lower().endswith(".csv"):
         return tuple(sorted({label for _, label, _ in read_manifest(wav_path)}, key=natural_key))
     if not os.path.isdir(wav_path):
-        raise UserError(f"{wav_path}: no such folder of wav files")
+        raise not_a_folder(wav_path, wav_path, "folder of wav files")
     classes = [d for d in os.listdir(wav_path) if not _hidden(d) and os.path.isdir(os.path.join(wav_path, d))
                and audio_files(os.path.join(wav_path, d))]
     if len(classes) < 2:
@@ -148,7 +149,7 @@ def list_corpus_files(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str
     if wav_path.lower().endswith(".csv") and os.path.isfile(wav_path):
         items, root = _manifest_items(wav_path, corpus), os.path.dirname(os.path.abspath(wav_path))
     elif not os.path.isdir(wav_path):
-        raise UserError(f"{wav_path}: no such folder of wav files")
+        raise not_a_folder(wav_path, wav_path, "folder of wav files")
     elif any(os.path.isdir(os.path.join(wav_path, c)) for c in corpus.classes):
         items, root = _class_folder_items(wav_path, corpus), wav_path
     else:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -79,6 +81,10 @@ def download(key: str, folder: str, url: Optional[str] = None, md5: Optional[str
     if key not in SOURCES:
         raise UserError(f"--data {key}: no open download is known; downloadable: {', '.join(SOURCES)}")
     source = SOURCES[key]
+    if url is not None and urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise UserError(f"--url {url}: not an http:// or https:// address")
+    if md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
+        raise UserError(f"--md5 {md5}: an MD5 checksum is 32 hexadecimal digits")
     url, md5 = url or source.url, md5 or (None if url else source.md5)
     target = os.path.join(folder, key)
     if os.path.isdir(target):
@@ -90,7 +96,7 @@ def download(key: str, folder: str, url: Optional[str] = None, md5: Optional[str
     part = os.path.join(folder, f"{key}.zip.part")
     print(f"downloading {key} from {url} ({source.licence})")
     _fetch(url, part)
-    if md5 and _md5(part) != md5:
+    if md5 and _md5(part) != md5.lower():  # as Zenodo and md5sum print it, or in capitals
         os.remove(part)  # a corrupt archive cannot be resumed: start afresh next time
         raise UserError(f"{part}: MD5 differs from the published {md5}; removed, run the download again")
     try:

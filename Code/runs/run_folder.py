@@ -43,7 +43,7 @@ from ..core import precision
 from ..core.atomic_file import remove_partials
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
-from ..core.paths import MAIN, shown
+from ..core.paths import MAIN, not_a_folder, shown
 from ..data.corpora import SAMPLE_RATE
 from ..data.corpus_set import Part
 from ..nn import legacy_weights
@@ -71,7 +71,7 @@ def fold_weight_files(folder: str, flag: str = "--test_path") -> list[tuple[int,
     For folders without ``run.json`` (the authors'); one k only, every fold 1..k present.
     """
     if not os.path.isdir(folder):
-        raise UserError(f"{flag} {folder}: no such folder of weight files")
+        raise not_a_folder(f"{flag} {folder}", folder, "folder of weight files")
     found = {}
     for name in os.listdir(folder):
         match = re.fullmatch(r"(\d+)-fold_weights_best_(\d+)\.hdf5", name)
@@ -300,7 +300,7 @@ def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, 
 def open_run(folder: str, flag: str = "--test_path") -> Optional[RunFolder]:
     """The run in ``folder``, or None for a folder of fold files without a ``run.json`` of this layout."""
     if not os.path.isdir(folder):
-        raise UserError(f"{flag} {folder}: no such folder")
+        raise not_a_folder(f"{flag} {folder}", folder)
     path = os.path.join(folder, RUN_FILE)
     if not os.path.isfile(path):
         return None
