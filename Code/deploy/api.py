@@ -33,6 +33,7 @@ from ..core.tensorflow_setup import start_tensorflow
 from ..data.feature_statistics import domain_shift
 from ..data.features import row_signatures, signature_matches
 from ..data.resolve import corpus_for_weights
+from ..runs import run_folder
 
 
 class Run:
@@ -120,12 +121,7 @@ class Run:
         return self.spec.features
 
     def _fold_numbers(self, fold: Optional[int]) -> list[int]:
-        numbers = [number for number, _, _ in self.folds]
-        if fold is None:
-            return numbers
-        if fold not in numbers:
-            raise UserError(f"--fold {fold}: {self.folder} has folds {numbers[0]} to {numbers[-1]}")
-        return [fold]
+        return run_folder.chosen_folds(fold, self.folder, [number for number, _, _ in self.folds])
 
     def folds_used(self, fold: Optional[int] = None) -> str:
         """What scores an input, as every mode prints it: "fold 3" or "mean of 10 folds"; a fold the run does not
@@ -328,7 +324,6 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
     start_tensorflow()
     from ..core import config
     from ..Model import MODELS
-    from ..runs import run_folder
     run = run_folder.open_run(folder)
     if run is not None:
         config = run.config

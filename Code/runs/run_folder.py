@@ -65,6 +65,16 @@ def _record_name(k: int, fold: int) -> str:
     return f"{k}-fold_record_{fold}.json"
 
 
+def chosen_folds(fold: Optional[int], folder: str, numbers: list[int]) -> list[int]:
+    """The fold numbers that score: all of ``numbers`` (the folds of the weights in ``folder``), or ``--fold``'s one,
+    refused in one line where the folder does not have it."""
+    if fold is None:
+        return numbers
+    if fold not in numbers:
+        raise UserError(f"--fold {fold}: {folder} has folds {numbers[0]} to {numbers[-1]}")
+    return [fold]
+
+
 def fold_weight_files(folder: str, flag: str = "--test_path") -> list[tuple[int, str]]:
     """(fold number from 1, path) of every ``<k>-fold_weights_best_<i>.hdf5`` in ``folder``, in fold order.
 
