@@ -419,3 +419,32 @@ def test_every_reference_the_report_prints_is_in_the_repository(tmp_path, capsys
     assert cited == {"docs/statistics.md"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     assert all(os.path.isfile(os.path.join(root, path)) for path in cited)
+
+
+# --- damaged records -----------------------------------------------------------------------------------------------
+
+def _damaged(change) -> dict:
+    record = json.loads(json.dumps(_run("MODEL_A", 1)))
+    change(record)
+    return record
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.pop("folds"), "'folds' must be a JSON array, it is missing"),
+    (lambda r: r.update(folds=[]), "'folds' is empty"),
+    (lambda r: r.update(config=[]), "'config' must be a JSON object, it is an array"),
+    (lambda r: r["config"].update(random_seed="1"), "'config.random_seed' must be a JSON integer, it is a string"),
+    (lambda r: r["summary"].pop("uar_pooled"), "'summary.uar_pooled' must be a JSON number, it is missing"),
+    (lambda r: r["folds"][2].update(uar=True), "'folds[2].uar' must be a JSON number, it is true or false"),
+    (lambda r: r["folds"][0].pop("y_pred"), "'folds[0].y_pred' must be a JSON array, it is missing"),
+    (lambda r: r.pop("protocol"), "'protocol' must be a JSON string, it is missing"),
+])
+def test_a_damaged_results_record_is_one_line_naming_the_file_and_field(tmp_path, change, message):
+    """A record of ours (its keys say so) whose fields the report reads are missing or of another type: each was a
+    KeyError or TypeError from deep inside the report; the other files of the folder are fine."""
+    _write(tmp_path, "a", _run("MODEL_A", 2))
+    _write(tmp_path, "b", _damaged(change))
+    with pytest.raises(report.UserError, match=f"^{re.escape(str(tmp_path / 'b.json'))}: damaged results file "
+                                               f"\\({re.escape(message)}\\); move it out of the results folder"):
+        report.write_report(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "b.json"]  # nothing written

@@ -36,6 +36,7 @@ from matplotlib.figure import Figure
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
 from ..core.flags import report_columns
+from ..core.json_fields import NUMBER, wrong_field
 from ..core.paths import shown
 from ..data.features import FEATURE_KINDS
 from . import significance
@@ -95,8 +96,33 @@ class GroupKey(NamedTuple):
     settings: tuple  # ((name, value), ...) from ``run_settings`` and ``label_map_setting``
 
 
+# The fields of a results record that the report reads, with their JSON types (results.py writes them). Fields
+# read with a default (``mode``, ``variant``, a fold's ``test_rows`` ...) are those older records may lack.
+_RECORD_FIELDS = {"model": str, "config": dict, "summary": dict, "folds": list}
+_CONFIG_FIELDS = {"data": str, "random_seed": int, "split_fold": int}
+_FOLD_FIELDS = {"uar": NUMBER, "war": NUMBER, "n": int, "y_true": list, "y_pred": list}
+_SUMMARY_FIELDS = {"uar_pooled": NUMBER, "war_pooled": NUMBER, "war_mean_of_folds": NUMBER}
+
+
+def check_record(path: str, record: dict) -> None:
+    """Refuse, in one line naming the file and the field, a results record (ours by its keys) whose fields the
+    report reads are missing or of another type: a damaged or hand-edited file, which would end deep in the report
+    otherwise."""
+    own = ({"cross_corpus": dict} if "cross_corpus" in record  # a cross-corpus test, a re-test, a training run
+           else {"weights_folder": str} if record.get("mode") == "test" else {"protocol": str})
+    wrong = (wrong_field(record, {**_RECORD_FIELDS, **own}) or wrong_field(record["config"], _CONFIG_FIELDS, "config.")
+             or wrong_field(record["summary"], _SUMMARY_FIELDS, "summary.")
+             or ("'folds' is empty" if not record["folds"] else None)
+             or next(filter(None, (wrong_field(fold, _FOLD_FIELDS, f"folds[{i}].")
+                                   for i, fold in enumerate(record["folds"]))), None))
+    if wrong:
+        raise UserError(f"{path}: damaged results file ({wrong}); move it out of the results folder, or put back "
+                        "the copy its run wrote")
+
+
 def load_records(result_path: str) -> list[dict]:
-    """Every results JSON below ``result_path`` (training and test runs), skipping files that are not ours."""
+    """Every results JSON below ``result_path`` (training and test runs), skipping files that are not ours and
+    refusing ours where they are damaged (``check_record``)."""
     records = []
     for path in sorted(glob.glob(os.path.join(result_path, "**", "*.json"), recursive=True)):
         try:
@@ -105,6 +131,7 @@ def load_records(result_path: str) -> list[dict]:
         except (OSError, ValueError):
             continue
         if isinstance(record, dict) and {"summary", "config", "model"} <= set(record):
+            check_record(shown(path), record)
             records.append({**record, "path": path})
     return records
 

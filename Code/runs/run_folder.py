@@ -43,6 +43,7 @@ from ..core import precision
 from ..core.atomic_file import remove_partials
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
+from ..core.json_fields import wrong_field
 from ..core.paths import MAIN, not_a_folder, shown
 from ..data.corpora import SAMPLE_RATE
 from ..data.corpus_set import Part
@@ -240,14 +241,9 @@ def _check_description(path: str, description) -> None:
     """One line naming ``path`` and the first required key of run.json that is missing or of the wrong type."""
     if not isinstance(description, dict):
         raise UserError(f"{path}: damaged run file (not a JSON object)")
-    for where, table, values in (("", REQUIRED, description), ("corpus.", REQUIRED_CORPUS,
-                                                               description.get("corpus"))):
-        for key, kind in table.items():
-            value = values.get(key) if isinstance(values, dict) else None
-            if not isinstance(value, kind) or isinstance(value, bool):
-                found = "missing" if value is None else f"a {type(value).__name__}"
-                raise UserError(f"{path}: damaged run file ('{where}{key}' must be a JSON {_JSON[kind]}, "
-                                f"it is {found})")
+    wrong = wrong_field(description, REQUIRED) or wrong_field(description["corpus"], REQUIRED_CORPUS, "corpus.")
+    if wrong:
+        raise UserError(f"{path}: damaged run file ({wrong})")
     if not isinstance(description["feature_file"].get("sha256"), str):
         raise UserError(f"{path}: damaged run file ('feature_file.sha256' must be a JSON string)")
     mixed = description["config"].get("mixed_precision", False)
@@ -255,8 +251,6 @@ def _check_description(path: str, description) -> None:
         raise UserError(f"{path}: damaged run file ('config.mixed_precision' must be true, false or \"bf16\", "
                         f"it is {json.dumps(mixed)})")
 
-
-_JSON = {str: "string", dict: "object", list: "array", int: "integer"}
 
 
 def _new_folder(parent: str, name: str) -> str:
