@@ -43,7 +43,7 @@ from ..core import precision
 from ..core.atomic_file import remove_partials
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
-from ..core.json_fields import wrong_field
+from ..core.json_fields import NUMBER, wrong_field
 from ..core.paths import MAIN, not_a_folder, shown
 from ..data.corpora import SAMPLE_RATE
 from ..data.corpus_set import Part
@@ -57,6 +57,11 @@ FORMAT = 2  # run.json layout; an earlier layout (format 1: "folds_done" inside 
 REQUIRED = {"created": str, "config": dict, "corpus": dict, "feature_file": dict, "test_rows": list,
             "result_path": str}
 REQUIRED_CORPUS = {"signal_length": int, "features": str, "input_shape": list}
+# the fields of a fold's record that its run's results are made of (runs/results.py)
+FOLD_RECORD = {"uar": NUMBER, "war": NUMBER, "n": int, "confusion": list, "report": dict, "y_true": list,
+               "y_pred": list}
+
+
 def weights_name(k: int, fold: int) -> str:
     """The original's name of fold ``fold``'s weights (folds numbered from 1): ``<k>-fold_weights_best_<i>.hdf5``."""
     return f"{k}-fold_weights_best_{fold}.hdf5"
@@ -144,7 +149,10 @@ class RunFolder:
             record = _read_json(path)
         except UserError as exc:
             return None, str(exc)
-        recorded = record.get("weights_sha256") if isinstance(record, dict) else None
+        wrong = wrong_field(record, FOLD_RECORD) if isinstance(record, dict) else "not a JSON object"
+        if wrong:  # the run's results are made from these fields: a fold without them is trained again
+            return None, f"{path}: damaged fold record ({wrong})"
+        recorded = record.get("weights_sha256")
         if recorded is not None and file_sha256(weights) != recorded:  # records of older runs carry no hash
             return None, (f"{weights}: damaged fold weights (their sha256 differs from the one {os.path.basename(path)}"
                           " recorded when they were written)")
