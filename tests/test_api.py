@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from conftest import CODE
+from timnet_ser.core.errors import UserError
 from timnet_ser.main import main
 from timnet_ser.nn import legacy_weights
 
@@ -71,6 +72,28 @@ def test_a_resampled_array_equals_the_same_file_on_disk(emodb46, shared, tmp_pat
     assert from_array["probabilities"] == pytest.approx(from_file["probabilities"], abs=1e-6)
 
 
+def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, shared):
+    """(samples, sample_rate) in int16 (scipy.io.wavfile's layout) or int32 is scaled as soundfile reads the file;
+    unscaled, int16 samples gave other probabilities. A (channels, samples) array, a rate that is not a positive
+    whole number and NaN were averaged over the samples, truncated, or a traceback from librosa."""
+    path = wav(shared, "03a01Wa.wav")
+    [from_file] = emodb46.predict(path)
+    pcm, rate = sf.read(path, dtype="int16")
+    for samples in (pcm, pcm.astype(np.int32) << 16):
+        [row] = emodb46.predict((samples, rate))
+        assert row["probabilities"] == pytest.approx(from_file["probabilities"], abs=1e-6)
+    stereo = np.stack([pcm, pcm], axis=1)  # (samples, 2): soundfile's layout, averaged as librosa.load does
+    assert emodb46.predict((stereo, rate))[0]["probabilities"] == pytest.approx(from_file["probabilities"], abs=1e-6)
+    for source, message in [((stereo.T, rate), r"shape \(2, \d+\): more channels than samples"),
+                            ((pcm, 0), r"sample_rate 0: must be a positive whole number"),
+                            ((pcm, 16000.5), r"sample_rate 16000.5: must be a positive whole number"),
+                            ((np.full(100, np.nan), rate), r"holds NaN or Inf values")]:
+        with pytest.raises(UserError, match=message):
+            emodb46.predict(source)
+    with pytest.raises(UserError, match=r"^fold='1': give a fold number, 1 to 10, or None for all$"):
+        emodb46.predict(path, fold="1")  # it said "--fold 1: ... has folds 1 to 10"
+
+
 def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, shared, tmp_path, capsys):
     signal, rate = sf.read(wav(shared, "03a01Wa.wav"))
     folder = tmp_path / "mixed"
@@ -103,7 +126,6 @@ def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, sh
 
 
 def test_predict_given_features_instead_of_audio_says_what_it_takes(emodb46):
-    from timnet_ser.core.errors import UserError
     features = np.zeros((2, 215, 39), dtype=np.float32)  # MFCCs, not a path
     for source in (features, [features[0]]):
         with pytest.raises(UserError, match=r"predict: got ndarray of shape \(.*\); it takes an audio file"):

@@ -289,8 +289,11 @@ def test_weights_of_another_class_count_suggest_the_corpus_with_that_count(share
 
 def test_the_api_names_its_arguments(tmp_path):
     from timnet_ser.deploy.api import load_run
+    folder = weights_folder(str(tmp_path), "TIMNET", 7)
     with pytest.raises(UserError, match=r"^data='X' is not a known corpus"):
-        load_run(weights_folder(str(tmp_path), "TIMNET", 7), data="X")
+        load_run(folder, data="X")
+    with pytest.raises(UserError, match=r"^hyper=\{'dilation_size': 8\}: give a Model.Hyper"):  # a TypeError before
+        load_run(folder, data="EMODB", hyper={"dilation_size": 8})
 
 
 def main_py_in_a_child_process(argv: list) -> tuple:

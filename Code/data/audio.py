@@ -52,16 +52,35 @@ def load_audio(path: str) -> np.ndarray:
     return signal
 
 
-def resample(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Samples of any rate, (s,) or (s, channels), as ``librosa.load`` would return them: mono at 22 050 Hz."""
+def resample(samples, sample_rate) -> np.ndarray:
+    """Samples of any rate, (s,) or (s, channels), as ``librosa.load`` would return them: mono at 22 050 Hz.
+
+    Integer PCM (int16 as ``scipy.io.wavfile.read`` returns it, int32, 8-bit unsigned) is scaled to [-1, 1) as
+    soundfile scales such a file when librosa reads it, so that an array predicts as its file does; floats are
+    taken as they are. One line for a rate that is not a positive whole number, an array of another shape or of
+    NaN or Inf, and a (channels, samples) array (``librosa.load(mono=False)``'s layout), which would otherwise be
+    averaged over its samples."""
     import librosa
-    signal = np.asarray(samples, dtype=np.float32)
+    if (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating))
+            or not (sample_rate > 0 and float(sample_rate).is_integer())):
+        raise UserError(f"sample_rate {sample_rate!r}: must be a positive whole number of samples per second")
+    array = np.asarray(samples)
+    if array.dtype.kind not in "iuf" or array.ndim not in (1, 2) or array.size == 0:
+        raise UserError(f"audio array of shape {array.shape} ({array.dtype}): expected numbers, (samples,) or "
+                        "(samples, channels)")
+    if array.ndim == 2 and array.shape[1] > array.shape[0]:
+        raise UserError(f"audio array of shape {array.shape}: more channels than samples; (samples, channels) is "
+                        "expected, as soundfile reads a file: pass a (channels, samples) array transposed (.T)")
+    if array.dtype.kind in "iu":  # full scale 2^(bits - 1); unsigned PCM is centred on it
+        full_scale = 2.0 ** (8 * array.dtype.itemsize - 1)
+        array = (array.astype(np.float64) - (full_scale if array.dtype.kind == "u" else 0.0)) / full_scale
+    signal = array.astype(np.float32)
+    if not np.isfinite(signal).all():
+        raise UserError(f"audio array of shape {array.shape}: holds NaN or Inf values")
     if signal.ndim == 2:  # (s, channels), soundfile's layout; librosa.load averages the channels
         signal = signal.mean(axis=1)
-    if signal.ndim != 1 or signal.size == 0:
-        raise UserError(f"audio array of shape {np.shape(samples)}: expected (samples,) or (samples, channels)")
     if sample_rate != SAMPLE_RATE:
-        signal = librosa.resample(signal, orig_sr=sample_rate, target_sr=SAMPLE_RATE)  # librosa.load's soxr_hq
+        signal = librosa.resample(signal, orig_sr=int(sample_rate), target_sr=SAMPLE_RATE)  # load's soxr_hq
     return signal
 
 

@@ -341,6 +341,9 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
                         f"{did_you_mean(model, MODELS)}")
     corpus = corpus_for_weights(data, spec.features, feature_path, api=True)
     from ..core.config import Hyper
+    if hyper is not None and not isinstance(hyper, Hyper):
+        raise UserError(f"{named('hyper', hyper, api=True)}: give a Model.Hyper (Hyper(dilation_size=8), ...), or "
+                        "leave it out for the paper's")
     hyper = hyper or Hyper(dilation_size=corpus.tab_count)
     return Run(os.path.abspath(folder), spec, hyper, data, list(corpus.classes), corpus.signal_length,
                run_folder.fold_weight_files(folder), None)

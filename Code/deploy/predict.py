@@ -131,7 +131,7 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
     module's docstring."""
     if _is_array(source):
         samples, rate = source
-        signal = resample(samples, int(rate))
+        signal = resample(samples, rate)
         yield [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind))]
         return
     listed = list_inputs(source)

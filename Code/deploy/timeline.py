@@ -103,7 +103,7 @@ def _source_blocks(source, block_frames: int) -> Iterator[np.ndarray]:
     if isinstance(source, tuple):
         from ..data.audio import resample
         samples, rate = source
-        yield resample(samples, int(rate))
+        yield resample(samples, rate)
         return
     yield from _file_blocks(source, block_frames)
 

@@ -76,6 +76,8 @@ def chosen_folds(fold: Optional[int], folder: str, numbers: list[int]) -> list[i
     refused in one line where the folder does not have it."""
     if fold is None:
         return numbers
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)):
+        raise UserError(f"fold={fold!r}: give a fold number, {numbers[0]} to {numbers[-1]}, or None for all")
     if fold not in numbers:
         raise UserError(f"--fold {fold}: {folder} has folds {numbers[0]} to {numbers[-1]}")
     return [fold]
