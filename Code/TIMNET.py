@@ -20,7 +20,7 @@ from keras import ops
 from .core.config import MAX_DILATION_SIZE
 from .nn import training_kernels
 from .nn.causal_conv import CausalConv1D
-from .nn.layer_args import check_bool, check_positive_int, check_rate
+from .nn.layer_args import check_activation, check_bool, check_positive_int, check_rate
 
 
 @keras.saving.register_keras_serializable(package="ser")
@@ -51,6 +51,7 @@ class TemporalAwareBlock(keras.layers.Layer):
         for arg, value in (("filters", filters), ("kernel_size", kernel_size), ("dilation_rate", dilation_rate)):
             check_positive_int("TemporalAwareBlock", arg, value)
         check_rate("TemporalAwareBlock", "dropout_rate", dropout_rate)
+        check_activation("TemporalAwareBlock", "activation", activation)
         check_bool("TemporalAwareBlock", "fused", fused)
         self.filters, self.kernel_size, self.dilation_rate = filters, kernel_size, dilation_rate
         self.dropout_rate, self.activation, self.fused = float(dropout_rate), activation, fused
@@ -162,6 +163,7 @@ class TIMNET(keras.layers.Layer):
                              f"2 ** (dilations - 1), beyond TensorFlow's int32 shapes after that), "
                              f"received dilations={dilations!r}")
         check_rate("TIMNET", "dropout_rate", dropout_rate)
+        check_activation("TIMNET", "activation", activation)
         self.filters, self.kernel_size, self.dilations, self.stacks = filters, kernel_size, dilations, stacks
         self.dropout_rate, self.activation, self.fused = float(dropout_rate), activation, fused
         self.forward_conv = CausalConv1D(filters, 1, name="forward_conv1x1")

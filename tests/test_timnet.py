@@ -65,6 +65,9 @@ def test_layers_validate_and_serialise():
         TemporalAwareBlock(dilation_rate=0)
     with pytest.raises(ValueError, match="dropout_rate=1.5"):
         TIMNET(dropout_rate=1.5)
+    for layer in (TIMNET, TemporalAwareBlock):  # across the channels: Keras built it, and it broke the block
+        with pytest.raises(ValueError, match="element-wise activations .*received activation='softmax'"):
+            layer(activation="softmax")
     layer = TIMNET(dilations=3, stacks=2, dropout_rate=0.2, name="t")
     clone = TIMNET.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
@@ -127,3 +130,18 @@ def test_own_weights_round_trip_in_the_legacy_layout(tmp_path):
         first = f.attrs["layer_names"][0].decode()
         assert f[first].attrs["weight_names"][0].decode() == f"{first}/kernel:0"
         assert f[first][f"{first}/kernel:0"].shape == (1, 39, 39)
+
+
+def test_every_block_activation_is_keras_element_wise_one():
+    """nn/layer_args.BLOCK_ACTIVATIONS, the names --activation takes: each is a Keras activation that maps each value
+    on its own (the same shape; a change to one input changes that output only)."""
+    from timnet_ser.nn.layer_args import BLOCK_ACTIVATIONS
+    x = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
+    bumped = x.copy()
+    bumped[0, 0, 0] += 1.0
+    for name in BLOCK_ACTIVATIONS:
+        act = keras.activations.get(name)
+        y, y2 = np.asarray(act(x)), np.asarray(act(bumped))
+        changed = y2 != y
+        changed[0, 0, 0] = False
+        assert y.shape == x.shape and not changed.any(), name

@@ -52,10 +52,15 @@ def test_train_returns_the_run_as_the_command_line_trains_it(feature_file, tmp_p
     ({"normalize": "speakers"}, "--normalize 'speakers': choose one of none, utterance, speaker, corpus"),
     ({"model": "DCNN_BLSTMwA", "normalize": "corpus"}, "--normalize corpus: standardises MFCC coefficients"),
     ({"mode": "test"}, "mode='test': train() trains; load_run(folder) tests, predicts and exports"),
+    # a keyword of a type its flag cannot take: a stray word for the parser, or a TypeError, before
+    ({"balance": "yes"}, "balance='yes': a switch, True or False"),
+    ({"normalize": True}, "normalize=True: takes a value, not True or False"),
+    ({"data": 5}, "data=5: give a name, a str"),
+    ({"feature_path": 5}, "feature_path=5: give the path of a feature file"),
 ])
 def test_a_wrong_argument_is_the_command_lines_one_line(flags, message, tmp_path):
     with pytest.raises(UserError) as caught:
-        timnet_ser.train(data="TOYAPI", feature_path=str(tmp_path / "none.npy"), model_path=str(tmp_path / "M"),
-                         **flags)
+        timnet_ser.train(**{"data": "TOYAPI", "feature_path": str(tmp_path / "none.npy"),
+                            "model_path": str(tmp_path / "M"), **flags})
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert not os.path.exists(tmp_path / "M")

@@ -154,6 +154,10 @@ def validate(s: Settings) -> Settings:
     kind = MODELS[s.model].features
     if s.features not in (None, kind):
         raise UserError(f"--features {s.features}: --model {s.model} reads {kind} features")
+    from ..nn.layer_args import BLOCK_ACTIVATIONS
+    if s.activation not in BLOCK_ACTIVATIONS:  # a traceback from Keras, with a run folder made, before
+        raise UserError(f"--activation {s.activation!r}: choose one of Keras' element-wise activations "
+                        f"({', '.join(BLOCK_ACTIVATIONS)}){did_you_mean(s.activation, BLOCK_ACTIVATIONS)}")
     check_cross_corpus(s)
     s = check_corpora(s)
     check_training(s)

@@ -17,16 +17,29 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from ..core.errors import UserError
+from ..core.errors import UserError, named
+from ..core.flags import FLAGS
 from . import modes, settings
 
 
 def _argv(data: str, feature_path: Optional[str], model: str, flags: dict) -> list[str]:
-    """The command line of these keywords: None and False left out, True a switch, a list of seeds joined."""
+    """The command line of these keywords: None and False left out, True a switch, a list of seeds joined; a value
+    of a type its flag cannot take is refused naming the keyword (the parser would see a stray word, or fail)."""
+    for name, value in (("data", data), ("model", model)):
+        if not isinstance(value, str):
+            raise UserError(f"{named(name, value, api=True)}: give a name, a str (data='EMODB', model='TIMNET')")
+    if feature_path is not None and not isinstance(feature_path, (str, os.PathLike)):
+        raise UserError(f"{named('feature_path', feature_path, api=True)}: give the path of a feature file (a str)")
     argv = ["--mode", "train", "--data", data, "--model", model]
     if feature_path is not None:
         argv += ["--feature_path", os.fspath(feature_path)]
+    kinds = {flag.name: flag for flag in FLAGS}
     for name, value in flags.items():
+        flag = kinds.get(name)
+        if flag is not None and flag.type is bool and not flag.words and not isinstance(value, bool):
+            raise UserError(f"{named(name, value, api=True)}: a switch, True or False")
+        if flag is not None and flag.type is not bool and isinstance(value, bool):
+            raise UserError(f"{named(name, value, api=True)}: takes a value, not True or False")
         if value is None or value is False:
             continue
         argv.append(f"--{name}")

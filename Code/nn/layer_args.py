@@ -10,6 +10,12 @@ from typing import Optional
 # DCNN-BLSTMwA's segment CNNs (DCNN.BACKBONES): whether each has MobileNet's width multiplier ``alpha``
 BACKBONE_WIDTH = {"mobilenetv2": True, "resnet50v2": False}
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # the widths Keras publishes MobileNetV2 ImageNet weights for
+# TIM-Net's block activation (--activation): Keras 3's element-wise activations by name. Not softmax, log_softmax,
+# sparsemax and glu, which work across the channels (glu halves them), nor threshold, which needs arguments.
+BLOCK_ACTIVATIONS = ("relu", "celu", "elu", "exponential", "gelu", "hard_shrink", "hard_sigmoid", "hard_silu",
+                     "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "mish", "relu6", "selu",
+                     "sigmoid", "silu", "soft_shrink", "softplus", "softsign", "sparse_plus", "sparse_sigmoid",
+                     "squareplus", "swish", "tanh", "tanh_shrink")
 
 
 def check_positive_int(owner: str, name: str, value) -> None:
@@ -26,6 +32,12 @@ def check_rate(owner: str, name: str, value) -> None:
     """A dropout rate: a number in [0, 1)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
         raise ValueError(f"{owner}: {name} must be in [0, 1), received {name}={value!r}")
+
+
+def check_activation(owner: str, name: str, value) -> None:
+    if value not in BLOCK_ACTIVATIONS:
+        raise ValueError(f"{owner}: {name} must be one of Keras' element-wise activations "
+                         f"({', '.join(BLOCK_ACTIVATIONS)}), received {name}={value!r}")
 
 
 def check_bool(owner: str, name: str, value) -> None:
