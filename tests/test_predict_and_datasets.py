@@ -123,3 +123,27 @@ def test_new_modes_answer_bad_input_in_one_line(tmp_path, capsys, args, message)
     assert main([a.format(tmp=tmp_path) for a in args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_csv_files_saved_by_a_spreadsheet_read_and_other_encodings_are_one_line(tmp_path):
+    """A manifest, a list of files and a label map saved as "CSV UTF-8" by a spreadsheet begin with a byte-order
+    mark, which made the first column's name '\\ufeffpath' (a manifest said its line 1 names a missing file); a
+    file in another encoding was a UnicodeDecodeError traceback (core/csv_rows.py reads all three)."""
+    from timnet_ser.core.errors import UserError
+    from timnet_ser.data.corpus_files import read_file_list, read_manifest
+    from timnet_ser.data.label_map import read_map_file
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / name).write_bytes(b"")
+    manifest, files, labels = tmp_path / "m.csv", tmp_path / "f.csv", tmp_path / "map.csv"
+    manifest.write_bytes("\ufeffpath,label,speaker\na.wav,calm,s1\n# a comment\n\nb.wav,tense,s2\n".encode())
+    files.write_bytes("\ufeffpath,speaker\na.wav,s1\n".encode())
+    labels.write_bytes("\ufeffcalm,neutral\n".encode())
+    assert read_manifest(str(manifest)) == [(str(tmp_path / "a.wav"), "calm", "s1"),
+                                            (str(tmp_path / "b.wav"), "tense", "s2")]
+    assert read_file_list(str(files)) == ([str(tmp_path / "a.wav")], ["s1"])
+    assert read_map_file(str(labels), "--label_map") == {None: {"calm": "neutral"}}
+    manifest.write_bytes("path,label\na.wav,\xe4rger\n".encode("latin-1"))
+    for read, named in ((read_manifest, str(manifest)), (read_file_list, str(manifest)),
+                        (lambda path: read_map_file(path, "--label_map"), f"--label_map {manifest}")):
+        with pytest.raises(UserError, match=f"^{named}: not a UTF-8 text file \\(byte 17: .*\\); save it as CSV UTF-8$"):
+            read(str(manifest))

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from ..core.csv_rows import csv_rows
 from ..core.errors import UserError
 from ..core.paths import not_a_folder
 from .audio import _decode_reason, _hidden, audio_files
@@ -26,19 +27,17 @@ def _authors_order(items: list[tuple[str, str, str]], corpus: Corpus, root: str)
 
 def read_manifest(path: str) -> list[tuple[str, str, str]]:
     """(path, label, speaker) rows of a CSV manifest ``path,label[,speaker]``; relative paths from its folder."""
-    import csv
     folder = os.path.dirname(os.path.abspath(path))
     rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for number, row in enumerate(csv.reader(f), start=1):
-            if not row or row[0].strip().startswith("#") or (number == 1 and row[0].strip().lower() == "path"):
-                continue
-            if len(row) not in (2, 3) or not row[0].strip() or not row[1].strip():
-                raise UserError(f"{path}: line {number} is not 'path,label[,speaker]': {','.join(row)!r}")
-            wav = os.path.join(folder, row[0].strip())
-            if not os.path.isfile(wav):
-                raise UserError(f"{path}: line {number} names {row[0].strip()!r}, which does not exist")
-            rows.append((wav, row[1].strip(), row[2].strip() if len(row) == 3 else ""))
+    for number, row in csv_rows(path, path):
+        if number == 1 and row[0].lower() == "path":
+            continue
+        if len(row) not in (2, 3) or not row[0] or not row[1]:
+            raise UserError(f"{path}: line {number} is not 'path,label[,speaker]': {','.join(row)!r}")
+        wav = os.path.join(folder, row[0])
+        if not os.path.isfile(wav):
+            raise UserError(f"{path}: line {number} names {row[0]!r}, which does not exist")
+        rows.append((wav, row[1], row[2] if len(row) == 3 else ""))
     if not rows:
         raise UserError(f"{path}: the manifest lists no files")
     return rows
@@ -51,22 +50,16 @@ def read_file_list(path: str) -> tuple[list[str], list[str] | None]:
     ``path,label,speaker`` will do: other columns are ignored). Relative paths are from the list's folder; lines
     starting with # are skipped. A file that is missing is predict's to report, row by row, as one it cannot read.
     """
-    import csv
     folder = os.path.dirname(os.path.abspath(path))
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            lines = [(number, row) for number, row in enumerate(csv.reader(f), start=1)
-                     if row and not row[0].strip().startswith("#")]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"{path}: not a readable CSV list of files ({exc})") from None
-    header = [name.strip().lower() for name in lines[0][1]] if lines else []
+    lines = csv_rows(path, path)
+    header = [name.lower() for name in lines[0][1]] if lines else []
     if "path" not in header:
         raise UserError(f"{path}: its first line must name the columns, 'path' and optionally 'speaker' "
                         f"(got {','.join(lines[0][1]) if lines else 'an empty file'!r})")
     where, speaker_column = header.index("path"), header.index("speaker") if "speaker" in header else None
     paths, speakers = [], []
     for number, row in lines[1:]:
-        cells = [cell.strip() for cell in row] + [""] * len(header)
+        cells = row + [""] * len(header)
         if not cells[where] or (speaker_column is not None and not cells[speaker_column]):
             raise UserError(f"{path}: line {number} lacks its {'path' if not cells[where] else 'speaker'}: "
                             f"{','.join(row)!r}")

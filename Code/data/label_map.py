@@ -18,12 +18,12 @@ names) under which no class is shared, is one clear line naming the file.
 
 from __future__ import annotations
 
-import csv
 import os
 import tomllib
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from ..core.csv_rows import csv_rows
 from ..core.errors import UserError
 
 
@@ -75,9 +75,7 @@ def read_map_file(path: str, flag: str) -> dict[Optional[str], dict[str, Optiona
                 entries[str(key)] = _entries(values, flag, path, f"[{key}] ")
             return entries
         if path.lower().endswith(".csv"):
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = [[field.strip() for field in row] for row in csv.reader(f)
-                        if row and row[0].strip() and not row[0].startswith("#")]
+            rows = [row for _, row in csv_rows(path, f"{flag} {path}") if row[0]]
             bad = [row for row in rows if len(row) > 3]
             if bad:
                 raise UserError(f"{flag} {path}: line {','.join(bad[0])!r} has more than three fields "
