@@ -134,6 +134,12 @@ BAD_FEATURES = {
                             "y has 6 classes, --data EMODB has 7"),
     "fewer labels than rows": ({"y": np.eye(7, dtype="float32")[np.arange(19) % 7]}, "x has 20 rows but y has 19"),
     "labels not one-hot": ({"y": np.full((20, 7), 1 / 7, "float32")}, "y is not one-hot"),
+    # the optional keys of --mode extract's files (a ValueError traceback, or accepted, before)
+    "signal_length not a number": ({"signal_length": "abc"},
+                                   "signal_length is 'abc', expected a positive whole number of samples"),
+    "negative signal_length": ({"signal_length": -5}, "signal_length is -5, expected a positive whole number"),
+    "speakers of other rows": ({"speakers": np.array(["a"] * 3)}, "speakers holds 3 entries, expected one per row"),
+    "files of other rows": ({"files": ["a.wav"] * 21}, "files holds 21 entries, expected one per row of x (20)"),
 }
 
 

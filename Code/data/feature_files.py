@@ -93,7 +93,30 @@ def load_features(path: str, data_key: str | None = None) -> dict:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
         raise UserError(f"{path}: not a readable .npy feature file ({type(exc).__name__}: {reason})") from None
     _require_dict(data, path)
+    _check_metadata(data, path)
     return data
+
+
+def _check_metadata(data: dict, path: str) -> None:
+    """The optional keys a file of --mode extract carries, where present: ``signal_length`` a positive whole number
+    of samples, ``speakers`` and ``files`` one entry per row of x (a file edited by hand, or written elsewhere)."""
+    if "signal_length" in data:
+        value = data["signal_length"]
+        try:
+            whole = float(value).is_integer() and float(value) >= 1
+        except (TypeError, ValueError):
+            whole = False
+        if not whole:
+            raise UserError(f"{path}: signal_length is {value!r}, expected a positive whole number of samples")
+    x = data.get("x")
+    for key in ("speakers", "files"):
+        if key not in data or not isinstance(x, np.ndarray) or x.ndim == 0:
+            continue
+        entries = data[key]
+        if not isinstance(entries, (list, tuple, np.ndarray)) or np.ndim(entries) != 1 or len(entries) != len(x):
+            count = f"{len(entries)} entries" if isinstance(entries, (list, tuple, np.ndarray)) else \
+                f"a {type(entries).__name__}"
+            raise UserError(f"{path}: {key} holds {count}, expected one per row of x ({len(x)})")
 
 
 def _arrays(data: dict, path: str) -> tuple[np.ndarray, np.ndarray]:
