@@ -263,7 +263,6 @@ def run_test(args: Settings) -> dict:
     features, own_features = run_features(args, run)
     result_path = args.result_path if "result_path" in args.given else run.result_path
     check_writable_folder(result_path, "--result_path")
-    configure_run(run.config.model, run.config.mixed_precision)
     config = replace(run.config, random_seed=args.seed, split_fold=args.split_fold, cv=args.cv,
                      feature_path=recorded_feature_path(args.data, args.features, args.feature_path)
                      if "feature_path" in args.given else run.config.feature_path)
@@ -279,6 +278,7 @@ def run_test(args: Settings) -> dict:
     description = (f"re-test of the run in {shown(run.path)} on its own split (the test rows of its run.json)"
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     files = [path for _, path in run.checked_weight_files()]
+    configure_run(run.config.model, run.config.mixed_precision)  # the split and the weight files checked first
     return retest_weights(MODELS[config.model], config, network_inputs(args, features, config.feature_path),
                           features.y, folds, files, run.path, result_path, description, retest, features.parts)
 
