@@ -299,6 +299,35 @@ feature_path = "broken.npy"
     assert "95% CI" in (folder / "bad-results" / "report.md").read_text()
 
 
+def test_a_fold_another_process_trains_fails_in_the_grid_and_trains_once_it_is_free(tmp_path):
+    """runs/run_folder.RunFolder.training in a grid's worker: a fold whose lock another process holds (a --resume
+    of the run, a second grid) fails, named with that process, the other points finish; freed, it trains."""
+    toy_features(tmp_path / "TOY.npy")
+    (tmp_path / "grid.toml").write_text(GRID.replace('model = ["TIMNET", "GMTCN"]', 'model = "TIMNET"')
+                                        .replace("random_seed = [1, 2]", "random_seed = 1"))
+    assert run_grid(tmp_path, "lock", "--address", "none")[0] == 0
+    [run] = glob.glob(str(tmp_path / "lock-models" / "*"))
+    os.remove(os.path.join(run, "3-fold_weights_best_3.hdf5"))
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, time\n"
+        f"fd = os.open({os.path.join(run, '.3-fold_3.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.ftruncate(fd, 0)\n"
+        "os.write(fd, b'a resume elsewhere')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        status, err = run_grid(tmp_path, "lock", "--address", "none")
+        assert status == 2 and "fold 3/3 is being trained by a resume elsewhere; wait for it to end" in err, err
+        assert not os.path.exists(os.path.join(run, "3-fold_weights_best_3.hdf5"))
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert run_grid(tmp_path, "lock", "--address", "none")[0] == 0
+    assert os.path.exists(os.path.join(run, "3-fold_weights_best_3.hdf5"))
+
+
 def test_a_grid_plans_speaker_normalised_rows_apart(tmp_path):
     """--normalize speaker in a grid: the workers get the rows standardised by speaker (engine/normalization.py),
     stored apart from the same file's raw rows; a file without speakers: that point is reported, not run."""

@@ -4,6 +4,7 @@ or stacked), each run's results files written at the end. The trainer and one fo
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from typing import Optional
@@ -112,13 +113,17 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
         if pending:
             chunk = (f"stacks of {max_members}" if max_members and max_members < len(pending) else "one step")
             print(f"training {len(pending)} folds stacked in {chunk}")
-            report(zip(pending, train_and_save_stacked(spec, pending, trainer, x, y, max_members)))
+            with contextlib.ExitStack() as locks:  # each run's folds, held until the stack is saved
+                for run in runs:
+                    locks.enter_context(run.training(fold for owner, fold in pending if owner is run))
+                report(zip(pending, train_and_save_stacked(spec, pending, trainer, x, y, max_members)))
         print(f"trained {len(pending)} folds in {time.time() - started:.0f} s")
         return [finish_run(spec, run) for run in runs]
     summaries = []
     for run in runs:  # one after the other, each fold saved (and printed) as soon as it is trained
         started, pending = time.time(), announce(run)
-        report((pair, train_and_save_fold(spec, pair[0], trainer, x, y, pair[1])) for pair in pending)
+        with run.training(fold for _, fold in pending):  # all of them from the start: a second process is told now
+            report((pair, train_and_save_fold(spec, pair[0], trainer, x, y, pair[1])) for pair in pending)
         print(f"trained {len(pending)} folds in {time.time() - started:.0f} s")
         summaries.append(finish_run(spec, run))
     return summaries

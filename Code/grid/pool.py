@@ -101,7 +101,8 @@ class FoldWorker:
         if self.warm is None or self.warm[0] != key:
             self.warm = None  # the old step's memory goes before the new one is built
             self.warm = (key, build_trainer(spec, run.config, x.shape[1:], y.shape[1]))
-        record = train_and_save_fold(spec, run, self.warm[1], x, y, fold)
+        with run.training([fold]):  # another process training it (a --resume, a second grid) is refused
+            record = train_and_save_fold(spec, run, self.warm[1], x, y, fold)
         return {"war": record["war"], "uar": record["uar"], "seconds": time.time() - started}
 
 

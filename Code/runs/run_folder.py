@@ -28,12 +28,16 @@ come from flags (``fold_weight_files`` finds its files).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import json
 import os
 import re
+import socket
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from typing import Optional
 
@@ -57,6 +61,7 @@ FORMAT = 2  # run.json layout; an earlier layout (format 1: "folds_done" inside 
 REQUIRED = {"created": str, "config": dict, "corpus": dict, "feature_file": dict, "test_rows": list,
             "result_path": str}
 REQUIRED_CORPUS = {"signal_length": int, "features": str, "input_shape": list}
+_HELD_LOCKS: dict[str, int] = {}  # the fold locks (RunFolder.training) this process holds: lock file -> descriptor
 # the fields of a fold's record that its run's results are made of (runs/results.py)
 FOLD_RECORD = {"uar": NUMBER, "war": NUMBER, "n": int, "confusion": list, "report": dict, "y_true": list,
                "y_pred": list}
@@ -135,6 +140,38 @@ class RunFolder:
         return [(np.setdiff1d(rows, test), np.asarray(test, dtype=np.int64)) for test in self.description["test_rows"]]
 
     # --- fold files -------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def training(self, folds: Iterable[int]) -> Iterator[None]:
+        """Hold the lock of each of ``folds`` (from 0) while they train, so that no other process (a second
+        ``--resume`` of the run, a grid's worker) trains them at the same time; one line naming the fold and the
+        process that holds it otherwise. The locks are the kernel's (flock): a killed process leaves none behind.
+        A lock this process holds already is not taken again."""
+        taken = []
+        try:
+            for fold in folds:
+                path = os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
+                if path in _HELD_LOCKS:
+                    continue
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
+                    os.close(descriptor)
+                    raise UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} is being trained by {holder}; "
+                                    "wait for it to end, then run this command again") from None
+                os.ftruncate(descriptor, 0)
+                os.pwrite(descriptor, f"process {os.getpid()} on {socket.gethostname()} since "
+                                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+                _HELD_LOCKS[path] = descriptor
+                taken.append(path)
+            yield
+        finally:
+            for path in taken:
+                descriptor = _HELD_LOCKS.pop(path)
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
+                os.close(descriptor)
 
     def weights_file(self, fold: int) -> str:
         return os.path.join(self.path, weights_name(self.k, fold + 1))
