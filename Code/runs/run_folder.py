@@ -146,14 +146,18 @@ class RunFolder:
         """Hold the lock of each of ``folds`` (from 0) while they train, so that no other process (a second
         ``--resume`` of the run, a grid's worker) trains them at the same time; one line naming the fold and the
         process that holds it otherwise. The locks are the kernel's (flock): a killed process leaves none behind.
-        A lock this process holds already is not taken again."""
+        A lock this process holds already is not taken again; where none can be taken (a folder this process may
+        not write into, a file system without locks), the fold trains as it did before there were locks."""
         taken = []
         try:
             for fold in folds:
                 path = os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
                 if path in _HELD_LOCKS:
                     continue
-                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                except OSError:  # a folder this process cannot write into: the fold's own files say so, in one line
+                    continue
                 try:
                     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -161,6 +165,9 @@ class RunFolder:
                     os.close(descriptor)
                     raise UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} is being trained by {holder}; "
                                     "wait for it to end, then run this command again") from None
+                except OSError:  # a file system without locks (some network mounts): the fold trains unguarded
+                    os.close(descriptor)
+                    continue
                 os.ftruncate(descriptor, 0)
                 os.pwrite(descriptor, f"process {os.getpid()} on {socket.gethostname()} since "
                                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
