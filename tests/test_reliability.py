@@ -156,6 +156,26 @@ def test_a_fold_another_process_trains_is_named_and_left_to_it(undisturbed, tmp_
     assert same_weights(folder, undisturbed["folder"])
 
 
+def test_fold_locks_are_reentrant_and_never_stop_a_fold_where_none_can_be_taken(undisturbed, tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from timnet_ser.runs.run_folder import require_run
+    run = require_run(copy_of(undisturbed, tmp_path), "--resume")
+    with run.training([0, 1]), run.training([1, 2]):  # this process holds 1 already: not taken again
+        other = os.open(os.path.join(run.path, ".3-fold_3.lock"), os.O_RDWR)  # another holder's descriptor
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(other)
+    assert not glob.glob(os.path.join(run.path, ".*.lock"))  # released, and their files removed
+
+    def no_locks(descriptor, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # a file system without locks: trained as before, unguarded
+    with run.training([0]):
+        pass
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "a required key's type"])
 def test_a_damaged_run_json_is_named_and_changes_nothing(undisturbed, tmp_path, capsys, damage):
     folder = copy_of(undisturbed, tmp_path)

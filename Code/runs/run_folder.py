@@ -154,19 +154,8 @@ class RunFolder:
                 path = os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
                 if path in _HELD_LOCKS:
                     continue
-                try:
-                    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-                except OSError:  # a folder this process cannot write into: the fold's own files say so, in one line
-                    continue
-                try:
-                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    holder = os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
-                    os.close(descriptor)
-                    raise UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} is being trained by {holder}; "
-                                    "wait for it to end, then run this command again") from None
-                except OSError:  # a file system without locks (some network mounts): the fold trains unguarded
-                    os.close(descriptor)
+                descriptor = self._locked(path, fold)
+                if descriptor is None:
                     continue
                 os.ftruncate(descriptor, 0)
                 os.pwrite(descriptor, f"process {os.getpid()} on {socket.gethostname()} since "
@@ -175,10 +164,36 @@ class RunFolder:
                 taken.append(path)
             yield
         finally:
-            for path in taken:
+            for path in taken:  # removed while still locked: a process that opened it meanwhile sees it gone
                 descriptor = _HELD_LOCKS.pop(path)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
                 fcntl.flock(descriptor, fcntl.LOCK_UN)
                 os.close(descriptor)
+
+    def _locked(self, path: str, fold: int) -> Optional[int]:
+        """The descriptor of the lock file ``path``, locked by this process; None where no lock can be taken."""
+        while True:
+            try:
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:  # a folder this process cannot write into: the fold's own files say so, in one line
+                return None
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
+                os.close(descriptor)
+                raise UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} is being trained by {holder}; "
+                                "wait for it to end, then run this command again") from None
+            except OSError:  # a file system without locks (some network mounts): the fold trains unguarded
+                os.close(descriptor)
+                return None
+            try:
+                if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                    return descriptor
+            except FileNotFoundError:
+                pass
+            os.close(descriptor)  # its holder removed the file as this process locked it: take the new one
 
     def weights_file(self, fold: int) -> str:
         return os.path.join(self.path, weights_name(self.k, fold + 1))
