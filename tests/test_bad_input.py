@@ -324,6 +324,8 @@ def main_py_in_a_child_process(argv: list) -> tuple:
      "--label_smoothing_history cumulative: GMTCN trains without label smoothing"),
     (["--mode", "train", "--training", "stacked", "--activation", "tanh"],  # Model.stacked_refusal, not a network's
      "--activation tanh: the stacked path trains ReLU blocks only"),
+    (["--mode", "extract", "--data", "EMODB", "--wav_path", os.path.dirname(SPEECH_WAV), "--mean_signal_length",
+      "100000000"], "--mean_signal_length 100000000: utterances of 75.6 min; at most 13230000 samples (10 min)"),
     (["--mode", "train", "--activation", "foo"], "--activation 'foo': choose one of Keras' element-wise"),
     (["--mode", "train", "--data", "EMODB+"], "--data 'EMODB+': use letters, digits, '_' or '-'"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", "no/such.npy"], "no/such.npy: feature file not found"),

@@ -14,6 +14,9 @@ from .audio import centre, load_audio
 from .corpora import SAMPLE_RATE
 
 N_MFCC = 39
+# The longest utterance extracted: 10 min. Each is one row of the feature file; a recording much longer than an
+# utterance (an hour's mean length, a length typed in the wrong unit) would fill the memory instead.
+MAX_SIGNAL_LENGTH = 600 * SAMPLE_RATE
 
 # logmel3 (Zhang et al., 2021). From the paper's abstract and SPEC §5: 64 mel bands, 3 channels, 64-frame
 # segments, 50 % overlap. Its full text was not available to us; from the public prototype's utils.py:
@@ -55,7 +58,12 @@ def logmel3(signal: np.ndarray) -> np.ndarray:
 
 
 def feature_shape(kind: str, signal_length: int) -> tuple:
-    """One utterance's feature shape for a signal of ``signal_length`` samples."""
+    """One utterance's feature shape for a signal of ``signal_length`` samples (at most ``MAX_SIGNAL_LENGTH``)."""
+    if signal_length > MAX_SIGNAL_LENGTH:  # each utterance's features and spectrum would fill the memory
+        raise UserError(f"--mean_signal_length {signal_length}: utterances of {signal_length / SAMPLE_RATE / 60:.1f} "
+                        f"min; at most {MAX_SIGNAL_LENGTH} samples (10 min): "
+                        "cut long recordings into utterances, or score them window by window with --mode predict "
+                        "--timeline")
     if kind == "mfcc":
         return 1 + signal_length // 512, N_MFCC
     frames = 1 + signal_length // HOP_LENGTH
