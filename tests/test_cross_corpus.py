@@ -172,6 +172,16 @@ def test_the_report_keeps_cross_corpus_tests_out_of_the_within_corpus_rows(train
     assert crossed.columns.tolist() == ["model", "trained on", "tested on OTHER: UAR / WAR %"]
     report = open(os.path.join(results, "report.md")).read()
     assert report.index("## CROSS-CORPUS tests") > report.index("## Paired comparisons")
+    copy = shutil.copytree(results, tmp_path / "R")  # a damaged cross-corpus record beside the others: one line
+    [crossed_file] = [r["path"] for r in records if r.get("cross_corpus")]
+    with open(crossed_file) as f:
+        damaged = json.load(f)
+    del damaged["cross_corpus"]["test_corpus"]
+    with open(copy / "damaged.json", "w") as f:
+        json.dump(damaged, f)
+    with pytest.raises(UserError, match=r"damaged.json: damaged results file \('cross_corpus.test_corpus' must be "
+                                        r"a JSON string, it is missing\)"):
+        load_records(str(copy))
 
 
 @pytest.mark.parametrize("flags, message", [

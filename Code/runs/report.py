@@ -102,6 +102,7 @@ _RECORD_FIELDS = {"model": str, "config": dict, "summary": dict, "folds": list}
 _CONFIG_FIELDS = {"data": str, "random_seed": int, "split_fold": int}
 _FOLD_FIELDS = {"uar": NUMBER, "war": NUMBER, "n": int, "y_true": list, "y_pred": list}
 _SUMMARY_FIELDS = {"uar_pooled": NUMBER, "war_pooled": NUMBER, "war_mean_of_folds": NUMBER}
+_CROSS_FIELDS = {"train_corpus": str, "test_corpus": str}
 
 
 def check_record(path: str, record: dict) -> None:
@@ -114,7 +115,8 @@ def check_record(path: str, record: dict) -> None:
              or wrong_field(record["summary"], _SUMMARY_FIELDS, "summary.")
              or ("'folds' is empty" if not record["folds"] else None)
              or next(filter(None, (wrong_field(fold, _FOLD_FIELDS, f"folds[{i}].")
-                                   for i, fold in enumerate(record["folds"]))), None))
+                                   for i, fold in enumerate(record["folds"]))), None)
+             or ("cross_corpus" in record and wrong_field(record["cross_corpus"], _CROSS_FIELDS, "cross_corpus.")))
     if wrong:
         raise UserError(f"{path}: damaged results file ({wrong}); move it out of the results folder, or put back "
                         "the copy its run wrote")
