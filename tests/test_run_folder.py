@@ -220,7 +220,8 @@ def test_resume_removes_the_temporaries_of_its_own_results_only(trained, tmp_pat
     assert any(name.startswith(stem) and name.endswith(".json") for name in left)  # the results, now written
 
 
-def test_ctrl_c_during_training_prints_the_exact_resume_command(tmp_path):
+@pytest.mark.parametrize("stop, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])  # Ctrl-C; a scheduler's stop
+def test_ctrl_c_during_training_prints_the_exact_resume_command(tmp_path, stop, status):
     features = toy_feature_file(tmp_path / "TOY.npy")
     models = str(tmp_path / "M")
     child = subprocess.Popen([sys.executable, os.path.join(CODE, "main.py"), "--mode", "train", "--data", "TOY",
@@ -234,10 +235,10 @@ def test_ctrl_c_during_training_prints_the_exact_resume_command(tmp_path):
         if os.path.isdir(models) and os.listdir(models) and \
                 os.path.isfile(os.path.join(only(models), "run.json")):
             time.sleep(2)  # inside the first fold's epochs
-            child.send_signal(signal.SIGINT)
+            child.send_signal(stop)
             break
     _, err = child.communicate(timeout=120)
-    assert child.returncode == 130, err
+    assert child.returncode == status, err
     folder = only(models)
     assert f"main.py --mode train --resume {folder}" in err and "continue with" in err
 

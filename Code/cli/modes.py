@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -461,13 +462,24 @@ def main(argv=None) -> int:
     return 0
 
 
+def _terminated(signum, frame) -> None:
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt  # the path of Ctrl-C: the finished folds kept, the command that continues printed
+
+
+_TERMINATED: list[int] = []  # SIGTERM received by this process (process_main)
+
+
 def process_main() -> int:
     """``main()`` as a process of its own (``python main.py``, the installed ``timnet-ser``).
 
-    Before the interpreter ends, every object leaves the cyclic collector's sight: its collections at exit would
-    walk TensorFlow's whole object graph, some 1.2 s, to free memory the ending process gives back anyway
-    (docs/speed.md). Every file is written and closed by then.
+    SIGTERM, the stop of a job scheduler (Slurm before its SIGKILL, Kubernetes, ``kill``), ends it as Ctrl-C does:
+    the finished folds kept, the command that continues printed, exit status 143 (128 + SIGTERM) instead of 130;
+    without the handler it ended at once, printing nothing. Before the interpreter ends, every object leaves the
+    cyclic collector's sight: its collections at exit would walk TensorFlow's whole object graph, some 1.2 s, to
+    free memory the ending process gives back anyway (docs/speed.md). Every file is written and closed by then.
     """
+    signal.signal(signal.SIGTERM, _terminated)
     code = main()
     gc.freeze()
-    return code
+    return 128 + signal.SIGTERM if _TERMINATED and code == 130 else code
