@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import csv
 
+from .errors import UserError
+
 
 def csv_rows(path: str, named: str) -> list[tuple[int, list[str]]]:
     """(line number from 1, its cells stripped) of every line of ``path`` that is not empty or a # comment; a
     ``UserError`` that begins with ``named`` (the file, or the flag and the file) where it cannot be read."""
-    from .errors import UserError
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(number, [cell.strip() for cell in row]) for number, row in enumerate(csv.reader(f), start=1)]
