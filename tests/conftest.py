@@ -1,8 +1,10 @@
 """Test set-up: Code/ on the import path, the shared reference folder located, TensorFlow quiet, on the CPU and
 started as main.py starts it for training."""
 
+import contextlib
 import importlib.util
 import os
+import subprocess
 import sys
 
 import pytest
@@ -80,3 +82,24 @@ def float64():
     keras.config.set_dtype_policy("float64")
     yield
     keras.config.set_dtype_policy(previous)
+
+
+@contextlib.contextmanager
+def another_process_holding(lock: str, text: str):
+    """A child process that holds the flock of the fold lock file ``lock`` and says ``text`` in it (``{pid}``: its
+    process id), as runs/run_folder.RunFolder.training does, until the block ends; then it is killed, which frees
+    the lock. Yields the child."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, time\n"
+        f"fd = os.open({lock!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.ftruncate(fd, 0)\n"
+        f"os.write(fd, {text!r}.format(pid=os.getpid()).encode())\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import another_process_holding
 from timnet_ser.cli import grid_file
 from timnet_ser.core.errors import UserError
 from timnet_ser.grid import pool
@@ -308,22 +309,10 @@ def test_a_fold_another_process_trains_fails_in_the_grid_and_trains_once_it_is_f
     assert run_grid(tmp_path, "lock", "--address", "none")[0] == 0
     [run] = glob.glob(str(tmp_path / "lock-models" / "*"))
     os.remove(os.path.join(run, "3-fold_weights_best_3.hdf5"))
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, time\n"
-        f"fd = os.open({os.path.join(run, '.3-fold_3.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "os.ftruncate(fd, 0)\n"
-        "os.write(fd, b'a resume elsewhere')\n"
-        "print('locked', flush=True)\n"
-        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with another_process_holding(os.path.join(run, ".3-fold_3.lock"), "a resume elsewhere"):
         status, err = run_grid(tmp_path, "lock", "--address", "none")
         assert status == 2 and "fold 3/3 is being trained by a resume elsewhere; wait for it to end" in err, err
         assert not os.path.exists(os.path.join(run, "3-fold_weights_best_3.hdf5"))
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
     assert run_grid(tmp_path, "lock", "--address", "none")[0] == 0
     assert os.path.exists(os.path.join(run, "3-fold_weights_best_3.hdf5"))
 

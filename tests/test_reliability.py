@@ -129,29 +129,16 @@ def test_a_fold_another_process_trains_is_named_and_left_to_it(undisturbed, tmp_
     """A second --resume (or a grid's worker) of a run whose unfinished fold another process is training: one line
     naming the fold and that process, nothing trained or written; once that process has gone (killed, here: the
     kernel drops its lock), the same command trains the fold."""
-    import subprocess
-    import sys
+    from conftest import another_process_holding
     folder = copy_of(undisturbed, tmp_path)
     os.remove(os.path.join(folder, "3-fold_weights_best_2.hdf5"))
     lock = os.path.join(folder, ".3-fold_2.lock")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({lock!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "os.ftruncate(fd, 0)\n"
-        "os.write(fd, b'process %d on a test machine' % os.getpid())\n"
-        "print('locked', flush=True)\n"
-        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with another_process_holding(lock, "process {pid} on a test machine") as holder:
         before = sorted(os.listdir(folder))
         assert main(["--mode", "train", "--resume", folder]) == 2
         line = error_line(capsys)
         assert f"fold 2/3 is being trained by process {holder.pid} on a test machine; wait for it to end" in line, line
         assert sorted(os.listdir(folder)) == before
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
     assert main(["--mode", "train", "--resume", folder]) == 0
     assert same_weights(folder, undisturbed["folder"])
 
