@@ -351,6 +351,8 @@ def main_py_in_a_child_process(argv: list) -> tuple:
      f"--fold 11: {AUTHORS_EMODB} has folds 1 to 10"),
     (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", "MFCC", "--data", "EMODB"],  # a folder of no weights
      "--test_path MFCC: holds no <k>-fold_weights_best_<i>.hdf5 files"),
+    (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", AUTHORS_EMODB, "--data", "EMODB", "--output",
+      "p.xlsx"], "--output p.xlsx: predict writes a table as CSV or JSON; name the file .csv or .json"),
     (["--mode", "predict", "--wav", SPEECH_WAV, "--timeline", "--hop", "0", "--test_path", AUTHORS_EMODB, "--data",
       "EMODB"], "--hop 0: must be positive"),
 ])

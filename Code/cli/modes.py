@@ -314,6 +314,8 @@ def run_predict(args: Settings) -> dict:
     from ..deploy import predict, timeline
     if not args.wav:
         raise UserError("--wav: required for --mode predict (an audio file or a folder of them)")
+    if args.output and not args.output.lower().endswith((".csv", ".json")):  # a .txt or .xlsx got CSV in it
+        raise UserError(f"--output {args.output}: predict writes a table as CSV or JSON; name the file .csv or .json")
     if args.output:
         check_writable(args.output, "--output")
     # --wav is checked before the weights load: the one file of --timeline, or every input, listed once (counted,
