@@ -375,6 +375,10 @@ def run_predict(args: Settings) -> dict:
 def run_export(args: Settings) -> list[str]:
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
+    kind = {".onnx": "onnx", ".tflite": "tflite"}.get(os.path.splitext(args.output)[1].lower(), args.format)
+    if kind != args.format:  # an ONNX graph in model.tflite, or the reverse
+        raise UserError(f"--output {args.output}: the name of a {kind} file, for --format {args.format}; rename it, "
+                        f"or give --format {kind}")
     start_tensorflow()  # quietly, before deploy/export.py imports it
     from ..deploy.export import check_output
     weights = load_weights(args)
