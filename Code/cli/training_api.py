@@ -18,7 +18,7 @@ import os
 from typing import Optional
 
 from ..core.errors import UserError, named
-from ..core.flags import FLAGS
+from ..core.flags import BY_NAME
 from . import modes, settings
 
 
@@ -33,9 +33,8 @@ def _argv(data: str, feature_path: Optional[str], model: str, flags: dict) -> li
     argv = ["--mode", "train", "--data", data, "--model", model]
     if feature_path is not None:
         argv += ["--feature_path", os.fspath(feature_path)]
-    kinds = {flag.name: flag for flag in FLAGS}
     for name, value in flags.items():
-        flag = kinds.get(name)
+        flag = BY_NAME.get(name)
         if flag is not None and flag.type is bool and not flag.words and not isinstance(value, bool):
             raise UserError(f"{named(name, value, api=True)}: a switch, True or False")
         if flag is not None and flag.type is not bool and isinstance(value, bool):

@@ -310,16 +310,14 @@ def _check_description(path: str, description) -> None:
     """One line naming ``path`` and the first required key of run.json that is missing or of the wrong type."""
     if not isinstance(description, dict):
         raise UserError(f"{path}: damaged run file (not a JSON object)")
-    wrong = wrong_field(description, REQUIRED) or wrong_field(description["corpus"], REQUIRED_CORPUS, "corpus.")
+    wrong = (wrong_field(description, REQUIRED) or wrong_field(description["corpus"], REQUIRED_CORPUS, "corpus.")
+             or wrong_field(description["feature_file"], {"sha256": str}, "feature_file."))
     if wrong:
         raise UserError(f"{path}: damaged run file ({wrong})")
-    if not isinstance(description["feature_file"].get("sha256"), str):
-        raise UserError(f"{path}: damaged run file ('feature_file.sha256' must be a JSON string)")
     mixed = description["config"].get("mixed_precision", False)
     if not precision.is_setting(mixed):  # true/false (float16 or not) or "bf16"
         raise UserError(f"{path}: damaged run file ('config.mixed_precision' must be true, false or \"bf16\", "
                         f"it is {json.dumps(mixed)})")
-
 
 
 def _new_folder(parent: str, name: str) -> str:
