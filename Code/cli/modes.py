@@ -294,7 +294,7 @@ def load_weights(args: Settings):
     run, args = open_run_settings(args, args.test_path, "--test_path")
     model = run.config.model if run is not None else args.model
     numbers = list(range(1, run.k + 1)) if run is not None else [n for n, _ in fold_weight_files(args.test_path)]
-    chosen_folds(args.fold, os.path.abspath(args.test_path) if run is None else run.path, numbers)  # before TF
+    chosen_folds(args.fold, args.test_path, numbers)  # before TF; the folder as typed
     configure_run(model, False)
     if run is not None:
         return api.load_run(args.test_path)
