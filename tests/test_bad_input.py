@@ -218,14 +218,17 @@ def test_unwritable_results_folder_fails_before_training(tmp_path, capsys):
 
 
 def test_an_output_folder_is_checked_without_being_made(tmp_path, monkeypatch):
-    """core/atomic_file.check_writable_folder: a file in the path, or a folder this process may not write into, is
-    one line naming the flag; a path still to be made passes, and nothing is created either way."""
+    """core/atomic_file.check_writable_folder and check_writable(make=False): a file in the path, or a folder this
+    process may not write into, is one line naming the flag; a path still to be made passes, and nothing is created
+    either way."""
     from timnet_ser.core.atomic_file import check_writable, check_writable_folder
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    with pytest.raises(UserError, match=f"^--output {blocker}/x.csv: cannot be written \\({blocker} is a file, not a "
-                                        "folder\\)$"):  # a file's folder (makedirs said "File exists")
-        check_writable(str(blocker / "x.csv"), "--output")
+    for make in (True, False):
+        with pytest.raises(UserError, match=f"^--output {blocker}/x.csv: cannot be written \\({blocker} is a file, not "
+                                            "a folder\\)$"):  # a file's folder (makedirs said "File exists")
+            check_writable(str(blocker / "x.csv"), "--output", make)
+    check_writable(str(tmp_path / "new" / "x.onnx"), "--output", make=False)
     with pytest.raises(UserError, match=f"^--model_path {blocker}/x/y: cannot be a folder \\({blocker} is a file\\)$"):
         check_writable_folder(str(blocker / "x" / "y"), "--model_path")
     check_writable_folder(str(tmp_path / "new" / "deeper"), "--result_path")
@@ -234,6 +237,10 @@ def test_an_output_folder_is_checked_without_being_made(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=f"^--result_path {tmp_path}/new: cannot write there \\(no permission to "
                                         f"write in {tmp_path}\\)$"):
         check_writable_folder(str(tmp_path / "new"), "--result_path")
+    with pytest.raises(UserError, match=f"^--output {tmp_path}/new/x.onnx: cannot be written \\(no permission to "
+                                        f"write in {tmp_path}\\)$"):
+        check_writable(str(tmp_path / "new" / "x.onnx"), "--output", make=False)
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
 
 
 def test_empty_class_folder_is_named(tmp_path, capsys):
@@ -355,6 +362,14 @@ def main_py_in_a_child_process(argv: list) -> tuple:
       "p.xlsx"], "--output p.xlsx: predict writes a table as CSV or JSON; name the file .csv or .json"),
     (["--mode", "export", "--format", "onnx", "--output", "m.tflite", "--test_path", AUTHORS_EMODB, "--data",
       "EMODB"], "--output m.tflite: the name of a tflite file, for --format onnx; rename it, or give --format tflite"),
+    (["--mode", "export", "--format", "onnx", "--output", "m.onnx", "--test_path", "no/such/run"],
+     "--test_path no/such/run: no such folder"),
+    (["--mode", "export", "--format", "onnx", "--output", "main.py/m.onnx", "--test_path", AUTHORS_EMODB, "--data",
+      "EMODB"], "--output main.py/m.onnx: cannot be written (main.py is a file, not a folder)"),
+    (["--mode", "export", "--format", "tflite", "--output", "MFCC", "--test_path", AUTHORS_EMODB, "--data", "EMODB"],
+     "--output MFCC: is a folder, not a file"),
+    (["--mode", "export", "--format", "savedmodel", "--output", "main.py", "--test_path", AUTHORS_EMODB, "--data",
+      "EMODB"], "--output main.py: is a file; a SavedModel is a folder"),
     (["--mode", "predict", "--wav", SPEECH_WAV, "--timeline", "--hop", "0", "--test_path", AUTHORS_EMODB, "--data",
       "EMODB"], "--hop 0: must be positive"),
 ])
@@ -364,13 +379,6 @@ def test_a_wrong_flag_or_missing_file_answers_before_tensorflow_is_imported(argv
     error, printed = main_py_in_a_child_process(argv)
     assert error.startswith(f"error: {message}") and "\n" not in error, error
     assert printed == ["2", "False", "False"]  # nothing else printed (no weights loaded)
-
-
-def test_export_starts_tensorflow_quietly_before_its_first_check():
-    """deploy/export.py imports TensorFlow: the export mode starts it first, so its answer is still one line."""
-    assert main_py_in_a_child_process(["--mode", "export", "--format", "onnx", "--output", "m.onnx", "--test_path",
-                                       "no/such/run"]) == ("error: --test_path no/such/run: no such folder",
-                                                           ["2", "True", "True"])
 
 
 def test_a_finished_run_resumed_or_retested_on_more_folds_is_answered_in_one_line(tmp_path, capsys):

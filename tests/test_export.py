@@ -308,13 +308,14 @@ def any_model():
     ("onnx", "a_file/m.onnx", "--output"),  # its folder would have to be made inside a file
     ("savedmodel", "a_file", "is a file; a SavedModel is a folder"),
     ("tflite", "a_folder", "is a folder"),
+    ("onnx", "m.tflite", "--output {}/m.tflite: the name of a tflite file, for --format onnx"),  # the API's too
 ])
 def test_bad_format_or_output_is_one_line(tmp_path, any_model, fmt, target, message):
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "a_folder").mkdir()
     with pytest.raises(UserError) as error:
         export.export_model(any_model, str(tmp_path / target), fmt, {})
-    assert message in str(error.value) and "\n" not in str(error.value)
+    assert message.format(tmp_path) in str(error.value) and "\n" not in str(error.value)
     assert sorted(os.listdir(tmp_path)) == ["a_file", "a_folder"]
 
 

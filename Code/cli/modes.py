@@ -375,14 +375,9 @@ def run_predict(args: Settings) -> dict:
 def run_export(args: Settings) -> list[str]:
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
-    kind = {".onnx": "onnx", ".tflite": "tflite"}.get(os.path.splitext(args.output)[1].lower(), args.format)
-    if kind != args.format:  # an ONNX graph in model.tflite, or the reverse
-        raise UserError(f"--output {args.output}: the name of a {kind} file, for --format {args.format}; rename it, "
-                        f"or give --format {kind}")
-    start_tensorflow()  # quietly, before deploy/export.py imports it
-    from ..deploy.export import check_output
-    weights = load_weights(args)
-    check_output(os.path.normpath(args.output), args.format)  # refused before a line is printed
+    from ..deploy.export_output import check_output
+    check_output(os.path.normpath(args.output), args.format)  # creates nothing; export.py makes the folder
+    weights = load_weights(args)  # starts TensorFlow once the folder's weights are found
     print(f"{weights_used(weights, args)} -> {args.format} {args.output}", flush=True)  # before the long conversion
     paths = weights.export(args.output, args.format, args.fold)
     for path in paths:

@@ -135,11 +135,13 @@ def remove_partials(folder: str, names: re.Pattern | None = None) -> list[str]:
     return removed
 
 
-def check_writable(path: str, flag: str) -> None:
+def check_writable(path: str, flag: str, make: bool = True) -> None:
     """Prove, before any work, that ``path`` can be written: its folder is created and a file made in it.
 
     A one-line ``UserError`` names ``flag`` and ``path`` otherwise, so that a long extraction or prediction never
-    ends in an unwritable output.
+    ends in an unwritable output. ``make=False`` creates nothing (before TensorFlow starts, where a later refusal
+    should leave no folder behind): the first existing part of the folder's path must be a folder this process may
+    write into.
     """
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -147,6 +149,10 @@ def check_writable(path: str, flag: str) -> None:
     existing = _existing_part(folder)
     if not os.path.isdir(existing):  # makedirs would say "File exists" or "Not a directory"
         raise UserError(f"{flag} {path}: cannot be written ({shown(existing)} is a file, not a folder)")
+    if not make:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"{flag} {path}: cannot be written (no permission to write in {shown(existing)})")
+        return
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from ..core.atomic_file import atomic_directory, atomic_write, check_writable
+from ..core.atomic_file import atomic_directory, atomic_write
 from ..core.errors import UserError
 from ..data.corpora import SAMPLE_RATE
 from ..data.feature_statistics import EPSILON, FLAT
@@ -54,8 +54,8 @@ from ..engine.stacked_training import computes_stacked, stacked_inference
 from ..Model import ModelSpec
 from ..nn import fused_ops
 from . import timeline
+from .export_output import check_output
 
-FORMATS = ("onnx", "tflite", "savedmodel")
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
 ENDPOINT = "serve"  # the SavedModel signature and the TFLite signature runner
@@ -137,10 +137,8 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict) -> list
     batch, so that file takes one utterance per call; the sidecar's shapes say which. Each output is written beside
     its final name and then renamed, so an interrupted export leaves nothing half-written under either name.
     """
-    if fmt not in FORMATS:
-        raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     path = os.path.normpath(path)  # "out/model/" names the folder "out/model"
-    check_output(path, fmt)
+    check_output(path, fmt, make=True)
     batch = 1 if fmt == "tflite" and _has_recurrent_layer(model) else None
     signature = [tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
     writers = {"onnx": lambda: atomic_write(path, lambda tmp: _write_onnx(model, signature, tmp)),
@@ -157,15 +155,6 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict) -> list
     except OSError as exc:
         raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
     return [path, sidecar_path]
-
-
-def check_output(path: str, fmt: str) -> None:
-    """Before any conversion: the output's kind fits the format, and its folder exists (made) and is writable."""
-    if fmt == "savedmodel" and os.path.isfile(path):
-        raise UserError(f"--output {path}: is a file; a SavedModel is a folder")
-    if fmt != "savedmodel":
-        check_writable(path, "--output")  # refuses a folder
-    check_writable(path + ".json", "--output")
 
 
 def _has_recurrent_layer(model: keras.Model) -> bool:
