@@ -35,6 +35,11 @@ def test_every_parser_flag_is_a_table_row_and_every_row_a_flag():
     assert len(flags.BY_NAME) == len(flags.FLAGS)  # no name twice
 
 
+def test_the_model_flags_choices_are_the_registrys_models():
+    from timnet_ser.Model import MODELS
+    assert flags.MODEL_NAMES == tuple(MODELS)
+
+
 def test_the_parser_takes_defaults_types_and_choices_from_the_table():
     for name, action in parser_flags().items():
         flag = flags.BY_NAME[name]

@@ -187,6 +187,44 @@ def test_a_damaged_run_json_is_named_and_changes_nothing(undisturbed, tmp_path, 
     assert main(["--mode", "test", "--test_path", folder]) == 0
 
 
+@pytest.mark.parametrize("field, value, reason", [
+    ("hyper.activation", "softmax", '\'config.hyper.activation\' is "softmax": not one of Keras\' element-wise'),
+    ("hyper.dilation_size", 0, "'config.hyper.dilation_size' is 0: must be between 1 and 31"),
+    ("hyper.dropout", "x", '\'config.hyper.dropout\' must be a number, it is "x"'),
+    ("hyper.kernel_size", 1.5, "'config.hyper.kernel_size' must be an integer, it is 1.5"),
+    ("hyper.normalize", "z", '\'config.hyper.normalize\' is "z": choose one of none, utterance, speaker, corpus'),
+    ("hyper.backbone", "resnet", '\'config.hyper.backbone\' is "resnet": must be one of mobilenetv2, resnet50v2'),
+    ("model", "FOO", '\'config.model\' is "FOO": choose one of TIMNET, GMTCN, DCNN_BLSTMwA'),
+    ("protocol", "foo", '\'config.protocol\' is "foo": choose one of last_epoch, paper, inner_val'),
+    ("split_fold", 1, "'config.split_fold' is 1: must be at least 2"),
+    ("random_seed", -1, "'config.random_seed' is -1: must be between 0 and"),
+    ("epochs", None, "'config.epochs' must be set, it is null"),
+])
+def test_a_recorded_setting_no_flag_could_give_is_named_before_any_model_is_built(undisturbed, tmp_path, capsys,
+                                                                                   field, value, reason):
+    """A run.json edited by hand (or written by a version that took what this one refuses): the first four were a
+    Keras traceback when the model was built, the model a KeyError; the others were taken silently."""
+    folder = copy_of(undisturbed, tmp_path)
+    path = os.path.join(folder, "run.json")
+    with open(path) as f:
+        description = json.load(f)
+    *parents, key = field.split(".")
+    table = description["config"]
+    for parent in parents:
+        table = table[parent]
+    table[key] = value
+    with open(path, "w") as f:
+        json.dump(description, f)
+    for command in (["--mode", "test", "--test_path", folder], ["--mode", "predict", "--test_path", folder, "--wav",
+                                                                 SPEECH_WAV]):
+        assert main(command) == 2
+        assert error_line(capsys).startswith(f"error: {path}: a recorded setting this version refuses ({reason}")
+    from timnet_ser.core.errors import UserError
+    from timnet_ser.deploy.api import load_run
+    with pytest.raises(UserError, match="a recorded setting this version refuses"):
+        load_run(folder)
+
+
 def test_a_changed_feature_file_is_named_and_nothing_trains_on_it(undisturbed, tmp_path, capsys):
     folder = copy_of(undisturbed, tmp_path)
     features = str(tmp_path / "TOY.npy")

@@ -149,9 +149,7 @@ def validate(s: Settings) -> Settings:
     if s.mode in ("extract", "report", "download"):
         return replace(s, features=s.features or "mfcc")
     from ..Model import MODELS
-    if s.model not in MODELS:
-        raise UserError(f"--model {s.model!r}: choose one of {', '.join(MODELS)}{did_you_mean(s.model, MODELS)}")
-    kind = MODELS[s.model].features
+    kind = MODELS[s.model].features  # the parser took one of the table's MODEL_NAMES
     if s.features not in (None, kind):
         raise UserError(f"--features {s.features}: --model {s.model} reads {kind} features")
     from ..nn.layer_args import BLOCK_ACTIVATIONS

@@ -6,6 +6,7 @@ and the report's settings columns (runs/report.py) are all derived from it. Plai
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from .config import MAX_DILATION_SIZE
 
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
+MODEL_NAMES = ("TIMNET", "GMTCN", "DCNN_BLSTMwA")  # Model.MODELS' keys, in its order (tests/test_flags_table.py)
 NORMALIZE = ("none", "utterance", "speaker", "corpus")
 GROUPS = ("common", "training", "model-specific", "feature extraction", "test, predict, export", "grid on Ray",
           "output folders, download")
@@ -78,7 +80,7 @@ FLAGS: tuple[Flag, ...] = tuple([
           "fetch EMODB or RAVDE; demo: the whole pipeline on a generated synthetic corpus", choices=MODES),
         row("model", str, "TIMNET",
           "network: TIMNET (default), GMTCN (both read MFCC features) or DCNN_BLSTMwA (reads logmel3 features); "
-          "each brings its paper's recipe. A run folder knows its own", run="model"),
+          "each brings its paper's recipe. A run folder knows its own", choices=MODEL_NAMES, run="model"),
         row("data", str, "EMODB",
           "corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own; several joined by '+' "
           "(EMODB+RAVDE) train on their common classes (docs/several_corpora.md). A run folder knows its own",
@@ -289,3 +291,24 @@ def recorded(config, flag: Flag):
     for part in flag.run.split("."):
         value = getattr(value, part)
     return value
+
+
+def recorded_refusal(flag: Flag, value, nullable: bool) -> str:
+    """Why the table refuses ``value``, a recorded setting of ``flag`` that came from a ``run.json``, not through the
+    parser: its JSON type, its choices or its range check, as ``'config.<field>' ...``; "" where it passes. Null
+    only where ``nullable`` (a setting a run may leave unset, such as ``init_from``); a switch that takes words
+    (--mixed_precision) is the caller's."""
+    field = f"'config.{flag.run}'"
+    if value is None:
+        return "" if nullable else f"{field} must be set, it is null"
+    kind = int if flag.name == "random_seed" else flag.type  # recorded as the number, typed as text ("46,47")
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float) if kind is float else kind):
+        return f"{field} must be {_JSON_TYPES[kind]}, it is {json.dumps(value)}"
+    if flag.choices and value not in flag.choices:
+        return f"{field} is {json.dumps(value)}: choose one of {', '.join(flag.choices)}"
+    if flag.check and not CHECKS[flag.check][0](value):
+        return f"{field} is {json.dumps(value)}: {CHECKS[flag.check][1]}"
+    return ""
+
+
+_JSON_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}

@@ -38,20 +38,23 @@ import re
 import socket
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Optional
 
 import numpy as np
 
 from ..core import precision
 from ..core.atomic_file import remove_partials
-from ..core.config import RunConfig, TrainingData
+from ..core.config import Hyper, RunConfig, TrainingData
 from ..core.errors import UserError
+from ..core.flags import RUN_FLAGS, recorded, recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field
 from ..core.paths import MAIN, not_a_folder, shown
+from ..core.settings import MAX_SEED
 from ..data.corpora import SAMPLE_RATE
 from ..data.corpus_set import Part
 from ..nn import legacy_weights
+from ..nn.layer_args import BLOCK_ACTIVATIONS, BackboneArgumentError, check_backbone
 from . import results
 
 RUN_FILE = "run.json"
@@ -380,9 +383,42 @@ def open_run(folder: str, flag: str = "--test_path") -> Optional[RunFolder]:
         return None
     _check_description(path, description)
     try:
-        return RunFolder(os.path.abspath(folder), description)
+        run = RunFolder(os.path.abspath(folder), description)
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: damaged run file ({type(exc).__name__}: {exc})") from None
+    refused = refused_setting(run.config)
+    if refused:  # a hand-edited file, or one of a version that took what this one refuses: never a Keras traceback
+        raise UserError(f"{path}: a recorded setting this version refuses ({refused}); edit it back or retrain")
+    return run
+
+
+# the recorded settings a run may leave unset: RunConfig's and Hyper's fields whose default is None
+_NULLABLE = {prefix + f.name for kind, prefix in ((RunConfig, ""), (Hyper, "hyper.")) for f in fields(kind)
+             if f.default is None}
+
+
+def refused_setting(config: RunConfig) -> str:
+    """The first of a run's recorded settings that a command line could not have given: what core/flags.py's table
+    refuses of it (type, choices, range), a seed out of range, or an activation or backbone the layers refuse
+    (nn/layer_args.py); "" where each passes."""
+    for flag in RUN_FLAGS:
+        if flag.words:  # --mixed_precision: true, false or "bf16", checked with the file (_check_description)
+            continue
+        refused = recorded_refusal(flag, recorded(config, flag), flag.run in _NULLABLE)
+        if refused:
+            return refused
+    if not 0 <= config.random_seed <= MAX_SEED:
+        return f"'config.random_seed' is {config.random_seed}: must be between 0 and {MAX_SEED}"
+    hyper = config.hyper
+    if hyper.activation not in BLOCK_ACTIVATIONS:
+        return (f"'config.hyper.activation' is {json.dumps(hyper.activation)}: not one of Keras' element-wise "
+                "activations")
+    try:
+        check_backbone("run.json", hyper.backbone, hyper.backbone_alpha, hyper.backbone_weights, hyper.image_size)
+    except BackboneArgumentError as error:
+        field = {"backbone": "backbone", "alpha": "backbone_alpha", "image_size": "image_size"}[error.argument]
+        return f"'config.hyper.{field}' is {json.dumps(error.value)}: {error.reason}"
+    return ""
 
 
 def require_run(folder: str, flag: str) -> RunFolder:
