@@ -92,6 +92,8 @@ def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, s
             emodb46.predict(source)
     with pytest.raises(UserError, match=r"^fold='1': give a fold number, 1 to 10, or None for all$"):
         emodb46.predict(path, fold="1")  # it said "--fold 1: ... has folds 1 to 10"
+    with pytest.raises(UserError, match=r"^fold=11: .*EMODB_46 has folds 1 to 10$"):  # the API's name, not --fold
+        emodb46.predict(path, fold=11)
 
 
 def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, shared, tmp_path, capsys):

@@ -260,7 +260,7 @@ def validate_backbone(s: Settings) -> Settings:
     try:
         check_backbone("settings", s.backbone, s.backbone_alpha, s.backbone_weights, s.image_size)
     except BackboneArgumentError as error:
-        flag = {"backbone": "--backbone", "alpha": "--backbone_alpha", "image_size": "--image_size"}[error.argument]
+        flag = f"--{error.setting}"
         shown = repr(error.value) if isinstance(error.value, str) else f"{error.value:g}"
         hint = " (or --backbone_weights none)" if "ImageNet" in error.reason else ""
         raise UserError(f"{flag} {shown}: {error.reason}{hint}") from None

@@ -121,7 +121,7 @@ class Run:
         return self.spec.features
 
     def _fold_numbers(self, fold: Optional[int]) -> list[int]:
-        return run_folder.chosen_folds(fold, self.folder, [number for number, _, _ in self.folds])
+        return run_folder.chosen_folds(fold, self.folder, [number for number, _, _ in self.folds], api=True)
 
     def folds_used(self, fold: Optional[int] = None) -> str:
         """What scores an input, as every mode prints it: "fold 3" or "mean of 10 folds"; a fold the run does not

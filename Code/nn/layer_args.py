@@ -60,6 +60,11 @@ class BackboneArgumentError(ValueError):
         super().__init__(f"{owner}: {argument} {reason}, received {argument}={value!r}")
         self.argument, self.value, self.reason = argument, value, reason
 
+    @property
+    def setting(self) -> str:
+        """The setting the argument comes from: the flag without its dashes, and Hyper's field."""
+        return {"alpha": "backbone_alpha"}.get(self.argument, self.argument)
+
 
 def check_backbone(owner: str, backbone: str, alpha: float, weights: Optional[str], image_size: int) -> None:
     """The backbone arguments' one check (the layer's and the command line's): a BackboneArgumentError."""

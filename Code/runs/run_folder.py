@@ -46,7 +46,7 @@ import numpy as np
 from ..core import precision
 from ..core.atomic_file import remove_partials
 from ..core.config import Hyper, RunConfig, TrainingData
-from ..core.errors import UserError
+from ..core.errors import UserError, named
 from ..core.flags import RUN_FLAGS, recorded, recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field
 from ..core.paths import MAIN, not_a_folder, shown
@@ -79,15 +79,15 @@ def _record_name(k: int, fold: int) -> str:
     return f"{k}-fold_record_{fold}.json"
 
 
-def chosen_folds(fold: Optional[int], folder: str, numbers: list[int]) -> list[int]:
-    """The fold numbers that score: all of ``numbers`` (the folds of the weights in ``folder``), or ``--fold``'s one,
-    refused in one line where the folder does not have it."""
+def chosen_folds(fold: Optional[int], folder: str, numbers: list[int], api: bool = False) -> list[int]:
+    """The fold numbers that score: all of ``numbers`` (the folds of the weights in ``folder``), or ``--fold``'s one
+    (the API's ``fold=``), refused in one line where the folder does not have it."""
     if fold is None:
         return numbers
     if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)):
         raise UserError(f"fold={fold!r}: give a fold number, {numbers[0]} to {numbers[-1]}, or None for all")
     if fold not in numbers:
-        raise UserError(f"--fold {fold}: {folder} has folds {numbers[0]} to {numbers[-1]}")
+        raise UserError(f"{named('fold', fold, api, quoted=False)}: {folder} has folds {numbers[0]} to {numbers[-1]}")
     return [fold]
 
 
@@ -416,8 +416,7 @@ def refused_setting(config: RunConfig) -> str:
     try:
         check_backbone("run.json", hyper.backbone, hyper.backbone_alpha, hyper.backbone_weights, hyper.image_size)
     except BackboneArgumentError as error:
-        field = {"backbone": "backbone", "alpha": "backbone_alpha", "image_size": "image_size"}[error.argument]
-        return f"'config.hyper.{field}' is {json.dumps(error.value)}: {error.reason}"
+        return f"'config.hyper.{error.setting}' is {json.dumps(error.value)}: {error.reason}"
     return ""
 
 
