@@ -96,6 +96,31 @@ def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, s
         emodb46.predict(path, fold=11)
 
 
+def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
+    """Each was a TypeError, AxisError or IndexError from inside numpy or TensorFlow, or (size=-1) no rows at all,
+    or (NaN features, too few labels) a results record computed from them."""
+    path = wav(shared, "03a01Fa.wav")
+    data = np.load(os.path.join(shared, "reference", "EMODB_2s.npy"), allow_pickle=True).item()
+    x, y, classes = data["x"][:8], data["y"][:8], emodb46.classes
+    for call, message in [
+        (lambda: emodb46.timeline(path, hop="1"), r"^hop='1': give a number of seconds"),
+        (lambda: list(emodb46.predict_chunks([path], size=0)), r"^size=0: give a positive number of inputs"),
+        (lambda: list(emodb46.predict_chunks([path], size=-1)), r"^size=-1: give a positive number of inputs"),
+        (lambda: emodb46.fold_outputs(np.zeros((2, 10, 39), "float32")),
+         r"^features: shape \(2, 10, 39\), but the run's models read \(N, 188, 39\)$"),
+        (lambda: emodb46.evaluate(x), r"^features: got ndarray; give the other corpus' feature file"),
+        (lambda: emodb46.evaluate((x, y)), r"^features: a tuple of 2 items; give \(x, y, classes\)"),
+        (lambda: emodb46.evaluate((x, y.argmax(axis=1), classes)), r"^features: y has shape \(8,\), expected one-hot"),
+        (lambda: emodb46.evaluate((x, y[:5], classes)), r"^features: x has 8 rows but y has 5$"),
+        (lambda: emodb46.evaluate((x, y, classes[:3])), r"^features: y has 7 classes, and classes names 3 "),
+        (lambda: emodb46.evaluate((np.full_like(x, np.nan), y, classes)), r"^features: 8 row\(s\) of x hold NaN"),
+        (lambda: emodb46.evaluate((x[:0], y[:0], classes)), r"^features: holds no samples$"),
+        (lambda: emodb46.evaluate((x, y, classes), label_map=5), r"^label_map=5: give a label map file"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            call()
+
+
 def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, shared, tmp_path, capsys):
     signal, rate = sf.read(wav(shared, "03a01Wa.wav"))
     folder = tmp_path / "mixed"

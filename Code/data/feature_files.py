@@ -160,25 +160,34 @@ def validate_features(data: dict, path: str, corpus: Corpus, kind: str = "mfcc",
         reader = f"--model {model}" if model else "the model"
         raise UserError(f"{path}: holds {stored} features; {reader} needs {kind}: extract them with "
                         f"--mode extract --features {kind}")
+    return checked_arrays(x, y, path, kind, corpus.num_classes,
+                          f"--data {corpus.key} has {corpus.num_classes} ({', '.join(corpus.classes)})")
+
+
+def checked_arrays(x: np.ndarray, y: np.ndarray, where: str, kind: str, classes: int,
+                   classes_said: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) as float32 after checking ranks, dtypes, the class count, row counts and values: x (N, T, 39) MFCC
+    or (N, S, 64, 64, 3) log-Mel segments as ``kind`` says, finite; y one-hot (N, ``classes``), whose other count
+    ``classes_said`` explains. A feature file's check, and the API's for the arrays it is given; each failure one
+    line naming ``where``."""
     if not _shape_fits(x, kind):
-        raise UserError(f"{path}: x has shape {x.shape}, expected {FEATURE_KINDS[kind]}")
+        raise UserError(f"{where}: x has shape {x.shape}, expected {FEATURE_KINDS[kind]}")
     if y.ndim != 2:
-        raise UserError(f"{path}: y has shape {y.shape}, expected one-hot (N, C)")
+        raise UserError(f"{where}: y has shape {y.shape}, expected one-hot (N, C)")
     for key, array in (("x", x), ("y", y)):
         if not np.issubdtype(array.dtype, np.floating):
-            raise UserError(f"{path}: {key} has dtype {array.dtype}, expected float32")
-    if y.shape[1] != corpus.num_classes:
-        raise UserError(f"{path}: y has {y.shape[1]} classes, --data {corpus.key} has {corpus.num_classes} "
-                        f"({', '.join(corpus.classes)})")
+            raise UserError(f"{where}: {key} has dtype {array.dtype}, expected float32")
+    if y.shape[1] != classes:
+        raise UserError(f"{where}: y has {y.shape[1]} classes, {classes_said}")
     if len(x) != len(y):
-        raise UserError(f"{path}: x has {len(x)} rows but y has {len(y)}")
+        raise UserError(f"{where}: x has {len(x)} rows but y has {len(y)}")
     if len(x) == 0:
-        raise UserError(f"{path}: holds no samples")
+        raise UserError(f"{where}: holds no samples")
     bad = int((~np.isfinite(x).reshape(len(x), -1).all(axis=1)).sum())
     if bad:
-        raise UserError(f"{path}: {bad} row(s) of x hold NaN or Inf")
+        raise UserError(f"{where}: {bad} row(s) of x hold NaN or Inf")
     if not (np.isin(y, (0.0, 1.0)).all() and (y.sum(axis=1) == 1).all()):
-        raise UserError(f"{path}: y is not one-hot (each row one 1, the rest 0)")
+        raise UserError(f"{where}: y is not one-hot (each row one 1, the rest 0)")
     return x.astype(np.float32, copy=False), y.astype(np.float32, copy=False)
 
 

@@ -104,6 +104,9 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
     if given is None:
         pairs = {their: lookup(their, ours) for their in theirs}
         source, where = "class names, case-insensitive", f"{data_name} {their_name}"
+    elif not isinstance(given, (str, os.PathLike, dict)):  # only the API can give another type
+        raise UserError(f"label_map={given!r}: give a label map file (TOML or CSV), a dict {{their class: our class, "
+                        "or None to drop it}, or None to match the classes by name")
     else:
         if isinstance(given, (str, os.PathLike)):  # the entries for every corpus, then those of their own table
             tables = read_map_file(os.fspath(given), map_name)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..core.errors import UserError, did_you_mean, named
 from ..core.tensorflow_setup import start_tensorflow
+from ..data.feature_files import checked_arrays
 from ..data.feature_statistics import domain_shift
 from ..data.features import row_signatures, signature_matches
 from ..data.resolve import corpus_for_weights
@@ -133,6 +134,10 @@ class Run:
         """(embeddings (F, N, D), probabilities (F, N, C)) of every fold model (or fold ``fold``) on features
         (N, T, 39) or (N, S, 64, 64, 3)."""
         wanted = self._fold_numbers(fold)
+        shape = np.shape(features)
+        if tuple(shape[1:]) != tuple(self.input_shape):
+            raise UserError(f"features: shape {shape}, but the run's models read (N, "
+                            f"{', '.join(map(str, self.input_shape))})")
         embeddings, probabilities = [], []
         for index, (number, _, _) in enumerate(self.folds):
             if number not in wanted:
@@ -171,6 +176,9 @@ class Run:
         """``predict``'s rows, ``size`` inputs at a time (default ``predict.CHUNK``): a folder of any number of files
         in bounded memory (what ``--mode predict`` does)."""
         from . import predict
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
+            raise UserError(f"size={size!r}: give a positive number of inputs per chunk, or None for "
+                            f"{predict.CHUNK}")
         source = predict.listed_once(source)
         statistics = self._statistics_for(source, speaker_statistics)
         done = 0
@@ -269,13 +277,23 @@ class Run:
         from ..engine import cross_corpus
         from ..engine.normalization import network_inputs
         if isinstance(features, tuple):
+            if len(features) not in (3, 4):
+                raise UserError(f"features: a tuple of {len(features)} items; give (x, y, classes), or (x, y, classes, "
+                                "speakers) for a run trained with --normalize speaker")
             x, y, classes, *speakers = features
-            x = network_inputs(np.asarray(x), speakers[0] if speakers else None, self.normalize, "features")
-            test_set = cross_corpus.prepare(self.classes, self.data, self.input_shape, x, np.asarray(y),
-                                            [str(c) for c in classes], data or "the given features", label_map,
-                                            api=True)
-        else:
+            classes = [str(c) for c in classes] if isinstance(classes, (list, tuple, np.ndarray)) else None
+            if classes is None:
+                raise UserError("features: its third item must be the list of class names, one per column of y")
+            x, y = checked_arrays(np.asarray(x), np.asarray(y), "features", self.feature_kind, len(classes),
+                                  f"and classes names {len(classes)} ({', '.join(classes)})")
+            x = network_inputs(x, speakers[0] if speakers else None, self.normalize, "features")
+            test_set = cross_corpus.prepare(self.classes, self.data, self.input_shape, x, y, classes,
+                                            data or "the given features", label_map, api=True)
+        elif isinstance(features, (str, os.PathLike)):
             test_set = self.cross_corpus_set(os.fspath(features), label_map, data, api=True)
+        else:
+            raise UserError(f"features: got {type(features).__name__}; give the other corpus' feature file, or a "
+                            "tuple (x, y, classes)")
         return self.score_cross_corpus(test_set)
 
     def cross_corpus_set(self, path: Optional[str], label_map, data: Optional[str], api: bool = False):

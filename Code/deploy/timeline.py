@@ -196,6 +196,8 @@ def _hop_samples(hop: Optional[float], length: int) -> int:
     window = length / SAMPLE_RATE
     if hop is None:
         return length // 2
+    if isinstance(hop, bool) or not isinstance(hop, (int, float, np.integer, np.floating)):  # the API's
+        raise UserError(f"hop={hop!r}: give a number of seconds, or None for half a window")
     if not (math.isfinite(hop) and round(hop * SAMPLE_RATE) >= 1):
         raise UserError(f"--hop {hop:g}: must be a positive number of seconds")
     samples = round(hop * SAMPLE_RATE)
