@@ -35,6 +35,19 @@ def test_every_parser_flag_is_a_table_row_and_every_row_a_flag():
     assert len(flags.BY_NAME) == len(flags.FLAGS)  # no name twice
 
 
+@pytest.mark.parametrize("flag", [f for f in flags.FLAGS if f.modes], ids=lambda f: f.name)
+def test_a_flag_typed_with_a_mode_that_does_not_read_it_is_refused(flag):
+    """Never silently ignored (``--mode test --fold 3`` re-tests every fold); accepted by its own modes' parser."""
+    assert set(flag.modes) <= set(flags.MODES) and flag.help.split(":")[0]  # its help says where it belongs
+    value = [] if flag.type is bool else [flag.choices[0] if flag.choices else "1"]
+    other = next(mode for mode in flags.MODES if mode not in flag.modes)
+    with pytest.raises(UserError, match=f"^--{flag.name}( 1| {flag.choices[0] if flag.choices else ''})?: read by "
+                                        f"--mode {' and '.join(flag.modes)} only, not by --mode {other}; leave it out$"):
+        settings.check_modes(settings.parse(["--mode", other, f"--{flag.name}", *value]))
+    for mode in flag.modes:
+        settings.check_modes(settings.parse(["--mode", mode, f"--{flag.name}", *value]))
+
+
 def test_the_model_flags_choices_are_the_registrys_models():
     from timnet_ser.Model import MODELS
     assert flags.MODEL_NAMES == tuple(MODELS)
@@ -84,8 +97,9 @@ def test_every_range_check_and_run_field_names_something_real():
 def test_a_value_out_of_range_is_one_line_naming_its_flag(name):
     wrong = {"positive": "0", "at_least_2": "1", "fraction": "1", "not_negative": "-1",
              "block_count": "32"}[flags.BY_NAME[name].check]
+    mode = ["--mode", flags.BY_NAME[name].modes[0]] if flags.BY_NAME[name].modes else []  # one that reads it
     with pytest.raises(UserError, match=rf"^--{name} {wrong}(\.0)?: must be"):
-        settings.validate(settings.parse([f"--{name}", wrong]))
+        settings.validate(settings.parse([*mode, f"--{name}", wrong]))
 
 
 def test_a_run_json_round_trip_gives_equal_settings():

@@ -131,6 +131,7 @@ def parse(argv=None) -> Settings:
 def validate(s: Settings) -> Settings:
     """The checked settings (the feature kind filled in, a backbone weights file made absolute): every check that
     needs no data, each failure one line naming the flag."""
+    check_modes(s)
     if not re.fullmatch(r"[A-Za-z0-9_-]+(\+[A-Za-z0-9_-]+)*", s.data):
         raise UserError(f"--data {s.data!r}: use letters, digits, '_' or '-' (several corpora joined by '+')")
     from ..data.resolve import check_corpus_key
@@ -164,6 +165,16 @@ def validate(s: Settings) -> Settings:
     if s.augment and kind != "logmel3":
         raise UserError(f"--augment {s.augment}: masks log-Mel segments; --model {s.model} reads {kind}")
     return validate_backbone(replace(s, features=kind))
+
+
+def check_modes(s: Settings) -> None:
+    """A flag typed with a mode that does not read it (the table's ``modes``) is refused, never silently ignored:
+    ``--mode test --fold 3`` re-tests every fold."""
+    for flag in flags.FLAGS:
+        if flag.modes and flag.name in s.given and s.mode not in flag.modes:
+            typed = "" if flag.type is bool else f" {_shown(getattr(s, flag.name))}"
+            raise UserError(f"--{flag.name}{typed}: read by --mode {' and '.join(flag.modes)} only, not by --mode "
+                            f"{s.mode}; leave it out")
 
 
 def _check_range(s: Settings, check: str) -> None:

@@ -37,6 +37,7 @@ class Flag:
     grid: bool = False  # a grid file key although run.json does not record it (every recorded flag is one)
     report: bool = False  # a settings column of the report (named by ``run``): runs differing in it never average
     words: dict | None = None  # a switch that may also take a word: {word: the setting}; bare, it is True
+    modes: tuple = ()  # the only modes that read it (typed with another, it is refused); () for every mode
 
     @property
     def is_grid_key(self) -> bool:
@@ -109,7 +110,8 @@ FLAGS: tuple[Flag, ...] = tuple([
           choices=("last_epoch", "paper", "inner_val"), run="protocol"),
         row("val_fraction", float, 0.1, "inner_val: share of each training fold used for validation",
           check="fraction", run="val_fraction", report=True),
-        row("resume", str, None, "train: the folder of an interrupted run to continue (its own settings)"),
+        row("resume", str, None, "train: the folder of an interrupted run to continue (its own settings)",
+            modes=("train",)),
         row("epoch", int, None, "training epochs (default: the model's recipe, TIMNET 500, GMTCN 300, DCNN_BLSTMwA 50)",
           check="positive", run="epochs", report=True),
         row("batch_size", int, None, "mini-batch size (default: the recipe, 64; DCNN_BLSTMwA 32; the demo 16)",
@@ -204,42 +206,43 @@ FLAGS: tuple[Flag, ...] = tuple([
         "feature extraction",
         row("wav_path", str, None,
           "extract: folder of audio files (<folder>/<class>/*.wav or the corpus' own naming) or a CSV manifest "
-          "path,label[,speaker]"),
+          "path,label[,speaker]", modes=("extract", "demo")),
         row("features", str, None,
           "extract: mfcc (default; TIMNET, GMTCN) or logmel3 (DCNN_BLSTMwA: 64-band log-Mel, delta, delta-delta "
           "in 64-frame segments); other modes: the model's kind", grid=True),
         row("mean_signal_length", int, None,
           "extract: samples every utterance is centred to (default: the corpus' value; own data: the mean length)",
-          check="positive"),
+          check="positive", modes=("extract", "demo")),
         row("workers", int, None,
           "extract: parallel processes (default: all cores); grid: Ray workers on a local Ray (default: one per "
-          "2 cores, docs/grid.md)", check="positive"),
+          "2 cores, docs/grid.md)", check="positive", modes=("extract", "grid", "demo")),
         row("skip_bad_files", bool, False,
           "extract: leave out files that cannot be decoded and list them (default: stop at the first, because "
-          "leaving files out changes the folds)"),
+          "leaving files out changes the folds)", modes=("extract", "demo")),
     ),
     *_rows(
         "test, predict, export",
         row("retest_other_split", bool, False,
           "test: allow a --random_seed/--split_fold/--cv other than the run's; its test folds then hold rows the "
-          "fold models trained on, so the figures are inflated; labelled OTHER SPLIT everywhere"),
+          "fold models trained on, so the figures are inflated; labelled OTHER SPLIT everywhere", modes=("test",)),
         row("retest_other_features", bool, False,
-          "test: allow a --feature_path whose content differs from the run's; labelled OTHER FEATURES everywhere"),
+          "test: allow a --feature_path whose content differs from the run's; labelled OTHER FEATURES everywhere",
+          modes=("test",)),
         row("wav", str, None, "predict: an audio file (wav, flac, ogg, mp3), a folder of them, or a CSV list of "
             "files (first line: path[,speaker]; a run trained with --normalize speaker standardises each speaker "
-            "with their own files, docs/predict.md)"),
+            "with their own files, docs/predict.md)", modes=("predict",)),
         row("timeline", bool, False,
           "predict: one long file window by window (windows of the model's length, silence skipped, each scored "
-          "by the fold mean): a CSV (or JSON) table and a PNG, see docs/timeline.md"),
+          "by the fold mean): a CSV (or JSON) table and a PNG, see docs/timeline.md", modes=("predict",)),
         row("hop", float, None, "predict --timeline: seconds between window starts (default: half the model's window)",
-          check="positive"),
+          check="positive", modes=("predict",)),
         row("fold", int, None,
           "predict/export: use only fold i's weights (default: the mean of all folds' probabilities)",
-          check="positive"),
-        row("format", str, None, "export: onnx, tflite or savedmodel", choices=EXPORT_FORMATS),
+          check="positive", modes=("predict", "export")),
+        row("format", str, None, "export: onnx, tflite or savedmodel", choices=EXPORT_FORMATS, modes=("export",)),
         row("output", str, None,
           "predict: also write the predictions to this .csv or .json file (--timeline: the window table, and the "
-          "picture beside it as .png); export: the exported file or folder"),
+          "picture beside it as .png); export: the exported file or folder", modes=("predict", "export")),
         row("cross_corpus", bool, False,
           "test: score the fold models of --test_path (their mean probability) on ANOTHER corpus: --data OTHER "
           "--feature_path OTHER.npy; labelled CROSS-CORPUS (trained on A, tested on B) everywhere "
@@ -251,12 +254,14 @@ FLAGS: tuple[Flag, ...] = tuple([
     ),
     *_rows(
         "grid on Ray",
-        row("grid", str, None, "grid: a TOML file; keys are flag names, a list is an axis of the grid"),
+        row("grid", str, None, "grid: a TOML file; keys are flag names, a list is an axis of the grid",
+            modes=("grid",)),
         row("address", str, None,
-          "grid: Ray cluster to use: default a local Ray on this machine; 'auto' or ray://host:port for a cluster"),
+          "grid: Ray cluster to use: default a local Ray on this machine; 'auto' or ray://host:port for a cluster",
+          modes=("grid",)),
         row("gpus_per_task", float, 0.0,
           "grid: GPUs per fold task (fractions pack several folds on one GPU); 0 trains on CPUs",
-          check="not_negative"),
+          check="not_negative", modes=("grid",)),
     ),
     *_rows(
         "output folders, download",
@@ -264,9 +269,9 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("result_path", str, paths.RESULTS,
           "folder that receives results (xlsx, json, png); a resumed or re-tested run uses its own by default",
           grid=True),
-        row("download_path", str, paths.CORPORA, "download: folder that receives the corpus"),
-        row("url", str, None, "download: a mirror of the archive (give its MD5 with --md5)"),
-        row("md5", str, None, "download: the MD5 of the mirror's archive"),
+        row("download_path", str, paths.CORPORA, "download: folder that receives the corpus", modes=("download",)),
+        row("url", str, None, "download: a mirror of the archive (give its MD5 with --md5)", modes=("download",)),
+        row("md5", str, None, "download: the MD5 of the mirror's archive", modes=("download",)),
     ),
 ])
 
