@@ -91,7 +91,8 @@ FLAGS: tuple[Flag, ...] = tuple([
           "log-Mel segments; several corpora: a.npy+b.npy in --data's order; a run folder knows its own)", grid=True),
         row("test_path", str, paths.AUTHORS_WEIGHTS,
           "test/predict/export: a run folder (Models/<run>) or the authors' folder of "
-          "<k>-fold_weights_best_<i>.hdf5 files (then --data and --model say what they are)"),
+          "<k>-fold_weights_best_<i>.hdf5 files (then --data and --model say what they are)",
+          modes=("test", "predict", "export")),
         row("random_seed", str, "46",
           "seed of the fold split, the initial weights and the shuffling; several train runs: 46,47,48",
           run="random_seed"),
