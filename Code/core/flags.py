@@ -18,6 +18,7 @@ MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "dow
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
 MODEL_NAMES = ("TIMNET", "GMTCN", "DCNN_BLSTMwA")  # Model.MODELS' keys, in its order (tests/test_flags_table.py)
 NORMALIZE = ("none", "utterance", "speaker", "corpus")
+TRAINING_MODES = ("train", "grid", "demo")  # the modes that train (a grid's points are train commands)
 GROUPS = ("common", "training", "model-specific", "feature extraction", "test, predict, export", "grid on Ray",
           "output folders, download")
 
@@ -134,11 +135,12 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("training", str, "sequential",
           "sequential (default): one fold after the other, each saved when trained (the reference path); "
           "stacked: TIMNET/GMTCN's unfinished folds train together in one compiled step (the same training, "
-          "saved when the stack is done; docs/speed.md has where it is faster)", choices=("sequential", "stacked")),
+          "saved when the stack is done; docs/speed.md has where it is faster)", choices=("sequential", "stacked"),
+          modes=TRAINING_MODES),
         row("stack_members", int, None,
           "--training stacked: at most this many folds (of all --seeds) in one stack; the rest follow in further "
           "stacks of that size (default: all in one; the batched layout needs ~1.1 GB per member at IEMOCAP's "
-          "shape)"),
+          "shape)", modes=TRAINING_MODES),
         row("balance", bool, False,
           "oversample every class of each training fold to the size of the largest (off by default)",
           run="balance", report=True),
@@ -266,10 +268,11 @@ FLAGS: tuple[Flag, ...] = tuple([
     ),
     *_rows(
         "output folders, download",
-        row("model_path", str, paths.MODELS, "folder that receives each run's folder", grid=True),
+        row("model_path", str, paths.MODELS, "folder that receives each run's folder", grid=True,
+            modes=TRAINING_MODES),
         row("result_path", str, paths.RESULTS,
           "folder that receives results (xlsx, json, png); a resumed or re-tested run uses its own by default",
-          grid=True),
+          grid=True, modes=(*TRAINING_MODES, "test", "report")),
         row("download_path", str, paths.CORPORA, "download: folder that receives the corpus", modes=("download",)),
         row("url", str, None, "download: a mirror of the archive (give its MD5 with --md5)", modes=("download",)),
         row("md5", str, None, "download: the MD5 of the mirror's archive", modes=("download",)),
