@@ -371,7 +371,7 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     (["--mode", "export", "--format", "savedmodel", "--output", "main.py", "--test_path", AUTHORS_EMODB, "--data",
       "EMODB"], "--output main.py: is a file; a SavedModel is a folder"),
     (["--mode", "test", "--test_path", AUTHORS_EMODB, "--fold", "3"],  # it re-tested every fold, saying nothing
-     "--fold 3: read by --mode predict and export only, not by --mode test; leave it out"),
+     "--fold 3: --mode test does not read it (--mode predict and export do); leave it out"),
     (["--mode", "predict", "--wav", SPEECH_WAV, "--timeline", "--hop", "0", "--test_path", AUTHORS_EMODB, "--data",
       "EMODB"], "--hop 0: must be positive"),
 ])

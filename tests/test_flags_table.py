@@ -41,8 +41,9 @@ def test_a_flag_typed_with_a_mode_that_does_not_read_it_is_refused(flag):
     assert set(flag.modes) <= set(flags.MODES) and flag.help.split(":")[0]  # its help says where it belongs
     value = [] if flag.type is bool else [flag.choices[0] if flag.choices else "1"]
     other = next(mode for mode in flags.MODES if mode not in flag.modes)
-    with pytest.raises(UserError, match=f"^--{flag.name}( 1| {flag.choices[0] if flag.choices else ''})?: read by "
-                                        f"--mode {' and '.join(flag.modes)} only, not by --mode {other}; leave it out$"):
+    readers = " and ".join([", ".join(flag.modes[:-1]), flag.modes[-1]] if len(flag.modes) > 1 else flag.modes)
+    with pytest.raises(UserError, match=f"^--{flag.name}( 1| {flag.choices[0] if flag.choices else ''})?: --mode "
+                                        f"{other} does not read it \\(--mode {readers} do(es)?\\); leave it out$"):
         settings.check_modes(settings.parse(["--mode", other, f"--{flag.name}", *value]))
     for mode in flag.modes:
         settings.check_modes(settings.parse(["--mode", mode, f"--{flag.name}", *value]))

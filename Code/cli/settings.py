@@ -173,8 +173,9 @@ def check_modes(s: Settings) -> None:
     for flag in flags.FLAGS:
         if flag.modes and flag.name in s.given and s.mode not in flag.modes:
             typed = "" if flag.type is bool else f" {_shown(getattr(s, flag.name))}"
-            raise UserError(f"--{flag.name}{typed}: read by --mode {' and '.join(flag.modes)} only, not by --mode "
-                            f"{s.mode}; leave it out")
+            readers = " and ".join([", ".join(flag.modes[:-1]), flag.modes[-1]] if len(flag.modes) > 1 else flag.modes)
+            raise UserError(f"--{flag.name}{typed}: --mode {s.mode} does not read it (--mode {readers} "
+                            f"{'does' if len(flag.modes) == 1 else 'do'}); leave it out")
 
 
 def _check_range(s: Settings, check: str) -> None:

@@ -82,11 +82,12 @@ FLAGS: tuple[Flag, ...] = tuple([
           "fetch EMODB or RAVDE; demo: the whole pipeline on a generated synthetic corpus", choices=MODES),
         row("model", str, "TIMNET",
           "network: TIMNET (default), GMTCN (both read MFCC features) or DCNN_BLSTMwA (reads logmel3 features); "
-          "each brings its paper's recipe. A run folder knows its own", choices=MODEL_NAMES, run="model"),
+          "each brings its paper's recipe. A run folder knows its own", choices=MODEL_NAMES, run="model",
+          modes=(*TRAINING_MODES, "test", "predict", "export")),  # extract: --features says the kind
         row("data", str, "EMODB",
           "corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own; several joined by '+' "
           "(EMODB+RAVDE) train on their common classes (docs/several_corpora.md). A run folder knows its own",
-          run="data"),
+          run="data", modes=tuple(mode for mode in MODES if mode != "report")),
         row("feature_path", str, None,
           "feature file to read or write (default ./MFCC/<DATA>.npy for MFCCs, ./MFCC/<DATA>_logmel3.npy for "
           "log-Mel segments; several corpora: a.npy+b.npy in --data's order; a run folder knows its own)", grid=True),
