@@ -225,6 +225,17 @@ def test_a_recorded_setting_no_flag_could_give_is_named_before_any_model_is_buil
         load_run(folder)
 
 
+def test_the_api_refuses_a_network_or_feature_file_for_a_run_folder(undisturbed):
+    """load_run's hyper= and feature_path= describe a folder without run.json; with a run folder they were ignored."""
+    from timnet_ser.core.config import Hyper
+    from timnet_ser.core.errors import UserError
+    from timnet_ser.deploy.api import load_run
+    for keyword in ({"hyper": Hyper(dilation_size=4)}, {"feature_path": undisturbed["features"]}):
+        with pytest.raises(UserError, match=rf"^{next(iter(keyword))}=.*: the run in .* brings its own \(run.json\); "
+                                            "leave it out$"):
+            load_run(undisturbed["folder"], **keyword)
+
+
 def test_a_changed_feature_file_is_named_and_nothing_trains_on_it(undisturbed, tmp_path, capsys):
     folder = copy_of(undisturbed, tmp_path)
     features = str(tmp_path / "TOY.npy")

@@ -348,6 +348,10 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         for name, given, own in (("data", data, config.data), ("model", model, config.model)):
             if given is not None and given != own:
                 raise UserError(f"{named(name, given, api=True)}: the run in {folder} has {own}")
+        for name, given in (("hyper", hyper), ("feature_path", feature_path)):  # for folders without run.json
+            if given is not None:
+                raise UserError(f"{named(name, given, api=True)}: the run in {folder} brings its own (run.json); "
+                                "leave it out")
         return Run(run.path, MODELS[config.model], config.hyper, config.data, config.classes, run.signal_length,
                    run.checked_weight_files(), run)
     if data is None:
