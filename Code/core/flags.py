@@ -87,7 +87,7 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("data", str, "EMODB",
           "corpus key: CASIA EMODB EMOVO IEMOCAP RAVDE SAVEE SYNTH, or a name of your own; several joined by '+' "
           "(EMODB+RAVDE) train on their common classes (docs/several_corpora.md). A run folder knows its own",
-          run="data", modes=tuple(mode for mode in MODES if mode != "report")),
+          run="data", modes=tuple(mode for mode in MODES if mode not in ("report", "demo"))),  # demo: SYNTH
         row("feature_path", str, None,
           "feature file to read or write (default ./MFCC/<DATA>.npy for MFCCs, ./MFCC/<DATA>_logmel3.npy for "
           "log-Mel segments; several corpora: a.npy+b.npy in --data's order; a run folder knows its own)", grid=True),
