@@ -105,20 +105,28 @@ def test_damaged_fold_weights_are_named_never_used_and_trained_again(undisturbed
     assert main(["--mode", "test", "--test_path", folder]) == 0
 
 
-def test_a_fold_record_without_its_results_is_named_and_trained_again(undisturbed, tmp_path, capsys):
+@pytest.mark.parametrize("y_pred, reason", [
+    (None, "'y_pred' must be a JSON array, it is missing"),
+    ([99], "'y_pred' must hold its {n} utterances' class indices, 0 to 2"),  # went into the results and the report
+])
+def test_a_fold_record_without_its_results_is_named_and_trained_again(undisturbed, tmp_path, capsys, y_pred, reason):
     """A fold record that reads as JSON but lacks a field the run's results are made of (its predictions): a
     resume trained the missing folds and then ended in a KeyError while writing the results; now the fold is damaged
-    like one whose weights are, and is trained again."""
+    like one whose weights are, and is trained again. So is one whose predictions are no class indices of its
+    utterances."""
     folder = copy_of(undisturbed, tmp_path)
     record = os.path.join(folder, "3-fold_record_3.json")
     with open(record) as f:
         fields = json.load(f)
-    del fields["y_pred"]
+    if y_pred is None:
+        del fields["y_pred"]
+    else:
+        fields["y_pred"] = y_pred * fields["n"]
     with open(record, "w") as f:
         json.dump(fields, f)
     assert main(["--mode", "test", "--test_path", folder]) == 2
     line = error_line(capsys)
-    assert f"{record}: damaged fold record ('y_pred' must be a JSON array, it is missing)" in line, line
+    assert f"{record}: damaged fold record ({reason.format(n=fields['n'])})" in line, line
     assert main(["--mode", "train", "--resume", folder]) == 0
     out = capsys.readouterr().out
     assert f"fold 3/3: {record}: damaged fold record" in out and "trained again" in out, out

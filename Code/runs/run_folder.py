@@ -216,6 +216,12 @@ class RunFolder:
         wrong = wrong_field(record, FOLD_RECORD) if isinstance(record, dict) else "not a JSON object"
         if wrong:  # the run's results are made from these fields: a fold without them is trained again
             return None, f"{path}: damaged fold record ({wrong})"
+        classes = len(self.config.classes)
+        for key in ("y_true", "y_pred"):  # the report pools them: an index outside the classes would be counted
+            values = record[key]
+            if len(values) != record["n"] or not all(type(v) is int and 0 <= v < classes for v in values):
+                return None, (f"{path}: damaged fold record ('{key}' must hold its {record['n']} utterances' class "
+                              f"indices, 0 to {classes - 1})")
         recorded = record.get("weights_sha256")
         if recorded is not None and file_sha256(weights) != recorded:  # records of older runs carry no hash
             return None, (f"{weights}: damaged fold weights (their sha256 differs from the one {os.path.basename(path)}"
