@@ -437,13 +437,19 @@ def _damaged(change) -> dict:
     (lambda r: r["summary"].pop("uar_pooled"), "'summary.uar_pooled' must be a JSON number, it is missing"),
     (lambda r: r["folds"][2].update(uar=True), "'folds[2].uar' must be a JSON number, it is true or false"),
     (lambda r: r["folds"][0].pop("y_pred"), "'folds[0].y_pred' must be a JSON array, it is missing"),
+    (lambda r: r["folds"][1]["y_pred"].__setitem__(0, len(r["config"]["classes"])),  # was pooled into the UAR
+     "'folds[1].y_pred' must hold its {n} utterances' class indices, 0 to {last}"),
+    (lambda r: r["folds"][1]["y_true"].pop(), "'folds[1].y_true' must hold its {n} utterances' class indices, 0 to {last}"),
     (lambda r: r.pop("protocol"), "'protocol' must be a JSON string, it is missing"),
 ])
 def test_a_damaged_results_record_is_one_line_naming_the_file_and_field(tmp_path, change, message):
     """A record of ours (its keys say so) whose fields the report reads are missing or of another type: each was a
     KeyError or TypeError from deep inside the report; the other files of the folder are fine."""
     _write(tmp_path, "a", _run("MODEL_A", 2))
-    _write(tmp_path, "b", _damaged(change))
+    damaged = _damaged(change)
+    _write(tmp_path, "b", damaged)
+    if "{n}" in message:  # the fold's utterance count and last class index
+        message = message.format(n=damaged["folds"][1]["n"], last=len(damaged["config"]["classes"]) - 1)
     with pytest.raises(report.UserError, match=f"^{re.escape(str(tmp_path / 'b.json'))}: damaged results file "
                                                f"\\({re.escape(message)}\\); move it out of the results folder"):
         report.write_report(str(tmp_path))

@@ -18,3 +18,13 @@ def wrong_field(table, fields: dict, where: str = "") -> str | None:
             found = "missing" if value is None else _FOUND.get(type(value), type(value).__name__)
             return f"'{where}{name}' must be a JSON {_NAMES[kind]}, it is {found}"
     return None
+
+
+def wrong_predictions(fold: dict, classes: int, where: str = "") -> str | None:
+    """A fold's ``y_true`` and ``y_pred`` (checked as arrays first, ``wrong_field``) must hold one class index, 0
+    to ``classes`` - 1, per each of its ``n`` test utterances: what the report pools and a run's results copy."""
+    for key in ("y_true", "y_pred"):
+        values = fold[key]
+        if len(values) != fold["n"] or not all(type(v) is int and 0 <= v < classes for v in values):
+            return f"'{where}{key}' must hold its {fold['n']} utterances' class indices, 0 to {classes - 1}"
+    return None

@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
 from ..core.flags import report_columns
-from ..core.json_fields import NUMBER, wrong_field
+from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import shown
 from ..data.features import FEATURE_KINDS
 from . import significance
@@ -111,11 +111,14 @@ def check_record(path: str, record: dict) -> None:
     otherwise."""
     own = ({"cross_corpus": dict} if "cross_corpus" in record  # a cross-corpus test, a re-test, a training run
            else {"weights_folder": str} if record.get("mode") == "test" else {"protocol": str})
+    classes = record["config"].get("classes") if isinstance(record.get("config"), dict) else None  # older: none
     wrong = (wrong_field(record, {**_RECORD_FIELDS, **own}) or wrong_field(record["config"], _CONFIG_FIELDS, "config.")
              or wrong_field(record["summary"], _SUMMARY_FIELDS, "summary.")
              or ("'folds' is empty" if not record["folds"] else None)
              or next(filter(None, (wrong_field(fold, _FOLD_FIELDS, f"folds[{i}].")
                                    for i, fold in enumerate(record["folds"]))), None)
+             or next(filter(None, (wrong_predictions(fold, len(classes), f"folds[{i}].")
+                                   for i, fold in enumerate(record["folds"]) if isinstance(classes, list))), None)
              or ("cross_corpus" in record and wrong_field(record["cross_corpus"], _CROSS_FIELDS, "cross_corpus.")))
     if wrong:
         raise UserError(f"{path}: damaged results file ({wrong}); move it out of the results folder, or put back "

@@ -48,7 +48,7 @@ from ..core.atomic_file import remove_partials
 from ..core.config import Hyper, RunConfig, TrainingData
 from ..core.errors import UserError, named
 from ..core.flags import RUN_FLAGS, recorded, recorded_refusal
-from ..core.json_fields import NUMBER, wrong_field
+from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import MAIN, not_a_folder, shown
 from ..core.settings import MAX_SEED
 from ..data.corpora import SAMPLE_RATE
@@ -216,12 +216,9 @@ class RunFolder:
         wrong = wrong_field(record, FOLD_RECORD) if isinstance(record, dict) else "not a JSON object"
         if wrong:  # the run's results are made from these fields: a fold without them is trained again
             return None, f"{path}: damaged fold record ({wrong})"
-        classes = len(self.config.classes)
-        for key in ("y_true", "y_pred"):  # the report pools them: an index outside the classes would be counted
-            values = record[key]
-            if len(values) != record["n"] or not all(type(v) is int and 0 <= v < classes for v in values):
-                return None, (f"{path}: damaged fold record ('{key}' must hold its {record['n']} utterances' class "
-                              f"indices, 0 to {classes - 1})")
+        wrong = wrong_predictions(record, len(self.config.classes))  # the report pools them
+        if wrong:
+            return None, f"{path}: damaged fold record ({wrong})"
         recorded = record.get("weights_sha256")
         if recorded is not None and file_sha256(weights) != recorded:  # records of older runs carry no hash
             return None, (f"{weights}: damaged fold weights (their sha256 differs from the one {os.path.basename(path)}"
