@@ -213,11 +213,9 @@ class RunFolder:
             record = _read_json(path)
         except UserError as exc:
             return None, str(exc)
-        wrong = wrong_field(record, FOLD_RECORD) if isinstance(record, dict) else "not a JSON object"
+        wrong = ((wrong_field(record, FOLD_RECORD) if isinstance(record, dict) else "not a JSON object")
+                 or wrong_predictions(record, len(self.config.classes)))  # the report pools them
         if wrong:  # the run's results are made from these fields: a fold without them is trained again
-            return None, f"{path}: damaged fold record ({wrong})"
-        wrong = wrong_predictions(record, len(self.config.classes))  # the report pools them
-        if wrong:
             return None, f"{path}: damaged fold record ({wrong})"
         recorded = record.get("weights_sha256")
         if recorded is not None and file_sha256(weights) != recorded:  # records of older runs carry no hash
