@@ -171,7 +171,8 @@ def test_fold_locks_are_reentrant_and_never_stop_a_fold_where_none_can_be_taken(
         pass
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "a required key's type"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "a required key's type", "a row in two folds",
+                                    "a row that is no row number"])
 def test_a_damaged_run_json_is_named_and_changes_nothing(undisturbed, tmp_path, capsys, damage):
     folder = copy_of(undisturbed, tmp_path)
     path = os.path.join(folder, "run.json")
@@ -182,8 +183,14 @@ def test_a_damaged_run_json_is_named_and_changes_nothing(undisturbed, tmp_path, 
     elif damage == "garbage":
         corrupt(path)
     else:
+        description = json.loads(original)
+        rows = description["test_rows"]
+        if damage == "a row in two folds":  # was tested, and trained, twice
+            rows[1][0] = rows[0][0]
+        else:  # "1,2,3" was a traceback from inside the split, -1 the last row silently
+            description["test_rows"] = "1,2,3" if damage == "a required key's type" else [[-1, *rows[0]], *rows[1:]]
         with open(path, "w") as f:
-            json.dump({**json.loads(original), "test_rows": "1,2,3"}, f)
+            json.dump(description, f)
     before = {name: os.path.getmtime(os.path.join(folder, name)) for name in os.listdir(folder)}
     for command in (["--mode", "test", "--test_path", folder], ["--mode", "train", "--resume", folder]):
         assert main(command) == 2
@@ -242,6 +249,20 @@ def test_the_api_refuses_a_network_or_feature_file_for_a_run_folder(undisturbed)
         with pytest.raises(UserError, match=rf"^{next(iter(keyword))}=.*: the run in .* brings its own \(run.json\); "
                                             "leave it out$"):
             load_run(undisturbed["folder"], **keyword)
+
+
+def test_a_test_row_beyond_the_feature_file_is_named(undisturbed, tmp_path, capsys):
+    """A hand-edited run.json whose test rows reach past its feature file: an IndexError from inside the split."""
+    folder = copy_of(undisturbed, tmp_path)
+    path = os.path.join(folder, "run.json")
+    with open(path) as f:
+        description = json.load(f)
+    description["test_rows"][0][0] = 999
+    with open(path, "w") as f:
+        json.dump(description, f)
+    assert main(["--mode", "test", "--test_path", folder]) == 2
+    assert error_line(capsys) == (f"error: {path}: damaged run file ('test_rows' holds row 999; the feature file has "
+                                  "30 rows)")
 
 
 def test_a_changed_feature_file_is_named_and_nothing_trains_on_it(undisturbed, tmp_path, capsys):

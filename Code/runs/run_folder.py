@@ -139,6 +139,10 @@ class RunFolder:
 
     def folds(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, test rows) of every fold of the run, over the ``n`` rows of its feature file."""
+        last = max((row for test in self.description["test_rows"] for row in test), default=-1)
+        if last >= n:  # a hand-edited run.json (its own features are checked by their hash)
+            raise UserError(f"{os.path.join(self.path, RUN_FILE)}: damaged run file ('test_rows' holds row {last}; "
+                            f"the feature file has {n} rows)")
         rows = np.arange(n)
         return [(np.setdiff1d(rows, test), np.asarray(test, dtype=np.int64)) for test in self.description["test_rows"]]
 
@@ -318,6 +322,12 @@ def _check_description(path: str, description) -> None:
              or wrong_field(description["feature_file"], {"sha256": str}, "feature_file."))
     if wrong:
         raise UserError(f"{path}: damaged run file ({wrong})")
+    folds = description["test_rows"]
+    if not all(isinstance(test, list) and all(type(row) is int and row >= 0 for row in test) for test in folds):
+        raise UserError(f"{path}: damaged run file ('test_rows' must hold each fold's list of row numbers)")
+    rows = [row for test in folds for row in test]
+    if len(set(rows)) != len(rows):  # the folds' test rows partition the corpus
+        raise UserError(f"{path}: damaged run file ('test_rows' holds a row in two folds)")
     mixed = description["config"].get("mixed_precision", False)
     if not precision.is_setting(mixed):  # true/false (float16 or not) or "bf16"
         raise UserError(f"{path}: damaged run file ('config.mixed_precision' must be true, false or \"bf16\", "
