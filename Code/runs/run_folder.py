@@ -53,6 +53,7 @@ from ..core.paths import MAIN, not_a_folder, shown
 from ..core.settings import MAX_SEED
 from ..data.corpora import SAMPLE_RATE
 from ..data.corpus_set import Part
+from ..data.features import N_MFCC
 from ..nn import legacy_weights
 from ..nn.layer_args import BLOCK_ACTIVATIONS, BackboneArgumentError, check_backbone
 from . import results
@@ -66,6 +67,7 @@ REQUIRED = {"created": str, "config": dict, "corpus": dict, "feature_file": dict
 REQUIRED_CORPUS = {"signal_length": int, "features": str, "input_shape": list}
 _HELD_LOCKS: dict[str, int] = {}  # the fold locks (RunFolder.training) this process holds: lock file -> descriptor
 # the fields of a fold's record that its run's results are made of (runs/results.py)
+_STATISTICS = {"utterance_mean": list, "utterance_std": list}  # of run.json's feature_statistics, read by predict
 FOLD_RECORD = {"uar": NUMBER, "war": NUMBER, "n": int, "confusion": list, "report": dict, "y_true": list,
                "y_pred": list}
 
@@ -328,6 +330,16 @@ def _check_description(path: str, description) -> None:
     rows = [row for test in folds for row in test]
     if len(set(rows)) != len(rows):  # the folds' test rows partition the corpus
         raise UserError(f"{path}: damaged run file ('test_rows' holds a row in two folds)")
+    statistics = description.get("feature_statistics")  # None: log-Mel features, or an older run
+    if statistics is not None:  # what prediction measures its inputs' domain shift against
+        wrong = (wrong_field(statistics, _STATISTICS, "feature_statistics.") if isinstance(statistics, dict)
+                 else "'feature_statistics' must be a JSON object")
+        wrong = wrong or next((f"'feature_statistics.{key}' must hold {N_MFCC} numbers" for key in _STATISTICS
+                               if len(statistics[key]) != N_MFCC
+                               or not all(isinstance(v, NUMBER) and not isinstance(v, bool) for v in statistics[key])),
+                              None)
+        if wrong:
+            raise UserError(f"{path}: damaged run file ({wrong})")
     mixed = description["config"].get("mixed_precision", False)
     if not precision.is_setting(mixed):  # true/false (float16 or not) or "bf16"
         raise UserError(f"{path}: damaged run file ('config.mixed_precision' must be true, false or \"bf16\", "
