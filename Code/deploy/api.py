@@ -281,9 +281,9 @@ class Run:
                 raise UserError(f"features: a tuple of {len(features)} items; give (x, y, classes), or (x, y, classes, "
                                 "speakers) for a run trained with --normalize speaker")
             x, y, classes, *speakers = features
-            classes = [str(c) for c in classes] if isinstance(classes, (list, tuple, np.ndarray)) else None
-            if classes is None:
+            if not isinstance(classes, (list, tuple, np.ndarray)):
                 raise UserError("features: its third item must be the list of class names, one per column of y")
+            classes = [str(c) for c in classes]
             x, y = checked_arrays(np.asarray(x), np.asarray(y), "features", self.feature_kind, len(classes),
                                   f"and classes names {len(classes)} ({', '.join(classes)})")
             x = network_inputs(x, speakers[0] if speakers else None, self.normalize, "features")

@@ -66,8 +66,8 @@ REQUIRED = {"created": str, "config": dict, "corpus": dict, "feature_file": dict
             "result_path": str}
 REQUIRED_CORPUS = {"signal_length": int, "features": str, "input_shape": list}
 _HELD_LOCKS: dict[str, int] = {}  # the fold locks (RunFolder.training) this process holds: lock file -> descriptor
-# the fields of a fold's record that its run's results are made of (runs/results.py)
 _STATISTICS = {"utterance_mean": list, "utterance_std": list}  # of run.json's feature_statistics, read by predict
+# the fields of a fold's record that its run's results are made of (runs/results.py)
 FOLD_RECORD = {"uar": NUMBER, "war": NUMBER, "n": int, "confusion": list, "report": dict, "y_true": list,
                "y_pred": list}
 
