@@ -183,7 +183,10 @@ def test_resume_from_anywhere_into_its_own_results_and_refusing_contradictions(t
     with open(os.path.join(folder, "run.json"), "w") as f:
         json.dump(description, f)
     for flags, named in ((["--epoch", "5"], "--epoch 5: the run in"), (["--data", "MYSET"], "--data MYSET"),
-                         (["--result_path", str(tmp_path / "elsewhere")], "--result_path")):
+                         (["--result_path", str(tmp_path / "elsewhere")], "--result_path"),
+                         (["--model_path", str(tmp_path / "elsewhere")], "--model_path"),
+                         *([(["--fused_kernels", "off"], "--fused_kernels off: the run in")]
+                           if description["config"]["fused_kernels"] else [])):  # where setup.sh built them
         assert main(["--mode", "train", "--resume", folder, *flags]) == 2
         assert named in error_line(capsys)
     done = run_main("--mode", "train", "--resume", folder, cwd="/")

@@ -148,14 +148,26 @@ def run_features(args: Settings, run) -> tuple:
     return features, own
 
 
+def check_resumed(args: Settings, run) -> None:
+    """A resumed run keeps its folders and its kernels: --result_path, --model_path or --fused_kernels off typed
+    against them is refused (it was ignored); the recorded settings are check_against_run's."""
+    if "result_path" in args.given and os.path.abspath(args.result_path) != run.result_path:
+        raise UserError(f"--result_path {args.result_path}: the run in {run.path} writes its results to "
+                        f"{run.result_path}; a resumed run keeps its own")
+    if "model_path" in args.given and os.path.abspath(args.model_path) != os.path.dirname(os.path.abspath(run.path)):
+        raise UserError(f"--model_path {args.model_path}: the run's folder is {shown(run.path)}; a resumed run stays "
+                        "in its own, leave the flag out")
+    if args.fused_kernels == "off" and run.config.fused_kernels:
+        raise UserError(f"--fused_kernels off: the run in {shown(run.path)} trained with the fused kernels; a resumed "
+                        "run keeps its own, leave the flag out")
+
+
 def run_train(args: Settings) -> list[dict]:
     if args.resume:  # everything comes from the interrupted run's own record
         run, args = open_run_settings(args, args.resume, "--resume")
         if run is None:
             raise UserError(f"--resume {args.resume}: no run.json there (not a run folder written by this program)")
-        if "result_path" in args.given and os.path.abspath(args.result_path) != run.result_path:
-            raise UserError(f"--result_path {args.result_path}: the run in {run.path} writes its results to "
-                            f"{run.result_path}; a resumed run keeps its own")
+        check_resumed(args, run)
         run.remove_partials()
         written = run.results_file() if len(run.finished_folds()) == run.k else None
         if written:  # nothing to train and nothing to write: say so rather than rewrite the results

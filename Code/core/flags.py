@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import paths, precision
+from . import json_fields, paths, precision
 from .config import MAX_DILATION_SIZE
 
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
@@ -19,6 +19,10 @@ EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
 MODEL_NAMES = ("TIMNET", "GMTCN", "DCNN_BLSTMwA")  # Model.MODELS' keys, in its order (tests/test_flags_table.py)
 NORMALIZE = ("none", "utterance", "speaker", "corpus")
 TRAINING_MODES = ("train", "grid", "demo")  # the modes that train (a grid's points are train commands)
+# the modes that train, or open a run or the authors' folder: they alone read a setting that run.json records (typed
+# next to a run folder, it must agree with the run), and they alone start TensorFlow (--gpu)
+RUN_MODES = (*TRAINING_MODES, "test", "predict", "export")
+FEATURE_MODES = ("extract", *RUN_MODES)  # the modes that read or write a feature file
 GROUPS = ("common", "training", "model-specific", "feature extraction", "test, predict, export", "grid on Ray",
           "output folders, download")
 
@@ -66,7 +70,9 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], str]]] = {
 
 
 def _rows(group: str, *rows: tuple) -> list[Flag]:
-    return [Flag(name, kind, default, group, text, **extra) for name, kind, default, text, extra in rows]
+    """The group's flags; a recorded one (``run``) is read by RUN_MODES, unless its row names its modes."""
+    return [Flag(name, kind, default, group, text, **({"modes": RUN_MODES} if "run" in extra else {}) | extra)
+            for name, kind, default, text, extra in rows]
 
 
 def row(name: str, kind: type, default, text: str, **extra) -> tuple:
@@ -90,7 +96,8 @@ FLAGS: tuple[Flag, ...] = tuple([
           run="data", modes=tuple(mode for mode in MODES if mode not in ("report", "demo"))),  # demo: SYNTH
         row("feature_path", str, None,
           "feature file to read or write (default ./MFCC/<DATA>.npy for MFCCs, ./MFCC/<DATA>_logmel3.npy for "
-          "log-Mel segments; several corpora: a.npy+b.npy in --data's order; a run folder knows its own)", grid=True),
+          "log-Mel segments; several corpora: a.npy+b.npy in --data's order; a run folder knows its own)", grid=True,
+          modes=FEATURE_MODES),
         row("test_path", str, paths.AUTHORS_WEIGHTS,
           "test/predict/export: a run folder (Models/<run>) or the authors' folder of "
           "<k>-fold_weights_best_<i>.hdf5 files (then --data and --model say what they are)",
@@ -103,7 +110,7 @@ FLAGS: tuple[Flag, ...] = tuple([
           "folds: kfold (the original's shuffled KFold), speaker (whole speakers held out) or, with several "
           "corpora, corpus (leave one corpus out; --split_fold is their number)",
           choices=("kfold", "speaker", "corpus"), run="cv"),
-        row("gpu", str, "0", "CUDA_VISIBLE_DEVICES value; -1 runs on the CPU"),
+        row("gpu", str, "0", "CUDA_VISIBLE_DEVICES value; -1 runs on the CPU", modes=RUN_MODES),
     ),
     *_rows(
         "training",
@@ -152,7 +159,8 @@ FLAGS: tuple[Flag, ...] = tuple([
           "the fused kernels setup.sh builds with the machine's C++ compiler, where it built them (on the CPU, "
           "sequential or stacked; not with --xla or --mixed_precision), and TIM-Net's and GM-TCNet's inference "
           "wherever the run trained with them (its folds' evaluation, a re-test, the API); off: the pure-TensorFlow "
-          "path. run.json records which trained (docs/speed.md)", choices=("auto", "off"), grid=True),
+          "path. run.json records which trained (docs/speed.md)", choices=("auto", "off"), grid=True,
+          modes=TRAINING_MODES),
         row("mixed_precision", bool, False,
           "compute in float16 with float32 weights and loss scaling (Keras mixed_float16), for GPUs; "
           "--mixed_precision bf16: in bfloat16 (Keras mixed_bfloat16, no loss scaling; docs/speed.md); off by "
@@ -213,7 +221,8 @@ FLAGS: tuple[Flag, ...] = tuple([
           "path,label[,speaker]", modes=("extract", "demo")),
         row("features", str, None,
           "extract: mfcc (default; TIMNET, GMTCN) or logmel3 (DCNN_BLSTMwA: 64-band log-Mel, delta, delta-delta "
-          "in 64-frame segments); other modes: the model's kind", grid=True),
+          "in 64-frame segments); other modes: the model's kind", grid=True,
+          modes=FEATURE_MODES),
         row("mean_signal_length", int, None,
           "extract: samples every utterance is centred to (default: the corpus' value; own data: the mean length)",
           check="positive", modes=("extract", "demo")),
@@ -313,12 +322,10 @@ def recorded_refusal(flag: Flag, value, nullable: bool) -> str:
         return "" if nullable else f"{field} must be set, it is null"
     kind = int if flag.name == "random_seed" else flag.type  # recorded as the number, typed as text ("46,47")
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float) if kind is float else kind):
-        return f"{field} must be {_JSON_TYPES[kind]}, it is {json.dumps(value)}"
+        return f"{field} must be {json_fields.expected(kind)}, it is {json.dumps(value)}"
     if flag.choices and value not in flag.choices:
         return f"{field} is {json.dumps(value)}: choose one of {', '.join(flag.choices)}"
     if flag.check and not CHECKS[flag.check][0](value):
         return f"{field} is {json.dumps(value)}: {CHECKS[flag.check][1]}"
     return ""
 
-
-_JSON_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}

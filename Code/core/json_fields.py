@@ -4,9 +4,24 @@ is missing or of another type, in the words of JSON, for the one-line "damaged .
 from __future__ import annotations
 
 NUMBER = (int, float)
-_NAMES = {str: "string", dict: "object", list: "array", int: "integer", NUMBER: "number"}
-_FOUND = {str: "a string", dict: "an object", list: "an array", int: "an integer", float: "a number",
-          bool: "true or false"}
+# JSON's word for each Python type a record holds; NUMBER is an int or a float
+_NAMES = {str: "string", dict: "object", list: "array", int: "integer", float: "number", NUMBER: "number"}
+
+
+def _article(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def expected(kind) -> str:
+    """What a field of ``kind`` must be, in JSON's words: ``a JSON integer``; ``true or false`` for a bool."""
+    return "true or false" if kind is bool else f"a JSON {_NAMES[kind]}"
+
+
+def found(value) -> str:
+    """What a field holds, in JSON's words: ``missing`` (null too), ``true or false``, ``an array`` ..."""
+    if value is None or isinstance(value, bool):
+        return "missing" if value is None else "true or false"
+    return _article(_NAMES[type(value)]) if type(value) in _NAMES else type(value).__name__
 
 
 def wrong_field(table, fields: dict, where: str = "") -> str | None:
@@ -15,8 +30,7 @@ def wrong_field(table, fields: dict, where: str = "") -> str | None:
     for name, kind in fields.items():
         value = table.get(name) if isinstance(table, dict) else None
         if value is None or isinstance(value, bool) or not isinstance(value, kind):
-            found = "missing" if value is None else _FOUND.get(type(value), type(value).__name__)
-            return f"'{where}{name}' must be a JSON {_NAMES[kind]}, it is {found}"
+            return f"'{where}{name}' must be {expected(kind)}, it is {found(value)}"
     return None
 
 
