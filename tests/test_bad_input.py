@@ -374,6 +374,15 @@ def main_py_in_a_child_process(argv: list) -> tuple:
      "--fold 3: --mode test does not read it (--mode predict and export do); leave it out"),
     (["--mode", "predict", "--wav", SPEECH_WAV, "--timeline", "--hop", "0", "--test_path", AUTHORS_EMODB, "--data",
       "EMODB"], "--hop 0: must be positive"),
+    # weights without a run.json: a training setting was written into the re-test's record as the weights' own
+    (["--mode", "test", "--data", "EMODB", "--feature_path", EMODB_2S, "--test_path", AUTHORS_EMODB, "--epoch", "5"],
+     f"--epoch 5: {AUTHORS_EMODB} has no run.json, so nothing says how its weights were trained; leave it out"),
+    (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", AUTHORS_EMODB, "--data", "EMODB", "--random_seed",
+      "47"], "--random_seed 47: --mode predict uses the fold models in float32 and splits nothing; leave it out"),
+    (["--mode", "export", "--format", "onnx", "--output", "m.onnx", "--test_path", AUTHORS_EMODB, "--data", "EMODB",
+      "--mixed_precision"], "--mixed_precision: --mode export uses the fold models in float32 and splits nothing"),
+    (["--mode", "test", "--cross_corpus", "--data", "EMODB", "--feature_path", EMODB_2S, "--test_path", AUTHORS_EMODB,
+      "--random_seed", "47"], "--random_seed 47: a cross-corpus test uses the fold models in float32 and splits"),
 ])
 def test_a_wrong_flag_or_missing_file_answers_before_tensorflow_is_imported(argv, message):
     """`main.py` in a child process: one line, exit 2, and TensorFlow never imported (the flags are checked before

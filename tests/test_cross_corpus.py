@@ -215,6 +215,10 @@ def test_bad_inputs_of_the_test_are_one_line(trained, tmp_path, capsys):
     assert main(["--mode", "test", "--test_path", folder, "--data", "LONG", "--feature_path", str(longer),
                  "--cross_corpus"]) == 2
     assert "utterances of shape (30, 39), but the run trained on TOY reads (24, 39)" in capsys.readouterr().err
+    assert main(["--mode", "test", "--test_path", folder, "--data", "OTHER", "--feature_path", disjoint,
+                 "--cross_corpus", "--dropout", "0.3"]) == 2  # ignored before: the run's own network scored
+    assert capsys.readouterr().err == ("error: --dropout 0.3: a cross-corpus test takes every setting from the run's "
+                                       "run.json; leave it out\n")
 
 
 # --- the domain-shift warning -----------------------------------------------------------------------------------

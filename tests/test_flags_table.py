@@ -49,6 +49,28 @@ def test_a_flag_typed_with_a_mode_that_does_not_read_it_is_refused(flag):
         settings.check_modes(settings.parse(["--mode", mode, f"--{flag.name}", *value]))
 
 
+@pytest.mark.parametrize("flag", [f for f in flags.RUN_FLAGS if f.name not in ("model", "data")], ids=lambda f: f.name)
+def test_weights_without_run_json_refuse_the_recorded_flags_they_do_not_read(flag):
+    """The authors' layout records no training: a re-test of it reads the network, the split and the precision, not
+    how the weights were trained (written into its record as theirs before); predict reads the network only; a
+    cross-corpus test of a run folder reads none (the run's are its own); a run folder's are check_against_run's."""
+    typed = [f"--{flag.name}"] + ([] if flag.type is bool else [flag.choices[0] if flag.choices else "1"])
+    network = flag.run.startswith("hyper.")
+
+    def refused(argv, run_folder):
+        try:
+            settings.check_unread_by_weights(settings.parse([*argv, "--test_path", "W", *typed]), run_folder)
+        except UserError as error:
+            assert str(error).startswith(f"--{flag.name}") and str(error).endswith("; leave it out"), error
+            return True
+        return False
+    assert refused(["--mode", "test"], run_folder=False) == flag.trained
+    assert refused(["--mode", "predict"], run_folder=False) == (not network)
+    assert refused(["--mode", "test", "--cross_corpus"], run_folder=False) == (not network)
+    assert refused(["--mode", "test", "--cross_corpus"], run_folder=True)
+    assert not refused(["--mode", "export"], run_folder=True)
+
+
 def test_the_model_flags_choices_are_the_registrys_models():
     from timnet_ser.Model import MODELS
     assert flags.MODEL_NAMES == tuple(MODELS)

@@ -215,6 +215,7 @@ def run_cross_corpus(args: Settings) -> dict:
     from ..engine import cross_corpus
     from ..runs import run_folder
     run = run_folder.open_run(args.test_path, "--test_path")
+    settings.check_unread_by_weights(args, run is not None)
     result_path = args.result_path if "result_path" in args.given or run is None else run.result_path
     check_writable_folder(result_path, "--result_path")
     if run is None:
@@ -224,7 +225,8 @@ def run_cross_corpus(args: Settings) -> dict:
                             f"({', '.join(CORPORA)}), so the corpus its weights were trained on is unknown")
         configure_run(args.model, False)
         from ..deploy import api
-        weights = api.load_run(args.test_path, train, args.model)
+        hyper = replace(hyper_of(args, CORPORA[train]), backbone_weights="none")  # every weight comes from the folds
+        weights = api.load_run(args.test_path, train, args.model, hyper)
     else:
         if "model" in args.given and args.model != run.config.model:
             raise UserError(f"--model {args.model}: the run in {shown(run.path)} has {run.config.model}")
@@ -256,6 +258,7 @@ def run_test(args: Settings) -> dict:
     if args.cross_corpus:
         return run_cross_corpus(args)
     run, args = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
+    settings.check_unread_by_weights(args, run is not None)
     if run is None:  # the authors' folder: its settings come from the flags
         args = authors_corpus(args)
         features = load_data(args)
@@ -304,6 +307,7 @@ def load_weights(args: Settings):
     from ..Model import MODELS
     from ..runs.run_folder import chosen_folds, fold_weight_files
     run, args = open_run_settings(args, args.test_path, "--test_path")
+    settings.check_unread_by_weights(args, run is not None)
     model = run.config.model if run is not None else args.model
     numbers = list(range(1, run.k + 1)) if run is not None else [n for n, _ in fold_weight_files(args.test_path)]
     chosen_folds(args.fold, args.test_path, numbers)  # before TF; the folder as typed

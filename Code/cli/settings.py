@@ -172,10 +172,14 @@ def check_modes(s: Settings) -> None:
     ``--mode test --fold 3`` re-tests every fold."""
     for flag in flags.FLAGS:
         if flag.modes and flag.name in s.given and s.mode not in flag.modes:
-            typed = "" if flag.type is bool else f" {_shown(getattr(s, flag.name))}"
             readers = " and ".join([", ".join(flag.modes[:-1]), flag.modes[-1]] if len(flag.modes) > 1 else flag.modes)
-            raise UserError(f"--{flag.name}{typed}: --mode {s.mode} does not read it (--mode {readers} "
+            raise UserError(f"{_typed(s, flag)}: --mode {s.mode} does not read it (--mode {readers} "
                             f"{'does' if len(flag.modes) == 1 else 'do'}); leave it out")
+
+
+def _typed(s: Settings, flag: flags.Flag) -> str:
+    """The flag as typed: ``--fold 3``, ``--balance``."""
+    return f"--{flag.name}" + ("" if flag.type is bool else f" {_shown(getattr(s, flag.name))}")
 
 
 def _check_range(s: Settings, check: str) -> None:
@@ -304,6 +308,34 @@ def check_against_run(s: Settings, run, allow_other_split: bool = False) -> Sett
     s = s.with_run(run.config, run.feature_kind, keep=kept)
     check_training(s)
     return s
+
+
+def check_unread_by_weights(s: Settings, run_folder: bool) -> None:
+    """Refuse, in one line, a typed recorded flag that a command on --test_path's weights does not read (it was
+    ignored, or written into a re-test's record as if it were the weights' own); ``run_folder``: whether
+    --test_path holds a run.json.
+
+    - Weights without a run.json (the authors' layout) record no training: the ``trained`` flags (--epoch, --lr ...)
+      are refused; --data, --model and the network flags say what they are. Predict and export score with the fold
+      models in float32 and split nothing: the split flags and --mixed_precision are refused too.
+    - A cross-corpus test takes a run folder's every setting from its run.json (--model is checked against it);
+      with the authors' layout it reads what the weights are, as predict does.
+    A run folder's typed flags otherwise are ``check_against_run``'s."""
+    if run_folder and not s.cross_corpus:
+        return
+    who = "a cross-corpus test" if s.cross_corpus else f"--mode {s.mode}"
+    for flag in flags.RUN_FLAGS:
+        if flag.name not in s.given or flag.name in ("model", "data"):
+            continue
+        if run_folder:
+            why = f"{who} takes every setting from the run's run.json"
+        elif flag.trained:
+            why = f"{paths.shown(s.test_path)} has no run.json, so nothing says how its weights were trained"
+        elif (s.cross_corpus or s.mode != "test") and not flag.run.startswith("hyper."):
+            why = f"{who} uses the fold models in float32 and splits nothing"
+        else:
+            continue
+        raise UserError(f"{_typed(s, flag)}: {why}; leave it out")
 
 
 def _shown(value) -> str:

@@ -43,6 +43,7 @@ class Flag:
     report: bool = False  # a settings column of the report (named by ``run``): runs differing in it never average
     words: dict | None = None  # a switch that may also take a word: {word: the setting}; bare, it is True
     modes: tuple = ()  # the only modes that read it (typed with another, it is refused); () for every mode
+    trained: bool = False  # a recorded setting of how weights train, not of what they compute (epochs, lr, ...)
 
     @property
     def is_grid_key(self) -> bool:
@@ -117,29 +118,29 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("protocol", str, "last_epoch",
           "model selection: last_epoch (default), inner_val (best epoch on a validation split of the training "
           "fold) or paper (best epoch on the TEST fold, as the published numbers)",
-          choices=("last_epoch", "paper", "inner_val"), run="protocol"),
+          choices=("last_epoch", "paper", "inner_val"), run="protocol", trained=True),
         row("val_fraction", float, 0.1, "inner_val: share of each training fold used for validation",
-          check="fraction", run="val_fraction", report=True),
+          check="fraction", run="val_fraction", trained=True, report=True),
         row("resume", str, None, "train: the folder of an interrupted run to continue (its own settings)",
             modes=("train",)),
         row("epoch", int, None, "training epochs (default: the model's recipe, TIMNET 500, GMTCN 300, DCNN_BLSTMwA 50)",
-          check="positive", run="epochs", report=True),
+          check="positive", run="epochs", trained=True, report=True),
         row("batch_size", int, None, "mini-batch size (default: the recipe, 64; DCNN_BLSTMwA 32; the demo 16)",
-          check="positive", run="batch_size", report=True),
+          check="positive", run="batch_size", trained=True, report=True),
         row("lr", float, None, "Adam learning rate (default: the recipe, 0.001; DCNN_BLSTMwA 1e-4)",
-          check="positive", run="lr", report=True),
+          check="positive", run="lr", trained=True, report=True),
         row("beta1", float, None, "Adam beta_1 (default: the recipe, 0.93; DCNN_BLSTMwA 0.9)",
-          check="fraction", run="beta1", report=True),
+          check="fraction", run="beta1", trained=True, report=True),
         row("beta2", float, None, "Adam beta_2 (default: the recipe, 0.98; DCNN_BLSTMwA 0.999)",
-          check="fraction", run="beta2", report=True),
+          check="fraction", run="beta2", trained=True, report=True),
         row("label_smoothing", float, None,
           "label smoothing of the training labels (default: the recipe, TIMNET 0.1, GMTCN and DCNN_BLSTMwA 0)",
-          check="fraction", run="label_smoothing", report=True),
+          check="fraction", run="label_smoothing", trained=True, report=True),
         row("label_smoothing_history", str, "per_fold",
           "per_fold (default): each fold smooths a copy of its training labels; cumulative: the labels are "
           "smoothed in place fold after fold, as the code behind the ICASSP table and the published weights did "
           "(fold k trains on labels smoothed up to k times)", choices=("per_fold", "cumulative"),
-          run="label_smoothing_history"),
+          run="label_smoothing_history", trained=True),
         row("training", str, "sequential",
           "sequential (default): one fold after the other, each saved when trained (the reference path); "
           "stacked: TIMNET/GMTCN's unfinished folds train together in one compiled step (the same training, "
@@ -151,9 +152,10 @@ FLAGS: tuple[Flag, ...] = tuple([
           "shape)", modes=TRAINING_MODES),
         row("balance", bool, False,
           "oversample every class of each training fold to the size of the largest (off by default)",
-          run="balance", report=True),
+          run="balance", trained=True, report=True),
         row("xla", bool, False,
-          "compile the training step with XLA (on our CPU slower than the default; see docs/speed.md)", run="xla"),
+          "compile the training step with XLA (on our CPU slower than the default; see docs/speed.md)", run="xla",
+          trained=True),
         row("fused_kernels", str, "auto",
           "auto (default): TIM-Net's and GM-TCNet's float32 training runs each block's element-wise work through "
           "the fused kernels setup.sh builds with the machine's C++ compiler, where it built them (on the CPU, "
@@ -168,13 +170,13 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("init_from", str, None,
           "train: fine-tune: every fold starts from the weights of this run folder or authors' folder (fold k from "
           "its fold k; a new head when the classes differ); refused when it trained on the new test folds' "
-          "utterances (docs/fine_tuning.md)", run="init_from", report=True),
+          "utterances (docs/fine_tuning.md)", run="init_from", trained=True, report=True),
         row("init_fold", int, None,
           "--init_from: the source fold that the new run's folds beyond the source's fold count start from",
-          check="positive", run="init_fold", report=True),
+          check="positive", run="init_fold", trained=True, report=True),
         row("freeze_backbone", bool, False,
           "--init_from: train the softmax head only; the copied backbone stays as it is (off by default)",
-          run="freeze_backbone", report=True),
+          run="freeze_backbone", trained=True, report=True),
     ),
     *_rows(
         "model-specific",
@@ -212,7 +214,7 @@ FLAGS: tuple[Flag, ...] = tuple([
           choices=NORMALIZE, run="hyper.normalize", report=True),
         row("augment", int, 0,
           "DCNN_BLSTMwA: add this many copies of every training utterance with a random frequency and time mask "
-          "(default 0: none)", check="not_negative", run="augment", report=True),
+          "(default 0: none)", check="not_negative", run="augment", trained=True, report=True),
     ),
     *_rows(
         "feature extraction",
