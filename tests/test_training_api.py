@@ -46,6 +46,20 @@ def test_train_returns_the_run_as_the_command_line_trains_it(feature_file, tmp_p
     assert run.predict((signal, synthetic_corpus.SAMPLE_RATE))[0]["label"] in CLASSES
 
 
+def test_resume_continues_a_run_of_another_corpus_and_model(feature_file, tmp_path):
+    """resume= takes the corpus and model from the run's run.json: train() typed --data EMODB --model TIMNET
+    before, which every other run refused."""
+    run = timnet_ser.train(data="TOYAPI", feature_path=feature_file, model="GMTCN", epoch=1, split_fold=2,
+                           batch_size=8, filter_size=8, model_path=str(tmp_path / "M"), result_path=str(tmp_path / "R"))
+    os.remove(os.path.join(run.folder, "2-fold_record_2.json"))  # as if stopped after its first fold
+    resumed = timnet_ser.train(resume=run.folder)
+    assert resumed.folder == run.folder and resumed.model_name == "GMTCN" and len(resumed.folds) == 2
+    assert os.path.isfile(os.path.join(run.folder, "2-fold_record_2.json"))
+    assert timnet_ser.train(resume=run.folder).folder == run.folder  # complete: loaded as it is
+    with pytest.raises(UserError, match=r"^--model TIMNET: the run in .* has GMTCN"):
+        timnet_ser.train(resume=run.folder, model="TIMNET")
+
+
 @pytest.mark.parametrize("flags, message", [
     ({"epoch": -1}, "--epoch -1: must be positive"),
     ({"epochs": 2}, "unknown flag --epochs (did you mean --epoch?)"),

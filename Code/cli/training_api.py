@@ -22,15 +22,17 @@ from ..core.flags import BY_NAME
 from . import modes, settings
 
 
-def _argv(data: str, feature_path: Optional[str], model: str, flags: dict) -> list[str]:
+def _argv(data: Optional[str], feature_path: Optional[str], model: Optional[str], flags: dict) -> list[str]:
     """The command line of these keywords: None and False left out, True a switch, a list of seeds joined; a value
-    of a type its flag cannot take is refused naming the keyword (the parser would see a stray word, or fail)."""
+    of a type its flag cannot take is refused naming the keyword (the parser would see a stray word, or fail).
+    --data and --model too are typed only when given: typed, they must agree with a run that ``resume=`` names."""
+    argv = ["--mode", "train"]
     for name, value in (("data", data), ("model", model)):
-        if not isinstance(value, str):
+        if value is not None and not isinstance(value, str):
             raise UserError(f"{named(name, value, api=True)}: give a name, a str (data='EMODB', model='TIMNET')")
+        argv += [] if value is None else [f"--{name}", value]
     if feature_path is not None and not isinstance(feature_path, (str, os.PathLike)):
         raise UserError(f"{named('feature_path', feature_path, api=True)}: give the path of a feature file (a str)")
-    argv = ["--mode", "train", "--data", data, "--model", model]
     if feature_path is not None:
         argv += ["--feature_path", os.fspath(feature_path)]
     for name, value in flags.items():
@@ -47,13 +49,13 @@ def _argv(data: str, feature_path: Optional[str], model: str, flags: dict) -> li
     return argv
 
 
-def train(data: str = "EMODB", feature_path: Optional[str] = None, model: str = "TIMNET", **flags):
+def train(data: Optional[str] = None, feature_path: Optional[str] = None, model: Optional[str] = None, **flags):
     """Train a run as ``--mode train`` does and return it loaded (``api.Run``; a list of them for several seeds).
 
     Args:
-        data: the corpus key (``--data``).
+        data: the corpus key (``--data``; default EMODB, or the run of ``resume=``).
         feature_path: its feature file (default ``MFCC/<data>.npy``).
-        model: TIMNET, GMTCN or DCNN_BLSTMwA.
+        model: TIMNET (default), GMTCN or DCNN_BLSTMwA.
         **flags: any other flag of ``--mode train`` by its name (``epoch=2``, ``split_fold=5``, ``normalize="speaker"``,
             ``model_path=...``, ``resume=<run folder>``); a wrong one is refused in the command line's words.
     """
