@@ -125,6 +125,16 @@ def test_a_value_out_of_range_is_one_line_naming_its_flag(name):
         settings.validate(settings.parse([*mode, f"--{name}", wrong]))
 
 
+@pytest.mark.parametrize("name", [f.name for f in flags.FLAGS if f.type is float])
+@pytest.mark.parametrize("value", ["inf", "nan", "1e400"])
+def test_a_number_that_is_not_finite_is_one_line_naming_its_flag(name, value):
+    """``--lr inf`` passed "positive" and trained a run of NaN losses; ``--hop inf`` made one window."""
+    mode = ["--mode", flags.BY_NAME[name].modes[0]] if flags.BY_NAME[name].modes else []
+    shown = "inf" if value == "1e400" else value
+    with pytest.raises(UserError, match=rf"^--{name} {shown}: must be a finite number$"):
+        settings.validate(settings.parse([*mode, f"--{name}", value]))
+
+
 def test_a_run_json_round_trip_gives_equal_settings():
     typed = settings.validate(settings.parse(["--mode", "train", *TYPED]))
     _, config = run_config(typed, CORPORA["EMODB"], typed.seed)

@@ -216,6 +216,7 @@ def test_a_damaged_run_json_is_named_and_changes_nothing(undisturbed, tmp_path, 
     ("split_fold", 1, "'config.split_fold' is 1: must be at least 2"),
     ("random_seed", -1, "'config.random_seed' is -1: must be between 0 and"),
     ("epochs", None, "'config.epochs' must be set, it is null"),
+    ("lr", float("inf"), "'config.lr' is Infinity: must be a finite number"),  # json writes and reads Infinity
 ])
 def test_a_recorded_setting_no_flag_could_give_is_named_before_any_model_is_built(undisturbed, tmp_path, capsys,
                                                                                    field, value, reason):

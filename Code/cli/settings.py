@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
 import re
 from dataclasses import replace
@@ -138,6 +139,7 @@ def validate(s: Settings) -> Settings:
     check_corpus_key(s.data)
     if len(s.seeds) > 1 and s.mode not in ("train", "grid"):
         raise UserError(f"--random_seed {s.random_seed}: several seeds work with --mode train only")
+    _check_finite(s)
     for check in ("positive", "at_least_2", "fraction", "block_count"):
         _check_range(s, check)
     if "hop" in s.given and not s.timeline:
@@ -180,6 +182,14 @@ def check_modes(s: Settings) -> None:
 def _typed(s: Settings, flag: flags.Flag) -> str:
     """The flag as typed: ``--fold 3``, ``--balance``."""
     return f"--{flag.name}" + ("" if flag.type is bool else f" {_shown(getattr(s, flag.name))}")
+
+
+def _check_finite(s: Settings) -> None:
+    """A number flag's inf or nan (``--lr inf`` passed "positive" and trained a run of NaN losses) is refused."""
+    for flag in flags.FLAGS:
+        value = getattr(s, flag.name)
+        if flag.type is float and value is not None and not math.isfinite(value):
+            raise UserError(f"--{flag.name} {value:g}: must be a finite number")
 
 
 def _check_range(s: Settings, check: str) -> None:

@@ -7,6 +7,7 @@ and the report's settings columns (runs/report.py) are all derived from it. Plai
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -325,6 +326,8 @@ def recorded_refusal(flag: Flag, value, nullable: bool) -> str:
     kind = int if flag.name == "random_seed" else flag.type  # recorded as the number, typed as text ("46,47")
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float) if kind is float else kind):
         return f"{field} must be {json_fields.expected(kind)}, it is {json.dumps(value)}"
+    if kind is float and not math.isfinite(value):  # json reads Infinity and NaN
+        return f"{field} is {json.dumps(value)}: must be a finite number"
     if flag.choices and value not in flag.choices:
         return f"{field} is {json.dumps(value)}: choose one of {', '.join(flag.choices)}"
     if flag.check and not CHECKS[flag.check][0](value):
