@@ -9,6 +9,7 @@ network or a file.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import sys
@@ -21,6 +22,8 @@ import tensorflow as tf
 
 from .core import precision
 from .core.config import RunConfig
+from .core.errors import Diverged
+from .core.paths import shown
 from .engine import fine_tune
 from .engine.normalization import set_fold_statistics
 from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
@@ -172,6 +175,8 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
             if val_accuracy > best_accuracy:  # strictly better, as Keras' ModelCheckpoint(save_best_only)
                 best_accuracy, best_epoch, best_weights = val_accuracy, epoch, trainer.get_weights()
         progress.update(epoch, logs)
+        if config.protocol == "last_epoch" and not math.isfinite(loss) and not finite(trainer.get_weights()):
+            break  # NaN weights stay NaN, and this protocol keeps the last epoch: save_trained_fold refuses it now
     if best_weights is not None:
         trainer.set_weights(best_weights)
     return {"history": history, "kept_epoch": best_epoch, "validation_rows": recorded_validation_rows(config, monitor),
@@ -191,8 +196,18 @@ def _fold_label(spec: ModelSpec, run: RunFolder, fold: int) -> str:
     return f"[{spec.name} {run.config.data} fold {fold + 1}/{run.k}]"
 
 
+def finite(weights: list[np.ndarray]) -> bool:
+    return all(np.isfinite(w).all() for w in weights)
+
+
 def save_trained_fold(run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray, fold: int, kept: dict) -> dict:
-    """Evaluate the trainer's weights (fold ``fold``'s kept epoch) once on its test fold; save weights and record."""
+    """Evaluate the trainer's weights (fold ``fold``'s kept epoch) once on its test fold; save weights and record.
+    Weights that are not finite are never saved or scored (they predict one class for every utterance): Diverged."""
+    if not finite(trainer.get_weights()):
+        losses = kept["history"]["loss"]
+        epoch = next((e for e, loss in enumerate(losses, 1) if not math.isfinite(loss)), len(losses))
+        raise Diverged(f"{shown(run.path)}: fold {fold + 1}/{run.k} diverged: its weights are not finite (training "
+                       f"loss {losses[epoch - 1]:g} at epoch {epoch}), so it was not saved")
     config = run.config
     test_idx = run.folds(len(x))[fold][1]
     probs = trainer.predict(x[test_idx])  # the kept epoch's weights, evaluated once on the test fold

@@ -289,3 +289,23 @@ def test_a_changed_feature_file_is_named_and_nothing_trains_on_it(undisturbed, t
     shutil.copy(undisturbed["features"], features)
     assert main(["--mode", "train", "--resume", folder]) == 0
     assert same_weights(folder, undisturbed["folder"])
+
+
+@pytest.mark.parametrize("training", ["sequential", "stacked"])
+def test_a_fold_whose_weights_diverge_is_named_and_never_saved(undisturbed, tmp_path, capsys, training):
+    """--lr 1e30: the loss is NaN from the first epoch. Before, every fold trained its epochs to the end, was saved
+    with NaN weights and scored as predicting one class for every utterance. Now the fold is named and not saved;
+    under last_epoch the sequential path stops at once (NaN weights stay NaN)."""
+    models = tmp_path / "M"
+    assert main([*TRAIN, "--epoch", "4", "--lr", "1e30", "--training", training, "--feature_path",
+                 undisturbed["features"], "--model_path", str(models), "--result_path", str(tmp_path / "R")]) == 2
+    out, err = capsys.readouterr()
+    folder, line = only(str(models)), err.strip().splitlines()[-1]
+    assert line.startswith(f"error: {folder}: fold 1/3 diverged: its weights are not finite (training loss nan at "
+                           "epoch 1), so it was not saved"), line
+    assert "--resume would diverge again: train a new run with a lower --lr (this one's: 1e+30)" in line
+    assert ("2 more fold(s) of the stack diverged too" in line) == (training == "stacked")
+    assert not glob.glob(os.path.join(folder, "*.hdf5")) and not glob.glob(os.path.join(folder, "*record*"))
+    assert not os.path.exists(tmp_path / "R") or not os.listdir(tmp_path / "R")
+    assert ("epoch 2/4" in out + err) == (training == "stacked")  # a stack trains on for its other members
+    nothing_half_written(folder)

@@ -15,6 +15,11 @@ class DiskFull(UserError):
     """A file could not be written for want of space (or a file-size limit); nothing was written under its name."""
 
 
+class Diverged(UserError):
+    """A fold's weights became NaN or infinite in training (a learning rate too large, float16 overflow): the fold
+    was not saved, and its run's settings would diverge again."""
+
+
 class TrainingInterrupted(Exception):
     """Ctrl-C during training: the folds on disk are kept; ``main.py`` prints how to continue.
 

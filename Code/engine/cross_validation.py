@@ -13,7 +13,7 @@ import numpy as np
 
 from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fold, train_and_save_fold
 from ..core.config import RunConfig, TrainingData
-from ..core.errors import DiskFull, TrainingInterrupted, UserError
+from ..core.errors import DiskFull, Diverged, TrainingInterrupted, UserError
 from ..core.paths import shown
 from ..data.corpus_set import corpus_rows
 from ..data.feature_statistics import corpus_statistics
@@ -57,12 +57,18 @@ def train_and_save_stacked(spec: ModelSpec, pending: list, trainer: Trainer, x: 
                              f"its seed; stack the folds of one command's runs only")
     members = [plan_member(run.config, x, y, run.folds(len(x)), fold, _fold_label(spec, run, fold))
                for run, fold in pending]
-    records = []
+    records, diverged = [], []
     for (run, fold), member, result in zip(pending, members, train_members(spec, config, x, members, max_members)):
         trainer.set_weights(result.weights)
         kept = {"history": result.history, "kept_epoch": result.kept_epoch,
                 "validation_rows": recorded_validation_rows(run.config, member.monitor_rows), "training": "stacked"}
-        records.append(save_trained_fold(run, trainer, x, y, fold, kept))
+        try:
+            records.append(save_trained_fold(run, trainer, x, y, fold, kept))
+        except Diverged as exc:  # the stack's other members are saved first
+            diverged.append(exc)
+    if diverged:
+        others = f"; {len(diverged) - 1} more fold(s) of the stack diverged too" if len(diverged) > 1 else ""
+        raise Diverged(f"{diverged[0]}{others}")
     return records
 
 
@@ -107,6 +113,8 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
             run = next((r for r in runs if len(r.finished_folds()) < r.k), runs[-1])
             raise DiskFull(f"{exc}; the finished folds are kept: free space and continue with: "
                            f"{run.resume_command}") from None
+        except Diverged as exc:
+            raise _advised(exc, runs[0].config) from None
 
     if stacked:
         pending = [pair for run in runs for pair in announce(run)]
@@ -116,7 +124,11 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
             with contextlib.ExitStack() as locks:  # each run's folds, held until the stack is saved
                 for run in runs:
                     locks.enter_context(run.training(fold for owner, fold in pending if owner is run))
-                report(zip(pending, train_and_save_stacked(spec, pending, trainer, x, y, max_members)))
+                try:
+                    trained = train_and_save_stacked(spec, pending, trainer, x, y, max_members)
+                except Diverged as exc:
+                    raise _advised(exc, runs[0].config) from None
+                report(zip(pending, trained))
         print(f"trained {len(pending)} folds in {time.time() - started:.0f} s")
         return [finish_run(spec, run) for run in runs]
     summaries = []
@@ -127,6 +139,14 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
         print(f"trained {len(pending)} folds in {time.time() - started:.0f} s")
         summaries.append(finish_run(spec, run))
     return summaries
+
+
+def _advised(exc: Diverged, config: RunConfig) -> Diverged:
+    """A diverged fold's line, with what to do: --resume would train it again with the same settings, to the same
+    end."""
+    precision = " or in float32 (without --mixed_precision)" if config.mixed_precision else ""
+    return Diverged(f"{exc}; the finished folds are kept, but --resume would diverge again: train a new run with a "
+                    f"lower --lr (this one's: {config.lr:g}){precision}")
 
 
 def finish_run(spec: ModelSpec, run: RunFolder) -> dict:
