@@ -205,9 +205,10 @@ def save_trained_fold(run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.nda
     Weights that are not finite are never saved or scored (they predict one class for every utterance): Diverged."""
     if not finite(trainer.get_weights()):
         losses = kept["history"]["loss"]
-        epoch = next((e for e, loss in enumerate(losses, 1) if not math.isfinite(loss)), len(losses))
-        raise Diverged(f"{shown(run.path)}: fold {fold + 1}/{run.k} diverged: its weights are not finite (training "
-                       f"loss {losses[epoch - 1]:g} at epoch {epoch}), so it was not saved")
+        epoch = next((e for e, loss in enumerate(losses, 1) if not math.isfinite(loss)), None)
+        when = f"training loss {losses[epoch - 1]:g} at epoch {epoch}" if epoch else f"after epoch {len(losses)}"
+        raise Diverged(f"{shown(run.path)}: fold {fold + 1}/{run.k} diverged: its weights are not finite ({when}), "
+                       "so it was not saved")
     config = run.config
     test_idx = run.folds(len(x))[fold][1]
     probs = trainer.predict(x[test_idx])  # the kept epoch's weights, evaluated once on the test fold
