@@ -158,6 +158,9 @@ def test_check_against_run_refuses_a_contradicting_flag_and_fills_the_others():
     assert asked.split_fold == 10 and checked.split_fold == 5  # a new object; the one checked is not rewritten
     with pytest.raises(UserError, match=r"^--lr 0.5: the run in Models/run has 0.01; a run folder brings its own"):
         settings.check_against_run(settings.validate(settings.parse(["--mode", "test", "--lr", "0.5"])), run)
+    with pytest.raises(UserError, match=r"^--data CASIA: the run in Models/run has EMODB \(to score the run on another "
+                                        r"corpus, add --cross_corpus and its --feature_path\)$"):
+        settings.check_against_run(settings.validate(settings.parse(["--mode", "test", "--data", "CASIA"])), run)
     other = settings.validate(settings.parse(["--mode", "test", "--split_fold", "4", "--retest_other_split"]))
     assert settings.check_against_run(other, run, allow_other_split=True).split_fold == 4
 

@@ -309,6 +309,8 @@ def check_against_run(s: Settings, run, allow_other_split: bool = False) -> Sett
             split = flag.name in flags.SPLIT_FLAGS
             hint = (" (to re-test on another split, add --retest_other_split: its test folds then hold rows the fold "
                     "models trained on)" if split and s.mode == "test" else
+                    " (to score the run on another corpus, add --cross_corpus and its --feature_path)"
+                    if flag.name == "data" and s.mode == "test" else
                     "; a run folder brings its own settings, leave the flag out")
             raise UserError(f"--{flag.name} {_shown(theirs)}: the run in {paths.shown(run.path)} has {_shown(ours)}"
                             f"{hint}")
