@@ -151,7 +151,8 @@ def test_a_fold_another_process_trains_is_named_and_left_to_it(undisturbed, tmp_
     assert same_weights(folder, undisturbed["folder"])
 
 
-def test_fold_locks_are_reentrant_and_never_stop_a_fold_where_none_can_be_taken(undisturbed, tmp_path, monkeypatch):
+def test_fold_locks_are_reentrant_and_never_stop_a_fold_where_none_can_be_taken(undisturbed, tmp_path, monkeypatch,
+                                                                               capsys):
     import errno
     import fcntl
 
@@ -167,8 +168,12 @@ def test_fold_locks_are_reentrant_and_never_stop_a_fold_where_none_can_be_taken(
     def no_locks(descriptor, operation):
         raise OSError(errno.ENOLCK, "No locks available")
     monkeypatch.setattr(fcntl, "flock", no_locks)  # a file system without locks: trained as before, unguarded
-    with run.training([0]):
+    capsys.readouterr()
+    with run.training([0]), run.training([1]):
         pass
+    assert capsys.readouterr().err == (f"warning: {run.path}: its file system takes no locks (No locks available); "
+                                       "nothing stops a second process (a --resume, a grid's worker) from training "
+                                       "the same fold at the same time\n")  # once per run folder
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "a required key's type", "a row in two folds",

@@ -36,6 +36,7 @@ import json
 import os
 import re
 import socket
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, fields
@@ -66,6 +67,7 @@ REQUIRED = {"created": str, "config": dict, "corpus": dict, "feature_file": dict
             "result_path": str}
 REQUIRED_CORPUS = {"signal_length": int, "features": str, "input_shape": list}
 _HELD_LOCKS: dict[str, int] = {}  # the fold locks (RunFolder.training) this process holds: lock file -> descriptor
+_UNGUARDED: set[str] = set()  # the run folders whose file system took no lock (warned once)
 _STATISTICS = {"utterance_mean": list, "utterance_std": list}  # of run.json's feature_statistics, read by predict
 # the fields of a fold's record that its run's results are made of (runs/results.py)
 FOLD_RECORD = {"uar": NUMBER, "war": NUMBER, "n": int, "confusion": list, "report": dict, "y_true": list,
@@ -194,8 +196,13 @@ class RunFolder:
                 os.close(descriptor)
                 raise UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} is being trained by {holder}; "
                                 "wait for it to end, then run this command again") from None
-            except OSError:  # a file system without locks (some network mounts): the fold trains unguarded
+            except OSError as exc:  # a file system without locks (some network mounts): the fold trains unguarded
                 os.close(descriptor)
+                if self.path not in _UNGUARDED:  # said once per run folder
+                    _UNGUARDED.add(self.path)
+                    print(f"warning: {shown(self.path)}: its file system takes no locks ({exc.strerror or exc}); "
+                          "nothing stops a second process (a --resume, a grid's worker) from training the same "
+                          "fold at the same time", file=sys.stderr)
                 return None
             try:
                 if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
