@@ -325,6 +325,7 @@ def main_py_in_a_child_process(argv: list) -> tuple:
 @pytest.mark.parametrize("argv, message", [
     (["--mode", "train", "--epoch", "-1"], "--epoch -1: must be positive"),
     (["--mode", "train", "--random_seed", "46,-1"], "--random_seed 46,-1: each seed must be between 0 and 4294966"),
+    (["--mode", "train", "--random_seed", "46,47,46"], "--random_seed 46,47,46: names seed 46 twice"),  # two runs
     (["--mode", "train", "--dilation_size", "32"], "--dilation_size 32: must be between 1 and 31"),
     (["--mode", "train", "--data", "EMODB+EMODB"], "--data EMODB+EMODB: names a corpus twice"),
     (["--mode", "train", "--model", "GMTCN", "--label_smoothing_history", "cumulative"],

@@ -25,6 +25,9 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     if not all(0 <= seed <= MAX_SEED for seed in seeds):
         raise UserError(f"--random_seed {text}: each seed must be between 0 and {MAX_SEED} (fold i of seed s draws "
                         "from s x 1000 + i, which NumPy takes up to 2^32 - 1)")
+    twice = next((seed for k, seed in enumerate(seeds) if seed in seeds[:k]), None)
+    if twice is not None:  # the same run trained twice, into two folders, one sample of the report
+        raise UserError(f"--random_seed {text}: names seed {twice} twice")
     return seeds
 
 
