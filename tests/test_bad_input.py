@@ -154,33 +154,40 @@ def test_bad_feature_files_are_named(tmp_path, capsys, case):
     assert not os.path.exists(out)
 
 
-def weights_folder(tmp, model, classes, drop=None):
-    """Weights of ``model`` for ``classes`` classes in a 10-fold folder, fold ``drop`` missing."""
+def weights_folder(tmp, model, classes, drop=None, diverged=None):
+    """Weights of ``model`` for ``classes`` classes in a 10-fold folder, fold ``drop`` missing, fold ``diverged``'s
+    first kernel NaN (as a version that saved a diverged fold left it)."""
     from timnet_ser.core.config import Hyper
     from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
     from timnet_ser.nn import legacy_weights
     folder = os.path.join(tmp, "weights")
     os.makedirs(folder)
     net = build_model(MODELS[model], (30, 39), classes, Hyper())
+    kernel = net.trainable_variables[0]
     for i in range(1, 11):
+        values = kernel.numpy()
+        kernel.assign(np.full_like(values, np.nan) if i == diverged else values)
         if i != drop:
             legacy_weights.save_legacy_weights(os.path.join(folder, f"10-fold_weights_best_{i}.hdf5"),
                                                legacy_weight_groups(net))
+        kernel.assign(values)
     return folder
 
 
 WEIGHTS = {
-    "another class count": (("TIMNET", 6, None), "its weights classify 6 classes, not the 7 of --data EMODB; "
-                                                 "corpora with 6 classes: --data CASIA"),
-    "another model": (("GMTCN", 7, None), "layers with weights, the model has"),
-    "a missing fold file": (("TIMNET", 7, 4), "missing weight files 10-fold_weights_best_4.hdf5"),
+    "another class count": (("TIMNET", 6, None, None), "its weights classify 6 classes, not the 7 of --data EMODB; "
+                                                       "corpora with 6 classes: --data CASIA"),
+    "another model": (("GMTCN", 7, None, None), "layers with weights, the model has"),
+    "a missing fold file": (("TIMNET", 7, 4, None), "missing weight files 10-fold_weights_best_4.hdf5"),
+    "a diverged fold": (("TIMNET", 7, None, 3), "/10-fold_weights_best_3.hdf5: layer 'forward_conv1x1' holds weights "
+                                                "that are not finite (NaN or Inf: the fold diverged in training)"),
 }
 
 
 @pytest.mark.parametrize("case", list(WEIGHTS))
 def test_bad_weights_are_named(tmp_path, capsys, case):
-    (model, classes, drop), message = WEIGHTS[case]
-    folder = weights_folder(str(tmp_path), model, classes, drop)
+    (model, classes, drop, diverged), message = WEIGHTS[case]
+    folder = weights_folder(str(tmp_path), model, classes, drop, diverged)
     out = str(tmp_path / "out")
     assert main(["--mode", "test", "--data", "EMODB", "--feature_path", features(str(tmp_path)), "--test_path",
                  folder, "--result_path", out]) == 2

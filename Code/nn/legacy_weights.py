@@ -50,8 +50,8 @@ def read_weight_arrays(path: str) -> list[tuple[str, list[np.ndarray]]]:
 
 
 def check_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> list:
-    """The arrays of ``path`` if they fit ``groups`` layer by layer in order; a ``UserError`` naming the
-    first layer that does not, with both shapes."""
+    """The arrays of ``path`` if they fit ``groups`` layer by layer in order and are finite; a ``UserError`` naming
+    the first layer that does not fit (with both shapes), or that holds NaN or Inf."""
     layers = read_weight_arrays(path)
     if len(layers) != len(groups):
         raise UserError(f"{path}: holds {len(layers)} layers with weights, the model has {len(groups)} "
@@ -62,6 +62,10 @@ def check_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> l
         if file_shapes != model_shapes:
             raise UserError(f"{path}: layer {file_name!r} has weight shapes {file_shapes}, the model's layer "
                             f"{model_name!r} expects {model_shapes} (another class count or model?)")
+    for file_name, arrays in layers:  # saved by a version that kept a diverged fold: one class for every input
+        if not all(np.isfinite(a).all() for a in arrays):
+            raise UserError(f"{path}: layer {file_name!r} holds weights that are not finite (NaN or Inf: the fold "
+                            "diverged in training); they would predict one class for every utterance")
     return layers
 
 
