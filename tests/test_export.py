@@ -247,6 +247,13 @@ def test_a_bad_output_on_the_command_line_is_refused_before_anything_is_printed(
                  "--format", "tflite", "--output", str(tmp_path)]) == 2  # a folder, where TFLite writes a file
     out, err = capsys.readouterr()
     assert out == "" and "--output" in err and "is a folder" in err and len(err.strip().splitlines()) == 1, err
+    (tmp_path / "notes.txt").write_text("the user's")  # a SavedModel's export replaced such a folder whole
+    assert main(["--mode", "export", "--data", "EMODB", "--test_path", weights, "--fold", "1",
+                 "--format", "savedmodel", "--output", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"error: --output {tmp_path}: a folder that holds other files than a SavedModel "
+                                 "(notes.txt); the export would replace it whole: name a new folder\n")
+    assert os.listdir(tmp_path) == ["notes.txt"]
 
 
 @pytest.mark.parametrize("mode", [["--mode", "export", "--format", "onnx", "--output", "m.onnx"],
@@ -342,10 +349,13 @@ def test_a_failed_export_leaves_nothing_half_written(tmp_path, any_model, monkey
         assert os.listdir(tmp_path) == []
 
 
-def test_a_savedmodel_replaces_the_previous_one(tmp_path, any_model, monkeypatch):
+def test_a_savedmodel_replaces_the_previous_one_and_no_other_folder(tmp_path, any_model, monkeypatch):
+    """The export replaces its --output folder whole. A previous SavedModel goes; any other folder is refused: the
+    export deleted it (`--output .` took the current folder with it)."""
     path = tmp_path / "m"
-    path.mkdir()
-    (path / "stale.txt").write_text("from an older export")
+    (path / "variables").mkdir(parents=True)
+    (path / "variables" / "variables.index").write_text("from an older export")
+    (path / "saved_model.pb").write_text("old")
 
     def write(model, signature, folder):
         with open(os.path.join(folder, "saved_model.pb"), "w") as f:
@@ -355,6 +365,11 @@ def test_a_savedmodel_replaces_the_previous_one(tmp_path, any_model, monkeypatch
     export.export_model(any_model, str(path) + "/", "savedmodel", {})
     assert os.listdir(path) == ["saved_model.pb"] and (path / "saved_model.pb").read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["m", "m.json"]
+    (path / "notes.txt").write_text("the user's")
+    with pytest.raises(UserError, match=r"^--output .*/m: a folder that holds other files than a SavedModel "
+                                        r"\(notes.txt\); the export would replace it whole: name a new folder$"):
+        export.export_model(any_model, str(path), "savedmodel", {})
+    assert sorted(os.listdir(path)) == ["notes.txt", "saved_model.pb"]
 
 
 def test_the_exported_graph_holds_the_weights_as_constants():

@@ -14,12 +14,16 @@ from ..core.errors import UserError
 from ..core.flags import EXPORT_FORMATS
 
 EXTENSIONS = {".onnx": "onnx", ".tflite": "tflite"}  # a SavedModel's folder has no extension of its own
+# what TensorFlow writes into a SavedModel's folder: an export replaces a folder holding these only, or nothing
+SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "keras_metadata.pb",
+                                 "variables", "assets"})
 
 
 def check_output(path: str, fmt: str, make: bool = False) -> None:
     """Refuse an output that cannot hold ``fmt``: an unknown format, a name with another format's extension (an ONNX
-    graph in ``m.tflite``), a file where the SavedModel folder goes, a folder where a file goes, and an output or
-    sidecar that could not be written. ``make=False`` creates nothing (before TensorFlow starts); ``make=True`` makes
+    graph in ``m.tflite``), a file where the SavedModel folder goes, a folder of other files than a SavedModel
+    there (the export replaces it whole), a folder where a file goes, and an output or sidecar that could not be
+    written. ``make=False`` creates nothing (before TensorFlow starts); ``make=True`` makes
     the output's folder and proves it writable (where the export begins)."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
@@ -29,6 +33,12 @@ def check_output(path: str, fmt: str, make: bool = False) -> None:
                         f"--format {kind}")
     if fmt == "savedmodel" and os.path.isfile(path):
         raise UserError(f"--output {path}: is a file; a SavedModel is a folder")
+    if fmt == "savedmodel" and os.path.isdir(path):  # the export replaces the whole folder: never one of the user's
+        other = sorted(set(os.listdir(path)) - SAVED_MODEL_ENTRIES)
+        if other:
+            raise UserError(f"--output {path}: a folder that holds other files than a SavedModel ({other[0]}"
+                            f"{', ...' if len(other) > 1 else ''}); the export would replace it whole: name a new "
+                            "folder")
     if fmt != "savedmodel":
         check_writable(path, "--output", make)  # refuses a folder
     check_writable(path + ".json", "--output", make)
