@@ -351,7 +351,7 @@ def test_a_failed_export_leaves_nothing_half_written(tmp_path, any_model, monkey
 
 def test_a_savedmodel_replaces_the_previous_one_and_no_other_folder(tmp_path, any_model, monkeypatch):
     """The export replaces its --output folder whole. A previous SavedModel goes; any other folder is refused: the
-    export deleted it (`--output .` took the current folder with it)."""
+    export deleted it and everything in it (`--output ~/Documents`)."""
     path = tmp_path / "m"
     (path / "variables").mkdir(parents=True)
     (path / "variables" / "variables.index").write_text("from an older export")
