@@ -368,6 +368,8 @@ def main_py_in_a_child_process(argv: list) -> tuple:
      "--test_path MFCC: holds no <k>-fold_weights_best_<i>.hdf5 files"),
     (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", AUTHORS_EMODB, "--data", "EMODB", "--output",
       "p.xlsx"], "--output p.xlsx: predict writes a table as CSV or JSON; name the file .csv or .json"),
+    (["--mode", "predict", "--wav", "list.csv", "--test_path", AUTHORS_EMODB, "--data", "EMODB", "--output",
+      "./list.csv"], "--output ./list.csv: is the --wav list itself; name another file for the predictions"),
     (["--mode", "export", "--format", "onnx", "--output", "m.tflite", "--test_path", AUTHORS_EMODB, "--data",
       "EMODB"], "--output m.tflite: the name of a tflite file, for --format onnx; rename it, or give --format tflite"),
     (["--mode", "export", "--format", "onnx", "--output", "m.onnx", "--test_path", "no/such/run"],

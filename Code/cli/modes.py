@@ -332,6 +332,8 @@ def run_predict(args: Settings) -> dict:
         raise UserError("--wav: required for --mode predict (an audio file or a folder of them)")
     if args.output and not args.output.lower().endswith((".csv", ".json")):  # a .txt or .xlsx got CSV in it
         raise UserError(f"--output {args.output}: predict writes a table as CSV or JSON; name the file .csv or .json")
+    if args.output and os.path.abspath(args.output) == os.path.abspath(args.wav):  # the table would replace the list
+        raise UserError(f"--output {args.output}: is the --wav list itself; name another file for the predictions")
     if args.output:
         check_writable(args.output, "--output")
     # --wav is checked before the weights load: the one file of --timeline, or every input, listed once (counted,
