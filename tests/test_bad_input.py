@@ -348,6 +348,8 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     (["--mode", "test", "--test_path", SPEECH_WAV], f"--test_path {SPEECH_WAV}: is a file, not a folder"),
     (["--mode", "extract", "--data", "EMODB", "--wav_path", SPEECH_WAV],
      f"{SPEECH_WAV}: is a file, not a folder of wav files"),
+    (["--mode", "extract", "--data", "MINE", "--wav_path", "list.csv", "--feature_path", "list.csv"],
+     "--feature_path list.csv: is the --wav_path manifest itself; name another file for the features"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", EMODB_2S, "--init_from", "no/such/run"], "--init_from no/such/run: no such folder"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", EMODB_2S, "--model_path", "main.py/models"],
      "--model_path main.py/models: cannot be a folder ("),

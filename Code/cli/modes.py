@@ -96,6 +96,8 @@ def run_extract(args: Settings) -> dict:
     if not args.wav_path:
         raise UserError("--wav_path: required for --mode extract (the folder or manifest of the audio files)")
     path = feature_path(args.data, args.features, args.feature_path)
+    if os.path.abspath(path) == os.path.abspath(args.wav_path):  # the features would replace the manifest
+        raise UserError(f"--feature_path {path}: is the --wav_path manifest itself; name another file for the features")
     check_writable(path, "--feature_path")  # before the work, not after it
     if args.data in corpora.CORPORA:
         corpus = corpora.CORPORA[args.data]
