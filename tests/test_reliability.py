@@ -61,24 +61,30 @@ def copy_of(run, tmp_path):
     return folder
 
 
-def test_a_full_disk_during_a_fold_write_is_one_line_and_resumes_to_the_same_run(undisturbed, tmp_path, capsys):
+@pytest.mark.parametrize("training", ["sequential", "stacked"])
+def test_a_full_disk_during_a_fold_write_is_one_line_and_resumes_to_the_same_run(undisturbed, tmp_path, capsys,
+                                                                                  training):
+    """Either path names the file and the command that continues (before, a stack's full disk named no command)."""
     models = str(tmp_path / "M")
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))  # a fold's weights are larger: the disk is "full"
     try:
-        status = main([*TRAIN, "--feature_path", undisturbed["features"], "--model_path", models,
-                       "--result_path", str(tmp_path / "R")])
+        status = main([*TRAIN, "--training", training, "--feature_path", undisturbed["features"],
+                       "--model_path", models, "--result_path", str(tmp_path / "R")])
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert status == 2
     line = error_line(capsys)
-    assert "3-fold_weights_best_1.hdf5: cannot be written (" in line, line
     folder = only(models)
+    assert "3-fold_weights_best_1.hdf5: cannot be written (" in line, line
+    assert "; the finished folds are kept: free space and continue with: python " in line, line
+    assert line.endswith(f"main.py --mode train --resume {folder}"), line
     nothing_half_written(folder)
     assert not glob.glob(os.path.join(folder, "*.hdf5")), "no weights under a real name"
-    assert main(["--mode", "train", "--resume", folder]) == 0
+    assert main(["--mode", "train", "--resume", folder, "--training", training]) == 0
     nothing_half_written(folder)
-    assert same_weights(folder, undisturbed["folder"])
+    if training == "sequential":  # a stack is the same training within float32 rounding (test_stacked_training.py)
+        assert same_weights(folder, undisturbed["folder"])
 
 
 def corrupt(path, at=None):
@@ -314,3 +320,58 @@ def test_a_fold_whose_weights_diverge_is_named_and_never_saved(undisturbed, tmp_
     assert not os.path.exists(tmp_path / "R") or not os.listdir(tmp_path / "R")
     assert ("epoch 2/4" in out + err) == (training == "stacked")  # a stack trains on for its other members
     nothing_half_written(folder)
+
+
+def test_ctrl_c_between_stacks_keeps_the_stacks_saved_and_names_every_run_to_continue(undisturbed, tmp_path,
+                                                                                        capsys, monkeypatch):
+    """Two seeds' 6 folds in stacks of 4: Ctrl-C while the second stack trains. The first stack is saved (before, no
+    stack was saved before the last had trained, and Ctrl-C printed "nothing was written"), and each run is named
+    with the command that continues it: seed 3's folds are all trained, but its results are not written yet."""
+    from timnet_ser.engine import stacked_training
+    chunks, train_chunk = [], stacked_training._train_chunk
+
+    def second_stack_stopped(*args, **kwargs):
+        chunks.append(len(args[3]))
+        if len(chunks) == 2:
+            raise KeyboardInterrupt
+        return train_chunk(*args, **kwargs)
+    monkeypatch.setattr(stacked_training, "_train_chunk", second_stack_stopped)
+    models, results = tmp_path / "M", tmp_path / "R"
+    assert main([*TRAIN, "--random_seed", "3,4", "--training", "stacked", "--stack_members", "4", "--feature_path",
+                 undisturbed["features"], "--model_path", str(models), "--result_path", str(results)]) == 130
+    assert chunks == [4, 2]
+    err = capsys.readouterr().err
+    seed_3, seed_4 = sorted(glob.glob(str(models / "TOY_*")), key=lambda path: "_4_" in os.path.basename(path))
+    assert f"interrupted: finished folds (1, 2, 3 of 3) are saved in {seed_3}; continue with:\n" in err, err
+    assert f"and: finished folds (1 of 3) are saved in {seed_4}; continue with:\n" in err, err
+    assert f"main.py --mode train --resume {seed_3}\n" in err and f"main.py --mode train --resume {seed_4}\n" in err
+    assert len(glob.glob(os.path.join(seed_3, "*.hdf5"))) == 3 and len(glob.glob(os.path.join(seed_4, "*.hdf5"))) == 1
+    assert not os.path.exists(results) or not os.listdir(results)
+    monkeypatch.setattr(stacked_training, "_train_chunk", train_chunk)
+    for folder in (seed_3, seed_4):
+        nothing_half_written(folder)
+        assert main(["--mode", "train", "--resume", folder]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(finished before the interruption)") == 4 and "trained 0 folds" in out
+    assert len([name for name in os.listdir(results) if name.endswith(".json")]) == 2  # each run's results
+
+
+def test_ctrl_c_in_one_seed_of_several_names_the_seeds_not_started(undisturbed, tmp_path, capsys, monkeypatch):
+    """Sequential training makes a seed's run folder when its turn comes: a stop in seed 3's run says that seeds 4
+    and 5 had not started (before, only seed 3's run was named)."""
+    from timnet_ser.engine import cross_validation
+    calls, train_and_save_fold = [], cross_validation.train_and_save_fold
+
+    def second_fold_stopped(*args, **kwargs):
+        calls.append(args[5])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train_and_save_fold(*args, **kwargs)
+    monkeypatch.setattr(cross_validation, "train_and_save_fold", second_fold_stopped)
+    models = tmp_path / "M"
+    assert main([*TRAIN, "--random_seed", "3,4,5", "--feature_path", undisturbed["features"],
+                 "--model_path", str(models), "--result_path", str(tmp_path / "R")]) == 130
+    folder, lines = only(str(models)), capsys.readouterr().err.strip().splitlines()[-3:]  # after the epochs' lines
+    assert lines == [f"interrupted: finished folds (1 of 3) are saved in {folder}; continue with:",
+                     lines[1], "seed(s) 4,5 had not started: train them with the same command and --random_seed 4,5"]
+    assert lines[1].startswith("  python ") and lines[1].endswith(f"main.py --mode train --resume {folder}")

@@ -49,7 +49,7 @@ def sequential(spec, config, x, y, folds):
 def stacked(spec, config, x, y, folds, max_members=None, layout=None):
     plans = [stacked_training.plan_member(config, x, y, folds, fold, f"[stacked fold {fold + 1}]")
              for fold in range(len(folds))]
-    return plans, stacked_training.train_members(spec, config, x, plans, max_members, layout)
+    return plans, list(stacked_training.train_members(spec, config, x, plans, max_members, layout))
 
 
 # fit rows 31, 36, 24, 27 (inner_val keeps 90 %): batches of 4 end short, and the members' epochs take 8, 9, 6 and

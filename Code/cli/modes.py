@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..core.atomic_file import check_writable_folder
-from ..core.errors import TrainingInterrupted, UserError
+from ..core.errors import DiskFull, TrainingInterrupted, UserError
 from ..core.paths import SYNTHETIC_WAV, feature_path, shown
 from ..core.settings import Settings
 from ..engine.run_config import hyper_of, run_config
@@ -205,8 +205,16 @@ def run_train(args: Settings) -> list[dict]:
                               max_members=args.stack_members)
     summaries, trainer = [], build_trainer(spec, run_config(args, features.corpus, args.seeds[0])[1],
                                            features.x.shape[1:], features.y.shape[1])
-    for seed in args.seeds:  # a seed's run folder is made when its turn comes (one compiled step serves all)
-        summaries += cross_validate(spec, [new_run(seed)], x, features.y, trainer)
+    for turn, seed in enumerate(args.seeds):  # a seed's run folder is made when its turn comes (one step serves all)
+        seeds = ",".join(str(later) for later in args.seeds[turn + 1:])
+        later = f"seed(s) {seeds} had not started: train them with the same command and --random_seed {seeds}"
+        try:
+            summaries += cross_validate(spec, [new_run(seed)], x, features.y, trainer)
+        except TrainingInterrupted as stop:
+            stop.later = later if seeds else ""
+            raise
+        except DiskFull as exc:
+            raise (DiskFull(f"{exc}; {later}") if seeds else exc) from None
     return summaries
 
 
@@ -469,9 +477,12 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
-        done = ", ".join(str(i + 1) for i in stop.finished) or "none"
-        print(f"interrupted: finished folds ({done} of {stop.k}) are saved in {shown(stop.folder)}; continue with:\n"
-              f"  {stop.resume_command}", file=sys.stderr)
+        for turn, (folder, finished, k, command) in enumerate(stop.runs):
+            done = ", ".join(str(i + 1) for i in finished) or "none"
+            print(f"{'and' if turn else 'interrupted'}: finished folds ({done} of {k}) are saved in {shown(folder)}; "
+                  f"continue with:\n  {command}", file=sys.stderr)
+        if stop.later:
+            print(stop.later, file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print(INTERRUPTED.get(mode, "interrupted: nothing was written"), file=sys.stderr)

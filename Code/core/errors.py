@@ -24,15 +24,14 @@ class TrainingInterrupted(Exception):
     """Ctrl-C during training: the folds on disk are kept; ``main.py`` prints how to continue.
 
     Args:
-        folder: the run folder.
-        finished: the finished folds (from 0).
-        k: the run's fold count.
-        resume_command: the exact command that continues the run.
+        runs: per run of the command that has yet to write its results: (its folder, its finished folds (from 0),
+            its fold count, the exact command that continues it).
+        later: a line on what else the command had yet to do (the seeds whose runs had not started), or "".
     """
 
-    def __init__(self, folder: str, finished: list, k: int, resume_command: str):
-        super().__init__(folder)
-        self.folder, self.finished, self.k, self.resume_command = folder, finished, k, resume_command
+    def __init__(self, runs: list, later: str = ""):
+        super().__init__(runs[0][0])
+        self.runs, self.later = list(runs), later
 
 
 def did_you_mean(value: str, choices) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Optional
 
@@ -41,13 +42,15 @@ def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarra
 
 
 def train_and_save_stacked(spec: ModelSpec, pending: list, trainer: Trainer, x: np.ndarray, y: np.ndarray,
-                           max_members: Optional[int] = None) -> list[dict]:
+                           max_members: Optional[int] = None) -> Iterator[tuple]:
     """Train the ``pending`` (run, fold) pairs together (stacked_training.py), at most ``max_members`` in one
-    stack, then evaluate and save each as ``train_and_save_fold`` does; one record per pair, in order.
+    stack, then evaluate and save each as ``train_and_save_fold`` does; yields ((run, fold), record) in order,
+    each stack's as soon as it is saved, before the next stack trains.
 
     The runs may differ in their seed only (the seeds of one command): every member draws its own initial
     weights, order and labels from its run's settings, and the stack shares the optimiser's settings, epochs and
-    protocol. Nothing is saved before a stack has trained.
+    protocol. Nothing of a stack is saved before it has trained; a diverged fold is named (``Diverged``) once every
+    other fold is saved.
     """
     from .stacked_training import plan_member, train_members
     config = pending[0][0].config
@@ -57,19 +60,18 @@ def train_and_save_stacked(spec: ModelSpec, pending: list, trainer: Trainer, x: 
                              f"its seed; stack the folds of one command's runs only")
     members = [plan_member(run.config, x, y, run.folds(len(x)), fold, _fold_label(spec, run, fold))
                for run, fold in pending]
-    records, diverged = [], []
+    diverged = []
     for (run, fold), member, result in zip(pending, members, train_members(spec, config, x, members, max_members)):
         trainer.set_weights(result.weights)
         kept = {"history": result.history, "kept_epoch": result.kept_epoch,
                 "validation_rows": recorded_validation_rows(run.config, member.monitor_rows), "training": "stacked"}
         try:
-            records.append(save_trained_fold(run, trainer, x, y, fold, kept))
-        except Diverged as exc:  # the stack's other members are saved first
+            yield (run, fold), save_trained_fold(run, trainer, x, y, fold, kept)
+        except Diverged as exc:  # the other members, of this stack and the next, are trained and saved first
             diverged.append(exc)
     if diverged:
         others = f"; {len(diverged) - 1} more fold(s) of the stack diverged too" if len(diverged) > 1 else ""
         raise Diverged(f"{diverged[0]}{others}")
-    return records
 
 
 def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, trainer: Optional[Trainer] = None,
@@ -101,18 +103,17 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
             print(results.format_fold_line(fold, run.k, done[fold]) + "  (finished before the interruption)")
         return [(run, fold) for fold in range(run.k) if fold not in done]
 
-    def report(trained) -> None:  # prints every (run, fold), record as it comes; Ctrl-C names the run to resume
+    def report(trained) -> None:  # prints every (run, fold), record as it comes; a stop names the runs to resume
         try:
             for (run, fold), record in trained:
                 seed = f"seed {run.config.random_seed} " if seed_label else ""
                 print(seed + results.format_fold_line(fold, run.k, record) + f"  kept epoch {record['kept_epoch']}")
-        except KeyboardInterrupt:
-            run = next((r for r in runs if len(r.finished_folds()) < r.k), runs[-1])
-            raise TrainingInterrupted(run.path, sorted(run.finished_folds()), run.k, run.resume_command) from None
+        except KeyboardInterrupt:  # every run: a run's results are written once every run's folds are trained
+            raise TrainingInterrupted([(run.path, sorted(run.finished_folds()), run.k, run.resume_command)
+                                       for run in runs]) from None
         except DiskFull as exc:
-            run = next((r for r in runs if len(r.finished_folds()) < r.k), runs[-1])
             raise DiskFull(f"{exc}; the finished folds are kept: free space and continue with: "
-                           f"{run.resume_command}") from None
+                           f"{' and '.join(run.resume_command for run in runs)}") from None
         except Diverged as exc:
             raise _advised(exc, runs[0].config) from None
 
@@ -124,11 +125,7 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
             with contextlib.ExitStack() as locks:  # each run's folds, held until the stack is saved
                 for run in runs:
                     locks.enter_context(run.training(fold for owner, fold in pending if owner is run))
-                try:
-                    trained = train_and_save_stacked(spec, pending, trainer, x, y, max_members)
-                except Diverged as exc:
-                    raise _advised(exc, runs[0].config) from None
-                report(zip(pending, trained))
+                report(train_and_save_stacked(spec, pending, trainer, x, y, max_members))
         print(f"trained {len(pending)} folds in {time.time() - started:.0f} s")
         return [finish_run(spec, run) for run in runs]
     summaries = []

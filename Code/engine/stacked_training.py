@@ -39,6 +39,7 @@ folds' networks in one pass from their fixed values (``FixedStack``).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional
 
@@ -604,19 +605,19 @@ def _train_chunk(trainer: StackedTrainer, config: RunConfig, x: np.ndarray, memb
 
 
 def train_members(spec: ModelSpec, config: RunConfig, x: np.ndarray, members: list,
-                  max_members: Optional[int] = None, layout: Optional[str] = None) -> list:
+                  max_members: Optional[int] = None, layout: Optional[str] = None) -> Iterator[MemberResult]:
     """Train ``members`` (MemberPlans, e.g. from ``plan_member``) stacked, at most ``max_members`` at a time,
     in ``layout`` (``LAYOUTS``; None: ``default_layout()``).
 
-    Returns one MemberResult per member, in order; load ``result.weights`` into a normal Keras model
+    Yields one MemberResult per member, in order, each stack's as soon as that stack is trained (so a caller saves
+    it before the next stack starts); load ``result.weights`` into a normal Keras model
     (``for v, w in zip(model.variables, result.weights): v.assign(w)``) to save or evaluate it.
     """
-    if not members:
-        return []
     if max_members is not None and max_members < 1:
         raise UserError(f"max_members {max_members!r}: must be a positive number of members")
-    size = max_members or len(members)
-    results, trainer = [], None
+    if not members:
+        return
+    size, trainer = max_members or len(members), None
     for start in range(0, len(members), size):
         chunk = members[start:start + size]
         seeds = [m.fold_seed for m in chunk]
@@ -625,5 +626,4 @@ def train_members(spec: ModelSpec, config: RunConfig, x: np.ndarray, members: li
         else:
             trainer = StackedTrainer(spec, config, x.shape[1:], chunk[0].y_train.shape[1], seeds, layout)
         label = f"{chunk[0].label}..{chunk[-1].label} (stacked)"
-        results.extend(_train_chunk(trainer, config, x, chunk, label))
-    return results
+        yield from _train_chunk(trainer, config, x, chunk, label)
