@@ -207,6 +207,7 @@ def save_trained_fold(run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.nda
         losses = kept["history"]["loss"]
         epoch = next((e for e, loss in enumerate(losses, 1) if not math.isfinite(loss)), None)
         when = f"training loss {losses[epoch - 1]:g} at epoch {epoch}" if epoch else f"after epoch {len(losses)}"
+        run.note_diverged(fold, when)
         raise Diverged(f"{shown(run.path)}: fold {fold + 1}/{run.k} diverged: its weights are not finite ({when}), "
                        "so it was not saved")
     config = run.config

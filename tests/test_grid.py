@@ -317,6 +317,22 @@ def test_a_fold_another_process_trains_fails_in_the_grid_and_trains_once_it_is_f
     assert os.path.exists(os.path.join(run, "3-fold_weights_best_3.hdf5"))
 
 
+def test_a_point_whose_fold_diverged_fails_at_once_when_the_grid_runs_again(tmp_path, capsys):
+    """A fold whose weights diverge is named and not saved; the next run of the grid does not train it again with
+    the same settings (to the same end), but names it in one line before anything trains."""
+    toy_features(tmp_path / "TOY.npy")
+    (tmp_path / "grid.toml").write_text(GRID.replace('model = ["TIMNET", "GMTCN"]', 'model = "TIMNET"')
+                                        .replace("random_seed = [1, 2]", "random_seed = 1") + "lr = 1e30\n")
+    status, err = run_grid(tmp_path, "nan", "--address", "none")
+    assert status == 2 and "fold 1/3 diverged: its weights are not finite" in err, err
+    [run] = glob.glob(str(tmp_path / "nan-models" / "*"))
+    assert os.path.isfile(os.path.join(run, "3-fold_diverged_1.json"))
+    capsys.readouterr()
+    status, err = run_grid(tmp_path, "nan", "--address", "none")
+    assert status == 2 and f"not run: {run}: fold 1/3 diverged in training (training loss nan at epoch 1)" in err, err
+    assert "1 points, 0 runs, 0 folds" in capsys.readouterr().out  # nothing trained
+
+
 def test_a_grid_plans_speaker_normalised_rows_apart(tmp_path):
     """--normalize speaker in a grid: the workers get the rows standardised by speaker (engine/normalization.py),
     stored apart from the same file's raw rows; a file without speakers: that point is reported, not run."""

@@ -320,6 +320,18 @@ def test_a_fold_whose_weights_diverge_is_named_and_never_saved(undisturbed, tmp_
     assert not os.path.exists(tmp_path / "R") or not os.listdir(tmp_path / "R")
     assert ("epoch 2/4" in out + err) == (training == "stacked")  # a stack trains on for its other members
     nothing_half_written(folder)
+    # the folder says so to every later command: a re-test, and a resume that would train the fold to the same end
+    note = os.path.join(folder, "3-fold_diverged_1.json")
+    said = (f"error: {folder}: fold 1/3 diverged in training (training loss nan at epoch 1), so it has no weights; "
+            f"--resume would diverge again: train a new run with a lower --lr (this one's: 1e+30) (to train it again "
+            f"anyway, delete {note})")
+    for command in (["--mode", "test", "--test_path", folder], ["--mode", "train", "--resume", folder]):
+        assert main(command) == 2
+        assert error_line(capsys) == said
+    if training == "sequential":  # the note deleted, the fold trained again: it diverges again, and says so again
+        os.unlink(note)
+        assert main(["--mode", "train", "--resume", folder]) == 2
+        assert "fold 1/3 diverged: its weights are not finite" in error_line(capsys) and os.path.isfile(note)
 
 
 def test_ctrl_c_between_stacks_keeps_the_stacks_saved_and_names_every_run_to_continue(undisturbed, tmp_path,

@@ -170,6 +170,7 @@ def run_train(args: Settings) -> list[dict]:
         if run is None:
             raise UserError(f"--resume {args.resume}: no run.json there (not a run folder written by this program)")
         check_resumed(args, run)
+        run.check_not_diverged()
         run.remove_partials()
         written = run.results_file() if len(run.finished_folds()) == run.k else None
         if written:  # nothing to train and nothing to write: say so rather than rewrite the results

@@ -141,9 +141,7 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
 def _advised(exc: Diverged, config: RunConfig) -> Diverged:
     """A diverged fold's line, with what to do: --resume would train it again with the same settings, to the same
     end."""
-    precision = " or in float32 (without --mixed_precision)" if config.mixed_precision else ""
-    return Diverged(f"{exc}; the finished folds are kept, but --resume would diverge again: train a new run with a "
-                    f"lower --lr (this one's: {config.lr:g}){precision}")
+    return Diverged(f"{exc}; the finished folds are kept, but {run_folder.diverged_advice(config)}")
 
 
 def finish_run(spec: ModelSpec, run: RunFolder) -> dict:

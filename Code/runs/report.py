@@ -115,10 +115,10 @@ def check_record(path: str, record: dict) -> None:
     wrong = (wrong_field(record, {**_RECORD_FIELDS, **own}) or wrong_field(record["config"], _CONFIG_FIELDS, "config.")
              or wrong_field(record["summary"], _SUMMARY_FIELDS, "summary.")
              or ("'folds' is empty" if not record["folds"] else None)
-             or next(filter(None, (wrong_field(fold, _FOLD_FIELDS, f"folds[{i}].")
+             or next(filter(None, (wrong_field(fold, _FOLD_FIELDS, f"folds[{i}].")  # its fields, then predictions
+                                   or (wrong_predictions(fold, len(classes), f"folds[{i}].")
+                                       if isinstance(classes, list) else None)
                                    for i, fold in enumerate(record["folds"]))), None)
-             or next(filter(None, (wrong_predictions(fold, len(classes), f"folds[{i}].")
-                                   for i, fold in enumerate(record["folds"]) if isinstance(classes, list))), None)
              or ("cross_corpus" in record and wrong_field(record["cross_corpus"], _CROSS_FIELDS, "cross_corpus.")))
     if wrong:
         raise UserError(f"{path}: damaged results file ({wrong}); move it out of the results folder, or put back "

@@ -83,6 +83,17 @@ def _record_name(k: int, fold: int) -> str:
     return f"{k}-fold_record_{fold}.json"
 
 
+def _diverged_name(k: int, fold: int) -> str:
+    return f"{k}-fold_diverged_{fold}.json"
+
+
+def diverged_advice(config) -> str:
+    """What to do about a run whose fold diverged: its own settings would train the fold to the same end."""
+    precision = " or in float32 (without --mixed_precision)" if config.mixed_precision else ""
+    return (f"--resume would diverge again: train a new run with a lower --lr (this one's: {config.lr:g})"
+            f"{precision}")
+
+
 def chosen_folds(fold: Optional[int], folder: str, numbers: list[int], api: bool = False) -> list[int]:
     """The fold numbers that score: all of ``numbers`` (the folds of the weights in ``folder``), or ``--fold``'s one
     (the API's ``fold=``), refused in one line where the folder does not have it."""
@@ -217,6 +228,28 @@ class RunFolder:
     def _record_file(self, fold: int) -> str:
         return os.path.join(self.path, _record_name(self.k, fold + 1))
 
+    def _diverged_file(self, fold: int) -> str:
+        return os.path.join(self.path, _diverged_name(self.k, fold + 1))
+
+    def note_diverged(self, fold: int, why: str) -> None:
+        """Record that fold ``fold``'s training diverged (``why``: when), for the commands that open the run later;
+        a fold saved since removes the note."""
+        results.write_json(self._diverged_file(fold), {"diverged": why})
+
+    def check_not_diverged(self) -> None:
+        """One line naming the first fold whose training diverged (``note_diverged``), which has no weights; the
+        note's file is named too: deleting it lets --resume (or a grid) train the fold again with its settings."""
+        for fold in range(self.k):
+            path = self._diverged_file(fold)
+            if os.path.isfile(path):
+                try:
+                    why = _read_json(path).get("diverged", "")
+                except (UserError, AttributeError):  # a damaged note still says that the fold diverged
+                    why = ""
+                raise UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} diverged in training"
+                                f"{f' ({why})' if isinstance(why, str) and why else ''}, so it has no weights; "
+                                f"{diverged_advice(self.config)} (to train it again anyway, delete {shown(path)})")
+
     def _fold_state(self, fold: int) -> tuple[Optional[dict], str]:
         """(record, '') of a finished fold; (None, '') of one not trained yet; (None, why) of a damaged one."""
         path, weights = self._record_file(fold), self.weights_file(fold)
@@ -251,6 +284,7 @@ class RunFolder:
         missing or damaged file and the command that retrains it otherwise."""
         for fold in range(self.k):
             if not os.path.isfile(self.weights_file(fold)):
+                self.check_not_diverged()
                 raise UserError(f"{self.path}: missing weight file {weights_name(self.k, fold + 1)}; an unfinished "
                                 f"run continues with: {self.resume_command}")
             why = self._fold_state(fold)[1]
@@ -294,6 +328,8 @@ class RunFolder:
         is complete, and weights changed since are recognised."""
         legacy_weights.save_legacy_weights(self.weights_file(fold), weight_groups)
         results.write_json(self._record_file(fold), {**record, "weights_sha256": file_sha256(self.weights_file(fold))})
+        with contextlib.suppress(FileNotFoundError):  # another process's note, written after this one checked
+            os.unlink(self._diverged_file(fold))
 
     def training_signatures(self) -> Optional[np.ndarray]:
         """The training rows' feature signatures (N, D), or None when the folder has none."""
