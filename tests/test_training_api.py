@@ -60,6 +60,26 @@ def test_resume_continues_a_run_of_another_corpus_and_model(feature_file, tmp_pa
         timnet_ser.train(resume=run.folder, model="TIMNET")
 
 
+def test_ctrl_c_raises_the_lines_that_say_how_to_continue(feature_file, tmp_path, monkeypatch):
+    """In a notebook, a stop of train() raises TrainingInterrupted; its text is the command line's (it was empty)."""
+    from timnet_ser.core.errors import TrainingInterrupted
+    from timnet_ser.engine import cross_validation
+    train_and_save_fold = cross_validation.train_and_save_fold
+
+    def second_fold_stopped(*args, **kwargs):
+        if args[5] == 1:
+            raise KeyboardInterrupt
+        return train_and_save_fold(*args, **kwargs)
+    monkeypatch.setattr(cross_validation, "train_and_save_fold", second_fold_stopped)
+    with pytest.raises(TrainingInterrupted) as stop:
+        timnet_ser.train(data="TOYAPI", feature_path=feature_file, epoch=1, split_fold=2, batch_size=8, filter_size=8,
+                         dilation_size=2, model_path=str(tmp_path / "M"), result_path=str(tmp_path / "R"))
+    [folder] = [str(path) for path in (tmp_path / "M").iterdir()]
+    first, command = str(stop.value).splitlines()
+    assert first == f"interrupted: finished folds (1 of 2) are saved in {folder}; continue with:"
+    assert command.endswith(f"main.py --mode train --resume {folder}")
+
+
 @pytest.mark.parametrize("flags, message", [
     ({"epoch": -1}, "--epoch -1: must be positive"),
     ({"epochs": 2}, "unknown flag --epochs (did you mean --epoch?)"),

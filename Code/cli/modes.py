@@ -478,12 +478,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
-        for turn, (folder, finished, k, command) in enumerate(stop.runs):
-            done = ", ".join(str(i + 1) for i in finished) or "none"
-            print(f"{'and' if turn else 'interrupted'}: finished folds ({done} of {k}) are saved in {shown(folder)}; "
-                  f"continue with:\n  {command}", file=sys.stderr)
-        if stop.later:
-            print(stop.later, file=sys.stderr)
+        print(stop, file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print(INTERRUPTED.get(mode, "interrupted: nothing was written"), file=sys.stderr)

@@ -21,17 +21,24 @@ class Diverged(UserError):
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C during training: the folds on disk are kept; ``main.py`` prints how to continue.
+    """Ctrl-C during training: the folds on disk are kept; its text (``main.py`` prints it, the API raises it) says
+    how to continue.
 
     Args:
-        runs: per run of the command that has yet to write its results: (its folder, its finished folds (from 0),
-            its fold count, the exact command that continues it).
+        runs: per run of the command that has yet to write its results: (its folder as the console shows it, its
+            finished folds (from 0), its fold count, the exact command that continues it).
         later: a line on what else the command had yet to do (the seeds whose runs had not started), or "".
     """
 
     def __init__(self, runs: list, later: str = ""):
-        super().__init__(runs[0][0])
+        super().__init__()
         self.runs, self.later = list(runs), later
+
+    def __str__(self) -> str:
+        lines = [f"{'and' if turn else 'interrupted'}: finished folds ({', '.join(str(i + 1) for i in done) or 'none'} "
+                 f"of {k}) are saved in {folder}; continue with:\n  {command}"
+                 for turn, (folder, done, k, command) in enumerate(self.runs)]
+        return "\n".join(lines + ([self.later] if self.later else []))
 
 
 def did_you_mean(value: str, choices) -> str:

@@ -109,7 +109,7 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
                 seed = f"seed {run.config.random_seed} " if seed_label else ""
                 print(seed + results.format_fold_line(fold, run.k, record) + f"  kept epoch {record['kept_epoch']}")
         except KeyboardInterrupt:  # every run: a run's results are written once every run's folds are trained
-            raise TrainingInterrupted([(run.path, sorted(run.finished_folds()), run.k, run.resume_command)
+            raise TrainingInterrupted([(shown(run.path), sorted(run.finished_folds()), run.k, run.resume_command)
                                        for run in runs]) from None
         except DiskFull as exc:
             raise DiskFull(f"{exc}; the finished folds are kept: free space and continue with: "
