@@ -96,6 +96,18 @@ def test_undecodable_files_are_named(tmp_path, content, reason):
     one_line_error(excinfo, f"{path}: ", reason)
 
 
+@pytest.mark.parametrize("rate", [22050, 16000])  # read as it is, or resampled: librosa checks either way
+def test_a_float_file_holding_nan_or_inf_is_named(tmp_path, rate):
+    import soundfile
+    samples = np.sin(np.arange(rate) / 10).astype("float32")
+    samples[100] = np.nan
+    path = str(tmp_path / "nan.wav")
+    soundfile.write(path, samples, rate, subtype="FLOAT")
+    with pytest.raises(UserError) as excinfo:
+        audio.load_centered(path, 1000)
+    one_line_error(excinfo, f"{path}: holds samples that are NaN or Inf")
+
+
 def test_missing_audio_file_is_named(tmp_path):
     with pytest.raises(UserError) as excinfo:
         features.extract_file(str(tmp_path / "gone.wav"), 1000)

@@ -46,7 +46,11 @@ def load_audio(path: str) -> np.ndarray:
             warnings.simplefilter("ignore")
             signal, _ = librosa.load(path)  # librosa's defaults, as the original: sr=22050, mono=True
     except Exception as exc:  # soundfile and audioread raise many types; all mean "not decodable"
-        raise UserError(f"{path}: cannot be decoded as audio ({_decode_reason(exc)})") from None
+        reason = _decode_reason(exc)
+        if "not finite" in reason:  # librosa's check of the decoded samples: a float file holding NaN or Inf
+            raise UserError(f"{path}: holds samples that are NaN or Inf (a float file written from a failed "
+                            "computation); write it again from finite samples") from None
+        raise UserError(f"{path}: cannot be decoded as audio ({reason})") from None
     if signal.size == 0:
         raise UserError(f"{path}: holds no audio samples")
     return signal
