@@ -387,3 +387,24 @@ def test_ctrl_c_in_one_seed_of_several_names_the_seeds_not_started(undisturbed, 
     assert lines == [f"interrupted: finished folds (1 of 3) are saved in {folder}; continue with:",
                      lines[1], "seed(s) 4,5 had not started: train them with the same command and --random_seed 4,5"]
     assert lines[1].startswith("  python ") and lines[1].endswith(f"main.py --mode train --resume {folder}")
+
+
+def test_a_stack_whose_fold_diverged_writes_the_results_of_its_complete_runs(undisturbed, tmp_path, capsys,
+                                                                             monkeypatch):
+    """Two seeds stacked, a fold of seed 4 diverges (a stand-in for NaN weights): seed 3's run, all of whose folds
+    trained, writes its results before the line names seed 4's fold (before, it was left without them)."""
+    from timnet_ser.core.errors import Diverged
+    from timnet_ser.engine import cross_validation
+    save_trained_fold = cross_validation.save_trained_fold
+
+    def seed_4_fold_2_diverges(run, trainer, x, y, fold, kept):
+        if run.config.random_seed == 4 and fold == 1:
+            raise Diverged(f"{run.path}: fold 2/3 diverged: its weights are not finite, so it was not saved")
+        return save_trained_fold(run, trainer, x, y, fold, kept)
+    monkeypatch.setattr(cross_validation, "save_trained_fold", seed_4_fold_2_diverges)
+    results = tmp_path / "R"
+    assert main([*TRAIN, "--random_seed", "3,4", "--training", "stacked", "--feature_path", undisturbed["features"],
+                 "--model_path", str(tmp_path / "M"), "--result_path", str(results)]) == 2
+    assert "fold 2/3 diverged" in error_line(capsys)
+    written = [name for name in os.listdir(results) if name.endswith(".json")]
+    assert len(written) == 1 and "_3_" in written[0], written

@@ -115,6 +115,9 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
             raise DiskFull(f"{exc}; the finished folds are kept: free space and continue with: "
                            f"{' and '.join(run.resume_command for run in runs)}") from None
         except Diverged as exc:
+            for run in runs:  # a stack's run whose folds all trained writes its results, as it would have anyway
+                if len(run.finished_folds()) == run.k:
+                    finish_run(spec, run)
             raise _advised(exc, runs[0].config) from None
 
     if stacked:
