@@ -261,6 +261,18 @@ def test_ctrl_c_message_fits_the_mode(monkeypatch, tmp_path, capsys, mode, messa
     assert capsys.readouterr().err.strip() == message
 
 
+def test_ctrl_c_in_the_demo_does_not_say_that_nothing_was_written(monkeypatch, tmp_path, capsys):
+    """The demo writes wavs, features, a run and its results one after the other: a stop keeps them."""
+    from timnet_ser.cli import modes as cli
+    from timnet_ser.data import synthetic_corpus
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(synthetic_corpus, "generate", stop)
+    assert cli.main(["--mode", "demo", "--wav_path", str(tmp_path / "wav")]) == 130
+    assert capsys.readouterr().err.strip() == ("interrupted: what the demo wrote so far is kept; run the same command "
+                                               "again to start it over")
+
+
 def test_outputs_are_checked_before_the_work(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

@@ -460,6 +460,7 @@ def run_demo(args: Settings) -> dict:
 INTERRUPTED = {
     "extract": "interrupted: no feature file was written",
     "grid": "interrupted: every finished fold is saved; run the same grid command again to continue",
+    "demo": "interrupted: what the demo wrote so far is kept; run the same command again to start it over",
 }
 
 
