@@ -287,3 +287,26 @@ def test_outputs_are_checked_before_the_work(tmp_path, capsys):
                  "--output", str(blocker / "p.csv")]) == 2
     captured = capsys.readouterr()
     assert "--output" in captured.err and "cannot be written" in captured.err and "sad.wav" not in captured.out
+
+
+def test_runs_made_in_one_second_never_share_a_results_file(tmp_path, capsys, monkeypatch):
+    """A grid's points start in the same second; two with the same seed and the same mean WAR (near chance, or a
+    setting that changes nothing) named the same results files, and the second replaced the first's. Now a run
+    folder's suffix is part of its time, and a results set is never replaced by another record's."""
+    from timnet_ser.runs import run_folder
+    features = toy_feature_file(tmp_path / "TOY.npy", n=24)
+    monkeypatch.setattr(run_folder.time, "strftime", lambda *args: "2026-01-01_00-00-00")
+    flags = ["--mode", "train", "--data", "TOY", "--feature_path", features, "--split_fold", "2", "--epoch", "1",
+             "--batch_size", "8", "--filter_size", "8", "--dilation_size", "2", "--model_path", str(tmp_path / "M"),
+             "--result_path", str(tmp_path / "R")]
+    assert main(flags) == 0 and main(flags) == 0  # the same settings: the same training, the same WAR
+    jsons = sorted(name for name in os.listdir(tmp_path / "R") if name.endswith(".json"))
+    assert len(jsons) == 2 and any("_2026-01-01_00-00-00_2_TIMNET_" in name for name in jsons), jsons
+    records = [json.load(open(tmp_path / "R" / name)) for name in jsons]
+    assert sorted(record["weights_folder"] for record in records) == sorted(
+        str(path) for path in (tmp_path / "M").iterdir())
+    assert len([name for name in os.listdir(tmp_path / "R") if name.endswith("_curves.png")]) == 2
+    from timnet_ser.runs import results
+    stem = jsons[0][:-len(".json")]
+    again = results.write_results(str(tmp_path / "R"), stem, records[0], records[0]["config"]["classes"])
+    assert again["json"].endswith(f"{stem}_2.json")  # a re-test in the same second: a set of its own

@@ -168,7 +168,7 @@ def write_run_results(record: dict, result_dir: str, time_str: str, suffix: str 
     paths = write_results(result_dir, stem, record, config["classes"])
     histories = [f["history"] for f in record["folds"] if f.get("history")]
     if histories:
-        curves = os.path.join(result_dir, stem + "_curves.png")
+        curves = paths["json"][:-len(".json")] + "_curves.png"  # the stem write_results chose
         plot_training_curves(histories, curves, record["title"])
         paths["curves"] = curves
     print(format_summary(summary, record["protocol_description"]))
@@ -297,9 +297,13 @@ def write_results(result_dir: str, stem: str, record: dict, classes: Sequence[st
     ``record["folds"]`` are fold dicts from ``fold_metrics`` (plus extra keys), ``record["summary"]``
     comes from ``summarize``, and ``record["title"]`` (if present) heads the picture. Each file is
     written atomically; if one fails, the files this call already wrote are removed too, so a run
-    leaves either its complete set of results or none. Returns ``{"xlsx"|"confusion"|"json": path}``.
+    leaves either its complete set of results or none. Another record's set is never replaced: where
+    ``<stem>.json`` is there, the stem takes ``_2``, ``_3``, ... (two re-tests in one second with the same
+    figures). Returns ``{"xlsx"|"confusion"|"json": path}``.
     """
     prepare_folder(result_dir)
+    stem = next(free for free in [stem] + [f"{stem}_{i}" for i in range(2, 10 ** 6)]
+                if not os.path.exists(os.path.join(result_dir, f"{free}.json")))  # the JSON completes a set
     paths = {"xlsx": os.path.join(result_dir, f"{stem}.xlsx"),
              "confusion": os.path.join(result_dir, f"{stem}_confusion.png"),
              "json": os.path.join(result_dir, f"{stem}.json")}

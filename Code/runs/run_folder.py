@@ -417,6 +417,9 @@ def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, 
     config = RunConfig.from_dict({**asdict(config), "feature_path": os.path.abspath(config.feature_path)})
     name = f"{config.data}_{config.random_seed}_{created}_{config.model}{config.variant_suffix}"
     path = os.path.abspath(_new_folder(parent, name))
+    # a run made in the same second with the same seed (a grid's points) has its folder's suffix (_2, ...) in its
+    # time too, which names its results files: they never share a name with another run's
+    created += path[len(os.path.abspath(os.path.join(parent, name))):]
     files = None if data.files is None else [str(f) for f in data.files]
     description = {
         "format": FORMAT, "created": created, "config": asdict(config),
