@@ -441,6 +441,12 @@ def _damaged(change) -> dict:
      "'folds[1].y_pred' must hold its {n} utterances' class indices, 0 to {last}"),
     (lambda r: r["folds"][1]["y_true"].pop(), "'folds[1].y_true' must hold its {n} utterances' class indices, 0 to {last}"),
     (lambda r: r.pop("protocol"), "'protocol' must be a JSON string, it is missing"),
+    # figures its own predictions contradict (hand edits the report used as they were)
+    (lambda r: r["folds"][1].update(war=1.5), "'folds[1].war' is 1.5, its predictions give {war1}"),
+    (lambda r: r["folds"][0].update(uar=float("nan")), "'folds[0].uar' is NaN, its predictions give {uar0}"),
+    (lambda r: r["summary"].update(war_mean_of_folds=0.4411), "'summary.war_mean_of_folds' is 0.4411, its folds give "
+                                                              "{war_mean}"),
+    (lambda r: r["folds"].pop(), "'folds' holds 2 folds of its 3-fold run"),
 ])
 def test_a_damaged_results_record_is_one_line_naming_the_file_and_field(tmp_path, change, message):
     """A record of ours (its keys say so) whose fields the report reads are missing or of another type: each was a
@@ -448,9 +454,26 @@ def test_a_damaged_results_record_is_one_line_naming_the_file_and_field(tmp_path
     _write(tmp_path, "a", _run("MODEL_A", 2))
     damaged = _damaged(change)
     _write(tmp_path, "b", damaged)
-    if "{n}" in message:  # the fold's utterance count and last class index
-        message = message.format(n=damaged["folds"][1]["n"], last=len(damaged["config"]["classes"]) - 1)
+    if "{" in message:  # the fold's utterance count and last class index; the figures its predictions give
+        folds = _run("MODEL_A", 1)["folds"]
+        message = message.format(n=damaged["folds"][1]["n"], last=len(damaged["config"]["classes"]) - 1,
+                                 war1=f"{folds[1]['war']:.6g}", uar0=f"{folds[0]['uar']:.6g}",
+                                 war_mean=f"{np.mean([fold['war'] for fold in folds]):.6g}")
     with pytest.raises(report.UserError, match=f"^{re.escape(str(tmp_path / 'b.json'))}: damaged results file "
                                                f"\\({re.escape(message)}\\); move it out of the results folder"):
         report.write_report(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["a.json", "b.json"]  # nothing written
+
+
+@pytest.mark.parametrize("content, why", [('{"a":', "not readable JSON: "), ("[]", "not a results record")])
+def test_a_results_file_of_ours_that_does_not_read_is_named_not_skipped(tmp_path, content, why):
+    """A file named as the program names results (a truncated copy, an emptied one) was skipped: its run was left
+    out of the table without a word. A JSON of another name is still someone else's, and skipped."""
+    _write(tmp_path, "a", _run("MODEL_A", 2))
+    (tmp_path / "notes.json").write_text(content)
+    assert len(report.load_records(str(tmp_path))) == 1
+    name = "TOY_3fold_50.00_1_2026-12-06_19-39-07_2_MODEL_A_last_epoch.json"
+    (tmp_path / name).write_text(content)
+    with pytest.raises(report.UserError, match=f"^{re.escape(str(tmp_path / name))}: damaged results file "
+                                               f"\\({re.escape(why)}"):
+        report.load_records(str(tmp_path))

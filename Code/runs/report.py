@@ -39,7 +39,7 @@ from ..core.flags import report_columns
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import shown
 from ..data.features import FEATURE_KINDS
-from . import significance
+from . import results, significance
 
 # (model, corpus key, protocol) -> (UAR %, WAR %) as published; None where a paper gives no figure.
 PUBLISHED = {
@@ -119,25 +119,57 @@ def check_record(path: str, record: dict) -> None:
                                    or (wrong_predictions(fold, len(classes), f"folds[{i}].")
                                        if isinstance(classes, list) else None)
                                    for i, fold in enumerate(record["folds"]))), None)
-             or ("cross_corpus" in record and wrong_field(record["cross_corpus"], _CROSS_FIELDS, "cross_corpus.")))
+             or ("cross_corpus" in record and wrong_field(record["cross_corpus"], _CROSS_FIELDS, "cross_corpus."))
+             or (_contradicted(record) if isinstance(classes, list) else None))
     if wrong:
-        raise UserError(f"{path}: damaged results file ({wrong}); move it out of the results folder, or put back "
-                        "the copy its run wrote")
+        raise _damaged(path, wrong)
+
+
+def _damaged(path: str, why: str) -> UserError:
+    return UserError(f"{path}: damaged results file ({why}); move it out of the results folder, or put back the copy "
+                     "its run wrote")
+
+
+def _contradicted(record: dict) -> str | None:
+    """The first figure of a record (its fields well formed) that its own predictions contradict, as a hand edit
+    would: a fold's WAR, UAR or size, the summary's mean of folds and pooled figures, a training run's fold count;
+    None where each agrees (NaN never does)."""
+    folds, summary, config = record["folds"], record["summary"], record["config"]
+    if record.get("mode") == "train" and len(folds) != config["split_fold"]:
+        return f"'folds' holds {len(folds)} folds of its {config['split_fold']}-fold run"
+    for i, fold in enumerate(folds):
+        war, uar = results.war_uar(fold["y_true"], fold["y_pred"])
+        for name, value in (("war", war), ("uar", uar), ("n", len(fold["y_true"]))):
+            if not math.isclose(fold[name], value, rel_tol=0, abs_tol=1e-9):
+                return f"'folds[{i}].{name}' is {json.dumps(fold[name])}, its predictions give {value:.6g}"
+    war, uar = results.war_uar(np.concatenate([fold["y_true"] for fold in folds]),
+                               np.concatenate([fold["y_pred"] for fold in folds]))
+    for name, value in (("war_mean_of_folds", float(np.mean([fold["war"] for fold in folds]))),
+                        ("war_pooled", war), ("uar_pooled", uar)):
+        if not math.isclose(summary[name], value, rel_tol=0, abs_tol=1e-9):
+            return f"'summary.{name}' is {json.dumps(summary[name])}, its folds give {value:.6g}"
+    return None
 
 
 def load_records(result_path: str) -> list[dict]:
     """Every results JSON below ``result_path`` (training and test runs), skipping files that are not ours and
-    refusing ours where they are damaged (``check_record``)."""
+    refusing ours where they are damaged (``check_record``): a file named as ours (``results.is_results_name``)
+    that is not JSON, or not a record, is refused too (it was skipped, and its run left out of the table)."""
     records = []
     for path in sorted(glob.glob(os.path.join(result_path, "**", "*.json"), recursive=True)):
+        ours = results.is_results_name(os.path.basename(path))
         try:
             with open(path) as f:
                 record = json.load(f)
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            if ours:
+                raise _damaged(shown(path), f"not readable JSON: {exc}") from None
             continue
         if isinstance(record, dict) and {"summary", "config", "model"} <= set(record):
             check_record(shown(path), record)
             records.append({**record, "path": path})
+        elif ours:
+            raise _damaged(shown(path), "not a results record: it lacks 'summary', 'config' or 'model'")
     return records
 
 

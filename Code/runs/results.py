@@ -35,7 +35,7 @@ from ..core.errors import UserError
 from ..core.paths import shown
 
 
-def _war_uar(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[float, float]:
+def war_uar(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[float, float]:
     """Accuracy and macro recall over the classes present in ``y_true``.
 
     A class absent from the true labels has no recall (0 of 0), so it is left out of the mean rather
@@ -51,11 +51,11 @@ def fold_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence
     """WAR, UAR, confusion matrix (rows true, columns predicted), classification report and size of one fold.
 
     ``y_true`` and ``y_pred`` are integer class indices into ``classes``. UAR averages the recall of
-    the classes present in ``y_true`` only (see ``_war_uar``); the confusion matrix and the report
+    the classes present in ``y_true`` only (see ``war_uar``); the confusion matrix and the report
     always cover all ``len(classes)`` classes so that folds can be summed and compared.
     """
     labels = list(range(len(classes)))
-    war, uar = _war_uar(y_true, y_pred)
+    war, uar = war_uar(y_true, y_pred)
     report = classification_report(y_true, y_pred, labels=labels, target_names=list(classes),
                                    output_dict=True, zero_division=0)
     return {"war": war, "uar": uar, "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
@@ -74,7 +74,7 @@ def summarize(folds: list[dict], parts: Sequence = ()) -> dict:
     uar = np.array([fold["uar"] for fold in folds])
     y_true = np.concatenate([fold["y_true"] for fold in folds])
     y_pred = np.concatenate([fold["y_pred"] for fold in folds])
-    war_pooled, uar_pooled = _war_uar(y_true, y_pred)
+    war_pooled, uar_pooled = war_uar(y_true, y_pred)
     labels = list(range(len(folds[0]["confusion"])))
     summary = {"war_mean_of_folds": float(war.mean()), "war_std_of_folds": float(war.std()),
                "uar_mean_of_folds": float(uar.mean()), "uar_std_of_folds": float(uar.std()),
@@ -86,7 +86,7 @@ def summarize(folds: list[dict], parts: Sequence = ()) -> dict:
         summary["per_corpus"] = {}
         for part in parts:
             mine = (rows >= part.start) & (rows < part.start + part.rows)
-            war_c, uar_c = _war_uar(y_true[mine], y_pred[mine])
+            war_c, uar_c = war_uar(y_true[mine], y_pred[mine])
             summary["per_corpus"][part.data] = {"war": war_c, "uar": uar_c, "n": int(mine.sum())}
     return summary
 
@@ -104,6 +104,15 @@ def results_names(data: str, k: int, seed: int, time_str: str, model: str, proto
     extension): how a resumed run finds the temporaries that a killed write of its results left."""
     left, right = _stem(data, k, "\0", seed, time_str, model, protocol).split("\0")
     return re.compile(re.escape(left) + r"(?:[0-9]+\.[0-9]{2}|nan)" + re.escape(right) + r"(?:[_.].*)?")
+
+
+_TIME_IN_NAME = re.compile(r".+_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(?:_\d+)?_.+\.json")
+
+
+def is_results_name(name: str) -> bool:
+    """Whether a file's name is one this program gives a results JSON (a run's, a re-test's, a cross-corpus test's:
+    a time between the figures and the model), so that one that does not read is damaged, not someone else's."""
+    return bool(_TIME_IN_NAME.fullmatch(name))
 
 
 def _stem(data: str, k: int, accuracy: str, seed: int, time_str: str, model: str, protocol: str) -> str:
