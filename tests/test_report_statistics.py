@@ -60,15 +60,28 @@ def _logit_interval(values, sizes, ratio):
 
 
 def test_interval_of_runs_takes_the_test_train_ratio_from_the_fold_sizes():
-    runs = [{"folds": [{"uar": 0.5, "n": 4}, {"uar": 0.7, "n": 4}, {"uar": 0.6, "n": 5}]},
-            {"folds": [{"uar": 0.9, "n": 4}, {"uar": 0.8, "n": 4}, {"uar": 0.4, "n": 5}]}]
-    ratio = np.mean([4 / 9, 4 / 9, 5 / 8] * 2)  # 13 utterances: a fold of 4 trains on 9, one of 5 on 8
+    runs = [{"folds": [{"uar": 0.5, "n": 40}, {"uar": 0.7, "n": 40}, {"uar": 0.6, "n": 50}]},
+            {"folds": [{"uar": 0.9, "n": 40}, {"uar": 0.8, "n": 40}, {"uar": 0.4, "n": 50}]}]
+    ratio = np.mean([40 / 90, 40 / 90, 50 / 80] * 2)  # 130 utterances: a fold of 40 trains on 90, one of 50 on 80
     values = [0.5, 0.7, 0.6, 0.9, 0.8, 0.4]
     interval = significance.run_interval(runs, "uar")
-    assert interval == significance.logit_t_interval(values, [4, 4, 5] * 2, ratio)
+    assert interval == significance.logit_t_interval(values, [40, 40, 50] * 2, ratio)
     assert (interval.mean, interval.std, interval.n) == pytest.approx((np.mean(values), np.std(values, ddof=1), 6))
-    assert (interval.low, interval.high) == pytest.approx(_logit_interval(values, [4, 4, 5] * 2, ratio))
+    assert (interval.low, interval.high) == pytest.approx(_logit_interval(values, [40, 40, 50] * 2, ratio))
     assert "logit" in interval.method and "Nadeau & Bengio" in interval.method
+
+
+@pytest.mark.parametrize("size", [1, 2, 9])
+def test_folds_too_small_for_logits_get_the_plain_interval_clipped(size):
+    """Leave-one-out folds (1 utterance) score 0 or 1; held half an utterance inside [0, 1], both became 0.5, and
+    the interval collapsed onto [50, 50], outside its own mean of 16.67 (six folds, one right)."""
+    values = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0] if size == 1 else [0.5, 0.0, 1.0, 0.5, 0.0, 0.0]
+    interval = significance.logit_t_interval(values, [size] * 6, 1 / 5)
+    plain = significance.corrected_t_interval(values, 1 / 5)
+    assert interval.method == significance.CLIPPED_METHOD
+    assert (interval.low, interval.high) == (max(plain.low, 0.0), min(plain.high, 1.0))
+    assert 0 <= interval.low < interval.mean < interval.high <= 1
+    assert report._ci(interval).endswith("]*")
 
 
 # every case: (per-fold values, fold size), folds of a 5-fold split (n_test / n_train = 1/4)
@@ -240,11 +253,14 @@ def test_report_statistics_paired_table_figure_and_rows_kept_apart(tmp_path, cap
     assert by_protocol[("MODEL_A", "test of TOY_1_MODEL_A (OTHER SPLIT; seed 47)")]["seeds"] == "47"
     assert by_protocol[("MODEL_A", "test of TOY_1_MODEL_A (OTHER FEATURES (TOY_features.npy, not the run's))")][
         "runs"] == "1"
-    # the CI cell is the logit-scale corrected interval of the 6 per-fold UAR values of MODEL_A (3-fold of 12:
-    # folds of 4, ratio 4/8)
+    # the CI cell is the corrected interval of the 6 per-fold UAR values of MODEL_A (3-fold of 12: folds of 4,
+    # ratio 4/8), on the plain scale clipped to [0, 100] and marked: folds of 4 are too small for logits
     values = [fold["uar"] for seed in (1, 2) for fold in _run("MODEL_A", seed)["folds"]]
-    low, high = _logit_interval(values, [4] * 6, 4 / 8)
-    assert by_protocol[("MODEL_A", "last_epoch")]["UAR % 95% CI"] == f"[{100 * low:.2f}, {100 * high:.2f}]"
+    scale = math.sqrt(np.var(values, ddof=1) * (1 / 6 + 4 / 8))
+    low, high = stats.t.interval(0.95, df=5, loc=np.mean(values), scale=scale)
+    assert by_protocol[("MODEL_A", "last_epoch")]["UAR % 95% CI"] == \
+        f"[{100 * max(low, 0):.2f}, {100 * min(high, 1):.2f}]*"
+    assert f"`*`: the {significance.CLIPPED_METHOD}." in open(paths["md"]).read()
 
     with open(paths["paired_csv"]) as f:
         paired = {(row["A"], row["B"]): row for row in csv.DictReader(f)}
@@ -331,7 +347,7 @@ def test_other_seeds_stay_samples_and_a_differing_repeat_is_named(tmp_path, caps
     printed = capsys.readouterr().out
     assert rows[("MODEL_A", "last_epoch")]["runs"] == "2" and rows[("MODEL_A", "last_epoch")]["seeds"] == "1 2"
     expected = significance.run_interval([_run("MODEL_A", 1), _run("MODEL_A", 2)], "uar")
-    assert rows[("MODEL_A", "last_epoch")]["UAR % 95% CI"] == f"[{100 * expected.low:.2f}, {100 * expected.high:.2f}]"
+    assert rows[("MODEL_A", "last_epoch")]["UAR % 95% CI"] == report._ci(expected)
     gap = max(abs(a["uar"] - b["uar"]) for a, b in zip(_run("MODEL_A", 2)["folds"],
                                                       _run("MODEL_A", 2, predictor="B")["folds"]))
     assert gap > 0

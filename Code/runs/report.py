@@ -356,7 +356,9 @@ def _mean_std(interval: significance.Interval) -> str:
 
 
 def _ci(interval: significance.Interval) -> str:
-    return "–" if math.isnan(interval.low) else f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
+    """``[low, high]`` in %, marked ``*`` where it is the plain interval clipped (folds too small for logits)."""
+    clipped = "*" if interval.method == significance.CLIPPED_METHOD else ""
+    return "–" if math.isnan(interval.low) else f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]{clipped}"
 
 
 def _per_corpus(runs: list[dict]) -> str:
@@ -561,6 +563,8 @@ def write_report(result_path: str) -> dict:
             f"protocol, {PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. "
             "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances; `paper` selects on the "
             "test fold. Formulae, merging and sources: docs/statistics.md in the repository.")
+    if records and table[["UAR % 95% CI", "WAR % 95% CI"]].map(lambda cell: cell.endswith("*")).any(axis=None):
+        note += f" `*`: the {significance.CLIPPED_METHOD}."
     paired_note = (f"Rows on the same corpus, feature file and folds, over the seeds they share. "
                    f"{significance.WILCOXON_METHOD}; {significance.MCNEMAR_METHOD} (an utterance counts once per "
                    "seed, which makes that p optimistic over several seeds).")

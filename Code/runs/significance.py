@@ -33,6 +33,12 @@ CI_METHOD = ("corrected repeated k-fold t-interval (Nadeau & Bengio 2003; Boucka
              "scale: each per-fold proportion p, held half an utterance inside [0, 1], becomes log(p / (1 - p)); "
              "mean of the r x k logits ± t(r k - 1) x sqrt((1/(r k) + n_test/n_train) x their sample variance), "
              "mapped back with 1 / (1 + exp(-z)), so the interval never leaves [0, 100] %")
+# Below this many test utterances in a fold, holding a 0 % or 100 % half an utterance inside [0, 1] moves it by more
+# than 5 points (a leave-one-out fold's 0 and 1 both become 50 %, and the interval collapses onto 50 %): the logit
+# scale then measures the hold, not the folds, and the plain-scale interval, clipped to [0, 1], is used instead.
+MIN_LOGIT_FOLD = 10
+CLIPPED_METHOD = (f"corrected repeated k-fold t-interval on the plain scale, clipped to [0, 100] %: a fold of fewer "
+                  f"than {MIN_LOGIT_FOLD} test utterances has no usable logit")
 WILCOXON_METHOD = ("Wilcoxon signed-rank test over the paired per-(seed, fold) UAR values "
                    "(scipy, zero differences dropped)")
 MCNEMAR_METHOD = ("McNemar's exact test on the per-utterance correctness pooled over all (seed, fold) cells: "
@@ -111,11 +117,14 @@ def logit_t_interval(values, sizes, test_train_ratio: float, confidence: float =
 
     ``mean`` and ``std`` stay those of the values themselves; ``low`` and ``high`` come from the logits, so they
     never leave [0, 1]. Values without spread (all equal) have the point interval [mean, mean], as on the
-    plain scale: the clamp of a 0 or 1 would otherwise move that point.
+    plain scale: the clamp of a 0 or 1 would otherwise move that point. Where a fold has fewer than
+    ``MIN_LOGIT_FOLD`` test utterances the interval is the plain one clipped to [0, 1] (``CLIPPED_METHOD``).
     """
     plain = corrected_t_interval(values, test_train_ratio, confidence)
     if plain.n == 1 or plain.std == 0:
         return Interval(plain.mean, plain.std, plain.low, plain.high, plain.n, CI_METHOD)
+    if min(sizes) < MIN_LOGIT_FOLD:
+        return Interval(plain.mean, plain.std, max(plain.low, 0.0), min(plain.high, 1.0), plain.n, CLIPPED_METHOD)
     half = 0.5 / np.asarray(sizes, dtype=float)
     p = np.clip(np.asarray(values, dtype=float), half, 1 - half)  # (r*k,)
     on_logits = corrected_t_interval(special.logit(p), test_train_ratio, confidence)
