@@ -146,6 +146,12 @@ def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, sh
     (bad / "x.wav").write_bytes(b"nothing")
     assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", str(bad)]) == 2
     assert "none of its 1 file(s) could be decoded" in capsys.readouterr().err
+    kept = tmp_path / "keep.csv"  # a file of the user's: a table of error rows replaced it before
+    kept.write_text("my notes\n")
+    assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", str(bad),
+                 "--output", str(kept)]) == 2
+    assert f"none of its 1 file(s) could be decoded; {kept} was not written" in capsys.readouterr().err
+    assert kept.read_text() == "my notes\n" and os.listdir(tmp_path).count("keep.csv") == 1
     short = str(tmp_path / "short.wav")
     sf.write(short, signal[:2205], rate)  # 0.1 s
     assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", short]) == 0

@@ -372,6 +372,18 @@ def main_py_in_a_child_process(argv: list) -> tuple:
       "p.xlsx"], "--output p.xlsx: predict writes a table as CSV or JSON; name the file .csv or .json"),
     (["--mode", "predict", "--wav", "list.csv", "--test_path", AUTHORS_EMODB, "--data", "EMODB", "--output",
       "./list.csv"], "--output ./list.csv: is the --wav list itself; name another file for the predictions"),
+    # an output inside the weights folder it is made from replaced a fold's weights or run.json (checked)
+    (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", AUTHORS_EMODB, "--data", "EMODB", "--output",
+      os.path.join(AUTHORS_EMODB, "p.csv")], f"--output {os.path.join(AUTHORS_EMODB, 'p.csv')}: inside the weights "
+                                             f"folder {AUTHORS_EMODB}, whose weights and records it could replace"),
+    (["--mode", "export", "--format", "onnx", "--output", os.path.join(AUTHORS_EMODB, "10-fold_weights_best_1.hdf5"),
+      "--test_path", AUTHORS_EMODB, "--data", "EMODB"],
+     f"--output {os.path.normpath(os.path.join(AUTHORS_EMODB, '10-fold_weights_best_1.hdf5'))}: inside the weights "
+     f"folder {AUTHORS_EMODB}"),
+    (["--mode", "export", "--format", "savedmodel", "--output", AUTHORS_EMODB + "/", "--test_path", AUTHORS_EMODB,
+      "--data", "EMODB"], f"--output {os.path.normpath(AUTHORS_EMODB)}: inside the weights folder {AUTHORS_EMODB}"),
+    (["--mode", "extract", "--data", "EMODB", "--wav_path", os.path.dirname(SPEECH_WAV), "--feature_path",
+      SPEECH_WAV], f"--feature_path {SPEECH_WAV}: names an audio file, which the feature file would replace"),
     (["--mode", "export", "--format", "onnx", "--output", "m.tflite", "--test_path", AUTHORS_EMODB, "--data",
       "EMODB"], "--output m.tflite: the name of a tflite file, for --format onnx; rename it, or give --format tflite"),
     (["--mode", "export", "--format", "onnx", "--output", "m.onnx", "--test_path", "no/such/run"],

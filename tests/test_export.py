@@ -4,6 +4,7 @@ sidecar says enough to make the input; bad formats and paths are one-line errors
 
 import json
 import os
+import re
 from dataclasses import replace
 
 import librosa
@@ -254,6 +255,21 @@ def test_a_bad_output_on_the_command_line_is_refused_before_anything_is_printed(
     assert out == "" and err == (f"error: --output {tmp_path}: a folder that holds other files than a SavedModel "
                                  "(notes.txt); the export would replace it whole: name a new folder\n")
     assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_the_api_refuses_an_output_inside_the_run_it_exports(shared, tmp_path):
+    """Run.export into its own folder replaced a fold's weights file (or run.json) with the graph."""
+    import shutil
+
+    import timnet_ser
+    folder = tmp_path / "EMODB_46"
+    shutil.copytree(os.path.join(shared, "reference", "Test_Models", "EMODB_46"), folder)
+    run = timnet_ser.load_run(str(folder), data="EMODB")
+    target = folder / "10-fold_weights_best_1.hdf5"
+    before = target.read_bytes()
+    with pytest.raises(UserError, match=f"^--output {re.escape(str(target))}: inside the weights folder"):
+        run.export(str(target), "onnx", fold=1)
+    assert target.read_bytes() == before
 
 
 @pytest.mark.parametrize("mode", [["--mode", "export", "--format", "onnx", "--output", "m.onnx"],

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..core.atomic_file import check_writable_folder
 from ..core.errors import DiskFull, TrainingInterrupted, UserError
-from ..core.paths import SYNTHETIC_WAV, feature_path, shown
+from ..core.paths import SYNTHETIC_WAV, check_outside_weights, feature_path, shown
 from ..core.settings import Settings
 from ..engine.run_config import hyper_of, run_config
 from . import settings
@@ -98,6 +98,10 @@ def run_extract(args: Settings) -> dict:
     path = feature_path(args.data, args.features, args.feature_path)
     if os.path.abspath(path) == os.path.abspath(args.wav_path):  # the features would replace the manifest
         raise UserError(f"--feature_path {path}: is the --wav_path manifest itself; name another file for the features")
+    from ..data.audio import AUDIO_EXTENSIONS
+    if path.lower().endswith(AUDIO_EXTENSIONS):  # one of the recordings, replaced by the features (it was)
+        raise UserError(f"--feature_path {path}: names an audio file, which the feature file would replace; name it "
+                        ".npy")
     check_writable(path, "--feature_path")  # before the work, not after it
     if args.data in corpora.CORPORA:
         corpus = corpora.CORPORA[args.data]
@@ -346,6 +350,8 @@ def run_predict(args: Settings) -> dict:
     if args.output and os.path.abspath(args.output) == os.path.abspath(args.wav):  # the table would replace the list
         raise UserError(f"--output {args.output}: is the --wav list itself; name another file for the predictions")
     if args.output:
+        check_outside_weights(args.output, args.test_path)
+    if args.output:
         check_writable(args.output, "--output")
     # --wav is checked before the weights load: the one file of --timeline, or every input, listed once (counted,
     # then predicted)
@@ -382,6 +388,9 @@ def run_predict(args: Settings) -> dict:
                     print(predict.format_row(row, weights.classes))
                 yield row
             bar.step(len(chunk))
+        if len(skipped) == total:  # raised inside the write: an --output file is left as it was, never replaced
+            raise UserError(f"--wav {args.wav}: none of its {total} file(s) could be decoded"
+                            f"{f'; {args.output} was not written' if args.output else ''}")
     try:
         if args.output:
             predict.write_output(args.output, rows(), weights.classes)
@@ -390,14 +399,12 @@ def run_predict(args: Settings) -> dict:
                 pass
     finally:
         bar.close()
-    if skipped:
-        print(f"skipped {len(skipped)} file(s) that could not be decoded:", file=sys.stderr)
-        for error in skipped:
-            print(f"  {error}", file=sys.stderr)
+        if skipped:
+            print(f"skipped {len(skipped)} file(s) that could not be decoded:", file=sys.stderr)
+            for error in skipped:
+                print(f"  {error}", file=sys.stderr)
     if args.output:
         print(f"wrote {args.output}")
-    if len(skipped) == total:
-        raise UserError(f"--wav {args.wav}: none of its {total} file(s) could be decoded")
     return {"files": total, "skipped": len(skipped)}
 
 
@@ -405,7 +412,7 @@ def run_export(args: Settings) -> list[str]:
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
     from ..deploy.export_output import check_output
-    check_output(os.path.normpath(args.output), args.format)  # creates nothing; export.py makes the folder
+    check_output(os.path.normpath(args.output), args.format, args.test_path)  # creates nothing; export.py makes it
     weights = load_weights(args)  # starts TensorFlow once the folder's weights are found
     print(f"{weights_used(weights, args)} -> {args.format} {args.output}", flush=True)  # before the long conversion
     paths = weights.export(args.output, args.format, args.fold)

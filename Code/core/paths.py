@@ -41,3 +41,12 @@ def not_a_folder(named: str, path: str, what: str = "folder") -> UserError:
     """The one-line error for ``path`` (shown as ``named``: the flag and the path), which is not a ``what``: missing,
     or a file (what is often given instead: a weights file or a wav file for the folder that holds it)."""
     return UserError(f"{named}: {'is a file, not a' if os.path.exists(path) else 'no such'} {what}")
+
+
+def check_outside_weights(output: str, weights_folder: str) -> None:
+    """Refuse an --output inside the weights folder it is made from (links resolved: where the bytes would go): a
+    typo there replaced a fold's weights or the run's run.json, and the run was damaged for good."""
+    path, folder = os.path.realpath(output), os.path.realpath(weights_folder)
+    if os.path.isdir(folder) and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)):
+        raise UserError(f"--output {output}: inside the weights folder {weights_folder}, whose weights and records "
+                        "it could replace; write it elsewhere")

@@ -40,6 +40,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -129,16 +130,19 @@ class FoldsInOnePass(keras.layers.Layer):
         return (input_shape[0], self.classes)
 
 
-def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict) -> list[str]:
+def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict,
+                 weights_folder: Optional[str] = None) -> list[str]:
     """Write ``model`` as ``fmt`` at ``path`` and the sidecar at ``path + ".json"``; returns both paths.
 
     ``fmt``: onnx (a file), tflite (a file) or savedmodel (a folder). The batch axis is free, except in the TFLite
     file of a model with a recurrent layer (DCNN-BLSTMwA): TFLite lowers a Keras LSTM's loop only with a static
     batch, so that file takes one utterance per call; the sidecar's shapes say which. Each output is written beside
     its final name and then renamed, so an interrupted export leaves nothing half-written under either name.
+    ``weights_folder``: the folder the model's weights come from, which the output must not lie in (None: a model
+    from memory).
     """
     path = os.path.normpath(path)  # "out/model/" names the folder "out/model"
-    check_output(path, fmt, make=True)
+    check_output(path, fmt, weights_folder, make=True)
     batch = 1 if fmt == "tflite" and _has_recurrent_layer(model) else None
     signature = [tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
     writers = {"onnx": lambda: atomic_write(path, lambda tmp: _write_onnx(model, signature, tmp)),
@@ -306,7 +310,7 @@ def export_run(run, weight_files: Sequence[str], path: str, fmt: str) -> list[st
     model = fold_mean_model(run.weights, indices)
     sidecar = sidecar_for(run.spec, run.data, run.classes, run.signal_length, run.input_shape,
                           [run.folds[i][0] for i in indices], run.folder, run.normalize)
-    return export_model(model, path, fmt, sidecar)
+    return export_model(model, path, fmt, sidecar, run.folder)
 
 
 # what the graph expects of its input under each --normalize (engine/normalization.py)

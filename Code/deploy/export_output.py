@@ -8,10 +8,12 @@ where it begins, and makes the output's folder.
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from ..core.atomic_file import check_writable
 from ..core.errors import UserError
 from ..core.flags import EXPORT_FORMATS
+from ..core.paths import check_outside_weights
 
 EXTENSIONS = {".onnx": "onnx", ".tflite": "tflite"}  # a SavedModel's folder has no extension of its own
 # what TensorFlow writes into a SavedModel's folder: an export replaces a folder holding these only, or nothing
@@ -19,14 +21,18 @@ SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "saved_model.pbtxt", "fingerp
                                  "variables", "assets"})
 
 
-def check_output(path: str, fmt: str, make: bool = False) -> None:
+def check_output(path: str, fmt: str, weights_folder: Optional[str], make: bool = False) -> None:
     """Refuse an output that cannot hold ``fmt``: an unknown format, a name with another format's extension (an ONNX
     graph in ``m.tflite``), a file where the SavedModel folder goes, a folder of other files than a SavedModel
-    there (the export replaces it whole), a folder where a file goes, and an output or sidecar that could not be
-    written. ``make=False`` creates nothing (before TensorFlow starts); ``make=True`` makes
-    the output's folder and proves it writable (where the export begins)."""
+    there (the export replaces it whole), a folder where a file goes, an output inside ``weights_folder`` (the
+    folder it is made from), and an output or sidecar that could not be written. ``make=False`` creates nothing
+    (before TensorFlow starts); ``make=True`` makes the output's folder and proves it writable (where the export
+    begins)."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    if weights_folder is not None:
+        check_outside_weights(path, weights_folder)
+        check_outside_weights(path + ".json", weights_folder)
     kind = EXTENSIONS.get(os.path.splitext(path)[1].lower(), fmt)
     if kind != fmt:
         raise UserError(f"--output {path}: the name of a {kind} file, for --format {fmt}; rename it, or give "
