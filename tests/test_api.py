@@ -177,6 +177,11 @@ def test_extraction_stops_at_a_bad_file_unless_told_to_skip(tmp_path, capsys):
     assert "skipped 1 file(s)" in capsys.readouterr().err
     data = np.load(features, allow_pickle=True).item()
     assert len(data["x"]) == 7 and not any("sad0" in f for f in data["files"])
+    # a dataset of your own: its length is measured from the files first, where the bad one ended the command
+    mine = str(tmp_path / "MINE.npy")
+    assert main(["--mode", "extract", "--data", "MINE", "--wav_path", folder, "--feature_path", mine,
+                 "--workers", "1", "--skip_bad_files"]) == 0
+    assert len(np.load(mine, allow_pickle=True).item()["x"]) == 7
 
 
 def test_help_is_grouped_with_examples_and_typos_get_a_suggestion(capsys):

@@ -6,6 +6,7 @@ silence) must work instead.
 """
 
 import os
+import shutil
 import struct
 
 import numpy as np
@@ -290,7 +291,7 @@ def test_the_authors_folder_without_data_takes_the_corpus_of_its_name(shared, tm
     args = settings.parse(["--mode", "test", "--test_path", os.path.join(shared, "reference", "Test_Models",
                                                                          "EMODB_46")])
     assert modes.authors_corpus(settings.validate(args)).data == "EMODB"
-    assert capsys.readouterr().out.strip() == "corpus EMODB from the folder name; give --data to override"
+    assert capsys.readouterr().out.strip() == "corpus EMODB from the folder name"
 
 
 def test_an_authors_folder_of_another_name_without_data_asks_for_it(tmp_path, capsys):
@@ -300,11 +301,29 @@ def test_an_authors_folder_of_another_name_without_data_asks_for_it(tmp_path, ca
 
 
 def test_weights_of_another_class_count_suggest_the_corpus_with_that_count(shared, tmp_path, capsys):
-    """CASIA_32 (6 classes) re-tested as EMODB (7): one line naming 6 classes and --data CASIA."""
-    folder = os.path.join(shared, "reference", "Test_Models", "CASIA_32")
+    """CASIA_32's weights (6 classes) in a folder of another name, re-tested as EMODB (7): one line naming 6 classes
+    and --data CASIA. Under their own name, the name says CASIA (test_the_authors_folder_name_...)."""
+    folder = str(tmp_path / "published")
+    shutil.copytree(os.path.join(shared, "reference", "Test_Models", "CASIA_32"), folder)
     assert main(["--mode", "predict", "--data", "EMODB", "--test_path", folder,
                  "--wav", SPEECH_WAV]) == 2
     check_one_line(capsys, "its weights classify 6 classes, not the 7 of --data EMODB", "--data CASIA")
+
+
+@pytest.mark.parametrize("argv, message", [
+    # EMODB's probabilities were printed under EMOVO's class names (both have 7 classes): "sad" came out "surprise"
+    (["--mode", "predict", "--data", "EMOVO", "--wav", SPEECH_WAV],
+     "--data EMOVO: the weights in {folder} were trained on EMODB, as its name (<KEY>_<seed>) says; leave --data out"),
+    # an unlabelled re-test on a split whose test folds the fold models trained on (WAR 92.49 % for 80.92 %)
+    (["--mode", "test", "--feature_path", EMODB_2S, "--random_seed", "47"],
+     "--random_seed 47: the weights in {folder} were trained on the KFold split of seed 46, as its name"),
+    (["--mode", "test", "--feature_path", EMODB_2S, "--cv", "speaker"], "--cv speaker: the weights in {folder} were "
+                                                                       "trained on the KFold split of seed 46"),
+])
+def test_the_authors_folder_name_gives_the_corpus_and_split_that_other_flags_contradict(argv, message):
+    error, printed = main_py_in_a_child_process([*argv, "--test_path", AUTHORS_EMODB])
+    assert error.startswith("error: " + message.format(folder=AUTHORS_EMODB)) and "\n" not in error, error
+    assert printed[-3:] == ["2", "False", "False"]  # before TensorFlow
 
 
 def test_the_api_names_its_arguments(tmp_path):
@@ -356,9 +375,9 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     (["--mode", "train", "--data", "EMODB", "--feature_path", EMODB_2S, "--result_path", "main.py/results"],
      "--result_path main.py/results: cannot be a folder ("),
     (["--mode", "test", "--data", "EMODB", "--feature_path", EMODB_2S, "--test_path", AUTHORS_EMODB, "--split_fold",
-      "5"], f"{AUTHORS_EMODB}: missing weight files 5-fold_weights_best_1.hdf5"),
+      "5", "--random_seed", "46"], f"{AUTHORS_EMODB}: missing weight files 5-fold_weights_best_1.hdf5"),
     (["--mode", "test", "--data", "EMODB", "--feature_path", EMODB_2S, "--test_path", AUTHORS_EMODB, "--result_path",
-      "main.py/results"], "--result_path main.py/results: cannot be a folder ("),
+      "main.py/results", "--random_seed", "46"], "--result_path main.py/results: cannot be a folder ("),
     (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
     (["--mode", "predict", "--wav", "no/such.wav", "--test_path", AUTHORS_EMODB, "--data", "EMODB"],
      "--wav no/such.wav: no such file or folder"),
@@ -372,6 +391,8 @@ def main_py_in_a_child_process(argv: list) -> tuple:
       "p.xlsx"], "--output p.xlsx: predict writes a table as CSV or JSON; name the file .csv or .json"),
     (["--mode", "predict", "--wav", "list.csv", "--test_path", AUTHORS_EMODB, "--data", "EMODB", "--output",
       "./list.csv"], "--output ./list.csv: is the --wav list itself; name another file for the predictions"),
+    (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", AUTHORS_EMODB, "--data", "EMODB", "--feature_path",
+      EMODB_2S], f"--feature_path {EMODB_2S}: --mode predict reads no features; --data EMODB, a known corpus, gives"),
     # an output inside the weights folder it is made from replaced a fold's weights or run.json (checked)
     (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", AUTHORS_EMODB, "--data", "EMODB", "--output",
       os.path.join(AUTHORS_EMODB, "p.csv")], f"--output {os.path.join(AUTHORS_EMODB, 'p.csv')}: inside the weights "
@@ -434,3 +455,6 @@ def test_a_finished_run_resumed_or_retested_on_more_folds_is_answered_in_one_lin
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "has 2 fold models" in err and "--split_fold 2" in err
     assert "not found" not in err
+    assert main(["--mode", "test", "--test_path", run, "--split_fold", "3"]) == 2  # it advised --retest_other_split
+    assert capsys.readouterr().err.strip() == (f"error: --split_fold 3: the run in {run} has 2; its 2 fold models "
+                                               "re-test 2 test folds, one each: leave the flag out")

@@ -3,6 +3,7 @@
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -99,9 +100,10 @@ def test_weights_of_another_class_count_name_the_layer(shared, tmp_path, capsys)
     y = np.eye(6, dtype="float32")[np.arange(60) % 6]
     fake = tmp_path / "CASIA.npy"
     np.save(fake, {"x": x, "y": y})
+    weights = tmp_path / "weights"  # named EMODB_46, the folder says EMODB: --data CASIA is refused by its name
+    shutil.copytree(reference(shared, "Test_Models", "EMODB_46"), weights)
     assert main(["--mode", "test", "--data", "CASIA", "--feature_path", str(fake), "--random_seed", "46",
-                 "--test_path", reference(shared, "Test_Models", "EMODB_46"),
-                 "--result_path", str(tmp_path / "R")]) == 2
+                 "--test_path", str(weights), "--result_path", str(tmp_path / "R")]) == 2
     err = capsys.readouterr().err.strip()
     assert "dense" in err and "(39, 7)" in err and "(39, 6)" in err
     assert not os.path.exists(tmp_path / "R")
@@ -116,9 +118,10 @@ def test_a_run_keeps_tensorflow_out_of_the_collector_and_gives_it_back(shared, t
     unfreeze = gc.unfreeze
     monkeypatch.setattr(gc, "unfreeze", lambda: (frozen_during_the_run.append(gc.get_freeze_count()), unfreeze()))
     assert gc.get_freeze_count() == 0
+    weights = tmp_path / "weights"  # a name that gives no corpus: the error comes from the weights, after the start
+    shutil.copytree(reference(shared, "Test_Models", "EMODB_46"), weights)
     assert main(["--mode", "test", "--data", "CASIA", "--feature_path", str(tmp_path / "CASIA.npy"),
-                 "--test_path", reference(shared, "Test_Models", "EMODB_46"), "--random_seed", "46",
-                 "--result_path", str(tmp_path / "R")]) == 2
+                 "--test_path", str(weights), "--random_seed", "46", "--result_path", str(tmp_path / "R")]) == 2
     assert len(frozen_during_the_run) == 1 and frozen_during_the_run[0] > 100_000  # TensorFlow's objects
     assert gc.get_freeze_count() == 0
 

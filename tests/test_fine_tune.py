@@ -191,6 +191,22 @@ def test_the_command_line_fine_tunes_the_head_only_records_it_and_tests_and_pred
         assert message in capsys.readouterr().err
 
 
+def test_a_leak_in_any_seed_is_refused_before_the_first_seed_trains(source, tmp_path, capsys):
+    """Seed 7 splits as the source did (no leak), seed 8 does not: the command refused seed 8 only after seed 7 had
+    trained and written its results, leaving half of what it was asked for."""
+    sx, sy = toy(30, 0)
+    path = str(tmp_path / "SRC.npy")
+    feature_files.save_features(path, {"x": sx, "y": sy, "classes": np.array(CLASSES),
+                                       "files": np.array([f"src_{i:02d}.wav" for i in range(30)]),
+                                       "signal_length": np.int64((FRAMES - 1) * 512)})
+    models = tmp_path / "Models"
+    assert main(["--mode", "train", "--data", "SRC", "--feature_path", path, "--split_fold", "2", "--epoch", "1",
+                 "--batch_size", "8", "--filter_size", "8", "--dilation_size", "2", "--init_from", source.path,
+                 "--random_seed", "7,8", "--model_path", str(models), "--result_path", str(tmp_path / "R")]) == 2
+    assert f"--init_from {source.path}: its fold 1 trained on" in capsys.readouterr().err
+    assert not models.exists() or not os.listdir(models)
+
+
 def test_the_authors_folder_is_a_source_and_their_corpus_names_are_a_leak(shared, tmp_path):
     authors = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
     emodb = ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"]

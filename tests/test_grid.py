@@ -194,6 +194,25 @@ def test_a_comma_list_of_seeds_is_an_axis_and_other_axes_name_the_run(tmp_path):
                                                "TIMNET on EMODB, seed 47, lr=0.1", "TIMNET on EMODB, seed 47, lr=0.2"]
 
 
+def test_a_setting_a_points_model_or_protocol_does_not_read_is_left_out_of_that_point(tmp_path, capsys):
+    """A model axis beside TIM-Net's dropout, a protocol axis beside inner_val's share: the command line refuses such
+    a flag, a grid leaves it out of the points that do not read it, so that those are one run, not two identical
+    runs the report showed as two rows."""
+    points = points_of(write(tmp_path, 'model = ["TIMNET", "GMTCN"]\ndropout = [0.1, 0.3]\n'
+                                       'protocol = ["last_epoch", "inner_val"]\nval_fraction = 0.2\n'))
+    settings = {(p.settings.model, p.settings.dropout, p.settings.protocol, p.settings.val_fraction, p.label)
+                for p in points}
+    assert {(model, protocol, fraction) for model, _, protocol, fraction, _ in settings} == {
+        (model, protocol, 0.2 if protocol == "inner_val" else 0.1) for model in ("TIMNET", "GMTCN")
+        for protocol in ("last_epoch", "inner_val")}
+    assert {(dropout, label) for model, dropout, _, _, label in settings if model == "GMTCN"} == {
+        (0.1, "GMTCN on EMODB, seed 46, protocol=last_epoch"), (0.1, "GMTCN on EMODB, seed 46, protocol=inner_val")}
+    assert len({(m, d, p) for m, d, p, _, _ in settings if m == "TIMNET"}) == 4
+    out = capsys.readouterr().out
+    assert "GMTCN under inner_val reads no dropout; its points leave it out" in out
+    assert "TIMNET under last_epoch reads no val_fraction; its points leave it out" in out
+
+
 @pytest.mark.parametrize("text, message", [
     ("epochs = 3", "unknown key 'epochs' (did you mean epoch?)"),
     ("model = [", "not valid TOML"),

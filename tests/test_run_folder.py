@@ -155,6 +155,13 @@ def test_gmtcn_run_of_your_own_predicts_from_its_folder_alone(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "GMTCN MYSET" in printed and "sad2.wav: " in printed
     assert "in the run's training corpus: 1 of 2 fold models trained on it" in printed
+    held = int(printed.split("fold ")[-1].split(",")[0])  # "...; fold H, which held it out, predicts ..."
+    for fold in (held, 3 - held):  # scored by the fold that held it out alone: a held-out score (said otherwise before)
+        assert main(["--mode", "predict", "--test_path", folder, "--wav", str(wavs / "sad" / "sad2.wav"),
+                     "--fold", str(fold)]) == 0
+        printed = capsys.readouterr().out
+        assert (f"fold {held}, which scored it, held it out, so this is a held-out score" in printed) == (fold == held)
+        assert ("1 of 1 fold models trained on it, so this is no held-out score" in printed) == (fold != held)
     new = str(tmp_path / "new.wav")
     tone(new, 505)
     assert main(["--mode", "predict", "--test_path", folder, "--wav", new]) == 0

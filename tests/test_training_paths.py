@@ -19,10 +19,12 @@ def test_stacked_folds_equal_the_sequential_run(tmp_path, capsys, model, protoco
     grouped stack runs each member's blocks through the same kernels as a sequential fold (the fused ops where
     setup.sh built them), so both runs take the defaults."""
     features = toy_feature_file(tmp_path / "TOY.npy", n=30)
+    read = ([] if model == "GMTCN" else ["--dilation_size", "2"]) + (  # only what the model and protocol read
+        ["--val_fraction", "0.25"] if protocol == "inner_val" else [])
     for training in ("sequential", "stacked"):
         assert main(["--mode", "train", "--data", "TOY", "--model", model, "--feature_path", features,
-                     "--split_fold", "3", "--epoch", "2", "--batch_size", "8", "--dilation_size", "2",
-                     "--protocol", protocol, "--val_fraction", "0.25", "--training", training,
+                     "--split_fold", "3", "--epoch", "2", "--batch_size", "8", *read,
+                     "--protocol", protocol, "--training", training,
                      "--random_seed", seeds, *(stack if training == "stacked" else []),
                      "--model_path", str(tmp_path / training), "--result_path", str(tmp_path / f"R_{training}")]) == 0
     out = capsys.readouterr().out

@@ -23,7 +23,7 @@ import tomllib
 
 from ..core import flags
 from ..core.errors import UserError, did_you_mean
-from ..core.flags import GRID_KEYS
+from ..core.flags import BY_NAME, GRID_KEYS, unread_by
 from ..core.settings import Settings
 from ..grid.plan import Point
 from . import settings
@@ -146,17 +146,24 @@ def expand(path: str, table: dict, typed: dict) -> list[Point]:
     """Every point of the grid, its flags checked by settings.py. ``typed``: the command line's flags."""
     axes = grid_axes(path, table)
     switches = _switches()
-    points = []
+    points, unread = [], set()
     for combination in itertools.product(*[values for _, values in axes]):
         flags, others = dict(typed), []
         for (key, values), value in zip(axes, combination):
             flags.update(value if key == "corpus" else {key: value})
             if len(values) > 1 and key not in NAMED_AXES:
                 others.append(f"{key}={_as_written(path, key, value)}")
+        # a model (or protocol) axis beside a setting of one model's network (or protocol): not this point's
+        model, protocol = (flags.get(name, BY_NAME[name].default) for name in ("model", "protocol"))
+        skipped = {name for name in flags if name in BY_NAME and unread_by(BY_NAME[name], model, protocol)}
+        unread.update((name, f"{model} under {protocol}") for name in skipped)
         argv = ["--mode", "train"]
         for name, value in flags.items():
-            argv += flag_argv(name, value, switches, path)
-        points += _seed_points(argv, others)
+            if name not in skipped:
+                argv += flag_argv(name, value, switches, path)
+        points += _seed_points(argv, [other for other in others if other.split("=")[0] not in skipped])
+    for name, run in sorted(unread):  # its points that differ in it alone are one run (plan.py merges them)
+        print(f"grid {path}: {run} reads no {name}; its points leave it out")
     return points
 
 

@@ -71,23 +71,48 @@ def configure_run(model: str, mixed_precision: bool | str) -> None:
 
 
 def authors_corpus(args: Settings) -> Settings:
-    """For the authors' folder (no run.json) without --data: the settings with the corpus of a folder named
-    ``<KEY>_<seed>`` (EMODB_46), said on the output; otherwise one line asking for --data. No --normalize: the
-    authors trained without it."""
-    from ..data.corpora import CORPORA
-    from ..runs.run_folder import fold_weight_files
+    """For the authors' folder (no run.json): the settings with the corpus of a folder named ``<KEY>_<seed>``
+    (EMODB_46), said on the output, and another typed --data refused (EMOVO's class names were put on EMODB's
+    weights); for another name, one line asking for --data. No --normalize: the authors trained without it."""
+    from ..runs.run_folder import authors_name, fold_weight_files
     if args.normalize != "none":
         raise UserError(f"--normalize {args.normalize}: {args.test_path} has no run.json; the authors' weights were "
                         "trained without normalisation")
-    if "data" in args.given:
-        return args
     fold_weight_files(args.test_path)  # a folder without weight files says so first
-    key = os.path.basename(os.path.normpath(args.test_path)).rsplit("_", 1)[0]
-    if key not in CORPORA:
+    key = authors_name(args.test_path)[0]
+    if "data" in args.given:
+        if key is not None and args.data != key:
+            raise UserError(f"--data {args.data}: the weights in {args.test_path} were trained on {key}, as its name "
+                            f"(<KEY>_<seed>) says; leave --data out")
+        return args
+    if key is None:
         raise UserError(f"--data: {args.test_path} has no run.json, so the corpus its weights were trained on must "
                         f"be given (e.g. --data EMODB)")
-    print(f"corpus {key} from the folder name; give --data to override")
+    print(f"corpus {key} from the folder name")
     return replace(args, data=key)
+
+
+def authors_split(args: Settings) -> tuple[Settings, bool]:
+    """A re-test of the authors' folder: (the settings with the seed of a folder named ``<KEY>_<seed>`` where
+    --random_seed is not typed, whether the split is another than the one the weights trained on). CASIA_32 was
+    re-tested on the split of seed 46, whose test folds its fold models trained on. Another seed, or --cv other than
+    kfold, only with --retest_other_split, to be labelled so; a name that gives no seed leaves the split to the
+    flags."""
+    from ..runs.run_folder import authors_name
+    seed = authors_name(args.test_path)[1]
+    if seed is None:
+        return args, False
+    if "random_seed" not in args.given:
+        print(f"seed {seed} from the folder name")
+        args = replace(args, random_seed=str(seed))
+    if args.seed == seed and args.cv == "kfold":
+        return args, False
+    other = f"--random_seed {args.seed}" if args.seed != seed else f"--cv {args.cv}"
+    if not args.retest_other_split:
+        raise UserError(f"{other}: the weights in {args.test_path} were trained on the KFold split of seed {seed}, as "
+                        "its name (<KEY>_<seed>) says; on another split their test folds hold rows they trained on "
+                        "(to re-test there anyway, add --retest_other_split: labelled OTHER SPLIT)")
+    return args, True
 
 
 def run_extract(args: Settings) -> dict:
@@ -109,7 +134,7 @@ def run_extract(args: Settings) -> dict:
         classes = corpus_files.dataset_classes(args.wav_path)
         provisional = corpora.custom_corpus(args.data, classes, 1)
         paths = [p for p, _, _ in corpus_files.list_corpus_files(args.wav_path, provisional)]
-        length = args.mean_signal_length or corpus_files.mean_signal_length(paths)
+        length = args.mean_signal_length or corpus_files.mean_signal_length(paths, args.skip_bad_files)
         corpus = corpora.custom_corpus(args.data, classes, length)
         print(f"dataset {args.data} of your own: labels {', '.join(classes)}; signal length {length} samples")
     data = extraction.extract_corpus(args.wav_path, corpus, args.mean_signal_length, args.workers,
@@ -198,8 +223,11 @@ def run_train(args: Settings) -> list[dict]:
     check_writable_folder(args.result_path, "--result_path")
     configure_run(args.model, args.mixed_precision)
     from ..Common_Model import build_trainer
-    from ..engine.cross_validation import cross_validate, start_run
+    from ..engine.cross_validation import cross_validate, planned_folds, start_run
     from ..Model import MODELS
+    for seed in args.seeds[1:]:  # each seed's folds (a fine-tuning leak ...) refused before the first seed trains
+        planned_folds(run_config(args, features.corpus, seed)[1], features.info, features.x, features.speakers,
+                      features.parts)
     spec, x = MODELS[args.model], network_inputs(args, features)  # start_run keeps the raw rows' statistics
 
     def new_run(seed: int) -> RunFolder:
@@ -234,8 +262,8 @@ def run_cross_corpus(args: Settings) -> dict:
     result_path = args.result_path if "result_path" in args.given or run is None else run.result_path
     check_writable_folder(result_path, "--result_path")
     if run is None:
-        train = os.path.basename(os.path.normpath(args.test_path)).rsplit("_", 1)[0]
-        if train not in CORPORA:
+        train = run_folder.authors_name(args.test_path)[0]
+        if train is None:
             raise UserError(f"--test_path {args.test_path}: has no run.json, and its name is not <KEY>_<seed> "
                             f"({', '.join(CORPORA)}), so the corpus its weights were trained on is unknown")
         configure_run(args.model, False)
@@ -270,12 +298,13 @@ def run_test(args: Settings) -> dict:
     from ..engine.retest import retest_label, retest_weights
     from ..Model import MODELS
     from ..runs import run_folder
+    from ..runs.run_folder import authors_name
     if args.cross_corpus:
         return run_cross_corpus(args)
     run, args = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
     settings.check_unread_by_weights(args, run is not None)
-    if run is None:  # the authors' folder: its settings come from the flags
-        args = authors_corpus(args)
+    if run is None:  # the authors' folder: its settings come from the flags (and its name)
+        args, other_split = authors_split(authors_corpus(args))
         features = load_data(args)
         folds = split_folds(len(features.x), args.split_fold, args.seed, args.cv, features.speakers)
         files = [os.path.join(args.test_path, run_folder.weights_name(len(folds), i + 1)) for i in range(len(folds))]
@@ -287,10 +316,13 @@ def run_test(args: Settings) -> dict:
         configure_run(args.model, args.mixed_precision)
         spec, config = run_config(args, features.corpus, args.seed)  # its split is the flags' (folds above)
         scheme = {"speaker": "speaker", "corpus": "corpus"}.get(config.cv, "KFold")
-        description = (f"re-test of the weights in {args.test_path} on the {scheme} split of seed {config.random_seed} "
-                       f"(the split they were trained on only if that is the seed they were trained with)")
+        retest = retest_label(False, True, config) if other_split else None
+        trained_on = ("the split they were trained on, as the folder's name says" if authors_name(args.test_path)[1]
+                      is not None else "the split they were trained on only if that is the seed they were trained with")
+        description = (f"re-test of the weights in {args.test_path} on the {scheme} split of seed {config.random_seed}"
+                       + (f": {retest['label']}" if retest else f" ({trained_on})"))
         return retest_weights(spec, config, features.x, features.y, folds, files, args.test_path, args.result_path,
-                              description)
+                              description, retest)
     features, own_features = run_features(args, run)
     result_path = args.result_path if "result_path" in args.given else run.result_path
     check_writable_folder(result_path, "--result_path")
@@ -317,6 +349,7 @@ def run_test(args: Settings) -> dict:
 def load_weights(args: Settings):
     """The api.Run of ``--test_path``: a run folder (flags checked against it) or the authors' folder (--data,
     --model and the network flags say what it is)."""
+    from ..data.corpora import CORPORA
     from ..data.resolve import corpus_for_weights
     from ..deploy import api
     from ..Model import MODELS
@@ -326,10 +359,17 @@ def load_weights(args: Settings):
     model = run.config.model if run is not None else args.model
     numbers = list(range(1, run.k + 1)) if run is not None else [n for n, _ in fold_weight_files(args.test_path)]
     chosen_folds(args.fold, args.test_path, numbers)  # before TF; the folder as typed
+    if run is None:
+        args = authors_corpus(args)  # before TF too
+    unread = ("feature_path" in args.given and (args.data in CORPORA if run is None else  # it was taken, and unused
+              os.path.abspath(args.feature_path) != os.path.abspath(run.config.feature_path)))
+    if unread:
+        said = "its run.json" if run is not None else f"--data {args.data}, a known corpus,"
+        raise UserError(f"--feature_path {args.feature_path}: --mode {args.mode} reads no features; {said} gives the "
+                        "classes and length of the weights; leave it out")
     configure_run(model, False)
     if run is not None:
         return api.load_run(args.test_path)
-    args = authors_corpus(args)
     corpus = corpus_for_weights(args.data, MODELS[args.model].features, args.feature_path)
     hyper = replace(hyper_of(args, corpus), backbone_weights="none")  # every weight comes from the folds
     return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)

@@ -155,6 +155,12 @@ def validate(s: Settings) -> Settings:
     kind = MODELS[s.model].features  # the parser took one of the table's MODEL_NAMES
     if s.features not in (None, kind):
         raise UserError(f"--features {s.features}: --model {s.model} reads {kind} features")
+    if "model" in s.given or (s.mode in ("train", "grid") and not s.resume):  # else a run folder may say another
+        protocol = None if s.resume else s.protocol
+        for flag in flags.FLAGS:
+            why = flag.name in s.given and flags.unread_by(flag, s.model, protocol)
+            if why:
+                raise UserError(f"{_typed(s, flag)}: {why}; leave it out")
     from ..nn.layer_args import BLOCK_ACTIVATIONS
     if s.activation not in BLOCK_ACTIVATIONS:  # a traceback from Keras, with a run folder made, before
         raise UserError(f"--activation {s.activation!r}: choose one of Keras' element-wise activations "
@@ -306,9 +312,11 @@ def check_against_run(s: Settings, run, allow_other_split: bool = False) -> Sett
             continue
         ours, theirs = flags.recorded(run.config, flag), s.value_for_run(flag)
         if ours != theirs:
-            split = flag.name in flags.SPLIT_FLAGS
+            split = flag.name in flags.SPLIT_FLAGS and flag.name != "split_fold"  # fold model i tests fold i
             hint = (" (to re-test on another split, add --retest_other_split: its test folds then hold rows the fold "
                     "models trained on)" if split and s.mode == "test" else
+                    f"; its {_shown(ours)} fold models re-test {_shown(ours)} test folds, one each: leave the flag out"
+                    if flag.name == "split_fold" and s.mode == "test" else
                     " (to score the run on another corpus, add --cross_corpus and its --feature_path)"
                     if flag.name == "data" and s.mode == "test" else
                     "; a run folder brings its own settings, leave the flag out")
@@ -345,6 +353,8 @@ def check_unread_by_weights(s: Settings, run_folder: bool) -> None:
             why = f"{paths.shown(s.test_path)} has no run.json, so nothing says how its weights were trained"
         elif (s.cross_corpus or s.mode != "test") and not flag.run.startswith("hyper."):
             why = f"{who} uses the fold models in float32 and splits nothing"
+        elif flags.unread_by(flag, s.model):  # the network flags say what --model's weights are
+            why = flags.unread_by(flag, s.model)
         else:
             continue
         raise UserError(f"{_typed(s, flag)}: {why}; leave it out")

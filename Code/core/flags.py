@@ -45,6 +45,8 @@ class Flag:
     words: dict | None = None  # a switch that may also take a word: {word: the setting}; bare, it is True
     modes: tuple = ()  # the only modes that read it (typed with another, it is refused); () for every mode
     trained: bool = False  # a recorded setting of how weights train, not of what they compute (epochs, lr, ...)
+    models: tuple = ()  # the only models whose network reads it (typed with another, it is refused); () for all
+    protocols: tuple = ()  # the only protocols that read it, likewise
 
     @property
     def is_grid_key(self) -> bool:
@@ -121,7 +123,7 @@ FLAGS: tuple[Flag, ...] = tuple([
           "fold) or paper (best epoch on the TEST fold, as the published numbers)",
           choices=("last_epoch", "paper", "inner_val"), run="protocol", trained=True),
         row("val_fraction", float, 0.1, "inner_val: share of each training fold used for validation",
-          check="fraction", run="val_fraction", trained=True, report=True),
+          check="fraction", run="val_fraction", trained=True, report=True, protocols=("inner_val",)),
         row("resume", str, None, "train: the folder of an interrupted run to continue (its own settings)",
             modes=("train",)),
         row("epoch", int, None, "training epochs (default: the model's recipe, TIMNET 500, GMTCN 300, DCNN_BLSTMwA 50)",
@@ -182,31 +184,31 @@ FLAGS: tuple[Flag, ...] = tuple([
     *_rows(
         "model-specific",
         row("dropout", float, 0.1, "TIMNET: SpatialDropout1D rate in each temporal-aware block", check="fraction",
-          run="hyper.dropout", report=True),
+          run="hyper.dropout", report=True, models=("TIMNET",)),
         row("activation", str, "relu", "TIMNET: activation in each temporal-aware block", run="hyper.activation",
-          report=True),
+          report=True, models=("TIMNET",)),
         row("filter_size", int, 39, "TIMNET, GMTCN: channels of every convolution", check="positive",
-          run="hyper.filter_size", report=True),
+          run="hyper.filter_size", report=True, models=("TIMNET", "GMTCN")),
         row("dilation_size", int, None,
           "TIMNET: temporal-aware blocks per direction (default: the corpus' value, 8; IEMOCAP 10)",
-          check="block_count", run="hyper.dilation_size", report=True),
+          check="block_count", run="hyper.dilation_size", report=True, models=("TIMNET",)),
         row("kernel_size", int, 2, "TIMNET, GMTCN: taps of the dilated causal convolutions", check="positive",
-          run="hyper.kernel_size", report=True),
+          run="hyper.kernel_size", report=True, models=("TIMNET", "GMTCN")),
         row("stack_size", int, 1, "TIMNET: repetitions of the block stack", check="positive", run="hyper.stack_size",
-          report=True),
+          report=True, models=("TIMNET",)),
         row("backbone", str, "mobilenetv2",
           "DCNN_BLSTMwA: the CNN applied to every segment: mobilenetv2 (default) or resnet50v2 (Keras "
-          "Applications)", run="hyper.backbone"),
+          "Applications)", run="hyper.backbone", models=("DCNN_BLSTMwA",)),
         row("backbone_alpha", float, 1.0,
           "DCNN_BLSTMwA: MobileNetV2's width multiplier (ImageNet weights exist for 0.35 0.5 0.75 1.0 1.3 1.4)",
-          check="positive", run="hyper.backbone_alpha"),
+          check="positive", run="hyper.backbone_alpha", models=("DCNN_BLSTMwA",)),
         row("backbone_weights", str, "imagenet",
           "DCNN_BLSTMwA: the CNN's initial weights: imagenet (downloaded once into ~/.keras/models), none "
           "(random), or a weights file (.weights.h5, or the _no_top.h5 file Keras downloads)",
-          run="hyper.backbone_weights"),
+          run="hyper.backbone_weights", models=("DCNN_BLSTMwA",)),
         row("image_size", int, 64,
           "DCNN_BLSTMwA: resize the 64x64 segments to this size before the CNN (the paper: 227 for AlexNet)",
-          check="positive", run="hyper.image_size"),
+          check="positive", run="hyper.image_size", models=("DCNN_BLSTMwA",)),
         row("normalize", str, "none",
           "TIMNET, GMTCN: none (default, the papers'); standardise each MFCC coefficient over non-padded frames "
           "with the mean and variance of: utterance (each utterance's own), speaker (all its speaker's utterances; "
@@ -305,6 +307,17 @@ def report_columns(network: bool) -> tuple[str, ...]:
     """The report's settings columns (run.json names): the network's (``hyper.``) or the training's."""
     return tuple(f.run.removeprefix("hyper.") for f in FLAGS
                  if f.report and f.run.startswith("hyper.") == network)
+
+
+def unread_by(flag: Flag, model: str, protocol: str | None = None) -> str:
+    """Why nothing reads ``flag`` in a run of ``model`` under ``protocol`` (None: not known yet): the models or
+    protocols that do; "" where it is read. Typed, such a flag was recorded, and split the report into rows of one
+    and the same training."""
+    for setting, value, readers in (("model", model, flag.models), ("protocol", protocol, flag.protocols)):
+        if readers and value is not None and value not in readers:
+            return (f"--{setting} {value} does not read it (only {' and '.join(readers)} "
+                    f"{'does' if len(readers) == 1 else 'do'})")
+    return ""
 
 
 def recorded(config, flag: Flag):

@@ -84,16 +84,22 @@ def dataset_classes(wav_path: str) -> tuple[str, ...]:
     return tuple(sorted(classes, key=natural_key))
 
 
-def mean_signal_length(paths: list[str]) -> int:
-    """Mean duration of the files in samples at 22 050 Hz (the default length for a dataset of your own)."""
+def mean_signal_length(paths: list[str], skip_bad_files: bool = False) -> int:
+    """Mean duration of the files in samples at 22 050 Hz (the default length for a dataset of your own). A file
+    whose header does not read is one line, or, with ``skip_bad_files``, left out here as extraction leaves it out
+    (it ended the command before, whatever --skip_bad_files said)."""
     import soundfile
     lengths = []
     for path in paths:
         try:
             info = soundfile.info(path)
         except Exception as exc:
+            if skip_bad_files:
+                continue
             raise UserError(f"{path}: cannot be decoded as audio ({_decode_reason(exc)})") from None
         lengths.append(info.frames * SAMPLE_RATE / info.samplerate)
+    if not lengths:
+        raise UserError(f"none of the {len(paths)} audio file(s) could be decoded")
     return int(round(np.mean(lengths)))
 
 

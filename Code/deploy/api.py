@@ -209,7 +209,7 @@ class Run:
                 warning = predict.short_clip_warning(clip, self.signal_length)
                 if warning:
                     row["warning"] = warning
-                seen = self._training_corpus(seen_rows[i], inputs[i])
+                seen = self._training_corpus(seen_rows[i], inputs[i], fold)
                 if seen:
                     row["training_corpus"] = seen
                 if shift is not None:
@@ -236,14 +236,17 @@ class Run:
             return [np.empty(0, np.int64)] * len(features)
         return signature_matches(row_signatures(features), signatures)
 
-    def _training_corpus(self, rows: np.ndarray, inputs: np.ndarray) -> Optional[dict]:
+    def _training_corpus(self, rows: np.ndarray, inputs: np.ndarray, fold: Optional[int]) -> Optional[dict]:
         """For a clip that is a row of the run's training corpus (``rows``: the matching training rows, from
-        ``_seen_rows``; ``inputs``: what the network reads of it): which fold held it out and what it predicts."""
+        ``_seen_rows``; ``inputs``: what the network reads of it; ``fold``: the one fold that scores, or None for
+        all): which fold held it out, what that fold predicts, and how many of the scoring folds trained on it (0
+        where ``fold`` is the one that held it out: then the score is a held-out one)."""
         if not len(rows):
             return None
         held_out = next(i for i, test in enumerate(self.run.description["test_rows"]) if int(rows[0]) in test) + 1
         _, probabilities = self.fold_outputs(inputs[None], held_out)
-        return {"row": int(rows[0]), "folds": len(self.folds), "trained_on_by": len(self.folds) - 1,
+        scoring = len(self.folds) if fold is None else 1
+        return {"row": int(rows[0]), "folds": scoring, "trained_on_by": scoring - (fold in (None, held_out)),
                 "held_out_by_fold": held_out, "held_out_label": self.classes[int(probabilities[0, 0].argmax())]}
 
     def embed(self, source, fold: Optional[int] = None, speaker_statistics: Optional[np.ndarray] = None) -> np.ndarray:

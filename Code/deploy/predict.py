@@ -191,7 +191,10 @@ def format_row(row: dict, classes) -> str:
     if row.get("notice"):
         line += f"\n    {row['notice']}"
     seen = row.get("training_corpus")
-    if seen:
+    if seen and not seen["trained_on_by"]:  # --fold: the fold that held it out scored it alone
+        line += (f"\n    in the run's training corpus: fold {seen['held_out_by_fold']}, which scored it, held it out, "
+                 "so this is a held-out score")
+    elif seen:
         line += (f"\n    in the run's training corpus: {seen['trained_on_by']} of {seen['folds']} fold models trained "
                  f"on it, so this is no held-out score; fold {seen['held_out_by_fold']}, which held it out, predicts "
                  f"{seen['held_out_label']}")

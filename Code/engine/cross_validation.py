@@ -26,16 +26,24 @@ from . import fine_tune
 from .protocol import PROTOCOLS, check_validation_split, protocol_description, recorded_validation_rows, run_folds
 
 
-def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarray, speakers, model_path: str,
-              result_path: str, parts: list = ()) -> RunFolder:
-    """A new run folder for ``config``: its folds drawn, its results folder proven writable, nothing trained.
-    ``parts``: the corpora of a run on several (data/corpus_set.Part), whose folds hold each corpus' share."""
+def planned_folds(config: RunConfig, data: TrainingData, x: np.ndarray, speakers, parts: list = ()) -> tuple:
+    """(test rows per fold, fine-tuning start or None) of a new run of ``config``, every refusal of them said: its
+    protocol, validation share and, with --init_from, a source fold that trained on a new test fold. A command of
+    several seeds checks each one's before the first trains. ``parts``: the corpora of a run on several
+    (data/corpus_set.Part), whose folds hold each corpus' share."""
     if config.protocol not in PROTOCOLS:
         raise UserError(f"--protocol {config.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     folds = run_folds(config, len(x), speakers, corpus_rows(parts, len(x)))
     check_validation_split(config, folds)
     test_rows = [test for _, test in folds]
-    init_from = fine_tune.plan(config, data, x, test_rows) if config.init_from else None  # refused here, or never
+    return test_rows, (fine_tune.plan(config, data, x, test_rows) if config.init_from else None)
+
+
+def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarray, speakers, model_path: str,
+              result_path: str, parts: list = ()) -> RunFolder:
+    """A new run folder for ``config``: its folds drawn (``planned_folds``), its results folder proven writable,
+    nothing trained."""
+    test_rows, init_from = planned_folds(config, data, x, speakers, parts)
     results.prepare_folder(result_path)  # an unwritable results folder fails now, not after hours of training
     return run_folder.create(model_path, config, data, test_rows, row_signatures(x), result_path,
                              corpus_statistics(x, data.features), init_from, [part.as_dict() for part in parts])

@@ -69,8 +69,8 @@ def open_source(folder: str, model: str) -> Source:
         return Source(run.path, run.config.model, run.config.data, tuple(run.config.classes),
                       tuple(run.checked_weight_files()), run)
     files = run_folder.fold_weight_files(folder, "--init_from")
-    key = os.path.basename(os.path.normpath(folder)).rsplit("_", 1)[0]
-    if key not in CORPORA:
+    key = run_folder.authors_name(folder)[0]
+    if key is None:
         raise UserError(f"--init_from {folder}: has no run.json, and its name is not <KEY>_<seed> "
                         f"({', '.join(CORPORA)}), so the classes of its weights are unknown")
     return Source(os.path.abspath(folder), model, key, tuple(CORPORA[key].classes), tuple(files), None)
