@@ -16,6 +16,7 @@ from timnet_ser.core.errors import UserError
 from timnet_ser.data import feature_files
 from timnet_ser.data.feature_statistics import corpus_statistics, domain_shift, threshold, voiced_frames
 from timnet_ser.data.label_map import build_label_map
+from timnet_ser.deploy.api import load_run
 from timnet_ser.main import main
 from timnet_ser.Model import MODELS
 
@@ -209,6 +210,16 @@ def test_bad_inputs_of_the_test_are_one_line(trained, tmp_path, capsys):
     assert main(["--mode", "test", "--test_path", folder, "--data", "OWN", "--feature_path", str(own),
                  "--cross_corpus"]) == 2
     assert "the features the run in" in capsys.readouterr().err
+    # another file, but 12 of its 30 utterances are the run's training audio: it was scored as a cross-corpus figure
+    part = tmp_path / "PART.npy"
+    mixed = np.concatenate([x[:12], toy(18, 5)[0]])
+    feature_files.save_features(str(part), {"x": mixed, "y": np.eye(3, dtype="float32")[np.arange(30) % 3],
+                                            "classes": np.array(OURS), "signal_length": np.int64((FRAMES - 1) * 512)})
+    assert main(["--mode", "test", "--test_path", folder, "--data", "PART", "--feature_path", str(part),
+                 "--cross_corpus"]) == 2
+    assert f"{part}: 12 of its 30 utterances are audio the run in {folder} trained on" in capsys.readouterr().err
+    with pytest.raises(UserError, match="^features: 12 of its 30 utterances are audio the run in"):
+        load_run(folder).evaluate((mixed, np.eye(3, dtype="float32")[np.arange(30) % 3], OURS))
     longer = tmp_path / "LONG.npy"
     feature_files.save_features(str(longer), {"x": np.zeros((3, 30, 39), "float32"), "y": np.eye(3, dtype="float32"),
                                               "classes": np.array(OURS), "signal_length": np.int64(29 * 512)})

@@ -289,6 +289,7 @@ class Run:
             classes = [str(c) for c in classes]
             x, y = checked_arrays(np.asarray(x), np.asarray(y), "features", self.feature_kind, len(classes),
                                   f"and classes names {len(classes)} ({', '.join(classes)})")
+            self._refuse_training_audio(x, "features")
             x = network_inputs(x, speakers[0] if speakers else None, self.normalize, "features")
             test_set = cross_corpus.prepare(self.classes, self.data, self.input_shape, x, y, classes,
                                             data or "the given features", label_map, api=True)
@@ -308,10 +309,21 @@ class Run:
         if loaded.info.sha256 in own:  # the run's features, or those of one of its corpora
             raise UserError(f"{path or loaded.corpus.key}: the features the run in {self.folder} trained on; a "
                             "cross-corpus test needs another corpus (re-test the run with --mode test)")
+        self._refuse_training_audio(loaded.x, path or loaded.corpus.key)
         x = network_inputs(loaded.x, loaded.speakers, self.normalize, path or loaded.corpus.key)
         return cross_corpus.prepare(self.classes, self.data, self.input_shape, x, loaded.y,
                                     list(loaded.corpus.classes), loaded.corpus.key, label_map, path,
                                     loaded.info.sha256, api)
+
+    def _refuse_training_audio(self, x: np.ndarray, where: str) -> None:
+        """One line where utterances of another corpus' features ``x`` are the run's training audio (recognised by
+        their features, as predict recognises a file): a cross-corpus figure is one of utterances no fold model saw.
+        A run without training signatures (the authors' folder) cannot tell."""
+        seen = sum(len(rows) > 0 for rows in self._seen_rows(x))
+        if seen:
+            raise UserError(f"{where}: {seen} of its {len(x)} utterances are audio the run in {self.folder} trained "
+                            "on (the same features as rows of its corpus); a cross-corpus figure needs utterances no "
+                            "fold model saw: leave them out of the other corpus (or re-test the run with --mode test)")
 
     def score_cross_corpus(self, test_set) -> dict:
         """The results record of the fold models' mean probability on a prepared cross-corpus TestSet."""
