@@ -363,6 +363,8 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     (["--mode", "train", "--activation", "foo"], "--activation 'foo': choose one of Keras' element-wise"),
     (["--mode", "train", "--data", "EMODB+"], "--data 'EMODB+': use letters, digits, '_' or '-'"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", "no/such.npy"], "no/such.npy: feature file not found"),
+    (["--mode", "train", "--data", "MINE", "--feature_path", "MFCC"], "MFCC: is a folder, not a feature file (.npy)"),
+    (["--mode", "report", "--result_path", "main.py"], "--result_path main.py: is a file, not the folder of results"),
     (["--mode", "test", "--test_path", "no/such/run"], "--test_path no/such/run: no such folder"),
     (["--mode", "test", "--test_path", SPEECH_WAV], f"--test_path {SPEECH_WAV}: is a file, not a folder"),
     (["--mode", "extract", "--data", "EMODB", "--wav_path", SPEECH_WAV],

@@ -223,6 +223,7 @@ def test_a_setting_a_points_model_or_protocol_does_not_read_is_left_out_of_that_
     ("balance = 1", "balance = 1: expected true or false"),
     ("lr = []", "lr = []: an axis needs at least one value"),
     ("lr = [[0.1]]", "expected a string, a number or a boolean"),
+    ("random_seed = [1, 1]", "random_seed = [1, 1]: names 1 twice"),  # merged into one run without a word before
 ])
 def test_a_bad_grid_file_is_one_line_naming_it(tmp_path, text, message):
     path = write(tmp_path, text)

@@ -142,6 +142,10 @@ def test_csv_files_saved_by_a_spreadsheet_read_and_other_encodings_are_one_line(
                                             (str(tmp_path / "b.wav"), "tense", "s2")]
     assert read_file_list(str(files)) == ([str(tmp_path / "a.wav")], ["s1"])
     assert read_map_file(str(labels), "--label_map") == {None: {"calm": "neutral"}}
+    twice = tmp_path / "twice.csv"  # accepted before: one recording in two classes, or in a train and a test fold
+    twice.write_text("path,label\na.wav,calm\nb.wav,calm\n./a.wav,tense\n")
+    with pytest.raises(UserError, match=f"^{twice}: line 4 names './a.wav' again \\(line 2\\); list each file once$"):
+        read_manifest(str(twice))
     manifest.write_bytes("path,label\na.wav,\xe4rger\n".encode("latin-1"))
     for read, named in ((read_manifest, str(manifest)), (read_file_list, str(manifest)),
                         (lambda path: read_map_file(path, "--label_map"), f"--label_map {manifest}")):

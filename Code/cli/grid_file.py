@@ -110,6 +110,9 @@ def grid_axes(path: str, table: dict) -> list[tuple[str, list]]:
             raise UserError(f"--grid {path}: {key} = []: an axis needs at least one value")
         for item in values:
             _check_value(path, key, item)
+        twice = next((item for k, item in enumerate(values) if item in values[:k]), None)
+        if twice is not None:  # one run twice (merged without a word), as --random_seed 1,1 is refused
+            raise UserError(f"--grid {path}: {key} = {values}: names {twice!r} twice")
         axes.append((key, [_resolved(path, key, item) for item in values]))
     return axes
 

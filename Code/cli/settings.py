@@ -363,4 +363,6 @@ def check_unread_by_weights(s: Settings, run_folder: bool) -> None:
 def _shown(value) -> str:
     if isinstance(value, list):
         return ",".join(map(str, value))
+    if value is None:  # a setting the run left unset (--init_from of a run trained from scratch): not "None"
+        return "none"
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -28,7 +28,7 @@ def _authors_order(items: list[tuple[str, str, str]], corpus: Corpus, root: str)
 def read_manifest(path: str) -> list[tuple[str, str, str]]:
     """(path, label, speaker) rows of a CSV manifest ``path,label[,speaker]``; relative paths from its folder."""
     folder = os.path.dirname(os.path.abspath(path))
-    rows = []
+    rows, lines = [], {}
     for number, row in csv_rows(path, path):
         if number == 1 and row[0].lower() == "path":
             continue
@@ -37,6 +37,9 @@ def read_manifest(path: str) -> list[tuple[str, str, str]]:
         wav = os.path.join(folder, row[0])
         if not os.path.isfile(wav):
             raise UserError(f"{path}: line {number} names {row[0]!r}, which does not exist")
+        first = lines.setdefault(os.path.realpath(wav), number)
+        if first != number:  # one recording twice: in a training fold and a test fold at once, or in two classes
+            raise UserError(f"{path}: line {number} names {row[0]!r} again (line {first}); list each file once")
         rows.append((wav, row[1], row[2] if len(row) == 3 else ""))
     if not rows:
         raise UserError(f"{path}: the manifest lists no files")

@@ -116,7 +116,7 @@ def load_corpus(data: str, kind: str, path: Optional[str] = None, model: Optiona
     labels, ``kind`` features (``model``: who reads them, for the message), a speaker per row if needed."""
     check_corpus_key(data)
     path = feature_path(data, kind, path)
-    if data not in corpora.CORPORA and not os.path.isfile(path):
+    if data not in corpora.CORPORA and not os.path.exists(path):  # a folder: load_features says so
         raise _unknown(data, path, False, f"; for a dataset of your own run --mode extract --data {data} --wav_path "
                                           "<folder or manifest.csv> first")
     stored = load_features(path, data_key=data)
@@ -140,7 +140,7 @@ def corpus_for_weights(data: str, kind: str, path: Optional[str] = None, api: bo
     if data in corpora.CORPORA:
         return corpora.CORPORA[data]
     path = feature_path(data, kind, path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):  # a folder: load_features says so
         raise _unknown(data, path, api, " to read its labels from")
     stored = load_features(path, data_key=data)
     if "classes" not in stored or "signal_length" not in stored:

@@ -544,6 +544,8 @@ def write_report(result_path: str) -> dict:
     """``report.md``, ``report.tex``, ``report.csv`` (the results table), ``report_paired.csv`` (the paired
     comparisons), ``report_uar_ci.png`` and, where there are cross-corpus tests, ``report_cross_corpus.csv`` (their
     own table, also in the Markdown and LaTeX) in ``result_path``; returns their paths."""
+    if os.path.isfile(result_path):  # said "no results JSON found; train or test first" before
+        raise UserError(f"--result_path {result_path}: is a file, not the folder of results files")
     found = load_records(result_path)
     if not found:
         raise UserError(f"{result_path}: no results JSON found; train or test first (--mode train / --mode test)")
