@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import re
 
 import numpy as np
@@ -220,6 +221,17 @@ def test_failed_write_leaves_no_partial_or_temp_files(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=message):
         results.write_results(str(tmp_path), "STEM", _record(_two_folds()), CLASSES)
     assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_writes_through_a_symbolic_link(tmp_path):
+    """``--output latest.csv`` where latest.csv links to a dated file: the rename replaced the link with a file."""
+    from timnet_ser.core.atomic_file import atomic_write
+    target, link = tmp_path / "2026-12-06.csv", tmp_path / "latest.csv"
+    target.write_text("old")
+    os.symlink(target.name, link)
+    atomic_write(str(link), lambda tmp: pathlib.Path(tmp).write_text("new"))
+    assert os.path.islink(link) and target.read_text() == "new" and sorted(os.listdir(tmp_path)) == [
+        "2026-12-06.csv", "latest.csv"]
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):

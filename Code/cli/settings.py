@@ -142,6 +142,12 @@ def validate(s: Settings) -> Settings:
     _check_finite(s)
     for check in ("positive", "at_least_2", "fraction", "block_count"):
         _check_range(s, check)
+    if s.mode == "grid" and s.address == "none":  # every fold in this process, one after the other: no pool
+        unused = next((_typed(s, flags.BY_NAME[name]) for name in ("workers", "gpus_per_task") if name in s.given),
+                      None)
+        if unused:
+            raise UserError(f"{unused}: sizes the Ray pool, and --address none trains in this process, one fold "
+                            "after the other; leave it out")
     if "hop" in s.given and not s.timeline:
         raise UserError(f"--hop {s.hop:g}: spaces the windows of --timeline; add --timeline (--mode predict)")
     _check_range(s, "not_negative")

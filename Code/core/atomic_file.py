@@ -35,8 +35,11 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it onto ``path``.
 
     The temporary file lives in the same folder, so ``os.replace`` is a rename, never a copy, and it keeps
-    ``path``'s extension (writers such as pandas choose the format by it). On any failure it is removed.
+    ``path``'s extension (writers such as pandas choose the format by it). On any failure it is removed. A symbolic
+    link at ``path`` is written through, as ``open`` would: its target is replaced, the link stays.
     """
+    if os.path.islink(path):  # the rename replaced the link itself with a file before
+        path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}{PARTIAL}", suffix=os.path.splitext(path)[1],
                                dir=folder)

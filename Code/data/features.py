@@ -34,6 +34,9 @@ FMIN, FMAX = 20.0, 8000.0
 FEATURE_KINDS = {"mfcc": f"(N, T, {N_MFCC}) MFCC frames",
                  "logmel3": f"(N, S, {SEGMENT_FRAMES}, {N_MELS}, 3) log-Mel segments"}
 
+MFCC_WINDOW = 2048  # librosa.feature.mfcc's n_fft at its defaults
+
+
 def mfcc(signal: np.ndarray) -> np.ndarray:
     """``librosa.feature.mfcc(y, sr=22050, n_mfcc=39)`` at its defaults, transposed: (L,) -> (T, 39)."""
     import librosa
@@ -65,6 +68,9 @@ def feature_shape(kind: str, signal_length: int) -> tuple:
                         "cut long recordings into utterances, or score them window by window with --mode predict "
                         "--timeline")
     if kind == "mfcc":
+        if signal_length < MFCC_WINDOW:  # librosa warned, then padded a window of silence around a few samples
+            raise UserError(f"--mean_signal_length {signal_length}: shorter than one MFCC analysis window "
+                            f"({MFCC_WINDOW} samples, 93 ms); give at least {MFCC_WINDOW}")
         return 1 + signal_length // 512, N_MFCC
     frames = 1 + signal_length // HOP_LENGTH
     if frames < SEGMENT_FRAMES:
