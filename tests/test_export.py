@@ -332,6 +332,7 @@ def any_model():
     ("savedmodel", "a_file", "is a file; a SavedModel is a folder"),
     ("tflite", "a_folder", "is a folder"),
     ("onnx", "m.tflite", "--output {}/m.tflite: the name of a tflite file, for --format onnx"),  # the API's too
+    ("tflite", "m.onnx", "--output {}/m.onnx: the name of an onnx file, for --format tflite"),
 ])
 def test_bad_format_or_output_is_one_line(tmp_path, any_model, fmt, target, message):
     (tmp_path / "a_file").write_text("x")

@@ -58,9 +58,11 @@ def test_a_dataset_of_your_own_from_folders_and_from_a_manifest(tmp_path, capsys
     for i in range(8):
         tone(str(wavs / "calm" / f"c{i}.wav"), 120 + 5 * i, 0.5)
         tone(str(wavs / "tense" / f"t{i}.wav"), 300 + 5 * i, 0.7)
+    (wavs / "sad").mkdir()  # an empty class folder: no label, said (it was dropped without a word)
     features = str(tmp_path / "MINE.npy")
     assert main(["--mode", "extract", "--data", "MINE", "--wav_path", str(wavs), "--feature_path", features,
                  "--workers", "1"]) == 0
+    assert f"warning: {wavs / 'sad'}: holds no audio file, so it is no label" in capsys.readouterr().err
     data = np.load(features, allow_pickle=True).item()
     assert list(data["classes"]) == ["calm", "tense"] and int(data["signal_length"]) == int(0.6 * 22050)
     common = ["--data", "MINE", "--feature_path", features, "--epoch", "2", "--split_fold", "2", "--batch_size", "4",

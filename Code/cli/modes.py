@@ -137,6 +137,9 @@ def run_extract(args: Settings) -> dict:
         length = args.mean_signal_length or corpus_files.mean_signal_length(paths, args.skip_bad_files)
         corpus = corpora.custom_corpus(args.data, classes, length)
         print(f"dataset {args.data} of your own: labels {', '.join(classes)}; signal length {length} samples")
+        for folder in corpus_files.folders_without_audio(args.wav_path):  # an empty class folder was dropped unsaid
+            print(f"warning: {os.path.join(args.wav_path, folder)}: holds no audio file, so it is no label",
+                  file=sys.stderr)
     data = extraction.extract_corpus(args.wav_path, corpus, args.mean_signal_length, args.workers,
                                           kind=args.features, skip_bad_files=args.skip_bad_files)
     try:

@@ -87,6 +87,15 @@ def dataset_classes(wav_path: str) -> tuple[str, ...]:
     return tuple(sorted(classes, key=natural_key))
 
 
+def folders_without_audio(wav_path: str) -> list[str]:
+    """The sub-folders of a dataset's folder layout that hold no audio file, so are no class (an empty class folder,
+    or one of notes); [] for a manifest."""
+    if wav_path.lower().endswith(".csv") or not os.path.isdir(wav_path):
+        return []
+    return sorted((d for d in os.listdir(wav_path) if not _hidden(d) and os.path.isdir(os.path.join(wav_path, d))
+                   and not audio_files(os.path.join(wav_path, d))), key=natural_key)
+
+
 def mean_signal_length(paths: list[str], skip_bad_files: bool = False) -> int:
     """Mean duration of the files in samples at 22 050 Hz (the default length for a dataset of your own). A file
     whose header does not read is one line, or, with ``skip_bad_files``, left out here as extraction leaves it out

@@ -35,8 +35,8 @@ def check_output(path: str, fmt: str, weights_folder: Optional[str], make: bool 
         check_outside_weights(path + ".json", weights_folder)
     kind = EXTENSIONS.get(os.path.splitext(path)[1].lower(), fmt)
     if kind != fmt:
-        raise UserError(f"--output {path}: the name of a {kind} file, for --format {fmt}; rename it, or give "
-                        f"--format {kind}")
+        raise UserError(f"--output {path}: the name of {'an' if kind == 'onnx' else 'a'} {kind} file, for --format "
+                        f"{fmt}; rename it, or give --format {kind}")
     if fmt == "savedmodel" and os.path.isfile(path):
         raise UserError(f"--output {path}: is a file; a SavedModel is a folder")
     if fmt == "savedmodel" and os.path.isdir(path):  # the export replaces the whole folder: never one of the user's

@@ -396,7 +396,8 @@ def format_summary(result: dict) -> str:
     """The console lines of a timeline."""
     classes, windows = result["classes"], result["windows"]
     voiced = sum(w["voiced"] for w in windows)
-    lines = [f"{os.path.basename(result['file'])}: {result['duration_seconds']:.2f} s, {len(windows)} windows of "
+    lines = [f"{os.path.basename(result['file'])}: {result['duration_seconds']:.2f} s, {len(windows)} "
+             f"window{'' if len(windows) == 1 else 's'} of "
              f"{result['window_seconds']:.2f} s every {result['hop_seconds']:.2f} s; {voiced} voiced, "
              f"{len(windows) - voiced} skipped as silence"]
     runs = label_runs(result)
