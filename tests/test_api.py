@@ -153,9 +153,14 @@ def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, sh
     assert f"none of its 1 file(s) could be decoded; {kept} was not written" in capsys.readouterr().err
     assert kept.read_text() == "my notes\n" and os.listdir(tmp_path).count("keep.csv") == 1
     short = str(tmp_path / "short.wav")
-    sf.write(short, signal[:2205], rate)  # 0.1 s
+    sf.write(short, signal[rate:rate + 2205], rate)  # 0.1 s of speech (its first 0.1 s are all silence)
     assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", short]) == 0
     assert "short.wav: 0.10 s, much shorter than the model's 4.35 s window" in capsys.readouterr().err
+    quiet = str(tmp_path / "quiet.wav")  # 3 s of digital silence got a confident label without a word
+    sf.write(quiet, np.zeros(3 * rate, "float32"), rate)
+    assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", quiet]) == 0
+    assert "quiet.wav: all silence (its loudest 23 ms frame is below -60 dBFS)" in capsys.readouterr().err
+    assert emodb46.predict((np.zeros(rate, "float32"), rate))[0]["warning"].startswith("<array>: all silence")
 
 
 def test_predict_given_features_instead_of_audio_says_what_it_takes(emodb46):

@@ -206,7 +206,7 @@ class Run:
                 row = {"file": clip.name, "label": self.classes[int(mean[i].argmax())],
                        "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])},
                        **scored_span(clip.seconds, self.signal_length)}
-                warning = predict.short_clip_warning(clip, self.signal_length)
+                warning = predict.clip_warning(clip, self.signal_length)
                 if warning:
                     row["warning"] = warning
                 seen = self._training_corpus(seen_rows[i], inputs[i], fold)

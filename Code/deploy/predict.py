@@ -45,6 +45,7 @@ class Clip:
     seconds: float = 0.0
     features: Optional[np.ndarray] = None
     error: Optional[str] = None
+    silent: bool = False  # all silence by the timeline's energy rule: the loudest frame below SILENT_DBFS
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,8 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
     if _is_array(source):
         samples, rate = source
         signal = resample(samples, rate)
-        yield [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind))]
+        yield [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind),
+                    silent=_silent(signal))]
         return
     listed = list_inputs(source)
     paths = listed.paths
@@ -146,8 +148,15 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
                     raise
                 clips.append(Clip(path, error=str(exc)))
                 continue
-            clips.append(Clip(path, len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind)))
+            clips.append(Clip(path, len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind),
+                              silent=_silent(signal)))
         yield clips
+
+
+def _silent(signal: np.ndarray) -> bool:
+    """Whether the whole signal is silence by the timeline's energy rule (its loudest frame below -60 dBFS)."""
+    from .timeline import SILENT_DBFS, frame_levels
+    return bool(frame_levels([signal])[0].max() < SILENT_DBFS)
 
 
 def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
@@ -155,9 +164,13 @@ def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
     return [clip for chunk in clip_chunks(source, signal_length, kind) for clip in chunk]
 
 
-def short_clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
-    """A warning for a clip much shorter than the model's window (the run's signal length), else None."""
+def clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
+    """A warning for a clip that is all silence (it got a confident label before, without a word; ``--timeline``
+    refuses such a file) or much shorter than the model's window (the run's signal length), else None."""
     window = signal_length / SAMPLE_RATE
+    if clip.error is None and clip.silent:
+        return (f"{clip.name}: all silence (its loudest 23 ms frame is below -60 dBFS): its prediction says nothing "
+                "about an emotion")
     if clip.error is None and clip.seconds < SHORT_CLIP * window:
         return (f"{clip.name}: {clip.seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")
