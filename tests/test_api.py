@@ -1,6 +1,7 @@
 """The Python API (timnet_ser.load_run -> Run) against the authors' code, the installed package and console command,
 and one rule for audio files in a folder and alone."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -158,8 +159,12 @@ def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, sh
     assert "short.wav: 0.10 s, much shorter than the model's 4.35 s window" in capsys.readouterr().err
     quiet = str(tmp_path / "quiet.wav")  # 3 s of digital silence got a confident label without a word
     sf.write(quiet, np.zeros(3 * rate, "float32"), rate)
-    assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", quiet]) == 0
+    table = str(tmp_path / "quiet.csv")
+    assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", quiet,
+                 "--output", table]) == 0
     assert "quiet.wav: all silence (its loudest 23 ms frame is below -60 dBFS)" in capsys.readouterr().err
+    with open(table, newline="") as f:  # the CSV had no place for a warning: it was on stderr and in JSON only
+        assert "quiet.wav: all silence" in next(csv.DictReader(f))["warning"]
     assert emodb46.predict((np.zeros(rate, "float32"), rate))[0]["warning"].startswith("<array>: all silence")
 
 

@@ -186,11 +186,11 @@ def write_output(path: str, rows: Iterable[dict], classes) -> None:
         return [r["file"], r["label"] or "", *(f"{probabilities[c]:.6f}" if probabilities else "" for c in classes),
                 "yes" if seen else "no", seen.get("held_out_by_fold", ""), seen.get("held_out_label", ""),
                 r.get("error") or "", r.get("duration_seconds", ""), r.get("scored_seconds", ""),
-                r.get("notice", ""), f"{shift['distance']:.3f}" if shift else "",
+                r.get("notice", ""), r.get("warning", ""), f"{shift['distance']:.3f}" if shift else "",
                 f"{shift['threshold']:.3f}" if shift else ""]
     write_table(path, rows, ["file", "prediction", *classes, "in_training_corpus", "held_out_by_fold",
                              "held_out_prediction", "error", "duration_seconds", "scored_seconds", "notice",
-                             "domain_shift_of_inputs", "domain_shift_threshold"],
+                             "warning", "domain_shift_of_inputs", "domain_shift_threshold"],
                 map(csv_row, rows))
 
 
