@@ -192,6 +192,9 @@ def test_bad_input_is_one_line(run, long_file, tmp_path, capsys):
         return err
     assert "--hop 2: longer than the model's 1.49 s window" in refused("--wav", long_file, "--timeline", "--hop", "2")
     assert "--hop 0: must be positive" in refused("--wav", long_file, "--timeline", "--hop", "0")
+    # 10 000 windows a second of audio, scored with no progress shown, before
+    assert "--hop 0.0001: shorter than one 23 ms frame of the energy rule; give at least 0.024" in refused(
+        "--wav", long_file, "--timeline", "--hop", "0.0001")
     assert "--hop 1: spaces the windows of --timeline" in refused("--wav", long_file, "--hop", "1")
     silent = str(tmp_path / "silent.wav")
     sf.write(silent, np.zeros(5 * 22050, np.float32), 22050)

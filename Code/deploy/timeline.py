@@ -201,6 +201,9 @@ def _hop_samples(hop: Optional[float], length: int) -> int:
     if not (math.isfinite(hop) and round(hop * SAMPLE_RATE) >= 1):
         raise UserError(f"--hop {hop:g}: must be a positive number of seconds")
     samples = round(hop * SAMPLE_RATE)
+    if samples < FRAME:  # finer than the energy rule's frames: many times the windows (--hop 0.0001: 10 000 a second)
+        raise UserError(f"--hop {hop:g}: shorter than one {FRAME / SAMPLE_RATE * 1000:.0f} ms frame of the energy "
+                        f"rule; give at least {math.ceil(FRAME / SAMPLE_RATE * 1000) / 1000:g}")
     if samples > length:
         raise UserError(f"--hop {hop:g}: longer than the model's {window:.2f} s window, so the windows would leave "
                         f"parts of the file unscored; give at most {math.floor(window * 100) / 100:.2f}")
