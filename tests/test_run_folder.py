@@ -127,6 +127,15 @@ def test_other_features_only_by_name_and_labelled(trained, tmp_path, capsys):
                  "--retest_other_features", "--result_path", str(tmp_path / "R2")]) == 0
     assert "OTHER FEATURES" in capsys.readouterr().out
     assert results_json(str(tmp_path / "R2"))[1]["retest"]["features"] == "other"
+    x, y = toy_data(40, seed=4)  # other classes: the line blamed --data, which was the run's own
+    two = str(tmp_path / "two.npy")
+    np.save(two, {"x": x, "y": y[:, :2] + y[:, 2:] * [1, 0], "classes": np.array(["a", "d"]),
+                  "signal_length": np.int64(23 * 512)})
+    assert main(["--mode", "test", "--test_path", trained["folder"], "--feature_path", two,
+                 "--retest_other_features", "--result_path", str(tmp_path / "R3")]) == 2
+    assert error_line(capsys) == (f"error: --feature_path {two}: holds the classes a, d, the run in "
+                                  f"{trained['folder']} classifies a, b, c; a re-test scores the run's classes "
+                                  "(another corpus: --cross_corpus)")
 
 
 def tone(path, pitch, seconds=0.6):

@@ -327,6 +327,10 @@ def run_test(args: Settings) -> dict:
         return retest_weights(spec, config, features.x, features.y, folds, files, args.test_path, args.result_path,
                               description, retest)
     features, own_features = run_features(args, run)
+    if list(features.corpus.classes) != list(run.config.classes):  # it named --data, which was the run's, before
+        raise UserError(f"--feature_path {args.feature_path}: holds the classes {', '.join(features.corpus.classes)}, "
+                        f"the run in {shown(run.path)} classifies {', '.join(run.config.classes)}; a re-test scores "
+                        "the run's classes (another corpus: --cross_corpus)")
     result_path = args.result_path if "result_path" in args.given else run.result_path
     check_writable_folder(result_path, "--result_path")
     config = replace(run.config, random_seed=args.seed, split_fold=args.split_fold, cv=args.cv,
