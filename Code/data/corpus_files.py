@@ -87,6 +87,11 @@ def dataset_classes(wav_path: str) -> tuple[str, ...]:
     return tuple(sorted(classes, key=natural_key))
 
 
+# where a feature file's speakers come from, for the messages of the modes that need one per row
+SPEAKERS_FROM = ("speakers come from a known corpus' file names, or from the speaker column of a manifest "
+                 "(path,label,speaker); a folder of class folders gives none")
+
+
 def folders_without_audio(wav_path: str) -> list[str]:
     """The sub-folders of a dataset's folder layout that hold no audio file, so are no class (an empty class folder,
     or one of notes); [] for a manifest."""

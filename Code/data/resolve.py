@@ -17,7 +17,7 @@ from typing import Optional, Union
 from ..core.config import TrainingData
 from ..core.errors import UserError, did_you_mean, named
 from ..core.paths import feature_path
-from . import corpora
+from . import corpora, corpus_files
 from .corpus_set import Pooled, Source, corpus_keys, pool
 from .feature_files import features_digest, load_features, validate_features
 
@@ -125,7 +125,7 @@ def load_corpus(data: str, kind: str, path: Optional[str] = None, model: Optiona
     speakers = [str(s) for s in stored["speakers"]] if "speakers" in stored else None
     if speakers_needed and (speakers is None or len(speakers) != len(x) or "" in speakers):
         raise UserError(f"{path}: no speaker for every row (key 'speakers'), which --cv speaker needs; re-extract "
-                        "it with --mode extract (speakers come from the file names or the manifest)")
+                        f"it with --mode extract ({corpus_files.SPEAKERS_FROM})")
     info = TrainingData(
         signal_length=int(stored.get("signal_length", corpus.signal_length)), features=kind,
         input_shape=tuple(x.shape[1:]), size=os.path.getsize(path), sha256=features_digest(x, y),

@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from ..core.errors import UserError
+from ..data.corpus_files import SPEAKERS_FROM
 from ..data.feature_statistics import frame_moments, standardise
 
 
@@ -38,7 +39,7 @@ def by_speaker(x: np.ndarray, speakers, source: str) -> np.ndarray:
     speaker's rows); one line naming ``source`` when a row has no speaker."""
     if speakers is None or len(speakers) != len(x) or "" in speakers:
         raise UserError(f"{source}: no speaker for every row (key 'speakers'), which --normalize speaker needs; "
-                        "re-extract it with --mode extract (speakers come from the file names or the manifest)")
+                        f"re-extract it with --mode extract ({SPEAKERS_FROM})")
     speakers = np.asarray(speakers)
     out = np.empty(x.shape, np.float32)
     for speaker in np.unique(speakers):
