@@ -333,14 +333,17 @@ def any_model():
     ("tflite", "a_folder", "is a folder"),
     ("onnx", "m.tflite", "--output {}/m.tflite: the name of a tflite file, for --format onnx"),  # the API's too
     ("tflite", "m.onnx", "--output {}/m.onnx: the name of an onnx file, for --format tflite"),
+    ("onnx", "a_file.txt", "--output {}/a_file.txt: not the name of an onnx file; name it .onnx"),  # was replaced
 ])
 def test_bad_format_or_output_is_one_line(tmp_path, any_model, fmt, target, message):
     (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_file.txt").write_text("the user's notes")
     (tmp_path / "a_folder").mkdir()
     with pytest.raises(UserError) as error:
         export.export_model(any_model, str(tmp_path / target), fmt, {})
     assert message.format(tmp_path) in str(error.value) and "\n" not in str(error.value)
-    assert sorted(os.listdir(tmp_path)) == ["a_file", "a_folder"]
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "a_file.txt", "a_folder"]
+    assert (tmp_path / "a_file.txt").read_text() == "the user's notes"
 
 
 @pytest.mark.parametrize("fmt, writer", [("onnx", "_write_onnx"), ("savedmodel", "_write_saved_model")])
@@ -387,6 +390,15 @@ def test_a_savedmodel_replaces_the_previous_one_and_no_other_folder(tmp_path, an
                                         r"\(notes.txt\); the export would replace it whole: name a new folder$"):
         export.export_model(any_model, str(path), "savedmodel", {})
     assert sorted(os.listdir(path)) == ["notes.txt", "saved_model.pb"]
+    os.remove(path / "notes.txt")  # a user's file inside the folders a SavedModel has went with the folder too
+    for inside in ("assets/mydata.csv", "variables/notes.txt"):
+        (path / inside).parent.mkdir(exist_ok=True)
+        (path / inside).write_text("the user's")
+        with pytest.raises(UserError, match=f"^--output .*/m: a folder that holds other files than a SavedModel "
+                                            f"\\({inside}\\)"):
+            export.export_model(any_model, str(path), "savedmodel", {})
+        assert (path / inside).read_text() == "the user's"
+        os.remove(path / inside)
 
 
 def test_the_exported_graph_holds_the_weights_as_constants():

@@ -8,6 +8,7 @@ where it begins, and makes the output's folder.
 from __future__ import annotations
 
 import os
+import re
 from typing import Optional
 
 from ..core.atomic_file import check_writable
@@ -19,6 +20,22 @@ EXTENSIONS = {".onnx": "onnx", ".tflite": "tflite"}  # a SavedModel's folder has
 # what TensorFlow writes into a SavedModel's folder: an export replaces a folder holding these only, or nothing
 SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "keras_metadata.pb",
                                  "variables", "assets"})
+# and into its variables/ folder (our graphs hold their weights as constants, and no assets)
+_VARIABLES_FILE = re.compile(r"variables\.(index|data-\d+-of-\d+)")
+
+
+def _not_saved_model(path: str) -> list[str]:
+    """What in the folder ``path`` a SavedModel export would not have written (sorted, relative paths): its
+    sub-folders are looked into too, where a user's files were replaced along with the folder."""
+    other = sorted(set(os.listdir(path)) - SAVED_MODEL_ENTRIES)
+    for folder, allowed in (("variables", _VARIABLES_FILE), ("assets", None)):
+        inside = os.path.join(path, folder)
+        if os.path.isdir(inside):
+            other += sorted(f"{folder}/{name}" for name in os.listdir(inside)
+                            if allowed is None or not allowed.fullmatch(name))
+        elif os.path.exists(inside):
+            other.append(folder)
+    return other
 
 
 def check_output(path: str, fmt: str, weights_folder: Optional[str], make: bool = False) -> None:
@@ -33,14 +50,18 @@ def check_output(path: str, fmt: str, weights_folder: Optional[str], make: bool 
     if weights_folder is not None:
         check_outside_weights(path, weights_folder)
         check_outside_weights(path + ".json", weights_folder)
-    kind = EXTENSIONS.get(os.path.splitext(path)[1].lower(), fmt)
+    extension = os.path.splitext(path)[1].lower()
+    kind = EXTENSIONS.get(extension, fmt)
     if kind != fmt:
         raise UserError(f"--output {path}: the name of {'an' if kind == 'onnx' else 'a'} {kind} file, for --format "
                         f"{fmt}; rename it, or give --format {kind}")
+    if fmt != "savedmodel" and extension not in ("", f".{fmt}"):  # notes.txt was replaced by an ONNX graph
+        raise UserError(f"--output {path}: not the name of {'an' if fmt == 'onnx' else 'a'} {fmt} file; name it "
+                        f".{fmt}")
     if fmt == "savedmodel" and os.path.isfile(path):
         raise UserError(f"--output {path}: is a file; a SavedModel is a folder")
     if fmt == "savedmodel" and os.path.isdir(path):  # the export replaces the whole folder: never one of the user's
-        other = sorted(set(os.listdir(path)) - SAVED_MODEL_ENTRIES)
+        other = _not_saved_model(path)
         if other:
             raise UserError(f"--output {path}: a folder that holds other files than a SavedModel ({other[0]}"
                             f"{', ...' if len(other) > 1 else ''}); the export would replace it whole: name a new "
