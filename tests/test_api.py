@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import timnet_ser
 from conftest import CODE
 from timnet_ser.core.errors import UserError
 from timnet_ser.main import main
@@ -88,7 +89,9 @@ def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, s
     for source, message in [((stereo.T, rate), r"shape \(2, \d+\): more channels than samples"),
                             ((pcm, 0), r"sample_rate 0: must be a positive whole number"),
                             ((pcm, 16000.5), r"sample_rate 16000.5: must be a positive whole number"),
-                            ((np.full(100, np.nan), rate), r"holds NaN or Inf values")]:
+                            ((np.full(100, np.nan), rate), r"holds NaN or Inf values"),
+                            # np.array(a list of int16 values) is int64: divided by 2^63, it was all silence
+                            ((np.array(pcm.tolist()), rate), r"audio array of int64: no PCM format holds 64-bit")]:
         with pytest.raises(UserError, match=message):
             emodb46.predict(source)
     with pytest.raises(UserError, match=r"^fold='1': give a fold number, 1 to 10, or None for all$"):
@@ -109,6 +112,16 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         (lambda: list(emodb46.predict_chunks([path], size=-1)), r"^size=-1: give a positive number of inputs"),
         (lambda: emodb46.fold_outputs(np.zeros((2, 10, 39), "float32")),
          r"^features: shape \(2, 10, 39\), but the run's models read \(N, 188, 39\)$"),
+        (lambda: emodb46.fold_outputs(x[:0]), r"^features: holds no utterances$"),  # an IndexError
+        (lambda: emodb46.fold_outputs(np.where(np.arange(8)[:, None, None] == 2, np.nan, x)),
+         r"^features: 1 utterance\(s\) hold NaN or Inf$"),  # NaN probabilities before
+        (lambda: emodb46.embed([]), r"^source: no input to embed$"),  # a ValueError from numpy
+        (lambda: emodb46.export(None, "onnx"), r"^path=None: give the output's path"),  # a TypeError
+        (lambda: timnet_ser.load_run(None), r"^folder=None: give the path of a run folder"),
+        (lambda: emodb46.evaluate((x, y, ["angry"] * 7)), r"^features: its class names name 'angry' twice"),
+        # the authors' EMODB weights "cross-corpus" on EMODB itself: WAR 96 %, labelled CROSS-CORPUS
+        (lambda: emodb46.evaluate(os.path.join(shared, "reference", "EMODB_2s.npy"), data="EMODB"),
+         r"EMODB, the corpus the weights in .* were trained on; a cross-corpus test needs another corpus"),
         (lambda: emodb46.evaluate(x), r"^features: got ndarray; give the other corpus' feature file"),
         (lambda: emodb46.evaluate((x, y)), r"^features: a tuple of 2 items; give \(x, y, classes\)"),
         (lambda: emodb46.evaluate((x, y.argmax(axis=1), classes)), r"^features: y has shape \(8,\), expected one-hot"),

@@ -254,6 +254,7 @@ def test_speaker_predictions_equal_through_the_api_and_the_exported_graph(speake
     import soundfile as sf
 
     import timnet_ser
+    from timnet_ser.core.errors import UserError
     from timnet_ser.data.features import signal_features
     from timnet_ser.deploy import export
     run = timnet_ser.load_run(speaker_run["folder"])
@@ -266,6 +267,13 @@ def test_speaker_predictions_equal_through_the_api_and_the_exported_graph(speake
     rows = run.predict(str(wav))
     statistics = run.speaker_statistics(str(wav))
     assert rows == run.predict(str(wav), speaker_statistics=statistics)
+    # NaN or a negative variance gave NaN probabilities labelled "angry"; a short list, embeddings of the first
+    # inputs only; a wrong shape, a ValueError from numpy
+    for given in (np.full((2, 39), np.nan), statistics * [[1], [-1]], np.zeros((3, 39)), "abc", [statistics]):
+        for call in (run.predict, run.embed):
+            with pytest.raises(UserError, match=r"^speaker_statistics: "):
+                call(str(wav), speaker_statistics=given)
+    assert run.embed(str(wav), speaker_statistics=[statistics] * 4).shape[1] == 4
     alone = run.predict(str(wav / "u0.wav"))[0]["probabilities"]  # u0 alone: its own statistics, another input
     assert alone != rows[0]["probabilities"]
     path = str(tmp_path / "model.onnx")

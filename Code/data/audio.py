@@ -75,6 +75,10 @@ def resample(samples, sample_rate) -> np.ndarray:
     if array.ndim == 2 and array.shape[1] > array.shape[0]:
         raise UserError(f"audio array of shape {array.shape}: more channels than samples; (samples, channels) is "
                         "expected, as soundfile reads a file: pass a (channels, samples) array transposed (.T)")
+    if array.dtype.kind in "iu" and array.dtype.itemsize > 4:  # no PCM is 64-bit: np.array(a list) makes int64
+        raise UserError(f"audio array of {array.dtype}: no PCM format holds 64-bit samples, so its full scale is "
+                        "unknown (int16 values divided by 2^63 were all silence); give int16 or int32 PCM "
+                        "(np.asarray(samples, dtype=np.int16)) or floats in [-1, 1]")
     if array.dtype.kind in "iu":  # full scale 2^(bits - 1); unsigned PCM is centred on it
         full_scale = 2.0 ** (8 * array.dtype.itemsize - 1)
         array = (array.astype(np.float64) - (full_scale if array.dtype.kind == "u" else 0.0)) / full_scale

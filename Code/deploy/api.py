@@ -85,8 +85,10 @@ class Run:
         speakers (a list, one per input), else those of all the inputs together (one pass over them; None with
         ``in_one_batch``, where the caller standardises every input at once: ``model_inputs`` takes theirs)."""
         from . import predict
-        if self.normalize != "speaker" or given is not None:
+        if self.normalize != "speaker":
             return given
+        if given is not None:
+            return _checked_statistics(given, predict.input_count(source))
         listed = predict.input_speakers(source)
         if listed is None:
             return None if in_one_batch else self.speaker_statistics(source)
@@ -138,6 +140,11 @@ class Run:
         if tuple(shape[1:]) != tuple(self.input_shape):
             raise UserError(f"features: shape {shape}, but the run's models read (N, "
                             f"{', '.join(map(str, self.input_shape))})")
+        if not shape[0]:  # an IndexError from the model before
+            raise UserError("features: holds no utterances")
+        bad = int((~np.isfinite(np.asarray(features)).reshape(shape[0], -1).all(axis=1)).sum())
+        if bad:  # NaN probabilities, labelled by argmax, before
+            raise UserError(f"features: {bad} utterance(s) hold NaN or Inf")
         embeddings, probabilities = [], []
         for index, (number, _, _) in enumerate(self.folds):
             if number not in wanted:
@@ -256,6 +263,8 @@ class Run:
         from . import predict
         source = predict.listed_once(source)
         clips = predict.read_clips(source, self.signal_length, self.feature_kind)
+        if not clips:  # a ValueError from numpy before (predict of none returns [])
+            raise UserError("source: no input to embed")
         bad = [c for c in clips if c.error is not None]
         if bad:
             raise UserError(bad[0].error)
@@ -287,6 +296,9 @@ class Run:
             if not isinstance(classes, (list, tuple, np.ndarray)):
                 raise UserError("features: its third item must be the list of class names, one per column of y")
             classes = [str(c) for c in classes]
+            twice = next((c for k, c in enumerate(classes) if c in classes[:k]), None)
+            if twice is not None:  # every utterance of either column was scored as the one class
+                raise UserError(f"features: its class names name {twice!r} twice; one name per column of y")
             x, y = checked_arrays(np.asarray(x), np.asarray(y), "features", self.feature_kind, len(classes),
                                   f"and classes names {len(classes)} ({', '.join(classes)})")
             self._refuse_training_audio(x, "features")
@@ -309,6 +321,10 @@ class Run:
         if loaded.info.sha256 in own:  # the run's features, or those of one of its corpora
             raise UserError(f"{path or loaded.corpus.key}: the features the run in {self.folder} trained on; a "
                             "cross-corpus test needs another corpus (re-test the run with --mode test)")
+        if self.run is None and loaded.corpus.key == self.data:  # the authors' EMODB_46 on EMODB: WAR 96 %
+            raise UserError(f"{path or loaded.corpus.key}: {loaded.corpus.key}, the corpus the weights in "
+                            f"{self.folder} were trained on; a cross-corpus test needs another corpus (re-test the "
+                            "weights with --mode test)")
         self._refuse_training_audio(loaded.x, path or loaded.corpus.key)
         x = network_inputs(loaded.x, loaded.speakers, self.normalize, path or loaded.corpus.key)
         return cross_corpus.prepare(self.classes, self.data, self.input_shape, x, loaded.y,
@@ -337,8 +353,31 @@ class Run:
         """Write one graph averaging the folds' softmax (or fold ``fold``'s) as ONNX, TFLite or a SavedModel, and a
         JSON beside it that says how to make its input; returns the paths written."""
         from . import export
+        if not isinstance(path, (str, os.PathLike)):  # a TypeError from posixpath before
+            raise UserError(f"path={path!r}: give the output's path (a file for onnx and tflite, a folder for "
+                            "savedmodel)")
         files = [p for number, p, _ in self.folds if number in self._fold_numbers(fold)]
-        return export.export_run(self, files, path, format)
+        return export.export_run(self, files, os.fspath(path), format)
+
+
+def _checked_statistics(given, inputs: int):
+    """``speaker_statistics`` as ``model_inputs`` takes them, checked: one (2, 39) array of means and variances
+    (finite, no variance below 0), or a list of one per input. A NaN or a negative variance gave NaN probabilities
+    and the label "angry", a list of another length embeddings for the first inputs only."""
+    from ..data.features import N_MFCC
+    if isinstance(given, list):
+        if len(given) != inputs:
+            raise UserError(f"speaker_statistics: a list of {len(given)} for {inputs} input(s); give one (2, "
+                            f"{N_MFCC}) array per input, or one for all")
+        return [_checked_statistics(item, 1) for item in given]
+    try:
+        array = np.asarray(given, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.shape != (2, N_MFCC) or not np.isfinite(array).all() or (array[1] < 0).any():
+        raise UserError(f"speaker_statistics: give a (2, {N_MFCC}) array of finite means and variances (0 or more), "
+                        "as speaker_statistics() returns")
+    return array
 
 
 def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = None, hyper=None,
@@ -354,6 +393,9 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         hyper: for a folder without ``run.json``: the network's ``Model.Hyper`` if not the paper's.
         feature_path: for a dataset of your own without ``run.json``: its feature file (default MFCC/<data>.npy).
     """
+    if not isinstance(folder, (str, os.PathLike)):  # a TypeError from genericpath before
+        raise UserError(f"folder={folder!r}: give the path of a run folder or of a folder of fold weights")
+    folder = os.fspath(folder)
     start_tensorflow()
     from ..core import config
     from ..Model import MODELS
