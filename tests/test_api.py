@@ -119,6 +119,7 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         (lambda: emodb46.export(None, "onnx"), r"^path=None: give the output's path"),  # a TypeError
         (lambda: timnet_ser.load_run(None), r"^folder=None: give the path of a run folder"),
         (lambda: emodb46.evaluate((x, y, ["angry"] * 7)), r"^features: its class names name 'angry' twice"),
+        (lambda: emodb46.evaluate("no/such.npy"), r"^features=no/such.npy: no such feature file$"),  # "--data 'such'"
         # the authors' EMODB weights "cross-corpus" on EMODB itself: WAR 96 %, labelled CROSS-CORPUS
         (lambda: emodb46.evaluate(os.path.join(shared, "reference", "EMODB_2s.npy"), data="EMODB"),
          r"EMODB, the corpus the weights in .* were trained on; a cross-corpus test needs another corpus"),

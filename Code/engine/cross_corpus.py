@@ -49,6 +49,8 @@ class TestSet:
 def load_test_corpus(data: str, kind: str, path: Optional[str], api: bool = False):
     """The other corpus' features (data/resolve.py's checks); ``data`` defaults to the file's name."""
     from ..data.resolve import load_data
+    if path is not None and not os.path.exists(path):  # it said "--data 'nope' is not a known corpus" (the file's name)
+        raise UserError(f"{'features=' if api else '--feature_path '}{path}: no such feature file")
     if data is None:
         if path is None:
             raise UserError("data: name the other corpus (or give its feature file)" if api else
