@@ -84,6 +84,9 @@ def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, s
     for samples in (pcm, pcm.astype(np.int32) << 16):
         [row] = emodb46.predict((samples, rate))
         assert row["probabilities"] == pytest.approx(from_file["probabilities"], abs=1e-6)
+        assert "warning" not in row
+    [cast] = emodb46.predict((pcm.astype(np.float32), rate))  # int16 cast to float, not scaled: another label, unsaid
+    assert cast["warning"].startswith("<array>: samples reach ") and "integer PCM given as floats?" in cast["warning"]
     stereo = np.stack([pcm, pcm], axis=1)  # (samples, 2): soundfile's layout, averaged as librosa.load does
     assert emodb46.predict((stereo, rate))[0]["probabilities"] == pytest.approx(from_file["probabilities"], abs=1e-6)
     for source, message in [((stereo.T, rate), r"shape \(2, \d+\): more channels than samples"),

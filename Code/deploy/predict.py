@@ -46,6 +46,7 @@ class Clip:
     features: Optional[np.ndarray] = None
     error: Optional[str] = None
     silent: bool = False  # all silence by the timeline's energy rule: the loudest frame below SILENT_DBFS
+    peak: float = 0.0  # the largest absolute sample (full scale is 1)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
         samples, rate = source
         signal = resample(samples, rate)
         yield [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind),
-                    silent=_silent(signal))]
+                    silent=_silent(signal), peak=_peak(signal))]
         return
     listed = list_inputs(source)
     paths = listed.paths
@@ -149,8 +150,12 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
                 clips.append(Clip(path, error=str(exc)))
                 continue
             clips.append(Clip(path, len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind),
-                              silent=_silent(signal)))
+                              silent=_silent(signal), peak=_peak(signal)))
         yield clips
+
+
+def _peak(signal: np.ndarray) -> float:
+    return float(np.abs(signal).max()) if signal.size else 0.0
 
 
 def _silent(signal: np.ndarray) -> bool:
@@ -164,6 +169,9 @@ def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
     return [clip for chunk in clip_chunks(source, signal_length, kind) for clip in chunk]
 
 
+FAR_BEYOND_FULL_SCALE = 2.0  # a resampled full-scale file overshoots 1 a little; cast integers reach thousands
+
+
 def clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
     """A warning for a clip that is all silence (it got a confident label before, without a word; ``--timeline``
     refuses such a file) or much shorter than the model's window (the run's signal length), else None."""
@@ -171,6 +179,9 @@ def clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
     if clip.error is None and clip.silent:
         return (f"{clip.name}: all silence (its loudest 23 ms frame is below -60 dBFS): its prediction says nothing "
                 "about an emotion")
+    if clip.error is None and clip.peak > FAR_BEYOND_FULL_SCALE:  # int16 PCM cast to float, not scaled: 32767
+        return (f"{clip.name}: samples reach {clip.peak:g}, far beyond full scale (1): integer PCM given as floats? "
+                "(divide int16 by 32768, or pass the integers); its prediction is unreliable")
     if clip.error is None and clip.seconds < SHORT_CLIP * window:
         return (f"{clip.name}: {clip.seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")
