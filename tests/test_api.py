@@ -123,6 +123,9 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         (lambda: timnet_ser.load_run(None), r"^folder=None: give the path of a run folder"),
         (lambda: emodb46.evaluate((x, y, ["angry"] * 7)), r"^features: its class names name 'angry' twice"),
         (lambda: emodb46.evaluate("no/such.npy"), r"^features=no/such.npy: no such feature file$"),  # "--data 'such'"
+        (lambda: emodb46.evaluate((x, y, classes, ["s1"] * 8)), r"^features: a fourth item \(speakers\), but the run"),
+        (lambda: emodb46.evaluate((x, y, classes), data=5), r"^data=5: give the other corpus' name, a str$"),
+        (lambda: emodb46.evaluate("any.npy", data=5), r"^data=5: give the other corpus' name, a str$"),
         # the authors' EMODB weights "cross-corpus" on EMODB itself: WAR 96 %, labelled CROSS-CORPUS
         (lambda: emodb46.evaluate(os.path.join(shared, "reference", "EMODB_2s.npy"), data="EMODB"),
          r"EMODB, the corpus the weights in .* were trained on; a cross-corpus test needs another corpus"),

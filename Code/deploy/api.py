@@ -288,11 +288,16 @@ class Run:
         """
         from ..engine import cross_corpus
         from ..engine.normalization import network_inputs
+        if data is not None and not isinstance(data, str):  # data=5 named the test corpus 5
+            raise UserError(f"data={data!r}: give the other corpus' name, a str")
         if isinstance(features, tuple):
             if len(features) not in (3, 4):
                 raise UserError(f"features: a tuple of {len(features)} items; give (x, y, classes), or (x, y, classes, "
                                 "speakers) for a run trained with --normalize speaker")
             x, y, classes, *speakers = features
+            if speakers and self.normalize != "speaker":  # taken and ignored before
+                raise UserError(f"features: a fourth item (speakers), but the run in {self.folder} was not trained "
+                                "by speaker; give (x, y, classes)")
             if not isinstance(classes, (list, tuple, np.ndarray)):
                 raise UserError("features: its third item must be the list of class names, one per column of y")
             classes = [str(c) for c in classes]
