@@ -22,7 +22,7 @@ import os
 import tomllib
 
 from ..core import flags
-from ..core.errors import UserError, did_you_mean
+from ..core.errors import UserError, did_you_mean, named_twice
 from ..core.flags import BY_NAME, GRID_KEYS, unread_by
 from ..core.settings import Settings
 from ..grid.plan import Point
@@ -110,7 +110,7 @@ def grid_axes(path: str, table: dict) -> list[tuple[str, list]]:
             raise UserError(f"--grid {path}: {key} = []: an axis needs at least one value")
         for item in values:
             _check_value(path, key, item)
-        twice = next((item for k, item in enumerate(values) if item in values[:k]), None)
+        twice = named_twice(values)
         if twice is not None:  # one run twice (merged without a word), as --random_seed 1,1 is refused
             raise UserError(f"--grid {path}: {key} = {values}: names {twice!r} twice")
         axes.append((key, [_resolved(path, key, item) for item in values]))
@@ -151,11 +151,11 @@ def expand(path: str, table: dict, typed: dict) -> list[Point]:
     switches = _switches()
     points, unread = [], set()
     for combination in itertools.product(*[values for _, values in axes]):
-        flags, others = dict(typed), []
+        flags, others = dict(typed), {}  # the point's label: the values of its other axes, by key
         for (key, values), value in zip(axes, combination):
             flags.update(value if key == "corpus" else {key: value})
             if len(values) > 1 and key not in NAMED_AXES:
-                others.append(f"{key}={_as_written(path, key, value)}")
+                others[key] = f"{key}={_as_written(path, key, value)}"
         # a model (or protocol) axis beside a setting of one model's network (or protocol): not this point's
         model, protocol = (flags.get(name, BY_NAME[name].default) for name in ("model", "protocol"))
         skipped = {name for name in flags if name in BY_NAME and unread_by(BY_NAME[name], model, protocol)}
@@ -164,7 +164,7 @@ def expand(path: str, table: dict, typed: dict) -> list[Point]:
         for name, value in flags.items():
             if name not in skipped:
                 argv += flag_argv(name, value, switches, path)
-        points += _seed_points(argv, [other for other in others if other.split("=")[0] not in skipped])
+        points += _seed_points(argv, [label for key, label in others.items() if key not in skipped])
     for name, run in sorted(unread):  # its points that differ in it alone are one run (plan.py merges them)
         print(f"grid {path}: {run} reads no {name}; its points leave it out")
     return points

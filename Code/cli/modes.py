@@ -398,7 +398,6 @@ def run_predict(args: Settings) -> dict:
         raise UserError(f"--output {args.output}: is the --wav list itself; name another file for the predictions")
     if args.output:
         check_outside_weights(args.output, args.test_path)
-    if args.output:
         check_writable(args.output, "--output")
     # --wav is checked before the weights load: the one file of --timeline, or every input, listed once (counted,
     # then predicted)

@@ -359,9 +359,9 @@ def check_unread_by_weights(s: Settings, run_folder: bool) -> None:
             why = f"{paths.shown(s.test_path)} has no run.json, so nothing says how its weights were trained"
         elif (s.cross_corpus or s.mode != "test") and not flag.run.startswith("hyper."):
             why = f"{who} uses the fold models in float32 and splits nothing"
-        elif flags.unread_by(flag, s.model):  # the network flags say what --model's weights are
+        else:  # the network flags say what --model's weights are: one of another model's is read by nothing
             why = flags.unread_by(flag, s.model)
-        else:
+        if not why:
             continue
         raise UserError(f"{_typed(s, flag)}: {why}; leave it out")
 

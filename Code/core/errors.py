@@ -41,6 +41,12 @@ class TrainingInterrupted(Exception):
         return "\n".join(lines + ([self.later] if self.later else []))
 
 
+def named_twice(values):
+    """The first of ``values`` that an earlier one equals (a seed, a grid axis value, a class name given twice), or
+    None: one command of the user's names each once."""
+    return next((value for k, value in enumerate(values) if value in values[:k]), None)
+
+
 def did_you_mean(value: str, choices) -> str:
     """' (did you mean X?)' for a near miss of one of ``choices`` (compared case-insensitively), else ''."""
     import difflib

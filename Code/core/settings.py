@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from . import flags
-from .errors import UserError
+from .errors import UserError, named_twice
 
 # Fold i of seed s draws from s x 1000 + i (engine/protocol.fold_seed), which NumPy's generators take up to 2^32 - 1
 MAX_SEED = (2 ** 32 - 1000) // 1000
@@ -25,7 +25,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     if not all(0 <= seed <= MAX_SEED for seed in seeds):
         raise UserError(f"--random_seed {text}: each seed must be between 0 and {MAX_SEED} (fold i of seed s draws "
                         "from s x 1000 + i, which NumPy takes up to 2^32 - 1)")
-    twice = next((seed for k, seed in enumerate(seeds) if seed in seeds[:k]), None)
+    twice = named_twice(seeds)
     if twice is not None:  # the same run trained twice, into two folders, one sample of the report
         raise UserError(f"--random_seed {text}: names seed {twice} twice")
     return seeds

@@ -79,8 +79,7 @@ def dataset_classes(wav_path: str) -> tuple[str, ...]:
         return tuple(sorted({label for _, label, _ in read_manifest(wav_path)}, key=natural_key))
     if not os.path.isdir(wav_path):
         raise not_a_folder(wav_path, wav_path, "folder of wav files")
-    classes = [d for d in os.listdir(wav_path) if not _hidden(d) and os.path.isdir(os.path.join(wav_path, d))
-               and audio_files(os.path.join(wav_path, d))]
+    classes = [d for d in _sub_folders(wav_path) if audio_files(os.path.join(wav_path, d))]
     if len(classes) < 2:
         raise UserError(f"{wav_path}: a dataset of your own needs <label>/*.wav folders for at least 2 labels, "
                         f"found {len(classes)}")
@@ -97,8 +96,13 @@ def folders_without_audio(wav_path: str) -> list[str]:
     or one of notes); [] for a manifest."""
     if wav_path.lower().endswith(".csv") or not os.path.isdir(wav_path):
         return []
-    return sorted((d for d in os.listdir(wav_path) if not _hidden(d) and os.path.isdir(os.path.join(wav_path, d))
-                   and not audio_files(os.path.join(wav_path, d))), key=natural_key)
+    return sorted((d for d in _sub_folders(wav_path) if not audio_files(os.path.join(wav_path, d))), key=natural_key)
+
+
+def _sub_folders(wav_path: str) -> list[str]:
+    """The names of ``wav_path``'s sub-folders that are not hidden: the labels of a dataset's folder layout, where
+    they hold audio."""
+    return [d for d in os.listdir(wav_path) if not _hidden(d) and os.path.isdir(os.path.join(wav_path, d))]
 
 
 def mean_signal_length(paths: list[str], skip_bad_files: bool = False) -> int:

@@ -28,7 +28,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.errors import UserError, did_you_mean, named
+from ..core.errors import UserError, did_you_mean, named, named_twice
 from ..core.tensorflow_setup import start_tensorflow
 from ..data.feature_files import checked_arrays
 from ..data.feature_statistics import domain_shift
@@ -301,7 +301,7 @@ class Run:
             if not isinstance(classes, (list, tuple, np.ndarray)):
                 raise UserError("features: its third item must be the list of class names, one per column of y")
             classes = [str(c) for c in classes]
-            twice = next((c for k, c in enumerate(classes) if c in classes[:k]), None)
+            twice = named_twice(classes)
             if twice is not None:  # every utterance of either column was scored as the one class
                 raise UserError(f"features: its class names name {twice!r} twice; one name per column of y")
             x, y = checked_arrays(np.asarray(x), np.asarray(y), "features", self.feature_kind, len(classes),

@@ -47,9 +47,8 @@ def check_output(path: str, fmt: str, weights_folder: Optional[str], make: bool 
     begins)."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
-    if weights_folder is not None:
+    if weights_folder is not None:  # the sidecar, beside the output, lies inside it only where the output does
         check_outside_weights(path, weights_folder)
-        check_outside_weights(path + ".json", weights_folder)
     extension = os.path.splitext(path)[1].lower()
     kind = EXTENSIONS.get(extension, fmt)
     if kind != fmt:
