@@ -111,6 +111,11 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
     x, y, classes = data["x"][:8], data["y"][:8], emodb46.classes
     for call, message in [
         (lambda: emodb46.timeline(path, hop="1"), r"^hop='1': give a number of seconds"),
+        # the API's argument names, not the command line's --hop and --wav
+        (lambda: emodb46.timeline(path, hop=0.0001), r"^hop=0.0001: shorter than one 23 ms frame"),
+        (lambda: emodb46.timeline(os.path.dirname(path)), r"^source='.*': timeline reads one audio file, not a folder$"),
+        (lambda: emodb46.timeline("no/such.wav"), r"^source='no/such.wav': no such file$"),
+        (lambda: emodb46.predict("no/such.wav"), r"^source='no/such.wav': no such file or folder$"),
         (lambda: list(emodb46.predict_chunks([path], size=0)), r"^size=0: give a positive number of inputs"),
         (lambda: list(emodb46.predict_chunks([path], size=-1)), r"^size=-1: give a positive number of inputs"),
         (lambda: emodb46.fold_outputs(np.zeros((2, 10, 39), "float32")),

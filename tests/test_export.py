@@ -267,7 +267,7 @@ def test_the_api_refuses_an_output_inside_the_run_it_exports(shared, tmp_path):
     run = timnet_ser.load_run(str(folder), data="EMODB")
     target = folder / "10-fold_weights_best_1.hdf5"
     before = target.read_bytes()
-    with pytest.raises(UserError, match=f"^--output {re.escape(str(target))}: inside the weights folder"):
+    with pytest.raises(UserError, match=f"^path={re.escape(repr(str(target)))}: inside the weights folder"):
         run.export(str(target), "onnx", fold=1)
     assert target.read_bytes() == before
 
@@ -327,13 +327,15 @@ def any_model():
 
 
 @pytest.mark.parametrize("fmt, target, message", [
-    ("pt", "m.pt", "--format 'pt': choose one of onnx, tflite, savedmodel"),
-    ("onnx", "a_file/m.onnx", "--output"),  # its folder would have to be made inside a file
-    ("savedmodel", "a_file", "is a file; a SavedModel is a folder"),
+    # the API's names (path, format): the command line checks first and names its flags (test_bad_input.py)
+    ("pt", "m.pt", "format='pt': choose one of onnx, tflite, savedmodel"),
+    ("onnx", "a_file/m.onnx", "path {}/a_file/m.onnx: cannot be written"),  # its folder would be inside a file
+    ("savedmodel", "a_file", "path='{}/a_file': is a file; a SavedModel is a folder"),
     ("tflite", "a_folder", "is a folder"),
-    ("onnx", "m.tflite", "--output {}/m.tflite: the name of a tflite file, for --format onnx"),  # the API's too
-    ("tflite", "m.onnx", "--output {}/m.onnx: the name of an onnx file, for --format tflite"),
-    ("onnx", "a_file.txt", "--output {}/a_file.txt: not the name of an onnx file; name it .onnx"),  # was replaced
+    ("onnx", "m.tflite", "path='{}/m.tflite': the name of a tflite file, for format='onnx'; rename it, or give "
+                         "format='tflite'"),
+    ("tflite", "m.onnx", "path='{}/m.onnx': the name of an onnx file, for format='tflite'"),
+    ("onnx", "a_file.txt", "path='{}/a_file.txt': not the name of an onnx file; name it .onnx"),  # was replaced
 ])
 def test_bad_format_or_output_is_one_line(tmp_path, any_model, fmt, target, message):
     (tmp_path / "a_file").write_text("x")
@@ -386,7 +388,7 @@ def test_a_savedmodel_replaces_the_previous_one_and_no_other_folder(tmp_path, an
     assert os.listdir(path) == ["saved_model.pb"] and (path / "saved_model.pb").read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["m", "m.json"]
     (path / "notes.txt").write_text("the user's")
-    with pytest.raises(UserError, match=r"^--output .*/m: a folder that holds other files than a SavedModel "
+    with pytest.raises(UserError, match=r"^path='.*/m': a folder that holds other files than a SavedModel "
                                         r"\(notes.txt\); the export would replace it whole: name a new folder$"):
         export.export_model(any_model, str(path), "savedmodel", {})
     assert sorted(os.listdir(path)) == ["notes.txt", "saved_model.pb"]
@@ -394,7 +396,7 @@ def test_a_savedmodel_replaces_the_previous_one_and_no_other_folder(tmp_path, an
     for inside in ("assets/mydata.csv", "variables/notes.txt"):
         (path / inside).parent.mkdir(exist_ok=True)
         (path / inside).write_text("the user's")
-        with pytest.raises(UserError, match=f"^--output .*/m: a folder that holds other files than a SavedModel "
+        with pytest.raises(UserError, match=f"^path='.*/m': a folder that holds other files than a SavedModel "
                                             f"\\({inside}\\)"):
             export.export_model(any_model, str(path), "savedmodel", {})
         assert (path / inside).read_text() == "the user's"

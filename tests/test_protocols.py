@@ -1,6 +1,7 @@
 """Honest model selection (inner_val) and speaker-independent folds."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -66,3 +67,18 @@ def test_a_validation_share_that_leaves_nothing_is_one_line_and_no_run_folder(tm
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
     assert not (tmp_path / "M").exists() or not os.listdir(tmp_path / "M")  # no run folder left behind
+
+
+def test_a_validation_share_smaller_than_the_classes_is_warned_of(capsys):
+    """--val_fraction 0.01 of a few hundred rows held out 3-5 utterances of 7 classes, and chose every fold's epoch on
+    them without a word."""
+    from timnet_ser.engine.protocol import check_validation_split
+    config = RunConfig(model="TIMNET", data="TOY", classes=list("abcdefg"), feature_path="-", protocol="inner_val",
+                       val_fraction=0.01)
+    folds = make_folds(535, 10, 46)  # EMO-DB's size: 481 or 482 training rows a fold, 5 of them held out
+    check_validation_split(config, folds)
+    assert capsys.readouterr().err == (
+        "warning: --val_fraction 0.01 holds out 5 row(s) of a training fold, fewer than its 7 classes: some classes "
+        "are missing from it, and each fold's epoch is chosen on the accuracy of a handful of utterances\n")
+    check_validation_split(replace(config, val_fraction=0.1), folds)  # 49 rows: no warning
+    assert capsys.readouterr().err == ""

@@ -242,3 +242,23 @@ def test_the_domain_shift_of_a_recording_is_measured_window_by_window(run, long_
     assert all(r["domain_shift"] == "" for r in rows if r["voiced"] == "no")
     flagged = run.timeline(other)["domain_shift"]
     assert flagged["distance"] > flagged["threshold"] and flagged["warning"] == warnings[0][len("warning: "):]
+
+
+def test_a_short_or_cast_file_is_warned_of_as_predict_warns(run, result, tmp_path, capsys):
+    """predict warned of a clip much shorter than the window, or of int16 PCM cast to float unscaled; the timeline
+    of the same file scored it without a word (one padded window, or samples of thousands)."""
+    assert result["warning"] is None  # the 60 s file: no warning
+    assert all(type(w[key]) is float for w in result["windows"] for key in ("start", "end"))  # not np.float64
+    assert all(type(t) is float for region in result["voiced_regions"] for t in region)
+    utterance = synthetic_corpus.utterance("angry", np.random.default_rng(5))
+    short = str(tmp_path / "short.wav")
+    sf.write(short, utterance[:int(0.2 * synthetic_corpus.SAMPLE_RATE)], synthetic_corpus.SAMPLE_RATE)
+    assert run.timeline(short)["warning"].startswith(short + ": 0.20 s, much shorter than the model's 1.49 s window")
+    cast = (utterance / np.abs(utterance).max() * 32000).astype(np.float32)  # int16 values as floats
+    warning = run.timeline((cast, synthetic_corpus.SAMPLE_RATE))["warning"]
+    assert warning.startswith("<array>: samples reach 3") and "far beyond full scale" in warning
+    assert main(["--mode", "predict", "--test_path", run.folder, "--wav", short, "--timeline",
+                 "--output", str(tmp_path / "short.json")]) == 0
+    assert "warning: " + short + ": 0.20 s, much shorter" in capsys.readouterr().err
+    with open(tmp_path / "short.json") as f:
+        assert "much shorter" in json.load(f)["warning"]

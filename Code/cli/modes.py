@@ -402,8 +402,8 @@ def run_predict(args: Settings) -> dict:
     # --wav is checked before the weights load: the one file of --timeline, or every input, listed once (counted,
     # then predicted)
     if args.timeline:
-        timeline.checked_source(args.wav)
-    inputs = None if args.timeline else predict.list_inputs(args.wav)
+        timeline.checked_source(args.wav, api=False)
+    inputs = None if args.timeline else predict.list_inputs(args.wav, api=False)
     weights = load_weights(args)
     print(weights_used(weights, args))
     if weights.normalize == "speaker":  # engine/normalization.py
@@ -458,7 +458,8 @@ def run_export(args: Settings) -> list[str]:
     if not args.format or not args.output:
         raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
     from ..deploy.export_output import check_output
-    check_output(os.path.normpath(args.output), args.format, args.test_path)  # creates nothing; export.py makes it
+    # creates nothing; the export makes the folder
+    check_output(os.path.normpath(args.output), args.format, args.test_path, api=False)
     weights = load_weights(args)  # starts TensorFlow once the folder's weights are found
     print(f"{weights_used(weights, args)} -> {args.format} {args.output}", flush=True)  # before the long conversion
     paths = weights.export(args.output, args.format, args.fold)

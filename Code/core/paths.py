@@ -9,6 +9,7 @@ original is (``cd Code && python main.py``) they are ``Code/MFCC`` and so on, as
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from .errors import UserError
 
@@ -43,10 +44,11 @@ def not_a_folder(named: str, path: str, what: str = "folder") -> UserError:
     return UserError(f"{named}: {'is a file, not a' if os.path.exists(path) else 'no such'} {what}")
 
 
-def check_outside_weights(output: str, weights_folder: str) -> None:
-    """Refuse an --output inside the weights folder it is made from (links resolved: where the bytes would go): a
-    typo there replaced a fold's weights or the run's run.json, and the run was damaged for good."""
+def check_outside_weights(output: str, weights_folder: str, shown_as: Optional[str] = None) -> None:
+    """Refuse an output (``shown_as`` in the message; default ``--output <output>``) inside the weights folder it is
+    made from (links resolved: where the bytes would go): a typo there replaced a fold's weights or the run's
+    run.json, and the run was damaged for good."""
     path, folder = os.path.realpath(output), os.path.realpath(weights_folder)
     if os.path.isdir(folder) and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)):
-        raise UserError(f"--output {output}: inside the weights folder {weights_folder}, whose weights and records "
-                        "it could replace; write it elsewhere")
+        raise UserError(f"{shown_as or f'--output {output}'}: inside the weights folder {weights_folder}, whose "
+                        "weights and records it could replace; write it elsewhere")

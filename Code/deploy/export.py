@@ -157,7 +157,7 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict,
             writers[fmt]()
         atomic_write(sidecar_path, lambda tmp: _write_json(tmp, described))
     except OSError as exc:
-        raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
+        raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from None
     return [path, sidecar_path]
 
 

@@ -63,8 +63,14 @@ class Inputs:
         return self.source
 
 
-def list_inputs(source) -> Inputs:
-    """The files of a path, a folder, a CSV list of files or a list of paths (one line naming what is wrong)."""
+def source_named(path: str, api: bool) -> str:
+    """How a message names the inputs: the command line's ``--wav PATH`` or the API's ``source='PATH'``."""
+    return f"source={path!r}" if api else f"--wav {path}"
+
+
+def list_inputs(source, api: bool = True) -> Inputs:
+    """The files of a path, a folder, a CSV list of files or a list of paths (one line naming what is wrong, as
+    the API's ``source`` or, with ``api=False``, as ``--wav``)."""
     if isinstance(source, Inputs):
         return source
     if isinstance(source, (list, tuple)):
@@ -73,16 +79,18 @@ def list_inputs(source) -> Inputs:
     if os.path.isdir(source):
         files = sorted(audio_files(source), key=lambda p: natural_key(os.path.relpath(p, source)))
         if not files:
-            raise UserError(f"--wav {source}: the folder holds no audio files ({', '.join(_extensions())})")
+            raise UserError(f"{source_named(source, api)}: the folder holds no audio files "
+                            f"({', '.join(_extensions())})")
         return Inputs(source, tuple(files), True)
     if os.path.isfile(source):
         if _is_list(source):
             paths, speakers = read_file_list(source)
             return Inputs(source, tuple(paths), True, None if speakers is None else tuple(speakers))
         if not is_audio(source):
-            raise UserError(f"--wav {source}: not an audio file ({', '.join(_extensions())}) nor a CSV list of files")
+            raise UserError(f"{source_named(source, api)}: not an audio file ({', '.join(_extensions())}) nor a "
+                            "CSV list of files")
         return Inputs(source, (source,), False)
-    raise UserError(f"--wav {source}: no such file or folder")
+    raise UserError(f"{source_named(source, api)}: no such file or folder")
 
 
 def listed_once(source):

@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 
 from ..core.atomic_file import atomic_write, check_writable, write_table
-from ..core.errors import UserError
+from ..core.errors import UserError, named
 from ..data.corpora import SAMPLE_RATE
 
 FRAME = 512  # samples per energy frame (23 ms at 22 050 Hz)
@@ -108,20 +108,23 @@ def _source_blocks(source, block_frames: int) -> Iterator[np.ndarray]:
     yield from _file_blocks(source, block_frames)
 
 
-def checked_source(source) -> tuple[object, str]:
-    """(source, name) for one audio file or ``(samples, sample_rate)``; a one-line error for anything else."""
+def checked_source(source, api: bool = True) -> tuple[object, str]:
+    """(source, name) for one audio file or ``(samples, sample_rate)``; a one-line error for anything else (naming
+    the API's ``source`` or, with ``api=False``, ``--wav``)."""
     if isinstance(source, tuple) and len(source) == 2 and not isinstance(source[0], (str, os.PathLike)):
         return source, "<array>"
     if not isinstance(source, (str, os.PathLike)):
         raise UserError(f"timeline: {type(source).__name__} given; it takes one audio file or (samples, sample_rate)")
     from ..data.audio import is_audio
+    from .predict import source_named
     path = os.fspath(source)
     if os.path.isdir(path):
-        raise UserError(f"--wav {path}: --timeline reads one audio file, not a folder")
+        raise UserError(f"{source_named(path, api)}: {'timeline' if api else '--timeline'} reads one audio file, "
+                        "not a folder")
     if not os.path.isfile(path):
-        raise UserError(f"--wav {path}: no such file")
+        raise UserError(f"{source_named(path, api)}: no such file")
     if not is_audio(path):
-        raise UserError(f"--wav {path}: not an audio file (wav, flac, ogg, mp3)")
+        raise UserError(f"{source_named(path, api)}: not an audio file (wav, flac, ogg, mp3)")
     if os.path.getsize(path) == 0:
         raise UserError(f"{path}: the file is empty (0 bytes); nothing to put on a timeline")
     return path, path
@@ -129,11 +132,13 @@ def checked_source(source) -> tuple[object, str]:
 
 # --- voice activity and windows -------------------------------------------------------------------------------
 
-def frame_levels(blocks) -> tuple[np.ndarray, int]:
-    """(level in dB re full scale of every ``FRAME``-sample frame, the signal's length in samples)."""
-    powers, carry, samples = [], np.empty(0, np.float32), 0
+def frame_levels(blocks) -> tuple[np.ndarray, int, float]:
+    """(level in dB re full scale of every ``FRAME``-sample frame, the signal's length in samples, its largest
+    absolute sample)."""
+    powers, carry, samples, peak = [], np.empty(0, np.float32), 0, 0.0
     for block in blocks:
         samples += len(block)
+        peak = max(peak, float(np.abs(block).max())) if len(block) else peak
         data = np.concatenate([carry, block])
         whole = len(data) // FRAME * FRAME
         powers.append(np.square(data[:whole], dtype=np.float64).reshape(-1, FRAME).mean(axis=1))  # (frames,)
@@ -141,7 +146,7 @@ def frame_levels(blocks) -> tuple[np.ndarray, int]:
     if len(carry):
         powers.append([np.square(carry, dtype=np.float64).mean()])
     power = np.concatenate(powers) if powers else np.empty(0)
-    return 10 * np.log10(np.maximum(power, 1e-20)), samples  # digital silence: -200 dB
+    return 10 * np.log10(np.maximum(power, 1e-20)), samples, peak  # digital silence: -200 dB
 
 
 def voiced_frames(levels: np.ndarray) -> np.ndarray:
@@ -172,7 +177,7 @@ def voiced_windows(voiced: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> 
 def _regions(voiced: np.ndarray, samples: int) -> list[list[float]]:
     """[start, end] seconds of each run of voiced frames."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]])))  # run starts, ends
-    return [[round(a * FRAME / SAMPLE_RATE, 3), round(min(b * FRAME, samples) / SAMPLE_RATE, 3)]
+    return [[round(int(a) * FRAME / SAMPLE_RATE, 3), round(min(int(b) * FRAME, samples) / SAMPLE_RATE, 3)]
             for a, b in edges.reshape(-1, 2)]
 
 
@@ -191,21 +196,23 @@ def _window_signals(blocks, starts: np.ndarray, length: int) -> Iterator[np.ndar
         yield buffer[start - offset:]
 
 
-def _hop_samples(hop: Optional[float], length: int) -> int:
-    """``hop`` seconds in samples (default half a window); one line for a hop that is not in (0, window]."""
+def checked_hop(hop: Optional[float], length: int, api: bool = True) -> int:
+    """``hop`` seconds in samples (default half a window); one line for a hop that is not in (0, window], naming
+    the API's ``hop`` or, with ``api=False``, ``--hop``."""
     window = length / SAMPLE_RATE
     if hop is None:
         return length // 2
     if isinstance(hop, bool) or not isinstance(hop, (int, float, np.integer, np.floating)):  # the API's
         raise UserError(f"hop={hop!r}: give a number of seconds, or None for half a window")
+    given = named("hop", hop, api=True) if api else f"--hop {hop:g}"
     if not (math.isfinite(hop) and round(hop * SAMPLE_RATE) >= 1):
-        raise UserError(f"--hop {hop:g}: must be a positive number of seconds")
+        raise UserError(f"{given}: must be a positive number of seconds")
     samples = round(hop * SAMPLE_RATE)
     if samples < FRAME:  # finer than the energy rule's frames: many times the windows (--hop 0.0001: 10 000 a second)
-        raise UserError(f"--hop {hop:g}: shorter than one {FRAME / SAMPLE_RATE * 1000:.0f} ms frame of the energy "
+        raise UserError(f"{given}: shorter than one {FRAME / SAMPLE_RATE * 1000:.0f} ms frame of the energy "
                         f"rule; give at least {math.ceil(FRAME / SAMPLE_RATE * 1000) / 1000:g}")
     if samples > length:
-        raise UserError(f"--hop {hop:g}: longer than the model's {window:.2f} s window, so the windows would leave "
+        raise UserError(f"{given}: longer than the model's {window:.2f} s window, so the windows would leave "
                         f"parts of the file unscored; give at most {math.floor(window * 100) / 100:.2f}")
     return samples
 
@@ -230,7 +237,9 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
         keeps none); ``voiced_regions`` ([start, end] seconds of the voiced frames), ``voiced_seconds`` (the time
         the voiced windows own), ``overall`` (the mean probabilities of the voiced windows), ``share_of_time`` (of
         ``voiced_seconds``, per label) and ``domain_shift``: the voiced windows together against
-        ``window_threshold`` (data/feature_statistics.py), with a ``warning`` above it (None without statistics).
+        ``window_threshold`` (data/feature_statistics.py), with a ``warning`` above it (None without statistics);
+        ``warning``: predict's warning for the whole file (much shorter than a window, or samples far beyond full
+        scale), or None.
 
     A run trained with ``--normalize speaker`` takes the file as one speaker: its windows are scored once all are
     read, standardised with the statistics of all of them (memory then grows with the file's windows).
@@ -239,8 +248,8 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     from ..data.features import N_MFCC, signal_features
     source, name = checked_source(source)
     length = run.signal_length
-    hop_samples = _hop_samples(hop, length)
-    levels, samples = frame_levels(_source_blocks(source, block_frames))
+    hop_samples = checked_hop(hop, length)
+    levels, samples, peak = frame_levels(_source_blocks(source, block_frames))
     if samples == 0:
         raise UserError(f"{name}: holds no audio samples; nothing to put on a timeline")
     frames = voiced_frames(levels)
@@ -277,7 +286,9 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     for window, row in zip(result["windows"], means):  # each window's own distance (None: skipped, or no statistics)
         window["shift"] = (mfcc_statistics.means_distance(row[None], run.feature_statistics)
                            if shift is not None and window["voiced"] else None)
-    return {**result, "domain_shift": shift}
+    from .predict import Clip, clip_warning  # the file as predict would warn of it: much too short, or cast PCM
+    warning = clip_warning(Clip(name, samples / SAMPLE_RATE, peak=peak), length)
+    return {**result, "domain_shift": shift, "warning": warning}
 
 
 def stretches(starts: np.ndarray, ends: np.ndarray, total) -> np.ndarray:
@@ -292,7 +303,7 @@ def _summary(name: str, classes: list, samples: int, length: int, hop: int, star
     """The timeline's dict (see ``timeline``)."""
     labels = np.where(voiced, np.nan_to_num(probabilities).argmax(axis=1), -1)  # (W,), -1 when skipped
     owned = np.diff(stretches(starts, ends, samples)) / SAMPLE_RATE * voiced  # (W,) seconds
-    windows = [{"start": round(s / SAMPLE_RATE, 3), "end": round(e / SAMPLE_RATE, 3), "voiced": bool(v),
+    windows = [{"start": round(int(s) / SAMPLE_RATE, 3), "end": round(int(e) / SAMPLE_RATE, 3), "voiced": bool(v),
                 "label": classes[label] if v else None,
                 "probabilities": {c: float(p) for c, p in zip(classes, row)} if v else None}
                for s, e, v, label, row in zip(starts, ends, voiced, labels, probabilities)]
@@ -417,10 +428,13 @@ def format_summary(result: dict) -> str:
 
 def run_cli(run, wav: str, hop: Optional[float], output: Optional[str], fold: Optional[int]) -> dict:
     """``--mode predict --timeline``: the timeline of ``wav`` printed, and written as a table and a picture."""
+    checked_hop(hop, run.signal_length, api=False)  # named as the flag, before any audio is read
     table, picture = output_paths(wav, output)
     check_writable(table, "--output")
     check_writable(picture, "--output")
     result = run.timeline(wav, hop, fold)
+    if result["warning"]:
+        print(f"warning: {result['warning']}", file=sys.stderr)
     shift = result.get("domain_shift")
     if shift and shift["warning"]:
         print(f"warning: {shift['warning']}", file=sys.stderr)

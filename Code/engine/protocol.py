@@ -149,9 +149,12 @@ class EpochProgress:
 
 def check_validation_split(config: RunConfig, folds: list) -> None:
     """inner_val: every training fold of ``folds`` keeps rows to fit and rows to choose the epoch on (the sizes
-    sklearn's train_test_split makes: ceil(val_fraction x rows) held out); one line naming --val_fraction if not."""
+    sklearn's train_test_split makes: ceil(val_fraction x rows) held out); one line naming --val_fraction if not.
+    A share smaller than the number of classes is warned of: some classes are not in it (it cannot be stratified),
+    and the kept epoch is chosen on the accuracy of a handful of utterances."""
     if config.protocol != "inner_val":
         return
+    smallest = None
     for train_idx, _ in folds:
         rows = len(train_idx)
         held = math.ceil(config.val_fraction * rows)
@@ -159,6 +162,11 @@ def check_validation_split(config: RunConfig, folds: list) -> None:
             raise UserError(f"--val_fraction {config.val_fraction:g}: --protocol inner_val would hold out {held} of a "
                             f"training fold's {rows} rows to choose its epoch; it needs at least one row to hold out "
                             "and one to fit")
+        smallest = held if smallest is None else min(smallest, held)
+    if smallest is not None and smallest < len(config.classes):
+        print(f"warning: --val_fraction {config.val_fraction:g} holds out {smallest} row(s) of a training fold, fewer "
+              f"than its {len(config.classes)} classes: some classes are missing from it, and each fold's epoch is "
+              "chosen on the accuracy of a handful of utterances", file=sys.stderr)
 
 
 def validation_rows(config: RunConfig, train_idx: np.ndarray, test_idx: np.ndarray, y: np.ndarray,
