@@ -30,6 +30,7 @@ from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, record
 from .Model import ModelSpec, batch_spec, build_model, inference_function, legacy_weight_groups
 from .nn import fused_ops
 from .nn.flat_adam import FlatAdam
+from .nn.legacy_weights import all_finite
 from .runs import results
 from .runs.run_folder import RunFolder
 
@@ -175,7 +176,7 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
             if val_accuracy > best_accuracy:  # strictly better, as Keras' ModelCheckpoint(save_best_only)
                 best_accuracy, best_epoch, best_weights = val_accuracy, epoch, trainer.get_weights()
         progress.update(epoch, logs)
-        if config.protocol == "last_epoch" and not math.isfinite(loss) and not finite(trainer.get_weights()):
+        if config.protocol == "last_epoch" and not math.isfinite(loss) and not all_finite(trainer.get_weights()):
             break  # NaN weights stay NaN, and this protocol keeps the last epoch: save_trained_fold refuses it now
     if best_weights is not None:
         trainer.set_weights(best_weights)
@@ -196,14 +197,10 @@ def _fold_label(spec: ModelSpec, run: RunFolder, fold: int) -> str:
     return f"[{spec.name} {run.config.data} fold {fold + 1}/{run.k}]"
 
 
-def finite(weights: list[np.ndarray]) -> bool:
-    return all(np.isfinite(w).all() for w in weights)
-
-
 def save_trained_fold(run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray, fold: int, kept: dict) -> dict:
     """Evaluate the trainer's weights (fold ``fold``'s kept epoch) once on its test fold; save weights and record.
     Weights that are not finite are never saved or scored (they predict one class for every utterance): Diverged."""
-    if not finite(trainer.get_weights()):
+    if not all_finite(trainer.get_weights()):
         losses = kept["history"]["loss"]
         epoch = next((e for e, loss in enumerate(losses, 1) if not math.isfinite(loss)), None)
         when = f"training loss {losses[epoch - 1]:g} at epoch {epoch}" if epoch else f"after epoch {len(losses)}"

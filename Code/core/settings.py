@@ -17,12 +17,17 @@ from .errors import UserError, named_twice
 MAX_SEED = (2 ** 32 - 1000) // 1000
 
 
+def seed_in_range(seed: int) -> bool:
+    """Whether ``seed`` is one a run may have: 0 to MAX_SEED."""
+    return 0 <= seed <= MAX_SEED
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``46`` or ``46,47,48`` as integers from 0 to MAX_SEED; one line naming --random_seed otherwise."""
     if not re.fullmatch(r"\s*-?\d+(\s*,\s*-?\d+)*\s*", text or ""):
         raise UserError(f"--random_seed {text!r}: expected an integer or a comma-separated list like 46,47,48")
     seeds = tuple(int(s) for s in text.split(","))
-    if not all(0 <= seed <= MAX_SEED for seed in seeds):
+    if not all(map(seed_in_range, seeds)):
         raise UserError(f"--random_seed {text}: each seed must be between 0 and {MAX_SEED} (fold i of seed s draws "
                         "from s x 1000 + i, which NumPy takes up to 2^32 - 1)")
     twice = named_twice(seeds)

@@ -196,7 +196,7 @@ class Run:
 
     def _predict_clips(self, clips: list, fold: Optional[int], speaker_statistics=None) -> list[dict]:
         """Rows of ``clips``; ``speaker_statistics``: None, one (2, 39) array for all, or a list, one per clip."""
-        from . import predict
+        from .input_checks import signal_warning
         from .timeline import scored_span
         good = [c for c in clips if c.error is None]
         if isinstance(speaker_statistics, list):
@@ -213,7 +213,7 @@ class Run:
                 row = {"file": clip.name, "label": self.classes[int(mean[i].argmax())],
                        "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])},
                        **scored_span(clip.seconds, self.signal_length)}
-                warning = predict.clip_warning(clip, self.signal_length)
+                warning = signal_warning(clip.name, clip.seconds, self.signal_length, clip.silent, clip.peak)
                 if warning:
                     row["warning"] = warning
                 seen = self._training_corpus(seen_rows[i], inputs[i], fold)

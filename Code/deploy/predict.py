@@ -32,8 +32,8 @@ from ..data.audio import audio_files, is_audio, load_audio, resample
 from ..data.corpora import SAMPLE_RATE, natural_key
 from ..data.corpus_files import read_file_list
 from ..data.features import signal_features
+from .input_checks import source_named
 
-SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
 CHUNK = 256  # files read and predicted together: what a prediction of many files holds at a time
 
 
@@ -61,11 +61,6 @@ class Inputs:
 
     def __str__(self) -> str:
         return self.source
-
-
-def source_named(path: str, api: bool) -> str:
-    """How a message names the inputs: the command line's ``--wav PATH`` or the API's ``source='PATH'``."""
-    return f"source={path!r}" if api else f"--wav {path}"
 
 
 def list_inputs(source, api: bool = True) -> Inputs:
@@ -175,25 +170,6 @@ def _silent(signal: np.ndarray) -> bool:
 def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
     """Every input's features at once (``clip_chunks`` in one list)."""
     return [clip for chunk in clip_chunks(source, signal_length, kind) for clip in chunk]
-
-
-FAR_BEYOND_FULL_SCALE = 2.0  # a resampled full-scale file overshoots 1 a little; cast integers reach thousands
-
-
-def clip_warning(clip: Clip, signal_length: int) -> Optional[str]:
-    """A warning for a clip that is all silence (it got a confident label before, without a word; ``--timeline``
-    refuses such a file) or much shorter than the model's window (the run's signal length), else None."""
-    window = signal_length / SAMPLE_RATE
-    if clip.error is None and clip.silent:
-        return (f"{clip.name}: all silence (its loudest 23 ms frame is below -60 dBFS): its prediction says nothing "
-                "about an emotion")
-    if clip.error is None and clip.peak > FAR_BEYOND_FULL_SCALE:  # int16 PCM cast to float, not scaled: 32767
-        return (f"{clip.name}: samples reach {clip.peak:g}, far beyond full scale (1): integer PCM given as floats? "
-                "(divide int16 by 32768, or pass the integers); its prediction is unreliable")
-    if clip.error is None and clip.seconds < SHORT_CLIP * window:
-        return (f"{clip.name}: {clip.seconds:.2f} s, much shorter than the model's {window:.2f} s window "
-                "(zero-padded to that length): its prediction is unreliable")
-    return None
 
 
 def write_output(path: str, rows: Iterable[dict], classes) -> None:

@@ -39,6 +39,7 @@ import numpy as np
 from ..core.atomic_file import atomic_write, check_writable, write_table
 from ..core.errors import UserError, named
 from ..data.corpora import SAMPLE_RATE
+from .input_checks import signal_warning, source_named
 
 FRAME = 512  # samples per energy frame (23 ms at 22 050 Hz)
 THRESHOLD_DB = -40.0  # a frame is voiced within this many dB of the file's loudest frame
@@ -116,7 +117,6 @@ def checked_source(source, api: bool = True) -> tuple[object, str]:
     if not isinstance(source, (str, os.PathLike)):
         raise UserError(f"timeline: {type(source).__name__} given; it takes one audio file or (samples, sample_rate)")
     from ..data.audio import is_audio
-    from .predict import source_named
     path = os.fspath(source)
     if os.path.isdir(path):
         raise UserError(f"{source_named(path, api)}: {'timeline' if api else '--timeline'} reads one audio file, "
@@ -286,8 +286,7 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     for window, row in zip(result["windows"], means):  # each window's own distance (None: skipped, or no statistics)
         window["shift"] = (mfcc_statistics.means_distance(row[None], run.feature_statistics)
                            if shift is not None and window["voiced"] else None)
-    from .predict import Clip, clip_warning  # the file as predict would warn of it: much too short, or cast PCM
-    warning = clip_warning(Clip(name, samples / SAMPLE_RATE, peak=peak), length)
+    warning = signal_warning(name, samples / SAMPLE_RATE, length, peak=peak)  # as predict warns: too short, or cast
     return {**result, "domain_shift": shift, "warning": warning}
 
 

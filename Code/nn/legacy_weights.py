@@ -49,6 +49,11 @@ def read_weight_arrays(path: str) -> list[tuple[str, list[np.ndarray]]]:
         raise UserError(f"{path}: damaged weights file, missing {exc}") from None
 
 
+def all_finite(arrays) -> bool:
+    """Whether every array holds finite numbers only (a diverged fold's weights hold NaN or Inf)."""
+    return all(np.isfinite(a).all() for a in arrays)
+
+
 def check_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> list:
     """The arrays of ``path`` if they fit ``groups`` layer by layer in order and are finite; a ``UserError`` naming
     the first layer that does not fit (with both shapes), or that holds NaN or Inf."""
@@ -63,7 +68,7 @@ def check_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> l
             raise UserError(f"{path}: layer {file_name!r} has weight shapes {file_shapes}, the model's layer "
                             f"{model_name!r} expects {model_shapes} (another class count or model?)")
     for file_name, arrays in layers:  # saved by a version that kept a diverged fold: one class for every input
-        if not all(np.isfinite(a).all() for a in arrays):
+        if not all_finite(arrays):
             raise UserError(f"{path}: layer {file_name!r} holds weights that are not finite (NaN or Inf: the fold "
                             "diverged in training); they would predict one class for every utterance")
     return layers

@@ -51,7 +51,7 @@ from ..core.errors import UserError, named
 from ..core.flags import RUN_FLAGS, recorded, recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import MAIN, not_a_folder, shown
-from ..core.settings import MAX_SEED
+from ..core.settings import MAX_SEED, seed_in_range
 from ..data.corpora import CORPORA, SAMPLE_RATE
 from ..data.corpus_set import Part
 from ..data.features import N_MFCC
@@ -485,7 +485,7 @@ def refused_setting(config: RunConfig) -> str:
         refused = recorded_refusal(flag, recorded(config, flag), flag.run in _NULLABLE)
         if refused:
             return refused
-    if not 0 <= config.random_seed <= MAX_SEED:
+    if not seed_in_range(config.random_seed):
         return f"'config.random_seed' is {config.random_seed}: must be between 0 and {MAX_SEED}"
     hyper = config.hyper
     if hyper.activation not in BLOCK_ACTIVATIONS:

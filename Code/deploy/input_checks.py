@@ -1,0 +1,35 @@
+"""What predict and the timeline say of an input beside its scores: how a message names it, and the warnings of a
+signal whose score says little (all silence, much shorter than the model's window, samples far beyond full scale).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..data.corpora import SAMPLE_RATE
+
+SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
+FAR_BEYOND_FULL_SCALE = 2.0  # a resampled full-scale file overshoots 1 a little; cast integers reach thousands
+
+
+def source_named(path: str, api: bool) -> str:
+    """How a message names the inputs: the command line's ``--wav PATH`` or the API's ``source='PATH'``."""
+    return f"source={path!r}" if api else f"--wav {path}"
+
+
+def signal_warning(name: str, seconds: float, signal_length: int, silent: bool = False,
+                   peak: float = 0.0) -> Optional[str]:
+    """A warning for an input (``name``, ``seconds`` long) that is all silence (``silent``: the timeline's energy
+    rule; it got a confident label before, without a word), whose samples reach ``peak`` far beyond full scale,
+    or much shorter than the model's window (the run's signal length); else None."""
+    window = signal_length / SAMPLE_RATE
+    if silent:
+        return (f"{name}: all silence (its loudest 23 ms frame is below -60 dBFS): its prediction says nothing "
+                "about an emotion")
+    if peak > FAR_BEYOND_FULL_SCALE:  # int16 PCM cast to float, not scaled: 32767
+        return (f"{name}: samples reach {peak:g}, far beyond full scale (1): integer PCM given as floats? "
+                "(divide int16 by 32768, or pass the integers); its prediction is unreliable")
+    if seconds < SHORT_CLIP * window:
+        return (f"{name}: {seconds:.2f} s, much shorter than the model's {window:.2f} s window "
+                "(zero-padded to that length): its prediction is unreliable")
+    return None
