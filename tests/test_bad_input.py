@@ -375,6 +375,11 @@ def main_py_in_a_child_process(argv: list) -> tuple:
      f"{SPEECH_WAV}: is a file, not a folder of wav files"),
     (["--mode", "extract", "--data", "MINE", "--wav_path", "list.csv", "--feature_path", "list.csv"],
      "--feature_path list.csv: is the --wav_path manifest itself; name another file for the features"),
+    # a manifest or a run's run.json was replaced by the features; a name with '+' was written, then read as two
+    (["--mode", "extract", "--data", "MINE", "--wav_path", os.path.dirname(SPEECH_WAV), "--feature_path", "main.py"],
+     "--feature_path main.py: an existing file that is not a feature file (.npy); the features would replace it"),
+    (["--mode", "extract", "--data", "MY+SET", "--wav_path", os.path.dirname(SPEECH_WAV)],
+     "--data MY+SET: extract makes one corpus' feature file, and '+' joins the names of several for training"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", EMODB_2S, "--init_from", "no/such/run"], "--init_from no/such/run: no such folder"),
     (["--mode", "train", "--data", "EMODB", "--feature_path", EMODB_2S, "--model_path", "main.py/models"],
      "--model_path main.py/models: cannot be a folder ("),

@@ -362,3 +362,107 @@ def test_signature_matches_is_the_tolerance_test_on_every_pair_and_a_near_miss_i
     signatures[33] = signatures[20]  # the same audio twice: both rows, ascending
     assert [m.tolist() for m in features.signature_matches(near, signatures)] == [[7], [], [], [20, 33]]
     assert [len(m) for m in features.signature_matches(near, signatures[:0])] == [0, 0, 0, 0]
+
+
+# --- what a dataset's layout gives, and what it leaves out (a newcomer's probe found each wrong or unsaid) -----
+
+def test_a_manifest_is_read_by_the_names_of_its_columns(tmp_path):
+    """``path,speaker,label`` was read by position: the speakers became the classes."""
+    for name in ("a.wav", "b.wav"):
+        write_wav(str(tmp_path / name), seconds=0.05)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,speaker,label\na.wav,s1,angry\nb.wav,s2,sad\n")
+    assert [row[1:] for row in corpus_files.read_manifest(str(manifest))] == [("angry", "s1"), ("sad", "s2")]
+    assert corpus_files.dataset_classes(str(manifest)) == ("angry", "sad")
+    manifest.write_text("label,path\nangry,a.wav\nsad,b.wav\n")
+    assert [row[1:] for row in corpus_files.read_manifest(str(manifest))] == [("angry", ""), ("sad", "")]
+    for header, message in [("path,emotion\n", "line 1 names the columns 'path,emotion'; a manifest's are path, "
+                                               "label and optionally speaker, each once"),
+                            ("path,label,label\n", "line 1 names the columns 'path,label,label'")]:
+        manifest.write_text(header + "a.wav,angry\n")
+        with pytest.raises(UserError) as excinfo:
+            corpus_files.read_manifest(str(manifest))
+        one_line_error(excinfo, f"{manifest}: {message}")
+    manifest.write_text("path,label\na.wav,angry,s1\n")  # a third cell the header does not name
+    with pytest.raises(UserError) as excinfo:
+        corpus_files.read_manifest(str(manifest))
+    one_line_error(excinfo, "line 2 is not 'path,label': 'a.wav,angry,s1'")
+    (tmp_path / "sub").mkdir()
+    manifest.write_text("sub,angry\nnone.wav,sad\n")  # a folder ("does not exist" before)
+    with pytest.raises(UserError) as excinfo:
+        corpus_files.read_manifest(str(manifest))
+    one_line_error(excinfo, "line 1 names 'sub', a folder; a manifest lists one audio file a line")
+    manifest.write_text("a.wav,angry\nnone.wav,sad\n")
+    with pytest.raises(UserError) as excinfo:
+        corpus_files.read_manifest(str(manifest))
+    one_line_error(excinfo, f"line 2 names 'none.wav', which does not exist (a relative path is read from the "
+                            f"manifest's folder, {tmp_path})")
+
+
+def test_a_class_folder_or_the_datasets_folder_is_no_speaker(tmp_path):
+    """SAVEE's angry/a01.wav gave the speaker 'angry' (and --cv speaker held out whole classes, WAR 0 %); CASIA's
+    <dataset>/angry/201.wav gave the dataset's folder as every file's speaker."""
+    savee, casia = corpora.get_corpus("SAVEE"), corpora.get_corpus("CASIA")
+    prefixes = {"angry": "a", "disgust": "d", "fear": "f", "happy": "h", "neutral": "n", "sad": "sa", "surprise": "su"}
+    for label, prefix in prefixes.items():
+        write_wav(str(tmp_path / "savee" / label / f"{prefix}01.wav"), seconds=0.05)
+        write_wav(str(tmp_path / "savee" / label / f"DC_{prefix}02.wav"), seconds=0.05)  # the name gives DC
+        write_wav(str(tmp_path / "savee" / label / "JE" / f"{prefix}03.wav"), seconds=0.05)  # a folder below
+    speakers = {os.path.relpath(p, tmp_path / "savee"): s
+                for p, _, s in corpus_files.list_corpus_files(str(tmp_path / "savee"), savee)}
+    assert speakers["angry/a01.wav"] == "" and speakers["angry/DC_a02.wav"] == "DC"
+    assert speakers["angry/JE/a03.wav"] == "JE"
+    for label in casia.classes:
+        write_wav(str(tmp_path / "casia" / label / "201.wav"), seconds=0.05)
+    assert {s for _, _, s in corpus_files.list_corpus_files(str(tmp_path / "casia"), casia)} == {""}
+
+
+def test_a_manifest_of_a_known_corpus_takes_the_speakers_of_its_file_names(tmp_path):
+    for name in ("03a01Wa.wav", "10a01Tc.wav"):
+        write_wav(str(tmp_path / "audio" / name), seconds=0.05)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,speaker\naudio/03a01Wa.wav,angry,\naudio/10a01Tc.wav,sad,x9\n")
+    rows = corpus_files._manifest_items(str(manifest), EMODB)
+    assert [speaker for _, _, speaker in rows] == ["03", "x9"]  # the column wins where it says one
+
+
+def test_labels_sort_the_same_whatever_order_they_come_in_and_case_twins_are_refused(tmp_path):
+    for order in (["1", "01", "b"], ["b", "01", "1"]):
+        assert sorted(order, key=corpora.natural_key) == ["01", "1", "b"]  # '1' and '01' followed the hash order
+    for label in ("Angry", "angry", "sad"):
+        write_wav(str(tmp_path / label / "a.wav"), seconds=0.05)
+    with pytest.raises(UserError) as excinfo:
+        corpus_files.dataset_classes(str(tmp_path))
+    one_line_error(excinfo, f"{tmp_path}: the labels 'Angry' and 'angry' differ in case only; name the class one way")
+
+
+def test_audio_the_layout_leaves_out_is_said(tmp_path, capsys):
+    for k, label in enumerate(SYNTH.classes):
+        write_wav(str(tmp_path / "folders" / label / "a.wav"), seconds=0.05, value=0.01 * (1 + k))
+    write_wav(str(tmp_path / "folders" / "loose.wav"), seconds=0.05)
+    corpus_files.list_corpus_files(str(tmp_path / "folders"), SYNTH)
+    assert capsys.readouterr().err == (f"warning: 1 audio file(s) below {tmp_path / 'folders'} lie outside its class "
+                                       "folders (angry, happy, neutral, sad), so they are left out: loose.wav\n")
+    for name in ("03a01Wa.wav", "08a01Lb.wav", "09a01Ea.wav", "11a01Aa.wav", "12a01Fa.wav", "13a01Na.wav",
+                 "10b02Tc.wav", "notes.wav"):
+        write_wav(str(tmp_path / "named" / name), seconds=0.05)
+    corpus_files.list_corpus_files(str(tmp_path / "named"), EMODB)
+    assert capsys.readouterr().err == (f"warning: 1 audio file(s) below {tmp_path / 'named'} are not named like EMODB "
+                                       "files (no class of theirs in the name), so they are left out: notes.wav\n")
+
+
+def test_copies_are_warned_of_and_a_class_whose_files_were_all_skipped_is_refused(tmp_path, capsys):
+    for k, label in enumerate(SYNTH.classes):
+        for i in range(2):
+            write_wav(str(tmp_path / label / f"{i}.wav"), seconds=0.1, value=0.01 * (1 + i + 3 * k))
+    (tmp_path / "sad" / "copy.wav").write_bytes((tmp_path / "angry" / "0.wav").read_bytes())
+    extraction.extract_corpus(str(tmp_path), SYNTH, 4096, workers=1, progress=False)
+    assert capsys.readouterr().err == (
+        f"warning: 1 file(s) hold the same audio as another file (identical features), so one recording can be in a "
+        f"training fold and a test fold at once: {tmp_path / 'sad' / 'copy.wav'} = {tmp_path / 'angry' / '0.wav'}; "
+        "remove the copies\n")
+    for name in ("0.wav", "1.wav", "copy.wav"):
+        (tmp_path / "sad" / name).write_bytes(b"")  # every file of 'sad' undecodable
+    with pytest.raises(UserError) as excinfo:
+        extraction.extract_corpus(str(tmp_path), SYNTH, 4096, workers=1, progress=False, skip_bad_files=True)
+    one_line_error(excinfo, f"{tmp_path}: every file of class(es) sad could not be decoded")

@@ -367,6 +367,7 @@ def test_a_feature_file_without_speakers_is_one_line(tmp_path, capsys):
                  "--epoch", "1", "--split_fold", "2", "--model_path", str(tmp_path / "M")]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {path}: no speaker for every row (key 'speakers'), which --normalize speaker needs; " \
-                  "re-extract it with --mode extract (speakers come from a known corpus' file names, or from the " \
-                  "speaker column of a manifest (path,label,speaker); a folder of class folders gives none)\n"
+                  "re-extract it with --mode extract (speakers come from a known corpus' file names (in any layout), " \
+                  "or from the speaker column of a manifest (path,label,speaker); class folders of a dataset of " \
+                  "your own give none)\n"
     assert not os.path.exists(tmp_path / "M")  # refused before a run folder is made

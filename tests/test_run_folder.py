@@ -18,6 +18,7 @@ import soundfile as sf
 
 from conftest import CODE, SPEECH_WAV
 from test_engine import toy_data
+from timnet_ser.core.config import RunConfig
 from timnet_ser.main import main
 
 
@@ -326,3 +327,12 @@ def test_runs_made_in_one_second_never_share_a_results_file(tmp_path, capsys, mo
     stem = jsons[0][:-len(".json")]
     again = results.write_results(str(tmp_path / "R"), stem, records[0], records[0]["config"]["classes"])
     assert again["json"].endswith(f"{stem}_2.json")  # a re-test in the same second: a set of its own
+
+
+def test_other_features_of_another_signal_length_say_so():
+    """Features cut to another length re-tested a run labelled only OTHER FEATURES."""
+    from timnet_ser.engine.retest import retest_label
+    config = RunConfig(model="TIMNET", data="MY", classes=["a", "b"], feature_path="/x/my_30k.npy")
+    assert retest_label(True, False, config, (30000, 44100))["label"] == (
+        "OTHER FEATURES (my_30k.npy, not the run's; utterances of 30000 samples, the run's 44100)")
+    assert retest_label(True, False, config, (44100, 44100))["label"] == "OTHER FEATURES (my_30k.npy, not the run's)"

@@ -120,13 +120,20 @@ def run_extract(args: Settings) -> dict:
     from ..data import corpora, corpus_files, extraction, feature_files
     if not args.wav_path:
         raise UserError("--wav_path: required for --mode extract (the folder or manifest of the audio files)")
+    if "+" in args.data:  # a name with '+' was written, then read back as two corpora
+        raise UserError(f"--data {args.data}: extract makes one corpus' feature file, and '+' joins the names of "
+                        "several for training; extract each corpus on its own, under a name without '+'")
     path = feature_path(args.data, args.features, args.feature_path)
     if os.path.abspath(path) == os.path.abspath(args.wav_path):  # the features would replace the manifest
-        raise UserError(f"--feature_path {path}: is the --wav_path manifest itself; name another file for the features")
+        kind = "manifest" if path.lower().endswith(".csv") else "folder"
+        raise UserError(f"--feature_path {path}: is the --wav_path {kind} itself; name another file for the features")
     from ..data.audio import AUDIO_EXTENSIONS
     if path.lower().endswith(AUDIO_EXTENSIONS):  # one of the recordings, replaced by the features (it was)
         raise UserError(f"--feature_path {path}: names an audio file, which the feature file would replace; name it "
                         ".npy")
+    if os.path.isfile(path) and not feature_files.is_npy_file(path):  # a manifest, or a run's run.json, was replaced
+        raise UserError(f"--feature_path {path}: an existing file that is not a feature file (.npy); the features "
+                        "would replace it: name another file")
     check_writable(path, "--feature_path")  # before the work, not after it
     if args.data in corpora.CORPORA:
         corpus = corpora.CORPORA[args.data]
@@ -344,7 +351,7 @@ def run_test(args: Settings) -> dict:
         raise UserError(f"--split_fold {config.split_fold}: the run in {shown(run.path)} has {run.k} fold models, "
                         f"one per test fold; re-test it on {run.k} folds (--split_fold {run.k})")
     own_split = own_features and [t.tolist() for _, t in folds] == run.description["test_rows"]
-    retest = retest_label(own_split, own_features, config)
+    retest = retest_label(own_split, own_features, config, (features.info.signal_length, run.signal_length))
     description = (f"re-test of the run in {shown(run.path)} on its own split (the test rows of its run.json)"
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     files = [path for _, path in run.checked_weight_files()]

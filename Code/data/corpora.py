@@ -21,9 +21,10 @@ SAMPLE_RATE = 22050  # librosa.load's default rate, used by the original for eve
 LabelSpeaker = tuple[Optional[str], Optional[str]]
 
 
-def natural_key(name: str) -> list:
-    """Sort key comparing digit runs as numbers: 'a2' < 'a10'."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+def natural_key(name: str) -> tuple:
+    """Sort key comparing digit runs as numbers ('a2' < 'a10'), and names equal that way ('Angry' and 'angry', '1'
+    and '01') by their characters: the order never depends on the order they were found in."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)], name
 
 
 def _emodb(path: str) -> LabelSpeaker:

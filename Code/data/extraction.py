@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import sys
@@ -94,6 +95,22 @@ def _extract_into(x: np.ndarray, paths: list[str], length: int, kind: str, worke
     return skipped
 
 
+def _warn_of_copies(x: np.ndarray, paths: list[str]) -> None:
+    """One warning line for files whose features are identical to an earlier file's: the same recording under two
+    names (a copy, a hard link, another format), which can sit in a training fold and a test fold at once, or in
+    two classes."""
+    first, copies = {}, []
+    for i, row in enumerate(x):
+        digest = hashlib.sha256(row.tobytes()).digest()
+        if digest in first:
+            copies.append(f"{paths[i]} = {paths[first[digest]]}")
+        first.setdefault(digest, i)
+    if copies:
+        print(f"warning: {len(copies)} file(s) hold the same audio as another file (identical features), so one "
+              f"recording can be in a training fold and a test fold at once: {'; '.join(copies[:3])}"
+              f"{'; ...' if len(copies) > 3 else ''}; remove the copies", file=sys.stderr)
+
+
 def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = None, workers: int | None = None,
                    progress: bool = True, kind: str = "mfcc", skip_bad_files: bool = False) -> dict:
     """Every file of ``wav_path`` -> the feature dict of the authors' format plus metadata, in parallel.
@@ -135,6 +152,11 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
         x, items, paths = x[keep], [items[i] for i in keep], [paths[i] for i in keep]
     column = {c: i for i, c in enumerate(corpus.classes)}
     y = np.eye(corpus.num_classes, dtype=np.float32)[[column[label] for _, label, _ in items]]  # (N, C)
+    empty = [c for c, count in zip(corpus.classes, y.sum(axis=0)) if count == 0]
+    if empty:  # every file of a class skipped: a one-hot column that is never 1 (list_corpus_files refuses it too)
+        raise UserError(f"{wav_path}: every file of class(es) {', '.join(empty)} could not be decoded; a class "
+                        "without examples cannot be learned or scored")
+    _warn_of_copies(x, paths)
     root = os.path.dirname(os.path.abspath(wav_path)) if os.path.isfile(wav_path) else wav_path
     return {"x": x, "y": y, "files": np.array([os.path.relpath(p, root) for p in paths]),
             "speakers": np.array([s for _, _, s in items]), "classes": np.array(corpus.classes),

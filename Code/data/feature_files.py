@@ -31,6 +31,13 @@ def save_features(path: str, data: dict) -> None:
     atomic_write(path, write)
 
 
+def is_npy_file(path: str) -> bool:
+    """Whether the file at ``path`` begins as every .npy file does (NumPy's magic string): what extraction may
+    replace, where any other file (a manifest, a run's record, a recording) is the user's."""
+    with open(path, "rb") as f:
+        return f.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX
+
+
 # What a genuine feature file's pickle may name: numpy's array, dtype and scalar reconstruction
 # (``numpy._core`` since numpy 2, ``numpy.core`` before), nothing else.
 _ALLOWED = {

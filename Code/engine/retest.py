@@ -21,15 +21,19 @@ from ..runs import results
 from .fold_weights import FoldWeights
 
 
-def retest_label(own_split: bool, own_features: bool, config: RunConfig) -> dict:
-    """The ``retest`` entry of a re-test's record: whether split and features are the run's own, and a label."""
+def retest_label(own_split: bool, own_features: bool, config: RunConfig,
+                 signal_lengths: tuple[int, int] | None = None) -> dict:
+    """The ``retest`` entry of a re-test's record: whether split and features are the run's own, and a label;
+    ``signal_lengths``: (the features', the run's) where other features were cut to another length."""
     notes = []
     if not own_split:
         scheme = config.cv
         notes.append(f"OTHER SPLIT (seed {config.random_seed}, {config.split_fold}-fold {scheme}): its test folds "
                      "hold rows the fold models trained on, the figures are inflated")
     if not own_features:
-        notes.append(f"OTHER FEATURES ({os.path.basename(config.feature_path)}, not the run's)")
+        length = (f"; utterances of {signal_lengths[0]} samples, the run's {signal_lengths[1]}"
+                  if signal_lengths and signal_lengths[0] != signal_lengths[1] else "")
+        notes.append(f"OTHER FEATURES ({os.path.basename(config.feature_path)}, not the run's{length})")
     return {"split": "own" if own_split else "other", "features": "own" if own_features else "other",
             "label": "; ".join(notes)}
 
