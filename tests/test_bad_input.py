@@ -365,6 +365,11 @@ def main_py_in_a_child_process(argv: list) -> tuple:
     (["--mode", "train", "--data", "EMODB", "--feature_path", "no/such.npy"], "no/such.npy: feature file not found"),
     (["--mode", "train", "--data", "MINE", "--feature_path", "MFCC"], "MFCC: is a folder, not a feature file (.npy)"),
     (["--mode", "report", "--result_path", "main.py"], "--result_path main.py: is a file, not the folder of results"),
+    # Ray's own "local" listens on every interface; a malformed address reached Ray, which retried for minutes
+    (["--mode", "grid", "--grid", "g.toml", "--address", "local"],
+     "--address local: Ray's 'local' starts a Ray whose servers listen on every network interface"),
+    (["--mode", "grid", "--grid", "g.toml", "--address", "headnode"],
+     "--address 'headnode': give auto, HOST:PORT or ray://HOST:PORT"),
     (["--mode", "grid", "--grid", "g.toml", "--address", "none", "--workers", "2"],
      "--workers 2: sizes the Ray pool, and --address none trains in this process"),
     (["--mode", "extract", "--data", "EMODB", "--wav_path", os.path.dirname(SPEECH_WAV), "--mean_signal_length", "10"],

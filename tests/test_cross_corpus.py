@@ -170,7 +170,7 @@ def test_the_report_keeps_cross_corpus_tests_out_of_the_within_corpus_rows(train
     within = build_table([r for r in records if not r.get("cross_corpus")])
     assert within["runs"].tolist() == [1] and within["corpus"].str.contains("TOY").all()
     crossed = build_cross_corpus_table([r for r in records if r.get("cross_corpus")])
-    assert crossed.columns.tolist() == ["model", "trained on", "tested on OTHER: UAR / WAR %"]
+    assert crossed.columns.tolist() == ["model", "trained on", "features", "protocol", "tested on OTHER: UAR / WAR %"]
     report = open(os.path.join(results, "report.md")).read()
     assert report.index("## CROSS-CORPUS tests") > report.index("## Paired comparisons")
     copy = shutil.copytree(results, tmp_path / "R")  # a damaged cross-corpus record beside the others: one line
@@ -317,12 +317,19 @@ def test_the_api_reads_a_feature_file_and_an_unnamed_weights_folder_is_refused(t
 
 
 def test_the_cross_corpus_table_never_averages_runs_of_other_settings():
+    """Nor of other protocols (a paper run selected its epochs on its test folds), and a run tested twice on the
+    same file is one test: the repeat moved the mean and shrank the std."""
     from timnet_ser.runs.report import build_cross_corpus_table
 
-    def record(normalize, uar):
-        return {"model": "TIMNET", "mode": "cross_corpus", "config": {"hyper": {"normalize": normalize}},
-                "cross_corpus": {"train_corpus": "A", "test_corpus": "B"},
+    def record(normalize, uar, run, protocol="last_epoch"):
+        return {"model": "TIMNET", "mode": "cross_corpus", "weights_folder": f"M/A_{run}",
+                "config": {"hyper": {"normalize": normalize}, "protocol": protocol, "feature_path": "/x/A.npy"},
+                "cross_corpus": {"train_corpus": "A", "test_corpus": "B", "test_sha256": "b1", "fold_models": 2},
                 "summary": {"uar_pooled": uar, "war_pooled": uar}}
-    table = build_cross_corpus_table([record("none", 0.2), record("utterance", 0.4), record("none", 0.3)])
-    assert table["settings"].tolist() == ["normalize=none", "normalize=utterance"]
-    assert table["tested on B: UAR / WAR %"].tolist() == ["25.00 ± 5.00 / 25.00 ± 5.00 (2)", "40.00 / 40.00"]
+    table = build_cross_corpus_table([record("none", 0.2, 1), record("utterance", 0.4, 2), record("none", 0.3, 3),
+                                      record("none", 0.3, 3), record("none", 0.9, 4, "paper")])
+    assert table["protocol"].tolist() == ["last_epoch", "last_epoch", "paper"]
+    assert table["settings"].tolist() == ["normalize=none", "normalize=utterance", "normalize=none"]
+    assert table["features"].tolist() == ["A.npy"] * 3
+    assert table["tested on B: UAR / WAR %"].tolist() == ["25.00 ± 5.00 / 25.00 ± 5.00 (2)", "40.00 / 40.00",
+                                                         "90.00 / 90.00"]

@@ -259,6 +259,19 @@ def test_a_pool_that_cannot_be_made_is_one_line(nodes, workers, gpus, message):
         pool.pool_size(nodes, workers, gpus)
 
 
+def test_an_address_where_nothing_answers_is_one_line_within_seconds():
+    """Ray retried such an address for over five minutes, ignoring SIGTERM."""
+    import socket
+    with socket.socket() as probe:  # a loopback port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(UserError, match=rf"^--address 127.0.0.1:{port}: cannot reach a Ray cluster there \(nothing "
+                                        r"answered within 2 s: "):
+        pool.check_reachable(f"127.0.0.1:{port}", seconds=2)
+    assert time.monotonic() - started < 5
+
+
 def test_a_missing_grid_file_names_itself(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         grid_file.read_grid(str(tmp_path / "none.toml"))

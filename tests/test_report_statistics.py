@@ -351,8 +351,31 @@ def test_other_seeds_stay_samples_and_a_differing_repeat_is_named(tmp_path, caps
     gap = max(abs(a["uar"] - b["uar"]) for a, b in zip(_run("MODEL_A", 2)["folds"],
                                                       _run("MODEL_A", 2, predictor="B")["folds"]))
     assert gap > 0
-    assert f"seed 2 (a2.json, a2_other.json): per-fold UAR differs by up to {100 * gap:.2f} points; the first " \
-           "is used; counted once" in printed
+    assert f"seed 2 (a2.json, a2_other.json): per-fold UAR differs by up to {100 * gap:.2f} points; the oldest " \
+           "run's is used (a2.json); counted once" in printed
+
+
+def test_the_record_kept_of_a_repeat_does_not_depend_on_its_result_and_other_content_is_kept_apart(tmp_path,
+                                                                                                  capsys):
+    """The first by file name was kept, and a file name holds the run's mean WAR: the outcome chose the record.
+    Records of one seed whose test folds hold other labels (rows reordered under one file name) were merged."""
+    newer = {**_run("MODEL_A", 2, predictor="B"), "weights_folder": "/models/TOY_2_2026-02-01_MODEL_A"}
+    older = {**_run("MODEL_A", 2), "weights_folder": "/models/TOY_2_2026-01-01_MODEL_A"}
+    _write(tmp_path, "TOY_3fold_10.00", newer)  # sorts first by name
+    _write(tmp_path, "TOY_3fold_90.00", older)
+    rows = _table_of(tmp_path)
+    assert rows[("MODEL_A", "last_epoch")]["UAR % (pooled)"] == f"{100 * older['summary']['uar_pooled']:.2f}"
+    assert "the oldest run's is used (TOY_3fold_90.00.json)" in capsys.readouterr().out
+    other = _run("MODEL_A", 2)  # the same seed on other content: every true label another
+    for fold in other["folds"]:
+        fold["y_true"] = [(t + 1) % len(CLASSES) for t in fold["y_true"]]
+        fold.update(results.fold_metrics(fold["y_true"], fold["y_pred"], CLASSES))
+    other["summary"] = results.summarize(other["folds"])
+    _write(tmp_path, "reordered", {**other, "weights_folder": "/models/TOY_2_2026-03-01_MODEL_A"})
+    rows = _table_of(tmp_path)
+    assert rows[("MODEL_A", "last_epoch")]["runs"] == "2"
+    assert "not merged: MODEL_A, last_epoch on TOY TOY_features.npy, seed 2: 2 runs whose test folds hold other " \
+           "labels" in capsys.readouterr().out
 
 
 def test_merged_repeats_can_be_paired(tmp_path, capsys):

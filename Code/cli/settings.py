@@ -142,6 +142,13 @@ def validate(s: Settings) -> Settings:
     _check_finite(s)
     for check in ("positive", "at_least_2", "fraction", "block_count"):
         _check_range(s, check)
+    if s.mode == "grid" and s.address == "local":  # Ray's own "local" listens on every interface
+        raise UserError("--address local: Ray's 'local' starts a Ray whose servers listen on every network "
+                        "interface; leave --address out for a local Ray closed to the network (docs/grid.md)")
+    if s.mode == "grid" and s.address not in (None, "none", "auto") and not re.fullmatch(
+            r"(ray://)?([^\s:/\[\]]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}", s.address):
+        raise UserError(f"--address {s.address!r}: give auto, HOST:PORT or ray://HOST:PORT, none for no Ray, or leave "
+                        "it out for a local Ray")
     if s.mode == "grid" and s.address == "none":  # every fold in this process, one after the other: no pool
         unused = next((_typed(s, flags.BY_NAME[name]) for name in ("workers", "gpus_per_task") if name in s.given),
                       None)

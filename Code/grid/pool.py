@@ -306,9 +306,27 @@ def start_local_ray(cpus: int, gpus: int | None = 0, object_store_bytes: int = 5
                  logging_level="ERROR")
 
 
+CONNECT_SECONDS = 10  # how long a cluster's address may take to answer before the grid says it cannot reach it
+
+
+def check_reachable(address: str, seconds: float = CONNECT_SECONDS) -> None:
+    """One line where nothing answers at ``address`` (host:port or ray://host:port) within ``seconds``: Ray itself
+    retried for minutes, ignoring SIGTERM, and swapped a loopback host for the machine's address in its messages."""
+    import socket
+    host, _, port = address.removeprefix("ray://").rpartition(":")  # the form cli/settings.py checked
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise UserError(f"--address {address}: cannot reach a Ray cluster there (nothing answered within "
+                        f"{seconds:g} s: {exc.strerror or exc}); start one with `ray start --head`, or leave "
+                        "--address out for a local Ray") from None
+
+
 def join_cluster(address: str) -> None:
     """Connect to the Ray cluster at ``address`` (auto, host:port or ray://host:port); one line if it fails."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address != "auto":
+        check_reachable(address)
     import ray
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")

@@ -275,16 +275,31 @@ def group_key(record: dict) -> GroupKey:
                     run_settings(record) + label_map_setting(record))
 
 
+def _labels_fingerprint(record: dict) -> tuple:
+    """The true class of every row its folds tested, in row order: the same for every record of one feature
+    file's content whatever the seed; records of the same row and seed that differ in it ran on other content
+    under one file name (rows reordered, re-extracted), so they are no copies of one run."""
+    labels = {}
+    for fold in record["folds"]:
+        rows = fold.get("test_rows") or range(len(labels), len(labels) + len(fold.get("y_true") or []))
+        labels.update(zip(rows, fold.get("y_true") or []))
+    return tuple(labels[row] for row in sorted(labels))
+
+
 def _samples(records: list[dict]) -> dict[tuple, list[dict]]:
-    """(``group_key``, seed) -> the records of that one sample, in the order given (``load_records``: by path).
+    """(``group_key``, seed, ``_labels_fingerprint``) -> the records of that one sample, the oldest run folder first
+    (its name begins with its time), whatever their results: ordered by file name, the record whose mean WAR sorted
+    first as text was the one used.
 
     Within a row, model, corpus, feature file, protocol (a re-test's: its weights folder, split and features),
     folds and settings are equal; with the seed, so are the split and the initial weights. Several records of
     such a (row, seed) are re-tests or copies of one run, or the same run trained again; they are one sample.
     """
     samples = defaultdict(list)
-    for record in records:
-        samples[(group_key(record), record["config"]["random_seed"])].append(record)
+    for record in sorted(records, key=lambda r: (os.path.basename(os.path.normpath(r["weights_folder"])),
+                                                 r.get("path") or "")):
+        key = (group_key(record), record["config"]["random_seed"], _labels_fingerprint(record))
+        samples[key].append(record)
     return samples
 
 
@@ -292,7 +307,7 @@ def group_runs(records: list[dict]) -> list[tuple[GroupKey, list[dict]]]:
     """One record per sample (the first of ``_samples``) grouped by ``group_key``, ordered by model, corpus,
     features, protocol, cv and folds."""
     groups = defaultdict(list)
-    for (key, _), same in _samples(records).items():
+    for (key, _, _), same in _samples(records).items():
         groups[key].append(same[0])
     # settings may hold None (a record without a field): ordered by their text, never compared as values
     return sorted(groups.items(), key=lambda item: (*item[0][:-1], repr(item[0].settings)))
@@ -304,10 +319,12 @@ def _fold_results(record: dict) -> list[tuple]:
 
 def merge_notices(records: list[dict]) -> list[str]:
     """One line per sample that several records gave: which records were merged, and whether their per-fold
-    results are identical (else the largest per-fold UAR difference, and which record the report used)."""
+    results are identical (else the largest per-fold UAR difference, and which record the report used); and one
+    per row and seed whose records ran on other feature content under one file name, which are kept apart."""
     varying = _varying_settings(group_runs(records))
-    notices = []
-    for (key, seed), same in _samples(records).items():
+    notices, contents = [], defaultdict(int)
+    for (key, seed, _), same in _samples(records).items():
+        contents[(key, seed)] += 1
         if len(same) < 2:
             continue
         names = ", ".join(os.path.basename(record.get("path") or record["weights_folder"]) for record in same)
@@ -315,10 +332,17 @@ def merge_notices(records: list[dict]) -> list[str]:
             how = "identical per-fold results"
         else:
             gap = max(abs(a["uar"] - b["uar"]) for record in same for a, b in zip(record["folds"], same[0]["folds"]))
-            how = f"per-fold UAR differs by up to {100 * gap:.2f} points; the first is used"
+            how = (f"per-fold UAR differs by up to {100 * gap:.2f} points; the oldest run's is used "
+                   f"({os.path.basename(same[0].get('path') or same[0]['weights_folder'])})")
         notices.append(f"merged {len(same)} records of the same run/seed: {_row_label(key, varying)} on "
                        f"{_corpus_label(key)} {key.features}, {key.cv} {key.folds}-fold, seed {seed} ({names}): "
                        f"{how}; counted once")
+    for (key, seed), count in contents.items():
+        if count > 1:
+            notices.append(f"not merged: {_row_label(key, varying)} on {_corpus_label(key)} {key.features}, seed "
+                           f"{seed}: {count} runs whose test folds hold other labels, so other feature content under "
+                           "one file name; each is counted as a run of its own (name the files apart to keep them in "
+                           "rows of their own)")
     return notices
 
 
@@ -404,29 +428,43 @@ def build_table(records: list[dict]) -> pd.DataFrame:
 
 
 class CrossKey(NamedTuple):
-    """A row of the cross-corpus table: never mixes models, training corpora or settings."""
+    """A row of the cross-corpus table: never mixes models, training corpora, their feature files, protocols or
+    settings."""
 
     model: str
     train: str
+    features: str  # the training feature file's name
+    protocol: str  # the trained run's --protocol (and label smoothing history): paper selected on its test folds
     settings: tuple  # ((name, value), ...) from ``run_settings``, the values a record has
 
 
 def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
-    """CROSS-CORPUS tests: one row per model, training corpus and settings, one column per test corpus; a cell is
-    the pooled UAR % / WAR % of the tests found (mean ± std over tests when several, their number in brackets)."""
-    cells = defaultdict(list)
+    """CROSS-CORPUS tests: one row per model, training corpus, feature file, protocol and settings, one column per
+    test corpus; a cell is the pooled UAR % / WAR % of the tests found (mean ± std over the runs tested when
+    several, their number in brackets). The same run tested again on the same test file is one test (the first
+    record by path): a repeat moved the mean and shrank the std."""
+    cells, tested_runs = defaultdict(list), set()
     for record in records:
-        cross = record["cross_corpus"]
+        cross, config = record["cross_corpus"], record["config"]
+        repeat = (os.path.normpath(record["weights_folder"]), cross.get("test_sha256") or cross["test_corpus"],
+                  cross.get("fold_models"))
+        if repeat in tested_runs:
+            continue
+        tested_runs.add(repeat)
         settings = tuple((name, value) for name, value in run_settings(record) if value is not None)
+        history = config.get("label_smoothing_history") or "per_fold"
+        protocol = config.get("protocol", "paper") + ("" if history == "per_fold" else f", {history} smoothing")
         key = CrossKey(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
-                       cross["train_corpus"], settings)
+                       cross["train_corpus"], os.path.basename(config.get("feature_path") or "") or "–", protocol,
+                       settings)
         cells[(key, cross["test_corpus"])].append(record["summary"])
-    keys = sorted({key for key, _ in cells}, key=lambda k: (k.model, k.train, repr(k.settings)))
+    keys = sorted({key for key, _ in cells}, key=lambda k: (k.model, k.train, k.features, k.protocol,
+                                                             repr(k.settings)))
     tested = sorted({test for _, test in cells})
     varying = _varying_settings([(key, None) for key in keys])
     rows = []
     for key in keys:
-        row = {"model": key.model, "trained on": key.train}
+        row = {"model": key.model, "trained on": key.train, "features": key.features, "protocol": key.protocol}
         if varying:
             row["settings"] = _settings_text(key, varying) or "–"
         for test in tested:
