@@ -194,6 +194,14 @@ def test_a_comma_list_of_seeds_is_an_axis_and_other_axes_name_the_run(tmp_path):
                                                "TIMNET on EMODB, seed 47, lr=0.1", "TIMNET on EMODB, seed 47, lr=0.2"]
 
 
+def test_a_typed_flag_the_file_sets_is_named_not_dropped_unsaid(tmp_path, capsys):
+    path = write(tmp_path, 'random_seed = [1, 2]\nepoch = 3\n[[corpus]]\ndata = "EMODB"\nfeature_path = "E.npy"\n')
+    points = points_of(path, epoch=1, random_seed="5", feature_path="other.npy", lr=0.01)
+    assert [p.settings.epoch for p in points] == [3, 3] and [p.settings.lr for p in points] == [0.01, 0.01]
+    assert capsys.readouterr().out == "".join(f"grid {path}: --{name} typed on the command line is not used: the file "
+                                              f"sets {name}\n" for name in ("epoch", "feature_path", "random_seed"))
+
+
 def test_a_setting_a_points_model_or_protocol_does_not_read_is_left_out_of_that_point(tmp_path, capsys):
     """A model axis beside TIM-Net's dropout, a protocol axis beside inner_val's share: the command line refuses such
     a flag, a grid leaves it out of the points that do not read it, so that those are one run, not two identical
@@ -224,6 +232,10 @@ def test_a_setting_a_points_model_or_protocol_does_not_read_is_left_out_of_that_
     ("lr = []", "lr = []: an axis needs at least one value"),
     ("lr = [[0.1]]", "expected a string, a number or a boolean"),
     ("random_seed = [1, 1]", "random_seed = [1, 1]: names 1 twice"),  # merged into one run without a word before
+    # the same value in another spelling, as the flag reads it
+    ('random_seed = [1, "1"]', "random_seed = [1, '1']: names 1 twice"),
+    ('random_seed = ["1,2", 2]', "random_seed = ['1,2', 2]: names 2 twice"),
+    ('lr = [0.001, "1e-3"]', "lr = [0.001, '1e-3']: names 0.001 twice"),
 ])
 def test_a_bad_grid_file_is_one_line_naming_it(tmp_path, text, message):
     path = write(tmp_path, text)

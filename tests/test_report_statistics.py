@@ -13,6 +13,7 @@ import sys
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.metrics import recall_score
@@ -516,3 +517,13 @@ def test_a_results_file_of_ours_that_does_not_read_is_named_not_skipped(tmp_path
     with pytest.raises(report.UserError, match=f"^{re.escape(str(tmp_path / name))}: damaged results file "
                                                f"\\({re.escape(why)}"):
         report.load_records(str(tmp_path))
+
+
+def test_the_latex_table_escapes_every_special_character_and_sets_code_in_typewriter():
+    """The caption's `MFCC/<KEY>.npy` printed as ¡KEY¿ between curly quotes, and braces or a $ broke the file."""
+    tex = report.to_latex(pd.DataFrame({"a_b": ["1 ± 2 %", "x\\y{z}^~"]}),
+                          "features in `MFCC/<KEY>.npy` & 50% $ # and an odd ` quote")
+    assert "\\caption{features in \\texttt{MFCC/\\textless{}KEY\\textgreater{}.npy} \\& 50\\% \\$ \\# and an odd ' " \
+           "quote}" in tex
+    assert "a\\_b \\\\" in tex and "1 $\\pm$ 2 \\% \\\\" in tex
+    assert "x\\textbackslash{}y\\{z\\}\\textasciicircum{}\\textasciitilde{} \\\\" in tex

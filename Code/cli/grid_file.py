@@ -110,11 +110,29 @@ def grid_axes(path: str, table: dict) -> list[tuple[str, list]]:
             raise UserError(f"--grid {path}: {key} = []: an axis needs at least one value")
         for item in values:
             _check_value(path, key, item)
-        twice = named_twice(values)
+        twice = named_twice(_as_read(key, values))
         if twice is not None:  # one run twice (merged without a word), as --random_seed 1,1 is refused
             raise UserError(f"--grid {path}: {key} = {values}: names {twice!r} twice")
         axes.append((key, [_resolved(path, key, item) for item in values]))
     return axes
+
+
+def _as_read(key: str, values: list) -> list:
+    """An axis' values as the flag reads them, so that one value in two spellings is seen twice: a number of a
+    number flag (1 and "1", 0.001 and "0.001"), each seed of a seed list ("1,2" and 2)."""
+    if key == "random_seed":
+        seeds = [part.strip() for value in values for part in str(value).split(",")]
+        return [int(seed) if seed.lstrip("-").isdigit() else seed for seed in seeds]
+    kind = BY_NAME[key].type
+    if kind in (int, float):
+        read = []
+        for value in values:
+            try:
+                read.append(kind(value) if not isinstance(value, bool) else value)
+            except (TypeError, ValueError):
+                read.append(value)
+        return read
+    return values
 
 
 def _switches() -> set[str]:
@@ -149,6 +167,10 @@ def expand(path: str, table: dict, typed: dict) -> list[Point]:
     """Every point of the grid, its flags checked by settings.py. ``typed``: the command line's flags."""
     axes = grid_axes(path, table)
     switches = _switches()
+    set_by_file = {name for key, values in axes  # a [[corpus]] table's keys, or the axis' own
+                   for name in ({n for table in values for n in table} if key == "corpus" else {key})}
+    for name in sorted(set(typed) & set_by_file):  # the file wins (docs/grid.md): said, not dropped without a word
+        print(f"grid {path}: --{name} typed on the command line is not used: the file sets {name}")
     points, unread = [], set()
     for combination in itertools.product(*[values for _, values in axes]):
         flags, others = dict(typed), {}  # the point's label: the values of its other axes, by key

@@ -432,9 +432,9 @@ def run_grid(path: str, points: list, pool: Pool) -> dict:
         print(f"grid: {len(the_plan.failures)} failed:", file=sys.stderr)
         for what, error in the_plan.failures:
             print(f"  {what}: {error}", file=sys.stderr)
+        others = "the other runs are done" if the_plan.runs else "no run was made"
         raise UserError(f"--grid {path}: {len(the_plan.failures)} point(s) or fold(s) failed (listed above); "
-                        "the other runs are done. Fix them and run the same grid command again: finished folds "
-                        "are kept")
+                        f"{others}. Fix them and run the same grid command again: finished folds are kept")
     return {"runs": [planned.run.path for planned in the_plan.runs], "failures": the_plan.failures,
             "reports": reports}
 

@@ -561,10 +561,19 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+# every character LaTeX reads as a command (under the default OT1 encoding < and > print as ¡ and ¿), in one pass
+_LATEX = str.maketrans({"\\": "\\textbackslash{}", "{": "\\{", "}": "\\}", "$": "\\$", "&": "\\&", "#": "\\#",
+                        "%": "\\%", "_": "\\_", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}",
+                        "<": "\\textless{}", ">": "\\textgreater{}", "±": "$\\pm$"})
+
+
 def to_latex(table: pd.DataFrame, caption: str, label: str = "tab:ser-results") -> str:
-    def escape(value) -> str:
-        return str(value).replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%") \
-            .replace("&", "\\&").replace("#", "\\#").replace("±", "$\\pm$")
+    def escape(value) -> str:  # Markdown's `code` (in the notes) as \texttt, the rest escaped
+        parts = str(value).split("`")
+        if len(parts) % 2 == 0:  # a last backtick without its pair opens no code span
+            parts[-2:] = ["'".join(parts[-2:])]
+        return "".join(part.translate(_LATEX) if i % 2 == 0 else f"\\texttt{{{part.translate(_LATEX)}}}"
+                       for i, part in enumerate(parts))
     lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{escape(caption)}}}", f"\\label{{{label}}}",
              "\\begin{tabular}{" + "l" * len(table.columns) + "}", "\\hline",
              " & ".join(escape(c) for c in table.columns) + " \\\\", "\\hline"]
