@@ -8,6 +8,7 @@ the authors' legacy ``.hdf5`` files. Adding a model means a network file and one
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -153,6 +154,22 @@ def stacked_refusal(model: str, activation: str = "relu", normalize: str = "none
     if augment:
         return "--augment: the stacked path shares one x between its members; train sequentially"
     return None
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str | None):
+    """Keras' global dtype policy ``name`` (core/precision.policy) while models are built in the block, then the one
+    before; None leaves it. A layer keeps the policy it was built under, so a run's models compute as it trained."""
+    import keras
+    if name is None:
+        yield
+        return
+    before = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
 
 
 def build_model(spec: ModelSpec, input_shape: tuple, num_classes: int, hyper: Hyper) -> keras.Model:

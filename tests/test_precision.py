@@ -113,6 +113,22 @@ def test_a_bf16_run_trains_records_and_labels_it(tmp_path, policy, capsys):
         assert json.load(f)["config"]["mixed_precision"] == "bf16"
     assert any(name.endswith("_mixed-bfloat16.json") for name in os.listdir(tmp_path / "R"))
     assert require_run(folder, "--test_path").config.mixed_precision == "bf16"
+    # predict and the API compute as the run was tested (in float32 they disagreed with its recorded predictions),
+    # whatever the global policy, which they leave as it was; an export computes in float32 and says so
+    import timnet_ser
+    from timnet_ser.deploy import export
+    keras.config.set_dtype_policy("float32")
+    run = timnet_ser.load_run(folder)
+    assert keras.config.dtype_policy().name == "float32"
+    assert run.model.get_layer("dense").dtype_policy.name == "float32"  # the softmax, as in training
+    assert {layer.dtype_policy.name for layer in run.model.layers[1:-1]} == {"mixed_bfloat16"}
+    for number, fold in enumerate(record["folds"], start=1):
+        _, probabilities = run.fold_outputs(x[fold["test_rows"]], fold=number)
+        assert probabilities[0].argmax(axis=1).tolist() == fold["y_pred"]
+    sidecar = export.sidecar_for(run.spec, run.data, run.classes, run.signal_length, run.input_shape, [1, 2],
+                                 run.folder, run.normalize, run.mixed_precision)
+    assert sidecar["compute"].startswith("float32 (the run trained and was tested in mixed precision bfloat16")
+    assert sidecar["signature"]["name"] == "serve"
 
 
 @pytest.mark.parametrize("recorded, setting", [(True, True), (False, False)])

@@ -14,6 +14,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ..core import precision
 from ..core.atomic_file import check_writable_folder
 from ..core.errors import DiskFull, TrainingInterrupted, UserError
 from ..core.paths import SYNTHETIC_WAV, check_outside_weights, feature_path, shown
@@ -469,6 +470,9 @@ def run_export(args: Settings) -> list[str]:
     check_output(os.path.normpath(args.output), args.format, args.test_path, api=False)
     weights = load_weights(args)  # starts TensorFlow once the folder's weights are found
     print(f"{weights_used(weights, args)} -> {args.format} {args.output}", flush=True)  # before the long conversion
+    if weights.mixed_precision:  # the exported graph is float32 (its sidecar's "compute" says so too)
+        print(f"note: the run trained in {precision.title_note(weights.mixed_precision).lower()}; the export computes "
+              "in float32, so a prediction near a class boundary can differ from the run's and from predict's")
     paths = weights.export(args.output, args.format, args.fold)
     for path in paths:
         print(f"wrote {path}")

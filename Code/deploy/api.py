@@ -51,8 +51,9 @@ class Run:
         self.folder, self.spec, self.hyper, self.data = folder, spec, hyper, data
         self.classes, self.signal_length, self.run = list(classes), int(signal_length), run
         self.input_shape = feature_shape(spec.features, self.signal_length)
+        self.mixed_precision = run.config.mixed_precision if run is not None else False
         self.weights = FoldWeights(spec, hyper, self.input_shape, len(self.classes), weight_files,
-                                   None if run is not None else data)
+                                   None if run is not None else data, self.mixed_precision)
         self.model = self.weights.model
         # the fused kernels' inference where the run evaluated its folds with them (run.json), and for the authors'
         # folders where setup.sh built them, as a re-test does (engine/retest.py)

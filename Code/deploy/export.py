@@ -45,6 +45,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from ..core import precision
 from ..core.atomic_file import atomic_directory, atomic_write
 from ..core.errors import UserError
 from ..data.corpora import SAMPLE_RATE
@@ -272,7 +273,8 @@ def _quiet_tensorflow():
 
 
 def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_length: int, input_shape: Sequence[int],
-                folds: Sequence[int], weights: str, normalize: str = "none") -> dict:
+                folds: Sequence[int], weights: str, normalize: str = "none",
+                mixed_precision: bool | str = False) -> dict:
     """What a consumer needs to make the input and read the output of the exported graph.
 
     Args:
@@ -284,7 +286,9 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
         folds: the fold numbers averaged.
         weights: the folder of weight files (only its name is recorded).
         normalize: the run's --normalize (``NORMALIZATION`` says what the graph expects).
+        mixed_precision: the run's --mixed_precision: the graph computes in float32 whatever the run did, and says so.
     """
+    trained = precision.title_note(mixed_precision)
     return {
         "model": spec.name,
         "paper": spec.paper,
@@ -300,6 +304,10 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
                   "normalize": {"mode": normalize, "rule": NORMALIZATION[normalize]}},
         "output": {"name": OUTPUT_NAME, "shape": [None, len(classes)], "dtype": "float32",
                    "meaning": "mean over the folds of each fold's softmax; columns in the order of classes"},
+        "signature": {"name": ENDPOINT, "meaning": "the SavedModel's signature and the TFLite file's signature runner "
+                                                   "that take the input and return the output by these names"},
+        "compute": "float32" + (f" (the run trained and was tested in {trained.lower()}: a prediction near a class "
+                                "boundary can differ from the run's and from predict's)" if trained else ""),
     }
 
 
@@ -309,7 +317,7 @@ def export_run(run, weight_files: Sequence[str], path: str, fmt: str) -> list[st
     indices = [i for i, (_, file, _) in enumerate(run.folds) if file in weight_files]
     model = fold_mean_model(run.weights, indices)
     sidecar = sidecar_for(run.spec, run.data, run.classes, run.signal_length, run.input_shape,
-                          [run.folds[i][0] for i in indices], run.folder, run.normalize)
+                          [run.folds[i][0] for i in indices], run.folder, run.normalize, run.mixed_precision)
     return export_model(model, path, fmt, sidecar, run.folder)
 
 

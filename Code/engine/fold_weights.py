@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..core import precision
 from ..core.config import Hyper
 from ..core.errors import UserError
 from ..data.corpora import CORPORA
-from ..Model import ModelSpec, build_model, legacy_weight_groups, without_pretrained
+from ..Model import ModelSpec, build_model, dtype_policy, legacy_weight_groups, without_pretrained
 from ..nn.legacy_weights import assign_weight_arrays, check_legacy_weights, read_weight_arrays
 
 if TYPE_CHECKING:
@@ -29,12 +30,15 @@ class FoldWeights:
     """
 
     def __init__(self, spec: ModelSpec, hyper: Hyper, input_shape: Sequence[int], num_classes: int,
-                 files: Sequence[tuple[int, str]], data: str | None = None):
+                 files: Sequence[tuple[int, str]], data: str | None = None, mixed_precision: bool | str | None = None):
         if files and data is not None:
             check_class_count(files[0][1], num_classes, data)
         self.spec, self.hyper = spec, without_pretrained(hyper)
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
-        self.model = build_model(spec, self.input_shape, num_classes, self.hyper)
+        # a run's --mixed_precision (core/precision.py): its models compute as it trained and was tested (a bf16
+        # run predicted in float32 disagreed with its recorded test predictions); None: the global policy
+        with dtype_policy(None if mixed_precision is None else precision.policy(mixed_precision)):
+            self.model = build_model(spec, self.input_shape, num_classes, self.hyper)
         self.groups = legacy_weight_groups(self.model)
         # every file checked before anything is used: (fold number, path, arrays by layer)
         self.folds = [(number, path, check_legacy_weights(path, self.groups)) for number, path in files]
@@ -47,7 +51,8 @@ class FoldWeights:
     def copy(self, index: int) -> keras.Model:
         """A separate network holding ``self.folds[index]``'s weights, named ``fold_<i>`` (copies' names differ)."""
         import keras
-        network = build_model(self.spec, self.input_shape, self.num_classes, self.hyper)
+        with dtype_policy("float32"):  # an exported graph computes in float32 (deploy/export.py says so)
+            network = build_model(self.spec, self.input_shape, self.num_classes, self.hyper)
         assign_weight_arrays(self.folds[index][2], legacy_weight_groups(network))
         number = self.folds[index][0]
         return keras.Model(network.input, network.output, name=f"fold_{number}")

@@ -63,7 +63,7 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
     """
     # every file checked before anything is written
     weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
-                          config.data)
+                          config.data, config.mixed_precision)
     results.prepare_folder(result_path)
     print(f"{results.run_title(config, 'test', retest)}\nweights <- {shown(weights_folder)}")
     records = []
