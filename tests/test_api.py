@@ -2,6 +2,7 @@
 and one rule for audio files in a folder and alone."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -145,6 +146,33 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
     ]:
         with pytest.raises(UserError, match=message):
             call()
+
+
+def test_the_authors_folder_is_never_cross_corpus_tested_on_its_recordings_and_its_record_is_reported(
+        emodb46, shared, tmp_path, capsys):
+    """EMO-DB's recordings under another corpus name scored 95 % "cross-corpus" on the authors' EMODB_46; and the
+    record of an authors' cross-corpus test (no seed, no fold count) made the report refuse the whole folder."""
+    data = np.load(os.path.join(shared, "reference", "EMODB_2s.npy"), allow_pickle=True).item()
+    common = {"x": data["x"][:8], "y": data["y"][:8], "classes": np.array(emodb46.classes),
+              "signal_length": np.int64(emodb46.signal_length)}
+    named = str(tmp_path / "MYEMO.npy")
+    np.save(named, {**common, "files": np.array(["x/03a01Wa.wav", *(f"u{i}.wav" for i in range(7))])})
+    with pytest.raises(UserError, match=r"MYEMO.npy: 1 of its 8 utterances are named as EMODB recordings are "
+                                        r"\(e.g. 03a01Wa.wav\), which the authors' weights in .*EMODB_46 trained on"):
+        emodb46.evaluate(named)
+    other = str(tmp_path / "OTHER.npy")
+    np.save(other, {**common, "files": np.array([f"u{i}.wav" for i in range(8)])})
+    results = str(tmp_path / "R")
+    assert main(["--mode", "test", "--test_path", os.path.join(shared, "reference", "Test_Models", "EMODB_46"),
+                 "--cross_corpus", "--data", "OTHER", "--feature_path", other, "--result_path", results]) == 0
+    [name] = [n for n in os.listdir(results) if n.endswith(".json")]
+    with open(os.path.join(results, name)) as f:
+        record = json.load(f)
+    assert record["config"]["random_seed"] == 46 and record["config"]["split_fold"] is None  # from the name
+    assert main(["--mode", "report", "--result_path", results]) == 0
+    with open(os.path.join(results, "report.md")) as f:
+        assert "| TIMNET | EMODB |" in f.read()
+    capsys.readouterr()
 
 
 def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, shared, tmp_path, capsys):

@@ -184,6 +184,19 @@ def test_the_command_line_fine_tunes_the_head_only_records_it_and_tests_and_pred
     soundfile.write(wav, np.random.default_rng(0).normal(0, 0.1, (FRAMES - 1) * 512), 22050)
     assert main(["--mode", "predict", "--test_path", run, "--wav", wav]) == 0
     assert "clip.wav: " in capsys.readouterr().out
+    # a "cross-corpus" test on what the source trained on: its weights saw those utterances (it was accepted, and
+    # scored above the source's own held-out figure)
+    theirs = str(tmp_path / "OTHER.npy")
+    xs, ys = toy(30, 0)
+    feature_files.save_features(theirs, {"x": xs, "y": ys, "classes": np.array(CLASSES),
+                                         "signal_length": np.int64((FRAMES - 1) * 512)})
+    for data in ("OTHER", "SRC"):
+        assert main(["--mode", "test", "--test_path", run, "--cross_corpus", "--data", data, "--feature_path",
+                     theirs, "--result_path", str(tmp_path / "X")]) == 2
+        err = capsys.readouterr().err
+        assert (f"which the weights this run was fine-tuned from, in {source.path} trained on; a cross-corpus figure "
+                "needs utterances no fold model saw") in err and err.count("\n") == 1
+        assert ("30 of its 30 utterances are audio," if data == "OTHER" else "SRC, the corpus,") in err
     for argv, message in ((["--init_fold", "2"], "--init_fold 2: belongs to fine-tuning; give --init_from"),
                           (["--init_from", source.path, "--training", "stacked"], "--init_from: a fine-tuned run "
                                                                                     "trains with --training seq")):

@@ -143,6 +143,14 @@ def custom_corpus(key: str, classes, signal_length: int) -> Corpus:
                   _no_name_parser)
 
 
+def named_recordings(key: str, files) -> list[str]:
+    """The names of ``files`` that the known corpus ``key``'s own naming reads as its recordings (EMO-DB's
+    03a01Wa.wav), sorted: what the authors' weights of that corpus trained on, which rows is not known. The file's
+    name alone is read: a folder (CASIA's emotion folders) says nothing of where a recording comes from."""
+    corpus = CORPORA[key]
+    return sorted({os.path.basename(f) for f in files if corpus.parse_name(os.path.basename(f))[0] in corpus.classes})
+
+
 def get_corpus(key: str) -> Corpus:
     """The corpus named ``key``; a one-line ``UserError`` listing the known keys otherwise."""
     try:

@@ -332,6 +332,7 @@ class Run:
                             f"{self.folder} were trained on; a cross-corpus test needs another corpus (re-test the "
                             "weights with --mode test)")
         self._refuse_training_audio(loaded.x, path or loaded.corpus.key)
+        self._refuse_source_audio(loaded, path or loaded.corpus.key)
         x = network_inputs(loaded.x, loaded.speakers, self.normalize, path or loaded.corpus.key)
         return cross_corpus.prepare(self.classes, self.data, self.input_shape, x, loaded.y,
                                     list(loaded.corpus.classes), loaded.corpus.key, label_map, path,
@@ -347,11 +348,43 @@ class Run:
                             "on (the same features as rows of its corpus); a cross-corpus figure needs utterances no "
                             "fold model saw: leave them out of the other corpus (or re-test the run with --mode test)")
 
+    def _refuse_source_audio(self, loaded, where: str) -> None:
+        """One line where the other corpus holds what weights before these trained on: the authors' corpus (its
+        recordings known by their names), or, for a fine-tuned run, its source's corpus and training audio (the
+        source's weights trained on them: a child of an EMODB_A run scored 61 % "cross-corpus" on EMODB_A, above its
+        source's own held-out figure). A source folder that is gone cannot tell."""
+        from ..data.corpora import CORPORA, named_recordings
+        source = (self.run.description.get("init_from") if self.run is not None else
+                  {"folder": self.folder, "data": self.data})
+        if not source:
+            return
+        whose = ("the authors' weights in" if self.run is None else "the weights this run was fine-tuned from, in")
+        refused = (f"{where}: {{}}, which {whose} {source['folder']} trained on; a cross-corpus figure needs "
+                   "utterances no fold model saw")
+        if self.run is not None and loaded.corpus.key == source["data"]:
+            raise UserError(refused.format(f"{source['data']}, the corpus"))
+        if source["data"] in CORPORA and loaded.info.files:
+            named = named_recordings(source["data"], loaded.info.files)
+            if named:
+                raise UserError(refused.format(f"{len(named)} of its {len(loaded.x)} utterances are named as "
+                                               f"{source['data']} recordings are (e.g. {named[0]})"))
+        try:
+            parent = run_folder.open_run(source["folder"]) if self.run is not None and os.path.isfile(
+                os.path.join(source["folder"], "run.json")) else None
+        except UserError:  # a damaged source record tells nothing either
+            parent = None
+        signatures = parent.training_signatures() if parent is not None else None
+        if signatures is not None and signatures.shape[1:] == row_signatures(loaded.x[:1]).shape[1:]:
+            seen = sum(len(m) > 0 for m in signature_matches(row_signatures(loaded.x), signatures))
+            if seen:
+                raise UserError(refused.format(f"{seen} of its {len(loaded.x)} utterances are audio"))
+
     def score_cross_corpus(self, test_set) -> dict:
         """The results record of the fold models' mean probability on a prepared cross-corpus TestSet."""
         from ..engine import cross_corpus
         _, probabilities = self.fold_outputs(test_set.x)
-        config = cross_corpus.config_of(self.run, self.data, self.model_name, self.classes, self.hyper)
+        config = cross_corpus.config_of(self.run, self.data, self.model_name, self.classes, self.hyper,
+                                        run_folder.authors_name(self.folder)[1])
         return cross_corpus.score(test_set, probabilities, self.classes, self.spec.describe(self.hyper, trained=False),
                                   config, self.folder)
 

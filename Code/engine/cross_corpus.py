@@ -101,11 +101,12 @@ def score(test_set: TestSet, probabilities: np.ndarray, classes: list, model: di
             "summary": results.summarize([fold])}
 
 
-def config_of(run, data: str, model: str, classes: list, hyper) -> dict:
-    """The record's ``config``: a run folder's RunConfig, or what is known of the authors' weights."""
+def config_of(run, data: str, model: str, classes: list, hyper, seed: int | None = None) -> dict:
+    """The record's ``config``: a run folder's RunConfig, or what is known of the authors' weights (``seed``: the
+    one their folder's name gives, else None; their fold count is not known)."""
     if run is not None:
         return asdict(run.config)
-    return {"model": model, "data": data, "classes": list(classes), "hyper": asdict(hyper), "random_seed": None,
+    return {"model": model, "data": data, "classes": list(classes), "hyper": asdict(hyper), "random_seed": seed,
             "split_fold": None}
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
 from ..core.paths import shown
-from ..data.corpora import CORPORA
+from ..data.corpora import CORPORA, named_recordings
 from ..data.features import row_signatures, signature_matches
 from ..data.label_map import lookup
 from ..Model import MODELS
@@ -114,9 +114,8 @@ def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndar
         if config.data.lower() == source.data.lower():
             raise UserError(f"--init_from {shown(source.folder)}: the authors' {source.data} weights trained on "
                             f"{source.data}, the corpus the new test folds hold (a leak)")
-        theirs = CORPORA[source.data].parse_name
-        named = sorted({os.path.basename(f) for rows in test_rows for f in np.asarray(data.files)[rows]
-                        if theirs(f)[0] is not None}) if data.files else []
+        named = named_recordings(source.data, [f for rows in test_rows for f in np.asarray(data.files)[rows]]) \
+            if data.files else []
         if named:  # their folds trained on (nearly) all of that corpus, which rows is not known
             raise UserError(f"--init_from {shown(source.folder)}: the authors' {source.data} weights trained on "
                             f"{source.data}, and {len(named)} test utterance(s) of the new run are named as its "

@@ -109,10 +109,13 @@ def check_record(path: str, record: dict) -> None:
     """Refuse, in one line naming the file and the field, a results record (ours by its keys) whose fields the
     report reads are missing or of another type: a damaged or hand-edited file, which would end deep in the report
     otherwise."""
-    own = ({"cross_corpus": dict} if "cross_corpus" in record  # a cross-corpus test, a re-test, a training run
+    cross = "cross_corpus" in record  # a cross-corpus test, a re-test, a training run
+    own = ({"cross_corpus": dict, "weights_folder": str} if cross
            else {"weights_folder": str} if record.get("mode") == "test" else {"protocol": str})
     classes = record["config"].get("classes") if isinstance(record.get("config"), dict) else None  # older: none
-    wrong = (wrong_field(record, {**_RECORD_FIELDS, **own}) or wrong_field(record["config"], _CONFIG_FIELDS, "config.")
+    # a cross-corpus test scores the mean of the fold models: the authors' folders record no seed or fold count
+    config_fields = {"data": str} if cross else _CONFIG_FIELDS
+    wrong = (wrong_field(record, {**_RECORD_FIELDS, **own}) or wrong_field(record["config"], config_fields, "config.")
              or wrong_field(record["summary"], _SUMMARY_FIELDS, "summary.")
              or ("'folds' is empty" if not record["folds"] else None)
              or next(filter(None, (wrong_field(fold, _FOLD_FIELDS, f"folds[{i}].")  # its fields, then predictions
