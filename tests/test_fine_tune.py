@@ -190,6 +190,20 @@ def test_the_command_line_fine_tunes_the_head_only_records_it_and_tests_and_pred
     xs, ys = toy(30, 0)
     feature_files.save_features(theirs, {"x": xs, "y": ys, "classes": np.array(CLASSES),
                                          "signal_length": np.int64((FRAMES - 1) * 512)})
+    # a resume of a fine-tuned run whose source is gone named --init_from, a flag the user never typed
+    import shutil
+    stopped = shutil.copytree(run, tmp_path / "stopped")
+    for name in ("2-fold_record_2.json", "2-fold_weights_best_2.hdf5"):
+        os.remove(stopped / name)
+    with open(stopped / "run.json") as f:
+        description = json.load(f)
+    description["config"]["init_from"] = description["init_from"]["folder"] = str(tmp_path / "gone")
+    with open(stopped / "run.json", "w") as f:
+        json.dump(description, f)
+    assert main(["--mode", "train", "--resume", str(stopped)]) == 2
+    assert capsys.readouterr().err == (f"error: --resume {stopped}: the run was fine-tuned from {tmp_path / 'gone'}, "
+                                       "which is gone; its folds not trained yet start from that folder's weights: "
+                                       "put it (or a copy) back there to resume\n")
     for data in ("OTHER", "SRC"):
         assert main(["--mode", "test", "--test_path", run, "--cross_corpus", "--data", data, "--feature_path",
                      theirs, "--result_path", str(tmp_path / "X")]) == 2

@@ -371,3 +371,17 @@ def test_a_feature_file_without_speakers_is_one_line(tmp_path, capsys):
                   "or from the speaker column of a manifest (path,label,speaker); class folders of a dataset of " \
                   "your own give none)\n"
     assert not os.path.exists(tmp_path / "M")  # refused before a run folder is made
+
+
+def test_evaluating_a_speaker_run_without_speakers_asks_for_them(speaker_run, tmp_path):
+    """It advised re-extracting a feature file, for arrays given in memory."""
+    import timnet_ser
+    from timnet_ser.core.errors import UserError
+    run = timnet_ser.load_run(speaker_run["folder"])
+    x, classes = speaker_run["x"], run.classes
+    y = np.eye(len(classes), dtype="float32")[np.arange(len(x)) % len(classes)]
+    with pytest.raises(UserError, match=r"^features: the run in .* was trained with --normalize speaker; give "
+                                        r"\(x, y, classes, speakers\)"):
+        run.evaluate((x, y, classes))
+    with pytest.raises(UserError, match=r"^folder nope: no such folder"):  # it named --test_path
+        timnet_ser.load_run("nope")

@@ -217,6 +217,11 @@ def run_train(args: Settings) -> list[dict]:
             print(f"the run in {shown(run.path)} is complete: its {run.k} folds are trained and its results are in "
                   f"{shown(written)}; nothing to resume (re-test it with --mode test --test_path {shown(run.path)})")
             return []
+        source = run.config.init_from
+        if source and not os.path.isdir(source):  # it ended in "--init_from ...: no such folder", a flag not typed
+            raise UserError(f"--resume {args.resume}: the run was fine-tuned from {source}, which is gone; its folds "
+                            "not trained yet start from that folder's weights: put it (or a copy) back there to "
+                            "resume")
         features, _ = run_features(args, run)  # every corpus' file checked before a network is built
         configure_run(run.config.model, run.config.mixed_precision)
         from ..engine.cross_validation import cross_validate

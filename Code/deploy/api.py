@@ -299,6 +299,9 @@ class Run:
             if speakers and self.normalize != "speaker":  # taken and ignored before
                 raise UserError(f"features: a fourth item (speakers), but the run in {self.folder} was not trained "
                                 "by speaker; give (x, y, classes)")
+            if not speakers and self.normalize == "speaker":  # it advised re-extracting a feature file
+                raise UserError(f"features: the run in {self.folder} was trained with --normalize speaker; give "
+                                "(x, y, classes, speakers), each utterance's speaker in the fourth item")
             if not isinstance(classes, (list, tuple, np.ndarray)):
                 raise UserError("features: its third item must be the list of class names, one per column of y")
             classes = [str(c) for c in classes]
@@ -438,7 +441,7 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
     start_tensorflow()
     from ..core import config
     from ..Model import MODELS
-    run = run_folder.open_run(folder)
+    run = run_folder.open_run(folder, "folder")
     if run is not None:
         config = run.config
         for name, given, own in (("data", data, config.data), ("model", model, config.model)):
