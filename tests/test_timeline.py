@@ -262,3 +262,18 @@ def test_a_short_or_cast_file_is_warned_of_as_predict_warns(run, result, tmp_pat
     assert "warning: " + short + ": 0.20 s, much shorter" in capsys.readouterr().err
     with open(tmp_path / "short.json") as f:
         assert "much shorter" in json.load(f)["warning"]
+
+
+def test_the_timeline_of_a_training_clip_says_so_as_predict_does(run, tmp_path, capsys):
+    """predict said that 9 of 10 fold models trained on such a clip; its timeline gave the same numbers unsaid."""
+    from timnet_ser.data.audio import centre
+    clip = str(tmp_path / "train.wav")  # the window training read of its first utterance: one window here too
+    sf.write(clip, centre(synthetic_corpus.utterance(CLASSES[0], np.random.default_rng([0, 0, 0])), LENGTH),
+             synthetic_corpus.SAMPLE_RATE, subtype="FLOAT")
+    [row] = run.predict(clip)
+    result = run.timeline(clip)
+    assert row["training_corpus"] and result["training_corpus"] == row["training_corpus"]
+    assert main(["--mode", "predict", "--test_path", run.folder, "--wav", clip, "--timeline", "--output",
+                 str(tmp_path / "t.csv")]) == 0
+    assert "in the run's training corpus: 1 of 2 fold models trained on it, so this is no held-out score" in \
+        capsys.readouterr().out

@@ -1,5 +1,6 @@
-"""What predict and the timeline say of an input beside its scores: how a message names it, and the warnings of a
-signal whose score says little (all silence, much shorter than the model's window, samples far beyond full scale).
+"""What predict and the timeline say of an input beside its scores: how a message names it, the warnings of a
+signal whose score says little (all silence, much shorter than the model's window, samples far beyond full scale),
+and the line of a clip the run trained on.
 """
 
 from __future__ import annotations
@@ -33,3 +34,14 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
         return (f"{name}: {seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")
     return None
+
+
+def training_corpus_line(seen: dict) -> str:
+    """What a row's (or a one-window timeline's) ``training_corpus`` says: how many of the scoring fold models
+    trained on the clip, and what the fold that held it out predicts."""
+    if not seen["trained_on_by"]:  # --fold: the fold that held it out scored it alone
+        return (f"in the run's training corpus: fold {seen['held_out_by_fold']}, which scored it, held it out, so "
+                "this is a held-out score")
+    return (f"in the run's training corpus: {seen['trained_on_by']} of {seen['folds']} fold models trained on it, so "
+            f"this is no held-out score; fold {seen['held_out_by_fold']}, which held it out, predicts "
+            f"{seen['held_out_label']}")

@@ -32,7 +32,7 @@ from ..data.audio import audio_files, is_audio, load_audio, resample
 from ..data.corpora import SAMPLE_RATE, natural_key
 from ..data.corpus_files import read_file_list
 from ..data.features import signal_features
-from .input_checks import source_named
+from .input_checks import source_named, training_corpus_line
 
 CHUNK = 256  # files read and predicted together: what a prediction of many files holds at a time
 
@@ -199,11 +199,4 @@ def format_row(row: dict, classes) -> str:
     if row.get("notice"):
         line += f"\n    {row['notice']}"
     seen = row.get("training_corpus")
-    if seen and not seen["trained_on_by"]:  # --fold: the fold that held it out scored it alone
-        line += (f"\n    in the run's training corpus: fold {seen['held_out_by_fold']}, which scored it, held it out, "
-                 "so this is a held-out score")
-    elif seen:
-        line += (f"\n    in the run's training corpus: {seen['trained_on_by']} of {seen['folds']} fold models trained "
-                 f"on it, so this is no held-out score; fold {seen['held_out_by_fold']}, which held it out, predicts "
-                 f"{seen['held_out_label']}")
-    return line
+    return line + (f"\n    {training_corpus_line(seen)}" if seen else "")

@@ -39,7 +39,7 @@ import numpy as np
 from ..core.atomic_file import atomic_write, check_writable, write_table
 from ..core.errors import UserError, named
 from ..data.corpora import SAMPLE_RATE
-from .input_checks import signal_warning, source_named
+from .input_checks import signal_warning, source_named, training_corpus_line
 
 FRAME = 512  # samples per energy frame (23 ms at 22 050 Hz)
 THRESHOLD_DB = -40.0  # a frame is voiced within this many dB of the file's loudest frame
@@ -239,7 +239,8 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
         ``voiced_seconds``, per label) and ``domain_shift``: the voiced windows together against
         ``window_threshold`` (data/feature_statistics.py), with a ``warning`` above it (None without statistics);
         ``warning``: predict's warning for the whole file (much shorter than a window, or samples far beyond full
-        scale), or None.
+        scale), or None; ``training_corpus``: for a file of one window that is a clip the run trained on, predict's
+        row entry of it (which folds trained on it, what the fold that held it out predicts), else None.
 
     A run trained with ``--normalize speaker`` takes the file as one speaker: its windows are scored once all are
     read, standardised with the statistics of all of them (memory then grows with the file's windows).
@@ -264,6 +265,7 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     rows = np.flatnonzero(voiced)
     means = np.full((len(starts), N_MFCC), np.nan)  # (W, 39): each voiced window's mean MFCCs (domain shift)
     batch, held = [], []  # held: --normalize speaker's windows, scored once all are read (the file: one speaker)
+    seen = None  # a file of one window that is a clip of the run's training corpus: predict's notice
     for k, signal in enumerate(_window_signals(_source_blocks(source, block_frames), starts[rows], length)):
         batch.append(signal_features(signal, length, run.feature_kind))  # (T, 39) or (S, 64, 64, 3)
         if len(batch) == BATCH or k == len(rows) - 1:
@@ -274,6 +276,8 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
                 held.append((done, features))
             else:
                 probabilities[done] = run.fold_outputs(features, fold)[1].mean(axis=0)
+                if len(starts) == 1:
+                    seen = run._training_corpus(run._seen_rows(features)[0], features[0], fold)
             batch = []
     if held:
         every = np.concatenate([f[mfcc_statistics.voiced_frames(f)] for _, f in held])[None]  # (1, frames, 39)
@@ -287,7 +291,7 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
         window["shift"] = (mfcc_statistics.means_distance(row[None], run.feature_statistics)
                            if shift is not None and window["voiced"] else None)
     warning = signal_warning(name, samples / SAMPLE_RATE, length, peak=peak)  # as predict warns: too short, or cast
-    return {**result, "domain_shift": shift, "warning": warning}
+    return {**result, "domain_shift": shift, "warning": warning, "training_corpus": seen}
 
 
 def stretches(starts: np.ndarray, ends: np.ndarray, total) -> np.ndarray:
@@ -422,6 +426,8 @@ def format_summary(result: dict) -> str:
                  "  ".join(f"{c} {result['overall'][c]:.3f}" for c in classes))
     lines.append(f"share of the time of the voiced windows ({result['voiced_seconds']:.2f} s): " +
                  "  ".join(f"{c} {result['share_of_time'][c]:.0%}" for c in classes))
+    if result.get("training_corpus"):
+        lines.append(training_corpus_line(result["training_corpus"]))
     return "\n".join(lines)
 
 
