@@ -336,3 +336,13 @@ def test_other_features_of_another_signal_length_say_so():
     assert retest_label(True, False, config, (30000, 44100))["label"] == (
         "OTHER FEATURES (my_30k.npy, not the run's; utterances of 30000 samples, the run's 44100)")
     assert retest_label(True, False, config, (44100, 44100))["label"] == "OTHER FEATURES (my_30k.npy, not the run's)"
+
+
+def test_the_resume_command_works_from_any_folder(trained, monkeypatch):
+    """From the folder holding Models/ it named Models/<run>, which failed from anywhere else."""
+    from timnet_ser import main as entry
+    from timnet_ser.runs.run_folder import require_run
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(trained["folder"])))
+    command = require_run(trained["folder"], "--test_path").resume_command
+    assert command == (f"python {os.path.abspath(entry.__file__)} --mode train --resume "
+                       f"{os.path.abspath(trained['folder'])}")

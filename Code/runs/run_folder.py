@@ -348,7 +348,7 @@ class RunFolder:
     @property
     def resume_command(self) -> str:
         """The exact command that continues this run, from any folder."""
-        return f"python {shown(MAIN)} --mode train --resume {shown(self.path)}"
+        return f"python {os.path.abspath(MAIN)} --mode train --resume {os.path.abspath(self.path)}"  # any cwd
 
 
 def _read_json(path: str) -> dict:
