@@ -458,9 +458,9 @@ def test_copies_are_warned_of_and_a_class_whose_files_were_all_skipped_is_refuse
     (tmp_path / "sad" / "copy.wav").write_bytes((tmp_path / "angry" / "0.wav").read_bytes())
     extraction.extract_corpus(str(tmp_path), SYNTH, 4096, workers=1, progress=False)
     assert capsys.readouterr().err == (
-        f"warning: 1 file(s) hold the same audio as another file (identical features), so one recording can be in a "
-        f"training fold and a test fold at once: {tmp_path / 'sad' / 'copy.wav'} = {tmp_path / 'angry' / '0.wav'}; "
-        "remove the copies\n")
+        f"warning: {tmp_path}: 1 row(s) hold the same features as another row, so one recording can be in a training "
+        f"fold and a test fold at once, which inflates the figures: {tmp_path / 'sad' / 'copy.wav'} = "
+        f"{tmp_path / 'angry' / '0.wav'}; remove the copies\n")
     for name in ("0.wav", "1.wav", "copy.wav"):
         (tmp_path / "sad" / name).write_bytes(b"")  # every file of 'sad' undecodable
     with pytest.raises(UserError) as excinfo:

@@ -346,3 +346,19 @@ def test_the_resume_command_works_from_any_folder(trained, monkeypatch):
     command = require_run(trained["folder"], "--test_path").resume_command
     assert command == (f"python {os.path.abspath(entry.__file__)} --mode train --resume "
                        f"{os.path.abspath(trained['folder'])}")
+
+
+def test_training_on_features_that_repeat_a_row_warns(tmp_path, capsys):
+    """A corpus pooled with a part of itself (--data EA+E3) or a file with copied rows trained without a word, while
+    a fifth of a fold's test utterances were training rows too."""
+    x, y = toy_data(40)
+    x[7], y[7] = x[2], y[2]
+    path = str(tmp_path / "TOY.npy")
+    np.save(path, {"x": x, "y": y, "classes": np.array(["a", "b", "c"]), "signal_length": np.int64(23 * 512),
+                   "files": np.array([f"u{i}.wav" for i in range(40)])})
+    assert main(["--mode", "train", "--data", "TOY", "--feature_path", path, "--split_fold", "2", "--epoch", "1",
+                 "--batch_size", "8", "--dilation_size", "2", "--model_path", str(tmp_path / "M"), "--result_path",
+                 str(tmp_path / "R")]) == 0
+    assert ("warning: --data TOY: 1 row(s) hold the same features as another row, so one recording can be in a "
+            "training fold and a test fold at once, which inflates the figures: u7.wav = u2.wav; remove the copies"
+            ) in capsys.readouterr().err

@@ -230,6 +230,8 @@ def run_train(args: Settings) -> list[dict]:
         return cross_validate(MODELS[run.config.model], [run], x, features.y, stacked=args.training == "stacked",
                               max_members=args.stack_members)
     features = load_data(args)  # every check of the corpora and their files before a network is built
+    from ..data.features import warn_of_identical_rows
+    warn_of_identical_rows(features.x, features.info.files, f"--data {args.data}")
     if args.init_from is not None:
         # the source folder is there (its run.json readable) before TensorFlow starts; the engine checks the rest
         # (fine_tune.open_source, which hashes every fold's weights, so that this is done once)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import sys
@@ -13,7 +12,7 @@ import numpy as np
 from ..core.errors import UserError
 from .corpora import Corpus
 from .corpus_files import list_corpus_files
-from .features import extract_file, feature_shape
+from .features import extract_file, feature_shape, warn_of_identical_rows
 
 
 class Progress:
@@ -95,22 +94,6 @@ def _extract_into(x: np.ndarray, paths: list[str], length: int, kind: str, worke
     return skipped
 
 
-def _warn_of_copies(x: np.ndarray, paths: list[str]) -> None:
-    """One warning line for files whose features are identical to an earlier file's: the same recording under two
-    names (a copy, a hard link, another format), which can sit in a training fold and a test fold at once, or in
-    two classes."""
-    first, copies = {}, []
-    for i, row in enumerate(x):
-        digest = hashlib.sha256(row.tobytes()).digest()
-        if digest in first:
-            copies.append(f"{paths[i]} = {paths[first[digest]]}")
-        first.setdefault(digest, i)
-    if copies:
-        print(f"warning: {len(copies)} file(s) hold the same audio as another file (identical features), so one "
-              f"recording can be in a training fold and a test fold at once: {'; '.join(copies[:3])}"
-              f"{'; ...' if len(copies) > 3 else ''}; remove the copies", file=sys.stderr)
-
-
 def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = None, workers: int | None = None,
                    progress: bool = True, kind: str = "mfcc", skip_bad_files: bool = False) -> dict:
     """Every file of ``wav_path`` -> the feature dict of the authors' format plus metadata, in parallel.
@@ -156,7 +139,7 @@ def extract_corpus(wav_path: str, corpus: Corpus, signal_length: int | None = No
     if empty:  # every file of a class skipped: a one-hot column that is never 1 (list_corpus_files refuses it too)
         raise UserError(f"{wav_path}: every file of class(es) {', '.join(empty)} could not be decoded; a class "
                         "without examples cannot be learned or scored")
-    _warn_of_copies(x, paths)
+    warn_of_identical_rows(x, paths, wav_path)
     root = os.path.dirname(os.path.abspath(wav_path)) if os.path.isfile(wav_path) else wav_path
     return {"x": x, "y": y, "files": np.array([os.path.relpath(p, root) for p in paths]),
             "speakers": np.array([s for _, _, s in items]), "classes": np.array(corpus.classes),

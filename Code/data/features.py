@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import sys
+
 import numpy as np
 
 from ..core.errors import UserError
@@ -105,6 +108,34 @@ def row_signatures(x: np.ndarray) -> np.ndarray:
     """
     averaged = x.mean(axis=1) if x.ndim == 3 else x.mean(axis=(1, 2))
     return averaged.reshape(len(x), -1).astype(np.float32)
+
+
+def identical_rows(x: np.ndarray) -> list[tuple[int, int]]:
+    """(row, the earlier row it equals) for every row of ``x`` whose features are bit-identical to an earlier row's:
+    one recording twice (a copy under another name, another format, a corpus pooled with a part of itself), which
+    can sit in a training fold and a test fold at once."""
+    first, pairs = {}, []
+    for i, row in enumerate(x):
+        digest = hashlib.sha256(np.ascontiguousarray(row).tobytes()).digest()
+        if digest in first:
+            pairs.append((i, first[digest]))
+        else:
+            first[digest] = i
+    return pairs
+
+
+def warn_of_identical_rows(x: np.ndarray, files, where: str) -> None:
+    """One warning line on stderr naming ``where``'s rows that repeat an earlier row (``identical_rows``), by file
+    name where ``files`` gives them; nothing where none does."""
+    pairs = identical_rows(x)
+    if not pairs:
+        return
+    def named(row: int) -> str:
+        return str(files[row]) if files is not None else f"row {row}"
+    shown = "; ".join(f"{named(i)} = {named(j)}" for i, j in pairs[:3]) + ("; ..." if len(pairs) > 3 else "")
+    print(f"warning: {where}: {len(pairs)} row(s) hold the same features as another row, so one recording can be in "
+          f"a training fold and a test fold at once, which inflates the figures: {shown}; remove the copies",
+          file=sys.stderr)
 
 
 def signature_matches(signatures: np.ndarray, known: np.ndarray) -> list[np.ndarray]:

@@ -55,6 +55,7 @@ def trainer_key(config, input_shape: tuple, num_classes: int) -> str:
 
 def plan(points: list[Point]) -> Plan:
     """Load every point's features once, find or create its run folder and list the folds it has left."""
+    from ..data.features import warn_of_identical_rows
     from ..data.resolve import load_data
     from ..engine.cross_validation import start_run
     from ..engine.normalization import network_inputs
@@ -74,6 +75,7 @@ def plan(points: list[Point]) -> Plan:
             if source not in loaded:
                 loaded[source] = load_data(args.data, args.features, path, args.model, args.cv == "speaker",
                                            args.label_map)
+                warn_of_identical_rows(loaded[source].x, loaded[source].info.files, f"grid: {args.data}")
             data = loaded[source]
             key = data.info.sha256  # the rows the network reads: standardised by speaker, they depend on the speakers
             if args.normalize == "speaker":
