@@ -362,3 +362,32 @@ def test_training_on_features_that_repeat_a_row_warns(tmp_path, capsys):
     assert ("warning: --data TOY: 1 row(s) hold the same features as another row, so one recording can be in a "
             "training fold and a test fold at once, which inflates the figures: u7.wav = u2.wav; remove the copies"
             ) in capsys.readouterr().err
+
+
+def test_a_results_folder_gone_after_training_says_the_folds_are_saved_and_how_to_write_them(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """It ended in '<folder>: results folder is not writable', no word of the trained folds nor of the way on."""
+    import shutil
+
+    from timnet_ser.runs import results
+    write = results.write_run_results
+
+    def folder_replaced_by_a_file(record, result_dir, *args, **kwargs):
+        shutil.rmtree(result_dir)
+        open(result_dir, "w").close()
+        return write(record, result_dir, *args, **kwargs)
+    monkeypatch.setattr(results, "write_run_results", folder_replaced_by_a_file)
+    features = toy_feature_file(tmp_path / "TOY.npy")
+    models, out = tmp_path / "M", tmp_path / "R"
+    assert main(["--mode", "train", "--data", "TOY", "--feature_path", features, "--split_fold", "2", "--epoch", "1",
+                 "--batch_size", "8", "--dilation_size", "2", "--model_path", str(models), "--result_path",
+                 str(out)]) == 2
+    run = only(str(models))
+    assert capsys.readouterr().err.strip().endswith(
+        f"results folder is not writable (File exists); every fold is trained and saved in {run}: make {out} a "
+        f"writable folder and write the results with: python {os.path.join(CODE, 'main.py')} --mode train --resume "
+        f"{run}")
+    monkeypatch.setattr(results, "write_run_results", write)
+    os.remove(out)
+    assert main(["--mode", "train", "--resume", run]) == 0
+    assert any(name.endswith(".json") for name in os.listdir(out))

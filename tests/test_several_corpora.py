@@ -157,6 +157,8 @@ def test_a_retest_reproduces_the_run_and_checks_each_corpus_hash(two_corpora, ca
     assert main(["--mode", "test", "--test_path", folder, "--feature_path", f"{a}+{changed}"]) == 2
     err = capsys.readouterr().err
     assert f"error: --feature_path {changed}: its content differs from the features the run" in err
+    assert err.strip().endswith("to re-test on other features add --retest_other_features (labelled OTHER FEATURES "
+                                "everywhere)")
 
 
 def test_resume_reloads_every_corpus_and_ends_as_the_run(two_corpora, capsys, tmp_path):
@@ -166,7 +168,11 @@ def test_resume_reloads_every_corpus_and_ends_as_the_run(two_corpora, capsys, tm
     shutil.copytree(folder, copy)
     for name in ("3-fold_weights_best_3.hdf5", "3-fold_record_3.json"):
         os.remove(os.path.join(copy, name))
+    changed = toy_file(tmp_path / "b2.npy", ["Angry", "calm", "Happy", "neutral"], 24, 2)
     capsys.readouterr()
+    assert main(["--mode", "train", "--resume", copy, "--feature_path", f"{a}+{changed}"]) == 2
+    err = capsys.readouterr().err  # it advised --retest_other_features, which train then refused
+    assert err.strip().endswith("a resumed run trains on its own: pass them (a copy of that file)")
     assert main(["--mode", "train", "--resume", copy]) == 0
     out = capsys.readouterr().out
     assert "TA <- " in out and "TB <- " in out and "fold 3/3: WAR" in out

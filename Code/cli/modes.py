@@ -180,13 +180,14 @@ def run_features(args: Settings, run) -> tuple:
                         "checked against the run's)")
     features = load_data(args, path, {part.data: part.mapping for part in run.parts} or None)
     own = features.info.sha256 == run.feature_sha256
-    if not own and not args.retest_other_features:
+    if not own and (args.mode == "train" or not args.retest_other_features):
         theirs = {part.data: part.feature_file for part in run.parts}
         path = next((part.feature_file["path"] for part in features.parts
                      if part.feature_file["sha256"] != theirs[part.data]["sha256"]), path)
+        way = ("a resumed run trains on its own: pass them (a copy of that file)" if args.mode == "train" else
+               "to re-test on other features add --retest_other_features (labelled OTHER FEATURES everywhere)")
         raise UserError(f"--feature_path {shown(path)}: its content differs from the features the run in {run.path} "
-                        f"was trained on ({run.config.feature_path}); to re-test on other features add "
-                        "--retest_other_features (labelled OTHER FEATURES everywhere)")
+                        f"was trained on ({run.config.feature_path}); {way}")
     return features, own
 
 

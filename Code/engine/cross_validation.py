@@ -160,4 +160,8 @@ def finish_run(spec: ModelSpec, run: RunFolder) -> dict:
     config = run.config
     record = results.run_record(config, spec.describe(config.hyper, trained=True), "train", run.fold_records(),
                                 run.path, config.protocol, protocol_description(config), parts=run.parts)
-    return results.write_run_results(record, run.result_path, run.created, config.variant_suffix)
+    try:
+        return results.write_run_results(record, run.result_path, run.created, config.variant_suffix)
+    except UserError as exc:  # it ended there, with no word that the folds were saved nor how to go on
+        raise type(exc)(f"{exc}; every fold is trained and saved in {shown(run.path)}: make {run.result_path} a "
+                        f"writable folder and write the results with: {run.resume_command}") from None
