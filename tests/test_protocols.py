@@ -82,3 +82,27 @@ def test_a_validation_share_smaller_than_the_classes_is_warned_of(capsys):
         "are missing from it, and each fold's epoch is chosen on the accuracy of a handful of utterances\n")
     check_validation_split(replace(config, val_fraction=0.1), folds)  # 49 rows: no warning
     assert capsys.readouterr().err == ""
+
+
+def test_speaker_groups_change_with_the_seed_and_stay_whole():
+    """Unshuffled GroupKFold gave every seed the same speaker folds, which the report took for resampled splits."""
+    speakers = [f"s{i % 6}" for i in range(60)]
+    groupings = set()
+    for seed in (1, 2, 3, 4):
+        folds = make_folds(60, 3, seed, speakers)
+        tested = [frozenset(speakers[i] for i in test) for _, test in folds]
+        assert sorted(len(t) for t in tested) == [2, 2, 2] and frozenset().union(*tested) == set(speakers)
+        for train, test in folds:
+            assert not {speakers[i] for i in train} & {speakers[i] for i in test}
+        groupings.add(frozenset(tested))
+        assert make_folds(60, 3, seed, speakers)[0][1].tolist() == folds[0][1].tolist()  # the seed repeats it
+    assert len(groupings) > 1
+    loso = [test.tolist() for _, test in make_folds(60, 6, 1, speakers)]  # one grouping: its order kept
+    assert loso == [test.tolist() for _, test in make_folds(60, 6, 2, speakers)]
+
+
+def test_a_fold_count_one_corpus_cannot_take_names_that_corpus():
+    corpora = np.array([0] * 40 + [1] * 3)
+    with pytest.raises(UserError, match=r"^--split_fold 5: must be between 2 and the number of samples \(3\): in "
+                                        r"corpus 2 of the 2 of --data, which is split into the folds on its own$"):
+        make_folds(43, 5, 1, corpora=corpora)

@@ -47,7 +47,8 @@ def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None,
 
     Without ``speakers``: KFold(k, shuffle=True, random_state=seed) over the file's sample order, as the
     original (SPEC §4). With ``speakers`` (one id per row): whole speakers are held out, one per fold
-    when k equals their number (leave-one-speaker-out), else k groups of speakers (GroupKFold).
+    when k equals their number (leave-one-speaker-out), else k groups of speakers (GroupKFold, its groups shuffled
+    by ``seed``: another seed, another grouping; leave-one-speaker-out keeps its order).
 
     Several corpora (``corpora``: the corpus index of each row, data/corpus_set.corpus_rows): each corpus' rows are
     split into k folds as above (KFold, or GroupKFold over its speakers) and fold i is the union of the corpora's
@@ -63,7 +64,12 @@ def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None,
         for c in ids:
             rows = np.flatnonzero(corpora == c)
             own = None if speakers is None else [speakers[r] for r in rows]
-            for i, (_, test) in enumerate(make_folds(len(rows), k, seed, own)):
+            try:
+                folds = make_folds(len(rows), k, seed, own)
+            except UserError as exc:  # the count is one corpus', not the run's: say whose
+                raise UserError(f"{exc}: in corpus {c + 1} of the {len(ids)} of --data, which is split into the "
+                                "folds on its own") from None
+            for i, (_, test) in enumerate(folds):
                 tests[i].append(rows[test])
         every = np.arange(n)
         return [(np.setdiff1d(every, test), test) for test in (np.sort(np.concatenate(t)) for t in tests)]
@@ -76,7 +82,11 @@ def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None,
     count = len(set(speakers))
     if not 2 <= k <= count:
         raise UserError(f"--split_fold {k}: --cv speaker needs between 2 and the number of speakers ({count})")
-    return list(GroupKFold(n_splits=k).split(np.arange(n), groups=np.asarray(speakers)))
+    # fewer folds than speakers: groups shuffled by the seed (unshuffled, every seed gave the same groups, and the
+    # report's interval took the seeds for resampled splits); leave-one-speaker-out is one grouping whatever the
+    # seed, and keeps its folds' order
+    shuffled = {"shuffle": True, "random_state": seed} if k < count else {}
+    return list(GroupKFold(n_splits=k, **shuffled).split(np.arange(n), groups=np.asarray(speakers)))
 
 
 def split_folds(n: int, split_fold: int, seed: int, cv: str, speakers=None,
