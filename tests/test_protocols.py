@@ -106,3 +106,10 @@ def test_a_fold_count_one_corpus_cannot_take_names_that_corpus():
     with pytest.raises(UserError, match=r"^--split_fold 5: must be between 2 and the number of samples \(3\): in "
                                         r"corpus 2 of the 2 of --data, which is split into the folds on its own$"):
         make_folds(43, 5, 1, corpora=corpora)
+
+
+def test_only_timnets_last_epoch_names_timnets_code():
+    from timnet_ser.engine.protocol import protocol_description
+    for model, note in (("TIMNET", True), ("GMTCN", False), ("DCNN_BLSTMwA", False)):
+        config = RunConfig(model=model, data="TOY", classes=list("abc"), feature_path="-")
+        assert ("TIM-Net's code since Aug 2023" in protocol_description(config)) is note

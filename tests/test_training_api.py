@@ -44,6 +44,10 @@ def test_train_returns_the_run_as_the_command_line_trains_it(feature_file, tmp_p
     assert run.model.get_layer("corpus_normalization") is not None
     signal = synthetic_corpus.utterance("happy", np.random.default_rng(9))
     assert run.predict((signal, synthetic_corpus.SAMPLE_RATE))[0]["label"] in CLASSES
+    listed = timnet_ser.train(data="TOYAPI", feature_path=feature_file, epoch=1, split_fold=2, batch_size=8,
+                              filter_size=8, dilation_size=2, random_seed=(6,), model_path=str(tmp_path / "Models"),
+                              result_path=str(tmp_path / "Results"))
+    assert isinstance(listed, list) and len(listed) == 1  # a list of one seed gave a Run, not a list of one
 
 
 def test_resume_continues_a_run_of_another_corpus_and_model(feature_file, tmp_path):

@@ -50,7 +50,8 @@ def _argv(data: Optional[str], feature_path: Optional[str], model: Optional[str]
 
 
 def train(data: Optional[str] = None, feature_path: Optional[str] = None, model: Optional[str] = None, **flags):
-    """Train a run as ``--mode train`` does and return it loaded (``api.Run``; a list of them for several seeds).
+    """Train a run as ``--mode train`` does and return it loaded (``api.Run``; a list of them where ``random_seed``
+    is a list or a comma list, even of one seed).
 
     Args:
         data: the corpus key (``--data``; default EMODB, or the run of ``resume=``).
@@ -69,4 +70,6 @@ def train(data: Optional[str] = None, feature_path: Optional[str] = None, model:
     if not summaries:  # a complete run given to resume= : nothing trained, the run as it is
         return load_run(args.resume)
     runs = [load_run(summary["record"]["weights_folder"]) for summary in summaries]
-    return runs[0] if len(runs) == 1 else runs
+    # a list of seeds, even of one (random_seed=(13,)), gives a list: what the call's form says it returns
+    listed = isinstance(flags.get("random_seed"), (list, tuple)) or "," in str(flags.get("random_seed", ""))
+    return runs if listed or len(runs) > 1 else runs[0]

@@ -24,7 +24,7 @@ from . import augment
 
 PROTOCOLS = {
     "last_epoch": "last_epoch: train the fixed number of epochs and evaluate the last one; the test fold is used "
-                  "once, after training (TIM-Net's code since Aug 2023)",
+                  "once, after training",
     "paper": "paper: SELECTS ON THE TEST FOLD - the test fold is the validation data and the epoch with the best "
              "test-fold accuracy is kept, as the original code made its published tables and weights; "
              "optimistic, not an honest estimate",
@@ -36,8 +36,11 @@ CUMULATIVE_NOTE = ("CUMULATIVE label smoothing: the labels are smoothed in place
 
 
 def protocol_description(config: RunConfig) -> str:
-    """The protocol's description, with the label-smoothing history when it is the original's cumulative one."""
+    """The protocol's description (for TIM-Net's last_epoch, whose code it is), with the label-smoothing history when
+    it is the original's cumulative one."""
     text = PROTOCOLS[config.protocol]
+    if config.protocol == "last_epoch" and config.model == "TIMNET":  # the note is about TIM-Net's code only
+        text += " (TIM-Net's code since Aug 2023)"
     return f"{text}; {CUMULATIVE_NOTE}" if config.label_smoothing_history == "cumulative" else text
 
 
