@@ -148,11 +148,13 @@ class Trainer:
 
 
 def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold: int, config: RunConfig,
-               label: str) -> dict:
-    """Train fold ``fold`` of ``folds`` under ``config.protocol``; returns the per-epoch history and the kept epoch."""
+               label: str, start_sha256: str | None = None) -> dict:
+    """Train fold ``fold`` of ``folds`` under ``config.protocol``; returns the per-epoch history and the kept epoch.
+    ``start_sha256``: a fine-tuned fold's start weights as its run recorded them (checked before they are used)."""
     plan = plan_fold(config, x, y, folds, fold)
     trainer.reset(plan.seed)
-    started = fine_tune.start_fold(trainer.model, config, fold) if config.init_from else None  # after the fresh draw
+    started = (fine_tune.start_fold(trainer.model, config, fold, start_sha256) if config.init_from
+               else None)  # after the fresh draw
     # --normalize corpus: this training fold's statistics, also where a fine-tuned fold copied the source's
     set_fold_statistics(trainer.model, config.hyper.normalize, x[folds[fold][0]])
     monitor = plan.monitor_rows
@@ -220,5 +222,7 @@ def save_trained_fold(run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.nda
 def train_and_save_fold(spec: ModelSpec, run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray,
                         fold: int) -> dict:
     """Train fold ``fold`` of ``run``, evaluate its kept weights once on its test fold, save weights and record."""
-    kept = train_fold(trainer, x, y, run.folds(len(x)), fold, run.config, _fold_label(spec, run, fold))
+    recorded = (run.description.get("init_from") or {}).get("folds") or []
+    start = next((entry["weights_sha256"] for entry in recorded if entry["fold"] == fold + 1), None)
+    kept = train_fold(trainer, x, y, run.folds(len(x)), fold, run.config, _fold_label(spec, run, fold), start)
     return save_trained_fold(run, trainer, x, y, fold, {**kept, "training": "sequential"})

@@ -204,6 +204,20 @@ def test_the_command_line_fine_tunes_the_head_only_records_it_and_tests_and_pred
     assert capsys.readouterr().err == (f"error: --resume {stopped}: the run was fine-tuned from {tmp_path / 'gone'}, "
                                        "which is gone; its folds not trained yet start from that folder's weights: "
                                        "put it (or a copy) back there to resume\n")
+    # a resume whose source fold was replaced since the run began: it started from other weights than run.json says
+    source_copy = shutil.copytree(source.path, tmp_path / "source_copy")
+    for name in ("2-fold_weights_best_{}.hdf5", "2-fold_record_{}.json"):  # fold 1's, whose training held fold 2
+        shutil.copy(source_copy / name.format(1), source_copy / name.format(2))
+    changed = shutil.copytree(run, tmp_path / "changed")
+    for name in ("2-fold_record_2.json", "2-fold_weights_best_2.hdf5"):
+        os.remove(changed / name)
+    description["config"]["init_from"] = description["init_from"]["folder"] = str(source_copy)
+    with open(changed / "run.json", "w") as f:
+        json.dump(description, f)
+    assert main(["--mode", "train", "--resume", str(changed)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"--init_from {source_copy}: its fold 2 weights changed since this run began (2-fold_weights_best_2.hdf5 is "
+        "not the file its run.json recorded); put that file back, or train a new run from the folder as it is now")
     for data in ("OTHER", "SRC"):
         assert main(["--mode", "test", "--test_path", run, "--cross_corpus", "--data", data, "--feature_path",
                      theirs, "--result_path", str(tmp_path / "X")]) == 2

@@ -173,14 +173,21 @@ def plan(config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) 
     return record
 
 
-def start_fold(model: keras.Model, config: RunConfig, fold: int) -> dict:
+def start_fold(model: keras.Model, config: RunConfig, fold: int, expected_sha256: Optional[str] = None) -> dict:
     """Put fold ``fold``'s start weights into ``model`` (which holds the fold seed's fresh weights): the source
-    fold's backbone, and its head when the classes are the same; returns what the fold record keeps."""
+    fold's backbone, and its head when the classes are the same; returns what the fold record keeps.
+    ``expected_sha256``: the weights file's hash as the run recorded it when it began (``plan``); a file changed
+    since (a resumed run whose source was retrained or replaced) is refused: the run's record would name weights it
+    did not start from, and the leak check was made on those."""
     from ..Model import legacy_weight_groups
     from ..nn.legacy_weights import assign_weight_arrays
     source = open_source(config.init_from, config.model)
     number = source_fold(source, fold, config.init_fold)
     path = dict(source.files)[number]
+    if expected_sha256 is not None and run_folder.file_sha256(path) != expected_sha256:
+        raise UserError(f"--init_from {shown(source.folder)}: its fold {number} weights changed since this run "
+                        f"began ({os.path.basename(path)} is not the file its run.json recorded); put that file back, "
+                        "or train a new run from the folder as it is now")
     loaded = FoldWeights(MODELS[config.model], config.hyper, model.input_shape[1:], len(source.classes),
                          [(number, path)], source.data)
     arrays = loaded.folds[0][2]  # [(layer name, [array, ...])] in legacy order; the head last
