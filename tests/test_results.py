@@ -246,3 +246,16 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         results._atomic_write(str(path), half_write)
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["STEM.json"]
+
+
+def test_the_curves_of_a_paper_run_name_its_dashed_lines_the_test_fold(tmp_path, monkeypatch):
+    """'dashed: the protocol's validation data' hid that a paper run's validation data is its test fold."""
+    titles = []
+    original = results.Figure.suptitle
+    monkeypatch.setattr(results.Figure, "suptitle", lambda self, text, **kw: (titles.append(text),
+                                                                              original(self, text, **kw))[1])
+    history = {"loss": [1.0, 0.5], "accuracy": [0.4, 0.6], "val_loss": [1.1, 0.9], "val_accuracy": [0.3, 0.5]}
+    results.plot_training_curves([history], str(tmp_path / "p.png"), "t", "paper")
+    results.plot_training_curves([{"loss": [1.0], "accuracy": [0.5]}], str(tmp_path / "l.png"), "t", "last_epoch")
+    assert titles == ["t\nprotocol paper; solid: training, dashed: the TEST FOLD (the paper protocol validates, and "
+                      "selects, on it)", "t\nprotocol last_epoch; training (no validation data)"]

@@ -391,3 +391,14 @@ def test_a_results_folder_gone_after_training_says_the_folds_are_saved_and_how_t
     os.remove(out)
     assert main(["--mode", "train", "--resume", run]) == 0
     assert any(name.endswith(".json") for name in os.listdir(out))
+
+
+def test_stacked_seeds_summaries_are_told_apart(tmp_path, capsys):
+    """Their summaries followed one another with no title or seed: only the file names told them apart."""
+    features = toy_feature_file(tmp_path / "TOY.npy")
+    assert main(["--mode", "train", "--data", "TOY", "--feature_path", features, "--split_fold", "2", "--epoch", "1",
+                 "--batch_size", "8", "--dilation_size", "2", "--random_seed", "3,4", "--training", "stacked",
+                 "--model_path", str(tmp_path / "M"), "--result_path", str(tmp_path / "R")]) == 0
+    out = capsys.readouterr().out
+    first, second = (out.index(f"results of TIMNET on TOY, 2-fold, seed {seed}, train:") for seed in (3, 4))
+    assert first < out.index("pooled over folds", first) < second < out.index("pooled over folds", second)

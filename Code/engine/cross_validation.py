@@ -138,7 +138,12 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
                     locks.enter_context(run.training(fold for owner, fold in pending if owner is run))
                 report(train_and_save_stacked(spec, pending, trainer, x, y, max_members))
         print(f"trained {len(pending)} folds in {time.time() - started:.0f} s")
-        return [finish_run(spec, run) for run in runs]
+        summaries = []
+        for run in runs:  # one after the other: several seeds' summaries are told apart by their run's title
+            if len(runs) > 1:
+                print(f"results of {results.run_title(run.config, 'train')}:")
+            summaries.append(finish_run(spec, run))
+        return summaries
     summaries = []
     for run in runs:  # one after the other, each fold saved (and printed) as soon as it is trained
         started, pending = time.time(), announce(run)

@@ -178,7 +178,7 @@ def write_run_results(record: dict, result_dir: str, time_str: str, suffix: str 
     histories = [f["history"] for f in record["folds"] if f.get("history")]
     if histories:
         curves = paths["json"][:-len(".json")] + "_curves.png"  # the stem write_results chose
-        plot_training_curves(histories, curves, record["title"])
+        plot_training_curves(histories, curves, record["title"], record["protocol"])
         paths["curves"] = curves
     print(format_summary(summary, record["protocol_description"]))
     for kind, path in paths.items():
@@ -266,8 +266,14 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
     _save_png(figure, path, dpi=120)
 
 
-def plot_training_curves(histories: list[dict], path: str, title: str) -> None:
-    """Loss and accuracy per epoch, one line per fold: training solid, validation (where recorded) dashed."""
+# what a protocol's dashed curves are (its validation data), as the curves' picture names it
+VALIDATION_DATA = {"paper": "the TEST FOLD (the paper protocol validates, and selects, on it)",
+                   "inner_val": "the validation split of each training fold (inner_val)"}
+
+
+def plot_training_curves(histories: list[dict], path: str, title: str, protocol: str = "") -> None:
+    """Loss and accuracy per epoch, one line per fold: training solid, validation (where recorded) dashed, named
+    after ``protocol``'s validation data."""
     figure = Figure(figsize=(11, 4))
     axes = figure.subplots(1, 2)
     colours = colormaps["tab10"]
@@ -284,7 +290,8 @@ def plot_training_curves(histories: list[dict], path: str, title: str) -> None:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=6, ncol=2)
     validated = any(history.get("val_loss") for history in histories)
-    key = "solid: training, dashed: the protocol's validation data" if validated else "training (no validation data)"
+    key = (f"protocol {protocol}; solid: training, dashed: {VALIDATION_DATA.get(protocol, 'validation data')}"
+           if validated else f"protocol {protocol}; training (no validation data)")
     figure.suptitle(f"{title}\n{key}", fontsize=8)
     figure.tight_layout()
     _save_png(figure, path, dpi=110)
