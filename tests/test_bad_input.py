@@ -465,7 +465,7 @@ def test_a_finished_run_resumed_or_retested_on_more_folds_is_answered_in_one_lin
     assert main(["--mode", "train", "--resume", run]) == 0  # a complete run: said, and nothing rewritten
     out = capsys.readouterr().out
     assert f"the run in {run} is complete: its 2 folds are trained" in out and "trained 0 folds" not in out
-    assert "finished before the interruption" not in out
+    assert "trained before this command" not in out
     assert {name: os.path.getmtime(os.path.join(results, name)) for name in os.listdir(results)} == written
     assert main(["--mode", "test", "--test_path", run, "--split_fold", "3", "--retest_other_split"]) == 2
     err = capsys.readouterr().err.strip()

@@ -364,7 +364,7 @@ def test_ctrl_c_between_stacks_keeps_the_stacks_saved_and_names_every_run_to_con
         nothing_half_written(folder)
         assert main(["--mode", "train", "--resume", folder]) == 0
     out = capsys.readouterr().out
-    assert out.count("(finished before the interruption)") == 4 and "trained 0 folds" in out
+    assert out.count("(trained before this command)") == 4 and "trained 0 folds" in out
     assert len([name for name in os.listdir(results) if name.endswith(".json")]) == 2  # each run's results
 
 

@@ -259,3 +259,10 @@ def test_the_curves_of_a_paper_run_name_its_dashed_lines_the_test_fold(tmp_path,
     results.plot_training_curves([{"loss": [1.0], "accuracy": [0.5]}], str(tmp_path / "l.png"), "t", "last_epoch")
     assert titles == ["t\nprotocol paper; solid: training, dashed: the TEST FOLD (the paper protocol validates, and "
                       "selects, on it)", "t\nprotocol last_epoch; training (no validation data)"]
+
+
+def test_the_reports_macro_average_is_the_folds_uar_when_a_class_is_absent():
+    """A test fold without class 'c' printed UAR 75 % and its sheet's macro recall 50 %: the absent class as 0."""
+    metrics = results.fold_metrics([0, 0, 1, 1], [0, 1, 1, 1], ["a", "b", "c"])
+    assert metrics["uar"] == pytest.approx(0.75) and metrics["report"]["macro avg"]["recall"] == pytest.approx(0.75)
+    assert set(metrics["report"]) >= {"a", "b", "c"}  # every class keeps its row

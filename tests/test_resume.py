@@ -57,7 +57,7 @@ def test_kill_then_resume_equals_an_uninterrupted_run(tmp_path):
     resumed = subprocess.run([sys.executable, os.path.join(CODE, "main.py"), "--mode", "train", "--resume", folder,
                               "--result_path", results], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert "finished before the interruption" in resumed.stdout
+    assert "trained before this command" in resumed.stdout
     assert not [n for n in os.listdir(folder) if ".partial-" in n], "the temporaries of the killed run are removed"
     straight = subprocess.run(train_command(features, str(tmp_path / "M2"), str(tmp_path / "R2")), env=env,
                               capture_output=True, text=True, timeout=300)

@@ -208,7 +208,7 @@ def test_resume_from_anywhere_into_its_own_results_and_refusing_contradictions(t
         assert named in error_line(capsys)
     done = run_main("--mode", "train", "--resume", folder, cwd="/")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("finished before the interruption") == 2
+    assert done.stdout.count("trained before this command") == 2
     _, resumed = results_json(results)
     _, straight = results_json(trained["results"], "last_epoch")
     assert [f["y_pred"] for f in resumed["folds"]] == [f["y_pred"] for f in straight["folds"]]

@@ -108,7 +108,7 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
         for fold, why in sorted(run.damaged_folds().items()):
             print(f"fold {fold + 1}/{run.k}: {why}: never used, trained again")
         for fold in sorted(done):
-            print(results.format_fold_line(fold, run.k, done[fold]) + "  (finished before the interruption)")
+            print(results.format_fold_line(fold, run.k, done[fold]) + "  (trained before this command)")
         return [(run, fold) for fold in range(run.k) if fold not in done]
 
     def report(trained) -> None:  # prints every (run, fold), record as it comes; a stop names the runs to resume

@@ -51,13 +51,20 @@ def fold_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence
     """WAR, UAR, confusion matrix (rows true, columns predicted), classification report and size of one fold.
 
     ``y_true`` and ``y_pred`` are integer class indices into ``classes``. UAR averages the recall of
-    the classes present in ``y_true`` only (see ``war_uar``); the confusion matrix and the report
-    always cover all ``len(classes)`` classes so that folds can be summed and compared.
+    the classes present in ``y_true`` only (see ``war_uar``), and so does the report's macro average; the
+    confusion matrix and the report's rows always cover all ``len(classes)`` classes so that folds can be summed and
+    compared.
     """
     labels = list(range(len(classes)))
     war, uar = war_uar(y_true, y_pred)
     report = classification_report(y_true, y_pred, labels=labels, target_names=list(classes),
                                    output_dict=True, zero_division=0)
+    present = sorted(set(int(c) for c in y_true))
+    if len(present) < len(classes):  # the macro average over the classes present, as UAR: it counted absent ones as 0
+        rows = [report[classes[c]] for c in present]
+        report["macro avg"] = {**{key: float(np.mean([row[key] for row in rows]))
+                                  for key in ("precision", "recall", "f1-score")},
+                               "support": report["macro avg"]["support"]}
     return {"war": war, "uar": uar, "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
             "report": report, "n": len(y_true)}
 
