@@ -466,3 +466,14 @@ def test_copies_are_warned_of_and_a_class_whose_files_were_all_skipped_is_refuse
     with pytest.raises(UserError) as excinfo:
         extraction.extract_corpus(str(tmp_path), SYNTH, 4096, workers=1, progress=False, skip_bad_files=True)
     one_line_error(excinfo, f"{tmp_path}: every file of class(es) sad could not be decoded")
+
+
+def test_a_linked_folder_is_read_once_and_a_loop_ends(tmp_path):
+    """A linked folder of recordings was skipped without a word; a link to a folder above must not loop."""
+    write_wav(str(tmp_path / "real" / "03a01Wa.wav"), seconds=0.05)
+    (tmp_path / "corpus").mkdir()
+    write_wav(str(tmp_path / "corpus" / "08a01Lb.wav"), seconds=0.05)
+    os.symlink(tmp_path / "real", tmp_path / "corpus" / "linked")
+    os.symlink(tmp_path / "corpus", tmp_path / "corpus" / "loop")
+    found = [os.path.relpath(p, tmp_path / "corpus") for p in audio.audio_files(str(tmp_path / "corpus"))]
+    assert found == ["08a01Lb.wav", os.path.join("linked", "03a01Wa.wav")]

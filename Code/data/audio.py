@@ -119,9 +119,16 @@ def is_audio(name: str) -> bool:
 
 
 def audio_files(folder: str) -> list[str]:
-    """Every audio file (``is_audio``) below ``folder``, hidden files and folders left out, in a fixed order."""
-    found = []
-    for root, dirs, names in os.walk(folder):
+    """Every audio file (``is_audio``) below ``folder``, hidden files and folders left out, in a fixed order; a
+    linked folder is followed (it was skipped without a word), each real folder once (a link to a folder above
+    would loop)."""
+    found, walked = [], set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in walked:
+            dirs[:] = []
+            continue
+        walked.add(real)
         dirs[:] = sorted(d for d in dirs if not _hidden(d))
         found += [os.path.join(root, n) for n in sorted(names) if is_audio(n)]
     return found
