@@ -6,6 +6,7 @@ silence) must work instead.
 """
 
 import os
+import re
 import shutil
 import struct
 
@@ -474,3 +475,35 @@ def test_a_finished_run_resumed_or_retested_on_more_folds_is_answered_in_one_lin
     assert main(["--mode", "test", "--test_path", run, "--split_fold", "3"]) == 2  # it advised --retest_other_split
     assert capsys.readouterr().err.strip() == (f"error: --split_fold 3: the run in {run} has 2; its 2 fold models "
                                                "re-test 2 test folds, one each: leave the flag out")
+
+
+def test_a_weights_file_that_reads_other_files_or_declares_too_much_is_refused(tmp_path):
+    """h5py followed a dataset's external storage: a downloaded weights file read a private file's bytes into the
+    weights (and an export into the model); a never-written 20000 x 20000 dataset was read whole."""
+    import h5py
+
+    from timnet_ser.nn.legacy_weights import read_weight_arrays
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"TOP-SECRET" * 40)
+
+    def weights(name, make):
+        path = str(tmp_path / name)
+        with h5py.File(path, "w") as f:
+            f.attrs["layer_names"] = np.array([b"dense"])
+            group = f.create_group("dense")
+            group.attrs["weight_names"] = np.array([b"dense/kernel:0"])
+            make(f, group)
+        return path
+    cases = [
+        (weights("external.h5", lambda f, g: g.create_dataset("dense/kernel:0", shape=(10, 10), dtype="f4",
+                                                              external=[(str(secret), 0, 400)])),
+         "weight 'dense/kernel:0' keeps its values outside the file (external or virtual storage)"),
+        (weights("huge.h5", lambda f, g: g.create_dataset("dense/kernel:0", shape=(20000, 20000), dtype="f4",
+                                                          chunks=(100, 100), fillvalue=0.5)),
+         "weight 'dense/kernel:0' declares 400,000,000 values, more than any network here has"),
+        (weights("linked.h5", lambda f, g: g.__setitem__("dense/kernel:0", h5py.ExternalLink(str(secret), "/x"))),
+         "'dense/kernel:0' is a link (ExternalLink), not weights stored in the file"),
+    ]
+    for path, message in cases:
+        with pytest.raises(UserError, match=re.escape(f"{path}: {message}")):
+            read_weight_arrays(path)

@@ -38,15 +38,46 @@ def read_weight_arrays(path: str) -> list[tuple[str, list[np.ndarray]]]:
                 raise UserError(f"{path}: not a Keras-2 weights file (no 'layer_names' attribute)")
             layers = []
             for name in (_text(n) for n in root.attrs["layer_names"]):
-                group = root[name]
+                group = _stored_here(root, name, path)
                 names = [_text(w) for w in group.attrs.get("weight_names", [])]
                 if names:
-                    layers.append((name, [np.asarray(group[w]) for w in names]))
+                    layers.append((name, [np.asarray(_dataset(group, w, path)) for w in names]))
             return layers
     except OSError as exc:
         raise UserError(f"{path}: cannot be read as HDF5 ({exc})") from None
     except KeyError as exc:
         raise UserError(f"{path}: damaged weights file, missing {exc}") from None
+
+
+MAX_WEIGHTS = 1 << 26  # values in one weight array (256 MB of float32): the largest network here holds 3.5 M in all
+
+
+def _stored_here(group, name: str, path: str):
+    """``group[name]``, refused where it is a link (soft, or to another file): a weights file that points elsewhere
+    reads what it points to."""
+    import h5py
+    link = group.get(name, getlink=True)
+    if link is None:
+        raise KeyError(name)
+    if not isinstance(link, h5py.HardLink):
+        raise UserError(f"{path}: {name!r} is a link ({type(link).__name__}), not weights stored in the file")
+    return group[name]
+
+
+def _dataset(group, name: str, path: str):
+    """The dataset ``group[name]``, refused where its values are not stored in this file (external storage or a
+    virtual dataset read other files, whatever they are: a weights file could carry a private file's bytes into an
+    exported model), or where it declares more values than any network here has (read whole before the shapes are
+    compared)."""
+    dataset = _stored_here(group, name, path)
+    if not hasattr(dataset, "shape"):
+        raise UserError(f"{path}: {name!r} is a group, not a weight array")
+    if dataset.external or dataset.is_virtual:
+        raise UserError(f"{path}: weight {name!r} keeps its values outside the file (external or virtual storage); "
+                        "a weights file holds its own")
+    if dataset.size > MAX_WEIGHTS:
+        raise UserError(f"{path}: weight {name!r} declares {dataset.size:,} values, more than any network here has")
+    return dataset
 
 
 def all_finite(arrays) -> bool:
