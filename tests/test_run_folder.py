@@ -402,3 +402,24 @@ def test_stacked_seeds_summaries_are_told_apart(tmp_path, capsys):
     out = capsys.readouterr().out
     first, second = (out.index(f"results of TIMNET on TOY, 2-fold, seed {seed}, train:") for seed in (3, 4))
     assert first < out.index("pooled over folds", first) < second < out.index("pooled over folds", second)
+
+
+def test_a_run_folder_holding_links_is_refused_and_nothing_outside_is_written(trained, tmp_path, capsys):
+    """A downloaded unfinished run whose lock, weights or record file was a link: the resume wrote the lock's text,
+    the weights and the record over the user's files the links pointed to."""
+    import shutil
+    folder = shutil.copytree(trained["folder"], tmp_path / "run")
+    k = len([n for n in os.listdir(folder) if n.endswith(".hdf5")])
+    for name in (f"{k}-fold_weights_best_{k}.hdf5", f"{k}-fold_record_{k}.json"):
+        os.remove(folder / name)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's")
+    os.symlink(victim, folder / f".{k}-fold_{k}.lock")
+    os.symlink(victim, folder / f"{k}-fold_weights_best_{k}.hdf5")
+    for argv in (["--mode", "train", "--resume", str(folder)], ["--mode", "test", "--test_path", str(folder)]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"error: {folder}: holds symbolic links (.{k}-fold_{k}.lock, {k}-fold_weights_best_{k}.hdf5); a run "
+            "folder holds its own files, and a link would have the run read or write elsewhere: replace each by the "
+            "file it points to, or remove it\n")
+    assert victim.read_text() == "the user's"

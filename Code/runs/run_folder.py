@@ -206,7 +206,7 @@ class RunFolder:
         """The descriptor of the lock file ``path``, locked by this process; None where no lock can be taken."""
         while True:
             try:
-                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never another file
             except OSError:  # a folder this process cannot write into: the fold's own files say so, in one line
                 return None
             try:
@@ -456,6 +456,12 @@ def open_run(folder: str, flag: str = "--test_path") -> Optional[RunFolder]:
     path = os.path.join(folder, RUN_FILE)
     if not os.path.isfile(path):
         return None
+    links = sorted(entry.name for entry in os.scandir(folder) if entry.is_symlink())
+    if links:  # a downloaded run's link had a resume write its weights, records and locks over the user's files
+        named = ", ".join(links[:3]) + (", ..." if len(links) > 3 else "")
+        raise UserError(f"{shown(folder)}: holds symbolic links ({named}); a run folder holds its own files, and a "
+                        "link would have the run read or write elsewhere: replace each by the file it points to, or "
+                        "remove it")
     description = _read_json(path)
     if isinstance(description, dict) and description.get("format", FORMAT) != FORMAT:
         return None
