@@ -477,3 +477,31 @@ def test_a_linked_folder_is_read_once_and_a_loop_ends(tmp_path):
     os.symlink(tmp_path / "corpus", tmp_path / "corpus" / "loop")
     found = [os.path.relpath(p, tmp_path / "corpus") for p in audio.audio_files(str(tmp_path / "corpus"))]
     assert found == ["08a01Lb.wav", os.path.join("linked", "03a01Wa.wav")]
+
+
+class _DeclaresAHugeArray:
+    """Pickles as numpy's _reconstruct asked for a large shape, with no state: what np.save never writes."""
+
+    def __reduce__(self):
+        return np.ndarray.__reduce__(np.zeros(1))[0], (np.ndarray, (20000, 188, 39), np.dtype("float32"))
+
+
+def test_a_small_feature_file_that_would_allocate_gigabytes_is_refused(tmp_path):
+    """A 378-byte pickle made numpy allocate its declared shape; lists nested in themselves (a kilobyte) grew to
+    gigabytes when numpy counted their dimensions."""
+    huge = str(tmp_path / "huge.npy")
+    np.save(huge, {"x": _DeclaresAHugeArray(), "y": np.eye(3, dtype="float32")}, allow_pickle=True)
+    with pytest.raises(UserError) as excinfo:
+        feature_files.load_features(huge)
+    one_line_error(excinfo, "refused to load: the file declares an array of shape (20000, 188, 39) it does not hold")
+    nested = []
+    for _ in range(40):
+        nested = [nested, nested]
+    x, y = np.zeros((2, 4, 39), "float32"), np.eye(2, dtype="float32")
+    for key, value, message in [("files", nested, "files is not a list of names"),
+                                ("classes", np.array(["a", "b\x1b[2Jc"]), "the class name 'b\\x1b[2Jc' holds a control")]:
+        path = str(tmp_path / f"{key}.npy")
+        np.save(path, {"x": x, "y": y, key: value}, allow_pickle=True)
+        with pytest.raises(UserError) as excinfo:
+            feature_files.load_features(path)
+        one_line_error(excinfo, message)

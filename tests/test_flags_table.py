@@ -123,7 +123,7 @@ def test_every_range_check_and_run_field_names_something_real():
 @pytest.mark.parametrize("name", [f.name for f in flags.FLAGS if f.check])
 def test_a_value_out_of_range_is_one_line_naming_its_flag(name):
     wrong = {"positive": "0", "at_least_2": "1", "fraction": "1", "not_negative": "-1",
-             "block_count": "32"}[flags.BY_NAME[name].check]
+             "block_count": "32", "width": "1025", "stacks": "17"}[flags.BY_NAME[name].check]
     mode = ["--mode", flags.BY_NAME[name].modes[0]] if flags.BY_NAME[name].modes else []  # one that reads it
     with pytest.raises(UserError, match=rf"^--{name} {wrong}(\.0)?: must be"):
         settings.validate(settings.parse([*mode, f"--{name}", wrong]))

@@ -228,6 +228,12 @@ def test_a_damaged_run_json_is_named_and_changes_nothing(undisturbed, tmp_path, 
     ("random_seed", -1, "'config.random_seed' is -1: must be between 0 and"),
     ("epochs", None, "'config.epochs' must be set, it is null"),
     ("lr", float("inf"), "'config.lr' is Infinity: must be a finite number"),  # json writes and reads Infinity
+    # a run from elsewhere: its data began the results' file names (a path wrote them there), its class names were
+    # printed (control characters rewrote the console), its network was built before any weights were read
+    ("data", "/tmp/elsewhere/x", "'config.data' is \"/tmp/elsewhere/x\": a corpus name is letters, digits"),
+    ("classes", ["a", "b\u001b[2J", "c"], "'config.classes' holds \"b\\u001b[2J\": a class name holds no control"),
+    ("hyper.filter_size", 30000, "'config.hyper.filter_size' is 30000: must be between 1 and 1024"),
+    ("hyper.stack_size", 100000, "'config.hyper.stack_size' is 100000: must be between 1 and 16"),
 ])
 def test_a_recorded_setting_no_flag_could_give_is_named_before_any_model_is_built(undisturbed, tmp_path, capsys,
                                                                                    field, value, reason):

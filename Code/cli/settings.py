@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from ..core import flags, paths
 from ..core.errors import UserError, did_you_mean
-from ..core.settings import Settings
+from ..core.settings import DATA_NAME, Settings
 
 EXAMPLES = """default folders (MFCC/, Models/, Results/, Test_Models/, Corpora/) are relative to the current
 directory: Code/MFCC ... when run from Code/ as below, your own folder for the installed timnet-ser.
@@ -133,14 +133,14 @@ def validate(s: Settings) -> Settings:
     """The checked settings (the feature kind filled in, a backbone weights file made absolute): every check that
     needs no data, each failure one line naming the flag."""
     check_modes(s)
-    if not re.fullmatch(r"[A-Za-z0-9_-]+(\+[A-Za-z0-9_-]+)*", s.data):
+    if not DATA_NAME.fullmatch(s.data):
         raise UserError(f"--data {s.data!r}: use letters, digits, '_' or '-' (several corpora joined by '+')")
     from ..data.resolve import check_corpus_key
     check_corpus_key(s.data)
     if len(s.seeds) > 1 and s.mode not in ("train", "grid"):
         raise UserError(f"--random_seed {s.random_seed}: several seeds work with --mode train only")
     _check_finite(s)
-    for check in ("positive", "at_least_2", "fraction", "block_count"):
+    for check in ("positive", "at_least_2", "fraction", "width", "stacks", "block_count"):
         _check_range(s, check)
     if s.mode == "grid" and s.address == "local":  # Ray's own "local" listens on every interface
         raise UserError("--address local: Ray's 'local' starts a Ray whose servers listen on every network "

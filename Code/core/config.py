@@ -12,6 +12,8 @@ from . import precision
 
 # TIM-Net's blocks per direction: the last dilates by 2^(n - 1), which TensorFlow's int32 shapes hold up to n = 31
 MAX_DILATION_SIZE = 31
+MAX_WIDTH = 1024  # filters and taps of a convolution (the papers': 39 and 2)
+MAX_STACKS = 16  # repetitions of TIM-Net's block stack (the paper's: 1)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import json_fields, paths, precision
-from .config import MAX_DILATION_SIZE
+from .config import MAX_DILATION_SIZE, MAX_STACKS, MAX_WIDTH
 
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
@@ -68,6 +68,10 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], str]]] = {
     "at_least_2": (lambda v: v >= 2, "must be at least 2", str),
     "fraction": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)", str),
     "not_negative": (lambda v: v >= 0, "must be 0 or more", _shown_g),
+    # a network's width and taps, and its stacks: bounded, so that a run.json from elsewhere cannot have a model of
+    # filter_size 30000 (a 7 GB tensor) or stack_size 100000 (a crash) built before any weights are read
+    "width": (lambda v: 1 <= v <= MAX_WIDTH, f"must be between 1 and {MAX_WIDTH}", str),
+    "stacks": (lambda v: 1 <= v <= MAX_STACKS, f"must be between 1 and {MAX_STACKS}", str),
     "block_count": (lambda v: 1 <= v <= MAX_DILATION_SIZE,
                     f"must be between 1 and {MAX_DILATION_SIZE} (the last block dilates by 2^(n - 1))", str),
 }
@@ -187,14 +191,14 @@ FLAGS: tuple[Flag, ...] = tuple([
           run="hyper.dropout", report=True, models=("TIMNET",)),
         row("activation", str, "relu", "TIMNET: activation in each temporal-aware block", run="hyper.activation",
           report=True, models=("TIMNET",)),
-        row("filter_size", int, 39, "TIMNET, GMTCN: channels of every convolution", check="positive",
+        row("filter_size", int, 39, "TIMNET, GMTCN: channels of every convolution", check="width",
           run="hyper.filter_size", report=True, models=("TIMNET", "GMTCN")),
         row("dilation_size", int, None,
           "TIMNET: temporal-aware blocks per direction (default: the corpus' value, 8; IEMOCAP 10)",
           check="block_count", run="hyper.dilation_size", report=True, models=("TIMNET",)),
-        row("kernel_size", int, 2, "TIMNET, GMTCN: taps of the dilated causal convolutions", check="positive",
+        row("kernel_size", int, 2, "TIMNET, GMTCN: taps of the dilated causal convolutions", check="width",
           run="hyper.kernel_size", report=True, models=("TIMNET", "GMTCN")),
-        row("stack_size", int, 1, "TIMNET: repetitions of the block stack", check="positive", run="hyper.stack_size",
+        row("stack_size", int, 1, "TIMNET: repetitions of the block stack", check="stacks", run="hyper.stack_size",
           report=True, models=("TIMNET",)),
         row("backbone", str, "mobilenetv2",
           "DCNN_BLSTMwA: the CNN applied to every segment: mobilenetv2 (default) or resnet50v2 (Keras "

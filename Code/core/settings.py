@@ -13,6 +13,12 @@ from typing import Optional
 from . import flags
 from .errors import UserError, named_twice
 
+# a corpus name (--data, and what run.json records): it begins results file names, so no path and no control
+# character; several corpora are joined by '+'
+DATA_NAME = re.compile(r"[A-Za-z0-9_-]+(\+[A-Za-z0-9_-]+)*")
+# characters no class name holds: control characters rewrote the console (a forged line, a cleared screen)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
 # Fold i of seed s draws from s x 1000 + i (engine/protocol.fold_seed), which NumPy's generators take up to 2^32 - 1
 MAX_SEED = (2 ** 32 - 1000) // 1000
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
+from ..core.settings import CONTROL_CHARACTERS
 from .corpora import Corpus
 from .features import FEATURE_KINDS, N_MELS, N_MFCC, SEGMENT_FRAMES
 
@@ -56,10 +57,23 @@ class _ArraysOnly(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         # every callable a pickle can run is looked up here (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*)
+        if (module, name) in _ALLOWED and name == "_reconstruct":
+            return _empty_then_filled(super().find_class(module, name), self.path)
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         raise UserError(f"{self.path}: refused to load: the file asks to run {module}.{name} "
                         "(a feature file holds only arrays)")
+
+
+def _empty_then_filled(reconstruct, path: str):
+    """numpy's ``_reconstruct`` as np.save's pickles call it: an empty array, whose shape and bytes its state then
+    gives (bounded by the file). A pickle that asked it for a large shape allocated that memory from a few bytes."""
+    def checked(subtype, shape, dtype):
+        if int(np.prod(shape)) > 1:
+            raise UserError(f"{path}: refused to load: the file declares an array of shape {tuple(shape)} it does not "
+                            "hold (a feature file's arrays carry their own bytes)")
+        return reconstruct(subtype, shape, dtype)
+    return checked
 
 
 def _read_npy(path: str) -> object:
@@ -115,15 +129,26 @@ def _check_metadata(data: dict, path: str) -> None:
             whole = False
         if not whole:
             raise UserError(f"{path}: signal_length is {value!r}, expected a positive whole number of samples")
+    for key in ("classes", "speakers", "files"):  # lists of text; looked at before numpy reads them: a list nested
+        if key in data and not _texts(data[key]):  # in itself a few levels, in a kilobyte, grew to gigabytes
+            raise UserError(f"{path}: {key} is not a list of names (one text per entry)")
+    odd = next((c for c in data.get("classes", []) if CONTROL_CHARACTERS.search(str(c))), None)
+    if odd is not None:  # it rewrote the console where a class was printed
+        raise UserError(f"{path}: the class name {str(odd)!r} holds a control character")
     x = data.get("x")
     for key in ("speakers", "files"):
         if key not in data or not isinstance(x, np.ndarray) or x.ndim == 0:
             continue
         entries = data[key]
-        if not isinstance(entries, (list, tuple, np.ndarray)) or np.ndim(entries) != 1 or len(entries) != len(x):
-            count = f"{len(entries)} entries" if isinstance(entries, (list, tuple, np.ndarray)) else \
-                f"a {type(entries).__name__}"
-            raise UserError(f"{path}: {key} holds {count}, expected one per row of x ({len(x)})")
+        if len(entries) != len(x):
+            raise UserError(f"{path}: {key} holds {len(entries)} entries, expected one per row of x ({len(x)})")
+
+
+def _texts(entries) -> bool:
+    """Whether ``entries`` is a flat list (or 1-D array) of texts."""
+    if isinstance(entries, np.ndarray):
+        return entries.ndim == 1 and all(isinstance(e, str) for e in entries.tolist())
+    return isinstance(entries, (list, tuple)) and all(isinstance(e, str) for e in entries)
 
 
 def _arrays(data: dict, path: str) -> tuple[np.ndarray, np.ndarray]:

@@ -51,7 +51,7 @@ from ..core.errors import UserError, named
 from ..core.flags import RUN_FLAGS, recorded, recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import MAIN, not_a_folder, shown
-from ..core.settings import MAX_SEED, seed_in_range
+from ..core.settings import CONTROL_CHARACTERS, DATA_NAME, MAX_SEED, seed_in_range
 from ..data.corpora import CORPORA, SAMPLE_RATE
 from ..data.corpus_set import Part
 from ..data.features import N_MFCC
@@ -491,6 +491,11 @@ def refused_setting(config: RunConfig) -> str:
         refused = recorded_refusal(flag, recorded(config, flag), flag.run in _NULLABLE)
         if refused:
             return refused
+    if not DATA_NAME.fullmatch(config.data):  # it began the results files' names: "/elsewhere/x" wrote there
+        return f"'config.data' is {json.dumps(config.data)}: a corpus name is letters, digits, '_', '-' (and '+')"
+    odd = next((c for c in config.classes if CONTROL_CHARACTERS.search(c)), None)
+    if odd is not None:
+        return f"'config.classes' holds {json.dumps(odd)}: a class name holds no control character"
     if not seed_in_range(config.random_seed):
         return f"'config.random_seed' is {config.random_seed}: must be between 0 and {MAX_SEED}"
     hyper = config.hyper
