@@ -527,3 +527,19 @@ def test_the_latex_table_escapes_every_special_character_and_sets_code_in_typewr
            "quote}" in tex
     assert "a\\_b \\\\" in tex and "1 $\\pm$ 2 \\% \\\\" in tex
     assert "x\\textbackslash{}y\\{z\\}\\textasciicircum{}\\textasciitilde{} \\\\" in tex
+
+
+def test_names_from_elsewhere_are_never_formulas_nor_markup_in_the_tables(tmp_path):
+    """A class or corpus name of a downloaded run reached predict's CSV, the xlsx and the report as a formula
+    (=HYPERLINK(...)), and report.md as raw HTML and extra columns."""
+    from timnet_ser.core.atomic_file import spreadsheet_safe, write_table
+    assert [spreadsheet_safe(v) for v in ("=HYPERLINK(1)", "+1+1", "@SUM(A1)", "-0.25", "-", "angry", 0.5)] == [
+        "'=HYPERLINK(1)", "'+1+1", "'@SUM(A1)", "-0.25", "'-", "angry", 0.5]
+    path = str(tmp_path / "t.csv")
+    write_table(path, None, ["file", "=cmd|' /C calc'!A0"], [["a.wav", "=1+1"]])
+    with open(path, newline="") as f:
+        assert list(csv.reader(f)) == [["file", "'=cmd|' /C calc'!A0"], ["a.wav", "'=1+1"]]
+    table = pd.DataFrame({"corpus": ["X <img src=x onerror=alert(1)> | injected"], "UAR": ["=2+2"]})
+    assert report.to_markdown(table).splitlines()[2] == ("| X &lt;img src=x onerror=alert(1)&gt; \\| injected | "
+                                                         "=2+2 |")
+    assert report.to_csv(table).splitlines()[1] == "X <img src=x onerror=alert(1)> | injected,'=2+2"

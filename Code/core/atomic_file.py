@@ -58,8 +58,25 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
             os.remove(tmp)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """``value`` as a spreadsheet shows it, never run as a formula: a text that begins with = + - @ (or a tab or a
+    carriage return) gets a leading ' (OWASP's rule for CSV injection); numbers, and texts that read as numbers,
+    stay. A class or file name from a downloaded run reached the CSV and xlsx outputs as it was."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def write_table(path: str, as_json, header: list[str], rows: Iterable[list]) -> None:
-    """``as_json`` as JSON if ``path`` ends in .json, else ``header`` and ``rows`` as CSV; written atomically.
+    """``as_json`` as JSON if ``path`` ends in .json, else ``header`` and ``rows`` as CSV (``spreadsheet_safe``);
+    written atomically.
     ``as_json`` may be an iterator: its items are written as a JSON array one at a time, as they come.
 
     A folder that cannot be written is one line naming ``--output`` (predict's and the timeline's flag).
@@ -76,8 +93,8 @@ def write_table(path: str, as_json, header: list[str], rows: Iterable[list]) -> 
                 json.dump(as_json, f, indent=1)
                 return
             writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(rows)
+            writer.writerow([spreadsheet_safe(cell) for cell in header])
+            writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
     try:
         atomic_write(path, write)
     except OSError as exc:

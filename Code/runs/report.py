@@ -33,7 +33,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..core.atomic_file import atomic_write
+from ..core.atomic_file import atomic_write, spreadsheet_safe
 from ..core.errors import UserError
 from ..core.flags import report_columns
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
@@ -559,9 +559,17 @@ def plot_uar_ci(records: list[dict], path: str) -> None:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    def cell(value) -> str:  # a | split the row, and HTML in a name ran where the Markdown was rendered
+        return (str(value).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+                .replace("\n", " ").replace("\r", " "))
+    lines = ["| " + " | ".join(map(cell, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    """``table`` as CSV, every cell ``spreadsheet_safe``."""
+    return table.map(spreadsheet_safe).rename(columns=spreadsheet_safe).to_csv(index=False)
 
 
 # every character LaTeX reads as a command (under the default OT1 encoding < and > print as ¡ and ¿), in one pass
@@ -637,11 +645,10 @@ def write_report(result_path: str) -> dict:
     latex = to_latex(table, " ".join([note, *(f"{line[0].upper()}{line[1:]}." for line in notices)]))
     if not comparisons.empty:
         latex += to_latex(comparisons, f"Paired comparisons. {paired_note}", label="tab:ser-paired")
-    texts = {"md": markdown, "tex": latex, "csv": table.to_csv(index=False),
-             "paired_csv": comparisons.to_csv(index=False)}
+    texts = {"md": markdown, "tex": latex, "csv": to_csv(table), "paired_csv": to_csv(comparisons)}
     if crossed:
         latex += to_latex(cross_table, f"CROSS-CORPUS tests. {CROSS_NOTE}", label="tab:ser-cross-corpus")
-        texts.update(tex=latex, cross_corpus_csv=cross_table.to_csv(index=False))
+        texts.update(tex=latex, cross_corpus_csv=to_csv(cross_table))
     for kind, text in texts.items():
         atomic_write(paths[kind], lambda tmp, text=text: _write_text(tmp, text))
     if records:

@@ -30,7 +30,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, recall_score
 
 from ..core import precision
-from ..core.atomic_file import atomic_write
+from ..core.atomic_file import atomic_write, spreadsheet_safe
 from ..core.errors import UserError
 from ..core.paths import shown
 
@@ -237,11 +237,13 @@ def _write_xlsx(path: str, folds: list[dict], classes: Sequence[str]) -> None:
     """
     def write(tmp: str) -> None:
         with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+            names = [spreadsheet_safe(c) for c in classes]  # a class name is never a formula cell
             for i, fold in enumerate(folds):
                 confusion = np.array(fold["confusion"])
-                pd.DataFrame(confusion.T, index=list(classes), columns=list(classes)).to_excel(
-                    writer, sheet_name=str(i))
-                pd.DataFrame(fold["report"]).transpose().to_excel(writer, sheet_name=f"{i}_evaluate")
+                pd.DataFrame(confusion.T, index=names, columns=names).to_excel(writer, sheet_name=str(i))
+                report = pd.DataFrame(fold["report"]).transpose()
+                report.index = [spreadsheet_safe(name) for name in report.index]
+                report.to_excel(writer, sheet_name=f"{i}_evaluate")
     _atomic_write(path, write)
 
 
