@@ -543,3 +543,11 @@ def test_names_from_elsewhere_are_never_formulas_nor_markup_in_the_tables(tmp_pa
     assert report.to_markdown(table).splitlines()[2] == ("| X &lt;img src=x onerror=alert(1)&gt; \\| injected | "
                                                          "=2+2 |")
     assert report.to_csv(table).splitlines()[1] == "X <img src=x onerror=alert(1)> | injected,'=2+2"
+
+
+def test_the_report_does_not_follow_linked_folders(tmp_path):
+    """Two links to '.' in a results bundle made the report's walk exponential (it was killed after 60 s)."""
+    _write(tmp_path, "a1", _run("MODEL_A", 1))
+    os.symlink(".", tmp_path / "a")
+    os.symlink(".", tmp_path / "b")
+    assert [os.path.basename(r["path"]) for r in report.load_records(str(tmp_path))] == ["a1.json"]

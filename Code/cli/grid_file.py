@@ -18,6 +18,7 @@ point the grid file does not set), read and checked by settings.py like any comm
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import tomllib
 
@@ -28,6 +29,7 @@ from ..core.settings import Settings
 from ..grid.plan import Point
 from . import settings
 
+MAX_POINTS = 10_000  # runs of one grid file: far more than a paper table (6 corpora x 10 seeds x a few settings)
 PATH_KEYS = ("feature_path", "label_map", "model_path", "result_path")  # relative to the grid file's folder
 # Flags of the grid command itself, never handed to its runs.
 GRID_ONLY = {"mode", "grid", "address", "gpus_per_task", "workers", "gpu"}
@@ -166,6 +168,10 @@ NAMED_AXES = ("model", "random_seed", "corpus")  # shown in every label as "TIMN
 def expand(path: str, table: dict, typed: dict) -> list[Point]:
     """Every point of the grid, its flags checked by settings.py. ``typed``: the command line's flags."""
     axes = grid_axes(path, table)
+    points = math.prod(len(values) for _, values in axes)
+    if points > MAX_POINTS:  # four axes of 100 values: 10^8 points, expanded for minutes before anything was said
+        raise UserError(f"--grid {path}: {points:,} points (the product of its axes' lengths); a grid holds at most "
+                        f"{MAX_POINTS:,}: split it into several files")
     switches = _switches()
     set_by_file = {name for key, values in axes  # a [[corpus]] table's keys, or the axis' own
                    for name in ({n for table in values for n in table} if key == "corpus" else {key})}

@@ -20,7 +20,6 @@ training corpus x test corpus (``build_cross_corpus_table``).
 
 from __future__ import annotations
 
-import glob
 import itertools
 import json
 import math
@@ -154,12 +153,22 @@ def _contradicted(record: dict) -> str | None:
     return None
 
 
+def _json_files(result_path: str) -> list[str]:
+    """Every ``*.json`` below ``result_path``, sorted; linked folders are not followed (two links to '.' made the
+    walk exponential, and a link to / read every JSON on the disk)."""
+    found = []
+    for root, dirs, names in os.walk(result_path):  # os.walk follows no link by default
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # hidden ones left out, as glob left them
+        found += [os.path.join(root, name) for name in names if name.endswith(".json") and not name.startswith(".")]
+    return sorted(found)
+
+
 def load_records(result_path: str) -> list[dict]:
     """Every results JSON below ``result_path`` (training and test runs), skipping files that are not ours and
     refusing ours where they are damaged (``check_record``): a file named as ours (``results.is_results_name``)
     that is not JSON, or not a record, is refused too (it was skipped, and its run left out of the table)."""
     records = []
-    for path in sorted(glob.glob(os.path.join(result_path, "**", "*.json"), recursive=True)):
+    for path in _json_files(result_path):
         ours = results.is_results_name(os.path.basename(path))
         try:
             with open(path) as f:
