@@ -507,3 +507,27 @@ def test_a_weights_file_that_reads_other_files_or_declares_too_much_is_refused(t
     for path, message in cases:
         with pytest.raises(UserError, match=re.escape(f"{path}: {message}")):
             read_weight_arrays(path)
+
+
+def test_files_nested_too_deep_are_one_line(tmp_path, capsys):
+    """A run.json, a results file, a grid file or a label map nested tens of thousands deep ended in a
+    RecursionError traceback."""
+    from timnet_ser.cli import grid_file
+    from timnet_ser.data.label_map import read_map_file
+    from timnet_ser.runs import report, run_folder
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(UserError, match=r"run.json: damaged run file \(RecursionError"):
+        run_folder.open_run(str(run))
+    results = tmp_path / "R"
+    results.mkdir()
+    (results / "EMODB_10fold_80.00_46_2026-01-01_00-00-00_TIMNET_last_epoch.json").write_text("[" * 200_000)
+    with pytest.raises(UserError, match="not readable JSON"):
+        report.load_records(str(results))
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 50_000 + "]" * 50_000)
+    with pytest.raises(UserError, match=r"deep.toml: nested too deep to be a grid of flags$"):
+        grid_file.read_grid(str(deep))
+    with pytest.raises(UserError, match=r"deep.toml: cannot be read \(nested too deep to be a label map\)$"):
+        read_map_file(str(deep), "--label_map")

@@ -47,6 +47,8 @@ def read_grid(path: str) -> dict:
         raise UserError(f"--grid {path}: is a folder, not a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"--grid {path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tables or arrays nested tens of thousands deep
+        raise UserError(f"--grid {path}: nested too deep to be a grid of flags") from None
 
 
 def _check_key(path: str, key: str) -> None:

@@ -87,6 +87,8 @@ def read_map_file(path: str, flag: str) -> dict[Optional[str], dict[str, Optiona
             return entries
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{flag} {path}: cannot be read ({exc})") from None
+    except RecursionError:  # tables nested tens of thousands deep
+        raise UserError(f"{flag} {path}: cannot be read (nested too deep to be a label map)") from None
     raise UserError(f"{flag} {path}: expected a .toml or .csv file (their class = our class)")
 
 

@@ -173,7 +173,7 @@ def load_records(result_path: str) -> list[dict]:
         try:
             with open(path) as f:
                 record = json.load(f)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested 200 000 deep
             if ours:
                 raise _damaged(shown(path), f"not readable JSON: {exc}") from None
             continue

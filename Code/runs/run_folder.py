@@ -355,7 +355,7 @@ def _read_json(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: arrays nested 200 000 deep
         raise UserError(f"{path}: damaged run file ({type(exc).__name__}: {exc})") from None
 
 
