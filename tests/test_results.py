@@ -266,3 +266,10 @@ def test_the_reports_macro_average_is_the_folds_uar_when_a_class_is_absent():
     metrics = results.fold_metrics([0, 0, 1, 1], [0, 1, 1, 1], ["a", "b", "c"])
     assert metrics["uar"] == pytest.approx(0.75) and metrics["report"]["macro avg"]["recall"] == pytest.approx(0.75)
     assert set(metrics["report"]) >= {"a", "b", "c"}  # every class keeps its row
+
+
+def test_a_dollar_in_a_name_is_drawn_as_it_is(tmp_path):
+    """A class named '$\\undefinedcmd$' (a downloaded run's) ended the results' pictures in a matplotlib
+    ParseFatalException."""
+    results.plot_confusion([[2, 0], [1, 1]], ["$\\undefinedcmd$", "b"], str(tmp_path / "c.png"), "$x$ $\\bad$")
+    assert os.path.getsize(tmp_path / "c.png") > 0

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..core.atomic_file import atomic_write, check_writable, write_table
 from ..core.errors import UserError, named
+from ..core.figures import plain_text
 from ..data.corpora import SAMPLE_RATE
 from .input_checks import signal_warning, source_named, training_corpus_line
 
@@ -366,6 +367,7 @@ def write_timeline_table(path: str, result: dict) -> None:
                 map(csv_row, result["windows"]))
 
 
+@plain_text
 def write_picture(path: str, result: dict, title: str) -> None:
     """The probabilities stacked over time (each window drawn over the stretch it owns), skipped windows grey,
     and a strip below with the voiced frames."""

@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 
 from ..core.atomic_file import atomic_write, spreadsheet_safe
 from ..core.errors import UserError
+from ..core.figures import plain_text
 from ..core.flags import report_columns
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import shown
@@ -534,6 +535,7 @@ def build_comparisons(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS), refused
 
 
+@plain_text
 def plot_uar_ci(records: list[dict], path: str) -> None:
     """One panel per corpus: each row's mean per-fold UAR with its 95 % interval as error bars (none for a row
     with a single fold value), rendered with the Agg canvas and written atomically to ``path``."""

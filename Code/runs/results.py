@@ -32,6 +32,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from ..core import precision
 from ..core.atomic_file import atomic_write, spreadsheet_safe
 from ..core.errors import UserError
+from ..core.figures import plain_text
 from ..core.paths import shown
 
 
@@ -253,6 +254,7 @@ def _save_png(figure: Figure, path: str, dpi: int) -> None:
     _atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
 
 
+@plain_text
 def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: str, title: str) -> None:
     """Confusion-matrix picture: counts and row-normalised % (recall on the diagonal), true classes as rows."""
     counts = np.asarray(confusion)
@@ -280,6 +282,7 @@ VALIDATION_DATA = {"paper": "the TEST FOLD (the paper protocol validates, and se
                    "inner_val": "the validation split of each training fold (inner_val)"}
 
 
+@plain_text
 def plot_training_curves(histories: list[dict], path: str, title: str, protocol: str = "") -> None:
     """Loss and accuracy per epoch, one line per fold: training solid, validation (where recorded) dashed, named
     after ``protocol``'s validation data."""
