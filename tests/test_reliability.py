@@ -58,6 +58,7 @@ def copy_of(run, tmp_path):
     description["result_path"] = str(tmp_path / "R")
     with open(os.path.join(folder, "run.json"), "w") as f:
         json.dump(description, f)
+    os.makedirs(tmp_path / "R", exist_ok=True)  # a recorded results folder is never made (a run from elsewhere)
     return folder
 
 

@@ -206,6 +206,13 @@ def test_resume_from_anywhere_into_its_own_results_and_refusing_contradictions(t
                            if description["config"]["fused_kernels"] else [])):  # where setup.sh built them
         assert main(["--mode", "train", "--resume", folder, *flags]) == 2
         assert named in error_line(capsys)
+    # a results folder that does not exist is never made where a run's run.json says (a run from elsewhere)
+    assert main(["--mode", "train", "--resume", folder]) == 2
+    assert error_line(capsys).endswith(f"its run.json sends results to {results}, which does not exist (a run made "
+                                       "elsewhere?); make that folder to resume the run there")
+    assert main(["--mode", "test", "--test_path", folder]) == 2
+    assert error_line(capsys).endswith("which does not exist (a run made elsewhere?); give --result_path")
+    os.makedirs(results)
     done = run_main("--mode", "train", "--resume", folder, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("trained before this command") == 2
@@ -389,6 +396,7 @@ def test_a_results_folder_gone_after_training_says_the_folds_are_saved_and_how_t
         f"{run}")
     monkeypatch.setattr(results, "write_run_results", write)
     os.remove(out)
+    os.makedirs(out)  # "make it a writable folder"
     assert main(["--mode", "train", "--resume", run]) == 0
     assert any(name.endswith(".json") for name in os.listdir(out))
 

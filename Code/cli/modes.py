@@ -191,6 +191,17 @@ def run_features(args: Settings, run) -> tuple:
     return features, own
 
 
+def run_results_folder(args: Settings, run) -> str:
+    """Where a re-test of ``run`` writes: ``--result_path`` where typed, else the run's own (its run.json). A recorded
+    folder that does not exist is refused, not made wherever a run from elsewhere says."""
+    if "result_path" in args.given:
+        return args.result_path
+    if not os.path.isdir(run.result_path):
+        raise UserError(f"{shown(run.path)}: its run.json sends results to {run.result_path}, which does not exist "
+                        "(a run made elsewhere?); give --result_path")
+    return run.result_path
+
+
 def check_resumed(args: Settings, run) -> None:
     """A resumed run keeps its folders and its kernels: --result_path, --model_path or --fused_kernels off typed
     against them is refused (it was ignored); the recorded settings are check_against_run's."""
@@ -203,6 +214,9 @@ def check_resumed(args: Settings, run) -> None:
     if args.fused_kernels == "off" and run.config.fused_kernels:
         raise UserError(f"--fused_kernels off: the run in {shown(run.path)} trained with the fused kernels; a resumed "
                         "run keeps its own, leave the flag out")
+    if not os.path.isdir(run.result_path):  # never made wherever a run from elsewhere says
+        raise UserError(f"{shown(run.path)}: its run.json sends results to {run.result_path}, which does not exist "
+                        "(a run made elsewhere?); make that folder to resume the run there")
 
 
 def run_train(args: Settings) -> list[dict]:
@@ -278,7 +292,7 @@ def run_cross_corpus(args: Settings) -> dict:
     from ..runs import run_folder
     run = run_folder.open_run(args.test_path, "--test_path")
     settings.check_unread_by_weights(args, run is not None)
-    result_path = args.result_path if "result_path" in args.given or run is None else run.result_path
+    result_path = args.result_path if run is None else run_results_folder(args, run)
     check_writable_folder(result_path, "--result_path")
     if run is None:
         train = run_folder.authors_name(args.test_path)[0]
@@ -347,7 +361,7 @@ def run_test(args: Settings) -> dict:
         raise UserError(f"--feature_path {args.feature_path}: holds the classes {', '.join(features.corpus.classes)}, "
                         f"the run in {shown(run.path)} classifies {', '.join(run.config.classes)}; a re-test scores "
                         "the run's classes (another corpus: --cross_corpus)")
-    result_path = args.result_path if "result_path" in args.given else run.result_path
+    result_path = run_results_folder(args, run)
     check_writable_folder(result_path, "--result_path")
     config = replace(run.config, random_seed=args.seed, split_fold=args.split_fold, cv=args.cv,
                      feature_path=recorded_feature_path(args.data, args.features, args.feature_path)
