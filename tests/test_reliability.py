@@ -8,6 +8,7 @@ import json
 import os
 import resource
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -78,7 +79,7 @@ def test_a_full_disk_during_a_fold_write_is_one_line_and_resumes_to_the_same_run
     line = error_line(capsys)
     folder = only(models)
     assert "3-fold_weights_best_1.hdf5: cannot be written (" in line, line
-    assert "; the finished folds are kept: free space and continue with: python " in line, line
+    assert f"; the finished folds are kept: free space and continue with: {sys.executable} " in line, line
     assert line.endswith(f"main.py --mode train --resume {folder}"), line
     nothing_half_written(folder)
     assert not glob.glob(os.path.join(folder, "*.hdf5")), "no weights under a real name"
@@ -393,7 +394,7 @@ def test_ctrl_c_in_one_seed_of_several_names_the_seeds_not_started(undisturbed, 
     folder, lines = only(str(models)), capsys.readouterr().err.strip().splitlines()[-3:]  # after the epochs' lines
     assert lines == [f"interrupted: finished folds (1 of 3) are saved in {folder}; continue with:",
                      lines[1], "seed(s) 4,5 had not started: train them with the same command and --random_seed 4,5"]
-    assert lines[1].startswith("  python ") and lines[1].endswith(f"main.py --mode train --resume {folder}")
+    assert lines[1].startswith(f"  {sys.executable} ") and lines[1].endswith(f"main.py --mode train --resume {folder}")
 
 
 def test_a_stack_whose_fold_diverged_writes_the_results_of_its_complete_runs(undisturbed, tmp_path, capsys,

@@ -351,7 +351,7 @@ def test_the_resume_command_works_from_any_folder(trained, monkeypatch):
     from timnet_ser.runs.run_folder import require_run
     monkeypatch.chdir(os.path.dirname(os.path.dirname(trained["folder"])))
     command = require_run(trained["folder"], "--test_path").resume_command
-    assert command == (f"python {os.path.abspath(entry.__file__)} --mode train --resume "
+    assert command == (f"{sys.executable} {os.path.abspath(entry.__file__)} --mode train --resume "
                        f"{os.path.abspath(trained['folder'])}")
 
 
@@ -392,8 +392,8 @@ def test_a_results_folder_gone_after_training_says_the_folds_are_saved_and_how_t
     run = only(str(models))
     assert capsys.readouterr().err.strip().endswith(
         f"results folder is not writable (File exists); every fold is trained and saved in {run}: make {out} a "
-        f"writable folder and write the results with: python {os.path.join(CODE, 'main.py')} --mode train --resume "
-        f"{run}")
+        f"writable folder and write the results with: {sys.executable} {os.path.join(CODE, 'main.py')} --mode train "
+        f"--resume {run}")
     monkeypatch.setattr(results, "write_run_results", write)
     os.remove(out)
     os.makedirs(out)  # "make it a writable folder"

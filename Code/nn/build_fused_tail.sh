@@ -23,9 +23,12 @@ STAMP="$OUT/fused_tail.stamp"
 if [ -f "$OUT/fused_tail.so" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ]; then
   exit 0
 fi
+# one flag a line, compile flags then link flags: a checkout's path with a space in it stays one -I flag
 FLAGS="$("$PYTHON" -c "import tensorflow as tf
-print(' '.join(tf.sysconfig.get_compile_flags())); print(' '.join(tf.sysconfig.get_link_flags()))" 2>/dev/null)" ||
-  fallback "TensorFlow did not import"
+print('\n'.join(tf.sysconfig.get_compile_flags())); print('--link--'); print('\n'.join(tf.sysconfig.get_link_flags()))" \
+  2>/dev/null)" || fallback "TensorFlow did not import"
+mapfile -t COMPILE_FLAGS < <(sed '/^--link--$/,$d' <<< "$FLAGS")
+mapfile -t LINK_FLAGS < <(sed '1,/^--link--$/d' <<< "$FLAGS")
 mkdir -p "$OUT" || fallback "cannot create $OUT"
 rm -f "$STAMP"
 LOG="$OUT/fused_tail.log"
@@ -34,9 +37,9 @@ LOG="$OUT/fused_tail.log"
 # round as TensorFlow's separate operations do.
 : > "$LOG"
 for TARGET in "-march=native -mno-avx512fp16" ""; do
-  # shellcheck disable=SC2046,SC2086
+  # shellcheck disable=SC2086
   if "$CXX" -std=c++17 -shared -fPIC -O3 $TARGET -ffp-contract=off $EXTRA -w "$SOURCE" -o "$OUT/fused_tail.so.tmp" \
-       $(sed -n 1p <<< "$FLAGS") $(sed -n 2p <<< "$FLAGS") >> "$LOG" 2>&1 &&
+       "${COMPILE_FLAGS[@]}" "${LINK_FLAGS[@]}" >> "$LOG" 2>&1 &&
      "$PYTHON" -c "import sys, tensorflow as tf; tf.load_op_library(sys.argv[1])" "$OUT/fused_tail.so.tmp" >> "$LOG" 2>&1
   then
     # the instruction set it was built for (nn/fused_ops.py refuses it on a CPU that lacks one of these flags)

@@ -347,8 +347,9 @@ class RunFolder:
 
     @property
     def resume_command(self) -> str:
-        """The exact command that continues this run, from any folder."""
-        return f"python {os.path.abspath(MAIN)} --mode train --resume {os.path.abspath(self.path)}"  # any cwd
+        """The exact command that continues this run, from any folder and any shell: this interpreter (a plain
+        ``python`` was another one outside the activated .venv) and absolute paths."""
+        return f"{sys.executable} {os.path.abspath(MAIN)} --mode train --resume {os.path.abspath(self.path)}"
 
 
 def _read_json(path: str) -> dict:
