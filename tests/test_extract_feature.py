@@ -505,3 +505,14 @@ def test_a_small_feature_file_that_would_allocate_gigabytes_is_refused(tmp_path)
         with pytest.raises(UserError) as excinfo:
             feature_files.load_features(path)
         one_line_error(excinfo, message)
+
+
+def test_a_file_too_long_to_read_whole_is_one_line_before_it_is_decoded(tmp_path):
+    """Ten minutes of silence at 192 kHz (363 kB of FLAC) took half a gigabyte to predict its middle two seconds."""
+    path = str(tmp_path / "long.flac")
+    with sf.SoundFile(path, "w", samplerate=8000, channels=1, format="FLAC") as f:
+        for _ in range(11):
+            f.write(np.zeros(60 * 8000, "float32"))
+    with pytest.raises(UserError) as excinfo:
+        audio.load_audio(path)
+    one_line_error(excinfo, f"{path}: 11.0 min of audio; a file is read whole up to 10 min (--timeline reads")

@@ -34,6 +34,22 @@ def _decode_reason(exc: BaseException) -> str:
     return names.get(type(chain[0]).__name__, type(chain[0]).__name__)
 
 
+MAX_FILE_SECONDS = 600  # what is read whole: a few hundred kB of compressed silence at 192 kHz decoded to gigabytes
+
+
+def _check_duration(path: str) -> None:
+    """One line for a file longer than ``MAX_FILE_SECONDS`` (its header's length, where libsndfile reads it), before
+    it is decoded whole."""
+    import soundfile
+    try:
+        info = soundfile.info(path)
+    except Exception:  # not libsndfile's (mp3): decoded as librosa does, or named as undecodable there
+        return
+    if info.samplerate > 0 and info.frames / info.samplerate > MAX_FILE_SECONDS:
+        raise UserError(f"{path}: {info.frames / info.samplerate / 60:.1f} min of audio; a file is read whole up to "
+                        f"{MAX_FILE_SECONDS // 60} min (--timeline reads a longer one window by window)")
+
+
 def load_audio(path: str) -> np.ndarray:
     """``librosa.load`` with its defaults, as the original: mono, resampled to 22 050 Hz; (s,) float32."""
     import librosa
@@ -41,6 +57,7 @@ def load_audio(path: str) -> np.ndarray:
         raise UserError(f"{path}: no such audio file")
     if os.path.getsize(path) == 0:
         raise UserError(f"{path}: the file is empty")
+    _check_duration(path)
     try:
         with warnings.catch_warnings():  # librosa warns before falling back to audioread; the error says it all
             warnings.simplefilter("ignore")
