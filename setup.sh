@@ -8,12 +8,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${SER_PYTHON:-python3.11}"  # not $PYTHON: often set to another interpreter
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || {
+VERSION="$("$PYTHON" -c 'import sys; print(sys.version.split()[0]); sys.exit(sys.version_info < (3, 11))' 2>/dev/null)" || {
   echo "setup.sh: $PYTHON is $("$PYTHON" -V 2>&1); the project needs Python 3.11 or newer: set SER_PYTHON to one" >&2
   exit 1
 }
 STAMP="$ROOT/.venv/.requirements.sha"  # line 1: what was installed; line 2: by which Python
-VERSION="$("$PYTHON" -c 'import sys; print(sys.version.split()[0])')"
 # A venv records where it was made (its scripts' first line); a checkout that moved holds one that points elsewhere
 made_here() { [ "$(realpath -m "$(dirname "$(head -n 1 "$ROOT/.venv/bin/pip" 2>/dev/null | cut -c3-)")")" = \
                 "$(realpath -m "$ROOT/.venv/bin")" ]; }

@@ -191,14 +191,20 @@ def run_features(args: Settings, run) -> tuple:
     return features, own
 
 
-def run_results_folder(args: Settings, run) -> str:
-    """Where a re-test of ``run`` writes: ``--result_path`` where typed, else the run's own (its run.json). A recorded
-    folder that does not exist is refused, not made wherever a run from elsewhere says."""
-    if "result_path" in args.given:
-        return args.result_path
+def check_recorded_results_folder(run, way: str) -> None:
+    """Refuse, in one line ending in ``way``, the results folder run.json records where it does not exist: never
+    made wherever a run from elsewhere says."""
     if not os.path.isdir(run.result_path):
         raise UserError(f"{shown(run.path)}: its run.json sends results to {run.result_path}, which does not exist "
-                        "(a run made elsewhere?); give --result_path")
+                        f"(a run made elsewhere?); {way}")
+
+
+def run_results_folder(args: Settings, run) -> str:
+    """Where a re-test of ``run`` writes: ``--result_path`` where typed, else the run's own (its run.json), which must
+    exist."""
+    if "result_path" in args.given:
+        return args.result_path
+    check_recorded_results_folder(run, "give --result_path")
     return run.result_path
 
 
@@ -214,9 +220,7 @@ def check_resumed(args: Settings, run) -> None:
     if args.fused_kernels == "off" and run.config.fused_kernels:
         raise UserError(f"--fused_kernels off: the run in {shown(run.path)} trained with the fused kernels; a resumed "
                         "run keeps its own, leave the flag out")
-    if not os.path.isdir(run.result_path):  # never made wherever a run from elsewhere says
-        raise UserError(f"{shown(run.path)}: its run.json sends results to {run.result_path}, which does not exist "
-                        "(a run made elsewhere?); make that folder to resume the run there")
+    check_recorded_results_folder(run, "make that folder to resume the run there")
 
 
 def run_train(args: Settings) -> list[dict]:

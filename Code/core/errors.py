@@ -47,6 +47,13 @@ def named_twice(values):
     return next((value for k, value in enumerate(values) if value in values[:k]), None)
 
 
+def first_few(items, separator: str = ", ", count: int = 3) -> str:
+    """The first ``count`` of ``items`` (texts) joined by ``separator``, and ``...`` where more follow: how one line
+    names what it found many of."""
+    items = list(items)
+    return separator.join(items[:count] + (["..."] if len(items) > count else []))
+
+
 def did_you_mean(value: str, choices) -> str:
     """' (did you mean X?)' for a near miss of one of ``choices`` (compared case-insensitively), else ''."""
     import difflib

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ..core.csv_rows import csv_rows
-from ..core.errors import UserError, named_twice
+from ..core.errors import UserError, first_few, named_twice
 from ..core.paths import not_a_folder
 from .audio import _decode_reason, _hidden, audio_files
 from .corpora import SAMPLE_RATE, Corpus, natural_key
@@ -214,9 +214,9 @@ def _named_items(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:
 def _say_left_out(paths: list[str], wav_path: str, why: str) -> None:
     """One warning line for the audio files of ``wav_path`` that the layout leaves out (they were dropped unsaid)."""
     if paths:
-        shown = ", ".join(os.path.relpath(p, wav_path) for p in paths[:3])
-        print(f"warning: {len(paths)} audio file(s) below {wav_path} {why}, so they are left out: {shown}"
-              f"{', ...' if len(paths) > 3 else ''}", file=sys.stderr)
+        shown = first_few(os.path.relpath(p, wav_path) for p in paths)
+        print(f"warning: {len(paths)} audio file(s) below {wav_path} {why}, so they are left out: {shown}",
+              file=sys.stderr)
 
 
 def list_corpus_files(wav_path: str, corpus: Corpus) -> list[tuple[str, str, str]]:

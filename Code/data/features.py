@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from ..core.errors import UserError
+from ..core.errors import UserError, first_few
 from .audio import centre, load_audio
 from .corpora import SAMPLE_RATE
 
@@ -132,7 +132,7 @@ def warn_of_identical_rows(x: np.ndarray, files, where: str) -> None:
         return
     def named(row: int) -> str:
         return str(files[row]) if files is not None else f"row {row}"
-    shown = "; ".join(f"{named(i)} = {named(j)}" for i, j in pairs[:3]) + ("; ..." if len(pairs) > 3 else "")
+    shown = first_few((f"{named(i)} = {named(j)}" for i, j in pairs), "; ")
     print(f"warning: {where}: {len(pairs)} row(s) hold the same features as another row, so one recording can be in "
           f"a training fold and a test fold at once, which inflates the figures: {shown}; remove the copies",
           file=sys.stderr)

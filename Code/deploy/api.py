@@ -371,16 +371,19 @@ class Run:
             if named:
                 raise UserError(refused.format(f"{len(named)} of its {len(loaded.x)} utterances are named as "
                                                f"{source['data']} recordings are (e.g. {named[0]})"))
-        try:
-            parent = run_folder.open_run(source["folder"]) if self.run is not None and os.path.isfile(
-                os.path.join(source["folder"], "run.json")) else None
+        try:  # open_run: None for a folder without run.json (the authors')
+            parent = run_folder.open_run(source["folder"]) if self.run is not None and os.path.isdir(
+                source["folder"]) else None
         except UserError:  # a damaged source record tells nothing either
             parent = None
         signatures = parent.training_signatures() if parent is not None else None
-        if signatures is not None and signatures.shape[1:] == row_signatures(loaded.x[:1]).shape[1:]:
-            seen = sum(len(m) > 0 for m in signature_matches(row_signatures(loaded.x), signatures))
-            if seen:
-                raise UserError(refused.format(f"{seen} of its {len(loaded.x)} utterances are audio"))
+        if signatures is None:
+            return
+        ours = row_signatures(loaded.x)
+        seen = sum(len(m) > 0 for m in signature_matches(ours, signatures)) if ours.shape[1:] == signatures.shape[1:] \
+            else 0
+        if seen:
+            raise UserError(refused.format(f"{seen} of its {len(loaded.x)} utterances are audio"))
 
     def score_cross_corpus(self, test_set) -> dict:
         """The results record of the fold models' mean probability on a prepared cross-corpus TestSet."""

@@ -137,8 +137,7 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
     if _is_array(source):
         samples, rate = source
         signal = resample(samples, rate)
-        yield [Clip("<array>", len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind),
-                    silent=_silent(signal), peak=_peak(signal))]
+        yield [_clip("<array>", signal, signal_length, kind)]
         return
     listed = list_inputs(source)
     paths = listed.paths
@@ -152,19 +151,17 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
                     raise
                 clips.append(Clip(path, error=str(exc)))
                 continue
-            clips.append(Clip(path, len(signal) / SAMPLE_RATE, signal_features(signal, signal_length, kind),
-                              silent=_silent(signal), peak=_peak(signal)))
+            clips.append(_clip(path, signal, signal_length, kind))
         yield clips
 
 
-def _peak(signal: np.ndarray) -> float:
-    return float(np.abs(signal).max()) if signal.size else 0.0
-
-
-def _silent(signal: np.ndarray) -> bool:
-    """Whether the whole signal is silence by the timeline's energy rule (its loudest frame below -60 dBFS)."""
+def _clip(name: str, signal: np.ndarray, signal_length: int, kind: str) -> Clip:
+    """A decoded input's clip: its features, and, from one pass of the timeline's energy rule, whether it is all
+    silence (its loudest frame below -60 dBFS) and its largest absolute sample."""
     from .timeline import SILENT_DBFS, frame_levels
-    return bool(frame_levels([signal])[0].max() < SILENT_DBFS)
+    levels, samples, peak = frame_levels([signal])
+    return Clip(name, samples / SAMPLE_RATE, signal_features(signal, signal_length, kind),
+                silent=bool(levels.max() < SILENT_DBFS), peak=peak)
 
 
 def read_clips(source, signal_length: int, kind: str) -> list[Clip]:

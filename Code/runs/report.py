@@ -245,7 +245,12 @@ def protocol_label(record: dict) -> str:
             label += f" ({'; '.join([flag for flag in other if flag not in text] + ([text] if text else []))})"
     else:
         label = record["protocol"]
-    history = record["config"].get("label_smoothing_history") or "per_fold"
+    return _with_smoothing_history(label, record["config"])
+
+
+def _with_smoothing_history(label: str, config: dict) -> str:
+    """``label`` followed by the label smoothing history where it is not the default per-fold smoothing."""
+    history = config.get("label_smoothing_history") or "per_fold"
     return label if history == "per_fold" else f"{label}, {history} smoothing"
 
 
@@ -465,8 +470,7 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
             continue
         tested_runs.add(repeat)
         settings = tuple((name, value) for name, value in run_settings(record) if value is not None)
-        history = config.get("label_smoothing_history") or "per_fold"
-        protocol = config.get("protocol", "paper") + ("" if history == "per_fold" else f", {history} smoothing")
+        protocol = _with_smoothing_history(config.get("protocol", "paper"), config)
         key = CrossKey(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
                        cross["train_corpus"], os.path.basename(config.get("feature_path") or "") or "–", protocol,
                        settings)

@@ -47,7 +47,7 @@ import numpy as np
 from ..core import precision
 from ..core.atomic_file import remove_partials
 from ..core.config import Hyper, RunConfig, TrainingData
-from ..core.errors import UserError, named
+from ..core.errors import UserError, first_few, named
 from ..core.flags import RUN_FLAGS, recorded, recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import MAIN, not_a_folder, shown
@@ -459,10 +459,9 @@ def open_run(folder: str, flag: str = "--test_path") -> Optional[RunFolder]:
         return None
     links = sorted(entry.name for entry in os.scandir(folder) if entry.is_symlink())
     if links:  # a downloaded run's link had a resume write its weights, records and locks over the user's files
-        named = ", ".join(links[:3]) + (", ..." if len(links) > 3 else "")
-        raise UserError(f"{shown(folder)}: holds symbolic links ({named}); a run folder holds its own files, and a "
-                        "link would have the run read or write elsewhere: replace each by the file it points to, or "
-                        "remove it")
+        raise UserError(f"{shown(folder)}: holds symbolic links ({first_few(links)}); a run folder holds its own "
+                        "files, and a link would have the run read or write elsewhere: replace each by the file it "
+                        "points to, or remove it")
     description = _read_json(path)
     if isinstance(description, dict) and description.get("format", FORMAT) != FORMAT:
         return None
