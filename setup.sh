@@ -12,6 +12,15 @@ VERSION="$("$PYTHON" -c 'import sys; print(sys.version.split()[0]); sys.exit(sys
   echo "setup.sh: $PYTHON is $("$PYTHON" -V 2>&1); the project needs Python 3.11 or newer: set SER_PYTHON to one" >&2
   exit 1
 }
+# Two set-ups of one checkout at once (run_demo.sh and run_tests.sh started together) would both clear and fill
+# .venv: the second waits for the first (flock, where the machine has it; the lock goes with the process).
+if command -v flock >/dev/null 2>&1; then
+  exec 9> "$ROOT/.setup.lock"
+  if ! flock -n 9; then
+    echo "setup.sh: another set-up of this checkout is running; waiting for it to finish"
+    flock 9
+  fi
+fi
 STAMP="$ROOT/.venv/.requirements.sha"  # line 1: what was installed; line 2: by which Python
 # A venv records where it was made (its scripts' first line); a checkout that moved holds one that points elsewhere
 made_here() { [ "$(realpath -m "$(dirname "$(head -n 1 "$ROOT/.venv/bin/pip" 2>/dev/null | cut -c3-)")")" = \
@@ -50,3 +59,4 @@ if [ "$(sed -n 1p "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   printf '%s\n%s\n' "$WANT" "$VERSION" > "$STAMP"
 fi
 "$ROOT/Code/nn/build_fused_tail.sh" "$ROOT/.venv/bin/python" "$ROOT/.native" || true
+if { true >&9; } 2>/dev/null; then exec 9>&-; fi  # sourced: the caller's tests or demo do not hold the lock

@@ -182,19 +182,21 @@ def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, sh
     sf.write(str(folder / "a.wav"), signal, rate)
     sf.write(str(folder / "b.flac"), signal, rate)
     sf.write(str(folder / "c.ogg"), signal, rate)
+    sf.write(str(folder / "c.aiff"), signal, rate)  # libsndfile reads AIFF as it reads wav
     (folder / "d.wav").write_bytes(b"<html>not a sound</html>" * 40)
     (folder / "notes.txt").write_text("not audio")
     rows = emodb46.predict(str(folder))
-    assert [os.path.basename(r["file"]) for r in rows] == ["a.wav", "b.flac", "c.ogg", "d.wav"]
-    assert [r["label"] for r in rows[:3]] == ["angry"] * 3 and rows[3]["label"] is None
-    assert "d.wav: cannot be decoded" in rows[3]["error"]
-    for row in rows[:3]:  # the same files given one by one give the same rows (to float rounding: batch of 1)
+    assert [os.path.basename(r["file"]) for r in rows] == ["a.wav", "b.flac", "c.aiff", "c.ogg", "d.wav"]
+    assert [r["label"] for r in rows[:4]] == ["angry"] * 4 and rows[4]["label"] is None
+    assert "d.wav: cannot be decoded" in rows[4]["error"]
+    assert rows[2]["probabilities"] == pytest.approx(rows[0]["probabilities"], abs=1e-6)  # aiff: the wav's samples
+    for row in rows[:4]:  # the same files given one by one give the same rows (to float rounding: batch of 1)
         [alone] = emodb46.predict(row["file"])
         assert alone["label"] == row["label"] and alone["probabilities"] == pytest.approx(row["probabilities"], abs=1e-6)
     test_path = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
     assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", str(folder)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.count(": angry") == 3 and "skipped 1 file(s)" in captured.err and "d.wav" in captured.err
+    assert captured.out.count(": angry") == 4 and "skipped 1 file(s)" in captured.err and "d.wav" in captured.err
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.wav").write_bytes(b"nothing")

@@ -11,7 +11,8 @@ import numpy as np
 from ..core.errors import UserError
 from .corpora import SAMPLE_RATE
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+AUDIO_KINDS = "wav, flac, ogg, aiff, mp3"  # how messages and help name them (.aif is aiff)
 
 
 def _decode_reason(exc: BaseException) -> str:
@@ -131,7 +132,7 @@ def _hidden(name: str) -> bool:
 
 def is_audio(name: str) -> bool:
     """The one rule for what counts as an audio file, in a folder as given one by one: a visible file whose
-    extension libsndfile (wav, flac, ogg) or librosa's fallback (mp3) decodes."""
+    extension libsndfile (wav, flac, ogg, aiff) or librosa's fallback (mp3) decodes."""
     return name.lower().endswith(AUDIO_EXTENSIONS) and not _hidden(os.path.basename(name))
 
 

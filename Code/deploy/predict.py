@@ -28,7 +28,7 @@ import numpy as np
 
 from ..core.atomic_file import write_table
 from ..core.errors import UserError
-from ..data.audio import audio_files, is_audio, load_audio, resample
+from ..data.audio import AUDIO_KINDS, audio_files, is_audio, load_audio, resample
 from ..data.corpora import SAMPLE_RATE, natural_key
 from ..data.corpus_files import read_file_list
 from ..data.features import signal_features
@@ -75,14 +75,14 @@ def list_inputs(source, api: bool = True) -> Inputs:
         files = sorted(audio_files(source), key=lambda p: natural_key(os.path.relpath(p, source)))
         if not files:
             raise UserError(f"{source_named(source, api)}: the folder holds no audio files "
-                            f"({', '.join(_extensions())})")
+                            f"({AUDIO_KINDS})")
         return Inputs(source, tuple(files), True)
     if os.path.isfile(source):
         if _is_list(source):
             paths, speakers = read_file_list(source)
             return Inputs(source, tuple(paths), True, None if speakers is None else tuple(speakers))
         if not is_audio(source):
-            raise UserError(f"{source_named(source, api)}: not an audio file ({', '.join(_extensions())}) nor a "
+            raise UserError(f"{source_named(source, api)}: not an audio file ({AUDIO_KINDS}) nor a "
                             "CSV list of files")
         return Inputs(source, (source,), False)
     raise UserError(f"{source_named(source, api)}: no such file or folder")
@@ -115,11 +115,6 @@ def _path(source):
     shape = f" of shape {source.shape}" if hasattr(source, "shape") else ""
     raise UserError(f"predict: got {type(source).__name__}{shape}; it takes an audio file, a folder, a list of paths "
                     "or (samples, sample_rate); for MFCC features use Run.fold_outputs or Run.evaluate")
-
-
-def _extensions() -> list[str]:
-    from ..data.audio import AUDIO_EXTENSIONS
-    return [e.lstrip(".") for e in AUDIO_EXTENSIONS]
 
 
 def _is_array(source) -> bool:

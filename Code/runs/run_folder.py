@@ -87,8 +87,13 @@ def _diverged_name(k: int, fold: int) -> str:
     return f"{k}-fold_diverged_{fold}.json"
 
 
-def diverged_advice(config) -> str:
-    """What to do about a run whose fold diverged: its own settings would train the fold to the same end."""
+def diverged_advice(config, grid: bool = False) -> str:
+    """What to do about a run whose fold diverged: its own settings would train the fold to the same end. A grid's
+    point is changed in its grid file (``grid``), a run of the command line by a new command."""
+    if grid:
+        precision = " or without mixed_precision" if config.mixed_precision else ""
+        return (f"the grid would diverge again at this point: give it a lower lr in the grid file (this one's: "
+                f"{config.lr:g}){precision}")
     precision = " or in float32 (without --mixed_precision)" if config.mixed_precision else ""
     return (f"--resume would diverge again: train a new run with a lower --lr (this one's: {config.lr:g})"
             f"{precision}")
@@ -245,9 +250,10 @@ class RunFolder:
         a fold saved since removes the note."""
         results.write_json(self._diverged_file(fold), {"diverged": why})
 
-    def check_not_diverged(self) -> None:
+    def check_not_diverged(self, grid: bool = False) -> None:
         """One line naming the first fold whose training diverged (``note_diverged``), which has no weights; the
-        note's file is named too: deleting it lets --resume (or a grid) train the fold again with its settings."""
+        note's file is named too: deleting it lets --resume (or a grid) train the fold again with its settings.
+        ``grid``: the advice is a grid file's (``diverged_advice``)."""
         for fold in range(self.k):
             path = self._diverged_file(fold)
             if os.path.isfile(path):
@@ -257,7 +263,7 @@ class RunFolder:
                     why = ""
                 raise UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} diverged in training"
                                 f"{f' ({why})' if isinstance(why, str) and why else ''}, so it has no weights; "
-                                f"{diverged_advice(self.config)} (to train it again anyway, delete {shown(path)})")
+                                f"{diverged_advice(self.config, grid)} (to train it again anyway, delete {shown(path)})")
 
     def _fold_state(self, fold: int) -> tuple[Optional[dict], str]:
         """(record, '') of a finished fold; (None, '') of one not trained yet; (None, why) of a damaged one."""
