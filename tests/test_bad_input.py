@@ -59,6 +59,12 @@ def unsupported_codec(path):
     write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)(path)
 
 
+def cut_short(path):
+    """A whole wav header, and half of the samples it declares (a copy that did not finish)."""
+    tone(path)
+    os.truncate(path, 44 + (os.path.getsize(path) - 44) // 2)
+
+
 def extract(tmp, odd):
     return ["--mode", "extract", "--data", "SYNTH", "--workers", "1", "--wav_path", synth_folder(tmp, odd),
             "--feature_path", os.path.join(tmp, "MFCC.npy")]
@@ -70,6 +76,7 @@ BAD_AUDIO = {
     "empty wav": (write_bytes(b""), "sad0.wav: the file is empty"),
     "non-audio wav": (write_bytes(b"<html>not a sound</html>" * 40), "sad0.wav: cannot be decoded"),
     "unsupported codec": (unsupported_codec, "sad0.wav: cannot be decoded"),
+    "samples cut short": (cut_short, "sad0.wav: cut short: its header declares 0.30 s of audio, the file holds 0.15 s"),
 }
 
 

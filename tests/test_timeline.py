@@ -208,6 +208,11 @@ def test_bad_input_is_one_line(run, long_file, tmp_path, capsys):
     header_only = str(tmp_path / "header.wav")
     sf.write(header_only, np.zeros(0, np.float32), 22050)
     assert "header.wav: holds no audio samples" in refused("--wav", header_only, "--timeline")
+    cut = str(tmp_path / "cut.wav")  # a copy that did not finish: half of the samples its header declares
+    sf.write(cut, 0.1 * np.ones(3 * 22050, np.float32), 22050, subtype="PCM_16")
+    os.truncate(cut, 44 + 3 * 22050)
+    assert "cut.wav: cut short: its header declares 3.00 s of audio, the file holds 1.50 s" in refused(
+        "--wav", cut, "--timeline")
     assert "not a folder" in refused("--wav", str(tmp_path), "--timeline")
     with pytest.raises(UserError, match="longer than the model's"):
         run.timeline(long_file, hop=1.5)

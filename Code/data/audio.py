@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Optional
 
 import numpy as np
 
@@ -38,17 +39,45 @@ def _decode_reason(exc: BaseException) -> str:
 MAX_FILE_SECONDS = 600  # what is read whole: a few hundred kB of compressed silence at 192 kHz decoded to gigabytes
 
 
-def _check_duration(path: str) -> None:
+def _wav_data_chunk(path: str) -> Optional[tuple[int, int, int]]:
+    """(offset of the samples, bytes of samples the header declares, bytes per second) of a RIFF/WAVE file; None
+    for another file, and for a header that declares no length (a streamed wav: 0 or 0xFFFFFFFF)."""
+    with open(path, "rb") as file:
+        head = file.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return None
+        byte_rate = 0
+        while True:  # chunks: 4-byte name, 4-byte little-endian size, the data, a pad byte after an odd size
+            chunk = file.read(8)
+            if len(chunk) < 8:
+                return None
+            name, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if name == b"data":
+                return (file.tell(), size, byte_rate) if byte_rate and 0 < size < 0xFFFFFFFF else None
+            if name == b"fmt ":
+                byte_rate = int.from_bytes(file.read(size)[8:12], "little")  # nAvgBytesPerSec
+                file.seek(size % 2, os.SEEK_CUR)
+            else:
+                file.seek(size + size % 2, os.SEEK_CUR)
+
+
+def check_audio_header(path: str, read_whole: bool = True) -> None:
     """One line for a file longer than ``MAX_FILE_SECONDS`` (its header's length, where libsndfile reads it), before
-    it is decoded whole."""
+    it is decoded whole (``read_whole``; the timeline streams it instead), and for a wav whose samples end before
+    its header says (a copy that did not finish, which libsndfile decodes as a shorter recording)."""
     import soundfile
     try:
         info = soundfile.info(path)
     except Exception:  # not libsndfile's (mp3): decoded as librosa does, or named as undecodable there
         return
-    if info.samplerate > 0 and info.frames / info.samplerate > MAX_FILE_SECONDS:
+    if read_whole and info.samplerate > 0 and info.frames / info.samplerate > MAX_FILE_SECONDS:
         raise UserError(f"{path}: {info.frames / info.samplerate / 60:.1f} min of audio; a file is read whole up to "
                         f"{MAX_FILE_SECONDS // 60} min (--timeline reads a longer one window by window)")
+    chunk = _wav_data_chunk(path) if info.format == "WAV" else None
+    if chunk and os.path.getsize(path) < chunk[0] + chunk[1]:
+        declared = chunk[1] / chunk[2]
+        raise UserError(f"{path}: cut short: its header declares {declared:.2f} s of audio, the file holds "
+                        f"{info.frames / info.samplerate:.2f} s (a copy that did not finish?); copy it again")
 
 
 def load_audio(path: str) -> np.ndarray:
@@ -58,7 +87,7 @@ def load_audio(path: str) -> np.ndarray:
         raise UserError(f"{path}: no such audio file")
     if os.path.getsize(path) == 0:
         raise UserError(f"{path}: the file is empty")
-    _check_duration(path)
+    check_audio_header(path)
     try:
         with warnings.catch_warnings():  # librosa warns before falling back to audioread; the error says it all
             warnings.simplefilter("ignore")

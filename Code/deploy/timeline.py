@@ -117,7 +117,7 @@ def checked_source(source, api: bool = True) -> tuple[object, str]:
         return source, "<array>"
     if not isinstance(source, (str, os.PathLike)):
         raise UserError(f"timeline: {type(source).__name__} given; it takes one audio file or (samples, sample_rate)")
-    from ..data.audio import AUDIO_KINDS, is_audio
+    from ..data.audio import AUDIO_KINDS, check_audio_header, is_audio
     path = os.fspath(source)
     if os.path.isdir(path):
         raise UserError(f"{source_named(path, api)}: {'timeline' if api else '--timeline'} reads one audio file, "
@@ -128,6 +128,7 @@ def checked_source(source, api: bool = True) -> tuple[object, str]:
         raise UserError(f"{source_named(path, api)}: not an audio file ({AUDIO_KINDS})")
     if os.path.getsize(path) == 0:
         raise UserError(f"{path}: the file is empty (0 bytes); nothing to put on a timeline")
+    check_audio_header(path, read_whole=False)  # streamed window by window: any length; a cut-short wav is refused
     return path, path
 
 

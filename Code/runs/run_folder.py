@@ -263,7 +263,8 @@ class RunFolder:
                     why = ""
                 raise UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} diverged in training"
                                 f"{f' ({why})' if isinstance(why, str) and why else ''}, so it has no weights; "
-                                f"{diverged_advice(self.config, grid)} (to train it again anyway, delete {shown(path)})")
+                                f"{diverged_advice(self.config, grid)} "
+                                f"(to train it again anyway, delete {shown(path)})")
 
     def _fold_state(self, fold: int) -> tuple[Optional[dict], str]:
         """(record, '') of a finished fold; (None, '') of one not trained yet; (None, why) of a damaged one."""
