@@ -64,6 +64,19 @@ def test_predict_embed_and_arrays_equal_the_authors_code(emodb46, golden, shared
     assert emodb46.predict(wav(shared, names[1]))[0]["label"] == rows[1]["label"]
 
 
+def test_threads_sharing_one_run_get_their_own_folds_answers(emodb46, shared):
+    """One network serves every fold (engine/fold_weights.py): two threads predicting with one run loaded each
+    other's fold weights mid-call (fold 3's probabilities came out 0.05-0.57 where alone they are 0.81), and an
+    export beside them was a wrong model. A lock keeps a fold's weights in place until its call ends."""
+    from concurrent.futures import ThreadPoolExecutor
+    x = np.load(os.path.join(shared, "reference", "EMODB_2s.npy"), allow_pickle=True).item()["x"][:6]
+    alone = {fold: emodb46.fold_outputs(x, fold=fold)[1] for fold in range(1, 11)}
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda fold: emodb46.fold_outputs(x, fold=fold)[1], list(range(1, 11)) * 3))
+    for i, probabilities in enumerate(together):
+        np.testing.assert_allclose(probabilities, alone[i % 10 + 1], atol=1e-6, err_msg=f"fold {i % 10 + 1}")
+
+
 def test_a_resampled_array_equals_the_same_file_on_disk(emodb46, shared, tmp_path):
     import librosa
     signal, _ = librosa.load(wav(shared, "03a01Wa.wav"))
@@ -93,6 +106,8 @@ def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, s
     for source, message in [((stereo.T, rate), r"shape \(2, \d+\): more channels than samples"),
                             ((pcm, 0), r"sample_rate 0: must be a positive whole number"),
                             ((pcm, 16000.5), r"sample_rate 16000.5: must be a positive whole number"),
+                            # 2 s at "16": 2000 s resampled to 22 050 Hz took minutes and gigabytes
+                            ((pcm, 16), r"sample_rate 16: below 1000 samples per second; give the rate in Hz"),
                             ((np.full(100, np.nan), rate), r"holds NaN or Inf values"),
                             # np.array(a list of int16 values) is int64: divided by 2^63, it was all silence
                             ((np.array(pcm.tolist()), rate), r"audio array of int64: no PCM format holds 64-bit")]:
@@ -110,6 +125,8 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
     path = wav(shared, "03a01Fa.wav")
     data = np.load(os.path.join(shared, "reference", "EMODB_2s.npy"), allow_pickle=True).item()
     x, y, classes = data["x"][:8], data["y"][:8], emodb46.classes
+    [row] = emodb46.predict([os.path.dirname(path)])  # a folder among a list's paths: "no such audio file" before
+    assert row["label"] is None and row["error"].endswith("emodb_2s: a folder, not an audio file"), row
     for call, message in [
         (lambda: emodb46.timeline(path, hop="1"), r"^hop='1': give a number of seconds"),
         # the API's argument names, not the command line's --hop and --wav
@@ -127,6 +144,8 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         (lambda: emodb46.embed([]), r"^source: no input to embed$"),  # a ValueError from numpy
         (lambda: emodb46.export(None, "onnx"), r"^path=None: give the output's path"),  # a TypeError
         (lambda: timnet_ser.load_run(None), r"^folder=None: give the path of a run folder"),
+        (lambda: timnet_ser.load_run(os.path.dirname(path), data="EMODB"),  # named --test_path before
+         r"^folder .*emodb_2s: holds no <k>-fold_weights_best_<i>.hdf5 files$"),
         (lambda: emodb46.evaluate((x, y, ["angry"] * 7)), r"^features: its class names name 'angry' twice"),
         (lambda: emodb46.evaluate("no/such.npy"), r"^features=no/such.npy: no such feature file$"),  # "--data 'such'"
         (lambda: emodb46.evaluate((x, y, classes, ["s1"] * 8)), r"^features: a fourth item \(speakers\), but the run"),

@@ -5,6 +5,7 @@ sidecar says enough to make the input; bad formats and paths are one-line errors
 import json
 import os
 import re
+import resource
 from dataclasses import replace
 
 import librosa
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from conftest import SPEECH_WAV
 from timnet_ser.core.config import Hyper
-from timnet_ser.core.errors import UserError
+from timnet_ser.core.errors import DiskFull, UserError
 from timnet_ser.data import features
 from timnet_ser.data.corpora import CORPORA, SAMPLE_RATE
 from timnet_ser.deploy import export
@@ -369,6 +370,35 @@ def test_a_failed_export_leaves_nothing_half_written(tmp_path, any_model, monkey
         assert os.listdir(tmp_path) == [path.name] and (path / "saved_model.pb").read_text() == "previous"
     else:
         assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
+def test_a_full_disk_in_tensorflows_writer_is_one_line(tmp_path, any_model, fmt):
+    """TensorFlow's SavedModel writer raises its own error (OutOfRangeError: ... File too large), not an OSError:
+    it went up as a traceback where ONNX's said the disk was full."""
+    path = str(tmp_path / ("m" if fmt == "savedmodel" else "m.tflite"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2_000, hard))  # the graph is larger: the disk is "full"
+    try:
+        with pytest.raises(DiskFull, match=f"^{re.escape(path)}: cannot be written \\(File too large\\); nothing "
+                                           "was written under this name$"):
+            export.export_model(any_model, path, fmt, {})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_model_whose_sidecar_cannot_be_written_is_removed(tmp_path, any_model, monkeypatch):
+    """The model was left without the recipe of its input (the sidecar), of no use to anyone."""
+    def write(model, signature, target):
+        with open(target, "w") as f:
+            f.write("model")
+    monkeypatch.setattr(export, "_write_onnx", write)
+    os.symlink(tmp_path / "no_such_folder" / "m.json", tmp_path / "m.onnx.json")  # the sidecar's name: a dead link
+    with pytest.raises(UserError, match=r"m.onnx.json: cannot be written \(No such file or directory\); .*m.onnx was "
+                                        r"removed, as it is of no use without its sidecar$"):
+        export.export_model(any_model, str(tmp_path / "m.onnx"), "onnx", {})
+    assert os.listdir(tmp_path) == ["m.onnx.json"]
 
 
 def test_a_savedmodel_replaces_the_previous_one_and_no_other_folder(tmp_path, any_model, monkeypatch):

@@ -50,7 +50,7 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         with open(tmp, "rb+") as f:  # the bytes are on disk before the name points at them
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except Exception as exc:  # said in one line when the disk is full, raised as it was otherwise
         _raise_if_full(path, exc)
         raise
     finally:
@@ -121,7 +121,7 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{PARTIAL}old", dir=folder)
             os.replace(path, old)  # an empty folder is replaced by a rename
         os.replace(tmp, path)
-    except OSError as exc:
+    except Exception as exc:  # said in one line when the disk is full, raised as it was otherwise
         _raise_if_full(path, exc)
         raise
     finally:
@@ -130,10 +130,12 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
                 shutil.rmtree(leftover)
 
 
-def _raise_if_full(path: str, exc: OSError) -> None:
-    """A one-line ``UserError`` naming ``path`` when ``exc`` says the disk is full or a file-size limit was reached."""
-    if exc.errno in _FULL:
-        raise DiskFull(f"{path}: cannot be written ({os.strerror(exc.errno)}); nothing was written under this "
+def _raise_if_full(path: str, exc: Exception) -> None:
+    """A one-line ``UserError`` naming ``path`` when ``exc`` says the disk is full or a file-size limit was reached:
+    an ``OSError`` by its errno, another (TensorFlow's, writing a SavedModel) by the system's text for it."""
+    full = [e for e in _FULL if getattr(exc, "errno", None) == e or os.strerror(e) in str(exc)]
+    if full:
+        raise DiskFull(f"{path}: cannot be written ({os.strerror(full[0])}); nothing was written under this "
                        "name") from None
 
 

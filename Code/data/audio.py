@@ -36,6 +36,7 @@ def _decode_reason(exc: BaseException) -> str:
     return names.get(type(chain[0]).__name__, type(chain[0]).__name__)
 
 
+MIN_SAMPLE_RATE = 1000  # no speech recording has fewer samples per second; 16 is a rate given in kHz
 MAX_FILE_SECONDS = 600  # what is read whole: a few hundred kB of compressed silence at 192 kHz decoded to gigabytes
 
 
@@ -83,6 +84,8 @@ def check_audio_header(path: str, read_whole: bool = True) -> None:
 def load_audio(path: str) -> np.ndarray:
     """``librosa.load`` with its defaults, as the original: mono, resampled to 22 050 Hz; (s,) float32."""
     import librosa
+    if os.path.isdir(path):  # a folder among a list's paths
+        raise UserError(f"{path}: a folder, not an audio file")
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such audio file")
     if os.path.getsize(path) == 0:
@@ -115,6 +118,9 @@ def resample(samples, sample_rate) -> np.ndarray:
     if (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating))
             or not (sample_rate > 0 and float(sample_rate).is_integer())):
         raise UserError(f"sample_rate {sample_rate!r}: must be a positive whole number of samples per second")
+    if sample_rate < MIN_SAMPLE_RATE:  # a rate in kHz: resampled up to 22 050 Hz, 2 s at 16 took minutes and GBs
+        raise UserError(f"sample_rate {sample_rate!r}: below {MIN_SAMPLE_RATE} samples per second; give the rate in "
+                        "Hz (16000, not 16)")
     array = np.asarray(samples)
     if array.dtype.kind not in "iuf" or array.ndim not in (1, 2) or array.size == 0:
         raise UserError(f"audio array of shape {array.shape} ({array.dtype}): expected numbers, (samples,) or "

@@ -150,8 +150,8 @@ class Run:
         for index, (number, _, _) in enumerate(self.folds):
             if number not in wanted:
                 continue
-            self.weights.load(index)
-            embedding, probability = self._embed(features)
+            with self.weights.loaded(index):
+                embedding, probability = self._embed(features)
             embeddings.append(embedding)
             probabilities.append(probability)
         return np.stack(embeddings), np.stack(probabilities)
@@ -162,7 +162,7 @@ class Run:
         (or fold ``fold``'s).
 
         ``source``: an audio file, a folder of them, a list of paths, or ``(samples, sample_rate)``. Among several
-        files, one that cannot be decoded gets ``label`` None and its reason in ``error``. Every row says
+        files, one that cannot be decoded gets ``label`` None and its reason in ``error``. Every other row says
         ``duration_seconds`` and ``scored_seconds``: of an input longer than the model's window only the middle
         window is scored, and its row carries a ``notice`` saying so (``timeline`` scores all of it). A clip much
         shorter than the window carries a ``warning``. A file the run trained on carries ``training_corpus``:
@@ -470,4 +470,4 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
                         "leave it out for the paper's")
     hyper = hyper or Hyper(dilation_size=corpus.tab_count)
     return Run(os.path.abspath(folder), spec, hyper, data, list(corpus.classes), corpus.signal_length,
-               run_folder.fold_weight_files(folder), None)
+               run_folder.fold_weight_files(folder, "folder"), None)

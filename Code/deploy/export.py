@@ -37,6 +37,7 @@ import inspect
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -90,7 +91,10 @@ def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) 
             else f"{weights.spec.name}_mean_of_{len(indices)}_folds")
     inputs = keras.Input(weights.input_shape, name=INPUT_NAME)  # (B, T, 39); (B, S, 64, 64, 3)
     if weights.spec.name in ONE_PASS_MODELS and computes_stacked(weights.model):
-        values = [[v.numpy() for v in weights.load(i).variables] for i in indices]  # per fold, in variable order
+        values = []  # per fold, in variable order
+        for i in indices:
+            with weights.loaded(i) as model:
+                values.append([v.numpy() for v in model.variables])
         infer = stacked_inference(weights.model, values)
         outputs = FoldsInOnePass(infer, len(indices), weights.num_classes, name=OUTPUT_NAME)(inputs)  # (B, C)
     elif len(indices) == 1:
@@ -156,9 +160,14 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict,
     try:
         with _quiet_tensorflow():
             writers[fmt]()
-        atomic_write(sidecar_path, lambda tmp: _write_json(tmp, described))
     except OSError as exc:
         raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+    try:
+        atomic_write(sidecar_path, lambda tmp: _write_json(tmp, described))
+    except (OSError, UserError) as exc:  # a model without its recipe is of no use: it goes too
+        (shutil.rmtree if os.path.isdir(path) else os.remove)(path)
+        reason = exc if isinstance(exc, UserError) else f"{sidecar_path}: cannot be written ({exc.strerror or exc})"
+        raise UserError(f"{reason}; {path} was removed, as it is of no use without its sidecar") from None
     return [path, sidecar_path]
 
 

@@ -4,7 +4,9 @@ before anything is used, then one fold's arrays assigned, or a separate copy of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..core import precision
@@ -42,11 +44,16 @@ class FoldWeights:
         self.groups = legacy_weight_groups(self.model)
         # every file checked before anything is used: (fold number, path, arrays by layer)
         self.folds = [(number, path, check_legacy_weights(path, self.groups)) for number, path in files]
+        self._lock = threading.RLock()  # held while a fold's weights are in self.model (``loaded``)
 
-    def load(self, index: int) -> keras.Model:
-        """``self.model`` holding the weights of ``self.folds[index]``."""
-        assign_weight_arrays(self.folds[index][2], self.groups)
-        return self.model
+    @contextmanager
+    def loaded(self, index: int) -> Iterator[keras.Model]:
+        """``self.model`` holding the weights of ``self.folds[index]`` until the block ends. One network serves every
+        fold, so the block holds a lock: another thread's fold would otherwise replace these weights mid-call (two
+        threads predicting with one run gave wrong probabilities, and an export beside them a wrong model)."""
+        with self._lock:
+            assign_weight_arrays(self.folds[index][2], self.groups)
+            yield self.model
 
     def copy(self, index: int) -> keras.Model:
         """A separate network holding ``self.folds[index]``'s weights, named ``fold_<i>`` (copies' names differ)."""

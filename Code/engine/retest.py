@@ -69,8 +69,8 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
     records = []
     infer = inference_function(weights.model, config.fused_kernels)  # traced once; each fold's weights loaded into it
     for i, ((_, test_idx), path) in enumerate(zip(folds, weight_files)):
-        weights.load(i)
-        probs = infer(x[test_idx])
+        with weights.loaded(i):
+            probs = infer(x[test_idx])
         metrics = results.fold_metrics(y[test_idx].argmax(1), probs.argmax(1), config.classes)
         records.append({**metrics, "weights": path, "y_true": y[test_idx].argmax(1).tolist(),
                         "y_pred": probs.argmax(1).tolist(), "test_rows": test_idx.tolist()})
