@@ -114,6 +114,7 @@ def test_several_seeds_then_the_report_table(shared, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--mode", "report", "--result_path", "{tmp}/empty"], "no results JSON found"),
+    (["--mode", "report", "--result_path", "{tmp}/no_such"], "--result_path {tmp}/no_such: no such folder"),
     (["--mode", "predict", "--wav", SPEECH_WAV, "--test_path", "{tmp}"], "holds no <k>-fold_weights"),
     (["--mode", "train", "--data", "NEWSET"], "--data 'NEWSET' is not a known corpus"),
     (["--mode", "train", "--random_seed", "4x"], "--random_seed '4x'"),
@@ -124,7 +125,7 @@ def test_new_modes_answer_bad_input_in_one_line(tmp_path, capsys, args, message)
     os.makedirs(tmp_path / "empty")
     assert main([a.format(tmp=tmp_path) for a in args]) == 2
     err = capsys.readouterr().err.strip()
-    assert message in err and "\n" not in err
+    assert message.format(tmp=tmp_path) in err and "\n" not in err
 
 
 def test_csv_files_saved_by_a_spreadsheet_read_and_other_encodings_are_one_line(tmp_path):

@@ -379,6 +379,21 @@ def test_the_record_kept_of_a_repeat_does_not_depend_on_its_result_and_other_con
            "labels" in capsys.readouterr().out
 
 
+def test_of_one_runs_retests_the_oldest_results_file_is_kept_whatever_its_result(tmp_path, capsys):
+    """Re-tests share their weights folder, so the file name decided, and it begins with the mean WAR: a later
+    re-test with other predictions (a non-deterministic device) was used because its WAR sorted first."""
+    own = {"split": "own", "features": "own", "label": ""}
+    older, newer = _retest(1, 1, own), {**_run("MODEL_A", 1, predictor="B", retest=own), "mode": "test",
+                                        "protocol": "test", "weights_folder": "/models/TOY_1_MODEL_A"}
+    _write(tmp_path, "TOY_3fold_90.00_1_2026-01-02_10-00-00_MODEL_A_test", older)
+    _write(tmp_path, "TOY_3fold_10.00_1_2026-01-02_11-00-00_MODEL_A_test", newer)  # sorts first by name
+    row = _table_of(tmp_path)[("MODEL_A", "test of TOY_1_MODEL_A")]
+    assert row["UAR % (pooled)"] == f"{100 * older['summary']['uar_pooled']:.2f}" != \
+        f"{100 * newer['summary']['uar_pooled']:.2f}"
+    assert "the oldest run's is used (TOY_3fold_90.00_1_2026-01-02_10-00-00_MODEL_A_test.json)" in \
+        capsys.readouterr().out
+
+
 def test_merged_repeats_can_be_paired(tmp_path, capsys):
     """A repeat of a run is one sample for the paired tests too, not 'two runs of seed 1'."""
     _write(tmp_path, "a", _run("MODEL_A", 1))
@@ -487,6 +502,18 @@ def _damaged(change) -> dict:
     (lambda r: r["summary"].update(war_mean_of_folds=0.4411), "'summary.war_mean_of_folds' is 0.4411, its folds give "
                                                               "{war_mean}"),
     (lambda r: r["folds"].pop(), "'folds' holds 2 folds of its 3-fold run"),
+    # fields read further on: a KeyError, TypeError ('<' between int and str), AttributeError, ZeroDivisionError
+    (lambda r: r.pop("weights_folder"), "'weights_folder' must be a JSON string, it is missing"),
+    (lambda r: r["config"].pop("epochs"), "'config.epochs' must be a JSON integer, it is missing"),
+    (lambda r: r["config"].update(cv=5), "'config.cv' must be a JSON string, it is 5"),
+    (lambda r: r.update(variant=3), "'variant' must be a JSON string, it is an integer"),
+    (lambda r: r["folds"][0].update(test_rows="abc"), "'folds[0].test_rows' must hold its 4 test rows' numbers, "
+                                                      "each once"),
+    (lambda r: r["folds"][0]["test_rows"].__setitem__(0, r["folds"][0]["test_rows"][1]),
+     "'folds[0].test_rows' must hold its 4 test rows' numbers, each once"),
+    (lambda r: r["config"].update(hyper=[1]), "'config.hyper' must be a JSON object, it is [1]"),
+    (lambda r: r["config"].update(feature_path=5), "'config.feature_path' must be a JSON string, it is 5"),
+    (lambda r: r["config"].update(split_fold=1), "'config.split_fold' is 1: must be at least 2"),
 ])
 def test_a_damaged_results_record_is_one_line_naming_the_file_and_field(tmp_path, change, message):
     """A record of ours (its keys say so) whose fields the report reads are missing or of another type: each was a
@@ -506,12 +533,15 @@ def test_a_damaged_results_record_is_one_line_naming_the_file_and_field(tmp_path
 
 
 @pytest.mark.parametrize("content, why", [('{"a":', "not readable JSON: "), ("[]", "not a results record")])
-def test_a_results_file_of_ours_that_does_not_read_is_named_not_skipped(tmp_path, content, why):
+def test_a_results_file_of_ours_that_does_not_read_is_named_not_skipped(tmp_path, capsys, content, why):
     """A file named as the program names results (a truncated copy, an emptied one) was skipped: its run was left
     out of the table without a word. A JSON of another name is still someone else's, and skipped."""
     _write(tmp_path, "a", _run("MODEL_A", 2))
     (tmp_path / "notes.json").write_text(content)
     assert len(report.load_records(str(tmp_path))) == 1
+    # one of ours renamed and damaged would leave the table unsaid: an unreadable one is named, and left out
+    said = capsys.readouterr().err
+    assert (f"report: left out {tmp_path / 'notes.json'}: not readable JSON (" in said) == (why != "not a results record")
     name = "TOY_3fold_50.00_1_2026-12-06_19-39-07_2_MODEL_A_last_epoch.json"
     (tmp_path / name).write_text(content)
     with pytest.raises(report.UserError, match=f"^{re.escape(str(tmp_path / name))}: damaged results file "

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from . import precision
@@ -80,6 +80,12 @@ class RunConfig:
         in mixed precision."""
         return (("_cumulative-smoothing" if self.label_smoothing_history == "cumulative" else "")
                 + precision.file_suffix(self.mixed_precision))
+
+
+# the recorded settings a run may leave unset (run.json, a results record's config): RunConfig's and Hyper's fields
+# whose default is None, named as core/flags.py's ``Flag.run`` names them
+NULLABLE_SETTINGS = frozenset(prefix + f.name for kind, prefix in ((RunConfig, ""), (Hyper, "hyper."))
+                              for f in fields(kind) if f.default is None)
 
 
 @dataclass(frozen=True)

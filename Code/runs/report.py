@@ -24,6 +24,7 @@ import itertools
 import json
 import math
 import os
+import sys
 from collections import defaultdict
 from typing import NamedTuple
 
@@ -33,9 +34,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..core.atomic_file import atomic_write, spreadsheet_safe
+from ..core.config import NULLABLE_SETTINGS
 from ..core.errors import UserError
 from ..core.figures import plain_text
-from ..core.flags import report_columns
+from ..core.flags import RUN_FLAGS, recorded_refusal, report_columns
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import shown
 from ..data.features import FEATURE_KINDS
@@ -98,7 +100,8 @@ class GroupKey(NamedTuple):
 
 # The fields of a results record that the report reads, with their JSON types (results.py writes them). Fields
 # read with a default (``mode``, ``variant``, a fold's ``test_rows`` ...) are those older records may lack.
-_RECORD_FIELDS = {"model": str, "config": dict, "summary": dict, "folds": list}
+_RECORD_FIELDS = {"model": str, "config": dict, "summary": dict, "folds": list, "weights_folder": str}
+_OPTIONAL_RECORD_FIELDS = {"mode": str, "variant": str}  # where a record has them
 _CONFIG_FIELDS = {"data": str, "random_seed": int, "split_fold": int}
 _FOLD_FIELDS = {"uar": NUMBER, "war": NUMBER, "n": int, "y_true": list, "y_pred": list}
 _SUMMARY_FIELDS = {"uar_pooled": NUMBER, "war_pooled": NUMBER, "war_mean_of_folds": NUMBER}
@@ -110,22 +113,59 @@ def check_record(path: str, record: dict) -> None:
     report reads are missing or of another type: a damaged or hand-edited file, which would end deep in the report
     otherwise."""
     cross = "cross_corpus" in record  # a cross-corpus test, a re-test, a training run
-    own = ({"cross_corpus": dict, "weights_folder": str} if cross
-           else {"weights_folder": str} if record.get("mode") == "test" else {"protocol": str})
+    own = ({"cross_corpus": dict} if cross else {} if record.get("mode") == "test" else {"protocol": str})
     classes = record["config"].get("classes") if isinstance(record.get("config"), dict) else None  # older: none
     # a cross-corpus test scores the mean of the fold models: the authors' folders record no seed or fold count
-    config_fields = {"data": str} if cross else _CONFIG_FIELDS
-    wrong = (wrong_field(record, {**_RECORD_FIELDS, **own}) or wrong_field(record["config"], config_fields, "config.")
+    config_fields = ({"data": str} if cross else _CONFIG_FIELDS if record.get("mode") == "test"
+                     else {**_CONFIG_FIELDS, "epochs": int})  # a training run's row says its epochs
+    wrong = (wrong_field(record, {**_RECORD_FIELDS, **own})
+             or wrong_field(record, {k: v for k, v in _OPTIONAL_RECORD_FIELDS.items() if k in record})
+             or wrong_field(record["config"], config_fields, "config.") or _wrong_setting(record["config"])
              or wrong_field(record["summary"], _SUMMARY_FIELDS, "summary.")
              or ("'folds' is empty" if not record["folds"] else None)
              or next(filter(None, (wrong_field(fold, _FOLD_FIELDS, f"folds[{i}].")  # its fields, then predictions
                                    or (wrong_predictions(fold, len(classes), f"folds[{i}].")
                                        if isinstance(classes, list) else None)
+                                   or _wrong_test_rows(fold, f"folds[{i}].")
                                    for i, fold in enumerate(record["folds"]))), None)
              or ("cross_corpus" in record and wrong_field(record["cross_corpus"], _CROSS_FIELDS, "cross_corpus."))
              or (_contradicted(record) if isinstance(classes, list) else None))
     if wrong:
         raise _damaged(path, wrong)
+
+
+def _wrong_setting(config: dict) -> str | None:
+    """The first setting of a record's config that core/flags.py's table refuses (type, choices, range), where the
+    config has it, as run.json's are checked (runs/run_folder.refused_setting): a hand edit such as ``"cv": 5`` or
+    ``"hyper": [1]`` ended in a TypeError or AttributeError deep in the report."""
+    if "hyper" in config and not isinstance(config["hyper"], dict):
+        return f"'config.hyper' must be a JSON object, it is {json.dumps(config['hyper'])}"
+    if config.get("feature_path") is not None and not isinstance(config["feature_path"], str):  # no flag's field
+        return f"'config.feature_path' must be a JSON string, it is {json.dumps(config['feature_path'])}"
+    for flag in RUN_FLAGS:
+        *parents, name = flag.run.split(".")
+        table = config
+        for part in parents:
+            table = table.get(part) if isinstance(table, dict) else None
+        if flag.words or flag.run == "model" or not isinstance(table, dict) or name not in table:
+            continue  # --mixed_precision takes true, false or "bf16"; an older record lacks a later setting; the
+            # model is only a row's name here (any text: the report's tests name theirs MODEL_A)
+        refused = recorded_refusal(flag, table[name], flag.run in NULLABLE_SETTINGS)
+        if refused:
+            return refused
+    return None
+
+
+def _wrong_test_rows(fold: dict, where: str) -> str | None:
+    """A fold's ``test_rows`` (older records lack them) must name its ``n`` rows, each once: the paired tests and
+    the merge of repeats match folds by them."""
+    rows = fold.get("test_rows")
+    if rows is None:
+        return None
+    if (not isinstance(rows, list) or len(rows) != fold["n"] or len(set(map(repr, rows))) != len(rows)
+            or not all(type(row) is int and row >= 0 for row in rows)):
+        return f"'{where}test_rows' must hold its {fold['n']} test rows' numbers, each once"
+    return None
 
 
 def _damaged(path: str, why: str) -> UserError:
@@ -177,6 +217,8 @@ def load_records(result_path: str) -> list[dict]:
         except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested 200 000 deep
             if ours:
                 raise _damaged(shown(path), f"not readable JSON: {exc}") from None
+            # someone else's, or one of ours renamed and damaged: its run would leave the table without a word
+            print(f"report: left out {shown(path)}: not readable JSON ({exc})", file=sys.stderr)
             continue
         if isinstance(record, dict) and {"summary", "config", "model"} <= set(record):
             check_record(shown(path), record)
@@ -306,8 +348,8 @@ def _labels_fingerprint(record: dict) -> tuple:
 
 def _samples(records: list[dict]) -> dict[tuple, list[dict]]:
     """(``group_key``, seed, ``_labels_fingerprint``) -> the records of that one sample, the oldest run folder first
-    (its name begins with its time), whatever their results: ordered by file name, the record whose mean WAR sorted
-    first as text was the one used.
+    (its name begins with its time), and of one folder (its re-tests) the oldest results file (``written_at``),
+    whatever their results: ordered by file name, the record whose mean WAR sorted first as text was the one used.
 
     Within a row, model, corpus, feature file, protocol (a re-test's: its weights folder, split and features),
     folds and settings are equal; with the seed, so are the split and the initial weights. Several records of
@@ -315,6 +357,7 @@ def _samples(records: list[dict]) -> dict[tuple, list[dict]]:
     """
     samples = defaultdict(list)
     for record in sorted(records, key=lambda r: (os.path.basename(os.path.normpath(r["weights_folder"])),
+                                                 results.written_at(os.path.basename(r.get("path") or "")),
                                                  r.get("path") or "")):
         key = (group_key(record), record["config"]["random_seed"], _labels_fingerprint(record))
         samples[key].append(record)
@@ -619,6 +662,8 @@ def write_report(result_path: str) -> dict:
     own table, also in the Markdown and LaTeX) in ``result_path``; returns their paths."""
     if os.path.isfile(result_path):  # said "no results JSON found; train or test first" before
         raise UserError(f"--result_path {result_path}: is a file, not the folder of results files")
+    if not os.path.isdir(result_path):  # said "no results JSON found" too
+        raise UserError(f"--result_path {result_path}: no such folder")
     found = load_records(result_path)
     if not found:
         raise UserError(f"{result_path}: no results JSON found; train or test first (--mode train / --mode test)")

@@ -114,13 +114,20 @@ def results_names(data: str, k: int, seed: int, time_str: str, model: str, proto
     return re.compile(re.escape(left) + r"(?:[0-9]+\.[0-9]{2}|nan)" + re.escape(right) + r"(?:[_.].*)?")
 
 
-_TIME_IN_NAME = re.compile(r".+_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(?:_\d+)?_.+\.json")
+_TIME_IN_NAME = re.compile(r".+_(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})(?:_(\d+))?_.+\.json")
 
 
 def is_results_name(name: str) -> bool:
     """Whether a file's name is one this program gives a results JSON (a run's, a re-test's, a cross-corpus test's:
     a time between the figures and the model), so that one that does not read is damaged, not someone else's."""
     return bool(_TIME_IN_NAME.fullmatch(name))
+
+
+def written_at(name: str) -> tuple:
+    """When the results JSON named ``name`` was written, as its name says: a key that orders files by that time
+    (the same second's later files by their counter), any file named otherwise after them all."""
+    match = _TIME_IN_NAME.fullmatch(name)
+    return (0, match.group(1), int(match.group(2) or 0)) if match else (1, "", 0)
 
 
 def _stem(data: str, k: int, accuracy: str, seed: int, time_str: str, model: str, protocol: str) -> str:

@@ -39,14 +39,14 @@ import socket
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Optional
 
 import numpy as np
 
 from ..core import precision
 from ..core.atomic_file import remove_partials
-from ..core.config import Hyper, RunConfig, TrainingData
+from ..core.config import NULLABLE_SETTINGS, RunConfig, TrainingData
 from ..core.errors import UserError, first_few, named
 from ..core.flags import RUN_FLAGS, recorded, recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
@@ -483,11 +483,6 @@ def open_run(folder: str, flag: str = "--test_path") -> Optional[RunFolder]:
     return run
 
 
-# the recorded settings a run may leave unset: RunConfig's and Hyper's fields whose default is None
-_NULLABLE = {prefix + f.name for kind, prefix in ((RunConfig, ""), (Hyper, "hyper.")) for f in fields(kind)
-             if f.default is None}
-
-
 def refused_setting(config: RunConfig) -> str:
     """The first of a run's recorded settings that a command line could not have given: what core/flags.py's table
     refuses of it (type, choices, range), a seed out of range, or an activation or backbone the layers refuse
@@ -495,7 +490,7 @@ def refused_setting(config: RunConfig) -> str:
     for flag in RUN_FLAGS:
         if flag.words:  # --mixed_precision: true, false or "bf16", checked with the file (_check_description)
             continue
-        refused = recorded_refusal(flag, recorded(config, flag), flag.run in _NULLABLE)
+        refused = recorded_refusal(flag, recorded(config, flag), flag.run in NULLABLE_SETTINGS)
         if refused:
             return refused
     if not DATA_NAME.fullmatch(config.data):  # it began the results files' names: "/elsewhere/x" wrote there
