@@ -211,7 +211,7 @@ def inference_table(tables: Tables) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="2 epochs per measurement and one run of each training path (about 4 minutes)")
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")
@@ -228,8 +228,10 @@ def main() -> None:
         # GM-TCNet measured 2.58 and 1.46 s per epoch in consecutive runs): each path is timed in `runs` fresh
         # processes and its fastest run counts, the reference's too, so no speed-up comes from its slow runs.
         return min((run(code, backend) for _ in range(runs)), key=lambda figures: figures["epoch"])
-    tables = Tables(f"EMODB-shaped folds: 481-482 training utterances, T=188, batch 64; training paths: fastest "
-                    f"of {runs} run(s), median of {epochs} epochs each", args.markdown)
+    setting = ("EMODB-shaped utterances, T=188; inference only" if args.inference else
+               f"EMODB-shaped folds: 481-482 training utterances, T=188, batch 64; training paths: fastest of {runs} "
+               f"run(s), median of {epochs} epochs each")
+    tables = Tables(setting, args.markdown)
     if args.inference:
         inference_table(tables)
         tables.save()

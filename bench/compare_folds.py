@@ -21,7 +21,7 @@ from timnet_ser.runs.run_folder import require_run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs=2, help="two run folders")
     a, b = (require_run(folder, "run") for folder in parser.parse_args().runs)
     if a.description["test_rows"] != b.description["test_rows"]:

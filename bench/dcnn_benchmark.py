@@ -66,7 +66,7 @@ def run_job(backbone: str, alpha: float, utterances: int, epochs: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--utterances", type=int, default=FOLD, help=f"training utterances timed (default {FOLD})")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the first step (median)")
     parser.add_argument("--backbones", default="mobilenetv2,resnet50v2", help="comma-separated backbones")

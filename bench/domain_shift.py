@@ -53,7 +53,7 @@ def build(wav: str, out: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wav", required=True, help="the emodb_2s folder")
     parser.add_argument("--out", required=True, help="folder for EMODB_A.npy, EMODB_B.npy, EMODB_Ach.npy, EMODB_Bch.npy")
     args = parser.parse_args()

@@ -91,7 +91,7 @@ def timed_job(argv: list[str], what: str, env: dict) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="TIMNET", choices=("TIMNET", "GMTCN"))
     parser.add_argument("--epochs", type=int, default=20, help="epochs per fold (default 20)")
     parser.add_argument("--runs", type=int, default=1, help="runs of each job; the fastest counts (default 1)")

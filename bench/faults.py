@@ -156,6 +156,8 @@ def files(*folders: str) -> dict:
     for folder in folders:
         for root, _, names in os.walk(folder):
             for name in names:
+                if name.startswith(".") and name.endswith(".lock"):  # a fold's lock, the training process's own
+                    continue
                 path = os.path.join(root, name)
                 with open(path, "rb") as f:
                     found[path] = hashlib.sha256(f.read()).hexdigest()
@@ -296,7 +298,9 @@ class Campaign:
         _, err = process.communicate(timeout=TIMEOUT_S)
         note = (f"{sig.name} {delay:.2f} s after run.json, while it ran (exit {process.returncode}"
                 f"{f'; {attempt} earlier draw(s) came after the end' if attempt else ''})")
-        if (sig == signal.SIGINT and process.returncode not in (0, 130)) or "Traceback" in err:
+        # SIGINT: 130 from our handler, 0 where the run had ended, -2 where it came as the interpreter exited (its
+        # default action restored); the resume and the comparison below say whether anything was lost
+        if (sig == signal.SIGINT and process.returncode not in (0, 130, -signal.SIGINT)) or "Traceback" in err:
             return Try(False, False, lost(before, (models, results)), note + ": " + err.strip().splitlines()[-1])
         [folder] = run_folders(models)
         resumed = run("--mode", "train", "--resume", folder)

@@ -12,6 +12,7 @@ both give the same bits and prints the median ms per utterance; it asserts nothi
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -22,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help: says, runs nothing
     checkout_package()
     import numpy as np
     import tensorflow as tf

@@ -52,7 +52,7 @@ def stacked(model: str, corpus: str, layout: str, members: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the EMODB shape only, no 50-member stack, no paper-table projection")
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")
     args = parser.parse_args()

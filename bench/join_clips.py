@@ -17,7 +17,7 @@ RATE = 22050
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("output", help="the wav file to write")
     parser.add_argument("clips", nargs="+", help="audio files, in order")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds of silence between two clips")

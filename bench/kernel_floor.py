@@ -20,6 +20,8 @@ target leaves for the rest of the epoch at that rate. It prints figures; it asse
 
 from __future__ import annotations
 
+import argparse
+
 from fresh_process import TIMING, run_json
 
 M, C = 64 * 188, 39  # the rows of one batch (64 utterances of T = 188 frames) and the channels
@@ -118,6 +120,7 @@ def measure(intra: int, inter: int) -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help: says, runs nothing
     figures = {name: measure(*layout) for name, layout in LAYOUTS.items()}
     one, spread, streams = figures.values()
     print("| measurement | " + " | ".join(LAYOUTS) + " |\n|---|---|---|---|")

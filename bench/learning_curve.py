@@ -47,7 +47,7 @@ def uar(trainer, x, y, rows) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", required=True, help="the source run folder (trained on another corpus)")
     parser.add_argument("--data", required=True, help="the target corpus' name")
     parser.add_argument("--feature_path", required=True, help="the target corpus' feature file")

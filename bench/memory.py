@@ -75,7 +75,7 @@ def write_files(folder: str, count: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=400, help="files of the smaller extraction run")
     parser.add_argument("--steps", type=int, default=5, help="training steps to time")
     args = parser.parse_args()

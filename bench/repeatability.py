@@ -245,7 +245,7 @@ def largest_difference(a: str, b: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="same-seed runs per condition (each compared with the first)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--conditions", default=DEFAULT, help="comma-separated, from: " +

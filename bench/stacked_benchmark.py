@@ -74,7 +74,7 @@ print(json.dumps(result))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", default="breakdown,memory",
                         help="comma-separated, of: breakdown (1 minute), memory (minutes per stack size), start (about "
                              "a minute per round and checkout); default breakdown,memory")

@@ -76,7 +76,7 @@ def measure(args, mode: str, wav: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--test_path", required=True, help="a run folder or the authors' weights folder")
     parser.add_argument("--data", default="EMODB", help="the corpus of a weights folder without run.json")
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 60])

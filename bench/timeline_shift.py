@@ -40,7 +40,7 @@ def window_features(signal: np.ndarray) -> np.ndarray:
     """(W, T, 39): the MFCCs of the timeline's voiced windows of ``signal`` (default hop)."""
     from timnet_ser.data.features import signal_features
     from timnet_ser.deploy import timeline
-    levels, samples = timeline.frame_levels([signal])
+    levels, samples, _ = timeline.frame_levels([signal])  # (levels, samples, peak)
     starts = timeline.window_starts(samples, SIGNAL_LENGTH, SIGNAL_LENGTH // 2)
     ends = np.minimum(starts + SIGNAL_LENGTH, samples)
     voiced = timeline.voiced_windows(timeline.voiced_frames(levels), starts, ends)
@@ -48,7 +48,7 @@ def window_features(signal: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wav", required=True, help="the emodb_2s folder")
     parser.add_argument("--features", required=True, help="EMODB_A.npy of bench/domain_shift.py")
     parser.add_argument("--write", help="also write speaker 12's recording and its channel version here "

@@ -155,8 +155,12 @@ def test_a_fold_another_process_trains_is_named_and_left_to_it(undisturbed, tmp_
         line = error_line(capsys)
         assert f"fold 2/3 is being trained by process {holder.pid} on a test machine; wait for it to end" in line, line
         assert sorted(os.listdir(folder)) == before
+    # a killed process leaves its lock's file (the kernel drops the lock): of a fold it had finished, which is not
+    # locked again, the file stayed in the finished run; a resume removes every file no process holds
+    with open(os.path.join(folder, ".3-fold_1.lock"), "w") as f:
+        f.write("process 1 on a killed machine")
     assert main(["--mode", "train", "--resume", folder]) == 0
-    assert same_weights(folder, undisturbed["folder"])
+    assert same_weights(folder, undisturbed["folder"]) and not glob.glob(os.path.join(folder, ".*.lock"))
 
 
 def test_fold_locks_are_reentrant_and_never_stop_a_fold_where_none_can_be_taken(undisturbed, tmp_path, monkeypatch,

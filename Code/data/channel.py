@@ -1,7 +1,7 @@
 """Another recording setup, simulated: a gain, a band limit and added noise applied to a 22 050 Hz signal.
 
 The stand-in for a second corpus' microphone and room in the cross-corpus measurements (bench/domain_shift.py,
-bench/cross_corpus_data.py, docs/cross_corpus.md) and the tests: the same utterances, heard through another channel.
+bench/timeline_shift.py, docs/cross_corpus.md) and the tests: the same utterances, heard through another channel.
 """
 
 from __future__ import annotations

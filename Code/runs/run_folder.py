@@ -318,6 +318,28 @@ class RunFolder:
             removed = remove_partials(folder, names)
             if removed:
                 print(f"removed {len(removed)} partial file(s) left by an interrupted write in {shown(folder)}")
+        self._remove_stale_locks()
+
+    def _remove_stale_locks(self) -> None:
+        """Remove the lock files of folds that no process holds: a killed process leaves its file (never its lock),
+        and a fold it had finished is not locked again, so its file stayed in the finished run. Each is removed
+        while locked here, as ``training`` removes its own."""
+        for fold in range(self.k):
+            path = os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
+            if path in _HELD_LOCKS or not os.path.isfile(path):
+                continue
+            try:
+                descriptor = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            except OSError:  # held by a process training the fold, or a file system without locks: left as it is
+                pass
+            finally:
+                os.close(descriptor)
 
     def results_file(self) -> str | None:
         """The results JSON this run's training wrote into its results folder, or None (not finished yet)."""
