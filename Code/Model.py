@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from .core.config import Hyper
 from .core.errors import UserError
@@ -58,17 +58,18 @@ def _dcnn(hyper: Hyper) -> list[keras.layers.Layer]:
         raise UserError(f"--backbone_weights {hyper.backbone_weights}: {exc}{hint}") from None
 
 
-def _no_variant(hyper: Hyper, trained: bool = True) -> str:
+def _no_variant(hyper: Hyper, trained: bool = True, init_from: Optional[str] = None) -> str:
     return ""
 
 
-def _dcnn_variant(hyper: Hyper, trained: bool = True) -> str:
+def _dcnn_variant(hyper: Hyper, trained: bool = True, init_from: Optional[str] = None) -> str:
     """The backbone, its width, the input size and (for a training run) its initial weights,
-    e.g. ``mobilenetv2 alpha 1, ImageNet init``."""
+    e.g. ``mobilenetv2 alpha 1, ImageNet init``; a fine-tuned run's are its source's (``init_from``)."""
     width = f" alpha {hyper.backbone_alpha:g}" if hyper.backbone == "mobilenetv2" else ""
     size = f", {hyper.image_size}px" if hyper.image_size != 64 else ""
-    source = {"imagenet": "ImageNet init", "none": "random init"}.get(
-        hyper.backbone_weights, f"init from {os.path.basename(hyper.backbone_weights)}")
+    source = (f"fine-tuned from {os.path.basename(os.path.normpath(init_from))}" if init_from else
+              {"imagenet": "ImageNet init", "none": "random init"}.get(
+                  hyper.backbone_weights, f"init from {os.path.basename(hyper.backbone_weights)}"))
     return f"{hyper.backbone}{width}{size}" + (f", {source}" if trained else "")
 
 
@@ -83,8 +84,9 @@ class ModelSpec:
         recipe: the paper's training settings.
         protocol_note: how the original chose its published weights.
         features: the feature kind it reads (data.features.FEATURE_KINDS): a file of another kind is refused.
-        variant: (hyper-parameters, whether the run trains) -> what tells runs of this model apart in results
-            (empty: nothing); a re-test leaves out what only matters to training.
+        variant: (hyper-parameters, whether the run trains, the folder a fine-tuned run starts from) -> what
+            tells runs of this model apart in results (empty: nothing); a re-test leaves out what only matters to
+            training.
         parallel_chains: independent chains of small operations in a training step (TIM-Net's two directions;
             GM-TCNet's values and gates): TensorFlow runs that many at once.
         operations_span_cores: whether each operation may use every core (else: its chain's share of them). GM-TCNet:
@@ -107,9 +109,10 @@ class ModelSpec:
         chains = max(1, min(self.parallel_chains, cores))
         return chains, max(1, cores if self.operations_span_cores else cores // chains)
 
-    def describe(self, hyper: Hyper, trained: bool) -> dict:
-        """What results records say about the model: its name, paper and variant."""
-        return {"model": self.name, "paper": self.paper, "variant": self.variant(hyper, trained)}
+    def describe(self, hyper: Hyper, trained: bool, init_from: Optional[str] = None) -> dict:
+        """What results records say about the model: its name, paper and variant (of a run fine-tuned from
+        ``init_from``: that folder's weights are its start)."""
+        return {"model": self.name, "paper": self.paper, "variant": self.variant(hyper, trained, init_from)}
 
 
 MODELS: dict[str, ModelSpec] = {

@@ -3,6 +3,7 @@ augmentation, and train -> test -> predict -> report through the real command li
 
 import json
 import os
+import shutil
 
 import keras
 import librosa
@@ -359,11 +360,41 @@ def test_train_retest_predict_report(tmp_path, capsys):
     assert set(row["probabilities"]) == set(CORPORA["SYNTH"].classes)
     assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     assert "DCNN_BLSTMwA SYNTH weights" in capsys.readouterr().out
+    import timnet_ser  # a speaker's statistics are of MFCCs: "no decodable MFCC input" of a file that decoded
+    with pytest.raises(UserError, match=r"^speaker_statistics: DCNN_BLSTMwA reads logmel3 features; a speaker's"):
+        timnet_ser.load_run(folder).speaker_statistics(wav)
 
     assert main(["--mode", "report", "--result_path", str(tmp_path / "R")]) == 0
     assert "| DCNN_BLSTMwA (mobilenetv2 alpha 0.35, random init) | SYNTH (synthetic) | SYNTH_logmel3.npy | " \
            "last_epoch |" in \
         capsys.readouterr().out
+
+    # fine-tuned from that run: no initial backbone weights are read (the default, ImageNet, was downloaded to be
+    # overwritten; offline the run stopped there), and the run says where it started ("random init" before)
+    tuned = ["--mode", "train", "--model", "DCNN_BLSTMwA", "--data", "SYNTH", "--feature_path", features,
+             "--split_fold", "2", "--init_from", folder, "--epoch", "1", "--batch_size", "4",
+             "--model_path", str(tmp_path / "M2"), "--result_path", str(tmp_path / "R2")]
+    assert main(tuned) == 2
+    one_line(capsys, f"--init_from {folder}: another network: backbone_alpha 0.35 (new run 1.0); give the new run the "
+                     "source's: --backbone_alpha 0.35")
+    assert main([*tuned, "--backbone_alpha", "0.35", "--backbone_weights", "imagenet"]) == 2
+    one_line(capsys, "--backbone_weights imagenet: --init_from's weights replace the backbone's initial weights")
+    assert main([*tuned, "--backbone_alpha", "0.35"]) == 0
+    name = os.path.basename(folder)
+    assert f"model DCNN_BLSTMwA (mobilenetv2 alpha 0.35, fine-tuned from {name}): " in capsys.readouterr().out
+    [tuned_json] = (tmp_path / "R2").glob("*DCNN_BLSTMwA_last_epoch.json")
+    assert json.loads(tuned_json.read_text())["variant"] == f"mobilenetv2 alpha 0.35, fine-tuned from {name}"
+
+    # a run whose backbone started from a file that is gone since: resumed, Keras said it "does not fit"
+    moved = str(tmp_path / "moved")
+    shutil.copytree(folder, moved)
+    description = json.loads((tmp_path / "moved" / "run.json").read_text())
+    description["config"]["hyper"]["backbone_weights"] = gone = str(tmp_path / "gone.weights.h5")
+    (tmp_path / "moved" / "run.json").write_text(json.dumps(description))
+    os.remove(os.path.join(moved, "2-fold_weights_best_2.hdf5"))
+    assert main(["--mode", "train", "--resume", moved]) == 2
+    one_line(capsys, f"--resume {moved}: the run's backbone started from {gone}, which is gone; its folds not "
+                     "trained yet start from that file: put it (or a copy) back there to resume")
 
 
 def record(cv, folds, protocol="last_epoch", data="EMODB", feature_path=None, uar=0.5, seed=1):

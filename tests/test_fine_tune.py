@@ -125,7 +125,8 @@ def test_each_refusal_is_one_line_before_a_run_folder_exists(source, tmp_path):
     short = toy(24, 1)[0][:, :20]
     assert "features of shape (24, 39); the new run's are mfcc of shape (20, 39)" in refused(tuned, short, y, tmp_path)
     wider = replace(tuned, hyper=replace(HYPER, filter_size=16))
-    assert "another network: filter_size 8 (new run 16)" in refused(wider, x, y, tmp_path)
+    assert "another network: filter_size 8 (new run 16); give the new run the source's: --filter_size 8" in \
+        refused(wider, x, y, tmp_path)
     assert "folds 3 to 3 have no fold to start from; give --init_fold" in refused(replace(tuned, split_fold=3), x, y,
                                                                                  tmp_path)
     assert "--init_fold 5: " in refused(replace(tuned, split_fold=3, init_fold=5), x, y, tmp_path)

@@ -241,6 +241,11 @@ def run_train(args: Settings) -> list[dict]:
             raise UserError(f"--resume {args.resume}: the run was fine-tuned from {source}, which is gone; its folds "
                             "not trained yet start from that folder's weights: put it (or a copy) back there to "
                             "resume")
+        backbone = run.config.hyper.backbone_weights
+        if backbone not in ("imagenet", "none") and not os.path.isfile(backbone):  # "does not fit" said Keras
+            raise UserError(f"--resume {args.resume}: the run's backbone started from {backbone}, which is gone; its "
+                            "folds not trained yet start from that file: put it (or a copy) back there to resume "
+                            "(test, predict and export do not read it)")
         features, _ = run_features(args, run)  # every corpus' file checked before a network is built
         configure_run(run.config.model, run.config.mixed_precision)
         from ..engine.cross_validation import cross_validate

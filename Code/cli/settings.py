@@ -185,6 +185,13 @@ def validate(s: Settings) -> Settings:
         raise UserError(f"--normalize {s.normalize}: standardises MFCC coefficients; --model {s.model} reads {kind}")
     if s.augment and kind != "logmel3":
         raise UserError(f"--augment {s.augment}: masks log-Mel segments; --model {s.model} reads {kind}")
+    if s.init_from is not None and not flags.unread_by(flags.BY_NAME["backbone_weights"], s.model):
+        # fine-tuning DCNN-BLSTMwA: every backbone weight comes from the source, so no initial weights are read (the
+        # ImageNet ones were downloaded to be overwritten, and offline the run stopped there)
+        if "backbone_weights" in s.given and s.backbone_weights != "none":
+            raise UserError(f"--backbone_weights {s.backbone_weights}: --init_from's weights replace the backbone's "
+                            "initial weights; leave the flag out")
+        s = replace(s, backbone_weights="none")
     return validate_backbone(replace(s, features=kind))
 
 

@@ -109,10 +109,13 @@ class Run:
         ``source`` (as ``predict`` reads it), taken as one speaker's (``--normalize speaker``)."""
         from ..data.feature_statistics import frame_moments, voiced_frames
         from . import predict
+        if self.feature_kind != "mfcc":  # said "no decodable MFCC input" of files that all decoded
+            raise UserError(f"speaker_statistics: {self.model_name} reads {self.feature_kind} features; a speaker's "
+                            "statistics are of MFCCs, for runs trained with --normalize speaker")
         frames = [c.features[voiced_frames(c.features)] for chunk in
                   predict.clip_chunks(source, self.signal_length, self.feature_kind, predict.CHUNK)
                   for c in chunk if c.error is None]
-        if not frames or self.feature_kind != "mfcc":
+        if not frames:
             raise UserError(f"{source}: no decodable MFCC input to take a speaker's statistics from")
         return frame_moments(np.concatenate(frames)[None]).astype(np.float32)
 

@@ -101,7 +101,7 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
         config = run.config
         print(f"{results.run_title(config, 'train')}\nprotocol {protocol_description(config)}\n"
               f"weights -> {shown(run.path)}")
-        variant = spec.variant(config.hyper)
+        variant = spec.variant(config.hyper, True, config.init_from)
         print(f"model {spec.name}{f' ({variant})' if variant else ''}: {trainer.model.count_params():,} parameters, "
               f"built in {trainer.built_seconds:.1f} s")
         done = run.finished_folds()
@@ -163,8 +163,9 @@ def _advised(exc: Diverged, config: RunConfig) -> Diverged:
 def finish_run(spec: ModelSpec, run: RunFolder) -> dict:
     """The run's results files (xlsx, JSON, pictures) from its fold records, once its last fold is finished."""
     config = run.config
-    record = results.run_record(config, spec.describe(config.hyper, trained=True), "train", run.fold_records(),
-                                run.path, config.protocol, protocol_description(config), parts=run.parts)
+    record = results.run_record(config, spec.describe(config.hyper, True, config.init_from), "train",
+                                run.fold_records(), run.path, config.protocol, protocol_description(config),
+                                parts=run.parts)
     try:
         return results.write_run_results(record, run.result_path, run.created, config.variant_suffix)
     except UserError as exc:  # it ended there, with no word that the folds were saved nor how to go on

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import UserError
+from ..core.flags import RUN_FLAGS
 from ..core.paths import shown
 from ..data.corpora import CORPORA, named_recordings
 from ..data.features import row_signatures, signature_matches
@@ -102,10 +103,13 @@ def check_source(source: Source, config: RunConfig, data: TrainingData) -> None:
         raise UserError(f"{where}: trained on {run.feature_kind} features of shape {tuple(run.input_shape)}; the new "
                         f"run's are {data.features} of shape {tuple(data.input_shape)}")
     ours, theirs = asdict(config.hyper), asdict(run.config.hyper)
-    differ = [f"{name} {theirs[name]} (new run {ours[name]})" for name in ours
-              if name not in FREE_HYPER and ours[name] != theirs[name]]
+    differ = [name for name in ours if name not in FREE_HYPER and ours[name] != theirs[name]]
     if differ:
-        raise UserError(f"{where}: another network: {', '.join(differ)}")
+        flag_of = {flag.run: flag.name for flag in RUN_FLAGS}  # "hyper.backbone_alpha" -> "backbone_alpha"
+        flags = " ".join(f"--{flag_of.get('hyper.' + name, name)} {theirs[name]}" for name in differ)
+        raise UserError(f"{where}: another network: "
+                        f"{', '.join(f'{name} {theirs[name]} (new run {ours[name]})' for name in differ)}; give the "
+                        f"new run the source's: {flags}")
 
 
 def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) -> str:
