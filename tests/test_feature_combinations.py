@@ -106,7 +106,8 @@ def test_fine_tune_into_several_corpora_with_corpus_statistics(corpora, tmp_path
     loaded = timnet_ser.load_run(folder)
     for index, test in enumerate(description["test_rows"]):
         train_rows = np.setdiff1d(np.arange(len(x)), test)
-        layer = loaded.weights.load(index).get_layer("corpus_normalization")
+        with loaded.weights.loaded(index) as model:
+            layer = model.get_layer("corpus_normalization")
         mean, variance = frame_moments(x[train_rows])
         np.testing.assert_allclose(np.asarray(layer.mean), mean, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(np.asarray(layer.variance), variance, rtol=1e-5, atol=1e-5)

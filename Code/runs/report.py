@@ -120,7 +120,8 @@ def check_record(path: str, record: dict) -> None:
                      else {**_CONFIG_FIELDS, "epochs": int})  # a training run's row says its epochs
     wrong = (wrong_field(record, {**_RECORD_FIELDS, **own})
              or wrong_field(record, {k: v for k, v in _OPTIONAL_RECORD_FIELDS.items() if k in record})
-             or wrong_field(record["config"], config_fields, "config.") or _wrong_setting(record["config"])
+             or wrong_field(record["config"], config_fields, "config.")
+             or _wrong_setting(record["config"], ("split_fold", "random_seed") if cross else ())
              or wrong_field(record["summary"], _SUMMARY_FIELDS, "summary.")
              or ("'folds' is empty" if not record["folds"] else None)
              or next(filter(None, (wrong_field(fold, _FOLD_FIELDS, f"folds[{i}].")  # its fields, then predictions
@@ -134,10 +135,11 @@ def check_record(path: str, record: dict) -> None:
         raise _damaged(path, wrong)
 
 
-def _wrong_setting(config: dict) -> str | None:
+def _wrong_setting(config: dict, unset: tuple = ()) -> str | None:
     """The first setting of a record's config that core/flags.py's table refuses (type, choices, range), where the
     config has it, as run.json's are checked (runs/run_folder.refused_setting): a hand edit such as ``"cv": 5`` or
-    ``"hyper": [1]`` ended in a TypeError or AttributeError deep in the report."""
+    ``"hyper": [1]`` ended in a TypeError or AttributeError deep in the report. ``unset``: settings the record may
+    hold as null besides the nullable ones (an authors' folder's cross-corpus test: no seed or fold count)."""
     if "hyper" in config and not isinstance(config["hyper"], dict):
         return f"'config.hyper' must be a JSON object, it is {json.dumps(config['hyper'])}"
     if config.get("feature_path") is not None and not isinstance(config["feature_path"], str):  # no flag's field
@@ -150,7 +152,7 @@ def _wrong_setting(config: dict) -> str | None:
         if flag.words or flag.run == "model" or not isinstance(table, dict) or name not in table:
             continue  # --mixed_precision takes true, false or "bf16"; an older record lacks a later setting; the
             # model is only a row's name here (any text: the report's tests name theirs MODEL_A)
-        refused = recorded_refusal(flag, table[name], flag.run in NULLABLE_SETTINGS)
+        refused = recorded_refusal(flag, table[name], flag.run in NULLABLE_SETTINGS or flag.run in unset)
         if refused:
             return refused
     return None
