@@ -265,3 +265,39 @@ def test_the_authors_folder_is_a_source_and_their_corpus_names_are_a_leak(shared
     assert all(np.array_equal(a, b) for a, b in zip(arrays(legacy_weight_groups(model)), expected))
     named = [f"12a01F{chr(97 + i)}.wav" for i in range(8)]  # named as EMO-DB names its recordings
     assert "are named as its recordings are (e.g. 12a01F" in refused(conf, x, y, tmp_path, named)
+
+
+def test_a_leak_through_a_run_fine_tuned_in_between_is_refused(source, tmp_path, capsys):
+    """A run fine-tuned from the source holds what the source trained on (a frozen backbone is the source's, bit
+    for bit): fine-tuning from it onto the source's own utterances passed the check, which looked one run back."""
+    def features(name, n, seed, prefix):
+        x, y = toy(n, seed)
+        path = str(tmp_path / f"{name}.npy")
+        feature_files.save_features(path, {"x": x, "y": y, "classes": np.array(CLASSES),
+                                           "files": np.array([f"{prefix}_{i:02d}.wav" for i in range(n)]),
+                                           "signal_length": np.int64((FRAMES - 1) * 512)})
+        return path
+    common = ["--mode", "train", "--split_fold", "2", "--epoch", "1", "--batch_size", "8", "--filter_size", "8",
+              "--dilation_size", "2", "--freeze_backbone", "--result_path", str(tmp_path / "R")]
+    between = tmp_path / "between"
+    assert main([*common, "--data", "TGT", "--feature_path", features("TGT", 24, 1, "tgt"), "--init_from",
+                 source.path, "--model_path", str(between)]) == 0
+    [middle] = glob.glob(str(between / "*"))
+    capsys.readouterr()
+    models = tmp_path / "Models"
+    assert main([*common, "--data", "SRC", "--feature_path", features("SRC", 30, 0, "src"), "--init_from", middle,
+                 "--random_seed", "8", "--model_path", str(models)]) == 2
+    err = capsys.readouterr().err
+    assert f"--init_from {middle}: it goes back by fine-tuning to {source.path}, and its fold " in err, err
+    assert "test fold 1 of the new run holds (e.g. src_" in err or "test fold 2 of the new run holds (e.g. src_" in err
+    assert not models.exists() or not os.listdir(models)
+    os.rename(source.path, source.path + "_moved")  # a chain whose start is gone: said, and not compared
+    try:
+        x, y = toy(24, 5)
+        files = [f"new_{i:02d}.wav" for i in range(24)]
+        conf = config(data="TGT2", feature_path="tgt2.npy", init_from=middle, random_seed=9)
+        said = fine_tune.check_leak(fine_tune.open_source(middle, "TIMNET"), conf, info(x, y, files), x,
+                                    [np.arange(0, 24, 2), np.arange(1, 24, 2)])
+        assert said.endswith(f"; {source.path}, which it goes back to by fine-tuning, is gone: not compared"), said
+    finally:
+        os.rename(source.path + "_moved", source.path)

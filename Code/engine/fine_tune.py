@@ -112,30 +112,74 @@ def check_source(source: Source, config: RunConfig, data: TrainingData) -> None:
                         f"new run the source's: {flags}")
 
 
+MAX_CHAIN = 16  # runs fine-tuned from runs fine-tuned from ...: followed this far (a hand-edited loop ends too)
+
+
+def _chain(source: Source, config: RunConfig, folds: int) -> tuple[list[tuple[Source, list]], Optional[str]]:
+    """The source and the runs it goes back to by fine-tuning, each with the fold (from 1, None where not known)
+    that every new fold's weights go back to there; and the first folder of the chain that is gone or not a
+    source any more (None where every one was opened). A fine-tuned run's weights hold what its own source trained
+    on too: a frozen backbone is its source's, bit for bit."""
+    levels = [(source, [source_fold(source, fold, config.init_fold) for fold in range(folds)])]
+    while levels[-1][0].run is not None and len(levels) < MAX_CHAIN:
+        run, numbers = levels[-1][0].run, levels[-1][1]
+        record = run.description.get("init_from")
+        if not isinstance(record, dict) or not isinstance(record.get("folder"), str):
+            return levels, None  # trained from scratch
+        by_fold = {item.get("fold"): item.get("source_fold") for item in record.get("folds") or []
+                   if isinstance(item, dict)}
+        try:
+            parent = open_source(record["folder"], run.config.model)
+        except UserError:
+            return levels, record["folder"]
+        levels.append((parent, [by_fold.get(number) for number in numbers]))
+    return levels, None
+
+
 def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) -> str:
-    """One line when a new test fold holds an utterance that its source fold trained on; else what was compared."""
-    if source.run is None:
-        if config.data.lower() == source.data.lower():
-            raise UserError(f"--init_from {shown(source.folder)}: the authors' {source.data} weights trained on "
-                            f"{source.data}, the corpus the new test folds hold (a leak)")
-        named = named_recordings(source.data, [f for rows in test_rows for f in np.asarray(data.files)[rows]]) \
+    """One line when a new test fold holds an utterance that its source fold trained on, or that the fold it
+    started from there trained on, back along the chain of fine-tuned runs (``_chain``); else what was compared."""
+    levels, lost = _chain(source, config, len(test_rows))
+    names = [os.path.basename(f) for f in data.files] if data.files else None
+    signatures = row_signatures(x)
+    said = []
+    for depth, (level, numbers) in enumerate(levels):
+        # the source's own words; further back, the run it was (in turn) fine-tuned from
+        where = (f"--init_from {shown(source.folder)}:" if not depth else
+                 f"--init_from {shown(source.folder)}: it goes back by fine-tuning to {shown(level.folder)}, and")
+        said.append(_check_level(level, numbers, config, data, names, signatures, test_rows, where))
+    back = f"; so did the {len(levels) - 1} run(s) it was fine-tuned from" if len(levels) > 1 else ""
+    gone = f"; {lost}, which it goes back to by fine-tuning, is gone: not compared" if lost else ""
+    return said[0] + back + gone
+
+
+def _check_level(level: Source, numbers: list, config: RunConfig, data: TrainingData, names, signatures,
+                 test_rows: list, where: str) -> str:
+    """``check_leak`` for one run of the chain, whose folds ``numbers`` (one per new fold) the new folds go back
+    to."""
+    if level.run is None:
+        if config.data.lower() == level.data.lower():
+            raise UserError(f"{where} the authors' {level.data} weights trained on {level.data}, the corpus the new "
+                            "test folds hold (a leak)")
+        named = named_recordings(level.data, [f for rows in test_rows for f in np.asarray(data.files)[rows]]) \
             if data.files else []
         if named:  # their folds trained on (nearly) all of that corpus, which rows is not known
-            raise UserError(f"--init_from {shown(source.folder)}: the authors' {source.data} weights trained on "
-                            f"{source.data}, and {len(named)} test utterance(s) of the new run are named as its "
-                            f"recordings are (e.g. {named[0]}): a leak")
-        return (f"the authors' folder records no training rows: no test utterance named as a {source.data} "
+            raise UserError(f"{where} the authors' {level.data} weights "
+                            f"trained on {level.data}, and {len(named)} test utterance(s) of the new run are named "
+                            f"as its recordings are (e.g. {named[0]}): a leak")
+        return (f"the authors' folder records no training rows: no test utterance named as a {level.data} "
                 f"recording; taken on trust that {config.data} holds none of its utterances")
-    run = source.run
+    run = level.run
     their_rows = run.folds(sum(len(t) for t in run.description["test_rows"]))
     their_names = run.description.get("training_files")
     their_signatures = run.training_signatures()
-    names = [os.path.basename(f) for f in data.files] if data.files and their_names else None
-    signatures = row_signatures(x)
+    names = names if their_names else None
     if their_signatures is not None and their_signatures.shape[1:] != signatures.shape[1:]:
         their_signatures = None
     for fold, test in enumerate(test_rows):
-        number = source_fold(source, fold, config.init_fold)
+        number = numbers[fold]
+        if not isinstance(number, int) or not 1 <= number <= len(their_rows):
+            continue  # a run.json that does not say (hand-edited): its other folds are still compared
         trained = their_rows[number - 1][0]
         shared = set()
         if names is not None:
@@ -145,9 +189,9 @@ def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndar
             matches = signature_matches(signatures[test], their_signatures[trained])
             shared |= {names[r] if names else f"row {r}" for r, m in zip(test, matches) if len(m)}
         if shared:
-            raise UserError(f"--init_from {shown(source.folder)}: its fold {number} trained on {len(shared)} "
-                            f"utterance(s) that test fold {fold + 1} of the new run holds (e.g. {min(shared)}): a "
-                            f"leak; fine-tune on other utterances than the source trained on")
+            raise UserError(f"{where} its fold {number} trained on "
+                            f"{len(shared)} utterance(s) that test fold {fold + 1} of the new run holds (e.g. "
+                            f"{min(shared)}): a leak; fine-tune on other utterances than the source trained on")
     compared = "file names and features" if names is not None else "features"
     return f"no test utterance of the new run among its source fold's training utterances (compared: {compared})"
 
