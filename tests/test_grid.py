@@ -188,6 +188,17 @@ feature_path = "/data/CASIA.npy"
     assert {p.label for p in points} >= {"TIMNET on EMODB, seed 1", "GMTCN on CASIA, seed 2"}
 
 
+def test_a_fine_tuning_source_and_a_backbone_file_are_relative_to_the_grid_files_folder(tmp_path, monkeypatch):
+    """init_from was read from the current folder: a run of the same name there was the source without a word."""
+    (tmp_path / "runs" / "source").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "runs")  # elsewhere than the grid file's folder
+    [point] = points_of(write(tmp_path, 'init_from = "runs/source"\n'))
+    assert point.settings.init_from == str(tmp_path / "runs" / "source")
+    assert grid_file._resolved(str(tmp_path / "g.toml"), "backbone_weights", "bb.weights.h5") == \
+        str(tmp_path / "bb.weights.h5")
+    assert grid_file._resolved(str(tmp_path / "g.toml"), "backbone_weights", "imagenet") == "imagenet"
+
+
 def test_a_comma_list_of_seeds_is_an_axis_and_other_axes_name_the_run(tmp_path):
     points = points_of(write(tmp_path, 'random_seed = "46,47"\nlr = [0.1, 0.2]\n'))
     assert sorted(p.label for p in points) == ["TIMNET on EMODB, seed 46, lr=0.1", "TIMNET on EMODB, seed 46, lr=0.2",

@@ -30,7 +30,10 @@ from ..grid.plan import Point
 from . import settings
 
 MAX_POINTS = 10_000  # runs of one grid file: far more than a paper table (6 corpora x 10 seeds x a few settings)
-PATH_KEYS = ("feature_path", "label_map", "model_path", "result_path")  # relative to the grid file's folder
+# relative to the grid file's folder (init_from was read from the current folder: another run of the same name there
+# was fine-tuned from without a word); backbone_weights where it names a file, not imagenet or none
+PATH_KEYS = ("feature_path", "label_map", "model_path", "result_path", "init_from", "backbone_weights")
+NOT_PATHS = {"backbone_weights": ("imagenet", "none")}
 # Flags of the grid command itself, never handed to its runs.
 GRID_ONLY = {"mode", "grid", "address", "gpus_per_task", "workers", "gpu"}
 # Measured on our 2-core machine (docs/grid.md): one worker of two threads trained a grid of TIM-Net and GM-TCNet
@@ -66,7 +69,7 @@ def _check_value(path: str, key: str, value) -> None:
 def _map_paths(path: str, key: str, value, change):
     """``change(folder, one path)`` on each path of a path value (feature_path: several corpora, a.npy+b.npy, each),
     ``folder`` the grid file's; anything else as is."""
-    if key not in PATH_KEYS or not isinstance(value, str):
+    if key not in PATH_KEYS or not isinstance(value, str) or value in NOT_PATHS.get(key, ()):
         return value
     folder = os.path.dirname(os.path.abspath(path))
     parts = value.split("+") if key == "feature_path" else [value]
