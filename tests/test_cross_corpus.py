@@ -77,9 +77,15 @@ def test_a_label_map_file_maps_and_drops(tmp_path, name, text):
     ('calm = ""\nangry = ""\n', "no class of B .* maps onto a class of the run"),
     ("calm = 3\n", "'calm' must map to a class name"),
     ("calm = \n", "cannot be read"),
+    # the later entry won without a word; an empty map matched by name, the output saying it matched by the file
+    ('Calm = "neutral"\ncalm = "angry"\n', "'calm' is mapped twice \\(also as 'Calm'\\); keep one entry"),
+    ("", "holds no entries \\(their class = our class\\); leave the flag out to match the classes by name"),
+    ("calm,neutral\ncalm,angry\n", "'calm' is mapped twice"),
+    ("B,calm,neutral\nB,CALM,angry\n", "\\[B\\] 'CALM' is mapped twice"),
+    ("\n", "holds no entries"),
 ])
 def test_a_bad_label_map_is_one_line_naming_the_file(tmp_path, text, message):
-    path = tmp_path / "map.toml"
+    path = tmp_path / ("map.csv" if "," in text or text == "\n" else "map.toml")
     path.write_text(text)
     with pytest.raises(UserError, match=f"--label_map {path}: {message}"):
         build_label_map(OURS, ["angry", "calm"], str(path), "A", "B")

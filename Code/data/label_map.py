@@ -52,11 +52,23 @@ class LabelMap:
 
 
 def _entries(table: dict, flag: str, path: str, where: str = "") -> dict[str, Optional[str]]:
-    """Their class -> our class (None: dropped) of one TOML table; a value that is no class name is refused."""
+    """Their class -> our class (None: dropped) of one TOML table; a value that is no class name is refused, and so
+    is a class named twice (names compare case-insensitively: ``Boredom`` and ``boredom`` are one)."""
     bad = [key for key, value in table.items() if not isinstance(value, (str, bool)) or value is True]
     if bad:
         raise UserError(f"{flag} {path}: {where}{bad[0]!r} must map to a class name (a string) or \"\" to drop it")
+    _check_once([str(key) for key in table], flag, path, where)
     return {str(key): (value or None) for key, value in table.items()}
+
+
+def _check_once(names: list, flag: str, path: str, where: str = "") -> None:
+    """One line for a class the map names twice: the later entry won without a word."""
+    seen = {}
+    for name in names:
+        if name.strip().lower() in seen:
+            raise UserError(f"{flag} {path}: {where}{name!r} is mapped twice (also as {seen[name.strip().lower()]!r}); "
+                            "keep one entry")
+        seen[name.strip().lower()] = name
 
 
 def read_map_file(path: str, flag: str) -> dict[Optional[str], dict[str, Optional[str]]]:
@@ -73,7 +85,7 @@ def read_map_file(path: str, flag: str) -> dict[Optional[str], dict[str, Optiona
             entries = {None: _entries({k: v for k, v in table.items() if k not in tables}, flag, path)}
             for key, values in tables.items():
                 entries[str(key)] = _entries(values, flag, path, f"[{key}] ")
-            return entries
+            return _not_empty(entries, flag, path)
         if path.lower().endswith(".csv"):
             rows = [row for _, row in csv_rows(path, f"{flag} {path}") if row[0]]
             bad = [row for row in rows if len(row) > 3]
@@ -83,13 +95,23 @@ def read_map_file(path: str, flag: str) -> dict[Optional[str], dict[str, Optiona
             entries: dict = {None: {}}
             for row in rows:
                 corpus, their, our = row if len(row) == 3 else (None, row[0], row[1] if len(row) > 1 else "")
+                _check_once([*entries.get(corpus, {}), their], flag, path, f"[{corpus}] " if corpus else "")
                 entries.setdefault(corpus, {})[their] = our or None
-            return entries
+            return _not_empty(entries, flag, path)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{flag} {path}: cannot be read ({exc})") from None
     except RecursionError:  # tables nested tens of thousands deep
         raise UserError(f"{flag} {path}: cannot be read (nested too deep to be a label map)") from None
     raise UserError(f"{flag} {path}: expected a .toml or .csv file (their class = our class)")
+
+
+def _not_empty(entries: dict, flag: str, path: str) -> dict:
+    """The entries of a map that has any; one line for an empty file, which matched the classes by name while the
+    output said they were matched by the file."""
+    if not any(entries.values()):
+        raise UserError(f"{flag} {path}: holds no entries (their class = our class); leave the flag out to match "
+                        "the classes by name")
+    return entries
 
 
 def lookup(name: str, classes: list) -> Optional[str]:
