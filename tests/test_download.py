@@ -19,6 +19,24 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
     ranges: list = []
 
     def do_GET(self):
+        if self.path == "/cut.zip":  # announces the whole archive, sends half of it and closes
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.payload)))
+            self.end_headers()
+            self.wfile.write(self.payload[:len(self.payload) // 2])
+            return
+        if self.path == "/ftp.zip":
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1:1/speech.zip")
+            self.end_headers()
+            return
+        if self.path == "/page.zip":  # a mirror's page in place of the archive
+            body = b"<html>moved</html>" * 20
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         start = 0
         if "Range" in self.headers:
             start = int(self.headers["Range"].split("=")[1].rstrip("-"))
@@ -96,3 +114,59 @@ def test_a_wrong_url_or_checksum_is_one_line_before_anything_is_made(tmp_path, c
     assert main(["--mode", "download", "--data", "EMODB", *flags, "--download_path", str(target)]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {message}\n" and not target.exists()
+
+
+def test_a_transfer_cut_short_is_kept_to_resume_even_with_a_checksum(tmp_path, server, capsys):
+    """The host closed early: the MD5 check then deleted what could have been resumed."""
+    url, md5 = server
+    cut = url.replace("speech.zip", "cut.zip")
+    assert main(["--mode", "download", "--data", "RAVDE", "--url", cut, "--md5", md5,
+                 "--download_path", str(tmp_path)]) == 2
+    half = len(RangeHandler.payload) // 2
+    assert (f"{cut}: the connection closed after {half} of {len(RangeHandler.payload)} bytes; run the download "
+            "again to resume it") in capsys.readouterr().err
+    assert (tmp_path / "RAVDE.zip.part").stat().st_size == half
+    assert main(["--mode", "download", "--data", "RAVDE", "--url", url, "--md5", md5,
+                 "--download_path", str(tmp_path)]) == 0  # the rest, from the whole file's address
+    assert RangeHandler.ranges == [half] and sorted(os.listdir(tmp_path)) == ["RAVDE"]
+    assert oct(os.stat(tmp_path / "RAVDE").st_mode & 0o777) != oct(0o700)  # mkdtemp's mode was kept
+
+
+def test_a_whole_file_that_is_no_zip_is_removed_not_resumed_for_ever(tmp_path, server, capsys):
+    url, _ = server
+    page = url.replace("speech.zip", "page.zip")
+    assert main(["--mode", "download", "--data", "EMODB", "--url", page, "--download_path", str(tmp_path)]) == 2
+    assert "EMODB.zip.part: the whole file arrived and is not a zip archive" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_what_would_write_elsewhere_is_refused(tmp_path, server, capsys):
+    """A link at the part file's name (the bytes went to its target), a file where the corpus folder goes (a
+    traceback after the whole download), a redirect to ftp://, an archive entry outside its folder or a link."""
+    url, md5 = server
+    args = ["--mode", "download", "--data", "RAVDE", "--md5", md5, "--download_path", str(tmp_path)]
+    victim = tmp_path.parent / f"{tmp_path.name}_victim.txt"
+    victim.write_text("precious\n")
+    os.symlink(victim, tmp_path / "RAVDE.zip.part")
+    assert main([*args, "--url", url]) == 2
+    assert "RAVDE.zip.part: a link; the download writes its file there itself" in capsys.readouterr().err
+    assert victim.read_text() == "precious\n"
+    os.remove(tmp_path / "RAVDE.zip.part")
+    (tmp_path / "RAVDE").write_text("x")
+    assert main([*args, "--url", url]) == 2
+    assert "RAVDE: a file (or a link) has the name the corpus' folder would take" in capsys.readouterr().err
+    assert RangeHandler.ranges == [] and sorted(os.listdir(tmp_path)) == ["RAVDE"]
+    os.remove(tmp_path / "RAVDE")
+    assert main([*args, "--url", url.replace("speech.zip", "ftp.zip")]) == 2
+    assert "ftp.zip: redirects to ftp://127.0.0.1:1/speech.zip, not an http:// or https:// address" in \
+        capsys.readouterr().err
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Actor_01/a.wav", b"x" * 100)
+        archive.writestr("../escaped.wav", b"x" * 100)
+    RangeHandler.payload = buffer.getvalue()
+    assert main(["--mode", "download", "--data", "RAVDE", "--md5", hashlib.md5(RangeHandler.payload).hexdigest(),
+                 "--download_path", str(tmp_path), "--url", url]) == 2
+    assert "RAVDE.zip.part: holds '../escaped.wav', an entry outside the archive's folder or a link" in \
+        capsys.readouterr().err
+    assert os.listdir(tmp_path) == [] and not (tmp_path.parent / "escaped.wav").exists()

@@ -29,6 +29,7 @@ _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file-size li
 # os.umask can only be read by setting it, so it is read once, at import.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+FOLDER_MODE = 0o777 & ~_UMASK  # what os.makedirs gives a folder; mkdtemp gives 0o700
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -111,7 +112,7 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{PARTIAL}", dir=folder)
     old = None
     try:
-        os.chmod(tmp, 0o777 & ~_UMASK)
+        os.chmod(tmp, FOLDER_MODE)
         write(tmp)
         for root, _, names in os.walk(tmp):  # the bytes are on disk before the name points at them
             for name in names:

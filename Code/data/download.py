@@ -21,6 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Optional
 
+from ..core.atomic_file import FOLDER_MODE
 from ..core.errors import UserError
 
 
@@ -43,15 +44,26 @@ SOURCES = {
 }
 
 
-def _fetch(url: str, part: str) -> None:
-    """Append the rest of ``url`` to ``part`` (a Range request from its current size), with progress on stderr."""
+class _WebRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects to http and https only: urllib followed one to ftp:// too, and the error named the first address."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise UserError(f"{req.full_url}: redirects to {newurl}, not an http:// or https:// address")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _fetch(url: str, part: str) -> bool:
+    """Append the rest of ``url`` to ``part`` (a Range request from its current size), with progress on stderr.
+    Returns whether ``part`` now holds the whole file, as far as the host says (False where it gives no length).
+    A transfer that ends before the length the host announced is one line, ``part`` kept to resume."""
     have = os.path.getsize(part) if os.path.exists(part) else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        response = urllib.request.urlopen(request, timeout=60)
+        response = urllib.request.build_opener(_WebRedirects).open(request, timeout=60)
     except urllib.error.HTTPError as exc:
         if exc.code == 416:  # nothing left to fetch: the part file is already complete
-            return
+            return True
         raise UserError(f"{url}: download failed (HTTP {exc.code} {exc.reason})") from None
     except (urllib.error.URLError, OSError) as exc:
         raise UserError(f"{url}: cannot be reached ({getattr(exc, 'reason', exc)})") from None
@@ -59,13 +71,27 @@ def _fetch(url: str, part: str) -> None:
         resumed = response.status == 206
         total = int(response.headers.get("Content-Length") or 0) + (have if resumed else 0)
         done = have if resumed else 0
-        with open(part, "ab" if resumed else "wb") as f:
+        # never through a link at the part file's name: the bytes went to whatever file it pointed to
+        descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if resumed else
+                                                                                os.O_TRUNC), 0o644)
+        with os.fdopen(descriptor, "ab" if resumed else "wb") as f:
             while chunk := response.read(1 << 20):
                 f.write(chunk)
                 done += len(chunk)
                 if total:
                     sys.stderr.write(f"\rdownload: {done / 2 ** 20:.1f} / {total / 2 ** 20:.1f} MB")
         sys.stderr.write("\n")
+    if total and done < total:  # the host closed early: an MD5 check then deleted what could be resumed
+        raise UserError(f"{url}: the connection closed after {done} of {total} bytes; run the download again to "
+                        "resume it")
+    return bool(total)
+
+
+def _unsafe_member(info: zipfile.ZipInfo) -> bool:
+    """An entry that would leave the folder it is unpacked into (an absolute path, '..') or that is a link."""
+    parts = info.filename.replace("\\", "/").split("/")
+    link = (info.external_attr >> 16) & 0o170000 == 0o120000
+    return link or info.filename.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]
 
 
 def _md5(path: str) -> str:
@@ -89,18 +115,27 @@ def download(key: str, folder: str, url: Optional[str] = None, md5: Optional[str
     target = os.path.join(folder, key)
     if os.path.isdir(target):
         raise UserError(f"{target}: already exists; remove it to download {key} again")
+    if os.path.lexists(target):  # a file or a link: the unpacked folder could not take its name, after the download
+        raise UserError(f"{target}: a file (or a link) has the name the corpus' folder would take; move it away")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{folder}: cannot create the download folder ({exc.strerror})") from None
     part = os.path.join(folder, f"{key}.zip.part")
+    if os.path.islink(part):
+        raise UserError(f"{part}: a link; the download writes its file there itself: remove the link")
     print(f"downloading {key} from {url} ({source.licence})")
-    _fetch(url, part)
+    whole = _fetch(url, part)
     if md5 and _md5(part) != md5.lower():  # as Zenodo and md5sum print it, or in capitals
         os.remove(part)  # a corrupt archive cannot be resumed: start afresh next time
         raise UserError(f"{part}: MD5 differs from the published {md5}; removed, run the download again")
     try:
         with zipfile.ZipFile(part) as archive:
+            unsafe = [info.filename for info in archive.infolist() if _unsafe_member(info)]
+            if unsafe:  # extractall made such entries harmless, but they counted as the corpus' files
+                os.remove(part)
+                raise UserError(f"{part}: holds {unsafe[0]!r}, an entry outside the archive's folder or a link, "
+                                "which no corpus archive holds; removed, nothing unpacked")
             broken = archive.testzip()
             if broken:
                 raise UserError(f"{part}: member {broken} is corrupt")
@@ -109,11 +144,16 @@ def download(key: str, folder: str, url: Optional[str] = None, md5: Optional[str
                 raise UserError(f"{part}: holds {len(wavs)} wav files, a complete {key} has {source.wav_files}")
             staging = tempfile.mkdtemp(prefix=f".{key}.", dir=folder)
             try:
+                os.chmod(staging, FOLDER_MODE)  # mkdtemp's 0o700 became the corpus folder's mode
                 archive.extractall(staging)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
     except zipfile.BadZipFile:
+        if whole:  # resuming it would fetch nothing and say the same again
+            os.remove(part)
+            raise UserError(f"{part}: the whole file arrived and is not a zip archive (a mirror's page instead of "
+                            "the corpus?); removed") from None
         raise UserError(f"{part}: not a complete zip archive; run the download again to resume it") from None
     os.replace(staging, target)
     os.remove(part)
