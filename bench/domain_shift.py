@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from fresh_process import checkout_package
+from fresh_process import checkout_package, one_line_errors
 
 SPEAKERS_A = ("03", "08", "09", "10", "11")
 SIGNAL_LENGTH = 96000  # EMODB's, as EMODB_2s.npy
@@ -77,4 +77,4 @@ def main() -> None:
                   f"{np.percentile(d, 95):>6.2f} {np.percentile(d, 99):>6.2f} {np.mean(d > threshold(n)):>7.1%}")
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)

@@ -104,3 +104,15 @@ def with_backward(unit, weights):
         return tape.gradient(loss, [x, *weights])
     return step
 """
+
+
+def one_line_errors(main) -> None:
+    """``main()``, a UserError of the package (a bad flag, a missing file) ending the script as the command line
+    ends: ``error: ...`` on one line, exit status 2, not a traceback."""
+    try:
+        main()
+    except Exception as exc:  # the package is imported inside main (checkout_package): matched by its class name
+        if type(exc).__name__ not in ("UserError", "DiskFull", "Diverged"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from fresh_process import checkout_package
+from fresh_process import checkout_package, one_line_errors
 
 ARMS = ("fine-tuned", "head only", "from scratch")
 
@@ -135,4 +135,4 @@ def draw(path: str, sizes: list, splits: list, results: dict, zero_shot: list, a
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)

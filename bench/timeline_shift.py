@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from domain_shift import SIGNAL_LENGTH, SPEAKERS_A  # noqa: E402
-from fresh_process import checkout_package  # noqa: E402
+from fresh_process import checkout_package, one_line_errors  # noqa: E402
 
 GAP = 0.5  # seconds of silence between two clips of a recording
 
@@ -94,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)

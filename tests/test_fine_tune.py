@@ -137,6 +137,18 @@ def test_each_refusal_is_one_line_before_a_run_folder_exists(source, tmp_path):
     assert ": holds no <k>-fold_weights_best" in refused(replace(tuned, init_from=str(tmp_path)), x, y, tmp_path)
 
 
+def test_fine_tuning_flags_next_to_a_resume_and_a_new_run_inside_its_source_are_one_line(source, tmp_path, capsys):
+    """--resume R --freeze_backbone said "give --init_from too", and then that a run keeps its own init_from; a new
+    run went into a folder inside its source run's."""
+    assert main(["--mode", "train", "--resume", source.path, "--freeze_backbone"]) == 2
+    err = capsys.readouterr().err
+    assert "--freeze_backbone" in err and "give --init_from" not in err and "leave the flag out" in err, err
+    assert main(["--mode", "train", "--data", "SRC", "--init_from", source.path, "--model_path",
+                 os.path.join(source.path, "nested")]) == 2
+    assert f"inside the run it fine-tunes from ({source.path}); the new run goes into a folder of its own" in \
+        capsys.readouterr().err
+
+
 def test_the_same_split_of_the_same_corpus_is_no_leak_and_init_fold_fills_the_missing_folds(source):
     sx, sy = toy(30, 0)
     files = [f"src_{i:02d}.wav" for i in range(30)]  # fold k tests on what source fold k held out: no leak

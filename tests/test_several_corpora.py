@@ -210,6 +210,8 @@ def check_one_line(capsys, fragment):
     ("one_corpus", "--cv corpus: leaves one corpus out per fold, and --data TA is one corpus"),
     ("split_fold", "--split_fold 3: --cv corpus makes one fold per corpus of --data TA+TX (2)"),
     ("count", "--feature_path {a}: 1 feature file(s) for the 2 corpora of --data TA+TX"),
+    # the empty one was the corpus' default file (MFCC/TX.npy), unsaid
+    ("empty", "--feature_path {a}+: an empty feature file name between the '+'; give one per corpus of --data TA+TX"),
     ("length", "rows of shape (30, 39) (signal length 14848), but {a} has (24, 39) (11776): the corpora of one run need"),
     ("map_alone", "--label_map {map}: maps another corpus' classes for --cross_corpus, or the corpora of a new run"),
 ])
@@ -224,7 +226,7 @@ def test_bad_input_is_one_line(tmp_path, capsys, case, fragment):
     argv += {"unknown_class": ["--label_map", str(label_map)], "unknown_target": ["--label_map", str(label_map)],
              "unknown_corpus": ["--label_map", str(label_map)], "split_fold": ["--cv", "corpus", "--split_fold", "3"],
              "one_corpus": ["--cv", "corpus", "--data", "TA", "--feature_path", a],
-             "count": ["--feature_path", a]}.get(case, [])
+             "count": ["--feature_path", a], "empty": ["--feature_path", f"{a}+"]}.get(case, [])
     if case == "map_alone":
         argv += ["--data", "TA", "--feature_path", a, "--label_map", str(label_map)]
     assert main(argv) == 2

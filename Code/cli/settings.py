@@ -283,9 +283,13 @@ def check_training(s: Settings) -> None:
     if s.protocol == "inner_val" and s.val_fraction == 0:  # the share's size per fold: engine/protocol.py
         raise UserError("--val_fraction 0: --protocol inner_val chooses each fold's epoch on that share of its "
                         "training rows; give a share above 0 (the default is 0.1)")
-    if s.init_from is None and (s.init_fold is not None or s.freeze_backbone):
+    if s.init_from is None and not s.resume and (s.init_fold is not None or s.freeze_backbone):  # a run keeps its own
         flag = f"--init_fold {s.init_fold}" if s.init_fold is not None else "--freeze_backbone"
         raise UserError(f"{flag}: belongs to fine-tuning; give --init_from RUN_FOLDER too")
+    if (s.init_from is not None and os.path.isdir(s.init_from)
+            and _inside(os.path.abspath(s.model_path), os.path.abspath(s.init_from))):
+        raise UserError(f"--model_path {s.model_path}: inside the run it fine-tunes from ({s.init_from}); the new run "
+                        "goes into a folder of its own")
     if s.init_from is not None and s.training == "stacked":
         raise UserError("--init_from: a fine-tuned run trains with --training sequential; leave --training stacked "
                         "out")
@@ -298,6 +302,10 @@ def check_training(s: Settings) -> None:
     if s.training == "stacked" and (reason := stacked_refusal(s.model, s.activation, s.normalize, s.mixed_precision,
                                                               s.xla, s.augment)):
         raise UserError(reason)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder
 
 
 def validate_backbone(s: Settings) -> Settings:

@@ -80,6 +80,9 @@ def feature_paths(data: str, kind: str, path: Optional[str] = None) -> list[str]
     if len(paths) != len(keys):
         raise UserError(f"--feature_path {path}: {len(paths)} feature file(s) for the {len(keys)} corpora of --data "
                         f"{data}; give one per corpus, in the same order, joined by '+'")
+    if not all(paths):  # "A.npy+": the empty one was the corpus' default file, unsaid
+        raise UserError(f"--feature_path {path}: an empty feature file name between the '+'; give one per corpus of "
+                        f"--data {data}")
     return paths
 
 
