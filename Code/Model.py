@@ -54,7 +54,8 @@ def _dcnn(hyper: Hyper) -> list[keras.layers.Layer]:
         return [DCNNBLSTMwA(hyper.backbone, hyper.backbone_alpha, weights, hyper.image_size, name="dcnn_blstmwa")]
     except BackboneWeightsError as exc:
         hint = ("; download that file where the internet is reachable and pass it with --backbone_weights <file>, "
-                "or start from random weights with --backbone_weights none") if weights == "imagenet" else ""
+                "or start from random weights with --backbone_weights none (a resumed run reads it from "
+                "~/.keras/models/, where Keras keeps what it downloads)") if weights == "imagenet" else ""
         raise UserError(f"--backbone_weights {hyper.backbone_weights}: {exc}{hint}") from None
 
 
