@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from fresh_process import one_line_errors
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the run folder's module imports Keras
 from timnet_ser.runs.results import fold_metrics
 from timnet_ser.runs.run_folder import require_run
@@ -49,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)

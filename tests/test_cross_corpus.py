@@ -339,3 +339,20 @@ def test_the_cross_corpus_table_never_averages_runs_of_other_settings():
     assert table["features"].tolist() == ["A.npy"] * 3
     assert table["tested on B: UAR / WAR %"].tolist() == ["25.00 ± 5.00 / 25.00 ± 5.00 (2)", "40.00 / 40.00",
                                                          "90.00 / 90.00"]
+
+
+def test_a_run_tested_under_a_label_map_is_its_own_column_not_a_repeat():
+    """The same run tested on one file by name and under four.toml: the second scores other utterances (classes
+    mapped or dropped), and the table showed only the first, without a word."""
+    from timnet_ser.runs.report import build_cross_corpus_table
+
+    def record(uar, source, pairs):
+        return {"model": "TIMNET", "mode": "cross_corpus", "weights_folder": "M/B_1",
+                "config": {"protocol": "last_epoch", "feature_path": "/x/B.npy"},
+                "cross_corpus": {"train_corpus": "B", "test_corpus": "A", "test_sha256": "a1", "fold_models": 5,
+                                 "label_map": {"pairs": pairs, "dropped": [], "unmapped_ours": [], "source": source}},
+                "summary": {"uar_pooled": uar, "war_pooled": uar}}
+    by_name = record(0.2469, "class names, case-insensitive", {"angry": "angry", "sad": "sad"})
+    table = build_cross_corpus_table([by_name, record(0.25, "/maps/four.toml", {"angry": "angry"}), by_name])
+    assert table["tested on A: UAR / WAR %"].tolist() == ["24.69 / 24.69"]  # the repeat counted once
+    assert table["tested on A (map four.toml): UAR / WAR %"].tolist() == ["25.00 / 25.00"]

@@ -509,8 +509,9 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
     cells, tested_runs = defaultdict(list), set()
     for record in records:
         cross, config = record["cross_corpus"], record["config"]
+        column, mapping = _test_column(cross)
         repeat = (os.path.normpath(record["weights_folder"]), cross.get("test_sha256") or cross["test_corpus"],
-                  cross.get("fold_models"))
+                  cross.get("fold_models"), mapping)
         if repeat in tested_runs:
             continue
         tested_runs.add(repeat)
@@ -519,7 +520,7 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
         key = CrossKey(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
                        cross["train_corpus"], os.path.basename(config.get("feature_path") or "") or "–", protocol,
                        settings)
-        cells[(key, cross["test_corpus"])].append(record["summary"])
+        cells[(key, column)].append(record["summary"])
     keys = sorted({key for key, _ in cells}, key=lambda k: (k.model, k.train, k.features, k.protocol,
                                                              repr(k.settings)))
     tested = sorted({test for _, test in cells})
@@ -536,6 +537,18 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
                 + (f" ({len(found)})" if len(found) > 1 else ""))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _test_column(cross: dict) -> tuple[str, str]:
+    """(the column of a cross-corpus test, its class map as text): the test corpus, and where a label map file
+    (or the API's dict) paired the classes, its name beside it: a test under another map scores other utterances
+    (the same run tested on one file under two maps showed one of them, unsaid)."""
+    label_map = cross.get("label_map") if isinstance(cross.get("label_map"), dict) else {}
+    mapping = json.dumps(label_map.get("pairs"), sort_keys=True)
+    source = label_map.get("source")
+    if not isinstance(source, str) or source.startswith("class names"):  # matched by name (older records: no map)
+        return cross["test_corpus"], mapping
+    return f"{cross['test_corpus']} (map {os.path.basename(source)})", mapping
 
 
 def _signed(fraction: float) -> str:
