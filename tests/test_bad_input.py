@@ -538,3 +538,14 @@ def test_files_nested_too_deep_are_one_line(tmp_path, capsys):
         grid_file.read_grid(str(deep))
     with pytest.raises(UserError, match=r"deep.toml: cannot be read \(nested too deep to be a label map\)$"):
         read_map_file(str(deep), "--label_map")
+
+
+def test_a_name_too_long_for_its_temporary_is_refused_before_the_work(tmp_path, capsys):
+    """A legal 245-byte name was refused only when its file was written, after the whole extraction: the
+    temporary beside it (.<name>.partial-XXXXXXXX.npy) is 22 bytes longer, over the usual 255."""
+    argv = extract(str(tmp_path), None)
+    long_name = str(tmp_path / ("m" * 241 + ".npy"))
+    argv[argv.index("--feature_path") + 1] = long_name
+    assert main(argv) == 2
+    check_one_line(capsys, f"--feature_path {long_name}: the name is too long to be written (245 bytes")
+    assert not os.path.exists(long_name)

@@ -388,17 +388,91 @@ def test_a_full_disk_in_tensorflows_writer_is_one_line(tmp_path, any_model, fmt)
     assert os.listdir(tmp_path) == []
 
 
-def test_a_model_whose_sidecar_cannot_be_written_is_removed(tmp_path, any_model, monkeypatch):
-    """The model was left without the recipe of its input (the sidecar), of no use to anyone."""
+def test_a_sidecar_that_cannot_be_written_leaves_the_previous_pair(tmp_path, any_model, monkeypatch):
+    """The model was written, then left without the recipe of its input (the sidecar), of no use to anyone."""
     def write(model, signature, target):
         with open(target, "w") as f:
             f.write("model")
     monkeypatch.setattr(export, "_write_onnx", write)
     os.symlink(tmp_path / "no_such_folder" / "m.json", tmp_path / "m.onnx.json")  # the sidecar's name: a dead link
-    with pytest.raises(UserError, match=r"m.onnx.json: cannot be written \(No such file or directory\); .*m.onnx was "
-                                        r"removed, as it is of no use without its sidecar$"):
+    with pytest.raises(UserError, match=r"m.onnx.json: cannot be written \(No such file or directory\); nothing was "
+                                        r"written$"):
         export.export_model(any_model, str(tmp_path / "m.onnx"), "onnx", {})
     assert os.listdir(tmp_path) == ["m.onnx.json"]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "savedmodel"])
+def test_an_interrupt_leaves_the_previous_model_and_sidecar_together(tmp_path, any_model, monkeypatch, fmt):
+    """The model and its sidecar are renamed together at the end (core/atomic_file.one_commit): a Ctrl-C while the
+    model converts leaves the previous pair, and one that arrives during the renames waits for their end (a Ctrl-C
+    after the model's rename left it with the previous export's sidecar)."""
+    import signal
+    path = str(tmp_path / ("m.onnx" if fmt == "onnx" else "m"))
+    writer = "_write_onnx" if fmt == "onnx" else "_write_saved_model"
+
+    def write(text, interrupt=None):
+        def writes(model, signature, target):
+            with open(target if fmt == "onnx" else os.path.join(target, "saved_model.pb"), "w") as f:
+                f.write(text)
+            if interrupt:
+                raise interrupt
+        return writes
+
+    def pair():
+        with open(path if fmt == "onnx" else os.path.join(path, "saved_model.pb")) as f, open(path + ".json") as g:
+            return f.read(), json.load(g)["recipe"]
+    monkeypatch.setattr(export, writer, write("old"))
+    export.export_model(any_model, path, fmt, {"recipe": "old"})
+    monkeypatch.setattr(export, writer, write("new", KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        export.export_model(any_model, path, fmt, {"recipe": "new"})
+    assert pair() == ("old", "old")
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(path), os.path.basename(path) + ".json"])
+
+    class Stopped(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stopped
+    real_replace, sent = os.replace, []
+
+    def signalled(source, target):  # SIGTERM at the first rename of the set: held back until the last is done
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+        real_replace(source, target)
+    monkeypatch.setattr(export, writer, write("new"))
+    monkeypatch.setattr(os, "replace", signalled)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stopped):
+            export.export_model(any_model, path, fmt, {"recipe": "new"})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert sent and pair() == ("new", "new")
+
+
+def test_a_folder_swap_interrupted_between_its_renames_keeps_the_previous_folder(tmp_path, monkeypatch):
+    """The previous folder, renamed aside, was deleted with the new one when the swap did not happen."""
+    from timnet_ser.core.atomic_file import atomic_directory
+    path = str(tmp_path / "m")
+
+    def write(text):
+        def writes(folder):
+            with open(os.path.join(folder, "saved_model.pb"), "w") as f:
+                f.write(text)
+        return writes
+    atomic_directory(path, write("old"))
+    real_replace = os.replace
+
+    def interrupted(source, target):  # the new folder's rename, once
+        if os.path.basename(source).startswith(".m.partial-") and "old" not in os.path.basename(source):
+            monkeypatch.setattr(os, "replace", real_replace)
+            raise KeyboardInterrupt
+        real_replace(source, target)
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_directory(path, write("new"))
+    assert os.listdir(tmp_path) == ["m"] and (tmp_path / "m" / "saved_model.pb").read_text() == "old"
 
 
 def test_a_savedmodel_replaces_the_previous_one_and_no_other_folder(tmp_path, any_model, monkeypatch):

@@ -155,6 +155,10 @@ def test_a_fold_another_process_trains_is_named_and_left_to_it(undisturbed, tmp_
         line = error_line(capsys)
         assert f"fold 2/3 is being trained by process {holder.pid} on a test machine; wait for it to end" in line, line
         assert sorted(os.listdir(folder)) == before
+        # a re-test meanwhile was told to --resume: the command already running
+        assert main(["--mode", "test", "--test_path", folder]) == 2
+        line = error_line(capsys)
+        assert f"fold 2/3 is being trained by process {holder.pid} on a test machine" in line, line
     # a killed process leaves its lock's file (the kernel drops the lock): of a fold it had finished, which is not
     # locked again, the file stayed in the finished run; a resume removes every file no process holds
     with open(os.path.join(folder, ".3-fold_1.lock"), "w") as f:

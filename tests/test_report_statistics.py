@@ -581,3 +581,14 @@ def test_the_report_does_not_follow_linked_folders(tmp_path):
     os.symlink(".", tmp_path / "a")
     os.symlink(".", tmp_path / "b")
     assert [os.path.basename(r["path"]) for r in report.load_records(str(tmp_path))] == ["a1.json"]
+
+
+def test_a_report_that_cannot_be_written_is_one_line_and_writes_none_of_its_files(tmp_path):
+    """A folder it may not write into, or a folder named report.md, ended in a PermissionError or IsADirectoryError
+    traceback; and the report's files are renamed into place together, so a failure leaves none of the new ones."""
+    _write(tmp_path, "a", _run("MODEL_A", 1))
+    (tmp_path / "report.md").mkdir()
+    with pytest.raises(report.UserError, match=f"^--result_path {re.escape(str(tmp_path))}: the report cannot be "
+                                               "written there \\(Is a directory: "):
+        report.write_report(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "report.md"]  # no report.tex, .csv or picture, no temporary

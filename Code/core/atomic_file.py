@@ -9,13 +9,16 @@ process leaves is a temporary named ``.<name>.partial-<random><ext>`` (``PARTIAL
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from .errors import DiskFull, UserError
@@ -32,12 +35,16 @@ os.umask(_UMASK)
 FOLDER_MODE = 0o777 & ~_UMASK  # what os.makedirs gives a folder; mkdtemp gives 0o700
 
 
+_STAGING = threading.local()  # .outputs: the list ``one_commit`` collects this thread's staged outputs in
+
+
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it onto ``path``.
 
     The temporary file lives in the same folder, so ``os.replace`` is a rename, never a copy, and it keeps
     ``path``'s extension (writers such as pandas choose the format by it). On any failure it is removed. A symbolic
-    link at ``path`` is written through, as ``open`` would: its target is replaced, the link stays.
+    link at ``path`` is written through, as ``open`` would: its target is replaced, the link stays. Inside
+    ``one_commit`` the rename waits for the block's end, with the block's other outputs.
     """
     if os.path.islink(path):  # the rename replaced the link itself with a file before
         path = os.path.realpath(path)
@@ -45,18 +52,113 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}{PARTIAL}", suffix=os.path.splitext(path)[1],
                                dir=folder)
     os.close(fd)
+    _stage_or_commit(path, tmp, False, lambda: _write_file(tmp, write))
+
+
+def _write_file(tmp: str, write: Callable[[str], None]) -> None:
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    write(tmp)
+    with open(tmp, "rb+") as f:  # the bytes are on disk before the name points at them
+        os.fsync(f.fileno())
+
+
+def _stage_or_commit(path: str, tmp: str, folder: bool, write: Callable[[], None]) -> None:
+    """``write()`` the temporary ``tmp`` of ``path``, then rename it into place, or leave that to ``one_commit``;
+    the temporary removed on any failure, a full disk said in one line."""
+    staged = getattr(_STAGING, "outputs", None)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        write(tmp)
-        with open(tmp, "rb+") as f:  # the bytes are on disk before the name points at them
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write()
+        if staged is not None:
+            staged.append((tmp, path, folder))
+            return
+        _commit(tmp, path, folder)
     except Exception as exc:  # said in one line when the disk is full, raised as it was otherwise
         _raise_if_full(path, exc)
         raise
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if (staged is None or (tmp, path, folder) not in staged) and os.path.lexists(tmp):
+            (shutil.rmtree if folder else os.remove)(tmp)
+
+
+def _commit(tmp: str, path: str, folder: bool) -> None:
+    """Rename the written temporary ``tmp`` onto ``path``. A folder already there is first renamed aside and removed
+    after the swap, or put back where the swap did not happen (an interrupt between the two renames deleted the
+    previous export with the new one)."""
+    if not folder:
+        os.replace(tmp, path)
+        return
+    old = None
+    try:
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{PARTIAL}old", dir=os.path.dirname(
+                os.path.abspath(path)))
+            os.replace(path, old)  # an empty folder is replaced by a rename
+        os.replace(tmp, path)
+    finally:
+        if old and not os.path.exists(path):
+            os.replace(old, path)
+        elif old:
+            shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def one_commit() -> Iterator[None]:
+    """Outputs that belong together (a model and its sidecar, a run's results files, a report's files): every
+    ``atomic_write`` and ``atomic_directory`` inside the block only writes its temporary; at the block's end all are
+    renamed into place one after the other, with Ctrl-C and SIGTERM held back until the last (``_signals_held``), so
+    that an interrupt leaves the old set or the new one, never some of each (an interrupt after one rename left a
+    model with the previous export's sidecar). A failure, or an interrupt, inside the block renames nothing and
+    removes the temporaries. A SIGKILL between two renames (microseconds) can still leave a mix."""
+    if getattr(_STAGING, "outputs", None) is not None:  # inside another block: its end commits these too
+        yield
+        return
+    staged = _STAGING.outputs = []
+    try:
+        yield
+    except BaseException:
+        for tmp, _, folder in staged:
+            if os.path.lexists(tmp):
+                (shutil.rmtree if folder else os.remove)(tmp)
+        raise
+    finally:
+        _STAGING.outputs = None
+    with _signals_held():
+        try:
+            for tmp, path, folder in staged:
+                try:
+                    _commit(tmp, path, folder)
+                except Exception as exc:
+                    _raise_if_full(path, exc)
+                    raise
+        finally:
+            for tmp, _, folder in staged:  # what a failed rename left
+                if os.path.lexists(tmp):
+                    (shutil.rmtree if folder else os.remove)(tmp)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive in the block take effect at its end. Python runs signal handlers in the main
+    thread only (any thread may receive the signal, TensorFlow's among them, so blocking it in this one does not
+    hold it back): the handlers are swapped for one that notes the signal. Elsewhere than the main thread nothing
+    can be held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted = []
+    previous = {number: signal.signal(number, lambda received, frame: noted.append(received))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if noted:  # as it would have been handled: Python's Ctrl-C handler, a program's own, or the default's end
+            handler = previous[noted[0]]
+            if callable(handler):
+                handler(noted[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), noted[0])
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -105,30 +207,20 @@ def write_table(path: str, as_json, header: list[str], rows: Iterable[list]) -> 
 def atomic_directory(path: str, write: Callable[[str], None]) -> None:
     """``write(tmp)`` into a new folder beside ``path``, then rename it onto ``path`` (``atomic_write`` for folders).
 
-    A folder already at ``path`` is first renamed aside and removed after the swap: a crash between the two
-    renames leaves ``path`` absent, never half-written.
+    A folder already at ``path`` is first renamed aside and removed after the swap; an interrupt between the two
+    renames puts it back (``_commit``), so ``path`` holds the old folder or the new one, never half of one.
     """
     folder = os.path.dirname(os.path.abspath(path))
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{PARTIAL}", dir=folder)
-    old = None
-    try:
+
+    def write_folder() -> None:
         os.chmod(tmp, FOLDER_MODE)
         write(tmp)
         for root, _, names in os.walk(tmp):  # the bytes are on disk before the name points at them
             for name in names:
                 with open(os.path.join(root, name), "rb+") as f:
                     os.fsync(f.fileno())
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{PARTIAL}old", dir=folder)
-            os.replace(path, old)  # an empty folder is replaced by a rename
-        os.replace(tmp, path)
-    except Exception as exc:  # said in one line when the disk is full, raised as it was otherwise
-        _raise_if_full(path, exc)
-        raise
-    finally:
-        for leftover in (tmp, old):
-            if leftover and os.path.exists(leftover):
-                shutil.rmtree(leftover)
+    _stage_or_commit(path, tmp, True, write_folder)
 
 
 def _raise_if_full(path: str, exc: Exception) -> None:
@@ -169,6 +261,11 @@ def check_writable(path: str, flag: str, make: bool = True) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UserError(f"{flag} {path}: is a folder, not a file")
+    name = os.path.basename(path)
+    longest = len(f".{name}{PARTIAL}12345678{os.path.splitext(name)[1]}".encode())  # atomic_write's temporary
+    if longest > 255:  # the usual NAME_MAX: a 245-byte name was refused only when its file was written, at the end
+        raise UserError(f"{flag} {path}: the name is too long to be written ({len(name.encode())} bytes; its "
+                        f"temporary needs {longest - len(name.encode())} more, and 255 is the most)")
     existing = _existing_part(folder)
     if not os.path.isdir(existing):  # makedirs would say "File exists" or "Not a directory"
         raise UserError(f"{flag} {path}: cannot be written ({shown(existing)} is a file, not a folder)")

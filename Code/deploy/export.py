@@ -37,7 +37,6 @@ import inspect
 import json
 import logging
 import os
-import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -47,7 +46,7 @@ import keras
 import tensorflow as tf
 
 from ..core import precision
-from ..core.atomic_file import atomic_directory, atomic_write
+from ..core.atomic_file import atomic_directory, atomic_write, one_commit
 from ..core.errors import UserError
 from ..data.corpora import SAMPLE_RATE
 from ..data.feature_statistics import EPSILON, FLAT
@@ -157,17 +156,19 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict,
     described = {**sidecar, "format": fmt, "artefact": os.path.basename(path),
                  **{key: {**sidecar[key], "shape": [batch, *sidecar[key]["shape"][1:]]}
                     for key in ("input", "output") if key in sidecar}}
-    try:
-        with _quiet_tensorflow():
-            writers[fmt]()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from None
-    try:
-        atomic_write(sidecar_path, lambda tmp: _write_json(tmp, described))
-    except (OSError, UserError) as exc:  # a model without its recipe is of no use: it goes too
-        (shutil.rmtree if os.path.isdir(path) else os.remove)(path)
-        reason = exc if isinstance(exc, UserError) else f"{sidecar_path}: cannot be written ({exc.strerror or exc})"
-        raise UserError(f"{reason}; {path} was removed, as it is of no use without its sidecar") from None
+    # the model and its sidecar are renamed into place together (one_commit): an interrupt or a failure leaves the
+    # previous pair or the new one (an interrupt after the model's rename left it with the old sidecar)
+    with one_commit():
+        try:  # the sidecar first: a name it cannot take is said before the model's seconds of conversion
+            atomic_write(sidecar_path, lambda tmp: _write_json(tmp, described))
+        except OSError as exc:
+            raise UserError(f"{sidecar_path}: cannot be written ({exc.strerror or exc}); nothing was written") \
+                from None
+        try:
+            with _quiet_tensorflow():
+                writers[fmt]()
+        except OSError as exc:
+            raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from None
     return [path, sidecar_path]
 
 

@@ -33,7 +33,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..core.atomic_file import atomic_write, spreadsheet_safe
+from ..core.atomic_file import atomic_write, one_commit, spreadsheet_safe
 from ..core.config import NULLABLE_SETTINGS
 from ..core.errors import UserError
 from ..core.figures import plain_text
@@ -724,11 +724,17 @@ def write_report(result_path: str) -> dict:
     if crossed:
         latex += to_latex(cross_table, f"CROSS-CORPUS tests. {CROSS_NOTE}", label="tab:ser-cross-corpus")
         texts.update(tex=latex, cross_corpus_csv=to_csv(cross_table))
-    for kind, text in texts.items():
-        atomic_write(paths[kind], lambda tmp, text=text: _write_text(tmp, text))
-    if records:
-        paths["figure"] = os.path.join(result_path, "report_uar_ci.png")
-        plot_uar_ci(records, paths["figure"])
+    try:
+        with one_commit():  # the report's files together: an interrupt left a new report.md beside an old report.tex
+            for kind, text in texts.items():
+                atomic_write(paths[kind], lambda tmp, text=text: _write_text(tmp, text))
+            if records:
+                paths["figure"] = os.path.join(result_path, "report_uar_ci.png")
+                plot_uar_ci(records, paths["figure"])
+    except OSError as exc:  # a folder it may not write into: a PermissionError traceback before
+        name = exc.filename2 or exc.filename  # a rename's target, else the file
+        raise UserError(f"--result_path {result_path}: the report cannot be written there ({exc.strerror or exc}"
+                        f"{f': {shown(name)}' if name else ''})") from None
     print(markdown)
     for kind, path in paths.items():
         print(f"wrote {kind}: {shown(path)}")

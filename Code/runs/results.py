@@ -30,7 +30,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, recall_score
 
 from ..core import precision
-from ..core.atomic_file import atomic_write, spreadsheet_safe
+from ..core.atomic_file import atomic_write, one_commit, spreadsheet_safe
 from ..core.errors import UserError
 from ..core.figures import plain_text
 from ..core.paths import shown
@@ -189,12 +189,13 @@ def write_run_results(record: dict, result_dir: str, time_str: str, suffix: str 
     summary = record["summary"]
     stem = results_stem(config["data"], config["split_fold"], summary["war_mean_of_folds"], config["random_seed"],
                         time_str, config["model"], record["protocol"]) + suffix
-    paths = write_results(result_dir, stem, record, config["classes"])
-    histories = [f["history"] for f in record["folds"] if f.get("history")]
-    if histories:
-        curves = paths["json"][:-len(".json")] + "_curves.png"  # the stem write_results chose
-        plot_training_curves(histories, curves, record["title"], record["protocol"])
-        paths["curves"] = curves
+    with one_commit():  # the curves with the rest of the set
+        paths = write_results(result_dir, stem, record, config["classes"])
+        histories = [f["history"] for f in record["folds"] if f.get("history")]
+        if histories:
+            curves = paths["json"][:-len(".json")] + "_curves.png"  # the stem write_results chose
+            plot_training_curves(histories, curves, record["title"], record["protocol"])
+            paths["curves"] = curves
     print(format_summary(summary, record["protocol_description"]))
     for kind, path in paths.items():
         print(f"wrote {kind}: {shown(path)}")
@@ -331,8 +332,8 @@ def write_results(result_dir: str, stem: str, record: dict, classes: Sequence[st
 
     ``record["folds"]`` are fold dicts from ``fold_metrics`` (plus extra keys), ``record["summary"]``
     comes from ``summarize``, and ``record["title"]`` (if present) heads the picture. Each file is
-    written atomically; if one fails, the files this call already wrote are removed too, so a run
-    leaves either its complete set of results or none. Another record's set is never replaced: where
+    written atomically, and the set is renamed into place together (``one_commit``): a failure or an interrupt
+    leaves either the complete set of results or none. Another record's set is never replaced: where
     ``<stem>.json`` is there, the stem takes ``_2``, ``_3``, ... (two re-tests in one second with the same
     figures). Returns ``{"xlsx"|"confusion"|"json": path}``.
     """
@@ -347,15 +348,9 @@ def write_results(result_dir: str, stem: str, record: dict, classes: Sequence[st
                "confusion": lambda path: plot_confusion(record["summary"]["confusion_pooled"], classes, path,
                                                         f"{record.get('title', stem)}\npooled over {k} folds"),
                "json": lambda path: write_json(path, record)}
-    written = []
-    try:
+    with one_commit():  # all of the set or none of it (a file written just before a Ctrl-C stayed alone)
         for kind, write in writers.items():  # JSON last: its presence means the set is complete
             write(paths[kind])
-            written.append(paths[kind])
-    except BaseException:
-        for path in written:
-            os.remove(path)
-        raise
     return paths
 
 

@@ -207,6 +207,23 @@ class RunFolder:
                 fcntl.flock(descriptor, fcntl.LOCK_UN)
                 os.close(descriptor)
 
+    def _training_holder(self, fold: int) -> str:
+        """Who holds fold ``fold``'s lock (its lock file's text), or "" where no process does."""
+        path = os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return ""
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return ""
+        except BlockingIOError:
+            return os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
+        except OSError:  # a file system without locks
+            return ""
+        finally:
+            os.close(descriptor)
+
     def _locked(self, path: str, fold: int) -> Optional[int]:
         """The descriptor of the lock file ``path``, locked by this process; None where no lock can be taken."""
         while True:
@@ -301,6 +318,10 @@ class RunFolder:
         for fold in range(self.k):
             if not os.path.isfile(self.weights_file(fold)):
                 self.check_not_diverged()
+                holder = self._training_holder(fold)
+                if holder:  # the advice to --resume named the command already running
+                    raise UserError(f"{self.path}: fold {fold + 1}/{self.k} is being trained by {holder}; wait for "
+                                    "it to end, then run this command again")
                 raise UserError(f"{self.path}: missing weight file {weights_name(self.k, fold + 1)}; an unfinished "
                                 f"run continues with: {self.resume_command}")
             why = self._fold_state(fold)[1]
