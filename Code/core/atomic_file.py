@@ -76,8 +76,14 @@ def _stage_or_commit(path: str, tmp: str, folder: bool, write: Callable[[], None
         _raise_if_full(path, exc)
         raise
     finally:
-        if (staged is None or (tmp, path, folder) not in staged) and os.path.lexists(tmp):
-            (shutil.rmtree if folder else os.remove)(tmp)
+        if staged is None or (tmp, path, folder) not in staged:
+            _remove(tmp, folder)
+
+
+def _remove(tmp: str, folder: bool) -> None:
+    """A temporary file or folder that is still there."""
+    if os.path.lexists(tmp):
+        (shutil.rmtree if folder else os.remove)(tmp)
 
 
 def _commit(tmp: str, path: str, folder: bool) -> None:
@@ -117,8 +123,7 @@ def one_commit() -> Iterator[None]:
         yield
     except BaseException:
         for tmp, _, folder in staged:
-            if os.path.lexists(tmp):
-                (shutil.rmtree if folder else os.remove)(tmp)
+            _remove(tmp, folder)
         raise
     finally:
         _STAGING.outputs = None
@@ -132,8 +137,7 @@ def one_commit() -> Iterator[None]:
                     raise
         finally:
             for tmp, _, folder in staged:  # what a failed rename left
-                if os.path.lexists(tmp):
-                    (shutil.rmtree if folder else os.remove)(tmp)
+                _remove(tmp, folder)
 
 
 @contextlib.contextmanager
