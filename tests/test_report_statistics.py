@@ -592,3 +592,26 @@ def test_a_report_that_cannot_be_written_is_one_line_and_writes_none_of_its_file
                                                "written there \\(Is a directory: "):
         report.write_report(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["a.json", "report.md"]  # no report.tex, .csv or picture, no temporary
+
+
+def test_a_ctrl_c_during_the_reports_renames_waits_for_them_and_says_the_files_are_written(tmp_path, capsys,
+                                                                                           monkeypatch):
+    """Held back until the report's files were all in place, the Ctrl-C then printed "nothing was written"."""
+    import signal
+
+    from timnet_ser.core import atomic_file
+    from timnet_ser.main import main
+    _write(tmp_path, "a", _run("MODEL_A", 1))
+    real_commit, sent = atomic_file._commit, []
+
+    def commit(tmp, path, folder):  # Ctrl-C at the first rename
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
+        real_commit(tmp, path, folder)
+    monkeypatch.setattr(atomic_file, "_commit", commit)
+    assert main(["--mode", "report", "--result_path", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: ") and "written first, complete" in err and "nothing" not in err, err
+    assert {"report.md", "report.tex", "report.csv", "report_paired.csv", "report_uar_ci.png"} <= \
+        set(os.listdir(tmp_path))
+    assert not [name for name in os.listdir(tmp_path) if ".partial-" in name]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..core import precision
 from ..core.atomic_file import check_writable_folder
-from ..core.errors import DiskFull, TrainingInterrupted, UserError
+from ..core.errors import DiskFull, InterruptedAfterWriting, TrainingInterrupted, UserError
 from ..core.paths import SYNTHETIC_WAV, check_outside_weights, feature_path, shown
 from ..core.settings import Settings
 from ..engine.run_config import hyper_of, run_config
@@ -242,7 +242,8 @@ def run_train(args: Settings) -> list[dict]:
                             "not trained yet start from that folder's weights: put it (or a copy) back there to "
                             "resume")
         backbone = run.config.hyper.backbone_weights
-        if backbone not in ("imagenet", "none") and not os.path.isfile(backbone):  # "does not fit" said Keras
+        if (backbone not in ("imagenet", "none") and not os.path.isfile(backbone)  # "does not fit" said Keras
+                and len(run.finished_folds()) < run.k):  # every fold trained: only its results are left to write
             raise UserError(f"--resume {args.resume}: the run's backbone started from {backbone}, which is gone; its "
                             "folds not trained yet start from that file: put it (or a copy) back there to resume "
                             "(test, predict and export do not read it)")
@@ -576,6 +577,9 @@ def main(argv=None) -> int:
         return 2
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
+        return 130
+    except InterruptedAfterWriting as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print(INTERRUPTED.get(mode, "interrupted: nothing was written"), file=sys.stderr)

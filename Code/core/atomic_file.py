@@ -21,7 +21,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from .errors import DiskFull, UserError
+from .errors import DiskFull, InterruptedAfterWriting, UserError
 from .paths import shown
 
 PARTIAL = ".partial-"  # in the name of every temporary of this module: .<name>.partial-<random>[<ext>]
@@ -122,47 +122,71 @@ def one_commit() -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for tmp, _, folder in staged:
-            _remove(tmp, folder)
+        _remove_all(staged)
         raise
     finally:
         _STAGING.outputs = None
-    with _signals_held():
+    for _, path, folder in staged:  # what a rename would refuse, found before the first rename
+        if os.path.isdir(path) and not os.path.islink(path) and not folder:
+            _remove_all(staged)
+            raise UserError(f"{shown(path)}: is a folder; nothing was written")
+        if folder and (os.path.islink(path) or os.path.lexists(path) and not os.path.isdir(path)):
+            _remove_all(staged)
+            raise UserError(f"{shown(path)}: {'a link' if os.path.islink(path) else 'a file'} where a folder is "
+                            "written; nothing was written")
+    with _signals_held(", ".join(shown(path) for _, path, _ in staged)):
         try:
             for tmp, path, folder in staged:
                 try:
                     _commit(tmp, path, folder)
                 except Exception as exc:
                     _raise_if_full(path, exc)
+                    if isinstance(exc, OSError):
+                        raise UserError(f"{shown(path)}: cannot be written ({exc.strerror or exc})") from None
                     raise
         finally:
-            for tmp, _, folder in staged:  # what a failed rename left
-                _remove(tmp, folder)
+            _remove_all(staged)  # what a failed rename left
+
+
+def _remove_all(staged: list) -> None:
+    for tmp, _, folder in staged:
+        _remove(tmp, folder)
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def _signals_held(written: str) -> Iterator[None]:
     """Ctrl-C and SIGTERM that arrive in the block take effect at its end. Python runs signal handlers in the main
     thread only (any thread may receive the signal, TensorFlow's among them, so blocking it in this one does not
     hold it back): the handlers are swapped for one that notes the signal. Elsewhere than the main thread nothing
-    can be held."""
+    can be held, nor a signal whose handler was set outside Python. A noted signal is then handled as it would have
+    been, and where that raises KeyboardInterrupt after the block succeeded, the interrupt says that ``written``
+    was written (the command line said "nothing was written")."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     noted = []
-    previous = {number: signal.signal(number, lambda received, frame: noted.append(received))
-                for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {number: handler for number, handler in previous.items() if handler is not None}
+    for number in previous:
+        signal.signal(number, lambda received, frame: noted.append(received))
+    done = False
     try:
         yield
+        done = True
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
         if noted:  # as it would have been handled: Python's Ctrl-C handler, a program's own, or the default's end
             handler = previous[noted[0]]
-            if callable(handler):
-                handler(noted[0], None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), noted[0])
+            try:
+                if callable(handler):
+                    handler(noted[0], None)
+                elif handler == signal.SIG_DFL:
+                    os.kill(os.getpid(), noted[0])
+            except KeyboardInterrupt:
+                if not done:
+                    raise
+                raise InterruptedAfterWriting(f"{written} written first, complete") from None
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

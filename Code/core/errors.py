@@ -20,6 +20,11 @@ class Diverged(UserError):
     was not saved, and its run's settings would diverge again."""
 
 
+class InterruptedAfterWriting(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM that arrived while a set of files was renamed into place (core/atomic_file.one_commit),
+    held back until the set was written: the command stops, its files are complete (its text names them)."""
+
+
 class TrainingInterrupted(Exception):
     """Ctrl-C during training: the folds on disk are kept; its text (``main.py`` prints it, the API raises it) says
     how to continue.

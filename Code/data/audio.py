@@ -74,7 +74,7 @@ def check_audio_header(path: str, read_whole: bool = True) -> None:
     if read_whole and info.samplerate > 0 and info.frames / info.samplerate > MAX_FILE_SECONDS:
         raise UserError(f"{path}: {info.frames / info.samplerate / 60:.1f} min of audio; a file is read whole up to "
                         f"{MAX_FILE_SECONDS // 60} min (--timeline reads a longer one window by window)")
-    chunk = _wav_data_chunk(path) if info.format == "WAV" else None
+    chunk = _wav_data_chunk(path) if info.format in ("WAV", "WAVEX") else None
     if chunk and os.path.getsize(path) < chunk[0] + chunk[1]:
         declared = chunk[1] / chunk[2]
         raise UserError(f"{path}: cut short: its header declares {declared:.2f} s of audio, the file holds "
