@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -303,6 +304,26 @@ def test_a_leak_through_a_run_fine_tuned_in_between_is_refused(source, tmp_path,
     assert f"--init_from {middle}: it goes back by fine-tuning to {source.path}, and its fold " in err, err
     assert "test fold 1 of the new run holds (e.g. src_" in err or "test fold 2 of the new run holds (e.g. src_" in err
     assert not models.exists() or not os.listdir(models)
+    # the source there, its weights not whole: still compared (only its record and training rows are read)
+    weights = glob.glob(os.path.join(source.path, "*weights_best_2.hdf5"))[0]
+    os.rename(weights, weights + ".aside")
+    try:
+        assert main([*common, "--data", "SRC", "--feature_path", str(tmp_path / "SRC.npy"), "--init_from", middle,
+                     "--random_seed", "8", "--model_path", str(models)]) == 2
+        assert f"it goes back by fine-tuning to {source.path}, and its fold " in capsys.readouterr().err
+    finally:
+        os.rename(weights + ".aside", weights)
+    # a hand-edited record of where the run in between started: one line, never a TypeError
+    description = json.loads(open(os.path.join(middle, "run.json")).read())
+    edited = str(tmp_path / "edited")
+    shutil.copytree(middle, edited)
+    description["init_from"]["folds"] = 3
+    with open(os.path.join(edited, "run.json"), "w") as f:
+        json.dump(description, f)
+    x, y = toy(24, 5)
+    with pytest.raises(UserError, match=r"edited/run.json: damaged run file \('init_from' must name the folder"):
+        fine_tune.check_leak(fine_tune.open_source(edited, "TIMNET"), config(data="TGT2", init_from=edited), info(
+            x, y, [f"new_{i:02d}.wav" for i in range(24)]), x, [np.arange(0, 24, 2), np.arange(1, 24, 2)])
     os.rename(source.path, source.path + "_moved")  # a chain whose start is gone: said, and not compared
     try:
         x, y = toy(24, 5)

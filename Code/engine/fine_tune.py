@@ -115,31 +115,55 @@ def check_source(source: Source, config: RunConfig, data: TrainingData) -> None:
 MAX_CHAIN = 16  # runs fine-tuned from runs fine-tuned from ...: followed this far (a hand-edited loop ends too)
 
 
-def _chain(source: Source, config: RunConfig, folds: int) -> tuple[list[tuple[Source, list]], Optional[str]]:
+def _chain(source: Source, config: RunConfig, folds: int) -> tuple[list[tuple[Source, list]], str]:
     """The source and the runs it goes back to by fine-tuning, each with the fold (from 1, None where not known)
-    that every new fold's weights go back to there; and the first folder of the chain that is gone or not a
-    source any more (None where every one was opened). A fine-tuned run's weights hold what its own source trained
-    on too: a frozen backbone is its source's, bit for bit."""
+    that every new fold's weights go back to there; and what ended the chain short ("" where nothing did). A
+    fine-tuned run's weights hold what its own source trained on too: a frozen backbone is its source's, bit for
+    bit. Only each run's record and training rows are read (its weights need not be whole); a run of the chain
+    that is there but cannot be read is one line, since its training utterances cannot be compared."""
     levels = [(source, [source_fold(source, fold, config.init_fold) for fold in range(folds)])]
-    while levels[-1][0].run is not None and len(levels) < MAX_CHAIN:
+    while levels[-1][0].run is not None:
         run, numbers = levels[-1][0].run, levels[-1][1]
         record = run.description.get("init_from")
-        if not isinstance(record, dict) or not isinstance(record.get("folder"), str):
-            return levels, None  # trained from scratch
-        by_fold = {item.get("fold"): item.get("source_fold") for item in record.get("folds") or []
-                   if isinstance(item, dict)}
-        try:
-            parent = open_source(record["folder"], run.config.model)
-        except UserError:
-            return levels, record["folder"]
-        levels.append((parent, [by_fold.get(number) for number in numbers]))
-    return levels, None
+        if record is None:
+            return levels, ""  # trained from scratch
+        by_fold = _source_folds(run, record)
+        if len(levels) == MAX_CHAIN:
+            return levels, f"the chain goes back further than {MAX_CHAIN} runs: the rest not compared"
+        folder = record["folder"]
+        if not os.path.exists(folder):
+            return levels, f"{folder}, which it goes back to by fine-tuning, is gone: not compared"
+        parent = run_folder.open_run(folder, "--init_from")  # a damaged run.json: its one line
+        if parent is not None:
+            level = Source(parent.path, parent.config.model, parent.config.data, tuple(parent.config.classes), (),
+                           parent)
+        else:
+            key = run_folder.authors_name(folder)[0]
+            if key is None:
+                raise UserError(f"--init_from {shown(source.folder)}: it goes back by fine-tuning to {folder}, which "
+                                "is neither a run folder nor an authors' folder now; its training utterances cannot be "
+                                "compared with the new test folds")
+            level = Source(os.path.abspath(folder), run.config.model, key, tuple(CORPORA[key].classes), (), None)
+        levels.append((level, [by_fold.get(number) for number in numbers]))
+    return levels, ""
+
+
+def _source_folds(run: run_folder.RunFolder, record) -> dict:
+    """{fold: source fold} of a fine-tuned run's ``init_from`` record (run.json); one line where a hand edit left
+    it in another shape."""
+    folds = record.get("folds") if isinstance(record, dict) else None
+    if (not isinstance(record, dict) or not isinstance(record.get("folder"), str) or not isinstance(folds, list)
+            or not all(isinstance(item, dict) and type(item.get("fold")) is int
+                       and type(item.get("source_fold")) is int for item in folds)):
+        raise UserError(f"{os.path.join(run.path, run_folder.RUN_FILE)}: damaged run file ('init_from' must name "
+                        "the folder it started from and, per fold, its 'fold' and 'source_fold' numbers)")
+    return {item["fold"]: item["source_fold"] for item in folds}
 
 
 def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) -> str:
     """One line when a new test fold holds an utterance that its source fold trained on, or that the fold it
     started from there trained on, back along the chain of fine-tuned runs (``_chain``); else what was compared."""
-    levels, lost = _chain(source, config, len(test_rows))
+    levels, cut = _chain(source, config, len(test_rows))
     names = [os.path.basename(f) for f in data.files] if data.files else None
     signatures = row_signatures(x)
     said = []
@@ -148,9 +172,8 @@ def check_leak(source: Source, config: RunConfig, data: TrainingData, x: np.ndar
         where = (f"--init_from {shown(source.folder)}:" if not depth else
                  f"--init_from {shown(source.folder)}: it goes back by fine-tuning to {shown(level.folder)}, and")
         said.append(_check_level(level, numbers, config, data, names, signatures, test_rows, where))
-    back = f"; so did the {len(levels) - 1} run(s) it was fine-tuned from" if len(levels) > 1 else ""
-    gone = f"; {lost}, which it goes back to by fine-tuning, is gone: not compared" if lost else ""
-    return said[0] + back + gone
+    further = [f"{shown(level.folder)}: {text}" for (level, _), text in zip(levels[1:], said[1:])]
+    return "; ".join([said[0], *(f"back along the chain, {text}" for text in further), *([cut] if cut else [])])
 
 
 def _check_level(level: Source, numbers: list, config: RunConfig, data: TrainingData, names, signatures,
@@ -176,10 +199,12 @@ def _check_level(level: Source, numbers: list, config: RunConfig, data: Training
     names = names if their_names else None
     if their_signatures is not None and their_signatures.shape[1:] != signatures.shape[1:]:
         their_signatures = None
+    compared = 0
     for fold, test in enumerate(test_rows):
         number = numbers[fold]
         if not isinstance(number, int) or not 1 <= number <= len(their_rows):
-            continue  # a run.json that does not say (hand-edited): its other folds are still compared
+            continue  # a fold its fine-tuned run does not say it started from: the others are still compared
+        compared += 1
         trained = their_rows[number - 1][0]
         shared = set()
         if names is not None:
@@ -192,8 +217,10 @@ def _check_level(level: Source, numbers: list, config: RunConfig, data: Training
             raise UserError(f"{where} its fold {number} trained on "
                             f"{len(shared)} utterance(s) that test fold {fold + 1} of the new run holds (e.g. "
                             f"{min(shared)}): a leak; fine-tune on other utterances than the source trained on")
-    compared = "file names and features" if names is not None else "features"
-    return f"no test utterance of the new run among its source fold's training utterances (compared: {compared})"
+    if not compared:
+        return "no fold of the new run goes back to one of its folds: not compared"
+    what = "file names and features" if names is not None else "features"
+    return f"no test utterance of the new run among its source fold's training utterances (compared: {what})"
 
 
 def plan(config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) -> dict:
