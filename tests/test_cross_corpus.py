@@ -356,3 +356,8 @@ def test_a_run_tested_under_a_label_map_is_its_own_column_not_a_repeat():
     table = build_cross_corpus_table([by_name, record(0.25, "/maps/four.toml", {"angry": "angry"}), by_name])
     assert table["tested on A: UAR / WAR %"].tolist() == ["24.69 / 24.69"]  # the repeat counted once
     assert table["tested on A (map four.toml): UAR / WAR %"].tolist() == ["25.00 / 25.00"]
+    # another map.toml than the first (another folder's, or the file edited): never averaged with it
+    table = build_cross_corpus_table([record(0.25, "/maps/map.toml", {"angry": "angry"}),
+                                      record(0.5, "/other/map.toml", {"angry": "angry", "sad": "sad"})])
+    columns = [c for c in table.columns if c.startswith("tested on A (map map.toml ")]
+    assert len(columns) == 2 and sorted(table[c].iloc[0] for c in columns) == ["25.00 / 25.00", "50.00 / 50.00"]

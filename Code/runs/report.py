@@ -20,6 +20,7 @@ training corpus x test corpus (``build_cross_corpus_table``).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -506,10 +507,11 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
     test corpus; a cell is the pooled UAR % / WAR % of the tests found (mean ± std over the runs tested when
     several, their number in brackets). The same run tested again on the same test file is one test (the first
     record by path): a repeat moved the mean and shrank the std."""
-    cells, tested_runs = defaultdict(list), set()
+    cells, tested_runs, maps = defaultdict(list), set(), defaultdict(set)
     for record in records:
         cross, config = record["cross_corpus"], record["config"]
         column, mapping = _test_column(cross)
+        maps[column].add(mapping)
         repeat = (os.path.normpath(record["weights_folder"]), cross.get("test_sha256") or cross["test_corpus"],
                   cross.get("fold_models"), mapping)
         if repeat in tested_runs:
@@ -520,10 +522,14 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
         key = CrossKey(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
                        cross["train_corpus"], os.path.basename(config.get("feature_path") or "") or "–", protocol,
                        settings)
-        cells[(key, column)].append(record["summary"])
+        cells[(key, (column, mapping))].append(record["summary"])
     keys = sorted({key for key, _ in cells}, key=lambda k: (k.model, k.train, k.features, k.protocol,
                                                              repr(k.settings)))
     tested = sorted({test for _, test in cells})
+    # two maps under one file name (another folder's map.toml, an edited file, two API dicts): told apart
+    shown_as = {(column, mapping): column if len(maps[column]) == 1 else
+                f"{column[:-1] if column.endswith(')') else column + ' (map'} "
+                f"{hashlib.sha256(mapping.encode()).hexdigest()[:6]})" for column, mapping in tested}
     varying = _varying_settings([(key, None) for key in keys])
     rows = []
     for key in keys:
@@ -532,7 +538,7 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
             row["settings"] = _settings_text(key, varying) or "–"
         for test in tested:
             found = cells.get((key, test), [])
-            row[f"tested on {test}: UAR / WAR %"] = "–" if not found else (
+            row[f"tested on {shown_as[test]}: UAR / WAR %"] = "–" if not found else (
                 f"{_cell([s['uar_pooled'] for s in found])} / {_cell([s['war_pooled'] for s in found])}"
                 + (f" ({len(found)})" if len(found) > 1 else ""))
         rows.append(row)
@@ -540,15 +546,15 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
 
 
 def _test_column(cross: dict) -> tuple[str, str]:
-    """(the column of a cross-corpus test, its class map as text): the test corpus, and where a label map file
-    (or the API's dict) paired the classes, its name beside it: a test under another map scores other utterances
-    (the same run tested on one file under two maps showed one of them, unsaid)."""
+    """(the column of a cross-corpus test, its class map as text, "" by class names): the test corpus, and where
+    a label map file (or the API's dict) paired the classes, its name beside it: a test under another map scores
+    other utterances (the same run tested on one file under two maps showed one of them, unsaid)."""
     label_map = cross.get("label_map") if isinstance(cross.get("label_map"), dict) else {}
-    mapping = json.dumps(label_map.get("pairs"), sort_keys=True)
     source = label_map.get("source")
     if not isinstance(source, str) or source.startswith("class names"):  # matched by name (older records: no map)
-        return cross["test_corpus"], mapping
-    return f"{cross['test_corpus']} (map {os.path.basename(source)})", mapping
+        return cross["test_corpus"], ""
+    return (f"{cross['test_corpus']} (map {os.path.basename(source)})",
+            json.dumps(label_map.get("pairs"), sort_keys=True))
 
 
 def _signed(fraction: float) -> str:
