@@ -25,6 +25,12 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(self.payload[:len(self.payload) // 2])
             return
+        if self.path == "/nolength.zip":  # resumes, but announces no length and sends only part of the rest
+            start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+            self.send_response(206)
+            self.end_headers()
+            self.wfile.write(self.payload[start:start + 100])
+            return
         if self.path == "/ftp.zip":
             self.send_response(302)
             self.send_header("Location", "ftp://127.0.0.1:1/speech.zip")
@@ -170,3 +176,15 @@ def test_what_would_write_elsewhere_is_refused(tmp_path, server, capsys):
     assert "RAVDE.zip.part: holds '../escaped.wav', an entry outside the archive's folder or a link" in \
         capsys.readouterr().err
     assert os.listdir(tmp_path) == [] and not (tmp_path.parent / "escaped.wav").exists()
+
+
+def test_a_resumed_answer_without_a_length_is_not_taken_for_the_whole_file(tmp_path, server, capsys):
+    """Its length was taken to be the part already kept, so the file counted as whole: the resumable part was
+    deleted as "not a zip archive"."""
+    url, _ = server
+    (tmp_path / "EMODB.zip.part").write_bytes(RangeHandler.payload[:1000])
+    assert main(["--mode", "download", "--data", "EMODB", "--url", url.replace("speech.zip", "nolength.zip"),
+                 "--download_path", str(tmp_path)]) == 2
+    assert "EMODB.zip.part: not a complete zip archive; run the download again to resume it" in \
+        capsys.readouterr().err
+    assert (tmp_path / "EMODB.zip.part").stat().st_size == 1100  # kept, with what arrived

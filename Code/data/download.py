@@ -69,7 +69,7 @@ def _fetch(url: str, part: str) -> bool:
         raise UserError(f"{url}: cannot be reached ({getattr(exc, 'reason', exc)})") from None
     with response:
         resumed = response.status == 206
-        total = int(response.headers.get("Content-Length") or 0) + (have if resumed else 0)
+        total = _announced_length(response.headers, have if resumed else 0)  # 0: the host does not say
         done = have if resumed else 0
         # never through a link at the part file's name: the bytes went to whatever file it pointed to
         descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if resumed else
@@ -85,6 +85,17 @@ def _fetch(url: str, part: str) -> bool:
         raise UserError(f"{url}: the connection closed after {done} of {total} bytes; run the download again to "
                         "resume it")
     return bool(total)
+
+
+def _announced_length(headers, have: int) -> int:
+    """The whole file's length as the host announces it: a resumed answer's Content-Range total, else its
+    Content-Length plus the ``have`` bytes kept; 0 where it announces none (a resumed answer without a length was
+    taken for the whole file, and its part deleted as "not a zip archive")."""
+    whole = re.fullmatch(r"bytes \d+-\d+/(\d+)", (headers.get("Content-Range") or "").strip())
+    if whole:
+        return int(whole.group(1))
+    length = headers.get("Content-Length")
+    return int(length) + have if length and length.isdigit() else 0
 
 
 def _unsafe_member(info: zipfile.ZipInfo) -> bool:
@@ -137,11 +148,14 @@ def download(key: str, folder: str, url: Optional[str] = None, md5: Optional[str
                 raise UserError(f"{part}: holds {unsafe[0]!r}, an entry outside the archive's folder or a link, "
                                 "which no corpus archive holds; removed, nothing unpacked")
             broken = archive.testzip()
-            if broken:
-                raise UserError(f"{part}: member {broken} is corrupt")
             wavs = [n for n in archive.namelist() if n.lower().endswith(".wav")]
-            if md5 is None and len(wavs) != source.wav_files:  # without a checksum, the count is the check
-                raise UserError(f"{part}: holds {len(wavs)} wav files, a complete {key} has {source.wav_files}")
+            wrong = (f"member {broken} is corrupt" if broken else
+                     f"holds {len(wavs)} wav files, a complete {key} has {source.wav_files}"
+                     if md5 is None and len(wavs) != source.wav_files else "")  # without a checksum: the count
+            if wrong:  # a whole file: every rerun got HTTP 416 and the same line
+                if whole:
+                    os.remove(part)
+                raise UserError(f"{part}: {wrong}{'; removed, run the download again' if whole else ''}")
             staging = tempfile.mkdtemp(prefix=f".{key}.", dir=folder)
             try:
                 os.chmod(staging, FOLDER_MODE)  # mkdtemp's 0o700 became the corpus folder's mode
