@@ -355,8 +355,10 @@ class RunFolder:
                 continue
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
+                # the file still at that name: another process may have replaced it meanwhile (``_locked``)
+                if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
             except OSError:  # held by a process training the fold, or a file system without locks: left as it is
                 pass
             finally:
