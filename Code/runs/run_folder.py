@@ -187,7 +187,7 @@ class RunFolder:
         taken = []
         try:
             for fold in folds:
-                path = os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
+                path = self._lock_file(fold)
                 if path in _HELD_LOCKS:
                     continue
                 descriptor = self._locked(path, fold)
@@ -209,7 +209,7 @@ class RunFolder:
 
     def _training_holder(self, fold: int) -> str:
         """Who holds fold ``fold``'s lock (its lock file's text), or "" where no process does."""
-        path = os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
+        path = self._lock_file(fold)
         try:
             descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
@@ -218,7 +218,7 @@ class RunFolder:
             fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return ""
         except BlockingIOError:
-            return os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
+            return _holder(descriptor)
         except OSError:  # a file system without locks
             return ""
         finally:
@@ -234,10 +234,9 @@ class RunFolder:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
+                holder = _holder(descriptor)
                 os.close(descriptor)
-                raise UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} is being trained by {holder}; "
-                                "wait for it to end, then run this command again") from None
+                raise self._busy(fold, holder) from None
             except OSError as exc:  # a file system without locks (some network mounts): the fold trains unguarded
                 os.close(descriptor)
                 if self.path not in _UNGUARDED:  # said once per run folder
@@ -261,6 +260,14 @@ class RunFolder:
 
     def _diverged_file(self, fold: int) -> str:
         return os.path.join(self.path, _diverged_name(self.k, fold + 1))
+
+    def _lock_file(self, fold: int) -> str:
+        return os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
+
+    def _busy(self, fold: int, holder: str) -> UserError:
+        """The one line for fold ``fold`` (from 0), which ``holder`` (its lock file's text) is training."""
+        return UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} is being trained by {holder}; wait for it to "
+                         "end, then run this command again")
 
     def note_diverged(self, fold: int, why: str) -> None:
         """Record that fold ``fold``'s training diverged (``why``: when), for the commands that open the run later;
@@ -320,8 +327,7 @@ class RunFolder:
                 self.check_not_diverged()
                 holder = self._training_holder(fold)
                 if holder:  # the advice to --resume named the command already running
-                    raise UserError(f"{self.path}: fold {fold + 1}/{self.k} is being trained by {holder}; wait for "
-                                    "it to end, then run this command again")
+                    raise self._busy(fold, holder)
                 raise UserError(f"{self.path}: missing weight file {weights_name(self.k, fold + 1)}; an unfinished "
                                 f"run continues with: {self.resume_command}")
             why = self._fold_state(fold)[1]
@@ -346,7 +352,7 @@ class RunFolder:
         and a fold it had finished is not locked again, so its file stayed in the finished run. Each is removed
         while locked here, as ``training`` removes its own."""
         for fold in range(self.k):
-            path = os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
+            path = self._lock_file(fold)
             if path in _HELD_LOCKS or not os.path.isfile(path):
                 continue
             try:
@@ -402,6 +408,11 @@ class RunFolder:
         """The exact command that continues this run, from any folder and any shell: this interpreter (a plain
         ``python`` was another one outside the activated .venv) and absolute paths."""
         return f"{sys.executable} {os.path.abspath(MAIN)} --mode train --resume {os.path.abspath(self.path)}"
+
+
+def _holder(descriptor: int) -> str:
+    """What a fold's lock file says of the process that holds it."""
+    return os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
 
 
 def _read_json(path: str) -> dict:
