@@ -63,16 +63,18 @@ class Source:
         return len(classes) == len(self.classes) and {lookup(c, self.classes) for c in classes} == set(self.classes)
 
 
-def open_source(folder: str, model: str) -> Source:
-    """The source in ``folder`` (a run folder, or the authors' folder named ``<KEY>_<seed>``); one line if neither."""
+def open_source(folder: str, model: str, weights: bool = True, where: Optional[str] = None) -> Source:
+    """The source in ``folder`` (a run folder, or the authors' folder named ``<KEY>_<seed>``); one line if neither,
+    beginning with ``where`` (default: ``--init_from <folder>:``). ``weights=False``: its record only, the weight
+    files neither listed nor checked (what the leak check reads of a run further back)."""
     run = run_folder.open_run(folder, "--init_from")
     if run is not None:
         return Source(run.path, run.config.model, run.config.data, tuple(run.config.classes),
-                      tuple(run.checked_weight_files()), run)
-    files = run_folder.fold_weight_files(folder, "--init_from")
+                      tuple(run.checked_weight_files()) if weights else (), run)
+    files = run_folder.fold_weight_files(folder, "--init_from") if weights else ()
     key = run_folder.authors_name(folder)[0]
     if key is None:
-        raise UserError(f"--init_from {folder}: has no run.json, and its name is not <KEY>_<seed> "
+        raise UserError(f"{where or f'--init_from {folder}:'} has no run.json, and its name is not <KEY>_<seed> "
                         f"({', '.join(CORPORA)}), so the classes of its weights are unknown")
     return Source(os.path.abspath(folder), model, key, tuple(CORPORA[key].classes), tuple(files), None)
 
@@ -133,17 +135,8 @@ def _chain(source: Source, config: RunConfig, folds: int) -> tuple[list[tuple[So
         folder = record["folder"]
         if not os.path.exists(folder):
             return levels, f"{folder}, which it goes back to by fine-tuning, is gone: not compared"
-        parent = run_folder.open_run(folder, "--init_from")  # a damaged run.json: its one line
-        if parent is not None:
-            level = Source(parent.path, parent.config.model, parent.config.data, tuple(parent.config.classes), (),
-                           parent)
-        else:
-            key = run_folder.authors_name(folder)[0]
-            if key is None:
-                raise UserError(f"--init_from {shown(source.folder)}: it goes back by fine-tuning to {folder}, which "
-                                "is neither a run folder nor an authors' folder now; its training utterances cannot be "
-                                "compared with the new test folds")
-            level = Source(os.path.abspath(folder), run.config.model, key, tuple(CORPORA[key].classes), (), None)
+        level = open_source(folder, run.config.model, weights=False,  # a damaged run.json: its one line
+                            where=f"--init_from {shown(source.folder)}: it goes back by fine-tuning to {folder}, which")
         levels.append((level, [by_fold.get(number) for number in numbers]))
     return levels, ""
 
