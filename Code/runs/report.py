@@ -526,10 +526,10 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
     keys = sorted({key for key, _ in cells}, key=lambda k: (k.model, k.train, k.features, k.protocol,
                                                              repr(k.settings)))
     tested = sorted({test for _, test in cells})
-    # two maps under one file name (another folder's map.toml, an edited file, two API dicts): told apart
+    # two maps under one file name (another folder's map.toml, an edited file, two API dicts): told apart; only a
+    # "<corpus> (map <file>)" column can hold two (a test by class names has no map)
     shown_as = {(column, mapping): column if len(maps[column]) == 1 else
-                f"{column[:-1] if column.endswith(')') else column + ' (map'} "
-                f"{hashlib.sha256(mapping.encode()).hexdigest()[:6]})" for column, mapping in tested}
+                f"{column[:-1]} {hashlib.sha256(mapping.encode()).hexdigest()[:6]})" for column, mapping in tested}
     varying = _varying_settings([(key, None) for key in keys])
     rows = []
     for key in keys:
