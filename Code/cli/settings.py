@@ -286,8 +286,7 @@ def check_training(s: Settings) -> None:
     if s.init_from is None and not s.resume and (s.init_fold is not None or s.freeze_backbone):  # a run keeps its own
         flag = f"--init_fold {s.init_fold}" if s.init_fold is not None else "--freeze_backbone"
         raise UserError(f"{flag}: belongs to fine-tuning; give --init_from RUN_FOLDER too")
-    if (s.init_from is not None and os.path.isdir(s.init_from)
-            and _inside(os.path.abspath(s.model_path), os.path.abspath(s.init_from))):
+    if s.init_from is not None and os.path.isdir(s.init_from) and paths.inside(s.model_path, s.init_from):
         raise UserError(f"--model_path {s.model_path}: inside the run it fine-tunes from ({s.init_from}); the new run "
                         "goes into a folder of its own")
     if s.init_from is not None and s.training == "stacked":
@@ -302,10 +301,6 @@ def check_training(s: Settings) -> None:
     if s.training == "stacked" and (reason := stacked_refusal(s.model, s.activation, s.normalize, s.mixed_precision,
                                                               s.xla, s.augment)):
         raise UserError(reason)
-
-
-def _inside(path: str, folder: str) -> bool:
-    return os.path.commonpath([path, folder]) == folder
 
 
 def validate_backbone(s: Settings) -> Settings:

@@ -44,11 +44,16 @@ def not_a_folder(named: str, path: str, what: str = "folder") -> UserError:
     return UserError(f"{named}: {'is a file, not a' if os.path.exists(path) else 'no such'} {what}")
 
 
+def inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it, links resolved (where the bytes would go)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def check_outside_weights(output: str, weights_folder: str, shown_as: Optional[str] = None) -> None:
     """Refuse an output (``shown_as`` in the message; default ``--output <output>``) inside the weights folder it is
     made from (links resolved: where the bytes would go): a typo there replaced a fold's weights or the run's
     run.json, and the run was damaged for good."""
-    path, folder = os.path.realpath(output), os.path.realpath(weights_folder)
-    if os.path.isdir(folder) and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)):
+    if os.path.isdir(weights_folder) and inside(output, weights_folder):
         raise UserError(f"{shown_as or f'--output {output}'}: inside the weights folder {weights_folder}, whose "
                         "weights and records it could replace; write it elsewhere")
