@@ -304,6 +304,20 @@ def test_a_leak_through_a_run_fine_tuned_in_between_is_refused(source, tmp_path,
     assert f"--init_from {middle}: it goes back by fine-tuning to {source.path}, and its fold " in err, err
     assert "test fold 1 of the new run holds (e.g. src_" in err or "test fold 2 of the new run holds (e.g. src_" in err
     assert not models.exists() or not os.listdir(models)
+    # a "cross-corpus" test of a run two fine-tunings away from the source, on the source's training audio: its
+    # weights go back to it (the check looked one run back)
+    third = tmp_path / "third"
+    assert main([*common, "--data", "TGT3", "--feature_path", features("TGT3", 24, 3, "t3"), "--init_from", middle,
+                 "--model_path", str(third)]) == 0
+    [grandchild] = glob.glob(str(third / "*"))
+    capsys.readouterr()
+    for data in ("OTHER", "SRC"):
+        assert main(["--mode", "test", "--test_path", grandchild, "--cross_corpus", "--data", data,
+                     "--feature_path", str(tmp_path / "SRC.npy"), "--result_path", str(tmp_path / "X")]) == 2
+        err = capsys.readouterr().err
+        assert (f"which the weights this run goes back to by fine-tuning, in {source.path} trained on; a "
+                "cross-corpus figure needs utterances no fold model saw") in err and err.count("\n") == 1, err
+        assert ("30 of its 30 utterances are audio," if data == "OTHER" else "SRC, the corpus,") in err
     # the source there, its weights not whole: still compared (only its record and training rows are read)
     weights = glob.glob(os.path.join(source.path, "*weights_best_2.hdf5"))[0]
     os.rename(weights, weights + ".aside")

@@ -356,37 +356,42 @@ class Run:
 
     def _refuse_source_audio(self, loaded, where: str) -> None:
         """One line where the other corpus holds what weights before these trained on: the authors' corpus (its
-        recordings known by their names), or, for a fine-tuned run, its source's corpus and training audio (the
-        source's weights trained on them: a child of an EMODB_A run scored 61 % "cross-corpus" on EMODB_A, above its
-        source's own held-out figure). A source folder that is gone cannot tell."""
+        recordings known by their names), or, for a fine-tuned run, the corpus and training audio of every run it
+        goes back to by fine-tuning (their weights trained on them: a child of an EMODB_A run scored 61 % "cross-
+        corpus" on EMODB_A, above its source's own held-out figure; a frozen backbone is its source's, bit for bit,
+        so a grandchild holds it too). A run of the chain whose folder is gone cannot tell; one there but
+        unreadable is one line (``fine_tune.back_from``)."""
         from ..data.corpora import CORPORA, named_recordings
-        source = (self.run.description.get("init_from") if self.run is not None else
-                  {"folder": self.folder, "data": self.data})
-        if not source:
-            return
-        whose = ("the authors' weights in" if self.run is None else "the weights this run was fine-tuned from, in")
-        refused = (f"{where}: {{}}, which {whose} {source['folder']} trained on; a cross-corpus figure needs "
-                   "utterances no fold model saw")
-        if self.run is not None and loaded.corpus.key == source["data"]:
-            raise UserError(refused.format(f"{source['data']}, the corpus"))
-        if source["data"] in CORPORA and loaded.info.files:
-            named = named_recordings(source["data"], loaded.info.files)
-            if named:
-                raise UserError(refused.format(f"{len(named)} of its {len(loaded.x)} utterances are named as "
-                                               f"{source['data']} recordings are (e.g. {named[0]})"))
-        try:  # open_run: None for a folder without run.json (the authors')
-            parent = run_folder.open_run(source["folder"]) if self.run is not None and os.path.isdir(
-                source["folder"]) else None
-        except UserError:  # a damaged source record tells nothing either
-            parent = None
-        signatures = parent.training_signatures() if parent is not None else None
-        if signatures is None:
-            return
-        ours = row_signatures(loaded.x)
-        seen = sum(len(m) > 0 for m in signature_matches(ours, signatures)) if ours.shape[1:] == signatures.shape[1:] \
-            else 0
-        if seen:
-            raise UserError(refused.format(f"{seen} of its {len(loaded.x)} utterances are audio"))
+        from ..engine.fine_tune import MAX_CHAIN, back_from
+        if self.run is None:
+            back = [(self.folder, self.data, None)]  # the authors' folder: its corpus refused by the caller
+        else:
+            steps, _ = back_from(self.run, MAX_CHAIN, lambda folder: (f"{where}: the run in {self.folder} goes back "
+                                                                       f"by fine-tuning to {folder}, which"))
+            back = [(record["folder"], record.get("data"), level.run if level is not None else None)
+                    for record, _, level in steps]
+        ours = None
+        for depth, (folder, data, run) in enumerate(back):
+            whose = ("the authors' weights in" if self.run is None else
+                     "the weights this run was fine-tuned from, in" if not depth else
+                     "the weights this run goes back to by fine-tuning, in")
+            refused = (f"{where}: {{}}, which {whose} {folder} trained on; a cross-corpus figure needs utterances no "
+                       "fold model saw")
+            if self.run is not None and loaded.corpus.key == data:
+                raise UserError(refused.format(f"{data}, the corpus"))
+            if data in CORPORA and loaded.info.files:
+                named = named_recordings(data, loaded.info.files)
+                if named:
+                    raise UserError(refused.format(f"{len(named)} of its {len(loaded.x)} utterances are named as "
+                                                   f"{data} recordings are (e.g. {named[0]})"))
+            signatures = run.training_signatures() if run is not None else None
+            if signatures is None:
+                continue
+            ours = row_signatures(loaded.x) if ours is None else ours
+            seen = sum(len(m) > 0 for m in signature_matches(ours, signatures)) \
+                if ours.shape[1:] == signatures.shape[1:] else 0
+            if seen:
+                raise UserError(refused.format(f"{seen} of its {len(loaded.x)} utterances are audio"))
 
     def score_cross_corpus(self, test_set) -> dict:
         """The results record of the fold models' mean probability on a prepared cross-corpus TestSet."""

@@ -118,27 +118,43 @@ MAX_CHAIN = 16  # runs fine-tuned from runs fine-tuned from ...: followed this f
 
 
 def _chain(source: Source, config: RunConfig, folds: int) -> tuple[list[tuple[Source, list]], str]:
-    """The source and the runs it goes back to by fine-tuning, each with the fold (from 1, None where not known)
-    that every new fold's weights go back to there; and what ended the chain short ("" where nothing did). A
-    fine-tuned run's weights hold what its own source trained on too: a frozen backbone is its source's, bit for
-    bit. Only each run's record and training rows are read (its weights need not be whole); a run of the chain
-    that is there but cannot be read is one line, since its training utterances cannot be compared."""
+    """The source and the runs it goes back to by fine-tuning (``back_from``), each with the fold (from 1, None
+    where not known) that every new fold's weights go back to there; and what ended the chain short ("" where
+    nothing did). A fine-tuned run's weights hold what its own source trained on too: a frozen backbone is its
+    source's, bit for bit."""
     levels = [(source, [source_fold(source, fold, config.init_fold) for fold in range(folds)])]
-    while levels[-1][0].run is not None:
-        run, numbers = levels[-1][0].run, levels[-1][1]
+    if source.run is None:
+        return levels, ""
+    steps, cut = back_from(source.run, MAX_CHAIN - 1, lambda folder: (f"--init_from {shown(source.folder)}: it goes "
+                                                                       f"back by fine-tuning to {folder}, which"))
+    for _, by_fold, level in steps:
+        if level is not None:
+            levels.append((level, [by_fold.get(number) for number in levels[-1][1]]))
+    return levels, cut
+
+
+def back_from(run: run_folder.RunFolder, limit: int, where) -> tuple[list[tuple[dict, dict, Optional[Source]]], str]:
+    """The runs that ``run`` goes back to by fine-tuning, nearest first, at most ``limit``: each as (the
+    ``init_from`` record that names it, {fold: its fold} of that record, its Source; None where its folder is gone,
+    which ends the chain); and what ended the chain short ("" where nothing did). Only each run's record is read
+    (its weights need not be whole); a run of the chain that is there but cannot be read is one line beginning
+    with ``where(folder)``, since what it trained on cannot be compared."""
+    steps = []
+    while run is not None:
         record = run.description.get("init_from")
         if record is None:
-            return levels, ""  # trained from scratch
+            return steps, ""  # trained from scratch
         by_fold = _source_folds(run, record)
-        if len(levels) == MAX_CHAIN:
-            return levels, f"the chain goes back further than {MAX_CHAIN} runs: the rest not compared"
+        if len(steps) == limit:
+            return steps, f"the chain goes back further than {limit + 1} runs: the rest not compared"
         folder = record["folder"]
         if not os.path.exists(folder):
-            return levels, f"{folder}, which it goes back to by fine-tuning, is gone: not compared"
-        level = open_source(folder, run.config.model, weights=False,  # a damaged run.json: its one line
-                            where=f"--init_from {shown(source.folder)}: it goes back by fine-tuning to {folder}, which")
-        levels.append((level, [by_fold.get(number) for number in numbers]))
-    return levels, ""
+            steps.append((record, by_fold, None))
+            return steps, f"{folder}, which it goes back to by fine-tuning, is gone: not compared"
+        level = open_source(folder, run.config.model, weights=False, where=where(folder))
+        steps.append((record, by_fold, level))
+        run = level.run
+    return steps, ""
 
 
 def _source_folds(run: run_folder.RunFolder, record) -> dict:
