@@ -332,6 +332,24 @@ def recorded(config, flag: Flag):
     return value
 
 
+def first_recorded_refusal(config: dict, nullable: frozenset, skip: frozenset = frozenset()) -> str:
+    """The first setting of a recorded ``config`` (a run.json's or a results record's, as JSON objects) that the
+    table refuses (``recorded_refusal``); "" where each passes. A setting the object lacks is passed over (an older
+    record lacks a later setting), as are switches that take words and the settings in ``skip``; null only for the
+    settings in ``nullable``."""
+    for flag in RUN_FLAGS:
+        *parents, name = flag.run.split(".")  # "hyper.dropout": config["hyper"]["dropout"]
+        table = config
+        for part in parents:
+            table = table.get(part) if isinstance(table, dict) else None
+        if flag.words or flag.run in skip or not isinstance(table, dict) or name not in table:
+            continue
+        refused = recorded_refusal(flag, table[name], flag.run in nullable)
+        if refused:
+            return refused
+    return ""
+
+
 def recorded_refusal(flag: Flag, value, nullable: bool) -> str:
     """Why the table refuses ``value``, a recorded setting of ``flag`` that came from a ``run.json``, not through the
     parser: its JSON type, its choices or its range check, as ``'config.<field>' ...``; "" where it passes. Null

@@ -38,7 +38,7 @@ from ..core.atomic_file import atomic_write, one_commit, spreadsheet_safe
 from ..core.config import NULLABLE_SETTINGS
 from ..core.errors import UserError
 from ..core.figures import plain_text
-from ..core.flags import RUN_FLAGS, recorded_refusal, report_columns
+from ..core.flags import first_recorded_refusal, report_columns
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import shown
 from ..data.features import FEATURE_KINDS
@@ -145,18 +145,8 @@ def _wrong_setting(config: dict, unset: tuple = ()) -> str | None:
         return f"'config.hyper' must be a JSON object, it is {json.dumps(config['hyper'])}"
     if config.get("feature_path") is not None and not isinstance(config["feature_path"], str):  # no flag's field
         return f"'config.feature_path' must be a JSON string, it is {json.dumps(config['feature_path'])}"
-    for flag in RUN_FLAGS:
-        *parents, name = flag.run.split(".")
-        table = config
-        for part in parents:
-            table = table.get(part) if isinstance(table, dict) else None
-        if flag.words or flag.run == "model" or not isinstance(table, dict) or name not in table:
-            continue  # --mixed_precision takes true, false or "bf16"; an older record lacks a later setting; the
-            # model is only a row's name here (any text: the report's tests name theirs MODEL_A)
-        refused = recorded_refusal(flag, table[name], flag.run in NULLABLE_SETTINGS or flag.run in unset)
-        if refused:
-            return refused
-    return None
+    # the model is only a row's name here (any text: the report's tests name theirs MODEL_A)
+    return first_recorded_refusal(config, NULLABLE_SETTINGS | frozenset(unset), frozenset({"model"})) or None
 
 
 def _wrong_test_rows(fold: dict, where: str) -> str | None:

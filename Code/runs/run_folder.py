@@ -48,7 +48,7 @@ from ..core import precision
 from ..core.atomic_file import remove_partials
 from ..core.config import NULLABLE_SETTINGS, RunConfig, TrainingData
 from ..core.errors import UserError, first_few, named
-from ..core.flags import RUN_FLAGS, recorded, recorded_refusal
+from ..core.flags import first_recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import MAIN, not_a_folder, shown
 from ..core.settings import CONTROL_CHARACTERS, DATA_NAME, MAX_SEED, seed_in_range
@@ -543,12 +543,10 @@ def refused_setting(config: RunConfig) -> str:
     """The first of a run's recorded settings that a command line could not have given: what core/flags.py's table
     refuses of it (type, choices, range), a seed out of range, or an activation or backbone the layers refuse
     (nn/layer_args.py); "" where each passes."""
-    for flag in RUN_FLAGS:
-        if flag.words:  # --mixed_precision: true, false or "bf16", checked with the file (_check_description)
-            continue
-        refused = recorded_refusal(flag, recorded(config, flag), flag.run in NULLABLE_SETTINGS)
-        if refused:
-            return refused
+    # --mixed_precision (true, false or "bf16") is checked with the file (_check_description)
+    refused = first_recorded_refusal(asdict(config), NULLABLE_SETTINGS)
+    if refused:
+        return refused
     if not DATA_NAME.fullmatch(config.data):  # it began the results files' names: "/elsewhere/x" wrote there
         return f"'config.data' is {json.dumps(config.data)}: a corpus name is letters, digits, '_', '-' (and '+')"
     odd = next((c for c in config.classes if CONTROL_CHARACTERS.search(c)), None)
