@@ -285,7 +285,7 @@ def test_a_malicious_feature_file_is_refused_and_runs_nothing(tmp_path, payload,
         assert callable_name.split(".")[-1].encode() in f.read()
 
 
-def test_not_a_dict_not_npy_and_missing(tmp_path):
+def test_not_a_dict_not_npy_and_missing(tmp_path, monkeypatch):
     array_file = tmp_path / "array.npy"
     np.save(array_file, np.zeros(3))
     with pytest.raises(UserError, match="array.npy: holds a ndarray"):
@@ -307,6 +307,9 @@ def test_not_a_dict_not_npy_and_missing(tmp_path):
         feature_files.load_features(str(tmp_path / "none.npy"), data_key="EMODB")
     one_line_error(excinfo, "none.npy: feature file not found; make it with: python main.py --mode extract "
                             "--data EMODB --wav_path <folder>")
+    monkeypatch.setattr("sys.argv", ["/home/user/.venv/bin/timnet-ser", "--mode", "train"])  # the installed command
+    with pytest.raises(UserError, match="make it with: timnet-ser --mode extract --data EMODB --wav_path <folder>"):
+        feature_files.load_features(str(tmp_path / "none.npy"), data_key="EMODB")
 
 
 def good():

@@ -9,6 +9,7 @@ original is (``cd Code && python main.py``) they are ``Code/MFCC`` and so on, as
 from __future__ import annotations
 
 import os
+import sys
 from typing import Optional
 
 from .errors import UserError
@@ -22,6 +23,12 @@ RESULTS = "Results"
 AUTHORS_WEIGHTS = os.path.join("Test_Models", "EMODB_46")
 CORPORA = "Corpora"
 SYNTHETIC_WAV = "synthetic_wav"
+
+
+def command() -> str:
+    """The command this program was started as, for the commands a message suggests: ``timnet-ser`` where the
+    installed command runs, else ``python main.py`` (run from ``Code/`` as the original is; the API too)."""
+    return "timnet-ser" if os.path.basename(sys.argv[0] if sys.argv else "") == "timnet-ser" else "python main.py"
 
 
 def feature_path(data: str, kind: str, given: str | None = None) -> str:

@@ -23,6 +23,7 @@ from typing import Optional
 
 from ..core.atomic_file import FOLDER_MODE
 from ..core.errors import UserError
+from ..core.paths import command
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,6 @@ def download(key: str, folder: str, url: Optional[str] = None, md5: Optional[str
     os.replace(staging, target)
     os.remove(part)
     print(f"unpacked {len(wavs)} wav files to {target}")
-    print(f"next: python main.py --mode extract --data {key} --wav_path {target}")
+    print(f"next: {command()} --mode extract --data {key} --wav_path {target}")
     return target
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
+from ..core.paths import command
 from ..core.settings import CONTROL_CHARACTERS
 from .corpora import Corpus
 from .features import FEATURE_KINDS, N_MELS, N_MFCC, SEGMENT_FRAMES
@@ -104,7 +105,7 @@ def load_features(path: str, data_key: str | None = None) -> dict:
     if os.path.isdir(path):
         raise UserError(f"{path}: is a folder, not a feature file (.npy)")
     if not os.path.isfile(path):
-        hint = f"python main.py --mode extract --data {data_key or '<KEY>'} --wav_path <folder>"
+        hint = f"{command()} --mode extract --data {data_key or '<KEY>'} --wav_path <folder>"
         raise UserError(f"{path}: feature file not found; make it with: {hint}")
     try:
         data = _read_npy(path)
