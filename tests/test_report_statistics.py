@@ -290,6 +290,28 @@ def test_report_statistics_paired_table_figure_and_rows_kept_apart(tmp_path, cap
     assert os.path.getsize(paths["figure"]) > 5000
 
 
+def test_rows_that_cannot_be_paired_are_said_in_the_markdown_and_the_latex(tmp_path, capsys):
+    """report.tex left out the report.md's "not paired" lines: a LaTeX reader never learnt why two rows had no
+    comparison."""
+    for seed in (1, 2):
+        _write(tmp_path, f"a{seed}", _run("MODEL_A", seed))
+    _write(tmp_path, "b1", _run("MODEL_B", 3))  # no seed shared with MODEL_A: no pair
+    _write(tmp_path, "c1", _run("MODEL_C", 1, predictor="A"))
+    paths = report.write_report(str(tmp_path))
+    capsys.readouterr()
+    markdown, latex = (open(paths[kind]).read() for kind in ("md", "tex"))
+    assert "- not paired: MODEL_A, last_epoch vs MODEL_B, last_epoch on TOY TOY_features.npy: different seeds: " \
+           "[1, 2] against [3]" in markdown, markdown
+    assert "tab:ser-paired" in latex  # A against C pairs: the refusal is in that table's caption
+    caption = next(line for line in latex.splitlines() if line.startswith("\\caption{Paired comparisons."))
+    assert "Not paired: MODEL\\_A, last\\_epoch vs MODEL\\_B, last\\_epoch on TOY TOY\\_features.npy: different " \
+           "seeds: [1, 2] against [3]." in caption, caption
+    os.remove(tmp_path / "c1.json")  # no pair at all: the refusal goes in the results table's caption
+    latex = open(report.write_report(str(tmp_path))["tex"]).read()
+    capsys.readouterr()
+    assert "tab:ser-paired" not in latex and "Not paired: MODEL\\_A, last\\_epoch vs MODEL\\_B" in latex, latex
+
+
 def test_differing_training_settings_are_separate_rows_with_a_settings_column(tmp_path, capsys):
     _write(tmp_path, "short", _run("MODEL_A", 1))
     _write(tmp_path, "long", _run("MODEL_A", 2, config={"epochs": 50}))

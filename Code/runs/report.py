@@ -713,9 +713,12 @@ def write_report(result_path: str) -> dict:
         markdown += (f"\n## CROSS-CORPUS tests (trained on a row's corpus, tested on a column's)\n\n"
                      f"{to_markdown(cross_table)}\n\n{CROSS_NOTE}\n")
         paths["cross_corpus_csv"] = os.path.join(result_path, "report_cross_corpus.csv")
-    latex = to_latex(table, " ".join([note, *(f"{line[0].upper()}{line[1:]}." for line in notices)]))
+    not_paired = [f"Not paired: {line}." for line in refused]  # in the paired table's caption, else the results'
+    latex = to_latex(table, " ".join([note, *(f"{line[0].upper()}{line[1:]}." for line in notices),
+                                      *(not_paired if comparisons.empty else [])]))
     if not comparisons.empty:
-        latex += to_latex(comparisons, f"Paired comparisons. {paired_note}", label="tab:ser-paired")
+        latex += to_latex(comparisons, " ".join([f"Paired comparisons. {paired_note}", *not_paired]),
+                          label="tab:ser-paired")
     texts = {"md": markdown, "tex": latex, "csv": to_csv(table), "paired_csv": to_csv(comparisons)}
     if crossed:
         latex += to_latex(cross_table, f"CROSS-CORPUS tests. {CROSS_NOTE}", label="tab:ser-cross-corpus")
