@@ -92,12 +92,13 @@ def read_map_file(path: str, flag: str) -> dict[Optional[str], dict[str, Optiona
             if bad:
                 raise UserError(f"{flag} {path}: line {','.join(bad[0])!r} has more than three fields "
                                 "(their class,our class or corpus,their class,our class)")
-            entries: dict = {None: {}}
+            lines: dict = {None: []}  # corpus or None: its (their class, our class) lines
             for row in rows:
                 corpus, their, our = row if len(row) == 3 else (None, row[0], row[1] if len(row) > 1 else "")
-                _check_once([*entries.get(corpus, {}), their], flag, path, f"[{corpus}] " if corpus else "")
-                entries.setdefault(corpus, {})[their] = our or None
-            return _not_empty(entries, flag, path)
+                lines.setdefault(corpus, []).append((their, our or None))
+            for corpus, pairs in lines.items():
+                _check_once([their for their, _ in pairs], flag, path, f"[{corpus}] " if corpus else "")
+            return _not_empty({corpus: dict(pairs) for corpus, pairs in lines.items()}, flag, path)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{flag} {path}: cannot be read ({exc})") from None
     except RecursionError:  # tables nested tens of thousands deep
