@@ -521,7 +521,7 @@ def test_files_nested_too_deep_are_one_line(tmp_path, capsys):
     RecursionError traceback."""
     from timnet_ser.cli import grid_file
     from timnet_ser.data.label_map import read_map_file
-    from timnet_ser.runs import report, run_folder
+    from timnet_ser.runs import results_records, run_folder
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text("[" * 200_000 + "]" * 200_000)
@@ -531,7 +531,7 @@ def test_files_nested_too_deep_are_one_line(tmp_path, capsys):
     results.mkdir()
     (results / "EMODB_10fold_80.00_46_2026-01-01_00-00-00_TIMNET_last_epoch.json").write_text("[" * 200_000)
     with pytest.raises(UserError, match="not readable JSON"):
-        report.load_records(str(results))
+        results_records.load_records(str(results))
     deep = tmp_path / "deep.toml"
     deep.write_text("a = " + "[" * 50_000 + "]" * 50_000)
     with pytest.raises(UserError, match=r"deep.toml: nested too deep to be a grid of flags$"):

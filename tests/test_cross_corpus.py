@@ -164,7 +164,8 @@ def test_the_command_prints_the_map_first_and_labels_files_json_and_report(train
 
 
 def test_the_report_keeps_cross_corpus_tests_out_of_the_within_corpus_rows(trained, tmp_path, capsys):
-    from timnet_ser.runs.report import build_cross_corpus_table, build_table, load_records, write_report
+    from timnet_ser.runs.report import build_cross_corpus_table, build_table, write_report
+    from timnet_ser.runs.results_records import load_records
     folder, _ = trained
     with open(os.path.join(folder, "run.json")) as f:
         results = json.load(f)["result_path"]

@@ -183,7 +183,8 @@ def test_a_grid_pools_corpora_by_its_label_maps_and_the_report_keeps_them_apart(
     with it. Runs pooled by different maps learn different classes: the report gives each map its own row and
     names the classes each map renamed or dropped. By name, TA's sad and TB's calm have no partner and are dropped;
     dropping TB's Happy drops TA's happy too."""
-    from timnet_ser.runs.report import build_table, load_records
+    from timnet_ser.runs.report import build_table
+    from timnet_ser.runs.results_records import load_records
     root, a, b, c = corpora
     grid_folder = tmp_path / "grid"
     (grid_folder / "maps").mkdir(parents=True)

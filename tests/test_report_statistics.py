@@ -19,7 +19,7 @@ from scipy import stats
 from sklearn.metrics import recall_score
 from sklearn.model_selection import KFold
 
-from timnet_ser.runs import report, results, significance
+from timnet_ser.runs import report, results, results_records, significance, table_formats
 
 CLASSES = ["angry", "happy", "sad"]
 LABELS = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]  # 12 utterances, 4 per class
@@ -315,7 +315,7 @@ def test_rows_that_cannot_be_paired_are_said_in_the_markdown_and_the_latex(tmp_p
 def test_differing_training_settings_are_separate_rows_with_a_settings_column(tmp_path, capsys):
     _write(tmp_path, "short", _run("MODEL_A", 1))
     _write(tmp_path, "long", _run("MODEL_A", 2, config={"epochs": 50}))
-    table = report.build_table(report.load_records(str(tmp_path)))
+    table = report.build_table(results_records.load_records(str(tmp_path)))
     assert list(table["settings"]) == ["epochs=5", "epochs=50"] and list(table["runs"]) == [1, 1]
     capsys.readouterr()
 
@@ -421,7 +421,7 @@ def test_merged_repeats_can_be_paired(tmp_path, capsys):
     _write(tmp_path, "a", _run("MODEL_A", 1))
     _write(tmp_path, "a_again", {**_run("MODEL_A", 1), "weights_folder": "/models/again"})
     _write(tmp_path, "b", _run("MODEL_B", 1))
-    comparisons, refused = report.build_comparisons(report.load_records(str(tmp_path)))
+    comparisons, refused = report.build_comparisons(results_records.load_records(str(tmp_path)))
     assert refused == [] and list(comparisons["pairs (seed, fold)"]) == [3]
     capsys.readouterr()
 
@@ -441,7 +441,7 @@ def test_no_interval_of_a_near_chance_grid_leaves_0_to_100(tmp_path, capsys):
     bounds = [float(x) for cell in cells for x in re.findall(r"-?\d+\.\d+", cell)]
     assert len(bounds) == 4 and all(0 <= x <= 100 for x in bounds)
     # on the plain scale the WAR interval of these folds would be negative
-    values, _, ratio = significance.fold_values(report.group_runs(report.load_records(str(tmp_path)))[0][1], "war")
+    values, _, ratio = significance.fold_values(report.group_runs(results_records.load_records(str(tmp_path)))[0][1], "war")
     assert significance.corrected_t_interval(values, ratio).low < 0
 
 
@@ -560,7 +560,7 @@ def test_a_results_file_of_ours_that_does_not_read_is_named_not_skipped(tmp_path
     out of the table without a word. A JSON of another name is still someone else's, and skipped."""
     _write(tmp_path, "a", _run("MODEL_A", 2))
     (tmp_path / "notes.json").write_text(content)
-    assert len(report.load_records(str(tmp_path))) == 1
+    assert len(results_records.load_records(str(tmp_path))) == 1
     # one of ours renamed and damaged would leave the table unsaid: an unreadable one is named, and left out
     said = capsys.readouterr().err
     assert (f"report: left out {tmp_path / 'notes.json'}: not readable JSON (" in said) == (why != "not a results record")
@@ -568,12 +568,12 @@ def test_a_results_file_of_ours_that_does_not_read_is_named_not_skipped(tmp_path
     (tmp_path / name).write_text(content)
     with pytest.raises(report.UserError, match=f"^{re.escape(str(tmp_path / name))}: damaged results file "
                                                f"\\({re.escape(why)}"):
-        report.load_records(str(tmp_path))
+        results_records.load_records(str(tmp_path))
 
 
 def test_the_latex_table_escapes_every_special_character_and_sets_code_in_typewriter():
     """The caption's `MFCC/<KEY>.npy` printed as ¡KEY¿ between curly quotes, and braces or a $ broke the file."""
-    tex = report.to_latex(pd.DataFrame({"a_b": ["1 ± 2 %", "x\\y{z}^~"]}),
+    tex = table_formats.to_latex(pd.DataFrame({"a_b": ["1 ± 2 %", "x\\y{z}^~"]}),
                           "features in `MFCC/<KEY>.npy` & 50% $ # and an odd ` quote")
     assert "\\caption{features in \\texttt{MFCC/\\textless{}KEY\\textgreater{}.npy} \\& 50\\% \\$ \\# and an odd ' " \
            "quote}" in tex
@@ -592,9 +592,9 @@ def test_names_from_elsewhere_are_never_formulas_nor_markup_in_the_tables(tmp_pa
     with open(path, newline="") as f:
         assert list(csv.reader(f)) == [["file", "'=cmd|' /C calc'!A0"], ["a.wav", "'=1+1"]]
     table = pd.DataFrame({"corpus": ["X <img src=x onerror=alert(1)> | injected"], "UAR": ["=2+2"]})
-    assert report.to_markdown(table).splitlines()[2] == ("| X &lt;img src=x onerror=alert(1)&gt; \\| injected | "
+    assert table_formats.to_markdown(table).splitlines()[2] == ("| X &lt;img src=x onerror=alert(1)&gt; \\| injected | "
                                                          "=2+2 |")
-    assert report.to_csv(table).splitlines()[1] == "X <img src=x onerror=alert(1)> | injected,'=2+2"
+    assert table_formats.to_csv(table).splitlines()[1] == "X <img src=x onerror=alert(1)> | injected,'=2+2"
 
 
 def test_the_report_does_not_follow_linked_folders(tmp_path):
@@ -602,7 +602,7 @@ def test_the_report_does_not_follow_linked_folders(tmp_path):
     _write(tmp_path, "a1", _run("MODEL_A", 1))
     os.symlink(".", tmp_path / "a")
     os.symlink(".", tmp_path / "b")
-    assert [os.path.basename(r["path"]) for r in report.load_records(str(tmp_path))] == ["a1.json"]
+    assert [os.path.basename(r["path"]) for r in results_records.load_records(str(tmp_path))] == ["a1.json"]
 
 
 def test_a_report_that_cannot_be_written_is_one_line_and_writes_none_of_its_files(tmp_path):

@@ -441,9 +441,9 @@ def run_grid(path: str, points: list, pool: Pool) -> dict:
 
 def _without_results(runs: list[PlannedRun]) -> list[PlannedRun]:
     """The runs with every fold on disk whose results folder holds no training results JSON of their folder."""
-    from ..runs import report
+    from ..runs import results_records
     complete = [planned for planned in runs if not planned.left]
     written = {(record.get("mode"), record.get("weights_folder"))
                for path in {planned.run.result_path for planned in complete}
-               for record in report.load_records(path)}
+               for record in results_records.load_records(path)}
     return [planned for planned in complete if ("train", planned.run.path) not in written]
