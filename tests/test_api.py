@@ -154,6 +154,8 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         # the authors' EMODB weights "cross-corpus" on EMODB itself: WAR 96 %, labelled CROSS-CORPUS
         (lambda: emodb46.evaluate(os.path.join(shared, "reference", "EMODB_2s.npy"), data="EMODB"),
          r"EMODB, the corpus the weights in .* were trained on; a cross-corpus test needs another corpus"),
+        (lambda: emodb46.evaluate((x, y, classes), data="emodb"),  # the arrays with the name: accepted before
+         r"^features: emodb, the corpus the weights in .* were trained on; a cross-corpus test needs another"),
         (lambda: emodb46.evaluate(x), r"^features: got ndarray; give the other corpus' feature file"),
         (lambda: emodb46.evaluate((x, y)), r"^features: a tuple of 2 items; give \(x, y, classes\)"),
         (lambda: emodb46.evaluate((x, y.argmax(axis=1), classes)), r"^features: y has shape \(8,\), expected one-hot"),

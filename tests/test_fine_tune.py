@@ -318,6 +318,39 @@ def test_a_leak_through_a_run_fine_tuned_in_between_is_refused(source, tmp_path,
         assert (f"which the weights this run goes back to by fine-tuning, in {source.path} trained on; a "
                 "cross-corpus figure needs utterances no fold model saw") in err and err.count("\n") == 1, err
         assert ("30 of its 30 utterances are audio," if data == "OTHER" else "SRC, the corpus,") in err
+    # the API's arrays are checked as a file's are: they were accepted (UAR 0.47 on the source's own audio)
+    from timnet_ser import load_run
+    src = feature_files.load_features(str(tmp_path / "SRC.npy"))
+    for data in ("OTHER", "src"):
+        with pytest.raises(UserError, match="which the weights this run goes back to by fine-tuning, in"):
+            load_run(grandchild).evaluate((src["x"], src["y"], list(src["classes"])), data=data)
+
+    def edited_copy(name, **record):  # the grandchild, its run.json's record of where it started edited
+        folder = shutil.copytree(grandchild, tmp_path / name)
+        with open(folder / "run.json") as f:
+            description = json.load(f)
+        description["init_from"].update(record)
+        description["config"]["init_from"] = description["init_from"]["folder"]
+        with open(folder / "run.json", "w") as f:
+            json.dump(description, f)
+        return str(folder)
+    fresh = features("FRESH", 24, 7, "fresh")
+    test = ["--mode", "test", "--cross_corpus", "--data", "FRESH", "--feature_path", fresh, "--result_path",
+            str(tmp_path / "X")]
+    # a hand-edited corpus of the run it started from: one line, never a TypeError
+    assert main([*test, "--test_path", edited_copy("edited_data", data=["TGT"])]) == 2
+    assert "damaged run file ('init_from' must name the folder it started from, its corpus" in \
+        capsys.readouterr().err
+    # a run of the chain that cannot be read: why it was opened is said, and no --init_from the user never typed
+    (tmp_path / "a_file").write_text("")
+    assert main([*test, "--test_path", edited_copy("to_file", folder=str(tmp_path / "a_file"))]) == 2
+    err = capsys.readouterr().err
+    assert (f"goes back by fine-tuning to {tmp_path / 'a_file'}, which cannot be read (" in err
+            and "run.json: init_from " in err and "--init_from" not in err and err.count("\n") == 1), err
+    # a chain cut short: the test says what it could not compare (it said nothing)
+    assert main([*test, "--test_path", edited_copy("to_gone", folder=str(tmp_path / "gone"))]) == 0
+    assert f"note: {tmp_path / 'to_gone'}: {tmp_path / 'gone'}, which it goes back to by fine-tuning, is gone: " \
+           "not compared" in capsys.readouterr().out
     # the source there, its weights not whole: still compared (only its record and training rows are read)
     weights = glob.glob(os.path.join(source.path, "*weights_best_2.hdf5"))[0]
     os.rename(weights, weights + ".aside")

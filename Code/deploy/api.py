@@ -23,12 +23,14 @@ start-up logs stay quiet. ``--mode predict`` and ``--mode export`` go through th
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Optional
 
 import numpy as np
 
 from ..core.errors import UserError, did_you_mean, named, named_twice
+from ..core.paths import shown
 from ..core.tensorflow_setup import start_tensorflow
 from ..data.feature_files import checked_arrays
 from ..data.feature_statistics import domain_shift
@@ -313,7 +315,7 @@ class Run:
                 raise UserError(f"features: its class names name {twice!r} twice; one name per column of y")
             x, y = checked_arrays(np.asarray(x), np.asarray(y), "features", self.feature_kind, len(classes),
                                   f"and classes names {len(classes)} ({', '.join(classes)})")
-            self._refuse_training_audio(x, "features")
+            self._refuse_seen(x, data, None, "features", api=True)  # as a feature file's are
             x = network_inputs(x, speakers[0] if speakers else None, self.normalize, "features")
             test_set = cross_corpus.prepare(self.classes, self.data, self.input_shape, x, y, classes,
                                             data or "the given features", label_map, api=True)
@@ -333,16 +335,27 @@ class Run:
         if loaded.info.sha256 in own:  # the run's features, or those of one of its corpora
             raise UserError(f"{path or loaded.corpus.key}: the features the run in {self.folder} trained on; a "
                             "cross-corpus test needs another corpus (re-test the run with --mode test)")
-        if self.run is None and loaded.corpus.key == self.data:  # the authors' EMODB_46 on EMODB: WAR 96 %
-            raise UserError(f"{path or loaded.corpus.key}: {loaded.corpus.key}, the corpus the weights in "
-                            f"{self.folder} were trained on; a cross-corpus test needs another corpus (re-test the "
-                            "weights with --mode test)")
-        self._refuse_training_audio(loaded.x, path or loaded.corpus.key)
-        self._refuse_source_audio(loaded, path or loaded.corpus.key)
+        self._refuse_seen(loaded.x, loaded.corpus.key, loaded.info.files, path or loaded.corpus.key, api)
         x = network_inputs(loaded.x, loaded.speakers, self.normalize, path or loaded.corpus.key)
         return cross_corpus.prepare(self.classes, self.data, self.input_shape, x, loaded.y,
                                     list(loaded.corpus.classes), loaded.corpus.key, label_map, path,
                                     loaded.info.sha256, api)
+
+    def _refuse_seen(self, x: np.ndarray, key: Optional[str], files, where: str, api: bool) -> None:
+        """One line where the other corpus (``x``, its name ``key`` and file names ``files`` where known) holds what
+        a fold model saw: the corpus the authors' weights trained on, the run's training audio, or what the runs it
+        goes back to by fine-tuning trained on; a chain of those cut short is said (a warning in the API)."""
+        if self.run is None and _same_corpus(key, self.data):  # the authors' EMODB_46 on EMODB: WAR 96 %
+            raise UserError(f"{where}: {key}, the corpus the weights in {self.folder} were trained on; a "
+                            "cross-corpus test needs another corpus (re-test the weights with --mode test)")
+        self._refuse_training_audio(x, where)
+        cut = self._refuse_source_audio(x, key, files, where)
+        if cut:
+            said = f"{shown(self.folder)}: {cut}"
+            if api:
+                warnings.warn(said, stacklevel=3)
+            else:
+                print(f"note: {said}")
 
     def _refuse_training_audio(self, x: np.ndarray, where: str) -> None:
         """One line where utterances of another corpus' features ``x`` are the run's training audio (recognised by
@@ -354,20 +367,22 @@ class Run:
                             "on (the same features as rows of its corpus); a cross-corpus figure needs utterances no "
                             "fold model saw: leave them out of the other corpus (or re-test the run with --mode test)")
 
-    def _refuse_source_audio(self, loaded, where: str) -> None:
+    def _refuse_source_audio(self, x: np.ndarray, key: Optional[str], files, where: str) -> str:
         """One line where the other corpus holds what weights before these trained on: the authors' corpus (its
         recordings known by their names), or, for a fine-tuned run, the corpus and training audio of every run it
         goes back to by fine-tuning (their weights trained on them: a child of an EMODB_A run scored 61 % "cross-
         corpus" on EMODB_A, above its source's own held-out figure; a frozen backbone is its source's, bit for bit,
-        so a grandchild holds it too). A run of the chain whose folder is gone cannot tell; one there but
-        unreadable is one line (``fine_tune.back_from``)."""
+        so a grandchild holds it too). A run of the chain whose folder is gone cannot tell, and what ended the
+        chain short is returned ("" where nothing did); one there but unreadable is one line
+        (``fine_tune.back_from``)."""
         from ..data.corpora import CORPORA, named_recordings
         from ..engine.fine_tune import MAX_CHAIN, back_from
+        cut = ""
         if self.run is None:
             back = [(self.folder, self.data, None)]  # the authors' folder: its corpus refused by the caller
         else:
-            steps, _ = back_from(self.run, MAX_CHAIN, lambda folder: (f"{where}: the run in {self.folder} goes back "
-                                                                       f"by fine-tuning to {folder}, which"))
+            steps, cut = back_from(self.run, MAX_CHAIN, lambda folder: (f"{where}: the run in {self.folder} goes "
+                                                                          f"back by fine-tuning to {folder}, which"))
             back = [(record["folder"], record.get("data"), level.run if level is not None else None)
                     for record, _, level in steps]
         ours = None
@@ -377,21 +392,22 @@ class Run:
                      "the weights this run goes back to by fine-tuning, in")
             refused = (f"{where}: {{}}, which {whose} {folder} trained on; a cross-corpus figure needs utterances no "
                        "fold model saw")
-            if self.run is not None and loaded.corpus.key == data:
-                raise UserError(refused.format(f"{data}, the corpus"))
-            if data in CORPORA and loaded.info.files:
-                named = named_recordings(data, loaded.info.files)
+            if self.run is not None and _same_corpus(key, data):
+                raise UserError(refused.format(f"{key}, the corpus"))
+            if data in CORPORA and files:
+                named = named_recordings(data, files)
                 if named:
-                    raise UserError(refused.format(f"{len(named)} of its {len(loaded.x)} utterances are named as "
+                    raise UserError(refused.format(f"{len(named)} of its {len(x)} utterances are named as "
                                                    f"{data} recordings are (e.g. {named[0]})"))
             signatures = run.training_signatures() if run is not None else None
             if signatures is None:
                 continue
-            ours = row_signatures(loaded.x) if ours is None else ours
+            ours = row_signatures(x) if ours is None else ours
             seen = sum(len(m) > 0 for m in signature_matches(ours, signatures)) \
                 if ours.shape[1:] == signatures.shape[1:] else 0
             if seen:
-                raise UserError(refused.format(f"{seen} of its {len(loaded.x)} utterances are audio"))
+                raise UserError(refused.format(f"{seen} of its {len(x)} utterances are audio"))
+        return cut
 
     def score_cross_corpus(self, test_set) -> dict:
         """The results record of the fold models' mean probability on a prepared cross-corpus TestSet."""
@@ -411,6 +427,11 @@ class Run:
                             "savedmodel)")
         files = [p for number, p, _ in self.folds if number in self._fold_numbers(fold)]
         return export.export_run(self, files, os.fspath(path), format)
+
+
+def _same_corpus(name: Optional[str], other: Optional[str]) -> bool:
+    """Whether two corpus names are one corpus (``emodb`` is EMODB); never where either is not known."""
+    return name is not None and other is not None and name.lower() == other.lower()
 
 
 def _checked_statistics(given, inputs: int):

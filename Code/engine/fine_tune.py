@@ -63,18 +63,18 @@ class Source:
         return len(classes) == len(self.classes) and {lookup(c, self.classes) for c in classes} == set(self.classes)
 
 
-def open_source(folder: str, model: str, weights: bool = True, where: Optional[str] = None) -> Source:
+def open_source(folder: str, model: str, weights: bool = True, flag: str = "--init_from") -> Source:
     """The source in ``folder`` (a run folder, or the authors' folder named ``<KEY>_<seed>``); one line if neither,
-    beginning with ``where`` (default: ``--init_from <folder>:``). ``weights=False``: its record only, the weight
-    files neither listed nor checked (what the leak check reads of a run further back)."""
-    run = run_folder.open_run(folder, "--init_from")
+    beginning with ``flag`` and the folder, the setting that named it. ``weights=False``: its record only, the
+    weight files neither listed nor checked (what the leak check reads of a run further back)."""
+    run = run_folder.open_run(folder, flag)
     if run is not None:
         return Source(run.path, run.config.model, run.config.data, tuple(run.config.classes),
                       tuple(run.checked_weight_files()) if weights else (), run)
-    files = run_folder.fold_weight_files(folder, "--init_from") if weights else ()
+    files = run_folder.fold_weight_files(folder, flag) if weights else ()
     key = run_folder.authors_name(folder)[0]
     if key is None:
-        raise UserError(f"{where or f'--init_from {folder}:'} has no run.json, and its name is not <KEY>_<seed> "
+        raise UserError(f"{flag} {folder}: has no run.json, and its name is not <KEY>_<seed> "
                         f"({', '.join(CORPORA)}), so the classes of its weights are unknown")
     return Source(os.path.abspath(folder), model, key, tuple(CORPORA[key].classes), tuple(files), None)
 
@@ -151,7 +151,11 @@ def back_from(run: run_folder.RunFolder, limit: int, where) -> tuple[list[tuple[
         if not os.path.exists(folder):
             steps.append((record, by_fold, None))
             return steps, f"{folder}, which it goes back to by fine-tuning, is gone: not compared"
-        level = open_source(folder, run.config.model, weights=False, where=where(folder))
+        try:  # named by the run.json of the run fine-tuned from it, not by a flag the user typed
+            level = open_source(folder, run.config.model, weights=False,
+                                flag=f"{shown(os.path.join(run.path, run_folder.RUN_FILE))}: init_from")
+        except UserError as exc:
+            raise UserError(f"{where(folder)} cannot be read ({exc})") from None
         steps.append((record, by_fold, level))
         run = level.run
     return steps, ""
@@ -162,10 +166,11 @@ def _source_folds(run: run_folder.RunFolder, record) -> dict:
     it in another shape."""
     folds = record.get("folds") if isinstance(record, dict) else None
     if (not isinstance(record, dict) or not isinstance(record.get("folder"), str) or not isinstance(folds, list)
+            or not isinstance(record.get("data", ""), str)  # the source's corpus, which a cross-corpus test compares
             or not all(isinstance(item, dict) and type(item.get("fold")) is int
                        and type(item.get("source_fold")) is int for item in folds)):
         raise UserError(f"{os.path.join(run.path, run_folder.RUN_FILE)}: damaged run file ('init_from' must name "
-                        "the folder it started from and, per fold, its 'fold' and 'source_fold' numbers)")
+                        "the folder it started from, its corpus and, per fold, its 'fold' and 'source_fold' numbers)")
     return {item["fold"]: item["source_fold"] for item in folds}
 
 
