@@ -83,7 +83,9 @@ class ModelSpec:
         paper: citation shown in results.
         network: hyper-parameters -> the layers between the input and the softmax Dense.
         recipe: the paper's training settings.
-        protocol_note: how the original chose its published weights.
+        published_protocol: the ``--protocol`` that chose the authors' published weights, which a re-test of their
+            folder records: ``paper`` (SPEC §4: each fold's epoch best on its test fold, TIM-Net's before Aug 2023
+            and GM-TCNet's always); None where no weights are published.
         features: the feature kind it reads (data.features.FEATURE_KINDS): a file of another kind is refused.
         variant: (hyper-parameters, whether the run trains, the folder a fine-tuned run starts from) -> what
             tells runs of this model apart in results (empty: nothing); a re-test leaves out what only matters to
@@ -98,7 +100,7 @@ class ModelSpec:
     paper: str
     network: Callable[[Hyper], list]
     recipe: Recipe
-    protocol_note: str
+    published_protocol: Optional[str]
     features: str = "mfcc"
     variant: Callable[..., str] = _no_variant
     parallel_chains: int = 1
@@ -119,18 +121,18 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "TIMNET": ModelSpec("TIMNET", "Ye et al., TIM-Net, ICASSP 2023", _timnet,
                         Recipe(epochs=500, label_smoothing=0.1),
-                        "published weights selected on the test fold before Aug 2023; last epoch since",
+                        "paper",  # the published weights; its code selects on the last epoch since Aug 2023
                         parallel_chains=2),
     "GMTCN": ModelSpec("GMTCN", "Ye et al., GM-TCNet, Speech Communication 145, 2022", _gmtcn,
                        Recipe(epochs=300, label_smoothing=0.0),
-                       "the original always selected the epoch on the test fold", parallel_chains=2,
+                       "paper", parallel_chains=2,  # the original always selected the epoch on the test fold
                        operations_span_cores=True),
     # The paper's optimiser, epochs and batch size were not available to us: fine-tuning settings of our choice
     # (docs/dcnn_blstmwa.md).
     "DCNN_BLSTMwA": ModelSpec("DCNN_BLSTMwA", "Zhang et al., DCNN-BLSTMwA, Frontiers in Physiology 12:643202, 2021",
                               _dcnn, Recipe(epochs=50, label_smoothing=0.0, lr=1e-4, beta1=0.9, beta2=0.999,
                                             epsilon=1e-7, batch_size=32),
-                              "no code published; how the paper chose its epoch is not known to us",
+                              None,  # no code or weights published; how the paper chose its epoch is not known
                               features="logmel3", variant=_dcnn_variant),
 }
 

@@ -110,6 +110,22 @@ def test_several_seeds_then_the_report_table(shared, tmp_path, capsys):
         with open(os.path.join(results, f"report.{kind}")) as f:
             assert "95.70" not in f.read()
     assert "| TIMNET | EMODB | EMODB_2s.npy | paper |" in capsys.readouterr().out
+    # a paper run, and every re-test of it, say that its weights were selected on the test fold: a re-test of one
+    # looked like the re-test of an honest run (files "_test", a report row "test of <run>")
+    folders = sorted(os.listdir(tmp_path / "M"))
+    assert all(name.endswith("_TIMNET_paper") for name in folders), folders
+    assert main(["--mode", "test", "--test_path", str(tmp_path / "M" / folders[0]), "--result_path", results]) == 0
+    printed = capsys.readouterr().out
+    assert "TIMNET on EMODB, 2-fold, seed 1, test, weights SELECTED ON THE TEST FOLD" in printed
+    assert "(--protocol paper): an optimistic figure" in printed
+    [tested] = [name for name in os.listdir(results) if name.endswith("_test_paper.json")]
+    with open(os.path.join(results, tested)) as f:
+        assert json.load(f)["title"].endswith(", test, weights SELECTED ON THE TEST FOLD")
+    assert main(["--mode", "report", "--result_path", results]) == 0
+    capsys.readouterr()
+    with open(os.path.join(results, "report.csv")) as f:
+        protocols = sorted(row["protocol"] for row in csv.DictReader(f))
+    assert protocols == ["paper", f"test of {folders[0]}, paper"], protocols
 
 
 @pytest.mark.parametrize("args, message", [

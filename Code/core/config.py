@@ -75,6 +75,13 @@ class RunConfig:
         return cls(**{**values, "hyper": Hyper(**values["hyper"])})
 
     @property
+    def selection_suffix(self) -> str:
+        """``_paper`` where each fold's weights are those of the epoch best on its test fold (``--protocol paper``):
+        the run folder's name and its re-tests' results files say so, as its own results files end in the
+        protocol. Their figures are optimistic wherever they go."""
+        return "_paper" if self.protocol == "paper" else ""
+
+    @property
     def variant_suffix(self) -> str:
         """What is appended to folder and file names of a run trained with the original's cumulative smoothing or
         in mixed precision."""

@@ -61,6 +61,9 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         retest: ``retest_label``'s entry (None for the authors' folders).
         parts: a run on several corpora: each one (data/corpus_set.Part), for the per-corpus figures.
     """
+    if config.protocol == "paper":  # a paper-protocol run's weights, or the authors' published ones
+        description += ("; each fold's weights are those of the epoch best on its test fold (--protocol paper): an "
+                        "optimistic figure")
     # every file checked before anything is written
     weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
                           config.data, config.mixed_precision)
@@ -78,4 +81,4 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
     record = results.run_record(config, spec.describe(config.hyper, trained=False), "test", records, weights_folder,
                                 "test", description, retest, parts)
     return results.write_run_results(record, result_path, time.strftime("%Y-%m-%d_%H-%M-%S"),
-                                     config.variant_suffix + file_suffix(retest))
+                                     config.selection_suffix + config.variant_suffix + file_suffix(retest))

@@ -143,7 +143,8 @@ def protocol_label(record: dict) -> str:
     """The protocol as the table shows it.
 
     A training run: its ``--protocol``. A re-test: the weights folder it re-tested, with ``OTHER SPLIT`` / ``OTHER
-    FEATURES`` and the record's ``retest["label"]`` when it did not use the run's own split or features. Either
+    FEATURES`` and the record's ``retest["label"]`` when it did not use the run's own split or features, and
+    ``, paper`` where those weights were selected on the test fold (a paper-protocol run, the authors'). Either
     followed by the label smoothing history when it is not the default per-fold smoothing, e.g.
     ``last_epoch, cumulative smoothing``. Fields missing from older records take their defaults.
     """
@@ -155,6 +156,8 @@ def protocol_label(record: dict) -> str:
             text = retest.get("label") or ""
             # the capitals always show, whether or not the record's own label already says it
             label += f" ({'; '.join([flag for flag in other if flag not in text] + ([text] if text else []))})"
+        if record["config"].get("protocol") == "paper":  # the weights re-tested were selected on the test fold
+            label += ", paper"
     else:
         label = record["protocol"]
     return _with_smoothing_history(label, record["config"])

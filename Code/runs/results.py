@@ -145,13 +145,19 @@ def library_versions() -> dict:
     return versions
 
 
+SELECTED_ON_TEST = "weights SELECTED ON THE TEST FOLD"  # --protocol paper's, a re-test of them too
+
+
 def run_title(config, mode: str, retest: dict | None = None) -> str:
     """``TIMNET on EMODB, 10-fold, seed 46, train`` with every qualifier a reader must not miss: synthetic data,
-    speaker-independent folds, the original's cumulative label smoothing, a re-test on another split or features."""
+    speaker-independent folds, weights selected on the test fold (a paper-protocol run, the authors' published
+    weights, and a re-test of either), the original's cumulative label smoothing, mixed precision, a re-test on
+    another split or features."""
     synthetic = "SYNTHETIC DATA - " if config.synthetic else ""
     folds = f"{config.split_fold}-fold" + {"speaker": " speaker-independent",
                                            "corpus": " leave-one-corpus-out"}.get(config.cv, "")
-    notes = ["CUMULATIVE label smoothing"] if getattr(config, "label_smoothing_history", "") == "cumulative" else []
+    notes = [SELECTED_ON_TEST] if getattr(config, "protocol", "") == "paper" else []
+    notes += ["CUMULATIVE label smoothing"] if getattr(config, "label_smoothing_history", "") == "cumulative" else []
     notes += [note for note in [precision.title_note(getattr(config, "mixed_precision", False))] if note]
     if retest and retest.get("label"):
         notes.append(retest["label"])

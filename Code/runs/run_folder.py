@@ -488,7 +488,8 @@ def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, 
     ``corpora``: a run on several corpora's (data/corpus_set.Part as dicts), kept as ``corpora``."""
     created = time.strftime("%Y-%m-%d_%H-%M-%S")
     config = RunConfig.from_dict({**asdict(config), "feature_path": os.path.abspath(config.feature_path)})
-    name = f"{config.data}_{config.random_seed}_{created}_{config.model}{config.variant_suffix}"
+    suffix = config.selection_suffix + config.variant_suffix  # "_paper", "_cumulative-smoothing", ...
+    name = f"{config.data}_{config.random_seed}_{created}_{config.model}{suffix}"
     path = os.path.abspath(_new_folder(parent, name))
     # a run made in the same second with the same seed (a grid's points) has its folder's suffix (_2, ...) in its
     # time too, which names its results files: they never share a name with another run's
