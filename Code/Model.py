@@ -14,25 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional
 
-from .core.config import Hyper
+from .core.config import RECIPES, Hyper, Recipe
 from .core.errors import UserError
 
 if TYPE_CHECKING:  # the networks (and TensorFlow) are imported when a model is built, not when the registry is read
     import keras
     import numpy as np
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A paper's training settings; each is a command-line default that a flag overrides."""
-
-    epochs: int
-    label_smoothing: float  # applied to a copy of the training labels only
-    lr: float = 0.001
-    beta1: float = 0.93
-    beta2: float = 0.98
-    epsilon: float = 1e-8  # the authors pass 1e-8; Keras 3's default is 1e-7
-    batch_size: int = 64
 
 
 def _timnet(hyper: Hyper) -> list[keras.layers.Layer]:
@@ -120,18 +107,15 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "TIMNET": ModelSpec("TIMNET", "Ye et al., TIM-Net, ICASSP 2023", _timnet,
-                        Recipe(epochs=500, label_smoothing=0.1),
+                        RECIPES["TIMNET"],
                         "paper",  # the published weights; its code selects on the last epoch since Aug 2023
                         parallel_chains=2),
     "GMTCN": ModelSpec("GMTCN", "Ye et al., GM-TCNet, Speech Communication 145, 2022", _gmtcn,
-                       Recipe(epochs=300, label_smoothing=0.0),
+                       RECIPES["GMTCN"],
                        "paper", parallel_chains=2,  # the original always selected the epoch on the test fold
                        operations_span_cores=True),
-    # The paper's optimiser, epochs and batch size were not available to us: fine-tuning settings of our choice
-    # (docs/dcnn_blstmwa.md).
     "DCNN_BLSTMwA": ModelSpec("DCNN_BLSTMwA", "Zhang et al., DCNN-BLSTMwA, Frontiers in Physiology 12:643202, 2021",
-                              _dcnn, Recipe(epochs=50, label_smoothing=0.0, lr=1e-4, beta1=0.9, beta2=0.999,
-                                            epsilon=1e-7, batch_size=32),
+                              _dcnn, RECIPES["DCNN_BLSTMwA"],
                               None,  # no code or weights published; how the paper chose its epoch is not known
                               features="logmel3", variant=_dcnn_variant),
 }

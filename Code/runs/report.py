@@ -34,10 +34,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..core.atomic_file import atomic_write, one_commit
+from ..core.config import default_settings
 from ..core.errors import UserError
 from ..core.figures import plain_text
 from ..core.flags import report_columns
 from ..core.paths import shown
+from ..data.corpora import CORPORA
 from ..data.features import FEATURE_KINDS
 from . import results, significance
 from .results_records import load_records
@@ -126,11 +128,13 @@ def full_corpus(record: dict) -> bool:
 
 def published(record: dict) -> tuple:
     """(UAR %, WAR %) published for the experiment ``record`` repeats; (None, None) unless it is a training run on
-    real data with the same model and protocol, on the full corpus (``full_corpus``) and with the papers' folds:
-    shuffled KFold with ``PUBLISHED_FOLDS`` folds, or for "speaker" one fold per speaker (``PUBLISHED_SPEAKER``).
+    real data with the same model and protocol, on the full corpus (``full_corpus``), with the papers' folds:
+    shuffled KFold with ``PUBLISHED_FOLDS`` folds, or for "speaker" one fold per speaker (``PUBLISHED_SPEAKER``),
+    and every setting at the model's default (its recipe: the epochs, the network, float32 ...; ``_changed``).
     The smoothing history does not matter: the code behind the ICASSP table smoothed cumulatively."""
     config = record["config"]
-    if record.get("mode", "train") != "train" or record.get("synthetic") or not full_corpus(record):
+    if (record.get("mode", "train") != "train" or record.get("synthetic") or not full_corpus(record)
+            or _changed(record["model"], config["data"], run_settings(record))):  # bf16, 8 filters, 2 epochs ...
         return None, None
     key = (record["model"], config["data"], record["protocol"])
     if config.get("cv", "kfold") == "kfold":
@@ -255,7 +259,7 @@ def merge_notices(records: list[dict]) -> list[str]:
     """One line per sample that several records gave: which records were merged, and whether their per-fold
     results are identical (else the largest per-fold UAR difference, and which record the report used); and one
     per row and seed whose records ran on other feature content under one file name, which are kept apart."""
-    varying = _varying_settings(group_runs(records))
+    varying = _shown_settings([(key.model, key.data, key.settings) for key, _ in group_runs(records)])
     notices, contents = [], defaultdict(int)
     for (key, seed, _), same in _samples(records).items():
         contents[(key, seed)] += 1
@@ -280,13 +284,35 @@ def merge_notices(records: list[dict]) -> list[str]:
     return notices
 
 
-def _varying_settings(groups: list[tuple[GroupKey, list[dict]]]) -> set[str]:
-    """Names of the settings whose value differs between rows."""
+def _defaults(model: str, data: str) -> dict:
+    """The settings a run of ``model`` on ``data`` has where no flag changes them (core/config.default_settings),
+    TIM-Net's block count its corpus' (left out for a corpus not known here: its count follows its length)."""
+    values = default_settings(model)
+    if data in CORPORA:
+        values["dilation_size"] = CORPORA[data].tab_count
+    else:
+        del values["dilation_size"]
+    return values
+
+
+def _changed(model: str, data: str, settings: tuple) -> set[str]:
+    """Names of ``settings`` ((name, value), ...) at another value than ``model``'s default on ``data``; a setting a
+    record lacks (None) is not."""
+    defaults = _defaults(model, data)
+    return {name for name, value in settings if name in defaults and value is not None and value != defaults[name]}
+
+
+def _shown_settings(rows: list[tuple[str, str, tuple]]) -> set[str]:
+    """Names of the settings the rows ((model, corpus, settings), ...) must show: those whose value differs between
+    rows, and those a row holds at another value than its model's default (a report of one bf16 run said nothing
+    of it); the epochs only where they differ between rows, since they have a column of their own."""
     seen = defaultdict(set)
-    for key, _ in groups:
-        for name, value in key.settings:
+    changed = set()
+    for model, data, settings in rows:
+        for name, value in settings:
             seen[name].add(repr(value))
-    return {name for name, values in seen.items() if len(values) > 1}
+        changed |= _changed(model, data, settings) - {"epochs"}
+    return changed | {name for name, values in seen.items() if len(values) > 1}
 
 
 def _settings_text(key: GroupKey, varying: set[str]) -> str:
@@ -335,7 +361,7 @@ def build_table(records: list[dict]) -> pd.DataFrame:
     (each corpus' pooled UAR / WAR) when some row trained on several corpora (--data A+B).
     """
     groups = group_runs(records)
-    varying = _varying_settings(groups)
+    varying = _shown_settings([(key.model, key.data, key.settings) for key, _ in groups])
     rows = []
     for key, runs in groups:
         # shown only when every run of the row repeats the same published experiment
@@ -400,7 +426,7 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
     # "<corpus> (map <file>)" column can hold two (a test by class names has no map)
     shown_as = {(column, mapping): column if len(maps[column]) == 1 else
                 f"{column[:-1]} {hashlib.sha256(mapping.encode()).hexdigest()[:6]})" for column, mapping in tested}
-    varying = _varying_settings([(key, None) for key in keys])
+    varying = _shown_settings([(key.model, key.train, key.settings) for key in keys])
     rows = []
     for key in keys:
         row = {"model": key.model, "trained on": key.train, "features": key.features, "protocol": key.protocol}
@@ -453,7 +479,7 @@ def build_comparisons(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     checks the seeds and every fold's test rows). Training runs only: a re-test repeats a run's predictions, and
     a test of it against that run would test nothing."""
     groups = group_runs([r for r in records if r.get("mode", "train") == "train"])
-    varying = _varying_settings(groups)
+    varying = _shown_settings([(key.model, key.data, key.settings) for key, _ in groups])
     same_data = defaultdict(list)
     for key, runs in groups:
         same_data[(key.data, key.features, key.cv, key.folds, key.synthetic)].append((key, runs))
@@ -478,7 +504,7 @@ def plot_uar_ci(records: list[dict], path: str) -> None:
     """One panel per corpus: each row's mean per-fold UAR with its 95 % interval as error bars (none for a row
     with a single fold value), rendered with the Agg canvas and written atomically to ``path``."""
     groups = group_runs(records)
-    varying = _varying_settings(groups)
+    varying = _shown_settings([(key.model, key.data, key.settings) for key, _ in groups])
     panels = defaultdict(list)
     for key, runs in groups:
         label = f"{_row_label(key, varying)} [{key.features}, {key.cv} {key.folds}-fold]"
@@ -537,8 +563,9 @@ def write_report(result_path: str) -> dict:
             "2023; GM-TCNet: Ye et al., Speech Communication 2022; DCNN-BLSTMwA: Zhang et al. 2021, "
             "speaker-independent) appear only beside training runs that repeat the papers' experiment: the same "
             f"protocol, {PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. "
-            "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances; `paper` selects on the "
-            "test fold. Formulae, merging and sources: docs/statistics.md in the repository.")
+            "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances, every setting at the "
+            "model's default (`settings` names those that are not); `paper` selects on the test fold. Formulae, "
+            "merging and sources: docs/statistics.md in the repository.")
     if records and table[["UAR % 95% CI", "WAR % 95% CI"]].map(lambda cell: cell.endswith("*")).any(axis=None):
         note += f" `*`: the {significance.CLIPPED_METHOD}."
     paired_note = (f"Rows on the same corpus, feature file and folds, over the seeds they share. "
