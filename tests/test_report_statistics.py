@@ -469,6 +469,9 @@ def test_a_lone_row_names_every_setting_that_is_not_its_models_default():
     iemocap = _emodb(rows=5531, feature_path="/u/MFCC/IEMOCAP.npy", config={"data": "IEMOCAP", "hyper": {
         "dilation_size": 10}})
     assert "settings" not in report.build_table([iemocap]).columns
+    # float16 is recorded as true (what run.json held before the flag took a word): named as the flag names it
+    assert report.build_table([_emodb(config={"mixed_precision": True})])["settings"].tolist() == [
+        "mixed_precision=float16"]
 
 
 @pytest.mark.parametrize("record, shown", [

@@ -37,6 +37,12 @@ def loss_scaled(value) -> bool:
     return value is FLOAT16
 
 
+def flag_word(value) -> str:
+    """The word ``--mixed_precision`` takes for the setting ``value`` (``float16`` for True), as a report names it;
+    ``false`` for float32."""
+    return "float16" if value is FLOAT16 else "bf16" if value == BF16 else "false"
+
+
 def title_note(value) -> str:
     """What a run's title says of the setting: "" for float32, else e.g. ``MIXED PRECISION bfloat16``."""
     return f"MIXED PRECISION {_NAMES[value]}" if value else ""

@@ -33,6 +33,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..core import precision
 from ..core.atomic_file import atomic_write, one_commit
 from ..core.config import default_settings
 from ..core.errors import UserError
@@ -316,7 +317,8 @@ def _shown_settings(rows: list[tuple[str, str, tuple]]) -> set[str]:
 
 
 def _settings_text(key: GroupKey, varying: set[str]) -> str:
-    return ", ".join(f"{name}={value}" for name, value in key.settings if name in varying)
+    return ", ".join(f"{name}={precision.flag_word(value) if name == 'mixed_precision' else value}"
+                     for name, value in key.settings if name in varying)
 
 
 def _model_label(key: GroupKey) -> str:
