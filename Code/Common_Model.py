@@ -44,8 +44,8 @@ def configure_tensorflow(spec: ModelSpec) -> None:
     (its fused gated unit, between them, shards its rows); a CNN such as DCNN-BLSTMwA's backbone, one chain of large
     operations, on all cores. docs/speed.md has the measurements behind these choices.
 
-    Grappler, TensorFlow's graph optimiser, is switched off: it spent 1.2 s on TIM-Net's training step
-    before the first fold and made no step faster (TIM-Net, GM-TCNet and DCNN-BLSTMwA measured); and with it
+    Grappler, TensorFlow's graph optimiser, is switched off: it spent over a second on TIM-Net's training step
+    before the first fold and made no step faster (TIM-Net, GM-TCNet and DCNN-BLSTMwA; docs/speed.md); and with it
     on, two runs of one seed differed in their BatchNorm moving means (last bits, whatever the threads and op
     determinism: bench/repeatability.py, docs/training.md#repeatability).
     """

@@ -3,7 +3,9 @@
 ``MODELS`` maps the name typed after ``--model`` to a ``ModelSpec``. Everything the engine
 (``Common_Model.py``) needs from a model is here: how to build it from the hyper-parameters,
 the recipe that sets the command line's defaults, and the order in which its weights map to
-the authors' legacy ``.hdf5`` files. Adding a model means a network file and one entry here.
+the authors' legacy ``.hdf5`` files. Adding a model means a network file, one entry here, its recipe in
+``core/config.RECIPES`` and its name in ``core/flags.MODEL_NAMES`` (the flag's choices, checked against this
+registry by tests/test_flags_table.py).
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ def inference_function(model: keras.Model, fused: bool) -> Callable[..., np.ndar
     With ``fused``, TIM-Net's blocks and GM-TCNet's units run in the fused ops where setup.sh built them (as a run
     that trained with them evaluates its folds: ``RunConfig.fused_kernels``). The function is traced at its first
     call and reads the model's variables, so another fold's weights assigned to them later need no new trace;
-    eagerly, each call would pay Keras' layers in Python again, some 0.1 s.
+    eagerly, each call would pay Keras' layers in Python again.
     """
     import numpy as np
     import tensorflow as tf

@@ -61,7 +61,7 @@ def train_toy_run(spec, config, x, y, model_path, result_path, speakers=None) ->
     from timnet_ser.engine.cross_validation import cross_validate, start_run
     info = TrainingData(signal_length=(x.shape[1] - 1) * 512, features=spec.features, input_shape=x.shape[1:],
                         size=0, sha256=features_digest(x, y), files=None)
-    run = start_run(config, info, x, y, speakers, model_path, result_path)
+    run = start_run(config, info, x, speakers, model_path, result_path)
     return cross_validate(spec, [run], x, y)[0]
 
 

@@ -154,6 +154,9 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         # the authors' EMODB weights "cross-corpus" on EMODB itself: WAR 96 %, labelled CROSS-CORPUS
         (lambda: emodb46.evaluate(os.path.join(shared, "reference", "EMODB_2s.npy"), data="EMODB"),
          r"EMODB, the corpus the weights in .* were trained on; a cross-corpus test needs another corpus"),
+        # the API's argument named, not the flag (it said "--data 'emodb' is not a known corpus")
+        (lambda: emodb46.evaluate(os.path.join(shared, "reference", "EMODB_2s.npy"), data="emodb"),
+         r"^data='emodb' is not a known corpus \(.*\) \(did you mean EMODB\?\)$"),
         (lambda: emodb46.evaluate((x, y, classes), data="emodb"),  # the arrays with the name: accepted before
          r"^features: emodb, the corpus the weights in .* were trained on; a cross-corpus test needs another"),
         (lambda: emodb46.evaluate(x), r"^features: got ndarray; give the other corpus' feature file"),

@@ -339,7 +339,7 @@ def test_the_api_names_its_arguments(tmp_path):
     folder = weights_folder(str(tmp_path), "TIMNET", 7)
     with pytest.raises(UserError, match=r"^data='X' is not a known corpus"):
         load_run(folder, data="X")
-    with pytest.raises(UserError, match=r"^hyper=\{'dilation_size': 8\}: give a Model.Hyper"):  # a TypeError before
+    with pytest.raises(UserError, match=r"^hyper=\{'dilation_size': 8\}: give a timnet_ser.core.config.Hyper"):  # a TypeError before
         load_run(folder, data="EMODB", hyper={"dilation_size": 8})
 
 

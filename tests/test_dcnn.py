@@ -399,7 +399,7 @@ def test_train_retest_predict_report(tmp_path, capsys):
 
 def record(cv, folds, protocol="last_epoch", data="EMODB", feature_path=None, uar=0.5, seed=1):
     """A training record on the corpus' default feature file with its full number of rows (two folds shown)."""
-    rows = report.CORPUS_ROWS[data]
+    rows = CORPORA[data].utterances
     return {"model": "DCNN_BLSTMwA", "variant": "mobilenetv2 alpha 1, ImageNet init", "protocol": protocol,
             "mode": "train", "synthetic": False, "weights_folder": "M/x",
             "config": {"data": data, "cv": cv, "split_fold": folds, "random_seed": seed, "epochs": 50,

@@ -49,7 +49,7 @@ def config(**changes):
 
 def train(conf, x, y, root, files=None):
     """A run folder with every fold trained (no results files: not needed here)."""
-    run = start_run(conf, info(x, y, files), x, y, None, str(root / "Models"), str(root / "Results"))
+    run = start_run(conf, info(x, y, files), x, None, str(root / "Models"), str(root / "Results"))
     trainer = build_trainer(MODELS["TIMNET"], conf, x.shape[1:], y.shape[1])
     for fold in range(run.k):
         train_and_save_fold(MODELS["TIMNET"], run, trainer, x, y, fold)
@@ -114,7 +114,7 @@ def test_other_classes_get_a_new_head_drawn_from_the_fold_seed(source):
 
 def refused(conf, x, y, root, files=None):
     with pytest.raises(UserError) as error:
-        start_run(conf, info(x, y, files), x, y, None, str(root / "Models"), str(root / "Results"))
+        start_run(conf, info(x, y, files), x, None, str(root / "Models"), str(root / "Results"))
     assert "\n" not in str(error.value) and not glob.glob(str(root / "Models" / "*"))  # nothing written
     return str(error.value)
 

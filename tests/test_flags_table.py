@@ -175,7 +175,8 @@ def test_check_against_run_refuses_a_contradicting_flag_and_fills_the_others():
 
 def test_the_grid_keys_and_the_report_columns_are_table_rows():
     assert grid_file.GRID_KEYS == flags.GRID_KEYS
-    assert all(key in flags.BY_NAME and flags.BY_NAME[key].is_grid_key for key in grid_file.GRID_KEYS)
+    assert all(key in flags.BY_NAME and (flags.BY_NAME[key].run or flags.BY_NAME[key].grid)
+               for key in grid_file.GRID_KEYS)
     assert {f.name for f in flags.RUN_FLAGS} <= set(flags.GRID_KEYS)
     recorded = {f.run.removeprefix("hyper."): f for f in flags.RUN_FLAGS}
     for column in (*report.NETWORK_SETTINGS, *report.TRAINING_SETTINGS):

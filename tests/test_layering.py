@@ -39,7 +39,10 @@ def imports_of(source: str, module: str, is_package: bool) -> set[str]:
     package = module.split(".") if is_package else module.split(".")[:-1]
     found = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom):
+        if isinstance(node, ast.Import):  # `import timnet_ser.engine.protocol`: the module named
+            found |= {".".join(alias.name.split(".")[1:]) for alias in node.names
+                      if alias.name.split(".")[0] == "timnet_ser"}
+        elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[:len(package) - node.level + 1]
             elif (node.module or "").split(".")[0] == "timnet_ser":
@@ -129,6 +132,8 @@ def test_the_check_catches_an_upward_import_and_a_cycle():
     assert cycle(planted)[0] == cycle(planted)[-1]
     assert imports_of("from ..engine import protocol\n", "core.errors", False) == {"engine.protocol"}
     assert imports_of("def f():\n    from ..cli.settings import parse\n", "data.x", False) == {"cli.settings"}
+    assert imports_of("import timnet_ser.engine.protocol\n", "core.errors", False) == {"engine.protocol"}
+    assert imports_of("import timnet_ser.engine\n", "core.errors", False) == {"engine"}
 
 
 @pytest.mark.parametrize("module, forbidden", [("core", "tensorflow"), ("data", "tensorflow"), ("cli", "keras")])

@@ -159,7 +159,7 @@ def _run_folder_with(tmp_path, mixed) -> str:
     config = RunConfig(model="TIMNET", data="TOY", classes=list("abc"), feature_path="toy.npy", split_fold=2)
     info = TrainingData(signal_length=15 * 512, features="mfcc", input_shape=x.shape[1:], size=0,
                         sha256=features_digest(x, y), files=None)
-    folder = start_run(config, info, x, y, None, str(tmp_path / "M"), str(tmp_path / "R")).path
+    folder = start_run(config, info, x, None, str(tmp_path / "M"), str(tmp_path / "R")).path
     path = os.path.join(folder, "run.json")
     with open(path) as f:
         description = json.load(f)

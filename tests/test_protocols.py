@@ -113,3 +113,11 @@ def test_only_timnets_last_epoch_names_timnets_code():
     for model, note in (("TIMNET", True), ("GMTCN", False), ("DCNN_BLSTMwA", False)):
         config = RunConfig(model=model, data="TOY", classes=list("abc"), feature_path="-")
         assert ("TIM-Net's code since Aug 2023" in protocol_description(config)) is note
+
+
+def test_every_protocol_the_flag_takes_has_its_description_and_no_other():
+    """The names live in core/config.PROTOCOL_NAMES (the flag's choices); the engine describes each of them."""
+    from timnet_ser.core.config import PROTOCOL_NAMES
+    from timnet_ser.core.flags import BY_NAME
+    from timnet_ser.engine.protocol import PROTOCOLS
+    assert BY_NAME["protocol"].choices == PROTOCOL_NAMES and set(PROTOCOLS) == set(PROTOCOL_NAMES)

@@ -483,6 +483,7 @@ def test_a_lone_row_names_every_setting_that_is_not_its_models_default():
     (_emodb(config={"hyper": {"filter_size": 8}}), False),
     (_emodb(config={"hyper": {"normalize": "corpus"}}), False),
     (_emodb(config={"lr": 0.01}), False),
+    (_emodb(config={"hyper": {"backbone_weights": "none"}}), False),  # DCNN-BLSTMwA from random weights
     (_emodb(config={"hyper": {"filter_size": 39, "dilation_size": 8, "dropout": 0.1}, "lr": 0.001}), True),
     (_emodb(config={"label_smoothing_history": "cumulative"}), True),
     (_emodb(folds=5, config={"epochs": 3}), False),  # the 5-fold, 3-epoch run

@@ -36,7 +36,6 @@ PATH_KEYS = ("feature_path", "label_map", "model_path", "result_path", "init_fro
 NOT_PATHS = {"backbone_weights": ("imagenet", "none")}
 # Flags of the grid command itself, never handed to its runs.
 GRID_ONLY = {"mode", "grid", "address", "gpus_per_task", "workers", "gpu"}
-# Measured on our 2-core machine (docs/grid.md): one worker of two threads trained a grid of TIM-Net and GM-TCNet
 
 
 def read_grid(path: str) -> dict:

@@ -1,8 +1,9 @@
 """Command line of the TIM-Net / GM-TCNet / DCNN-BLSTMwA reference implementation: dispatch one mode.
 
-The flags, their defaults and checks live in settings.py; a run folder (``Models/<run>``) is created and opened
-through run_folder.py, which every mode that uses one goes through. Bad input ends with one line
-``error: <file or flag>: <what is wrong>`` and exit status 2; Ctrl-C says what was kept and how to go on.
+The flags and their defaults live in core/flags.py's table, read and checked by settings.py; a run folder
+(``Models/<run>``) is created and opened through run_folder.py, which every mode that uses one goes through. Bad
+input ends with one line ``error: <file or flag>: <what is wrong>`` and exit status 2; Ctrl-C says what was kept
+and how to go on.
 """
 
 from __future__ import annotations
@@ -274,8 +275,8 @@ def run_train(args: Settings) -> list[dict]:
     spec, x = MODELS[args.model], network_inputs(args, features)  # start_run keeps the raw rows' statistics
 
     def new_run(seed: int) -> RunFolder:
-        return start_run(run_config(args, features.corpus, seed)[1], features.info, features.x, features.y,
-                         features.speakers, args.model_path, args.result_path, features.parts)
+        return start_run(run_config(args, features.corpus, seed)[1], features.info, features.x, features.speakers,
+                         args.model_path, args.result_path, features.parts)
     if args.training == "stacked":  # the folds of every seed in one stack (or stacks of --stack_members)
         return cross_validate(spec, [new_run(seed) for seed in args.seeds], x, features.y, stacked=True,
                               max_members=args.stack_members)
@@ -607,8 +608,8 @@ def process_main() -> int:
     SIGTERM, the stop of a job scheduler (Slurm before its SIGKILL, Kubernetes, ``kill``), ends it as Ctrl-C does:
     the finished folds kept, the command that continues printed, exit status 143 (128 + SIGTERM) instead of 130;
     without the handler it ended at once, printing nothing. Before the interpreter ends, every object leaves the
-    cyclic collector's sight: its collections at exit would walk TensorFlow's whole object graph, some 1.2 s, to
-    free memory the ending process gives back anyway (docs/speed.md). Every file is written and closed by then.
+    cyclic collector's sight: its collections at exit would walk TensorFlow's whole object graph (docs/speed.md has
+    the time) to free memory the ending process gives back anyway. Every file is written and closed by then.
     """
     signal.signal(signal.SIGTERM, _terminated)
     code = main()

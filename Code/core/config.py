@@ -65,7 +65,8 @@ def default_settings(model: str) -> dict:
     return {**values, **({f.name: getattr(RECIPES[model], f.name) for f in fields(Recipe)} if model in RECIPES else {})}
 
 
-LABEL_SMOOTHING_HISTORIES = ("per_fold", "cumulative")
+PROTOCOL_NAMES = ("last_epoch", "paper", "inner_val")  # --protocol: what chooses a fold's weights (engine/protocol)
+LABEL_SMOOTHING_HISTORIES = ("per_fold", "cumulative")  # --label_smoothing_history
 
 
 @dataclass

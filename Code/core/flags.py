@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import json_fields, paths, precision
-from .config import MAX_DILATION_SIZE, MAX_STACKS, MAX_WIDTH
+from .config import LABEL_SMOOTHING_HISTORIES, MAX_DILATION_SIZE, MAX_STACKS, MAX_WIDTH, PROTOCOL_NAMES
 
 MODES = ("train", "test", "extract", "predict", "export", "grid", "report", "download", "demo")
 EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
@@ -47,10 +47,6 @@ class Flag:
     trained: bool = False  # a recorded setting of how weights train, not of what they compute (epochs, lr, ...)
     models: tuple = ()  # the only models whose network reads it (typed with another, it is refused); () for all
     protocols: tuple = ()  # the only protocols that read it, likewise
-
-    @property
-    def is_grid_key(self) -> bool:
-        return bool(self.run) or self.grid
 
 
 def _shown_g(value) -> str:
@@ -125,7 +121,7 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("protocol", str, "last_epoch",
           "model selection: last_epoch (default), inner_val (best epoch on a validation split of the training "
           "fold) or paper (best epoch on the TEST fold, as the published numbers)",
-          choices=("last_epoch", "paper", "inner_val"), run="protocol", trained=True),
+          choices=PROTOCOL_NAMES, run="protocol", trained=True),
         row("val_fraction", float, 0.1, "inner_val: share of each training fold used for validation",
           check="fraction", run="val_fraction", trained=True, report=True, protocols=("inner_val",)),
         row("resume", str, None, "train: the folder of an interrupted run to continue (its own settings)",
@@ -146,7 +142,7 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("label_smoothing_history", str, "per_fold",
           "per_fold (default): each fold smooths a copy of its training labels; cumulative: the labels are "
           "smoothed in place fold after fold, as the code behind the ICASSP table and the published weights did "
-          "(fold k trains on labels smoothed up to k times)", choices=("per_fold", "cumulative"),
+          "(fold k trains on labels smoothed up to k times)", choices=LABEL_SMOOTHING_HISTORIES,
           run="label_smoothing_history", trained=True),
         row("training", str, "sequential",
           "sequential (default): one fold after the other, each saved when trained (the reference path); "
@@ -155,8 +151,8 @@ FLAGS: tuple[Flag, ...] = tuple([
           modes=TRAINING_MODES),
         row("stack_members", int, None,
           "--training stacked: at most this many folds (of all --seeds) in one stack; the rest follow in further "
-          "stacks of that size (default: all in one; the batched layout needs ~1.1 GB per member at IEMOCAP's "
-          "shape)", modes=TRAINING_MODES),
+          "stacks of that size (default: all in one; docs/speed.md has the memory a member needs)",
+          modes=TRAINING_MODES),
         row("balance", bool, False,
           "oversample every class of each training fold to the size of the largest (off by default)",
           run="balance", trained=True, report=True),

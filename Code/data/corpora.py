@@ -92,18 +92,18 @@ class Corpus:
         classes: labels in one-hot column order.
         signal_length: samples at 22 050 Hz each utterance is centred to.
         tab_count: TIM-Net's number of temporal-aware blocks for this corpus.
-        published_seed: the ``--random_seed`` of the authors' published weights.
         parse_name: file path -> (label or None, speaker or None) from the corpus' own naming.
         synthetic: True for the generated demo corpus; every output says so.
+        utterances: the full corpus' utterance count (None where not known): what tells it from a subset of it.
     """
 
     key: str
     classes: tuple[str, ...]
     signal_length: int
     tab_count: int
-    published_seed: int
     parse_name: Callable[[str], LabelSpeaker] = field(repr=False, compare=False)
     synthetic: bool = False
+    utterances: Optional[int] = None
 
     @property
     def num_classes(self) -> int:
@@ -120,15 +120,18 @@ def _no_name_parser(path: str) -> LabelSpeaker:
 
 
 CORPORA: dict[str, Corpus] = {c.key: c for c in (
-    Corpus("CASIA", ("angry", "fear", "happy", "neutral", "sad", "surprise"), 88000, 8, 32, _casia),
-    Corpus("EMODB", ("angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"), 96000, 8, 46, _emodb),
-    Corpus("EMOVO", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"), 96000, 8, 1, _emovo),
-    Corpus("IEMOCAP", ("angry", "happy", "neutral", "sad"), 310000, 10, 16, _iemocap),
-    Corpus("RAVDE", ("angry", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise"), 110000, 8, 46,
-           _ravdess),
-    Corpus("SAVEE", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"), 130000, 8, 44, _savee),
+    Corpus("CASIA", ("angry", "fear", "happy", "neutral", "sad", "surprise"), 88000, 8, _casia, utterances=1200),
+    Corpus("EMODB", ("angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"), 96000, 8, _emodb,
+           utterances=535),
+    Corpus("EMOVO", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"), 96000, 8, _emovo,
+           utterances=588),
+    Corpus("IEMOCAP", ("angry", "happy", "neutral", "sad"), 310000, 10, _iemocap, utterances=5531),
+    Corpus("RAVDE", ("angry", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise"), 110000, 8,
+           _ravdess, utterances=1440),
+    Corpus("SAVEE", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"), 130000, 8, _savee,
+           utterances=480),
     # The embedded default: generated harmonic "speech" (synthetic_corpus.py), 1.5 s per utterance.
-    Corpus("SYNTH", ("angry", "happy", "neutral", "sad"), 33075, 6, 46, _no_name_parser, synthetic=True),
+    Corpus("SYNTH", ("angry", "happy", "neutral", "sad"), 33075, 6, _no_name_parser, synthetic=True),
 )}
 
 
@@ -139,8 +142,7 @@ def custom_corpus(key: str, classes, signal_length: int) -> Corpus:
     as the authors chose for IEMOCAP.
     """
     frames = 1 + int(signal_length) // 512
-    return Corpus(key, tuple(str(c) for c in classes), int(signal_length), 8 if frames <= 511 else 10, 46,
-                  _no_name_parser)
+    return Corpus(key, tuple(str(c) for c in classes), int(signal_length), 8 if frames <= 511 else 10, _no_name_parser)
 
 
 def named_recordings(key: str, files) -> list[str]:

@@ -45,8 +45,8 @@ class Progress:
 
 
 def _one_thread_each() -> None:
-    """In a worker: one BLAS thread, so that n workers on n cores do not fight over them (measured: 2 workers
-    with the default 2 threads each ran at half the speed of one process; with one thread each, 2.8x faster)."""
+    """In a worker: one BLAS thread, so that n workers on n cores do not fight over them (with the default, a
+    thread per core in every worker, parallel extraction ran slower than one process)."""
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)
 

@@ -92,15 +92,15 @@ def recorded_feature_path(data: str, kind: str, path: Optional[str] = None) -> s
 
 
 def load_data(data: str, kind: str, path: Optional[str] = None, model: Optional[str] = None,
-              speakers_needed: bool = False, label_map: Union[str, dict, None] = None) -> Features:
+              speakers_needed: bool = False, label_map: Union[str, dict, None] = None, api: bool = False) -> Features:
     """The features of ``data``: for one corpus, its feature file (``path``, else its default); for several
     (``A+B``), each one's, pooled over their common classes (by name, or by ``label_map``: a file, or a run's
     recorded {corpus: {class: common class or None}}), with ``parts`` saying which rows are whose."""
     keys = corpus_keys(data)
     if len(keys) == 1:
-        return load_corpus(data, kind, path, model, speakers_needed)
+        return load_corpus(data, kind, path, model, speakers_needed, api)
     paths = feature_paths(data, kind, path)
-    loaded = [load_corpus(key, kind, p, model, speakers_needed) for key, p in zip(keys, paths)]
+    loaded = [load_corpus(key, kind, p, model, speakers_needed, api) for key, p in zip(keys, paths)]
     sources = [Source(key, p, f.x, f.y, list(f.corpus.classes), f.speakers, f.info.files, f.info.signal_length,
                       f.info.size, f.info.sha256) for key, p, f in zip(keys, paths, loaded)]
     pooled = pool(sources, label_map, data)
@@ -114,16 +114,16 @@ def load_data(data: str, kind: str, path: Optional[str] = None, model: Optional[
 
 
 def load_corpus(data: str, kind: str, path: Optional[str] = None, model: Optional[str] = None,
-                speakers_needed: bool = False) -> Features:
+                speakers_needed: bool = False, api: bool = False) -> Features:
     """The feature file of corpus ``data`` (``path``, else its default), every check done: known corpus or own
     labels, ``kind`` features (``model``: who reads them, for the message), a speaker per row if needed."""
-    check_corpus_key(data)
+    check_corpus_key(data, api)
     path = feature_path(data, kind, path)
     if data not in corpora.CORPORA and not os.path.exists(path):  # a folder: load_features says so
-        raise _unknown(data, path, False, f"; for a dataset of your own run --mode extract --data {data} --wav_path "
-                                          "<folder or manifest.csv> first")
+        raise _unknown(data, path, api, f"; for a dataset of your own run --mode extract --data {data} --wav_path "
+                                        "<folder or manifest.csv> first")
     stored = load_features(path, data_key=data)
-    corpus = corpus_of(data, stored, path)
+    corpus = corpus_of(data, stored, path, api)
     x, y = validate_features(stored, path, corpus, kind, model)
     speakers = [str(s) for s in stored["speakers"]] if "speakers" in stored else None
     if speakers_needed and (speakers is None or len(speakers) != len(x) or "" in speakers):

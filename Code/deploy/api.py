@@ -464,14 +464,14 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         data: for a folder without ``run.json``: the corpus key (CASIA, EMODB, ...; a dataset of your own needs its
             feature file for its labels and length). Refused when it contradicts the run's.
         model: for a folder without ``run.json``: TIMNET (default), GMTCN or DCNN_BLSTMwA.
-        hyper: for a folder without ``run.json``: the network's ``Model.Hyper`` if not the paper's.
+        hyper: for a folder without ``run.json``: the network's ``timnet_ser.core.config.Hyper`` if not the paper's.
         feature_path: for a dataset of your own without ``run.json``: its feature file (default MFCC/<data>.npy).
     """
     if not isinstance(folder, (str, os.PathLike)):  # a TypeError from genericpath before
         raise UserError(f"folder={folder!r}: give the path of a run folder or of a folder of fold weights")
     folder = os.fspath(folder)
     start_tensorflow()
-    from ..core import config
+    from ..core.config import Hyper
     from ..Model import MODELS
     run = run_folder.open_run(folder, "folder")
     if run is not None:
@@ -493,10 +493,9 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         raise UserError(f"{named('model', model, api=True)}: choose one of {', '.join(MODELS)}"
                         f"{did_you_mean(model, MODELS)}")
     corpus = corpus_for_weights(data, spec.features, feature_path, api=True)
-    from ..core.config import Hyper
     if hyper is not None and not isinstance(hyper, Hyper):
-        raise UserError(f"{named('hyper', hyper, api=True)}: give a Model.Hyper (Hyper(dilation_size=8), ...), or "
-                        "leave it out for the paper's")
+        raise UserError(f"{named('hyper', hyper, api=True)}: give a timnet_ser.core.config.Hyper "
+                        "(Hyper(dilation_size=8), ...), or leave it out for the paper's")
     hyper = hyper or Hyper(dilation_size=corpus.tab_count)
     return Run(os.path.abspath(folder), spec, hyper, data, list(corpus.classes), corpus.signal_length,
                run_folder.fold_weight_files(folder, "folder"), None)

@@ -12,7 +12,6 @@ it among the within-corpus rows (runs/report.py has its own table for it). ``--m
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass
 from typing import Optional, Union
 
@@ -56,7 +55,7 @@ def load_test_corpus(data: str, kind: str, path: Optional[str], api: bool = Fals
             raise UserError("data: name the other corpus (or give its feature file)" if api else
                             "--data: name the other corpus (--data KEY --feature_path FILE)")
         data = os.path.splitext(os.path.basename(path))[0]
-    return load_data(data, kind, path)
+    return load_data(data, kind, path, api=api)
 
 
 def prepare(classes: list, train: str, input_shape: tuple, x: np.ndarray, y: np.ndarray, their_classes: list,
@@ -130,7 +129,7 @@ def write_results(record: dict, result_path: str) -> dict:
     cross, config = record["cross_corpus"], record["config"]
     seed = "" if config.get("random_seed") is None else f"_{config['random_seed']}"
     stem = (f"{file_label(cross['train_corpus'], cross['test_corpus'])}_{record['summary']['war_pooled'] * 100:.2f}"
-            f"{seed}_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{record['model']}")
+            f"{seed}_{results.time_stamp()}_{record['model']}")
     paths = results.write_results(result_path, stem, record, config["classes"])
     for kind, path in paths.items():
         print(f"wrote {kind}: {shown(path)}")

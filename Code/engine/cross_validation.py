@@ -39,8 +39,8 @@ def planned_folds(config: RunConfig, data: TrainingData, x: np.ndarray, speakers
     return test_rows, (fine_tune.plan(config, data, x, test_rows) if config.init_from else None)
 
 
-def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, y: np.ndarray, speakers, model_path: str,
-              result_path: str, parts: list = ()) -> RunFolder:
+def start_run(config: RunConfig, data: TrainingData, x: np.ndarray, speakers, model_path: str, result_path: str,
+              parts: list = ()) -> RunFolder:
     """A new run folder for ``config``: its folds drawn (``planned_folds``), its results folder proven writable,
     nothing trained."""
     test_rows, init_from = planned_folds(config, data, x, speakers, parts)

@@ -10,7 +10,6 @@ re-test on the run's own split. The authors' folders have no record: their split
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
@@ -80,5 +79,5 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         print(results.format_fold_line(i, len(folds), records[-1]))
     record = results.run_record(config, spec.describe(config.hyper, trained=False), "test", records, weights_folder,
                                 "test", description, retest, parts)
-    return results.write_run_results(record, result_path, time.strftime("%Y-%m-%d_%H-%M-%S"),
+    return results.write_run_results(record, result_path, results.time_stamp(),
                                      config.selection_suffix + config.variant_suffix + file_suffix(retest))

@@ -84,8 +84,8 @@ def plan(points: list[Point]) -> Plan:
                 features[key] = (network_inputs(data.x, data.speakers, args.normalize, path), data.y)
             spec, config = run_config(args, data.corpus, args.seed)
             run = (find_run(args.model_path, config, data.info.sha256, args.result_path)
-                   or start_run(config, data.info, data.x, data.y, data.speakers, args.model_path, args.result_path,
-                             data.parts))  # several corpora: each one's share in every fold, as --mode train
+                   or start_run(config, data.info, data.x, data.speakers, args.model_path, args.result_path,
+                                data.parts))  # several corpora: each one's share in every fold, as --mode train
             run.check_not_diverged(grid=True)  # the same settings would diverge again: the point fails at once
         except UserError as exc:
             failures.append((point.label, str(exc)))

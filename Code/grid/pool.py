@@ -46,10 +46,9 @@ def package_parent() -> str:
         except FileExistsError:  # made at the same time by another grid
             pass
     return folder
-# Flags a grid file may set: a run's settings, its feature file and its output folders.
 
 
-# folds in 184 s and 170 s, two workers of one thread in 190 s and 203 s. A local Ray gets CPUs / 2 workers.
+# a local Ray gets CPUs / 2 workers of two threads each: on 2 cores no slower than two of one (docs/grid.md)
 THREADS_PER_WORKER = 2
 FOLD_ATTEMPTS = 3  # a fold whose worker process dies is given to a new worker up to this many times in all
 

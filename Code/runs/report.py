@@ -39,7 +39,7 @@ from ..core.config import default_settings
 from ..core.errors import UserError
 from ..core.figures import plain_text
 from ..core.flags import report_columns
-from ..core.paths import shown
+from ..core.paths import feature_path, shown
 from ..data.corpora import CORPORA
 from ..data.features import FEATURE_KINDS
 from . import results, significance
@@ -59,10 +59,9 @@ PUBLISHED = {
     ("GMTCN", "RAVDE", "paper"): (87.30, 87.64), ("GMTCN", "RAVDE", "last_epoch"): (82.78, 82.62),
     ("GMTCN", "SAVEE", "paper"): (84.40, 86.01), ("GMTCN", "SAVEE", "last_epoch"): (75.83, 73.57),
 }
-# The papers' experiments ran on the full-length corpora with shuffled 10-fold KFold; N, their number of utterances
-# (one row of the feature file each), is what tells a full corpus from a subset.
+# The papers' experiments ran on the full-length corpora with shuffled 10-fold KFold; their number of utterances
+# (data/corpora.Corpus.utterances, one row of the feature file each) is what tells a full corpus from a subset.
 PUBLISHED_FOLDS = 10
-CORPUS_ROWS = {"CASIA": 1200, "EMODB": 535, "EMOVO": 588, "IEMOCAP": 5531, "RAVDE": 1440, "SAVEE": 480}
 # Speaker-independent results: (model, corpus, protocol) -> (folds, (UAR %, WAR %)), shown for --cv speaker runs
 # with one fold per speaker (EMO-DB: 10) or per IEMOCAP session (5). DCNN-BLSTMwA (Zhang et al., 2021) reports
 # UAR only; that its protocol is speaker-independent and its epoch fixed is our reading, not verified (README).
@@ -117,14 +116,14 @@ def full_corpus(record: dict) -> bool:
 
     Its feature file must be the program's default one for the corpus, ``MFCC/<KEY>.npy`` (``MFCC/<KEY>_<kind>.npy``
     for another feature kind), where ``--mode extract`` writes a downloaded corpus and the authors' feature files
-    go, and hold the corpus' N rows (``CORPUS_ROWS``). A cut of the audio under its own name (``EMODB_2s.npy``,
+    go, and hold the corpus' rows (``Corpus.utterances``). A cut of the audio under its own name (``EMODB_2s.npy``,
     535 rows too) never passes; the record cannot tell what audio a file under the default name came from.
     """
     data, path = record["config"]["data"], record["config"].get("feature_path") or ""
-    defaults = {f"{data}.npy"} | {f"{data}_{kind}.npy" for kind in FEATURE_KINDS if kind != "mfcc"}
+    defaults = {os.path.normpath(feature_path(data, kind)) for kind in FEATURE_KINDS}  # MFCC/<KEY>[_<kind>].npy
     rows = sum(fold["n"] for fold in record["folds"])
-    return (os.path.basename(os.path.dirname(path)) == "MFCC" and os.path.basename(path) in defaults
-            and rows == CORPUS_ROWS.get(data))
+    return (os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path)) in defaults
+            and data in CORPORA and rows == CORPORA[data].utterances)
 
 
 def published(record: dict) -> tuple:
@@ -134,8 +133,10 @@ def published(record: dict) -> tuple:
     and every setting at the model's default (its recipe: the epochs, the network, float32 ...; ``_changed``).
     The smoothing history does not matter: the code behind the ICASSP table smoothed cumulatively."""
     config = record["config"]
+    # bf16, 8 filters, 2 epochs ...: every setting, DCNN-BLSTMwA's backbone too (its variant names it, no column)
+    settings = (*run_settings(record), *(config.get("hyper") or {}).items())
     if (record.get("mode", "train") != "train" or record.get("synthetic") or not full_corpus(record)
-            or _changed(record["model"], config["data"], run_settings(record))):  # bf16, 8 filters, 2 epochs ...
+            or _changed(record["model"], config["data"], settings)):
         return None, None
     key = (record["model"], config["data"], record["protocol"])
     if config.get("cv", "kfold") == "kfold":

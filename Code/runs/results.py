@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
@@ -112,6 +113,14 @@ def results_names(data: str, k: int, seed: int, time_str: str, model: str, proto
     extension): how a resumed run finds the temporaries that a killed write of its results left."""
     left, right = _stem(data, k, "\0", seed, time_str, model, protocol).split("\0")
     return re.compile(re.escape(left) + r"(?:[0-9]+\.[0-9]{2}|nan)" + re.escape(right) + r"(?:[_.].*)?")
+
+
+TIME_FORMAT = "%Y-%m-%d_%H-%M-%S"  # the time in run folder and results file names (the original's)
+
+
+def time_stamp() -> str:
+    """The current time as run folder and results file names hold it (``TIME_FORMAT``)."""
+    return time.strftime(TIME_FORMAT)
 
 
 _TIME_IN_NAME = re.compile(r".+_(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})(?:_(\d+))?_.+\.json")

@@ -486,7 +486,7 @@ def create(parent: str, config: RunConfig, data: TrainingData, test_rows: list, 
     """A new run folder under ``parent`` with its ``run.json`` and training signatures; no fold trained yet.
     ``init_from``: a fine-tuned run's start (engine/fine_tune.py's record), kept in run.json as ``init_from``;
     ``corpora``: a run on several corpora's (data/corpus_set.Part as dicts), kept as ``corpora``."""
-    created = time.strftime("%Y-%m-%d_%H-%M-%S")
+    created = results.time_stamp()
     config = RunConfig.from_dict({**asdict(config), "feature_path": os.path.abspath(config.feature_path)})
     suffix = config.selection_suffix + config.variant_suffix  # "_paper", "_cumulative-smoothing", ...
     name = f"{config.data}_{config.random_seed}_{created}_{config.model}{suffix}"
