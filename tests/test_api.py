@@ -46,8 +46,11 @@ def test_predict_embed_and_arrays_equal_the_authors_code(emodb46, golden, shared
     for name, row in zip(names, rows):
         expected = reference["probs"][:, order.index(name)].mean(axis=0)  # the 10 folds' mean
         np.testing.assert_allclose([row["probabilities"][c] for c in CLASSES], expected, atol=1e-4)
-        assert row["label"] == CLASSES[int(expected.argmax())] and set(row) == {"file", "label", "probabilities",
-                                                                                "duration_seconds", "scored_seconds"}
+        # EMO-DB's names: clips the authors' folds trained on (the folder records no rows: named, or "unknown")
+        assert row["label"] == CLASSES[int(expected.argmax())] and set(row) == {
+            "file", "label", "probabilities", "duration_seconds", "scored_seconds", "in_training_corpus",
+            "training_corpus"}
+        assert row["in_training_corpus"] == "yes" and row["training_corpus"] == {"named_as": "EMODB"}
     assert rows[0]["label"] == "angry"
     embedded = emodb46.embed(wav(shared, names[0]))  # (folds, N, 39): the dynamic fusion's output
     np.testing.assert_allclose(embedded[:, 0], reference["fusion"][:, order.index(names[0])], atol=1e-4)
@@ -245,6 +248,24 @@ def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, sh
     with open(table, newline="") as f:  # the CSV had no place for a warning: it was on stderr and in JSON only
         assert "quiet.wav: all silence" in next(csv.DictReader(f))["warning"]
     assert emodb46.predict((np.zeros(rate, "float32"), rate))[0]["warning"].startswith("<array>: all silence")
+    # speech, then silence: the middle window scored is silent (it said "angry 0.48", nothing else)
+    trailing = str(tmp_path / "speech_then_silence.wav")
+    sf.write(trailing, np.concatenate([signal, np.zeros(20 * rate)]), rate)
+    assert "speech_then_silence.wav: the middle 4.35 s it is scored on are all silence" in \
+        emodb46.predict(trailing)[0]["warning"]
+    # the authors' folder records no training rows: "unknown", never "no"; a file named as EMO-DB names its
+    # recordings is one their folds trained on (the CSV said "no" for each)
+    table = str(tmp_path / "authors.csv")
+    assert main(["--mode", "predict", "--data", "EMODB", "--test_path", test_path, "--wav", wav(shared, "03a01Wa.wav"),
+                 "--output", table]) == 0
+    printed = capsys.readouterr().out
+    assert "named as EMODB names its recordings: the authors' fold models trained on nearly all of EMODB" in printed
+    assert "records no training utterances: a file its folds trained on is not recognised but by the names EMODB " \
+           "gives its recordings (in_training_corpus: unknown)" in printed
+    assert "keeps no statistics of its corpus' features: audio unlike EMODB" in printed
+    with open(table, newline="") as f:
+        assert next(csv.DictReader(f))["in_training_corpus"] == "yes"
+    assert [row["in_training_corpus"] for row in emodb46.predict([quiet, trailing])] == ["unknown", "unknown"]
 
 
 def test_predict_given_features_instead_of_audio_says_what_it_takes(emodb46):

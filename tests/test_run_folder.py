@@ -270,6 +270,36 @@ def test_ctrl_c_during_training_prints_the_exact_resume_command(tmp_path, stop, 
     assert f"main.py --mode train --resume {folder}" in err and "continue with" in err
 
 
+def test_an_interrupt_that_tensorflow_reports_as_another_error_stops_as_ctrl_c(monkeypatch, tmp_path, capsys):
+    """A SIGTERM that struck while TensorFlow bound a step's NumPy inputs came out as a TypeError ("... returned a
+    result with an exception set", the interrupt its cause): a traceback and exit status 1, the kept folds unsaid."""
+    from timnet_ser import Common_Model
+    from timnet_ser.cli import modes as cli
+    from timnet_ser.core.errors import interrupt_behind
+    original, calls = Common_Model.Trainer.train_epoch, []
+
+    def train_epoch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the second fold's first epoch
+            try:
+                try:
+                    raise KeyboardInterrupt
+                except KeyboardInterrupt as interrupt:
+                    raise SystemError("<built-in method __array__ of numpy.ndarray object> returned a result with an "
+                                      "exception set") from interrupt
+            except SystemError as error:
+                raise TypeError(f"Binding inputs to tf.function failed due to `{error}`") from error
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(Common_Model.Trainer, "train_epoch", train_epoch)
+    features = toy_feature_file(tmp_path / "TOY.npy")
+    assert cli.main(["--mode", "train", "--data", "TOY", "--feature_path", features, "--split_fold", "2", "--epoch",
+                     "2", "--batch_size", "8", "--dilation_size", "2", "--model_path", str(tmp_path / "M"),
+                     "--result_path", str(tmp_path / "R")]) == 130
+    err = capsys.readouterr().err
+    assert f"--mode train --resume {only(str(tmp_path / 'M'))}" in err and "continue with" in err, err
+    assert not interrupt_behind(TypeError("no interrupt behind this one"))
+
+
 @pytest.mark.parametrize("mode, message", [("extract", "interrupted: no feature file was written"),
                                            ("predict", "interrupted: nothing was written")])
 def test_ctrl_c_message_fits_the_mode(monkeypatch, tmp_path, capsys, mode, message):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..core import precision
 from ..core.atomic_file import check_writable_folder
-from ..core.errors import DiskFull, InterruptedAfterWriting, TrainingInterrupted, UserError
+from ..core.errors import DiskFull, InterruptedAfterWriting, TrainingInterrupted, UserError, interrupt_behind
 from ..core.paths import SYNTHETIC_WAV, check_outside_weights, feature_path, shown
 from ..core.settings import Settings
 from ..engine.run_config import hyper_of, run_config
@@ -449,6 +449,8 @@ def run_predict(args: Settings) -> dict:
     inputs = None if args.timeline else predict.list_inputs(args.wav, api=False)
     weights = load_weights(args)
     print(weights_used(weights, args))
+    for note in predict.unchecked(weights, args.test_path):
+        print(f"note: {note}")
     if weights.normalize == "speaker":  # engine/normalization.py
         if inputs is not None and inputs.speakers is not None:
             print(f"--normalize speaker: each input standardised with the statistics of its speaker's files "
@@ -585,6 +587,11 @@ def main(argv=None) -> int:
         print(f"interrupted: {stop}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
+        print(INTERRUPTED.get(mode, "interrupted: nothing was written"), file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not interrupt_behind(exc):  # a Ctrl-C or SIGTERM that TensorFlow reported as another error
+            raise
         print(INTERRUPTED.get(mode, "interrupted: nothing was written"), file=sys.stderr)
         return 130
     finally:

@@ -75,3 +75,18 @@ def named(setting: str, value, api: bool = False, quoted: bool = True) -> str:
     if api:
         return f"{setting}={value!r}"
     return f"--{setting} {value!r}" if quoted else f"--{setting} {value}"
+
+
+def interrupt_behind(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised for a Ctrl-C (or SIGTERM, which this program's handler turns into one) that struck
+    while a library's C code was calling back into Python: TensorFlow, binding a tf.function's NumPy inputs, reports
+    it as a TypeError ("... returned a result with an exception set"), the interrupt in its chain of causes; it
+    ended a training in a traceback and exit status 1, the finished folds unsaid."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+

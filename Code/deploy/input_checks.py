@@ -20,10 +20,14 @@ def source_named(path: str, api: bool) -> str:
 
 def signal_warning(name: str, seconds: float, signal_length: int, silent: bool = False,
                    peak: float = 0.0) -> Optional[str]:
-    """A warning for an input (``name``, ``seconds`` long) that is all silence (``silent``: the timeline's energy
-    rule; it got a confident label before, without a word), whose samples reach ``peak`` far beyond full scale,
+    """A warning for an input (``name``, ``seconds`` long) whose scored window is all silence (``silent``: the
+    timeline's energy rule; it got a confident label before, without a word), whose samples reach ``peak`` far
+    beyond full scale,
     or much shorter than the model's window (the run's signal length); else None."""
     window = signal_length / SAMPLE_RATE
+    if silent and seconds > window:  # the middle window scored, the speech elsewhere
+        return (f"{name}: the middle {window:.2f} s it is scored on are all silence (their loudest 23 ms frame is "
+                "below -60 dBFS): its prediction says nothing about an emotion (--timeline scores its voiced parts)")
     if silent:
         return (f"{name}: all silence (its loudest 23 ms frame is below -60 dBFS): its prediction says nothing "
                 "about an emotion")
@@ -38,7 +42,11 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
 
 def training_corpus_line(seen: dict) -> str:
     """What a row's (or a one-window timeline's) ``training_corpus`` says: how many of the scoring fold models
-    trained on the clip, and what the fold that held it out predicts."""
+    trained on the clip, and what the fold that held it out predicts; for the authors' folders, a clip named as their
+    corpus names its recordings."""
+    if "named_as" in seen:
+        return (f"named as {seen['named_as']} names its recordings: the authors' fold models trained on nearly all of "
+                f"{seen['named_as']}, so this is no held-out score")
     if not seen["trained_on_by"]:  # --fold: the fold that held it out scored it alone
         return (f"in the run's training corpus: fold {seen['held_out_by_fold']}, which scored it, held it out, so "
                 "this is a held-out score")

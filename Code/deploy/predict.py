@@ -28,8 +28,8 @@ import numpy as np
 
 from ..core.atomic_file import write_table
 from ..core.errors import UserError
-from ..data.audio import AUDIO_KINDS, audio_files, is_audio, load_audio, resample
-from ..data.corpora import SAMPLE_RATE, natural_key
+from ..data.audio import AUDIO_KINDS, audio_files, centre, is_audio, load_audio, resample
+from ..data.corpora import CORPORA, SAMPLE_RATE, natural_key
 from ..data.corpus_files import read_file_list
 from ..data.features import signal_features
 from .input_checks import source_named, training_corpus_line
@@ -151,12 +151,14 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
 
 
 def _clip(name: str, signal: np.ndarray, signal_length: int, kind: str) -> Clip:
-    """A decoded input's clip: its features, and, from one pass of the timeline's energy rule, whether it is all
-    silence (its loudest frame below -60 dBFS) and its largest absolute sample."""
+    """A decoded input's clip: its features, whether what is scored of it (its middle window, ``centre``) is all
+    silence by the timeline's energy rule (its loudest frame below -60 dBFS: two seconds of speech and twenty of
+    silence after them were scored on silence as "angry", without a word), and its largest absolute sample."""
     from .timeline import SILENT_DBFS, frame_levels
-    levels, samples, peak = frame_levels([signal])
-    return Clip(name, samples / SAMPLE_RATE, signal_features(signal, signal_length, kind),
-                silent=bool(levels.max() < SILENT_DBFS), peak=peak)
+    scored = centre(signal, signal_length)
+    levels, _, _ = frame_levels([scored])
+    return Clip(name, len(signal) / SAMPLE_RATE, signal_features(scored, signal_length, kind),
+                silent=bool(levels.max() < SILENT_DBFS), peak=float(np.abs(signal).max()) if len(signal) else 0.0)
 
 
 def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
@@ -171,7 +173,7 @@ def write_output(path: str, rows: Iterable[dict], classes) -> None:
         seen = r.get("training_corpus") or {}
         shift = r.get("domain_shift") or {}
         return [r["file"], r["label"] or "", *(f"{probabilities[c]:.6f}" if probabilities else "" for c in classes),
-                "yes" if seen else "no", seen.get("held_out_by_fold", ""), seen.get("held_out_label", ""),
+                r.get("in_training_corpus", ""), seen.get("held_out_by_fold", ""), seen.get("held_out_label", ""),
                 r.get("error") or "", r.get("duration_seconds", ""), r.get("scored_seconds", ""),
                 r.get("notice", ""), r.get("warning", ""), f"{shift['distance']:.3f}" if shift else "",
                 f"{shift['threshold']:.3f}" if shift else ""]
@@ -179,6 +181,24 @@ def write_output(path: str, rows: Iterable[dict], classes) -> None:
                              "held_out_prediction", "error", "duration_seconds", "scored_seconds", "notice",
                              "warning", "domain_shift_of_inputs", "domain_shift_threshold"],
                 map(csv_row, rows))
+
+
+def unchecked(run, where: str) -> list[str]:
+    """What predict cannot tell of an input with the weights of ``run`` (a deploy.api.Run, in the folder the user
+    named ``where``), said once before the predictions: a file they trained on, where they record no training
+    utterances (the authors' folders), and audio unlike their corpus, where they keep no statistics of its MFCCs
+    (the authors' folders; DCNN-BLSTMwA): there the authors' weights lose most of their accuracy without a word
+    (bench/degraded_audio.py)."""
+    notes = []
+    if run.run is None or run.run.training_signatures() is None:
+        named = f" but by the names {run.data} gives its recordings" if run.data in CORPORA else ""
+        notes.append(f"{where} records no training utterances: a file its folds trained on is not "
+                     f"recognised{named} (in_training_corpus: unknown)")
+    if run.feature_statistics is None or run.feature_kind != "mfcc":
+        notes.append(f"{where} keeps no statistics of its corpus' features: audio unlike {run.data} "
+                     "(telephone band, noise, music, clipping, another loudness) gets no warning, though there "
+                     "its predictions may be no better than chance")
+    return notes
 
 
 def format_row(row: dict, classes) -> str:

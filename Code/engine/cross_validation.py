@@ -14,7 +14,7 @@ import numpy as np
 
 from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fold, train_and_save_fold
 from ..core.config import RunConfig, TrainingData
-from ..core.errors import DiskFull, Diverged, TrainingInterrupted, UserError
+from ..core.errors import DiskFull, Diverged, TrainingInterrupted, UserError, interrupt_behind
 from ..core.paths import shown
 from ..data.corpus_set import corpus_rows
 from ..data.feature_statistics import corpus_statistics
@@ -117,8 +117,7 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
                 seed = f"seed {run.config.random_seed} " if seed_label else ""
                 print(seed + results.format_fold_line(fold, run.k, record) + f"  kept epoch {record['kept_epoch']}")
         except KeyboardInterrupt:  # every run: a run's results are written once every run's folds are trained
-            raise TrainingInterrupted([(shown(run.path), sorted(run.finished_folds()), run.k, run.resume_command)
-                                       for run in runs]) from None
+            raise stopped() from None
         except DiskFull as exc:
             raise DiskFull(f"{exc}; the finished folds are kept: free space and continue with: "
                            f"{' and '.join(run.resume_command for run in runs)}") from None
@@ -127,6 +126,14 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
                 if len(run.finished_folds()) == run.k:
                     finish_run(spec, run)
             raise _advised(exc, runs[0].config) from None
+        except Exception as exc:
+            if interrupt_behind(exc):  # a Ctrl-C or SIGTERM that TensorFlow reported as another error
+                raise stopped() from None
+            raise
+
+    def stopped() -> TrainingInterrupted:
+        return TrainingInterrupted([(shown(run.path), sorted(run.finished_folds()), run.k, run.resume_command)
+                                    for run in runs])
 
     if stacked:
         pending = [pair for run in runs for pair in announce(run)]
