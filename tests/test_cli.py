@@ -38,6 +38,20 @@ def test_retest_of_published_emodb_weights_prints_the_authors_numbers(shared, tm
     for printed in ("80.92", "79.41", "79.46"):
         assert printed in out
     assert {".xlsx", ".json"} <= {os.path.splitext(p)[1] for p in os.listdir(tmp_path)}
+    # the published weights were selected on the test fold (the paper protocol): every output says so
+    assert result_json.endswith("_TIMNET_test_paper.json") and record["config"]["protocol"] == "paper"
+    assert "seed 46, test, weights SELECTED ON THE TEST FOLD" in out and "an optimistic figure" in out
+
+
+def test_a_folder_not_named_as_the_published_ones_is_not_said_to_select_on_the_test_fold(shared, tmp_path, capsys):
+    """The original's own Models/<KEY>_<seed>_<time> (TIM-Net's code since Aug 2023 keeps the last epoch): nothing
+    says how its epochs were chosen, so no claim is made either way."""
+    own = shutil.copytree(reference(shared, "Test_Models", "EMODB_46"), tmp_path / "EMODB_46_2023-09-01_10-00-00")
+    assert main(["--mode", "test", "--data", "EMODB", "--random_seed", "46", "--test_path", str(own),
+                 "--feature_path", reference(shared, "EMODB_2s.npy"), "--result_path", str(tmp_path / "R")]) == 0
+    out = capsys.readouterr().out
+    assert "SELECTED ON THE TEST FOLD" not in out and "optimistic" not in out
+    assert [p for p in os.listdir(tmp_path / "R") if p.endswith(".json")][0].endswith("_TIMNET_test.json")
 
 
 def run_cli(*args):

@@ -345,6 +345,24 @@ def test_the_cross_corpus_table_never_averages_runs_of_other_settings():
                                                          "90.00 / 90.00"]
 
 
+def test_a_dcnn_run_at_its_recipe_shows_no_settings_in_the_cross_corpus_table():
+    """The row's name holds the variant ("DCNN_BLSTMwA (mobilenetv2 alpha 1, ImageNet init)"), which is no recipe's
+    name: its recipe's batch, learning rate and betas were shown as settings changed from TIM-Net's."""
+    from timnet_ser.core.config import RECIPES
+    from timnet_ser.runs.report import build_cross_corpus_table
+    recipe = RECIPES["DCNN_BLSTMwA"]
+    record = {"model": "DCNN_BLSTMwA", "variant": "mobilenetv2 alpha 1, ImageNet init", "mode": "cross_corpus",
+              "weights_folder": "M/A_1", "config": {
+                  "protocol": "last_epoch", "feature_path": "/x/A_logmel3.npy", "epochs": 50,
+                  "batch_size": recipe.batch_size, "lr": recipe.lr, "beta1": recipe.beta1, "beta2": recipe.beta2,
+                  "epsilon": recipe.epsilon, "label_smoothing": recipe.label_smoothing},
+              "cross_corpus": {"train_corpus": "EMODB", "test_corpus": "B", "test_sha256": "b1", "fold_models": 10},
+              "summary": {"uar_pooled": 0.3, "war_pooled": 0.3}}
+    assert "settings" not in build_cross_corpus_table([record]).columns
+    record["config"]["lr"] = 0.001  # off its recipe: said
+    assert build_cross_corpus_table([record])["settings"].tolist() == ["lr=0.001"]
+
+
 def test_a_run_tested_under_a_label_map_is_its_own_column_not_a_repeat():
     """The same run tested on one file by name and under four.toml: the second scores other utterances (classes
     mapped or dropped), and the table showed only the first, without a word."""

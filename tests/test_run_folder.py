@@ -298,6 +298,13 @@ def test_an_interrupt_that_tensorflow_reports_as_another_error_stops_as_ctrl_c(m
     err = capsys.readouterr().err
     assert f"--mode train --resume {only(str(tmp_path / 'M'))}" in err and "continue with" in err, err
     assert not interrupt_behind(TypeError("no interrupt behind this one"))
+    try:  # an error chosen in place of an interrupt (`from None`) is that error
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ValueError("chosen") from None
+    except ValueError as chosen:
+        assert not interrupt_behind(chosen)
 
 
 @pytest.mark.parametrize("mode, message", [("extract", "interrupted: no feature file was written"),

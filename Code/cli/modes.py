@@ -359,8 +359,10 @@ def run_test(args: Settings) -> dict:
         check_writable_folder(args.result_path, "--result_path")
         configure_run(args.model, args.mixed_precision)
         spec, config = run_config(args, features.corpus, args.seed)  # its split is the flags' (folds above)
-        # the authors' published weights: each fold's epoch best on its test fold, as every output of the re-test says
-        config = replace(config, protocol=spec.published_protocol or config.protocol)
+        if authors_name(args.test_path)[1] is not None:  # named as the published folders are (Test_Models/EMODB_46):
+            # each fold's epoch best on its test fold, as every output of the re-test says; the original's own
+            # Models/<KEY>_<seed>_<time> of TIM-Net since Aug 2023 kept the last epoch, and are not said to
+            config = replace(config, protocol=spec.published_protocol or config.protocol)
         scheme = {"speaker": "speaker", "corpus": "corpus"}.get(config.cv, "KFold")
         retest = retest_label(False, True, config) if other_split else None
         trained_on = ("the split they were trained on, as the folder's name says" if authors_name(args.test_path)[1]

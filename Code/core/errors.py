@@ -87,6 +87,7 @@ def interrupt_behind(exc: BaseException) -> bool:
         if isinstance(exc, KeyboardInterrupt):
             return True
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+        # `raise X from None` hides its context: that error was chosen, not an interrupt in disguise
+        exc = exc.__cause__ if exc.__cause__ is not None or exc.__suppress_context__ else exc.__context__
     return False
 

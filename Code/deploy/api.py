@@ -223,11 +223,12 @@ class Run:
                 row = {"file": clip.name, "label": self.classes[int(mean[i].argmax())],
                        "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])},
                        **scored_span(clip.seconds, self.signal_length)}
-                warning = signal_warning(clip.name, clip.seconds, self.signal_length, clip.silent, clip.peak)
+                warning = signal_warning(clip.name, clip.seconds, self.signal_length, clip.silent, clip.peak,
+                                         clip.voiced_elsewhere)
                 if warning:
                     row["warning"] = warning
                 seen = (self._training_corpus(seen_rows[i], inputs[i], fold) if rows_known else
-                        self._named_as_recording(clip.name))
+                        self._named_as_recording(clip.name) if self.run is None else None)
                 if seen:
                     row["training_corpus"] = seen
                 # "no" only where the weights record the audio they trained on (the authors' folders do not)

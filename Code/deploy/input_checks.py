@@ -19,13 +19,13 @@ def source_named(path: str, api: bool) -> str:
 
 
 def signal_warning(name: str, seconds: float, signal_length: int, silent: bool = False,
-                   peak: float = 0.0) -> Optional[str]:
+                   peak: float = 0.0, voiced_elsewhere: bool = False) -> Optional[str]:
     """A warning for an input (``name``, ``seconds`` long) whose scored window is all silence (``silent``: the
-    timeline's energy rule; it got a confident label before, without a word), whose samples reach ``peak`` far
-    beyond full scale,
+    timeline's energy rule; it got a confident label before, without a word; ``voiced_elsewhere``: the file is not),
+    whose samples reach ``peak`` far beyond full scale,
     or much shorter than the model's window (the run's signal length); else None."""
     window = signal_length / SAMPLE_RATE
-    if silent and seconds > window:  # the middle window scored, the speech elsewhere
+    if silent and voiced_elsewhere:  # the middle window scored, the speech elsewhere
         return (f"{name}: the middle {window:.2f} s it is scored on are all silence (their loudest 23 ms frame is "
                 "below -60 dBFS): its prediction says nothing about an emotion (--timeline scores its voiced parts)")
     if silent:

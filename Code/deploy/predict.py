@@ -29,7 +29,7 @@ import numpy as np
 from ..core.atomic_file import write_table
 from ..core.errors import UserError
 from ..data.audio import AUDIO_KINDS, audio_files, centre, is_audio, load_audio, resample
-from ..data.corpora import CORPORA, SAMPLE_RATE, natural_key
+from ..data.corpora import SAMPLE_RATE, natural_key
 from ..data.corpus_files import read_file_list
 from ..data.features import signal_features
 from .input_checks import source_named, training_corpus_line
@@ -45,7 +45,8 @@ class Clip:
     seconds: float = 0.0
     features: Optional[np.ndarray] = None
     error: Optional[str] = None
-    silent: bool = False  # all silence by the timeline's energy rule: the loudest frame below SILENT_DBFS
+    silent: bool = False  # what is scored (the middle window) is all silence: its loudest frame below SILENT_DBFS
+    voiced_elsewhere: bool = False  # ... while the file is not: its voice lies outside the window scored
     peak: float = 0.0  # the largest absolute sample (full scale is 1)
 
 
@@ -156,9 +157,10 @@ def _clip(name: str, signal: np.ndarray, signal_length: int, kind: str) -> Clip:
     silence after them were scored on silence as "angry", without a word), and its largest absolute sample."""
     from .timeline import SILENT_DBFS, frame_levels
     scored = centre(signal, signal_length)
-    levels, _, _ = frame_levels([scored])
-    return Clip(name, len(signal) / SAMPLE_RATE, signal_features(scored, signal_length, kind),
-                silent=bool(levels.max() < SILENT_DBFS), peak=float(np.abs(signal).max()) if len(signal) else 0.0)
+    silent = bool(frame_levels([scored])[0].max() < SILENT_DBFS)
+    voiced_elsewhere = silent and len(signal) > signal_length and bool(frame_levels([signal])[0].max() >= SILENT_DBFS)
+    return Clip(name, len(signal) / SAMPLE_RATE, signal_features(scored, signal_length, kind), silent=silent,
+                voiced_elsewhere=voiced_elsewhere, peak=float(np.abs(signal).max()) if len(signal) else 0.0)
 
 
 def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
@@ -191,9 +193,8 @@ def unchecked(run, where: str) -> list[str]:
     (bench/degraded_audio.py)."""
     notes = []
     if run.run is None or run.run.training_signatures() is None:
-        named = f" but by the names {run.data} gives its recordings" if run.data in CORPORA else ""
-        notes.append(f"{where} records no training utterances: a file its folds trained on is not "
-                     f"recognised{named} (in_training_corpus: unknown)")
+        notes.append(f"{where} records no training utterances: a file its folds trained on is not recognised by its "
+                     "audio (a file named as its corpus names its recordings is said to be one)")
     if run.feature_statistics is None or run.feature_kind != "mfcc":
         notes.append(f"{where} keeps no statistics of its corpus' features: audio unlike {run.data} "
                      "(telephone band, noise, music, clipping, another loudness) gets no warning, though there "

@@ -399,6 +399,7 @@ class CrossKey(NamedTuple):
     features: str  # the training feature file's name
     protocol: str  # the trained run's --protocol (and label smoothing history): paper selected on its test folds
     settings: tuple  # ((name, value), ...) from ``run_settings``, the values a record has
+    network: str  # the model's registry name, whose recipe the settings are told from (``model`` has its variant)
 
 
 def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
@@ -420,7 +421,7 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
         protocol = _with_smoothing_history(config.get("protocol", "paper"), config)
         key = CrossKey(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
                        cross["train_corpus"], os.path.basename(config.get("feature_path") or "") or "–", protocol,
-                       settings)
+                       settings, record["model"])
         cells[(key, (column, mapping))].append(record["summary"])
     keys = sorted({key for key, _ in cells}, key=lambda k: (k.model, k.train, k.features, k.protocol,
                                                              repr(k.settings)))
@@ -429,7 +430,7 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
     # "<corpus> (map <file>)" column can hold two (a test by class names has no map)
     shown_as = {(column, mapping): column if len(maps[column]) == 1 else
                 f"{column[:-1]} {hashlib.sha256(mapping.encode()).hexdigest()[:6]})" for column, mapping in tested}
-    varying = _shown_settings([(key.model, key.train, key.settings) for key in keys])
+    varying = _shown_settings([(key.network, key.train, key.settings) for key in keys])
     rows = []
     for key in keys:
         row = {"model": key.model, "trained on": key.train, "features": key.features, "protocol": key.protocol}
