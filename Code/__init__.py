@@ -1,7 +1,7 @@
 """timnet_ser: TIM-Net, GM-TCNet and DCNN-BLSTMwA speech emotion recognition, from Python.
 
     import timnet_ser
-    run = timnet_ser.load_run("Code/Models/<run>")            # or the authors' folder with data="EMODB"
+    run = timnet_ser.load_run("Code/Models/<run>")            # or the authors' Test_Models/EMODB_46
     run.predict("speech.wav")[0]["label"]
     run = timnet_ser.train(data="EMODB", feature_path="MFCC/EMODB.npy", epoch=300)   # --mode train's flags
 

@@ -147,6 +147,9 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         (lambda: emodb46.embed([]), r"^source: no input to embed$"),  # a ValueError from numpy
         (lambda: emodb46.export(None, "onnx"), r"^path=None: give the output's path"),  # a TypeError
         (lambda: timnet_ser.load_run(None), r"^folder=None: give the path of a run folder"),
+        # EMO-DB's weights under EMOVO's seven class names: accepted, every label wrong
+        (lambda: timnet_ser.load_run(emodb46.folder, data="EMOVO"),
+         r"^data='EMOVO': the weights in .*EMODB_46 were trained on EMODB, as its name \(<KEY>_<seed>\) says"),
         (lambda: timnet_ser.load_run(os.path.dirname(path), data="EMODB"),  # named --test_path before
          r"^folder .*emodb_2s: holds no <k>-fold_weights_best_<i>.hdf5 files$"),
         (lambda: emodb46.evaluate((x, y, ["angry"] * 7)), r"^features: its class names name 'angry' twice"),
@@ -329,3 +332,11 @@ def test_every_module_of_code_imports_as_part_of_the_package():
     import importlib
     for name in sorted(n[:-3] for n in os.listdir(CODE) if n.endswith(".py") and n != "__init__.py"):
         assert importlib.import_module(f"timnet_ser.{name}").__file__ == os.path.join(CODE, f"{name}.py")
+
+
+def test_a_folder_named_as_the_published_ones_gives_its_corpus(emodb46):
+    """As the command line takes the corpus of Test_Models/EMODB_46 from its name, so does load_run (it asked for
+    data=, and took any corpus given)."""
+    import timnet_ser
+    run = timnet_ser.load_run(emodb46.folder)
+    assert run.data == "EMODB" and run.classes == emodb46.classes

@@ -477,7 +477,8 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         folder: a run folder written by this program (its ``run.json`` gives everything), or a folder of
             ``<k>-fold_weights_best_<i>.hdf5`` files such as the authors' published ones.
         data: for a folder without ``run.json``: the corpus key (CASIA, EMODB, ...; a dataset of your own needs its
-            feature file for its labels and length). Refused when it contradicts the run's.
+            feature file for its labels and length); a folder named as the published ones (``EMODB_46``) gives it.
+            Refused when it contradicts the run's or the folder's name.
         model: for a folder without ``run.json``: TIMNET (default), GMTCN or DCNN_BLSTMwA.
         hyper: for a folder without ``run.json``: the network's ``timnet_ser.core.config.Hyper`` if not the paper's.
         feature_path: for a dataset of your own without ``run.json``: its feature file (default MFCC/<data>.npy).
@@ -500,6 +501,11 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
                                 "leave it out")
         return Run(run.path, MODELS[config.model], config.hyper, config.data, config.classes, run.signal_length,
                    run.checked_weight_files(), run)
+    key = run_folder.authors_name(folder)[0]  # a folder named as the published ones: EMODB_46
+    if data is not None and key is not None and data != key:  # EMOVO's class names were put on EMODB's weights
+        raise UserError(f"{named('data', data, api=True)}: the weights in {folder} were trained on {key}, as its name "
+                        "(<KEY>_<seed>) says; leave data out")
+    data = key if data is None else data
     if data is None:
         raise UserError(f"data: {folder} has no run.json, so the corpus its weights were trained on must be given "
                         "(e.g. data='EMODB')")
