@@ -222,6 +222,7 @@ def test_emodb46_onnx_gives_the_original_codes_fold_mean(shared, tmp_path):
     assert meta["input"] == {"name": "features", "shape": [None, 188, 39], "dtype": "float32",
                              "normalize": {"mode": "none", "rule": export.NORMALIZATION["none"]}}
     assert meta["weights"] == "EMODB_46" and meta["model"] == "TIMNET"
+    assert meta["weights_chosen_by"] == "not known (no run.json)"  # sidecar_for told no protocol
 
 
 def test_the_command_line_exports_one_fold_and_says_what_first(shared, tmp_path, capsys):
@@ -240,6 +241,9 @@ def test_the_command_line_exports_one_fold_and_says_what_first(shared, tmp_path,
     golden = np.load(os.path.join(reference, "golden_timnet_emodb46.npz"))["probs"][2, :16]
     np.testing.assert_allclose(run_artefact(path, "savedmodel", x), golden, atol=1e-4, rtol=0)
     assert described(path)["folds_averaged"] == [3]
+    # the published weights were selected on their test folds: whoever serves the graph is told, as every output
+    # of a re-test is
+    assert described(path)["weights_chosen_by"].startswith("paper: SELECTS ON THE TEST FOLD")
 
 
 def test_a_bad_output_on_the_command_line_is_refused_before_anything_is_printed(shared, tmp_path, capsys):

@@ -66,6 +66,10 @@ class Run:
         # the training corpus' MFCC statistics (run.json); None for the authors' folder, log-Mel and older runs
         self.feature_statistics = run.feature_statistics if run is not None else None
         self.normalize = hyper.normalize  # "speaker": inputs standardised by speaker before the network
+        # what chose each fold's weights: the run's --protocol; the paper protocol for a folder named as the
+        # published ones (EMODB_46); None where nothing says (another folder without run.json)
+        self.protocol = (run.config.protocol if run is not None else
+                         spec.published_protocol if run_folder.authors_name(folder)[1] is not None else None)
 
     def model_inputs(self, features: np.ndarray, speaker_statistics=None) -> np.ndarray:
         """What the fold models read of (N, T, 39) features: the features, or for a run trained with

@@ -52,6 +52,7 @@ from ..data.corpora import SAMPLE_RATE
 from ..data.feature_statistics import EPSILON, FLAT
 from ..data.features import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SEGMENT_FRAMES, SEGMENT_HOP, WIN_LENGTH
 from ..engine.fold_weights import FoldWeights
+from ..engine.protocol import PROTOCOLS
 from ..engine.stacked_training import computes_stacked, stacked_inference
 from ..Model import ModelSpec
 from ..nn import fused_ops
@@ -284,7 +285,7 @@ def _quiet_tensorflow():
 
 def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_length: int, input_shape: Sequence[int],
                 folds: Sequence[int], weights: str, normalize: str = "none",
-                mixed_precision: bool | str = False) -> dict:
+                mixed_precision: bool | str = False, protocol: Optional[str] = None) -> dict:
     """What a consumer needs to make the input and read the output of the exported graph.
 
     Args:
@@ -297,6 +298,8 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
         weights: the folder of weight files (only its name is recorded).
         normalize: the run's --normalize (``NORMALIZATION`` says what the graph expects).
         mixed_precision: the run's --mixed_precision: the graph computes in float32 whatever the run did, and says so.
+        protocol: what chose each fold's weights (--protocol; None: not known): a graph of weights selected on their
+            test folds says so to whoever serves it, as every output of the run does.
     """
     trained = precision.title_note(mixed_precision)
     return {
@@ -305,6 +308,7 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
         "data": data,
         "weights": os.path.basename(os.path.normpath(weights)),
         "folds_averaged": [int(f) for f in folds],
+        "weights_chosen_by": PROTOCOLS[protocol] if protocol in PROTOCOLS else "not known (no run.json)",
         "classes": [str(c) for c in classes],
         "sample_rate": SAMPLE_RATE,
         "signal_length": int(signal_length),
@@ -327,7 +331,8 @@ def export_run(run, weight_files: Sequence[str], path: str, fmt: str) -> list[st
     indices = [i for i, (_, file, _) in enumerate(run.folds) if file in weight_files]
     model = fold_mean_model(run.weights, indices)
     sidecar = sidecar_for(run.spec, run.data, run.classes, run.signal_length, run.input_shape,
-                          [run.folds[i][0] for i in indices], run.folder, run.normalize, run.mixed_precision)
+                          [run.folds[i][0] for i in indices], run.folder, run.normalize, run.mixed_precision,
+                          run.protocol)
     return export_model(model, path, fmt, sidecar, run.folder)
 
 
