@@ -87,7 +87,8 @@ def interrupt_behind(exc: BaseException) -> bool:
         if isinstance(exc, KeyboardInterrupt):
             return True
         seen.add(id(exc))
-        # `raise X from None` hides its context: that error was chosen, not an interrupt in disguise
-        exc = exc.__cause__ if exc.__cause__ is not None or exc.__suppress_context__ else exc.__context__
+        # followed even where `from None` hides it: TensorFlow's error handler re-raises every error so
+        # (tensorflow/python/util/traceback_utils.py), which clears the cause and leaves the context
+        exc = exc.__cause__ or exc.__context__
     return False
 
