@@ -1,14 +1,16 @@
-"""The authors' EMO-DB weights on EMO-DB clips recorded otherwise: accuracy, and what predict said of it.
+"""EMO-DB weights on EMO-DB clips recorded otherwise: accuracy, and what predict said of it.
 
     .venv/bin/python bench/degraded_audio.py --wav ../shared/data/emodb_2s \
         --weights ../shared/reference/Test_Models/EMODB_46 [--every 1]
 
-Every clip of the folder (or every ``--every``-th) is scored by the fold model that held it out in the weights'
-split (KFold of seed 46 over the corpus' files in the authors' order: the honest re-test, about 81 % on these 2 s
-cuts), as it is and through each degradation below, written as a wav and read back by ``Run.predict`` as a user's
-file would be. Prints, per condition, the accuracy (WAR), UAR, the share of the commonest label, and how many clips
-got a warning (silence, a too-short clip, samples beyond full scale, a domain shift: the authors' folders keep no
-corpus statistics, so there is never a domain-shift warning with them).
+Every clip of the folder (or every ``--every``-th) is scored by the fold model that held it out, as it is and
+through each degradation below, written as a wav and read back by ``Run.predict`` as a user's file would be, a
+fold's clips in one call. ``--weights``: the authors' EMODB_46 (their split: KFold of seed 46 over the corpus'
+files in the authors' order, the honest re-test, about 81 % on these 2 s cuts), or a run of ours trained on
+EMODB features of the same folder (its run.json's test rows and file names). Prints, per condition, the accuracy
+(WAR), UAR, the share of the commonest label, and how many clips got a warning (silence, a too-short clip, samples
+beyond full scale, or a domain shift of the call's inputs taken together: the authors' folders keep no corpus
+statistics, so there is never one with them; a run of ours keeps them).
 """
 
 from __future__ import annotations
@@ -58,14 +60,23 @@ def main() -> None:
     import soundfile as sf
     from sklearn.metrics import recall_score
 
+    from timnet_ser.core.errors import UserError
     from timnet_ser.data.audio import load_audio
     from timnet_ser.data.corpora import CORPORA
     from timnet_ser.data.corpus_files import list_corpus_files
     from timnet_ser.engine.protocol import make_folds
     items = list_corpus_files(args.wav, CORPORA["EMODB"])  # (path, label, speaker) in the authors' order
-    run = timnet_ser.load_run(args.weights, data="EMODB")
-    folds = make_folds(len(items), FOLDS, SEED)
-    chosen = [(fold, int(row)) for fold, (_, test) in enumerate(folds, start=1) for row in test
+    run = timnet_ser.load_run(args.weights)
+    if run.run is None:  # the authors' folder: their split of the files
+        test_rows = [test for _, test in make_folds(len(items), FOLDS, SEED)]
+    else:  # a run of ours: its own split, its rows' files found by name in --wav
+        files, by_name = run.run.description.get("training_files"), {os.path.basename(i[0]): n for n, i in
+                                                                       enumerate(items)}
+        if run.data != "EMODB" or not files or any(os.path.basename(f) not in by_name for f in files):
+            raise UserError(f"--weights {args.weights}: not a run on EMODB features of the files in {args.wav}")
+        test_rows = [[by_name[os.path.basename(files[row])] for row in test]
+                     for test in run.run.description["test_rows"]]
+    chosen = [(fold, int(row)) for fold, test in enumerate(test_rows, start=1) for row in test
               if row % args.every == 0]
     truth = np.array([run.classes.index(items[row][1]) for _, row in chosen])
     signals = {row: load_audio(items[row][0]) for _, row in chosen}
@@ -74,7 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for name, degrade in conditions().items():
             predicted, warned = np.empty(len(chosen), int), 0
-            for fold in range(1, FOLDS + 1):
+            for fold in range(1, len(test_rows) + 1):
                 positions = [i for i, (f, _) in enumerate(chosen) if f == fold]
                 paths = []
                 for i in positions:
