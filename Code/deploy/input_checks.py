@@ -11,6 +11,7 @@ from ..data.corpora import SAMPLE_RATE
 
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
 FAR_BEYOND_FULL_SCALE = 2.0  # a resampled full-scale file overshoots 1 a little; cast integers reach thousands
+INTEGER_SCALE = 128.0  # beyond this, integer samples (int8 and up) given as floats without their scale
 
 
 def source_named(path: str, api: bool) -> str:
@@ -31,9 +32,12 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
     if silent:
         return (f"{name}: all silence (its loudest 23 ms frame is below -60 dBFS): its prediction says nothing "
                 "about an emotion")
-    if peak > FAR_BEYOND_FULL_SCALE:  # int16 PCM cast to float, not scaled: 32767
+    if peak > INTEGER_SCALE:  # int16 PCM cast to float, not scaled: 32767
         return (f"{name}: samples reach {peak:g}, far beyond full scale (1): integer PCM given as floats? "
                 "(divide int16 by 32768, or pass the integers); its prediction is unreliable")
+    if peak > FAR_BEYOND_FULL_SCALE:  # float audio amplified past full scale, which no recording holds
+        return (f"{name}: samples reach {peak:g}, far beyond full scale (1): amplified audio? (scale it into "
+                "[-1, 1]); its prediction is unreliable")
     if seconds < SHORT_CLIP * window:
         return (f"{name}: {seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")
