@@ -343,3 +343,12 @@ def test_a_folder_named_as_the_published_ones_gives_its_corpus(emodb46):
     import timnet_ser
     run = timnet_ser.load_run(emodb46.folder)
     assert run.data == "EMODB" and run.classes == emodb46.classes
+
+
+def test_a_cross_corpus_test_of_the_authors_weights_says_what_it_could_not_compare(emodb46, shared):
+    """Half of EMO-DB's own features saved as "HALF", without file names: 96 % "cross-corpus", without a word (the
+    authors' folder records no rows, and nothing names the files)."""
+    data = np.load(os.path.join(shared, "reference", "EMODB_2s.npy"), allow_pickle=True).item()
+    with pytest.warns(UserWarning, match="records no training rows, and features names no files: that it holds none "
+                                         "of EMODB's recordings is taken on trust"):
+        emodb46.evaluate((data["x"][1::40], data["y"][1::40], emodb46.classes), data="HALF")

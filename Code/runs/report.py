@@ -305,21 +305,35 @@ def _changed(model: str, data: str, settings: tuple) -> set[str]:
 
 
 def _shown_settings(rows: list[tuple[str, str, tuple]]) -> set[str]:
-    """Names of the settings the rows ((model, corpus, settings), ...) must show: those whose value differs between
-    rows, and those a row holds at another value than its model's default (a report of one bf16 run said nothing
-    of it); the epochs only where they differ between rows, since they have a column of their own."""
+    """Names of the settings without a default known here (a dataset's own block count, a several-corpora run's
+    label map) whose values differ between the rows ((model, corpus, settings), ...): a row names them as it names
+    those it holds at another value than its model's default (``_settings_text``)."""
     seen = defaultdict(set)
-    changed = set()
     for model, data, settings in rows:
+        defaults = _defaults(model, data)
         for name, value in settings:
-            seen[name].add(repr(value))
-        changed |= _changed(model, data, settings) - {"epochs"}
-    return changed | {name for name, values in seen.items() if len(values) > 1}
+            if name not in defaults:
+                seen[name].add(repr(value))
+    return {name for name, values in seen.items() if len(values) > 1}
 
 
-def _settings_text(key: GroupKey, varying: set[str]) -> str:
-    return ", ".join(f"{name}={precision.flag_word(value) if name == 'mixed_precision' else value}"
-                     for name, value in key.settings if name in varying)
+def _settings_text(model: str, data: str, settings: tuple, varying: set[str]) -> str:
+    """A row's settings cell: each of its settings at another value than its model's default on its corpus (a lone
+    bf16 row said nothing of it; a default row listed its defaults where another row differed), the epochs aside
+    (their own column), and those of ``varying``; "" where none."""
+    changed = _changed(model, data, settings) - {"epochs"}
+    return ", ".join(f"{name}={_shown_value(name, value)}" for name, value in settings
+                     if name in changed or name in varying)
+
+
+def _shown_value(name: str, value) -> str:
+    """A setting's value as a row names it: mixed precision by its flag's word, a fine-tuning source by its
+    folder's name (no machine's path in a report)."""
+    if name == "mixed_precision":
+        return precision.flag_word(value)
+    if name == "init_from" and isinstance(value, str):
+        return os.path.basename(os.path.normpath(value))
+    return str(value)
 
 
 def _model_label(key: GroupKey) -> str:
@@ -331,8 +345,8 @@ def _corpus_label(key: GroupKey) -> str:
 
 
 def _row_label(key: GroupKey, varying: set[str]) -> str:
-    """Model, protocol and the varying settings: what tells two rows of one corpus and fold scheme apart."""
-    text = _settings_text(key, varying)
+    """Model, protocol and the settings cell: what tells two rows of one corpus and fold scheme apart."""
+    text = _settings_text(key.model, key.data, key.settings, varying)
     return f"{_model_label(key)}, {key.protocol}" + (f" ({text})" if text else "")
 
 
@@ -360,7 +374,8 @@ def _per_corpus(runs: list[dict]) -> str:
 def build_table(records: list[dict]) -> pd.DataFrame:
     """One row per ``group_key`` with our figures, their statistics over seeds and folds, and the published ones.
 
-    A "settings" column (after "protocol") appears when some setting differs between rows; a "per corpus" column
+    A "settings" column (after "protocol") appears when some row has a setting at another value than its model's
+    default (``_settings_text``); a "per corpus" column
     (each corpus' pooled UAR / WAR) when some row trained on several corpora (--data A+B).
     """
     groups = group_runs(records)
@@ -372,9 +387,7 @@ def build_table(records: list[dict]) -> pd.DataFrame:
         uar, war = figures.pop() if len(figures) == 1 else (None, None)
         uar_interval, war_interval = significance.run_interval(runs, "uar"), significance.run_interval(runs, "war")
         row = {"model": _model_label(key), "corpus": _corpus_label(key), "features": key.features,
-               "protocol": key.protocol}
-        if varying:
-            row["settings"] = _settings_text(key, varying) or "–"
+               "protocol": key.protocol, "settings": _settings_text(key.model, key.data, key.settings, varying) or "–"}
         rows.append({
             **row, "cv": key.cv, "runs": len(runs),
             "seeds": " ".join(str(seed) for seed in sorted(r["config"]["random_seed"] for r in runs)),
@@ -387,7 +400,7 @@ def build_table(records: list[dict]) -> pd.DataFrame:
         })
         if any(run["summary"].get("per_corpus") for _, group in groups for run in group):
             rows[-1]["per corpus: UAR / WAR % (pooled)"] = _per_corpus(runs)
-    return pd.DataFrame(rows)
+    return _settings_where_any(pd.DataFrame(rows))
 
 
 class CrossKey(NamedTuple):
@@ -433,16 +446,20 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
     varying = _shown_settings([(key.network, key.train, key.settings) for key in keys])
     rows = []
     for key in keys:
-        row = {"model": key.model, "trained on": key.train, "features": key.features, "protocol": key.protocol}
-        if varying:
-            row["settings"] = _settings_text(key, varying) or "–"
+        row = {"model": key.model, "trained on": key.train, "features": key.features, "protocol": key.protocol,
+               "settings": _settings_text(key.network, key.train, key.settings, varying) or "–"}
         for test in tested:
             found = cells.get((key, test), [])
             row[f"tested on {shown_as[test]}: UAR / WAR %"] = "–" if not found else (
                 f"{_cell([s['uar_pooled'] for s in found])} / {_cell([s['war_pooled'] for s in found])}"
                 + (f" ({len(found)})" if len(found) > 1 else ""))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _settings_where_any(pd.DataFrame(rows))
+
+
+def _settings_where_any(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without its settings column where no row names a setting (every run at its model's defaults)."""
+    return table.drop(columns="settings") if "settings" in table and (table["settings"] == "–").all() else table
 
 
 def _test_column(cross: dict) -> tuple[str, str]:
