@@ -667,3 +667,11 @@ def test_a_ctrl_c_during_the_reports_renames_waits_for_them_and_says_the_files_a
     assert {"report.md", "report.tex", "report.csv", "report_paired.csv", "report_uar_ci.png"} <= \
         set(os.listdir(tmp_path))
     assert not [name for name in os.listdir(tmp_path) if ".partial-" in name]
+
+
+def test_the_wilcoxon_floor_the_paired_note_states_is_scipys():
+    """The note says that under 6 pairs the Wilcoxon p cannot fall below 0.05 (2 pairs: 0.5): a reader saw p = 1 or
+    0.5 beside a McNemar p of 3e-08 and took the tests for contradicting each other."""
+    assert "under 6 pairs its p cannot fall below 0.05, with 2 pairs not below 0.5" in significance.WILCOXON_METHOD
+    for n, floor in ((2, 0.5), (5, 0.0625), (6, 0.03125)):  # every difference of one sign: the smallest p of n pairs
+        assert stats.wilcoxon(np.arange(1, n + 1), np.zeros(n)).pvalue == pytest.approx(floor)

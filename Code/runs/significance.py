@@ -40,7 +40,8 @@ MIN_LOGIT_FOLD = 10
 CLIPPED_METHOD = (f"corrected repeated k-fold t-interval on the plain scale, clipped to [0, 100] %: a fold of fewer "
                   f"than {MIN_LOGIT_FOLD} test utterances has no usable logit")
 WILCOXON_METHOD = ("Wilcoxon signed-rank test over the paired per-(seed, fold) UAR values "
-                   "(scipy, zero differences dropped)")
+                   "(scipy, zero differences dropped; exact, two-sided: under 6 pairs its p cannot fall below 0.05, "
+                   "with 2 pairs not below 0.5)")
 MCNEMAR_METHOD = ("McNemar's exact test on the per-utterance correctness pooled over all (seed, fold) cells: "
                   "two-sided binomial test of b against b + c")
 
