@@ -321,8 +321,8 @@ def test_differing_training_settings_are_separate_rows_with_a_settings_column(tm
     _write(tmp_path, "fast", _run("MODEL_A", 3, config={"lr": 0.01, "init_from": "/home/u/Models/SRC_1_run"}))
     table = report.build_table(results_records.load_records(str(tmp_path)))
     # a row names what it holds off the defaults (a default row listed its defaults before), a fine-tuning source
-    # by its folder's name (no machine's path in a report)
-    assert sorted(table["settings"]) == ["lr=0.01, init_from=SRC_1_run", "–", "–"]
+    # by its folder's name (no machine's path in a report); these hand-made records lack lr: said where it differs
+    assert sorted(table["settings"]) == ["lr=0.01, init_from=SRC_1_run", "lr=None", "lr=None"]
     capsys.readouterr()
 
 
@@ -675,3 +675,12 @@ def test_the_wilcoxon_floor_the_paired_note_states_is_scipys():
     assert "under 6 pairs its p cannot fall below 0.05, with 2 pairs not below 0.5" in significance.WILCOXON_METHOD
     for n, floor in ((2, 0.5), (5, 0.0625), (6, 0.03125)):  # every difference of one sign: the smallest p of n pairs
         assert stats.wilcoxon(np.arange(1, n + 1), np.zeros(n)).pvalue == pytest.approx(floor)
+
+
+def test_two_rows_that_differ_only_where_a_record_is_silent_are_told_apart():
+    """An older record lacks a network setting (None); a newer one holds the default: two rows, which the settings
+    cell, naming only what is off the defaults, would have labelled alike."""
+    old = _emodb(config={"hyper": {"normalize": "none"}})
+    new = _emodb(config={"hyper": {"normalize": "none", "filter_size": 39}})
+    table = report.build_table([old, new])
+    assert len(table) == 2 and sorted(table["settings"]) == ["filter_size=39", "filter_size=None"]

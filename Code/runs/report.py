@@ -305,16 +305,18 @@ def _changed(model: str, data: str, settings: tuple) -> set[str]:
 
 
 def _shown_settings(rows: list[tuple[str, str, tuple]]) -> set[str]:
-    """Names of the settings without a default known here (a dataset's own block count, a several-corpora run's
-    label map) whose values differ between the rows ((model, corpus, settings), ...): a row names them as it names
-    those it holds at another value than its model's default (``_settings_text``)."""
-    seen = defaultdict(set)
+    """Names of the settings whose values differ between the rows ((model, corpus, settings), ...) where some row's
+    value cannot be told from a default (none known here: a dataset's own block count, a several-corpora run's label
+    map; or None: an older record lacks it): a row names them as it names those it holds at another value than its
+    model's default (``_settings_text``), so that no two rows read alike."""
+    seen, unknown = defaultdict(set), set()
     for model, data, settings in rows:
         defaults = _defaults(model, data)
         for name, value in settings:
-            if name not in defaults:
-                seen[name].add(repr(value))
-    return {name for name, values in seen.items() if len(values) > 1}
+            seen[name].add(repr(value))
+            if name not in defaults or (value is None and defaults[name] is not None):
+                unknown.add(name)
+    return {name for name in unknown if len(seen[name]) > 1}
 
 
 def _settings_text(model: str, data: str, settings: tuple, varying: set[str]) -> str:
