@@ -104,9 +104,9 @@ def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, s
         assert "warning" not in row
     [cast] = emodb46.predict((pcm.astype(np.float32), rate))  # int16 cast to float, not scaled: another label, unsaid
     assert cast["warning"].startswith("<array>: samples reach ") and "integer PCM given as floats?" in cast["warning"]
-    # float audio three times full scale is no integer PCM: told what it is (it asked about integers)
+    # float audio three times full scale is no int16 PCM: told what it may be (it asked about int16 alone)
     [loud] = emodb46.predict((pcm.astype(np.float32) / 32768 * 3, rate))
-    assert "far beyond full scale (1): amplified audio?" in loud["warning"], loud["warning"]
+    assert "far beyond full scale (1): amplified audio, or integer samples given as floats?" in loud["warning"]
     stereo = np.stack([pcm, pcm], axis=1)  # (samples, 2): soundfile's layout, averaged as librosa.load does
     assert emodb46.predict((stereo, rate))[0]["probabilities"] == pytest.approx(from_file["probabilities"], abs=1e-6)
     for source, message in [((stereo.T, rate), r"shape \(2, \d+\): more channels than samples"),

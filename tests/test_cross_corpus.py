@@ -383,3 +383,16 @@ def test_a_run_tested_under_a_label_map_is_its_own_column_not_a_repeat():
                                       record(0.5, "/other/map.toml", {"angry": "angry", "sad": "sad"})])
     columns = [c for c in table.columns if c.startswith("tested on A (map map.toml ")]
     assert len(columns) == 2 and sorted(table[c].iloc[0] for c in columns) == ["25.00 / 25.00", "50.00 / 50.00"]
+
+
+def test_cross_corpus_rows_that_differ_in_their_epochs_alone_say_so():
+    """The cross-corpus table has no epochs column: two runs at 50 and 500 epochs read as one row's twin."""
+    from timnet_ser.runs.report import build_cross_corpus_table
+
+    def record(epochs, uar):
+        return {"model": "TIMNET", "mode": "cross_corpus", "weights_folder": f"M/A_{epochs}",
+                "config": {"protocol": "last_epoch", "feature_path": "/x/EMODB.npy", "epochs": epochs},
+                "cross_corpus": {"train_corpus": "EMODB", "test_corpus": "B", "test_sha256": "b1", "fold_models": 10},
+                "summary": {"uar_pooled": uar, "war_pooled": uar}}
+    table = build_cross_corpus_table([record(50, 0.2), record(500, 0.6)])
+    assert sorted(table["settings"]) == ["epochs=50", "epochs=500"]

@@ -316,13 +316,16 @@ def test_differing_training_settings_are_separate_rows_with_a_settings_column(tm
     _write(tmp_path, "short", _run("MODEL_A", 1))
     _write(tmp_path, "long", _run("MODEL_A", 2, config={"epochs": 50}))
     table = report.build_table(results_records.load_records(str(tmp_path)))
-    # the epochs have their own column: no settings column where nothing else is off the defaults
-    assert list(table["epochs"]) == [5, 50] and list(table["runs"]) == [1, 1] and "settings" not in table
+    # two rows of one model that differ in their epochs alone: named, or the paired table and the figure would
+    # label them alike (the cross-corpus table has no epochs column)
+    assert list(table["epochs"]) == [5, 50] and list(table["runs"]) == [1, 1]
+    assert list(table["settings"]) == ["epochs=5", "epochs=50"]
     _write(tmp_path, "fast", _run("MODEL_A", 3, config={"lr": 0.01, "init_from": "/home/u/Models/SRC_1_run"}))
     table = report.build_table(results_records.load_records(str(tmp_path)))
     # a row names what it holds off the defaults (a default row listed its defaults before), a fine-tuning source
     # by its folder's name (no machine's path in a report); these hand-made records lack lr: said where it differs
-    assert sorted(table["settings"]) == ["lr=0.01, init_from=SRC_1_run", "lr=None", "lr=None"]
+    assert sorted(table["settings"]) == ["epochs=5, lr=0.01, init_from=SRC_1_run", "epochs=5, lr=None",
+                                         "epochs=50, lr=None"]
     capsys.readouterr()
 
 

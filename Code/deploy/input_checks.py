@@ -11,7 +11,7 @@ from ..data.corpora import SAMPLE_RATE
 
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
 FAR_BEYOND_FULL_SCALE = 2.0  # a resampled full-scale file overshoots 1 a little; cast integers reach thousands
-INTEGER_SCALE = 128.0  # beyond this, integer samples (int8 and up) given as floats without their scale
+INTEGER_SCALE = 128.0  # beyond int8's range: integer samples (int16 and up) given as floats without their scale
 
 
 def source_named(path: str, api: bool) -> str:
@@ -35,9 +35,9 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
     if peak > INTEGER_SCALE:  # int16 PCM cast to float, not scaled: 32767
         return (f"{name}: samples reach {peak:g}, far beyond full scale (1): integer PCM given as floats? "
                 "(divide int16 by 32768, or pass the integers); its prediction is unreliable")
-    if peak > FAR_BEYOND_FULL_SCALE:  # float audio amplified past full scale, which no recording holds
-        return (f"{name}: samples reach {peak:g}, far beyond full scale (1): amplified audio? (scale it into "
-                "[-1, 1]); its prediction is unreliable")
+    if peak > FAR_BEYOND_FULL_SCALE:  # float audio amplified past full scale, or 8-bit (or quiet) integers cast
+        return (f"{name}: samples reach {peak:g}, far beyond full scale (1): amplified audio, or integer samples "
+                "given as floats? (scale it into [-1, 1]); its prediction is unreliable")
     if seconds < SHORT_CLIP * window:
         return (f"{name}: {seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")

@@ -304,28 +304,29 @@ def _changed(model: str, data: str, settings: tuple) -> set[str]:
     return {name for name, value in settings if name in defaults and value is not None and value != defaults[name]}
 
 
-def _shown_settings(rows: list[tuple[str, str, tuple]]) -> set[str]:
-    """Names of the settings whose values differ between the rows ((model, corpus, settings), ...) where some row's
-    value cannot be told from a default (none known here: a dataset's own block count, a several-corpora run's label
-    map; or None: an older record lacks it): a row names them as it names those it holds at another value than its
-    model's default (``_settings_text``), so that no two rows read alike."""
-    seen, unknown = defaultdict(set), set()
+def _shown_settings(rows: list[tuple[str, str, tuple]]) -> dict:
+    """{(model, corpus): names} of the settings whose values differ between the rows of one model and corpus
+    ((model, corpus, settings), ...) where some row's value is not told by ``_changed``: the epochs (the within-corpus
+    table has their column, the cross-corpus one not), a setting without a default known here (a dataset's own
+    block count, a several-corpora run's label map), one an older record lacks (None). A row names them as it names
+    those it holds off its model's defaults (``_settings_text``), so that no two rows read alike."""
+    seen, untold = defaultdict(set), defaultdict(set)
     for model, data, settings in rows:
         defaults = _defaults(model, data)
         for name, value in settings:
-            seen[name].add(repr(value))
-            if name not in defaults or (value is None and defaults[name] is not None):
-                unknown.add(name)
-    return {name for name in unknown if len(seen[name]) > 1}
+            seen[(model, data, name)].add(repr(value))
+            if name == "epochs" or name not in defaults or (value is None and defaults[name] is not None):
+                untold[(model, data)].add(name)
+    return {pair: {name for name in names if len(seen[(*pair, name)]) > 1} for pair, names in untold.items()}
 
 
-def _settings_text(model: str, data: str, settings: tuple, varying: set[str]) -> str:
+def _settings_text(model: str, data: str, settings: tuple, varying: dict) -> str:
     """A row's settings cell: each of its settings at another value than its model's default on its corpus (a lone
-    bf16 row said nothing of it; a default row listed its defaults where another row differed), the epochs aside
-    (their own column), and those of ``varying``; "" where none."""
+    bf16 row said nothing of it; a default row listed its defaults where another row differed), the epochs only
+    where rows of its model differ in them, and those of ``varying`` (``_shown_settings``); "" where none."""
     changed = _changed(model, data, settings) - {"epochs"}
-    return ", ".join(f"{name}={_shown_value(name, value)}" for name, value in settings
-                     if name in changed or name in varying)
+    shown = changed | varying.get((model, data), set())
+    return ", ".join(f"{name}={_shown_value(name, value)}" for name, value in settings if name in shown)
 
 
 def _shown_value(name: str, value) -> str:
@@ -346,7 +347,7 @@ def _corpus_label(key: GroupKey) -> str:
     return key.data + (" (synthetic)" if key.synthetic else "")
 
 
-def _row_label(key: GroupKey, varying: set[str]) -> str:
+def _row_label(key: GroupKey, varying: dict) -> str:
     """Model, protocol and the settings cell: what tells two rows of one corpus and fold scheme apart."""
     text = _settings_text(key.model, key.data, key.settings, varying)
     return f"{_model_label(key)}, {key.protocol}" + (f" ({text})" if text else "")
