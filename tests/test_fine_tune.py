@@ -381,3 +381,30 @@ def test_a_leak_through_a_run_fine_tuned_in_between_is_refused(source, tmp_path,
         assert said.endswith(f"; {source.path}, which it goes back to by fine-tuning, is gone: not compared"), said
     finally:
         os.rename(source.path + "_moved", source.path)
+
+
+def test_a_cross_corpus_test_of_a_child_of_the_authors_weights_says_what_it_could_not_compare(shared, tmp_path,
+                                                                                                capsys):
+    """Fine-tuned from EMODB_46, whose folder records no training rows: a test corpus whose file names are not
+    known cannot be compared with what EMODB_46 trained on, and was accepted without a word."""
+    authors = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
+    emodb = ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"]
+    x, y = toy(16, 1, classes=7)
+    target = str(tmp_path / "TGT.npy")
+    feature_files.save_features(target, {"x": x, "y": y, "classes": np.array(emodb),
+                                         "files": np.array([f"tgt_{i:02d}.wav" for i in range(16)]),
+                                         "signal_length": np.int64((FRAMES - 1) * 512)})
+    assert main(["--mode", "train", "--data", "TGT", "--feature_path", target, "--init_from", authors,
+                 "--split_fold", "2", "--epoch", "1", "--batch_size", "8", "--model_path", str(tmp_path / "M"),
+                 "--result_path", str(tmp_path / "R")]) == 0
+    [child] = glob.glob(str(tmp_path / "M" / "*"))
+    unnamed = str(tmp_path / "HALF.npy")
+    hx, hy = toy(14, 5, classes=7)
+    feature_files.save_features(unnamed, {"x": hx, "y": hy, "classes": np.array(emodb),
+                                          "signal_length": np.int64((FRAMES - 1) * 512)})
+    capsys.readouterr()
+    assert main(["--mode", "test", "--test_path", child, "--cross_corpus", "--data", "HALF", "--feature_path",
+                 unnamed, "--result_path", str(tmp_path / "R")]) == 0
+    assert (f"goes back by fine-tuning to {os.path.abspath(authors)}, which records no training rows, and {unnamed} "
+            "names no files: "
+            "that it holds none of EMODB's recordings is taken on trust") in capsys.readouterr().out

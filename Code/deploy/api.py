@@ -411,6 +411,9 @@ class Run:
                                                                           f"back by fine-tuning to {folder}, which"))
             back = [(record["folder"], record.get("data"), level.run if level is not None else None)
                     for record, _, level in steps]
+        # the authors' folders on the way (a run of the chain gone is none): they record no training rows
+        authors = ([(self.folder, self.data)] if self.run is None else
+                   [(level.folder, level.data) for _, _, level in steps if level is not None and level.run is None])
         ours = None
         for depth, (folder, data, run) in enumerate(back):
             whose = ("the authors' weights in" if self.run is None else
@@ -433,9 +436,11 @@ class Run:
                 if ours.shape[1:] == signatures.shape[1:] else 0
             if seen:
                 raise UserError(refused.format(f"{seen} of its {len(x)} utterances are audio"))
-        if self.run is None and not files:  # EMO-DB's own audio in a file without names scored 96 % "cross-corpus"
-            return (f"records no training rows, and {where} names no files: that it holds none of {self.data}'s "
-                    "recordings is taken on trust")
+        if authors and not files:  # EMO-DB's own audio in a file without names scored 96 % "cross-corpus"
+            folder, data = authors[0]
+            whose = "records" if self.run is None else f"goes back by fine-tuning to {folder}, which records"
+            return (f"{whose} no training rows, and {where} names no files: that it holds none of {data}'s "
+                    "recordings is taken on trust" + (f"; {cut}" if cut else ""))
         return cut
 
     def score_cross_corpus(self, test_set) -> dict:
