@@ -222,7 +222,7 @@ class Run:
             mean = probabilities.mean(axis=0)  # (N, C)
             shift = domain_shift(features, self.feature_statistics, self.data)
             seen_rows = self._seen_rows(features)
-            rows_known = self.run is not None and self.run.training_signatures() is not None
+            rows_known = self.run is not None and self.run.records_training_rows
             for i, clip in enumerate(good):
                 row = {"file": clip.name, "label": self.classes[int(mean[i].argmax())],
                        "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])},

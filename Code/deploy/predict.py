@@ -192,7 +192,7 @@ def unchecked(run, where: str) -> list[str]:
     (the authors' folders; DCNN-BLSTMwA): there the authors' weights lose most of their accuracy without a word
     (bench/degraded_audio.py)."""
     notes = []
-    if run.run is None or run.run.training_signatures() is None:
+    if run.run is None or not run.run.records_training_rows:
         notes.append(f"{where} records no training utterances: a file its folds trained on is not recognised by its "
                      "audio (a file named as its corpus names its recordings is said to be one)")
     if run.feature_statistics is None or run.feature_kind != "mfcc":

@@ -398,10 +398,15 @@ class RunFolder:
         with contextlib.suppress(FileNotFoundError):  # another process's note, written after this one checked
             os.unlink(self._diverged_file(fold))
 
+    @property
+    def records_training_rows(self) -> bool:
+        """Whether the folder keeps its training rows' signatures (what tells a file it trained on), read or not."""
+        return os.path.isfile(os.path.join(self.path, SIGNATURES_FILE))
+
     def training_signatures(self) -> Optional[np.ndarray]:
         """The training rows' feature signatures (N, D), or None when the folder has none."""
-        path = os.path.join(self.path, SIGNATURES_FILE)
-        return np.load(path, allow_pickle=False) if os.path.isfile(path) else None
+        return np.load(os.path.join(self.path, SIGNATURES_FILE), allow_pickle=False) \
+            if self.records_training_rows else None
 
     @property
     def resume_command(self) -> str:
