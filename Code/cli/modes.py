@@ -76,16 +76,13 @@ def authors_corpus(args: Settings) -> Settings:
     """For the authors' folder (no run.json): the settings with the corpus of a folder named ``<KEY>_<seed>``
     (EMODB_46), said on the output, and another typed --data refused (EMOVO's class names were put on EMODB's
     weights); for another name, one line asking for --data. No --normalize: the authors trained without it."""
-    from ..runs.run_folder import authors_name, fold_weight_files
+    from ..runs import run_folder
     if args.normalize != "none":
         raise UserError(f"--normalize {args.normalize}: {args.test_path} has no run.json; the authors' weights were "
                         "trained without normalisation")
-    fold_weight_files(args.test_path)  # a folder without weight files says so first
-    key = authors_name(args.test_path)[0]
+    run_folder.fold_weight_files(args.test_path)  # a folder without weight files says so first
+    key = run_folder.authors_corpus(args.test_path, args.data if "data" in args.given else None)
     if "data" in args.given:
-        if key is not None and args.data != key:
-            raise UserError(f"--data {args.data}: the weights in {args.test_path} were trained on {key}, as its name "
-                            f"(<KEY>_<seed>) says; leave --data out")
         return args
     if key is None:
         raise UserError(f"--data: {args.test_path} has no run.json, so the corpus its weights were trained on must "
@@ -342,7 +339,7 @@ def run_test(args: Settings) -> dict:
     from ..engine.retest import retest_label, retest_weights
     from ..Model import MODELS
     from ..runs import run_folder
-    from ..runs.run_folder import authors_name
+    from ..runs.run_folder import authors_name, authors_protocol
     if args.cross_corpus:
         return run_cross_corpus(args)
     run, args = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
@@ -359,10 +356,8 @@ def run_test(args: Settings) -> dict:
         check_writable_folder(args.result_path, "--result_path")
         configure_run(args.model, args.mixed_precision)
         spec, config = run_config(args, features.corpus, args.seed)  # its split is the flags' (folds above)
-        if authors_name(args.test_path)[1] is not None:  # named as the published folders are (Test_Models/EMODB_46):
-            # each fold's epoch best on its test fold, as every output of the re-test says; the original's own
-            # Models/<KEY>_<seed>_<time> of TIM-Net since Aug 2023 kept the last epoch, and are not said to
-            config = replace(config, protocol=spec.published_protocol or config.protocol)
+        # the published folders' epochs were chosen on their test folds, as every output of the re-test says
+        config = replace(config, protocol=authors_protocol(args.test_path, spec.published_protocol) or config.protocol)
         scheme = {"speaker": "speaker", "corpus": "corpus"}.get(config.cv, "KFold")
         retest = retest_label(False, True, config) if other_split else None
         trained_on = ("the split they were trained on, as the folder's name says" if authors_name(args.test_path)[1]

@@ -69,7 +69,7 @@ class Run:
         # what chose each fold's weights: the run's --protocol; the paper protocol for a folder named as the
         # published ones (EMODB_46); None where nothing says (another folder without run.json)
         self.protocol = (run.config.protocol if run is not None else
-                         spec.published_protocol if run_folder.authors_name(folder)[1] is not None else None)
+                         run_folder.authors_protocol(folder, spec.published_protocol))
 
     def model_inputs(self, features: np.ndarray, speaker_statistics=None) -> np.ndarray:
         """What the fold models read of (N, T, 39) features: the features, or for a run trained with
@@ -520,11 +520,7 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
                                 "leave it out")
         return Run(run.path, MODELS[config.model], config.hyper, config.data, config.classes, run.signal_length,
                    run.checked_weight_files(), run)
-    key = run_folder.authors_name(folder)[0]  # a folder named as the published ones: EMODB_46
-    if data is not None and key is not None and data != key:  # EMOVO's class names were put on EMODB's weights
-        raise UserError(f"{named('data', data, api=True)}: the weights in {folder} were trained on {key}, as its name "
-                        "(<KEY>_<seed>) says; leave data out")
-    data = key if data is None else data
+    data = run_folder.authors_corpus(folder, data, api=True)  # a folder named as the published ones: EMODB_46
     if data is None:
         raise UserError(f"data: {folder} has no run.json, so the corpus its weights were trained on must be given "
                         "(e.g. data='EMODB')")

@@ -120,6 +120,25 @@ def authors_name(folder: str) -> tuple[Optional[str], Optional[int]]:
     return (key if key in CORPORA else None), (int(seed) if key in CORPORA and seed.isdigit() else None)
 
 
+def authors_corpus(folder: str, given: Optional[str], api: bool = False) -> Optional[str]:
+    """The corpus of a weights folder without run.json: ``given`` (the data flag or argument; None where not
+    given), refused in one line where the folder's name gives another (``authors_name``: EMOVO's class names were
+    put on EMODB_46's weights); else the name's; None where neither says."""
+    key = authors_name(folder)[0]
+    if given is not None and key is not None and given != key:
+        raise UserError(f"{named('data', given, api, quoted=False)}: the weights in {folder} were trained on {key}, as "
+                        f"its name (<KEY>_<seed>) says; leave {'data' if api else '--data'} out")
+    return key if given is None else given
+
+
+def authors_protocol(folder: str, published: Optional[str]) -> Optional[str]:
+    """The --protocol that chose the weights of a folder without run.json: ``published`` (its model's
+    ``ModelSpec.published_protocol``) where the folder is named as the published ones are (``<KEY>_<seed>``:
+    Test_Models/EMODB_46), else None: nothing says (the original's own Models/<KEY>_<seed>_<time> of TIM-Net since
+    Aug 2023 kept the last epoch)."""
+    return published if authors_name(folder)[1] is not None else None
+
+
 def fold_weight_files(folder: str, flag: str = "--test_path") -> list[tuple[int, str]]:
     """(fold number from 1, path) of every ``<k>-fold_weights_best_<i>.hdf5`` in ``folder``, in fold order.
 
