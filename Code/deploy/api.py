@@ -404,18 +404,17 @@ class Run:
         from ..data.corpora import CORPORA, named_recordings
         from ..engine.fine_tune import MAX_CHAIN, back_from
         cut = ""
+        # (folder, corpus, its run, whether it is an authors' folder: there, without run.json, so no training rows)
         if self.run is None:
-            back = [(self.folder, self.data, None)]  # the authors' folder: its corpus refused by the caller
+            back = [(self.folder, self.data, None, True)]  # its corpus refused by the caller
         else:
             steps, cut = back_from(self.run, MAX_CHAIN, lambda folder: (f"{where}: the run in {self.folder} goes "
                                                                           f"back by fine-tuning to {folder}, which"))
-            back = [(record["folder"], record.get("data"), level.run if level is not None else None)
-                    for record, _, level in steps]
-        # the authors' folders on the way (a run of the chain gone is none): they record no training rows
-        authors = ([(self.folder, self.data)] if self.run is None else
-                   [(level.folder, level.data) for _, _, level in steps if level is not None and level.run is None])
+            back = [(record["folder"], record.get("data"), None if level is None else level.run,
+                     level is not None and level.run is None) for record, _, level in steps]  # None: that run is gone
+        authors = [(folder, data) for folder, data, _, published in back if published]
         ours = None
-        for depth, (folder, data, run) in enumerate(back):
+        for depth, (folder, data, run, _) in enumerate(back):
             whose = ("the authors' weights in" if self.run is None else
                      "the weights this run was fine-tuned from, in" if not depth else
                      "the weights this run goes back to by fine-tuning, in")

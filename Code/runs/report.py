@@ -261,7 +261,7 @@ def merge_notices(records: list[dict]) -> list[str]:
     """One line per sample that several records gave: which records were merged, and whether their per-fold
     results are identical (else the largest per-fold UAR difference, and which record the report used); and one
     per row and seed whose records ran on other feature content under one file name, which are kept apart."""
-    varying = _shown_settings([(key.model, key.data, key.settings) for key, _ in group_runs(records)])
+    varying = _shown_in(group_runs(records))
     notices, contents = [], defaultdict(int)
     for (key, seed, _), same in _samples(records).items():
         contents[(key, seed)] += 1
@@ -318,6 +318,11 @@ def _shown_settings(rows: list[tuple[str, str, tuple]]) -> dict:
             if name == "epochs" or name not in defaults or (value is None and defaults[name] is not None):
                 untold[(model, data)].add(name)
     return {pair: {name for name in names if len(seen[(*pair, name)]) > 1} for pair, names in untold.items()}
+
+
+def _shown_in(groups: list[tuple[GroupKey, list[dict]]]) -> dict:
+    """``_shown_settings`` of the within-corpus rows ``groups`` (``group_runs``)."""
+    return _shown_settings([(key.model, key.data, key.settings) for key, _ in groups])
 
 
 def _settings_text(model: str, data: str, settings: tuple, varying: dict) -> str:
@@ -382,7 +387,7 @@ def build_table(records: list[dict]) -> pd.DataFrame:
     (each corpus' pooled UAR / WAR) when some row trained on several corpora (--data A+B).
     """
     groups = group_runs(records)
-    varying = _shown_settings([(key.model, key.data, key.settings) for key, _ in groups])
+    varying = _shown_in(groups)
     rows = []
     for key, runs in groups:
         # shown only when every run of the row repeats the same published experiment
@@ -503,7 +508,7 @@ def build_comparisons(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     checks the seeds and every fold's test rows). Training runs only: a re-test repeats a run's predictions, and
     a test of it against that run would test nothing."""
     groups = group_runs([r for r in records if r.get("mode", "train") == "train"])
-    varying = _shown_settings([(key.model, key.data, key.settings) for key, _ in groups])
+    varying = _shown_in(groups)
     same_data = defaultdict(list)
     for key, runs in groups:
         same_data[(key.data, key.features, key.cv, key.folds, key.synthetic)].append((key, runs))
@@ -528,7 +533,7 @@ def plot_uar_ci(records: list[dict], path: str) -> None:
     """One panel per corpus: each row's mean per-fold UAR with its 95 % interval as error bars (none for a row
     with a single fold value), rendered with the Agg canvas and written atomically to ``path``."""
     groups = group_runs(records)
-    varying = _shown_settings([(key.model, key.data, key.settings) for key, _ in groups])
+    varying = _shown_in(groups)
     panels = defaultdict(list)
     for key, runs in groups:
         label = f"{_row_label(key, varying)} [{key.features}, {key.cv} {key.folds}-fold]"
