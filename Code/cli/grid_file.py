@@ -23,6 +23,7 @@ import os
 import tomllib
 
 from ..core import flags
+from ..core.config import BACKBONE_WEIGHT_WORDS
 from ..core.errors import UserError, did_you_mean, named_twice
 from ..core.flags import BY_NAME, GRID_KEYS, unread_by
 from ..core.settings import Settings
@@ -33,7 +34,7 @@ MAX_POINTS = 10_000  # runs of one grid file: far more than a paper table (6 cor
 # relative to the grid file's folder (init_from was read from the current folder: another run of the same name there
 # was fine-tuned from without a word); backbone_weights where it names a file, not imagenet or none
 PATH_KEYS = ("feature_path", "label_map", "model_path", "result_path", "init_from", "backbone_weights")
-NOT_PATHS = {"backbone_weights": ("imagenet", "none")}
+NOT_PATHS = {"backbone_weights": BACKBONE_WEIGHT_WORDS}
 # Flags of the grid command itself, never handed to its runs.
 GRID_ONLY = {"mode", "grid", "address", "gpus_per_task", "workers", "gpu"}
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..core import precision
 from ..core.atomic_file import check_writable_folder
+from ..core.config import BACKBONE_WEIGHT_WORDS
 from ..core.errors import DiskFull, InterruptedAfterWriting, TrainingInterrupted, UserError, interrupt_behind
 from ..core.paths import SYNTHETIC_WAV, check_outside_weights, feature_path, shown
 from ..core.settings import Settings
@@ -240,7 +241,7 @@ def run_train(args: Settings) -> list[dict]:
                             "not trained yet start from that folder's weights: put it (or a copy) back there to "
                             "resume")
         backbone = run.config.hyper.backbone_weights
-        if (backbone not in ("imagenet", "none") and not os.path.isfile(backbone)  # "does not fit" said Keras
+        if (backbone not in BACKBONE_WEIGHT_WORDS and not os.path.isfile(backbone)  # "does not fit" said Keras
                 and len(run.finished_folds()) < run.k):  # every fold trained: only its results are left to write
             raise UserError(f"--resume {args.resume}: the run's backbone started from {backbone}, which is gone; its "
                             "folds not trained yet start from that file: put it (or a copy) back there to resume "

@@ -21,6 +21,7 @@ import re
 from dataclasses import replace
 
 from ..core import flags, paths
+from ..core.config import BACKBONE_WEIGHT_WORDS
 from ..core.errors import UserError, did_you_mean
 from ..core.settings import DATA_NAME, Settings
 
@@ -307,7 +308,7 @@ def validate_backbone(s: Settings) -> Settings:
     """--backbone, --backbone_alpha, --backbone_weights, --image_size (DCNN.check_backbone, named by their flags);
     a weights file becomes an absolute path."""
     from ..nn.layer_args import BackboneArgumentError, check_backbone
-    if s.backbone_weights not in ("imagenet", "none"):
+    if s.backbone_weights not in BACKBONE_WEIGHT_WORDS:
         if not os.path.isfile(s.backbone_weights):
             raise UserError(f"--backbone_weights {s.backbone_weights}: not imagenet, none or an existing "
                             "weights file")

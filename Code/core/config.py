@@ -65,6 +65,7 @@ def default_settings(model: str) -> dict:
     return {**values, **({f.name: getattr(RECIPES[model], f.name) for f in fields(Recipe)} if model in RECIPES else {})}
 
 
+BACKBONE_WEIGHT_WORDS = ("imagenet", "none")  # --backbone_weights' words; any other value names a weights file
 PROTOCOL_NAMES = ("last_epoch", "paper", "inner_val")  # --protocol: what chooses a fold's weights (engine/protocol)
 LABEL_SMOOTHING_HISTORIES = ("per_fold", "cumulative")  # --label_smoothing_history
 
