@@ -213,3 +213,17 @@ def test_a_setting_nothing_reads_is_refused(argv, message):
                                   ["--resume", "R", "--val_fraction", "0.3"]])  # its protocol is the run's
 def test_a_setting_that_is_read_or_may_be_is_taken(argv):
     settings.validate(settings.parse(["--mode", "train", *argv] if argv[0] != "--mode" else argv))
+
+
+@pytest.mark.parametrize("name", [f.name for f in flags.FLAGS if f.required])
+def test_a_flag_a_mode_cannot_start_without_is_asked_for_by_the_table(name):
+    """``--mode predict`` without --wav is refused before TensorFlow loads, in one line the flags table words."""
+    flag = flags.BY_NAME[name]
+    assert flag.needed_as and set(flag.required) <= set(flag.modes or flags.MODES), name
+    others = {"format": ["--format", "onnx"], "output": ["--output", "m.onnx"]}  # export asks for both
+    for mode in flag.required:
+        given = [word for other, words in others.items() if other != name for word in words] if mode == "export" else []
+        for missing in ([], *([] if flag.choices else [["--" + name, ""]])):  # '' of a choice: not one of them
+            with pytest.raises(UserError, match=rf"^--{name}: required for --mode {mode} \({re.escape(flag.needed_as)}\)$"):
+                settings.validate(settings.parse(["--mode", mode, *given, *missing]))
+    assert all(not f.needed_as for f in flags.FLAGS if not f.required)

@@ -118,8 +118,6 @@ def authors_split(args: Settings) -> tuple[Settings, bool]:
 def run_extract(args: Settings) -> dict:
     from ..core.atomic_file import check_writable
     from ..data import corpora, corpus_files, extraction, feature_files
-    if not args.wav_path:
-        raise UserError("--wav_path: required for --mode extract (the folder or manifest of the audio files)")
     if "+" in args.data:  # a name with '+' was written, then read back as two corpora
         raise UserError(f"--data {args.data}: extract makes one corpus' feature file, and '+' joins the names of "
                         "several for training; extract each corpus on its own, under a name without '+'")
@@ -431,8 +429,6 @@ def weights_used(weights, args: Settings) -> str:
 def run_predict(args: Settings) -> dict:
     from ..core.atomic_file import check_writable
     from ..deploy import predict, timeline
-    if not args.wav:
-        raise UserError("--wav: required for --mode predict (an audio file or a folder of them)")
     if args.output and not args.output.lower().endswith((".csv", ".json")):  # a .txt or .xlsx got CSV in it
         raise UserError(f"--output {args.output}: predict writes a table as CSV or JSON; name the file .csv or .json")
     if args.output and os.path.abspath(args.output) == os.path.abspath(args.wav):  # the table would replace the list
@@ -498,8 +494,6 @@ def run_predict(args: Settings) -> dict:
 
 
 def run_export(args: Settings) -> list[str]:
-    if not args.format or not args.output:
-        raise UserError("--format and --output: required for --mode export (e.g. --format onnx --output model.onnx)")
     from ..deploy.export_output import check_output
     # creates nothing; the export makes the folder
     check_output(os.path.normpath(args.output), args.format, args.test_path, api=False)
@@ -518,8 +512,6 @@ def run_grid(args: Settings) -> dict:
     from ..grid.pool import Pool
     from ..grid.pool import run_grid as train_grid
     from . import grid_file
-    if not args.grid:
-        raise UserError("--grid: required for --mode grid (a TOML file of flags; a list is an axis)")
     points = grid_file.expand(args.grid, grid_file.read_grid(args.grid), grid_file.command_line_flags(args))
     start_tensorflow()  # the plan starts its runs (engine/cross_validation.py), and --address none trains here
     return train_grid(args.grid, points, Pool(args.address, args.workers, args.gpus_per_task))

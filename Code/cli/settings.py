@@ -159,6 +159,7 @@ def validate(s: Settings) -> Settings:
     if "hop" in s.given and not s.timeline:
         raise UserError(f"--hop {s.hop:g}: spaces the windows of --timeline; add --timeline (--mode predict)")
     _check_range(s, "not_negative")
+    check_required(s)
     from ..data.features import FEATURE_KINDS
     if s.features is not None and s.features not in FEATURE_KINDS:
         raise UserError(f"--features {s.features!r}: choose one of {', '.join(FEATURE_KINDS)}"
@@ -204,6 +205,13 @@ def check_modes(s: Settings) -> None:
             readers = " and ".join([", ".join(flag.modes[:-1]), flag.modes[-1]] if len(flag.modes) > 1 else flag.modes)
             raise UserError(f"{_typed(s, flag)}: --mode {s.mode} does not read it (--mode {readers} "
                             f"{'does' if len(flag.modes) == 1 else 'do'}); leave it out")
+
+
+def check_required(s: Settings) -> None:
+    """A flag that the mode cannot start without (the table's ``required``) is asked for before anything loads."""
+    for flag in flags.FLAGS:
+        if s.mode in flag.required and getattr(s, flag.name) in (None, ""):
+            raise UserError(f"--{flag.name}: required for --mode {s.mode} ({flag.needed_as})")
 
 
 def _typed(s: Settings, flag: flags.Flag) -> str:

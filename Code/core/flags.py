@@ -47,6 +47,8 @@ class Flag:
     trained: bool = False  # a recorded setting of how weights train, not of what they compute (epochs, lr, ...)
     models: tuple = ()  # the only models whose network reads it (typed with another, it is refused); () for all
     protocols: tuple = ()  # the only protocols that read it, likewise
+    required: tuple = ()  # the modes that cannot start without it (refused before anything loads)
+    needed_as: str = ""  # what a required flag names, for its refusal: "an audio file or a folder of them"
 
 
 def _shown_g(value) -> str:
@@ -223,7 +225,8 @@ FLAGS: tuple[Flag, ...] = tuple([
         "feature extraction",
         row("wav_path", str, None,
           "extract: folder of audio files (<folder>/<class>/*.wav or the corpus' own naming) or a CSV manifest "
-          "path,label[,speaker]", modes=("extract", "demo")),
+          "path,label[,speaker]", modes=("extract", "demo"),
+          required=("extract",), needed_as="the folder or manifest of the audio files"),
         row("features", str, None,
           "extract: mfcc (default; TIMNET, GMTCN) or logmel3 (DCNN_BLSTMwA: 64-band log-Mel, delta, delta-delta "
           "in 64-frame segments); other modes: the model's kind", grid=True,
@@ -248,7 +251,8 @@ FLAGS: tuple[Flag, ...] = tuple([
           modes=("test",)),
         row("wav", str, None, "predict: an audio file (wav, flac, ogg, aiff, mp3), a folder of them, or a CSV list of "
             "files (first line: path[,speaker]; a run trained with --normalize speaker standardises each speaker "
-            "with their own files, docs/predict.md)", modes=("predict",)),
+            "with their own files, docs/predict.md)", modes=("predict",),
+            required=("predict",), needed_as="an audio file or a folder of them"),
         row("timeline", bool, False,
           "predict: one long file window by window (windows of the model's length, silence skipped, each scored "
           "by the fold mean): a CSV (or JSON) table and a PNG, see docs/timeline.md", modes=("predict",)),
@@ -257,10 +261,12 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("fold", int, None,
           "predict/export: use only fold i's weights (default: the mean of all folds' probabilities)",
           check="positive", modes=("predict", "export")),
-        row("format", str, None, "export: onnx, tflite or savedmodel", choices=EXPORT_FORMATS, modes=("export",)),
+        row("format", str, None, "export: onnx, tflite or savedmodel", choices=EXPORT_FORMATS, modes=("export",),
+            required=("export",), needed_as="e.g. --format onnx --output model.onnx"),
         row("output", str, None,
           "predict: also write the predictions to this .csv or .json file (--timeline: the window table, and the "
-          "picture beside it as .png); export: the exported file or folder", modes=("predict", "export")),
+          "picture beside it as .png); export: the exported file or folder", modes=("predict", "export"),
+          required=("export",), needed_as="e.g. --format onnx --output model.onnx"),
         row("cross_corpus", bool, False,
           "test: score the fold models of --test_path (their mean probability) on ANOTHER corpus: --data OTHER "
           "--feature_path OTHER.npy; labelled CROSS-CORPUS (trained on A, tested on B) everywhere "
@@ -273,7 +279,7 @@ FLAGS: tuple[Flag, ...] = tuple([
     *_rows(
         "grid on Ray",
         row("grid", str, None, "grid: a TOML file; keys are flag names, a list is an axis of the grid",
-            modes=("grid",)),
+            modes=("grid",), required=("grid",), needed_as="a TOML file of flags; a list is an axis"),
         row("address", str, None,
           "grid: Ray cluster to use: default a local Ray on this machine; 'auto' or ray://host:port for a cluster",
           modes=("grid",)),
