@@ -1,5 +1,5 @@
 """The command line's entry point: ``cd Code && python main.py --mode ...`` (the original's way) and the installed
-``timnet-ser``. The flags are cli/settings.py's, the modes cli/modes.py's; this file only starts them."""
+``timnet-ser``. The flags are cli/command_line.py's, the modes cli/modes.py's; this file only starts them."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from timnet_ser.cli import grid_file, settings
+from timnet_ser.cli import command_line, grid_file
 from timnet_ser.core import flags
 from timnet_ser.core.config import Hyper, RunConfig
 from timnet_ser.core.errors import UserError
@@ -30,7 +30,7 @@ DCNN_TYPED = ["--model", "DCNN_BLSTMwA", "--backbone", "resnet50v2", "--backbone
 
 
 def parser_flags() -> dict[str, argparse.Action]:
-    return {a.dest: a for a in settings.build_parser()._actions if a.dest not in ("help", "version")}
+    return {a.dest: a for a in command_line.build_parser()._actions if a.dest not in ("help", "version")}
 
 
 def test_every_parser_flag_is_a_table_row_and_every_row_a_flag():
@@ -47,9 +47,9 @@ def test_a_flag_typed_with_a_mode_that_does_not_read_it_is_refused(flag):
     readers = " and ".join([", ".join(flag.modes[:-1]), flag.modes[-1]] if len(flag.modes) > 1 else flag.modes)
     with pytest.raises(UserError, match=f"^--{flag.name}( 1| {flag.choices[0] if flag.choices else ''})?: --mode "
                                         f"{other} does not read it \\(--mode {readers} do(es)?\\); leave it out$"):
-        settings.check_modes(settings.parse(["--mode", other, f"--{flag.name}", *value]))
+        command_line.check_modes(command_line.parse(["--mode", other, f"--{flag.name}", *value]))
     for mode in flag.modes:
-        settings.check_modes(settings.parse(["--mode", mode, f"--{flag.name}", *value]))
+        command_line.check_modes(command_line.parse(["--mode", mode, f"--{flag.name}", *value]))
 
 
 @pytest.mark.parametrize("flag", [f for f in flags.RUN_FLAGS if f.name not in ("model", "data")], ids=lambda f: f.name)
@@ -63,7 +63,7 @@ def test_weights_without_run_json_refuse_the_recorded_flags_they_do_not_read(fla
 
     def refused(argv, run_folder):
         try:
-            settings.check_unread_by_weights(settings.parse([*argv, "--test_path", "W", *typed]), run_folder)
+            command_line.check_unread_by_weights(command_line.parse([*argv, "--test_path", "W", *typed]), run_folder)
         except UserError as error:
             assert str(error).startswith(f"--{flag.name}") and str(error).endswith("; leave it out"), error
             return True
@@ -96,13 +96,13 @@ def test_the_parser_takes_defaults_types_and_choices_from_the_table():
 
 def test_settings_has_one_field_per_row_with_the_tables_defaults():
     assert [f.name for f in dataclasses.fields(Settings)] == [*flags.BY_NAME, "given"]
-    parsed = settings.parse([])
+    parsed = command_line.parse([])
     assert all(getattr(parsed, f.name) == f.default for f in flags.FLAGS) and parsed.given == frozenset()
     assert parsed == Settings.from_flags({})
 
 
 def test_settings_are_frozen_and_change_only_through_replace():
-    parsed = settings.parse(["--epoch", "3"])
+    parsed = command_line.parse(["--epoch", "3"])
     with pytest.raises(dataclasses.FrozenInstanceError):
         parsed.epoch = 4
     assert dataclasses.replace(parsed, epoch=4).epoch == 4 and parsed.epoch == 3 and parsed.given == {"epoch"}
@@ -126,7 +126,7 @@ def test_a_value_out_of_range_is_one_line_naming_its_flag(name):
              "block_count": "32", "width": "1025", "stacks": "17"}[flags.BY_NAME[name].check]
     mode = ["--mode", flags.BY_NAME[name].modes[0]] if flags.BY_NAME[name].modes else []  # one that reads it
     with pytest.raises(UserError, match=rf"^--{name} {wrong}(\.0)?: must be"):
-        settings.validate(settings.parse([*mode, f"--{name}", wrong]))
+        command_line.validate(command_line.parse([*mode, f"--{name}", wrong]))
 
 
 @pytest.mark.parametrize("name", [f.name for f in flags.FLAGS if f.type is float])
@@ -136,19 +136,19 @@ def test_a_number_that_is_not_finite_is_one_line_naming_its_flag(name, value):
     mode = ["--mode", flags.BY_NAME[name].modes[0]] if flags.BY_NAME[name].modes else []
     shown = "inf" if value == "1e400" else value
     with pytest.raises(UserError, match=rf"^--{name} {shown}: must be a finite number$"):
-        settings.validate(settings.parse([*mode, f"--{name}", value]))
+        command_line.validate(command_line.parse([*mode, f"--{name}", value]))
 
 
 @pytest.mark.parametrize("model", ["TIMNET", "DCNN_BLSTMwA"])
 def test_a_run_json_round_trip_gives_equal_settings(model):
     argv = TYPED if model == "TIMNET" else [*TYPED[:TYPED.index("--dropout")], *DCNN_TYPED]
-    typed = settings.validate(settings.parse(["--mode", "train", *argv]))
+    typed = command_line.validate(command_line.parse(["--mode", "train", *argv]))
     assert typed.model == model
     _, config = run_config(typed, CORPORA["EMODB"], typed.seed)
     stored = RunConfig.from_dict(json.loads(json.dumps(dataclasses.asdict(config))))
     assert stored == config
     # a command without flags next to the run folder takes every recorded setting from it
-    read = settings.parse(["--mode", "test"]).with_run(stored, typed.features)
+    read = command_line.parse(["--mode", "test"]).with_run(stored, typed.features)
     for flag in flags.RUN_FLAGS:
         if not flags.unread_by(flag, model):  # another model's flags take the recipe's or corpus' value
             assert getattr(read, flag.name) == getattr(typed, flag.name), flag.name
@@ -156,21 +156,21 @@ def test_a_run_json_round_trip_gives_equal_settings(model):
 
 
 def test_check_against_run_refuses_a_contradicting_flag_and_fills_the_others():
-    typed = settings.validate(settings.parse(["--mode", "train", *TYPED]))
+    typed = command_line.validate(command_line.parse(["--mode", "train", *TYPED]))
     _, config = run_config(typed, CORPORA["EMODB"], typed.seed)
     run = types.SimpleNamespace(config=config, path="Models/run", feature_kind="mfcc")
-    asked = settings.validate(settings.parse(["--mode", "test", "--epoch", "3"]))
-    checked = settings.check_against_run(asked, run)
-    assert checked == dataclasses.replace(settings.parse(["--mode", "test"]).with_run(config, "mfcc"),
+    asked = command_line.validate(command_line.parse(["--mode", "test", "--epoch", "3"]))
+    checked = command_line.check_against_run(asked, run)
+    assert checked == dataclasses.replace(command_line.parse(["--mode", "test"]).with_run(config, "mfcc"),
                                           given=frozenset({"mode", "epoch"}))
     assert asked.split_fold == 10 and checked.split_fold == 5  # a new object; the one checked is not rewritten
     with pytest.raises(UserError, match=r"^--lr 0.5: the run in Models/run has 0.01; a run folder brings its own"):
-        settings.check_against_run(settings.validate(settings.parse(["--mode", "test", "--lr", "0.5"])), run)
+        command_line.check_against_run(command_line.validate(command_line.parse(["--mode", "test", "--lr", "0.5"])), run)
     with pytest.raises(UserError, match=r"^--data CASIA: the run in Models/run has EMODB \(to score the run on another "
                                         r"corpus, add --cross_corpus and its --feature_path\)$"):
-        settings.check_against_run(settings.validate(settings.parse(["--mode", "test", "--data", "CASIA"])), run)
-    other = settings.validate(settings.parse(["--mode", "test", "--split_fold", "4", "--retest_other_split"]))
-    assert settings.check_against_run(other, run, allow_other_split=True).split_fold == 4
+        command_line.check_against_run(command_line.validate(command_line.parse(["--mode", "test", "--data", "CASIA"])), run)
+    other = command_line.validate(command_line.parse(["--mode", "test", "--split_fold", "4", "--retest_other_split"]))
+    assert command_line.check_against_run(other, run, allow_other_split=True).split_fold == 4
 
 
 def test_the_grid_keys_and_the_report_columns_are_table_rows():
@@ -185,7 +185,7 @@ def test_the_grid_keys_and_the_report_columns_are_table_rows():
 
 
 def test_a_several_seed_grid_point_is_one_settings_per_seed():
-    point = settings.validate(settings.parse(["--mode", "train", "--random_seed", "4,5"]))
+    point = command_line.validate(command_line.parse(["--mode", "train", "--random_seed", "4,5"]))
     one, two = (point.for_seed(seed) for seed in point.seeds)
     assert (one.seeds, two.seeds, point.seeds) == ((4,), (5,), (4, 5))
 
@@ -204,7 +204,7 @@ def test_a_setting_nothing_reads_is_refused(argv, message):
     """Each was recorded in run.json, trained nothing differently, and split the report into rows of one and the same
     training (bit-identical losses and predictions: checked with the old code)."""
     with pytest.raises(UserError, match=f"^{re.escape(message)}"):
-        settings.validate(settings.parse(["--mode", "train", *argv]))
+        command_line.validate(command_line.parse(["--mode", "train", *argv]))
 
 
 @pytest.mark.parametrize("argv", [["--model", "GMTCN", "--filter_size", "12", "--kernel_size", "3"],
@@ -212,7 +212,7 @@ def test_a_setting_nothing_reads_is_refused(argv, message):
                                   ["--mode", "test", "--backbone", "resnet50v2"],  # a run folder may be DCNN's
                                   ["--resume", "R", "--val_fraction", "0.3"]])  # its protocol is the run's
 def test_a_setting_that_is_read_or_may_be_is_taken(argv):
-    settings.validate(settings.parse(["--mode", "train", *argv] if argv[0] != "--mode" else argv))
+    command_line.validate(command_line.parse(["--mode", "train", *argv] if argv[0] != "--mode" else argv))
 
 
 @pytest.mark.parametrize("name", [f.name for f in flags.FLAGS if f.required])
@@ -225,5 +225,5 @@ def test_a_flag_a_mode_cannot_start_without_is_asked_for_by_the_table(name):
         given = [word for other, words in others.items() if other != name for word in words] if mode == "export" else []
         for missing in ([], *([] if flag.choices else [["--" + name, ""]])):  # '' of a choice: not one of them
             with pytest.raises(UserError, match=rf"^--{name}: required for --mode {mode} \({re.escape(flag.needed_as)}\)$"):
-                settings.validate(settings.parse(["--mode", mode, *given, *missing]))
+                command_line.validate(command_line.parse(["--mode", mode, *given, *missing]))
     assert all(not f.needed_as for f in flags.FLAGS if not f.required)

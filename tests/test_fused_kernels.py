@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
-from timnet_ser.cli import settings
+from timnet_ser.cli import command_line
 from timnet_ser.data.corpora import CORPORA
 from timnet_ser.engine.run_config import run_config
 from timnet_ser.GTCM import GatedUnit
@@ -468,7 +468,7 @@ def test_without_the_library_the_block_runs_the_tensorflow_path(monkeypatch):
                                          (["--training", "stacked"], True),
                                          (["--mixed_precision", "bf16"], False)])
 def test_run_json_records_whether_the_fused_kernels_train(built, flags, used):
-    typed = settings.validate(settings.parse(["--mode", "train", *flags]))
+    typed = command_line.validate(command_line.parse(["--mode", "train", *flags]))
     _, config = run_config(typed, CORPORA["EMODB"], typed.seeds[0])
     assert config.fused_kernels is used
 

@@ -131,7 +131,7 @@ def test_the_check_catches_an_upward_import_and_a_cycle():
     assert violations(planted) == ["core.errors (core) imports engine.protocol (engine)"]
     assert cycle(planted)[0] == cycle(planted)[-1]
     assert imports_of("from ..engine import protocol\n", "core.errors", False) == {"engine.protocol"}
-    assert imports_of("def f():\n    from ..cli.settings import parse\n", "data.x", False) == {"cli.settings"}
+    assert imports_of("def f():\n    from ..cli.command_line import parse\n", "data.x", False) == {"cli.command_line"}
     assert imports_of("import timnet_ser.engine.protocol\n", "core.errors", False) == {"engine.protocol"}
     assert imports_of("import timnet_ser.engine\n", "core.errors", False) == {"engine"}
 

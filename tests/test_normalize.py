@@ -235,12 +235,12 @@ def test_by_speaker_standardises_each_speakers_frames():
 
 
 def test_a_speaker_run_records_it_and_test_mode_reproduces_it(speaker_run):
-    from timnet_ser.cli import modes, settings
+    from timnet_ser.cli import command_line, modes
     from timnet_ser.runs.run_folder import require_run
     folder = speaker_run["folder"]
     with open(os.path.join(folder, "run.json")) as f:
         assert json.load(f)["config"]["hyper"]["normalize"] == "speaker"
-    args = settings.validate(settings.parse(["--mode", "test", "--test_path", folder, "--result_path",
+    args = command_line.validate(command_line.parse(["--mode", "test", "--test_path", folder, "--result_path",
                                              str(speaker_run["root"] / "R2")]))
     tested = modes.run_test(args)["record"]["folds"]
     trained = require_run(folder, "--test_path").fold_records()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import train_toy_run
-from timnet_ser.cli import grid_file, settings
+from timnet_ser.cli import command_line, grid_file
 from timnet_ser.Common_Model import Trainer, configure_run
 from timnet_ser.core import precision
 from timnet_ser.core.config import Hyper, RunConfig
@@ -33,7 +33,7 @@ def policy():
                                            (["--mixed_precision", "bf16"], "bf16"),
                                            (["--mixed_precision", "--epoch", "2"], True)])
 def test_the_flag_is_a_switch_that_takes_a_word(argv, setting):
-    parsed = settings.parse(argv)
+    parsed = command_line.parse(argv)
     assert parsed.mixed_precision is setting or parsed.mixed_precision == setting and type(setting) is str
     assert ("mixed_precision" in parsed.given) == bool(argv)
 
@@ -41,13 +41,13 @@ def test_the_flag_is_a_switch_that_takes_a_word(argv, setting):
 def test_a_wrong_word_is_one_line_naming_the_flag():
     with pytest.raises(UserError, match=r"^--mixed_precision: choose one of float16, bf16 or the bare flag, not "
                                         r"'bf61' \(did you mean bf16\?\)$"):
-        settings.parse(["--mixed_precision", "bf61"])
+        command_line.parse(["--mixed_precision", "bf61"])
 
 
 @pytest.mark.parametrize("value", [True, "bf16", "float16"])
 def test_the_training_api_passes_it_as_the_command_line(value):
     from timnet_ser.cli.training_api import _argv
-    parsed = settings.parse(_argv("EMODB", None, "GMTCN", {"mixed_precision": value}))
+    parsed = command_line.parse(_argv("EMODB", None, "GMTCN", {"mixed_precision": value}))
     assert parsed.mixed_precision == precision.WORDS.get(value, value)
 
 
@@ -62,7 +62,7 @@ def test_a_grid_file_sets_it_as_on_the_command_line():
 
 def test_the_stacked_path_refuses_bf16_in_one_line():
     with pytest.raises(UserError, match=r"^--mixed_precision: the stacked path computes in one type; train sequentially$"):
-        settings.validate(settings.parse(["--mode", "train", "--training", "stacked", "--mixed_precision", "bf16"]))
+        command_line.validate(command_line.parse(["--mode", "train", "--training", "stacked", "--mixed_precision", "bf16"]))
 
 
 @pytest.mark.parametrize("setting, policy_name, compute", [(False, "float32", "float32"),
@@ -137,9 +137,9 @@ def test_runs_recorded_as_true_or_false_still_read(tmp_path, recorded, setting):
     run = require_run(folder, "--test_path")
     assert run.config.mixed_precision is setting
     assert precision.policy(run.config.mixed_precision) == ("mixed_float16" if setting else "float32")
-    typed = settings.validate(settings.parse(["--mode", "test", "--mixed_precision", "bf16"]))
+    typed = command_line.validate(command_line.parse(["--mode", "test", "--mixed_precision", "bf16"]))
     with pytest.raises(UserError, match=rf"^--mixed_precision bf16: the run in .* has {setting}; a run folder"):
-        settings.check_against_run(typed, run)
+        command_line.check_against_run(typed, run)
 
 
 def test_a_damaged_value_in_run_json_is_named(tmp_path):

@@ -12,7 +12,7 @@ product of its axes, one run per point (docs/grid.md)::
     feature_path = "MFCC/EMODB.npy"     # relative paths are relative to the grid file's folder
 
 Every point becomes the argument list of a training command (flags typed next to ``--mode grid`` apply to every
-point the grid file does not set), read and checked by settings.py like any command line; grid/ trains them.
+point the grid file does not set), read and checked by command_line.py like any command line; grid/ trains them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..core.errors import UserError, did_you_mean, named_twice
 from ..core.flags import BY_NAME, GRID_KEYS, unread_by
 from ..core.settings import Settings
 from ..grid.plan import Point
-from . import settings
+from . import command_line
 
 MAX_POINTS = 10_000  # runs of one grid file: far more than a paper table (6 corpora x 10 seeds x a few settings)
 # relative to the grid file's folder (init_from was read from the current folder: another run of the same name there
@@ -162,16 +162,16 @@ def flag_argv(name: str, value, switches: set[str], path: str = "the command lin
     return [f"--{name}", str(value)]
 
 
-def command_line_flags(args: Settings) -> dict:
+def command_line_flags(settings: Settings) -> dict:
     """{flag: value} of the flags typed next to ``--mode grid`` that its runs take."""
-    return {name: getattr(args, name) for name in sorted(args.given - GRID_ONLY)}
+    return {name: getattr(settings, name) for name in sorted(settings.given - GRID_ONLY)}
 
 
 NAMED_AXES = ("model", "random_seed", "corpus")  # shown in every label as "TIMNET on EMODB, seed 1"
 
 
 def expand(path: str, table: dict, typed: dict) -> list[Point]:
-    """Every point of the grid, its flags checked by settings.py. ``typed``: the command line's flags."""
+    """Every point of the grid, its flags checked by command_line.py. ``typed``: the command line's flags."""
     axes = grid_axes(path, table)
     points = math.prod(len(values) for _, values in axes)
     if points > MAX_POINTS:  # four axes of 100 values: 10^8 points, expanded for minutes before anything was said
@@ -207,7 +207,7 @@ def _seed_points(argv: list[str], others: list[str]) -> list[Point]:
     """The runs of one point's command line: one per seed of its --random_seed (a comma list is an axis too).
     ``others``: the values of the other axes, for the label."""
     try:
-        checked = settings.validate(settings.parse(argv))
+        checked = command_line.validate(command_line.parse(argv))
     except UserError as exc:
         return [Point(f"point {' '.join(argv[2:])}", None, str(exc))]
     return [Point(", ".join([f"{checked.model} on {checked.data}", f"seed {seed}", *others]), checked.for_seed(seed))

@@ -1,6 +1,6 @@
 """Command line of the TIM-Net / GM-TCNet / DCNN-BLSTMwA reference implementation: dispatch one mode.
 
-The flags and their defaults live in core/flags.py's table, read and checked by settings.py; a run folder
+The flags and their defaults live in core/flags.py's table, read and checked by command_line.py; a run folder
 (``Models/<run>``) is created and opened through run_folder.py, which every mode that uses one goes through. Bad
 input ends with one line ``error: <file or flag>: <what is wrong>`` and exit status 2; Ctrl-C says what was kept
 and how to go on.
@@ -22,29 +22,29 @@ from ..core.errors import DiskFull, InterruptedAfterWriting, TrainingInterrupted
 from ..core.paths import SYNTHETIC_WAV, check_outside_weights, feature_path, shown
 from ..core.settings import Settings
 from ..engine.run_config import hyper_of, run_config
-from . import settings
+from . import command_line
 
 if TYPE_CHECKING:  # imported where a run starts: its results module brings scikit-learn, pandas and matplotlib
     from ..runs.run_folder import RunFolder
 
 
-def load_data(args: Settings, path: str | None = None, label_map=None):
+def load_data(settings: Settings, path: str | None = None, label_map=None):
     """The features of ``--data`` (at ``path``, else --feature_path or the default), every check done (data.resolve);
     several corpora pooled by ``label_map`` (a run's recorded map), else by --label_map, and described."""
     from ..data.corpus_set import describe
     from ..data.resolve import load_data as resolve
-    features = resolve(args.data, args.features, path or args.feature_path, args.model, args.cv == "speaker",
-                       label_map or args.label_map)
+    features = resolve(settings.data, settings.features, path or settings.feature_path, settings.model,
+                       settings.cv == "speaker", label_map or settings.label_map)
     if features.pooled is not None:
-        print("\n".join(describe(features.pooled, args.data)))
+        print("\n".join(describe(features.pooled, settings.data)))
     return features
 
 
-def network_inputs(args: Settings, features, path: str | None = None):
+def network_inputs(settings: Settings, features, path: str | None = None):
     """The rows the network reads of ``features`` (engine/normalization.py: standardised by speaker under
     --normalize speaker)."""
     from ..engine.normalization import network_inputs as inputs
-    return inputs(features.x, features.speakers, args.normalize, path or args.feature_path or args.data)
+    return inputs(features.x, features.speakers, settings.normalize, path or settings.feature_path or settings.data)
 
 
 _COLLECTOR = {"in_main": False, "frozen": False}  # main() is running; it froze the collector (undone at its end)
@@ -73,56 +73,56 @@ def configure_run(model: str, mixed_precision: bool | str) -> None:
     configure(MODELS[model], mixed_precision)
 
 
-def authors_corpus(args: Settings) -> Settings:
+def authors_corpus(settings: Settings) -> Settings:
     """For the authors' folder (no run.json): the settings with the corpus of a folder named ``<KEY>_<seed>``
     (EMODB_46), said on the output, and another typed --data refused (EMOVO's class names were put on EMODB's
     weights); for another name, one line asking for --data. No --normalize: the authors trained without it."""
     from ..runs import run_folder
-    if args.normalize != "none":
-        raise UserError(f"--normalize {args.normalize}: {args.test_path} has no run.json; the authors' weights were "
-                        "trained without normalisation")
-    run_folder.fold_weight_files(args.test_path)  # a folder without weight files says so first
-    key = run_folder.authors_corpus(args.test_path, args.data if "data" in args.given else None)
-    if "data" in args.given:
-        return args
+    if settings.normalize != "none":
+        raise UserError(f"--normalize {settings.normalize}: {settings.test_path} has no run.json; the authors' "
+                        "weights were trained without normalisation")
+    run_folder.fold_weight_files(settings.test_path)  # a folder without weight files says so first
+    key = run_folder.authors_corpus(settings.test_path, settings.data if "data" in settings.given else None)
+    if "data" in settings.given:
+        return settings
     if key is None:
-        raise UserError(f"--data: {args.test_path} has no run.json, so the corpus its weights were trained on must "
+        raise UserError(f"--data: {settings.test_path} has no run.json, so the corpus its weights were trained on must "
                         f"be given (e.g. --data EMODB)")
     print(f"corpus {key} from the folder name")
-    return replace(args, data=key)
+    return replace(settings, data=key)
 
 
-def authors_split(args: Settings) -> tuple[Settings, bool]:
+def authors_split(settings: Settings) -> tuple[Settings, bool]:
     """A re-test of the authors' folder: (the settings with the seed of a folder named ``<KEY>_<seed>`` where
     --random_seed is not typed, whether the split is another than the one the weights trained on). CASIA_32 was
     re-tested on the split of seed 46, whose test folds its fold models trained on. Another seed, or --cv other than
     kfold, only with --retest_other_split, to be labelled so; a name that gives no seed leaves the split to the
     flags."""
     from ..runs.run_folder import authors_name
-    seed = authors_name(args.test_path)[1]
+    seed = authors_name(settings.test_path)[1]
     if seed is None:
-        return args, False
-    if "random_seed" not in args.given:
+        return settings, False
+    if "random_seed" not in settings.given:
         print(f"seed {seed} from the folder name")
-        args = replace(args, random_seed=str(seed))
-    if args.seed == seed and args.cv == "kfold":
-        return args, False
-    other = f"--random_seed {args.seed}" if args.seed != seed else f"--cv {args.cv}"
-    if not args.retest_other_split:
-        raise UserError(f"{other}: the weights in {args.test_path} were trained on the KFold split of seed {seed}, as "
-                        "its name (<KEY>_<seed>) says; on another split their test folds hold rows they trained on "
-                        "(to re-test there anyway, add --retest_other_split: labelled OTHER SPLIT)")
-    return args, True
+        settings = replace(settings, random_seed=str(seed))
+    if settings.seed == seed and settings.cv == "kfold":
+        return settings, False
+    other = f"--random_seed {settings.seed}" if settings.seed != seed else f"--cv {settings.cv}"
+    if not settings.retest_other_split:
+        raise UserError(f"{other}: the weights in {settings.test_path} were trained on the KFold split of seed "
+                        f"{seed}, as its name (<KEY>_<seed>) says; on another split their test folds hold rows "
+                        "they trained on (to re-test there anyway, add --retest_other_split: labelled OTHER SPLIT)")
+    return settings, True
 
 
-def run_extract(args: Settings) -> dict:
+def run_extract(settings: Settings) -> dict:
     from ..core.atomic_file import check_writable
     from ..data import corpora, corpus_files, extraction, feature_files
-    if "+" in args.data:  # a name with '+' was written, then read back as two corpora
-        raise UserError(f"--data {args.data}: extract makes one corpus' feature file, and '+' joins the names of "
+    if "+" in settings.data:  # a name with '+' was written, then read back as two corpora
+        raise UserError(f"--data {settings.data}: extract makes one corpus' feature file, and '+' joins the names of "
                         "several for training; extract each corpus on its own, under a name without '+'")
-    path = feature_path(args.data, args.features, args.feature_path)
-    if os.path.abspath(path) == os.path.abspath(args.wav_path):  # the features would replace the manifest
+    path = feature_path(settings.data, settings.features, settings.feature_path)
+    if os.path.abspath(path) == os.path.abspath(settings.wav_path):  # the features would replace the manifest
         kind = "manifest" if path.lower().endswith(".csv") else "folder"
         raise UserError(f"--feature_path {path}: is the --wav_path {kind} itself; name another file for the features")
     from ..data.audio import AUDIO_EXTENSIONS
@@ -133,20 +133,20 @@ def run_extract(args: Settings) -> dict:
         raise UserError(f"--feature_path {path}: an existing file that is not a feature file (.npy); the features "
                         "would replace it: name another file")
     check_writable(path, "--feature_path")  # before the work, not after it
-    if args.data in corpora.CORPORA:
-        corpus = corpora.CORPORA[args.data]
+    if settings.data in corpora.CORPORA:
+        corpus = corpora.CORPORA[settings.data]
     else:  # a dataset of your own: labels from its folders or manifest, length from its files
-        classes = corpus_files.dataset_classes(args.wav_path)
-        provisional = corpora.custom_corpus(args.data, classes, 1)
-        paths = [p for p, _, _ in corpus_files.list_corpus_files(args.wav_path, provisional)]
-        length = args.mean_signal_length or corpus_files.mean_signal_length(paths, args.skip_bad_files)
-        corpus = corpora.custom_corpus(args.data, classes, length)
-        print(f"dataset {args.data} of your own: labels {', '.join(classes)}; signal length {length} samples")
-        for folder in corpus_files.folders_without_audio(args.wav_path):  # an empty class folder was dropped unsaid
-            print(f"warning: {os.path.join(args.wav_path, folder)}: holds no audio file, so it is no label",
+        classes = corpus_files.dataset_classes(settings.wav_path)
+        provisional = corpora.custom_corpus(settings.data, classes, 1)
+        paths = [p for p, _, _ in corpus_files.list_corpus_files(settings.wav_path, provisional)]
+        length = settings.mean_signal_length or corpus_files.mean_signal_length(paths, settings.skip_bad_files)
+        corpus = corpora.custom_corpus(settings.data, classes, length)
+        print(f"dataset {settings.data} of your own: labels {', '.join(classes)}; signal length {length} samples")
+        for folder in corpus_files.folders_without_audio(settings.wav_path):  # an empty class folder was dropped unsaid
+            print(f"warning: {os.path.join(settings.wav_path, folder)}: holds no audio file, so it is no label",
                   file=sys.stderr)
-    data = extraction.extract_corpus(args.wav_path, corpus, args.mean_signal_length, args.workers,
-                                          kind=args.features, skip_bad_files=args.skip_bad_files)
+    data = extraction.extract_corpus(settings.wav_path, corpus, settings.mean_signal_length, settings.workers,
+                                          kind=settings.features, skip_bad_files=settings.skip_bad_files)
     try:
         feature_files.save_features(path, data)
     except OSError as exc:
@@ -155,33 +155,33 @@ def run_extract(args: Settings) -> dict:
     return data
 
 
-def open_run_settings(args: Settings, folder: str, flag: str, allow_other_split: bool = False) -> tuple:
+def open_run_settings(settings: Settings, folder: str, flag: str, allow_other_split: bool = False) -> tuple:
     """(the run in ``folder``, the settings with the typed flags checked against it and the others set from it);
-    the run is None, and the settings are ``args``, for a folder without run.json."""
+    the run is None, and the settings are ``settings``, for a folder without run.json."""
     from ..runs import run_folder
     run = run_folder.open_run(folder, flag)
-    return run, args if run is None else settings.check_against_run(args, run, allow_other_split)
+    return run, settings if run is None else command_line.check_against_run(settings, run, allow_other_split)
 
 
-def run_features(args: Settings, run) -> tuple:
+def run_features(settings: Settings, run) -> tuple:
     """The features a run-folder mode reads: ``--feature_path`` if typed, else the run's own (several corpora: each
     one's, pooled by the run's recorded map); and whether their content is the run's (refused otherwise, naming the
     corpus whose file differs, unless --retest_other_features)."""
-    typed = "feature_path" in args.given
-    path = args.feature_path if typed else run.config.feature_path
+    typed = "feature_path" in settings.given
+    path = settings.feature_path if typed else run.config.feature_path
     recorded = [part.feature_file["path"] for part in run.parts] or [path]
     gone = [p for p in recorded if not typed and not os.path.isfile(p)]
     if gone:
         raise UserError(f"{gone[0]}: the feature file of the run in {run.path} is gone; pass a copy with "
                         f"--feature_path{' (one per corpus, joined by +)' if run.parts else ''} (its content is "
                         "checked against the run's)")
-    features = load_data(args, path, {part.data: part.mapping for part in run.parts} or None)
+    features = load_data(settings, path, {part.data: part.mapping for part in run.parts} or None)
     own = features.info.sha256 == run.feature_sha256
-    if not own and (args.mode == "train" or not args.retest_other_features):
+    if not own and (settings.mode == "train" or not settings.retest_other_features):
         theirs = {part.data: part.feature_file for part in run.parts}
         path = next((part.feature_file["path"] for part in features.parts
                      if part.feature_file["sha256"] != theirs[part.data]["sha256"]), path)
-        way = ("a resumed run trains on its own: pass them (a copy of that file)" if args.mode == "train" else
+        way = ("a resumed run trains on its own: pass them (a copy of that file)" if settings.mode == "train" else
                "to re-test on other features add --retest_other_features (labelled OTHER FEATURES everywhere)")
         raise UserError(f"--feature_path {shown(path)}: its content differs from the features the run in {run.path} "
                         f"was trained on ({run.config.feature_path}); {way}")
@@ -196,36 +196,37 @@ def check_recorded_results_folder(run, way: str) -> None:
                         f"(a run made elsewhere?); {way}")
 
 
-def run_results_folder(args: Settings, run) -> str:
+def run_results_folder(settings: Settings, run) -> str:
     """Where a re-test of ``run`` writes: ``--result_path`` where typed, else the run's own (its run.json), which must
     exist."""
-    if "result_path" in args.given:
-        return args.result_path
+    if "result_path" in settings.given:
+        return settings.result_path
     check_recorded_results_folder(run, "give --result_path")
     return run.result_path
 
 
-def check_resumed(args: Settings, run) -> None:
+def check_resumed(settings: Settings, run) -> None:
     """A resumed run keeps its folders and its kernels: --result_path, --model_path or --fused_kernels off typed
     against them is refused (it was ignored); the recorded settings are check_against_run's."""
-    if "result_path" in args.given and os.path.abspath(args.result_path) != run.result_path:
-        raise UserError(f"--result_path {args.result_path}: the run in {run.path} writes its results to "
+    if "result_path" in settings.given and os.path.abspath(settings.result_path) != run.result_path:
+        raise UserError(f"--result_path {settings.result_path}: the run in {run.path} writes its results to "
                         f"{run.result_path}; a resumed run keeps its own")
-    if "model_path" in args.given and os.path.abspath(args.model_path) != os.path.dirname(os.path.abspath(run.path)):
-        raise UserError(f"--model_path {args.model_path}: the run's folder is {shown(run.path)}; a resumed run stays "
-                        "in its own, leave the flag out")
-    if args.fused_kernels == "off" and run.config.fused_kernels:
+    own_folder = os.path.dirname(os.path.abspath(run.path))
+    if "model_path" in settings.given and os.path.abspath(settings.model_path) != own_folder:
+        raise UserError(f"--model_path {settings.model_path}: the run's folder is {shown(run.path)}; a resumed run "
+                        "stays in its own, leave the flag out")
+    if settings.fused_kernels == "off" and run.config.fused_kernels:
         raise UserError(f"--fused_kernels off: the run in {shown(run.path)} trained with the fused kernels; a resumed "
                         "run keeps its own, leave the flag out")
     check_recorded_results_folder(run, "make that folder to resume the run there")
 
 
-def run_train(args: Settings) -> list[dict]:
-    if args.resume:  # everything comes from the interrupted run's own record
-        run, args = open_run_settings(args, args.resume, "--resume")
+def run_train(settings: Settings) -> list[dict]:
+    if settings.resume:  # everything comes from the interrupted run's own record
+        run, settings = open_run_settings(settings, settings.resume, "--resume")
         if run is None:
-            raise UserError(f"--resume {args.resume}: no run.json there (not a run folder written by this program)")
-        check_resumed(args, run)
+            raise UserError(f"--resume {settings.resume}: no run.json there (not a run folder written by this program)")
+        check_resumed(settings, run)
         run.check_not_diverged()
         run.remove_partials()
         written = run.results_file() if len(run.finished_folds()) == run.k else None
@@ -235,51 +236,52 @@ def run_train(args: Settings) -> list[dict]:
             return []
         source = run.config.init_from
         if source and not os.path.isdir(source):  # it ended in "--init_from ...: no such folder", a flag not typed
-            raise UserError(f"--resume {args.resume}: the run was fine-tuned from {source}, which is gone; its folds "
-                            "not trained yet start from that folder's weights: put it (or a copy) back there to "
+            raise UserError(f"--resume {settings.resume}: the run was fine-tuned from {source}, which is gone; its "
+                            "folds not trained yet start from that folder's weights: put it (or a copy) back there to "
                             "resume")
         backbone = run.config.hyper.backbone_weights
         if (backbone not in BACKBONE_WEIGHT_WORDS and not os.path.isfile(backbone)  # "does not fit" said Keras
                 and len(run.finished_folds()) < run.k):  # every fold trained: only its results are left to write
-            raise UserError(f"--resume {args.resume}: the run's backbone started from {backbone}, which is gone; its "
-                            "folds not trained yet start from that file: put it (or a copy) back there to resume "
+            raise UserError(f"--resume {settings.resume}: the run's backbone started from {backbone}, which is gone; "
+                            "its folds not trained yet start from that file: put it (or a copy) back there to resume "
                             "(test, predict and export do not read it)")
-        features, _ = run_features(args, run)  # every corpus' file checked before a network is built
+        features, _ = run_features(settings, run)  # every corpus' file checked before a network is built
         configure_run(run.config.model, run.config.mixed_precision)
         from ..engine.cross_validation import cross_validate
         from ..Model import MODELS
-        x = network_inputs(args, features, run.config.feature_path)
-        return cross_validate(MODELS[run.config.model], [run], x, features.y, stacked=args.training == "stacked",
-                              max_members=args.stack_members)
-    features = load_data(args)  # every check of the corpora and their files before a network is built
+        x = network_inputs(settings, features, run.config.feature_path)
+        return cross_validate(MODELS[run.config.model], [run], x, features.y, stacked=settings.training == "stacked",
+                              max_members=settings.stack_members)
+    features = load_data(settings)  # every check of the corpora and their files before a network is built
     from ..data.features import warn_of_identical_rows
-    warn_of_identical_rows(features.x, features.info.files, f"--data {args.data}")
-    if args.init_from is not None:
+    warn_of_identical_rows(features.x, features.info.files, f"--data {settings.data}")
+    if settings.init_from is not None:
         # the source folder is there (its run.json readable) before TensorFlow starts; the engine checks the rest
         # (fine_tune.open_source, which hashes every fold's weights, so that this is done once)
         from ..runs.run_folder import open_run
-        open_run(args.init_from, "--init_from")
-    check_writable_folder(args.model_path, "--model_path")
-    check_writable_folder(args.result_path, "--result_path")
-    configure_run(args.model, args.mixed_precision)
+        open_run(settings.init_from, "--init_from")
+    check_writable_folder(settings.model_path, "--model_path")
+    check_writable_folder(settings.result_path, "--result_path")
+    configure_run(settings.model, settings.mixed_precision)
     from ..Common_Model import build_trainer
     from ..engine.cross_validation import cross_validate, planned_folds, start_run
     from ..Model import MODELS
-    for seed in args.seeds[1:]:  # each seed's folds (a fine-tuning leak ...) refused before the first seed trains
-        planned_folds(run_config(args, features.corpus, seed)[1], features.info, features.x, features.speakers,
+    for seed in settings.seeds[1:]:  # each seed's folds (a fine-tuning leak ...) refused before the first seed trains
+        planned_folds(run_config(settings, features.corpus, seed)[1], features.info, features.x, features.speakers,
                       features.parts)
-    spec, x = MODELS[args.model], network_inputs(args, features)  # start_run keeps the raw rows' statistics
+    spec, x = MODELS[settings.model], network_inputs(settings, features)  # start_run keeps the raw rows' statistics
 
     def new_run(seed: int) -> RunFolder:
-        return start_run(run_config(args, features.corpus, seed)[1], features.info, features.x, features.speakers,
-                         args.model_path, args.result_path, features.parts)
-    if args.training == "stacked":  # the folds of every seed in one stack (or stacks of --stack_members)
-        return cross_validate(spec, [new_run(seed) for seed in args.seeds], x, features.y, stacked=True,
-                              max_members=args.stack_members)
-    summaries, trainer = [], build_trainer(spec, run_config(args, features.corpus, args.seeds[0])[1],
+        return start_run(run_config(settings, features.corpus, seed)[1], features.info, features.x, features.speakers,
+                         settings.model_path, settings.result_path, features.parts)
+    if settings.training == "stacked":  # the folds of every seed in one stack (or stacks of --stack_members)
+        return cross_validate(spec, [new_run(seed) for seed in settings.seeds], x, features.y, stacked=True,
+                              max_members=settings.stack_members)
+    summaries, trainer = [], build_trainer(spec, run_config(settings, features.corpus, settings.seeds[0])[1],
                                            features.x.shape[1:], features.y.shape[1])
-    for turn, seed in enumerate(args.seeds):  # a seed's run folder is made when its turn comes (one step serves all)
-        seeds = ",".join(str(later) for later in args.seeds[turn + 1:])
+    # a seed's run folder is made when its turn comes (one step serves all)
+    for turn, seed in enumerate(settings.seeds):
+        seeds = ",".join(str(later) for later in settings.seeds[turn + 1:])
         later = f"seed(s) {seeds} had not started: train them with the same command and --random_seed {seeds}"
         try:
             summaries += cross_validate(spec, [new_run(seed)], x, features.y, trainer)
@@ -291,33 +293,34 @@ def run_train(args: Settings) -> list[dict]:
     return summaries
 
 
-def run_cross_corpus(args: Settings) -> dict:
+def run_cross_corpus(settings: Settings) -> dict:
     """--mode test --cross_corpus: the fold models of --test_path (a run folder, or the authors' folder named
     <KEY>_<seed>) on the corpus of --data/--feature_path; the label map first, then the figures, then the files."""
     from ..data.corpora import CORPORA
     from ..engine import cross_corpus
     from ..runs import run_folder
-    run = run_folder.open_run(args.test_path, "--test_path")
-    settings.check_unread_by_weights(args, run is not None)
-    result_path = args.result_path if run is None else run_results_folder(args, run)
+    run = run_folder.open_run(settings.test_path, "--test_path")
+    command_line.check_unread_by_weights(settings, run is not None)
+    result_path = settings.result_path if run is None else run_results_folder(settings, run)
     check_writable_folder(result_path, "--result_path")
     if run is None:
-        train = run_folder.authors_name(args.test_path)[0]
+        train = run_folder.authors_name(settings.test_path)[0]
         if train is None:
-            raise UserError(f"--test_path {args.test_path}: has no run.json, and its name is not <KEY>_<seed> "
+            raise UserError(f"--test_path {settings.test_path}: has no run.json, and its name is not <KEY>_<seed> "
                             f"({', '.join(CORPORA)}), so the corpus its weights were trained on is unknown")
-        configure_run(args.model, False)
+        configure_run(settings.model, False)
         from ..deploy import api
-        hyper = replace(hyper_of(args, CORPORA[train]), backbone_weights="none")  # every weight comes from the folds
-        weights = api.load_run(args.test_path, train, args.model, hyper)
+        # every weight comes from the folds
+        hyper = replace(hyper_of(settings, CORPORA[train]), backbone_weights="none")
+        weights = api.load_run(settings.test_path, train, settings.model, hyper)
     else:
-        if "model" in args.given and args.model != run.config.model:
-            raise UserError(f"--model {args.model}: the run in {shown(run.path)} has {run.config.model}")
+        if "model" in settings.given and settings.model != run.config.model:
+            raise UserError(f"--model {settings.model}: the run in {shown(run.path)} has {run.config.model}")
         configure_run(run.config.model, False)
         from ..deploy import api
-        weights = api.load_run(args.test_path)
-    data = args.data if "data" in args.given else None
-    test_set = weights.cross_corpus_set(args.feature_path, args.label_map, data)
+        weights = api.load_run(settings.test_path)
+    data = settings.data if "data" in settings.given else None
+    test_set = weights.cross_corpus_set(settings.feature_path, settings.label_map, data)
     print(f"=== {cross_corpus.title(test_set.train, test_set.test)} ===")
     print(f"{weights.model_name} weights <- {shown(weights.folder)}: each utterance scored by the mean probability of "
           f"the {len(weights.folds)} fold models")
@@ -330,7 +333,7 @@ def run_cross_corpus(args: Settings) -> dict:
     return {"record": record, "paths": paths}
 
 
-def run_test(args: Settings) -> dict:
+def run_test(settings: Settings) -> dict:
     from ..core import config
     from ..data.corpus_set import corpus_rows
     from ..data.resolve import recorded_feature_path
@@ -339,42 +342,46 @@ def run_test(args: Settings) -> dict:
     from ..Model import MODELS
     from ..runs import run_folder
     from ..runs.run_folder import authors_name, authors_protocol
-    if args.cross_corpus:
-        return run_cross_corpus(args)
-    run, args = open_run_settings(args, args.test_path, "--test_path", allow_other_split=args.retest_other_split)
-    settings.check_unread_by_weights(args, run is not None)
+    if settings.cross_corpus:
+        return run_cross_corpus(settings)
+    run, settings = open_run_settings(settings, settings.test_path, "--test_path",
+                                      allow_other_split=settings.retest_other_split)
+    command_line.check_unread_by_weights(settings, run is not None)
     if run is None:  # the authors' folder: its settings come from the flags (and its name)
-        args, other_split = authors_split(authors_corpus(args))
-        features = load_data(args)
-        folds = split_folds(len(features.x), args.split_fold, args.seed, args.cv, features.speakers)
-        files = [os.path.join(args.test_path, run_folder.weights_name(len(folds), i + 1)) for i in range(len(folds))]
+        settings, other_split = authors_split(authors_corpus(settings))
+        features = load_data(settings)
+        folds = split_folds(len(features.x), settings.split_fold, settings.seed, settings.cv, features.speakers)
+        files = [os.path.join(settings.test_path, run_folder.weights_name(len(folds), i + 1))
+                 for i in range(len(folds))]
         missing = [os.path.basename(f) for f in files if not os.path.isfile(f)]
         if missing:  # said before TensorFlow starts
-            raise UserError(f"{args.test_path}: missing weight files {', '.join(missing)} "
+            raise UserError(f"{settings.test_path}: missing weight files {', '.join(missing)} "
                             f"(expected {len(folds)} files for --split_fold {len(folds)})")
-        check_writable_folder(args.result_path, "--result_path")
-        configure_run(args.model, args.mixed_precision)
-        spec, config = run_config(args, features.corpus, args.seed)  # its split is the flags' (folds above)
+        check_writable_folder(settings.result_path, "--result_path")
+        configure_run(settings.model, settings.mixed_precision)
+        spec, config = run_config(settings, features.corpus, settings.seed)  # its split is the flags' (folds above)
         # the published folders' epochs were chosen on their test folds, as every output of the re-test says
-        config = replace(config, protocol=authors_protocol(args.test_path, spec.published_protocol) or config.protocol)
+        protocol = authors_protocol(settings.test_path, spec.published_protocol)
+        config = replace(config, protocol=protocol or config.protocol)
         scheme = {"speaker": "speaker", "corpus": "corpus"}.get(config.cv, "KFold")
         retest = retest_label(False, True, config) if other_split else None
-        trained_on = ("the split they were trained on, as the folder's name says" if authors_name(args.test_path)[1]
+        trained_on = ("the split they were trained on, as the folder's name says" if authors_name(settings.test_path)[1]
                       is not None else "the split they were trained on only if that is the seed they were trained with")
-        description = (f"re-test of the weights in {args.test_path} on the {scheme} split of seed {config.random_seed}"
-                       + (f": {retest['label']}" if retest else f" ({trained_on})"))
-        return retest_weights(spec, config, features.x, features.y, folds, files, args.test_path, args.result_path,
-                              description, retest)
-    features, own_features = run_features(args, run)
+        description = (f"re-test of the weights in {settings.test_path} on the {scheme} split of seed "
+                       f"{config.random_seed}" + (f": {retest['label']}" if retest else f" ({trained_on})"))
+        return retest_weights(spec, config, features.x, features.y, folds, files, settings.test_path,
+                              settings.result_path, description, retest)
+    features, own_features = run_features(settings, run)
     if list(features.corpus.classes) != list(run.config.classes):  # it named --data, which was the run's, before
-        raise UserError(f"--feature_path {args.feature_path}: holds the classes {', '.join(features.corpus.classes)}, "
+        raise UserError(f"--feature_path {settings.feature_path}: holds the classes "
+                        f"{', '.join(features.corpus.classes)}, "
                         f"the run in {shown(run.path)} classifies {', '.join(run.config.classes)}; a re-test scores "
                         "the run's classes (another corpus: --cross_corpus)")
-    result_path = run_results_folder(args, run)
+    result_path = run_results_folder(settings, run)
     check_writable_folder(result_path, "--result_path")
-    config = replace(run.config, random_seed=args.seed, split_fold=args.split_fold, cv=args.cv,
-                     feature_path=recorded_feature_path(args.data, args.features, args.feature_path)
-                     if "feature_path" in args.given else run.config.feature_path)
+    config = replace(run.config, random_seed=settings.seed, split_fold=settings.split_fold, cv=settings.cv,
+                     feature_path=recorded_feature_path(settings.data, settings.features, settings.feature_path)
+                     if "feature_path" in settings.given else run.config.feature_path)
     folds = run.folds(len(features.x)) if own_features else None
     if folds is None or (config.random_seed, config.split_fold, config.cv) != (
             run.config.random_seed, run.config.split_fold, run.config.cv):
@@ -388,11 +395,11 @@ def run_test(args: Settings) -> dict:
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     files = [path for _, path in run.checked_weight_files()]
     configure_run(run.config.model, run.config.mixed_precision)  # the split and the weight files checked first
-    return retest_weights(MODELS[config.model], config, network_inputs(args, features, config.feature_path),
+    return retest_weights(MODELS[config.model], config, network_inputs(settings, features, config.feature_path),
                           features.y, folds, files, run.path, result_path, description, retest, features.parts)
 
 
-def load_weights(args: Settings):
+def load_weights(settings: Settings):
     """The api.Run of ``--test_path``: a run folder (flags checked against it) or the authors' folder (--data,
     --model and the network flags say what it is)."""
     from ..data.corpora import CORPORA
@@ -400,67 +407,70 @@ def load_weights(args: Settings):
     from ..deploy import api
     from ..Model import MODELS
     from ..runs.run_folder import chosen_folds, fold_weight_files
-    run, args = open_run_settings(args, args.test_path, "--test_path")
-    settings.check_unread_by_weights(args, run is not None)
-    model = run.config.model if run is not None else args.model
-    numbers = list(range(1, run.k + 1)) if run is not None else [n for n, _ in fold_weight_files(args.test_path)]
-    chosen_folds(args.fold, args.test_path, numbers)  # before TF; the folder as typed
+    run, settings = open_run_settings(settings, settings.test_path, "--test_path")
+    command_line.check_unread_by_weights(settings, run is not None)
+    model = run.config.model if run is not None else settings.model
+    numbers = list(range(1, run.k + 1)) if run is not None else [n for n, _ in fold_weight_files(settings.test_path)]
+    chosen_folds(settings.fold, settings.test_path, numbers)  # before TF; the folder as typed
     if run is None:
-        args = authors_corpus(args)  # before TF too
-    unread = ("feature_path" in args.given and (args.data in CORPORA if run is None else  # it was taken, and unused
-              os.path.abspath(args.feature_path) != os.path.abspath(run.config.feature_path)))
+        settings = authors_corpus(settings)  # before TF too
+    # it was taken, and unused
+    unread = ("feature_path" in settings.given and (settings.data in CORPORA if run is None else
+              os.path.abspath(settings.feature_path) != os.path.abspath(run.config.feature_path)))
     if unread:
-        said = "its run.json" if run is not None else f"--data {args.data}, a known corpus,"
-        raise UserError(f"--feature_path {args.feature_path}: --mode {args.mode} reads no features; {said} gives the "
-                        "classes and length of the weights; leave it out")
+        said = "its run.json" if run is not None else f"--data {settings.data}, a known corpus,"
+        raise UserError(f"--feature_path {settings.feature_path}: --mode {settings.mode} reads no features; {said} "
+                        "gives the classes and length of the weights; leave it out")
     configure_run(model, False)
     if run is not None:
-        return api.load_run(args.test_path)
-    corpus = corpus_for_weights(args.data, MODELS[args.model].features, args.feature_path)
-    hyper = replace(hyper_of(args, corpus), backbone_weights="none")  # every weight comes from the folds
-    return api.load_run(args.test_path, args.data, args.model, hyper, args.feature_path)
+        return api.load_run(settings.test_path)
+    corpus = corpus_for_weights(settings.data, MODELS[settings.model].features, settings.feature_path)
+    hyper = replace(hyper_of(settings, corpus), backbone_weights="none")  # every weight comes from the folds
+    return api.load_run(settings.test_path, settings.data, settings.model, hyper, settings.feature_path)
 
 
-def weights_used(weights, args: Settings) -> str:
+def weights_used(weights, settings: Settings) -> str:
     """The first line of predict and export: the model, corpus, --test_path and the folds that score."""
-    return f"{weights.model_name} {weights.data} weights {args.test_path} ({weights.folds_used(args.fold)})"
+    return f"{weights.model_name} {weights.data} weights {settings.test_path} ({weights.folds_used(settings.fold)})"
 
 
-def run_predict(args: Settings) -> dict:
+def run_predict(settings: Settings) -> dict:
     from ..core.atomic_file import check_writable
     from ..deploy import predict, timeline
-    if args.output and not args.output.lower().endswith((".csv", ".json")):  # a .txt or .xlsx got CSV in it
-        raise UserError(f"--output {args.output}: predict writes a table as CSV or JSON; name the file .csv or .json")
-    if args.output and os.path.abspath(args.output) == os.path.abspath(args.wav):  # the table would replace the list
-        raise UserError(f"--output {args.output}: is the --wav list itself; name another file for the predictions")
-    if args.output:
-        check_outside_weights(args.output, args.test_path)
-        check_writable(args.output, "--output")
+    if settings.output and not settings.output.lower().endswith((".csv", ".json")):  # a .txt or .xlsx got CSV in it
+        raise UserError(f"--output {settings.output}: predict writes a table as CSV or JSON; name the file .csv or "
+                        ".json")
+    # the table would replace the list
+    if settings.output and os.path.abspath(settings.output) == os.path.abspath(settings.wav):
+        raise UserError(f"--output {settings.output}: is the --wav list itself; name another file for the predictions")
+    if settings.output:
+        check_outside_weights(settings.output, settings.test_path)
+        check_writable(settings.output, "--output")
     # --wav is checked before the weights load: the one file of --timeline, or every input, listed once (counted,
     # then predicted)
-    if args.timeline:
-        timeline.checked_source(args.wav, api=False)
-    inputs = None if args.timeline else predict.list_inputs(args.wav, api=False)
-    weights = load_weights(args)
-    print(weights_used(weights, args))
-    for note in predict.unchecked(weights, args.test_path):
+    if settings.timeline:
+        timeline.checked_source(settings.wav, api=False)
+    inputs = None if settings.timeline else predict.list_inputs(settings.wav, api=False)
+    weights = load_weights(settings)
+    print(weights_used(weights, settings))
+    for note in predict.unchecked(weights, settings.test_path):
         print(f"note: {note}")
     if weights.normalize == "speaker":  # engine/normalization.py
         if inputs is not None and inputs.speakers is not None:
             print(f"--normalize speaker: each input standardised with the statistics of its speaker's files "
-                  f"({len(set(inputs.speakers))} speakers in {args.wav})")
+                  f"({len(set(inputs.speakers))} speakers in {settings.wav})")
         else:
-            print(f"--normalize speaker: {'the file' if args.timeline else 'every input of --wav'} taken as one "
+            print(f"--normalize speaker: {'the file' if settings.timeline else 'every input of --wav'} taken as one "
                   "speaker (standardised with the statistics of all of it; a CSV list of files with a speaker "
                   "column standardises by speaker)")
-    if args.timeline:
-        return timeline.run_cli(weights, args.wav, args.hop, args.output, args.fold)
+    if settings.timeline:
+        return timeline.run_cli(weights, settings.wav, settings.hop, settings.output, settings.fold)
     from ..data.extraction import Progress
     total, skipped = predict.input_count(inputs), []
     bar = Progress("predict", total, total > predict.CHUNK)  # many files: a bar on stderr, chunk by chunk
 
     def rows():  # printed, and written to --output, chunk by chunk: nothing grows with the number of files
-        for chunk in weights.predict_chunks(inputs, args.fold):
+        for chunk in weights.predict_chunks(inputs, settings.fold):
             shift = next((row["domain_shift"] for row in chunk if row.get("domain_shift")), None)
             if shift and shift["warning"]:  # the inputs of a chunk (all of them, up to predict.CHUNK) together
                 print(f"warning: {shift['warning']}", file=sys.stderr)
@@ -474,11 +484,11 @@ def run_predict(args: Settings) -> dict:
                 yield row
             bar.step(len(chunk))
         if len(skipped) == total:  # raised inside the write: an --output file is left as it was, never replaced
-            raise UserError(f"--wav {args.wav}: none of its {total} file(s) could be decoded"
-                            f"{f'; {args.output} was not written' if args.output else ''}")
+            raise UserError(f"--wav {settings.wav}: none of its {total} file(s) could be decoded"
+                            f"{f'; {settings.output} was not written' if settings.output else ''}")
     try:
-        if args.output:
-            predict.write_output(args.output, rows(), weights.classes)
+        if settings.output:
+            predict.write_output(settings.output, rows(), weights.classes)
         else:
             for _ in rows():
                 pass
@@ -488,64 +498,65 @@ def run_predict(args: Settings) -> dict:
             print(f"skipped {len(skipped)} file(s) that could not be decoded:", file=sys.stderr)
             for error in skipped:
                 print(f"  {error}", file=sys.stderr)
-    if args.output:
-        print(f"wrote {args.output}")
+    if settings.output:
+        print(f"wrote {settings.output}")
     return {"files": total, "skipped": len(skipped)}
 
 
-def run_export(args: Settings) -> list[str]:
+def run_export(settings: Settings) -> list[str]:
     from ..deploy.export_output import check_output
     # creates nothing; the export makes the folder
-    check_output(os.path.normpath(args.output), args.format, args.test_path, api=False)
-    weights = load_weights(args)  # starts TensorFlow once the folder's weights are found
-    print(f"{weights_used(weights, args)} -> {args.format} {args.output}", flush=True)  # before the long conversion
+    check_output(os.path.normpath(settings.output), settings.format, settings.test_path, api=False)
+    weights = load_weights(settings)  # starts TensorFlow once the folder's weights are found
+    # before the long conversion
+    print(f"{weights_used(weights, settings)} -> {settings.format} {settings.output}", flush=True)
     if weights.mixed_precision:  # the exported graph is float32 (its sidecar's "compute" says so too)
         print(f"note: the run trained in {precision.title_note(weights.mixed_precision).lower()}; the export computes "
               "in float32, so a prediction near a class boundary can differ from the run's and from predict's")
-    paths = weights.export(args.output, args.format, args.fold)
+    paths = weights.export(settings.output, settings.format, settings.fold)
     for path in paths:
         print(f"wrote {path}")
     return paths
 
 
-def run_grid(args: Settings) -> dict:
+def run_grid(settings: Settings) -> dict:
     from ..grid.pool import Pool
     from ..grid.pool import run_grid as train_grid
     from . import grid_file
-    points = grid_file.expand(args.grid, grid_file.read_grid(args.grid), grid_file.command_line_flags(args))
+    points = grid_file.expand(settings.grid, grid_file.read_grid(settings.grid), grid_file.command_line_flags(settings))
     start_tensorflow()  # the plan starts its runs (engine/cross_validation.py), and --address none trains here
-    return train_grid(args.grid, points, Pool(args.address, args.workers, args.gpus_per_task))
+    return train_grid(settings.grid, points, Pool(settings.address, settings.workers, settings.gpus_per_task))
 
 
-def run_report(args: Settings) -> dict:
+def run_report(settings: Settings) -> dict:
     from ..runs import report
-    return report.write_report(args.result_path)
+    return report.write_report(settings.result_path)
 
 
-def run_download(args: Settings) -> str:
+def run_download(settings: Settings) -> str:
     from ..data import download
-    return download.download(args.data, args.download_path, args.url, args.md5)
+    return download.download(settings.data, settings.download_path, settings.url, settings.md5)
 
 
-def run_demo(args: Settings) -> dict:
+def run_demo(settings: Settings) -> dict:
     """The embedded default: synthetic wavs -> MFCC -> k-fold training -> results -> re-test of the saved weights."""
     from ..data import synthetic_corpus
     # 108 training utterances per fold: batches of 16 give BatchNorm's moving statistics (momentum 0.99)
     # about 200 updates in 30 epochs; with batches of 64 they would barely leave their initial values.
-    args = replace(args, data="SYNTH", wav_path=args.wav_path or SYNTHETIC_WAV, epoch=args.epoch or 30,
-                   batch_size=args.batch_size or 16)
+    settings = replace(settings, data="SYNTH", wav_path=settings.wav_path or SYNTHETIC_WAV, epoch=settings.epoch or 30,
+                   batch_size=settings.batch_size or 16)
     print("=== SYNTHETIC DEMO: generated harmonic signals, not speech; its numbers say nothing about any corpus ===")
-    paths = synthetic_corpus.generate(args.wav_path)
-    print(f"generated {len(paths)} synthetic utterances in {args.wav_path}")
-    run_extract(args)
-    [trained] = run_train(args)
+    paths = synthetic_corpus.generate(settings.wav_path)
+    print(f"generated {len(paths)} synthetic utterances in {settings.wav_path}")
+    run_extract(settings)
+    [trained] = run_train(settings)
     # the re-test takes every setting from the run folder
-    args = replace(args, test_path=trained["record"]["weights_folder"], given=frozenset())
-    tested = run_test(args)
+    settings = replace(settings, test_path=trained["record"]["weights_folder"], given=frozenset())
+    tested = run_test(settings)
     same = [f["y_pred"] for f in trained["record"]["folds"]] == [f["y_pred"] for f in tested["record"]["folds"]]
     print(f"test mode on the saved weights reproduces every fold's predictions: {'yes' if same else 'NO'}")
     if not same:
-        raise UserError(f"{args.test_path}: re-tested predictions differ from the training run's")
+        raise UserError(f"{settings.test_path}: re-tested predictions differ from the training run's")
     return tested
 
 
@@ -560,13 +571,14 @@ def main(argv=None) -> int:
     mode = None
     _COLLECTOR["in_main"] = True
     try:
-        args = settings.parse(argv)
-        mode = args.mode
-        args = settings.validate(args)  # every flag checked before TensorFlow is imported: a wrong one answers at once
-        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # before anything imports TensorFlow (start_tensorflow)
+        settings = command_line.parse(argv)
+        mode = settings.mode
+        # every flag checked before TensorFlow is imported: a wrong one answers at once
+        settings = command_line.validate(settings)
+        os.environ["CUDA_VISIBLE_DEVICES"] = settings.gpu  # before anything imports TensorFlow (start_tensorflow)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict, "export": run_export,
-         "grid": run_grid, "report": run_report, "download": run_download, "demo": run_demo}[args.mode](args)
+         "grid": run_grid, "report": run_report, "download": run_download, "demo": run_demo}[settings.mode](settings)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@
 
 Every keyword is a flag of core/flags.py's table (``epoch=300`` is ``--epoch 300``, ``balance=True`` is
 ``--balance``, ``random_seed=[46, 47]`` is ``--random_seed 46,47``); they go through the command line's own parser
-and checks (settings.py), so the API accepts what the command line accepts and refuses the rest with the same one
+and checks (command_line.py), so the API accepts what the command line accepts and refuses the rest with the same one
 line (``UserError``: ``--epoch -1: must be positive``), before TensorFlow starts. The same engine trains the run
 (modes.run_train), which prints its progress; the result is the run folder loaded as an ``api.Run``.
 """
@@ -19,7 +19,7 @@ from typing import Optional
 
 from ..core.errors import UserError, named
 from ..core.flags import BY_NAME
-from . import modes, settings
+from . import command_line, modes
 
 
 def _argv(data: Optional[str], feature_path: Optional[str], model: Optional[str], flags: dict) -> list[str]:
@@ -62,13 +62,13 @@ def train(data: Optional[str] = None, feature_path: Optional[str] = None, model:
     """
     if "mode" in flags:
         raise UserError(f"mode={flags['mode']!r}: train() trains; load_run(folder) tests, predicts and exports")
-    args = settings.validate(settings.parse(_argv(data, feature_path, model, flags)))
-    if "gpu" in args.given:
-        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # read when TensorFlow starts (after the files are checked)
+    settings = command_line.validate(command_line.parse(_argv(data, feature_path, model, flags)))
+    if "gpu" in settings.given:
+        os.environ["CUDA_VISIBLE_DEVICES"] = settings.gpu  # read when TensorFlow starts (after the files are checked)
     from ..deploy.api import load_run
-    summaries = modes.run_train(args)
+    summaries = modes.run_train(settings)
     if not summaries:  # a complete run given to resume= : nothing trained, the run as it is
-        return load_run(args.resume)
+        return load_run(settings.resume)
     runs = [load_run(summary["record"]["weights_folder"]) for summary in summaries]
     # a list of seeds, even of one (random_seed=(13,)), gives a list: what the call's form says it returns
     listed = isinstance(flags.get("random_seed"), (list, tuple)) or "," in str(flags.get("random_seed", ""))

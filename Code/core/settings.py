@@ -1,5 +1,5 @@
 """The one typed request of a command: ``Settings``, frozen, one field per row of core/flags.py's table plus
-``given`` (the flags that were typed). Made once from the flags (cli/settings.py), completed from a run's
+``given`` (the flags that were typed). Made once from the flags (cli/command_line.py), completed from a run's
 ``run.json`` (``with_run``) or made per seed for a grid point (``for_seed``); every change is a
 ``dataclasses.replace``, so the engine, the API and the grid see values nobody rewrites behind them.
 """

@@ -23,7 +23,7 @@ def run_config(settings: Settings, corpus: Corpus, seed: int) -> tuple[ModelSpec
     """(ModelSpec, RunConfig) of a new run of seed ``seed``: the model's recipe, overridden by every setting given
     (each recorded flag of core/flags.py, under its run.json name; a flag left unset takes the recipe's value).
 
-    ``settings``: the checked settings of one command (cli/settings.py), or of one grid point.
+    ``settings``: the checked settings of one command (cli/command_line.py), or of one grid point.
     """
     spec = MODELS[settings.model]
     values = {f.run: getattr(settings, f.name) for f in RUN_FLAGS if "." not in f.run}

@@ -20,7 +20,7 @@ class Point:
     (reported, and the other points run)."""
 
     label: str
-    settings: Settings | None  # the checked settings of the point's training command (cli/settings.py)
+    settings: Settings | None  # the checked settings of the point's training command (cli/command_line.py)
     error: str = ""
 
 
@@ -67,24 +67,24 @@ def plan(points: list[Point]) -> Plan:
             failures.append((point.label, point.error))
             print(f"grid: {point.label}: not run: {point.error}", file=sys.stderr)
             continue
-        args = point.settings
+        settings = point.settings
         try:
-            path = os.path.abspath(feature_path(args.data, args.features, args.feature_path))
+            path = os.path.abspath(feature_path(settings.data, settings.features, settings.feature_path))
             # the model only words load_data's messages; several corpora are pooled by the label map
-            source = (path, args.data, args.features, args.cv, args.label_map)
+            source = (path, settings.data, settings.features, settings.cv, settings.label_map)
             if source not in loaded:
-                loaded[source] = load_data(args.data, args.features, path, args.model, args.cv == "speaker",
-                                           args.label_map)
-                warn_of_identical_rows(loaded[source].x, loaded[source].info.files, f"grid: {args.data}")
+                loaded[source] = load_data(settings.data, settings.features, path, settings.model,
+                                           settings.cv == "speaker", settings.label_map)
+                warn_of_identical_rows(loaded[source].x, loaded[source].info.files, f"grid: {settings.data}")
             data = loaded[source]
             key = data.info.sha256  # the rows the network reads: standardised by speaker, they depend on the speakers
-            if args.normalize == "speaker":
+            if settings.normalize == "speaker":
                 key += "/speaker/" + hashlib.sha256("\n".join(data.speakers or []).encode()).hexdigest()
             if key not in features:
-                features[key] = (network_inputs(data.x, data.speakers, args.normalize, path), data.y)
-            spec, config = run_config(args, data.corpus, args.seed)
-            run = (find_run(args.model_path, config, data.info.sha256, args.result_path)
-                   or start_run(config, data.info, data.x, data.speakers, args.model_path, args.result_path,
+                features[key] = (network_inputs(data.x, data.speakers, settings.normalize, path), data.y)
+            spec, config = run_config(settings, data.corpus, settings.seed)
+            run = (find_run(settings.model_path, config, data.info.sha256, settings.result_path)
+                   or start_run(config, data.info, data.x, data.speakers, settings.model_path, settings.result_path,
                                 data.parts))  # several corpora: each one's share in every fold, as --mode train
             run.check_not_diverged(grid=True)  # the same settings would diverge again: the point fails at once
         except UserError as exc:

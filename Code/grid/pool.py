@@ -3,7 +3,7 @@
 Its points come from the grid file (cli/grid_file.py, docs/grid.md), their plan from grid/plan.py.
 
 Every point becomes the argument list of a training command (flags typed next to ``--mode grid`` apply to every
-point the grid file does not set), read and checked by cli/settings.py like any command line. Its run folder is the
+point the grid file does not set), read and checked by cli/command_line.py like any command line. Its run folder is the
 one under ``--model_path`` with the same settings, feature content and results folder (``run_folder.find_run``),
 or a new one: a repeated grid skips every finished fold and rewrites no weight file.
 
@@ -312,7 +312,7 @@ def check_reachable(address: str, seconds: float = CONNECT_SECONDS) -> None:
     """One line where nothing answers at ``address`` (host:port or ray://host:port) within ``seconds``: Ray itself
     retried for minutes, ignoring SIGTERM, and swapped a loopback host for the machine's address in its messages."""
     import socket
-    host, _, port = address.removeprefix("ray://").rpartition(":")  # the form cli/settings.py checked
+    host, _, port = address.removeprefix("ray://").rpartition(":")  # the form cli/command_line.py checked
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
     except OSError as exc:
