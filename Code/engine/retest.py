@@ -2,8 +2,8 @@
 
 A run folder's re-test uses the run's own test rows (its ``run.json``) and its own features (their content hash
 checked), so it prints exactly the training run's figures. Re-testing on another split or other features is
-possible only when asked for by name (``--retest_other_split``, ``--retest_other_features``, cli/command_line.py), and is
-then labelled in every printout, file name and JSON record (``retest``): the report never averages it with a
+possible only when asked for by name (``--retest_other_split``, ``--retest_other_features``: cli/command_line.py),
+and is then labelled in every printout, file name and JSON record (``retest``): the report never averages it with a
 re-test on the run's own split. The authors' folders have no record: their split is rebuilt from the flags.
 """
 
