@@ -351,6 +351,10 @@ def test_a_leak_through_a_run_fine_tuned_in_between_is_refused(source, tmp_path,
     assert main([*test, "--test_path", edited_copy("to_gone", folder=str(tmp_path / "gone"))]) == 0
     assert f"note: {tmp_path / 'to_gone'}: {tmp_path / 'gone'}, which it goes back to by fine-tuning, is gone: " \
            "not compared" in capsys.readouterr().out
+    # a hand-edited record that goes round in a loop is named so (it was followed 16 times, "further than 17 runs")
+    assert main([*test, "--test_path", edited_copy("loop", folder=str(tmp_path / "loop"))]) == 0
+    assert (f"note: {tmp_path / 'loop'}: {tmp_path / 'loop' / 'run.json'} names {tmp_path / 'loop'}, a run already "
+            "on the chain, as its init_from: the records go round in a loop") in capsys.readouterr().out
     # the source there, its weights not whole: still compared (only its record and training rows are read)
     weights = glob.glob(os.path.join(source.path, "*weights_best_2.hdf5"))[0]
     os.rename(weights, weights + ".aside")

@@ -114,7 +114,7 @@ def check_source(source: Source, config: RunConfig, data: TrainingData) -> None:
                         f"new run the source's: {flags}")
 
 
-MAX_CHAIN = 16  # runs fine-tuned from runs fine-tuned from ...: followed this far (a hand-edited loop ends too)
+MAX_CHAIN = 16  # runs fine-tuned from runs fine-tuned from ...: followed this far (a hand-edited loop is named)
 
 
 def _chain(source: Source, config: RunConfig, folds: int) -> tuple[list[tuple[Source, list]], str]:
@@ -139,7 +139,7 @@ def back_from(run: run_folder.RunFolder, limit: int, where) -> tuple[list[tuple[
     which ends the chain); and what ended the chain short ("" where nothing did). Only each run's record is read
     (its weights need not be whole); a run of the chain that is there but cannot be read is one line beginning
     with ``where(folder)``, since what it trained on cannot be compared."""
-    steps = []
+    steps, seen = [], {os.path.realpath(run.path)}
     while run is not None:
         record = run.description.get("init_from")
         if record is None:
@@ -151,6 +151,10 @@ def back_from(run: run_folder.RunFolder, limit: int, where) -> tuple[list[tuple[
         if not os.path.exists(folder):
             steps.append((record, by_fold, None))
             return steps, f"{folder}, which it goes back to by fine-tuning, is gone: not compared"
+        if os.path.realpath(folder) in seen:  # only a hand edit makes one: a run starts from a finished run
+            return steps, (f"{shown(os.path.join(run.path, run_folder.RUN_FILE))} names {folder}, a run already on "
+                           "the chain, as its init_from: the records go round in a loop")
+        seen.add(os.path.realpath(folder))
         try:  # named by the run.json of the run fine-tuned from it, not by a flag the user typed
             level = open_source(folder, run.config.model, weights=False,
                                 flag=f"{shown(os.path.join(run.path, run_folder.RUN_FILE))}: init_from")
