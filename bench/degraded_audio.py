@@ -1,7 +1,7 @@
 """EMO-DB weights on EMO-DB clips recorded otherwise: accuracy, and what predict said of it.
 
     .venv/bin/python bench/degraded_audio.py --wav ../shared/data/emodb_2s \
-        --weights ../shared/reference/Test_Models/EMODB_46 [--every 1]
+        --weights ../shared/reference/Test_Models/EMODB_46 [--every 1] [--only 'DC offset']
 
 Every clip of the folder (or every ``--every``-th) is scored by the fold model that held it out, as it is and
 through each degradation below, written as a wav and read back by ``Run.predict`` as a user's file would be, a
@@ -9,7 +9,7 @@ fold's clips in one call. ``--weights``: the authors' EMODB_46 (their split: KFo
 files in the authors' order, the honest re-test, about 81 % on these 2 s cuts), or a run of ours trained on
 EMODB features of the same folder (its run.json's test rows and file names). Prints, per condition, the accuracy
 (WAR), UAR, the share of the commonest label, and how many clips got a warning (silence, a too-short clip, samples
-beyond full scale, or a domain shift of the call's inputs taken together: the authors' folders keep no corpus
+beyond full scale, a constant offset, or a domain shift of the call's inputs taken together: the authors' folders keep no corpus
 statistics, so there is never one with them; a run of ours keeps them).
 """
 
@@ -45,6 +45,11 @@ def conditions() -> dict:
         "clipped (x50)": lambda s: (np.clip(s * 50, -1, 1), RATE),
         "20 dB quieter": lambda s: (s * 10 ** (-20 / 20), RATE),
         "30 dB quieter": lambda s: (s * 10 ** (-30 / 20), RATE),
+        # a constant (DC) offset, a microphone's or converter's bias (EMO-DB's clips' means stay within +-0.0062)
+        "DC offset +0.005": lambda s: (s + 0.005, RATE),
+        "DC offset +0.01": lambda s: (s + 0.01, RATE),
+        "DC offset +0.02": lambda s: (s + 0.02, RATE),
+        "DC offset +0.05": lambda s: (s + 0.05, RATE),
     }
 
 
@@ -53,6 +58,7 @@ def main() -> None:
     parser.add_argument("--wav", required=True, help="the emodb_2s folder (EMO-DB's file names)")
     parser.add_argument("--weights", required=True, help="the authors' EMODB_46 folder")
     parser.add_argument("--every", type=int, default=1, help="score every n-th clip (default 1: all)")
+    parser.add_argument("--only", default="", help="only the conditions whose name holds this text ('DC offset')")
     args = parser.parse_args()
     if args.every < 1:
         parser.error(f"--every {args.every}: must be 1 or more")
@@ -83,7 +89,10 @@ def main() -> None:
     print(f"{len(chosen)} clips of {args.wav}, each scored by the fold of {args.weights} that held it out")
     print(f"{'condition':<26} {'WAR %':>6} {'UAR %':>6}  {'commonest label':<18} {'warned':>7}")
     with tempfile.TemporaryDirectory() as scratch:
-        for name, degrade in conditions().items():
+        chosen_conditions = {name: degrade for name, degrade in conditions().items() if args.only in name}
+        if not chosen_conditions:
+            raise UserError(f"--only {args.only!r}: no condition's name holds it ({', '.join(conditions())})")
+        for name, degrade in chosen_conditions.items():
             predicted, warned = np.empty(len(chosen), int), 0
             for fold in range(1, len(test_rows) + 1):
                 positions = [i for i, (f, _) in enumerate(chosen) if f == fold]

@@ -40,7 +40,7 @@ def window_features(signal: np.ndarray) -> np.ndarray:
     """(W, T, 39): the MFCCs of the timeline's voiced windows of ``signal`` (default hop)."""
     from timnet_ser.data.features import signal_features
     from timnet_ser.deploy import timeline
-    levels, samples, _ = timeline.frame_levels([signal])  # (levels, samples, peak)
+    levels, samples = timeline.frame_levels([signal])[:2]
     starts = timeline.window_starts(samples, SIGNAL_LENGTH, SIGNAL_LENGTH // 2)
     ends = np.minimum(starts + SIGNAL_LENGTH, samples)
     voiced = timeline.voiced_windows(timeline.voiced_frames(levels), starts, ends)

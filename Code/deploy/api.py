@@ -228,7 +228,7 @@ class Run:
                        "probabilities": {c: float(p) for c, p in zip(self.classes, mean[i])},
                        **scored_span(clip.seconds, self.signal_length)}
                 warning = signal_warning(clip.name, clip.seconds, self.signal_length, clip.silent, clip.peak,
-                                         clip.voiced_elsewhere)
+                                         clip.voiced_elsewhere, clip.offset)
                 if warning:
                     row["warning"] = warning
                 seen = (self._training_corpus(seen_rows[i], inputs[i], fold) if rows_known else

@@ -1,6 +1,6 @@
 """What predict and the timeline say of an input beside its scores: how a message names it, the warnings of a
-signal whose score says little (all silence, much shorter than the model's window, samples far beyond full scale),
-and the line of a clip the run trained on.
+signal whose score says little (all silence, much shorter than the model's window, samples far beyond full scale,
+a constant offset), and the line of a clip the run trained on.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from ..data.corpora import SAMPLE_RATE
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
 FAR_BEYOND_FULL_SCALE = 2.0  # a resampled full-scale file overshoots 1 a little; cast integers reach thousands
 INTEGER_SCALE = 128.0  # beyond int8's range: integer samples (int16 and up) given as floats without their scale
+# a constant (DC) offset of the samples' mean: the corpora's recordings have almost none, and an offset moves the
+# lowest Mel bands, so every feature (docs/predict.md measures how labels change with it)
+DC_OFFSET = 0.01
 
 
 def source_named(path: str, api: bool) -> str:
@@ -20,11 +23,11 @@ def source_named(path: str, api: bool) -> str:
 
 
 def signal_warning(name: str, seconds: float, signal_length: int, silent: bool = False,
-                   peak: float = 0.0, voiced_elsewhere: bool = False) -> Optional[str]:
+                   peak: float = 0.0, voiced_elsewhere: bool = False, offset: float = 0.0) -> Optional[str]:
     """A warning for an input (``name``, ``seconds`` long) whose scored window is all silence (``silent``: the
     timeline's energy rule; it got a confident label before, without a word; ``voiced_elsewhere``: the file is not),
-    whose samples reach ``peak`` far beyond full scale,
-    or much shorter than the model's window (the run's signal length); else None."""
+    whose samples reach ``peak`` far beyond full scale, whose samples' mean (``offset``) is far from zero, or much
+    shorter than the model's window (the run's signal length); else None."""
     window = signal_length / SAMPLE_RATE
     if silent and voiced_elsewhere:  # the middle window scored, the speech elsewhere
         return (f"{name}: the middle {window:.2f} s it is scored on are all silence (their loudest 23 ms frame is "
@@ -38,6 +41,10 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
     if peak > FAR_BEYOND_FULL_SCALE:  # float audio amplified past full scale, or 8-bit (or quiet) integers cast
         return (f"{name}: samples reach {peak:g}, far beyond full scale (1): amplified audio, or integer samples "
                 "given as floats? (scale it into [-1, 1]); its prediction is unreliable")
+    if abs(offset) > DC_OFFSET:  # a microphone's or converter's bias, never removed: the features moved with it
+        return (f"{name}: its samples' mean is {offset:+.3f}, a constant (DC) offset the recordings models train "
+                "on do not have (full scale is 1): every feature moves with it, so its prediction is unreliable "
+                "(subtract the mean, or high-pass the audio)")
     if seconds < SHORT_CLIP * window:
         return (f"{name}: {seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")

@@ -48,6 +48,7 @@ class Clip:
     silent: bool = False  # what is scored (the middle window) is all silence: its loudest frame below SILENT_DBFS
     voiced_elsewhere: bool = False  # ... while the file is not: its voice lies outside the window scored
     peak: float = 0.0  # the largest absolute sample (full scale is 1)
+    offset: float = 0.0  # the mean sample of what is scored: a constant (DC) offset
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,16 @@ def clip_chunks(source, signal_length: int, kind: str, size: int = CHUNK) -> Ite
 def _clip(name: str, signal: np.ndarray, signal_length: int, kind: str) -> Clip:
     """A decoded input's clip: its features, whether what is scored of it (its middle window, ``centre``) is all
     silence by the timeline's energy rule (its loudest frame below -60 dBFS: two seconds of speech and twenty of
-    silence after them were scored on silence as "angry", without a word), and its largest absolute sample."""
+    silence after them were scored on silence as "angry", without a word), its largest absolute sample, and the
+    mean sample of what is scored (a DC offset)."""
     from .timeline import SILENT_DBFS, frame_levels
     scored = centre(signal, signal_length)
+    heard = scored if len(signal) >= signal_length else signal  # the scored samples, without centre's zero padding
     silent = bool(frame_levels([scored])[0].max() < SILENT_DBFS)
     voiced_elsewhere = silent and len(signal) > signal_length and bool(frame_levels([signal])[0].max() >= SILENT_DBFS)
     return Clip(name, len(signal) / SAMPLE_RATE, signal_features(scored, signal_length, kind), silent=silent,
-                voiced_elsewhere=voiced_elsewhere, peak=float(np.abs(signal).max()) if len(signal) else 0.0)
+                voiced_elsewhere=voiced_elsewhere, peak=float(np.abs(signal).max()) if len(signal) else 0.0,
+                offset=float(heard.mean(dtype=np.float64)) if len(heard) else 0.0)
 
 
 def read_clips(source, signal_length: int, kind: str) -> list[Clip]:

@@ -32,7 +32,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -134,13 +134,20 @@ def checked_source(source, api: bool = True) -> tuple[object, str]:
 
 # --- voice activity and windows -------------------------------------------------------------------------------
 
-def frame_levels(blocks) -> tuple[np.ndarray, int, float]:
-    """(level in dB re full scale of every ``FRAME``-sample frame, the signal's length in samples, its largest
-    absolute sample)."""
-    powers, carry, samples, peak = [], np.empty(0, np.float32), 0, 0.0
+class SignalLevels(NamedTuple):
+    levels: np.ndarray  # (frames,) level in dB re full scale of every ``FRAME``-sample frame
+    samples: int  # the signal's length
+    peak: float  # its largest absolute sample
+    offset: float  # its mean sample (a constant, DC, offset)
+
+
+def frame_levels(blocks) -> SignalLevels:
+    """The levels of a signal given as blocks of samples, read once."""
+    powers, carry, samples, peak, total = [], np.empty(0, np.float32), 0, 0.0, 0.0
     for block in blocks:
         samples += len(block)
         peak = max(peak, float(np.abs(block).max())) if len(block) else peak
+        total += float(block.sum(dtype=np.float64))
         data = np.concatenate([carry, block])
         whole = len(data) // FRAME * FRAME
         powers.append(np.square(data[:whole], dtype=np.float64).reshape(-1, FRAME).mean(axis=1))  # (frames,)
@@ -148,7 +155,9 @@ def frame_levels(blocks) -> tuple[np.ndarray, int, float]:
     if len(carry):
         powers.append([np.square(carry, dtype=np.float64).mean()])
     power = np.concatenate(powers) if powers else np.empty(0)
-    return 10 * np.log10(np.maximum(power, 1e-20)), samples, peak  # digital silence: -200 dB
+    # digital silence: -200 dB
+    levels = 10 * np.log10(np.maximum(power, 1e-20))
+    return SignalLevels(levels, samples, peak, total / samples if samples else 0.0)
 
 
 def voiced_frames(levels: np.ndarray) -> np.ndarray:
@@ -240,9 +249,10 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
         the voiced windows own), ``overall`` (the mean probabilities of the voiced windows), ``share_of_time`` (of
         ``voiced_seconds``, per label) and ``domain_shift``: the voiced windows together against
         ``window_threshold`` (data/feature_statistics.py), with a ``warning`` above it (None without statistics);
-        ``warning``: predict's warning for the whole file (much shorter than a window, or samples far beyond full
-        scale), or None; ``training_corpus``: for a file of one window that is a clip the run trained on, predict's
-        row entry of it (which folds trained on it, what the fold that held it out predicts), else None.
+        ``warning``: predict's warning for the whole file (much shorter than a window, samples far beyond full
+        scale, a constant offset), or None; ``training_corpus``: for a file of one window that is a clip the run
+        trained on, predict's row entry of it (which folds trained on it, what the fold that held it out
+        predicts), else None.
 
     A run trained with ``--normalize speaker`` takes the file as one speaker: its windows are scored once all are
     read, standardised with the statistics of all of them (memory then grows with the file's windows).
@@ -252,7 +262,7 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     source, name = checked_source(source)
     length = run.signal_length
     hop_samples = checked_hop(hop, length)
-    levels, samples, peak = frame_levels(_source_blocks(source, block_frames))
+    levels, samples, peak, offset = frame_levels(_source_blocks(source, block_frames))
     if samples == 0:
         raise UserError(f"{name}: holds no audio samples; nothing to put on a timeline")
     frames = voiced_frames(levels)
@@ -292,7 +302,8 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     for window, row in zip(result["windows"], means):  # each window's own distance (None: skipped, or no statistics)
         window["shift"] = (mfcc_statistics.means_distance(row[None], run.feature_statistics)
                            if shift is not None and window["voiced"] else None)
-    warning = signal_warning(name, samples / SAMPLE_RATE, length, peak=peak)  # as predict warns: too short, or cast
+    # as predict warns: too short, cast integers, an offset
+    warning = signal_warning(name, samples / SAMPLE_RATE, length, peak=peak, offset=offset)
     return {**result, "domain_shift": shift, "warning": warning, "training_corpus": seen}
 
 
