@@ -46,6 +46,8 @@ def conditions() -> dict:
         "20 dB quieter": lambda s: (s * 10 ** (-20 / 20), RATE),
         "30 dB quieter": lambda s: (s * 10 ** (-30 / 20), RATE),
         # a constant (DC) offset, a microphone's or converter's bias (EMO-DB's clips' means stay within +-0.0062)
+        "DC offset +0.002": lambda s: (s + 0.002, RATE),
+        "DC offset +0.003": lambda s: (s + 0.003, RATE),
         "DC offset +0.005": lambda s: (s + 0.005, RATE),
         "DC offset +0.01": lambda s: (s + 0.01, RATE),
         "DC offset +0.02": lambda s: (s + 0.02, RATE),

@@ -461,6 +461,25 @@ def test_a_wrong_flag_or_missing_file_answers_before_tensorflow_is_imported(argv
     assert printed == ["2", "False", "False"]  # nothing else printed (no weights loaded)
 
 
+def test_one_wav_that_cannot_be_audio_answers_before_tensorflow_is_imported(tmp_path):
+    """predict of one file that is empty, cut short, a link that loops or missing: answered before the weights and
+    TensorFlow load (it took 7-8 s and printed the weights' lines first), as is a mode without what it needs."""
+    empty, short, loop = tmp_path / "empty.wav", tmp_path / "short.wav", tmp_path / "loop.wav"
+    empty.write_bytes(b"")
+    with open(SPEECH_WAV, "rb") as f:
+        short.write_bytes(f.read()[:5000])  # the header declares 2 s
+    os.symlink(loop, loop)
+    for wav, message in [(empty, f"{empty}: the file is empty"), (short, f"{short}: cut short: its header declares"),
+                         (loop, f"--wav {loop}: a link that leads round in a loop")]:
+        error, printed = main_py_in_a_child_process(["--mode", "predict", "--wav", str(wav), "--test_path",
+                                                     AUTHORS_EMODB, "--data", "EMODB"])
+        assert error.startswith(f"error: {message}") and "\n" not in error, error
+        assert printed == ["2", "False", "False"]
+    error, printed = main_py_in_a_child_process(["--mode", "predict", "--test_path", AUTHORS_EMODB, "--data", "EMODB"])
+    assert error == "error: --wav: required for --mode predict (an audio file or a folder of them)" and \
+        printed == ["2", "False", "False"]
+
+
 def test_a_finished_run_resumed_or_retested_on_more_folds_is_answered_in_one_line(tmp_path, capsys):
     from test_resume import toy_feature_file
     features = toy_feature_file(tmp_path / "TOY.npy")

@@ -126,8 +126,15 @@ def test_other_features_only_by_name_and_labelled(trained, tmp_path, capsys):
     assert "--retest_other_features" in error_line(capsys) and not os.path.exists(tmp_path / "R2")
     assert main(["--mode", "test", "--test_path", trained["folder"], "--feature_path", other,
                  "--retest_other_features", "--result_path", str(tmp_path / "R2")]) == 0
-    assert "OTHER FEATURES" in capsys.readouterr().out
-    assert results_json(str(tmp_path / "R2"))[1]["retest"]["features"] == "other"
+    printed = capsys.readouterr().out
+    # the run's seed and folds over other features: the split cannot be checked, and is not said to be another
+    assert "OTHER FEATURES" in printed and "SPLIT NOT CHECKED (the run's seed" in printed
+    assert "OTHER SPLIT" not in printed
+    [path, record] = results_json(str(tmp_path / "R2"))
+    assert record["retest"]["features"] == "other" and record["retest"]["split"] == "unchecked"
+    assert path.endswith("_test_unchecked-split_other-features.json"), path
+    from timnet_ser.runs.report import protocol_label
+    assert protocol_label(record).startswith(f"test of {os.path.basename(trained['folder'])} (SPLIT NOT CHECKED (")
     x, y = toy_data(40, seed=4)  # other classes: the line blamed --data, which was the run's own
     two = str(tmp_path / "two.npy")
     np.save(two, {"x": x, "y": y[:, :2] + y[:, 2:] * [1, 0], "classes": np.array(["a", "d"]),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..core import precision
 from ..core.atomic_file import check_writable_folder
 from ..core.config import BACKBONE_WEIGHT_WORDS
-from ..core.errors import DiskFull, InterruptedAfterWriting, TrainingInterrupted, UserError, interrupt_behind
+from ..core.errors import DiskFull, InterruptedAfterWriting, TrainingInterrupted, UserError, interrupt_behind, printable
 from ..core.paths import SYNTHETIC_WAV, check_outside_weights, feature_path, shown
 from ..core.settings import Settings
 from ..engine.run_config import hyper_of, run_config
@@ -390,7 +390,10 @@ def run_test(settings: Settings) -> dict:
         raise UserError(f"--split_fold {config.split_fold}: the run in {shown(run.path)} has {run.k} fold models, "
                         f"one per test fold; re-test it on {run.k} folds (--split_fold {run.k})")
     own_split = own_features and [t.tolist() for _, t in folds] == run.description["test_rows"]
-    retest = retest_label(own_split, own_features, config, (features.info.signal_length, run.signal_length))
+    split_as_run = (config.random_seed, config.split_fold, config.cv) == (run.config.random_seed,
+                                                                          run.config.split_fold, run.config.cv)
+    retest = retest_label(own_split, own_features, config, (features.info.signal_length, run.signal_length),
+                          split_as_run)
     description = (f"re-test of the run in {shown(run.path)} on its own split (the test rows of its run.json)"
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     files = [path for _, path in run.checked_weight_files()]
@@ -451,6 +454,9 @@ def run_predict(settings: Settings) -> dict:
     if settings.timeline:
         timeline.checked_source(settings.wav, api=False)
     inputs = None if settings.timeline else predict.list_inputs(settings.wav, api=False)
+    unread = predict.files_not_read(settings.wav) if inputs is not None and os.path.isdir(settings.wav) else ""
+    if unread:
+        print(printable(f"note: --wav {settings.wav}: {unread}"))
     weights = load_weights(settings)
     print(weights_used(weights, settings))
     for note in predict.unchecked(weights, settings.test_path):
@@ -476,7 +482,7 @@ def run_predict(settings: Settings) -> dict:
                 print(f"warning: {shift['warning']}", file=sys.stderr)
             for row in chunk:
                 if row.get("warning"):
-                    print(f"warning: {row['warning']}", file=sys.stderr)
+                    print(f"warning: {printable(row['warning'])}", file=sys.stderr)
                 if row.get("error"):
                     skipped.append(row["error"])
                 else:
@@ -497,7 +503,7 @@ def run_predict(settings: Settings) -> dict:
         if skipped:
             print(f"skipped {len(skipped)} file(s) that could not be decoded:", file=sys.stderr)
             for error in skipped:
-                print(f"  {error}", file=sys.stderr)
+                print(f"  {printable(error)}", file=sys.stderr)
     if settings.output:
         print(f"wrote {settings.output}")
     return {"files": total, "skipped": len(skipped)}
@@ -580,7 +586,7 @@ def main(argv=None) -> int:
         {"extract": run_extract, "train": run_train, "test": run_test, "predict": run_predict, "export": run_export,
          "grid": run_grid, "report": run_report, "download": run_download, "demo": run_demo}[settings.mode](settings)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)

@@ -7,6 +7,9 @@ else in the project prints tracebacks for bad input.
 """
 
 
+import unicodedata
+
+
 class UserError(Exception):
     """Bad input that the user can fix; the message is shown as one line."""
 
@@ -44,6 +47,14 @@ class TrainingInterrupted(Exception):
                  f"of {k}) are saved in {folder}; continue with:\n  {command}"
                  for turn, (folder, done, k, command) in enumerate(self.runs)]
         return "\n".join(lines + ([self.later] if self.later else []))
+
+
+def printable(text: str) -> str:
+    """``text`` as the console shows it: every control or format character (a newline, an escape sequence's ESC, a
+    right-to-left override), which only a file's name brings into a message, written as its escape (``\\x1b``),
+    so that a file named with one can neither forge a line nor rewrite the screen."""
+    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) in ("Cc", "Cf") else c
+                   for c in text)
 
 
 def named_twice(values):

@@ -3,6 +3,7 @@ centred to a fixed length, and the one rule for which files count as audio. Know
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from typing import Optional
@@ -12,8 +13,8 @@ import numpy as np
 from ..core.errors import UserError
 from .corpora import SAMPLE_RATE
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
-AUDIO_KINDS = "wav, flac, ogg, aiff, mp3"  # how messages and help name them (.aif is aiff)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".aiff", ".aif", ".mp3")
+AUDIO_KINDS = "wav, flac, ogg, opus, aiff, aif, mp3"  # how messages and help name them
 
 
 def _decode_reason(exc: BaseException) -> str:
@@ -81,16 +82,39 @@ def check_audio_header(path: str, read_whole: bool = True) -> None:
                         f"{info.frames / info.samplerate:.2f} s (a copy that did not finish?); copy it again")
 
 
-def load_audio(path: str) -> np.ndarray:
-    """``librosa.load`` with its defaults, as the original: mono, resampled to 22 050 Hz; (s,) float32."""
-    import librosa
+def check_audio_file(path: str) -> None:
+    """What can be said of an audio file before it is decoded, each in one line: a folder, missing (a link that
+    leads nowhere or round in a loop too), empty, too long or cut short (``check_audio_header``)."""
     if os.path.isdir(path):  # a folder among a list's paths
         raise UserError(f"{path}: a folder, not an audio file")
     if not os.path.isfile(path):
-        raise UserError(f"{path}: no such audio file")
+        raise UserError(f"{path}: {missing(path, 'audio file')}")
     if os.path.getsize(path) == 0:
         raise UserError(f"{path}: the file is empty")
     check_audio_header(path)
+
+
+def missing(path: str, what: str) -> str:
+    """Why a path that is not there is not: a link that leads round in a loop (said "no such file" before), or
+    ``no such <what>``."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a link that leads round in a loop"
+    return f"no such {what}"
+
+
+def not_finite(path: str) -> UserError:
+    """A float file holding NaN or Inf samples, whether decoded whole or in blocks."""
+    return UserError(f"{path}: holds samples that are NaN or Inf (a float file written from a failed computation); "
+                     "write it again from finite samples")
+
+
+def load_audio(path: str) -> np.ndarray:
+    """``librosa.load`` with its defaults, as the original: mono, resampled to 22 050 Hz; (s,) float32."""
+    import librosa
+    check_audio_file(path)
     try:
         with warnings.catch_warnings():  # librosa warns before falling back to audioread; the error says it all
             warnings.simplefilter("ignore")
@@ -98,8 +122,7 @@ def load_audio(path: str) -> np.ndarray:
     except Exception as exc:  # soundfile and audioread raise many types; all mean "not decodable"
         reason = _decode_reason(exc)
         if "not finite" in reason:  # librosa's check of the decoded samples: a float file holding NaN or Inf
-            raise UserError(f"{path}: holds samples that are NaN or Inf (a float file written from a failed "
-                            "computation); write it again from finite samples") from None
+            raise not_finite(path) from None
         raise UserError(f"{path}: cannot be decoded as audio ({reason})") from None
     if signal.size == 0:
         raise UserError(f"{path}: holds no audio samples")
@@ -175,6 +198,15 @@ def audio_files(folder: str) -> list[str]:
     """Every audio file (``is_audio``) below ``folder``, hidden files and folders left out, in a fixed order; a
     linked folder is followed (it was skipped without a word), each real folder once (a link to a folder above
     would loop)."""
+    return [path for path in _visible_files(folder) if is_audio(path)]
+
+
+def other_files(folder: str) -> list[str]:
+    """The visible files below ``folder`` that ``audio_files`` leaves out (an .m4a, a transcript)."""
+    return [path for path in _visible_files(folder) if not is_audio(path)]
+
+
+def _visible_files(folder: str) -> list[str]:
     found, walked = [], set()
     for root, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
@@ -183,5 +215,5 @@ def audio_files(folder: str) -> list[str]:
             continue
         walked.add(real)
         dirs[:] = sorted(d for d in dirs if not _hidden(d))
-        found += [os.path.join(root, n) for n in sorted(names) if is_audio(n)]
+        found += [os.path.join(root, n) for n in sorted(names) if not _hidden(n)]
     return found

@@ -20,6 +20,7 @@ Many files are read, predicted and written ``CHUNK`` at a time (``clip_chunks``,
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Optional
@@ -27,8 +28,18 @@ from typing import Optional
 import numpy as np
 
 from ..core.atomic_file import write_table
-from ..core.errors import UserError
-from ..data.audio import AUDIO_KINDS, audio_files, centre, is_audio, load_audio, resample
+from ..core.errors import UserError, printable
+from ..data.audio import (
+    AUDIO_KINDS,
+    audio_files,
+    centre,
+    check_audio_file,
+    is_audio,
+    load_audio,
+    missing,
+    other_files,
+    resample,
+)
 from ..data.corpora import SAMPLE_RATE, natural_key
 from ..data.corpus_files import read_file_list
 from ..data.features import signal_features
@@ -86,8 +97,20 @@ def list_inputs(source, api: bool = True) -> Inputs:
         if not is_audio(source):
             raise UserError(f"{source_named(source, api)}: not an audio file ({AUDIO_KINDS}) nor a "
                             "CSV list of files")
+        check_audio_file(source)  # an empty or cut-short file answers before the weights load
         return Inputs(source, (source,), False)
-    raise UserError(f"{source_named(source, api)}: no such file or folder")
+    raise UserError(f"{source_named(source, api)}: {missing(source, 'file or folder')}")
+
+
+def files_not_read(folder: str) -> str:
+    """What a folder given as the inputs holds besides audio files, which predict passes over ("" where nothing):
+    an .m4a or a .wave of a user's recordings was left out without a word."""
+    others = other_files(folder)
+    if not others:
+        return ""
+    kinds = Counter(os.path.splitext(path)[1].lower() or "no extension" for path in others)
+    named = ", ".join(kind if count == 1 else f"{kind} x{count}" for kind, count in sorted(kinds.items()))
+    return f"{len(others)} file(s) not read, their names not those of audio files ({named}); read: {AUDIO_KINDS}"
 
 
 def listed_once(source):
@@ -159,9 +182,11 @@ def _clip(name: str, signal: np.ndarray, signal_length: int, kind: str) -> Clip:
     mean sample of what is scored (a DC offset)."""
     from .timeline import SILENT_DBFS, frame_levels
     scored = centre(signal, signal_length)
-    heard = scored if len(signal) >= signal_length else signal  # the scored samples, without centre's zero padding
-    silent = bool(frame_levels([scored])[0].max() < SILENT_DBFS)
-    voiced_elsewhere = silent and len(signal) > signal_length and bool(frame_levels([signal])[0].max() >= SILENT_DBFS)
+    # the scored samples, without centre's zero padding (whose edge, after a constant offset, sounded as a step)
+    heard = scored if len(signal) >= signal_length else signal
+    silent = bool(frame_levels([heard]).levels.max() < SILENT_DBFS)
+    voiced_elsewhere = (silent and len(signal) > signal_length
+                        and bool(frame_levels([signal]).levels.max() >= SILENT_DBFS))
     return Clip(name, len(signal) / SAMPLE_RATE, signal_features(scored, signal_length, kind), silent=silent,
                 voiced_elsewhere=voiced_elsewhere, peak=float(np.abs(signal).max()) if len(signal) else 0.0,
                 offset=float(heard.mean(dtype=np.float64)) if len(heard) else 0.0)
@@ -207,8 +232,8 @@ def unchecked(run, where: str) -> list[str]:
 
 
 def format_row(row: dict, classes) -> str:
-    """The console line of one prediction."""
-    name = os.path.basename(row["file"])
+    """The console line of one prediction (a control character of the file's name escaped)."""
+    name = printable(os.path.basename(row["file"]))
     if row.get("error"):
         return f"{name}: skipped ({row['error']})"
     shares = "  ".join(f"{c} {row['probabilities'][c]:.3f}" for c in classes)

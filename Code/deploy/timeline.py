@@ -37,7 +37,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..core.atomic_file import atomic_write, check_writable, write_table
-from ..core.errors import UserError, named
+from ..core.errors import UserError, named, printable
 from ..core.figures import plain_text
 from ..data.corpora import SAMPLE_RATE
 from .input_checks import signal_warning, source_named, training_corpus_line
@@ -58,7 +58,7 @@ def scored_span(seconds: float, signal_length: int) -> dict:
     the model's window, of which predict scores only the middle."""
     window = signal_length / SAMPLE_RATE
     span = {"duration_seconds": round(seconds, 3), "scored_seconds": round(min(seconds, window), 3)}
-    if round(seconds * SAMPLE_RATE) > signal_length:
+    if round(seconds, 2) > round(window, 2):  # as shown: not "the middle 2.00 s of its 2.00 s" for a sample more
         span["notice"] = (f"only the middle {window:.2f} s of its {seconds:.2f} s were scored (the model's window); "
                           "--timeline scores the whole file window by window")
     return span
@@ -71,7 +71,7 @@ def _file_blocks(path: str, block_frames: int) -> Iterator[np.ndarray]:
     import soundfile
     import soxr
 
-    from ..data.audio import load_audio
+    from ..data.audio import load_audio, not_finite
     try:
         sound = soundfile.SoundFile(path)
     except soundfile.SoundFileRuntimeError:  # not libsndfile's: decoded whole, as librosa.load falls back
@@ -86,6 +86,8 @@ def _file_blocks(path: str, block_frames: int) -> Iterator[np.ndarray]:
             block = sound.read(block_frames, dtype="float32", always_2d=True)  # (n, channels)
             last = len(block) < block_frames
             mono = np.mean(block.T, axis=0)  # librosa.to_mono's mean over the channel axis of (channels, n)
+            if not np.isfinite(mono).all():  # a float file's NaN was taken for silence ("at nan dBFS")
+                raise not_finite(path)
             read += len(mono)
             if stream is not None:
                 mono = stream.resample_chunk(mono, last=last)
@@ -117,13 +119,13 @@ def checked_source(source, api: bool = True) -> tuple[object, str]:
         return source, "<array>"
     if not isinstance(source, (str, os.PathLike)):
         raise UserError(f"timeline: {type(source).__name__} given; it takes one audio file or (samples, sample_rate)")
-    from ..data.audio import AUDIO_KINDS, check_audio_header, is_audio
+    from ..data.audio import AUDIO_KINDS, check_audio_header, is_audio, missing
     path = os.fspath(source)
     if os.path.isdir(path):
         raise UserError(f"{source_named(path, api)}: {'timeline' if api else '--timeline'} reads one audio file, "
                         "not a folder")
     if not os.path.isfile(path):
-        raise UserError(f"{source_named(path, api)}: no such file")
+        raise UserError(f"{source_named(path, api)}: {missing(path, 'file')}")
     if not is_audio(path):
         raise UserError(f"{source_named(path, api)}: not an audio file ({AUDIO_KINDS})")
     if os.path.getsize(path) == 0:
@@ -142,7 +144,8 @@ class SignalLevels(NamedTuple):
 
 
 def frame_levels(blocks) -> SignalLevels:
-    """The levels of a signal given as blocks of samples, read once."""
+    """The levels of a signal given as blocks of samples, read once. A frame's level is of its samples less their
+    mean: a constant (DC) offset is no sound (a file of the constant 0.01, at -40 dBFS, was scored as voice)."""
     powers, carry, samples, peak, total = [], np.empty(0, np.float32), 0, 0.0, 0.0
     for block in blocks:
         samples += len(block)
@@ -150,10 +153,10 @@ def frame_levels(blocks) -> SignalLevels:
         total += float(block.sum(dtype=np.float64))
         data = np.concatenate([carry, block])
         whole = len(data) // FRAME * FRAME
-        powers.append(np.square(data[:whole], dtype=np.float64).reshape(-1, FRAME).mean(axis=1))  # (frames,)
+        powers.append(data[:whole].reshape(-1, FRAME).var(axis=1, dtype=np.float64))  # (frames,)
         carry = data[whole:]
     if len(carry):
-        powers.append([np.square(carry, dtype=np.float64).mean()])
+        powers.append([carry.var(dtype=np.float64)])
     power = np.concatenate(powers) if powers else np.empty(0)
     # digital silence: -200 dB
     levels = 10 * np.log10(np.maximum(power, 1e-20))
@@ -427,7 +430,7 @@ def format_summary(result: dict) -> str:
     """The console lines of a timeline."""
     classes, windows = result["classes"], result["windows"]
     voiced = sum(w["voiced"] for w in windows)
-    lines = [f"{os.path.basename(result['file'])}: {result['duration_seconds']:.2f} s, {len(windows)} "
+    lines = [f"{printable(os.path.basename(result['file']))}: {result['duration_seconds']:.2f} s, {len(windows)} "
              f"window{'' if len(windows) == 1 else 's'} of "
              f"{result['window_seconds']:.2f} s every {result['hop_seconds']:.2f} s; {voiced} voiced, "
              f"{len(windows) - voiced} skipped as silence"]
@@ -453,12 +456,12 @@ def run_cli(run, wav: str, hop: Optional[float], output: Optional[str], fold: Op
     check_writable(picture, "--output")
     result = run.timeline(wav, hop, fold)
     if result["warning"]:
-        print(f"warning: {result['warning']}", file=sys.stderr)
+        print(f"warning: {printable(result['warning'])}", file=sys.stderr)
     shift = result.get("domain_shift")
     if shift and shift["warning"]:
         print(f"warning: {shift['warning']}", file=sys.stderr)
     print(format_summary(result))
     write_timeline_table(table, result)
     write_picture(picture, result, f"{os.path.basename(wav)}: {run.model_name} {run.data} ({run.folds_used(fold)})")
-    print(f"wrote {table}\nwrote {picture}")
+    print(printable(f"wrote {table}") + "\n" + printable(f"wrote {picture}"))
     return result

@@ -21,27 +21,34 @@ from .fold_weights import FoldWeights
 
 
 def retest_label(own_split: bool, own_features: bool, config: RunConfig,
-                 signal_lengths: tuple[int, int] | None = None) -> dict:
-    """The ``retest`` entry of a re-test's record: whether split and features are the run's own, and a label;
-    ``signal_lengths``: (the features', the run's) where other features were cut to another length."""
+                 signal_lengths: tuple[int, int] | None = None, split_as_run: bool = False) -> dict:
+    """The ``retest`` entry of a re-test's record: whether split ("own", "other", "unchecked") and features are the
+    run's own, and a label;
+    ``signal_lengths``: (the features', the run's) where other features were cut to another length;
+    ``split_as_run``: the split's settings are the run's, over other features, whose rows cannot be matched with
+    the run's test rows (such a split is not known to be the run's, nor known to be another)."""
     notes = []
-    if not own_split:
-        scheme = config.cv
-        notes.append(f"OTHER SPLIT (seed {config.random_seed}, {config.split_fold}-fold {scheme}): its test folds "
-                     "hold rows the fold models trained on, the figures are inflated")
+    scheme = f"seed {config.random_seed}, {config.split_fold}-fold {config.cv}"
+    if not own_split and split_as_run:  # "OTHER SPLIT ... the figures are inflated" said more than is known
+        notes.append(f"SPLIT NOT CHECKED (the run's {scheme}, over other features: their rows cannot be matched "
+                     "with the run's test rows; where they are other files, a test fold may hold rows the fold "
+                     "models trained on, and the figures are then inflated)")
+    elif not own_split:
+        notes.append(f"OTHER SPLIT ({scheme}): its test folds hold rows the fold models trained on, the figures "
+                     "are inflated")
     if not own_features:
         length = (f"; utterances of {signal_lengths[0]} samples, the run's {signal_lengths[1]}"
                   if signal_lengths and signal_lengths[0] != signal_lengths[1] else "")
         notes.append(f"OTHER FEATURES ({os.path.basename(config.feature_path)}, not the run's{length})")
-    return {"split": "own" if own_split else "other", "features": "own" if own_features else "other",
-            "label": "; ".join(notes)}
+    split = "own" if own_split else "unchecked" if split_as_run else "other"
+    return {"split": split, "features": "own" if own_features else "other", "label": "; ".join(notes)}
 
 
 def file_suffix(retest: dict | None) -> str:
     """What a re-test on another split or other features appends to its results file names."""
     if not retest:
         return ""
-    return ("_other-split" if retest["split"] == "other" else "") + \
+    return {"other": "_other-split", "unchecked": "_unchecked-split"}.get(retest["split"], "") + \
         ("_other-features" if retest["features"] == "other" else "")
 
 

@@ -148,16 +148,17 @@ def published(record: dict) -> tuple:
 def protocol_label(record: dict) -> str:
     """The protocol as the table shows it.
 
-    A training run: its ``--protocol``. A re-test: the weights folder it re-tested, with ``OTHER SPLIT`` / ``OTHER
-    FEATURES`` and the record's ``retest["label"]`` when it did not use the run's own split or features, and
-    ``, paper`` where those weights were selected on the test fold (a paper-protocol run, the authors'). Either
-    followed by the label smoothing history when it is not the default per-fold smoothing, e.g.
+    A training run: its ``--protocol``. A re-test: the weights folder it re-tested, with ``OTHER SPLIT`` / ``SPLIT
+    NOT CHECKED`` / ``OTHER FEATURES`` and the record's ``retest["label"]`` when it did not use the run's own split
+    or features, and ``, paper`` where those weights were selected on the test fold (a paper-protocol run, the
+    authors'). Either followed by the label smoothing history when it is not the default per-fold smoothing, e.g.
     ``last_epoch, cumulative smoothing``. Fields missing from older records take their defaults.
     """
     if record.get("mode") == "test":
         label = f"test of {os.path.basename(os.path.normpath(record['weights_folder']))}"
         retest = record.get("retest") or {}
-        other = [f"OTHER {part.upper()}" for part in ("split", "features") if retest.get(part) == "other"]
+        other = [word for part, word in (("split", "OTHER SPLIT"), ("features", "OTHER FEATURES"))
+                 if retest.get(part) == "other"] + ["SPLIT NOT CHECKED"] * (retest.get("split") == "unchecked")
         if other:
             text = retest.get("label") or ""
             # the capitals always show, whether or not the record's own label already says it
