@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SHARED, SPEECH_WAV
+from conftest import CODE, SHARED, SPEECH_WAV
 from timnet_ser.core.errors import UserError
 from timnet_ser.main import main
 
@@ -452,6 +452,11 @@ def main_py_in_a_child_process(argv: list) -> tuple:
       "--mixed_precision"], "--mixed_precision: --mode export uses the fold models in float32 and splits nothing"),
     (["--mode", "test", "--cross_corpus", "--data", "EMODB", "--feature_path", EMODB_2S, "--test_path", AUTHORS_EMODB,
       "--random_seed", "47"], "--random_seed 47: a cross-corpus test uses the fold models in float32 and splits"),
+    # --test_path left out: its default is said to be one (the error named a folder the user never typed)
+    *[pytest.param(argv, "--test_path (not given, so its default) Test_Models/EMODB_46: no such folder",
+                   marks=pytest.mark.skipif(os.path.isdir(os.path.join(CODE, "Test_Models", "EMODB_46")),
+                                            reason="the authors' weights copied into Code/Test_Models"))
+      for argv in (["--mode", "test"], ["--mode", "export", "--format", "onnx", "--output", "m.onnx"])],
 ])
 def test_a_wrong_flag_or_missing_file_answers_before_tensorflow_is_imported(argv, message):
     """`main.py` in a child process: one line, exit 2, and TensorFlow never imported (the flags are checked before

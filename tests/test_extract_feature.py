@@ -305,11 +305,18 @@ def test_not_a_dict_not_npy_and_missing(tmp_path, monkeypatch):
         feature_files.load_features(str(cut))
     with pytest.raises(UserError) as excinfo:
         feature_files.load_features(str(tmp_path / "none.npy"), data_key="EMODB")
+    # a file elsewhere than the default, or of log-Mel segments: the command names them (without, it wrote
+    # MFCC/EMODB.npy, and the same error came back)
     one_line_error(excinfo, "none.npy: feature file not found; make it with: python main.py --mode extract "
-                            "--data EMODB --wav_path <folder>")
+                            f"--data EMODB --feature_path {tmp_path / 'none.npy'} --wav_path <folder>")
+    monkeypatch.chdir(tmp_path)  # the default files, MFCC/EMODB*.npy, are not there
+    with pytest.raises(UserError) as excinfo:
+        feature_files.load_features(os.path.join("MFCC", "EMODB_logmel3.npy"), data_key="EMODB", kind="logmel3")
+    one_line_error(excinfo, "make it with: python main.py --mode extract --data EMODB --features logmel3 "
+                            "--wav_path <folder>")
     monkeypatch.setattr("sys.argv", ["/home/user/.venv/bin/timnet-ser", "--mode", "train"])  # the installed command
     with pytest.raises(UserError, match="make it with: timnet-ser --mode extract --data EMODB --wav_path <folder>"):
-        feature_files.load_features(str(tmp_path / "none.npy"), data_key="EMODB")
+        feature_files.load_features(os.path.join("MFCC", "EMODB.npy"), data_key="EMODB")
 
 
 def good():

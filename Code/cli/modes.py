@@ -81,7 +81,8 @@ def authors_corpus(settings: Settings) -> Settings:
     if settings.normalize != "none":
         raise UserError(f"--normalize {settings.normalize}: {settings.test_path} has no run.json; the authors' "
                         "weights were trained without normalisation")
-    run_folder.fold_weight_files(settings.test_path)  # a folder without weight files says so first
+    # a folder without weight files says so first
+    run_folder.fold_weight_files(settings.test_path, test_path_flag(settings))
     key = run_folder.authors_corpus(settings.test_path, settings.data if "data" in settings.given else None)
     if "data" in settings.given:
         return settings
@@ -153,6 +154,12 @@ def run_extract(settings: Settings) -> dict:
         raise UserError(f"{path}: cannot write the feature file ({exc.strerror or exc})") from None
     print(f"wrote {path}: x {data['x'].shape}, y {data['y'].shape} ({', '.join(corpus.classes)})")
     return data
+
+
+def test_path_flag(settings: Settings) -> str:
+    """How a message names --test_path: said to be the default where it was not typed (an error named a folder,
+    Test_Models/EMODB_46, that the user never typed)."""
+    return "--test_path" if "test_path" in settings.given else "--test_path (not given, so its default)"
 
 
 def open_run_settings(settings: Settings, folder: str, flag: str, allow_other_split: bool = False) -> tuple:
@@ -299,7 +306,7 @@ def run_cross_corpus(settings: Settings) -> dict:
     from ..data.corpora import CORPORA
     from ..engine import cross_corpus
     from ..runs import run_folder
-    run = run_folder.open_run(settings.test_path, "--test_path")
+    run = run_folder.open_run(settings.test_path, test_path_flag(settings))
     command_line.check_unread_by_weights(settings, run is not None)
     result_path = settings.result_path if run is None else run_results_folder(settings, run)
     check_writable_folder(result_path, "--result_path")
@@ -344,7 +351,7 @@ def run_test(settings: Settings) -> dict:
     from ..runs.run_folder import authors_name, authors_protocol
     if settings.cross_corpus:
         return run_cross_corpus(settings)
-    run, settings = open_run_settings(settings, settings.test_path, "--test_path",
+    run, settings = open_run_settings(settings, settings.test_path, test_path_flag(settings),
                                       allow_other_split=settings.retest_other_split)
     command_line.check_unread_by_weights(settings, run is not None)
     if run is None:  # the authors' folder: its settings come from the flags (and its name)
@@ -410,7 +417,7 @@ def load_weights(settings: Settings):
     from ..deploy import api
     from ..Model import MODELS
     from ..runs.run_folder import chosen_folds, fold_weight_files
-    run, settings = open_run_settings(settings, settings.test_path, "--test_path")
+    run, settings = open_run_settings(settings, settings.test_path, test_path_flag(settings))
     command_line.check_unread_by_weights(settings, run is not None)
     model = run.config.model if run is not None else settings.model
     numbers = list(range(1, run.k + 1)) if run is not None else [n for n, _ in fold_weight_files(settings.test_path)]

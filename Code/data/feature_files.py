@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.atomic_file import atomic_write
 from ..core.errors import UserError
-from ..core.paths import command
+from ..core.paths import command, feature_path
 from ..core.settings import CONTROL_CHARACTERS
 from .corpora import Corpus
 from .features import FEATURE_KINDS, N_MELS, N_MFCC, SEGMENT_FRAMES
@@ -97,16 +97,25 @@ def _require_dict(data: object, path: str) -> None:
         raise UserError(f"{path}: holds a {type(data).__name__}, not the dict {{'x': ..., 'y': ...}} of a feature file")
 
 
-def load_features(path: str, data_key: str | None = None) -> dict:
+def extract_command(data: str, kind: str, path: str, wav: str = "<folder>") -> str:
+    """The command that writes the feature file ``path`` of corpus ``data`` and kind ``kind``: its --features and
+    --feature_path where they are not the defaults (without them it wrote MFCCs to MFCC/<DATA>.npy, and the same
+    error came back)."""
+    return (f"{command()} --mode extract --data {data}" + (f" --features {kind}" if kind != "mfcc" else "")
+            + (f" --feature_path {path}" if os.path.normpath(path) != os.path.normpath(feature_path(data, kind))
+               else "") + f" --wav_path {wav}")
+
+
+def load_features(path: str, data_key: str | None = None, kind: str = "mfcc") -> dict:
     """Read a feature file without letting it run code; one-line ``UserError`` for anything else.
 
-    ``data_key`` (the ``--data`` of the caller) completes the hint given when the file does not exist.
+    ``data_key`` (the ``--data`` of the caller) and ``kind`` complete the hint given when the file does not exist.
     """
     if os.path.isdir(path):
         raise UserError(f"{path}: is a folder, not a feature file (.npy)")
     if not os.path.isfile(path):
-        hint = f"{command()} --mode extract --data {data_key or '<KEY>'} --wav_path <folder>"
-        raise UserError(f"{path}: feature file not found; make it with: {hint}")
+        raise UserError(f"{path}: feature file not found; make it with: "
+                        f"{extract_command(data_key or '<KEY>', kind, path)}")
     try:
         data = _read_npy(path)
     except UserError:

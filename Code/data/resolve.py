@@ -19,7 +19,7 @@ from ..core.errors import UserError, did_you_mean, named
 from ..core.paths import feature_path
 from . import corpora, corpus_files
 from .corpus_set import Pooled, Source, corpus_keys, pool
-from .feature_files import features_digest, load_features, validate_features
+from .feature_files import extract_command, features_digest, load_features, validate_features
 
 
 @dataclass
@@ -120,9 +120,9 @@ def load_corpus(data: str, kind: str, path: Optional[str] = None, model: Optiona
     check_corpus_key(data, api)
     path = feature_path(data, kind, path)
     if data not in corpora.CORPORA and not os.path.exists(path):  # a folder: load_features says so
-        raise _unknown(data, path, api, f"; for a dataset of your own run --mode extract --data {data} --wav_path "
-                                        "<folder or manifest.csv> first")
-    stored = load_features(path, data_key=data)
+        raise _unknown(data, path, api, "; for a dataset of your own run "
+                                        f"{extract_command(data, kind, path, '<folder or manifest.csv>')} first")
+    stored = load_features(path, data_key=data, kind=kind)
     corpus = corpus_of(data, stored, path, api)
     x, y = validate_features(stored, path, corpus, kind, model)
     speakers = [str(s) for s in stored["speakers"]] if "speakers" in stored else None
@@ -145,7 +145,7 @@ def corpus_for_weights(data: str, kind: str, path: Optional[str] = None, api: bo
     path = feature_path(data, kind, path)
     if not os.path.exists(path):  # a folder: load_features says so
         raise _unknown(data, path, api, " to read its labels from")
-    stored = load_features(path, data_key=data)
+    stored = load_features(path, data_key=data, kind=kind)
     if "classes" not in stored or "signal_length" not in stored:
         raise UserError(f"{path}: has no 'classes'/'signal_length' keys; make it with --mode extract")
     return corpora.custom_corpus(data, [str(c) for c in stored["classes"]], int(stored["signal_length"]))
