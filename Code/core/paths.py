@@ -25,6 +25,23 @@ CORPORA = "Corpora"
 SYNTHETIC_WAV = "synthetic_wav"
 
 
+def source_digest() -> str:
+    """The first 12 hex digits of the sha256 of the program's source: every .py and .cc file of the package and of
+    its sub-packages (not of the data folders beside them). What a run's folds record of the program that trained
+    them: a resume by another version trains its folds with other code (another rounding, a mended step)."""
+    import hashlib
+    digest = hashlib.sha256()
+    folders = [PACKAGE] + sorted(os.path.join(PACKAGE, name) for name in os.listdir(PACKAGE)
+                                 if os.path.isfile(os.path.join(PACKAGE, name, "__init__.py")))
+    for folder in folders:
+        for name in sorted(os.listdir(folder)):
+            if name.endswith((".py", ".cc")):
+                digest.update(f"{os.path.relpath(os.path.join(folder, name), PACKAGE)}\0".encode())
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()[:12]
+
+
 def command() -> str:
     """The command this program was started as, for the commands a message suggests: ``timnet-ser`` where the
     installed command runs, else ``python main.py`` (run from ``Code/`` as the original is; the API too)."""

@@ -34,7 +34,7 @@ from ..core import precision
 from ..core.atomic_file import atomic_write, one_commit, spreadsheet_safe
 from ..core.errors import UserError
 from ..core.figures import plain_text
-from ..core.paths import shown
+from ..core.paths import shown, source_digest
 
 
 def war_uar(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[float, float]:
@@ -144,8 +144,10 @@ def _stem(data: str, k: int, accuracy: str, seed: int, time_str: str, model: str
 
 
 def library_versions() -> dict:
-    """Versions of the libraries that make a run's numbers (read from the installed packages, nothing imported)."""
-    versions = {"python": platform.python_version()}
+    """Versions of the program (``source_digest``: its source's) and of the libraries that make a run's numbers (read
+    from the installed packages, nothing imported)."""
+    from .. import __version__
+    versions = {"timnet_ser": __version__, "timnet_ser_source": source_digest(), "python": platform.python_version()}
     for package in ("tensorflow", "keras", "numpy", "librosa", "scikit-learn"):
         try:
             versions[package] = version(package)

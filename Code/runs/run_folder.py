@@ -50,7 +50,7 @@ from ..core.config import NULLABLE_SETTINGS, RunConfig, TrainingData
 from ..core.errors import UserError, first_few, named
 from ..core.flags import first_recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
-from ..core.paths import MAIN, not_a_folder, shown
+from ..core.paths import MAIN, not_a_folder, shown, source_digest
 from ..core.settings import CONTROL_CHARACTERS, DATA_NAME, MAX_SEED, seed_in_range
 from ..data.corpora import CORPORA, SAMPLE_RATE
 from ..data.corpus_set import Part
@@ -410,12 +410,19 @@ class RunFolder:
         return [done[i] for i in range(self.k)]
 
     def save_fold(self, fold: int, weight_groups: list, record: dict) -> None:
-        """Fold ``fold``'s weights, then its record with their sha256, each written atomically: a fold with a record
-        is complete, and weights changed since are recognised."""
+        """Fold ``fold``'s weights, then its record with their sha256 and the program's (``source_digest``), each
+        written atomically: a fold with a record is complete, weights changed since are recognised, and a resume
+        by another version of the program is told which folds that version did not train."""
         legacy_weights.save_legacy_weights(self.weights_file(fold), weight_groups)
-        results.write_json(self._record_file(fold), {**record, "weights_sha256": file_sha256(self.weights_file(fold))})
+        results.write_json(self._record_file(fold), {**record, "weights_sha256": file_sha256(self.weights_file(fold)),
+                                                     "program_source": source_digest()})
         with contextlib.suppress(FileNotFoundError):  # another process's note, written after this one checked
             os.unlink(self._diverged_file(fold))
+
+    def folds_by_another_program(self) -> list[int]:
+        """The finished folds (from 0) that another version of the program trained, or one that recorded none."""
+        return [fold for fold, record in sorted(self.finished_folds().items())
+                if record.get("program_source") != source_digest()]
 
     @property
     def records_training_rows(self) -> bool:
