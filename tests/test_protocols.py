@@ -121,3 +121,5 @@ def test_every_protocol_the_flag_takes_has_its_description_and_no_other():
     from timnet_ser.core.flags import BY_NAME
     from timnet_ser.engine.protocol import PROTOCOLS
     assert BY_NAME["protocol"].choices == PROTOCOL_NAMES and set(PROTOCOLS) == set(PROTOCOL_NAMES)
+    from timnet_ser.engine.retest import WEIGHTS_CHOSEN  # a re-test's protocol line says what chose the weights
+    assert set(WEIGHTS_CHOSEN) == set(PROTOCOL_NAMES)

@@ -97,6 +97,8 @@ def test_the_run_alone_retests_to_the_training_figures(trained, tmp_path, capsys
     assert tested["summary"] == trained_record["summary"]
     assert [f["y_pred"] for f in tested["folds"]] == [f["y_pred"] for f in trained_record["folds"]]
     assert tested["retest"]["split"] == "own" and "on its own split" in printed
+    # what chose the weights is said as for a paper run (a re-test named no protocol but paper)
+    assert "; each fold's weights are those of its last epoch (--protocol last_epoch)" in printed
     pooled = trained_record["summary"]
     assert f"pooled over folds: WAR {pooled['war_pooled'] * 100:.2f}%  UAR {pooled['uar_pooled'] * 100:.2f}%" in printed
 

@@ -19,6 +19,10 @@ from ..Model import ModelSpec, inference_function
 from ..runs import results
 from .fold_weights import FoldWeights
 
+# what chose a fold's weights under each of core/config.PROTOCOL_NAMES (tests/test_protocols.py ties them)
+WEIGHTS_CHOSEN = {"last_epoch": "its last epoch", "paper": "the epoch best on its test fold",
+                  "inner_val": "the epoch best on a validation split of its training fold"}
+
 
 def retest_label(own_split: bool, own_features: bool, config: RunConfig,
                  signal_lengths: tuple[int, int] | None = None, split_as_run: bool = False) -> dict:
@@ -67,9 +71,11 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         retest: ``retest_label``'s entry (None for the authors' folders).
         parts: a run on several corpora: each one (data/corpus_set.Part), for the per-corpus figures.
     """
+    # what chose the weights, said in the protocol line as in the training's (a re-test named no protocol but paper)
+    description += (f"; each fold's weights are those of {WEIGHTS_CHOSEN[config.protocol]} "
+                    f"(--protocol {config.protocol})")
     if config.protocol == "paper":  # a paper-protocol run's weights, or the authors' published ones
-        description += ("; each fold's weights are those of the epoch best on its test fold (--protocol paper): an "
-                        "optimistic figure")
+        description += ": an optimistic figure"
     # every file checked before anything is written
     weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
                           config.data, config.mixed_precision)

@@ -594,7 +594,7 @@ def write_report(result_path: str) -> dict:
             "speaker-independent) appear only beside training runs that repeat the papers' experiment: the same "
             f"protocol, {PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. "
             "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances, every setting at the "
-            "model's default (`settings` names those that are not); `paper` selects on the test fold. Formulae, "
+            "model's default (`settings` names those that are not, `epochs` gives the epochs); `paper` selects on the test fold. Formulae, "
             "merging and sources: docs/statistics.md in the repository.")
     if records and table[["UAR % 95% CI", "WAR % 95% CI"]].map(lambda cell: cell.endswith("*")).any(axis=None):
         note += f" `*`: the {significance.CLIPPED_METHOD}."
@@ -602,7 +602,8 @@ def write_report(result_path: str) -> dict:
                    f"{significance.WILCOXON_METHOD}; {significance.MCNEMAR_METHOD} (an utterance counts once per "
                    "seed, which makes that p optimistic over several seeds).")
     if comparisons.empty:
-        paired = "No two rows share a corpus, feature file, seeds and test folds."
+        paired = ("No two training rows share a corpus, feature file, seeds and test folds (a re-test repeats its "
+                  "run's predictions, so re-tests are not paired).")
     else:
         paired = f"{to_markdown(comparisons)}\n\n{paired_note}"
     paired += "".join(f"\n- not paired: {line}" for line in refused)
