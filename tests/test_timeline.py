@@ -265,7 +265,7 @@ def test_a_short_or_cast_file_is_warned_of_as_predict_warns(run, result, tmp_pat
     biased = str(tmp_path / "biased.wav")  # read in blocks: the mean is the whole file's
     sf.write(biased, (utterance - utterance.mean()) * 0.5 - 0.03, synthetic_corpus.SAMPLE_RATE,
              subtype="FLOAT")
-    assert run.timeline(biased)["warning"].startswith(biased + ": its samples' mean is -0.030, a constant (DC)")
+    assert run.timeline(biased)["warning"].startswith(biased + ": its samples' mean is -0.030 (full scale is 1), a constant (DC)")
     assert main(["--mode", "predict", "--test_path", run.folder, "--wav", short, "--timeline",
                  "--output", str(tmp_path / "short.json")]) == 0
     assert "warning: " + short + ": 0.20 s, much shorter" in capsys.readouterr().err
@@ -286,3 +286,33 @@ def test_the_timeline_of_a_training_clip_says_so_as_predict_does(run, tmp_path, 
                  str(tmp_path / "t.csv")]) == 0
     assert "in the run's training corpus: 1 of 2 fold models trained on it, so this is no held-out score" in \
         capsys.readouterr().out
+
+
+def test_a_users_odd_audio_is_said_so_on_the_console_and_in_the_rows(run, tmp_path, capsys):
+    """What a probe of a user's audio found: a file of a constant offset was voice to the silence rule (scored
+    "disgust 0.417"), a float file's NaN was silence "at nan dBFS" on a timeline, a folder's .m4a files were passed
+    over without a word, a file's name could rewrite the console (an escape sequence), and a file one sample longer
+    than the window was "the middle 2.00 s of its 2.00 s"."""
+    rate = synthetic_corpus.SAMPLE_RATE
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sf.write(folder / "offset.wav", np.full(3 * rate, 0.01, np.float32), rate, subtype="FLOAT")
+    utterance = synthetic_corpus.utterance("angry", np.random.default_rng(5))
+    sf.write(folder / "esc\x1b[31mred.wav", utterance, rate)
+    for name in ("a.m4a", "b.m4a", "notes.txt"):
+        (folder / name).write_bytes(b"x")
+    assert main(["--mode", "predict", "--test_path", run.folder, "--wav", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert f"note: --wav {folder}: 3 file(s) not read, their names not those of audio files (.m4a x2, .txt)" in out
+    assert f"warning: {folder / 'offset.wav'}: all silence" in err
+    assert "esc\\x1b[31mred.wav: " in out and "\x1b" not in out + err
+    with pytest.raises(UserError, match=r"offset.wav: all silence by the energy rule"):
+        run.timeline(str(folder / "offset.wav"))
+    broken = utterance.astype(np.float32)
+    broken[len(broken) // 2] = np.nan
+    sf.write(tmp_path / "nan.wav", broken, rate, subtype="FLOAT")
+    with pytest.raises(UserError, match=r"nan.wav: holds samples that are NaN or Inf"):
+        run.timeline(str(tmp_path / "nan.wav"))
+    length = run.signal_length
+    assert "notice" not in timeline.scored_span((length + 1) / rate, length)  # "the middle 1.49 s of its 1.49 s"
+    assert timeline.scored_span(2.5, length)["notice"].startswith("only the middle 1.49 s of its 2.50 s")

@@ -221,11 +221,13 @@ def unchecked(run, where: str) -> list[str]:
     (the authors' folders; DCNN-BLSTMwA): there the authors' weights lose most of their accuracy without a word
     (bench/degraded_audio.py)."""
     notes = []
+    older = " (a run trained by an older version; runs trained now keep them)" if run.run is not None else ""
     if run.run is None or not run.run.records_training_rows:
-        notes.append(f"{where} records no training utterances: a file its folds trained on is not recognised by its "
-                     "audio (a file named as its corpus names its recordings is said to be one)")
+        notes.append(f"{where} records no training utterances{older}: a file its folds trained on is not "
+                     "recognised by its audio (a file named as its corpus names its recordings is said to be one)")
     if run.feature_statistics is None or run.feature_kind != "mfcc":
-        notes.append(f"{where} keeps no statistics of its corpus' features: audio unlike {run.data} "
+        kept = older if run.feature_kind == "mfcc" else " (they are kept for MFCC runs only)"
+        notes.append(f"{where} keeps no statistics of its corpus' features{kept}: audio unlike {run.data} "
                      "(telephone band, noise, music, clipping, another loudness) gets no warning, though there "
                      "its predictions may be no better than chance")
     return notes
