@@ -480,6 +480,7 @@ def run_predict(settings: Settings) -> dict:
         return timeline.run_cli(weights, settings.wav, settings.hop, settings.output, settings.fold)
     from ..data.extraction import Progress
     total, skipped = predict.input_count(inputs), []
+    folder = settings.wav if os.path.isdir(settings.wav) else None  # rows named by their path inside it
     bar = Progress("predict", total, total > predict.CHUNK)  # many files: a bar on stderr, chunk by chunk
 
     def rows():  # printed, and written to --output, chunk by chunk: nothing grows with the number of files
@@ -493,7 +494,7 @@ def run_predict(settings: Settings) -> dict:
                 if row.get("error"):
                     skipped.append(row["error"])
                 else:
-                    print(predict.format_row(row, weights.classes))
+                    print(predict.format_row(row, weights.classes, folder))
                 yield row
             bar.step(len(chunk))
         if len(skipped) == total:  # raised inside the write: an --output file is left as it was, never replaced

@@ -190,7 +190,7 @@ def _hidden(name: str) -> bool:
 
 def is_audio(name: str) -> bool:
     """The one rule for what counts as an audio file, in a folder as given one by one: a visible file whose
-    extension libsndfile (wav, flac, ogg, aiff) or librosa's fallback (mp3) decodes."""
+    extension libsndfile (wav, flac, ogg, opus, aiff) or librosa's fallback (mp3) decodes."""
     return name.lower().endswith(AUDIO_EXTENSIONS) and not _hidden(os.path.basename(name))
 
 

@@ -233,9 +233,10 @@ def unchecked(run, where: str) -> list[str]:
     return notes
 
 
-def format_row(row: dict, classes) -> str:
-    """The console line of one prediction (a control character of the file's name escaped)."""
-    name = printable(os.path.basename(row["file"]))
+def format_row(row: dict, classes, folder: Optional[str] = None) -> str:
+    """The console line of one prediction: the file named by its path inside ``folder`` (the --wav folder: its
+    a/x.wav and b/x.wav read alike by their base names), else by its base name; a control character escaped."""
+    name = printable(os.path.relpath(row["file"], folder) if folder else os.path.basename(row["file"]))
     if row.get("error"):
         return f"{name}: skipped ({row['error']})"
     shares = "  ".join(f"{c} {row['probabilities'][c]:.3f}" for c in classes)

@@ -10,8 +10,9 @@ A model of this project reads one window: the run's signal length L at 22 050 Hz
    training would have read. Formats libsndfile cannot open (audioread's) are decoded whole, as predict does.
 2. **Voice activity, by energy.** The signal in frames of ``FRAME`` = 512 samples (23 ms; frame j is samples
    512 j .. 512 j + 511, the last one possibly shorter); a frame's level is 10 log10 of the mean square of its
-   samples less their mean (dB re full scale; a constant offset is no sound). A frame is voiced when its level is at most ``THRESHOLD_DB`` = 40 dB below the loudest frame's
-   and the loudest frame reaches ``SILENT_DBFS`` = -60 dBFS (a quieter file is all silence).
+   samples less their mean (dB re full scale; a constant offset is no sound). A frame is voiced when its level is
+   at most ``THRESHOLD_DB`` = 40 dB below the loudest frame's and the loudest frame reaches ``SILENT_DBFS`` =
+   -60 dBFS (a quieter file is all silence).
 3. **Windows.** L samples starting every hop samples (default L // 2) from sample 0 while they fit in the file;
    when the last one ends before the file does, one more ends at the file's end. A file shorter than L is one
    window, zero-padded around as predict pads it. A window is voiced when at least ``MIN_VOICED`` = 20 % of the

@@ -594,8 +594,8 @@ def write_report(result_path: str) -> dict:
             "speaker-independent) appear only beside training runs that repeat the papers' experiment: the same "
             f"protocol, {PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. "
             "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances, every setting at the "
-            "model's default (`settings` names those that are not, `epochs` gives the epochs); `paper` selects on the test fold. Formulae, "
-            "merging and sources: docs/statistics.md in the repository.")
+            "model's default (`settings` names those that are not, `epochs` gives the epochs); `paper` selects "
+            "on the test fold. Formulae, merging and sources: docs/statistics.md in the repository.")
     if records and table[["UAR % 95% CI", "WAR % 95% CI"]].map(lambda cell: cell.endswith("*")).any(axis=None):
         note += f" `*`: the {significance.CLIPPED_METHOD}."
     paired_note = (f"Rows on the same corpus, feature file and folds, over the seeds they share. "
