@@ -111,6 +111,10 @@ def one_line_errors(main) -> None:
     ends: ``error: ...`` on one line, exit status 2, not a traceback."""
     try:
         main()
+    except ModuleNotFoundError as missing:  # another interpreter than the project's (python outside the .venv)
+        print(f"error: {sys.executable} has no module {missing.name!r}: run this with the project's environment "
+              "(.venv/bin/python, which setup.sh makes)", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as exc:  # the package is imported inside main (checkout_package): matched by its class name
         if type(exc).__name__ not in ("UserError", "DiskFull", "Diverged"):
             raise

@@ -452,6 +452,10 @@ def main_py_in_a_child_process(argv: list) -> tuple:
       "--mixed_precision"], "--mixed_precision: --mode export uses the fold models in float32 and splits nothing"),
     (["--mode", "test", "--cross_corpus", "--data", "EMODB", "--feature_path", EMODB_2S, "--test_path", AUTHORS_EMODB,
       "--random_seed", "47"], "--random_seed 47: a cross-corpus test uses the fold models in float32 and splits"),
+    # a cross-corpus test of the authors' weights took --normalize and scored chance (utterance) or failed (corpus)
+    (["--mode", "test", "--cross_corpus", "--data", "OTHER", "--feature_path", EMODB_2S, "--test_path", AUTHORS_EMODB,
+      "--normalize", "utterance"], f"--normalize utterance: {AUTHORS_EMODB} has no run.json; the authors' weights "
+                                   "were trained without normalisation"),
     # --test_path left out: its default is said to be one (the error named a folder the user never typed)
     *[pytest.param(argv, "--test_path (not given, so its default) Test_Models/EMODB_46: no such folder",
                    marks=pytest.mark.skipif(os.path.isdir(os.path.join(CODE, "Test_Models", "EMODB_46")),

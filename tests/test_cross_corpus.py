@@ -71,8 +71,19 @@ def test_a_label_map_file_maps_and_drops(tmp_path, name, text):
     assert label_map.source == str(path)
 
 
+def test_a_map_for_every_corpus_passes_over_a_class_of_the_run_that_the_tested_corpus_lacks(tmp_path):
+    """``happy = "neutral"`` outside a table serves corpora that have happy; one without it was refused ("'happy' is
+    not a class of B"), though the file was written for several corpora. In B's own table it is still refused."""
+    path = tmp_path / "map.toml"
+    path.write_text('happy = "neutral"\ncalm = "neutral"\n')
+    assert build_label_map(OURS, ["angry", "calm"], str(path), "A", "B").pairs == {"calm": "neutral"}
+    path.write_text('calm = "neutral"\n[B]\nhappy = "neutral"\n')
+    with pytest.raises(UserError, match=r"'happy' is not a class of B \(angry, calm\)$"):
+        build_label_map(OURS, ["angry", "calm"], str(path), "A", "B")
+
+
 @pytest.mark.parametrize("text, message", [
-    ('sleepy = "neutral"\n', r"'sleepy' is not a class of B \(angry, calm\)"),
+    ('sleepy = "neutral"\n', r"'sleepy' is not a class of B \(angry, calm\) nor of the run trained on A"),
     ('calm = "relaxed"\n', r"maps 'calm' to 'relaxed', which is not a class of the run trained on A"),
     ('calm = ""\nangry = ""\n', "no class of B .* maps onto a class of the run"),
     ("calm = 3\n", "'calm' must map to a class name"),
@@ -396,3 +407,21 @@ def test_cross_corpus_rows_that_differ_in_their_epochs_alone_say_so():
                 "summary": {"uar_pooled": uar, "war_pooled": uar}}
     table = build_cross_corpus_table([record(50, 0.2), record(500, 0.6)])
     assert sorted(table["settings"]) == ["epochs=50", "epochs=500"]
+
+
+def test_a_test_under_another_name_or_other_settings_is_no_repeat():
+    """The same weights on the same content under another corpus name, or a folder without run.json tested under
+    other settings (--normalize was taken for the authors' weights then): the later one was dropped without a word."""
+    from timnet_ser.runs.report import build_cross_corpus_table
+
+    def record(test_corpus, uar, normalize="none"):
+        return {"model": "TIMNET", "mode": "cross_corpus", "weights_folder": "Test_Models/EMODB_46",
+                "config": {"protocol": "paper", "feature_path": "/x/EMODB.npy", "hyper": {"normalize": normalize}},
+                "cross_corpus": {"train_corpus": "EMODB", "test_corpus": test_corpus, "test_sha256": "s1",
+                                 "fold_models": 10},
+                "summary": {"uar_pooled": uar, "war_pooled": uar}}
+    table = build_cross_corpus_table([record("SPK", 0.8889), record("NOFILES", 0.8889), record("SPK", 0.25,
+                                                                                              "utterance")])
+    assert table["tested on SPK: UAR / WAR %"].tolist() == ["88.89 / 88.89", "25.00 / 25.00"]
+    assert table["tested on NOFILES: UAR / WAR %"].tolist() == ["88.89 / 88.89", "–"]
+    assert table["settings"].tolist() == ["–", "normalize=utterance"]

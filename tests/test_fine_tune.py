@@ -318,6 +318,14 @@ def test_a_leak_through_a_run_fine_tuned_in_between_is_refused(source, tmp_path,
         assert (f"which the weights this run goes back to by fine-tuning, in {source.path} trained on; a "
                 "cross-corpus figure needs utterances no fold model saw") in err and err.count("\n") == 1, err
         assert ("30 of its 30 utterances are audio," if data == "OTHER" else "SRC, the corpus,") in err
+    # the run in between's training recordings through another channel (their names, other features): said, as
+    # names are no proof (the test was a CROSS-CORPUS figure without a word)
+    assert main(["--mode", "test", "--test_path", middle, "--cross_corpus", "--data", "CHANNEL", "--feature_path",
+                 features("CHANNEL", 24, 11, "tgt"), "--result_path", str(tmp_path / "X")]) == 0
+    out = capsys.readouterr().out
+    assert (f"note: {tmp_path / 'CHANNEL.npy'}: 24 of its 24 utterances are named as recordings that the weights in "
+            f"{middle} trained on (e.g. tgt_00.wav): if they are those recordings (through another channel, cut "
+            "again), this is no cross-corpus figure") in out, out
     # the API's arrays are checked as a file's are: they were accepted (UAR 0.47 on the source's own audio)
     from timnet_ser import load_run
     src = feature_files.load_features(str(tmp_path / "SRC.npy"))

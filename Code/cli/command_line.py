@@ -132,7 +132,14 @@ def parse(argv=None) -> Settings:
 
 def validate(s: Settings) -> Settings:
     """The checked settings (the feature kind filled in, a backbone weights file made absolute): every check that
-    needs no data, each failure one line naming the flag."""
+    needs no data, each failure one line naming the flag; a flag the mode cannot start without is asked for last
+    (``--mode predict --cross_corpus`` is told that predict takes no --cross_corpus, not that it needs --wav)."""
+    s = _checked(s)
+    check_required(s)
+    return s
+
+
+def _checked(s: Settings) -> Settings:
     check_modes(s)
     if not DATA_NAME.fullmatch(s.data):
         raise UserError(f"--data {s.data!r}: use letters, digits, '_' or '-' (several corpora joined by '+')")
@@ -159,7 +166,6 @@ def validate(s: Settings) -> Settings:
     if "hop" in s.given and not s.timeline:
         raise UserError(f"--hop {s.hop:g}: spaces the windows of --timeline; add --timeline (--mode predict)")
     _check_range(s, "not_negative")
-    check_required(s)
     from ..data.features import FEATURE_KINDS
     if s.features is not None and s.features not in FEATURE_KINDS:
         raise UserError(f"--features {s.features!r}: choose one of {', '.join(FEATURE_KINDS)}"

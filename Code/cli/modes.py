@@ -78,9 +78,7 @@ def authors_corpus(settings: Settings) -> Settings:
     (EMODB_46), said on the output, and another typed --data refused (EMOVO's class names were put on EMODB's
     weights); for another name, one line asking for --data. No --normalize: the authors trained without it."""
     from ..runs import run_folder
-    if settings.normalize != "none":
-        raise UserError(f"--normalize {settings.normalize}: {settings.test_path} has no run.json; the authors' "
-                        "weights were trained without normalisation")
+    refuse_normalize_for_authors(settings)
     # a folder without weight files says so first
     run_folder.fold_weight_files(settings.test_path, test_path_flag(settings))
     key = run_folder.authors_corpus(settings.test_path, settings.data if "data" in settings.given else None)
@@ -91,6 +89,14 @@ def authors_corpus(settings: Settings) -> Settings:
                         f"be given (e.g. --data EMODB)")
     print(f"corpus {key} from the folder name")
     return replace(settings, data=key)
+
+
+def refuse_normalize_for_authors(settings: Settings) -> None:
+    """--normalize with the authors' folder (no run.json), whose weights were trained without it: a cross-corpus
+    test took it and scored chance (--normalize utterance), or failed on a layer count (corpus)."""
+    if settings.normalize != "none":
+        raise UserError(f"--normalize {settings.normalize}: {settings.test_path} has no run.json; the authors' "
+                        "weights were trained without normalisation")
 
 
 def authors_split(settings: Settings) -> tuple[Settings, bool]:
@@ -311,6 +317,7 @@ def run_cross_corpus(settings: Settings) -> dict:
     result_path = settings.result_path if run is None else run_results_folder(settings, run)
     check_writable_folder(result_path, "--result_path")
     if run is None:
+        refuse_normalize_for_authors(settings)
         train = run_folder.authors_name(settings.test_path)[0]
         if train is None:
             raise UserError(f"--test_path {settings.test_path}: has no run.json, and its name is not <KEY>_<seed> "

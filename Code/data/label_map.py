@@ -133,9 +133,12 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
         raise UserError(f"label_map={given!r}: give a label map file (TOML or CSV), a dict {{their class: our class, "
                         "or None to drop it}, or None to match the classes by name")
     else:
-        if isinstance(given, (str, os.PathLike)):  # the entries for every corpus, then those of their own table
+        # the entries for every corpus, then those of their own table (or the API's dict, for theirs alone); an entry
+        # for every corpus may name a class of the run's that theirs lacks (the file serves other corpora too)
+        shared = {}
+        if isinstance(given, (str, os.PathLike)):
             tables = read_map_file(os.fspath(given), map_name)
-            entries = {**tables[None], **tables.get(their_name, {})}
+            shared, entries = tables[None], {**tables[None], **tables.get(their_name, {})}
         else:
             entries = dict(given)
         source = os.fspath(given) if isinstance(given, (str, os.PathLike)) else "label_map argument"
@@ -143,8 +146,11 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
         pairs = dict.fromkeys(theirs)
         for key, value in entries.items():
             their = lookup(str(key), theirs)
+            if their is None and key in shared and shared[key] == value and lookup(str(key), ours) is not None:
+                continue  # boredom = "neutral" for a corpus without boredom: the entry serves another corpus
             if their is None:
-                raise UserError(f"{where}: {key!r} is not a class of {their_name} ({', '.join(theirs)})")
+                neither = f" nor of the run trained on {our_name}" if key in shared else ""
+                raise UserError(f"{where}: {key!r} is not a class of {their_name} ({', '.join(theirs)}){neither}")
             our = None if value in (None, "", False) else lookup(str(value), ours)
             if value not in (None, "", False) and our is None:
                 raise UserError(f"{where}: maps {key!r} to {value!r}, which is not a class of the run trained on "

@@ -371,8 +371,16 @@ class Run:
             raise UserError(f"{where}: {key}, the corpus the weights in {self.folder} were trained on; a "
                             "cross-corpus test needs another corpus (re-test the weights with --mode test)")
         self._refuse_training_audio(x, where)
-        cut = self._refuse_source_audio(x, key, files, where)
-        return f"{shown(self.folder)}: {cut}" if cut else ""
+        alike = [(self.folder, name) for name in _named_alike(files, self.run)]
+        cut = self._refuse_source_audio(x, key, files, where, alike)
+        notes = [f"{shown(self.folder)}: {cut}"] if cut else []
+        if alike:  # names, unlike features, are no proof: other corpora name their files u0.wav too
+            folders = sorted({folder for folder, _ in alike})
+            notes.append(f"{where}: {len({name for _, name in alike})} of its {len(x)} utterances are named as "
+                         f"recordings that the weights in {', '.join(map(shown, folders))} trained on (e.g. "
+                         f"{alike[0][1]}): if they are those recordings (through another channel, cut again), this "
+                         "is no cross-corpus figure")
+        return "; ".join(notes)
 
     @staticmethod
     def _say(note: str, api: bool, calls: int = 2) -> None:
@@ -393,14 +401,15 @@ class Run:
                             "on (the same features as rows of its corpus); a cross-corpus figure needs utterances no "
                             "fold model saw: leave them out of the other corpus (or re-test the run with --mode test)")
 
-    def _refuse_source_audio(self, x: np.ndarray, key: Optional[str], files, where: str) -> str:
+    def _refuse_source_audio(self, x: np.ndarray, key: Optional[str], files, where: str, alike: list) -> str:
         """One line where the other corpus holds what weights before these trained on: the authors' corpus (its
         recordings known by their names), or, for a fine-tuned run, the corpus and training audio of every run it
         goes back to by fine-tuning (their weights trained on them: a child of an EMODB_A run scored 61 % "cross-
         corpus" on EMODB_A, above its source's own held-out figure; a frozen backbone is its source's, bit for bit,
         so a grandchild holds it too). A run of the chain whose folder is gone cannot tell, and what ended the
         chain short is returned ("" where nothing did), as is, for the authors' folder and a corpus that names no
-        files, that nothing could be compared; one there but unreadable is one line (``fine_tune.back_from``)."""
+        files, that nothing could be compared; one there but unreadable is one line (``fine_tune.back_from``).
+        ``alike`` gathers (folder, name) of the files named as a run of the chain names its training files."""
         from ..data.corpora import CORPORA, named_recordings
         from ..engine.fine_tune import MAX_CHAIN, back_from
         cut = ""
@@ -427,6 +436,7 @@ class Run:
                 if named:
                     raise UserError(refused.format(f"{len(named)} of its {len(x)} utterances are named as "
                                                    f"{data} recordings are (e.g. {named[0]})"))
+            alike += [(folder, name) for name in _named_alike(files, run)]
             signatures = run.training_signatures() if run is not None else None
             if signatures is None:
                 continue
@@ -460,6 +470,18 @@ class Run:
                             "savedmodel)")
         files = [p for number, p, _ in self.folds if number in self._fold_numbers(fold)]
         return export.export_run(self, files, os.fspath(path), format)
+
+
+def _named_alike(files, run) -> list[str]:
+    """The names among ``files`` (another corpus' file names, None where it records none) of recordings ``run``
+    (a RunFolder, None for the authors' folder) trained on, by name without folder; [] where either records none.
+    A recording heard through another channel keeps its name, not its features: EMODB_A's audio through a telephone
+    channel was tested "cross-corpus" on the EMODB_A run without a word."""
+    trained = run.description.get("training_files") if run is not None and files else None
+    if not trained:
+        return []
+    known = {os.path.basename(name) for name in trained}
+    return [name for name in map(os.path.basename, files) if name in known]
 
 
 def _same_corpus(name: Optional[str], other: Optional[str]) -> bool:

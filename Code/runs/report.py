@@ -427,19 +427,21 @@ class CrossKey(NamedTuple):
 def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
     """CROSS-CORPUS tests: one row per model, training corpus, feature file, protocol and settings, one column per
     test corpus; a cell is the pooled UAR % / WAR % of the tests found (mean ± std over the runs tested when
-    several, their number in brackets). The same run tested again on the same test file is one test (the first
-    record by path): a repeat moved the mean and shrank the std."""
+    several, their number in brackets). The same run tested again on the same test file, under the same settings and
+    corpus name, is one test (the first record by path): a repeat moved the mean and shrank the std."""
     cells, tested_runs, maps = defaultdict(list), set(), defaultdict(set)
     for record in records:
         cross, config = record["cross_corpus"], record["config"]
         column, mapping = _test_column(cross)
         maps[column].add(mapping)
+        settings = tuple((name, value) for name, value in run_settings(record) if value is not None)
+        # the same test of the same weights, under the same settings and corpus name (the same content under another
+        # name, or weights of a folder without run.json tested under other settings, was dropped without a word)
         repeat = (os.path.normpath(record["weights_folder"]), cross.get("test_sha256") or cross["test_corpus"],
-                  cross.get("fold_models"), mapping)
+                  cross.get("fold_models"), mapping, column, settings)
         if repeat in tested_runs:
             continue
         tested_runs.add(repeat)
-        settings = tuple((name, value) for name, value in run_settings(record) if value is not None)
         protocol = _with_smoothing_history(config.get("protocol", "paper"), config)
         key = CrossKey(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
                        cross["train_corpus"], os.path.basename(config.get("feature_path") or "") or "–", protocol,
