@@ -509,7 +509,10 @@ def test_a_small_feature_file_that_would_allocate_gigabytes_is_refused(tmp_path)
         nested = [nested, nested]
     x, y = np.zeros((2, 4, 39), "float32"), np.eye(2, dtype="float32")
     for key, value, message in [("files", nested, "files is not a list of names"),
-                                ("classes", np.array(["a", "b\x1b[2Jc"]), "the class name 'b\\x1b[2Jc' holds a control")]:
+                                ("classes", np.array(["a", "b\x1b[2Jc"]), "the class name 'b\\x1b[2Jc' holds a control"),
+                                # a hand-made file's 'angry' and 'Angry' trained as two classes (extract refuses them)
+                                ("classes", np.array(["angry", "Angry"]), "the class names 'angry' and 'Angry' are "
+                                                                          "one name (written twice, or in another case)")]:
         path = str(tmp_path / f"{key}.npy")
         np.save(path, {"x": x, "y": y, key: value}, allow_pickle=True)
         with pytest.raises(UserError) as excinfo:

@@ -145,6 +145,12 @@ def _check_metadata(data: dict, path: str) -> None:
     odd = next((c for c in data.get("classes", []) if CONTROL_CHARACTERS.search(str(c))), None)
     if odd is not None:  # it rewrote the console where a class was printed
         raise UserError(f"{path}: the class name {str(odd)!r} holds a control character")
+    folded = [str(c).casefold() for c in data.get("classes", [])]
+    twice = next((c for c in folded if folded.count(c) > 1), None)
+    if twice is not None:  # as extract refuses labels that differ in case only: one class trained as two
+        first, second = [str(c) for c in data["classes"] if str(c).casefold() == twice][:2]
+        raise UserError(f"{path}: the class names {first!r} and {second!r} are one name (written twice, or in "
+                        "another case); a class is named once: re-extract it")
     x = data.get("x")
     for key in ("speakers", "files"):
         if key not in data or not isinstance(x, np.ndarray) or x.ndim == 0:

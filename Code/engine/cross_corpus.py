@@ -115,7 +115,8 @@ def describe_result(record: dict) -> str:
     classes = record["config"]["classes"]
     lines = [f"{cross['label']}: WAR {summary['war_pooled'] * 100:.2f}%  UAR {summary['uar_pooled'] * 100:.2f}%  "
              f"({cross['scored']} of {cross['utterances']} utterances scored, {len(cross['per_class_recall'])} "
-             f"classes; one class always: UAR {100 / len(cross['per_class_recall']):.2f}%)",
+             f"class{'es' if len(cross['per_class_recall']) > 1 else ''}; one class always: UAR "
+             f"{100 / len(cross['per_class_recall']):.2f}%)",
              "recall per class: " + "  ".join(f"{c} {r * 100:.1f}%" for c, r in cross["per_class_recall"].items()),
              "confusion (rows: true class, columns: predicted):",
              " " * 12 + "".join(f"{c[:8]:>9}" for c in classes)]
