@@ -487,6 +487,28 @@ def test_a_sigkilled_driver_leaves_no_ray_process():
                     os.kill(pid, signal.SIGKILL)
 
 
+def test_sigterm_after_ray_starts_ends_the_driver_as_its_own_handler_says():
+    """Ray's core worker installs absl's SIGTERM handler over the command line's: a scheduler's SIGTERM during a grid
+    dumped a stack trace and aborted (exit status 134) instead of "interrupted: every finished fold is saved"."""
+    code = ("import signal, sys, time\nfrom timnet_ser.grid import pool\n"
+            "def stop(signum, frame):\n    raise KeyboardInterrupt\n"
+            "signal.signal(signal.SIGTERM, stop)\n"
+            "pool.start_local_ray(cpus=1, gpus=0, object_store_bytes=128 * 2 ** 20)\nprint('up', flush=True)\n"
+            "try:\n    time.sleep(300)\nexcept KeyboardInterrupt:\n    print('stopped', flush=True)\n"
+            "    import ray\n    ray.shutdown()\n    sys.exit(143)\n")
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert select.select([driver.stdout], [], [], 120)[0], "the local Ray did not start within 120 s"
+        assert driver.stdout.readline() == "up\n"
+        driver.send_signal(signal.SIGTERM)
+        out, err = driver.communicate(timeout=60)
+        assert driver.returncode == 143 and out == "stopped\n", (driver.returncode, out, err[-2000:])
+        assert "SIGTERM received" not in err
+    finally:
+        driver.kill()
+        driver.wait(timeout=30)
+
+
 def test_a_grid_of_too_many_points_is_refused_before_it_is_expanded(tmp_path):
     """Four axes of 100 values (10^8 points, a 1.3 kB file) expanded for minutes, memory growing, before a word."""
     axes = "\n".join(f"{key} = [{', '.join(str(v) for v in values)}]" for key, values in [

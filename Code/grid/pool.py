@@ -20,7 +20,9 @@ thread layout, so Ray and ``--address none`` give the same results.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -293,16 +295,31 @@ def start_local_ray(cpus: int, gpus: int | None = 0, object_store_bytes: int = 5
     statistics are sent; its processes end when this one does (``fate_sharing``). ``tests/test_grid_network.py``
     lists its listening sockets (docs/grid.md)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
 
     from . import fate_sharing, ray_security
     fate_sharing.share_fate()
     ray_security.use_new_token()
     # address "local": a new Ray even where `ray start` runs one on this machine (that one is --address auto)
     with ray_security.loopback_node():
-        ray.init(address="local", num_cpus=cpus, num_gpus=gpus, object_store_memory=object_store_bytes,
-                 include_dashboard=False, _node_ip_address=ray_security.LOOPBACK, log_to_driver=False,
-                 logging_level="ERROR")
+        _ray_init(address="local", num_cpus=cpus, num_gpus=gpus, object_store_memory=object_store_bytes,
+                  include_dashboard=False, _node_ip_address=ray_security.LOOPBACK, log_to_driver=False,
+                  logging_level="ERROR")
+
+
+def _ray_init(**settings) -> None:
+    """``ray.init(**settings)``, this process' SIGTERM handler kept: Ray's core worker installs absl's, which dumped
+    a stack trace and aborted (exit status 134) where the command line ends a grid as Ctrl-C does; and Ray stopped
+    where the start itself is interrupted (a Ctrl-C in its first seconds left its agents running)."""
+    import ray
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        ray.init(**settings)
+    except BaseException:
+        ray.shutdown()  # what it started so far; the fate-sharing watchdog takes what escapes it
+        raise
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
 
 
 CONNECT_SECONDS = 10  # how long a cluster's address may take to answer before the grid says it cannot reach it
@@ -326,9 +343,8 @@ def join_cluster(address: str) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address != "auto":
         check_reachable(address)
-    import ray
     try:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        _ray_init(address=address, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise UserError(f"--address {address}: cannot reach a Ray cluster there ({_error(exc)}); start one with "
                         "`ray start --head`; where it asks for a token set RAY_AUTH_MODE=token and the cluster's token "
