@@ -520,3 +520,18 @@ def test_a_grid_of_too_many_points_is_refused_before_it_is_expanded(tmp_path):
                                         r"most 10,000: split it into several files$"):
         points_of(path)
     assert time.monotonic() - started < 5
+
+
+def test_a_second_command_on_a_grid_file_that_runs_is_one_line(tmp_path, capsys):
+    """The same grid started twice at once: the two split the folds, each reported the other's as failed, and
+    neither wrote the results; the second is now refused while the first holds the file."""
+    import fcntl
+    grid = tmp_path / "g.toml"
+    grid.write_text(f'data = "TOY"\nfeature_path = "{tmp_path / "TOY.npy"}"\nepoch = 1\n')
+    with open(grid, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running grid command holds it
+        assert main(["--mode", "grid", "--grid", str(grid), "--address", "none"]) == 2
+    assert capsys.readouterr().err == (f"error: --grid {grid}: another grid command runs this file now; wait for it "
+                                       "to end (run it again then, if folds are left)\n")
+    assert main(["--mode", "grid", "--grid", str(grid), "--address", "none"]) == 2  # free: on to its own error
+    assert "another grid command" not in capsys.readouterr().err

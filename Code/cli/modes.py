@@ -639,9 +639,17 @@ def process_main() -> int:
     the finished folds kept, the command that continues printed, exit status 143 (128 + SIGTERM) instead of 130;
     without the handler it ended at once, printing nothing. Before the interpreter ends, every object leaves the
     cyclic collector's sight: its collections at exit would walk TensorFlow's whole object graph (docs/speed.md has
-    the time) to free memory the ending process gives back anyway. Every file is written and closed by then.
+    the time) to free memory the ending process gives back anyway. Every file is written and closed by then. A
+    grid stopped while Ray ran ends at once after its message (Ray's threads crashed at the interpreter's end).
     """
     signal.signal(signal.SIGTERM, _terminated)
     code = main()
     gc.freeze()
-    return 128 + signal.SIGTERM if _TERMINATED and code == 130 else code
+    code = 128 + signal.SIGTERM if _TERMINATED and code == 130 else code
+    if "ray" in sys.modules and code in (130, 128 + signal.SIGTERM):
+        # a grid stopped while Ray started: Ray's io thread crashed as the interpreter tore down (a segmentation
+        # fault, status 139, after "interrupted: ..."); Ray is shut down and every file written, so end here
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

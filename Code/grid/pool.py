@@ -19,6 +19,8 @@ thread layout, so Ray and ``--address none`` give the same results.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import sys
@@ -417,6 +419,24 @@ def run_grid(path: str, points: list, pool: Pool) -> dict:
     Returns {"runs": the run folders, "failures": [(what, error)], "reports": {result_path: report paths}}.
     A ``UserError`` at the end lists the failures (the other runs have finished and been reported).
     """
+    with _only_grid_on(path):
+        return _run_grid(path, points, pool)
+
+
+@contextlib.contextmanager
+def _only_grid_on(path: str):
+    """The grid file locked while its grid runs: a second command on the same file (started twice by mistake)
+    is one line; the two split the folds, each called the other's failed, and neither wrote the results."""
+    with open(path, "rb") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"--grid {path}: another grid command runs this file now; wait for it to end (run it "
+                            "again then, if folds are left)") from None
+        yield
+
+
+def _run_grid(path: str, points: list, pool: Pool) -> dict:
     from ..runs import report
     the_plan = plan(points)
     for planned in _without_results(the_plan.runs):  # every fold was done before, the results files were not

@@ -587,6 +587,9 @@ def write_report(result_path: str) -> dict:
     comparisons, refused = build_comparisons(records)
     paths = {kind: os.path.join(result_path, f"report.{kind}") for kind in ("md", "tex", "csv")}
     paths["paired_csv"] = os.path.join(result_path, "report_paired.csv")
+    # the column is there only where a row names a setting (report footnote named a column the table lacked)
+    settings_said = ("`settings` names those that are not" if "settings" in table.columns else
+                     "here every row's are, so the table has no `settings` column")
     note = ("`runs`: distinct runs, one per seed: re-tests, copies and repeats of a run with the same settings, "
             "seed and feature file count once (merged records are listed below the table). UAR % (pooled): macro "
             "recall pooled over folds; WAR % (mean of folds): mean of per-fold accuracies; there ± is the std over "
@@ -596,7 +599,7 @@ def write_report(result_path: str) -> dict:
             "speaker-independent) appear only beside training runs that repeat the papers' experiment: the same "
             f"protocol, {PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. "
             "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances, every setting at the "
-            "model's default (`settings` names those that are not, `epochs` gives the epochs); `paper` selects "
+            f"model's default ({settings_said}, `epochs` gives the epochs); `paper` selects "
             "on the test fold. Formulae, merging and sources: docs/statistics.md in the repository.")
     if records and table[["UAR % 95% CI", "WAR % 95% CI"]].map(lambda cell: cell.endswith("*")).any(axis=None):
         note += f" `*`: the {significance.CLIPPED_METHOD}."
