@@ -154,3 +154,15 @@ def test_token_is_new_and_on_no_command_line_or_file(local_ray):
             if os.path.isfile(path) and not os.path.islink(path):
                 with open(path, "rb") as f:
                     assert token.encode() not in f.read(), path
+
+
+def test_the_sessions_files_lie_in_a_folder_closed_to_other_users(local_ray):
+    """Ray makes /tmp/ray and each session folder (logs with the per-epoch lines, sockets) writable by everyone
+    (0777) and leaves them; the grid's local Ray keeps them in ray-<uid>/ray, ray-<uid> open to this user alone."""
+    import stat
+    import tempfile
+    ray, _ = local_ray
+    session = ray._private.worker._global_node.get_session_dir_path()
+    closed = os.path.join(tempfile.gettempdir(), f"ray-{os.getuid()}")
+    assert os.path.commonpath([session, closed]) == closed, session
+    assert stat.S_IMODE(os.lstat(closed).st_mode) == 0o700 and os.lstat(closed).st_uid == os.getuid()

@@ -292,7 +292,8 @@ def run_on_ray(grid: Grid, workers: int, threads: int, gpus_per_task: float) -> 
 # --- Ray: a local one, or a cluster -----------------------------------------------------------------------------
 
 def start_local_ray(cpus: int, gpus: int | None = 0, object_store_bytes: int = 512 * 2 ** 20) -> None:
-    """A Ray on this machine only: every process listening on 127.0.0.1, a token of its own, no dashboard,
+    """A Ray on this machine only: every process listening on 127.0.0.1, a token of its own, its files in a folder
+    of this user's alone (``ray_security.private_folder``), no dashboard,
     ``cpus`` CPUs, ``gpus`` GPUs (None: the machine's), an object store of ``object_store_bytes``; no usage
     statistics are sent; its processes end when this one does (``fate_sharing``). ``tests/test_grid_network.py``
     lists its listening sockets (docs/grid.md)."""
@@ -305,7 +306,7 @@ def start_local_ray(cpus: int, gpus: int | None = 0, object_store_bytes: int = 5
     with ray_security.loopback_node():
         _ray_init(address="local", num_cpus=cpus, num_gpus=gpus, object_store_memory=object_store_bytes,
                   include_dashboard=False, _node_ip_address=ray_security.LOOPBACK, log_to_driver=False,
-                  logging_level="ERROR")
+                  logging_level="ERROR", _temp_dir=ray_security.private_folder())
 
 
 def _ray_init(**settings) -> None:

@@ -1,4 +1,5 @@
-"""What keeps a local Ray closed to the network: loopback addresses only, and a token of its own.
+"""What keeps a local Ray closed to the network and to the machine's other users: loopback addresses only, a token
+of its own, and its files in a folder of this user's alone.
 
 Measured on Ray 2.60 (docs/grid.md, tests/test_grid_network.py):
 
@@ -8,6 +9,8 @@ Measured on Ray 2.60 (docs/grid.md, tests/test_grid_network.py):
   ``services.resolve_ip_for_localhost`` swaps a loopback address for the machine's network address unless
   ``ray_constants.ENABLE_RAY_CLUSTER`` is false, and that constant is read from
   ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when Ray is first imported (by anyone, before the grid).
+- Ray makes its folder in the system's temporary folder (``/tmp/ray``) and each session's folder in it (logs,
+  sockets) writable by every user (mode 0777), and leaves them after the session.
 - A new local Ray turns token authentication on by itself, with a token kept in ``~/.ray/auth_token``, one file
   for every Ray of the user, written with the default umask (0644 here). Ray reads ``RAY_AUTH_TOKEN`` before
   that file, so a token in the environment is one of this Ray's own, on no disk.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 
 LOOPBACK = "127.0.0.1"
@@ -51,3 +55,19 @@ def loopback_node() -> Iterator[None]:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def private_folder() -> str:
+    """The folder a local Ray of this user keeps its sessions in (``ray._temp_dir``): ``ray`` in ``ray-<uid>`` of
+    the system's temporary folder, the latter readable and writable by this user alone (0700), so that what Ray
+    makes writable by everyone inside it (the folder it is given too) is closed to other users; one line where
+    ``ray-<uid>`` exists and is not this user's own folder."""
+    from ..core.errors import UserError
+    closed = os.path.join(tempfile.gettempdir(), f"ray-{os.getuid()}")
+    os.makedirs(closed, mode=0o700, exist_ok=True)
+    status = os.lstat(closed)
+    if status.st_uid != os.getuid() or not os.path.isdir(closed) or os.path.islink(closed):
+        raise UserError(f"{closed}: not a folder of this user's, where the local Ray keeps its files; remove it, or "
+                        "set TMPDIR to a folder of your own")
+    os.chmod(closed, 0o700)
+    return os.path.join(closed, "ray")
