@@ -111,7 +111,7 @@ def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, s
     # the mean is of the 2 s scored, not of the model's 4.35 s window with its zero padding (that halved it)
     scaled = pcm.astype(np.float32) / 32768
     [biased] = emodb46.predict((scaled + 0.02, rate))
-    assert biased["warning"].startswith("<array>: its samples' mean is +0.020 (full scale is 1), a constant (DC) offset")
+    assert biased["warning"].startswith("<array>: its samples' mean is +0.020 (full scale is 1): a constant (DC) offset")
     assert "warning" not in emodb46.predict((scaled + 0.002, rate))[0]  # within what EMO-DB's own clips have
     stereo = np.stack([pcm, pcm], axis=1)  # (samples, 2): soundfile's layout, averaged as librosa.load does
     assert emodb46.predict((stereo, rate))[0]["probabilities"] == pytest.approx(from_file["probabilities"], abs=1e-6)

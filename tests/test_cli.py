@@ -51,6 +51,9 @@ def test_a_folder_not_named_as_the_published_ones_is_not_said_to_select_on_the_t
                  "--feature_path", reference(shared, "EMODB_2s.npy"), "--result_path", str(tmp_path / "R")]) == 0
     out = capsys.readouterr().out
     assert "SELECTED ON THE TEST FOLD" not in out and "optimistic" not in out
+    # nor the flag's default as a fact (it read "each fold's weights are those of its last epoch")
+    assert "; nothing records what chose each fold's weights (a folder without run.json" in out
+    assert "those of its last epoch" not in out
     assert [p for p in os.listdir(tmp_path / "R") if p.endswith(".json")][0].endswith("_TIMNET_test.json")
 
 

@@ -535,3 +535,56 @@ def test_a_second_command_on_a_grid_file_that_runs_is_one_line(tmp_path, capsys)
                                        "to end (run it again then, if folds are left)\n")
     assert main(["--mode", "grid", "--grid", str(grid), "--address", "none"]) == 2  # free: on to its own error
     assert "another grid command" not in capsys.readouterr().err
+
+
+def test_a_grid_file_that_cannot_be_locked_runs_with_a_note(tmp_path, monkeypatch, capsys):
+    """A file system without flock (some network or FUSE mounts) gave a traceback; the grid goes on, saying so."""
+    import errno
+    import fcntl
+
+    def no_locks(*_):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    grid = tmp_path / "g.toml"
+    grid.write_text("epoch = 1\n")
+    with pool.only_grid_on(str(grid)):
+        pass
+    assert capsys.readouterr().out == (f"note: --grid {grid}: cannot be locked here (No locks available); do not "
+                                       "start the same grid twice at once\n")
+
+
+def test_a_file_where_the_private_ray_folder_goes_is_one_line(tmp_path, monkeypatch):
+    """ray-<uid> in the temporary folder as a file or a link (anyone can make one in /tmp) was a traceback."""
+    import tempfile
+
+    from timnet_ser.grid import ray_security
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    (tmp_path / f"ray-{os.getuid()}").write_text("")
+    with pytest.raises(UserError, match=rf"^{tmp_path}/ray-{os.getuid()}: not a folder of this user's, where the "):
+        ray_security.private_folder()
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "elsewhere"))  # where a user pointed Ray: still there
+    (tmp_path / "elsewhere").mkdir()
+    assert ray_security.private_folder() == str(tmp_path / "elsewhere" / f"ray-{os.getuid()}" / "ray")
+
+
+def test_a_grid_that_continues_runs_of_another_version_says_which_folds(tmp_path, capsys):
+    """A grid run again continues its runs as a resume does, and as quietly: a fold another version of the program
+    trained is named, as --resume names it."""
+    toy_features(tmp_path / "TOY.npy")
+    (tmp_path / "g.toml").write_text('data = "TOY"\nfeature_path = "TOY.npy"\nsplit_fold = 2\nepoch = 1\n'
+                                     'batch_size = 8\ndilation_size = 2\nfilter_size = 8\n')
+    status, err = run_grid(tmp_path, "v", "--address", "none", toml="g.toml")
+    assert status == 0, err
+    [run] = glob.glob(str(tmp_path / "v-models" / "*"))
+    first, second = (os.path.join(run, f"2-fold_record_{i}.json") for i in (1, 2))
+    with open(first) as f:
+        record = json.load(f)
+    record["program_source"] = "0" * 12  # another version's
+    with open(first, "w") as f:
+        json.dump(record, f)
+    os.remove(second)
+    capsys.readouterr()
+    status, err = run_grid(tmp_path, "v", "--address", "none", toml="g.toml")
+    assert status == 0, err
+    assert "note: fold(s) 1 were trained by another version of this program" in capsys.readouterr().out

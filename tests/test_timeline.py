@@ -265,7 +265,7 @@ def test_a_short_or_cast_file_is_warned_of_as_predict_warns(run, result, tmp_pat
     biased = str(tmp_path / "biased.wav")  # read in blocks: the mean is the whole file's
     sf.write(biased, (utterance - utterance.mean()) * 0.5 - 0.03, synthetic_corpus.SAMPLE_RATE,
              subtype="FLOAT")
-    assert run.timeline(biased)["warning"].startswith(biased + ": its samples' mean is -0.030 (full scale is 1), a constant (DC)")
+    assert run.timeline(biased)["warning"].startswith(biased + ": its samples' mean is -0.030 (full scale is 1): a constant (DC)")
     assert main(["--mode", "predict", "--test_path", run.folder, "--wav", short, "--timeline",
                  "--output", str(tmp_path / "short.json")]) == 0
     assert "warning: " + short + ": 0.20 s, much shorter" in capsys.readouterr().err

@@ -384,7 +384,7 @@ def run_test(settings: Settings) -> dict:
         description = (f"re-test of the weights in {settings.test_path} on the {scheme} split of seed "
                        f"{config.random_seed}" + (f": {retest['label']}" if retest else f" ({trained_on})"))
         return retest_weights(spec, config, features.x, features.y, folds, files, settings.test_path,
-                              settings.result_path, description, retest)
+                              settings.result_path, description, retest, protocol_known=protocol is not None)
     features, own_features = run_features(settings, run)
     if list(features.corpus.classes) != list(run.config.classes):  # it named --data, which was the run's, before
         raise UserError(f"--feature_path {settings.feature_path}: holds the classes "
@@ -541,12 +541,13 @@ def run_export(settings: Settings) -> list[str]:
 
 
 def run_grid(settings: Settings) -> dict:
-    from ..grid.pool import Pool
+    from ..grid.pool import Pool, only_grid_on
     from ..grid.pool import run_grid as train_grid
     from . import grid_file
     points = grid_file.expand(settings.grid, grid_file.read_grid(settings.grid), grid_file.command_line_flags(settings))
-    start_tensorflow()  # the plan starts its runs (engine/cross_validation.py), and --address none trains here
-    return train_grid(settings.grid, points, Pool(settings.address, settings.workers, settings.gpus_per_task))
+    with only_grid_on(settings.grid):  # before TensorFlow's seconds of start-up
+        start_tensorflow()  # the plan starts its runs (engine/cross_validation.py), and --address none trains here
+        return train_grid(settings.grid, points, Pool(settings.address, settings.workers, settings.gpus_per_task))
 
 
 def run_report(settings: Settings) -> dict:
@@ -564,8 +565,8 @@ def run_demo(settings: Settings) -> dict:
     from ..data import synthetic_corpus
     # 108 training utterances per fold: batches of 16 give BatchNorm's moving statistics (momentum 0.99)
     # about 200 updates in 30 epochs; with batches of 64 they would barely leave their initial values.
-    settings = replace(settings, data="SYNTH", wav_path=settings.wav_path or SYNTHETIC_WAV, epoch=settings.epoch or 30,
-                   batch_size=settings.batch_size or 16)
+    settings = replace(settings, data="SYNTH", wav_path=settings.wav_path or SYNTHETIC_WAV,
+                       epoch=settings.epoch or 30, batch_size=settings.batch_size or 16)
     print("=== SYNTHETIC DEMO: generated harmonic signals, not speech; its numbers say nothing about any corpus ===")
     paths = synthetic_corpus.generate(settings.wav_path)
     print(f"generated {len(paths)} synthetic utterances in {settings.wav_path}")

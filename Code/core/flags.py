@@ -249,9 +249,9 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("retest_other_features", bool, False,
           "test: allow a --feature_path whose content differs from the run's; labelled OTHER FEATURES everywhere",
           modes=("test",)),
-        row("wav", str, None, "predict: an audio file (wav, flac, ogg, opus, aiff, mp3), a folder of them, or a CSV "
-            "list of files (first line: path[,speaker]; a run trained with --normalize speaker standardises each "
-            "speaker with their own files, docs/predict.md)", modes=("predict",),
+        row("wav", str, None, "predict: an audio file (wav, flac, ogg, opus, aiff, aif, mp3), a folder of them, or a "
+            "CSV list of files (first line: path[,speaker]; a run trained with --normalize speaker standardises "
+            "each speaker with their own files, docs/predict.md)", modes=("predict",),
             required=("predict",), needed_as="an audio file or a folder of them"),
         row("timeline", bool, False,
           "predict: one long file window by window (windows of the model's length, silence skipped, each scored "

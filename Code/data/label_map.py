@@ -149,7 +149,8 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
             if their is None and key in shared and shared[key] == value and lookup(str(key), ours) is not None:
                 continue  # boredom = "neutral" for a corpus without boredom: the entry serves another corpus
             if their is None:
-                neither = f" nor of the run trained on {our_name}" if key in shared else ""
+                neither = (f" nor of the run trained on {our_name}" if key in shared and lookup(str(key), ours) is None
+                           else "")
                 raise UserError(f"{where}: {key!r} is not a class of {their_name} ({', '.join(theirs)}){neither}")
             our = None if value in (None, "", False) else lookup(str(value), ours)
             if value not in (None, "", False) and our is None:

@@ -12,8 +12,9 @@ from ..data.corpora import SAMPLE_RATE
 SHORT_CLIP = 0.25  # a clip shorter than this share of the signal length is mostly zero padding
 FAR_BEYOND_FULL_SCALE = 2.0  # a resampled full-scale file overshoots 1 a little; cast integers reach thousands
 INTEGER_SCALE = 128.0  # beyond int8's range: integer samples (int16 and up) given as floats without their scale
-# a constant (DC) offset of the samples' mean, beyond all but 2 of EMO-DB's 535 clips: an offset fills the lowest Mel
-# band, where speech has next to no energy, and the DCT carries it into every MFCC (docs/predict.md: accuracy by offset)
+# a constant (DC) offset of the samples' mean, beyond all but 2 of EMO-DB's 535 clips (asymmetric clipping leaves one
+# too): it fills the lowest Mel band, where speech has next to no energy, and the DCT carries it into every MFCC
+# (docs/predict.md: accuracy by offset)
 DC_OFFSET = 0.005
 
 
@@ -41,13 +42,13 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
     if peak > FAR_BEYOND_FULL_SCALE:  # float audio amplified past full scale, or 8-bit (or quiet) integers cast
         return (f"{name}: samples reach {peak:g}, far beyond full scale (1): amplified audio, or integer samples "
                 "given as floats? (scale it into [-1, 1]); its prediction is unreliable")
-    if abs(offset) > DC_OFFSET:  # a microphone's or converter's bias, never removed: the features moved with it
-        return (f"{name}: its samples' mean is {offset:+.3f} (full scale is 1), a constant (DC) offset that "
-                "recordings of speech corpora do not have: every feature moves with it, so its prediction is less "
-                "reliable (subtract the mean, or high-pass the audio)")
     if seconds < SHORT_CLIP * window:
         return (f"{name}: {seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")
+    if abs(offset) > DC_OFFSET:  # a microphone's or converter's bias, or clipping: the features moved with it
+        return (f"{name}: its samples' mean is {offset:+.3f} (full scale is 1): a constant (DC) offset, or "
+                "clipping; every feature moves with it, so its prediction is less reliable (an offset: subtract the "
+                "mean, or high-pass the audio)")
     return None
 
 

@@ -109,12 +109,9 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
             print(f"fold {fold + 1}/{run.k}: {why}: never used, trained again")
         for fold in sorted(done):
             print(results.format_fold_line(fold, run.k, done[fold]) + "  (trained before this command)")
-        other = run.folds_by_another_program()
-        if other and len(done) < run.k:  # the two programs' folds differ in rounding, or in what was mended since
-            print(f"note: fold(s) {', '.join(str(fold + 1) for fold in other)} were trained by another version of "
-                  "this program (its source differs, or went unrecorded); the folds trained now may differ from "
-                  "what that version would have given them (each fold records the program that trained it: "
-                  "program_source)")
+        note = run.another_program_note(done)
+        if note:
+            print(f"note: {note}")
         return [(run, fold) for fold in range(run.k) if fold not in done]
 
     def report(trained) -> None:  # prints every (run, fold), record as it comes; a stop names the runs to resume

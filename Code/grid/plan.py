@@ -98,6 +98,9 @@ def plan(points: list[Point]) -> Plan:
         done = run.finished_folds()
         for why in run.damaged_folds().values():
             print(f"grid: {point.label}: {why}: never used, trained again", file=sys.stderr)
+        note = run.another_program_note(done)
+        if note:  # as a resume says it
+            print(f"grid: {point.label}: note: {note}")
         before += len(done)
         trainer = trainer_key(config, data.x.shape[1:], data.y.shape[1])
         runs.append(PlannedRun(point.label, run, key, trainer, set(range(run.k)) - set(done)))

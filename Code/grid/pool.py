@@ -414,30 +414,28 @@ def connect(pool: Pool, feature_bytes: int) -> tuple[bool, int, int, str]:
 
 # --- the command ------------------------------------------------------------------------------------------------
 
-def run_grid(path: str, points: list, pool: Pool) -> dict:
-    """``--mode grid``: train every fold the grid's runs still lack, write their results and the report.
-
-    Returns {"runs": the run folders, "failures": [(what, error)], "reports": {result_path: report paths}}.
-    A ``UserError`` at the end lists the failures (the other runs have finished and been reported).
-    """
-    with _only_grid_on(path):
-        return _run_grid(path, points, pool)
-
-
 @contextlib.contextmanager
-def _only_grid_on(path: str):
-    """The grid file locked while its grid runs: a second command on the same file (started twice by mistake)
-    is one line; the two split the folds, each called the other's failed, and neither wrote the results."""
+def only_grid_on(path: str):
+    """The grid file locked while the grid command runs: a second command on the same file (started twice by
+    mistake) is one line; the two split the folds, each called the other's failed, and neither wrote the results.
+    Where the file system has no locks (some network or FUSE mounts), a note, and the grid runs unlocked."""
     with open(path, "rb") as held:
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(f"--grid {path}: another grid command runs this file now; wait for it to end (run it "
                             "again then, if folds are left)") from None
+        except OSError as exc:  # ENOLCK, ENOSYS, EOPNOTSUPP: no flock on this file system
+            print(f"note: --grid {path}: cannot be locked here ({exc.strerror or exc}); do not start the same grid "
+                  "twice at once")
         yield
 
+def run_grid(path: str, points: list, pool: Pool) -> dict:
+    """``--mode grid``: train every fold the grid's runs still lack, write their results and the report.
 
-def _run_grid(path: str, points: list, pool: Pool) -> dict:
+    Returns {"runs": the run folders, "failures": [(what, error)], "reports": {result_path: report paths}}.
+    A ``UserError`` at the end lists the failures (the other runs have finished and been reported).
+    """
     from ..runs import report
     the_plan = plan(points)
     for planned in _without_results(the_plan.runs):  # every fold was done before, the results files were not

@@ -63,11 +63,16 @@ def private_folder() -> str:
     makes writable by everyone inside it (the folder it is given too) is closed to other users; one line where
     ``ray-<uid>`` exists and is not this user's own folder."""
     from ..core.errors import UserError
-    closed = os.path.join(tempfile.gettempdir(), f"ray-{os.getuid()}")
-    os.makedirs(closed, mode=0o700, exist_ok=True)
-    status = os.lstat(closed)
-    if status.st_uid != os.getuid() or not os.path.isdir(closed) or os.path.islink(closed):
-        raise UserError(f"{closed}: not a folder of this user's, where the local Ray keeps its files; remove it, or "
-                        "set TMPDIR to a folder of your own")
-    os.chmod(closed, 0o700)
+    # RAY_TMPDIR, where a user pointed Ray away from a small /tmp, is still where its files go
+    closed = os.path.join(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), f"ray-{os.getuid()}")
+    try:
+        os.makedirs(closed, mode=0o700, exist_ok=True)
+        status = os.lstat(closed)
+        if status.st_uid != os.getuid() or not os.path.isdir(closed) or os.path.islink(closed):
+            raise FileExistsError
+        os.chmod(closed, 0o700)
+    except OSError as exc:  # a file or a link of that name (anyone can make one in /tmp), or no room to make it
+        why = "not a folder of this user's" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+        raise UserError(f"{closed}: {why}, where the local Ray keeps its files; remove it, or set TMPDIR (or "
+                        "RAY_TMPDIR) to a folder of your own") from None
     return os.path.join(closed, "ray")

@@ -419,10 +419,17 @@ class RunFolder:
         with contextlib.suppress(FileNotFoundError):  # another process's note, written after this one checked
             os.unlink(self._diverged_file(fold))
 
-    def folds_by_another_program(self) -> list[int]:
-        """The finished folds (from 0) that another version of the program trained, or one that recorded none."""
-        return [fold for fold, record in sorted(self.finished_folds().items())
-                if record.get("program_source") != source_digest()]
+    def another_program_note(self, done: dict[int, dict]) -> str:
+        """The line a run being continued gets where some of its finished folds (``done``: ``finished_folds``) were
+        trained by another version of the program, or by one that recorded none; "" where none or nothing is left.
+        The two programs' folds may differ (a mended step, another rounding), as a resume of an older version's
+        run showed."""
+        other = [fold + 1 for fold, record in sorted(done.items()) if record.get("program_source") != source_digest()]
+        if not other or len(done) == self.k:
+            return ""
+        return (f"fold(s) {', '.join(map(str, other))} were trained by another version of this program (its source "
+                "differs, or went unrecorded); the folds trained now may differ from what that version would have "
+                "given them (each fold records the program that trained it: program_source)")
 
     @property
     def records_training_rows(self) -> bool:
