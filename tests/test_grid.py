@@ -387,7 +387,7 @@ def test_a_point_whose_fold_diverged_fails_at_once_when_the_grid_runs_again(tmp_
     status, err = run_grid(tmp_path, "nan", "--address", "none")
     assert status == 2 and f"not run: {run}: fold 1/3 diverged in training (training loss nan at epoch 1)" in err, err
     assert "give it a lower lr in the grid file (this one's: 1e+30)" in err and "--resume" not in err, err
-    assert "1 points, 0 runs, 0 folds" in capsys.readouterr().out  # nothing trained
+    assert "1 point, 0 runs, 0 folds" in capsys.readouterr().out  # nothing trained ("1 points" before)
 
 
 def test_a_grid_plans_speaker_normalised_rows_apart(tmp_path):

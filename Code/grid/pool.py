@@ -443,7 +443,8 @@ def run_grid(path: str, points: list, pool: Pool) -> dict:
     grid = Grid(the_plan)
     todo = len(grid.units)
     total = grid.progress.total
-    print(f"grid {path}: {len(points)} points, {len(the_plan.runs)} runs, {total} folds: "
+    print(f"grid {path}: {_counted(len(points), 'point')}, {_counted(len(the_plan.runs), 'run')}, "
+          f"{_counted(total, 'fold')}: "
           f"{the_plan.finished_before} finished before, {todo} to train")
     if todo:
         if pool.address == "none":
@@ -471,6 +472,11 @@ def run_grid(path: str, points: list, pool: Pool) -> dict:
                         f"{others}. Fix them and run the same grid command again: finished folds are kept")
     return {"runs": [planned.run.path for planned in the_plan.runs], "failures": the_plan.failures,
             "reports": reports}
+
+
+def _counted(count: int, thing: str) -> str:
+    """``1 point``, ``2 points`` (the header said "1 points, 1 runs")."""
+    return f"{count} {thing}{'' if count == 1 else 's'}"
 
 
 def _without_results(runs: list[PlannedRun]) -> list[PlannedRun]:
