@@ -493,8 +493,9 @@ def test_sigterm_after_ray_starts_ends_the_driver_as_its_own_handler_says():
     code = ("import signal, sys, time\nfrom timnet_ser.grid import pool\n"
             "def stop(signum, frame):\n    raise KeyboardInterrupt\n"
             "signal.signal(signal.SIGTERM, stop)\n"
-            "pool.start_local_ray(cpus=1, gpus=0, object_store_bytes=128 * 2 ** 20)\nprint('up', flush=True)\n"
-            "try:\n    time.sleep(300)\nexcept KeyboardInterrupt:\n    print('stopped', flush=True)\n"
+            "pool.start_local_ray(cpus=1, gpus=0, object_store_bytes=128 * 2 ** 20)\n"
+            "try:\n    print('up', flush=True)\n    time.sleep(300)\nexcept KeyboardInterrupt:\n"
+            "    print('stopped', flush=True)\n"
             "    import ray\n    ray.shutdown()\n    sys.exit(143)\n")
     driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

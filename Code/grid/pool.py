@@ -438,14 +438,14 @@ def run_grid(path: str, points: list, pool: Pool) -> dict:
     """
     from ..runs import report
     the_plan = plan(points)
-    for planned in _without_results(the_plan.runs):  # every fold was done before, the results files were not
-        finish(planned, the_plan.failures)
     grid = Grid(the_plan)
     todo = len(grid.units)
     total = grid.progress.total
     print(f"grid {path}: {_counted(len(points), 'point')}, {_counted(len(the_plan.runs), 'run')}, "
           f"{_counted(total, 'fold')}: "
           f"{the_plan.finished_before} finished before, {todo} to train")
+    for planned in _without_results(the_plan.runs):  # every fold was done before, the results files were not
+        finish(planned, the_plan.failures)  # (after the header: they were printed before it)
     if todo:
         if pool.address == "none":
             print("training in this process, one fold after another")
