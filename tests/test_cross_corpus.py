@@ -425,3 +425,12 @@ def test_a_test_under_another_name_or_other_settings_is_no_repeat():
     assert table["tested on SPK: UAR / WAR %"].tolist() == ["88.89 / 88.89", "25.00 / 25.00"]
     assert table["tested on NOFILES: UAR / WAR %"].tolist() == ["88.89 / 88.89", "–"]
     assert table["settings"].tolist() == ["–", "normalize=utterance"]
+
+
+def test_a_shared_entry_overridden_in_the_corpus_table_is_refused_without_a_false_reason(tmp_path):
+    """boredom (a class of the run's) in the shared entries and in CASIA's table: the refusal said boredom was
+    "not a class of ... nor of the run", which it is."""
+    path = tmp_path / "map.toml"
+    path.write_text('happy = "neutral"\n[B]\nhappy = "angry"\n')
+    with pytest.raises(UserError, match=r"'happy' is not a class of B \(angry, calm\)$"):
+        build_label_map(OURS, ["angry", "calm"], str(path), "A", "B")

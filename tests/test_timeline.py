@@ -320,3 +320,11 @@ def test_a_users_odd_audio_is_said_so_on_the_console_and_in_the_rows(run, tmp_pa
     length = run.signal_length
     assert "notice" not in timeline.scored_span((length + 1) / rate, length)  # "the middle 1.49 s of its 1.49 s"
     assert timeline.scored_span(2.5, length)["notice"].startswith("only the middle 1.49 s of its 2.50 s")
+
+
+def test_a_short_clip_with_an_offset_is_warned_of_as_short():
+    """The offset check came first and took a short clip's "much shorter than the window" warning."""
+    from timnet_ser.deploy.input_checks import signal_warning
+    short = signal_warning("x.wav", 0.2, 2 * 22050, offset=0.02)
+    assert short.startswith("x.wav: 0.20 s, much shorter than the model's 2.00 s window")
+    assert signal_warning("x.wav", 2.0, 2 * 22050, offset=-0.02).startswith("x.wav: its samples' mean is -0.020")

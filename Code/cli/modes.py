@@ -377,6 +377,8 @@ def run_test(settings: Settings) -> dict:
         # the published folders' epochs were chosen on their test folds, as every output of the re-test says
         protocol = authors_protocol(settings.test_path, spec.published_protocol)
         config = replace(config, protocol=protocol or config.protocol)
+        unknown = ("" if protocol else f"{spec.name} has no published weights" if spec.published_protocol is None
+                   else "a folder without run.json, not named <KEY>_<seed> as the published ones are")
         scheme = {"speaker": "speaker", "corpus": "corpus"}.get(config.cv, "KFold")
         retest = retest_label(False, True, config) if other_split else None
         trained_on = ("the split they were trained on, as the folder's name says" if authors_name(settings.test_path)[1]
@@ -384,7 +386,7 @@ def run_test(settings: Settings) -> dict:
         description = (f"re-test of the weights in {settings.test_path} on the {scheme} split of seed "
                        f"{config.random_seed}" + (f": {retest['label']}" if retest else f" ({trained_on})"))
         return retest_weights(spec, config, features.x, features.y, folds, files, settings.test_path,
-                              settings.result_path, description, retest, protocol_known=protocol is not None)
+                              settings.result_path, description, retest, protocol_unknown=unknown)
     features, own_features = run_features(settings, run)
     if list(features.corpus.classes) != list(run.config.classes):  # it named --data, which was the run's, before
         raise UserError(f"--feature_path {settings.feature_path}: holds the classes "

@@ -58,7 +58,7 @@ def file_suffix(retest: dict | None) -> str:
 
 def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, folds: list,
                    weight_files: list[str], weights_folder: str, result_path: str, description: str,
-                   retest: dict | None = None, parts: list = (), protocol_known: bool = True) -> dict:
+                   retest: dict | None = None, parts: list = (), protocol_unknown: str = "") -> dict:
     """Load fold i's weights, evaluate them on test fold i, write and print the results.
 
     Args:
@@ -70,17 +70,17 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         description: what split the re-test uses, as printed and recorded.
         retest: ``retest_label``'s entry (None for the authors' folders).
         parts: a run on several corpora: each one (data/corpus_set.Part), for the per-corpus figures.
-        protocol_known: False for a folder without run.json that is not named as the published ones: nothing
-            records what chose its weights (``config.protocol`` is the flag's default then).
+        protocol_unknown: why nothing records what chose the weights of a folder without run.json (not named as
+            the published ones, or of a model without published weights); ``config.protocol`` is the flag's
+            default then; "" where it is known.
     """
     # what chose the weights, said in the protocol line as in the training's (a re-test named no protocol but paper)
-    if not protocol_known:  # the authors' weights under another folder name read as "those of its last epoch"
-        description += ("; nothing records what chose each fold's weights (a folder without run.json, not named "
-                        "<KEY>_<seed> as the published ones are)")
+    if protocol_unknown:  # the authors' weights under another folder name read as "those of its last epoch"
+        description += f"; nothing records what chose each fold's weights ({protocol_unknown})"
     else:
         description += (f"; each fold's weights are those of {WEIGHTS_CHOSEN[config.protocol]} "
                         f"(--protocol {config.protocol})")
-    if protocol_known and config.protocol == "paper":  # a paper-protocol run's weights, or the authors' published
+    if not protocol_unknown and config.protocol == "paper":  # a paper-protocol run's weights, or the authors' published
         description += ": an optimistic figure"
     # every file checked before anything is written
     weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),

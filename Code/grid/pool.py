@@ -418,20 +418,27 @@ def connect(pool: Pool, feature_bytes: int) -> tuple[bool, int, int, str]:
 def only_grid_on(path: str):
     """The grid file locked while the grid command runs: a second command on the same file (started twice by
     mistake) is one line; the two split the folds, each called the other's failed, and neither wrote the results.
-    Where the file system has no locks (some network or FUSE mounts), a note, and the grid runs unlocked."""
-    with open(path, "rb") as held:
+    Where the file system has no locks (some network or FUSE mounts), a note, and the grid runs unlocked. Opened
+    for writing where it may be (NFS and CIFS lock a file so only), never written."""
+    try:
+        held = open(path, "r+b")
+    except PermissionError:  # a grid file the user may only read: locked where the file system allows it
+        held = open(path, "rb")
+    with held:
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(f"--grid {path}: another grid command runs this file now; wait for it to end (run it "
                             "again then, if folds are left)") from None
-        except OSError as exc:  # ENOLCK, ENOSYS, EOPNOTSUPP: no flock on this file system
+        except OSError as exc:  # ENOLCK, ENOSYS, EOPNOTSUPP: no flock here; EBADF: NFS, on a read-only file
             print(f"note: --grid {path}: cannot be locked here ({exc.strerror or exc}); do not start the same grid "
                   "twice at once")
         yield
 
+
 def run_grid(path: str, points: list, pool: Pool) -> dict:
-    """``--mode grid``: train every fold the grid's runs still lack, write their results and the report.
+    """``--mode grid``: train every fold the grid's runs still lack, write their results and the report (the
+    command line holds the grid file's lock meanwhile: ``only_grid_on``).
 
     Returns {"runs": the run folders, "failures": [(what, error)], "reports": {result_path: report paths}}.
     A ``UserError`` at the end lists the failures (the other runs have finished and been reported).

@@ -59,9 +59,9 @@ def loopback_node() -> Iterator[None]:
 
 def private_folder() -> str:
     """The folder a local Ray of this user keeps its sessions in (``ray._temp_dir``): ``ray`` in ``ray-<uid>`` of
-    the system's temporary folder, the latter readable and writable by this user alone (0700), so that what Ray
-    makes writable by everyone inside it (the folder it is given too) is closed to other users; one line where
-    ``ray-<uid>`` exists and is not this user's own folder."""
+    ``RAY_TMPDIR`` where it is set, else of the system's temporary folder, ``ray-<uid>`` readable and writable by
+    this user alone (0700), so that what Ray makes writable by everyone inside it (the folder it is given too) is
+    closed to other users; one line where ``ray-<uid>`` exists and is not this user's own folder."""
     from ..core.errors import UserError
     # RAY_TMPDIR, where a user pointed Ray away from a small /tmp, is still where its files go
     closed = os.path.join(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), f"ray-{os.getuid()}")
@@ -73,6 +73,7 @@ def private_folder() -> str:
         os.chmod(closed, 0o700)
     except OSError as exc:  # a file or a link of that name (anyone can make one in /tmp), or no room to make it
         why = "not a folder of this user's" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
-        raise UserError(f"{closed}: {why}, where the local Ray keeps its files; remove it, or set TMPDIR (or "
-                        "RAY_TMPDIR) to a folder of your own") from None
+        variable = "RAY_TMPDIR" if os.environ.get("RAY_TMPDIR") else "TMPDIR"  # the one in effect
+        raise UserError(f"{closed}: {why}, where the local Ray keeps its files; remove it, or set {variable} to a "
+                        "folder of your own") from None
     return os.path.join(closed, "ray")
