@@ -244,9 +244,11 @@ def test_a_setting_a_points_model_or_protocol_does_not_read_is_left_out_of_that_
     ("lr = [[0.1]]", "expected a string, a number or a boolean"),
     ("random_seed = [1, 1]", "random_seed = [1, 1]: names 1 twice"),  # merged into one run without a word before
     # the same value in another spelling, as the flag reads it
-    ('random_seed = [1, "1"]', "random_seed = [1, '1']: names 1 twice"),
-    ('random_seed = ["1,2", 2]', "random_seed = ['1,2', 2]: names 2 twice"),
-    ('lr = [0.001, "1e-3"]', "lr = [0.001, '1e-3']: names 0.001 twice"),
+    ('random_seed = [1, "1"]', 'random_seed = [1, "1"]: names 1 twice'),  # as the file writes it
+    ('random_seed = ["1,2", 2]', 'random_seed = ["1,2", 2]: names 2 twice'),
+    ('lr = [0.001, "1e-3"]', 'lr = [0.001, "1e-3"]: names 0.001 twice'),
+    ("lr = 2024-01-01", "lr = 2024-01-01: expected a string, a number or a boolean here"),  # datetime.date(...)
+    ('random_seed = "1,1"', 'random_seed = "1,1": names 1 twice'),  # it showed ['1,1']
 ])
 def test_a_bad_grid_file_is_one_line_naming_it(tmp_path, text, message):
     path = write(tmp_path, text)

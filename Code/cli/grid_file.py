@@ -18,6 +18,7 @@ point the grid file does not set), read and checked by command_line.py like any 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import tomllib
@@ -60,10 +61,24 @@ def _check_key(path: str, key: str) -> None:
                         f"{', '.join(GRID_KEYS)}, or [[corpus]] tables of them")
 
 
+def _toml(value) -> str:
+    """A value as the grid file writes it (``"1,1"``, ``[1, "1"]``, ``2024-01-01``, ``true``), for its messages:
+    Python's repr showed ``datetime.date(2024, 1, 1)`` and ``['1,1']``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + "}"
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def _check_value(path: str, key: str, value) -> None:
     """A flag value: a string, a number or a boolean (lists and tables are the grid's own structure)."""
     if isinstance(value, (list, dict)) or not isinstance(value, (str, int, float, bool)):
-        raise UserError(f"--grid {path}: {key} = {value!r}: expected a string, a number or a boolean here")
+        raise UserError(f"--grid {path}: {key} = {_toml(value)}: expected a string, a number or a boolean here")
 
 
 def _map_paths(path: str, key: str, value, change):
@@ -119,7 +134,7 @@ def grid_axes(path: str, table: dict) -> list[tuple[str, list]]:
             _check_value(path, key, item)
         twice = named_twice(_as_read(key, values))
         if twice is not None:  # one run twice (merged without a word), as --random_seed 1,1 is refused
-            raise UserError(f"--grid {path}: {key} = {values}: names {twice!r} twice")
+            raise UserError(f"--grid {path}: {key} = {_toml(value)}: names {twice!r} twice")
         axes.append((key, [_resolved(path, key, item) for item in values]))
     return axes
 
@@ -154,7 +169,7 @@ def flag_argv(name: str, value, switches: set[str], path: str = "the command lin
         if isinstance(value, str) and value in words:
             return [f"--{name}", value]
         if not isinstance(value, bool):
-            raise UserError(f"--grid {path}: {name} = {value!r}: expected true or false"
+            raise UserError(f"--grid {path}: {name} = {_toml(value)}: expected true or false"
                             + "".join(f" or {word!r}" for word in words))
         return [f"--{name}"] if value else []
     if isinstance(value, bool):
