@@ -56,7 +56,7 @@ def test_a_grid_file_sets_it_as_on_the_command_line():
     assert grid_file.flag_argv("mixed_precision", "bf16", switches) == ["--mixed_precision", "bf16"]
     assert grid_file.flag_argv("mixed_precision", True, switches) == ["--mixed_precision"]
     assert grid_file.flag_argv("mixed_precision", False, switches) == []
-    with pytest.raises(UserError, match=r"mixed_precision = 'fp8': expected true or false or 'float16' or 'bf16'"):
+    with pytest.raises(UserError, match=r'mixed_precision = "fp8": expected true or false or "float16" or "bf16"'):
         grid_file.flag_argv("mixed_precision", "fp8", switches, "g.toml")
 
 

@@ -170,7 +170,7 @@ def flag_argv(name: str, value, switches: set[str], path: str = "the command lin
             return [f"--{name}", value]
         if not isinstance(value, bool):
             raise UserError(f"--grid {path}: {name} = {_toml(value)}: expected true or false"
-                            + "".join(f" or {word!r}" for word in words))
+                            + "".join(f" or {_toml(word)}" for word in words))
         return [f"--{name}"] if value else []
     if isinstance(value, bool):
         raise UserError(f"--grid {path}: {name} = {str(value).lower()}: --{name} takes a value, not true/false")
