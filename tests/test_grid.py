@@ -591,3 +591,22 @@ def test_a_grid_that_continues_runs_of_another_version_says_which_folds(tmp_path
     status, err = run_grid(tmp_path, "v", "--address", "none", toml="g.toml")
     assert status == 0, err
     assert "note: fold(s) 1 were trained by another version of this program" in capsys.readouterr().out
+
+
+def test_a_grid_file_that_cannot_be_opened_for_writing_is_still_locked(tmp_path, monkeypatch, capsys):
+    """The lock opens the file for writing where it may (NFS locks only so); a read-only file system (EROFS) or a
+    read-only file must not end the grid in a traceback: it is opened for reading, and locked where that allows."""
+    import builtins
+    import errno
+    grid = tmp_path / "g.toml"
+    grid.write_text("epoch = 1\n")
+    real_open = builtins.open
+
+    def read_only(path, mode="r", *args, **kwargs):
+        if mode == "r+b":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, mode, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", read_only)
+    with pool.only_grid_on(str(grid)):
+        pass
+    assert capsys.readouterr().out == ""  # locked, on this file system, without a word

@@ -422,7 +422,7 @@ def only_grid_on(path: str):
     for writing where it may be (NFS and CIFS lock a file so only), never written."""
     try:
         held = open(path, "r+b")
-    except PermissionError:  # a grid file the user may only read: locked where the file system allows it
+    except OSError:  # a file the user may only read, or on a read-only file system: locked where that allows it
         held = open(path, "rb")
     with held:
         try:
