@@ -8,6 +8,7 @@ else in the project prints tracebacks for bad input.
 
 
 import unicodedata
+from typing import Optional
 
 
 class UserError(Exception):
@@ -61,6 +62,14 @@ def named_twice(values):
     """The first of ``values`` that an earlier one equals (a seed, a grid axis value, a class name given twice), or
     None: one command of the user's names each once."""
     return next((value for k, value in enumerate(values) if value in values[:k]), None)
+
+
+def named_twice_in_any_case(names) -> Optional[tuple[str, str]]:
+    """The first two of ``names`` that are one name whatever their case (``'Angry'`` and ``'angry'``: one class
+    written two ways, which would train as two), or None."""
+    folded = [name.casefold() for name in names]
+    twice = named_twice(folded)
+    return None if twice is None else tuple([name for name in names if name.casefold() == twice][:2])
 
 
 def first_few(items, separator: str = ", ", count: int = 3) -> str:

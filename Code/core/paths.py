@@ -8,6 +8,7 @@ original is (``cd Code && python main.py``) they are ``Code/MFCC`` and so on, as
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Optional
@@ -25,10 +26,12 @@ CORPORA = "Corpora"
 SYNTHETIC_WAV = "synthetic_wav"
 
 
+@functools.cache
 def source_digest() -> str:
     """The first 12 hex digits of the sha256 of the program's source: every .py and .cc file of the package and of
     its sub-packages (not of the data folders beside them). What a run's folds record of the program that trained
-    them: a resume by another version trains its folds with other code (another rounding, a mended step)."""
+    them: a resume by another version trains its folds with other code (another rounding, a mended step). Read
+    once per process: every fold record and results file of it names the same program, hashed once."""
     import hashlib
     digest = hashlib.sha256()
     folders = [PACKAGE] + sorted(os.path.join(PACKAGE, name) for name in os.listdir(PACKAGE)

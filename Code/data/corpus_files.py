@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ..core.csv_rows import csv_rows
-from ..core.errors import UserError, first_few, named_twice
+from ..core.errors import UserError, first_few, named_twice_in_any_case
 from ..core.paths import not_a_folder
 from .audio import _decode_reason, _hidden, audio_files
 from .corpora import SAMPLE_RATE, Corpus, natural_key
@@ -107,10 +107,9 @@ def dataset_classes(wav_path: str) -> tuple[str, ...]:
         if len(classes) < 2:
             raise UserError(f"{wav_path}: a dataset of your own needs <label>/*.wav folders for at least 2 labels, "
                             f"found {len(classes)}")
-    folded = [c.casefold() for c in classes]
-    twice = named_twice(folded)
+    twice = named_twice_in_any_case(classes)
     if twice is not None:
-        first, second = [c for c in classes if c.casefold() == twice][:2]
+        first, second = twice
         raise UserError(f"{wav_path}: the labels {first!r} and {second!r} differ in case only; name the class one "
                         "way")
     return tuple(classes)

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..core.atomic_file import atomic_write
-from ..core.errors import UserError
+from ..core.errors import UserError, named_twice_in_any_case
 from ..core.paths import command, feature_path
 from ..core.settings import CONTROL_CHARACTERS
 from .corpora import Corpus
@@ -145,10 +145,9 @@ def _check_metadata(data: dict, path: str) -> None:
     odd = next((c for c in data.get("classes", []) if CONTROL_CHARACTERS.search(str(c))), None)
     if odd is not None:  # it rewrote the console where a class was printed
         raise UserError(f"{path}: the class name {str(odd)!r} holds a control character")
-    folded = [str(c).casefold() for c in data.get("classes", [])]
-    twice = next((c for c in folded if folded.count(c) > 1), None)
+    twice = named_twice_in_any_case([str(c) for c in data.get("classes", [])])
     if twice is not None:  # as extract refuses labels that differ in case only: one class trained as two
-        first, second = [str(c) for c in data["classes"] if str(c).casefold() == twice][:2]
+        first, second = twice
         raise UserError(f"{path}: the class names {first!r} and {second!r} are one name (written twice, or in "
                         "another case); a class is named once: re-extract it")
     x = data.get("x")

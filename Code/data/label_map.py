@@ -145,12 +145,11 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
         where = f"{map_name} {source}" if isinstance(given, (str, os.PathLike)) else "label_map="
         pairs = dict.fromkeys(theirs)
         for key, value in entries.items():
-            their = lookup(str(key), theirs)
-            if their is None and key in shared and shared[key] == value and lookup(str(key), ours) is not None:
+            their, one_of_ours = lookup(str(key), theirs), lookup(str(key), ours) is not None
+            if their is None and key in shared and shared[key] == value and one_of_ours:
                 continue  # boredom = "neutral" for a corpus without boredom: the entry serves another corpus
             if their is None:
-                neither = (f" nor of the run trained on {our_name}" if key in shared and lookup(str(key), ours) is None
-                           else "")
+                neither = f" nor of the run trained on {our_name}" if key in shared and not one_of_ours else ""
                 raise UserError(f"{where}: {key!r} is not a class of {their_name} ({', '.join(theirs)}){neither}")
             our = None if value in (None, "", False) else lookup(str(value), ours)
             if value not in (None, "", False) and our is None:

@@ -182,14 +182,14 @@ def _clip(name: str, signal: np.ndarray, signal_length: int, kind: str) -> Clip:
     mean sample of what is scored (a DC offset)."""
     from .timeline import SILENT_DBFS, frame_levels
     scored = centre(signal, signal_length)
-    # the scored samples, without centre's zero padding (whose edge, after a constant offset, sounded as a step)
-    heard = scored if len(signal) >= signal_length else signal
-    silent = bool(frame_levels([heard]).levels.max() < SILENT_DBFS)
+    # the levels of the scored samples, without centre's zero padding (whose edge, after an offset, sounded as a step)
+    heard = frame_levels([scored if len(signal) >= signal_length else signal])
+    silent = bool(heard.levels.max() < SILENT_DBFS)
     voiced_elsewhere = (silent and len(signal) > signal_length
                         and bool(frame_levels([signal]).levels.max() >= SILENT_DBFS))
     return Clip(name, len(signal) / SAMPLE_RATE, signal_features(scored, signal_length, kind), silent=silent,
                 voiced_elsewhere=voiced_elsewhere, peak=float(np.abs(signal).max()) if len(signal) else 0.0,
-                offset=float(heard.mean(dtype=np.float64)) if len(heard) else 0.0)
+                offset=heard.offset)
 
 
 def read_clips(source, signal_length: int, kind: str) -> list[Clip]:

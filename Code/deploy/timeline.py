@@ -464,5 +464,6 @@ def run_cli(run, wav: str, hop: Optional[float], output: Optional[str], fold: Op
     print(format_summary(result))
     write_timeline_table(table, result)
     write_picture(picture, result, f"{os.path.basename(wav)}: {run.model_name} {run.data} ({run.folds_used(fold)})")
-    print(printable(f"wrote {table}") + "\n" + printable(f"wrote {picture}"))
+    print(printable(f"wrote {table}"))
+    print(printable(f"wrote {picture}"))
     return result

@@ -80,8 +80,8 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
     else:
         description += (f"; each fold's weights are those of {WEIGHTS_CHOSEN[config.protocol]} "
                         f"(--protocol {config.protocol})")
-    if not protocol_unknown and config.protocol == "paper":  # a paper-protocol run's weights, or the authors' published
-        description += ": an optimistic figure"
+        if config.protocol == "paper":  # a paper-protocol run's weights, or the authors' published ones
+            description += ": an optimistic figure"
     # every file checked before anything is written
     weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
                           config.data, config.mixed_precision)
