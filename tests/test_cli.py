@@ -12,6 +12,7 @@ import pytest
 
 from conftest import CODE
 from timnet_ser.main import main, process_main
+from timnet_ser.runs.report import protocol_label
 
 
 def reference(shared, *parts):
@@ -54,7 +55,13 @@ def test_a_folder_not_named_as_the_published_ones_is_not_said_to_select_on_the_t
     # nor the flag's default as a fact (it read "each fold's weights are those of its last epoch")
     assert "; nothing records what chose each fold's weights (a folder without run.json" in out
     assert "those of its last epoch" not in out
-    assert [p for p in os.listdir(tmp_path / "R") if p.endswith(".json")][0].endswith("_TIMNET_test.json")
+    [result_json] = [p for p in os.listdir(tmp_path / "R") if p.endswith(".json")]
+    assert result_json.endswith("_TIMNET_test.json")
+    # recorded as unknown (it recorded the flag's default, last_epoch), and the report's row says so
+    with open(tmp_path / "R" / result_json) as f:
+        record = json.load(f)
+    assert record["config"]["protocol"] == "unknown"
+    assert protocol_label(record) == "test of EMODB_46_2023-09-01_10-00-00, weights' choice unknown"
 
 
 def run_cli(*args):

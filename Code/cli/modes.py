@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..core import precision
 from ..core.atomic_file import check_writable_folder
-from ..core.config import BACKBONE_WEIGHT_WORDS
+from ..core.config import BACKBONE_WEIGHT_WORDS, UNKNOWN_PROTOCOL
 from ..core.errors import DiskFull, InterruptedAfterWriting, TrainingInterrupted, UserError, interrupt_behind, printable
 from ..core.paths import SYNTHETIC_WAV, check_outside_weights, feature_path, shown
 from ..core.settings import Settings
@@ -376,7 +376,7 @@ def run_test(settings: Settings) -> dict:
         spec, config = run_config(settings, features.corpus, settings.seed)  # its split is the flags' (folds above)
         # the published folders' epochs were chosen on their test folds, as every output of the re-test says
         protocol = authors_protocol(settings.test_path, spec.published_protocol)
-        config = replace(config, protocol=protocol or config.protocol)
+        config = replace(config, protocol=protocol or UNKNOWN_PROTOCOL)
         unknown = ("" if protocol else f"{spec.name} has no published weights" if spec.published_protocol is None
                    else "a folder without run.json, not named <KEY>_<seed> as the published ones are")
         scheme = {"speaker": "speaker", "corpus": "corpus"}.get(config.cv, "KFold")

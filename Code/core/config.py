@@ -67,6 +67,9 @@ def default_settings(model: str) -> dict:
 
 BACKBONE_WEIGHT_WORDS = ("imagenet", "none")  # --backbone_weights' words; any other value names a weights file
 PROTOCOL_NAMES = ("last_epoch", "paper", "inner_val")  # --protocol: what chooses a fold's weights (engine/protocol)
+# a re-test's protocol where nothing records what chose the weights: a folder without run.json not named as the
+# published ones, or of a model without published weights (never a --protocol; the report marks such rows)
+UNKNOWN_PROTOCOL = "unknown"
 LABEL_SMOOTHING_HISTORIES = ("per_fold", "cumulative")  # --label_smoothing_history
 
 

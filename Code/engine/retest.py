@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ..core.config import RunConfig
+from ..core.config import UNKNOWN_PROTOCOL, RunConfig
 from ..core.paths import shown
 from ..Model import ModelSpec, inference_function
 from ..runs import results
@@ -71,11 +71,11 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         retest: ``retest_label``'s entry (None for the authors' folders).
         parts: a run on several corpora: each one (data/corpus_set.Part), for the per-corpus figures.
         protocol_unknown: why nothing records what chose the weights of a folder without run.json (not named as
-            the published ones, or of a model without published weights); ``config.protocol`` is the flag's
-            default then; "" where it is known.
+            the published ones, or of a model without published weights), where ``config.protocol`` is
+            ``UNKNOWN_PROTOCOL``.
     """
     # what chose the weights, said in the protocol line as in the training's (a re-test named no protocol but paper)
-    if protocol_unknown:  # the authors' weights under another folder name read as "those of its last epoch"
+    if config.protocol == UNKNOWN_PROTOCOL:  # the authors' weights renamed read as "those of its last epoch"
         description += f"; nothing records what chose each fold's weights ({protocol_unknown})"
     else:
         description += (f"; each fold's weights are those of {WEIGHTS_CHOSEN[config.protocol]} "

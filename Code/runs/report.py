@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 
 from ..core import precision
 from ..core.atomic_file import atomic_write, one_commit
-from ..core.config import default_settings
+from ..core.config import UNKNOWN_PROTOCOL, default_settings
 from ..core.errors import UserError
 from ..core.figures import plain_text
 from ..core.flags import report_columns
@@ -150,9 +150,11 @@ def protocol_label(record: dict) -> str:
 
     A training run: its ``--protocol``. A re-test: the weights folder it re-tested, with ``OTHER SPLIT`` / ``SPLIT
     NOT CHECKED`` / ``OTHER FEATURES`` and the record's ``retest["label"]`` when it did not use the run's own split
-    or features, and ``, paper`` where those weights were selected on the test fold (a paper-protocol run, the
-    authors'). Either followed by the label smoothing history when it is not the default per-fold smoothing, e.g.
-    ``last_epoch, cumulative smoothing``. Fields missing from older records take their defaults.
+    or features, ``, paper`` where those weights were selected on the test fold (a paper-protocol run, the
+    authors'), ``, weights' choice unknown`` where nothing records what chose them (a folder without run.json not
+    named as the published ones). Either followed by the label smoothing history when it is not the default
+    per-fold smoothing, e.g. ``last_epoch, cumulative smoothing``. Fields missing from older records take their
+    defaults.
     """
     if record.get("mode") == "test":
         label = f"test of {os.path.basename(os.path.normpath(record['weights_folder']))}"
@@ -165,6 +167,8 @@ def protocol_label(record: dict) -> str:
             label += f" ({'; '.join([flag for flag in other if flag not in text] + ([text] if text else []))})"
         if record["config"].get("protocol") == "paper":  # the weights re-tested were selected on the test fold
             label += ", paper"
+        elif record["config"].get("protocol") == UNKNOWN_PROTOCOL:  # perhaps on the test fold: nothing says
+            label += ", weights' choice unknown"
     else:
         label = record["protocol"]
     return _with_smoothing_history(label, record["config"])
