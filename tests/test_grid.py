@@ -420,6 +420,23 @@ feature_path = "{tmp_path / 'TOY.npy'}"
     assert "TOY" in label and "no speaker for every row" in error
 
 
+def test_a_grid_point_on_several_corpora_finds_each_corpus_default_file(tmp_path, monkeypatch):
+    """``data = "TA+TB"`` without a feature_path: MFCC/TA.npy and MFCC/TB.npy, as --mode train reads them (the plan
+    looked for MFCC/TA+TB.npy and answered "feature file not found: MFCC/TA")."""
+    from timnet_ser.grid.plan import plan
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("MFCC")
+    toy_features(tmp_path / "MFCC" / "TA.npy")
+    toy_features(tmp_path / "MFCC" / "TB.npy", seed=1)
+    path = write(tmp_path, 'data = "TA+TB"\n')
+    planned = plan(points_of(path, epoch=1, split_fold=2, model_path=str(tmp_path / "M"),
+                             result_path=str(tmp_path / "R")))
+    assert planned.failures == []
+    [run] = planned.runs
+    assert run.run.config.feature_path == f"{tmp_path / 'MFCC' / 'TA.npy'}+{tmp_path / 'MFCC' / 'TB.npy'}"
+    assert len(planned.features[run.features][0]) == 60  # both corpora's rows
+
+
 # --- a driver's end ---------------------------------------------------------------------------------------------
 
 def process_table() -> dict[int, tuple[int, str, str]]:

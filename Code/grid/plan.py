@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 
 from ..core.errors import UserError
-from ..core.paths import feature_path
 from ..core.settings import Settings
 
 
@@ -56,7 +54,7 @@ def trainer_key(config, input_shape: tuple, num_classes: int) -> str:
 def plan(points: list[Point]) -> Plan:
     """Load every point's features once, find or create its run folder and list the folds it has left."""
     from ..data.features import warn_of_identical_rows
-    from ..data.resolve import load_data
+    from ..data.resolve import load_data, recorded_feature_path
     from ..engine.cross_validation import start_run
     from ..engine.normalization import network_inputs
     from ..engine.run_config import run_config
@@ -69,7 +67,8 @@ def plan(points: list[Point]) -> Plan:
             continue
         settings = point.settings
         try:
-            path = os.path.abspath(feature_path(settings.data, settings.features, settings.feature_path))
+            # each corpus' file, '+'-joined for several (MFCC/A+B.npy was looked for), as a run records them
+            path = recorded_feature_path(settings.data, settings.features, settings.feature_path)
             # the model only words load_data's messages; several corpora are pooled by the label map
             source = (path, settings.data, settings.features, settings.cv, settings.label_map)
             if source not in loaded:
