@@ -298,7 +298,7 @@ def test_the_authors_folder_without_data_takes_the_corpus_of_its_name(shared, tm
     from timnet_ser.cli import command_line, modes
     args = command_line.parse(["--mode", "test", "--test_path", os.path.join(shared, "reference", "Test_Models",
                                                                          "EMODB_46")])
-    assert modes.authors_corpus(command_line.validate(args)).data == "EMODB"
+    assert modes.settings_with_authors_corpus(command_line.validate(args)).data == "EMODB"
     assert capsys.readouterr().out.strip() == "corpus EMODB from the folder name"
 
 

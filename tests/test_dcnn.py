@@ -4,6 +4,7 @@ augmentation, and train -> test -> predict -> report through the real command li
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import keras
 import librosa
@@ -308,7 +309,7 @@ def test_training_set_uses_training_rows_only():
     config = RunConfig(model="DCNN_BLSTMwA", data="T", classes=["a", "b"], feature_path="t.npy")
     same_x, same_y, rows = training_set(config, x, y, fit, np.random.default_rng(4))
     assert same_x is x and same_y is y and rows is fit  # off by default: no copy, no draw
-    config.augment, config.balance = 2, True
+    config = replace(config, augment=2, balance=True)
     aug_x, aug_y, rows = training_set(config, x, y, fit, np.random.default_rng(4))
     assert len(aug_x) == 18 and np.array_equal(aug_x[:6], x[fit]) and np.array_equal(aug_y[:6], y[fit])
     for copy, source in zip(aug_x[6:], np.concatenate([x[fit]] * 2)):  # each copy is a training row, masked

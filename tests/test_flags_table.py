@@ -11,7 +11,7 @@ import pytest
 
 from timnet_ser.cli import command_line, grid_file
 from timnet_ser.core import flags
-from timnet_ser.core.config import Hyper, RunConfig
+from timnet_ser.core.config import Hyper, RunConfig, default_settings
 from timnet_ser.core.errors import UserError
 from timnet_ser.core.settings import Settings
 from timnet_ser.data.corpora import CORPORA
@@ -118,6 +118,19 @@ def test_every_range_check_and_run_field_names_something_real():
         elif flag.run:
             assert flag.run in config_fields, flag.name
         assert not flag.report or flag.run, f"{flag.name}: a report column must be recorded in run.json"
+
+
+@pytest.mark.parametrize("model", flags.MODEL_NAMES)
+def test_a_flags_default_is_what_a_run_records_where_the_flag_is_not_given(model):
+    """The table's defaults and RunConfig's / Hyper's (the recipe's where it sets one) are written in two places:
+    a run of each model records the flag's default, and the report reads the dataclasses' defaults as those of
+    records written before a setting existed."""
+    recorded = default_settings(model)
+    for flag in flags.FLAGS:
+        if flag.run and flag.default is not None and flag.run not in ("model", "data"):
+            # --random_seed is typed as a list of seeds ("46,47"); a run records one
+            value = int(flag.default) if flag.name == "random_seed" else flag.default
+            assert recorded[flag.run.removeprefix("hyper.")] == value, (flag.name, model)
 
 
 @pytest.mark.parametrize("name", [f.name for f in flags.FLAGS if f.check])

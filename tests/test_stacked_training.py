@@ -10,6 +10,7 @@ differently).
 """
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -130,6 +131,6 @@ def test_what_the_stacked_path_refuses(setting, change):
     elif setting == "max_members":
         max_members = change
     else:
-        setattr(config, setting, change)
+        config = replace(config, **{setting: change})
     with pytest.raises(UserError, match=setting if setting != "model" else "DCNN_BLSTMwA"):
         stacked(spec, config, x, y, folds, max_members)

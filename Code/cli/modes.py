@@ -28,29 +28,30 @@ if TYPE_CHECKING:  # imported where a run starts: its results module brings scik
     from ..runs.run_folder import RunFolder
 
 
-def load_data(settings: Settings, path: str | None = None, label_map=None):
+def read_corpus_features(settings: Settings, path: str | None = None, label_map=None):
     """The features of ``--data`` (at ``path``, else --feature_path or the default), every check done (data.resolve);
     several corpora pooled by ``label_map`` (a run's recorded map), else by --label_map, and described."""
     from ..data.corpus_set import describe
-    from ..data.resolve import load_data as resolve
-    features = resolve(settings.data, settings.features, path or settings.feature_path, settings.model,
+    from ..data.resolve import load_data
+    features = load_data(settings.data, settings.features, path or settings.feature_path, settings.model,
                        settings.cv == "speaker", label_map or settings.label_map)
     if features.pooled is not None:
         print("\n".join(describe(features.pooled, settings.data)))
     return features
 
 
-def network_inputs(settings: Settings, features, path: str | None = None):
+def network_rows(settings: Settings, features, path: str | None = None):
     """The rows the network reads of ``features`` (engine/normalization.py: standardised by speaker under
     --normalize speaker)."""
-    from ..engine.normalization import network_inputs as inputs
-    return inputs(features.x, features.speakers, settings.normalize, path or settings.feature_path or settings.data)
+    from ..engine.normalization import network_inputs
+    return network_inputs(features.x, features.speakers, settings.normalize,
+                          path or settings.feature_path or settings.data)
 
 
 _COLLECTOR = {"in_main": False, "frozen": False}  # main() is running; it froze the collector (undone at its end)
 
 
-def start_tensorflow() -> None:
+def start_tensorflow_in_main() -> None:
     """TensorFlow started (core/tensorflow_setup.py) where a mode first needs it, after the mode's own files are
     checked: a missing feature file or folder answers at once, not after TensorFlow's seconds of start-up.
 
@@ -58,22 +59,22 @@ def start_tensorflow() -> None:
     during a run (a model is built per fold) no longer walk them (docs/speed.md). Only where nothing is frozen yet,
     so that a caller's own frozen objects stay as they are; the Python API (train()) leaves the collector alone.
     """
-    from ..core.tensorflow_setup import start_tensorflow as start
-    start()
+    from ..core.tensorflow_setup import start_tensorflow
+    start_tensorflow()
     if _COLLECTOR["in_main"] and not _COLLECTOR["frozen"] and gc.get_freeze_count() == 0:
         gc.freeze()
         _COLLECTOR["frozen"] = True
 
 
-def configure_run(model: str, mixed_precision: bool | str) -> None:
+def configure_tensorflow_for(model: str, mixed_precision: bool | str) -> None:
     """TensorFlow started, then threads, graph optimiser and precision for ``model``, before it runs anything."""
-    start_tensorflow()
-    from ..Common_Model import configure_run as configure
+    start_tensorflow_in_main()
+    from ..Common_Model import configure_run
     from ..Model import MODELS
-    configure(MODELS[model], mixed_precision)
+    configure_run(MODELS[model], mixed_precision)
 
 
-def authors_corpus(settings: Settings) -> Settings:
+def settings_with_authors_corpus(settings: Settings) -> Settings:
     """For the authors' folder (no run.json): the settings with the corpus of a folder named ``<KEY>_<seed>``
     (EMODB_46), said on the output, and another typed --data refused (EMOVO's class names were put on EMODB's
     weights); for another name, one line asking for --data. No --normalize: the authors trained without it."""
@@ -188,7 +189,7 @@ def run_features(settings: Settings, run) -> tuple:
         raise UserError(f"{gone[0]}: the feature file of the run in {run.path} is gone; pass a copy with "
                         f"--feature_path{' (one per corpus, joined by +)' if run.parts else ''} (its content is "
                         "checked against the run's)")
-    features = load_data(settings, path, {part.data: part.mapping for part in run.parts} or None)
+    features = read_corpus_features(settings, path, {part.data: part.mapping for part in run.parts} or None)
     own = features.info.sha256 == run.feature_sha256
     if not own and (settings.mode == "train" or not settings.retest_other_features):
         theirs = {part.data: part.feature_file for part in run.parts}
@@ -259,13 +260,13 @@ def run_train(settings: Settings) -> list[dict]:
                             "its folds not trained yet start from that file: put it (or a copy) back there to resume "
                             "(test, predict and export do not read it)")
         features, _ = run_features(settings, run)  # every corpus' file checked before a network is built
-        configure_run(run.config.model, run.config.mixed_precision)
+        configure_tensorflow_for(run.config.model, run.config.mixed_precision)
         from ..engine.cross_validation import cross_validate
         from ..Model import MODELS
-        x = network_inputs(settings, features, run.config.feature_path)
+        x = network_rows(settings, features, run.config.feature_path)
         return cross_validate(MODELS[run.config.model], [run], x, features.y, stacked=settings.training == "stacked",
                               max_members=settings.stack_members)
-    features = load_data(settings)  # every check of the corpora and their files before a network is built
+    features = read_corpus_features(settings)  # every check of the corpora and their files before a network is built
     from ..data.features import warn_of_identical_rows
     warn_of_identical_rows(features.x, features.info.files, f"--data {settings.data}")
     if settings.init_from is not None:
@@ -275,14 +276,14 @@ def run_train(settings: Settings) -> list[dict]:
         open_run(settings.init_from, "--init_from")
     check_writable_folder(settings.model_path, "--model_path")
     check_writable_folder(settings.result_path, "--result_path")
-    configure_run(settings.model, settings.mixed_precision)
+    configure_tensorflow_for(settings.model, settings.mixed_precision)
     from ..Common_Model import build_trainer
     from ..engine.cross_validation import cross_validate, planned_folds, start_run
     from ..Model import MODELS
     for seed in settings.seeds[1:]:  # each seed's folds (a fine-tuning leak ...) refused before the first seed trains
         planned_folds(run_config(settings, features.corpus, seed)[1], features.info, features.x, features.speakers,
                       features.parts)
-    spec, x = MODELS[settings.model], network_inputs(settings, features)  # start_run keeps the raw rows' statistics
+    spec, x = MODELS[settings.model], network_rows(settings, features)  # start_run keeps the raw rows' statistics
 
     def new_run(seed: int) -> RunFolder:
         return start_run(run_config(settings, features.corpus, seed)[1], features.info, features.x, features.speakers,
@@ -322,7 +323,7 @@ def run_cross_corpus(settings: Settings) -> dict:
         if train is None:
             raise UserError(f"--test_path {settings.test_path}: has no run.json, and its name is not <KEY>_<seed> "
                             f"({', '.join(CORPORA)}), so the corpus its weights were trained on is unknown")
-        configure_run(settings.model, False)
+        configure_tensorflow_for(settings.model, False)
         from ..deploy import api
         # every weight comes from the folds
         hyper = replace(hyper_of(settings, CORPORA[train]), backbone_weights="none")
@@ -330,7 +331,7 @@ def run_cross_corpus(settings: Settings) -> dict:
     else:
         if "model" in settings.given and settings.model != run.config.model:
             raise UserError(f"--model {settings.model}: the run in {shown(run.path)} has {run.config.model}")
-        configure_run(run.config.model, False)
+        configure_tensorflow_for(run.config.model, False)
         from ..deploy import api
         weights = api.load_run(settings.test_path)
     data = settings.data if "data" in settings.given else None
@@ -362,8 +363,8 @@ def run_test(settings: Settings) -> dict:
                                       allow_other_split=settings.retest_other_split)
     command_line.check_unread_by_weights(settings, run is not None)
     if run is None:  # the authors' folder: its settings come from the flags (and its name)
-        settings, other_split = authors_split(authors_corpus(settings))
-        features = load_data(settings)
+        settings, other_split = authors_split(settings_with_authors_corpus(settings))
+        features = read_corpus_features(settings)
         folds = split_folds(len(features.x), settings.split_fold, settings.seed, settings.cv, features.speakers)
         files = [os.path.join(settings.test_path, run_folder.weights_name(len(folds), i + 1))
                  for i in range(len(folds))]
@@ -372,7 +373,7 @@ def run_test(settings: Settings) -> dict:
             raise UserError(f"{settings.test_path}: missing weight files {', '.join(missing)} "
                             f"(expected {len(folds)} files for --split_fold {len(folds)})")
         check_writable_folder(settings.result_path, "--result_path")
-        configure_run(settings.model, settings.mixed_precision)
+        configure_tensorflow_for(settings.model, settings.mixed_precision)
         spec, config = run_config(settings, features.corpus, settings.seed)  # its split is the flags' (folds above)
         # the published folders' epochs were chosen on their test folds, as every output of the re-test says
         protocol = authors_protocol(settings.test_path, spec.published_protocol)
@@ -413,8 +414,9 @@ def run_test(settings: Settings) -> dict:
     description = (f"re-test of the run in {shown(run.path)} on its own split (the test rows of its run.json)"
                    if own_split and own_features else f"re-test of the run in {shown(run.path)}: {retest['label']}")
     files = [path for _, path in run.checked_weight_files()]
-    configure_run(run.config.model, run.config.mixed_precision)  # the split and the weight files checked first
-    return retest_weights(MODELS[config.model], config, network_inputs(settings, features, config.feature_path),
+    # the split and the weight files checked first
+    configure_tensorflow_for(run.config.model, run.config.mixed_precision)
+    return retest_weights(MODELS[config.model], config, network_rows(settings, features, config.feature_path),
                           features.y, folds, files, run.path, result_path, description, retest, features.parts)
 
 
@@ -432,7 +434,7 @@ def load_weights(settings: Settings):
     numbers = list(range(1, run.k + 1)) if run is not None else [n for n, _ in fold_weight_files(settings.test_path)]
     chosen_folds(settings.fold, settings.test_path, numbers)  # before TF; the folder as typed
     if run is None:
-        settings = authors_corpus(settings)  # before TF too
+        settings = settings_with_authors_corpus(settings)  # before TF too
     # it was taken, and unused
     unread = ("feature_path" in settings.given and (settings.data in CORPORA if run is None else
               os.path.abspath(settings.feature_path) != os.path.abspath(run.config.feature_path)))
@@ -440,7 +442,7 @@ def load_weights(settings: Settings):
         said = "its run.json" if run is not None else f"--data {settings.data}, a known corpus,"
         raise UserError(f"--feature_path {settings.feature_path}: --mode {settings.mode} reads no features; {said} "
                         "gives the classes and length of the weights; leave it out")
-    configure_run(model, False)
+    configure_tensorflow_for(model, False)
     if run is not None:
         return api.load_run(settings.test_path)
     corpus = corpus_for_weights(settings.data, MODELS[settings.model].features, settings.feature_path)
@@ -543,13 +545,13 @@ def run_export(settings: Settings) -> list[str]:
 
 
 def run_grid(settings: Settings) -> dict:
-    from ..grid.pool import Pool, only_grid_on
-    from ..grid.pool import run_grid as train_grid
+    from ..grid.pool import Pool, only_grid_on, train_points
     from . import grid_file
     points = grid_file.expand(settings.grid, grid_file.read_grid(settings.grid), grid_file.command_line_flags(settings))
     with only_grid_on(settings.grid):  # before TensorFlow's seconds of start-up
-        start_tensorflow()  # the plan starts its runs (engine/cross_validation.py), and --address none trains here
-        return train_grid(settings.grid, points, Pool(settings.address, settings.workers, settings.gpus_per_task))
+        # the plan starts its runs (engine/cross_validation.py), and --address none trains here
+        start_tensorflow_in_main()
+        return train_points(settings.grid, points, Pool(settings.address, settings.workers, settings.gpus_per_task))
 
 
 def run_report(settings: Settings) -> dict:

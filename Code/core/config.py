@@ -1,6 +1,7 @@
-"""The typed settings every layer shares, frozen where they are made once: a network's hyper-parameters
-(``Hyper``), a run's training settings as ``run.json`` records them (``RunConfig``) and what it trains on
-(``TrainingData``). Plain data: no TensorFlow, no files; the flags that fill them are core/flags.py's table.
+"""The typed settings every layer shares, frozen (changed only through ``dataclasses.replace``): a network's
+hyper-parameters (``Hyper``), a run's training settings as ``run.json`` records them (``RunConfig``) and what it
+trains on (``TrainingData``). Plain data: no TensorFlow, no files; the flags that fill them are core/flags.py's
+table.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ class Hyper:
     backbone_alpha: float = 1.0  # DCNN_BLSTMwA: MobileNetV2's width multiplier
     backbone_weights: str = "imagenet"  # DCNN_BLSTMwA: the CNN's initial weights: imagenet, none or a file
     image_size: int = 64  # DCNN_BLSTMwA: segments resized to image_size x image_size (64: not resized)
-    normalize: str = "none"  # TIMNET, GMTCN: "utterance" standardises each utterance's MFCCs (nn/normalization.py)
+    # TIMNET, GMTCN: standardise each MFCC coefficient by its "utterance", "speaker" or training "corpus"
+    # statistics (nn/normalization.py, engine/normalization.py); "none": the papers'
+    normalize: str = "none"
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ UNKNOWN_PROTOCOL = "unknown"
 LABEL_SMOOTHING_HISTORIES = ("per_fold", "cumulative")  # --label_smoothing_history
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run's training; stored in ``run.json`` and in every results JSON."""
 
@@ -95,11 +98,11 @@ class RunConfig:
     label_smoothing_history: str = "per_fold"
     protocol: str = "last_epoch"
     val_fraction: float = 0.1  # inner_val: share of each training fold held out for epoch selection
-    cv: str = "kfold"  # kfold (the original's split) or speaker (whole speakers held out)
+    cv: str = "kfold"  # kfold (the original's split), speaker (whole speakers held out) or corpus (one left out)
     hyper: Hyper = field(default_factory=Hyper)
     synthetic: bool = False
     xla: bool = False  # compile the training step with XLA (measured slower than the default on our CPU)
-    fused_kernels: bool = False  # TIM-Net's blocks train through the fused ops that setup.sh built (nn/fused_ops.py)
+    fused_kernels: bool = False  # TIM-Net's and GM-TCNet's blocks run through the ops setup.sh built (nn/fused_ops.py)
     mixed_precision: bool | str = False  # True: float16 compute, "bf16": bfloat16, float32 variables (precision.py)
     balance: bool = False  # oversample the training rows of every class to the largest class' count
     augment: int = 0  # masked copies of every training utterance (log-Mel segments only)

@@ -436,7 +436,7 @@ def only_grid_on(path: str):
         yield
 
 
-def run_grid(path: str, points: list, pool: Pool) -> dict:
+def train_points(path: str, points: list, pool: Pool) -> dict:
     """``--mode grid``: train every fold the grid's runs still lack, write their results and the report (the
     command line holds the grid file's lock meanwhile: ``only_grid_on``).
 
