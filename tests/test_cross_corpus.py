@@ -349,7 +349,7 @@ def test_the_cross_corpus_table_never_averages_runs_of_other_settings():
                 "summary": {"uar_pooled": uar, "war_pooled": uar}}
     table = build_cross_corpus_table([record("none", 0.2, 1), record("utterance", 0.4, 2), record("none", 0.3, 3),
                                       record("none", 0.3, 3), record("none", 0.9, 4, "paper")])
-    assert table["protocol"].tolist() == ["last_epoch", "last_epoch", "paper"]
+    assert table["protocol"].tolist() == ["last_epoch", "last_epoch", "paper (SELECTED ON THE TEST FOLD)"]
     assert table["settings"].tolist() == ["–", "normalize=utterance", "–"]  # what is not the recipe's
     assert table["features"].tolist() == ["A.npy"] * 3
     assert table["tested on B: UAR / WAR %"].tolist() == ["25.00 ± 5.00 / 25.00 ± 5.00 (2)", "40.00 / 40.00",

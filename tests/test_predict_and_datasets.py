@@ -101,7 +101,7 @@ def test_several_seeds_then_the_report_table(shared, tmp_path, capsys):
     assert main(["--mode", "report", "--result_path", results]) == 0
     with open(os.path.join(results, "report.csv")) as f:
         [row] = list(csv.DictReader(f))
-    assert row["model"] == "TIMNET" and row["corpus"] == "EMODB" and row["protocol"] == "paper"
+    assert row["model"] == "TIMNET" and row["corpus"] == "EMODB" and row["protocol"] == "paper (SELECTED ON THE TEST FOLD)"
     assert row["features"] == "EMODB_2s.npy"
     assert row["runs"] == "2" and row["seeds"] == "1 2" and "±" in row["UAR % (pooled)"]
     # 2 folds on the 2 s cuts is not the papers' experiment (10 folds, full corpus): no published figures
@@ -109,7 +109,7 @@ def test_several_seeds_then_the_report_table(shared, tmp_path, capsys):
     for kind in ("md", "tex"):
         with open(os.path.join(results, f"report.{kind}")) as f:
             assert "95.70" not in f.read()
-    assert "| TIMNET | EMODB | EMODB_2s.npy | paper |" in capsys.readouterr().out
+    assert "| TIMNET | EMODB | EMODB_2s.npy | paper (SELECTED ON THE TEST FOLD) |" in capsys.readouterr().out
     # a paper run, and every re-test of it, say that its weights were selected on the test fold: a re-test of one
     # looked like the re-test of an honest run (files "_test", a report row "test of <run>")
     folders = sorted(os.listdir(tmp_path / "M"))
@@ -125,7 +125,8 @@ def test_several_seeds_then_the_report_table(shared, tmp_path, capsys):
     capsys.readouterr()
     with open(os.path.join(results, "report.csv")) as f:
         protocols = sorted(row["protocol"] for row in csv.DictReader(f))
-    assert protocols == ["paper", f"test of {folders[0]}, paper"], protocols
+    assert protocols == ["paper (SELECTED ON THE TEST FOLD)", f"test of {folders[0]}, paper (SELECTED ON THE TEST FOLD)"], \
+        protocols
 
 
 @pytest.mark.parametrize("args, message", [

@@ -50,11 +50,10 @@ def test_one_value_has_no_interval():
     assert math.isnan(interval.std) and math.isnan(interval.low) and math.isnan(interval.high)
 
 
-def _logit_interval(values, sizes, ratio):
-    """The report's interval computed by hand: values held half an utterance inside [0, 1], their logits, the
-    corrected t-interval of those, mapped back."""
-    p = [min(max(v, 0.5 / n), 1 - 0.5 / n) for v, n in zip(values, sizes)]
-    z = [math.log(q / (1 - q)) for q in p]
+def _logit_interval(values, ratio):
+    """The report's interval computed by hand: the values' logits, the corrected t-interval of those, mapped
+    back."""
+    z = [math.log(q / (1 - q)) for q in values]
     scale = math.sqrt(np.var(z, ddof=1) * (1 / len(z) + ratio))
     low, high = stats.t.interval(0.95, df=len(z) - 1, loc=np.mean(z), scale=scale)
     return 1 / (1 + math.exp(-low)), 1 / (1 + math.exp(-high))
@@ -66,18 +65,20 @@ def test_interval_of_runs_takes_the_test_train_ratio_from_the_fold_sizes():
     ratio = np.mean([40 / 90, 40 / 90, 50 / 80] * 2)  # 130 utterances: a fold of 40 trains on 90, one of 50 on 80
     values = [0.5, 0.7, 0.6, 0.9, 0.8, 0.4]
     interval = significance.run_interval(runs, "uar")
-    assert interval == significance.logit_t_interval(values, [40, 40, 50] * 2, ratio)
+    assert interval == significance.logit_t_interval(values, ratio)
     assert (interval.mean, interval.std, interval.n) == pytest.approx((np.mean(values), np.std(values, ddof=1), 6))
-    assert (interval.low, interval.high) == pytest.approx(_logit_interval(values, [40, 40, 50] * 2, ratio))
+    assert (interval.low, interval.high) == pytest.approx(_logit_interval(values, ratio))
     assert "logit" in interval.method and "Nadeau & Bengio" in interval.method
 
 
-@pytest.mark.parametrize("size", [1, 2, 9])
-def test_folds_too_small_for_logits_get_the_plain_interval_clipped(size):
-    """Leave-one-out folds (1 utterance) score 0 or 1; held half an utterance inside [0, 1], both became 0.5, and
-    the interval collapsed onto [50, 50], outside its own mean of 16.67 (six folds, one right)."""
-    values = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0] if size == 1 else [0.5, 0.0, 1.0, 0.5, 0.0, 0.0]
-    interval = significance.logit_t_interval(values, [size] * 6, 1 / 5)
+@pytest.mark.parametrize("values", [[1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.5, 0.0, 1.0, 0.5, 0.0, 0.0],
+                                    [0.0, 0.40, 0.02, 0.45, 0.0, 0.38]])
+def test_folds_at_0_or_100_percent_get_the_plain_interval_clipped(values):
+    """A 0 or 1 has no logit. Held half an utterance inside [0, 1], leave-one-out folds' 0 and 1 both became 0.5 and
+    the interval collapsed onto [50, 50], outside its own mean of 16.67 (six folds, one right); and the larger the
+    folds, the further out a held 0 went: one set of values gave an upper bound of 53 % with folds of 10 utterances,
+    86 % with folds of 10000."""
+    interval = significance.logit_t_interval(values, 1 / 5)
     plain = significance.corrected_t_interval(values, 1 / 5)
     assert interval.method == significance.CLIPPED_METHOD
     assert (interval.low, interval.high) == (max(plain.low, 0.0), min(plain.high, 1.0))
@@ -85,37 +86,41 @@ def test_folds_too_small_for_logits_get_the_plain_interval_clipped(size):
     assert report._ci(interval).endswith("]*")
 
 
-# every case: (per-fold values, fold size), folds of a 5-fold split (n_test / n_train = 1/4)
+# every case: per-fold values of a 5-fold split (n_test / n_train = 1/4)
 EXTREMES = {
-    "all folds 0 %": ([0.0] * 10, 54),
-    "near 0 %": ([0.0, 0.02, 0.0, 0.0, 0.04, 0.0, 0.0, 0.02, 0.0, 0.0], 54),
-    "all folds 100 %": ([1.0] * 10, 54),
-    "near 100 %": ([1.0, 0.98, 1.0, 1.0, 0.96, 1.0, 1.0, 0.98, 1.0, 1.0], 54),
+    "all folds 0 %": [0.0] * 10,
+    "near 0 %": [0.0, 0.02, 0.0, 0.0, 0.04, 0.0, 0.0, 0.02, 0.0, 0.0],
+    "all folds 100 %": [1.0] * 10,
+    "near 100 %": [1.0, 0.98, 1.0, 1.0, 0.96, 1.0, 1.0, 0.98, 1.0, 1.0],
     # two seeds of a near-chance 5-fold run: the plain interval goes below 0 (the issue's [-1.49, 36.83])
-    "near chance, wide spread": ([0.0, 0.40, 0.02, 0.45, 0.0, 0.38, 0.01, 0.42, 0.0, 0.36], 107),
-    "one fold at 0, one at 100": ([0.0, 1.0], 12),
+    "near chance, wide spread": [0.0, 0.40, 0.02, 0.45, 0.0, 0.38, 0.01, 0.42, 0.0, 0.36],
+    "near chance, no fold at 0": [0.01, 0.40, 0.02, 0.45, 0.01, 0.38, 0.01, 0.42, 0.02, 0.36],
+    "near 100 %, no fold at 100": [0.99, 0.98, 0.995, 0.99, 0.96, 0.99, 0.995, 0.98, 0.99, 0.99],
+    "one fold at 0, one at 100": [0.0, 1.0],
 }
 
 
 @pytest.mark.parametrize("case", EXTREMES)
 def test_no_interval_leaves_0_to_100(case):
-    values, size = EXTREMES[case]
+    values = EXTREMES[case]
     ratio = 1 / 4
-    interval = significance.logit_t_interval(values, [size] * len(values), ratio)
-    assert 0 <= interval.low <= interval.high <= 1
+    interval = significance.logit_t_interval(values, ratio)
     assert interval.mean == pytest.approx(np.mean(values))
-    if len(set(values)) == 1:  # no spread: the point itself, not the clamped value
-        assert interval.low == interval.high == values[0]
+    if len(set(values)) == 1:  # no spread: no interval (a zero-width [x, x] read as certainty)
+        assert math.isnan(interval.low) and math.isnan(interval.high)
+        assert interval.method == significance.NO_SPREAD_METHOD and report._ci(interval) == "no spread"
+    elif {0.0, 1.0} & set(values):
+        assert interval.method == significance.CLIPPED_METHOD and 0 <= interval.low <= interval.high <= 1
     else:
-        assert (interval.low, interval.high) == pytest.approx(_logit_interval(values, [size] * len(values), ratio))
-        assert interval.low < interval.mean < interval.high
+        assert (interval.low, interval.high) == pytest.approx(_logit_interval(values, ratio))
+        assert 0 < interval.low < interval.mean < interval.high < 1
 
 
 def test_the_plain_interval_of_a_near_chance_grid_would_leave_0_to_100():
     """What the logit scale is for: the same values on the plain scale give a negative percentage."""
-    values, size = EXTREMES["near chance, wide spread"]
+    values = EXTREMES["near chance, no fold at 0"]
     assert significance.corrected_t_interval(values, 1 / 4).low < 0
-    assert significance.corrected_t_interval(EXTREMES["near 100 %"][0], 1 / 4).high > 1
+    assert significance.corrected_t_interval(EXTREMES["near 100 %, no fold at 100"], 1 / 4).high > 1
 
 
 @pytest.mark.parametrize("values, ratio, confidence", [([], 0.5, 0.95), ([0.5, 0.6], -1, 0.95),
@@ -150,7 +155,10 @@ def test_mcnemar_counts_the_discordant_pairs_and_matches_binomtest():
 # --- hand-made runs ------------------------------------------------------------------------------------------------
 
 def _predict(model: str, seed: int, rows) -> list[int]:
-    """Hand-made predictions: ``A`` errs on every fourth utterance, ``B`` on every third (shifted by the seed)."""
+    """Hand-made predictions: ``A`` errs on every fourth utterance, ``B`` on every third (shifted by the seed), ``C``
+    says the first class of every utterance, ``P`` is right on every one."""
+    if model in ("C", "P"):
+        return [0 if model == "C" else LABELS[row] for row in rows]
     step = {"A": 4, "B": 3}[model]
     return [(LABELS[row] + 1) % 3 if (row + seed) % step == 0 else LABELS[row] for row in rows]
 
@@ -255,7 +263,7 @@ def test_report_statistics_paired_table_figure_and_rows_kept_apart(tmp_path, cap
     assert by_protocol[("MODEL_A", "test of TOY_1_MODEL_A (OTHER FEATURES (TOY_features.npy, not the run's))")][
         "runs"] == "1"
     # the CI cell is the corrected interval of the 6 per-fold UAR values of MODEL_A (3-fold of 12: folds of 4,
-    # ratio 4/8), on the plain scale clipped to [0, 100] and marked: folds of 4 are too small for logits
+    # ratio 4/8), on the plain scale clipped to [0, 100] and marked: a fold at 100 % has no logit
     values = [fold["uar"] for seed in (1, 2) for fold in _run("MODEL_A", seed)["folds"]]
     scale = math.sqrt(np.var(values, ddof=1) * (1 / 6 + 4 / 8))
     low, high = stats.t.interval(0.95, df=5, loc=np.mean(values), scale=scale)
@@ -274,6 +282,14 @@ def test_report_statistics_paired_table_figure_and_rows_kept_apart(tmp_path, cap
     b, c = expected.mcnemar_b, expected.mcnemar_c
     assert (row["McNemar b (A right, B wrong)"], row["McNemar c (A wrong, B right)"]) == (str(b), str(c))
     assert row["McNemar p"] == f"{stats.binomtest(b, b + c, 0.5).pvalue:.3g}"
+    # three tests in the table: each p beside its Holm adjustment, the smallest one times three
+    assert len(paired) == 3
+    for test in ("Wilcoxon", "McNemar"):
+        raw = {pair: float(cells[f"{test} p"]) for pair, cells in paired.items()}
+        adjusted = {pair: float(cells[f"{test} p (Holm)"]) for pair, cells in paired.items()}
+        assert all(raw[pair] <= adjusted[pair] <= 1 for pair in paired)
+        smallest = min(raw, key=raw.get)
+        assert adjusted[smallest] == pytest.approx(min(1.0, 3 * raw[smallest]), rel=1e-2)
     # training runs only: a re-test repeats a run's predictions, so pairing it with the run would test nothing
     assert ("MODEL_A, last_epoch", "MODEL_A, last_epoch, cumulative smoothing") in paired
     assert not any("test of" in a + b for a, b in paired)
@@ -288,6 +304,38 @@ def test_report_statistics_paired_table_figure_and_rows_kept_apart(tmp_path, cap
     with open(paths["figure"], "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.path.getsize(paths["figure"]) > 5000
+
+
+def test_holm_adjusts_as_holm_1979():
+    # sorted 0.005 0.01 0.03 0.04, times 4 3 2 1: 0.02 0.03 0.06 0.04, the last kept from falling below 0.06
+    assert significance.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert significance.holm([0.5, 0.9]) == [1.0, 1.0] and significance.holm([]) == []
+
+
+def test_a_row_whose_folds_predict_one_class_is_said_and_has_no_interval(tmp_path, capsys):
+    """A model that says one class for everything scores chance in every fold: 1 / (the classes in the fold), above
+    1/3 here where a fold of 4 utterances lacks a class; said below the table. Where every fold scores the same
+    (every fold right, or a constant model's folds that each hold every class), the interval was [x, x],
+    certainty: now none."""
+    for seed in (1, 2):
+        _write(tmp_path, f"c{seed}", _run("MODEL_C", seed))
+        _write(tmp_path, f"a{seed}", _run("MODEL_A", seed))
+        _write(tmp_path, f"d{seed}", _run("MODEL_D", seed, predictor="P"))
+    rows = _table_of(tmp_path)
+    assert rows[("MODEL_D", "last_epoch")]["UAR % 95% CI"] == "no spread"
+    assert rows[("MODEL_D", "last_epoch")]["UAR % mean ± std"] == "100.00 ± 0.00"
+    assert rows[("MODEL_A", "last_epoch")]["UAR % 95% CI"] != "no spread"
+    with open(tmp_path / "report.md") as f:
+        markdown = f.read()
+    assert "MODEL_C, last_epoch on TOY TOY_features.npy: 6 of 6 folds predicted one class for every utterance" \
+        in markdown
+    assert "MODEL_A, last_epoch on TOY" not in markdown.split("predicted one class")[0].split("\n")[-1]
+    assert f"`no spread`: {significance.NO_SPREAD_METHOD}." in markdown
+
+
+def test_a_paper_row_is_labelled_as_selected_on_the_test_fold(tmp_path, capsys):
+    _write(tmp_path, "paper", _run("MODEL_A", 1, config={"protocol": "paper"}))
+    assert list(_table_of(tmp_path)) == [("MODEL_A", "paper (SELECTED ON THE TEST FOLD)")]
 
 
 def test_rows_that_cannot_be_paired_are_said_in_the_markdown_and_the_latex(tmp_path, capsys):
@@ -450,7 +498,7 @@ def test_no_interval_of_a_near_chance_grid_leaves_0_to_100(tmp_path, capsys):
     bounds = [float(x) for cell in cells for x in re.findall(r"-?\d+\.\d+", cell)]
     assert len(bounds) == 4 and all(0 <= x <= 100 for x in bounds)
     # on the plain scale the WAR interval of these folds would be negative
-    values, _, ratio = significance.fold_values(report.group_runs(results_records.load_records(str(tmp_path)))[0][1], "war")
+    values, ratio = significance.fold_values(report.group_runs(results_records.load_records(str(tmp_path)))[0][1], "war")
     assert significance.corrected_t_interval(values, ratio).low < 0
 
 

@@ -145,16 +145,20 @@ def published(record: dict) -> tuple:
     return figures if config["split_fold"] == speaker_folds else (None, None)
 
 
+# the paper protocol as every row, paired test and picture names it: the bare word read as the papers' method
+PAPER_LABEL = "paper (SELECTED ON THE TEST FOLD)"
+
+
 def protocol_label(record: dict) -> str:
     """The protocol as the table shows it.
 
-    A training run: its ``--protocol``. A re-test: the weights folder it re-tested, with ``OTHER SPLIT`` / ``SPLIT
-    NOT CHECKED`` / ``OTHER FEATURES`` and the record's ``retest["label"]`` when it did not use the run's own split
-    or features, ``, paper`` where those weights were selected on the test fold (a paper-protocol run, the
-    authors'), ``, weights' choice unknown`` where nothing records what chose them (a folder without run.json not
-    named as the published ones). Either followed by the label smoothing history when it is not the default
-    per-fold smoothing, e.g. ``last_epoch, cumulative smoothing``. Fields missing from older records take their
-    defaults.
+    A training run: its ``--protocol`` (``PAPER_LABEL`` for paper). A re-test: the weights folder it re-tested,
+    with ``OTHER SPLIT`` / ``SPLIT NOT CHECKED`` / ``OTHER FEATURES`` and the record's ``retest["label"]`` when it
+    did not use the run's own split or features, ``, PAPER_LABEL`` where those weights were selected on the test
+    fold (a paper-protocol run, the authors'), ``, weights' choice unknown`` where nothing records what chose them (a
+    folder without run.json not named as the published ones). Either followed by the label smoothing history when
+    it is not the default per-fold smoothing, e.g. ``last_epoch, cumulative smoothing``. Fields missing from older
+    records take their defaults.
     """
     if record.get("mode") == "test":
         label = f"test of {os.path.basename(os.path.normpath(record['weights_folder']))}"
@@ -166,11 +170,11 @@ def protocol_label(record: dict) -> str:
             # the capitals always show, whether or not the record's own label already says it
             label += f" ({'; '.join([flag for flag in other if flag not in text] + ([text] if text else []))})"
         if record["config"].get("protocol") == "paper":  # the weights re-tested were selected on the test fold
-            label += ", paper"
+            label += f", {PAPER_LABEL}"
         elif record["config"].get("protocol") == UNKNOWN_PROTOCOL:  # perhaps on the test fold: nothing says
             label += ", weights' choice unknown"
     else:
-        label = record["protocol"]
+        label = PAPER_LABEL if record["protocol"] == "paper" else record["protocol"]
     return _with_smoothing_history(label, record["config"])
 
 
@@ -370,9 +374,28 @@ def _mean_std(interval: significance.Interval) -> str:
 
 
 def _ci(interval: significance.Interval) -> str:
-    """``[low, high]`` in %, marked ``*`` where it is the plain interval clipped (folds too small for logits)."""
+    """``[low, high]`` in %, marked ``*`` where it is the plain interval clipped (a fold at 0 or 100 %); "no spread"
+    where every per-fold value is the same, "–" for one value."""
+    if interval.method == significance.NO_SPREAD_METHOD:
+        return "no spread"
     clipped = "*" if interval.method == significance.CLIPPED_METHOD else ""
     return "–" if math.isnan(interval.low) else f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]{clipped}"
+
+
+def one_class_folds(records: list[dict]) -> list[str]:
+    """A line per row some of whose folds predicted a single class for a test fold of several: such a fold's UAR is
+    1 / (classes in it), chance, whatever the classes (a model that learnt nothing scored 14-20 % UAR on
+    7 classes, above 1/7, where a fold lacked some class)."""
+    groups = group_runs(records)
+    varying = _shown_in(groups)
+    lines = []
+    for key, runs in groups:
+        folds = [fold for run in runs for fold in run["folds"]]
+        constant = sum(len(set(fold.get("y_pred") or [])) == 1 < len(set(fold.get("y_true") or [])) for fold in folds)
+        if constant:
+            lines.append(f"{_row_label(key, varying)} on {_corpus_label(key)} {key.features}: {constant} of "
+                         f"{len(folds)} folds predicted one class for every utterance (a constant prediction)")
+    return lines
 
 
 def _per_corpus(runs: list[dict]) -> str:
@@ -446,7 +469,8 @@ def build_cross_corpus_table(records: list[dict]) -> pd.DataFrame:
         if repeat in tested_runs:
             continue
         tested_runs.add(repeat)
-        protocol = _with_smoothing_history(config.get("protocol", "paper"), config)
+        protocol = config.get("protocol", "paper")
+        protocol = _with_smoothing_history(PAPER_LABEL if protocol == "paper" else protocol, config)
         key = CrossKey(record["model"] + (f" ({record['variant']})" if record.get("variant") else ""),
                        cross["train_corpus"], os.path.basename(config.get("feature_path") or "") or "–", protocol,
                        settings, record["model"])
@@ -495,8 +519,8 @@ def _signed(fraction: float) -> str:
 
 
 PAIRED_COLUMNS = ["corpus", "features", "cv", "folds", "seeds", "A", "B", "pairs (seed, fold)",
-                  "UAR % A - B (mean of pairs)", "Wilcoxon p", "McNemar b (A right, B wrong)",
-                  "McNemar c (A wrong, B right)", "McNemar p"]
+                  "UAR % A - B (mean of pairs)", "Wilcoxon p", "Wilcoxon p (Holm)", "McNemar b (A right, B wrong)",
+                  "McNemar c (A wrong, B right)", "McNemar p", "McNemar p (Holm)"]
 
 
 def _shared_seeds(runs_a: list[dict], runs_b: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -519,7 +543,7 @@ def build_comparisons(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     same_data = defaultdict(list)
     for key, runs in groups:
         same_data[(key.data, key.features, key.cv, key.folds, key.synthetic)].append((key, runs))
-    rows, refused = [], []
+    rows, refused, tests = [], [], []
     for members in same_data.values():
         for (key_a, runs_a), (key_b, runs_b) in itertools.combinations(members, 2):
             a, b = _row_label(key_a, varying), _row_label(key_b, varying)
@@ -528,11 +552,16 @@ def build_comparisons(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
             except significance.PairingError as exc:
                 refused.append(f"{a} vs {b} on {_corpus_label(key_a)} {key_a.features}: {exc}")
                 continue
-            rows.append(dict(zip(PAIRED_COLUMNS, [
-                _corpus_label(key_a), key_a.features, key_a.cv, key_a.folds, " ".join(map(str, result.seeds)), a, b,
-                result.cells, _signed(result.mean_difference), f"{result.wilcoxon_p:.3g}",
-                result.mcnemar_b, result.mcnemar_c, f"{result.mcnemar_p:.3g}"])))
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS), refused
+            tests.append(result)
+            rows.append([_corpus_label(key_a), key_a.features, key_a.cv, key_a.folds, " ".join(map(str, result.seeds)),
+                         a, b, result.cells, _signed(result.mean_difference)])
+    # every two rows are tested: each test's p adjusted for the table's number of tests (Holm), beside its own
+    wilcoxon = significance.holm([t.wilcoxon_p for t in tests])
+    mcnemar = significance.holm([t.mcnemar_p for t in tests])
+    table = [dict(zip(PAIRED_COLUMNS, [*row, f"{t.wilcoxon_p:.3g}", f"{w:.3g}", t.mcnemar_b, t.mcnemar_c,
+                                       f"{t.mcnemar_p:.3g}", f"{m:.3g}"]))
+             for row, t, w, m in zip(rows, tests, wilcoxon, mcnemar)]
+    return pd.DataFrame(table, columns=PAIRED_COLUMNS), refused
 
 
 @plain_text
@@ -543,8 +572,12 @@ def plot_uar_ci(records: list[dict], path: str) -> None:
     varying = _shown_in(groups)
     panels = defaultdict(list)
     for key, runs in groups:
-        label = f"{_row_label(key, varying)} [{key.features}, {key.cv} {key.folds}-fold]"
-        panels[_corpus_label(key)].append((label, significance.run_interval(runs, "uar")))
+        interval = significance.run_interval(runs, "uar")
+        # the table's marks: a dot alone read as "no interval", a clipped interval as one on the logit scale
+        mark = {significance.CLIPPED_METHOD: " *",
+                significance.NO_SPREAD_METHOD: " (no spread)"}.get(interval.method, "")
+        label = f"{_row_label(key, varying)} [{key.features}, {key.cv} {key.folds}-fold]{mark}"
+        panels[_corpus_label(key)].append((label, interval))
     sizes = [len(rows) for rows in panels.values()]
     longest = max(len(label) for rows in panels.values() for label, _ in rows)
     # the labels sit left of the axes: about 0.06 inch per character at font size 7, next to 6 inches of plot
@@ -562,8 +595,9 @@ def plot_uar_ci(records: list[dict], path: str) -> None:
         ax.set_title(corpus, fontsize=9)
         ax.set_xlabel("UAR % (mean of the per-fold UAR over seeds and folds)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
-    figure.suptitle("UAR with its 95% CI (corrected repeated k-fold t-interval on the logit scale, "
-                    "Nadeau & Bengio 2003; docs/statistics.md)", fontsize=9)
+    figure.suptitle("UAR with its 95% CI (corrected repeated k-fold t-interval on the logit scale, Nadeau & Bengio "
+                    "2003;\n*: on the plain scale, clipped, where a fold is at 0 or 100 %; docs/statistics.md)",
+                    fontsize=9)
     figure.tight_layout()
     # bbox_inches="tight": the longest row label is never cut at the left edge
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
@@ -596,27 +630,31 @@ def write_report(result_path: str) -> dict:
                      "here every row's are, so the table has no `settings` column")
     note = ("`runs`: distinct runs, one per seed: re-tests, copies and repeats of a run with the same settings, "
             "seed and feature file count once (merged records are listed below the table). UAR % (pooled): macro "
-            "recall pooled over folds; WAR % (mean of folds): mean of per-fold accuracies; there ± is the std over "
-            "runs. `mean ± std` and `95% CI`: over the per-fold values of every seed and fold of a row, ± the sample "
-            f"std; the interval is the {significance.CI_METHOD}. Published figures (TIM-Net: Ye et al., ICASSP "
-            "2023; GM-TCNet: Ye et al., Speech Communication 2022; DCNN-BLSTMwA: Zhang et al. 2021, "
+            "recall pooled over folds; WAR % (mean of folds): mean of per-fold accuracies; there ± is the population "
+            "std (1/r) over the r runs. `mean ± std` and `95% CI`: over the per-fold values of every seed and fold of "
+            f"a row, ± the sample std; the interval is the {significance.CI_METHOD}. Published figures (TIM-Net: Ye "
+            "et al., ICASSP 2023; GM-TCNet: Ye et al., Speech Communication 2022; DCNN-BLSTMwA: Zhang et al. 2021, "
             "speaker-independent) appear only beside training runs that repeat the papers' experiment: the same "
             f"protocol, {PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. "
             "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances, every setting at the "
-            f"model's default ({settings_said}, `epochs` gives the epochs); `paper` selects "
-            "on the test fold. Formulae, merging and sources: docs/statistics.md in the repository.")
-    if records and table[["UAR % 95% CI", "WAR % 95% CI"]].map(lambda cell: cell.endswith("*")).any(axis=None):
+            f"model's default ({settings_said}, `epochs` gives the epochs; a `paper` or `inner_val` row's weights "
+            "are those of the best of them). Formulae, merging and sources: docs/statistics.md in the repository.")
+    cells = table[["UAR % 95% CI", "WAR % 95% CI"]] if records else pd.DataFrame()
+    if cells.map(lambda cell: cell.endswith("*")).any(axis=None):
         note += f" `*`: the {significance.CLIPPED_METHOD}."
+    if (cells == "no spread").any(axis=None):
+        note += f" `no spread`: {significance.NO_SPREAD_METHOD}."
     paired_note = (f"Rows on the same corpus, feature file and folds, over the seeds they share. "
                    f"{significance.WILCOXON_METHOD}; {significance.MCNEMAR_METHOD} (an utterance counts once per "
-                   "seed, which makes that p optimistic over several seeds).")
+                   "seed, which makes that p optimistic over several seeds). Every two rows are tested: `(Holm)` is "
+                   "each p adjusted for the table's number of tests (Holm 1979), the one to read against 0.05.")
     if comparisons.empty:
         paired = ("No two training rows share a corpus, feature file, seeds and test folds (a re-test repeats its "
                   "run's predictions, so re-tests are not paired).")
     else:
         paired = f"{to_markdown(comparisons)}\n\n{paired_note}"
     paired += "".join(f"\n- not paired: {line}" for line in refused)
-    notices = merge_notices(records)
+    notices = merge_notices(records) + one_class_folds(records)
     merged = "".join(f"\n- {line}" for line in notices)
     within = f"{to_markdown(table)}\n\n{note}\n{merged}" if records else "No within-corpus results."
     markdown = f"{within}\n\n## Paired comparisons\n\n{paired}\n"

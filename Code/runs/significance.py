@@ -30,15 +30,18 @@ T_METHOD = ("corrected repeated k-fold t-interval (Nadeau & Bengio 2003; Bouckae
             "r x k per-fold values, variance (1/(r k) + n_test/n_train) times their sample variance, "
             "t with r k - 1 degrees of freedom")
 CI_METHOD = ("corrected repeated k-fold t-interval (Nadeau & Bengio 2003; Bouckaert & Frank 2004) on the logit "
-             "scale: each per-fold proportion p, held half an utterance inside [0, 1], becomes log(p / (1 - p)); "
-             "mean of the r x k logits ± t(r k - 1) x sqrt((1/(r k) + n_test/n_train) x their sample variance), "
-             "mapped back with 1 / (1 + exp(-z)), so the interval never leaves [0, 100] %")
-# Below this many test utterances in a fold, holding a 0 % or 100 % half an utterance inside [0, 1] moves it by more
-# than 5 points (a leave-one-out fold's 0 and 1 both become 50 %, and the interval collapses onto 50 %): the logit
-# scale then measures the hold, not the folds, and the plain-scale interval, clipped to [0, 1], is used instead.
-MIN_LOGIT_FOLD = 10
-CLIPPED_METHOD = (f"corrected repeated k-fold t-interval on the plain scale, clipped to [0, 100] %: a fold of fewer "
-                  f"than {MIN_LOGIT_FOLD} test utterances has no usable logit")
+             "scale: each per-fold proportion p becomes log(p / (1 - p)); mean of the r x k logits ± t(r k - 1) x "
+             "sqrt((1/(r k) + n_test/n_train) x their sample variance), mapped back with 1 / (1 + exp(-z)), so the "
+             "interval never leaves [0, 100] %")
+# A fold at 0 % or 100 % has no finite logit. Holding it some share of an utterance inside [0, 1] made the interval
+# measure the hold, not the folds: the larger the folds, the further out a 0 % went, and the wider the interval
+# (a helper's probe: one set of per-fold values, folds of 10 to 10000 utterances, upper bounds 53 to 86 %). Such
+# values get the plain-scale interval, clipped to [0, 1].
+CLIPPED_METHOD = ("corrected repeated k-fold t-interval on the plain scale, clipped to [0, 100] %: a fold at 0 % or "
+                  "100 % has no logit")
+# Values without spread (every fold the same figure: a model that predicts one class scores chance in every fold)
+# give no interval: a zero-width [x, x] read as certainty.
+NO_SPREAD_METHOD = "no interval: every per-fold value is the same, and folds without spread estimate no variance"
 WILCOXON_METHOD = ("Wilcoxon signed-rank test over the paired per-(seed, fold) UAR values "
                    "(scipy, zero differences dropped; exact, two-sided: under 6 pairs its p cannot fall below 0.05, "
                    "with 2 pairs not below 0.5)")
@@ -52,7 +55,8 @@ class PairingError(ValueError):
 
 @dataclass(frozen=True)
 class Interval:
-    """Mean, sample std and confidence interval of ``n`` per-fold values; ``low``/``high`` are NaN when n < 2."""
+    """Mean, sample std and confidence interval of ``n`` per-fold values; ``low``/``high`` are NaN when n < 2 or
+    the values have no spread (``method`` says which interval, or why none)."""
 
     mean: float
     std: float
@@ -107,55 +111,51 @@ def corrected_t_interval(values, test_train_ratio: float, confidence: float = 0.
     return Interval(mean, std, mean - float(half), mean + float(half), n)
 
 
-def logit_t_interval(values, sizes, test_train_ratio: float, confidence: float = 0.95) -> Interval:
+def logit_t_interval(values, test_train_ratio: float, confidence: float = 0.95) -> Interval:
     """``corrected_t_interval`` computed on the logits of the per-fold proportions ``values``, mapped back.
 
     Args:
         values: the r*k per-fold figures, proportions in [0, 1].
-        sizes: each fold's number of test utterances: a value of 0 or 1 is moved half an utterance, 0.5 / size,
-            inside the bounds, the least that gives it a finite logit.
         test_train_ratio, confidence: as for ``corrected_t_interval``.
 
     ``mean`` and ``std`` stay those of the values themselves; ``low`` and ``high`` come from the logits, so they
-    never leave [0, 1]. Values without spread (all equal) have the point interval [mean, mean], as on the
-    plain scale: the clamp of a 0 or 1 would otherwise move that point. Where a fold has fewer than
-    ``MIN_LOGIT_FOLD`` test utterances the interval is the plain one clipped to [0, 1] (``CLIPPED_METHOD``).
+    never leave [0, 1]. Where a value is 0 or 1 (no finite logit) the interval is the plain one clipped to [0, 1]
+    (``CLIPPED_METHOD``); values without spread have none (NaN bounds, ``NO_SPREAD_METHOD``).
     """
     plain = corrected_t_interval(values, test_train_ratio, confidence)
-    if plain.n == 1 or plain.std == 0:
+    if plain.n == 1:
         return Interval(plain.mean, plain.std, plain.low, plain.high, plain.n, CI_METHOD)
-    if min(sizes) < MIN_LOGIT_FOLD:
+    if plain.std == 0:
+        return Interval(plain.mean, plain.std, math.nan, math.nan, plain.n, NO_SPREAD_METHOD)
+    p = np.asarray(values, dtype=float)  # (r*k,)
+    if np.any((p <= 0) | (p >= 1)):
         return Interval(plain.mean, plain.std, max(plain.low, 0.0), min(plain.high, 1.0), plain.n, CLIPPED_METHOD)
-    half = 0.5 / np.asarray(sizes, dtype=float)
-    p = np.clip(np.asarray(values, dtype=float), half, 1 - half)  # (r*k,)
     on_logits = corrected_t_interval(special.logit(p), test_train_ratio, confidence)
     return Interval(plain.mean, plain.std, float(special.expit(on_logits.low)), float(special.expit(on_logits.high)),
                     plain.n, CI_METHOD)
 
 
-def fold_values(runs: list[dict], metric: str) -> tuple[list[float], list[int], float]:
-    """The per-fold ``metric`` ("uar" or "war") of every fold of every run, each fold's test size, and their mean
-    n_test / n_train.
+def fold_values(runs: list[dict], metric: str) -> tuple[list[float], float]:
+    """The per-fold ``metric`` ("uar" or "war") of every fold of every run, and their mean n_test / n_train.
 
     A run's folds partition its corpus (k-fold and speaker folds alike), so a fold's training set is every row
     outside its test fold: n_train = (sum of the run's fold sizes) - n_test. The training code may hold part of
     that out for validation; the correction concerns which rows the folds share, so it uses the split itself.
     """
-    values, sizes, ratios = [], [], []
+    values, ratios = [], []
     for run in runs:
         total = sum(fold["n"] for fold in run["folds"])
         for fold in run["folds"]:
             values.append(float(fold[metric]))
-            sizes.append(int(fold["n"]))
             ratios.append(fold["n"] / (total - fold["n"]))
-    return values, sizes, float(np.mean(ratios))
+    return values, float(np.mean(ratios))
 
 
 def run_interval(runs: list[dict], metric: str, confidence: float = 0.95) -> Interval:
     """``logit_t_interval`` of the per-fold ``metric`` over all seeds and folds of ``runs`` (one run per sample:
     the report merges repeats of a run before it gets here)."""
-    values, sizes, ratio = fold_values(runs, metric)
-    return logit_t_interval(values, sizes, ratio, confidence)
+    values, ratio = fold_values(runs, metric)
+    return logit_t_interval(values, ratio, confidence)
 
 
 def wilcoxon_signed_rank(a, b) -> tuple[float, float]:
@@ -188,6 +188,19 @@ def mcnemar_exact(correct_a, correct_b) -> tuple[int, int, float]:
     c = int(np.sum(~correct_a & correct_b))
     p = 1.0 if b + c == 0 else float(stats.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue)
     return b, c, p
+
+
+def holm(pvalues) -> list[float]:
+    """Holm's (1979, "A simple sequentially rejective multiple test procedure", Scand. J. Statistics) adjusted
+    p-values of ``pvalues``, in their order: the i-th smallest of m is multiplied by m - i + 1, kept from falling
+    below the one before it and capped at 1. Rejecting where an adjusted p is below alpha keeps the chance of any
+    false rejection among the m tests at alpha; the report tests every two of its rows."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted.tolist()
 
 
 def _by_seed(runs: list[dict], side: str) -> dict:
