@@ -195,7 +195,7 @@ def build_trainer(spec: ModelSpec, config: RunConfig, input_shape: tuple, num_cl
     return Trainer(lambda: build_model(spec, input_shape, num_classes, config.hyper), config)
 
 
-def _fold_label(spec: ModelSpec, run: RunFolder, fold: int) -> str:
+def fold_label(spec: ModelSpec, run: RunFolder, fold: int) -> str:
     return f"[{spec.name} {run.config.data} fold {fold + 1}/{run.k}]"
 
 
@@ -222,7 +222,7 @@ def save_trained_fold(run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.nda
 def train_and_save_fold(spec: ModelSpec, run: RunFolder, trainer: Trainer, x: np.ndarray, y: np.ndarray,
                         fold: int) -> dict:
     """Train fold ``fold`` of ``run``, evaluate its kept weights once on its test fold, save weights and record."""
-    recorded = (run.description.get("init_from") or {}).get("folds") or []
+    recorded = (run.init_from or {}).get("folds") or []
     start = next((entry["weights_sha256"] for entry in recorded if entry["fold"] == fold + 1), None)
-    kept = train_fold(trainer, x, y, run.folds(len(x)), fold, run.config, _fold_label(spec, run, fold), start)
+    kept = train_fold(trainer, x, y, run.folds(len(x)), fold, run.config, fold_label(spec, run, fold), start)
     return save_trained_fold(run, trainer, x, y, fold, {**kept, "training": "sequential"})

@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs=2, help="two run folders")
     a, b = (require_run(folder, "run") for folder in parser.parse_args().runs)
-    if a.description["test_rows"] != b.description["test_rows"]:
+    if a.test_rows != b.test_rows:
         raise SystemExit("error: the two runs have different folds; a fold-by-fold comparison needs the same split")
     done_a, done_b = a.finished_folds(), b.finished_folds()
     folds = sorted(set(done_a) & set(done_b))

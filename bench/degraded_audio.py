@@ -78,12 +78,12 @@ def main() -> None:
     if run.run is None:  # the authors' folder: their split of the files
         test_rows = [test for _, test in make_folds(len(items), FOLDS, SEED)]
     else:  # a run of ours: its own split, its rows' files found by name in --wav
-        files, by_name = run.run.description.get("training_files"), {os.path.basename(i[0]): n for n, i in
+        files, by_name = run.run.training_files, {os.path.basename(i[0]): n for n, i in
                                                                        enumerate(items)}
         if run.data != "EMODB" or not files or any(os.path.basename(f) not in by_name for f in files):
             raise UserError(f"--weights {args.weights}: not a run on EMODB features of the files in {args.wav}")
         test_rows = [[by_name[os.path.basename(files[row])] for row in test]
-                     for test in run.run.description["test_rows"]]
+                     for test in run.run.test_rows]
     chosen = [(fold, int(row)) for fold, test in enumerate(test_rows, start=1) for row in test
               if row % args.every == 0]
     truth = np.array([run.classes.index(items[row][1]) for _, row in chosen])

@@ -154,7 +154,7 @@ def test_the_same_split_of_the_same_corpus_is_no_leak_and_init_fold_fills_the_mi
     sx, sy = toy(30, 0)
     files = [f"src_{i:02d}.wav" for i in range(30)]  # fold k tests on what source fold k held out: no leak
     conf = config(data="SRC", init_from=source.path, epochs=1)
-    assert fine_tune.plan(conf, info(sx, sy, files), sx, source.description["test_rows"])["head"] == "kept"
+    assert fine_tune.plan(conf, info(sx, sy, files), sx, source.test_rows)["head"] == "kept"
     x, y, files = target()
     record = fine_tune.plan(replace(conf, split_fold=3, init_fold=2), info(x, y, files), x,
                             [np.arange(i, 24, 3) for i in range(3)])

@@ -140,6 +140,14 @@ def test_console_lines():
     assert lines[1].startswith("mean of folds:")
     assert "WAR 62.50% ± 12.50" in lines[1] and "UAR 66.67% ± 16.67" in lines[1]
     assert lines[2].startswith("pooled over folds:") and "WAR 58.33%" in lines[2] and "UAR 68.89%" in lines[2]
+    assert len(lines) == 3  # no fold said one class
+    # a fold that says one class for every utterance of several classes: its UAR is chance, and it is said
+    folds = _two_folds()
+    folds[1] = {**folds[1], "y_pred": [0] * len(folds[1]["y_true"])}
+    assert len(set(folds[1]["y_true"])) > 1
+    lines = results.format_summary(results.summarize(_two_folds()), "p", folds).splitlines()
+    assert lines[-1] == ("note: 1 of 2 folds predicted one class for every utterance (a constant prediction: its UAR "
+                         "is chance)")
 
 
 # --- files ------------------------------------------------------------------------------------------------------

@@ -406,7 +406,7 @@ def run_test(settings: Settings) -> dict:
     if len(folds) != run.k:  # fold model i is re-tested on test fold i: another split needs as many folds
         raise UserError(f"--split_fold {config.split_fold}: the run in {shown(run.path)} has {run.k} fold models, "
                         f"one per test fold; re-test it on {run.k} folds (--split_fold {run.k})")
-    own_split = own_features and [t.tolist() for _, t in folds] == run.description["test_rows"]
+    own_split = own_features and [t.tolist() for _, t in folds] == run.test_rows
     split_as_run = (config.random_seed, config.split_fold, config.cv) == (run.config.random_seed,
                                                                           run.config.split_fold, run.config.cv)
     retest = retest_label(own_split, own_features, config, (features.info.signal_length, run.signal_length),

@@ -275,7 +275,7 @@ class Run:
         where ``fold`` is the one that held it out: then the score is a held-out one)."""
         if not len(rows):
             return None
-        held_out = next(i for i, test in enumerate(self.run.description["test_rows"]) if int(rows[0]) in test) + 1
+        held_out = next(i for i, test in enumerate(self.run.test_rows) if int(rows[0]) in test) + 1
         _, probabilities = self.fold_outputs(inputs[None], held_out)
         scoring = len(self.folds) if fold is None else 1
         return {"row": int(rows[0]), "folds": scoring, "trained_on_by": scoring - (fold in (None, held_out)),
@@ -477,7 +477,7 @@ def _named_alike(files, run) -> list[str]:
     (a RunFolder, None for the authors' folder) trained on, by name without folder; [] where either records none.
     A recording heard through another channel keeps its name, not its features: EMODB_A's audio through a telephone
     channel was tested "cross-corpus" on the EMODB_A run without a word."""
-    trained = run.description.get("training_files") if run is not None and files else None
+    trained = run.training_files if run is not None and files else None
     if not trained:
         return []
     known = {os.path.basename(name) for name in trained}

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..Common_Model import Trainer, _fold_label, build_trainer, save_trained_fold, train_and_save_fold
+from ..Common_Model import Trainer, build_trainer, fold_label, save_trained_fold, train_and_save_fold
 from ..core.config import RunConfig, TrainingData
 from ..core.errors import DiskFull, Diverged, TrainingInterrupted, UserError, interrupt_behind
 from ..core.paths import shown
@@ -66,7 +66,7 @@ def train_and_save_stacked(spec: ModelSpec, pending: list, trainer: Trainer, x: 
         if replace(run.config, random_seed=config.random_seed) != config:
             raise ValueError(f"train_and_save_stacked: {run.path} differs from {pending[0][0].path} in more than "
                              f"its seed; stack the folds of one command's runs only")
-    members = [plan_member(run.config, x, y, run.folds(len(x)), fold, _fold_label(spec, run, fold))
+    members = [plan_member(run.config, x, y, run.folds(len(x)), fold, fold_label(spec, run, fold))
                for run, fold in pending]
     diverged = []
     for (run, fold), member, result in zip(pending, members, train_members(spec, config, x, members, max_members)):

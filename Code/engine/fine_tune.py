@@ -141,7 +141,7 @@ def back_from(run: run_folder.RunFolder, limit: int, where) -> tuple[list[tuple[
     with ``where(folder)``, since what it trained on cannot be compared."""
     steps, seen = [], {os.path.realpath(run.path)}
     while run is not None:
-        record = run.description.get("init_from")
+        record = run.init_from
         if record is None:
             return steps, ""  # trained from scratch
         by_fold = _source_folds(run, record)
@@ -211,8 +211,8 @@ def _check_level(level: Source, numbers: list, config: RunConfig, data: Training
         return (f"the authors' folder records no training rows: no test utterance named as a {level.data} "
                 f"recording; taken on trust that {config.data} holds none of its utterances")
     run = level.run
-    their_rows = run.folds(sum(len(t) for t in run.description["test_rows"]))
-    their_names = run.description.get("training_files")
+    their_rows = run.folds(sum(len(t) for t in run.test_rows))
+    their_names = run.training_files
     their_signatures = run.training_signatures()
     names = names if their_names else None
     if their_signatures is not None and their_signatures.shape[1:] != signatures.shape[1:]:

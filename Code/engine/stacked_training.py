@@ -67,8 +67,7 @@ class MemberPlan:
         fold_seed: the fold's seed (initial weights, dropout seeds, batch order).
         y_train: (N, C) the fold's labels: the fit rows train on them, the monitor rows score the epochs.
         label: name in the progress lines, e.g. ``[TIMNET EMODB fold 3/10]``.
-        rng: the batch-order generator, in the state ``train_fold`` has before its first epoch;
-            ``np.random.default_rng(fold_seed)`` when None.
+        rng: the batch-order generator, in the state ``train_fold`` has before its first epoch.
     """
 
     fit_rows: np.ndarray
@@ -76,7 +75,7 @@ class MemberPlan:
     fold_seed: int
     y_train: np.ndarray
     label: str
-    rng: Optional[np.random.Generator] = None
+    rng: np.random.Generator
 
 
 @dataclass
@@ -569,7 +568,6 @@ class StackedTrainer:
 
 def _train_chunk(trainer: StackedTrainer, config: RunConfig, x: np.ndarray, members: list, label: str) -> list:
     """All epochs of one stack of members; per member its history, its kept epoch and that epoch's weights."""
-    rngs = [m.rng or np.random.default_rng(m.fold_seed) for m in members]
     monitored = [i for i, m in enumerate(members) if m.monitor_rows is not None]
     histories = [{"loss": [], "accuracy": [], **({"val_loss": [], "val_accuracy": []}
                                                   if m.monitor_rows is not None else {})} for m in members]
@@ -577,7 +575,7 @@ def _train_chunk(trainer: StackedTrainer, config: RunConfig, x: np.ndarray, memb
     progress = EpochProgress(label, config.epochs)
     for epoch in range(1, config.epochs + 1):
         figures = trainer.train_epoch(x, [m.y_train for m in members],
-                                      [rng.permutation(m.fit_rows) for rng, m in zip(rngs, members)])
+                                      [m.rng.permutation(m.fit_rows) for m in members])
         for history, (loss, accuracy) in zip(histories, figures):
             history["loss"].append(loss)
             history["accuracy"].append(accuracy)
@@ -597,7 +595,9 @@ def _train_chunk(trainer: StackedTrainer, config: RunConfig, x: np.ndarray, memb
                 values = trainer.member_weights()
                 for i in improved:
                     best[i] = (best[i][0], epoch, values[i])
-            logs["val_acc"] = np.mean([histories[i]["val_accuracy"][-1] for i in monitored])
+            # named as train_fold names it: under the paper protocol the monitored rows are the test fold
+            logs[f"{'test' if config.protocol == 'paper' else 'val'}_acc"] = np.mean(
+                [histories[i]["val_accuracy"][-1] for i in monitored])
         progress.update(epoch, logs)
     last = trainer.member_weights()
     return [MemberResult(weights if weights is not None else last[i], histories[i], epoch_kept)

@@ -383,15 +383,14 @@ def _ci(interval: significance.Interval) -> str:
 
 
 def one_class_folds(records: list[dict]) -> list[str]:
-    """A line per row some of whose folds predicted a single class for a test fold of several: such a fold's UAR is
-    1 / (classes in it), chance, whatever the classes (a model that learnt nothing scored 14-20 % UAR on
-    7 classes, above 1/7, where a fold lacked some class)."""
+    """A line per row some of whose folds predicted a single class for a test fold of several
+    (``results.constant_folds``): their UAR is chance, whatever the classes."""
     groups = group_runs(records)
     varying = _shown_in(groups)
     lines = []
     for key, runs in groups:
         folds = [fold for run in runs for fold in run["folds"]]
-        constant = sum(len(set(fold.get("y_pred") or [])) == 1 < len(set(fold.get("y_true") or [])) for fold in folds)
+        constant = results.constant_folds(folds)
         if constant:
             lines.append(f"{_row_label(key, varying)} on {_corpus_label(key)} {key.features}: {constant} of "
                          f"{len(folds)} folds predicted one class for every utterance (a constant prediction)")

@@ -213,7 +213,7 @@ def write_run_results(record: dict, result_dir: str, time_str: str, suffix: str 
             curves = paths["json"][:-len(".json")] + "_curves.png"  # the stem write_results chose
             plot_training_curves(histories, curves, record["title"], record["protocol"])
             paths["curves"] = curves
-    print(format_summary(summary, record["protocol_description"]))
+    print(format_summary(summary, record["protocol_description"], record["folds"]))
     for kind, path in paths.items():
         print(f"wrote {kind}: {shown(path)}")
     return {"record": record, "paths": paths}
@@ -377,8 +377,16 @@ def format_fold_line(i: int, k: int, fold: dict) -> str:
             f"({fold['n']} test utterances)")
 
 
-def format_summary(summary: dict, protocol: str) -> str:
-    """Console block: the protocol, the mean ± population std of the folds, and the pooled figures."""
+def constant_folds(folds: list[dict]) -> int:
+    """How many of ``folds`` predicted one class for every utterance of a test fold that holds several: such a
+    fold's UAR is 1 / (the classes in it), chance, above 1 / (the corpus' classes) where the fold lacks some."""
+    return sum(len(set(fold.get("y_pred") or [])) == 1 < len(set(fold.get("y_true") or [])) for fold in folds)
+
+
+def format_summary(summary: dict, protocol: str, folds: list[dict] = ()) -> str:
+    """Console block: the protocol, the mean ± population std of the folds, the pooled figures, and how many of
+    ``folds`` predicted a single class."""
+    constant = constant_folds(folds)
     return "\n".join([
         f"protocol: {protocol}",
         f"mean of folds:     WAR {summary['war_mean_of_folds'] * 100:.2f}% ± {summary['war_std_of_folds'] * 100:.2f}"
@@ -388,4 +396,6 @@ def format_summary(summary: dict, protocol: str) -> str:
         f"  ({summary['n_pooled']} test utterances)",
         *(f"  of which {key}: WAR {c['war'] * 100:.2f}%  UAR {c['uar'] * 100:.2f}%  ({c['n']} test utterances)"
           for key, c in summary.get("per_corpus", {}).items()),
+        *([f"note: {constant} of {len(folds)} folds predicted one class for every utterance (a constant prediction: "
+           "its UAR is chance)"] if constant else []),
     ])

@@ -174,7 +174,11 @@ class RunFolder:
         self.config = RunConfig.from_dict(description["config"])
         # what the run is, read once from its run.json
         corpus = description["corpus"]
-        self.k = len(description["test_rows"])
+        self.test_rows = description["test_rows"]  # per fold, the feature file's rows it tests on
+        self.k = len(self.test_rows)
+        # the file names of the feature file's rows (None: a feature file that records none, an older run)
+        self.training_files = description.get("training_files")
+        self.init_from = description.get("init_from")  # fine-tuning: the source folder and each fold's start
         self.created = description["created"]
         self.result_path = description["result_path"]
         self.signal_length = int(corpus["signal_length"])
@@ -187,12 +191,12 @@ class RunFolder:
 
     def folds(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, test rows) of every fold of the run, over the ``n`` rows of its feature file."""
-        last = max((row for test in self.description["test_rows"] for row in test), default=-1)
+        last = max((row for test in self.test_rows for row in test), default=-1)
         if last >= n:  # a hand-edited run.json (its own features are checked by their hash)
             raise UserError(f"{os.path.join(self.path, RUN_FILE)}: damaged run file ('test_rows' holds row {last}; "
                             f"the feature file has {n} rows)")
         rows = np.arange(n)
-        return [(np.setdiff1d(rows, test), np.asarray(test, dtype=np.int64)) for test in self.description["test_rows"]]
+        return [(np.setdiff1d(rows, test), np.asarray(test, dtype=np.int64)) for test in self.test_rows]
 
     # --- fold files -------------------------------------------------------------------------------------------
 
