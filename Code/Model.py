@@ -5,7 +5,8 @@
 the recipe that sets the command line's defaults, and the order in which its weights map to
 the authors' legacy ``.hdf5`` files. Adding a model means a network file, one entry here, its recipe in
 ``core/config.RECIPES`` and its name in ``core/flags.MODEL_NAMES`` (the flag's choices, checked against this
-registry by tests/test_flags_table.py).
+registry by tests/test_flags_table.py). Which faster paths compute it (stacked training, fused ops, a one-pass
+export) are flags of its entry, each path's own code aside.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class ModelSpec:
             GM-TCNet's values and gates): TensorFlow runs that many at once.
         operations_span_cores: whether each operation may use every core (else: its chain's share of them). GM-TCNet:
             its fused gated unit joins the values' and gates' chains and would leave a core waiting on one thread.
+        stacked: engine/stacked_training.py computes it (``NETWORKS``): ``--training stacked`` trains it, and its
+            exported fold-mean graph may compute the folds in one pass.
+        fused_ops: nn/fused_ops.py has the ops of its blocks (float32, ReLU), which ``--fused_kernels`` uses.
+        one_pass_export: its fold-mean graph computes the folds in one pass (deploy/export.py: where that measured
+            as fast as the folds' copies or faster at every batch size).
     """
 
     name: str
@@ -94,6 +100,9 @@ class ModelSpec:
     variant: Callable[..., str] = _no_variant
     parallel_chains: int = 1
     operations_span_cores: bool = False
+    stacked: bool = False
+    fused_ops: bool = False
+    one_pass_export: bool = False
 
     def threads(self, cores: int) -> tuple[int, int]:
         """(inter-op, intra-op) threads of a training step on ``cores`` cores: ``parallel_chains`` operations at
@@ -111,19 +120,20 @@ MODELS: dict[str, ModelSpec] = {
     "TIMNET": ModelSpec("TIMNET", "Ye et al., TIM-Net, ICASSP 2023", _timnet,
                         RECIPES["TIMNET"],
                         "paper",  # the published weights; its code selects on the last epoch since Aug 2023
-                        parallel_chains=2),
+                        parallel_chains=2, stacked=True, fused_ops=True, one_pass_export=True),
     "GMTCN": ModelSpec("GMTCN", "Ye et al., GM-TCNet, Speech Communication 145, 2022", _gmtcn,
                        RECIPES["GMTCN"],
                        "paper", parallel_chains=2,  # the original always selected the epoch on the test fold
-                       operations_span_cores=True),
+                       operations_span_cores=True, stacked=True, fused_ops=True,
+                       # its one-pass graph exported sooner but ran slower per batch of 64: ONNX Runtime fuses
+                       # each copy's 2-D product, bias and ReLU into one Gemm, not a stack's batched products
+                       # (docs/predict.md)
+                       one_pass_export=False),
     "DCNN_BLSTMwA": ModelSpec("DCNN_BLSTMwA", "Zhang et al., DCNN-BLSTMwA, Frontiers in Physiology 12:643202, 2021",
                               _dcnn, RECIPES["DCNN_BLSTMwA"],
                               None,  # no code or weights published; how the paper chose its epoch is not known
                               features="logmel3", variant=_dcnn_variant),
 }
-
-STACKED_MODELS = ("TIMNET", "GMTCN")  # the models engine/stacked_training.py can train as a stack of folds
-
 
 def stacked_refusal(model: str, activation: str = "relu", normalize: str = "none", mixed_precision: bool | str = False,
                     xla: bool = False, augment: int = 0) -> str | None:
@@ -132,10 +142,10 @@ def stacked_refusal(model: str, activation: str = "relu", normalize: str = "none
     The one statement of what engine/stacked_training.py computes: the command line asks it before TensorFlow loads,
     the stacked trainer before it builds its members, and export before it computes the folds in one pass.
     """
-    if model not in STACKED_MODELS:
-        return (f"--training stacked: trains {' and '.join(STACKED_MODELS)}; --model {model} trains with "
-                "--training sequential")
-    if model == "TIMNET" and activation != "relu":
+    if not MODELS[model].stacked:
+        stacked = " and ".join(name for name, spec in MODELS.items() if spec.stacked)
+        return f"--training stacked: trains {stacked}; --model {model} trains with --training sequential"
+    if activation != "relu":  # TIM-Net's --activation (the other models' blocks are ReLU's)
         return f"--activation {activation}: the stacked path trains ReLU blocks only"
     if normalize != "none":
         return f"--normalize {normalize}: the stacked path trains without a normalisation layer; train sequentially"

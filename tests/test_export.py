@@ -116,7 +116,7 @@ def each_fold(spec, hyper: Hyper, shape, files, x: np.ndarray) -> list[np.ndarra
 @pytest.mark.parametrize("name", ["TIMNET", "GMTCN"])
 def test_the_graph_is_the_mean_of_the_folds_softmax(tmp_path, tiny_timnet, name):
     """The mean of what predict computes fold by fold: TIM-Net's folds in one pass over their stacked weights (a
-    graph as large for 2 folds as for 1), GM-TCNet's as copies (export.ONE_PASS_MODELS)."""
+    graph as large for 2 folds as for 1), GM-TCNet's as copies (ModelSpec.one_pass_export)."""
     model, files = tiny_timnet if name == "TIMNET" else tiny_model(name, tmp_path, (1, 2))
     spec, hyper, shape, _, _ = TINY[name]
     x = np.random.default_rng(7).normal(size=(6, *shape)).astype("float32")

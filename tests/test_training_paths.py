@@ -75,8 +75,8 @@ def test_the_stacked_trainer_refuses_what_the_command_line_refuses(change, messa
     from timnet_ser.core.config import Hyper, RunConfig
     from timnet_ser.core.errors import UserError
     from timnet_ser.engine.stacked_training import NETWORKS, StackedTrainer
-    from timnet_ser.Model import MODELS, STACKED_MODELS
-    assert set(NETWORKS) == set(STACKED_MODELS)
+    from timnet_ser.Model import MODELS
+    assert set(NETWORKS) == {name for name, spec in MODELS.items() if spec.stacked}
     config = RunConfig("TIMNET", "TOY", ["a", "b"], "none.npy")
     config = replace(config, **{k: (Hyper(**v) if k == "hyper" else v) for k, v in change.items()})
     with pytest.raises(UserError, match=f"^{message}"):

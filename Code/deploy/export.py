@@ -4,7 +4,7 @@ to make its input.
 The graph is what ``--mode predict`` computes (predict.py): every fold's network, loaded from its
 ``<k>-fold_weights_best_<i>.hdf5``, applied to the same input, and the mean of their softmax outputs. TIM-Net
 computes the M folds in one pass, each operation over their weights stacked on a leading fold axis
-(``FoldsInOnePass``, ``ONE_PASS_MODELS``), so the graph is one fold's size whatever M::
+(``FoldsInOnePass``, ``ModelSpec.one_pass_export``), so the graph is one fold's size whatever M::
 
     features (B, T, 39) ─ repeated (M, B, T, 39) ─ network over the stacked weights ─ (M, B, C) ─ mean -> (B, C)
 
@@ -63,11 +63,6 @@ INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
 ENDPOINT = "serve"  # the SavedModel signature and the TFLite signature runner
 ONNX_OPSET = 17  # run by ONNX Runtime >= 1.11 and most other ONNX runtimes
-# Models whose fold-mean graph computes the folds in one pass (``FoldsInOnePass``), where that graph measured as fast
-# as the copies or faster at every batch size (docs/predict.md). GM-TCNet's exported sooner but ran slower per batch
-# of 64: ONNX Runtime fuses each copy's 2-D product, bias and ReLU into one Gemm, not the batched products of a
-# stack; it keeps the copies.
-ONE_PASS_MODELS = ("TIMNET",)
 
 
 def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) -> keras.Model:
@@ -90,7 +85,7 @@ def fold_mean_model(weights: FoldWeights, indices: Sequence[int] | None = None) 
     name = (f"{weights.spec.name}_fold_{weights.folds[indices[0]][0]}" if len(indices) == 1
             else f"{weights.spec.name}_mean_of_{len(indices)}_folds")
     inputs = keras.Input(weights.input_shape, name=INPUT_NAME)  # (B, T, 39); (B, S, 64, 64, 3)
-    if weights.spec.name in ONE_PASS_MODELS and computes_stacked(weights.model):
+    if weights.spec.one_pass_export and computes_stacked(weights.model):
         values = []  # per fold, in variable order
         for i in indices:
             with weights.loaded(i) as model:

@@ -41,8 +41,8 @@ def fused_kernels_used(settings: Settings, spec: ModelSpec) -> bool:
     """Whether the fused kernels (nn/fused_ops.py) train a new run: --fused_kernels auto, a TIM-Net with ReLU blocks
     or a GM-TCNet, in float32 without XLA on the CPU (sequentially, or stacked in the grouped layout, the CPU's), and
     setup.sh built them; what run.json records."""
-    if (settings.fused_kernels == "off" or spec.name not in ("TIMNET", "GMTCN") or settings.xla
-            or (spec.name == "TIMNET" and settings.activation != "relu") or settings.mixed_precision):
+    if (settings.fused_kernels == "off" or not spec.fused_ops or settings.xla or settings.activation != "relu"
+            or settings.mixed_precision):
         return False
     from ..nn import fused_ops  # loads TensorFlow
     return fused_ops.available()
