@@ -8,6 +8,7 @@ import io
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -586,6 +587,31 @@ def test_a_file_where_the_private_ray_folder_goes_is_one_line(tmp_path, monkeypa
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "elsewhere"))  # where a user pointed Ray: still there
     (tmp_path / "elsewhere").mkdir()
     assert ray_security.private_folder() == str(tmp_path / "elsewhere" / f"ray-{os.getuid()}" / "ray")
+
+
+def test_the_workers_package_folder_is_not_one_another_user_can_make_first(tmp_path, monkeypatch):
+    """The workers' PYTHONPATH began with /tmp/timnet_ser-<uid>-<hash>, a name anyone could make first, with a
+    timnet_ser of their own that every worker imported; it was taken as it was. Now it lies in this user's 0700
+    folder, and its timnet_ser is made again as the one link to this package."""
+    import hashlib
+    import tempfile
+
+    from timnet_ser.core.paths import PACKAGE
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    digest = hashlib.sha1(PACKAGE.encode()).hexdigest()[:12]
+    planted = tmp_path / f"timnet_ser-{os.getuid()}-{digest}" / "timnet_ser"  # the former name
+    planted.mkdir(parents=True)
+    (planted / "__init__.py").write_text("raise SystemExit('planted')\n")
+    os.chmod(planted.parent, 0o777)
+    folder = pool.package_parent()
+    assert folder == str(tmp_path / f"ray-{os.getuid()}" / f"timnet_ser-{digest}")
+    assert os.stat(os.path.dirname(folder)).st_mode & 0o777 == 0o700
+    assert os.readlink(os.path.join(folder, "timnet_ser")) == PACKAGE
+    os.remove(os.path.join(folder, "timnet_ser"))  # another content at its name: made again
+    shutil.copytree(planted, os.path.join(folder, "timnet_ser"))
+    assert pool.package_parent() == folder and os.readlink(os.path.join(folder, "timnet_ser")) == PACKAGE
+    assert sorted(os.listdir(folder)) == ["timnet_ser"]
 
 
 def test_a_grid_that_continues_runs_of_another_version_says_which_folds(tmp_path, capsys):

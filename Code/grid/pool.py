@@ -35,20 +35,28 @@ from .plan import Plan, PlannedRun, plan, trainer_key
 
 
 def package_parent() -> str:
-    """A folder whose ``timnet_ser`` is this package's folder (``Code/``): Ray workers on this machine import the
-    project from there by its package name, whether it is installed or ``main.py`` loaded it as a script. The
-    folder is made once per user and package location; other nodes of a cluster import their installed copy."""
+    """A folder whose ``timnet_ser`` is a link to this package's folder (``Code/``): Ray workers on this machine
+    import the project from there by its package name, whether it is installed or ``main.py`` loaded it as a
+    script. It lies in ``ray_security.closed_folder()``, this user's alone: in the temporary folder itself its
+    predictable name let another user make it first, with a ``timnet_ser`` of theirs that every worker imported
+    and ran. Made once per package location, its link made again where it is not that one link; other nodes of a
+    cluster import their installed copy."""
     import hashlib
-    import tempfile
-    folder = os.path.join(tempfile.gettempdir(),
-                          f"timnet_ser-{os.getuid()}-{hashlib.sha1(PACKAGE.encode()).hexdigest()[:12]}")
+    import shutil
+
+    from .ray_security import closed_folder
+    folder = os.path.join(closed_folder(), f"timnet_ser-{hashlib.sha1(PACKAGE.encode()).hexdigest()[:12]}")
     link = os.path.join(folder, "timnet_ser")
-    if not os.path.islink(link):
-        os.makedirs(folder, exist_ok=True)
-        try:
-            os.symlink(PACKAGE, link)
-        except FileExistsError:  # made at the same time by another grid
-            pass
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    if os.path.islink(link) and os.readlink(link) == PACKAGE:
+        return folder
+    if os.path.isdir(link) and not os.path.islink(link):
+        shutil.rmtree(link)
+    fresh = f"{link}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(fresh)
+    os.symlink(PACKAGE, fresh)
+    os.replace(fresh, link)  # a rename: another grid starting now sees the old link or the new one
     return folder
 
 

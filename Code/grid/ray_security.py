@@ -58,10 +58,15 @@ def loopback_node() -> Iterator[None]:
 
 
 def private_folder() -> str:
-    """The folder a local Ray of this user keeps its sessions in (``ray._temp_dir``): ``ray`` in ``ray-<uid>`` of
-    ``RAY_TMPDIR`` where it is set, else of the system's temporary folder, ``ray-<uid>`` readable and writable by
-    this user alone (0700), so that what Ray makes writable by everyone inside it (the folder it is given too) is
-    closed to other users; one line where ``ray-<uid>`` exists and is not this user's own folder."""
+    """The folder a local Ray of this user keeps its sessions in (``ray._temp_dir``): ``ray`` in ``closed_folder()``,
+    so that what Ray makes writable by everyone inside it (the folder it is given too) is closed to other users."""
+    return os.path.join(closed_folder(), "ray")
+
+
+def closed_folder() -> str:
+    """``ray-<uid>`` in ``RAY_TMPDIR`` where it is set, else in the system's temporary folder, readable and
+    writable by this user alone (0700): where the grid keeps the local Ray's files and its workers' link to the
+    package (``pool.package_parent``); one line where it exists and is not this user's own folder."""
     from ..core.errors import UserError
     # RAY_TMPDIR, where a user pointed Ray away from a small /tmp, is still where its files go
     closed = os.path.join(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), f"ray-{os.getuid()}")
@@ -74,6 +79,6 @@ def private_folder() -> str:
     except OSError as exc:  # a file or a link of that name (anyone can make one in /tmp), or no room to make it
         why = "not a folder of this user's" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
         variable = "RAY_TMPDIR" if os.environ.get("RAY_TMPDIR") else "TMPDIR"  # the one in effect
-        raise UserError(f"{closed}: {why}, where the local Ray keeps its files; remove it, or set {variable} to a "
-                        "folder of your own") from None
-    return os.path.join(closed, "ray")
+        raise UserError(f"{closed}: {why}, where the grid keeps the local Ray's files and its workers' link to the "
+                        f"package; remove it, or set {variable} to a folder of your own") from None
+    return closed
