@@ -686,6 +686,21 @@ def test_the_report_does_not_follow_linked_folders(tmp_path):
     assert [os.path.basename(r["path"]) for r in results_records.load_records(str(tmp_path))] == ["a1.json"]
 
 
+def test_the_reports_files_replace_links_at_their_names_never_their_targets(tmp_path):
+    """report.md and report_uar_ci.png planted in a shared results folder as links to someone's files: the report
+    replaced those files (and their mode) through the links."""
+    _write(tmp_path, "a", _run("MODEL_A", 1))
+    victim = tmp_path.parent / f"{tmp_path.name}_victim.md"
+    victim.write_text("precious")
+    os.chmod(victim, 0o600)
+    for name in ("report.md", "report_uar_ci.png"):
+        os.symlink(victim, tmp_path / name)
+    paths = report.write_report(str(tmp_path))
+    assert victim.read_text() == "precious" and victim.stat().st_mode & 0o777 == 0o600
+    assert not any(os.path.islink(path) for path in paths.values())
+    assert open(paths["md"]).read().startswith("| ")
+
+
 def test_a_report_that_cannot_be_written_is_one_line_and_writes_none_of_its_files(tmp_path):
     """A folder it may not write into, or a folder named report.md, ended in a PermissionError or IsADirectoryError
     traceback; and the report's files are renamed into place together, so a failure leaves none of the new ones."""

@@ -237,9 +237,41 @@ def test_atomic_write_writes_through_a_symbolic_link(tmp_path):
     target, link = tmp_path / "2026-12-06.csv", tmp_path / "latest.csv"
     target.write_text("old")
     os.symlink(target.name, link)
-    atomic_write(str(link), lambda tmp: pathlib.Path(tmp).write_text("new"))
+    atomic_write(str(link), lambda tmp: pathlib.Path(tmp).write_text("new"), follow_link=True)
     assert os.path.islink(link) and target.read_text() == "new" and sorted(os.listdir(tmp_path)) == [
         "2026-12-06.csv", "latest.csv"]
+
+
+def test_atomic_write_replaces_a_link_at_a_name_the_program_chose(tmp_path):
+    """A name of the program's (a results, report or run file): a link there, planted after the name was chosen, is
+    replaced by the file; its target, someone's file, stays as it was, mode and all."""
+    from timnet_ser.core.atomic_file import atomic_write
+    victim, link = tmp_path / "victim.txt", tmp_path / "report.md"
+    victim.write_text("precious")
+    os.chmod(victim, 0o600)
+    os.symlink(victim, link)
+    atomic_write(str(link), lambda tmp: pathlib.Path(tmp).write_text("new"))
+    assert not os.path.islink(link) and link.read_text() == "new"
+    assert victim.read_text() == "precious" and victim.stat().st_mode & 0o777 == 0o600
+
+
+def test_results_take_another_stem_where_a_link_has_a_name_of_their_set(tmp_path):
+    """Links planted in a shared results folder: <stem>.xlsx to someone's workbook was replaced by the results
+    (its mode too); a <stem>.json that leads nowhere passed the check for a set already there (os.path.exists),
+    and the JSON was written at its target. Every name of the set, a link too, now makes the stem take _2, _3."""
+    shared, victim = tmp_path / "shared", tmp_path / "victim.xlsx"
+    shared.mkdir()
+    victim.write_text("precious")
+    os.chmod(victim, 0o600)
+    os.symlink(victim, shared / "STEM.xlsx")
+    os.symlink(tmp_path / "nowhere.json", shared / "STEM.json")
+    os.symlink(victim, shared / "STEM_2_curves.png")  # write_run_results' curves, written with the set
+    paths = results.write_results(str(shared), "STEM", _record(_two_folds()), CLASSES)
+    assert paths["json"] == str(shared / "STEM_3.json")
+    assert victim.read_text() == "precious" and victim.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "nowhere.json").exists()
+    assert sorted(os.listdir(shared)) == ["STEM.json", "STEM.xlsx", "STEM_2_curves.png", "STEM_3.json",
+                                          "STEM_3.xlsx", "STEM_3_confusion.png"]
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):

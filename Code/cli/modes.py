@@ -156,7 +156,7 @@ def run_extract(settings: Settings) -> dict:
     data = extraction.extract_corpus(settings.wav_path, corpus, settings.mean_signal_length, settings.workers,
                                           kind=settings.features, skip_bad_files=settings.skip_bad_files)
     try:
-        feature_files.save_features(path, data)
+        feature_files.save_features(path, data, follow_link=bool(settings.feature_path))
     except OSError as exc:
         raise UserError(f"{path}: cannot write the feature file ({exc.strerror or exc})") from None
     print(f"wrote {path}: x {data['x'].shape}, y {data['y'].shape} ({', '.join(corpus.classes)})")

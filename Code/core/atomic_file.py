@@ -38,15 +38,19 @@ FOLDER_MODE = 0o777 & ~_UMASK  # what os.makedirs gives a folder; mkdtemp gives 
 _STAGING = threading.local()  # .outputs: the list ``one_commit`` collects this thread's staged outputs in
 
 
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
+def atomic_write(path: str, write: Callable[[str], None], follow_link: bool = False) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it onto ``path``.
 
     The temporary file lives in the same folder, so ``os.replace`` is a rename, never a copy, and it keeps
-    ``path``'s extension (writers such as pandas choose the format by it). On any failure it is removed. A symbolic
-    link at ``path`` is written through, as ``open`` would: its target is replaced, the link stays. Inside
+    ``path``'s extension (writers such as pandas choose the format by it). On any failure it is removed. Inside
     ``one_commit`` the rename waits for the block's end, with the block's other outputs.
+
+    A symbolic link at ``path`` is itself replaced by the file, its target untouched: for a name the program chose
+    (results, report and run files), where a link planted in a shared folder had the program replace, and change
+    the mode of, whatever file it pointed to. ``follow_link``: for a path the user typed (``--output latest.csv``,
+    a link to a dated file), the link is written through, as ``open`` would: its target is replaced, the link stays.
     """
-    if os.path.islink(path):  # the rename replaced the link itself with a file before
+    if follow_link and os.path.islink(path):  # the rename would replace the link itself with a file
         path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}{PARTIAL}", suffix=os.path.splitext(path)[1],
@@ -205,9 +209,9 @@ def spreadsheet_safe(value):
         return "'" + value
 
 
-def write_table(path: str, as_json, header: list[str], rows: Iterable[list]) -> None:
+def write_table(path: str, as_json, header: list[str], rows: Iterable[list], follow_link: bool = False) -> None:
     """``as_json`` as JSON if ``path`` ends in .json, else ``header`` and ``rows`` as CSV (``spreadsheet_safe``);
-    written atomically.
+    written atomically (``follow_link``: as ``atomic_write``'s, for a path the user typed).
     ``as_json`` may be an iterator: its items are written as a JSON array one at a time, as they come.
 
     A folder that cannot be written is one line naming ``--output`` (predict's and the timeline's flag).
@@ -227,7 +231,7 @@ def write_table(path: str, as_json, header: list[str], rows: Iterable[list]) -> 
             writer.writerow([spreadsheet_safe(cell) for cell in header])
             writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
     try:
-        atomic_write(path, write)
+        atomic_write(path, write, follow_link)
     except OSError as exc:
         raise UserError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None
 

@@ -25,12 +25,13 @@ from .corpora import Corpus
 from .features import FEATURE_KINDS, N_MELS, N_MFCC, SEGMENT_FRAMES
 
 
-def save_features(path: str, data: dict) -> None:
-    """``np.save`` of the dict (the authors' format), written atomically: never half-written under ``path``."""
+def save_features(path: str, data: dict, follow_link: bool = False) -> None:
+    """``np.save`` of the dict (the authors' format), written atomically: never half-written under ``path``.
+    ``follow_link``: ``path`` is the user's ``--feature_path``, not the default name (``atomic_file.atomic_write``)."""
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:  # a handle, not a name: np.save would append ".npy" to other names
             np.save(f, data, allow_pickle=True)
-    atomic_write(path, write)
+    atomic_write(path, write, follow_link)
 
 
 def is_npy_file(path: str) -> bool:

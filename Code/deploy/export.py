@@ -145,8 +145,9 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict,
     check_output(path, fmt, weights_folder, make=True)
     batch = 1 if fmt == "tflite" and _has_recurrent_layer(model) else None
     signature = [tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
-    writers = {"onnx": lambda: atomic_write(path, lambda tmp: _write_onnx(model, signature, tmp)),
-               "tflite": lambda: atomic_write(path, lambda tmp: _write_tflite(model, signature, tmp)),
+    # --output and its sidecar, named after it by the user: written through a link there (atomic_write)
+    writers = {"onnx": lambda: atomic_write(path, lambda tmp: _write_onnx(model, signature, tmp), follow_link=True),
+               "tflite": lambda: atomic_write(path, lambda tmp: _write_tflite(model, signature, tmp), follow_link=True),
                "savedmodel": lambda: atomic_directory(path, lambda tmp: _write_saved_model(model, signature, tmp))}
     sidecar_path = path + ".json"
     described = {**sidecar, "format": fmt, "artefact": os.path.basename(path),
@@ -156,7 +157,7 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict,
     # previous pair or the new one (an interrupt after the model's rename left it with the old sidecar)
     with one_commit():
         try:  # the sidecar first: a name it cannot take is said before the model's seconds of conversion
-            atomic_write(sidecar_path, lambda tmp: _write_json(tmp, described))
+            atomic_write(sidecar_path, lambda tmp: _write_json(tmp, described), follow_link=True)
         except OSError as exc:
             raise UserError(f"{sidecar_path}: cannot be written ({exc.strerror or exc}); nothing was written") \
                 from None

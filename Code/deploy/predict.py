@@ -211,7 +211,7 @@ def write_output(path: str, rows: Iterable[dict], classes) -> None:
     write_table(path, rows, ["file", "prediction", *classes, "in_training_corpus", "held_out_by_fold",
                              "held_out_prediction", "error", "duration_seconds", "scored_seconds", "notice",
                              "warning", "domain_shift_of_inputs", "domain_shift_threshold"],
-                map(csv_row, rows))
+                map(csv_row, rows), follow_link=True)  # --output, the user's name
 
 
 def unchecked(run, where: str) -> list[str]:

@@ -369,9 +369,10 @@ def output_paths(source: str, output: Optional[str]) -> tuple[str, str]:
     return f"{stem}_timeline.csv", f"{stem}_timeline.png"
 
 
-def write_timeline_table(path: str, result: dict) -> None:
+def write_timeline_table(path: str, result: dict, follow_link: bool = False) -> None:
     """One row per window (skipped ones with voiced=no and empty scores) as CSV, or the whole dict as JSON; the
-    column ``domain_shift``: the window's own distance from the training corpus' statistics (empty without)."""
+    column ``domain_shift``: the window's own distance from the training corpus' statistics (empty without).
+    ``follow_link``: ``path`` is the user's ``--output`` (``atomic_file.atomic_write``)."""
     classes = result["classes"]
 
     def csv_row(w: dict) -> list:
@@ -380,13 +381,14 @@ def write_timeline_table(path: str, result: dict) -> None:
         return [f"{w['start']:.3f}", f"{w['end']:.3f}", "yes" if w["voiced"] else "no", w["label"] or "", shift,
                 *scores]
     write_table(path, result, ["start_s", "end_s", "voiced", "label", "domain_shift", *classes],
-                map(csv_row, result["windows"]))
+                map(csv_row, result["windows"]), follow_link)
 
 
 @plain_text
-def write_picture(path: str, result: dict, title: str) -> None:
+def write_picture(path: str, result: dict, title: str, follow_link: bool = False) -> None:
     """The probabilities stacked over time (each window drawn over the stretch it owns), skipped windows grey,
-    and a strip below with the voiced frames."""
+    and a strip below with the voiced frames. ``follow_link``: ``path`` is named after the user's ``--output``
+    (``atomic_file.atomic_write``)."""
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -411,7 +413,7 @@ def write_picture(path: str, result: dict, title: str) -> None:
     handles.append(Patch(color="0.85", label="skipped (silence)"))
     top.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     figure.subplots_adjust(left=0.06, right=0.82, top=0.9, bottom=0.13)
-    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"), follow_link)
 
 
 def label_runs(result: dict) -> list[tuple[float, float, str]]:
@@ -462,8 +464,10 @@ def run_cli(run, wav: str, hop: Optional[float], output: Optional[str], fold: Op
     if shift and shift["warning"]:
         print(f"warning: {shift['warning']}", file=sys.stderr)
     print(format_summary(result))
-    write_timeline_table(table, result)
-    write_picture(picture, result, f"{os.path.basename(wav)}: {run.model_name} {run.data} ({run.folds_used(fold)})")
+    typed = output is not None  # --output and the picture named after it: the user's names, written through a link
+    write_timeline_table(table, result, follow_link=typed)
+    write_picture(picture, result, f"{os.path.basename(wav)}: {run.model_name} {run.data} ({run.folds_used(fold)})",
+                  follow_link=typed)
     print(printable(f"wrote {table}"))
     print(printable(f"wrote {picture}"))
     return result

@@ -225,7 +225,8 @@ def _not_writable(folder: str, exc: OSError) -> UserError:
 
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """``atomic_write`` with a file-system failure reported as the results folder's one-line error."""
+    """``atomic_write`` with a file-system failure reported as the results folder's one-line error. The names are
+    the program's (results, run files): a link at one is replaced, never written through."""
     try:
         atomic_write(path, write)
     except OSError as exc:
@@ -344,19 +345,24 @@ def prepare_folder(folder: str) -> None:
         raise _not_writable(folder, exc) from None
 
 
+# the names of a results set after its stem: write_results' three, and write_run_results' curves
+RESULTS_SET = (".xlsx", "_confusion.png", ".json", "_curves.png")
+
+
 def write_results(result_dir: str, stem: str, record: dict, classes: Sequence[str]) -> dict:
     """Write ``<stem>.xlsx``, ``<stem>_confusion.png`` and ``<stem>.json`` into ``result_dir``.
 
     ``record["folds"]`` are fold dicts from ``fold_metrics`` (plus extra keys), ``record["summary"]``
     comes from ``summarize``, and ``record["title"]`` (if present) heads the picture. Each file is
     written atomically, and the set is renamed into place together (``one_commit``): a failure or an interrupt
-    leaves either the complete set of results or none. Another record's set is never replaced: where
-    ``<stem>.json`` is there, the stem takes ``_2``, ``_3``, ... (two re-tests in one second with the same
-    figures). Returns ``{"xlsx"|"confusion"|"json": path}``.
+    leaves either the complete set of results or none. No file already there is replaced: where any name of
+    ``<stem>``'s set (``RESULTS_SET``) is taken, by a file or by a link (one that leads nowhere too), the stem
+    takes ``_2``, ``_3``, ... (two re-tests in one second with the same figures; a link planted in a shared results
+    folder, whose target the set replaced). Returns ``{"xlsx"|"confusion"|"json": path}``.
     """
     prepare_folder(result_dir)
     stem = next(free for free in [stem] + [f"{stem}_{i}" for i in range(2, 10 ** 6)]
-                if not os.path.exists(os.path.join(result_dir, f"{free}.json")))  # the JSON completes a set
+                if not any(os.path.lexists(os.path.join(result_dir, free + name)) for name in RESULTS_SET))
     paths = {"xlsx": os.path.join(result_dir, f"{stem}.xlsx"),
              "confusion": os.path.join(result_dir, f"{stem}_confusion.png"),
              "json": os.path.join(result_dir, f"{stem}.json")}
