@@ -5,10 +5,13 @@ import http.server
 import io
 import os
 import threading
+import urllib.request
 import zipfile
 
 import pytest
 
+from timnet_ser.core.errors import UserError
+from timnet_ser.data import download
 from timnet_ser.main import main
 
 
@@ -35,6 +38,11 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", "ftp://127.0.0.1:1/speech.zip")
             self.end_headers()
+            return
+        if self.path == "/unannounced.zip":  # the whole archive, its length not announced (the end: the close)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(self.payload)
             return
         if self.path == "/page.zip":  # a mirror's page in place of the archive
             body = b"<html>moved</html>" * 20
@@ -188,3 +196,68 @@ def test_a_resumed_answer_without_a_length_is_not_taken_for_the_whole_file(tmp_p
     assert "EMODB.zip.part: not a complete zip archive; run the download again to resume it" in \
         capsys.readouterr().err
     assert (tmp_path / "EMODB.zip.part").stat().st_size == 1100  # kept, with what arrived
+
+
+def test_an_archive_that_unpacks_to_far_more_than_it_holds_is_refused_before_unpacking(tmp_path, server, capsys,
+                                                                                     monkeypatch):
+    """A member of 0.1 MB that unpacked to 100 MB of zeros (a zip bomb) was taken, checksum and all; so would have
+    been an archive whose members together unpack to more than any corpus."""
+    url, _ = server
+    args = ["--mode", "download", "--data", "RAVDE", "--download_path", str(tmp_path), "--url", url]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Actor_01/03-01-05-01-01-01-01.wav", os.urandom(20000))
+        archive.writestr("Actor_01/03-01-05-01-01-01-02.wav", bytes(10 * 2 ** 20))  # 10 MB of zeros in 10 kB
+    RangeHandler.payload = buffer.getvalue()
+    assert len(RangeHandler.payload) < 50_000
+    assert main([*args, "--md5", hashlib.md5(RangeHandler.payload).hexdigest()]) == 2
+    assert capsys.readouterr().err.endswith(
+        "RAVDE.zip.part: member 'Actor_01/03-01-05-01-01-01-02.wav' unpacks to 10485760 bytes from "
+        f"{zipfile.ZipFile(buffer).getinfo('Actor_01/03-01-05-01-01-01-02.wav').compress_size}, more than 100 times "
+        "as many, as no recording does (a zip bomb); removed, nothing unpacked\n")
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(download, "MAX_UNPACKED_BYTES", 50_000)  # the server's usual 4 members: 80,000 bytes
+    server_payload = io.BytesIO()
+    with zipfile.ZipFile(server_payload, "w") as archive:
+        for i in range(4):
+            archive.writestr(f"Actor_0{i + 1}/03-01-05-01-01-01-0{i + 1}.wav", os.urandom(20000))
+    RangeHandler.payload = server_payload.getvalue()
+    assert main([*args, "--md5", hashlib.md5(RangeHandler.payload).hexdigest()]) == 2
+    assert capsys.readouterr().err.endswith("RAVDE.zip.part: unpacks to 80000 bytes, more than the 50000 any corpus "
+                                            "stays under; removed, nothing unpacked\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_download_larger_than_any_corpus_archive_is_stopped(tmp_path, server, capsys, monkeypatch):
+    """Nothing bounded the bytes fetched: a host could fill the disk. One announced above the bound is refused
+    before a byte is written; one that announces no length is stopped once past it, and what arrived removed."""
+    url, md5 = server
+    monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", len(RangeHandler.payload) - 1)
+    args = ["--mode", "download", "--data", "RAVDE", "--md5", md5, "--download_path", str(tmp_path)]
+    assert main([*args, "--url", url]) == 2
+    assert capsys.readouterr().err.endswith(f"error: {url}: announces {len(RangeHandler.payload)} bytes, more than "
+                                            f"the {len(RangeHandler.payload) - 1} any corpus archive stays under; "
+                                            "nothing downloaded\n")
+    assert os.listdir(tmp_path) == []
+    unannounced = url.replace("speech.zip", "unannounced.zip")
+    assert main([*args, "--url", unannounced]) == 2
+    assert capsys.readouterr().err.endswith(f"error: {unannounced}: sent more than the {len(RangeHandler.payload) - 1} "
+                                            "bytes any corpus archive stays under; stopped, and what arrived "
+                                            "removed\n")
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", len(RangeHandler.payload))  # at the bound: taken
+    assert main([*args, "--url", unannounced]) == 0 and sorted(os.listdir(tmp_path)) == ["RAVDE"]
+
+
+def test_a_redirect_from_https_to_http_is_not_followed():
+    """urllib followed a redirect from https:// to plain http://, where the archive could be changed on its way (EMO-DB's
+    has no published checksum). Called as urllib calls it on a redirect; nothing is fetched."""
+    redirects = download._WebRedirects()
+    request = urllib.request.Request("https://127.0.0.1:9/speech.zip")
+    with pytest.raises(UserError, match=r"^https://127.0.0.1:9/speech.zip: redirects to http://127.0.0.1:9/x.zip, from "
+                                        r"https:// to plain http://, where the archive could be changed on its way; "
+                                        r"not followed$"):
+        redirects.redirect_request(request, None, 302, "Found", {}, "http://127.0.0.1:9/x.zip")
+    for target in ("https://127.0.0.2:9/x.zip", "http://127.0.0.1:9/x.zip"):  # https to https, http to http: followed
+        source = request if target.startswith("https") else urllib.request.Request("http://127.0.0.1:9/speech.zip")
+        assert redirects.redirect_request(source, None, 302, "Found", {}, target).full_url == target

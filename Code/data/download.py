@@ -1,9 +1,9 @@
 """Download, verify and unpack the openly licensed corpora: EMO-DB (its web site) and RAVDESS speech (Zenodo).
 
 The archive is fetched to ``<folder>/<name>.part`` and resumed with an HTTP Range request when an
-earlier download was interrupted; it is checked (the MD5 the host publishes where there is one, the
-CRC of every zip member, and the number of wav files) before it is unpacked into a temporary folder
-that is renamed into place. Knows nothing about models.
+earlier download was interrupted; it is checked (the MD5 the host publishes where there is one, the sizes its
+members unpack to, the CRC of every zip member, and the number of wav files) before it is unpacked into a
+temporary folder that is renamed into place. Knows nothing about models.
 """
 
 from __future__ import annotations
@@ -45,12 +45,27 @@ SOURCES = {
 }
 
 
+# Far above the corpora's archives (RAVDESS' speech archive, the larger: 215 MB on its Zenodo page), far below a
+# disk's worth: a host or a mirror that sends more, or an archive that unpacks to more, is no corpus of these.
+MAX_ARCHIVE_BYTES = 4 * 2 ** 30
+MAX_UNPACKED_BYTES = 16 * 2 ** 30
+# Recordings barely compress: a member that unpacks to over 100 times its compressed bytes is a zip bomb's (a
+# member of 0.1 MB that unpacked to 100 MB of zeros was taken as a recording).
+MAX_RATIO = 100
+
+
 class _WebRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects to http and https only: urllib followed one to ftp:// too, and the error named the first address."""
+    """Redirects to http and https only (urllib followed one to ftp:// too, and the error named the first address),
+    and never from https to http, where anyone on the way could change the archive (EMO-DB's, which has no
+    published checksum, unseen)."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+        scheme = urllib.parse.urlsplit(newurl).scheme
+        if scheme not in ("http", "https"):
             raise UserError(f"{req.full_url}: redirects to {newurl}, not an http:// or https:// address")
+        if scheme == "http" and urllib.parse.urlsplit(req.full_url).scheme == "https":
+            raise UserError(f"{req.full_url}: redirects to {newurl}, from https:// to plain http://, where the "
+                            "archive could be changed on its way; not followed")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -71,17 +86,24 @@ def _fetch(url: str, part: str) -> bool:
     with response:
         resumed = response.status == 206
         total = _announced_length(response.headers, have if resumed else 0)  # 0: the host does not say
+        if total > MAX_ARCHIVE_BYTES:
+            raise UserError(f"{url}: announces {total} bytes, more than the {MAX_ARCHIVE_BYTES} any corpus archive "
+                            "stays under; nothing downloaded")
         done = have if resumed else 0
         # never through a link at the part file's name: the bytes went to whatever file it pointed to
         descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if resumed else
                                                                                 os.O_TRUNC), 0o644)
         with os.fdopen(descriptor, "ab" if resumed else "wb") as f:
-            while chunk := response.read(1 << 20):
+            while (chunk := response.read(1 << 20)) and done <= MAX_ARCHIVE_BYTES:
                 f.write(chunk)
                 done += len(chunk)
                 if total:
                     sys.stderr.write(f"\rdownload: {done / 2 ** 20:.1f} / {total / 2 ** 20:.1f} MB")
         sys.stderr.write("\n")
+    if done > MAX_ARCHIVE_BYTES:  # a host that announced no length, and sends on and on
+        os.remove(part)
+        raise UserError(f"{url}: sent more than the {MAX_ARCHIVE_BYTES} bytes any corpus archive stays under; "
+                        "stopped, and what arrived removed")
     if total and done < total:  # the host closed early: an MD5 check then deleted what could be resumed
         raise UserError(f"{url}: the connection closed after {done} of {total} bytes; run the download again to "
                         "resume it")
@@ -104,6 +126,20 @@ def _unsafe_member(info: zipfile.ZipInfo) -> bool:
     parts = info.filename.replace("\\", "/").split("/")
     link = (info.external_attr >> 16) & 0o170000 == 0o120000
     return link or info.filename.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]
+
+
+def _too_large(archive: zipfile.ZipFile) -> str:
+    """Why ``archive`` would unpack to more than a corpus does (a member over ``MAX_RATIO`` times its compressed
+    bytes, all of them over ``MAX_UNPACKED_BYTES``), or "". Read from the sizes its directory declares, before any
+    member is decompressed: zipfile never unpacks a member to more than its declared size."""
+    for info in archive.infolist():
+        if info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            return (f"member {info.filename!r} unpacks to {info.file_size} bytes from {info.compress_size}, more "
+                    f"than {MAX_RATIO} times as many, as no recording does (a zip bomb)")
+    total = sum(info.file_size for info in archive.infolist())
+    if total > MAX_UNPACKED_BYTES:
+        return f"unpacks to {total} bytes, more than the {MAX_UNPACKED_BYTES} any corpus stays under"
+    return ""
 
 
 def _md5(path: str) -> str:
@@ -148,6 +184,10 @@ def download(key: str, folder: str, url: Optional[str] = None, md5: Optional[str
                 os.remove(part)
                 raise UserError(f"{part}: holds {unsafe[0]!r}, an entry outside the archive's folder or a link, "
                                 "which no corpus archive holds; removed, nothing unpacked")
+            too_large = _too_large(archive)
+            if too_large:  # before testzip, which decompressed every byte of it
+                os.remove(part)
+                raise UserError(f"{part}: {too_large}; removed, nothing unpacked")
             broken = archive.testzip()
             wavs = [n for n in archive.namelist() if n.lower().endswith(".wav")]
             wrong = (f"member {broken} is corrupt" if broken else
