@@ -1,6 +1,7 @@
 """MFCC extraction against the reference features, file layouts, and feature files read without running code."""
 
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -518,6 +519,82 @@ def test_a_small_feature_file_that_would_allocate_gigabytes_is_refused(tmp_path)
         with pytest.raises(UserError) as excinfo:
             feature_files.load_features(path)
         one_line_error(excinfo, message)
+
+
+class _Pickled:
+    """Pickles as ``function(*arguments)``, then ``state`` given to what it made (BUILD) where there is one: what a
+    crafted file holds and np.save never writes."""
+
+    def __init__(self, function, arguments, state=None):
+        self.reduced = (function, arguments) if state is None else (function, arguments, state)
+
+    def __reduce__(self):
+        return self.reduced
+
+
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's _reconstruct, as np.save's pickles name it
+
+
+def _pickled_array(shape, dtype, values):
+    """An array as np.save pickles one: ``_reconstruct`` makes it empty, its state gives shape, dtype and values."""
+    return _Pickled(_RECONSTRUCT, (np.ndarray, (0,), np.dtype("b")), (1, shape, dtype, False, values))
+
+
+def _crafted_feature_file(path, stored) -> str:
+    """A .npy file holding the pickle of ``stored``, under the header np.save gives a pickled object."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
+        pickle.dump(stored, f, protocol=3)
+    return str(path)
+
+
+def test_a_feature_file_whose_dtype_or_array_state_numpy_trusts_is_refused(tmp_path):
+    """numpy takes a pickled dtype's state and an object array's list as given: a dtype that hid an object field
+    behind its flags had the file's bytes read (or freed) as pointers, an object array given fewer values than its
+    shape read past the list: a segmentation fault, exit 139 and no message. Run in a child process, as they crashed
+    it."""
+    from test_bad_input import main_py_in_a_child_process
+    pointer = (0x41414141).to_bytes(8, "little")
+    hidden_object = _Pickled(np.dtype, ("V8", False, True), (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0))
+    unflagged_object = _Pickled(np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, 0))
+    x, y = np.zeros((1, 5, 39), "float32"), np.eye(7, dtype="float32")[:1]
+    cases = [({"x": x, "y": y, "classes": _pickled_array((1,), hidden_object, pointer)},
+              "gives a dtype (|V8) a state numpy never writes (fields, a sub-array or flags of its own)"),
+             (_pickled_array((), unflagged_object, pointer),  # the 0-d array that holds the dict
+              "gives a dtype (|O) a state numpy never writes"),
+             ({"x": x, "y": y, "files": _pickled_array((1000,), np.dtype("O"), [])},
+              "declares an array of objects of shape (1000,) and does not hold one value for each")]
+    for k, (stored, message) in enumerate(cases):
+        path = _crafted_feature_file(tmp_path / f"crafted_{k}.npy", stored)
+        error, printed = main_py_in_a_child_process(["--mode", "train", "--data", "EMODB", "--feature_path", path,
+                                                     "--model_path", str(tmp_path / "M"),
+                                                     "--result_path", str(tmp_path / "R")])
+        assert error.startswith(f"error: {path}: refused to load: the file {message}") and "\n" not in error, error
+        assert printed == ["2", "False", "False"]
+
+
+def test_a_feature_file_of_records_objects_or_one_huge_element_is_refused(tmp_path):
+    """One element of a dtype holding a 13,000,000 x 39 sub-array passed the count of elements, and numpy.ndarray
+    called by the pickle itself passed no check: a 2 GB array from a few hundred bytes (the latter of memory never
+    written); records, objects and raw bytes are no features."""
+    x, y = np.zeros((2, 4, 39), "float32"), np.eye(2, dtype="float32")
+    sub_array = ("float32", (13_000_000, 39))
+    for k, (stored, message) in enumerate([
+            ({"x": _Pickled(_RECONSTRUCT, (np.ndarray, (1,), sub_array)), "y": y},
+             "refused to load: the file declares an array of shape (1, 13000000, 39) it does not hold"),
+            ({"x": _Pickled(_RECONSTRUCT, (np.ndarray, (1,), np.dtype(sub_array)))},
+             "refused to load: the file gives a dtype (|V2028000000) a state numpy never writes"),
+            ({"x": _Pickled(np.ndarray, ((13_000_000, 39), "float32")), "y": y},
+             "not a readable .npy feature file (UnpicklingError: the file calls numpy.ndarray, which makes an array "
+             "of any shape from nothing)"),
+            ({"x": x, "y": y, "files": np.array(["a.wav", "b.wav"], dtype=object)},
+             "refused to load: 'files' is an array of dtype |O, not of numbers or text"),
+            ({"x": x, "y": y, "notes": np.zeros(2, "V4")},
+             "refused to load: 'notes' is an array of dtype |V4, not of numbers or text")]):
+        path = _crafted_feature_file(tmp_path / f"odd_{k}.npy", stored)
+        with pytest.raises(UserError) as excinfo:
+            feature_files.load_features(path)
+        one_line_error(excinfo, f"{path}: {message}")
 
 
 def test_a_file_too_long_to_read_whole_is_one_line_before_it_is_decoded(tmp_path):

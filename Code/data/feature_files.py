@@ -5,12 +5,14 @@ authors' format; their loader is ``np.load(path, allow_pickle=True).item()``), p
 ``files``, ``speakers``, ``classes``, ``signal_length`` and ``features`` (the kind; a file without it,
 such as the authors' own, holds MFCCs) that their loader ignores. Such a file is a pickle, and
 unpickling can run code: ``load_features`` admits only numpy arrays, dicts, strings and numbers, and
-refuses anything else. Knows nothing about models.
+refuses anything else; numpy takes a pickled dtype's or array's state on trust (fields, flags, a count of
+objects: a segmentation fault), so each is checked before numpy is given it. Knows nothing about models.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 from typing import BinaryIO
@@ -50,8 +52,11 @@ _ALLOWED = {
 }
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """An unpickler that can rebuild numpy arrays, dicts, strings and numbers, and call nothing else."""
+class _ArraysOnly(pickle._Unpickler):
+    """An unpickler that can rebuild numpy arrays, dicts, strings and numbers, and call nothing else.
+
+    The pure-Python unpickler (the C one's reference implementation), so that each state a pickle gives an object
+    (its BUILD) is checked before numpy takes it: the C unpickler hands it over unseen."""
 
     def __init__(self, file: BinaryIO, path: str):
         super().__init__(file)
@@ -61,20 +66,70 @@ class _ArraysOnly(pickle.Unpickler):
         # every callable a pickle can run is looked up here (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*)
         if (module, name) in _ALLOWED and name == "_reconstruct":
             return _empty_then_filled(super().find_class(module, name), self.path)
+        if (module, name) in _ALLOWED and name == "ndarray":
+            return _ARRAY_TYPE
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         raise UserError(f"{self.path}: refused to load: the file asks to run {module}.{name} "
                         "(a feature file holds only arrays)")
 
+    def load_build(self) -> None:
+        # BUILD: the state on top of the stack given to the object under it
+        instance, state = self.stack[-2], self.stack[-1]
+        if isinstance(instance, np.dtype):
+            _check_dtype_state(instance, state, self.path)
+        elif isinstance(instance, np.ndarray):
+            _check_array_state(state, self.path)
+        super().load_build()
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}
+
+
+def _check_dtype_state(dtype: np.dtype, state, path: str) -> None:
+    """A dtype's pickled state may only restate the dtype its arguments made (in either byte order), as np.save's
+    does: numpy takes fields, a sub-array and flags from it unchecked, and a dtype given an object field its flags
+    did not declare had numpy read the file's bytes as pointers (a segmentation fault, when read or freed)."""
+    if not any(state == dtype.newbyteorder(order).__reduce__()[2] for order in "<>"):
+        raise UserError(f"{path}: refused to load: the file gives a dtype ({dtype.str}) a state numpy never writes "
+                        "(fields, a sub-array or flags of its own)")
+
+
+def _check_array_state(state, path: str) -> None:
+    """An array's pickled state: numpy fills an object array from a list without counting it (a list shorter than
+    the shape: a segmentation fault); it compares bytes with the shape itself."""
+    shape, dtype, values = state[-4], state[-3], state[-1]
+    if dtype.hasobject and not (dtype.kind == "O" and isinstance(values, list) and len(values) == math.prod(shape)):
+        raise UserError(f"{path}: refused to load: the file declares an array of objects of shape {tuple(shape)} "
+                        "and does not hold one value for each")
+
+
+class _ArrayType:
+    """``numpy.ndarray`` as a feature file's pickle may name it: the type of array ``_reconstruct`` makes, and nothing
+    to call (called, numpy.ndarray made an array of any shape the file declared, of memory never written)."""
+
+    __slots__ = ()  # one instance serves every file: a pickle's BUILD cannot give it attributes
+
+    def __call__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("the file calls numpy.ndarray, which makes an array of any shape from nothing")
+
+
+_ARRAY_TYPE = _ArrayType()
+# the most bytes ``_reconstruct`` may make: np.save's pickles ask it for none (shape (0,)), one plain number at most
+_PLACEHOLDER_BYTES = 16
+
 
 def _empty_then_filled(reconstruct, path: str):
     """numpy's ``_reconstruct`` as np.save's pickles call it: an empty array, whose shape and bytes its state then
-    gives (bounded by the file). A pickle that asked it for a large shape allocated that memory from a few bytes."""
+    gives (bounded by the file). A pickle that asked it for a large shape, or for one element of a dtype that holds a
+    large sub-array, allocated that memory from a few bytes."""
     def checked(subtype, shape, dtype):
-        if int(np.prod(shape)) > 1:
-            raise UserError(f"{path}: refused to load: the file declares an array of shape {tuple(shape)} it does not "
-                            "hold (a feature file's arrays carry their own bytes)")
-        return reconstruct(subtype, shape, dtype)
+        if subtype is not _ARRAY_TYPE:
+            raise pickle.UnpicklingError("numpy's _reconstruct asked for another type than numpy.ndarray")
+        dtype, dims = np.dtype(dtype), tuple(int(n) for n in np.ravel(shape))
+        if math.prod(dims) * dtype.itemsize > _PLACEHOLDER_BYTES:  # bytes: one element can be gigabytes
+            raise UserError(f"{path}: refused to load: the file declares an array of shape {dims + dtype.shape} it "
+                            "does not hold (a feature file's arrays carry their own bytes)")
+        return reconstruct(np.ndarray, shape, dtype)
     return checked
 
 
@@ -125,8 +180,20 @@ def load_features(path: str, data_key: str | None = None, kind: str = "mfcc") ->
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
         raise UserError(f"{path}: not a readable .npy feature file ({type(exc).__name__}: {reason})") from None
     _require_dict(data, path)
+    _check_arrays(data, path)
     _check_metadata(data, path)
     return data
+
+
+def _check_arrays(data: dict, path: str) -> None:
+    """Every array (or numpy number) in the dict holds numbers, booleans or fixed-width text, as a feature file's do:
+    records, sub-arrays, objects and raw bytes (void) are read by rules of their own, which no feature file needs."""
+    for key, value in data.items():
+        if isinstance(value, (np.ndarray, np.generic)):
+            dtype = value.dtype
+            if dtype.kind not in "biufcSU" or dtype.fields is not None or dtype.subdtype is not None:
+                raise UserError(f"{path}: refused to load: {key!r} is an array of dtype {dtype.str}, not of numbers "
+                                "or text (a feature file holds no records, sub-arrays, objects or raw bytes)")
 
 
 def _check_metadata(data: dict, path: str) -> None:
