@@ -514,12 +514,17 @@ def test_a_finished_run_resumed_or_retested_on_more_folds_is_answered_in_one_lin
 
 def test_a_weights_file_that_reads_other_files_or_declares_too_much_is_refused(tmp_path):
     """h5py followed a dataset's external storage: a downloaded weights file read a private file's bytes into the
-    weights (and an export into the model); a never-written 20000 x 20000 dataset was read whole."""
+    weights (and an export into the model), and so did an external link in the middle of a weight's path (only its
+    last step was looked at); a never-written 20000 x 20000 dataset was read whole, and a few kilobytes of compressed
+    HDF5 that named one 256 MB dataset five times were read (1.3 GB) before any shape was compared."""
     import h5py
 
     from timnet_ser.nn.legacy_weights import read_weight_arrays
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"TOP-SECRET" * 40)
+    private = str(tmp_path / "private.h5")  # any HDF5 file of the user's at a known path
+    with h5py.File(private, "w") as f:
+        f.create_dataset("data/kernel:0", data=np.arange(100, dtype="float32").reshape(10, 10))
 
     def weights(name, make):
         path = str(tmp_path / name)
@@ -538,10 +543,22 @@ def test_a_weights_file_that_reads_other_files_or_declares_too_much_is_refused(t
          "weight 'dense/kernel:0' declares 400,000,000 values, more than any network here has"),
         (weights("linked.h5", lambda f, g: g.__setitem__("dense/kernel:0", h5py.ExternalLink(str(secret), "/x"))),
          "'dense/kernel:0' is a link (ExternalLink), not weights stored in the file"),
+        (weights("linked_on_the_way.h5", lambda f, g: g.__setitem__("dense", h5py.ExternalLink(private, "/data"))),
+         "'dense/kernel:0' lies under '/dense/dense', a link (ExternalLink), not a group stored in the file"),
+        (weights("text.h5", lambda f, g: g.create_dataset("dense/kernel:0", data=[b"x" * 10], dtype=h5py.string_dtype())),
+         "weight 'dense/kernel:0' is not an array of numbers (dtype object, shape (1,))"),
+        (weights("no_array.h5", lambda f, g: g.create_dataset("dense/kernel:0", data=h5py.Empty("f4"))),
+         "weight 'dense/kernel:0' is not an array of numbers (dtype float32, shape None)"),
+        (weights("named_five_times.h5", lambda f, g: (
+            g.attrs.__setitem__("weight_names", np.array([b"dense/kernel:0"] * 5)),
+            g.create_dataset("dense/kernel:0", shape=(1 << 26,), dtype="f4", chunks=(1 << 20,), compression="gzip",
+                             fillvalue=0.0))),
+         "its weights declare 1,342,177,280 bytes in all, more than any network here has"),
     ]
     for path, message in cases:
         with pytest.raises(UserError, match=re.escape(f"{path}: {message}")):
             read_weight_arrays(path)
+    assert os.path.getsize(cases[-1][0]) < 100_000
 
 
 def test_files_nested_too_deep_are_one_line(tmp_path, capsys):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 from collections.abc import Sequence
 
 import h5py
@@ -41,8 +42,12 @@ def read_weight_arrays(path: str) -> list[tuple[str, list[np.ndarray]]]:
                 group = _stored_here(root, name, path)
                 names = [_text(w) for w in group.attrs.get("weight_names", [])]
                 if names:
-                    layers.append((name, [np.asarray(_dataset(group, w, path)) for w in names]))
-            return layers
+                    layers.append((name, [_dataset(group, w, path) for w in names]))
+            declared = sum(d.size * d.dtype.itemsize for _, datasets in layers for d in datasets)
+            if declared > MAX_FILE_BYTES:  # before any is read: compressed, a few kilobytes named one array many times
+                raise UserError(f"{path}: its weights declare {declared:,} bytes in all, more than any network here "
+                                "has (the same array named many times?)")
+            return [(name, [np.asarray(d) for d in datasets]) for name, datasets in layers]
     except OSError as exc:
         raise UserError(f"{path}: cannot be read as HDF5 ({exc})") from None
     except KeyError as exc:
@@ -50,28 +55,38 @@ def read_weight_arrays(path: str) -> list[tuple[str, list[np.ndarray]]]:
 
 
 MAX_WEIGHTS = 1 << 26  # values in one weight array (256 MB of float32): the largest network here holds 3.5 M in all
+MAX_FILE_BYTES = 1 << 30  # bytes of all the weight arrays of a file together: the largest network here has 14 MB
 
 
 def _stored_here(group, name: str, path: str):
-    """``group[name]``, refused where it is a link (soft, or to another file): a weights file that points elsewhere
-    reads what it points to."""
-    import h5py
-    link = group.get(name, getlink=True)
-    if link is None:
-        raise KeyError(name)
-    if not isinstance(link, h5py.HardLink):
-        raise UserError(f"{path}: {name!r} is a link ({type(link).__name__}), not weights stored in the file")
-    return group[name]
+    """``group[name]``, refused where a step of its path is a link (soft, or to another file): a weights file that
+    points elsewhere reads what it points to, through a link on the way (a layer's group) as through one at the end."""
+    here = group.file if name.startswith("/") else group
+    steps = [step for step in name.split("/") if step]
+    for k, step in enumerate(steps):
+        link = here.get(step, getlink=True) if isinstance(here, h5py.Group) else None
+        if link is None:
+            raise KeyError(name)
+        if not isinstance(link, h5py.HardLink):
+            if k == len(steps) - 1:
+                raise UserError(f"{path}: {name!r} is a link ({type(link).__name__}), not weights stored in the file")
+            raise UserError(f"{path}: {name!r} lies under {posixpath.join(here.name, step)!r}, a link "
+                            f"({type(link).__name__}), not a group stored in the file")
+        here = here[step]
+    return here
 
 
 def _dataset(group, name: str, path: str):
     """The dataset ``group[name]``, refused where its values are not stored in this file (external storage or a
     virtual dataset read other files, whatever they are: a weights file could carry a private file's bytes into an
-    exported model), or where it declares more values than any network here has (read whole before the shapes are
-    compared)."""
+    exported model), where it holds no array of numbers, or where it declares more values than any network here has
+    (read whole before the shapes are compared)."""
     dataset = _stored_here(group, name, path)
     if not hasattr(dataset, "shape"):
         raise UserError(f"{path}: {name!r} is a group, not a weight array")
+    if dataset.shape is None or dataset.dtype.kind not in "biuf":  # strings: read at any length, whatever size says
+        raise UserError(f"{path}: weight {name!r} is not an array of numbers (dtype {dataset.dtype}, shape "
+                        f"{dataset.shape})")
     if dataset.external or dataset.is_virtual:
         raise UserError(f"{path}: weight {name!r} keeps its values outside the file (external or virtual storage); "
                         "a weights file holds its own")
