@@ -193,7 +193,8 @@ def test_fold_locks_are_reentrant_and_never_stop_a_fold_where_none_can_be_taken(
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "a required key's type", "a row in two folds",
-                                    "a row that is no row number", "statistics of 5 coefficients"])
+                                    "a row that is no row number", "statistics of 5 coefficients",
+                                    "a created time that is a path"])
 def test_a_damaged_run_json_is_named_and_changes_nothing(undisturbed, tmp_path, capsys, damage):
     folder = copy_of(undisturbed, tmp_path)
     path = os.path.join(folder, "run.json")
@@ -208,6 +209,8 @@ def test_a_damaged_run_json_is_named_and_changes_nothing(undisturbed, tmp_path, 
         rows = description["test_rows"]
         if damage == "a row in two folds":  # was tested, and trained, twice
             rows[1][0] = rows[0][0]
+        elif damage == "a created time that is a path":  # it names the results files: they were written elsewhere
+            description["created"] = "2026/../../x/"
         elif damage == "statistics of 5 coefficients":  # predict's domain shift read them; a string was a TypeError
             description["feature_statistics"]["utterance_std"] = description["feature_statistics"]["utterance_std"][:5]
         else:  # "1,2,3" was a traceback from inside the split, -1 the last row silently

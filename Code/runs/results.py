@@ -116,6 +116,9 @@ def results_names(data: str, k: int, seed: int, time_str: str, model: str, proto
 
 
 TIME_FORMAT = "%Y-%m-%d_%H-%M-%S"  # the time in run folder and results file names (the original's)
+_TIME = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"  # TIME_FORMAT's
+# a run's time as its run.json records it: TIME_FORMAT's, and the suffix (_2, ...) of a folder made in the same second
+RUN_TIME = re.compile(rf"{_TIME}(?:_\d+)?")
 
 
 def time_stamp() -> str:
@@ -123,7 +126,7 @@ def time_stamp() -> str:
     return time.strftime(TIME_FORMAT)
 
 
-_TIME_IN_NAME = re.compile(r".+_(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})(?:_(\d+))?_.+\.json")
+_TIME_IN_NAME = re.compile(rf".+_({_TIME})(?:_(\d+))?_.+\.json")
 
 
 def is_results_name(name: str) -> bool:

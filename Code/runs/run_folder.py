@@ -482,6 +482,9 @@ def _check_description(path: str, description) -> None:
              or wrong_field(description["feature_file"], {"sha256": str}, "feature_file."))
     if wrong:
         raise UserError(f"{path}: damaged run file ({wrong})")
+    if not results.RUN_TIME.fullmatch(description["created"]):  # it names the results files: "../x/" wrote elsewhere
+        raise UserError(f"{path}: damaged run file ('created' is {json.dumps(description['created'])}, not a time "
+                        "as the run's folder name has it, such as 2026-01-31_12-00-00)")
     folds = description["test_rows"]
     if not all(isinstance(test, list) and all(type(row) is int and row >= 0 for row in test) for test in folds):
         raise UserError(f"{path}: damaged run file ('test_rows' must hold each fold's list of row numbers)")
