@@ -14,7 +14,7 @@ from conftest import train_toy_run
 from timnet_ser.core.config import Hyper, RunConfig
 from timnet_ser.core.errors import UserError
 from timnet_ser.data import feature_files
-from timnet_ser.data.feature_statistics import corpus_statistics, domain_shift, threshold, voiced_frames
+from timnet_ser.data.feature_statistics import corpus_statistics, domain_shift, threshold, unpadded_frames
 from timnet_ser.data.label_map import build_label_map
 from timnet_ser.deploy.api import load_run
 from timnet_ser.main import main
@@ -260,7 +260,7 @@ def test_padded_frames_are_left_out_of_the_statistics(shared):
     from timnet_ser.data.features import signal_features
     signal = load_audio(os.path.join(shared, "data", "emodb_2s", "03a01Wa.wav"))
     features = signal_features(signal, 96000)  # 2 s of speech centred in 4.35 s: padding on both sides
-    voiced = voiced_frames(features)
+    voiced = unpadded_frames(features)
     assert 0.3 < voiced.mean() < 0.6 and not voiced[0] and not voiced[-1]
     stats = corpus_statistics(features[None], "mfcc")
     assert stats["frames"] == voiced.sum()

@@ -1,5 +1,5 @@
 """The training corpus' MFCC statistics, and how far inputs lie from them: the domain-shift warning; and the
-mean and variance over voiced frames that ``--normalize corpus`` and ``speaker`` standardise with.
+mean and variance over unpadded frames that ``--normalize corpus`` and ``speaker`` standardise with.
 
 A run keeps, in its ``run.json``, per MFCC coefficient: the mean and standard deviation over the non-padded frames
 of its corpus, and the mean and standard deviation of its utterances' own means (``corpus_statistics``). A padded
@@ -24,28 +24,28 @@ from typing import Optional
 
 import numpy as np
 
-FLAT = 1e-3  # largest |coefficient 1..38| of a padded frame; a voiced frame's largest is above 0.01 (emodb_2s)
+FLAT = 1e-3  # largest |coefficient 1..38| of a padded frame; an unpadded frame's largest is above 0.01 (emodb_2s)
 THRESHOLD_ONE = 2.0  # the threshold of one input (measured: bench/domain_shift.py, docs/cross_corpus.md)
 THRESHOLD_FLOOR = 1.0  # the threshold of many inputs together
 THRESHOLD_WINDOWS_FLOOR = 1.1  # the threshold of many windows of one recording (bench/timeline_shift.py)
 EPSILON = 1e-6  # added to a variance before standardising (--normalize)
 
 
-def voiced_frames(x: np.ndarray) -> np.ndarray:
+def unpadded_frames(x: np.ndarray) -> np.ndarray:
     """(..., T) mask of the frames of (..., T, 39) MFCCs that are not padding."""
     return np.abs(x[..., 1:]).max(axis=-1) > FLAT
 
 
 def utterance_means(x: np.ndarray) -> np.ndarray:
     """(N, 39): each utterance's mean over its non-padded frames (zeros for one without any)."""
-    voiced = voiced_frames(x)[..., None]
-    return (x * voiced).sum(axis=1) / np.maximum(voiced.sum(axis=1), 1)
+    kept = unpadded_frames(x)[..., None]
+    return (x * kept).sum(axis=1) / np.maximum(kept.sum(axis=1), 1)
 
 
 def frame_moments(x: np.ndarray) -> np.ndarray:
     """(2, 39): the mean and the variance of each coefficient over the non-padded frames of (N, T, 39) MFCCs
     (0 and 1 where there are none): what ``--normalize corpus`` and ``speaker`` standardise with."""
-    frames = x[voiced_frames(x)].astype(np.float64)
+    frames = x[unpadded_frames(x)].astype(np.float64)
     if not len(frames):
         return np.stack([np.zeros(x.shape[-1]), np.ones(x.shape[-1])])
     return np.stack([frames.mean(axis=0), frames.var(axis=0)])
@@ -55,18 +55,18 @@ def standardise(x: np.ndarray, moments: np.ndarray) -> np.ndarray:
     """(N, T, 39) MFCCs standardised with ``moments`` (``frame_moments``' (2, 39)), padded frames set to 0: the
     formula of nn/normalization.py's layers, for ``--normalize speaker`` (float32)."""
     mean, variance = np.asarray(moments, dtype=np.float64)
-    voiced = voiced_frames(x)[..., None]
-    return ((x - mean) / np.sqrt(variance + EPSILON) * voiced).astype(np.float32)
+    kept = unpadded_frames(x)[..., None]
+    return ((x - mean) / np.sqrt(variance + EPSILON) * kept).astype(np.float32)
 
 
 def corpus_statistics(x: np.ndarray, kind: str) -> Optional[dict]:
     """The statistics a run keeps of its (N, T, 39) MFCCs (lists of 39 floats): ``frame_moments`` (as mean and
-    standard deviation) and those of the utterance means; None for another feature kind or where no frame is
-    voiced."""
+    standard deviation) and those of the utterance means; None for another feature kind or where every frame is
+    padding."""
     if kind != "mfcc":
         return None
-    x = x.astype(np.float64)  # the voiced mask and every mean in float64, as run.json has always kept them
-    frames = int(voiced_frames(x).sum())
+    x = x.astype(np.float64)  # the padding mask and every mean in float64, as run.json has always kept them
+    frames = int(unpadded_frames(x).sum())
     if not frames:  # every frame is padding (silent or empty files): nothing to compare inputs with
         return None
     (mean, variance), means = frame_moments(x), utterance_means(x)

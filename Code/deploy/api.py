@@ -113,12 +113,12 @@ class Run:
     def speaker_statistics(self, source) -> np.ndarray:
         """(2, 39): the mean and variance of each MFCC coefficient over the voiced frames of every input of
         ``source`` (as ``predict`` reads it), taken as one speaker's (``--normalize speaker``)."""
-        from ..data.feature_statistics import frame_moments, voiced_frames
+        from ..data.feature_statistics import frame_moments, unpadded_frames
         from . import predict
         if self.feature_kind != "mfcc":  # said "no decodable MFCC input" of files that all decoded
             raise UserError(f"speaker_statistics: {self.model_name} reads {self.feature_kind} features; a speaker's "
                             "statistics are of MFCCs, for runs trained with --normalize speaker")
-        frames = [c.features[voiced_frames(c.features)] for chunk in
+        frames = [c.features[unpadded_frames(c.features)] for chunk in
                   predict.clip_chunks(source, self.signal_length, self.feature_kind, predict.CHUNK)
                   for c in chunk if c.error is None]
         if not frames:

@@ -296,7 +296,7 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
                     seen = run._training_corpus(run._seen_rows(features)[0], features[0], fold)
             batch = []
     if held:
-        every = np.concatenate([f[mfcc_statistics.voiced_frames(f)] for _, f in held])[None]  # (1, frames, 39)
+        every = np.concatenate([f[mfcc_statistics.unpadded_frames(f)] for _, f in held])[None]  # (1, frames, 39)
         moments = mfcc_statistics.frame_moments(every)
         for done, features in held:
             probabilities[done] = run.fold_outputs(run.model_inputs(features, moments), fold)[1].mean(axis=0)
