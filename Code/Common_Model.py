@@ -35,11 +35,12 @@ from .runs import results
 from .runs.run_folder import RunFolder
 
 
-def configure_tensorflow(spec: ModelSpec) -> None:
+def configure_tensorflow(spec: ModelSpec, cores: int | None = None) -> None:
     """Settings for training ``spec``: the threads must precede TensorFlow's first operation (else: kept as
     they are); Grappler is switched off in any case.
 
-    Threads: ``spec.threads`` (Model.ModelSpec) for this process' cores: TIM-Net's two directions side by side, each
+    Threads: ``spec.threads`` (Model.ModelSpec) for ``cores`` (None: this process' cores; a grid's worker: its
+    share of them): TIM-Net's two directions side by side, each
     operation on one core of two; GM-TCNet's values and gates side by side, each operation free to use both cores
     (its fused gated unit, between them, shards its rows); a CNN such as DCNN-BLSTMwA's backbone, one chain of large
     operations, on all cores. docs/speed.md has the measurements behind these choices.
@@ -50,7 +51,8 @@ def configure_tensorflow(spec: ModelSpec) -> None:
     determinism: bench/repeatability.py, docs/training.md#repeatability).
     """
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})  # allowed at any time
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     inter, intra = spec.threads(cores)
     try:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
@@ -59,10 +61,10 @@ def configure_tensorflow(spec: ModelSpec) -> None:
         pass
 
 
-def configure_run(spec: ModelSpec, mixed_precision: bool | str) -> None:
-    """Threads, graph optimiser and precision (the --mixed_precision setting, core/precision.py) for ``spec``,
-    before TensorFlow runs anything."""
-    configure_tensorflow(spec)
+def configure_run(spec: ModelSpec, mixed_precision: bool | str, cores: int | None = None) -> None:
+    """Threads (for ``cores``: ``configure_tensorflow``), graph optimiser and precision (the --mixed_precision
+    setting, core/precision.py) for ``spec``, before TensorFlow runs anything."""
+    configure_tensorflow(spec, cores)
     keras.config.set_dtype_policy(precision.policy(mixed_precision))
 
 

@@ -84,19 +84,9 @@ class FoldWorker:
 
     def _configure(self, config) -> None:
         """Threads and precision before this process' first TensorFlow operation (later: precision only)."""
-        import tensorflow as tf
-
         from ..Common_Model import configure_run
         from ..Model import MODELS
-        configure_run(MODELS[config.model], config.mixed_precision)
-        if self.threads is None or self.warm is not None:
-            return
-        inter, intra = MODELS[config.model].threads(self.threads)
-        try:
-            tf.config.threading.set_inter_op_parallelism_threads(inter)
-            tf.config.threading.set_intra_op_parallelism_threads(intra)
-        except RuntimeError:  # TensorFlow is already running in this process: its settings stay
-            pass
+        configure_run(MODELS[config.model], config.mixed_precision, self.threads)
 
     def train(self, run_path: str, fold: int, features: tuple) -> dict:
         """Train fold ``fold`` (from 0) of the run in ``run_path`` on ``features`` (x, y); its WAR, UAR, seconds."""
