@@ -559,9 +559,10 @@ def test_a_feature_file_whose_dtype_or_array_state_numpy_trusts_is_refused(tmp_p
     unflagged_object = _Pickled(np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, 0))
     x, y = np.zeros((1, 5, 39), "float32"), np.eye(7, dtype="float32")[:1]
     cases = [({"x": x, "y": y, "classes": _pickled_array((1,), hidden_object, pointer)},
-              "gives a dtype (|V8) a state numpy never writes (fields, a sub-array or flags of its own)"),
+              "gives a dtype (|V8) a state of its own (fields, a sub-array, flags or a datetime's unit), which no "
+              "feature file's arrays have"),
              (_pickled_array((), unflagged_object, pointer),  # the 0-d array that holds the dict
-              "gives a dtype (|O) a state numpy never writes"),
+              "gives a dtype (|O) a state of its own"),
              ({"x": x, "y": y, "files": _pickled_array((1000,), np.dtype("O"), [])},
               "declares an array of objects of shape (1000,) and does not hold one value for each")]
     for k, (stored, message) in enumerate(cases):
@@ -583,11 +584,11 @@ def test_a_feature_file_of_records_objects_or_one_huge_element_is_refused(tmp_pa
             ({"x": _Pickled(_RECONSTRUCT, (np.ndarray, (1,), sub_array)), "y": y},
              "refused to load: the file declares an array of shape (1, 13000000, 39) it does not hold"),
             ({"x": _Pickled(_RECONSTRUCT, (np.ndarray, (1,), np.dtype(sub_array)))},
-             "refused to load: the file gives a dtype (|V2028000000) a state numpy never writes"),
+             "refused to load: the file gives a dtype (|V2028000000) a state of its own"),
             ({"x": _Pickled(np.ndarray, ((13_000_000, 39), "float32")), "y": y},
              "not a readable .npy feature file (UnpicklingError: the file calls numpy.ndarray, which makes an array "
              "of any shape from nothing)"),
-            ({"x": x, "y": y, "files": np.array(["a.wav", "b.wav"], dtype=object)},
+            ({"x": x, "y": y, "files": np.array(["a.wav", 2], dtype=object)},
              "refused to load: 'files' is an array of dtype |O, not of numbers or text"),
             ({"x": x, "y": y, "notes": np.zeros(2, "V4")},
              "refused to load: 'notes' is an array of dtype |V4, not of numbers or text")]):
@@ -595,6 +596,16 @@ def test_a_feature_file_of_records_objects_or_one_huge_element_is_refused(tmp_pa
         with pytest.raises(UserError) as excinfo:
             feature_files.load_features(path)
         one_line_error(excinfo, f"{path}: {message}")
+
+
+def test_names_as_an_array_of_python_strings_are_read_as_text(tmp_path):
+    """pandas' ``.values`` of a column of names is an object array of str: loaded before the unpickler's checks, it
+    was then refused with the objects a crafted file holds."""
+    path = str(tmp_path / "names.npy")
+    np.save(path, {"x": np.zeros((2, 4, 39), "float32"), "y": np.eye(2, dtype="float32"),
+                   "speakers": np.array(["s1", "s2"], dtype=object)}, allow_pickle=True)
+    speakers = feature_files.load_features(path)["speakers"]
+    assert speakers.dtype.kind == "U" and speakers.tolist() == ["s1", "s2"]
 
 
 def test_a_file_too_long_to_read_whole_is_one_line_before_it_is_decoded(tmp_path):

@@ -614,6 +614,19 @@ def test_the_workers_package_folder_is_not_one_another_user_can_make_first(tmp_p
     assert sorted(os.listdir(folder)) == ["timnet_ser"]
 
 
+def test_a_workers_package_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def no_links(*args):
+        raise OSError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "symlink", no_links)
+    with pytest.raises(UserError, match=r"the Ray workers' link to the package cannot be made there \(Operation not "
+                                        r"permitted\); free space there, or set RAY_TMPDIR"):
+        pool.package_parent()
+
+
 def test_a_grid_that_continues_runs_of_another_version_says_which_folds(tmp_path, capsys):
     """A grid run again continues its runs as a resume does, and as quietly: a fold another version of the program
     trained is named, as --resume names it."""

@@ -52,12 +52,14 @@ MAX_UNPACKED_BYTES = 16 * 2 ** 30
 # Recordings barely compress: a member that unpacks to over 100 times its compressed bytes is a zip bomb's (a
 # member of 0.1 MB that unpacked to 100 MB of zeros was taken as a recording).
 MAX_RATIO = 100
+RATIO_FROM_BYTES = 2 ** 20  # members that unpack to less are not judged by their ratio (MAX_UNPACKED_BYTES bounds them)
 
 
 class _WebRedirects(urllib.request.HTTPRedirectHandler):
     """Redirects to http and https only (urllib followed one to ftp:// too, and the error named the first address),
-    and never from https to http, where anyone on the way could change the archive (EMO-DB's, which has no
-    published checksum, unseen)."""
+    and never from https to http: an archive asked for over https would arrive over a connection anyone on the way
+    could change. (EMO-DB's own address is http://, and its archive has no published checksum: the wav count and
+    every member's CRC are all that is checked of it.)"""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         scheme = urllib.parse.urlsplit(newurl).scheme
@@ -132,8 +134,8 @@ def _too_large(archive: zipfile.ZipFile) -> str:
     """Why ``archive`` would unpack to more than a corpus does (a member over ``MAX_RATIO`` times its compressed
     bytes, all of them over ``MAX_UNPACKED_BYTES``), or "". Read from the sizes its directory declares, before any
     member is decompressed: zipfile never unpacks a member to more than its declared size."""
-    for info in archive.infolist():
-        if info.file_size > MAX_RATIO * max(info.compress_size, 1):
+    for info in archive.infolist():  # a small text file beside the recordings may compress that well
+        if info.file_size > RATIO_FROM_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             return (f"member {info.filename!r} unpacks to {info.file_size} bytes from {info.compress_size}, more "
                     f"than {MAX_RATIO} times as many, as no recording does (a zip bomb)")
     total = sum(info.file_size for info in archive.infolist())

@@ -90,8 +90,8 @@ def _check_dtype_state(dtype: np.dtype, state, path: str) -> None:
     does: numpy takes fields, a sub-array and flags from it unchecked, and a dtype given an object field its flags
     did not declare had numpy read the file's bytes as pointers (a segmentation fault, when read or freed)."""
     if not any(state == dtype.newbyteorder(order).__reduce__()[2] for order in "<>"):
-        raise UserError(f"{path}: refused to load: the file gives a dtype ({dtype.str}) a state numpy never writes "
-                        "(fields, a sub-array or flags of its own)")
+        raise UserError(f"{path}: refused to load: the file gives a dtype ({dtype.str}) a state of its own (fields, a "
+                        "sub-array, flags or a datetime's unit), which no feature file's arrays have")
 
 
 def _check_array_state(state, path: str) -> None:
@@ -187,8 +187,11 @@ def load_features(path: str, data_key: str | None = None, kind: str = "mfcc") ->
 
 def _check_arrays(data: dict, path: str) -> None:
     """Every array (or numpy number) in the dict holds numbers, booleans or fixed-width text, as a feature file's do:
-    records, sub-arrays, objects and raw bytes (void) are read by rules of their own, which no feature file needs."""
+    records, sub-arrays, objects and raw bytes (void) are read by rules of their own, which no feature file needs.
+    An array of Python strings (pandas' ``.values`` of a column of names) is taken as the text it holds."""
     for key, value in data.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind == "O" and all(isinstance(v, str) for v in value.flat):
+            data[key] = value = value.astype(str)
         if isinstance(value, (np.ndarray, np.generic)):
             dtype = value.dtype
             if dtype.kind not in "biufcSU" or dtype.fields is not None or dtype.subdtype is not None:

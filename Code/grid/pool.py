@@ -47,16 +47,21 @@ def package_parent() -> str:
     from .ray_security import closed_folder
     folder = os.path.join(closed_folder(), f"timnet_ser-{hashlib.sha1(PACKAGE.encode()).hexdigest()[:12]}")
     link = os.path.join(folder, "timnet_ser")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    if os.path.islink(link) and os.readlink(link) == PACKAGE:
-        return folder
-    if os.path.isdir(link) and not os.path.islink(link):
-        shutil.rmtree(link)
-    fresh = f"{link}.{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(fresh)
-    os.symlink(PACKAGE, fresh)
-    os.replace(fresh, link)  # a rename: another grid starting now sees the old link or the new one
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if os.path.islink(link) and os.readlink(link) == PACKAGE:
+            return folder
+        if os.path.isdir(link) and not os.path.islink(link):
+            shutil.rmtree(link)
+        fresh = f"{link}.{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(fresh)
+        os.symlink(PACKAGE, fresh)
+        os.replace(fresh, link)  # a rename: another grid starting now sees the old link or the new one
+    except OSError as exc:  # a full disk, a file system without links: a traceback before
+        raise UserError(f"{folder}: the Ray workers' link to the package cannot be made there "
+                        f"({exc.strerror or exc}); free space there, or set RAY_TMPDIR to a folder of your "
+                        "own") from None
     return folder
 
 

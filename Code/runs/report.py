@@ -566,7 +566,8 @@ def build_comparisons(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
 @plain_text
 def plot_uar_ci(records: list[dict], path: str) -> None:
     """One panel per corpus: each row's mean per-fold UAR with its 95 % interval as error bars (none for a row
-    with a single fold value), rendered with the Agg canvas and written atomically to ``path``."""
+    with a single fold value or without spread, marked so), rendered with the Agg canvas and written atomically to
+    ``path``."""
     groups = group_runs(records)
     varying = _shown_in(groups)
     panels = defaultdict(list)

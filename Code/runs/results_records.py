@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from ..core.config import NULLABLE_SETTINGS
+from ..core.config import NULLABLE_SETTINGS, UNKNOWN_PROTOCOL
 from ..core.errors import UserError
 from ..core.flags import first_recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
@@ -46,7 +46,9 @@ def check_record(path: str, record: dict) -> None:
     wrong = (wrong_field(record, {**_RECORD_FIELDS, **own})
              or wrong_field(record, {k: v for k, v in _OPTIONAL_RECORD_FIELDS.items() if k in record})
              or wrong_field(record["config"], config_fields, "config.")
-             or _wrong_setting(record["config"], ("split_fold", "random_seed") if cross else ())
+             or _wrong_setting(record["config"], ("split_fold", "random_seed") if cross else (),
+                               # a re-test of weights whose choice nothing records (engine/retest.py)
+                               record.get("mode") == "test" and record["config"].get("protocol") == UNKNOWN_PROTOCOL)
              or wrong_field(record["summary"], _SUMMARY_FIELDS, "summary.")
              or ("'folds' is empty" if not record["folds"] else None)
              or next(filter(None, (wrong_field(fold, _FOLD_FIELDS, f"folds[{i}].")  # its fields, then predictions
@@ -60,17 +62,19 @@ def check_record(path: str, record: dict) -> None:
         raise _damaged(path, wrong)
 
 
-def _wrong_setting(config: dict, unset: tuple = ()) -> str | None:
+def _wrong_setting(config: dict, unset: tuple = (), unknown_protocol: bool = False) -> str | None:
     """The first setting of a record's config that core/flags.py's table refuses (type, choices, range), where the
     config has it, as run.json's are checked (runs/run_folder.refused_setting): a hand edit such as ``"cv": 5`` or
     ``"hyper": [1]`` ended in a TypeError or AttributeError deep in the report. ``unset``: settings the record may
-    hold as null besides the nullable ones (an authors' folder's cross-corpus test: no seed or fold count)."""
+    hold as null besides the nullable ones (an authors' folder's cross-corpus test: no seed or fold count);
+    ``unknown_protocol``: the protocol is ``UNKNOWN_PROTOCOL``, no --protocol's choice."""
     if "hyper" in config and not isinstance(config["hyper"], dict):
         return f"'config.hyper' must be a JSON object, it is {json.dumps(config['hyper'])}"
     if config.get("feature_path") is not None and not isinstance(config["feature_path"], str):  # no flag's field
         return f"'config.feature_path' must be a JSON string, it is {json.dumps(config['feature_path'])}"
     # the model is only a row's name here (any text: the report's tests name theirs MODEL_A)
-    return first_recorded_refusal(config, NULLABLE_SETTINGS | frozenset(unset), frozenset({"model"})) or None
+    skip = {"model"} | ({"protocol"} if unknown_protocol else set())
+    return first_recorded_refusal(config, NULLABLE_SETTINGS | frozenset(unset), frozenset(skip)) or None
 
 
 def _wrong_test_rows(fold: dict, where: str) -> str | None:

@@ -6,7 +6,8 @@ the r repetitions reuse the same utterances), so it is too narrow: Nadeau & Beng
 generalization error", Machine Learning 52) show the variance of the mean is underestimated, and Bouckaert & Frank
 (2004, "Evaluating the replicability of significance tests for comparing learning algorithms", PAKDD) give the
 corrected repeated k-fold t-test used here. The per-fold figures are proportions, so the interval is computed on
-their logit scale and mapped back: it always lies inside (0, 1) (docs/statistics.md gives the formulae).
+their logit scale and mapped back, inside (0, 1); where a fold is at 0 or 1 (no logit) it is the plain one clipped
+to [0, 1], and values without spread have none (docs/statistics.md gives the formulae).
 
 Two configurations are compared only on the same (seed, fold) cells: same corpus and feature file, same seeds,
 the same test rows in every fold (checked, never assumed). Both paired tests take their units (cells, utterances)
