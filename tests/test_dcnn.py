@@ -422,6 +422,6 @@ def test_report_shows_the_papers_numbers_for_speaker_independent_runs_only():
     shown = {(r["corpus"], r["cv"], r["folds"], r["protocol"]): r["published UAR %"] for _, r in table.iterrows()}
     assert shown == {("EMODB", "speaker", 10, "last_epoch"): "87.86", ("EMODB", "kfold", 10, "last_epoch"): "–",
                      ("EMODB", "speaker", 5, "last_epoch"): "–", ("IEMOCAP", "speaker", 5, "last_epoch"): "68.50",
-                     ("EMODB", "speaker", 10, "paper"): "–"}
+                     ("EMODB", "speaker", 10, "paper (SELECTED ON THE TEST FOLD)"): "–"}
     assert set(table["published WAR %"]) == {"–"}
     assert set(table["model"]) == {"DCNN_BLSTMwA (mobilenetv2 alpha 1, ImageNet init)"}
