@@ -16,7 +16,7 @@ from timnet_ser.core.errors import UserError
 from timnet_ser.core.settings import Settings
 from timnet_ser.data.corpora import CORPORA
 from timnet_ser.engine.run_config import run_config
-from timnet_ser.runs import report
+from timnet_ser.runs import report_rows
 
 # every recorded flag typed with a value other than its default (and other than the TIMNET recipe's)
 TYPED = ["--model", "TIMNET", "--data", "EMODB", "--random_seed", "7", "--split_fold", "5", "--cv", "speaker",
@@ -192,9 +192,9 @@ def test_the_grid_keys_and_the_report_columns_are_table_rows():
                for key in grid_file.GRID_KEYS)
     assert {f.name for f in flags.RUN_FLAGS} <= set(flags.GRID_KEYS)
     recorded = {f.run.removeprefix("hyper."): f for f in flags.RUN_FLAGS}
-    for column in (*report.NETWORK_SETTINGS, *report.TRAINING_SETTINGS):
+    for column in (*report_rows.NETWORK_SETTINGS, *report_rows.TRAINING_SETTINGS):
         assert column == "epsilon" or recorded[column].report, column  # epsilon: the recipe's, no flag
-    assert set(report.NETWORK_SETTINGS) == {f.run[6:] for f in flags.FLAGS if f.report and f.run.startswith("hyper.")}
+    assert set(report_rows.NETWORK_SETTINGS) == {f.run[6:] for f in flags.FLAGS if f.report and f.run.startswith("hyper.")}
 
 
 def test_a_several_seed_grid_point_is_one_settings_per_seed():

@@ -19,7 +19,7 @@ from scipy import stats
 from sklearn.metrics import recall_score
 from sklearn.model_selection import KFold
 
-from timnet_ser.runs import report, results, results_records, significance, table_formats
+from timnet_ser.runs import report, report_rows, results, results_records, significance, table_formats
 
 CLASSES = ["angry", "happy", "sad"]
 LABELS = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]  # 12 utterances, 4 per class
@@ -498,7 +498,7 @@ def test_no_interval_of_a_near_chance_grid_leaves_0_to_100(tmp_path, capsys):
     bounds = [float(x) for cell in cells for x in re.findall(r"-?\d+\.\d+", cell)]
     assert len(bounds) == 4 and all(0 <= x <= 100 for x in bounds)
     # on the plain scale the WAR interval of these folds would be negative
-    values, ratio = significance.fold_values(report.group_runs(results_records.load_records(str(tmp_path)))[0][1], "war")
+    values, ratio = significance.fold_values(report_rows.group_runs(results_records.load_records(str(tmp_path)))[0][1], "war")
     assert significance.corrected_t_interval(values, ratio).low < 0
 
 
@@ -553,7 +553,7 @@ def test_a_lone_row_names_every_setting_that_is_not_its_models_default():
     (_emodb(config={"protocol": "inner_val"}, protocol="inner_val"), False),  # no published figure
 ])
 def test_published_figures_only_beside_the_papers_experiment(record, shown):
-    assert report.full_corpus(_emodb()) and not report.full_corpus(_emodb(feature_path="/data/EMODB_2s.npy"))
+    assert report_rows.full_corpus(_emodb()) and not report_rows.full_corpus(_emodb(feature_path="/data/EMODB_2s.npy"))
     row = report.build_table([record]).iloc[0]
     assert (row["published UAR %"], row["published WAR %"]) == (("89.19", "90.28") if shown else ("–", "–"))
 

@@ -135,7 +135,7 @@ def test_other_features_only_by_name_and_labelled(trained, tmp_path, capsys):
     [path, record] = results_json(str(tmp_path / "R2"))
     assert record["retest"]["features"] == "other" and record["retest"]["split"] == "unchecked"
     assert path.endswith("_test_unchecked-split_other-features.json"), path
-    from timnet_ser.runs.report import protocol_label
+    from timnet_ser.runs.report_rows import protocol_label
     assert protocol_label(record).startswith(f"test of {os.path.basename(trained['folder'])} (SPLIT NOT CHECKED (")
     x, y = toy_data(40, seed=4)  # other classes: the line blamed --data, which was the run's own
     two = str(tmp_path / "two.npy")

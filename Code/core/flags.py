@@ -1,7 +1,7 @@
 """The one table of the command line: every flag and its setting (type, default, help, choices, range check,
 where ``run.json`` records it, whether it is a grid key and a report column). The parser (cli/command_line.py), the
 typed ``Settings`` (core/settings.py), the reading of a run's settings, the grid file's keys (cli/grid_file.py)
-and the report's settings columns (runs/report.py) are all derived from it. Plain data: no TensorFlow.
+and the report's settings columns (runs/report_rows.py) are all derived from it. Plain data: no TensorFlow.
 """
 
 from __future__ import annotations
