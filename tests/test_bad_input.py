@@ -295,10 +295,10 @@ def test_a_corpus_key_in_the_wrong_case_is_answered_alike_with_or_without_featur
 
 def test_the_authors_folder_without_data_takes_the_corpus_of_its_name(shared, tmp_path, capsys):
     """EMODB_46 without --data: EMODB, said on the output (the re-test itself is test_cli's)."""
-    from timnet_ser.cli import command_line, modes
+    from timnet_ser.cli import command_line, mode_inputs
     args = command_line.parse(["--mode", "test", "--test_path", os.path.join(shared, "reference", "Test_Models",
                                                                          "EMODB_46")])
-    assert modes.settings_with_authors_corpus(command_line.validate(args)).data == "EMODB"
+    assert mode_inputs.settings_with_authors_corpus(command_line.validate(args)).data == "EMODB"
     assert capsys.readouterr().out.strip() == "corpus EMODB from the folder name"
 
 
