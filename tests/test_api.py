@@ -113,6 +113,9 @@ def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, s
     [biased] = emodb46.predict((scaled + 0.02, rate))
     assert biased["warning"].startswith("<array>: its samples' mean is +0.020 (full scale is 1): a constant (DC) offset")
     assert "warning" not in emodb46.predict((scaled + 0.002, rate))[0]  # within what EMO-DB's own clips have
+    # a constant alone is no signal: said so, where it read "all silence" of samples at 0.5
+    [constant] = emodb46.predict((np.full(rate, 0.5, np.float32), rate))
+    assert constant["warning"].startswith("<array>: no signal but a constant (DC) offset of +0.500")
     stereo = np.stack([pcm, pcm], axis=1)  # (samples, 2): soundfile's layout, averaged as librosa.load does
     assert emodb46.predict((stereo, rate))[0]["probabilities"] == pytest.approx(from_file["probabilities"], abs=1e-6)
     for source, message in [((stereo.T, rate), r"shape \(2, \d+\): more channels than samples"),
@@ -121,6 +124,14 @@ def test_integer_pcm_predicts_as_its_file_and_bad_arrays_are_one_line(emodb46, s
                             # 2 s at "16": 2000 s resampled to 22 050 Hz took minutes and gigabytes
                             ((pcm, 16), r"sample_rate 16: below 1000 samples per second; give the rate in Hz"),
                             ((np.full(100, np.nan), rate), r"holds NaN or Inf values"),
+                            # 2^70 hung the resampler; 1e7 resampled the clip to nothing ("all silence")
+                            ((pcm, 2 ** 70), r"sample_rate 1180591620717411303424: above 768000 samples per second"),
+                            ((pcm, 10 ** 7), r"sample_rate 10000000: above 768000"),
+                            # scipy.io.wavfile.read's (rate, data): the array's repr ran over many lines
+                            ((rate, pcm), r"^\(samples, sample_rate\): got a number, then ndarray: as "
+                                          r"scipy.io.wavfile.read returns them, \(sample_rate, samples\); pass "
+                                          r"\(samples, sample_rate\)$"),
+                            ((pcm, pcm), r"^sample_rate of type ndarray: must be a positive whole number"),
                             # np.array(a list of int16 values) is int64: divided by 2^63, it was all silence
                             ((np.array(pcm.tolist()), rate), r"audio array of int64: no PCM format holds 64-bit")]:
         with pytest.raises(UserError, match=message):
@@ -285,8 +296,13 @@ def test_a_folder_is_read_like_single_files_and_bad_files_are_listed(emodb46, sh
 def test_predict_given_features_instead_of_audio_says_what_it_takes(emodb46):
     features = np.zeros((2, 215, 39), dtype=np.float32)  # MFCCs, not a path
     for source in (features, [features[0]]):
-        with pytest.raises(UserError, match=r"predict: got ndarray of shape \(.*\); it takes an audio file"):
+        with pytest.raises(UserError, match=r"source: got ndarray of shape \(.*\); an input is an audio file"):
             emodb46.predict(source)
+    with pytest.raises(UserError, match=r"^source: got NoneType; an input is"):  # embed's said "predict: got"
+        emodb46.embed(None)
+    for empty in ([], ()):  # returned [] without a word, where an empty folder is one line
+        with pytest.raises(UserError, match=r"^source: the list of paths is empty$"):
+            emodb46.predict(empty)
 
 
 def test_extraction_stops_at_a_bad_file_unless_told_to_skip(tmp_path, capsys):

@@ -307,7 +307,7 @@ def test_a_users_odd_audio_is_said_so_on_the_console_and_in_the_rows(run, tmp_pa
     assert main(["--mode", "predict", "--test_path", run.folder, "--wav", str(folder)]) == 0
     out, err = capsys.readouterr()
     assert f"note: --wav {folder}: 3 file(s) not read, their names not those of audio files (.m4a x2, .txt)" in out
-    assert f"warning: {folder / 'offset.wav'}: all silence" in err
+    assert f"warning: {folder / 'offset.wav'}: no signal but a constant (DC) offset of +0.010" in err
     assert "esc\\x1b[31mred.wav: " in out and "\x1b" not in out + err
     assert f"\n{os.path.join('a', 'x.wav')}: " in out and f"\n{os.path.join('b', 'x.wav')}: " in out
     with pytest.raises(UserError, match=r"offset.wav: all silence by the energy rule"):

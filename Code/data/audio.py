@@ -38,6 +38,8 @@ def _decode_reason(exc: BaseException) -> str:
 
 
 MIN_SAMPLE_RATE = 1000  # no speech recording has fewer samples per second; 16 is a rate given in kHz
+# no audio interface records faster; 2^70 hung the resampler, and 1e7 to 1e12 resampled a signal to nothing
+MAX_SAMPLE_RATE = 768_000
 MAX_FILE_SECONDS = 600  # what is read whole: a few hundred kB of compressed silence at 192 kHz decoded to gigabytes
 
 
@@ -138,9 +140,18 @@ def resample(samples, sample_rate) -> np.ndarray:
     NaN or Inf, and a (channels, samples) array (``librosa.load(mono=False)``'s layout), which would otherwise be
     averaged over its samples."""
     import librosa
-    if (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating))
+    number = (int, float, np.integer, np.floating)
+    if isinstance(samples, number) and not isinstance(sample_rate, number):  # scipy.io.wavfile.read's order
+        raise UserError(f"(samples, sample_rate): got a number, then {type(sample_rate).__name__}: as "
+                        "scipy.io.wavfile.read returns them, (sample_rate, samples); pass (samples, sample_rate)")
+    if (isinstance(sample_rate, bool) or not isinstance(sample_rate, number)
             or not (sample_rate > 0 and float(sample_rate).is_integer())):
-        raise UserError(f"sample_rate {sample_rate!r}: must be a positive whole number of samples per second")
+        shown = repr(sample_rate) if isinstance(sample_rate, (*number, str)) or sample_rate is None else \
+            f"of type {type(sample_rate).__name__}"  # an array's repr ran over many lines
+        raise UserError(f"sample_rate {shown}: must be a positive whole number of samples per second")
+    if sample_rate > MAX_SAMPLE_RATE:
+        raise UserError(f"sample_rate {sample_rate!r}: above {MAX_SAMPLE_RATE} samples per second, which no audio "
+                        "interface records")
     if sample_rate < MIN_SAMPLE_RATE:  # a rate in kHz: resampled up to 22 050 Hz, 2 s at 16 took minutes and GBs
         raise UserError(f"sample_rate {sample_rate!r}: below {MIN_SAMPLE_RATE} samples per second; give the rate in "
                         "Hz (16000, not 16)")

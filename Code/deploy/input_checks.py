@@ -33,6 +33,9 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
     if silent and voiced_elsewhere:  # the middle window scored, the speech elsewhere
         return (f"{name}: the middle {window:.2f} s it is scored on are all silence (their loudest 23 ms frame is "
                 "below -60 dBFS): its prediction says nothing about an emotion (--timeline scores its voiced parts)")
+    if silent and abs(offset) > DC_OFFSET:  # a constant: no signal once the offset is taken away
+        return (f"{name}: no signal but a constant (DC) offset of {offset:+.3f} (its loudest 23 ms frame, less that "
+                "offset, is below -60 dBFS): its prediction says nothing about an emotion")
     if silent:
         return (f"{name}: all silence (its loudest 23 ms frame is below -60 dBFS): its prediction says nothing "
                 "about an emotion")

@@ -82,6 +82,8 @@ def list_inputs(source, api: bool = True) -> Inputs:
     if isinstance(source, Inputs):
         return source
     if isinstance(source, (list, tuple)):
+        if not source:  # it returned [] without a word, where an empty folder or file list is one line
+            raise UserError(f"{'source' if api else '--wav'}: the list of paths is empty")
         return Inputs("the list of paths", tuple(os.fspath(_path(p)) for p in source), True)
     source = os.fspath(_path(source))
     if os.path.isdir(source):
@@ -138,8 +140,8 @@ def _path(source):
     if isinstance(source, (str, os.PathLike)):
         return source
     shape = f" of shape {source.shape}" if hasattr(source, "shape") else ""
-    raise UserError(f"predict: got {type(source).__name__}{shape}; it takes an audio file, a folder, a list of paths "
-                    "or (samples, sample_rate); for MFCC features use Run.fold_outputs or Run.evaluate")
+    raise UserError(f"source: got {type(source).__name__}{shape}; an input is an audio file, a folder, a list of "
+                    "paths or (samples, sample_rate); for MFCC features use Run.fold_outputs or Run.evaluate")
 
 
 def _is_array(source) -> bool:
