@@ -164,7 +164,7 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         (lambda: emodb46.fold_outputs(x[:0]), r"^features: holds no utterances$"),  # an IndexError
         (lambda: emodb46.fold_outputs(np.where(np.arange(8)[:, None, None] == 2, np.nan, x)),
          r"^features: 1 utterance\(s\) hold NaN or Inf$"),  # NaN probabilities before
-        (lambda: emodb46.embed([]), r"^source: no input to embed$"),  # a ValueError from numpy
+        (lambda: emodb46.embed([]), r"^source: the list of paths is empty$"),  # a ValueError from numpy
         (lambda: emodb46.export(None, "onnx"), r"^path=None: give the output's path"),  # a TypeError
         (lambda: timnet_ser.load_run(None), r"^folder=None: give the path of a run folder"),
         # EMO-DB's weights under EMOVO's seven class names: accepted, every label wrong

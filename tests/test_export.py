@@ -16,7 +16,7 @@ import tensorflow as tf
 from conftest import SPEECH_WAV
 from timnet_ser.core.config import Hyper
 from timnet_ser.core.errors import DiskFull, UserError
-from timnet_ser.data import features
+from timnet_ser.data import audio, features
 from timnet_ser.data.corpora import CORPORA, SAMPLE_RATE
 from timnet_ser.deploy import export
 from timnet_ser.engine.fold_weights import FoldWeights
@@ -306,6 +306,12 @@ def test_the_sidecar_recipe_makes_the_mfcc_input():
     assert made.shape == tuple(meta["input"]["shape"][1:]) == (FRAMES, 39)
     assert recipe["librosa"] == librosa.__version__ and meta["sample_rate"] == SAMPLE_RATE
     assert meta["classes"] == list(CLASSES) and meta["folds_averaged"] == [1]
+    # the decoding too: a 44.1 kHz stereo int16 file, made by the recipe without librosa.load, is what load makes
+    stereo = (np.random.default_rng(1).normal(0.0, 0.1, (44100, 2)) * 32768).astype(np.int16)
+    assert recipe["mono"] is True
+    mono = (stereo / 2.0 ** 15).mean(axis=1)  # integer PCM over 2^(bits - 1), the channels averaged
+    resampled = librosa.resample(mono, orig_sr=44100, target_sr=meta["sample_rate"], res_type=recipe["res_type"])
+    np.testing.assert_allclose(resampled, audio.resample(stereo, 44100), atol=1e-6)
 
 
 def test_the_sidecar_recipe_makes_the_logmel3_input():

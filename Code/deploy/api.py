@@ -287,9 +287,7 @@ class Run:
         ``speaker_statistics`` as in ``predict``."""
         from . import predict
         source = predict.listed_once(source)
-        clips = predict.read_clips(source, self.signal_length, self.feature_kind)
-        if not clips:  # a ValueError from numpy before (predict of none returns [])
-            raise UserError("source: no input to embed")
+        clips = predict.read_clips(source, self.signal_length, self.feature_kind)  # never none (predict.list_inputs)
         bad = [c for c in clips if c.error is not None]
         if bad:
             raise UserError(bad[0].error)

@@ -345,7 +345,8 @@ NORMALIZATION = {
                "Run.model_inputs",
 }
 _LOAD_AND_CENTRE = [
-    "librosa.load(path): mono, resampled to sample_rate",
+    "librosa.load(path) at its defaults: the file's samples as floats (integer PCM divided by 2^(bits - 1), as "
+    "soundfile reads it), its channels averaged (mono), resampled to sample_rate by res_type's resampler",
     "centre to signal_length samples L: a shorter signal of s samples gets floor((L - s) / 2) zeros on the left "
     "and the rest on the right; a longer one keeps signal[p:p + L], p = floor((s - L) / 2)",
 ]
@@ -365,7 +366,8 @@ def feature_recipe(kind: str) -> dict:
             "default, that is: a mel power spectrogram (n_fft, hop_length, window, center, pad_mode, power; mel "
             "filters n_mels, fmin, fmax (null: sample_rate / 2), htk, mel_norm), librosa.power_to_db (ref, amin, "
             "top_db), a DCT (dct_type, norm, lifter); transposed to (frames, n_mfcc); no normalisation",
-        ], "n_mfcc": N_MFCC, **stft, **_defaults(librosa.filters.mel, "n_mels", "fmin", "fmax", "htk"),
+        ], **_defaults(librosa.load, "mono", "res_type"),
+            "n_mfcc": N_MFCC, **stft, **_defaults(librosa.filters.mel, "n_mels", "fmin", "fmax", "htk"),
             **_defaults(librosa.power_to_db, "ref", "amin", "top_db"),
             **_defaults(librosa.feature.mfcc, "mel_norm", "dct_type", "norm", "lifter")}
     if kind == "logmel3":
@@ -380,7 +382,8 @@ def feature_recipe(kind: str) -> dict:
             f"segments of {SEGMENT_FRAMES} frames starting every {SEGMENT_HOP} frames (frames 0-{SEGMENT_FRAMES - 1}, "
             f"{SEGMENT_HOP}-{SEGMENT_HOP + SEGMENT_FRAMES - 1}, ...), stacked to (segments, {SEGMENT_FRAMES}, "
             f"{N_MELS}, 3); trailing frames that fill no segment are dropped",
-        ], "n_mels": N_MELS, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "win_length": WIN_LENGTH,
+        ], **_defaults(librosa.load, "mono", "res_type"),
+            "n_mels": N_MELS, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "win_length": WIN_LENGTH,
             "window": "hamming", "fmin": FMIN, "fmax": FMAX, "segment_frames": SEGMENT_FRAMES,
             "segment_hop": SEGMENT_HOP, **_defaults(librosa.power_to_db, "ref", "amin", "top_db"),
             **_defaults(librosa.feature.delta, "width")}
