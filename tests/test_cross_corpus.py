@@ -140,7 +140,7 @@ def test_the_apis_label_map_errors_name_its_arguments_not_flags(trained, tmp_pat
     folder, _ = trained
     run = timnet_ser.load_run(folder)
     x, y = toy(30, 1)
-    with pytest.raises(UserError, match=r"^label_map=: 'bored' is not a class of OTHER"):
+    with pytest.raises(UserError, match=r"^label_map \(the dict given\): 'bored' is not a class of OTHER"):
         run.evaluate((x, y, ["Angry", "HAPPY", "calm"]), label_map={"bored": "angry"}, data="OTHER")
     with pytest.raises(UserError, match=r"^data= OTHER: no class of OTHER .*; give label_map= FILE"):
         run.evaluate((x, y, ["calm", "bored", "tired"]), data="OTHER")

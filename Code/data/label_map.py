@@ -142,7 +142,7 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
         else:
             entries = dict(given)
         source = os.fspath(given) if isinstance(given, (str, os.PathLike)) else "label_map argument"
-        where = f"{map_name} {source}" if isinstance(given, (str, os.PathLike)) else "label_map="
+        where = f"{map_name} {source}" if isinstance(given, (str, os.PathLike)) else "label_map (the dict given)"
         pairs = dict.fromkeys(theirs)
         for key, value in entries.items():
             their, one_of_ours = lookup(str(key), theirs), lookup(str(key), ours) is not None
