@@ -51,7 +51,7 @@ def _argv(data: Optional[str], feature_path: Optional[str], model: Optional[str]
 
 def train(data: Optional[str] = None, feature_path: Optional[str] = None, model: Optional[str] = None, **flags):
     """Train a run as ``--mode train`` does and return it loaded (``api.Run``; a list of them where ``random_seed``
-    is a list or a comma list, even of one seed).
+    is a list, even of one seed (``[46]``), or a comma list of several, ``"46,47"``).
 
     Args:
         data: the corpus key (``--data``; default EMODB, or the run of ``resume=``).
