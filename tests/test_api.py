@@ -193,6 +193,9 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         (lambda: emodb46.evaluate((np.full_like(x, np.nan), y, classes)), r"^features: 8 row\(s\) of x hold NaN"),
         (lambda: emodb46.evaluate((x[:0], y[:0], classes)), r"^features: holds no samples$"),
         (lambda: emodb46.evaluate((x, y, classes), label_map=5), r"^label_map=5: give a label map file"),
+        # arrays of classes no run class matches, no data= given (it named "data= the given features")
+        (lambda: emodb46.evaluate((x, y, [f"c{i}" for i in range(7)])),
+         r"^the given features: no class of the given features \(c0, .*\) maps onto a class of the run"),
     ]:
         with pytest.raises(UserError, match=message):
             call()

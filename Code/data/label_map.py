@@ -120,6 +120,10 @@ def lookup(name: str, classes: list) -> Optional[str]:
     return next((c for c in classes if c.lower() == name.strip().lower()), None)
 
 
+# how the API names features given as arrays without data= (Run.evaluate((x, y, classes))): no corpus key
+GIVEN_FEATURES = "the given features"
+
+
 def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our_name: str,
                     their_name: str, api: bool = False) -> LabelMap:
     """The map of ``theirs`` (the other corpus' classes) onto ``ours`` (the run's): by name when ``given`` is
@@ -128,7 +132,8 @@ def build_label_map(ours: list, theirs: list, given: Union[str, dict, None], our
     map_name, data_name = ("label_map=", "data=") if api else ("--label_map", "--data")
     if given is None:
         pairs = {their: lookup(their, ours) for their in theirs}
-        source, where = "class names, case-insensitive", f"{data_name} {their_name}"
+        source = "class names, case-insensitive"
+        where = their_name if their_name == GIVEN_FEATURES else f"{data_name} {their_name}"  # no data= was given
     elif not isinstance(given, (str, os.PathLike, dict)):  # only the API can give another type
         raise UserError(f"label_map={given!r}: give a label map file (TOML or CSV), a dict {{their class: our class, "
                         "or None to drop it}, or None to match the classes by name")

@@ -35,6 +35,7 @@ from ..core.tensorflow_setup import start_tensorflow
 from ..data.feature_files import checked_arrays
 from ..data.feature_statistics import domain_shift
 from ..data.features import row_signatures, signature_matches
+from ..data.label_map import GIVEN_FEATURES
 from ..data.resolve import corpus_for_weights
 from ..runs import run_folder
 
@@ -335,7 +336,7 @@ class Run:
             note = self._refuse_seen(x, data, None, "features")  # as a feature file's are
             x = network_inputs(x, speakers[0] if speakers else None, self.normalize, "features")
             test_set = cross_corpus.prepare(self.classes, self.data, self.input_shape, x, y, classes,
-                                            data or "the given features", label_map, api=True)
+                                            data or GIVEN_FEATURES, label_map, api=True)
             self._say(note, api=True, calls=1)
         elif isinstance(features, (str, os.PathLike)):
             test_set = self.cross_corpus_set(os.fspath(features), label_map, data, api=True)
