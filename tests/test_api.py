@@ -167,6 +167,8 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         (lambda: emodb46.embed([]), r"^source: the list of paths is empty$"),  # a ValueError from numpy
         (lambda: emodb46.export(None, "onnx"), r"^path=None: give the output's path"),  # a TypeError
         (lambda: timnet_ser.load_run(None), r"^folder=None: give the path of a run folder"),
+        (lambda: timnet_ser.load_run(""), r"^folder='': give the path of a run folder"),
+        (lambda: emodb46.export("", "onnx"), r"^path='': give the output's path"),  # "path .: is a folder"
         # EMO-DB's weights under EMOVO's seven class names: accepted, every label wrong
         (lambda: timnet_ser.load_run(emodb46.folder, data="EMOVO"),
          r"^data='EMOVO': the weights in .*EMODB_46 were trained on EMODB, as its name \(<KEY>_<seed>\) says"),

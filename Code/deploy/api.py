@@ -464,7 +464,7 @@ class Run:
         """Write one graph averaging the folds' softmax (or fold ``fold``'s) as ONNX, TFLite or a SavedModel, and a
         JSON beside it that says how to make its input; returns the paths written."""
         from . import export
-        if not isinstance(path, (str, os.PathLike)):  # a TypeError from posixpath before
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):  # a TypeError; "" was the folder "."
             raise UserError(f"path={path!r}: give the output's path (a file for onnx and tflite, a folder for "
                             "savedmodel)")
         files = [p for number, p, _ in self.folds if number in self._fold_numbers(fold)]
@@ -522,7 +522,7 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
         hyper: for a folder without ``run.json``: the network's ``timnet_ser.core.config.Hyper`` if not the paper's.
         feature_path: for a dataset of your own without ``run.json``: its feature file (default MFCC/<data>.npy).
     """
-    if not isinstance(folder, (str, os.PathLike)):  # a TypeError from genericpath before
+    if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):  # a TypeError; "": "folder : no such"
         raise UserError(f"folder={folder!r}: give the path of a run folder or of a folder of fold weights")
     folder = os.fspath(folder)
     start_tensorflow()
