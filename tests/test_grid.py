@@ -614,6 +614,21 @@ def test_the_workers_package_folder_is_not_one_another_user_can_make_first(tmp_p
     assert sorted(os.listdir(folder)) == ["timnet_ser"]
 
 
+def test_the_ended_ray_sessions_are_pruned_but_the_newest_and_the_running(tmp_path):
+    """Ray leaves every session's folder behind: a user's grids piled them up in the private folder."""
+    from timnet_ser.grid import ray_security
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a pid no process has now (reused at once only by chance)
+    names = [f"session_2026-12-0{day}_10-00-00_000000_{ended.pid}" for day in range(1, 8)]
+    names.append(f"session_2026-12-01_09-00-00_000000_{os.getpid()}")  # the oldest, of a running process
+    for name in names:
+        os.makedirs(tmp_path / name / "logs")
+    os.symlink(tmp_path / names[-2], tmp_path / "session_latest")
+    ray_security.prune_sessions(str(tmp_path), keep=2)
+    assert sorted(os.listdir(tmp_path)) == sorted([names[-1], names[-3], names[-2], "session_latest"])
+    ray_security.prune_sessions(str(tmp_path / "none"))  # no Ray started there yet: nothing to do
+
+
 def test_a_workers_package_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch):
     import tempfile
     monkeypatch.delenv("RAY_TMPDIR", raising=False)

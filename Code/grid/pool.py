@@ -305,11 +305,13 @@ def start_local_ray(cpus: int, gpus: int | None = 0, object_store_bytes: int = 5
     from . import fate_sharing, ray_security
     fate_sharing.share_fate()
     ray_security.use_new_token()
+    folder = ray_security.private_folder()
+    ray_security.prune_sessions(folder)  # the ended sessions' folders, but the newest few
     # address "local": a new Ray even where `ray start` runs one on this machine (that one is --address auto)
     with ray_security.loopback_node():
         _ray_init(address="local", num_cpus=cpus, num_gpus=gpus, object_store_memory=object_store_bytes,
                   include_dashboard=False, _node_ip_address=ray_security.LOOPBACK, log_to_driver=False,
-                  logging_level="ERROR", _temp_dir=ray_security.private_folder())
+                  logging_level="ERROR", _temp_dir=folder)
 
 
 def _ray_init(**settings) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -61,6 +62,34 @@ def private_folder() -> str:
     """The folder a local Ray of this user keeps its sessions in (``ray._temp_dir``): ``ray`` in ``closed_folder()``,
     so that what Ray makes writable by everyone inside it (the folder it is given too) is closed to other users."""
     return os.path.join(closed_folder(), "ray")
+
+
+KEPT_SESSIONS = 5  # the newest ended sessions a local Ray leaves, kept for their logs
+
+
+def prune_sessions(folder: str, keep: int = KEPT_SESSIONS) -> None:
+    """Remove from ``folder`` (``private_folder()``) the sessions of local Rays that ended, but the newest ``keep``:
+    Ray leaves each session's folder (logs, sockets) behind, and a user's grids piled them up (98 folders, 21 MB,
+    on this project's test machine by one day's runs). A session is ``session_<date>_<time>_<microseconds>_<pid>``,
+    the pid that of the process that started it: a session whose process runs (a grid running beside this one) is
+    never touched."""
+    if not os.path.isdir(folder):  # no local Ray started here yet
+        return
+    sessions = sorted(name for name in os.listdir(folder) if name.startswith("session_")
+                      and name.rsplit("_", 1)[-1].isdigit() and not os.path.islink(os.path.join(folder, name)))
+    ended = [name for name in sessions if not _running(int(name.rsplit("_", 1)[-1]))]
+    for name in ended[:max(0, len(ended) - keep)]:  # oldest first: names begin with their time
+        shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: running
+        return True
+    return True
 
 
 def closed_folder() -> str:
