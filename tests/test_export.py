@@ -11,6 +11,7 @@ from dataclasses import replace
 import librosa
 import numpy as np
 import pytest
+import soundfile
 import tensorflow as tf
 
 from conftest import SPEECH_WAV
@@ -306,12 +307,18 @@ def test_the_sidecar_recipe_makes_the_mfcc_input():
     assert made.shape == tuple(meta["input"]["shape"][1:]) == (FRAMES, 39)
     assert recipe["librosa"] == librosa.__version__ and meta["sample_rate"] == SAMPLE_RATE
     assert meta["classes"] == list(CLASSES) and meta["folds_averaged"] == [1]
-    # the decoding too: a 44.1 kHz stereo int16 file, made by the recipe without librosa.load, is what load makes
+
+def test_the_sidecar_recipe_decodes_a_file_as_the_package_reads_it(tmp_path):
+    """A 44.1 kHz stereo int16 wav, decoded by the recipe's words without librosa.load (the samples scaled, the
+    channels averaged, resampled by res_type), is what the package reads of the file."""
+    recipe = sidecar("TIMNET", [1])["features"]
     stereo = (np.random.default_rng(1).normal(0.0, 0.1, (44100, 2)) * 32768).astype(np.int16)
+    path = str(tmp_path / "stereo.wav")
+    soundfile.write(path, stereo, 44100, subtype="PCM_16")
     assert recipe["mono"] is True
     mono = (stereo / 2.0 ** 15).mean(axis=1)  # integer PCM over 2^(bits - 1), the channels averaged
-    resampled = librosa.resample(mono, orig_sr=44100, target_sr=meta["sample_rate"], res_type=recipe["res_type"])
-    np.testing.assert_allclose(resampled, audio.resample(stereo, 44100), atol=1e-6)
+    resampled = librosa.resample(mono, orig_sr=44100, target_sr=SAMPLE_RATE, res_type=recipe["res_type"])
+    np.testing.assert_allclose(resampled, audio.load_audio(path), atol=1e-6)
 
 
 def test_the_sidecar_recipe_makes_the_logmel3_input():

@@ -621,11 +621,18 @@ def test_the_ended_ray_sessions_are_pruned_but_the_newest_and_the_running(tmp_pa
     ended.wait()  # a pid no process has now (reused at once only by chance)
     names = [f"session_2026-12-0{day}_10-00-00_000000_{ended.pid}" for day in range(1, 8)]
     names.append(f"session_2026-12-01_09-00-00_000000_{os.getpid()}")  # the oldest, of a running process
+    names.append("session_2026-12-01_08-00-00_000000_99999999999")  # no pid is so large (an OverflowError)
+    names.append(f"session_2026-12-01_07-00-00_000000_{ended.pid}")  # its log written now: another machine's?
+    hour_ago = time.time() - ray_security.QUIET_SECONDS - 60
     for name in names:
         os.makedirs(tmp_path / name / "logs")
-    os.symlink(tmp_path / names[-2], tmp_path / "session_latest")
+        (tmp_path / name / "logs" / "raylet.out").write_text("")
+        if name != names[-1]:
+            for path in (tmp_path / name / "logs" / "raylet.out", tmp_path / name / "logs", tmp_path / name):
+                os.utime(path, (hour_ago, hour_ago))
+    os.symlink(tmp_path / names[6], tmp_path / "session_latest")
     ray_security.prune_sessions(str(tmp_path), keep=2)
-    assert sorted(os.listdir(tmp_path)) == sorted([names[-1], names[-3], names[-2], "session_latest"])
+    assert sorted(os.listdir(tmp_path)) == sorted([names[5], names[6], names[7], names[9], "session_latest"])
     ray_security.prune_sessions(str(tmp_path / "none"))  # no Ray started there yet: nothing to do
 
 

@@ -310,7 +310,8 @@ def test_a_users_odd_audio_is_said_so_on_the_console_and_in_the_rows(run, tmp_pa
     assert f"warning: {folder / 'offset.wav'}: no signal but a constant (DC) offset of +0.010" in err
     assert "esc\\x1b[31mred.wav: " in out and "\x1b" not in out + err
     assert f"\n{os.path.join('a', 'x.wav')}: " in out and f"\n{os.path.join('b', 'x.wav')}: " in out
-    with pytest.raises(UserError, match=r"offset.wav: all silence by the energy rule"):
+    with pytest.raises(UserError, match=r"offset.wav: all silence by the energy rule \(digital silence, but a "
+                                        r"constant \(DC\) offset of \+0.010;"):
         run.timeline(str(folder / "offset.wav"))
     broken = utterance.astype(np.float32)
     broken[len(broken) // 2] = np.nan

@@ -345,8 +345,9 @@ NORMALIZATION = {
                "Run.model_inputs",
 }
 _LOAD_AND_CENTRE = [
-    "librosa.load(path) at its defaults: the file's samples as floats (integer PCM divided by 2^(bits - 1), as "
-    "soundfile reads it), its channels averaged (mono), resampled to sample_rate by res_type's resampler",
+    "librosa.load(path) at its defaults: the file's samples as floats (integer PCM divided by 2^(bits - 1), 8-bit "
+    "unsigned PCM centred on 128 first, as soundfile reads them), its channels averaged (mono), resampled to "
+    "sample_rate by res_type's resampler",
     "centre to signal_length samples L: a shorter signal of s samples gets floor((L - s) / 2) zeros on the left "
     "and the rest on the right; a longer one keeps signal[p:p + L], p = floor((s - L) / 2)",
 ]

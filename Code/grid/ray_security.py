@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 
 LOOPBACK = "127.0.0.1"
@@ -65,19 +66,23 @@ def private_folder() -> str:
 
 
 KEPT_SESSIONS = 5  # the newest ended sessions a local Ray leaves, kept for their logs
+# a session whose files changed this recently is taken as running whatever its pid says: one started on another
+# machine whose RAY_TMPDIR is shared (its pid means nothing here), or by `ray start`, whose process exits once it runs
+QUIET_SECONDS = 3600
 
 
 def prune_sessions(folder: str, keep: int = KEPT_SESSIONS) -> None:
     """Remove from ``folder`` (``private_folder()``) the sessions of local Rays that ended, but the newest ``keep``:
     Ray leaves each session's folder (logs, sockets) behind, and a user's grids piled them up (98 folders, 21 MB,
     on this project's test machine by one day's runs). A session is ``session_<date>_<time>_<microseconds>_<pid>``,
-    the pid that of the process that started it: a session whose process runs (a grid running beside this one) is
-    never touched."""
+    the pid that of the process that started it: a session whose process runs (a grid running beside this one), or
+    whose files changed within ``QUIET_SECONDS``, is never touched."""
     if not os.path.isdir(folder):  # no local Ray started here yet
         return
     sessions = sorted(name for name in os.listdir(folder) if name.startswith("session_")
                       and name.rsplit("_", 1)[-1].isdigit() and not os.path.islink(os.path.join(folder, name)))
-    ended = [name for name in sessions if not _running(int(name.rsplit("_", 1)[-1]))]
+    ended = [name for name in sessions if not _running(int(name.rsplit("_", 1)[-1]))
+             and not _recent(os.path.join(folder, name))]
     for name in ended[:max(0, len(ended) - keep)]:  # oldest first: names begin with their time
         shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
@@ -85,11 +90,22 @@ def prune_sessions(folder: str, keep: int = KEPT_SESSIONS) -> None:
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process (a number beyond any pid: none)
         return False
     except OSError:  # another user's process: running
         return True
     return True
+
+
+def _recent(session: str) -> bool:
+    """Whether the session folder or a file of its ``logs`` changed within ``QUIET_SECONDS``."""
+    try:
+        logs = os.path.join(session, "logs")
+        times = [os.stat(session).st_mtime] + ([entry.stat().st_mtime for entry in os.scandir(logs)]
+                                                if os.path.isdir(logs) else [])
+    except OSError:  # removed meanwhile: nothing to prune
+        return True
+    return time.time() - max(times) < QUIET_SECONDS
 
 
 def closed_folder() -> str:

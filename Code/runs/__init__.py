@@ -1,3 +1,4 @@
 """runs: what a run leaves on disk and how it is read back: the run folder and run.json (run_folder), per-fold
-metrics and the results files (results), the cross-run report (report) and its statistics (significance).
+metrics and the results files (results), the cross-run report (report; which records make a row: report_rows)
+and its statistics (significance).
 Imports core, data and nn; never trains."""
