@@ -344,7 +344,7 @@ def run_predict(settings: Settings) -> dict:
     if settings.timeline:
         timeline.checked_source(settings.wav, api=False)
     inputs = None if settings.timeline else predict.list_inputs(settings.wav, api=False)
-    unread = predict.files_not_read(settings.wav) if inputs is not None and os.path.isdir(settings.wav) else ""
+    unread = predict.files_not_read(inputs) if inputs is not None else ""
     if unread:
         print(printable(f"note: --wav {settings.wav}: {unread}"))
     weights = load_weights(settings)

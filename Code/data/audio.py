@@ -209,12 +209,13 @@ def audio_files(folder: str) -> list[str]:
     """Every audio file (``is_audio``) below ``folder``, hidden files and folders left out, in a fixed order; a
     linked folder is followed (it was skipped without a word), each real folder once (a link to a folder above
     would loop)."""
-    return [path for path in _visible_files(folder) if is_audio(path)]
+    return audio_and_other_files(folder)[0]
 
 
-def other_files(folder: str) -> list[str]:
-    """The visible files below ``folder`` that ``audio_files`` leaves out (an .m4a, a transcript)."""
-    return [path for path in _visible_files(folder) if not is_audio(path)]
+def audio_and_other_files(folder: str) -> tuple[list[str], list[str]]:
+    """``audio_files`` of ``folder``, and the visible files it leaves out (an .m4a, a transcript), from one walk."""
+    found = _visible_files(folder)
+    return [path for path in found if is_audio(path)], [path for path in found if not is_audio(path)]
 
 
 def _visible_files(folder: str) -> list[str]:

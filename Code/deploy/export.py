@@ -358,6 +358,7 @@ def feature_recipe(kind: str) -> dict:
     installed librosa's defaults read from its signatures."""
     import librosa
     version = importlib.metadata.version("librosa")
+    decoding = _defaults(librosa.load, "mono", "res_type")  # _LOAD_AND_CENTRE's first step, for either kind
     if kind == "mfcc":
         stft = _defaults(librosa.feature.melspectrogram, "n_fft", "hop_length", "window", "center", "pad_mode",
                          "power")
@@ -367,7 +368,7 @@ def feature_recipe(kind: str) -> dict:
             "default, that is: a mel power spectrogram (n_fft, hop_length, window, center, pad_mode, power; mel "
             "filters n_mels, fmin, fmax (null: sample_rate / 2), htk, mel_norm), librosa.power_to_db (ref, amin, "
             "top_db), a DCT (dct_type, norm, lifter); transposed to (frames, n_mfcc); no normalisation",
-        ], **_defaults(librosa.load, "mono", "res_type"),
+        ], **decoding,
             "n_mfcc": N_MFCC, **stft, **_defaults(librosa.filters.mel, "n_mels", "fmin", "fmax", "htk"),
             **_defaults(librosa.power_to_db, "ref", "amin", "top_db"),
             **_defaults(librosa.feature.mfcc, "mel_norm", "dct_type", "norm", "lifter")}
@@ -383,7 +384,7 @@ def feature_recipe(kind: str) -> dict:
             f"segments of {SEGMENT_FRAMES} frames starting every {SEGMENT_HOP} frames (frames 0-{SEGMENT_FRAMES - 1}, "
             f"{SEGMENT_HOP}-{SEGMENT_HOP + SEGMENT_FRAMES - 1}, ...), stacked to (segments, {SEGMENT_FRAMES}, "
             f"{N_MELS}, 3); trailing frames that fill no segment are dropped",
-        ], **_defaults(librosa.load, "mono", "res_type"),
+        ], **decoding,
             "n_mels": N_MELS, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "win_length": WIN_LENGTH,
             "window": "hamming", "fmin": FMIN, "fmax": FMAX, "segment_frames": SEGMENT_FRAMES,
             "segment_hop": SEGMENT_HOP, **_defaults(librosa.power_to_db, "ref", "amin", "top_db"),

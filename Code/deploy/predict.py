@@ -31,13 +31,12 @@ from ..core.atomic_file import write_table
 from ..core.errors import UserError, printable
 from ..data.audio import (
     AUDIO_KINDS,
-    audio_files,
+    audio_and_other_files,
     centre,
     check_audio_file,
     is_audio,
     load_audio,
     missing,
-    other_files,
     resample,
 )
 from ..data.corpora import SAMPLE_RATE, natural_key
@@ -71,6 +70,7 @@ class Inputs:
     paths: tuple[str, ...]
     skip_bad: bool  # several inputs: a file that cannot be decoded is reported in its row, not raised
     speakers: Optional[tuple[str, ...]] = None  # a CSV list's speaker column, one per path
+    others: tuple[str, ...] = ()  # a folder's files that are not audio by their names (``files_not_read``)
 
     def __str__(self) -> str:
         return self.source
@@ -87,11 +87,12 @@ def list_inputs(source, api: bool = True) -> Inputs:
         return Inputs("the list of paths", tuple(os.fspath(_path(p)) for p in source), True)
     source = os.fspath(_path(source))
     if os.path.isdir(source):
-        files = sorted(audio_files(source), key=lambda p: natural_key(os.path.relpath(p, source)))
+        found, others = audio_and_other_files(source)  # one walk of the folder
+        files = sorted(found, key=lambda p: natural_key(os.path.relpath(p, source)))
         if not files:
             raise UserError(f"{source_named(source, api)}: the folder holds no audio files "
                             f"({AUDIO_KINDS})")
-        return Inputs(source, tuple(files), True)
+        return Inputs(source, tuple(files), True, others=tuple(others))
     if os.path.isfile(source):
         if _is_list(source):
             paths, speakers = read_file_list(source)
@@ -104,10 +105,10 @@ def list_inputs(source, api: bool = True) -> Inputs:
     raise UserError(f"{source_named(source, api)}: {missing(source, 'file or folder')}")
 
 
-def files_not_read(folder: str) -> str:
-    """What a folder given as the inputs holds besides audio files, which predict passes over ("" where nothing):
-    an .m4a or a .wave of a user's recordings was left out without a word."""
-    others = other_files(folder)
+def files_not_read(inputs: Inputs) -> str:
+    """What a folder given as the inputs holds besides audio files, which predict passes over ("" where nothing,
+    and for other inputs): an .m4a or a .wave of a user's recordings was left out without a word."""
+    others = inputs.others
     if not others:
         return ""
     kinds = Counter(os.path.splitext(path)[1].lower() or "no extension" for path in others)

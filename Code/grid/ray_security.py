@@ -79,10 +79,9 @@ def prune_sessions(folder: str, keep: int = KEPT_SESSIONS) -> None:
     whose files changed within ``QUIET_SECONDS``, is never touched."""
     if not os.path.isdir(folder):  # no local Ray started here yet
         return
-    sessions = sorted(name for name in os.listdir(folder) if name.startswith("session_")
-                      and name.rsplit("_", 1)[-1].isdigit() and not os.path.islink(os.path.join(folder, name)))
-    ended = [name for name in sessions if not _running(int(name.rsplit("_", 1)[-1]))
-             and not _recent(os.path.join(folder, name))]
+    sessions = sorted((name, pid) for name in os.listdir(folder) if name.startswith("session_")
+                      and (pid := name.rsplit("_", 1)[-1]).isdigit() and not os.path.islink(os.path.join(folder, name)))
+    ended = [name for name, pid in sessions if not _running(int(pid)) and not _recent(os.path.join(folder, name))]
     for name in ended[:max(0, len(ended) - keep)]:  # oldest first: names begin with their time
         shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
