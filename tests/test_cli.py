@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CODE
 from timnet_ser.main import main, process_main
-from timnet_ser.runs import report
+from timnet_ser.runs import report, results
 
 
 def reference(shared, *parts):
@@ -43,6 +43,34 @@ def test_retest_of_published_emodb_weights_prints_the_authors_numbers(shared, tm
     # the published weights were selected on the test fold (the paper protocol): every output says so
     assert result_json.endswith("_TIMNET_test_paper.json") and record["config"]["protocol"] == "paper"
     assert "seed 46, test, weights SELECTED ON THE TEST FOLD" in out and "an optimistic figure" in out
+    # nothing records the features the authors trained on (their MFCC/EMODB.npy of the full-length corpus, 95.70 %):
+    # every output says these were not checked against them, the figures unchanged
+    said = results.features_not_checked("EMODB")
+    assert out.splitlines()[0].endswith(f"SELECTED ON THE TEST FOLD, {results.FEATURES_NOT_CHECKED}")
+    assert [line for line in out.splitlines() if line.startswith("protocol: ")][0].endswith(f"; {said}")
+    assert record["title"] == out.splitlines()[0] and record["protocol_description"].endswith(f"; {said}")
+    assert record["retest"] == {"split": "own", "features": "unchecked", "label": ""}
+    report.write_report(str(tmp_path))
+    assert f"- TIMNET, test of EMODB_46, paper (SELECTED ON THE TEST FOLD) on EMODB EMODB_2s.npy: {said}" in \
+        capsys.readouterr().out
+    with open(tmp_path / "report.csv") as f:
+        [row] = csv.DictReader(f)
+    assert json.loads(row["note keys"]) == ["selected_on_test_fold", "features_not_checked"]
+    assert row["published UAR %"] == row["published WAR %"] == "–"
+
+
+def test_the_authors_weights_on_another_split_say_both_the_split_and_the_unchecked_features(shared, tmp_path, capsys):
+    assert main(["--mode", "test", "--random_seed", "47", "--retest_other_split", "--test_path",
+                 reference(shared, "Test_Models", "EMODB_46"), "--feature_path", reference(shared, "EMODB_2s.npy"),
+                 "--result_path", str(tmp_path)]) == 0
+    [title] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("TIMNET on EMODB")]
+    assert "OTHER SPLIT (seed 47, 10-fold kfold)" in title and title.endswith(f", {results.FEATURES_NOT_CHECKED}")
+    [name] = [p for p in os.listdir(tmp_path) if p.endswith(".json")]
+    with open(tmp_path / name) as f:
+        record = json.load(f)
+    assert name.endswith("_test_paper_other-split.json")  # the file name as before: no suffix for the features
+    assert record["retest"]["split"] == "other" and record["retest"]["features"] == "unchecked"
+    assert record["protocol_description"].endswith(f"; {results.features_not_checked('EMODB')}")
 
 
 def test_a_folder_not_named_as_the_published_ones_is_not_said_to_select_on_the_test_fold(shared, tmp_path, capsys):
@@ -53,6 +81,7 @@ def test_a_folder_not_named_as_the_published_ones_is_not_said_to_select_on_the_t
                  "--feature_path", reference(shared, "EMODB_2s.npy"), "--result_path", str(tmp_path / "R")]) == 0
     out = capsys.readouterr().out
     assert "SELECTED ON THE TEST FOLD" not in out and "optimistic" not in out
+    assert results.features_not_checked("EMODB") in out  # nor its features, as for the published folders
     # nor the flag's default as a fact (it read "each fold's weights are those of its last epoch")
     assert "; nothing records what chose each fold's weights (a folder without run.json" in out
     assert "those of its last epoch" not in out

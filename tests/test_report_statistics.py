@@ -4,6 +4,7 @@ hand-written result JSONs (columns, paired table, figure, rows that must stay ap
 published figures only beside the papers' experiment, references that exist in the repository)."""
 
 import csv
+import io
 import json
 import math
 import os
@@ -750,3 +751,114 @@ def test_two_rows_that_differ_only_where_a_record_is_silent_are_told_apart():
     new = _emodb(config={"hyper": {"normalize": "none", "filter_size": 39}})
     table = report.build_table([old, new])
     assert len(table) == 2 and sorted(table["settings"]) == ["filter_size=39", "filter_size=None"]
+
+
+# --- each row's notes in report.csv --------------------------------------------------------------------------------
+
+def test_each_csv_row_carries_the_notes_under_the_table_that_are_about_it_and_no_others(tmp_path, capsys):
+    """report.csv had none of the notes report.md and report.tex print below the table: a row whose weights were
+    chosen on the test fold, clipped or missing intervals, folds that predicted one class, merged records, a
+    re-test of the authors' weights on features nothing checks. Each row now carries those about it (``note keys``,
+    ``notes``: JSON lists), in the words report.md prints, and a plain ``pandas.read_csv`` reads them."""
+    for seed in (1, 2):
+        _write(tmp_path, f"a{seed}", _run("MODEL_A", seed))  # two runs: the population std; a fold at 100 %: `*`
+    _write(tmp_path, "c", _run("MODEL_C", 1))  # one class for every utterance
+    _write(tmp_path, "d", _run("MODEL_D", 1, predictor="P"))  # every fold right: no spread
+    _write(tmp_path, "paper", _run("MODEL_B", 1, predictor="A", config={"protocol": "paper"}))  # on the test fold
+    _write(tmp_path, "inner", _run("MODEL_B", 1, predictor="A", config={"protocol": "inner_val"}))
+    _write(tmp_path, "e", _run("MODEL_E", 1, predictor="A"))
+    _write(tmp_path, "e_again", {**_run("MODEL_E", 1, predictor="A"), "weights_folder": "/models/again"})  # merged
+    authors = {"split": "own", "features": "unchecked", "label": ""}  # a folder without run.json re-tested
+    _write(tmp_path, "authors", {**_run("MODEL_F", 1, predictor="A", retest=authors), "mode": "test",
+                                 "protocol": "test", "weights_folder": "/shared/Test_Models/TOY_1"})
+    paths = report.write_report(str(tmp_path))
+    capsys.readouterr()
+    table = pd.read_csv(paths["csv"])  # no options
+    assert list(table.columns[-2:]) == ["note keys", "notes"]
+    keys = {(m, p): json.loads(k) for m, p, k in zip(table["model"], table["protocol"], table["note keys"])}
+    notes = {(m, p): json.loads(n) for m, p, n in zip(table["model"], table["protocol"], table["notes"])}
+    assert all(len(keys[row]) == len(notes[row]) for row in keys)
+
+    def rows_with(key: str) -> set:
+        return {row for row, found in keys.items() if key in found}
+    assert rows_with("population_std") == {("MODEL_A", "last_epoch")}
+    assert ("MODEL_A", "last_epoch") in rows_with("clipped_interval")
+    assert rows_with("no_spread") >= {("MODEL_D", "last_epoch")} and ("MODEL_A", "last_epoch") not in \
+        rows_with("no_spread")
+    assert rows_with("one_class") == {("MODEL_C", "last_epoch")}
+    assert rows_with("selected_on_test_fold") == {("MODEL_B", "paper (SELECTED ON THE TEST FOLD)")}
+    assert rows_with("selected_on_validation") == {("MODEL_B", "inner_val")}
+    assert rows_with("merged") == {("MODEL_E", "last_epoch")}
+    assert rows_with("features_not_checked") == {("MODEL_F", "test of TOY_1")}
+    # in the words report.md prints: a sentence of the note under the table, or a line of its own below it
+    markdown = open(paths["md"]).read()
+    paragraph, lines = markdown.split("\n\n")[1], markdown.split("## Paired comparisons")[0].splitlines()
+    for row, texts in notes.items():
+        for key, text in zip(keys[row], texts):
+            assert (text in paragraph) if key not in ("one_class", "merged", "features_not_checked") else \
+                (f"- {text}" in lines), (key, text)
+    [line] = notes[("MODEL_F", "test of TOY_1")][-1:]
+    assert line == f"MODEL_F, test of TOY_1 on TOY TOY_features.npy: {results.features_not_checked('TOY')}"
+    assert "FEATURES NOT CHECKED against the authors'" in line and "MFCC/TOY.npy" in line
+    assert notes[("MODEL_C", "last_epoch")][-1].startswith("MODEL_C, last_epoch on TOY TOY_features.npy: 3 of 3 "
+                                                           "folds predicted one class")
+    assert f"`*`: the {significance.CLIPPED_METHOD}." in notes[("MODEL_A", "last_epoch")]
+    assert notes[("MODEL_B", "inner_val")][0] == \
+        "An `inner_val` row's weights are those of each fold's epoch best on a validation split of its training fold."
+    # the table's own columns are as they were: the notes are report.csv's alone
+    assert "notes" not in report.build_table(results_records.load_records(str(tmp_path))).columns
+    assert "| notes |" not in markdown and "note keys" not in open(paths["tex"]).read()
+
+
+def test_a_row_without_notes_has_empty_lists():
+    record = _emodb()
+    record["folds"] = [{**fold, "uar": 0.7 + 0.02 * i, "war": 0.75 + 0.01 * i} for i, fold in enumerate(record["folds"])]
+    table, groups = report.build_table([record]), report_rows.group_runs([record])
+    notes = report.table_notes(table, groups)
+    assert [note.key for note in notes] == ["runs", "population_std", "interval", "published", "sources"]
+    written = pd.read_csv(io.StringIO(table_formats.to_csv(report.with_row_notes(table, groups, notes, []))))
+    assert written["note keys"].tolist() == ["[]"] and written["notes"].tolist() == ["[]"]
+
+
+def test_a_retest_of_a_folder_without_run_json_is_said_to_be_on_features_not_checked(tmp_path, capsys):
+    """The authors' weights re-tested on other features than theirs sat in the report as any re-test, beside the
+    published figure's model and corpus; records written before the re-test said so are told by what only such a
+    folder has (a name as the published ones', or weights whose choice nothing records); a run folder's re-test,
+    whose features are checked, never."""
+    older = {**_run("MODEL_A", 1, retest=None), "mode": "test", "protocol": "test",
+             "weights_folder": "/Test_Models/EMODB_46"}
+    unknown = {**_run("MODEL_B", 1, retest=None, config={"protocol": "unknown"}), "mode": "test", "protocol": "test",
+               "weights_folder": "/Models/EMODB_46_2023-09-01_10-00-00"}
+    own = _retest(1, 1, {"split": "own", "features": "own", "label": ""})
+    assert [report_rows.features_unchecked(r) for r in (older, unknown, own, _run("MODEL_A", 1))] == \
+        [True, True, False, False]
+    _write(tmp_path, "older", older)
+    _write(tmp_path, "unknown", unknown)
+    _write(tmp_path, "own", own)
+    rows = _table_of(tmp_path)
+    printed = capsys.readouterr().out
+    assert [row for row, cells in rows.items() if "features_not_checked" in cells["note keys"]] == [
+        ("MODEL_A", "test of EMODB_46"), ("MODEL_B", "test of EMODB_46_2023-09-01_10-00-00, weights' choice unknown")]
+    assert f"- MODEL_A, test of EMODB_46 on TOY TOY_features.npy: {results.features_not_checked('TOY')}" in printed
+
+
+def test_rows_fine_tuned_from_two_runs_of_one_name_are_told_apart(tmp_path, capsys):
+    """A fine-tuning source was named by its folder's name alone: two base runs named alike in different folders
+    gave two rows of one label, which read as one."""
+    for i, parent in enumerate(("/home/u/a/Models", "/home/u/b/Models")):
+        _write(tmp_path, f"tuned{i}", _run("MODEL_A", 1, config={"init_from": f"{parent}/SRC_1_run"},
+                                           weights_folder=f"/models/tuned{i}"))
+    _write(tmp_path, "other", _run("MODEL_A", 1, config={"init_from": "/home/u/c/Models/OTHER_1_run"},
+                                   weights_folder="/models/tuned_other"))
+    table = report.build_table(results_records.load_records(str(tmp_path)))
+    assert sorted(table["settings"]) == ["init_from=OTHER_1_run", "init_from=a/Models/SRC_1_run",
+                                         "init_from=b/Models/SRC_1_run"]
+    paths = report.write_report(str(tmp_path))
+    capsys.readouterr()
+    with open(paths["paired_csv"]) as f:
+        pairs = {(row["A"], row["B"]) for row in csv.DictReader(f)}
+    assert ("MODEL_A, last_epoch (init_from=a/Models/SRC_1_run)",
+            "MODEL_A, last_epoch (init_from=b/Models/SRC_1_run)") in pairs
+    # the folders above a name only as far as they tell it apart, the root where nothing else does
+    assert report_rows.source_names(["/x/a/R", "/y/a/R", "/a/R/", "/S"]) == {
+        "/x/a/R": "x/a/R", "/y/a/R": "y/a/R", "/a/R": "/a/R", "/S": "S"}

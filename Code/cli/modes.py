@@ -225,7 +225,7 @@ def run_test(settings: Settings) -> dict:
     from ..data.corpus_set import corpus_rows
     from ..data.resolve import recorded_feature_path
     from ..engine.protocol import run_folds, split_folds
-    from ..engine.retest import retest_label, retest_weights
+    from ..engine.retest import authors_retest, retest_label, retest_weights
     from ..Model import MODELS
     from ..runs import run_folder
     from ..runs.run_folder import authors_name, authors_protocol
@@ -253,11 +253,11 @@ def run_test(settings: Settings) -> dict:
         unknown = ("" if protocol else f"{spec.name} has no published weights" if spec.published_protocol is None
                    else "a folder without run.json, not named <KEY>_<seed> as the published ones are")
         scheme = {"speaker": "speaker", "corpus": "corpus"}.get(config.cv, "KFold")
-        retest = retest_label(False, True, config) if other_split else None
+        retest = authors_retest(config, other_split)  # its features unchecked: nothing records the weights' own
         trained_on = ("the split they were trained on, as the folder's name says" if authors_name(settings.test_path)[1]
                       is not None else "the split they were trained on only if that is the seed they were trained with")
         description = (f"re-test of the weights in {settings.test_path} on the {scheme} split of seed "
-                       f"{config.random_seed}" + (f": {retest['label']}" if retest else f" ({trained_on})"))
+                       f"{config.random_seed}" + (f": {retest['label']}" if other_split else f" ({trained_on})"))
         return retest_weights(spec, config, features.x, features.y, folds, files, settings.test_path,
                               settings.result_path, description, retest, protocol_unknown=unknown)
     features, own_features = run_features(settings, run)

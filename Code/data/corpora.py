@@ -153,6 +153,15 @@ def named_recordings(key: str, files) -> list[str]:
     return sorted({os.path.basename(f) for f in files if corpus.parse_name(os.path.basename(f))[0] in corpus.classes})
 
 
+def authors_name(folder: str) -> tuple[Optional[str], Optional[int]]:
+    """(corpus key, seed) of a weights folder without run.json named as the authors name theirs, ``<KEY>_<seed>``
+    (``EMODB_46``: trained on EMODB with the split of seed 46); None for a part the name does not give (a key that
+    is not a known corpus, a seed that is not a number)."""
+    name = os.path.basename(os.path.normpath(folder))
+    key, _, seed = name.rpartition("_") if "_" in name else (name, "", "")
+    return (key if key in CORPORA else None), (int(seed) if key in CORPORA and seed.isdigit() else None)
+
+
 def get_corpus(key: str) -> Corpus:
     """The corpus named ``key``; a one-line ``UserError`` listing the known keys otherwise."""
     try:

@@ -4,7 +4,9 @@ A run folder's re-test uses the run's own test rows (its ``run.json``) and its o
 checked), so it prints exactly the training run's figures. Re-testing on another split or other features is
 possible only when asked for by name (``--retest_other_split``, ``--retest_other_features``: cli/command_line.py),
 and is then labelled in every printout, file name and JSON record (``retest``): the report never averages it with a
-re-test on the run's own split. The authors' folders have no record: their split is rebuilt from the flags.
+re-test on the run's own split. The authors' folders have no record: their split is rebuilt from the flags, and
+their features are checked against nothing, which every output says (``results.FEATURES_NOT_CHECKED``): the
+authors' published figure was measured on their own feature file.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ def retest_label(own_split: bool, own_features: bool, config: RunConfig,
     return {"split": split, "features": "own" if own_features else "other", "label": "; ".join(notes)}
 
 
+def authors_retest(config: RunConfig, other_split: bool) -> dict:
+    """The ``retest`` entry of a re-test of a folder without run.json (the authors' weights): its split the flags'
+    (``OTHER SPLIT`` where another than the folder's name gives), its features "unchecked": nothing records what the
+    weights trained on, so the features cannot be told to be theirs or another's (``results.FEATURES_NOT_CHECKED``;
+    it was recorded as None, or as the authors' own features on another split)."""
+    return {**retest_label(not other_split, True, config), "features": "unchecked"}
+
+
 def file_suffix(retest: dict | None) -> str:
     """What a re-test on another split or other features appends to its results file names."""
     if not retest:
@@ -68,7 +78,7 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         weights_folder: the folder re-tested, for the printout and the record.
         result_path: the results folder.
         description: what split the re-test uses, as printed and recorded.
-        retest: ``retest_label``'s entry (None for the authors' folders).
+        retest: ``retest_label``'s entry (a folder without run.json: ``authors_retest``'s).
         parts: a run on several corpora: each one (data/corpus_set.Part), for the per-corpus figures.
         protocol_unknown: why nothing records what chose the weights of a folder without run.json (not named as
             the published ones, or of a model without published weights), where ``config.protocol`` is
@@ -82,6 +92,8 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
                         f"(--protocol {config.protocol})")
         if config.protocol == "paper":  # a paper-protocol run's weights, or the authors' published ones
             description += ": an optimistic figure"
+    if retest and retest["features"] == "unchecked":  # said last, beside the figures a published one is set against
+        description += f"; {results.features_not_checked(config.data)}"
     # every file checked before anything is written
     weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
                           config.data, config.mixed_precision)

@@ -10,7 +10,8 @@ all folds (what the authors' UAR matches). Over the r seeds x k folds of a row, 
 their mean ± std and a 95 % confidence interval that never leaves [0, 100] (``significance.CI_METHOD``); the
 formulae and their sources are in docs/statistics.md. A second table compares, with paired tests
 (Wilcoxon, McNemar), every two rows run on the same corpus, feature file, seeds and test folds; a figure shows each
-corpus' UAR with its interval per row. Written as Markdown, LaTeX, CSV and PNG. Knows nothing about TensorFlow.
+corpus' UAR with its interval per row. Written as Markdown, LaTeX, CSV and PNG; the notes report.md and report.tex
+print under the table are carried by the CSV's rows they concern (``with_row_notes``). Knows nothing about TensorFlow.
 
 A row never mixes runs that differ in model or variant, corpus, feature file, protocol (with the label smoothing
 history and, for a re-test, whether it used the run's own split and features), fold scheme, synthetic data or
@@ -42,7 +43,9 @@ from . import results, significance
 from .report_rows import (
     PAPER_LABEL,
     PUBLISHED_FOLDS,
+    RowNote,
     corpus_label,
+    features_unchecked,
     group_runs,
     merge_notices,
     model_label,
@@ -89,7 +92,7 @@ def _ci(interval: significance.Interval) -> str:
     return "–" if math.isnan(interval.low) else f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]{clipped}"
 
 
-def one_class_folds(records: list[dict]) -> list[str]:
+def one_class_folds(records: list[dict]) -> list[RowNote]:
     """A line per row some of whose folds predicted a single class for a test fold of several
     (``results.constant_folds``): their UAR is chance, whatever the classes."""
     groups = group_runs(records)
@@ -99,9 +102,84 @@ def one_class_folds(records: list[dict]) -> list[str]:
         folds = [fold for run in runs for fold in run["folds"]]
         constant = results.constant_folds(folds)
         if constant:
-            lines.append(f"{row_label(key, varying)} on {corpus_label(key)} {key.features}: {constant} of "
-                         f"{len(folds)} folds predicted one class for every utterance (a constant prediction)")
+            lines.append(RowNote(key, "one_class", f"{row_label(key, varying)} on {corpus_label(key)} {key.features}: "
+                                 f"{constant} of {len(folds)} folds predicted one class for every utterance (a "
+                                 "constant prediction)"))
     return lines
+
+
+def unchecked_features(records: list[dict]) -> list[RowNote]:
+    """A line per row that re-tested a folder without run.json (the authors' weights, ``features_unchecked``):
+    nothing records the features its weights trained on, so a published figure for them is no yardstick here."""
+    groups = group_runs(records)
+    varying = shown_in(groups)
+    return [RowNote(key, "features_not_checked", f"{row_label(key, varying)} on {corpus_label(key)} {key.features}: "
+                    f"{results.features_not_checked(key.data)}")
+            for key, runs in groups if any(features_unchecked(run) for run in runs)]
+
+
+class TableNote(NamedTuple):
+    """A sentence of the note under the results table: its key (report.csv's ``note keys``), its text, and the
+    rows (positions in the table) it is about; ``rows`` None: a definition that holds for every row, said once under
+    the table and in docs/statistics.md, and carried by no row of report.csv."""
+
+    key: str
+    text: str
+    rows: frozenset | None = None
+
+
+def table_notes(table: pd.DataFrame, groups: list) -> list[TableNote]:
+    """The note under the results ``table`` of ``groups`` (``group_runs``), sentence by sentence; those about some
+    rows only are there where a row has them (the population std, where every row has one run, still defines its
+    column)."""
+    def rows(test) -> frozenset:
+        return frozenset(i for i, (key, runs) in enumerate(groups) if test(i, key, runs))
+
+    def chosen_by(runs: list[dict]) -> set:  # what chose the weights: a re-test's run's protocol, or its own
+        return {run["config"].get("protocol") if run.get("mode") == "test" else run.get("protocol") for run in runs}
+    # the column is there only where a row names a setting (report footnote named a column the table lacked)
+    settings_said = ("`settings` names those that are not" if "settings" in table.columns else
+                     "here every row's are, so the table has no `settings` column")
+    cells = [table[column].tolist() for column in ("UAR % 95% CI", "WAR % 95% CI")]
+    notes = [
+        TableNote("runs", "`runs`: distinct runs, one per seed: re-tests, copies and repeats of a run with the same "
+                  "settings, seed and feature file count once (merged records are listed below the table)."),
+        TableNote("population_std", "UAR % (pooled): macro recall pooled over folds; WAR % (mean of folds): mean of "
+                  "per-fold accuracies; there ± is the population std (1/r) over the r runs.",
+                  rows(lambda i, key, runs: len(runs) > 1)),
+        TableNote("interval", "`mean ± std` and `95% CI`: over the per-fold values of every seed and fold of a row, "
+                  f"± the sample std; the interval is the {significance.CI_METHOD}."),
+        TableNote("published", "Published figures (TIM-Net: Ye et al., ICASSP 2023; GM-TCNet: Ye et al., Speech "
+                  "Communication 2022; DCNN-BLSTMwA: Zhang et al. 2021, speaker-independent) appear only beside "
+                  "training runs that repeat the papers' experiment: the same protocol, "
+                  f"{PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. the "
+                  "default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances, every setting at the "
+                  f"model's default ({settings_said}, `epochs` gives the epochs)."),
+        TableNote("selected_on_test_fold", "A `paper` row's weights are those of each fold's epoch best on its test "
+                  "fold (SELECTED ON THE TEST FOLD): an optimistic figure.",
+                  rows(lambda i, key, runs: "paper" in chosen_by(runs))),
+        TableNote("selected_on_validation", "An `inner_val` row's weights are those of each fold's epoch best on a "
+                  "validation split of its training fold.", rows(lambda i, key, runs: "inner_val" in chosen_by(runs))),
+        TableNote("sources", "Formulae, merging and sources: docs/statistics.md in the repository."),
+        TableNote("clipped_interval", f"`*`: the {significance.CLIPPED_METHOD}.",
+                  rows(lambda i, key, runs: any(column[i].endswith("*") for column in cells))),
+        TableNote("no_spread", f"`no spread`: {significance.NO_SPREAD_METHOD}.",
+                  rows(lambda i, key, runs: any(column[i] == "no spread" for column in cells))),
+    ]
+    return [note for note in notes if note.rows is None or note.rows or note.key == "population_std"]
+
+
+def with_row_notes(table: pd.DataFrame, groups: list, notes: list[TableNote], lines: list[RowNote]) -> pd.DataFrame:
+    """``table`` (``build_table`` of ``groups``) with the notes of each row, for report.csv, where no note sits
+    under the table: ``note keys`` and ``notes``, JSON lists of the keys and the texts of the sentences of the
+    table's note about that row (``TableNote.rows``) and of the lines under the table that name it (``RowNote``),
+    each text as report.md prints it; ``[]`` where none."""
+    keyed = []
+    for i, (key, _) in enumerate(groups):
+        row = [(note.key, note.text) for note in notes if note.rows is not None and i in note.rows]
+        keyed.append(row + [(line.key, line.text) for line in lines if line.row == key])
+    return table.assign(**{"note keys": [json.dumps([k for k, _ in row]) for row in keyed],
+                           "notes": [json.dumps([text for _, text in row], ensure_ascii=False) for row in keyed]})
 
 
 def _per_corpus(runs: list[dict]) -> str:
@@ -332,25 +410,9 @@ def write_report(result_path: str) -> dict:
     comparisons, refused = build_comparisons(records)
     paths = {kind: os.path.join(result_path, f"report.{kind}") for kind in ("md", "tex", "csv")}
     paths["paired_csv"] = os.path.join(result_path, "report_paired.csv")
-    # the column is there only where a row names a setting (report footnote named a column the table lacked)
-    settings_said = ("`settings` names those that are not" if "settings" in table.columns else
-                     "here every row's are, so the table has no `settings` column")
-    note = ("`runs`: distinct runs, one per seed: re-tests, copies and repeats of a run with the same settings, "
-            "seed and feature file count once (merged records are listed below the table). UAR % (pooled): macro "
-            "recall pooled over folds; WAR % (mean of folds): mean of per-fold accuracies; there ± is the population "
-            "std (1/r) over the r runs. `mean ± std` and `95% CI`: over the per-fold values of every seed and fold of "
-            f"a row, ± the sample std; the interval is the {significance.CI_METHOD}. Published figures (TIM-Net: Ye "
-            "et al., ICASSP 2023; GM-TCNet: Ye et al., Speech Communication 2022; DCNN-BLSTMwA: Zhang et al. 2021, "
-            "speaker-independent) appear only beside training runs that repeat the papers' experiment: the same "
-            f"protocol, {PUBLISHED_FOLDS}-fold shuffled KFold (or one fold per speaker), on the full corpus, i.e. "
-            "the default feature file `MFCC/<KEY>.npy` with the corpus' number of utterances, every setting at the "
-            f"model's default ({settings_said}, `epochs` gives the epochs; a `paper` or `inner_val` row's weights "
-            "are those of the best of them). Formulae, merging and sources: docs/statistics.md in the repository.")
-    cells = table[["UAR % 95% CI", "WAR % 95% CI"]] if records else pd.DataFrame()
-    if cells.map(lambda cell: cell.endswith("*")).any(axis=None):
-        note += f" `*`: the {significance.CLIPPED_METHOD}."
-    if (cells == "no spread").any(axis=None):
-        note += f" `no spread`: {significance.NO_SPREAD_METHOD}."
+    groups = group_runs(records)
+    notes = table_notes(table, groups) if records else []
+    note = " ".join(sentence.text for sentence in notes)
     paired_note = (f"Rows on the same corpus, feature file and folds, over the seeds they share. "
                    f"{significance.WILCOXON_METHOD}; {significance.MCNEMAR_METHOD} (an utterance counts once per "
                    "seed, which makes that p optimistic over several seeds). Every two rows are tested: `(Holm)` is "
@@ -361,7 +423,8 @@ def write_report(result_path: str) -> dict:
     else:
         paired = f"{to_markdown(comparisons)}\n\n{paired_note}"
     paired += "".join(f"\n- not paired: {line}" for line in refused)
-    notices = merge_notices(records) + one_class_folds(records)
+    lines = merge_notices(records) + one_class_folds(records) + unchecked_features(records)
+    notices = [line.text for line in lines]
     merged = "".join(f"\n- {line}" for line in notices)
     within = f"{to_markdown(table)}\n\n{note}\n{merged}" if records else "No within-corpus results."
     markdown = f"{within}\n\n## Paired comparisons\n\n{paired}\n"
@@ -376,7 +439,8 @@ def write_report(result_path: str) -> dict:
     if not comparisons.empty:
         latex += to_latex(comparisons, " ".join([f"Paired comparisons. {paired_note}", *not_paired]),
                           label="tab:ser-paired")
-    texts = {"md": markdown, "tex": latex, "csv": to_csv(table), "paired_csv": to_csv(comparisons)}
+    csv_table = with_row_notes(table, groups, notes, lines) if records else table
+    texts = {"md": markdown, "tex": latex, "csv": to_csv(csv_table), "paired_csv": to_csv(comparisons)}
     if crossed:
         latex += to_latex(cross_table, f"CROSS-CORPUS tests. {CROSS_NOTE}", label="tab:ser-cross-corpus")
         texts.update(tex=latex, cross_corpus_csv=to_csv(cross_table))

@@ -14,7 +14,7 @@ from ..core import precision
 from ..core.config import UNKNOWN_PROTOCOL, default_settings
 from ..core.flags import report_columns
 from ..core.paths import feature_path
-from ..data.corpora import CORPORA
+from ..data.corpora import CORPORA, authors_name
 from ..data.features import FEATURE_KINDS
 from . import results
 
@@ -142,6 +142,18 @@ def protocol_label(record: dict) -> str:
     return with_smoothing_history(label, record["config"])
 
 
+def features_unchecked(record: dict) -> bool:
+    """Whether ``record`` re-tested a folder without run.json (the authors' weights), whose features nothing
+    records, so that a published figure is no yardstick for them (``results.features_not_checked``): its ``retest``
+    says so (``"features": "unchecked"``); a record written before it did, by what only such a folder has: weights
+    whose choice nothing records, or a folder named as the published ones are (``<KEY>_<seed>``)."""
+    if record.get("mode") != "test" or record.get("cross_corpus"):
+        return False
+    features = (record.get("retest") or {}).get("features")
+    return features == "unchecked" or (features != "other" and (
+        record["config"].get("protocol") == UNKNOWN_PROTOCOL or authors_name(record["weights_folder"])[1] is not None))
+
+
 def with_smoothing_history(label: str, config: dict) -> str:
     """``label`` followed by the label smoothing history where it is not the default per-fold smoothing."""
     history = config.get("label_smoothing_history") or "per_fold"
@@ -230,7 +242,17 @@ def _fold_results(record: dict) -> list[tuple]:
     return [(fold.get("test_rows"), fold.get("y_pred"), fold["uar"], fold["war"]) for fold in record["folds"]]
 
 
-def merge_notices(records: list[dict]) -> list[str]:
+class RowNote(NamedTuple):
+    """A line under the results table about one row: the row (its ``group_key``), the note's kind (report.csv's
+    ``note keys``: "merged", "not_merged", "one_class", "features_not_checked") and its text, as report.md and
+    report.tex print it and report.csv's row carries it."""
+
+    row: GroupKey
+    key: str
+    text: str
+
+
+def merge_notices(records: list[dict]) -> list[RowNote]:
     """One line per sample that several records gave: which records were merged, and whether their per-fold
     results are identical (else the largest per-fold UAR difference, and which record the report used); and one
     per row and seed whose records ran on other feature content under one file name, which are kept apart."""
@@ -247,15 +269,15 @@ def merge_notices(records: list[dict]) -> list[str]:
             gap = max(abs(a["uar"] - b["uar"]) for record in same for a, b in zip(record["folds"], same[0]["folds"]))
             how = (f"per-fold UAR differs by up to {100 * gap:.2f} points; the oldest run's is used "
                    f"({os.path.basename(same[0].get('path') or same[0]['weights_folder'])})")
-        notices.append(f"merged {len(same)} records of the same run/seed: {row_label(key, varying)} on "
-                       f"{corpus_label(key)} {key.features}, {key.cv} {key.folds}-fold, seed {seed} ({names}): "
-                       f"{how}; counted once")
+        notices.append(RowNote(key, "merged", f"merged {len(same)} records of the same run/seed: "
+                               f"{row_label(key, varying)} on {corpus_label(key)} {key.features}, {key.cv} "
+                               f"{key.folds}-fold, seed {seed} ({names}): {how}; counted once"))
     for (key, seed), count in contents.items():
         if count > 1:
-            notices.append(f"not merged: {row_label(key, varying)} on {corpus_label(key)} {key.features}, seed "
-                           f"{seed}: {count} runs whose test folds hold other labels, so other feature content under "
-                           "one file name; each is counted as a run of its own (name the files apart to keep them in "
-                           "rows of their own)")
+            notices.append(RowNote(key, "not_merged", f"not merged: {row_label(key, varying)} on {corpus_label(key)} "
+                                   f"{key.features}, seed {seed}: {count} runs whose test folds hold other labels, so "
+                                   "other feature content under one file name; each is counted as a run of its own "
+                                   "(name the files apart to keep them in rows of their own)"))
     return notices
 
 
@@ -277,7 +299,33 @@ def _changed(model: str, data: str, settings: tuple) -> set[str]:
     return {name for name, value in settings if name in defaults and value is not None and value != defaults[name]}
 
 
-def shown_settings(rows: list[tuple[str, str, tuple]]) -> dict:
+class Shown(dict):
+    """``shown_settings``' answer: {(model, corpus): names of the settings shown}, and ``sources``: {a fine-tuning
+    source's folder (``init_from``): the name the rows give it}."""
+
+    def __init__(self, names: dict, sources: dict):
+        super().__init__(names)
+        self.sources = sources
+
+
+def source_names(folders) -> dict:
+    """{folder: its name in a report} for the fine-tuning sources ``folders``: its basename, with as many of the
+    folders above it as tell it from the others (``a/Models/EMODB_46`` and ``b/Models/EMODB_46``): two base runs of
+    one name in different folders read as one, their rows labelled alike. No more of a machine's path than that."""
+    parts = {}
+    for folder in {os.path.normpath(folder) for folder in folders}:
+        names = folder.split(os.sep)
+        parts[folder] = [os.sep if not name and i == 0 else name for i, name in enumerate(names) if name or i == 0]
+    shown = {}
+    for folder, names in parts.items():
+        depth = next((d for d in range(1, len(names)) if all(other[-d:] != names[-d:]
+                                                             for key, other in parts.items() if key != folder)),
+                     len(names))
+        shown[folder] = os.path.join(*names[-depth:])
+    return shown
+
+
+def shown_settings(rows: list[tuple[str, str, tuple]]) -> Shown:
     """{(model, corpus): names} of the settings whose values differ between the rows of one model and corpus
     ((model, corpus, settings), ...) where some row's value is not told by ``_changed``: the epochs (the within-corpus
     table has their column, the cross-corpus one not), a setting without a default known here (a dataset's own
@@ -290,7 +338,10 @@ def shown_settings(rows: list[tuple[str, str, tuple]]) -> dict:
             seen[(model, data, name)].add(repr(value))
             if name == "epochs" or name not in defaults or (value is None and defaults[name] is not None):
                 untold[(model, data)].add(name)
-    return {pair: {name for name in names if len(seen[(*pair, name)]) > 1} for pair, names in untold.items()}
+    sources = source_names(value for _, _, settings in rows for name, value in settings
+                           if name == "init_from" and isinstance(value, str))
+    return Shown({pair: {name for name in names if len(seen[(*pair, name)]) > 1} for pair, names in untold.items()},
+                 sources)
 
 
 def shown_in(groups: list[tuple[GroupKey, list[dict]]]) -> dict:
@@ -304,16 +355,18 @@ def settings_text(model: str, data: str, settings: tuple, varying: dict) -> str:
     where rows of its model differ in them, and those of ``varying`` (``shown_settings``); "" where none."""
     changed = _changed(model, data, settings) - {"epochs"}
     shown = changed | varying.get((model, data), set())
-    return ", ".join(f"{name}={_shown_value(name, value)}" for name, value in settings if name in shown)
+    sources = getattr(varying, "sources", {})
+    return ", ".join(f"{name}={_shown_value(name, value, sources)}" for name, value in settings if name in shown)
 
 
-def _shown_value(name: str, value) -> str:
+def _shown_value(name: str, value, sources: dict) -> str:
     """A setting's value as a row names it: mixed precision by its flag's word, a fine-tuning source by its
-    folder's name (no machine's path in a report)."""
+    folder's name (``sources``: ``source_names`` of the report's; no machine's path in a report)."""
     if name == "mixed_precision":
         return precision.flag_word(value)
     if name == "init_from" and isinstance(value, str):
-        return os.path.basename(os.path.normpath(value))
+        folder = os.path.normpath(value)
+        return sources.get(folder) or os.path.basename(folder)
     return str(value)
 
 

@@ -52,7 +52,7 @@ from ..core.flags import first_recorded_refusal
 from ..core.json_fields import NUMBER, wrong_field, wrong_predictions
 from ..core.paths import MAIN, not_a_folder, shown, source_digest
 from ..core.settings import CONTROL_CHARACTERS, DATA_NAME, MAX_SEED, seed_in_range
-from ..data.corpora import CORPORA, SAMPLE_RATE
+from ..data.corpora import SAMPLE_RATE, authors_name
 from ..data.corpus_set import Part
 from ..data.features import N_MFCC
 from ..nn import legacy_weights
@@ -109,15 +109,6 @@ def chosen_folds(fold: Optional[int], folder: str, numbers: list[int], api: bool
     if fold not in numbers:
         raise UserError(f"{named('fold', fold, api, quoted=False)}: {folder} has folds {numbers[0]} to {numbers[-1]}")
     return [fold]
-
-
-def authors_name(folder: str) -> tuple[Optional[str], Optional[int]]:
-    """(corpus key, seed) of a weights folder without run.json named as the authors name theirs, ``<KEY>_<seed>``
-    (``EMODB_46``: trained on EMODB with the split of seed 46); None for a part the name does not give (a key that
-    is not a known corpus, a seed that is not a number)."""
-    name = os.path.basename(os.path.normpath(folder))
-    key, _, seed = name.rpartition("_") if "_" in name else (name, "", "")
-    return (key if key in CORPORA else None), (int(seed) if key in CORPORA and seed.isdigit() else None)
 
 
 def authors_corpus(folder: str, given: Optional[str], api: bool = False) -> Optional[str]:
