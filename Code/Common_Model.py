@@ -1,5 +1,6 @@
-"""The trainer every model shares and one fold of it: the compiled training step (``Trainer``), the epoch loop of a
-fold under its protocol (``train_fold``), and one fold evaluated once on its test fold and saved.
+"""The trainer every model shares and one fold of it: the compiled training step (``Trainer``), one fold trained
+under its protocol (``train_fold``, through the epoch loop every trainer shares: engine/protocol.train_epochs), and
+one fold evaluated once on its test fold and saved.
 
 ``train_and_save_fold`` evaluates the kept weights on the test fold once per fold. Which network is trained is the
 ``ModelSpec``'s business (Model.py); the folds, protocols and labels, engine/protocol.py's; where a run's files go,
@@ -26,7 +27,7 @@ from .core.errors import Diverged
 from .core.paths import shown
 from .engine import fine_tune
 from .engine.normalization import set_fold_statistics
-from .engine.protocol import EpochProgress, loss_and_accuracy, plan_fold, recorded_validation_rows
+from .engine.protocol import plan_fold, recorded_validation_rows, train_epochs
 from .Model import ModelSpec, batch_spec, build_model, inference_function, legacy_weight_groups
 from .nn import fused_ops
 from .nn.flat_adam import FlatAdam
@@ -159,32 +160,13 @@ def train_fold(trainer: Trainer, x: np.ndarray, y: np.ndarray, folds: list, fold
                else None)  # after the fresh draw
     # --normalize corpus: this training fold's statistics, also where a fine-tuned fold copied the source's
     set_fold_statistics(trainer.model, config.hyper.normalize, x[folds[fold][0]])
-    monitor = plan.monitor_rows
-    history = {"loss": [], "accuracy": []}
-    if monitor is not None:
-        history.update(val_loss=[], val_accuracy=[])
-    monitor_name = "test" if config.protocol == "paper" else "val"
-    best_accuracy, best_epoch, best_weights = -1.0, config.epochs, None
-    progress = EpochProgress(label, config.epochs)
-    for epoch in range(1, config.epochs + 1):
-        loss, accuracy = trainer.train_epoch(plan.x_fit, plan.y_fit, plan.rng.permutation(plan.fit_rows),
-                                             config.batch_size)
-        history["loss"].append(loss)
-        history["accuracy"].append(accuracy)
-        logs = {"loss": loss, "acc": accuracy}
-        if monitor is not None:
-            val_loss, val_accuracy = loss_and_accuracy(trainer.predict(x[monitor]), plan.labels[monitor])
-            history["val_loss"].append(val_loss)
-            history["val_accuracy"].append(val_accuracy)
-            logs.update({f"{monitor_name}_loss": val_loss, f"{monitor_name}_acc": val_accuracy})
-            if val_accuracy > best_accuracy:  # strictly better, as Keras' ModelCheckpoint(save_best_only)
-                best_accuracy, best_epoch, best_weights = val_accuracy, epoch, trainer.get_weights()
-        progress.update(epoch, logs)
-        if config.protocol == "last_epoch" and not math.isfinite(loss) and not all_finite(trainer.get_weights()):
-            break  # NaN weights stay NaN, and this protocol keeps the last epoch: save_trained_fold refuses it now
-    if best_weights is not None:
-        trainer.set_weights(best_weights)
-    return {"history": history, "kept_epoch": best_epoch, "validation_rows": recorded_validation_rows(config, monitor),
+    (kept,) = train_epochs(config, label, [plan],
+                           lambda orders: [trainer.train_epoch(plan.x_fit, plan.y_fit, orders[0], config.batch_size)],
+                           lambda rows: [trainer.predict(x[rows[0]])], lambda: [trainer.get_weights()])
+    if kept.weights is not None:
+        trainer.set_weights(kept.weights)
+    return {"history": kept.history, "kept_epoch": kept.epoch,
+            "validation_rows": recorded_validation_rows(config, plan.monitor_rows),
             **({"started_from": started} if started else {})}
 
 

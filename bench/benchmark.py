@@ -158,7 +158,7 @@ config = RunConfig(model="{model}", data="BENCH", classes=[str(c) for c in range
                    hyper=Hyper(dilation_size={blocks}), fused_kernels=fused_ops.available())
 folds = make_folds(len(x), 10, 46)
 plans = [stacked_training.plan_member(config, x, y, folds, f % 10, "") for f in range({members})]  # >10: seeds x folds
-labels = [p.y_train for p in plans]
+labels = [p.labels for p in plans]
 start = time.time()
 trainer = stacked_training.StackedTrainer(MODELS["{model}"], config, x.shape[1:], {classes},
                                           [p.fold_seed for p in plans], "{layout}")

@@ -10,7 +10,7 @@ from conftest import train_toy_run
 from test_engine import toy_data
 from timnet_ser.core.config import Hyper, RunConfig
 from timnet_ser.core.errors import UserError
-from timnet_ser.engine.protocol import make_folds, validation_rows
+from timnet_ser.engine.protocol import FoldPlan, make_folds, train_epochs, validation_rows
 from timnet_ser.Model import MODELS
 
 
@@ -123,3 +123,49 @@ def test_every_protocol_the_flag_takes_has_its_description_and_no_other():
     assert BY_NAME["protocol"].choices == PROTOCOL_NAMES and set(PROTOCOLS) == set(PROTOCOL_NAMES)
     from timnet_ser.engine.retest import WEIGHTS_CHOSEN  # a re-test's protocol line says what chose the weights
     assert set(WEIGHTS_CHOSEN) == set(PROTOCOL_NAMES)
+
+
+def _plans(count, monitored):
+    labels = np.eye(2)[[0, 1, 0, 1]]
+    return [FoldPlan(seed, None, None, np.arange(2), np.arange(2, 4) if monitored else None, labels,
+                     np.random.default_rng(seed)) for seed in range(count)]
+
+
+def test_the_epoch_loop_keeps_each_folds_first_best_epoch_and_its_weights(capsys):
+    """The loop both trainers share: fold 0's monitored accuracy 0.5, 1, 1, 0.5 keeps epoch 2 (strictly better, not
+    the later tie), fold 1's 0, 0, 0.5, 1 keeps epoch 4; the weights kept are those of that epoch."""
+    config = RunConfig(model="TIMNET", data="TOY", classes=list("ab"), feature_path="-", epochs=4, protocol="inner_val")
+    right, wrong = np.eye(2)[[0, 1]], np.eye(2)[[1, 0]]
+    half = np.eye(2)[[0, 0]]
+    scores = {0: [half, right, right, half], 1: [wrong, wrong, half, right]}
+    epoch = {"n": 0}
+
+    def train_epoch(orders):
+        epoch["n"] += 1
+        return [(1.0, 0.5)] * len(orders)
+
+    kept = train_epochs(config, "[toy]", _plans(2, True), train_epoch,
+                        lambda rows: [scores[i][epoch["n"] - 1] for i in range(2)],
+                        lambda: [[np.full(1, epoch["n"])], [np.full(1, -epoch["n"])]])
+    assert [k.epoch for k in kept] == [2, 4]
+    assert [k.weights[0][0] for k in kept] == [2, -4]
+    assert kept[0].history["val_accuracy"] == [0.5, 1.0, 1.0, 0.5] and len(kept[1].history["loss"]) == 4
+    assert "[toy] epoch 4/4  loss 1.0000  acc 0.5000  val_loss" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("diverged", [(True, True), (True, False)])
+def test_the_epoch_loop_stops_once_every_fold_diverged(diverged):
+    """last_epoch: NaN weights stay NaN, so the loop stops after the epoch where every fold's loss and weights are
+    not finite (a stack's other members train on while one is finite)."""
+    config = RunConfig(model="TIMNET", data="TOY", classes=list("ab"), feature_path="-", epochs=5,
+                       protocol="last_epoch")
+    calls = []
+
+    def train_epoch(orders):
+        calls.append(len(orders))
+        return [(np.nan if bad else 0.5, 0.5) for bad in diverged]
+
+    kept = train_epochs(config, "[toy]", _plans(2, False), train_epoch, None,
+                        lambda: [[np.full(1, np.nan if bad else 1.0)] for bad in diverged])
+    assert len(calls) == (1 if all(diverged) else 5)
+    assert [k.epoch for k in kept] == [5, 5] and all(k.weights is None for k in kept)

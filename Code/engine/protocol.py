@@ -1,6 +1,6 @@
 """The evaluation protocol every model shares: the folds, the protocols (which epoch is kept, which rows validate),
 the training labels of a fold (label smoothing, its history), the fold's training set (balance, augmentation) and
-its seed, and the per-epoch progress line.
+its seed, the epoch loop every trainer runs (``train_epochs``: which epoch is kept) and the per-epoch progress line.
 
 The test fold is touched in one place only: ``validation_rows`` hands it to the epoch loop when, and only when, the
 protocol is ``paper`` (that is what the name warns about). ``last_epoch`` and ``inner_val`` (which picks the epoch
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,6 +21,7 @@ from sklearn.model_selection import GroupKFold, KFold, train_test_split
 
 from ..core.config import RunConfig
 from ..core.errors import UserError
+from ..nn.legacy_weights import all_finite
 from . import augment
 
 PROTOCOLS = {
@@ -158,6 +160,77 @@ class EpochProgress:
         end = "\r" if self.in_place and epoch != self.epochs else "\n"
         self.stream.write(line + end)
         self.stream.flush()
+
+
+@dataclass
+class KeptEpoch:
+    """One fold's training, as ``train_epochs`` records it.
+
+    Args:
+        history: per-epoch ``loss``, ``accuracy`` (and ``val_loss``, ``val_accuracy`` where rows are monitored).
+        epoch: the epoch kept: the first best on the monitored rows, else the last (``config.epochs``).
+        weights: that epoch's values where they were taken during training (monitored rows); None: the last's.
+        best_accuracy: the kept epoch's accuracy on the monitored rows (-1 before any).
+    """
+
+    history: dict
+    epoch: int
+    weights: Optional[list] = None
+    best_accuracy: float = -1.0
+
+
+def train_epochs(config: RunConfig, label: str, plans: list, train_epoch: Callable[[list], list],
+                 predict: Callable[[list], list], weights: Callable[[], list]) -> list[KeptEpoch]:
+    """The epoch loop of every trainer: one fold (Common_Model.train_fold) or many trained together
+    (engine/stacked_training.py), so both keep the same epoch, record the same history and print the same line.
+
+    Every epoch trains each plan on its fit rows in its generator's next order; where the protocol monitors rows
+    (``inner_val``, ``paper``), each plan's are scored and a strictly better accuracy keeps that epoch's weights (as
+    Keras' ModelCheckpoint(save_best_only) did for the original). Under ``last_epoch`` the loop stops once every
+    plan's loss and weights are not finite: NaN weights stay NaN, and the save refuses them anyway.
+
+    Args:
+        config: the run's settings (epochs, protocol).
+        label: the progress line's name, e.g. ``[TIMNET EMODB fold 3/10]``.
+        plans: per fold, what it trains on (``FoldPlan`` or anything with its ``fit_rows``, ``monitor_rows``,
+            ``labels``, ``rng``).
+        train_epoch: (per plan, its rows in this epoch's order) -> per plan (loss, accuracy).
+        predict: (per plan, its monitor rows, or None) -> per plan its softmax outputs on them (None where none).
+        weights: () -> per plan its current values.
+    """
+    kept = [KeptEpoch({"loss": [], "accuracy": [], **({"val_loss": [], "val_accuracy": []}
+                                                      if plan.monitor_rows is not None else {})}, config.epochs)
+            for plan in plans]
+    monitored = [i for i, plan in enumerate(plans) if plan.monitor_rows is not None]
+    name = "test" if config.protocol == "paper" else "val"  # the paper protocol's monitored rows are the test fold
+    progress = EpochProgress(label, config.epochs)
+    for epoch in range(1, config.epochs + 1):
+        figures = train_epoch([plan.rng.permutation(plan.fit_rows) for plan in plans])
+        for fold, (loss, accuracy) in zip(kept, figures):
+            fold.history["loss"].append(loss)
+            fold.history["accuracy"].append(accuracy)
+        logs = {"loss": np.mean([f[0] for f in figures]), "acc": np.mean([f[1] for f in figures])}
+        if monitored:
+            probs = predict([plan.monitor_rows for plan in plans])
+            improved = []
+            for i in monitored:
+                val_loss, val_accuracy = loss_and_accuracy(probs[i], plans[i].labels[plans[i].monitor_rows])
+                kept[i].history["val_loss"].append(val_loss)
+                kept[i].history["val_accuracy"].append(val_accuracy)
+                if val_accuracy > kept[i].best_accuracy:
+                    kept[i].best_accuracy, kept[i].epoch = val_accuracy, epoch
+                    improved.append(i)
+            if improved:
+                values = weights()
+                for i in improved:
+                    kept[i].weights = values[i]
+            logs.update({f"{name}_{figure}": np.mean([kept[i].history[f"val_{key}"][-1] for i in monitored])
+                         for figure, key in (("loss", "loss"), ("acc", "accuracy"))})
+        progress.update(epoch, logs)
+        if (config.protocol == "last_epoch" and not any(math.isfinite(f[0]) for f in figures)
+                and not any(all_finite(values) for values in weights())):
+            break
+    return kept
 
 
 def check_validation_split(config: RunConfig, folds: list) -> None:

@@ -54,7 +54,7 @@ from ..nn import fused_ops
 from ..nn.causal_conv import causal_conv, tap_lags
 from ..nn.flat_adam import adam_update
 from ..nn.training_kernels import batch_norm_affine, gated_unit, temporal_aware_block
-from .protocol import EpochProgress, loss_and_accuracy, plan_fold
+from .protocol import plan_fold, train_epochs
 
 
 @dataclass
@@ -65,7 +65,7 @@ class MemberPlan:
         fit_rows: rows of x the epochs draw their batches from (repeats allowed: ``--balance``).
         monitor_rows: rows that pick the kept epoch (``inner_val``/``paper``), or None (``last_epoch``).
         fold_seed: the fold's seed (initial weights, dropout seeds, batch order).
-        y_train: (N, C) the fold's labels: the fit rows train on them, the monitor rows score the epochs.
+        labels: (N, C) the fold's labels: the fit rows train on them, the monitor rows score the epochs.
         label: name in the progress lines, e.g. ``[TIMNET EMODB fold 3/10]``.
         rng: the batch-order generator, in the state ``train_fold`` has before its first epoch.
     """
@@ -73,7 +73,7 @@ class MemberPlan:
     fit_rows: np.ndarray
     monitor_rows: Optional[np.ndarray]
     fold_seed: int
-    y_train: np.ndarray
+    labels: np.ndarray
     label: str
     rng: np.random.Generator
 
@@ -567,41 +567,17 @@ class StackedTrainer:
 
 
 def _train_chunk(trainer: StackedTrainer, config: RunConfig, x: np.ndarray, members: list, label: str) -> list:
-    """All epochs of one stack of members; per member its history, its kept epoch and that epoch's weights."""
-    monitored = [i for i, m in enumerate(members) if m.monitor_rows is not None]
-    histories = [{"loss": [], "accuracy": [], **({"val_loss": [], "val_accuracy": []}
-                                                  if m.monitor_rows is not None else {})} for m in members]
-    best = [(-1.0, config.epochs, None) for _ in members]  # (accuracy, epoch, weights)
-    progress = EpochProgress(label, config.epochs)
-    for epoch in range(1, config.epochs + 1):
-        figures = trainer.train_epoch(x, [m.y_train for m in members],
-                                      [m.rng.permutation(m.fit_rows) for m in members])
-        for history, (loss, accuracy) in zip(histories, figures):
-            history["loss"].append(loss)
-            history["accuracy"].append(accuracy)
-        logs = {"loss": np.mean([f[0] for f in figures]), "acc": np.mean([f[1] for f in figures])}
-        if monitored:
-            probs = trainer.predict(x, [m.monitor_rows if m.monitor_rows is not None else m.fit_rows[:1]
-                                        for m in members])
-            improved = []
-            for i in monitored:
-                val_loss, val_accuracy = loss_and_accuracy(probs[i], members[i].y_train[members[i].monitor_rows])
-                histories[i]["val_loss"].append(val_loss)
-                histories[i]["val_accuracy"].append(val_accuracy)
-                if val_accuracy > best[i][0]:  # strictly better, as train_fold
-                    improved.append(i)
-                    best[i] = (val_accuracy, epoch, None)
-            if improved:
-                values = trainer.member_weights()
-                for i in improved:
-                    best[i] = (best[i][0], epoch, values[i])
-            # named as train_fold names it: under the paper protocol the monitored rows are the test fold
-            logs[f"{'test' if config.protocol == 'paper' else 'val'}_acc"] = np.mean(
-                [histories[i]["val_accuracy"][-1] for i in monitored])
-        progress.update(epoch, logs)
+    """All epochs of one stack of members (``protocol.train_epochs``); per member its history, its kept epoch and
+    that epoch's weights."""
+    def predict(rows: list) -> list:  # a member without monitored rows scores one of its fit rows, unread
+        return trainer.predict(x, [r if r is not None else m.fit_rows[:1] for r, m in zip(rows, members)])
+
+    kept = train_epochs(config, label, members,
+                        lambda orders: trainer.train_epoch(x, [m.labels for m in members], orders),
+                        predict, trainer.member_weights)
     last = trainer.member_weights()
-    return [MemberResult(weights if weights is not None else last[i], histories[i], epoch_kept)
-            for i, (_, epoch_kept, weights) in enumerate(best)]
+    return [MemberResult(k.weights if k.weights is not None else last[i], k.history, k.epoch)
+            for i, k in enumerate(kept)]
 
 
 def train_members(spec: ModelSpec, config: RunConfig, x: np.ndarray, members: list,
@@ -624,6 +600,6 @@ def train_members(spec: ModelSpec, config: RunConfig, x: np.ndarray, members: li
         if trainer is not None and trainer.members == len(chunk):
             trainer.reset(seeds)  # same stack size: the traced step is reused
         else:
-            trainer = StackedTrainer(spec, config, x.shape[1:], chunk[0].y_train.shape[1], seeds, layout)
+            trainer = StackedTrainer(spec, config, x.shape[1:], chunk[0].labels.shape[1], seeds, layout)
         label = f"{chunk[0].label}..{chunk[-1].label} (stacked)"
         yield from _train_chunk(trainer, config, x, chunk, label)
