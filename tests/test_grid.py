@@ -287,15 +287,35 @@ def test_a_pool_that_cannot_be_made_is_one_line(nodes, workers, gpus, message):
 
 def test_an_address_where_nothing_answers_is_one_line_within_seconds():
     """Ray retried such an address for over five minutes, ignoring SIGTERM."""
-    import socket
-    with socket.socket() as probe:  # a loopback port that was free a moment ago: nothing listens there
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     started = time.monotonic()
-    with pytest.raises(UserError, match=rf"^--address 127.0.0.1:{port}: cannot reach a Ray cluster there \(nothing "
-                                        r"answered within 2 s: "):
+    with pytest.raises(UserError, match=rf"^--address 127.0.0.1:{port}: cannot reach a Ray cluster there "
+                                        r"\(Connection refused\); start one"):  # "nothing answered within 2 s" before
         pool.check_reachable(f"127.0.0.1:{port}", seconds=2)
     assert time.monotonic() - started < 5
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago: nothing listens there."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_grid_whose_ray_cannot_be_reached_removes_the_run_folders_it_made(tmp_path):
+    """Before, every point's new run folder stayed behind, untrained, after the error; a folder of an earlier grid
+    command (here: seed 1's, trained) is kept."""
+    toy_features(tmp_path / "TOY.npy")
+    one_model = GRID.replace('model = ["TIMNET", "GMTCN"]', 'model = "TIMNET"')
+    (tmp_path / "one.toml").write_text(one_model.replace("random_seed = [1, 2]", "random_seed = 1"))
+    (tmp_path / "two.toml").write_text(one_model)
+    assert run_grid(tmp_path, "g", "--address", "none", toml="one.toml")[0] == 0
+    [trained] = glob.glob(str(tmp_path / "g-models" / "*"))
+    status, err = run_grid(tmp_path, "g", "--address", f"127.0.0.1:{free_port()}", toml="two.toml")
+    assert status == 2 and "grid: removed the 1 run folder it had made (nothing trained in them)" in err, err
+    assert "cannot reach a Ray cluster there" in err.splitlines()[-1]
+    assert glob.glob(str(tmp_path / "g-models" / "*")) == [trained]
 
 
 def test_a_missing_grid_file_names_itself(tmp_path):

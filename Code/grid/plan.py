@@ -34,6 +34,7 @@ class PlannedRun:
     # (a key of Plan.features)
     trainer_key: str  # runs with the same key can share a compiled training step
     left: set = field(default_factory=set)  # folds not finished yet
+    created: bool = False  # the folder was made by this plan (not found from an earlier grid command)
 
 
 @dataclass
@@ -82,9 +83,9 @@ def plan(points: list[Point]) -> Plan:
             if key not in features:
                 features[key] = (network_inputs(data.x, data.speakers, settings.normalize, path), data.y)
             spec, config = run_config(settings, data.corpus, settings.seed)
-            run = (find_run(settings.model_path, config, data.info.sha256, settings.result_path)
-                   or start_run(config, data.info, data.x, data.speakers, settings.model_path, settings.result_path,
-                                data.parts))  # several corpora: each one's share in every fold, as --mode train
+            found = find_run(settings.model_path, config, data.info.sha256, settings.result_path)
+            run = found or start_run(config, data.info, data.x, data.speakers, settings.model_path,
+                                     settings.result_path, data.parts)  # several corpora: as --mode train
             run.check_not_diverged(grid=True)  # the same settings would diverge again: the point fails at once
         except UserError as exc:
             failures.append((point.label, str(exc)))
@@ -102,5 +103,5 @@ def plan(points: list[Point]) -> Plan:
             print(f"grid: {point.label}: note: {note}")
         before += len(done)
         trainer = trainer_key(config, data.x.shape[1:], data.y.shape[1])
-        runs.append(PlannedRun(point.label, run, key, trainer, set(range(run.k)) - set(done)))
+        runs.append(PlannedRun(point.label, run, key, trainer, set(range(run.k)) - set(done), found is None))
     return Plan(runs, features, failures, before)

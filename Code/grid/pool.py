@@ -340,10 +340,10 @@ def check_reachable(address: str, seconds: float = CONNECT_SECONDS) -> None:
     host, _, port = address.removeprefix("ray://").rpartition(":")  # the form cli/command_line.py checked
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
-    except OSError as exc:
-        raise UserError(f"--address {address}: cannot reach a Ray cluster there (nothing answered within "
-                        f"{seconds:g} s: {exc.strerror or exc}); start one with `ray start --head`, or leave "
-                        "--address out for a local Ray") from None
+    except OSError as exc:  # refused at once where nothing listens; a timeout where a firewall drops the packets
+        why = f"nothing answered within {seconds:g} s" if isinstance(exc, TimeoutError) else exc.strerror or exc
+        raise UserError(f"--address {address}: cannot reach a Ray cluster there ({why}); start one with `ray start "
+                        "--head`, or leave --address out for a local Ray") from None
 
 
 def join_cluster(address: str) -> None:
@@ -465,7 +465,11 @@ def train_points(path: str, points: list, pool: Pool) -> dict:
         else:
             import ray
             feature_bytes = sum(x.nbytes + y.nbytes for x, y in the_plan.features.values())
-            started, workers, threads, where = connect(pool, feature_bytes)
+            try:
+                started, workers, threads, where = connect(pool, feature_bytes)
+            except BaseException:  # no Ray: the folders this command made would be runs that never ran
+                _remove_new_runs(the_plan)
+                raise
             try:
                 print(f"training on {where}")
                 run_on_ray(grid, min(workers, todo), threads, pool.gpus_per_task)
@@ -484,6 +488,14 @@ def train_points(path: str, points: list, pool: Pool) -> dict:
                         f"{others}. Fix them and run the same grid command again: finished folds are kept")
     return {"runs": [planned.run.path for planned in the_plan.runs], "failures": the_plan.failures,
             "reports": reports}
+
+
+def _remove_new_runs(the_plan: Plan) -> None:
+    """Remove the run folders ``the_plan`` made where nothing was trained in them, and say so."""
+    removed = [planned.run.path for planned in the_plan.runs if planned.created and planned.run.remove_if_untrained()]
+    if removed:
+        print(f"grid: removed the {_counted(len(removed), 'run folder')} it had made (nothing trained in them)",
+              file=sys.stderr)
 
 
 def _counted(count: int, thing: str) -> str:

@@ -349,6 +349,19 @@ class RunFolder:
                 raise UserError(f"{why}; it is never used: train it again with {self.resume_command}")
         return [(fold + 1, self.weights_file(fold)) for fold in range(self.k)]
 
+    def remove_if_untrained(self) -> bool:
+        """Remove this folder where it holds only what ``create`` wrote (run.json and the training signatures), so a
+        command that made it and then failed before training (a grid whose Ray cannot be reached) leaves no run
+        that never ran; anything else in it (a fold's file, a lock, a user's file) keeps it. Whether it was
+        removed."""
+        if set(os.listdir(self.path)) - {RUN_FILE, SIGNATURES_FILE}:
+            return False
+        for name in (SIGNATURES_FILE, RUN_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.path, name))
+        os.rmdir(self.path)
+        return True
+
     def remove_partials(self) -> None:
         """Remove the temporaries of writes that a killed process left here and, of this run's results files only,
         in its results folder, which other runs share (before resuming or planning a run)."""
