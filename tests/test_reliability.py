@@ -192,6 +192,25 @@ def test_fold_locks_are_reentrant_and_never_stop_a_fold_where_none_can_be_taken(
                                        "the same fold at the same time\n")  # once per run folder
 
 
+def test_a_fold_another_command_only_asks_about_is_not_called_busy(undisturbed, tmp_path):
+    """Who trains a fold is asked by holding its lock shared for an instant (RunFolder._training_holder, a re-test of
+    an unfinished run); a resume that tried to lock the fold at that instant said it was being trained. Here the
+    shared lock lasts 50 ms: the fold is locked once it is free."""
+    import fcntl
+    import threading
+
+    from timnet_ser.runs.run_folder import require_run
+    run = require_run(copy_of(undisturbed, tmp_path), "--resume")
+    asking = os.open(os.path.join(run.path, ".3-fold_1.lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(asking, fcntl.LOCK_SH)
+    threading.Timer(0.05, fcntl.flock, (asking, fcntl.LOCK_UN)).start()
+    try:
+        with run.training([0]):
+            pass
+    finally:
+        os.close(asking)
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "a required key's type", "a row in two folds",
                                     "a row that is no row number", "statistics of 5 coefficients",
                                     "a created time that is a path"])

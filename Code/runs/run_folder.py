@@ -66,6 +66,9 @@ FORMAT = 2  # run.json layout; an earlier layout (format 1: "folds_done" inside 
 REQUIRED = {"created": str, "config": dict, "corpus": dict, "feature_file": dict, "test_rows": list,
             "result_path": str}
 REQUIRED_CORPUS = {"signal_length": int, "features": str, "input_shape": list}
+# Another command asking who trains a fold (RunFolder._training_holder) holds its lock shared for an instant: a fold
+# found locked is tried again for this long before it is called busy
+PROBE_SECONDS = 0.2
 _HELD_LOCKS: dict[str, int] = {}  # the fold locks (RunFolder.training) this process holds: lock file -> descriptor
 _UNGUARDED: set[str] = set()  # the run folders whose file system took no lock (warned once)
 _STATISTICS = {"utterance_mean": list, "utterance_std": list}  # of run.json's feature_statistics, read by predict
@@ -240,6 +243,7 @@ class RunFolder:
 
     def _locked(self, path: str, fold: int) -> Optional[int]:
         """The descriptor of the lock file ``path``, locked by this process; None where no lock can be taken."""
+        probed_until = time.monotonic() + PROBE_SECONDS
         while True:
             try:
                 descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never another file
@@ -250,6 +254,9 @@ class RunFolder:
             except BlockingIOError:
                 holder = _holder(descriptor)
                 os.close(descriptor)
+                if time.monotonic() < probed_until:  # perhaps another command's _training_holder, for an instant
+                    time.sleep(0.01)
+                    continue
                 raise self._busy(fold, holder) from None
             except OSError as exc:  # a file system without locks (some network mounts): the fold trains unguarded
                 os.close(descriptor)
