@@ -11,7 +11,7 @@ import pytest
 from timnet_ser.core.errors import UserError
 from timnet_ser.data import feature_files
 from timnet_ser.data.corpus_set import Source, common_classes, corpus_rows, pool
-from timnet_ser.engine.protocol import make_folds
+from timnet_ser.engine.protocol import make_folds, split_folds
 from timnet_ser.main import main
 
 FRAMES = 24  # signal length (24 - 1) * 512 samples
@@ -54,11 +54,11 @@ def test_folds_hold_each_corpus_share():
 
 def test_cv_corpus_folds_are_exactly_the_corpora():
     index = np.repeat([0, 1, 2], [7, 5, 4])
-    folds = make_folds(16, 3, 46, corpora=index, by_corpus=True)
+    folds = split_folds(16, 3, 46, "corpus", "A+B+C", corpora=index)
     assert [test.tolist() for _, test in folds] == [list(range(7)), list(range(7, 12)), list(range(12, 16))]
     assert [train.tolist() for train, _ in folds][1] == list(range(7)) + list(range(12, 16))
-    with pytest.raises(UserError, match="--cv corpus: leaves one corpus out per fold"):
-        make_folds(16, 3, 46, by_corpus=True)
+    with pytest.raises(UserError, match="--cv corpus: leaves one corpus out per fold, and --data A is one corpus"):
+        split_folds(16, 3, 46, "corpus", "A")
 
 
 def test_speakers_are_namespaced_by_corpus_and_held_out_whole():

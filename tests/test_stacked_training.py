@@ -132,5 +132,6 @@ def test_what_the_stacked_path_refuses(setting, change):
         max_members = change
     else:
         config = replace(config, **{setting: change})
-    with pytest.raises(UserError, match=setting if setting != "model" else "DCNN_BLSTMwA"):
+    with pytest.raises(UserError, match={"model": "DCNN_BLSTMwA", "max_members": "--stack_members 0"}.get(setting,
+                                                                                                      setting)):
         stacked(spec, config, x, y, folds, max_members)

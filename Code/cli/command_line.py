@@ -21,7 +21,7 @@ import re
 from dataclasses import replace
 
 from ..core import flags, paths
-from ..core.config import BACKBONE_WEIGHT_WORDS
+from ..core.config import BACKBONE_WEIGHT_WORDS, check_corpus_split, check_stack_members, check_val_fraction
 from ..core.errors import UserError, did_you_mean
 from ..core.settings import DATA_NAME, Settings
 
@@ -275,9 +275,7 @@ def check_corpora(s: Settings) -> Settings:
                         "of a new run on several (--mode train --data A+B); a run folder keeps its own map")
     if s.cv != "corpus" or not training:
         return s
-    if count == 1:
-        raise UserError(f"--cv corpus: leaves one corpus out per fold, and --data {s.data} is one corpus; name "
-                        "several (--data A+B)")
+    check_corpus_split(s.cv, s.data, count)
     if "split_fold" in s.given and s.split_fold != count:
         raise UserError(f"--split_fold {s.split_fold}: --cv corpus makes one fold per corpus of --data {s.data} "
                         f"({count}); leave the flag out")
@@ -288,16 +286,15 @@ def check_training(s: Settings) -> None:
     """--label_smoothing_history cumulative: with label smoothing (the recipe's or --label_smoothing); --protocol
     inner_val: with a --val_fraction above 0;
     --training stacked: not in a grid, and only where the stacked path computes the model (``stacked_refusal``);
-    --stack_members: a positive number, with --training stacked; --init_fold and --freeze_backbone with
+    --stack_members: a positive number, with --training stacked (these two and --cv corpus's are core/config.py's
+    checks, which the engine makes again for a caller of its functions); --init_fold and --freeze_backbone with
     --init_from, which trains sequentially."""
     from ..Model import MODELS, stacked_refusal
     smoothing = MODELS[s.model].recipe.label_smoothing if s.label_smoothing is None else s.label_smoothing
     if s.label_smoothing_history == "cumulative" and smoothing == 0:
         raise UserError(f"--label_smoothing_history cumulative: {s.model} trains without label smoothing "
                         "(--label_smoothing 0), so there is nothing to accumulate")
-    if s.protocol == "inner_val" and s.val_fraction == 0:  # the share's size per fold: engine/protocol.py
-        raise UserError("--val_fraction 0: --protocol inner_val chooses each fold's epoch on that share of its "
-                        "training rows; give a share above 0 (the default is 0.1)")
+    check_val_fraction(s.protocol, s.val_fraction)  # the share's size per fold: engine/protocol.py
     if s.init_from is None and not s.resume and (s.init_fold is not None or s.freeze_backbone):  # a run keeps its own
         flag = f"--init_fold {s.init_fold}" if s.init_fold is not None else "--freeze_backbone"
         raise UserError(f"{flag}: belongs to fine-tuning; give --init_from RUN_FOLDER too")
@@ -307,9 +304,7 @@ def check_training(s: Settings) -> None:
     if s.init_from is not None and s.training == "stacked":
         raise UserError("--init_from: a fine-tuned run trains with --training sequential; leave --training stacked "
                         "out")
-    if s.stack_members is not None and (s.training != "stacked" or s.stack_members < 1):
-        raise UserError(f"--stack_members {s.stack_members}: a positive number of folds per stack, with "
-                        f"--training stacked")
+    check_stack_members(s.stack_members, s.training == "stacked")
     if s.training == "stacked" and s.mode == "grid":
         raise UserError("--training stacked: a grid trains every fold as its own unit of work; leave the flag out "
                         "(docs/grid.md)")

@@ -237,7 +237,8 @@ def run_test(settings: Settings) -> dict:
     if run is None:  # the authors' folder: its settings come from the flags (and its name)
         settings, other_split = authors_split(settings_with_authors_corpus(settings))
         features = read_corpus_features(settings)
-        folds = split_folds(len(features.x), settings.split_fold, settings.seed, settings.cv, features.speakers)
+        folds = split_folds(len(features.x), settings.split_fold, settings.seed, settings.cv, settings.data,
+                            features.speakers)
         files = [os.path.join(settings.test_path, run_folder.weights_name(len(folds), i + 1))
                  for i in range(len(folds))]
         missing = [os.path.basename(f) for f in files if not os.path.isfile(f)]

@@ -1,7 +1,7 @@
 """The typed settings every layer shares, frozen (changed only through ``dataclasses.replace``): a network's
 hyper-parameters (``Hyper``), a run's training settings as ``run.json`` records them (``RunConfig``) and what it
-trains on (``TrainingData``). Plain data: no TensorFlow, no files; the flags that fill them are core/flags.py's
-table.
+trains on (``TrainingData``), and the checks of a setting that both the command line and the engine make (one
+wording for both). Plain data: no TensorFlow, no files; the flags that fill them are core/flags.py's table.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Optional
 
 from . import precision
+from .errors import UserError
 
 # TIM-Net's blocks per direction: the last dilates by 2^(n - 1), which TensorFlow's int32 shapes hold up to n = 31
 MAX_DILATION_SIZE = 31
@@ -127,6 +128,32 @@ class RunConfig:
         in mixed precision."""
         return (("_cumulative-smoothing" if self.label_smoothing_history == "cumulative" else "")
                 + precision.file_suffix(self.mixed_precision))
+
+
+# --- the checks a command line makes before TensorFlow starts and the engine makes again for a caller of its
+# functions (the API): one owner each, so both refuse in the same words
+
+def check_corpus_split(cv: str, data: str, corpora: int) -> None:
+    """--cv corpus leaves one corpus out per fold, so ``data`` must hold several (``corpora``: their number)."""
+    if cv == "corpus" and corpora < 2:
+        raise UserError(f"--cv corpus: leaves one corpus out per fold, and --data {data} is one corpus; name "
+                        "several (--data A+B)")
+
+
+def check_val_fraction(protocol: str, val_fraction: float) -> None:
+    """--protocol inner_val chooses each fold's epoch on a share of its training rows: a share of 0 holds out none
+    (whether a share leaves rows to fit needs the folds: engine/protocol.check_validation_split)."""
+    if protocol == "inner_val" and val_fraction == 0:
+        raise UserError("--val_fraction 0: --protocol inner_val chooses each fold's epoch on that share of its "
+                        "training rows; give a share above 0 (the default is 0.1)")
+
+
+def check_stack_members(stack_members: Optional[int], stacked: bool) -> None:
+    """--stack_members bounds the folds of one stack: a positive number, read only where the folds train stacked
+    (elsewhere it would be ignored without a word)."""
+    if stack_members is not None and (not stacked or stack_members < 1):
+        raise UserError(f"--stack_members {stack_members}: a positive number of folds per stack, with --training "
+                        "stacked")
 
 
 # the recorded settings a run may leave unset (run.json, a results record's config): RunConfig's and Hyper's fields

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from ..Common_Model import Trainer, build_trainer, fold_label, save_trained_fold, train_and_save_fold
-from ..core.config import RunConfig, TrainingData
+from ..core.config import RunConfig, TrainingData, check_stack_members
 from ..core.errors import DiskFull, Diverged, TrainingInterrupted, UserError, interrupt_behind
 from ..core.paths import shown
 from ..data.corpus_set import corpus_rows
@@ -93,6 +93,7 @@ def cross_validate(spec: ModelSpec, runs: list, x: np.ndarray, y: np.ndarray, tr
     shuffling from its own seed. With ``stacked`` the unfinished folds of all the runs train together, at most
     ``max_members`` in one compiled step (stacked_training.py), and are saved when their stack is done.
     """
+    check_stack_members(max_members, stacked)  # --stack_members, as the command line checks it
     started = time.time()
     trainer = trainer or build_trainer(spec, runs[0].config, x.shape[1:], y.shape[1])
     seed_label = len(runs) > 1  # the fold lines of several seeds name their seed

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, train_test_split
 
-from ..core.config import RunConfig
+from ..core.config import RunConfig, check_corpus_split, check_val_fraction
 from ..core.errors import UserError
 from ..nn.legacy_weights import all_finite
 from . import augment
@@ -46,8 +46,7 @@ def protocol_description(config: RunConfig) -> str:
     return f"{text}; {CUMULATIVE_NOTE}" if config.label_smoothing_history == "cumulative" else text
 
 
-def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None,
-               by_corpus: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (train rows, test rows) of each fold.
 
     Without ``speakers``: KFold(k, shuffle=True, random_state=seed) over the file's sample order, as the
@@ -57,14 +56,11 @@ def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None,
 
     Several corpora (``corpora``: the corpus index of each row, data/corpus_set.corpus_rows): each corpus' rows are
     split into k folds as above (KFold, or GroupKFold over its speakers) and fold i is the union of the corpora's
-    fold i, so that every fold holds each corpus' share. ``by_corpus`` (--cv corpus): leave-one-corpus-out, one
-    fold per corpus (k is their number).
+    fold i, so that every fold holds each corpus' share (--cv corpus's folds: ``split_folds``).
     """
     if corpora is not None:
         corpora = np.asarray(corpora)
         ids = np.unique(corpora)
-        if by_corpus:
-            return [(np.flatnonzero(corpora != c), np.flatnonzero(corpora == c)) for c in ids]
         tests = [[] for _ in range(k)]
         for c in ids:
             rows = np.flatnonzero(corpora == c)
@@ -78,8 +74,6 @@ def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None,
                 tests[i].append(rows[test])
         every = np.arange(n)
         return [(np.setdiff1d(every, test), test) for test in (np.sort(np.concatenate(t)) for t in tests)]
-    if by_corpus:
-        raise UserError("--cv corpus: leaves one corpus out per fold; name several corpora (--data A+B)")
     if speakers is None:
         if not 2 <= k <= n:
             raise UserError(f"--split_fold {k}: must be between 2 and the number of samples ({n})")
@@ -94,16 +88,21 @@ def make_folds(n: int, k: int, seed: int, speakers=None, corpora=None,
     return list(GroupKFold(n_splits=k, **shuffled).split(np.arange(n), groups=np.asarray(speakers)))
 
 
-def split_folds(n: int, split_fold: int, seed: int, cv: str, speakers=None,
+def split_folds(n: int, split_fold: int, seed: int, cv: str, data: str, speakers=None,
                 corpora=None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``make_folds`` under a split's three flags (--split_fold, --random_seed, --cv) over ``n`` rows with their
-    speakers and, for several corpora, their corpus index."""
-    return make_folds(n, split_fold, seed, speakers if cv == "speaker" else None, corpora, cv == "corpus")
+    """``make_folds`` under a split's three flags (--split_fold, --random_seed, --cv) over ``n`` rows of ``data``
+    with their speakers and, for several corpora, their corpus index. --cv corpus: leave-one-corpus-out, one fold
+    per corpus (``split_fold`` is their number), refused as the command line refuses it where ``data`` is one."""
+    check_corpus_split(cv, data, 1 if corpora is None else len(np.unique(corpora)))
+    if cv == "corpus":
+        corpora = np.asarray(corpora)
+        return [(np.flatnonzero(corpora != c), np.flatnonzero(corpora == c)) for c in np.unique(corpora)]
+    return make_folds(n, split_fold, seed, speakers if cv == "speaker" else None, corpora)
 
 
 def run_folds(config: RunConfig, n: int, speakers=None, corpora=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """``split_folds`` under ``config``'s split."""
-    return split_folds(n, config.split_fold, config.random_seed, config.cv, speakers, corpora)
+    return split_folds(n, config.split_fold, config.random_seed, config.cv, config.data, speakers, corpora)
 
 
 def smooth_labels(y: np.ndarray, amount: float) -> np.ndarray:
@@ -238,6 +237,7 @@ def check_validation_split(config: RunConfig, folds: list) -> None:
     sklearn's train_test_split makes: ceil(val_fraction x rows) held out); one line naming --val_fraction if not.
     A share smaller than the number of classes is warned of: some classes are not in it (it cannot be stratified),
     and the kept epoch is chosen on the accuracy of a handful of utterances."""
+    check_val_fraction(config.protocol, config.val_fraction)
     if config.protocol != "inner_val":
         return
     smallest = None

@@ -47,7 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..core.config import RunConfig
+from ..core.config import RunConfig, check_stack_members
 from ..core.errors import UserError
 from ..Model import ModelSpec, build_model, stacked_refusal
 from ..nn import fused_ops
@@ -589,8 +589,7 @@ def train_members(spec: ModelSpec, config: RunConfig, x: np.ndarray, members: li
     it before the next stack starts); load ``result.weights`` into a normal Keras model
     (``for v, w in zip(model.variables, result.weights): v.assign(w)``) to save or evaluate it.
     """
-    if max_members is not None and max_members < 1:
-        raise UserError(f"max_members {max_members!r}: must be a positive number of members")
+    check_stack_members(max_members, stacked=True)  # --stack_members, as the command line checks it
     if not members:
         return
     size, trainer = max_members or len(members), None
