@@ -218,6 +218,25 @@ def test_bad_input_is_one_line(run, long_file, tmp_path, capsys):
         run.timeline(long_file, hop=1.5)
 
 
+@pytest.mark.parametrize("content", [b"", None])
+def test_a_file_is_refused_in_the_audio_modules_words(tmp_path, content):
+    """An empty or cut-short file: what predict says of it (data/audio.check_audio_file), the timeline says too (it
+    said "the file is empty (0 bytes); nothing to put on a timeline" in words of its own)."""
+    from timnet_ser.data.audio import check_audio_file
+    path = str(tmp_path / "a.wav")
+    if content is None:  # a copy that did not finish: half of the samples its header declares
+        sf.write(path, 0.1 * np.ones(22050, np.float32), 22050, subtype="PCM_16")
+        os.truncate(path, 44 + 22050)
+    else:
+        open(path, "wb").write(content)
+    said = []
+    for check in (check_audio_file, timeline.checked_source):
+        with pytest.raises(UserError) as refused:
+            check(path)
+        said.append(str(refused.value))
+    assert said[0] == said[1]
+
+
 def test_the_domain_shift_of_a_recording_is_measured_window_by_window(run, long_file, result, tmp_path, capsys):
     """The synthetic recording lies near the run's training statistics: no warning; the same recording through
     another channel (-20 dB, 300-1000 Hz, noise) is flagged with one line, and every window's own distance is a

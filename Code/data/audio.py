@@ -84,16 +84,17 @@ def check_audio_header(path: str, read_whole: bool = True) -> None:
                         f"{info.frames / info.samplerate:.2f} s (a copy that did not finish?); copy it again")
 
 
-def check_audio_file(path: str) -> None:
+def check_audio_file(path: str, read_whole: bool = True) -> None:
     """What can be said of an audio file before it is decoded, each in one line: a folder, missing (a link that
-    leads nowhere or round in a loop too), empty, too long or cut short (``check_audio_header``)."""
+    leads nowhere or round in a loop too), empty, too long to be read whole (``read_whole``; the timeline streams
+    any length) or cut short (``check_audio_header``)."""
     if os.path.isdir(path):  # a folder among a list's paths
         raise UserError(f"{path}: a folder, not an audio file")
     if not os.path.isfile(path):
         raise UserError(f"{path}: {missing(path, 'audio file')}")
     if os.path.getsize(path) == 0:
         raise UserError(f"{path}: the file is empty")
-    check_audio_header(path)
+    check_audio_header(path, read_whole)
 
 
 def missing(path: str, what: str) -> str:

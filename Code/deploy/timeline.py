@@ -114,13 +114,15 @@ def _source_blocks(source, block_frames: int) -> Iterator[np.ndarray]:
 
 
 def checked_source(source, api: bool = True) -> tuple[object, str]:
-    """(source, name) for one audio file or ``(samples, sample_rate)``; a one-line error for anything else (naming
-    the API's ``source`` or, with ``api=False``, ``--wav``)."""
+    """(source, name) for one audio file or ``(samples, sample_rate)``; a one-line error for anything else. What the
+    timeline says beyond the audio module's ``check_audio_file``, naming the API's ``source`` or, with
+    ``api=False``, ``--wav`` as predict does: a folder (predict reads the files of one, the timeline one file), a
+    path that is not there, a file that is not audio by its name."""
     if isinstance(source, tuple) and len(source) == 2 and not isinstance(source[0], (str, os.PathLike)):
         return source, "<array>"
     if not isinstance(source, (str, os.PathLike)):
         raise UserError(f"timeline: {type(source).__name__} given; it takes one audio file or (samples, sample_rate)")
-    from ..data.audio import AUDIO_KINDS, check_audio_header, is_audio, missing
+    from ..data.audio import AUDIO_KINDS, check_audio_file, is_audio, missing
     path = os.fspath(source)
     if os.path.isdir(path):
         raise UserError(f"{source_named(path, api)}: {'timeline' if api else '--timeline'} reads one audio file, "
@@ -129,9 +131,7 @@ def checked_source(source, api: bool = True) -> tuple[object, str]:
         raise UserError(f"{source_named(path, api)}: {missing(path, 'file')}")
     if not is_audio(path):
         raise UserError(f"{source_named(path, api)}: not an audio file ({AUDIO_KINDS})")
-    if os.path.getsize(path) == 0:
-        raise UserError(f"{path}: the file is empty (0 bytes); nothing to put on a timeline")
-    check_audio_header(path, read_whole=False)  # streamed window by window: any length; a cut-short wav is refused
+    check_audio_file(path, read_whole=False)  # streamed window by window: any length; empty or cut short refused
     return path, path
 
 
