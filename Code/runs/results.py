@@ -229,7 +229,7 @@ def write_run_results(record: dict, result_dir: str, time_str: str, suffix: str 
         paths = write_results(result_dir, stem, record, config["classes"])
         histories = [f["history"] for f in record["folds"] if f.get("history")]
         if histories:
-            curves = paths["json"][:-len(".json")] + "_curves.png"  # the stem write_results chose
+            curves = paths["json"].removesuffix(RESULTS_SET["json"]) + RESULTS_SET["curves"]  # its chosen stem
             plot_training_curves(histories, curves, record["title"], record["protocol"])
             paths["curves"] = curves
     print(format_summary(summary, record["protocol_description"], record["folds"]))
@@ -364,8 +364,9 @@ def prepare_folder(folder: str) -> None:
         raise _not_writable(folder, exc) from None
 
 
-# the names of a results set after its stem: write_results' three, and write_run_results' curves
-RESULTS_SET = (".xlsx", "_confusion.png", ".json", "_curves.png")
+# the names of a results set after its stem, by kind: write_results' three (its returned paths' keys), and
+# write_run_results' curves
+RESULTS_SET = {"xlsx": ".xlsx", "confusion": "_confusion.png", "json": ".json", "curves": "_curves.png"}
 
 
 def write_results(result_dir: str, stem: str, record: dict, classes: Sequence[str]) -> dict:
@@ -381,15 +382,13 @@ def write_results(result_dir: str, stem: str, record: dict, classes: Sequence[st
     """
     prepare_folder(result_dir)
     stem = next(free for free in [stem] + [f"{stem}_{i}" for i in range(2, 10 ** 6)]
-                if not any(os.path.lexists(os.path.join(result_dir, free + name)) for name in RESULTS_SET))
-    paths = {"xlsx": os.path.join(result_dir, f"{stem}.xlsx"),
-             "confusion": os.path.join(result_dir, f"{stem}_confusion.png"),
-             "json": os.path.join(result_dir, f"{stem}.json")}
+                if not any(os.path.lexists(os.path.join(result_dir, free + name)) for name in RESULTS_SET.values()))
     k = len(record["folds"])
     writers = {"xlsx": lambda path: _write_xlsx(path, record["folds"], classes),
                "confusion": lambda path: plot_confusion(record["summary"]["confusion_pooled"], classes, path,
                                                         f"{record.get('title', stem)}\npooled over {k} folds"),
                "json": lambda path: write_json(path, record)}
+    paths = {kind: os.path.join(result_dir, stem + RESULTS_SET[kind]) for kind in writers}
     with one_commit():  # all of the set or none of it (a file written just before a Ctrl-C stayed alone)
         for kind, write in writers.items():  # JSON last: its presence means the set is complete
             write(paths[kind])
