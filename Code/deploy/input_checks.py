@@ -23,6 +23,12 @@ def source_named(path: str, api: bool) -> str:
     return f"source={path!r}" if api else f"--wav {path}"
 
 
+def dc_offset(offset: float) -> str:
+    """How every message names a samples' mean (``offset``) beyond ``DC_OFFSET``: ``a constant (DC) offset of
+    +0.010``; "" within it. Predict's warning and the timeline's all-silence error say it in these words."""
+    return f"a constant (DC) offset of {offset:+.3f}" if abs(offset) > DC_OFFSET else ""
+
+
 def signal_warning(name: str, seconds: float, signal_length: int, silent: bool = False,
                    peak: float = 0.0, voiced_elsewhere: bool = False, offset: float = 0.0) -> Optional[str]:
     """A warning for an input (``name``, ``seconds`` long) whose scored window is all silence (``silent``: the
@@ -33,9 +39,9 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
     if silent and voiced_elsewhere:  # the middle window scored, the speech elsewhere
         return (f"{name}: the middle {window:.2f} s it is scored on are all silence (their loudest 23 ms frame is "
                 "below -60 dBFS): its prediction says nothing about an emotion (--timeline scores its voiced parts)")
-    if silent and abs(offset) > DC_OFFSET:  # a constant: no signal once the offset is taken away
-        return (f"{name}: no signal but a constant (DC) offset of {offset:+.3f} (its loudest 23 ms frame, less that "
-                "offset, is below -60 dBFS): its prediction says nothing about an emotion")
+    if silent and dc_offset(offset):  # a constant: no signal once the offset is taken away
+        return (f"{name}: no signal but {dc_offset(offset)} (its loudest 23 ms frame, less that offset, is below "
+                "-60 dBFS): its prediction says nothing about an emotion")
     if silent:
         return (f"{name}: all silence (its loudest 23 ms frame is below -60 dBFS): its prediction says nothing "
                 "about an emotion")
@@ -48,7 +54,7 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
     if seconds < SHORT_CLIP * window:
         return (f"{name}: {seconds:.2f} s, much shorter than the model's {window:.2f} s window "
                 "(zero-padded to that length): its prediction is unreliable")
-    if abs(offset) > DC_OFFSET:  # a microphone's or converter's bias, or clipping: the features moved with it
+    if dc_offset(offset):  # a microphone's or converter's bias, or clipping: the features moved with it
         return (f"{name}: its samples' mean is {offset:+.3f} (full scale is 1): a constant (DC) offset, or "
                 "clipping; every feature moves with it, so its prediction is less reliable (an offset: subtract the "
                 "mean, or high-pass the audio)")

@@ -41,7 +41,7 @@ from ..core.atomic_file import atomic_write, check_writable, write_table
 from ..core.errors import UserError, named, printable
 from ..core.figures import plain_text
 from ..data.corpora import SAMPLE_RATE
-from .input_checks import DC_OFFSET, signal_warning, source_named, training_corpus_line
+from .input_checks import dc_offset, signal_warning, source_named, training_corpus_line
 
 FRAME = 512  # samples per energy frame (23 ms at 22 050 Hz)
 THRESHOLD_DB = -40.0  # a frame is voiced within this many dB of the file's loudest frame
@@ -275,8 +275,8 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     voiced = voiced_windows(frames, starts, ends)
     if not voiced.any():
         loudest = "digital silence" if levels.max() <= -200 else f"loudest 23 ms frame at {levels.max():.1f} dBFS"
-        if abs(offset) > DC_OFFSET:  # a constant alone: no signal once the offset is taken away, as predict says
-            loudest += f", but a constant (DC) offset of {offset:+.3f}"
+        if dc_offset(offset):  # a constant alone: no signal once the offset is taken away, as predict says
+            loudest += f", but {dc_offset(offset)}"
         raise UserError(f"{name}: all silence by the energy rule ({loudest}; no window has {MIN_VOICED:.0%} of its "
                         f"frames within {-THRESHOLD_DB:g} dB of it, above {SILENT_DBFS:g} dBFS): nothing to score")
     probabilities = np.full((len(starts), len(run.classes)), np.nan)  # (W, C), NaN for skipped windows
