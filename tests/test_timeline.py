@@ -137,14 +137,20 @@ def test_the_command_writes_the_table_and_the_picture(run, long_file, result, tm
     assert main(["--mode", "predict", "--test_path", run.folder, "--wav", long_file, "--timeline",
                  "--output", table]) == 0
     out = capsys.readouterr().out
-    assert "long.wav: 60.00 s" in out and "skipped as silence" in out and f"wrote {table[:-4]}.png" in out
+    assert "long.wav: 60.00 s" in out and "skipped as silence" in out and f"wrote {table}.png" in out
     with open(table, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(result["windows"]) and list(rows[0])[:4] == ["start_s", "end_s", "voiced", "label"]
     assert [r["voiced"] for r in rows] == ["yes" if w["voiced"] else "no" for w in result["windows"]]
     assert all(r["label"] == "" and r["sad"] == "" for r in rows if r["voiced"] == "no")
     assert [r["label"] for r in rows if r["label"]] == [w["label"] for w in result["windows"] if w["voiced"]]
-    assert open(table[:-4] + ".png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    picture = open(table + ".png", "rb").read()
+    assert picture[:8] == b"\x89PNG\r\n\x1a\n"
+    # the JSON of the same stem, of another timeline, keeps its own picture: it replaced the CSV's t.png before
+    assert main(["--mode", "predict", "--test_path", run.folder, "--wav", long_file, "--timeline", "--hop", "1",
+                 "--output", table[:-4] + ".json"]) == 0
+    assert f"wrote {table[:-4]}.json.png" in capsys.readouterr().out
+    assert open(table + ".png", "rb").read() == picture and os.path.isfile(table[:-4] + ".json.png")
     monkeypatch.chdir(tmp_path)  # without --output: <stem>_timeline.csv/.png in the current folder
     assert main(["--mode", "predict", "--test_path", run.folder, "--wav", long_file, "--timeline", "--hop", "1"]) == 0
     assert "wrote long_timeline.csv\nwrote long_timeline.png" in capsys.readouterr().out

@@ -265,7 +265,8 @@ FLAGS: tuple[Flag, ...] = tuple([
             required=("export",), needed_as="e.g. --format onnx --output model.onnx"),
         row("output", str, None,
           "predict: also write the predictions to this .csv or .json file (--timeline: the window table, and the "
-          "picture beside it as .png); export: the exported file or folder", modes=("predict", "export"),
+          "picture beside it, the table's name with .png added: t.csv.png); export: the exported file or folder",
+          modes=("predict", "export"),
           required=("export",), needed_as="e.g. --format onnx --output model.onnx"),
         row("cross_corpus", bool, False,
           "test: score the fold models of --test_path (their mean probability) on ANOTHER corpus: --data OTHER "

@@ -363,10 +363,11 @@ def recipe(signal_length: int) -> dict:
 # --- output ---------------------------------------------------------------------------------------------------
 
 def output_paths(source: str, output: Optional[str]) -> tuple[str, str]:
-    """(table, picture): ``--output`` (.csv or .json) and the .png beside it, or ``<stem>_timeline.csv/.png`` in
-    the current folder."""
+    """(table, picture): ``--output`` (.csv or .json) and the picture beside it, named after the whole table
+    (``t.csv.png``, ``t.json.png``: the two tables of one stem keep a picture each, where the second one's replaced
+    the first's ``t.png``), or ``<stem>_timeline.csv/.png`` in the current folder."""
     if output:
-        return output, os.path.splitext(output)[0] + ".png"
+        return output, output + ".png"
     stem = os.path.splitext(os.path.basename(source))[0]
     return f"{stem}_timeline.csv", f"{stem}_timeline.png"
 
