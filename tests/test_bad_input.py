@@ -186,7 +186,9 @@ def weights_folder(tmp, model, classes, drop=None, diverged=None):
 WEIGHTS = {
     "another class count": (("TIMNET", 6, None, None), "its weights classify 6 classes, not the 7 of --data EMODB; "
                                                        "corpora with 6 classes: --data CASIA"),
-    "another model": (("GMTCN", 7, None, None), "layers with weights, the model has"),
+    # GM-TCNet weights read as --model's default, TIM-Net: named as a weights file of another layer count before
+    "another model": (("GMTCN", 7, None, None), "--model TIMNET: the weights in {folder} are not TIMNET's, they are "
+                                                "GMTCN's; give --model GMTCN"),
     "a missing fold file": (("TIMNET", 7, 4, None), "missing weight files 10-fold_weights_best_4.hdf5"),
     "a diverged fold": (("TIMNET", 7, None, 3), "/10-fold_weights_best_3.hdf5: layer 'forward_conv1x1' holds weights "
                                                 "that are not finite (NaN or Inf: the fold diverged in training)"),
@@ -200,7 +202,7 @@ def test_bad_weights_are_named(tmp_path, capsys, case):
     out = str(tmp_path / "out")
     assert main(["--mode", "test", "--data", "EMODB", "--feature_path", features(str(tmp_path)), "--test_path",
                  folder, "--result_path", out]) == 2
-    check_one_line(capsys, message)
+    check_one_line(capsys, message.format(folder=folder))
     assert not os.path.exists(out)
 
 

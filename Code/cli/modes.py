@@ -14,12 +14,21 @@ import os
 import signal
 import sys
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..core import precision
 from ..core.atomic_file import check_writable_folder
 from ..core.config import BACKBONE_WEIGHT_WORDS, UNKNOWN_PROTOCOL
-from ..core.errors import DiskFull, InterruptedAfterWriting, TrainingInterrupted, UserError, interrupt_behind, printable
+from ..core.errors import (
+    DiskFull,
+    InterruptedAfterWriting,
+    TrainingInterrupted,
+    UserError,
+    interrupt_behind,
+    named,
+    printable,
+)
 from ..core.paths import SYNTHETIC_WAV, check_outside_weights, feature_path, shown
 from ..core.settings import Settings
 from ..engine.run_config import hyper_of, run_config
@@ -260,7 +269,8 @@ def run_test(settings: Settings) -> dict:
         description = (f"re-test of the weights in {settings.test_path} on the {scheme} split of seed "
                        f"{config.random_seed}" + (f": {retest['label']}" if other_split else f" ({trained_on})"))
         return retest_weights(spec, config, features.x, features.y, folds, files, settings.test_path,
-                              settings.result_path, description, retest, protocol_unknown=unknown)
+                              settings.result_path, description, retest, protocol_unknown=unknown,
+                              name_model=partial(named, "model", quoted=False))
     features, own_features = run_features(settings, run)
     if list(features.corpus.classes) != list(run.config.classes):  # it named --data, which was the run's, before
         raise UserError(f"--feature_path {settings.feature_path}: holds the classes "
@@ -320,7 +330,7 @@ def load_weights(settings: Settings):
         return api.load_run(settings.test_path)
     corpus = corpus_for_weights(settings.data, MODELS[settings.model].features, settings.feature_path)
     hyper = replace(hyper_of(settings, corpus), backbone_weights="none")  # every weight comes from the folds
-    return api.load_run(settings.test_path, settings.data, settings.model, hyper, settings.feature_path)
+    return api.authors_run(settings.test_path, MODELS[settings.model], hyper, settings.data, corpus, api=False)
 
 
 def weights_used(weights, settings: Settings) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
+from functools import partial
 from typing import Optional
 
 import numpy as np
@@ -47,7 +48,9 @@ class Run:
     """
 
     def __init__(self, folder: str, spec, hyper, data: str, classes: list, signal_length: int,
-                 weight_files: list[tuple[int, str]], run=None):
+                 weight_files: list[tuple[int, str]], run=None, api: bool = True):
+        """``api``: whether weights of a folder without run.json that are not ``spec``'s are refused naming the
+        API's ``model=`` or the command line's ``--model``."""
         from ..data.features import feature_shape
         from ..engine.fold_weights import FoldWeights
         from ..Model import embedding_model, inference_function
@@ -56,7 +59,8 @@ class Run:
         self.input_shape = feature_shape(spec.features, self.signal_length)
         self.mixed_precision = run.config.mixed_precision if run is not None else False
         self.weights = FoldWeights(spec, hyper, self.input_shape, len(self.classes), weight_files,
-                                   None if run is not None else data, self.mixed_precision)
+                                   None if run is not None else data, self.mixed_precision,
+                                   None if run is not None else partial(named, "model", api=api, quoted=api))
         self.model = self.weights.model
         # the fused kernels' inference where the run evaluated its folds with them (run.json), and for the authors'
         # folders where setup.sh built them, as a re-test does (engine/retest.py)
@@ -552,6 +556,12 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
     if hyper is not None and not isinstance(hyper, Hyper):
         raise UserError(f"{named('hyper', hyper, api=True)}: give a timnet_ser.core.config.Hyper "
                         "(Hyper(dilation_size=8), ...), or leave it out for the paper's")
-    hyper = hyper or Hyper(dilation_size=corpus.tab_count)
+    return authors_run(folder, spec, hyper or Hyper(dilation_size=corpus.tab_count), data, corpus)
+
+
+def authors_run(folder: str, spec, hyper, data: str, corpus, api: bool = True) -> Run:
+    """The Run of a folder of fold weights without run.json (the authors' layout), read as ``spec``'s with ``hyper``
+    for corpus ``data`` (``corpus``: its classes and signal length); ``api``: whether messages name ``load_run``'s
+    arguments or the command line's flags (``--mode predict`` and ``--mode export`` come here, checked first)."""
     return Run(os.path.abspath(folder), spec, hyper, data, list(corpus.classes), corpus.signal_length,
-               run_folder.fold_weight_files(folder, "folder"), None)
+               run_folder.fold_weight_files(folder, "folder" if api else "--test_path"), None, api)

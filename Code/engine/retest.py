@@ -12,6 +12,7 @@ authors' published figure was measured on their own feature file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -68,7 +69,8 @@ def file_suffix(retest: dict | None) -> str:
 
 def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndarray, folds: list,
                    weight_files: list[str], weights_folder: str, result_path: str, description: str,
-                   retest: dict | None = None, parts: list = (), protocol_unknown: str = "") -> dict:
+                   retest: dict | None = None, parts: list = (), protocol_unknown: str = "",
+                   name_model: Callable[[str], str] | None = None) -> dict:
     """Load fold i's weights, evaluate them on test fold i, write and print the results.
 
     Args:
@@ -83,6 +85,7 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         protocol_unknown: why nothing records what chose the weights of a folder without run.json (not named as
             the published ones, or of a model without published weights), where ``config.protocol`` is
             ``UNKNOWN_PROTOCOL``.
+        name_model: for a folder without run.json, how a message names the model setting (FoldWeights).
     """
     # what chose the weights, said in the protocol line as in the training's (a re-test named no protocol but paper)
     if config.protocol == UNKNOWN_PROTOCOL:  # the authors' weights renamed read as "those of its last epoch"
@@ -96,7 +99,7 @@ def retest_weights(spec: ModelSpec, config: RunConfig, x: np.ndarray, y: np.ndar
         description += f"; {results.features_not_checked(config.data)}"
     # every file checked before anything is written
     weights = FoldWeights(spec, config.hyper, x.shape[1:], y.shape[1], list(enumerate(weight_files, start=1)),
-                          config.data, config.mixed_precision)
+                          config.data, config.mixed_precision, name_model)
     results.prepare_folder(result_path)
     print(f"{results.run_title(config, 'test', retest)}\nweights <- {shown(weights_folder)}")
     records = []

@@ -100,19 +100,37 @@ def all_finite(arrays) -> bool:
     return all(np.isfinite(a).all() for a in arrays)
 
 
+class WeightsMismatch(UserError):
+    """Weights whose layers do not fit the model's (their count or a shape): a file of another model, or of the
+    same model with other hyper-parameters. ``path``: the file; ``layers``: its arrays (``read_weight_arrays``), so
+    that a caller that knows how the model was chosen can tell which fits them (engine/fold_weights.py)."""
+
+    def __init__(self, message: str, path: str, layers: list):
+        super().__init__(message)
+        self.path, self.layers = path, layers
+
+
+def shapes_fit(layers: list, groups: Sequence[tuple[str, Sequence]]) -> bool:
+    """Whether ``read_weight_arrays``' ``layers`` have the shapes of ``groups``' variables, layer by layer in order."""
+    return len(layers) == len(groups) and all(
+        [tuple(a.shape) for a in arrays] == [tuple(v.shape) for v in variables]
+        for (_, arrays), (_, variables) in zip(layers, groups))
+
+
 def check_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> list:
-    """The arrays of ``path`` if they fit ``groups`` layer by layer in order and are finite; a ``UserError`` naming
-    the first layer that does not fit (with both shapes), or that holds NaN or Inf."""
+    """The arrays of ``path`` if they fit ``groups`` layer by layer in order and are finite; a ``WeightsMismatch``
+    naming the first layer that does not fit (with both shapes), a ``UserError`` naming one that holds NaN or Inf."""
     layers = read_weight_arrays(path)
     if len(layers) != len(groups):
-        raise UserError(f"{path}: holds {len(layers)} layers with weights, the model has {len(groups)} "
-                        "(weights of another model or another number of blocks?)")
+        raise WeightsMismatch(f"{path}: holds {len(layers)} layers with weights, the model has {len(groups)} "
+                              "(weights of another model or another number of blocks?)", path, layers)
     for (file_name, arrays), (model_name, variables) in zip(layers, groups):
         file_shapes = [tuple(a.shape) for a in arrays]
         model_shapes = [tuple(v.shape) for v in variables]
         if file_shapes != model_shapes:
-            raise UserError(f"{path}: layer {file_name!r} has weight shapes {file_shapes}, the model's layer "
-                            f"{model_name!r} expects {model_shapes} (another class count or model?)")
+            raise WeightsMismatch(f"{path}: layer {file_name!r} has weight shapes {file_shapes}, the model's layer "
+                                  f"{model_name!r} expects {model_shapes} (another class count or model?)", path,
+                                  layers)
     for file_name, arrays in layers:  # saved by a version that kept a diverged fold: one class for every input
         if not all_finite(arrays):
             raise UserError(f"{path}: layer {file_name!r} holds weights that are not finite (NaN or Inf: the fold "
