@@ -19,7 +19,7 @@ from timnet_ser.core.config import Hyper
 from timnet_ser.core.errors import DiskFull, UserError
 from timnet_ser.data import audio, features
 from timnet_ser.data.corpora import CORPORA, SAMPLE_RATE
-from timnet_ser.deploy import export
+from timnet_ser.deploy import export, export_output
 from timnet_ser.engine.fold_weights import FoldWeights
 from timnet_ser.GTCM import GTCM
 from timnet_ser.Model import MODELS, build_model, legacy_weight_groups
@@ -537,3 +537,48 @@ def test_the_exported_graph_holds_the_weights_as_constants():
     x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
     np.testing.assert_allclose(traced(tf.constant(x))[export.OUTPUT_NAME].numpy(),
                                model(x, training=False).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("name, fmt", [("m.onnx", "onnx"), ("M.TFLITE", "tflite"), ("out/m.onnx/", "onnx"),
+                                       ("out/model", "savedmodel"), ("a_folder.d", "savedmodel")])
+def test_the_format_not_given_is_the_one_the_output_names(tmp_path, name, fmt):
+    """It was asked for even where ``m.onnx`` said it; a folder (one there, or a name without an extension) is a
+    SavedModel's."""
+    (tmp_path / "a_folder.d").mkdir()
+    assert export_output.export_format(str(tmp_path / name), None) == fmt
+
+
+@pytest.mark.parametrize("name, fmt, api, message", [
+    ("m.pt", None, True, "path='m.pt': its extension .pt names no export format; name it .onnx or .tflite (a folder "
+                         "without an extension for savedmodel), or give format: one of onnx, tflite, savedmodel"),
+    ("m.h5", None, False, "--output m.h5: its extension .h5 names no export format; name it .onnx or .tflite (a "
+                          "folder without an extension for savedmodel), or give --format: one of onnx, tflite, "
+                          "savedmodel"),
+    ("m.onnx", "tflite", True, "path='m.onnx': the name of an onnx file, for format='tflite'; rename it, or give "
+                               "format='onnx'"),
+    ("m.tflite", "savedmodel", False, "--output m.tflite: the name of a tflite file, for --format savedmodel; rename "
+                                      "it, or give --format tflite"),
+])
+def test_a_format_the_output_does_not_name_or_contradicts_is_one_line(name, fmt, api, message):
+    with pytest.raises(UserError) as error:
+        export_output.export_format(name, fmt, api)
+    assert str(error.value) == message
+
+
+def test_the_api_and_command_line_take_the_format_from_the_output(shared, tmp_path, capsys):
+    """``Run.export(path)`` and ``--mode export --output`` without a format: the format the name says, the same
+    in the console's first line and the sidecar; a name that says none is refused before the weights load."""
+    import timnet_ser
+    from timnet_ser.main import main
+    weights = os.path.join(shared, "reference", "Test_Models", "EMODB_46")
+    path = str(tmp_path / "fold1.tflite")
+    assert timnet_ser.load_run(weights, data="EMODB").export(path, fold=1) == [path, path + ".json"]
+    assert described(path)["format"] == "tflite" and os.path.isfile(path)
+    folder = str(tmp_path / "fold1")
+    assert main(["--mode", "export", "--data", "EMODB", "--test_path", weights, "--fold", "1", "--output",
+                 folder]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"TIMNET EMODB weights {weights} (fold 1) -> savedmodel {folder}"
+    assert described(folder)["format"] == "savedmodel" and os.path.isfile(os.path.join(folder, "saved_model.pb"))
+    assert main(["--mode", "export", "--data", "EMODB", "--test_path", weights, "--output", "m.pt"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: --output m.pt: its extension .pt names no export format;"), err

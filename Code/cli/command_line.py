@@ -37,7 +37,7 @@ examples (run from Code/):
   python main.py --mode test --data EMODB --random_seed 46 --test_path Test_Models/EMODB_46   # the authors' weights
   python main.py --mode predict --test_path Models/<run> --wav speech.wav
   python main.py --mode predict --test_path Models/<run> --wav call.wav --timeline   # emotion over time
-  python main.py --mode export --test_path Models/<run> --format onnx --output model.onnx
+  python main.py --mode export --test_path Models/<run> --output model.onnx   # the format from the name
   python main.py --mode train --resume Models/<run>                       # continue an interrupted run
   python main.py --mode grid --grid table.toml                            # many runs on Ray (local or a cluster)
   python main.py --mode report                                            # the papers' table from Results/

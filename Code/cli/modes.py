@@ -413,15 +413,15 @@ def run_predict(settings: Settings) -> dict:
 
 def run_export(settings: Settings) -> list[str]:
     from ..deploy.export_output import check_output
-    # creates nothing; the export makes the folder
-    check_output(os.path.normpath(settings.output), settings.format, settings.test_path, api=False)
+    # --format, or the one --output names; creates nothing (the export makes the folder)
+    fmt = check_output(os.path.normpath(settings.output), settings.format, settings.test_path, api=False)
     weights = load_weights(settings)  # starts TensorFlow once the folder's weights are found
     # before the long conversion
-    print(f"{weights_used(weights, settings)} -> {settings.format} {settings.output}", flush=True)
+    print(f"{weights_used(weights, settings)} -> {fmt} {settings.output}", flush=True)
     if weights.mixed_precision:  # the exported graph is float32 (its sidecar's "compute" says so too)
         print(f"note: the run trained in {precision.title_note(weights.mixed_precision).lower()}; the export computes "
               "in float32, so a prediction near a class boundary can differ from the run's and from predict's")
-    paths = weights.export(settings.output, settings.format, settings.fold)
+    paths = weights.export(settings.output, fmt, settings.fold)
     for path in paths:
         print(f"wrote {path}")
     return paths

@@ -261,13 +261,12 @@ FLAGS: tuple[Flag, ...] = tuple([
         row("fold", int, None,
           "predict/export: use only fold i's weights (default: the mean of all folds' probabilities)",
           check="positive", modes=("predict", "export")),
-        row("format", str, None, "export: onnx, tflite or savedmodel", choices=EXPORT_FORMATS, modes=("export",),
-            required=("export",), needed_as="e.g. --format onnx --output model.onnx"),
+        row("format", str, None, "export: onnx, tflite or savedmodel (default: what --output names: .onnx, .tflite, "
+            "a folder for savedmodel)", choices=EXPORT_FORMATS, modes=("export",)),
         row("output", str, None,
           "predict: also write the predictions to this .csv or .json file (--timeline: the window table, and the "
           "picture beside it, the table's name with .png added: t.csv.png); export: the exported file or folder",
-          modes=("predict", "export"),
-          required=("export",), needed_as="e.g. --format onnx --output model.onnx"),
+          modes=("predict", "export"), required=("export",), needed_as="e.g. --output model.onnx"),
         row("cross_corpus", bool, False,
           "test: score the fold models of --test_path (their mean probability) on ANOTHER corpus: --data OTHER "
           "--feature_path OTHER.npy; labelled CROSS-CORPUS (trained on A, tested on B) everywhere "

@@ -9,7 +9,7 @@
     for rows in run.predict_chunks("folder/"): ...   # thousands of files, 256 at a time, in bounded memory
     run.timeline("call.wav")          # a long file window by window: {"windows": [...], "overall": {...}, ...}
     run.embed("speech.wav")            # (folds, 1, 39): the fused utterance embeddings (TIM-Net's t-SNE input)
-    run.export("model.onnx", "onnx")   # one graph averaging the folds, and model.onnx.json describing its input
+    run.export("model.onnx")           # one graph averaging the folds (the format from the name), and model.onnx.json
     run.speaker_statistics("speaker_07/")   # --normalize speaker: (2, 39), for predict(..., speaker_statistics=)
     run.evaluate("MFCC/RAVDE.npy", data="RAVDE")   # CROSS-CORPUS test on another corpus' features (a results dict)
 
@@ -464,9 +464,11 @@ class Run:
         return cross_corpus.score(test_set, probabilities, self.classes, self.spec.describe(self.hyper, trained=False),
                                   config, self.folder)
 
-    def export(self, path: str, format: str, fold: Optional[int] = None) -> list[str]:
+    def export(self, path: str, format: Optional[str] = None, fold: Optional[int] = None) -> list[str]:
         """Write one graph averaging the folds' softmax (or fold ``fold``'s) as ONNX, TFLite or a SavedModel, and a
-        JSON beside it that says how to make its input; returns the paths written."""
+        JSON beside it that says how to make its input; returns the paths written. ``format``: onnx, tflite or
+        savedmodel; by default the one ``path`` names (``model.onnx``, ``model.tflite``, a folder for savedmodel:
+        export_output.export_format)."""
         from . import export
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):  # a TypeError; "" was the folder "."
             raise UserError(f"path={path!r}: give the output's path (a file for onnx and tflite, a folder for "

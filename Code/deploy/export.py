@@ -130,11 +130,12 @@ class FoldsInOnePass(keras.layers.Layer):
         return (input_shape[0], self.classes)
 
 
-def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict,
+def export_model(model: keras.Model, path: str, fmt: Optional[str], sidecar: dict,
                  weights_folder: Optional[str] = None) -> list[str]:
     """Write ``model`` as ``fmt`` at ``path`` and the sidecar at ``path + ".json"``; returns both paths.
 
-    ``fmt``: onnx (a file), tflite (a file) or savedmodel (a folder). The batch axis is free, except in the TFLite
+    ``fmt``: onnx (a file), tflite (a file) or savedmodel (a folder); None: the one ``path`` names
+    (export_output.export_format). The batch axis is free, except in the TFLite
     file of a model with a recurrent layer (DCNN-BLSTMwA): TFLite lowers a Keras LSTM's loop only with a static
     batch, so that file takes one utterance per call; the sidecar's shapes say which. Each output is written beside
     its final name and then renamed, so an interrupted export leaves nothing half-written under either name.
@@ -142,7 +143,7 @@ def export_model(model: keras.Model, path: str, fmt: str, sidecar: dict,
     from memory).
     """
     path = os.path.normpath(path)  # "out/model/" names the folder "out/model"
-    check_output(path, fmt, weights_folder, make=True)
+    fmt = check_output(path, fmt, weights_folder, make=True)
     batch = 1 if fmt == "tflite" and _has_recurrent_layer(model) else None
     signature = [tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
     # --output and its sidecar, named after it by the user: written through a link there (atomic_write)
@@ -321,9 +322,9 @@ def sidecar_for(spec: ModelSpec, data: str, classes: Sequence[str], signal_lengt
     }
 
 
-def export_run(run, weight_files: Sequence[str], path: str, fmt: str) -> list[str]:
+def export_run(run, weight_files: Sequence[str], path: str, fmt: Optional[str]) -> list[str]:
     """``api.Run.export``: the fold-mean graph of the run's files ``weight_files`` (paths among ``run.folds``),
-    exported as ``fmt`` at ``path`` with its sidecar; returns the paths written."""
+    exported as ``fmt`` (None: the one ``path`` names) at ``path`` with its sidecar; returns the paths written."""
     indices = [i for i, (_, file, _) in enumerate(run.folds) if file in weight_files]
     model = fold_mean_model(run.weights, indices)
     sidecar = sidecar_for(run.spec, run.data, run.classes, run.signal_length, run.input_shape,
