@@ -174,6 +174,10 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
          r"^data='EMOVO': the weights in .*EMODB_46 were trained on EMODB, as its name \(<KEY>_<seed>\) says"),
         (lambda: timnet_ser.load_run(os.path.dirname(path), data="EMODB"),  # named --test_path before
          r"^folder .*emodb_2s: holds no <k>-fold_weights_best_<i>.hdf5 files$"),
+        # a known corpus' feature file, taken and read by nothing (the command line refuses --feature_path there)
+        (lambda: timnet_ser.load_run(emodb46.folder, feature_path="MFCC/EMODB.npy"),
+         r"^feature_path='MFCC/EMODB.npy': EMODB is a known corpus, which gives the classes and length of the "
+         r"weights; leave it out$"),
         (lambda: emodb46.evaluate((x, y, ["angry"] * 7)), r"^features: its class names name 'angry' twice"),
         (lambda: emodb46.evaluate("no/such.npy"), r"^features=no/such.npy: no such feature file$"),  # "--data 'such'"
         (lambda: emodb46.evaluate((x, y, classes, ["s1"] * 8)), r"^features: a fourth item \(speakers\), but the run"),

@@ -33,6 +33,7 @@ import numpy as np
 from ..core.errors import UserError, did_you_mean, named, named_twice
 from ..core.paths import shown
 from ..core.tensorflow_setup import start_tensorflow
+from ..data.corpora import CORPORA
 from ..data.feature_files import checked_arrays
 from ..data.feature_statistics import domain_shift
 from ..data.features import row_signatures, signature_matches
@@ -526,7 +527,8 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
             Refused when it contradicts the run's or the folder's name.
         model: for a folder without ``run.json``: TIMNET (default), GMTCN or DCNN_BLSTMwA.
         hyper: for a folder without ``run.json``: the network's ``timnet_ser.core.config.Hyper`` if not the paper's.
-        feature_path: for a dataset of your own without ``run.json``: its feature file (default MFCC/<data>.npy).
+        feature_path: for a dataset of your own without ``run.json``: its feature file (default MFCC/<data>.npy);
+            refused for a known corpus, whose classes and length are known.
     """
     if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):  # a TypeError; "": "folder : no such"
         raise UserError(f"folder={folder!r}: give the path of a run folder or of a folder of fold weights")
@@ -554,6 +556,9 @@ def load_run(folder: str, data: Optional[str] = None, model: Optional[str] = Non
     if spec is None:
         raise UserError(f"{named('model', model, api=True)}: choose one of {', '.join(MODELS)}"
                         f"{did_you_mean(model, MODELS)}")
+    if feature_path is not None and data in CORPORA:  # taken and read by nothing, where --feature_path is refused
+        raise UserError(f"{named('feature_path', feature_path, api=True)}: {data} is a known corpus, which gives the "
+                        "classes and length of the weights; leave it out")
     corpus = corpus_for_weights(data, spec.features, feature_path, api=True)
     if hyper is not None and not isinstance(hyper, Hyper):
         raise UserError(f"{named('hyper', hyper, api=True)}: give a timnet_ser.core.config.Hyper "
