@@ -178,6 +178,9 @@ def test_wrong_arguments_of_the_run_methods_are_one_line(emodb46, shared):
         (lambda: timnet_ser.load_run(emodb46.folder, feature_path="MFCC/EMODB.npy"),
          r"^feature_path='MFCC/EMODB.npy': EMODB is a known corpus, which gives the classes and length of the "
          r"weights; leave it out$"),
+        # the API's argument named, not the flag (it said "--data RAVDE has 8")
+        (lambda: emodb46.evaluate(os.path.join(shared, "reference", "EMODB_2s.npy"), data="RAVDE"),
+         r"EMODB_2s.npy: y has 7 classes, data='RAVDE' has 8 \(angry, calm, "),
         (lambda: emodb46.evaluate((x, y, ["angry"] * 7)), r"^features: its class names name 'angry' twice"),
         (lambda: emodb46.evaluate("no/such.npy"), r"^features=no/such.npy: no such feature file$"),  # "--data 'such'"
         (lambda: emodb46.evaluate((x, y, classes, ["s1"] * 8)), r"^features: a fourth item \(speakers\), but the run"),

@@ -20,7 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..core.atomic_file import atomic_write
-from ..core.errors import UserError, named_twice_in_any_case
+from ..core.errors import UserError, named, named_twice_in_any_case
 from ..core.paths import command, feature_path
 from ..core.settings import CONTROL_CHARACTERS
 from .corpora import Corpus
@@ -264,13 +264,13 @@ def _shape_fits(x: np.ndarray, kind: str) -> bool:
 
 
 def validate_features(data: dict, path: str, corpus: Corpus, kind: str = "mfcc",
-                      model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      model: str | None = None, api: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(x float32 (N, T, 39) or (N, S, 64, 64, 3), y float32 (N, C)) after checking the feature kind, keys,
     ranks, dtypes, class count and values.
 
     ``kind`` is what the model reads; ``model`` (its ``--model`` name) completes the message when the file
     holds another kind. Every failure is a one-line ``UserError`` naming ``path``, raised before a model
-    sees the data.
+    sees the data; ``api``: the corpus named as the API's ``data=`` (``Run.evaluate`` named ``--data``).
     """
     x, y = _arrays(data, path)
     stored = stored_kind(data, path)
@@ -279,7 +279,8 @@ def validate_features(data: dict, path: str, corpus: Corpus, kind: str = "mfcc",
         raise UserError(f"{path}: holds {stored} features; {reader} needs {kind}: extract them with "
                         f"--mode extract --features {kind}")
     return checked_arrays(x, y, path, kind, corpus.num_classes,
-                          f"--data {corpus.key} has {corpus.num_classes} ({', '.join(corpus.classes)})")
+                          f"{named('data', corpus.key, api, quoted=False)} has {corpus.num_classes} "
+                          f"({', '.join(corpus.classes)})")
 
 
 def checked_arrays(x: np.ndarray, y: np.ndarray, where: str, kind: str, classes: int,

@@ -124,7 +124,7 @@ def load_corpus(data: str, kind: str, path: Optional[str] = None, model: Optiona
                                         f"{extract_command(data, kind, path, '<folder or manifest.csv>')} first")
     stored = load_features(path, data_key=data, kind=kind)
     corpus = corpus_of(data, stored, path, api)
-    x, y = validate_features(stored, path, corpus, kind, model)
+    x, y = validate_features(stored, path, corpus, kind, model, api)
     speakers = [str(s) for s in stored["speakers"]] if "speakers" in stored else None
     if speakers_needed and (speakers is None or len(speakers) != len(x) or "" in speakers):
         raise UserError(f"{path}: no speaker for every row (key 'speakers'), which --cv speaker needs; re-extract "
