@@ -563,6 +563,58 @@ def test_a_weights_file_that_reads_other_files_or_declares_too_much_is_refused(t
     assert os.path.getsize(cases[-1][0]) < 100_000
 
 
+def test_weights_that_do_not_fit_the_model_are_refused_before_any_array_is_read(tmp_path, monkeypatch):
+    """Only the total bytes a file's weights declare were bounded (1 GiB) before every array was read whole: a
+    weights file whose bias declared 256 MB (a few kilobytes, compressed) was read, then found not to fit a bias of
+    7 values. Every dataset's declared shape is now compared with the variable it maps to first; the
+    class count of a folder's weights is read from the declared shapes too."""
+    import h5py
+
+    from timnet_ser.engine.fold_weights import check_class_count
+    from timnet_ser.nn.legacy_weights import check_legacy_weights
+    model = [("dense", [np.zeros((39, 7), "float32"), np.zeros((7,), "float32")])]  # variables: a shape, a dtype
+
+    def weights(name, kernel, bias):
+        path = str(tmp_path / name)
+        with h5py.File(path, "w") as f:
+            f.attrs["layer_names"] = np.array([b"dense"])
+            group = f.create_group("dense")
+            group.attrs["weight_names"] = np.array([b"dense/kernel:0", b"dense/bias:0"])
+            for weight, make in (("kernel", kernel), ("bias", bias)):
+                make(group, f"dense/{weight}:0")
+        return path
+    kernel = lambda g, name: g.create_dataset(name, data=np.ones((39, 7), "float32"))
+    bias = lambda g, name: g.create_dataset(name, data=np.ones(7, "float32"))
+    huge = weights("huge_bias.hdf5", kernel, lambda g, name: g.create_dataset(
+        name, shape=(1 << 26,), dtype="f4", chunks=(1 << 20,), compression="gzip", fillvalue=0.0))
+    doubles = weights("float64.hdf5", lambda g, name: g.create_dataset(name, data=np.ones((39, 7))), bias)
+    classes = weights("six_classes.hdf5", lambda g, name: g.create_dataset(name, data=np.ones((39, 6), "f4")),
+                      lambda g, name: g.create_dataset(name, data=np.ones(6, "f4")))
+    fits = weights("fits.hdf5", kernel, bias)
+    assert os.path.getsize(huge) < 100_000
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an array was read before the shapes were compared")
+    with monkeypatch.context() as patch:
+        patch.setattr(h5py.Dataset, "__array__", no_reading)
+        patch.setattr(h5py.Dataset, "__getitem__", no_reading)
+        patch.setattr(h5py.Dataset, "read_direct", no_reading)
+        for path, message in [
+            (huge, "weight '/dense/dense/bias:0' declares the shape (67108864,), the model's layer 'dense' "
+                   "expects (7,) (another class count or model?)"),
+            (classes, "weight '/dense/dense/kernel:0' declares the shape (39, 6), the model's layer 'dense' "
+                      "expects (39, 7) (another class count or model?)"),
+        ]:
+            with pytest.raises(UserError, match=f"^{re.escape(f'{path}: {message}')}$"):
+                check_legacy_weights(path, model)
+        with pytest.raises(UserError, match=re.escape(f"{classes}: its weights classify 6 classes, not the 7 of "
+                                                      "--data EMODB")):
+            check_class_count(classes, 7, "EMODB")
+    [(name, arrays)] = check_legacy_weights(fits, model)  # a file that fits is read, and only then
+    [(name, arrays)] = check_legacy_weights(doubles, model)  # float64 values fit: cast to the variables' type
+    assert name == "dense" and [a.shape for a in arrays] == [(39, 7), (7,)] and arrays[1].sum() == 7
+
+
 def test_files_nested_too_deep_are_one_line(tmp_path, capsys):
     """A run.json, a results file, a grid file or a label map nested tens of thousands deep ended in a
     RecursionError traceback."""

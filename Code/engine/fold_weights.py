@@ -16,13 +16,7 @@ from ..core.errors import UserError
 from ..data.corpora import CORPORA, SAMPLE_RATE
 from ..data.features import feature_shape
 from ..Model import MODELS, ModelSpec, build_model, dtype_policy, legacy_weight_groups, without_pretrained
-from ..nn.legacy_weights import (
-    WeightsMismatch,
-    assign_weight_arrays,
-    check_legacy_weights,
-    read_weight_arrays,
-    shapes_fit,
-)
+from ..nn.legacy_weights import WeightsMismatch, assign_weight_arrays, check_legacy_weights, declared_shapes, shapes_fit
 
 if TYPE_CHECKING:
     import keras
@@ -109,10 +103,10 @@ class FoldWeights:
 def check_class_count(path: str, num_classes: int, data: str) -> None:
     """Weights whose softmax layer has another class count than corpus ``data``: one line with the corpora that
     have their count (the authors' CASIA_32 has 6 classes: --data CASIA)."""
-    dense = [arrays for name, arrays in read_weight_arrays(path) if name == "dense"]
-    if not dense or dense[0][-1].shape[-1] == num_classes:
+    bias = next((shapes[-1] for name, shapes in declared_shapes(path) if name == "dense"), ())  # nothing read
+    if not bias or bias[-1] == num_classes:
         return  # no softmax layer of that name: check_legacy_weights names what does not fit
-    count = dense[0][-1].shape[-1]
+    count = bias[-1]
     fits = [key for key, corpus in CORPORA.items() if corpus.num_classes == count]
     hint = f"; corpora with {count} classes: {', '.join('--data ' + k for k in fits)}" if fits else ""
     raise UserError(f"{path}: its weights classify {count} classes, not the {num_classes} of --data {data}{hint}")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import io
 import os
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import h5py
 import numpy as np
@@ -28,8 +29,31 @@ def _text(value) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def read_weight_arrays(path: str) -> list[tuple[str, list[np.ndarray]]]:
-    """The weighted layers of a legacy file, in file order: [(layer name, [array, ...]), ...]."""
+def read_weight_arrays(path: str, groups: Sequence[tuple[str, Sequence]] | None = None
+                       ) -> list[tuple[str, list[np.ndarray]]]:
+    """The weighted layers of a legacy file, in file order: [(layer name, [array, ...]), ...].
+
+    With ``groups`` (a model's, as ``check_legacy_weights`` takes them), every dataset's declared shape is
+    compared with the variable it maps to before any array is read: a file of another model, or one that
+    declares large arrays where the model has small ones, costs no read of its data."""
+    with _weight_datasets(path) as layers:
+        if groups is not None:
+            _check_declared(path, layers, groups)
+        return [(name, [np.asarray(d) for d in datasets]) for name, datasets in layers]
+
+
+def declared_shapes(path: str) -> list[tuple[str, list[tuple[int, ...]]]]:
+    """The weighted layers of a legacy file and the shapes their datasets declare, nothing read: [(layer name,
+    [shape, ...]), ...]."""
+    with _weight_datasets(path) as layers:
+        return [(name, [tuple(d.shape) for d in datasets]) for name, datasets in layers]
+
+
+@contextmanager
+def _weight_datasets(path: str) -> Iterator[list]:
+    """The weighted layers of ``path`` as its unread h5py datasets, [(layer name, [dataset, ...]), ...], each
+    dataset stored in the file and an array of numbers (``_dataset``), all of them declaring ``MAX_FILE_BYTES``
+    at most; the file open until the block ends, an unreadable or damaged file one line naming it."""
     if not os.path.isfile(path):
         raise UserError(f"{path}: weights file not found")
     try:
@@ -47,11 +71,48 @@ def read_weight_arrays(path: str) -> list[tuple[str, list[np.ndarray]]]:
             if declared > MAX_FILE_BYTES:  # before any is read: compressed, a few kilobytes named one array many times
                 raise UserError(f"{path}: its weights declare {declared:,} bytes in all, more than any network here "
                                 "has (the same array named many times?)")
-            return [(name, [np.asarray(d) for d in datasets]) for name, datasets in layers]
+            yield layers
     except OSError as exc:
         raise UserError(f"{path}: cannot be read as HDF5 ({exc})") from None
     except KeyError as exc:
         raise UserError(f"{path}: damaged weights file, missing {exc}") from None
+
+
+class WeightsMismatch(UserError):
+    """Weights whose layers do not fit the model's (their count or a declared shape): a file of another model, or of
+    the same model with other hyper-parameters. ``path``: the file; ``layers``: the shapes its datasets declare
+    (``declared_shapes``), so that a caller that knows how the model was chosen can tell which model fits them
+    (engine/fold_weights.py)."""
+
+    def __init__(self, message: str, path: str, layers: list):
+        super().__init__(message)
+        self.path, self.layers = path, layers
+
+
+def shapes_fit(layers: list, groups: Sequence[tuple[str, Sequence]]) -> bool:
+    """Whether ``declared_shapes``' ``layers`` are the shapes of ``groups``' variables, layer by layer in order."""
+    return len(layers) == len(groups) and all(
+        [tuple(shape) for shape in shapes] == [tuple(v.shape) for v in variables]
+        for (_, shapes), (_, variables) in zip(layers, groups))
+
+
+def _check_declared(path: str, layers: list, groups: Sequence[tuple[str, Sequence]]) -> None:
+    """Refuse, in one line naming the dataset (a ``WeightsMismatch``), the first of ``layers``' datasets whose
+    declared shape is not that of the variable of ``groups`` it maps to (layer by layer in order, the variables in
+    order inside). The values may be of any float or integer type: they are cast to the variable's, as ever."""
+    shapes = [(name, [tuple(d.shape) for d in datasets]) for name, datasets in layers]
+    if len(layers) != len(groups):
+        raise WeightsMismatch(f"{path}: holds {len(layers)} layers with weights, the model has {len(groups)} "
+                              "(weights of another model or another number of blocks?)", path, shapes)
+    for (file_name, datasets), (model_name, variables) in zip(layers, groups):
+        if len(datasets) != len(variables):
+            raise WeightsMismatch(f"{path}: layer {file_name!r} holds {len(datasets)} weights, the model's layer "
+                                  f"{model_name!r} has {len(variables)} (weights of another model?)", path, shapes)
+        for dataset, variable in zip(datasets, variables):
+            if tuple(dataset.shape) != tuple(variable.shape):
+                raise WeightsMismatch(f"{path}: weight {dataset.name!r} declares the shape {tuple(dataset.shape)}, "
+                                      f"the model's layer {model_name!r} expects {tuple(variable.shape)} (another "
+                                      "class count or model?)", path, shapes)
 
 
 MAX_WEIGHTS = 1 << 26  # values in one weight array (256 MB of float32): the largest network here holds 3.5 M in all
@@ -80,7 +141,7 @@ def _dataset(group, name: str, path: str):
     """The dataset ``group[name]``, refused where its values are not stored in this file (external storage or a
     virtual dataset read other files, whatever they are: a weights file could carry a private file's bytes into an
     exported model), where it holds no array of numbers, or where it declares more values than any network here has
-    (read whole before the shapes are compared)."""
+    (a file read without a model to compare its shapes with is read whole)."""
     dataset = _stored_here(group, name, path)
     if not hasattr(dataset, "shape"):
         raise UserError(f"{path}: {name!r} is a group, not a weight array")
@@ -100,37 +161,11 @@ def all_finite(arrays) -> bool:
     return all(np.isfinite(a).all() for a in arrays)
 
 
-class WeightsMismatch(UserError):
-    """Weights whose layers do not fit the model's (their count or a shape): a file of another model, or of the
-    same model with other hyper-parameters. ``path``: the file; ``layers``: its arrays (``read_weight_arrays``), so
-    that a caller that knows how the model was chosen can tell which fits them (engine/fold_weights.py)."""
-
-    def __init__(self, message: str, path: str, layers: list):
-        super().__init__(message)
-        self.path, self.layers = path, layers
-
-
-def shapes_fit(layers: list, groups: Sequence[tuple[str, Sequence]]) -> bool:
-    """Whether ``read_weight_arrays``' ``layers`` have the shapes of ``groups``' variables, layer by layer in order."""
-    return len(layers) == len(groups) and all(
-        [tuple(a.shape) for a in arrays] == [tuple(v.shape) for v in variables]
-        for (_, arrays), (_, variables) in zip(layers, groups))
-
-
 def check_legacy_weights(path: str, groups: Sequence[tuple[str, Sequence]]) -> list:
     """The arrays of ``path`` if they fit ``groups`` layer by layer in order and are finite; a ``WeightsMismatch``
-    naming the first layer that does not fit (with both shapes), a ``UserError`` naming one that holds NaN or Inf."""
-    layers = read_weight_arrays(path)
-    if len(layers) != len(groups):
-        raise WeightsMismatch(f"{path}: holds {len(layers)} layers with weights, the model has {len(groups)} "
-                              "(weights of another model or another number of blocks?)", path, layers)
-    for (file_name, arrays), (model_name, variables) in zip(layers, groups):
-        file_shapes = [tuple(a.shape) for a in arrays]
-        model_shapes = [tuple(v.shape) for v in variables]
-        if file_shapes != model_shapes:
-            raise WeightsMismatch(f"{path}: layer {file_name!r} has weight shapes {file_shapes}, the model's layer "
-                                  f"{model_name!r} expects {model_shapes} (another class count or model?)", path,
-                                  layers)
+    naming the first dataset whose declared shape does not fit (both shapes, said before anything is read), a
+    ``UserError`` naming the first layer that holds NaN or Inf."""
+    layers = read_weight_arrays(path, groups)
     for file_name, arrays in layers:  # saved by a version that kept a diverged fold: one class for every input
         if not all_finite(arrays):
             raise UserError(f"{path}: layer {file_name!r} holds weights that are not finite (NaN or Inf: the fold "
