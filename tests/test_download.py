@@ -4,6 +4,7 @@ import hashlib
 import http.server
 import io
 import os
+import shutil
 import threading
 import urllib.request
 import zipfile
@@ -34,9 +35,16 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(self.payload[start:start + 100])
             return
-        if self.path == "/ftp.zip":
+        if self.path in ("/ftp.zip", "/file.zip"):
             self.send_response(302)
-            self.send_header("Location", "ftp://127.0.0.1:1/speech.zip")
+            self.send_header("Location", "ftp://127.0.0.1:1/speech.zip" if self.path == "/ftp.zip" else
+                             "file:///etc/hostname")
+            self.end_headers()
+            return
+        if self.path in ("/moved.zip", "/renamed.zip"):  # a mirror on another host; another name on this one
+            host = "localhost" if self.path == "/moved.zip" else "127.0.0.1"
+            self.send_response(302)
+            self.send_header("Location", f"http://{host}:{self.server.server_port}/speech.zip")
             self.end_headers()
             return
         if self.path == "/unannounced.zip":  # the whole archive, its length not announced (the end: the close)
@@ -184,6 +192,33 @@ def test_what_would_write_elsewhere_is_refused(tmp_path, server, capsys):
     assert "RAVDE.zip.part: holds '../escaped.wav', an entry outside the archive's folder or a link" in \
         capsys.readouterr().err
     assert os.listdir(tmp_path) == [] and not (tmp_path.parent / "escaped.wav").exists()
+
+
+def test_where_a_redirect_took_the_download_is_said(tmp_path, server, capsys):
+    """Redirects to another host were followed without a word: the console named the address asked for only, and an
+    archive without a published checksum came from wherever the redirect led. They are still followed (mirrors and
+    Zenodo's storage are reached by them), and the address the archive came from is said, with its host where it
+    differs; an archive served where it was asked is said once."""
+    url, md5 = server
+    port = url.split(":")[2].split("/")[0]
+    args = ["--mode", "download", "--data", "RAVDE", "--md5", md5, "--download_path", str(tmp_path)]
+    for name, said in [
+        ("moved.zip", f"redirected: the archive comes from http://localhost:{port}/speech.zip (host localhost, not "
+                      "127.0.0.1)\n"),
+        ("renamed.zip", f"redirected: the archive comes from http://127.0.0.1:{port}/speech.zip\n"),
+        ("speech.zip", ""),
+    ]:
+        asked = url.replace("speech.zip", name)
+        assert main([*args, "--url", asked]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"downloading RAVDE from {asked} (CC BY-NC-SA 4.0; cite Livingstone and Russo, PLoS "
+                              f"ONE 2018)\n{said}unpacked 4 wav files to {tmp_path / 'RAVDE'}\n"), out
+        shutil.rmtree(tmp_path / "RAVDE")
+    asked = url.replace("speech.zip", "file.zip")  # urllib's own refusal, before the program's (ftp: below)
+    assert main([*args, "--url", asked]) == 2
+    assert capsys.readouterr().err.endswith(f"error: {asked}: download failed (HTTP 302 Found - Redirection to "
+                                            "url 'file:///etc/hostname' is not allowed)\n")
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_resumed_answer_without_a_length_is_not_taken_for_the_whole_file(tmp_path, server, capsys):

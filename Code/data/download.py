@@ -3,7 +3,8 @@
 The archive is fetched to ``<folder>/<name>.part`` and resumed with an HTTP Range request when an
 earlier download was interrupted; it is checked (the MD5 the host publishes where there is one, the sizes its
 members unpack to, the CRC of every zip member, and the number of wav files) before it is unpacked into a
-temporary folder that is renamed into place. Knows nothing about models.
+temporary folder that is renamed into place. A redirect is followed (http and https only, never down to http) and
+the address it led to printed. Knows nothing about models.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def _fetch(url: str, part: str) -> bool:
     except (urllib.error.URLError, OSError) as exc:
         raise UserError(f"{url}: cannot be reached ({getattr(exc, 'reason', exc)})") from None
     with response:
+        _say_redirect(url, response.geturl())
         resumed = response.status == 206
         total = _announced_length(response.headers, have if resumed else 0)  # 0: the host does not say
         if total > MAX_ARCHIVE_BYTES:
@@ -110,6 +112,16 @@ def _fetch(url: str, part: str) -> bool:
         raise UserError(f"{url}: the connection closed after {done} of {total} bytes; run the download again to "
                         "resume it")
     return bool(total)
+
+
+def _say_redirect(url: str, final: str) -> None:
+    """Say where the archive comes from when a redirect took the request away from ``url``: redirects are followed
+    (mirrors and Zenodo's storage are reached by them), and another host's archive was taken without a word; an
+    archive without a published checksum (EMO-DB's) is then only as good as that host."""
+    if final == url:
+        return
+    asked, came = (urllib.parse.urlsplit(address).hostname for address in (url, final))
+    print(f"redirected: the archive comes from {final}" + (f" (host {came}, not {asked})" if came != asked else ""))
 
 
 def _announced_length(headers, have: int) -> int:
