@@ -12,6 +12,7 @@ import pytest
 from sklearn.metrics import accuracy_score, recall_score
 from sklearn.model_selection import KFold
 
+from conftest import ROOT
 from timnet_ser.core.errors import UserError
 from timnet_ser.runs import results
 
@@ -286,6 +287,72 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         results._atomic_write(str(path), half_write)
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["STEM.json"]
+
+
+# a prediction's output written item by item (write_table), killed by SIGKILL after its first item
+_KILLED_WRITER = """
+import sys, time
+from Code.core.atomic_file import write_table
+def rows():
+    yield {"file": "a.wav"}
+    print("writing", flush=True)
+    time.sleep(60)
+    yield {"file": "b.wav"}
+write_table(sys.argv[1], rows(), [], [])
+"""
+
+
+def _killed_mid_write(path: str) -> int:
+    """Run ``_KILLED_WRITER`` on ``path`` in a child process, SIGKILL it mid-write (60 s at most); its pid."""
+    import select
+    import signal
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, path], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], 60)
+        assert ready and child.stdout.readline() == "writing\n", "the child never began its write"
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=30)
+        child.stdout.close()
+    return child.pid
+
+
+def test_the_temporaries_of_a_killed_write_do_not_pile_up(tmp_path):
+    """A write killed by SIGKILL (an extraction, a prediction, an export, a report) left its temporary, the size of
+    its feature file or output, and each run of the same command killed again left one more beside it; only a
+    resumed run or a planned grid removed those of its own run folder. The next write of the same file removes the
+    temporaries of that file whose process is gone; a live process', another file's, another host's and another
+    user's stay."""
+    from timnet_ser.core import atomic_file
+    out = tmp_path / "out.json"
+    _killed_mid_write(str(out))
+    second = _killed_mid_write(str(out))
+    left = os.listdir(tmp_path)  # the first one's was removed when the second began
+    assert len(left) == 1 and re.fullmatch(rf"\.out\.json\.partial-{second}h[0-9a-f]{{6}}_\w+\.json", left[0]), left
+    host = atomic_file._HOST
+    kept = [f".out.json.partial-{os.getpid()}{host}_live.json",  # a write in progress
+            f".other.json.partial-{second}{host}_other.json",  # another file's
+            f".out.json.partial-{second}hffffff_elsewhere.json",  # another host's (a network file system)
+            f".out.csv.partial-{second}{host}_csv.csv"]  # another file's: out.json's temporaries end in .json
+    if os.getuid() == 0:  # another user's: only root can give a file away
+        kept.append(f".out.json.partial-{second}{host}_theirs.json")
+    for name in kept:
+        (tmp_path / name).write_text("x")
+    if os.getuid() == 0:
+        os.chown(tmp_path / kept[-1], 65534, 65534)
+    atomic_file.write_table(str(out), [{"file": "a.wav"}], [], [])
+    assert sorted(os.listdir(tmp_path)) == sorted(["out.json", *kept])
+    assert json.loads(out.read_text()) == [{"file": "a.wav"}]
+    stale_folder = tmp_path / f".model.partial-{second}{host}_folder"  # a SavedModel export's, killed
+    (stale_folder / "variables").mkdir(parents=True)
+    atomic_file.atomic_directory(str(tmp_path / "model"), lambda tmp: pathlib.Path(tmp, "saved_model.pb").touch())
+    assert not stale_folder.exists() and os.listdir(tmp_path / "model") == ["saved_model.pb"]
 
 
 def test_the_curves_of_a_paper_run_name_its_dashed_lines_the_test_fold(tmp_path, monkeypatch):

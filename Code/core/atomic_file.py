@@ -2,9 +2,11 @@
 
 Every results, weights, feature and run file of the project goes through ``atomic_write``: an
 interrupted run (Ctrl-C, SIGKILL, a full disk) never leaves a half-written file under a real name. What a killed
-process leaves is a temporary named ``.<name>.partial-<random><ext>`` (``PARTIAL``), removed by
-``remove_partials`` when its run is resumed or its grid planned again; a full disk (or a file-size limit) is one
-``DiskFull`` line naming the file, the temporary removed.
+process leaves is a temporary named ``.<name>.partial-<pid>h<host>_<random><ext>`` (``PARTIAL``): the next write of
+the same file removes it once no process of that pid lives on this host (``_remove_stale``: a killed extraction,
+prediction, export or report left one more feature file's or model's worth of bytes each time), and
+``remove_partials`` removes every temporary of a run folder when its run is resumed or its grid planned again; a
+full disk (or a file-size limit) is one ``DiskFull`` line naming the file, the temporary removed.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -24,8 +28,11 @@ from collections.abc import Callable, Iterable, Iterator
 from .errors import DiskFull, InterruptedAfterWriting, UserError
 from .paths import shown
 
-PARTIAL = ".partial-"  # in the name of every temporary of this module: .<name>.partial-<random>[<ext>]
+PARTIAL = ".partial-"  # in the name of every temporary of this module: .<name>.partial-<pid>h<host>_<random>[<ext>]
 _PARTIAL_NAME = re.compile(r"\.(?P<name>.+)" + re.escape(PARTIAL) + r"[A-Za-z0-9_]+(\.[^/]*)?")
+# this host in a temporary's name: a pid tells whether its writer still runs only on the host that made it (a folder
+# on a network file system is shared with other hosts' processes, whose pids mean nothing here)
+_HOST = "h" + hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file-size limit (RLIMIT_FSIZE), a quota
 
 # mkstemp creates files readable by their owner only; ours get the usual umask-based mode instead.
@@ -53,10 +60,55 @@ def atomic_write(path: str, write: Callable[[str], None], follow_link: bool = Fa
     if follow_link and os.path.islink(path):  # the rename would replace the link itself with a file
         path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}{PARTIAL}", suffix=os.path.splitext(path)[1],
-                               dir=folder)
+    _remove_stale(path, os.path.splitext(path)[1])
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=os.path.splitext(path)[1], dir=folder)
     os.close(fd)
     _stage_or_commit(path, tmp, False, lambda: _write_file(tmp, write))
+
+
+def _prefix(path: str) -> str:
+    """The start of a temporary's name for ``path``: ``.<name>.partial-<pid>h<host>_`` (``mkstemp`` adds the rest)."""
+    return f".{os.path.basename(path)}{PARTIAL}{os.getpid()}{_HOST}_"
+
+
+def _remove_stale(path: str, suffix: str) -> None:
+    """Remove the temporaries of ``path`` (this exact name, its ``suffix``) that a process of this host and this user
+    left when it was killed mid-write (SIGKILL, a crash): each killed extraction or prediction left one, the size of
+    a feature file or an output, and the next run of the command left another beside it. A temporary whose pid is
+    alive is another write's, in progress; one of another user, or made on another host, is never touched. Best
+    effort: a temporary that cannot be removed is left, and the write goes on."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stale = re.compile(re.escape(f".{name}{PARTIAL}") + r"(\d+)" + re.escape(_HOST) + r"_[A-Za-z0-9_]+"
+                       + re.escape(suffix))
+    try:
+        names = os.listdir(folder)
+    except OSError:  # the write itself says what is wrong with the folder
+        return
+    for found in filter(None, map(stale.fullmatch, names)):
+        if _may_be_writing(int(found[1])):
+            continue
+        temporary = os.path.join(folder, found[0])
+        with contextlib.suppress(OSError):  # removed by another run at the same moment, or not ours to remove
+            if os.lstat(temporary).st_uid != os.getuid():
+                continue
+            if os.path.isdir(temporary) and not os.path.islink(temporary):
+                shutil.rmtree(temporary)
+            else:
+                os.remove(temporary)
+
+
+def _may_be_writing(pid: int) -> bool:
+    """Whether a process ``pid`` may exist on this host: one that exists (another user's too: signal 0 is then
+    refused, not unknown), or a number no process of ours had (0 would signal a process group)."""
+    if not 0 < pid < 2 ** 31:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def _write_file(tmp: str, write: Callable[[str], None]) -> None:
@@ -243,7 +295,8 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
     renames puts it back (``_commit``), so ``path`` holds the old folder or the new one, never half of one.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}{PARTIAL}", dir=folder)
+    _remove_stale(path, "")
+    tmp = tempfile.mkdtemp(prefix=_prefix(path), dir=folder)
 
     def write_folder() -> None:
         os.chmod(tmp, FOLDER_MODE)
@@ -294,7 +347,7 @@ def check_writable(path: str, flag: str, make: bool = True) -> None:
     if os.path.isdir(path):
         raise UserError(f"{flag} {path}: is a folder, not a file")
     name = os.path.basename(path)
-    longest = len(f".{name}{PARTIAL}12345678{os.path.splitext(name)[1]}".encode())  # atomic_write's temporary
+    longest = len(f"{_prefix(name)}12345678{os.path.splitext(name)[1]}".encode())  # atomic_write's temporary
     if longest > 255:  # the usual NAME_MAX: a 245-byte name was refused only when its file was written, at the end
         raise UserError(f"{flag} {path}: the name is too long to be written ({len(name.encode())} bytes; its "
                         f"temporary needs {longest - len(name.encode())} more, and 255 is the most)")
