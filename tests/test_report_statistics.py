@@ -842,6 +842,17 @@ def test_a_retest_of_a_folder_without_run_json_is_said_to_be_on_features_not_che
     assert f"- MODEL_A, test of EMODB_46 on TOY TOY_features.npy: {results.features_not_checked('TOY')}" in printed
 
 
+def test_a_run_folder_named_as_the_authors_name_theirs_is_not_said_to_be_on_features_not_checked():
+    """A run folder copied to ``Test_Models/EMODB_46`` (the authors' code reads our weights) keeps its run.json, and
+    its re-test checks its features (``retest`` says "own"): the report said FEATURES NOT CHECKED of it, by its name;
+    the name tells only a record that has no ``retest``."""
+    named = {**_run("MODEL_A", 1, retest={"split": "own", "features": "own", "label": ""}), "mode": "test",
+             "protocol": "test", "weights_folder": "/Test_Models/EMODB_46"}
+    other_split = {**named, "retest": {"split": "other", "features": "own", "label": "OTHER SPLIT"}}
+    assert [report_rows.features_unchecked(r) for r in (named, other_split, {**named, "retest": None})] == \
+        [False, False, True]
+
+
 def test_rows_fine_tuned_from_two_runs_of_one_name_are_told_apart(tmp_path, capsys):
     """A fine-tuning source was named by its folder's name alone: two base runs named alike in different folders
     gave two rows of one label, which read as one."""

@@ -146,12 +146,15 @@ def features_unchecked(record: dict) -> bool:
     """Whether ``record`` re-tested a folder without run.json (the authors' weights), whose features nothing
     records, so that a published figure is no yardstick for them (``results.features_not_checked``): its ``retest``
     says so (``"features": "unchecked"``); a record written before it did, by what only such a folder has: weights
-    whose choice nothing records, or a folder named as the published ones are (``<KEY>_<seed>``)."""
+    whose choice nothing records, or, where the record has no ``retest`` at all (a run folder's re-test records
+    whether its features were its own), a folder named as the published ones are (``<KEY>_<seed>``: a run folder
+    copied to ``Test_Models/EMODB_46`` for the authors' code keeps its run.json, and its features are checked)."""
     if record.get("mode") != "test" or record.get("cross_corpus"):
         return False
-    features = (record.get("retest") or {}).get("features")
-    return features == "unchecked" or (features != "other" and (
-        record["config"].get("protocol") == UNKNOWN_PROTOCOL or authors_name(record["weights_folder"])[1] is not None))
+    retest = record.get("retest")
+    features = (retest or {}).get("features")
+    return features == "unchecked" or (features != "other" and record["config"].get("protocol") == UNKNOWN_PROTOCOL) \
+        or (not retest and authors_name(record["weights_folder"])[1] is not None)
 
 
 def with_smoothing_history(label: str, config: dict) -> str:
