@@ -318,6 +318,39 @@ def test_a_grid_whose_ray_cannot_be_reached_removes_the_run_folders_it_made(tmp_
     assert glob.glob(str(tmp_path / "g-models" / "*")) == [trained]
 
 
+def test_a_fold_locked_by_another_command_as_the_grid_removes_its_folder_never_leaves_a_run_without_run_json(
+        tmp_path, monkeypatch):
+    """Another command (a grid of another file with the same point) may find the new folder and start on a fold
+    as this one, whose Ray cannot be reached, removes it. Before, its lock, taken between the look inside the folder
+    and the removal, left the folder without run.json and a traceback (Directory not empty) in place of the error;
+    now the folds are locked from the look to the removal: the other command is told the fold is busy."""
+    import fcntl
+    toy_features(tmp_path / "TOY.npy")
+    one = GRID.replace('model = ["TIMNET", "GMTCN"]', 'model = "TIMNET"').replace("random_seed = [1, 2]",
+                                                                                   "random_seed = 1")
+    (tmp_path / "one.toml").write_text(one)
+    listdir, other = os.listdir, []
+
+    def looked_into(path="."):  # the other command locks fold 1 just after this one looked into the folder
+        found = listdir(path)
+        if sys._getframe(1).f_code.co_name == "remove_if_untrained":
+            lock = os.open(os.path.join(path, ".3-fold_1.lock"), os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                other.append("locked")
+            except BlockingIOError:
+                other.append("told busy")
+            finally:
+                os.close(lock)
+        return found
+    monkeypatch.setattr(os, "listdir", looked_into)
+    status, err = run_grid(tmp_path, "g", "--address", f"127.0.0.1:{free_port()}", toml="one.toml")
+    monkeypatch.undo()
+    assert status == 2 and "cannot reach a Ray cluster there" in err.splitlines()[-1], err
+    assert other == ["told busy"] and "removed the 1 run folder" in err
+    assert os.listdir(tmp_path / "g-models") == []
+
+
 def test_a_missing_grid_file_names_itself(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         grid_file.read_grid(str(tmp_path / "none.toml"))

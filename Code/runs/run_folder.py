@@ -35,8 +35,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
@@ -45,7 +47,7 @@ from typing import Optional
 import numpy as np
 
 from ..core import precision
-from ..core.atomic_file import remove_partials
+from ..core.atomic_file import PARTIAL, remove_partials
 from ..core.config import NULLABLE_SETTINGS, RunConfig, TrainingData
 from ..core.errors import UserError, first_few, named
 from ..core.flags import first_recorded_refusal
@@ -360,13 +362,29 @@ class RunFolder:
         """Remove this folder where it holds only what ``create`` wrote (run.json and the training signatures), so a
         command that made it and then failed before training (a grid whose Ray cannot be reached) leaves no run
         that never ran; anything else in it (a fold's file, a lock, a user's file) keeps it. Whether it was
-        removed."""
-        if set(os.listdir(self.path)) - {RUN_FILE, SIGNATURES_FILE}:
+        removed.
+
+        Another command may have found the folder meanwhile (another grid file with the same point: ``find_run``).
+        Its folds' locks are held from the look inside to the removal (``training``), so a command training one of
+        them keeps it and one about to start is told the fold is busy; the folder is renamed aside first, so no
+        command ever finds it without its run.json. Before, the files were removed one by one and a lock taken
+        between the look and the last removal left a run without run.json, and a traceback instead of the error
+        that stopped the grid."""
+        parent, name = os.path.split(os.path.normpath(self.path))
+        locks = {os.path.basename(self._lock_file(fold)) for fold in range(self.k)}
+        try:
+            with self.training(range(self.k)):
+                if set(os.listdir(self.path)) - {RUN_FILE, SIGNATURES_FILE} - locks:
+                    return False
+                aside = tempfile.mkdtemp(prefix=f".{name}{PARTIAL}", dir=parent)
+                try:
+                    os.replace(self.path, aside)  # onto the empty folder: one rename
+                except OSError:
+                    os.rmdir(aside)
+                    raise
+        except (UserError, OSError):  # a fold another command trains, or a folder that cannot be renamed: kept
             return False
-        for name in (SIGNATURES_FILE, RUN_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(self.path, name))
-        os.rmdir(self.path)
+        shutil.rmtree(aside, ignore_errors=True)
         return True
 
     def remove_partials(self) -> None:
