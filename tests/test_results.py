@@ -323,6 +323,17 @@ def _killed_mid_write(path: str) -> int:
     return child.pid
 
 
+def test_a_temporary_names_the_pid_namespace_its_writer_ran_in(monkeypatch):
+    """Containers may share the host's name but not its pids (Ray's often do): a pid of another namespace means
+    nothing here, so a temporary named with the host alone could be taken for a dead writer's and removed while
+    its writer lived. Its tag is of the host and the pid namespace."""
+    from timnet_ser.core import atomic_file
+    here = atomic_file._pid_space()
+    monkeypatch.setattr(os, "readlink", lambda path: "pid:[1]" if path == "/proc/self/ns/pid" else path)
+    elsewhere = atomic_file._pid_space()
+    assert re.fullmatch(r"h[0-9a-f]{6}", here) and elsewhere != here
+
+
 def test_the_temporaries_of_a_killed_write_do_not_pile_up(tmp_path):
     """A write killed by SIGKILL (an extraction, a prediction, an export, a report) left its temporary, the size of
     its feature file or output, and each run of the same command killed again left one more beside it; only a

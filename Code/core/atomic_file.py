@@ -30,9 +30,20 @@ from .paths import shown
 
 PARTIAL = ".partial-"  # in the name of every temporary of this module: .<name>.partial-<pid>h<host>_<random>[<ext>]
 _PARTIAL_NAME = re.compile(r"\.(?P<name>.+)" + re.escape(PARTIAL) + r"[A-Za-z0-9_]+(\.[^/]*)?")
-# this host in a temporary's name: a pid tells whether its writer still runs only on the host that made it (a folder
-# on a network file system is shared with other hosts' processes, whose pids mean nothing here)
-_HOST = "h" + hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _pid_space() -> str:
+    """This host and process-id namespace: a pid tells whether its writer still runs only where it was made (a folder
+    on a network file system is shared with other hosts' processes, and containers may share the host's name but not
+    its pids; Ray's often do), so a temporary names where its writer ran."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # pid:[4026531836]; not on macOS: the host alone
+    except OSError:
+        namespace = ""
+    return "h" + hashlib.sha256(f"{socket.gethostname()}\n{namespace}".encode()).hexdigest()[:6]
+
+
+_HOST = _pid_space()  # in every temporary's name, after its writer's pid
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file-size limit (RLIMIT_FSIZE), a quota
 
 # mkstemp creates files readable by their owner only; ours get the usual umask-based mode instead.
@@ -75,7 +86,8 @@ def _remove_stale(path: str, suffix: str) -> None:
     """Remove the temporaries of ``path`` (this exact name, its ``suffix``) that a process of this host and this user
     left when it was killed mid-write (SIGKILL, a crash): each killed extraction or prediction left one, the size of
     a feature file or an output, and the next run of the command left another beside it. A temporary whose pid is
-    alive is another write's, in progress; one of another user, or made on another host, is never touched. Best
+    alive is another write's, in progress; one of another user, or made on another host or in another pid namespace
+    (``_pid_space``), is never touched. Best
     effort: a temporary that cannot be removed is left, and the write goes on."""
     folder, name = os.path.split(os.path.abspath(path))
     stale = re.compile(re.escape(f".{name}{PARTIAL}") + r"(\d+)" + re.escape(_HOST) + r"_[A-Za-z0-9_]+"
