@@ -87,8 +87,8 @@ def _remove_stale(path: str, suffix: str) -> None:
     left when it was killed mid-write (SIGKILL, a crash): each killed extraction or prediction left one, the size of
     a feature file or an output, and the next run of the command left another beside it. A temporary whose pid is
     alive is another write's, in progress; one of another user, or made on another host or in another pid namespace
-    (``_pid_space``), is never touched. Best
-    effort: a temporary that cannot be removed is left, and the write goes on."""
+    (``_pid_space``), is never touched. Best effort: a temporary that cannot be removed is left, and the write goes
+    on."""
     folder, name = os.path.split(os.path.abspath(path))
     stale = re.compile(re.escape(f".{name}{PARTIAL}") + r"(\d+)" + re.escape(_HOST) + r"_[A-Za-z0-9_]+"
                        + re.escape(suffix))
