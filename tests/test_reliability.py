@@ -193,7 +193,7 @@ def test_fold_locks_are_reentrant_and_never_stop_a_fold_where_none_can_be_taken(
 
 
 def test_a_fold_another_command_only_asks_about_is_not_called_busy(undisturbed, tmp_path):
-    """Who trains a fold is asked by holding its lock shared for an instant (RunFolder._training_holder, a re-test of
+    """Who trains a fold is asked by holding its lock shared for an instant (FoldLocks.holder, a re-test of
     an unfinished run); a resume that tried to lock the fold at that instant said it was being trained. Here the
     shared lock lasts 50 ms: the fold is locked once it is free."""
     import fcntl

@@ -359,9 +359,8 @@ def test_runs_made_in_one_second_never_share_a_results_file(tmp_path, capsys, mo
     """A grid's points start in the same second; two with the same seed and the same mean WAR (near chance, or a
     setting that changes nothing) named the same results files, and the second replaced the first's. Now a run
     folder's suffix is part of its time, and a results set is never replaced by another record's."""
-    from timnet_ser.runs import run_folder
     features = toy_feature_file(tmp_path / "TOY.npy", n=24)
-    monkeypatch.setattr(run_folder.time, "strftime", lambda *args: "2026-01-01_00-00-00")
+    monkeypatch.setattr("time.strftime", lambda *args: "2026-01-01_00-00-00")  # results.time_stamp
     flags = ["--mode", "train", "--data", "TOY", "--feature_path", features, "--split_fold", "2", "--epoch", "1",
              "--batch_size", "8", "--filter_size", "8", "--dilation_size", "2", "--model_path", str(tmp_path / "M"),
              "--result_path", str(tmp_path / "R")]

@@ -29,18 +29,15 @@ come from flags (``fold_weight_files`` finds its files).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import hashlib
 import json
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Optional
 
@@ -60,6 +57,7 @@ from ..data.features import N_MFCC
 from ..nn import legacy_weights
 from ..nn.layer_args import BLOCK_ACTIVATIONS, BackboneArgumentError, check_backbone
 from . import results
+from .fold_locks import FoldLocks
 
 RUN_FILE = "run.json"
 SIGNATURES_FILE = "training_rows.npy"
@@ -68,11 +66,6 @@ FORMAT = 2  # run.json layout; an earlier layout (format 1: "folds_done" inside 
 REQUIRED = {"created": str, "config": dict, "corpus": dict, "feature_file": dict, "test_rows": list,
             "result_path": str}
 REQUIRED_CORPUS = {"signal_length": int, "features": str, "input_shape": list}
-# Another command asking who trains a fold (RunFolder._training_holder) holds its lock shared for an instant: a fold
-# found locked is tried again for this long before it is called busy
-PROBE_SECONDS = 0.2
-_HELD_LOCKS: dict[str, int] = {}  # the fold locks (RunFolder.training) this process holds: lock file -> descriptor
-_UNGUARDED: set[str] = set()  # the run folders whose file system took no lock (warned once)
 _STATISTICS = {"utterance_mean": list, "utterance_std": list}  # of run.json's feature_statistics, read by predict
 # the fields of a fold's record that its run's results are made of (runs/results.py)
 FOLD_RECORD = {"uar": NUMBER, "war": NUMBER, "n": int, "confusion": list, "report": dict, "y_true": list,
@@ -184,6 +177,7 @@ class RunFolder:
         self.feature_statistics = description.get("feature_statistics")  # None: log-Mel, or an older run
         # several corpora (--data A+B): each one's file, classes, map and rows; empty for a run on one corpus
         self.parts = [Part.from_dict(part) for part in description.get("corpora") or []]
+        self.locks = FoldLocks(path, self.k)  # which process trains which fold
 
     def folds(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, test rows) of every fold of the run, over the ``n`` rows of its feature file."""
@@ -196,84 +190,10 @@ class RunFolder:
 
     # --- fold files -------------------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def training(self, folds: Iterable[int]) -> Iterator[None]:
-        """Hold the lock of each of ``folds`` (from 0) while they train, so that no other process (a second
-        ``--resume`` of the run, a grid's worker) trains them at the same time; one line naming the fold and the
-        process that holds it otherwise. The locks are the kernel's (flock): a killed process leaves none behind.
-        A lock this process holds already is not taken again; where none can be taken (a folder this process may
-        not write into, a file system without locks), the fold trains as it did before there were locks."""
-        taken = []
-        try:
-            for fold in folds:
-                path = self._lock_file(fold)
-                if path in _HELD_LOCKS:
-                    continue
-                descriptor = self._locked(path, fold)
-                if descriptor is None:
-                    continue
-                os.ftruncate(descriptor, 0)
-                os.pwrite(descriptor, f"process {os.getpid()} on {socket.gethostname()} since "
-                                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
-                _HELD_LOCKS[path] = descriptor
-                taken.append(path)
-            yield
-        finally:
-            for path in taken:  # removed while still locked: a process that opened it meanwhile sees it gone
-                descriptor = _HELD_LOCKS.pop(path)
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                fcntl.flock(descriptor, fcntl.LOCK_UN)
-                os.close(descriptor)
-
-    def _training_holder(self, fold: int) -> str:
-        """Who holds fold ``fold``'s lock (its lock file's text), or "" where no process does."""
-        path = self._lock_file(fold)
-        try:
-            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            return ""
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return ""
-        except BlockingIOError:
-            return _holder(descriptor)
-        except OSError:  # a file system without locks
-            return ""
-        finally:
-            os.close(descriptor)
-
-    def _locked(self, path: str, fold: int) -> Optional[int]:
-        """The descriptor of the lock file ``path``, locked by this process; None where no lock can be taken."""
-        probed_until = time.monotonic() + PROBE_SECONDS
-        while True:
-            try:
-                descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never another file
-            except OSError:  # a folder this process cannot write into: the fold's own files say so, in one line
-                return None
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _holder(descriptor)
-                os.close(descriptor)
-                if time.monotonic() < probed_until:  # perhaps another command's _training_holder, for an instant
-                    time.sleep(0.01)
-                    continue
-                raise self._busy(fold, holder) from None
-            except OSError as exc:  # a file system without locks (some network mounts): the fold trains unguarded
-                os.close(descriptor)
-                if self.path not in _UNGUARDED:  # said once per run folder
-                    _UNGUARDED.add(self.path)
-                    print(f"warning: {shown(self.path)}: its file system takes no locks ({exc.strerror or exc}); "
-                          "nothing stops a second process (a --resume, a grid's worker) from training the same "
-                          "fold at the same time", file=sys.stderr)
-                return None
-            try:
-                if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
-                    return descriptor
-            except FileNotFoundError:
-                pass
-            os.close(descriptor)  # its holder removed the file as this process locked it: take the new one
+    def training(self, folds: Iterable[int]) -> contextlib.AbstractContextManager:
+        """The locks of ``folds`` held while they train (``FoldLocks.training``): one line naming the fold and the
+        process that trains it where another does."""
+        return self.locks.training(folds)
 
     def weights_file(self, fold: int) -> str:
         return os.path.join(self.path, weights_name(self.k, fold + 1))
@@ -283,14 +203,6 @@ class RunFolder:
 
     def _diverged_file(self, fold: int) -> str:
         return os.path.join(self.path, _diverged_name(self.k, fold + 1))
-
-    def _lock_file(self, fold: int) -> str:
-        return os.path.join(self.path, f".{self.k}-fold_{fold + 1}.lock")
-
-    def _busy(self, fold: int, holder: str) -> UserError:
-        """The one line for fold ``fold`` (from 0), which ``holder`` (its lock file's text) is training."""
-        return UserError(f"{shown(self.path)}: fold {fold + 1}/{self.k} is being trained by {holder}; wait for it to "
-                         "end, then run this command again")
 
     def note_diverged(self, fold: int, why: str) -> None:
         """Record that fold ``fold``'s training diverged (``why``: when), for the commands that open the run later;
@@ -348,9 +260,9 @@ class RunFolder:
         for fold in range(self.k):
             if not os.path.isfile(self.weights_file(fold)):
                 self.check_not_diverged()
-                holder = self._training_holder(fold)
+                holder = self.locks.holder(fold)
                 if holder:  # the advice to --resume named the command already running
-                    raise self._busy(fold, holder)
+                    raise self.locks.busy(fold, holder)
                 raise UserError(f"{self.path}: missing weight file {weights_name(self.k, fold + 1)}; an unfinished "
                                 f"run continues with: {self.resume_command}")
             why = self._fold_state(fold)[1]
@@ -371,7 +283,7 @@ class RunFolder:
         between the look and the last removal left a run without run.json, and a traceback instead of the error
         that stopped the grid."""
         parent, name = os.path.split(os.path.normpath(self.path))
-        locks = {os.path.basename(self._lock_file(fold)) for fold in range(self.k)}
+        locks = {os.path.basename(self.locks.lock_file(fold)) for fold in range(self.k)}
         try:
             with self.training(range(self.k)):
                 if set(os.listdir(self.path)) - {RUN_FILE, SIGNATURES_FILE} - locks:
@@ -397,30 +309,7 @@ class RunFolder:
             removed = remove_partials(folder, names)
             if removed:
                 print(f"removed {len(removed)} partial file(s) left by an interrupted write in {shown(folder)}")
-        self._remove_stale_locks()
-
-    def _remove_stale_locks(self) -> None:
-        """Remove the lock files of folds that no process holds: a killed process leaves its file (never its lock),
-        and a fold it had finished is not locked again, so its file stayed in the finished run. Each is removed
-        while locked here, as ``training`` removes its own."""
-        for fold in range(self.k):
-            path = self._lock_file(fold)
-            if path in _HELD_LOCKS or not os.path.isfile(path):
-                continue
-            try:
-                descriptor = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-            except OSError:
-                continue
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                # the file still at that name: another process may have replaced it meanwhile (``_locked``)
-                if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
-            except OSError:  # held by a process training the fold, or a file system without locks: left as it is
-                pass
-            finally:
-                os.close(descriptor)
+        self.locks.remove_stale()
 
     def results_file(self) -> str | None:
         """The results JSON this run's training wrote into its results folder, or None (not finished yet)."""
@@ -479,11 +368,6 @@ class RunFolder:
         """The exact command that continues this run, from any folder and any shell: this interpreter (a plain
         ``python`` was another one outside the activated .venv) and absolute paths."""
         return f"{sys.executable} {os.path.abspath(MAIN)} --mode train --resume {os.path.abspath(self.path)}"
-
-
-def _holder(descriptor: int) -> str:
-    """What a fold's lock file says of the process that holds it."""
-    return os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
 
 
 def _read_json(path: str) -> dict:
