@@ -47,3 +47,19 @@ def test_the_command_line_names_model_and_the_model_the_weights_are(emodb46, sha
     assert err[-1] == (f"error: --model GMTCN: the weights in {emodb46} are not GMTCN's, they are TIMNET's; give "
                        "--model TIMNET"), err
     assert sorted(os.listdir(tmp_path)) in (["EMODB_2s.npy"], ["EMODB_2s.npy", "r"])  # no model written
+
+
+def test_fine_tuning_from_them_names_model_and_the_model_they_are(emodb46, shared, tmp_path, capsys):
+    """--init_from the authors' TIM-Net folder with --model GMTCN: refused before any folder is made, naming --model
+    (it named a weights file and its layer count)."""
+    import numpy as np
+    emodb = np.load(os.path.join(shared, "reference", "EMODB_2s.npy"), allow_pickle=True).item()
+    classes = np.array(["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"])
+    np.save(tmp_path / "TOY.npy", {"x": emodb["x"][:40], "y": emodb["y"][:40], "classes": classes,
+                                   "signal_length": np.int64(96000)}, allow_pickle=True)
+    assert main(["--mode", "train", "--data", "TOY", "--feature_path", str(tmp_path / "TOY.npy"), "--init_from",
+                 emodb46, "--model", "GMTCN", "--epoch", "1", "--split_fold", "2", "--model_path",
+                 str(tmp_path / "M"), "--result_path", str(tmp_path / "R")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: --model GMTCN: the weights in {emodb46} are not GMTCN's, they are TIMNET's; give --model TIMNET")
+    assert not os.path.exists(tmp_path / "M")

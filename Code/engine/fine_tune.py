@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from ..core.config import RunConfig, TrainingData
-from ..core.errors import UserError
+from ..core.errors import UserError, named
 from ..core.flags import RUN_FLAGS
 from ..core.paths import shown
 from ..data.corpora import CORPORA, named_recordings
@@ -251,7 +252,8 @@ def plan(config: RunConfig, data: TrainingData, x: np.ndarray, test_rows: list) 
     files = dict(source.files)
     used = sorted(set(numbers))
     FoldWeights(MODELS[config.model], config.hyper, data.input_shape, len(source.classes),
-                [(n, files[n]) for n in used], source.data)  # every file checked against the network
+                [(n, files[n]) for n in used], source.data,  # every file checked against the network
+                name_model=partial(named, "model", quoted=False))  # the authors' TIM-Net read as GMTCN's: --model
     head = "kept" if source.same_classes(config.classes) else "new"
     record = {"folder": source.folder, "model": source.model, "data": source.data, "classes": list(source.classes),
               "head": head, "freeze_backbone": config.freeze_backbone,
