@@ -61,5 +61,6 @@ def test_fine_tuning_from_them_names_model_and_the_model_they_are(emodb46, share
                  emodb46, "--model", "GMTCN", "--epoch", "1", "--split_fold", "2", "--model_path",
                  str(tmp_path / "M"), "--result_path", str(tmp_path / "R")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"error: --model GMTCN: the weights in {emodb46} are not GMTCN's, they are TIMNET's; give --model TIMNET")
+        f"error: --model GMTCN: the weights in {os.path.abspath(emodb46)} are not GMTCN's, they are TIMNET's; give "
+        "--model TIMNET")  # the source folder as fine-tuning records it: absolute
     assert not os.path.exists(tmp_path / "M")
