@@ -46,7 +46,12 @@ def declared_shapes(path: str) -> list[tuple[str, list[tuple[int, ...]]]]:
     """The weighted layers of a legacy file and the shapes their datasets declare, nothing read: [(layer name,
     [shape, ...]), ...]."""
     with _weight_datasets(path) as layers:
-        return [(name, [tuple(d.shape) for d in datasets]) for name, datasets in layers]
+        return _layer_shapes(layers)
+
+
+def _layer_shapes(layers: list) -> list[tuple[str, list[tuple[int, ...]]]]:
+    """[(layer name, [the shape each dataset declares, ...]), ...] of ``_weight_datasets``' layers."""
+    return [(name, [tuple(d.shape) for d in datasets]) for name, datasets in layers]
 
 
 @contextmanager
@@ -100,7 +105,9 @@ def _check_declared(path: str, layers: list, groups: Sequence[tuple[str, Sequenc
     """Refuse, in one line naming the dataset (a ``WeightsMismatch``), the first of ``layers``' datasets whose
     declared shape is not that of the variable of ``groups`` it maps to (layer by layer in order, the variables in
     order inside). The values may be of any float or integer type: they are cast to the variable's, as ever."""
-    shapes = [(name, [tuple(d.shape) for d in datasets]) for name, datasets in layers]
+    shapes = _layer_shapes(layers)
+    if shapes_fit(shapes, groups):
+        return
     if len(layers) != len(groups):
         raise WeightsMismatch(f"{path}: holds {len(layers)} layers with weights, the model has {len(groups)} "
                               "(weights of another model or another number of blocks?)", path, shapes)

@@ -92,30 +92,24 @@ def _ci(interval: significance.Interval) -> str:
     return "–" if math.isnan(interval.low) else f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]{clipped}"
 
 
-def one_class_folds(records: list[dict]) -> list[RowNote]:
-    """A line per row some of whose folds predicted a single class for a test fold of several
-    (``results.constant_folds``): their UAR is chance, whatever the classes."""
-    groups = group_runs(records)
+def row_lines(groups: list) -> list[RowNote]:
+    """The lines under the table about one row each, of ``groups`` (``group_runs``): first each row some of whose
+    folds predicted a single class for a test fold of several (``results.constant_folds``: their UAR is chance,
+    whatever the classes), then each row that re-tested a folder without run.json (the authors' weights,
+    ``features_unchecked``: nothing records the features its weights trained on, so a published figure for them
+    is no yardstick here)."""
     varying = shown_in(groups)
-    lines = []
+    one_class, unchecked = [], []
     for key, runs in groups:
+        row = f"{row_label(key, varying)} on {corpus_label(key)} {key.features}"
         folds = [fold for run in runs for fold in run["folds"]]
         constant = results.constant_folds(folds)
         if constant:
-            lines.append(RowNote(key, "one_class", f"{row_label(key, varying)} on {corpus_label(key)} {key.features}: "
-                                 f"{constant} of {len(folds)} folds predicted one class for every utterance (a "
-                                 "constant prediction)"))
-    return lines
-
-
-def unchecked_features(records: list[dict]) -> list[RowNote]:
-    """A line per row that re-tested a folder without run.json (the authors' weights, ``features_unchecked``):
-    nothing records the features its weights trained on, so a published figure for them is no yardstick here."""
-    groups = group_runs(records)
-    varying = shown_in(groups)
-    return [RowNote(key, "features_not_checked", f"{row_label(key, varying)} on {corpus_label(key)} {key.features}: "
-                    f"{results.features_not_checked(key.data)}")
-            for key, runs in groups if any(features_unchecked(run) for run in runs)]
+            one_class.append(RowNote(key, "one_class", f"{row}: {constant} of {len(folds)} folds predicted one class "
+                                     "for every utterance (a constant prediction)"))
+        if any(features_unchecked(run) for run in runs):
+            unchecked.append(RowNote(key, "features_not_checked", f"{row}: {results.features_not_checked(key.data)}"))
+    return one_class + unchecked
 
 
 class TableNote(NamedTuple):
@@ -423,7 +417,7 @@ def write_report(result_path: str) -> dict:
     else:
         paired = f"{to_markdown(comparisons)}\n\n{paired_note}"
     paired += "".join(f"\n- not paired: {line}" for line in refused)
-    lines = merge_notices(records) + one_class_folds(records) + unchecked_features(records)
+    lines = merge_notices(records) + row_lines(groups)
     notices = [line.text for line in lines]
     merged = "".join(f"\n- {line}" for line in notices)
     within = f"{to_markdown(table)}\n\n{note}\n{merged}" if records else "No within-corpus results."
