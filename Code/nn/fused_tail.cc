@@ -930,8 +930,11 @@ class GatedUnitKernel : public OpKernel {
 constexpr int64_t kGatedRows = 16;
 
 // x, kernel, bias -> out, activations: p = sum_j x[t - lags[j]] W_j + bias, v = relu(p's values), s = sigmoid(relu(
-// p's gates)) (TensorFlow's Sigmoid functor), out = (1/n) sum_b v_b s_b, the branches summed in order. In inference
-// (`training` false) a piece's activations live in a buffer of its own, in the L1 cache, and never reach memory.
+// p's gates)) (TensorFlow's Sigmoid functor), out = (1/n) sum_b v_b s_b, the branches summed in order. A piece's
+// activations are worked on in a buffer of its own, in the L1 cache; in training they are then copied to the
+// output in one sequential pass, in inference never written. (Worked on in place, in the (B, T, W) output that a step's
+// units keep beyond the caches, the product's and the passes' first writes to each line waited on memory;
+// docs/speed.md.)
 template <typename T>
 struct GatedUnit : GatedUnitKernel<T, 0> {
   explicit GatedUnit(OpKernelConstruction* ctx) : GatedUnitKernel<T, 0>(ctx) {
@@ -952,10 +955,10 @@ struct GatedUnit : GatedUnitKernel<T, 0> {
     Split(ctx, pieces, kGatedRows * width * (2 * s.channels * static_cast<int64_t>(this->lags_.size()) + 20),
           [&](int64_t first, int64_t last) {
       std::vector<T> gate(kGatedRows * half), sigmoid(kGatedRows * half);  // relu(p's gates), s
-      std::vector<T> piece_activations(training_ ? 0 : kGatedRows * width);
-      for (int64_t piece = first; piece < last; ++piece) {
-        const int64_t start = piece * kGatedRows, end = std::min(rows, start + kGatedRows), size = (end - start) * half;
-        T* __restrict a = training_ ? activations + start * width : piece_activations.data();
+      std::vector<T> piece(kGatedRows * width);
+      for (int64_t at = first; at < last; ++at) {
+        const int64_t start = at * kGatedRows, end = std::min(rows, start + kGatedRows), size = (end - start) * half;
+        T* __restrict a = piece.data();
         convolution.Rows(x, start, end, s.steps, a);  // p without the bias, for now in the activations
         for (int64_t r = 0; r < end - start; ++r) {
           T* __restrict ar = a + r * width;
@@ -982,6 +985,7 @@ struct GatedUnit : GatedUnitKernel<T, 0> {
           if (!training_) continue;
           for (int64_t w = 0; w < half; ++w) ar[half + w] = gr[w] > T(0) ? sr[w] : -sr[w];
         }
+        if (training_) std::copy(a, a + (end - start) * width, activations + start * width);
       }
     });
   }
@@ -993,6 +997,17 @@ struct GatedUnit : GatedUnitKernel<T, 0> {
 // Utterances whose kernel and bias gradients FusedGatedUnitGrad sums together (in double) before it adds the groups
 // in order: a fixed grouping, so that the sums do not depend on how the groups were split between threads.
 constexpr int64_t kGroupUtterances = 8;
+
+// How many rows ahead FusedGatedUnitGrad asks for the activations it reads: they come from memory (the whole step's
+// are beyond the caches), and the hardware's own prefetching left their pass waiting (docs/speed.md).
+constexpr int64_t kPrefetchRows = 16;
+
+// Asks for the `count` values at `values` to be brought into the cache (a hint: it never faults, nor waits).
+template <typename T>
+void Prefetch(const T* values, int64_t count) {
+  const char* bytes = reinterpret_cast<const char*>(values);
+  for (int64_t at = 0; at < count * static_cast<int64_t>(sizeof(T)); at += 64) __builtin_prefetch(bytes + at);
+}
 
 // dout, activations, x, kernel -> dx, dkernel, dbias, as gated_unit's backward: with d = dout / n on every branch,
 // dp's values ReluGrad(d s, v), its gates ReluGrad(SigmoidGrad(s, d v), g); per utterance, dp into a buffer that stays
@@ -1031,6 +1046,7 @@ struct GatedUnitGrad : GatedUnitKernel<T, 2> {
               for (int64_t f = 0; f < nf; ++f) sh[k * nf + f] = d[f] * scale;
             }
             const T* __restrict a = activations + (b * steps + t) * width;
+            if (b * steps + t + kPrefetchRows < batch * steps) Prefetch(a + kPrefetchRows * width, width);
             T* __restrict row = dp.data() + t * width;
             T* __restrict col = column.data();
             for (int64_t w = 0; w < half; ++w) {
