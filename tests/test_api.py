@@ -345,6 +345,8 @@ def test_help_is_grouped_with_examples_and_typos_get_a_suggestion(capsys):
     assert "(did you mean TIMNET?)" in capsys.readouterr().err
     assert main(["--mode", "train", "--data", "EMDB"]) == 2
     assert "(did you mean EMODB?)" in capsys.readouterr().err
+    assert main(["--mode", "train", "--model", "DCNN"]) == 2  # a unique beginning, too short for a near miss
+    assert "(did you mean DCNN_BLSTMwA?)" in capsys.readouterr().err
 
 
 def test_the_installed_package_and_command_from_another_directory(shared, tmp_path):

@@ -80,9 +80,15 @@ def first_few(items, separator: str = ", ", count: int = 3) -> str:
 
 
 def did_you_mean(value: str, choices) -> str:
-    """' (did you mean X?)' for a near miss of one of ``choices`` (compared case-insensitively), else ''."""
+    """' (did you mean X?)' for a near miss of one of ``choices`` (compared case-insensitively), or for a value of 3
+    or more characters that begins exactly one of them (``DCNN`` for ``DCNN_BLSTMwA``, too short a part of it for a
+    near miss), else ''."""
     import difflib
-    close = difflib.get_close_matches(str(value).upper(), [c.upper() for c in choices], n=1, cutoff=0.6)
+    word = str(value).upper()
+    starts = [c for c in choices if len(word) >= 3 and c.upper().startswith(word) and c.upper() != word]
+    if len(starts) == 1:
+        return f" (did you mean {starts[0]}?)"
+    close = difflib.get_close_matches(word, [c.upper() for c in choices], n=1, cutoff=0.6)
     if not close:
         return ""
     [match] = [c for c in choices if c.upper() == close[0]]
