@@ -39,8 +39,8 @@ def signal_warning(name: str, seconds: float, signal_length: int, silent: bool =
     if silent and voiced_elsewhere:  # the middle window scored, the speech elsewhere
         return (f"{name}: the middle {window:.2f} s it is scored on are all silence (their loudest 23 ms frame is "
                 "below -60 dBFS): its prediction says nothing about an emotion (--timeline scores its voiced parts)")
-    if silent and dc_offset(offset):  # a constant: no signal once the offset is taken away
-        return (f"{name}: no signal but {dc_offset(offset)} (its loudest 23 ms frame, less that offset, is below "
+    if silent and (offset_words := dc_offset(offset)):  # a constant: no signal once the offset is taken away
+        return (f"{name}: no signal but {offset_words} (its loudest 23 ms frame, less that offset, is below "
                 "-60 dBFS): its prediction says nothing about an emotion")
     if silent:
         return (f"{name}: all silence (its loudest 23 ms frame is below -60 dBFS): its prediction says nothing "

@@ -275,8 +275,8 @@ def timeline(run, source, hop: Optional[float] = None, fold: Optional[int] = Non
     voiced = voiced_windows(frames, starts, ends)
     if not voiced.any():
         loudest = "digital silence" if levels.max() <= -200 else f"loudest 23 ms frame at {levels.max():.1f} dBFS"
-        if dc_offset(offset):  # a constant alone: no signal once the offset is taken away, as predict says
-            loudest += f", but {dc_offset(offset)}"
+        if offset_words := dc_offset(offset):  # a constant alone: no signal without the offset, as predict says
+            loudest += f", but {offset_words}"
         raise UserError(f"{name}: all silence by the energy rule ({loudest}; no window has {MIN_VOICED:.0%} of its "
                         f"frames within {-THRESHOLD_DB:g} dB of it, above {SILENT_DBFS:g} dBFS): nothing to score")
     probabilities = np.full((len(starts), len(run.classes)), np.nan)  # (W, C), NaN for skipped windows
