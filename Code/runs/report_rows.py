@@ -347,29 +347,29 @@ def shown_settings(rows: list[tuple[str, str, tuple]]) -> Shown:
                  sources)
 
 
-def shown_in(groups: list[tuple[GroupKey, list[dict]]]) -> dict:
+def shown_in(groups: list[tuple[GroupKey, list[dict]]]) -> Shown:
     """``shown_settings`` of the within-corpus rows ``groups`` (``group_runs``)."""
     return shown_settings([(key.model, key.data, key.settings) for key, _ in groups])
 
 
-def settings_text(model: str, data: str, settings: tuple, varying: dict) -> str:
+def settings_text(model: str, data: str, settings: tuple, varying: Shown) -> str:
     """A row's settings cell: each of its settings at another value than its model's default on its corpus (a lone
     bf16 row said nothing of it; a default row listed its defaults where another row differed), the epochs only
     where rows of its model differ in them, and those of ``varying`` (``shown_settings``); "" where none."""
     changed = _changed(model, data, settings) - {"epochs"}
     shown = changed | varying.get((model, data), set())
-    sources = getattr(varying, "sources", {})
-    return ", ".join(f"{name}={_shown_value(name, value, sources)}" for name, value in settings if name in shown)
+    return ", ".join(f"{name}={_shown_value(name, value, varying.sources)}" for name, value in settings
+                     if name in shown)
 
 
 def _shown_value(name: str, value, sources: dict) -> str:
     """A setting's value as a row names it: mixed precision by its flag's word, a fine-tuning source by its
-    folder's name (``sources``: ``source_names`` of the report's; no machine's path in a report)."""
+    folder's name (``sources``: ``source_names`` of the rows ``shown_settings`` read, this one's among them; no
+    machine's path in a report)."""
     if name == "mixed_precision":
         return precision.flag_word(value)
     if name == "init_from" and isinstance(value, str):
-        folder = os.path.normpath(value)
-        return sources.get(folder) or os.path.basename(folder)
+        return sources[os.path.normpath(value)]
     return str(value)
 
 
@@ -381,7 +381,7 @@ def corpus_label(key: GroupKey) -> str:
     return key.data + (" (synthetic)" if key.synthetic else "")
 
 
-def row_label(key: GroupKey, varying: dict) -> str:
+def row_label(key: GroupKey, varying: Shown) -> str:
     """Model, protocol and the settings cell: what tells two rows of one corpus and fold scheme apart."""
     text = settings_text(key.model, key.data, key.settings, varying)
     return f"{model_label(key)}, {key.protocol}" + (f" ({text})" if text else "")
