@@ -72,13 +72,14 @@ def atomic_write(path: str, write: Callable[[str], None], follow_link: bool = Fa
         path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
     _remove_stale(path, os.path.splitext(path)[1])
-    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=os.path.splitext(path)[1], dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=partial_prefix(path), suffix=os.path.splitext(path)[1], dir=folder)
     os.close(fd)
     _stage_or_commit(path, tmp, False, lambda: _write_file(tmp, write))
 
 
-def _prefix(path: str) -> str:
-    """The start of a temporary's name for ``path``: ``.<name>.partial-<pid>h<host>_`` (``mkstemp`` adds the rest)."""
+def partial_prefix(path: str) -> str:
+    """The start of a temporary's name for ``path``: ``.<name>.partial-<pid>h<host>_`` (``mkstemp`` or ``mkdtemp``
+    adds the rest); for this module's writes, and a folder renamed aside to be removed (runs/run_folder.py)."""
     return f".{os.path.basename(path)}{PARTIAL}{os.getpid()}{_HOST}_"
 
 
@@ -308,7 +309,7 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> None:
     """
     folder = os.path.dirname(os.path.abspath(path))
     _remove_stale(path, "")
-    tmp = tempfile.mkdtemp(prefix=_prefix(path), dir=folder)
+    tmp = tempfile.mkdtemp(prefix=partial_prefix(path), dir=folder)
 
     def write_folder() -> None:
         os.chmod(tmp, FOLDER_MODE)
@@ -359,7 +360,7 @@ def check_writable(path: str, flag: str, make: bool = True) -> None:
     if os.path.isdir(path):
         raise UserError(f"{flag} {path}: is a folder, not a file")
     name = os.path.basename(path)
-    longest = len(f"{_prefix(name)}12345678{os.path.splitext(name)[1]}".encode())  # atomic_write's temporary
+    longest = len(f"{partial_prefix(name)}12345678{os.path.splitext(name)[1]}".encode())  # atomic_write's temporary
     if longest > 255:  # the usual NAME_MAX: a 245-byte name was refused only when its file was written, at the end
         raise UserError(f"{flag} {path}: the name is too long to be written ({len(name.encode())} bytes; its "
                         f"temporary needs {longest - len(name.encode())} more, and 255 is the most)")

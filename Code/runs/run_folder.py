@@ -44,7 +44,7 @@ from typing import Optional
 import numpy as np
 
 from ..core import precision
-from ..core.atomic_file import PARTIAL, remove_partials
+from ..core.atomic_file import partial_prefix, remove_partials
 from ..core.config import NULLABLE_SETTINGS, RunConfig, TrainingData
 from ..core.errors import UserError, first_few, named
 from ..core.flags import first_recorded_refusal
@@ -282,13 +282,13 @@ class RunFolder:
         command ever finds it without its run.json. Before, the files were removed one by one and a lock taken
         between the look and the last removal left a run without run.json, and a traceback instead of the error
         that stopped the grid."""
-        parent, name = os.path.split(os.path.normpath(self.path))
+        folder = os.path.normpath(self.path)
         locks = {os.path.basename(self.locks.lock_file(fold)) for fold in range(self.k)}
         try:
             with self.training(range(self.k)):
                 if set(os.listdir(self.path)) - {RUN_FILE, SIGNATURES_FILE} - locks:
                     return False
-                aside = tempfile.mkdtemp(prefix=f".{name}{PARTIAL}", dir=parent)
+                aside = tempfile.mkdtemp(prefix=partial_prefix(folder), dir=os.path.dirname(folder))
                 try:
                     os.replace(self.path, aside)  # onto the empty folder: one rename
                 except OSError:
