@@ -445,6 +445,9 @@ void KernelGradientTiles(const float* x, const float* dz, int64_t channels, int6
 // convolution output's gradient (rows, F), out (rows, C); t + lags[j] >= T reads zeros). Each value is one running
 // sum over the taps in order and each tap's channels in order; on AVX-512 (float) in register tiles of R rows x NV
 // vectors of 16 floats kept for the whole sum, outputs wider than 80 in column panels of 48, else in a plain loop.
+// Outputs 33 to 40 wide (TIM-Net's 39 filters) go two rows to a tile row: rows r and r + 1 lie side by side in
+// memory, so 5 vectors hold both (78 of 80 lanes used, where one row in 3 vectors used 39 of 48), with one fused
+// multiply-add in 6 fewer; the middle vector's lanes take row r's value below out_ and row r + 1's above.
 template <typename T>
 class TapProduct {
  public:
@@ -469,6 +472,13 @@ class TapProduct {
       }
     }
     zeros_.assign(in_, T(0));
+    if (vectors_ == 3 && out_ > 32 && out_ <= 40) {  // two rows to a tile row: tap j, input i at (j in_ + i) 80
+      paired_.assign(taps * in_ * 80, T(0));
+      for (int64_t k = 0; k < taps * in_; ++k) {
+        std::copy_n(packed_.data() + k * 48, out_, paired_.data() + k * 80);
+        std::copy_n(packed_.data() + k * 48, out_, paired_.data() + k * 80 + out_);
+      }
+    }
   }
 
   // rows [start, end) of the output from src, into out (row start's output first); a row's time step is its index
@@ -476,6 +486,15 @@ class TapProduct {
   void Rows(const T* src, int64_t start, int64_t end, int64_t steps, T* out) const {
 #ifdef __AVX512F__
     if constexpr (std::is_same_v<T, float>) {
+      if (!paired_.empty()) {
+        const int64_t pairs = (end - start) / 2;
+        Pieces<4>(pairs, [&](auto n, int64_t at) {
+          PairedTile<decltype(n)::value>(src, start + 2 * at, steps, out + 2 * at * out_);
+        });
+        if (2 * pairs == end - start) return;
+        start += 2 * pairs;  // an odd range's last row
+        out += 2 * pairs * out_;
+      }
       if (vectors_ == 3) return Tiles<8, 3>(src, start, end, steps, out);
       if (vectors_ == 5) return Tiles<4, 5>(src, start, end, steps, out);
     }
@@ -535,12 +554,49 @@ class TapProduct {
       for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + i * out_ + 16 * v, lanes[v], acc[i][v]);
     }
   }
+
+  // rows r .. r + 2 R - 1 into out (row r's first), rows r + 2 i and r + 2 i + 1 in one tile row of 5 vectors
+  template <int R>
+  void PairedTile(const float* src, int64_t r, int64_t steps, float* out) const {
+    __m512 acc[R][5];
+    for (int i = 0; i < R; ++i) for (int v = 0; v < 5; ++v) acc[i][v] = _mm512_setzero_ps();
+    const auto upper = static_cast<__mmask16>(0xffffu << (out_ - 32));  // vector 2's lanes of the second row
+    const int64_t taps = static_cast<int64_t>(lags_.size());
+    for (int64_t j = 0; j < taps; ++j) {
+      const float* rows[2 * R];
+      for (int i = 0; i < 2 * R; ++i) rows[i] = Source(src, r + i, steps, j);
+      const float* w = paired_.data() + j * in_ * 80;
+      for (int64_t c = 0; c < in_; ++c) {
+        __m512 b[5];
+        for (int v = 0; v < 5; ++v) {
+          b[v] = _mm512_loadu_ps(w + c * 80 + 16 * v);
+          // kept in a register: GCC otherwise reads each from memory once per row pair, and the loads, not the
+          // multiply-adds, then bound the loop (twice as slow)
+          asm("" : "+v"(b[v]));
+        }
+        for (int i = 0; i < R; ++i) {
+          const __m512 first = _mm512_set1_ps(rows[2 * i][c]), second = _mm512_set1_ps(rows[2 * i + 1][c]);
+          const __m512 both = _mm512_mask_blend_ps(upper, first, second);
+          acc[i][0] = _mm512_fmadd_ps(first, b[0], acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps(first, b[1], acc[i][1]);
+          acc[i][2] = _mm512_fmadd_ps(both, b[2], acc[i][2]);
+          acc[i][3] = _mm512_fmadd_ps(second, b[3], acc[i][3]);
+          acc[i][4] = _mm512_fmadd_ps(second, b[4], acc[i][4]);
+        }
+      }
+    }
+    const auto last = static_cast<__mmask16>((1u << (2 * out_ - 64)) - 1);
+    for (int i = 0; i < R; ++i) {
+      for (int v = 0; v < 4; ++v) _mm512_storeu_ps(out + 2 * i * out_ + 16 * v, acc[i][v]);
+      _mm512_mask_storeu_ps(out + 2 * i * out_ + 64, last, acc[i][4]);
+    }
+  }
 #endif
 
   int vectors_ = 0;
   const std::vector<int64_t>& lags_;
   int64_t sign_, in_, out_, panel_, panels_;
-  std::vector<T> packed_, zeros_;
+  std::vector<T> packed_, zeros_, paired_;
 };
 
 // The kernel gradient's share of one utterance: wide[c, j F + f] += sum_t x[t - lags[j], c] dz[t, f] (double, (C,
