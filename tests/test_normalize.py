@@ -293,7 +293,7 @@ def test_speaker_predictions_equal_through_the_api_and_the_exported_graph(speake
     assert "--normalize speaker: every input of --wav taken as one speaker" in capsys.readouterr().out
     with open(table, newline="") as f:
         written = list(csv.DictReader(f))
-    assert [(r["prediction"], float(r[run.classes[0]])) for r in written] == \
+    assert [(r["label"], float(r[run.classes[0]])) for r in written] == \
         [(r["label"], pytest.approx(r["probabilities"][run.classes[0]], abs=1e-6)) for r in rows]
 
 

@@ -42,7 +42,8 @@ def test_predict_matches_the_original_on_the_same_files(shared, tmp_path, capsys
                  "--output", str(tmp_path / "p.csv"), "--test_path", reference(shared, "Test_Models", "EMODB_46")]) == 0
     with open(tmp_path / "p.csv") as f:
         table = list(csv.reader(f))
-    assert table[0][:2 + len(classes)] == ["file", "prediction", *classes] and len(table) == 2
+    assert table[0][:2 + len(classes)] == ["file", "label", *classes] and len(table) == 2
+    assert "held_out_label" in table[0]  # named as in the JSON, whose "training_corpus" holds "held_out_label"
     np.testing.assert_allclose([float(v) for v in table[1][2:2 + len(classes)]], golden[3, order.index(names[0])],
                                atol=1e-3)
 

@@ -201,7 +201,9 @@ def read_clips(source, signal_length: int, kind: str) -> list[Clip]:
 
 
 def write_output(path: str, rows: Iterable[dict], classes) -> None:
-    """The predictions as CSV or JSON (by the extension), written atomically, row by row as ``rows`` yields them."""
+    """The predictions as CSV or JSON (by the extension), written atomically, row by row as ``rows`` yields them.
+    A CSV column is named as the JSON key it flattens (``label``, ``held_out_label``, a class's probability under
+    the class's name), so that a script reads either."""
     def csv_row(r: dict) -> list:
         probabilities = r["probabilities"] or {}
         seen = r.get("training_corpus") or {}
@@ -211,8 +213,8 @@ def write_output(path: str, rows: Iterable[dict], classes) -> None:
                 r.get("error") or "", r.get("duration_seconds", ""), r.get("scored_seconds", ""),
                 r.get("notice", ""), r.get("warning", ""), f"{shift['distance']:.3f}" if shift else "",
                 f"{shift['threshold']:.3f}" if shift else ""]
-    write_table(path, rows, ["file", "prediction", *classes, "in_training_corpus", "held_out_by_fold",
-                             "held_out_prediction", "error", "duration_seconds", "scored_seconds", "notice",
+    write_table(path, rows, ["file", "label", *classes, "in_training_corpus", "held_out_by_fold",
+                             "held_out_label", "error", "duration_seconds", "scored_seconds", "notice",
                              "warning", "domain_shift_of_inputs", "domain_shift_threshold"],
                 map(csv_row, rows), follow_link=True)  # --output, the user's name
 
