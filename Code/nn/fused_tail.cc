@@ -475,8 +475,8 @@ class TapProduct {
     if (vectors_ == 3 && out_ > 32 && out_ <= 40) {  // two rows to a tile row: tap j, input i at (j in_ + i) 80
       paired_.assign(taps * in_ * 80, T(0));
       for (int64_t k = 0; k < taps * in_; ++k) {
-        std::copy_n(packed_.data() + k * 48, out_, paired_.data() + k * 80);
-        std::copy_n(packed_.data() + k * 48, out_, paired_.data() + k * 80 + out_);
+        std::copy_n(packed_.data() + k * panel_, out_, paired_.data() + k * 80);
+        std::copy_n(packed_.data() + k * panel_, out_, paired_.data() + k * 80 + out_);
       }
     }
   }
@@ -586,7 +586,7 @@ class TapProduct {
       }
     }
     const auto last = static_cast<__mmask16>((1u << (2 * out_ - 64)) - 1);
-    for (int i = 0; i < R; ++i) {
+    for (int i = 0; i < R; ++i) {  // full vectors by plain stores: all five masked made the forward ops slower
       for (int v = 0; v < 4; ++v) _mm512_storeu_ps(out + 2 * i * out_ + 16 * v, acc[i][v]);
       _mm512_mask_storeu_ps(out + 2 * i * out_ + 64, last, acc[i][4]);
     }
